@@ -1,0 +1,1 @@
+"""HTTP: the FastAPI app, one router per domain, problem+json errors. The only package that knows HTTP."""

@@ -1,0 +1,61 @@
+"""FastAPI dependencies: the worker's state, the caller's identity and role checks."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Coroutine
+from typing import Annotated, Any
+
+from fastapi import Depends, Header, Request
+
+from voucher_engine.api.state import AppState
+from voucher_engine.auth import service as auth_service
+from voucher_engine.auth.subjects import Subject
+from voucher_engine.errors import EngineError
+from voucher_engine.merchants import signing
+
+
+def get_state(request: Request) -> AppState:
+    return request.app.state.ve
+
+
+State = Annotated[AppState, Depends(get_state)]
+
+
+async def get_subject(request: Request, authorization: Annotated[str | None, Header()] = None) -> Subject:
+    state = get_state(request)
+    async with state.engine.connect() as conn:
+        return await auth_service.authenticate(conn, authorization)
+
+
+def require(*roles: str) -> Callable[..., Coroutine[Any, Any, Subject]]:
+    """A dependency that admits a bearer subject holding one of `roles` (401 without one, 403 with another)."""
+
+    async def dependency(subject: Annotated[Subject, Depends(get_subject)]) -> Subject:
+        if subject.role not in roles:
+            raise EngineError("FORBIDDEN", f"This needs the role {' or '.join(roles)}; the token is {subject.role}.")
+        return subject
+
+    return dependency
+
+
+Admin = Annotated[Subject, Depends(require("admin"))]
+
+
+async def get_signed_caller(
+    request: Request,
+    x_ve_key_id: Annotated[str | None, Header()] = None,
+    x_ve_timestamp: Annotated[str | None, Header()] = None,
+    x_ve_nonce: Annotated[str | None, Header()] = None,
+    x_ve_signature: Annotated[str | None, Header()] = None,
+) -> signing.SignedCaller:
+    """A merchant's till, proven by the HMAC signature of API.md. The nonce is spent even if the work then fails."""
+    state = get_state(request)
+    body = await request.body()
+    path = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    async with state.engine.begin() as conn:
+        return await signing.verify(conn, state.server_secret, method=request.method, path_with_query=path,
+                                    body=body, key_id=x_ve_key_id, timestamp=x_ve_timestamp, nonce=x_ve_nonce,
+                                    signature=x_ve_signature)
+
+
+SignedCaller = Annotated[signing.SignedCaller, Depends(get_signed_caller)]

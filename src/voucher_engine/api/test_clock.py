@@ -1,0 +1,62 @@
+"""`/v1/test/clock` (admin), mounted only with `--test-clock`: move the business time every worker sees."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+import sqlalchemy as sa
+from fastapi import APIRouter, Response
+from pydantic import AwareDatetime, BaseModel
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from voucher_engine import clock
+from voucher_engine.api.deps import Admin, State
+from voucher_engine.auth.schemas import StrictModel
+from voucher_engine.db.schema.foundation import test_clock
+
+router = APIRouter(prefix="/v1/test/clock", tags=["test"])
+
+
+class ClockSet(StrictModel):
+    now: AwareDatetime
+
+
+class ClockState(BaseModel):
+    now: datetime
+    real_now: datetime
+    offset_seconds: int
+
+
+async def refresh(conn: AsyncConnection) -> None:
+    """Load the shared offset into this worker's clock."""
+    offset_us = (await conn.execute(sa.select(test_clock.c.offset_us).where(test_clock.c.id == 1))).scalar()
+    clock.set_offset(timedelta(microseconds=offset_us or 0))
+
+
+def _state() -> ClockState:
+    return ClockState(now=clock.now(), real_now=clock.real_now(), offset_seconds=int(clock.offset().total_seconds()))
+
+
+@router.put("", response_model=ClockState)
+async def set_clock(body: ClockSet, state: State, _: Admin) -> ClockState:
+    offset_us = int((body.now - clock.real_now()) / timedelta(microseconds=1))
+    async with state.engine.begin() as conn:
+        statement = pg_insert(test_clock).values(id=1, offset_us=offset_us)
+        await conn.execute(statement.on_conflict_do_update(index_elements=[test_clock.c.id],
+                                                           set_={"offset_us": offset_us}))
+    clock.set_offset(timedelta(microseconds=offset_us))
+    return _state()
+
+
+@router.get("", response_model=ClockState)
+async def get_clock(_: Admin) -> ClockState:
+    return _state()
+
+
+@router.delete("", status_code=204)
+async def reset_clock(state: State, _: Admin) -> Response:
+    async with state.engine.begin() as conn:
+        await conn.execute(sa.delete(test_clock))
+    clock.set_offset(timedelta(0))
+    return Response(status_code=204)

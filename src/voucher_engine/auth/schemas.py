@@ -1,0 +1,25 @@
+"""Request and response bodies of the token endpoint."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class StrictModel(BaseModel):
+    """Unknown fields and loose coercions ("12" for 12) are refused: a typo must not pass silently."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+class TokenCreate(StrictModel):
+    role: Literal["admin", "gov", "auditor"]
+    issuer_id: str | None = Field(default=None, max_length=64)
+
+
+class TokenCreated(BaseModel):
+    token: str = Field(description="Shown once; only its SHA-256 is kept.")
+    id: str
+    role: str
+    issuer_id: str | None = None

@@ -1,0 +1,163 @@
+"""`voucher-engine`: serve | migrate | demo | token | contract | ledger | issue | bench."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import os
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from voucher_engine.config import Settings, get_settings
+
+app = typer.Typer(help="Targeted consumption subsidies paid as e-CNY smart-contract vouchers.", no_args_is_help=True,
+                  add_completion=False)
+token_app = typer.Typer(help="Bearer tokens for admin, gov and auditor.", no_args_is_help=True)
+app.add_typer(token_app, name="token")
+
+DataDir = Annotated[Optional[Path], typer.Option("--data-dir", help="Where the embedded PostgreSQL and keys live.")]
+
+
+def _settings(data_dir: Path | None, **overrides) -> Settings:
+    get_settings.cache_clear()
+    if data_dir is not None:
+        os.environ["VE_DATA_DIR"] = str(data_dir)
+    for name, value in overrides.items():
+        if value is not None:
+            os.environ[f"VE_{name.upper()}"] = str(value)
+    return get_settings()
+
+
+def prepare_database(settings: Settings) -> str:
+    """Start the embedded PostgreSQL when no DATABASE_URL is given, bring the schema to head, answer the URL.
+
+    The URL is also put into this process's environment, so that worker processes started later inherit it.
+    """
+    from voucher_engine.db import embedded, migrate
+
+    url = settings.database_url or embedded.start(settings.data_dir)
+    migrate.upgrade(url)
+    os.environ["DATABASE_URL"] = url
+    get_settings.cache_clear()
+    return url
+
+
+def prepare_keys(settings: Settings) -> None:
+    """Create the server's key files once, before workers start, so that they never race to create them."""
+    from voucher_engine.secrets_store import load_server_secret
+
+    load_server_secret(settings.resolved_server_secret_path)
+    try:
+        from voucher_engine.ledger import checkpoints
+    except ImportError:
+        return
+    checkpoints.load_signing_key(settings.resolved_signing_key_path)
+
+
+def run_server(settings: Settings) -> None:
+    import uvicorn
+
+    uvicorn.run("voucher_engine.api.app:create_app", factory=True, host=settings.host, port=settings.port,
+                workers=settings.workers, log_level=settings.log_level, access_log=False,
+                loop="uvloop", http="httptools", timeout_graceful_shutdown=10)
+
+
+@app.command()
+def serve(
+    host: Annotated[Optional[str], typer.Option(help="Interface to listen on.")] = None,
+    port: Annotated[Optional[int], typer.Option(help="TCP port.")] = None,
+    data_dir: DataDir = None,
+    workers: Annotated[Optional[int], typer.Option(help="Worker processes.")] = None,
+    test_clock: Annotated[bool, typer.Option("--test-clock", help="Allow PUT /v1/test/clock (never in production).")] = False,
+) -> None:
+    """Run the HTTP service (with the embedded PostgreSQL unless DATABASE_URL is set)."""
+    settings = _settings(data_dir, host=host, port=port, workers=workers, test_clock=test_clock or None)
+    prepare_database(settings)
+    settings = get_settings()
+    prepare_keys(settings)
+    run_server(settings)
+
+
+@app.command()
+def migrate(data_dir: DataDir = None) -> None:
+    """Bring the database schema to the newest migration."""
+    from voucher_engine.db import migrate as migrations
+
+    prepare_database(_settings(data_dir))
+    typer.echo(f"schema at {migrations.head_revision()}", err=True)
+
+
+@token_app.command("create")
+def token_create(
+    role: Annotated[str, typer.Option(help="admin, gov or auditor.")],
+    issuer_id: Annotated[Optional[str], typer.Option(help="The issuer a gov (or auditor) token is bound to.")] = None,
+    data_dir: DataDir = None,
+) -> None:
+    """Make a token and print it, alone, on standard output (it is shown only this once)."""
+    from voucher_engine.auth import service
+    from voucher_engine.db.engine import create_engine
+    from voucher_engine.errors import EngineError
+
+    url = prepare_database(_settings(data_dir))
+
+    async def make() -> str:
+        engine = create_engine(url, pool_size=1)
+        try:
+            async with engine.begin() as conn:
+                token, _ = await service.create_token(conn, role, issuer_id)
+                return token
+        finally:
+            await engine.dispose()
+
+    try:
+        token = asyncio.run(make())
+    except EngineError as exc:
+        typer.echo(f"error: {exc.detail}", err=True)
+        raise typer.Exit(2) from None
+    sys.stdout.write(token + "\n")
+
+
+@app.command()
+def demo(
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
+    data_dir: DataDir = Path("./ve-demo-data"),
+    test_clock: Annotated[bool, typer.Option("--test-clock/--no-test-clock")] = True,
+) -> None:
+    """Serve with a demo issuer, two merchants and a funded, active campaign; print commands to try it."""
+    from voucher_engine import demo as demo_module
+
+    settings = _settings(data_dir, host=host, port=port, test_clock=test_clock)
+    prepare_database(settings)
+    settings = get_settings()
+    prepare_keys(settings)
+    demo_module.seed_and_print(settings)
+    run_server(settings)
+
+
+def _mount_optional(module_name: str, name: str, help_text: str) -> None:
+    """Mount a domain's own sub-commands, if that domain has landed."""
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        if exc.name != module_name:
+            raise
+        return
+    app.add_typer(module.app, name=name, help=help_text)
+
+
+_mount_optional("voucher_engine.contracts.cli", "contract", "Check and explain contracts.")
+_mount_optional("voucher_engine.ledger.cli", "ledger", "Verify the ledger offline or against the database.")
+_mount_optional("voucher_engine.campaigns.cli", "issue", "Issue vouchers from a CSV of holders.")
+_mount_optional("voucher_engine.bench", "bench", "Benchmarks that print figures.")
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,49 @@
+"""Configuration, read from the environment once per process.
+
+Every setting has a `VE_` name; `DATABASE_URL` keeps its conventional name so that container platforms can inject
+it. Without a `DATABASE_URL` the service runs an embedded PostgreSQL under the data directory.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import AliasChoices, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """What one process of the engine needs to know about its surroundings."""
+
+    model_config = SettingsConfigDict(env_prefix="VE_", extra="ignore")
+
+    database_url: str | None = Field(default=None, validation_alias=AliasChoices("DATABASE_URL", "VE_DATABASE_URL"))
+    data_dir: Path = Path("./ve-data")
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=1, le=65535)
+    workers: int = Field(default=1, ge=1, le=64)
+    # Ed25519 key that signs ledger checkpoints; generated on first start when absent.
+    signing_key_path: Path | None = None
+    # 32-byte secret from which POS keys' HMAC secrets and voucher-code MACs are derived.
+    server_secret_path: Path | None = None
+    test_clock: bool = False
+    db_pool_size: int = Field(default=10, ge=1, le=200)
+    # Bodies above this are refused with 413 before they are read in full.
+    max_body_bytes: int = Field(default=1 << 20, ge=1024, le=1 << 30)
+    # Issuance bodies carry holder lists and may be larger.
+    max_issuance_body_bytes: int = Field(default=64 << 20, ge=1024, le=1 << 30)
+    log_level: str = "info"
+
+    @property
+    def resolved_signing_key_path(self) -> Path:
+        return self.signing_key_path or self.data_dir / "ledger-signing.key"
+
+    @property
+    def resolved_server_secret_path(self) -> Path:
+        return self.server_secret_path or self.data_dir / "server-secret.key"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,1 @@
+"""PostgreSQL: table definitions, the async engine, migrations and the embedded server launcher."""

@@ -1,0 +1,33 @@
+"""The async SQLAlchemy engine over asyncpg, shared by a process."""
+
+from __future__ import annotations
+
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+
+def async_url(url: str) -> str:
+    """`postgresql://...` as people write it, turned into the asyncpg dialect SQLAlchemy needs."""
+    parsed = make_url(url)
+    if parsed.drivername in ("postgresql", "postgres", "postgresql+psycopg", "postgresql+psycopg2"):
+        parsed = parsed.set(drivername="postgresql+asyncpg")
+    if parsed.drivername != "postgresql+asyncpg":
+        raise ValueError(f"only PostgreSQL is supported, not {parsed.drivername!r}")
+    return parsed.render_as_string(hide_password=False)
+
+
+def plain_url(url: str) -> str:
+    """The libpq form of a URL (what asyncpg.connect and psql take)."""
+    parsed = make_url(url).set(drivername="postgresql")
+    return parsed.render_as_string(hide_password=False)
+
+
+def create_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
+    return create_async_engine(
+        async_url(url),
+        pool_size=pool_size,
+        max_overflow=pool_size,
+        pool_pre_ping=True,
+        # Hot statements are prepared once per connection by asyncpg; keep a generous cache.
+        connect_args={"statement_cache_size": 512, "server_settings": {"application_name": "voucher-engine"}},
+    )

@@ -1,0 +1,43 @@
+"""Bring a database to the newest schema with Alembic, which owns every schema change."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from alembic.script import ScriptDirectory
+
+import voucher_engine
+
+
+def migrations_dir() -> Path:
+    """Where the migration scripts are: inside the installed wheel, or at the top of a source checkout."""
+    packaged = Path(voucher_engine.__file__).parent / "migrations"
+    if packaged.is_dir():
+        return packaged
+    return Path(voucher_engine.__file__).resolve().parents[2] / "migrations"
+
+
+def alembic_config(url: str) -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(migrations_dir()))
+    # Passed as an attribute, not an option: ConfigParser would mangle the '%' of encoded passwords.
+    config.attributes["database_url"] = url
+    return config
+
+
+def head_revision() -> str:
+    head = ScriptDirectory.from_config(alembic_config("postgresql://unused")).get_current_head()
+    assert head is not None, "the migrations folder has no revisions"
+    return head
+
+
+def upgrade(url: str) -> None:
+    """Run every pending migration (synchronously; call from outside a running event loop)."""
+    command.upgrade(alembic_config(url), "head")
+
+
+async def upgrade_async(url: str) -> None:
+    await asyncio.to_thread(upgrade, url)

@@ -1,0 +1,1 @@
+"""Merchants: the registry (category, region, tags, status), their POS keys, and request signing."""
