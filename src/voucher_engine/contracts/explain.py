@@ -80,6 +80,8 @@ def expected_text(op: str, ftype: str, value: Any) -> str:
     else:
         shown = show(ftype, value)
     ordered = ftype in ("time", "date")
+    if op == "within":
+        return f"within {shown}" if len(value) == 1 else f"within one of {shown}"
     return {
         "=": shown,
         "!=": f"anything but {shown}",
@@ -89,7 +91,6 @@ def expected_text(op: str, ftype: str, value: Any) -> str:
         ">=": f"{shown} or later" if ordered else f"at least {shown}",
         "in": f"one of {shown}",
         "not_in": f"none of {shown}",
-        "within": f"within {shown}" if len(value) == 1 else f"within one of {shown}",
         "not_within": f"outside {shown}",
         "like": f"matching {shown}",
         "has": f"tagged {shown}",
