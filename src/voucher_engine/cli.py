@@ -58,7 +58,13 @@ def prepare_keys(settings: Settings) -> None:
 
 
 def run_server(settings: Settings) -> None:
+    import signal
+
     import uvicorn
+
+    # uvicorn re-raises the signal that stopped it once it has shut down; with the default SIGTERM action that
+    # would kill this process before its exit handlers stop the embedded PostgreSQL. Exit normally instead.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
 
     uvicorn.run("voucher_engine.api.app:create_app", factory=True, host=settings.host, port=settings.port,
                 workers=settings.workers, log_level=settings.log_level, access_log=False,

@@ -8,12 +8,12 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from voucher_engine.api.problems import problem_document
 
 
-class BodyTooLarge(Exception):
-    pass
-
-
 class BodyLimitMiddleware:
-    """Refuse bodies above a limit with 413 problem+json; paths ending in a listed suffix get a larger limit."""
+    """Refuse bodies above a limit with 413 problem+json; paths ending in a listed suffix get a larger limit.
+
+    The body is read here, in full and against the limit, before the app sees it: FastAPI would turn an error
+    raised while it reads into a generic 400, and a client must learn that its body was too large.
+    """
 
     def __init__(self, app: ASGIApp, *, default_bytes: int, large_bytes: int, large_suffixes: tuple[str, ...]):
         self.app = app
@@ -22,7 +22,7 @@ class BodyLimitMiddleware:
         self.large_suffixes = large_suffixes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        if scope["type"] != "http" or scope["method"] in ("GET", "HEAD", "OPTIONS"):
             await self.app(scope, receive, send)
             return
         limit = self.large_bytes if scope["path"].endswith(self.large_suffixes) else self.default_bytes
@@ -30,29 +30,30 @@ class BodyLimitMiddleware:
         if declared is not None and declared > limit:
             await _refuse(send, limit)
             return
+        chunks: list[bytes] = []
         received = 0
-        response_started = False
-
-        async def limited_receive() -> Message:
-            nonlocal received
+        while True:
             message = await receive()
-            if message["type"] == "http.request":
-                received += len(message.get("body", b""))
-                if received > limit:
-                    raise BodyTooLarge()
-            return message
-
-        async def tracking_send(message: Message) -> None:
-            nonlocal response_started
-            if message["type"] == "http.response.start":
-                response_started = True
-            await send(message)
-
-        try:
-            await self.app(scope, limited_receive, tracking_send)
-        except BodyTooLarge:
-            if not response_started:
+            if message["type"] != "http.request":
+                return  # the client went away before sending its body
+            chunk = message.get("body", b"")
+            received += len(chunk)
+            if received > limit:
                 await _refuse(send, limit)
+                return
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        replayed = False
+
+        async def replay() -> Message:
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": b"".join(chunks), "more_body": False}
+            return await receive()
+
+        await self.app(scope, replay, send)
 
 
 def _content_length(scope: Scope) -> int | None:

@@ -32,6 +32,9 @@ def decode_cursor(cursor: str | None) -> str | None:
     if cursor is None:
         return None
     try:
-        return base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        value = base64.b64decode(cursor + "=" * (-len(cursor) % 4), altchars=b"-_", validate=True).decode()
     except (ValueError, UnicodeDecodeError):
-        raise EngineError("VALIDATION_ERROR", "The cursor is not one this service gave out.") from None
+        value = ""
+    if not value:
+        raise EngineError("VALIDATION_ERROR", "The cursor is not one this service gave out.")
+    return value

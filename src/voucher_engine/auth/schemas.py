@@ -8,7 +8,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 
 class StrictModel(BaseModel):
-    """Unknown fields and loose coercions ("12" for 12) are refused: a typo must not pass silently."""
+    """Unknown fields and loose coercions ("12" or 12.0 for 12) are refused: a typo must not pass silently.
+
+    JSON has no date type, so datetime fields must opt out with `Field(strict=False)` to accept RFC 3339 text."""
 
     model_config = ConfigDict(extra="forbid", strict=True)
 

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Response
+from pydantic import BaseModel
 
-from voucher_engine.api.deps import Admin, State
+from voucher_engine import clock
+from voucher_engine.api.deps import Admin, SignedCaller, State
 from voucher_engine.api.paging import Cursor, Limit, Page, decode_cursor, encode_cursor
 from voucher_engine.merchants import repository, service
 from voucher_engine.merchants.schemas import MERCHANT_ID_PATTERN, KeyCreated, Merchant, MerchantPut
@@ -62,3 +65,21 @@ async def revoke_key(merchant_id: MerchantId, key_id: Annotated[str, Path(max_le
     async with state.engine.begin() as conn:
         await service.revoke_key(conn, merchant_id, key_id)
     return Response(status_code=204)
+
+
+pos_router = APIRouter(prefix="/v1/pos", tags=["redemption"])
+
+
+class PosPing(BaseModel):
+    merchant_id: str
+    key_id: str
+    server_time: datetime
+
+
+@pos_router.get("/ping", response_model=PosPing)
+async def ping(caller: SignedCaller) -> PosPing:
+    """A signed no-op, so that a till vendor can check its signing code before it touches money."""
+    return PosPing(merchant_id=caller.merchant_id, key_id=caller.key_id, server_time=clock.real_now())
+
+
+routers = [router, pos_router]

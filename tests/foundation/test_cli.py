@@ -1,0 +1,68 @@
+"""The README's promise, as a real process: `voucher-engine serve` on a fresh data directory answers /readyz
+within 15 s using its own embedded PostgreSQL, and `token create` works while it runs."""
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+CLI = [sys.executable, "-m", "voucher_engine.cli"]
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _env() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("VE_") and k != "DATABASE_URL"}
+    return env
+
+
+def test_serve_is_ready_within_15s_and_token_create_works_beside_it(tmp_path: Path):
+    data_dir = tmp_path / "data"
+    port = _free_port()
+    started = time.monotonic()
+    server = subprocess.Popen([*CLI, "serve", "--data-dir", str(data_dir), "--port", str(port)], env=_env(),
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        ready_after = None
+        while time.monotonic() - started < 30:
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200:
+                    ready_after = time.monotonic() - started
+                    break
+            except httpx.HTTPError:
+                pass
+            if server.poll() is not None:
+                raise AssertionError(server.stdout.read().decode())
+            time.sleep(0.2)
+        assert ready_after is not None and ready_after < 15, ready_after
+
+        made = subprocess.run([*CLI, "token", "create", "--role", "admin", "--data-dir", str(data_dir)],
+                              env=_env(), capture_output=True, text=True, timeout=60)
+        assert made.returncode == 0, made.stderr
+        token = made.stdout.strip()
+        assert token.startswith("ve_") and "\n" not in token
+        response = httpx.post(f"http://127.0.0.1:{port}/v1/issuers", json={"name": "SH", "region_code": "310000"},
+                              headers={"Authorization": f"Bearer {token}"}, timeout=5)
+        assert response.status_code == 201, response.text
+        # The service still runs after the token command has exited (it must not stop the shared database).
+        assert httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=5).status_code == 200
+    finally:
+        server.send_signal(signal.SIGTERM)
+        try:
+            server.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(server.pid, signal.SIGKILL)
+            server.wait()
+    # The embedded PostgreSQL was stopped with the service.
+    assert not (data_dir / "pg" / "postmaster.pid").exists()
+    shutil.rmtree(data_dir, ignore_errors=True)
