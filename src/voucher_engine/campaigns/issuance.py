@@ -1,0 +1,236 @@
+"""Issuance (发券): targeted lists and lotteries, a million vouchers in seconds.
+
+An issuance is one database transaction on one connection, under the campaign's advisory lock (so issuances and
+close of one campaign never interleave): either every voucher of it is issued or none. Holders stream through in
+chunks of `CHUNK`: each chunk is checked in Python (holder conditions by the compiled contract, per-holder limits,
+quantity) and the accepted vouchers go to PostgreSQL by binary COPY. Memory stays flat whatever the list's size:
+one chunk of rows, plus one small integer per holder already issued to in this issuance (to catch a holder listed
+twice in different chunks; a match is then confirmed exactly in the database).
+
+Rules, in the order applied to each listed holder:
+1. `NOT_ELIGIBLE` — the contract's holder conditions fail on the attributes given;
+2. `HOLDER_LIMIT` — the holder (`id_hash`, else the wallet) already holds `per_holder_limit` vouchers of this
+   campaign, counting every status and every wallet with the same `id_hash`;
+3. `SOLD_OUT` — the campaign's quantity is reached.
+Otherwise the holder gets one voucher whose window is the contract's (`valid_for N days from issue` counts from the
+issuance's start, the same instant for the whole list).
+
+Issuances of `JOB_THRESHOLD` holders or more run in the background of the worker that received them and report
+progress in their `issuances` row (GET /v1/issuances/{id}).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterable, Awaitable, Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import orjson
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from voucher_engine import clock
+from voucher_engine.campaigns import cache, ids, lottery, repository
+from voucher_engine.campaigns.schemas import MAX_REJECTED_LISTED, HolderTuple
+from voucher_engine.db.raw import driver
+from voucher_engine.errors import EngineError
+
+log = logging.getLogger("voucher_engine.campaigns.issuance")
+
+CHUNK = 20_000
+# Lottery publications list excluded applicants and winners up to this many; past it, digests and counts only.
+MAX_PUBLISHED_KEYS = 100_000
+ISSUABLE_STATUSES = ("funded", "active")
+
+Progress = Callable[[int, int, int], Awaitable[None]]
+
+
+@dataclass
+class Outcome:
+    processed: int = 0
+    issued: int = 0
+    rejected_count: int = 0
+    rejected: list[dict[str, str]] = field(default_factory=list)
+    lottery: dict[str, Any] | None = None
+    voucher_ids: list[str] = field(default_factory=list)
+
+    def reject(self, wallet_id: str, code: str) -> None:
+        self.rejected_count += 1
+        if len(self.rejected) < MAX_REJECTED_LISTED:
+            self.rejected.append({"wallet_id": wallet_id, "code": code})
+
+
+def holder_key(wallet_id: str, id_hash: str | None) -> str:
+    return f"h:{id_hash}" if id_hash else f"w:{wallet_id}"
+
+
+async def _chunks_of(holders: Iterable[HolderTuple] | AsyncIterable[list[HolderTuple]]):
+    if hasattr(holders, "__aiter__"):
+        async for chunk in holders:  # type: ignore[union-attr]
+            yield chunk
+        return
+    chunk: list[HolderTuple] = []
+    for holder in holders:  # type: ignore[union-attr]
+        chunk.append(holder)
+        if len(chunk) == CHUNK:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+def check_issuable(row, kind: str, now: datetime) -> None:
+    """Refusals that apply to the whole issuance (answered before any job starts)."""
+    if row.status not in ISSUABLE_STATUSES:
+        raise EngineError("INVALID_STATE", f"Vouchers are issued while a campaign is funded or active; this one is "
+                                           f"{row.status}.", status=row.status)
+    if row.distribution != kind:
+        raise EngineError("VALIDATION_ERROR", f"This campaign's contract distributes by {row.distribution}; "
+                                              f"a {kind} issuance does not apply.")
+    if row.valid_until is not None and now >= row.valid_until:
+        raise EngineError("INVALID_STATE", "The campaign's validity window has ended; no voucher can be issued.")
+
+
+async def _prior_counts(raw, campaign_id: str, keys: list[str]) -> dict[str, int]:
+    if not keys:
+        return {}
+    rows = await raw.fetch(
+        "SELECT holder_key, count(*) AS n FROM vouchers WHERE campaign_id = $1 AND holder_key = ANY($2::text[])"
+        " GROUP BY holder_key", campaign_id, keys)
+    return {row["holder_key"]: row["n"] for row in rows}
+
+
+async def run(engine: AsyncEngine, campaign_id: str, issuance_id: str, *, kind: str,
+              holders: Iterable[HolderTuple] | AsyncIterable[list[HolderTuple]] | None = None,
+              applicants: list[HolderTuple] | None = None, seed: bytes | None = None,
+              progress: Progress | None = None, keep_voucher_ids: bool = False) -> Outcome:
+    """Issue to a targeted list (`holders`) or draw a lottery (`applicants`, `seed`), in one transaction."""
+    outcome = Outcome()
+    async with engine.begin() as conn:
+        await repository.lock_campaign(conn, campaign_id)
+        row = await repository.get_campaign(conn, campaign_id)
+        if row is None:
+            raise EngineError("NOT_FOUND", f"No campaign {campaign_id!r}.")
+        issued_at = clock.now()
+        check_issuable(row, kind, issued_at)
+        terms = cache.terms_from_row(row)
+        raw = await driver(conn)
+        existing = await raw.fetchval("SELECT count(*) FROM vouchers WHERE campaign_id = $1", campaign_id)
+        remaining = row.quantity - existing
+        assert remaining >= 0, (row.quantity, existing)
+        if kind == "lottery":
+            assert applicants is not None and seed is not None
+            winners, outcome.lottery = await _draw(raw, terms, applicants, seed, remaining, outcome)
+            source: Any = winners
+            checked = True
+        else:
+            assert holders is not None
+            source, checked = holders, False
+        await _issue(raw, terms, issuance_id, source, issued_at, remaining, existing > 0, checked, outcome,
+                     progress, keep_voucher_ids)
+        await repository.update_issuance(
+            conn, issuance_id, status="done", processed=outcome.processed, issued=outcome.issued,
+            rejected_count=outcome.rejected_count, rejected=outcome.rejected, lottery=outcome.lottery,
+            updated_at=clock.now(), finished_at=clock.now())
+    return outcome
+
+
+async def _issue(raw, terms: cache.Terms, issuance_id: str, holders, issued_at: datetime, remaining: int,
+                 had_vouchers: bool, checked: bool, outcome: Outcome, progress: Progress | None,
+                 keep_voucher_ids: bool) -> None:
+    campaign_id = terms.campaign_id
+    limit = terms.per_holder_limit
+    check_holder = terms.contract.check_holder
+    valid_from, valid_until = terms.window_for(issued_at)
+    face = terms.face_value_fen
+    dumps = orjson.dumps
+    # Holders already given a voucher by this issuance, by hash; a hit is confirmed exactly in the database.
+    seen: set[int] = set()
+    async for chunk in _chunks_of(holders):
+        keys = [holder_key(wallet_id, id_hash) for wallet_id, id_hash, _ in chunk]
+        lookup = keys if had_vouchers else [key for key in keys if hash(key) in seen]
+        counts = await _prior_counts(raw, campaign_id, list(set(lookup))) if lookup else {}
+        records = []
+        for (wallet_id, id_hash, attributes), key in zip(chunk, keys):
+            outcome.processed += 1
+            if not checked and check_holder(attributes):
+                outcome.reject(wallet_id, "NOT_ELIGIBLE")
+                continue
+            held = counts.get(key, 0)
+            if held >= limit:
+                outcome.reject(wallet_id, "HOLDER_LIMIT")
+                continue
+            if remaining == 0:
+                outcome.reject(wallet_id, "SOLD_OUT")
+                continue
+            counts[key] = held + 1
+            remaining -= 1
+            records.append([campaign_id, None, wallet_id, id_hash, key, "issued", valid_from, valid_until, face,
+                            face, issued_at, issuance_id, dumps(attributes).decode(), 1, issued_at])
+        if records:
+            voucher_ids = ids.voucher_id_block(len(records))
+            for record, voucher_id in zip(records, voucher_ids):
+                record[1] = voucher_id
+            for key in counts:
+                seen.add(hash(key))
+            await raw.copy_records_to_table("vouchers", records=records, columns=repository.VOUCHER_COPY_COLUMNS)
+            outcome.issued += len(records)
+            if keep_voucher_ids:
+                outcome.voucher_ids.extend(voucher_ids)
+        if progress is not None:
+            await progress(outcome.processed, outcome.issued, outcome.rejected_count)
+        await asyncio.sleep(0)
+    assert remaining >= 0
+
+
+async def _draw(raw, terms: cache.Terms, applicants: list[HolderTuple], seed: bytes, slots: int,
+                outcome: Outcome) -> tuple[list[HolderTuple], dict[str, Any]]:
+    """Run the lottery over the applicants; answers the winners (checked) and the publication."""
+    by_key: dict[str, HolderTuple] = {}
+    for holder in applicants:
+        by_key.setdefault(lottery.applicant_key(holder[0], holder[1]), holder)
+    keys = sorted(by_key)
+    check_holder = terms.contract.check_holder
+    excluded: list[dict[str, str]] = []
+    candidates: list[str] = []
+    for key in keys:
+        if check_holder(by_key[key][2]):
+            excluded.append({"key": key, "code": "NOT_ELIGIBLE"})
+        else:
+            candidates.append(key)
+    holder_keys = sorted({lottery.holder_key_of(key) for key in candidates})
+    prior: dict[str, int] = {}
+    for start in range(0, len(holder_keys), 50_000):
+        prior.update(await _prior_counts(raw, terms.campaign_id, holder_keys[start:start + 50_000]))
+    limit = terms.per_holder_limit
+    still: list[str] = []
+    for key in candidates:
+        if prior.get(lottery.holder_key_of(key), 0) >= limit:
+            excluded.append({"key": key, "code": "HOLDER_LIMIT"})
+        else:
+            still.append(key)
+    winners = lottery.draw(seed, still, slots, limit, prior)
+    for entry in excluded:
+        outcome.reject(by_key[entry["key"]][0], entry["code"])
+    outcome.processed = len(applicants) - len(winners)
+    publication: dict[str, Any] = {
+        "algorithm": lottery.ALGORITHM,
+        "description": lottery.DESCRIPTION,
+        "seed": seed.hex(),
+        "applicants": len(keys),
+        "applicants_sha256": lottery.digest(keys),
+        "excluded_count": len(excluded),
+        "excluded": sorted(excluded, key=lambda e: e["key"]) if len(excluded) <= MAX_PUBLISHED_KEYS else None,
+        "candidates_sha256": lottery.digest(still),
+        "per_holder_limit": limit,
+        "prior_vouchers": {k: v for k, v in sorted(prior.items()) if v} if len(prior) <= MAX_PUBLISHED_KEYS else None,
+        "slots": slots,
+        "winners_count": len(winners),
+        "winners_sha256": lottery.digest(winners),
+        "winners": winners if len(winners) <= MAX_PUBLISHED_KEYS else None,
+        "not_drawn": len(still) - len(winners),
+    }
+    return [by_key[key] for key in winners], publication

@@ -1,0 +1,254 @@
+"""Campaigns for governments: create from a contract, the lifecycle, funding, close, totals and wallets.
+
+Lifecycle (状态机)::
+
+    draft --fund--> funded --activate--> active <--pause/activate--> paused
+                                           |                            |
+                                           +-----------close------------+--> closed
+
+Every other move is refused with `INVALID_STATE`. Moves are conditional UPDATEs under the campaign's advisory lock
+(repository.lock_campaign), so two concurrent moves cannot both win.
+
+- **Fund** moves the whole budget from each funder's fiscal account to the campaign's escrow in one balanced `fund`
+  transaction, in the contract's shares (rounded down to the fen; the leftover fen to the first funder listed).
+  Every funder must be a registered issuer (`iss_<region>`), else `CONFLICT` naming the missing ones.
+- **Close** first expires the vouchers whose window has ended, then revokes every voucher still spendable (an
+  early close: some voucher was still within, or not yet in, its window), stops first-come stock, and returns the
+  whole escrow balance to the funders in one `return` transaction split by the same rule. For a fixed window the
+  campaign's window ends at its `valid_until`; for a validity relative to issue it ends when the last voucher
+  issued has passed its own `valid_until`. Closing is allowed from `active` and `paused`.
+
+Scoping: gov creates campaigns only for contracts whose issuer region lies within its own region, and sees and
+changes only its own issuer's campaigns (another's answer 404). Auditors read (a bound auditor, one issuer's);
+admins read everything.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import orjson
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from voucher_engine import clock
+from voucher_engine.auth.subjects import Subject, region_contains
+from voucher_engine.campaigns import cache, codes, expiry, ids, money, repository
+from voucher_engine.campaigns.schemas import Campaign, CampaignDetail, CheckAnswer, Funding, Totals, Voucher
+from voucher_engine.contracts import ContractInvalid, check_contract, compile_contract
+from voucher_engine.contracts import FixedWindow
+from voucher_engine.db.schema.foundation import issuers
+from voucher_engine.errors import EngineError
+
+# First-come stock is split over this many rows at most (fewer when the quantity is smaller).
+MAX_STOCK_SHARDS = 64
+
+TRANSITIONS: dict[str, tuple[tuple[str, ...], str]] = {
+    "fund": (("draft",), "funded"),
+    "activate": (("funded", "paused"), "active"),
+    "pause": (("active",), "paused"),
+    "close": (("active", "paused"), "closed"),
+}
+
+
+def check(source: str) -> CheckAnswer:
+    result = check_contract(source)
+    if not result.ok:
+        raise EngineError("CONTRACT_INVALID", f"The contract has {len(result.errors)} error(s).",
+                          errors=[d.to_dict() for d in result.errors])
+    return CheckAnswer(ok=True, summary=result.summary, warnings=[d.to_dict() for d in result.warnings])
+
+
+def stock_split(quantity: int) -> list[int]:
+    shards = min(MAX_STOCK_SHARDS, quantity)
+    base, extra = divmod(quantity, shards)
+    return [base + (1 if shard < extra else 0) for shard in range(shards)]
+
+
+async def create(conn: AsyncConnection, subject: Subject, source: str) -> CampaignDetail:
+    if subject.role != "gov" or subject.issuer_id is None or subject.issuer_region is None:
+        raise EngineError("FORBIDDEN", "Only a government (gov) token creates campaigns.")
+    try:
+        contract = compile_contract(source)
+    except ContractInvalid as exc:
+        raise EngineError("CONTRACT_INVALID", f"The contract has {len(exc.errors)} error(s).",
+                          errors=[d.to_dict() for d in exc.errors]) from None
+    if not region_contains(subject.issuer_region, contract.issuer_region):
+        raise EngineError("FORBIDDEN", f"The contract's issuer region {contract.issuer_region} is not within this "
+                                       f"government's region {subject.issuer_region}.")
+    now = clock.now()
+    campaign_id = ids.new_campaign_id()
+    validity = contract.validity
+    fixed = isinstance(validity, FixedWindow)
+    stock = stock_split(contract.quantity) if contract.distribution == "first_come" else []
+    values = {
+        "id": campaign_id, "issuer_id": subject.issuer_id, "name": contract.name, "status": "draft",
+        "contract_source": source, "contract_sha256": contract.sha256, "issuer_region": contract.issuer_region,
+        "timezone": contract.timezone, "budget_fen": contract.budget_fen, "quantity": contract.quantity,
+        "per_holder_limit": contract.per_holder_limit, "kind": contract.kind, "distribution": contract.distribution,
+        "face_value_fen": contract.face_value_fen, "daily_cap_fen": contract.daily_cap_fen,
+        "valid_from": validity.valid_from if fixed else None, "valid_until": validity.valid_until if fixed else None,
+        "validity_seconds": None if fixed else validity.seconds, "summary": contract.summary(),
+        "stock_shards": len(stock), "created_at": now, "updated_at": now,
+    }
+    funders = [{"campaign_id": campaign_id, "position": position, "region_code": funder.region_code,
+                "issuer_id": f"iss_{funder.region_code}", "share_bp": funder.share_bp}
+               for position, funder in enumerate(contract.funders)]
+    await repository.insert_campaign(conn, values, funders, stock)
+    await money.open_escrow(conn, campaign_id)
+    return await get(conn, subject, campaign_id)
+
+
+async def _visible_row(conn: AsyncConnection, subject: Subject, campaign_id: str, *, lock: bool = False) -> sa.Row:
+    if lock:
+        await repository.lock_campaign(conn, campaign_id)
+    row = await repository.get_campaign(conn, campaign_id)
+    if row is None or not subject.can_see_issuer(row.issuer_id):
+        raise EngineError("NOT_FOUND", f"No campaign {campaign_id!r}.")
+    return row
+
+
+async def get(conn: AsyncConnection, subject: Subject, campaign_id: str, *, with_totals: bool = True) -> CampaignDetail:
+    row = await _visible_row(conn, subject, campaign_id)
+    funders = await repository.funders_of(conn, campaign_id)
+    totals = await campaign_totals(conn, campaign_id) if with_totals else None
+    return to_detail(row, funders, totals)
+
+
+async def list_campaigns(conn: AsyncConnection, subject: Subject, *, after: str | None, limit: int) -> list[Campaign]:
+    issuer_filter = None if subject.can_see_issuer("\x00all") else subject.issuer_id
+    rows = await repository.list_campaigns(conn, issuer_id=issuer_filter, after=after, limit=limit)
+    funders = await repository.funders_of_many(conn, [row.id for row in rows]) if rows else {}
+    return [to_model(row, funders[row.id], None) for row in rows]
+
+
+async def campaign_totals(conn: AsyncConnection, campaign_id: str) -> Totals:
+    counts = await repository.voucher_counts(conn, campaign_id)
+    found = await money.totals(conn, campaign_id)
+    return Totals(funded_fen=found.funded_fen, issued_fen=counts["issued_fen"], redeemed_fen=found.redeemed_fen,
+                  refunded_fen=found.refunded_fen, returned_fen=found.returned_fen,
+                  outstanding_fen=found.outstanding_fen, vouchers_issued=counts["issued"],
+                  vouchers_redeemed=counts["redeemed"], vouchers_expired=counts["expired"],
+                  vouchers_revoked=counts["revoked"])
+
+
+def _require_changer(subject: Subject, row: sa.Row) -> None:
+    if subject.role != "gov" or subject.issuer_id != row.issuer_id:
+        # Readers who may see it are told they may not change it; others were already answered 404.
+        raise EngineError("FORBIDDEN", "Only the issuing government changes a campaign.")
+
+
+def _refuse(row: sa.Row, action: str) -> EngineError:
+    allowed, _ = TRANSITIONS[action]
+    return EngineError("INVALID_STATE", f"Cannot {action} a campaign that is {row.status}; {action} needs "
+                                        f"{' or '.join(allowed)}.", status=row.status)
+
+
+async def transition(conn: AsyncConnection, subject: Subject, campaign_id: str, action: str) -> CampaignDetail:
+    """One lifecycle move (fund, activate, pause, close), with its money where it has any."""
+    row = await _visible_row(conn, subject, campaign_id, lock=True)
+    _require_changer(subject, row)
+    allowed, to = TRANSITIONS[action]
+    if row.status not in allowed:
+        raise _refuse(row, action)
+    now = clock.now()
+    if action == "fund":
+        await _fund(conn, row, now)
+    elif action == "activate":
+        extra = {"activated_at": now} if row.activated_at is None else {}
+        if await repository.move_status(conn, campaign_id, allowed, to, now, **extra) is None:
+            raise _refuse(row, action)
+    elif action == "pause":
+        if await repository.move_status(conn, campaign_id, allowed, to, now) is None:
+            raise _refuse(row, action)
+    else:
+        await _close(conn, row, now)
+    return await get(conn, subject, campaign_id)
+
+
+async def _fund(conn: AsyncConnection, row: sa.Row, now: datetime) -> None:
+    funders = await repository.funders_of(conn, row.id)
+    wanted = [funder.issuer_id for funder in funders]
+    registered = set((await conn.execute(sa.select(issuers.c.id).where(issuers.c.id.in_(wanted)))).scalars())
+    missing = [funder.region_code for funder in funders if funder.issuer_id not in registered]
+    if missing:
+        raise EngineError("CONFLICT", "Every funder must be a registered issuer before funding; not registered: "
+                                      + ", ".join(missing) + ".", missing_funders=missing)
+    moved = await repository.move_status(conn, row.id, ("draft",), "funded", now, funded_at=now)
+    if moved is None:
+        raise _refuse(row, "fund")
+    tx_id = await money.fund(conn, row.id, row.budget_fen,
+                             [money.FunderShare(f.issuer_id, f.share_bp) for f in funders])
+    await repository.update_campaign(conn, row.id, fund_tx_id=tx_id)
+
+
+async def _close(conn: AsyncConnection, row: sa.Row, now: datetime) -> None:
+    moved = await repository.move_status(conn, row.id, ("active", "paused"), "closed", now, closed_at=now)
+    if moved is None:
+        raise _refuse(row, "close")
+    if row.stock_shards:
+        # Waits for claims in flight on a shard; after this no claim can add a voucher.
+        await repository.end_stock(conn, row.id)
+    await expiry.expire_campaign(conn, row.id, now)
+    await repository.end_unspent_vouchers(conn, row.id, "revoked", now)
+    funders = await repository.funders_of(conn, row.id)
+    tx_id, _ = await money.return_unspent(conn, row.id, [money.FunderShare(f.issuer_id, f.share_bp) for f in funders])
+    await repository.update_campaign(conn, row.id, return_tx_id=tx_id)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Models.
+
+def _validity(row: sa.Row) -> dict[str, Any]:
+    if row.validity_seconds is not None:
+        return {"kind": "relative", "seconds": row.validity_seconds, "end": "exclusive"}
+    return {"kind": "fixed", "valid_from": row.valid_from.isoformat(), "valid_until": row.valid_until.isoformat(),
+            "end": "exclusive"}
+
+
+def _fields(row: sa.Row, funders: list[sa.Row], totals: Totals | None) -> dict[str, Any]:
+    return dict(
+        id=row.id, name=row.name, status=row.status, issuer_id=row.issuer_id, issuer_region=row.issuer_region,
+        budget_fen=row.budget_fen, contract_sha256=row.contract_sha256, kind=row.kind, distribution=row.distribution,
+        quantity=row.quantity, per_holder_limit=row.per_holder_limit, face_value_fen=row.face_value_fen,
+        daily_cap_fen=row.daily_cap_fen,
+        funders=[Funding(region_code=f.region_code, issuer_id=f.issuer_id, share_bp=f.share_bp) for f in funders],
+        validity=_validity(row), terms=row.summary.get("terms", {}), created_at=row.created_at,
+        funded_at=row.funded_at, activated_at=row.activated_at, closed_at=row.closed_at, fund_tx_id=row.fund_tx_id,
+        return_tx_id=row.return_tx_id, totals=totals,
+    )
+
+
+def to_model(row: sa.Row, funders: list[sa.Row], totals: Totals | None) -> Campaign:
+    return Campaign(**_fields(row, funders, totals))
+
+
+def to_detail(row: sa.Row, funders: list[sa.Row], totals: Totals | None) -> CampaignDetail:
+    return CampaignDetail(**_fields(row, funders, totals), contract_source=row.contract_source, summary=row.summary)
+
+
+def voucher_model(server_secret: bytes, row: Any, terms: dict[str, Any]) -> Voucher:
+    return Voucher(id=row.id, code=codes.make_code(server_secret, row.campaign_id, row.id, row.wallet_id),
+                   campaign_id=row.campaign_id, wallet_id=row.wallet_id, status=row.status,
+                   valid_from=row.valid_from, valid_until=row.valid_until, face_value_fen=row.face_value_fen,
+                   balance_fen=row.balance_fen, issued_at=row.issued_at, terms=terms)
+
+
+async def wallet_vouchers(conn: AsyncConnection, subject: Subject, server_secret: bytes, wallet_id: str, *,
+                          after: tuple[str, str] | None, limit: int) -> list[Voucher]:
+    issuer_filter = None if subject.can_see_issuer("\x00all") else subject.issuer_id
+    rows = await repository.wallet_vouchers(conn, wallet_id, issuer_id=issuer_filter, after=after, limit=limit)
+    now = clock.now()
+    out = []
+    for row in rows:
+        voucher = voucher_model(server_secret, row, row.summary.get("terms", {}))
+        if voucher.status == "issued" and row.valid_until <= now:
+            # Shown as it is: expired, even before the sweep has written it down.
+            voucher = voucher.model_copy(update={"status": "expired"})
+        out.append(voucher)
+    return out
+
+
+def dumps(value: Any) -> str:
+    return orjson.dumps(value).decode()

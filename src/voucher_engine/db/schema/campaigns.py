@@ -1,0 +1,146 @@
+"""Tables of campaigns (消费券活动): the immutable contract, its funders, the vouchers, first-come stock, issuances.
+
+Every hot table leads with `campaign_id` in its primary key, so that the schema can be distributed by campaign
+(Citus) without change. The interface the redemption path relies on is the `vouchers` table:
+
+- `status` moves `issued -> redeemed | expired | revoked` by conditional UPDATEs (`WHERE status = 'issued'`), and
+  back `redeemed -> issued` on a full refund; `version` is bumped and `updated_at` set on every change.
+- `balance_fen` is what is left on the voucher: for `balance` vouchers it is spent down, for every other kind it
+  equals `face_value_fen` until the voucher is redeemed.
+- `valid_from <= t < valid_until` is the voucher's window (half-open), already resolved from the contract at
+  issue (a relative validity is turned into absolute times here).
+- `holder_key` is what per-holder limits count: `h:<id_hash>` when the holder gave one, else `w:<wallet_id>`.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql as pg
+
+from . import metadata
+
+TS = sa.DateTime(timezone=True)
+
+CAMPAIGN_STATUSES = ("draft", "funded", "active", "paused", "closed")
+VOUCHER_STATUSES = ("issued", "redeemed", "expired", "revoked")
+
+campaigns = sa.Table(
+    "campaigns",
+    metadata,
+    sa.Column("id", sa.Text, primary_key=True),
+    # The ledger's gov scoping reads (id, issuer_id) from this table: keep both names.
+    sa.Column("issuer_id", sa.Text, sa.ForeignKey("issuers.id"), nullable=False, index=True),
+    sa.Column("name", sa.Text, nullable=False),
+    sa.Column("status", sa.Text, nullable=False),
+    # The contract is the whole campaign; it is never updated, and is identified by its SHA-256.
+    sa.Column("contract_source", sa.Text, nullable=False),
+    sa.Column("contract_sha256", sa.Text, nullable=False, index=True),
+    sa.Column("issuer_region", sa.Text, nullable=False),
+    sa.Column("timezone", sa.Text, nullable=False),
+    sa.Column("budget_fen", sa.BigInteger, nullable=False),
+    sa.Column("quantity", sa.BigInteger, nullable=False),
+    sa.Column("per_holder_limit", sa.Integer, nullable=False),
+    sa.Column("kind", sa.Text, nullable=False),
+    sa.Column("distribution", sa.Text, nullable=False),
+    sa.Column("face_value_fen", sa.BigInteger, nullable=False),
+    sa.Column("daily_cap_fen", sa.BigInteger, nullable=True),
+    # A fixed window (both set) or a validity relative to each voucher's issue (validity_seconds set).
+    sa.Column("valid_from", TS, nullable=True),
+    sa.Column("valid_until", TS, nullable=True),
+    sa.Column("validity_seconds", sa.BigInteger, nullable=True),
+    sa.Column("summary", pg.JSONB, nullable=False),
+    # First-come campaigns split their stock over this many rows of `claim_stock` (0 for other distributions).
+    sa.Column("stock_shards", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("fund_tx_id", sa.Text, nullable=True),
+    sa.Column("return_tx_id", sa.Text, nullable=True),
+    sa.Column("created_at", TS, nullable=False),
+    sa.Column("updated_at", TS, nullable=False),
+    sa.Column("funded_at", TS, nullable=True),
+    sa.Column("activated_at", TS, nullable=True),
+    sa.Column("closed_at", TS, nullable=True),
+    sa.Column("version", sa.BigInteger, nullable=False, server_default="1"),
+    sa.CheckConstraint("status IN ('draft', 'funded', 'active', 'paused', 'closed')", name="status_known"),
+    sa.CheckConstraint("distribution IN ('targeted', 'lottery', 'first_come')", name="distribution_known"),
+    sa.CheckConstraint("budget_fen > 0 AND face_value_fen > 0 AND quantity > 0 AND per_holder_limit > 0",
+                       name="terms_positive"),
+    sa.CheckConstraint("(valid_from IS NOT NULL AND valid_until IS NOT NULL AND validity_seconds IS NULL)"
+                       " OR (valid_from IS NULL AND valid_until IS NULL AND validity_seconds > 0)",
+                       name="validity_one_form"),
+)
+
+campaign_funders = sa.Table(
+    "campaign_funders",
+    metadata,
+    sa.Column("campaign_id", sa.Text, sa.ForeignKey("campaigns.id"), primary_key=True),
+    # Order as listed in the contract: the first funder takes the leftover fen of every split.
+    sa.Column("position", sa.SmallInteger, primary_key=True),
+    sa.Column("region_code", sa.Text, nullable=False),
+    # `iss_<region_code>`; not a foreign key because a funder need only be registered by the time of funding.
+    sa.Column("issuer_id", sa.Text, nullable=False),
+    sa.Column("share_bp", sa.Integer, nullable=False),
+    sa.CheckConstraint("share_bp > 0 AND share_bp <= 10000", name="share_range"),
+)
+
+vouchers = sa.Table(
+    "vouchers",
+    metadata,
+    # No foreign key to campaigns: a per-row RI trigger would double the cost of issuing a million vouchers by
+    # COPY; every writer goes through campaigns/ which checks the campaign first.
+    sa.Column("campaign_id", sa.Text, primary_key=True),
+    sa.Column("id", sa.Text, primary_key=True),
+    sa.Column("wallet_id", sa.Text, nullable=False, index=True),
+    sa.Column("id_hash", sa.Text, nullable=True),
+    sa.Column("holder_key", sa.Text, nullable=False),
+    sa.Column("status", sa.Text, nullable=False),
+    sa.Column("valid_from", TS, nullable=False),
+    sa.Column("valid_until", TS, nullable=False),
+    sa.Column("face_value_fen", sa.BigInteger, nullable=False),
+    sa.Column("balance_fen", sa.BigInteger, nullable=False),
+    sa.Column("issued_at", TS, nullable=False),
+    # NULL for vouchers won by a first-come claim.
+    sa.Column("issuance_id", sa.Text, nullable=True),
+    sa.Column("attributes", pg.JSONB, nullable=False),
+    sa.Column("version", sa.BigInteger, nullable=False, server_default="1"),
+    sa.Column("updated_at", TS, nullable=False),
+    sa.CheckConstraint("status IN ('issued', 'redeemed', 'expired', 'revoked')", name="status_known"),
+    sa.CheckConstraint("balance_fen >= 0 AND balance_fen <= face_value_fen", name="balance_range"),
+    sa.CheckConstraint("valid_from < valid_until", name="window_order"),
+    sa.Index("ix_vouchers_campaign_id_holder_key", "campaign_id", "holder_key"),
+    # The expiry sweep looks only at vouchers still spendable.
+    sa.Index("ix_vouchers_campaign_id_valid_until_issued", "campaign_id", "valid_until",
+             postgresql_where=sa.text("status = 'issued'")),
+)
+
+claim_stock = sa.Table(
+    "claim_stock",
+    metadata,
+    # A first-come campaign's unclaimed vouchers, split over several rows so that concurrent claims take from
+    # different rows (SKIP LOCKED) instead of queueing behind one counter. The CHECK makes oversell impossible.
+    sa.Column("campaign_id", sa.Text, primary_key=True),
+    sa.Column("shard", sa.SmallInteger, primary_key=True),
+    sa.Column("remaining", sa.BigInteger, nullable=False),
+    sa.CheckConstraint("remaining >= 0", name="remaining_nonnegative"),
+)
+
+issuances = sa.Table(
+    "issuances",
+    metadata,
+    sa.Column("id", sa.Text, primary_key=True),
+    sa.Column("campaign_id", sa.Text, sa.ForeignKey("campaigns.id"), nullable=False, index=True),
+    sa.Column("kind", sa.Text, nullable=False),
+    sa.Column("status", sa.Text, nullable=False),
+    sa.Column("total", sa.BigInteger, nullable=False),
+    sa.Column("processed", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("issued", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("rejected_count", sa.BigInteger, nullable=False, server_default="0"),
+    # The first rejections (capped), each {"wallet_id", "code"}.
+    sa.Column("rejected", pg.JSONB, nullable=False, server_default="[]"),
+    # What anyone needs to recompute a lottery draw (seed, applicants' digest, slots, algorithm, winners).
+    sa.Column("lottery", pg.JSONB, nullable=True),
+    sa.Column("error", sa.Text, nullable=True),
+    sa.Column("created_at", TS, nullable=False),
+    sa.Column("updated_at", TS, nullable=False),
+    sa.Column("finished_at", TS, nullable=True),
+    sa.CheckConstraint("kind IN ('targeted', 'lottery')", name="kind_known"),
+    sa.CheckConstraint("status IN ('running', 'done', 'failed')", name="status_known"),
+)
