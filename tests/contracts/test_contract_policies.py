@@ -193,7 +193,7 @@ def test_red_envelope_spent_over_two_payments() -> None:
     again = c.evaluate(pay(8_000, balance_fen=15_000, **suzhou))
     assert again.ok and again.subsidy_fen == 8_000
     spent = c.evaluate(pay(8_000, balance_fen=0, **suzhou))
-    assert not spent.ok and spent.failures[0].expected == "a remaining balance above ¥0.00"
+    assert not spent.ok and spent.failures[0].expected == "a remaining balance above ¥0.00 and at most ¥200.00"
 
 
 def test_red_envelope_merchant_conditions() -> None:

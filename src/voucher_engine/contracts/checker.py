@@ -513,7 +513,7 @@ class _Checker:
                 return None
         # The smallest order the voucher can be used on: its own `spend` and any `order.amount >= X` condition.
         floor, floor_span, floor_text = spend, (section.spend.span if section.spend else None), (
-            f"spend {yuan(spend)}" if spend else "")
+            section.spend.text if section.spend else "")
         for rule in payment_rules:
             c = rule.condition
             if isinstance(c, TCompare) and c.path == "order.amount" and c.op in (">=", ">", "="):
@@ -738,9 +738,9 @@ class _Checker:
                                      'like "5812"')
                 return lit.value
             if kind in ("int", "name"):
-                what = 'merchant category codes are written in quotes, like "5812"' if ftype == "mcc" else \
-                    f'text is written in quotes, like "{lit.raw}"'
-                raise _TypeError(lit.span, f"`{path}` is {words}: {what}")
+                if ftype == "mcc":
+                    raise _TypeError(lit.span, f'merchant category codes are written in quotes, like "{lit.raw}"')
+                raise _TypeError(lit.span, f'`{path}` is {words}: write it in quotes, like "{lit.raw}"')
         elif ftype == "region":
             if kind in ("int", "string"):
                 code = lit.raw.strip('"')

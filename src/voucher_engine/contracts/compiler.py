@@ -372,9 +372,9 @@ class _Generator:
         if m.kind == "balance":
             slow += [
                 "    b = p.balance_fen",
-                f"    if b is not None and not (type(b) is int and b > 0):",
+                f"    if b is not None and not (type(b) is int and 0 < b <= {m.amount_fen}):",
                 f"        f.append(Failure({voucher}[0], {voucher}[1], {voucher}[2], _actual('money', b), "
-                "'a remaining balance above ¥0.00'))",
+                f"{self.const(_balance_expected(m))}))",
             ]
         slow.append("    if f: return _tnew(_Ev, (False, 0, o, tuple(f)))")
         slow += pay
@@ -393,11 +393,16 @@ class _Generator:
                     f"    if s > {m.cap_fen}: s = {m.cap_fen}"]
         elif m.kind == "balance":
             body = ["    b = p.balance_fen", f"    if b is None: b = {m.amount_fen}",
-                    "    if not (type(b) is int and b > 0): return explain(p)",
+                    f"    if not (type(b) is int and 0 < b <= {m.amount_fen}): return explain(p)",
                     "    s = b if b <= o else (o if o > 0 else 0)"]
         else:  # item_percent: `best` is the largest subsidy any one qualifying item earns
             body = ["    s = best if best <= o else (o if o > 0 else 0)"]
         return body + ["    return _tnew(_Ev, (True, s, o - s, ()))"]
+
+
+def _balance_expected(m: ContractModel) -> str:
+    # A balance above the initial one can only come from a bookkeeping bug upstream: refuse, do not pay it.
+    return f"a remaining balance above ¥0.00 and at most {yuan(m.amount_fen)}"
 
 
 class _RateRule:
