@@ -8,6 +8,7 @@ from voucher_engine import clock
 from voucher_engine.errors import EngineError
 from voucher_engine.issuers import repository
 from voucher_engine.issuers.schemas import Issuer, IssuerCreate
+from voucher_engine.ledger import service as ledger
 
 
 def issuer_id_for(region_code: str) -> str:
@@ -41,8 +42,4 @@ async def get(conn: AsyncConnection, issuer_id: str) -> Issuer:
 
 
 async def _open_fiscal_account(conn: AsyncConnection, issuer_id: str) -> None:
-    try:
-        from voucher_engine.ledger import service as ledger
-    except ImportError:  # the ledger package lands separately; until then there is no account to open
-        return
     await ledger.open_account(conn, fiscal_account(issuer_id))

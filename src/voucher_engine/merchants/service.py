@@ -8,6 +8,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from voucher_engine import clock
 from voucher_engine.errors import EngineError
+from voucher_engine.ledger import service as ledger
 from voucher_engine.merchants import repository
 from voucher_engine.merchants.schemas import KeyCreated, Merchant, MerchantPut
 from voucher_engine.merchants.signing import derive_key_secret
@@ -56,8 +57,4 @@ async def revoke_key(conn: AsyncConnection, merchant_id: str, key_id: str) -> No
 
 
 async def _open_settlement_account(conn: AsyncConnection, merchant_id: str) -> None:
-    try:
-        from voucher_engine.ledger import service as ledger
-    except ImportError:  # the ledger package lands separately
-        return
     await ledger.open_account(conn, f"merchant:{merchant_id}")

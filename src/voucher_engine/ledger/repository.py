@@ -1,0 +1,203 @@
+"""The ledger's SQL. Hot statements run on the asyncpg connection underneath SQLAlchemy (prepared once per connection).
+
+Every function takes a connection already inside a transaction (the caller's, or the sequencer's own).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import asyncpg
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+# One sequencer at a time across every worker and replica; also taken (blocking) by `sequence_now`.
+SEQUENCER_LOCK_KEY = 7_412_930_004
+
+
+async def driver(conn: AsyncConnection) -> asyncpg.Connection:
+    """The asyncpg connection under `conn`, with SQLAlchemy's transaction really begun on it.
+
+    SQLAlchemy opens the database transaction lazily, on its first statement; a statement sent straight to asyncpg
+    before that would run outside the caller's transaction (autocommit), so make sure one has been sent.
+    """
+    assert conn.in_transaction(), "the ledger writes only inside the caller's transaction"
+    raw = (await conn.get_raw_connection()).driver_connection
+    if not raw.is_in_transaction():
+        await conn.execute(sa.text("SELECT 1"))
+    assert raw.is_in_transaction()
+    return raw
+
+
+# -- accounts ----------------------------------------------------------------------------------------------------
+
+OPEN_ACCOUNT = """
+INSERT INTO ledger_accounts (account, kind, balance_fen, opened_at) VALUES ($1, $2, 0, $3)
+ON CONFLICT (account) DO NOTHING
+"""
+
+BALANCE = "SELECT balance_fen FROM ledger_accounts WHERE account = $1"
+
+BALANCES = "SELECT account, balance_fen FROM ledger_accounts WHERE account = ANY($1::text[])"
+
+# The hot path, statement 1 of 2: lock the batch's accounts in name order (two batches that share accounts can
+# never wait on each other in a cycle), then move each balance by the batch's net amount. The CHECK on escrow rows
+# is what refuses an overdraft.
+MOVE_BALANCES = """
+WITH delta AS (
+    SELECT account, delta_fen FROM unnest($1::text[], $2::bigint[]) AS d(account, delta_fen)
+), locked AS MATERIALIZED (
+    SELECT a.account FROM ledger_accounts a WHERE a.account = ANY($1::text[]) ORDER BY a.account FOR UPDATE
+)
+UPDATE ledger_accounts a SET balance_fen = a.balance_fen + delta.delta_fen
+FROM delta JOIN locked ON locked.account = delta.account
+WHERE a.account = delta.account
+RETURNING a.account
+"""
+
+# Statement 2 of 2: the transactions (postings grouped back from flat arrays), the batch's place in the
+# sequencer's queue, and the campaign totals. Runs after statement 1, so the batch number is taken while this
+# batch holds its accounts: a batch that waited for another one's escrow always sorts after it.
+INSERT_BATCH = """
+WITH p AS (
+    SELECT tx_ix, array_agg(account ORDER BY ord) AS accounts, array_agg(amount_fen ORDER BY ord) AS amounts_fen
+    FROM unnest($6::int[], $7::text[], $8::bigint[]) WITH ORDINALITY AS p(tx_ix, account, amount_fen, ord)
+    GROUP BY tx_ix
+), tx AS (
+    INSERT INTO ledger_transactions (id, campaign_id, kind, at, refs, accounts, amounts_fen)
+    SELECT t.id, t.campaign_id, t.kind, t.at, t.refs::jsonb, p.accounts, p.amounts_fen
+    FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[], $5::text[]) WITH ORDINALITY
+         AS t(id, campaign_id, kind, at, refs, ix)
+    JOIN p ON p.tx_ix = t.ix
+    RETURNING 1
+), queued AS (
+    INSERT INTO ledger_pending (tx_ids) VALUES ($1::text[]) RETURNING batch
+), totals AS (
+    INSERT INTO ledger_campaign_totals AS c (campaign_id, kind, funder, amount_fen, tx_count)
+    SELECT * FROM unnest($9::text[], $10::text[], $11::text[], $12::bigint[], $13::bigint[])
+    ON CONFLICT (campaign_id, kind, funder) DO UPDATE
+        SET amount_fen = c.amount_fen + excluded.amount_fen, tx_count = c.tx_count + excluded.tx_count
+    RETURNING 1
+)
+SELECT (SELECT count(*) FROM tx) AS inserted, (SELECT batch FROM queued) AS batch,
+       (SELECT count(*) FROM totals) AS totals
+"""
+
+CAMPAIGN_TOTALS = """
+SELECT kind, funder, amount_fen, tx_count FROM ledger_campaign_totals WHERE campaign_id = $1
+"""
+
+# -- the sequencer -----------------------------------------------------------------------------------------------
+
+TRY_LOCK = "SELECT pg_try_advisory_xact_lock($1)"
+LOCK = "SELECT pg_advisory_xact_lock($1)"
+
+HEAD = "SELECT seq, hash FROM ledger_sequence ORDER BY seq DESC LIMIT 1"
+
+# Only committed batches are visible here (READ COMMITTED), so a batch still in flight waits for the next round.
+TAKE_PENDING = """
+DELETE FROM ledger_pending WHERE batch IN (SELECT batch FROM ledger_pending ORDER BY batch LIMIT $1)
+RETURNING batch, tx_ids
+"""
+
+ANY_PENDING = "SELECT EXISTS (SELECT 1 FROM ledger_pending)"
+
+TXS_BY_ID = """
+SELECT id, campaign_id, kind, at, refs::text AS refs, accounts, amounts_fen
+FROM ledger_transactions WHERE id = ANY($1::text[])
+"""
+
+NODES = """
+SELECT 0 AS level, seq - 1 AS idx, leaf_hash AS hash FROM ledger_sequence WHERE seq = ANY($1::bigint[])
+UNION ALL
+SELECT t.level, t.idx, t.hash FROM ledger_tree t
+JOIN unnest($2::smallint[], $3::bigint[]) AS n(level, idx) ON t.level = n.level AND t.idx = n.idx
+"""
+
+SEQUENCE_COLUMNS = ("seq", "tx_id", "campaign_id", "merchant_id", "voucher_id", "hash", "prev_hash", "leaf_hash")
+
+
+async def fetch_nodes(raw: asyncpg.Connection, nodes: set[tuple[int, int]]) -> dict[tuple[int, int], bytes]:
+    leaves = [idx + 1 for level, idx in nodes if level == 0]
+    inner = [(level, idx) for level, idx in nodes if level > 0]
+    rows = await raw.fetch(NODES, leaves, [level for level, _ in inner], [idx for _, idx in inner])
+    found = {(row["level"], row["idx"]): bytes(row["hash"]) for row in rows}
+    missing = nodes - found.keys()
+    if missing:
+        raise LookupError(f"the tree is missing nodes {sorted(missing)[:4]}")
+    return found
+
+
+# -- checkpoints -------------------------------------------------------------------------------------------------
+
+NOTHING_WRITTEN = "SELECT pg_current_xact_id_if_assigned() IS NULL"
+TREE_SIZE = "SELECT coalesce(max(seq), 0) FROM ledger_sequence"
+CHECKPOINT_COLUMNS = "tree_size, origin, root_hash, signature, public_key, signed_at"
+CHECKPOINT_AT = f"SELECT {CHECKPOINT_COLUMNS} FROM ledger_checkpoints WHERE tree_size = $1"
+LATEST_CHECKPOINT = f"SELECT {CHECKPOINT_COLUMNS} FROM ledger_checkpoints ORDER BY tree_size DESC LIMIT 1"
+INSERT_CHECKPOINT = f"""
+INSERT INTO ledger_checkpoints ({CHECKPOINT_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6)
+ON CONFLICT (tree_size) DO NOTHING
+"""
+LIST_CHECKPOINTS = f"""
+SELECT {CHECKPOINT_COLUMNS} FROM ledger_checkpoints WHERE tree_size < $1 ORDER BY tree_size DESC LIMIT $2
+"""
+
+# -- reading transactions ----------------------------------------------------------------------------------------
+
+TX_COLUMNS = """s.seq, s.hash, s.prev_hash, t.id, t.kind, t.at, t.refs::text AS refs, t.accounts, t.amounts_fen,
+t.campaign_id"""
+
+TX_BY_ID = f"""
+SELECT {TX_COLUMNS}, s.leaf_hash FROM ledger_transactions t LEFT JOIN ledger_sequence s ON s.tx_id = t.id
+WHERE t.id = $1
+"""
+
+
+def list_query(*, campaign_id: str | None, merchant_id: str | None, voucher_id: str | None, account: str | None,
+               at_from: Any, at_to: Any, after_seq: int, limit: int | None) -> tuple[str, list[Any]]:
+    """Sequenced transactions in seq order, filtered; each filter pages on an index that leads with it."""
+    params: list[Any] = [after_seq]
+    where = ["s.seq > $1"]
+    source = "ledger_sequence s"
+    if account is not None:
+        params.append(account)
+        source = "ledger_entries e JOIN ledger_sequence s ON s.seq = e.seq"
+        where = [f"e.account = ${len(params)}", "e.seq > $1"]
+    for column, value in (("campaign_id", campaign_id), ("merchant_id", merchant_id), ("voucher_id", voucher_id)):
+        if value is not None:
+            params.append(value)
+            where.append(f"s.{column} = ${len(params)}")
+    if at_from is not None:
+        params.append(at_from)
+        where.append(f"t.at >= ${len(params)}")
+    if at_to is not None:
+        params.append(at_to)
+        where.append(f"t.at < ${len(params)}")
+    order = "e.seq" if account is not None else "s.seq"
+    sql = (f"SELECT {TX_COLUMNS} FROM {source} JOIN ledger_transactions t ON t.id = s.tx_id "
+           f"WHERE {' AND '.join(where)} ORDER BY {order}")
+    if limit is not None:
+        params.append(limit)
+        sql += f" LIMIT ${len(params)}"
+    return sql, params
+
+
+VOUCHER_CAMPAIGNS = "SELECT DISTINCT campaign_id FROM ledger_sequence WHERE voucher_id = $1"
+
+# The campaign's funding and return transactions, which carry no voucher but moved every voucher's money.
+CAMPAIGN_FUND_AND_RETURN = f"""
+SELECT {TX_COLUMNS} FROM ledger_sequence s JOIN ledger_transactions t ON t.id = s.tx_id
+WHERE s.campaign_id = $1 AND s.voucher_id IS NULL AND t.kind IN ('fund', 'return') ORDER BY s.seq
+"""
+
+# Reconciliation from the postings themselves (not from the running totals), sequenced or still pending.
+CAMPAIGN_POSTINGS = """
+SELECT t.kind, p.account, sum(p.amount_fen)::bigint AS amount_fen, count(*) AS postings
+FROM ledger_transactions t
+CROSS JOIN LATERAL unnest(t.accounts, t.amounts_fen) AS p(account, amount_fen)
+WHERE t.id IN (SELECT tx_id FROM ledger_sequence WHERE campaign_id = $1
+               UNION ALL SELECT unnest(tx_ids) FROM ledger_pending)
+  AND t.campaign_id = $1
+GROUP BY t.kind, p.account
+"""

@@ -1,0 +1,272 @@
+"""The ledger's interface to the rest of the engine: accounts, posting, balances, totals, checkpoints and proofs.
+
+    from voucher_engine.ledger import service as ledger
+    from voucher_engine.ledger.model import NewTransaction, Posting
+
+    await ledger.open_account(conn, "escrow:cmp_1")             # idempotent
+    posted = await ledger.post(conn, NewTransaction(kind="redeem", campaign_id="cmp_1", at=clock.now(),
+                 postings=(Posting("escrow:cmp_1", credit_fen=500), Posting("merchant:m1", debit_fen=500)),
+                 refs={"voucher_id": "vch_1", "redemption_id": "rdm_1", "merchant_id": "m1"}))
+    posted.id                                                     # the ledger_tx_id of the redemption
+    await ledger.post_many(conn, [tx, tx, ...])                   # a micro-batch: two statements in all
+
+Sign convention: a debit is money in, a credit is money out; `balance_fen` = debits - credits (see model.py).
+
+Posting happens in the caller's database transaction and commits or rolls back with it. It never hashes and never
+takes a lock shared by all campaigns: each batch locks only the balance rows it moves, in name order. The seq, hash
+chain and Merkle tree are added shortly after commit by the sequencer (sequencer.py); `sequence_now` waits for it.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import asyncpg
+import orjson
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from voucher_engine import clock
+from voucher_engine.errors import EngineError
+from voucher_engine.ledger import canonical, checkpoints, merkle, model, repository, sequencer
+from voucher_engine.ledger.model import NewTransaction, Posting, PostedTransaction
+
+__all__ = [
+    "open_account", "post", "post_many", "balance", "campaign_totals", "sequence_now", "drain", "make_checkpoint",
+    "checkpoint_now", "NewTransaction", "Posting", "PostedTransaction",
+]
+
+ESCROW_CHECK = "ck_ledger_accounts_escrow_not_negative"
+
+sequence_now = sequencer.sequence_now
+drain = sequencer.drain
+
+
+def new_tx_ids(count: int) -> list[str]:
+    """Ids that start with the time in milliseconds (B-tree appends, not scatter), then 48 random bits."""
+    stamp = f"ltx_{time.time_ns() // 1_000_000:011x}"
+    noise = os.urandom(6 * count).hex()
+    return [stamp + noise[12 * i:12 * i + 12] for i in range(count)]
+
+
+async def open_account(conn: AsyncConnection, name: str) -> None:
+    """Open `fiscal:<issuer>`, `escrow:<campaign>` or `merchant:<merchant>` with a zero balance; idempotent."""
+    kind = model.account_kind(name)
+    raw = await repository.driver(conn)
+    await raw.execute(repository.OPEN_ACCOUNT, name, kind, clock.now())
+
+
+async def balance(conn: AsyncConnection, account: str) -> int:
+    """Money in minus money out, including every transaction committed or written in this transaction so far."""
+    model.account_kind(account)
+    raw = await repository.driver(conn)
+    value = await raw.fetchval(repository.BALANCE, account)
+    if value is None:
+        raise EngineError("NOT_FOUND", f"no ledger account {account!r}")
+    return int(value)
+
+
+async def post(conn: AsyncConnection, tx: NewTransaction) -> PostedTransaction:
+    """Post one balanced transaction in the caller's transaction; see `post_many` for the guarantees."""
+    return (await post_many(conn, [tx]))[0]
+
+
+async def post_many(conn: AsyncConnection, txs: Sequence[NewTransaction]) -> list[PostedTransaction]:
+    """Post a micro-batch of balanced transactions in the caller's transaction, in two set-based statements.
+
+    Raises EngineError VALIDATION_ERROR (unbalanced or ill-formed, nothing written), INSUFFICIENT_FUNDS (an escrow
+    would go negative: the database CHECK refused it) or INVALID_STATE (an account was never opened). On any of these
+    the batch is undone to a savepoint, so the caller's transaction stays usable; the batch is all or nothing.
+    """
+    if not txs:
+        return []
+    if len(txs) > model.MAX_BATCH:
+        raise EngineError("VALIDATION_ERROR", f"at most {model.MAX_BATCH} ledger transactions per batch")
+    checked = [model.validate(tx) for tx in txs]
+    ids = new_tx_ids(len(txs))
+
+    deltas: dict[str, int] = {}
+    totals: dict[tuple[str, str, str], list[int]] = {}
+    flat_ix: list[int] = []
+    flat_accounts: list[str] = []
+    flat_amounts: list[int] = []
+    for ix, (tx, (campaign_id, _, accounts, amounts)) in enumerate(zip(txs, checked), start=1):
+        moved_fen = 0
+        for account, amount in zip(accounts, amounts):
+            deltas[account] = deltas.get(account, 0) + amount
+            flat_ix.append(ix)
+            flat_accounts.append(account)
+            flat_amounts.append(amount)
+            if amount > 0:
+                moved_fen += amount
+            if account.startswith("fiscal:"):
+                # A funder's part of a fund (credit) or a return (debit).
+                part = totals.setdefault((campaign_id, tx.kind, account[7:]), [0, 0])
+                part[0] += abs(amount)
+                part[1] += 1
+        whole = totals.setdefault((campaign_id, tx.kind, ""), [0, 0])
+        whole[0] += moved_fen
+        whole[1] += 1
+    # Invariant, before writing: the batch as a whole moves no money into or out of existence.
+    assert sum(deltas.values()) == 0, deltas
+    accounts_sorted = sorted(deltas)
+    total_keys = sorted(totals)
+
+    raw = await repository.driver(conn)
+    try:
+        async with raw.transaction():  # a savepoint inside the caller's transaction
+            moved = await raw.fetch(repository.MOVE_BALANCES, accounts_sorted,
+                                    [deltas[account] for account in accounts_sorted])
+            if len(moved) != len(accounts_sorted):
+                missing = sorted(set(accounts_sorted) - {row["account"] for row in moved})
+                raise EngineError("INVALID_STATE", f"ledger account(s) not open: {', '.join(missing[:5])}")
+            result = await raw.fetchrow(
+                repository.INSERT_BATCH,
+                ids,
+                [campaign_id for campaign_id, _, _, _ in checked],
+                [tx.kind for tx in txs],
+                [tx.at for tx in txs],
+                [orjson.dumps(refs).decode() for _, refs, _, _ in checked],
+                flat_ix, flat_accounts, flat_amounts,
+                [key[0] for key in total_keys], [key[1] for key in total_keys], [key[2] for key in total_keys],
+                [totals[key][0] for key in total_keys], [totals[key][1] for key in total_keys],
+            )
+            # The pair of the assertion above, after writing: every row landed.
+            assert result["inserted"] == len(txs) and result["totals"] == len(total_keys), dict(result)
+    except asyncpg.CheckViolationError as exc:
+        if exc.constraint_name == ESCROW_CHECK:
+            raise EngineError("INSUFFICIENT_FUNDS", await _overdraft_detail(raw, deltas)) from None
+        raise
+    return [PostedTransaction(id=tx_id, kind=tx.kind, at=tx.at, campaign_id=campaign_id, postings=tuple(tx.postings),
+                              refs=refs)
+            for tx_id, tx, (campaign_id, refs, _, _) in zip(ids, txs, checked)]
+
+
+async def _overdraft_detail(raw: asyncpg.Connection, deltas: dict[str, int]) -> str:
+    escrows = [account for account, delta in deltas.items() if account.startswith("escrow:") and delta < 0]
+    rows = await raw.fetch(repository.BALANCES, escrows)
+    short = [f"{row['account']} holds {row['balance_fen']} fen, {-deltas[row['account']]} asked"
+             for row in rows if row["balance_fen"] + deltas[row["account"]] < 0]
+    return "escrow would go negative: " + ("; ".join(short) if short else ", ".join(escrows))
+
+
+async def campaign_totals(conn: AsyncConnection, campaign_id: str) -> dict[str, Any]:
+    """A campaign's money as the ledger holds it, exact and in this transaction (no wait for the sequencer).
+
+    Answers {"campaign_id", "funded_fen", "redeemed_fen", "refunded_fen", "returned_fen", "escrow_balance_fen",
+    "outstanding_fen" (= escrow balance), "transactions": {kind: count}, "funders": {issuer_id: {"funded_fen",
+    "returned_fen"}}}. Read from running totals kept by `post_many`; `verify` recomputes them from the postings.
+    """
+    raw = await repository.driver(conn)
+    rows = await raw.fetch(repository.CAMPAIGN_TOTALS, campaign_id)
+    escrow = await raw.fetchval(repository.BALANCE, model.escrow_account(campaign_id))
+    out: dict[str, Any] = {"campaign_id": campaign_id, "funded_fen": 0, "redeemed_fen": 0, "refunded_fen": 0,
+                           "returned_fen": 0, "escrow_balance_fen": int(escrow or 0),
+                           "transactions": {kind: 0 for kind in model.KINDS}, "funders": {}}
+    names = {"fund": "funded_fen", "redeem": "redeemed_fen", "refund": "refunded_fen", "return": "returned_fen"}
+    for row in rows:
+        if row["funder"] == "":
+            out[names[row["kind"]]] = int(row["amount_fen"])
+            out["transactions"][row["kind"]] = int(row["tx_count"])
+        else:
+            funder = out["funders"].setdefault(row["funder"], {"funded_fen": 0, "returned_fen": 0})
+            funder[names[row["kind"]]] = int(row["amount_fen"])
+    out["outstanding_fen"] = out["escrow_balance_fen"]
+    # The books' equation holds at every commit: escrow = funded - redeemed + refunded - returned.
+    assert out["escrow_balance_fen"] == (out["funded_fen"] - out["redeemed_fen"] + out["refunded_fen"]
+                                         - out["returned_fen"]), out
+    return out
+
+
+# -- checkpoints -------------------------------------------------------------------------------------------------
+
+
+def _checkpoint_from_row(row) -> checkpoints.Checkpoint:
+    return checkpoints.Checkpoint(origin=row["origin"], tree_size=row["tree_size"], root_hash=bytes(row["root_hash"]),
+                                  signature=bytes(row["signature"]), public_key=bytes(row["public_key"]),
+                                  signed_at=row["signed_at"])
+
+
+async def tree_size(conn: AsyncConnection) -> int:
+    raw = await repository.driver(conn)
+    return int(await raw.fetchval(repository.TREE_SIZE))
+
+
+async def root_at(conn: AsyncConnection, size: int) -> bytes:
+    raw = await repository.driver(conn)
+    nodes = merkle.decompose(0, size)
+    found = await repository.fetch_nodes(raw, set(nodes))
+    return merkle.fold([found[node] for node in nodes]) if nodes else merkle.EMPTY_ROOT
+
+
+async def get_checkpoint(conn: AsyncConnection, size: int | None = None) -> checkpoints.Checkpoint | None:
+    """The stored checkpoint at `size`, or the latest one."""
+    raw = await repository.driver(conn)
+    row = await (raw.fetchrow(repository.LATEST_CHECKPOINT) if size is None
+                 else raw.fetchrow(repository.CHECKPOINT_AT, size))
+    return _checkpoint_from_row(row) if row is not None else None
+
+
+async def make_checkpoint(conn: AsyncConnection, key: Ed25519PrivateKey,
+                          size: int | None = None) -> checkpoints.Checkpoint | None:
+    """Sign (or find) the checkpoint at `size` (default: everything sequenced); None while the ledger is empty.
+
+    Only committed sequence rows are ever signed: `conn`'s transaction must not have written anything yet (so what it
+    reads was committed by others and can no longer change); use `checkpoint_now` to sequence and sign in one call.
+    """
+    raw = await repository.driver(conn)
+    if not await raw.fetchval(repository.NOTHING_WRITTEN):
+        raise RuntimeError("a checkpoint is signed only in a transaction that has written nothing")
+    head = int(await raw.fetchval(repository.TREE_SIZE))
+    size = head if size is None else size
+    if size < 1:
+        return None
+    if size > head:
+        raise EngineError("NOT_FOUND", f"the ledger has {head} sequenced transactions, not {size}")
+    existing = await get_checkpoint(conn, size)
+    if existing is not None:
+        return existing
+    signed = checkpoints.sign(key, checkpoints.origin(), size, await root_at(conn, size), clock.now())
+    await raw.execute(repository.INSERT_CHECKPOINT, signed.tree_size, signed.origin, signed.root_hash,
+                      signed.signature, signed.public_key, signed.signed_at)
+    stored = await get_checkpoint(conn, size)
+    assert stored is not None and stored.body == signed.body
+    return stored
+
+
+async def checkpoint_now(engine: AsyncEngine, key: Ed25519PrivateKey,
+                         size: int | None = None) -> checkpoints.Checkpoint | None:
+    """Sequence every committed batch, then sign the head (or `size`) in a transaction of its own."""
+    await sequencer.drain(engine, wait=True)
+    async with engine.begin() as conn:
+        return await make_checkpoint(conn, key, size)
+
+
+# -- proofs --------------------------------------------------------------------------------------------------------
+
+
+async def inclusion_path(conn: AsyncConnection, index: int, size: int) -> list[bytes]:
+    raw = await repository.driver(conn)
+    ranges = merkle.inclusion_ranges(index, size)
+    found = await repository.fetch_nodes(raw, merkle.nodes_for(ranges))
+    return merkle.resolve(ranges, found)
+
+
+async def consistency_path(conn: AsyncConnection, first: int, second: int) -> list[bytes]:
+    if first == 0 or first == second:
+        return []
+    raw = await repository.driver(conn)
+    ranges = merkle.consistency_ranges(first, second)
+    found = await repository.fetch_nodes(raw, merkle.nodes_for(ranges))
+    return merkle.resolve(ranges, found)
+
+
+def served_row(row) -> dict[str, Any]:
+    """A database row of repository.TX_COLUMNS as the served transaction object."""
+    obj = canonical.tx_object(id=row["id"], seq=row["seq"], kind=row["kind"], at=canonical.format_at(row["at"]),
+                              accounts=row["accounts"], amounts_fen=row["amounts_fen"], refs=orjson.loads(row["refs"]))
+    return canonical.served(obj, bytes(row["hash"]) if row["hash"] is not None else None,
+                            bytes(row["prev_hash"]) if row["prev_hash"] is not None else None)
