@@ -59,3 +59,23 @@ async def get_signed_caller(
 
 
 SignedCaller = Annotated[signing.SignedCaller, Depends(get_signed_caller)]
+
+
+async def get_pos_signature(
+    request: Request,
+    x_ve_key_id: Annotated[str | None, Header()] = None,
+    x_ve_timestamp: Annotated[str | None, Header()] = None,
+    x_ve_nonce: Annotated[str | None, Header()] = None,
+    x_ve_signature: Annotated[str | None, Header()] = None,
+) -> signing.SignatureHeaders:
+    """The hot path's signature check: shapes, freshness and HMAC in memory. The caller must still check the
+    key's revocation and spend the nonce (the redemption batch does both inside its transaction)."""
+    state = get_state(request)
+    body = await request.body()
+    path = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    return signing.verify_without_database(state.server_secret, method=request.method, path_with_query=path,
+                                           body=body, key_id=x_ve_key_id, timestamp=x_ve_timestamp,
+                                           nonce=x_ve_nonce, signature=x_ve_signature)
+
+
+PosSignature = Annotated[signing.SignatureHeaders, Depends(get_pos_signature)]

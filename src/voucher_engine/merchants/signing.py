@@ -118,15 +118,28 @@ async def prune_nonces(conn: AsyncConnection, limit: int = 10_000) -> int:
     return result.rowcount or 0
 
 
+def verify_without_database(server_secret: bytes, *, method: str, path_with_query: str, body: bytes,
+                            key_id: str | None, timestamp: str | None, nonce: str | None,
+                            signature: str | None) -> SignatureHeaders:
+    """Shapes, freshness and the HMAC: everything but revocation and the nonce, which need the database.
+
+    A valid HMAC already proves the key was made here (its secret is derived from the server secret), so the
+    redemption path can do this before any database work and check revocation and the nonce inside its batch.
+    """
+    headers = parse_headers(key_id, timestamp, nonce, signature)
+    check_fresh(headers.timestamp)
+    check_signature(server_secret, headers, method, path_with_query, body)
+    return headers
+
+
 async def verify(conn: AsyncConnection, server_secret: bytes, *, method: str, path_with_query: str, body: bytes,
                  key_id: str | None, timestamp: str | None, nonce: str | None,
                  signature: str | None) -> SignedCaller:
     """The whole check of one signed request; the nonce is recorded on `conn` (commit it even if the work fails)."""
-    headers = parse_headers(key_id, timestamp, nonce, signature)
-    check_fresh(headers.timestamp)
+    headers = verify_without_database(server_secret, method=method, path_with_query=path_with_query, body=body,
+                                      key_id=key_id, timestamp=timestamp, nonce=nonce, signature=signature)
     merchant_id = await repository.active_key_merchant(conn, headers.key_id)
     if merchant_id is None:
         raise EngineError("BAD_SIGNATURE", "The key is unknown or revoked.")
-    check_signature(server_secret, headers, method, path_with_query, body)
     await claim_nonce(conn, headers.key_id, headers.nonce)
     return SignedCaller(merchant_id=merchant_id, key_id=headers.key_id)

@@ -1,0 +1,26 @@
+"""Raw asyncpg access inside a SQLAlchemy transaction, for the set-based statements of hot paths.
+
+SQLAlchemy's asyncpg adapter sends BEGIN lazily, with the first statement it executes itself. A statement sent
+straight to the asyncpg connection before that would run in autocommit, outside the caller's transaction —
+silently breaking atomicity. `driver()` starts the transaction first, so raw statements always join it.
+"""
+
+from __future__ import annotations
+
+import asyncpg
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+
+async def driver(conn: AsyncConnection) -> asyncpg.Connection:
+    """The asyncpg connection under `conn`, inside `conn`'s transaction when `conn` has begun one."""
+    fairy = await conn.get_raw_connection()
+    raw: asyncpg.Connection = fairy.driver_connection
+    if conn.in_transaction() and not raw.is_in_transaction():
+        adapted = fairy.dbapi_connection
+        start = getattr(adapted, "_start_transaction", None)
+        if start is not None:
+            await start()
+        else:  # a future SQLAlchemy without the private hook: any statement through the adapter begins it
+            await conn.exec_driver_sql("SELECT 1")
+    assert not conn.in_transaction() or raw.is_in_transaction()
+    return raw

@@ -1,0 +1,154 @@
+"""Refunds (退款) of settled redemptions, and the merchant's look-ups of its own redemptions.
+
+A refund is one database transaction: lock the redemption, answer a retry from the stored refund, claw back the
+subsidy's proportional share (rounded up, in the fund's favour) from the merchant to escrow, and — when the
+whole order has been refunded — give the voucher back while its window is open. If the campaign has closed
+meanwhile, the clawed-back subsidy goes on to the funders in the same transaction (a `return`), because a closed
+campaign's escrow must stay empty.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from voucher_engine import clock
+from voucher_engine.campaigns import money
+from voucher_engine.campaigns import repository as campaign_repository
+from voucher_engine.db.raw import driver
+from voucher_engine.errors import EngineError
+from voucher_engine.ledger import service as ledger
+from voucher_engine.ledger.model import NewTransaction, Posting
+from voucher_engine.redemption.decide import clawback_for
+from voucher_engine.redemption.schemas import Refund, RefundRequest
+from voucher_engine.redemption.service import campaign_of_redemption, fingerprint, redemption_body
+
+LOCK_REDEMPTION = "SELECT * FROM redemptions WHERE campaign_id = $1 AND id = $2 FOR UPDATE"
+READ_REDEMPTION = "SELECT * FROM redemptions WHERE campaign_id = $1 AND id = $2"
+FIND_BY_POS_TXN = "SELECT * FROM redemptions WHERE merchant_id = $1 AND pos_txn_id = $2"
+READ_REFUND = "SELECT * FROM refunds WHERE campaign_id = $1 AND redemption_id = $2 AND refund_id = $3"
+LOCK_VOUCHER = """
+SELECT v.status, v.valid_until, v.face_value_fen, v.balance_fen, c.status AS campaign_status, c.kind
+FROM vouchers v JOIN campaigns c ON c.id = v.campaign_id
+WHERE v.campaign_id = $1 AND v.id = $2 FOR UPDATE OF v
+"""
+UPDATE_VOUCHER = """
+UPDATE vouchers SET status = $3, balance_fen = $4, version = version + 1, updated_at = $5
+WHERE campaign_id = $1 AND id = $2
+"""
+UPDATE_REDEMPTION = """
+UPDATE redemptions SET refunded_fen = refunded_fen + $3, subsidy_refunded_fen = subsidy_refunded_fen + $4
+WHERE campaign_id = $1 AND id = $2 RETURNING *
+"""
+GIVE_BACK_DAILY = """
+UPDATE daily_spend SET spent_fen = spent_fen - $3 WHERE campaign_id = $1 AND day = $2
+"""
+INSERT_REFUND = """
+INSERT INTO refunds (campaign_id, redemption_id, refund_id, request_sha256, amount_fen, subsidy_clawback_fen,
+                     reason, ledger_tx_id, voucher_restored, created_at)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+"""
+
+
+def _not_found() -> EngineError:
+    return EngineError("NOT_FOUND", "No such redemption for this merchant.")
+
+
+def _refund_model(row: Any, redemption: Any, voucher_status: str) -> Refund:
+    return Refund(refund_id=row["refund_id"], redemption_id=row["redemption_id"], amount_fen=row["amount_fen"],
+                  subsidy_clawback_fen=row["subsidy_clawback_fen"], reason=row["reason"],
+                  ledger_tx_id=row["ledger_tx_id"], voucher_restored=row["voucher_restored"],
+                  voucher_status=voucher_status, created_at=row["created_at"],
+                  redemption=redemption_body(redemption))
+
+
+async def refund(engine: AsyncEngine, merchant_id: str, redemption_id: str, body: RefundRequest
+                 ) -> tuple[Refund, bool]:
+    """Answer (refund, created). Idempotent by `refund_id` within the redemption."""
+    campaign_id = campaign_of_redemption(redemption_id)
+    if campaign_id is None:
+        raise _not_found()
+    request_sha = fingerprint(body.model_dump(mode="json"))
+    now = clock.now()
+    async with engine.begin() as sa_conn:
+        conn = await driver(sa_conn)
+        redemption = await conn.fetchrow(LOCK_REDEMPTION, campaign_id, redemption_id)
+        if redemption is None or redemption["merchant_id"] != merchant_id:
+            raise _not_found()
+        voucher = await conn.fetchrow(LOCK_VOUCHER, campaign_id, redemption["voucher_id"])
+        existing = await conn.fetchrow(READ_REFUND, campaign_id, redemption_id, body.refund_id)
+        if existing is not None:
+            if existing["request_sha256"] != request_sha:
+                raise EngineError("IDEMPOTENCY_CONFLICT",
+                                  f"refund_id {body.refund_id!r} was already used for a different refund.")
+            return _refund_model(existing, redemption, voucher["status"]), False
+        left = redemption["order_amount_fen"] - redemption["refunded_fen"]
+        if body.amount_fen > left:
+            raise EngineError("REFUND_EXCEEDS_ORDER", f"Only {left} fen of this order are left to refund.",
+                              refundable_fen=left)
+        clawback = clawback_for(redemption["subsidy_fen"], redemption["order_amount_fen"],
+                                redemption["refunded_fen"], redemption["subsidy_refunded_fen"], body.amount_fen)
+        whole_order = body.amount_fen == left
+        tx_id = None
+        if clawback > 0:
+            tx_id = await _post_clawback(sa_conn, redemption, clawback, now, voucher["campaign_status"])
+            if redemption["spend_day"] is not None:
+                await conn.execute(GIVE_BACK_DAILY, campaign_id, redemption["spend_day"], clawback)
+        restored, voucher_status = await _restore_voucher(conn, redemption, voucher, clawback, whole_order, now)
+        updated = await conn.fetchrow(UPDATE_REDEMPTION, campaign_id, redemption_id, body.amount_fen, clawback)
+        await conn.execute(INSERT_REFUND, campaign_id, redemption_id, body.refund_id, request_sha, body.amount_fen,
+                           clawback, body.reason, tx_id, restored, now)
+        stored = await conn.fetchrow(READ_REFUND, campaign_id, redemption_id, body.refund_id)
+        return _refund_model(stored, updated, voucher_status), True
+
+
+async def _post_clawback(sa_conn, redemption: Any, clawback_fen: int, now: datetime, campaign_status: str) -> str:
+    campaign_id = redemption["campaign_id"]
+    tx = await ledger.post(sa_conn, NewTransaction(
+        kind="refund",
+        postings=(Posting(f"merchant:{redemption['merchant_id']}", credit_fen=clawback_fen),
+                  Posting(f"escrow:{campaign_id}", debit_fen=clawback_fen)),
+        refs={"campaign_id": campaign_id, "voucher_id": redemption["voucher_id"],
+              "redemption_id": redemption["id"], "merchant_id": redemption["merchant_id"]},
+        at=now, campaign_id=campaign_id))
+    if campaign_status == "closed":
+        funders = await campaign_repository.funders_of(sa_conn, campaign_id)
+        await money.return_unspent(sa_conn, campaign_id,
+                                   [money.FunderShare(f.issuer_id, f.share_bp) for f in funders])
+    return tx.id
+
+
+async def _restore_voucher(conn, redemption: Any, voucher: Any, clawback_fen: int, whole_order: bool,
+                           now: datetime) -> tuple[bool, str]:
+    """Give the voucher back after a refund of the whole order, while it can still be spent."""
+    if not whole_order or voucher is None:
+        return False, voucher["status"] if voucher else "unknown"
+    spendable = voucher["campaign_status"] in ("active", "paused") and now < voucher["valid_until"]
+    if voucher["status"] not in ("issued", "redeemed"):
+        return False, voucher["status"]  # revoked or expired stays so
+    if voucher["kind"] == "balance":
+        balance = min(voucher["face_value_fen"], voucher["balance_fen"] + clawback_fen)
+    else:
+        balance = voucher["face_value_fen"]
+    status = "issued" if spendable else "expired"
+    await conn.execute(UPDATE_VOUCHER, redemption["campaign_id"], redemption["voucher_id"], status, balance, now)
+    return spendable, status
+
+
+async def get_redemption(engine: AsyncEngine, merchant_id: str, redemption_id: str) -> dict[str, Any]:
+    campaign_id = campaign_of_redemption(redemption_id)
+    if campaign_id is None:
+        raise _not_found()
+    async with engine.connect() as sa_conn:
+        row = await (await driver(sa_conn)).fetchrow(READ_REDEMPTION, campaign_id, redemption_id)
+    if row is None or row["merchant_id"] != merchant_id:
+        raise _not_found()
+    return redemption_body(row)
+
+
+async def find_by_pos_txn(engine: AsyncEngine, merchant_id: str, pos_txn_id: str) -> dict[str, Any] | None:
+    async with engine.connect() as sa_conn:
+        row = await (await driver(sa_conn)).fetchrow(FIND_BY_POS_TXN, merchant_id, pos_txn_id)
+    return redemption_body(row) if row is not None else None

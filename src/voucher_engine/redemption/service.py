@@ -1,0 +1,351 @@
+"""Quote and redeem, a micro-batch at a time.
+
+A request is checked as far as it can be without the database (signature, body, the voucher code's MAC) in the
+endpoint, then becomes a `Job`. `run_batch` takes a batch of jobs through one transaction:
+
+1. spend every nonce (replays are refused), and check every key is still active (revocation takes effect at once);
+2. lock the vouchers (in key order), then look up idempotency keys — after the locks, so that a retry racing its
+   original on another worker sees the original's row once the lock is released;
+3. decide each job in arrival order in Python, carrying in-batch state (a voucher spent by an earlier job of the
+   batch is spent for the later ones; daily caps are counted down as jobs settle);
+4. write everything set-based: vouchers, daily spend, ledger transactions, redemption rows; commit once.
+
+If the batch transaction fails as a whole (a unique-key race, a CHECK such as an escrow that would go negative, a
+deadlock), every job is run again alone, so one bad job never fails its neighbours.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import secrets
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import Any
+
+import asyncpg
+import orjson
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from voucher_engine import clock
+from voucher_engine.campaigns.cache import contract_for
+from voucher_engine.db.raw import driver
+from voucher_engine.errors import EngineError
+from voucher_engine.ledger import service as ledger
+from voucher_engine.ledger.model import NewTransaction, Posting
+from voucher_engine.redemption import repository
+from voucher_engine.redemption.decide import MerchantView, Settlement, VoucherView, evaluate
+
+log = logging.getLogger("voucher_engine.redemption")
+
+
+@dataclass(slots=True)
+class Job:
+    """One till request on its way through a batch."""
+
+    kind: str  # "redeem" | "quote"
+    key_id: str
+    nonce: str
+    wallet_id: str
+    order_amount_fen: int
+    items: list[dict[str, Any]] | None
+    campaign_id: str | None = None
+    voucher_id: str | None = None
+    code_error: EngineError | None = None
+    pos_txn_id: str | None = None
+    request_sha256: str | None = None
+    future: asyncio.Future = field(default_factory=lambda: asyncio.get_running_loop().create_future())
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What a job answers: a redemption (status 201 new, 200 replayed) or a quote."""
+
+    status: int
+    body: dict[str, Any]
+
+
+def fingerprint(body: dict[str, Any]) -> str:
+    """SHA-256 of the request's canonical JSON: equal bodies, however formatted, match."""
+    return hashlib.sha256(orjson.dumps(body, option=orjson.OPT_SORT_KEYS)).hexdigest()
+
+
+def new_redemption_id(campaign_id: str) -> str:
+    # The campaign is part of the id, so a redemption is found by primary key (campaign_id leads it).
+    return f"rdm_{campaign_id.removeprefix('cmp_')}{secrets.token_hex(12)}"
+
+
+def campaign_of_redemption(redemption_id: str) -> str | None:
+    if not redemption_id.startswith("rdm_") or len(redemption_id) != 4 + 16 + 24:
+        return None
+    return "cmp_" + redemption_id[4:20]
+
+
+def redemption_body(row: Any) -> dict[str, Any]:
+    refunded = row["refunded_fen"]
+    status = "settled" if refunded == 0 else ("refunded" if refunded == row["order_amount_fen"]
+                                              else "partially_refunded")
+    return {
+        "id": row["id"], "status": status, "voucher_id": row["voucher_id"], "campaign_id": row["campaign_id"],
+        "merchant_id": row["merchant_id"], "pos_txn_id": row["pos_txn_id"],
+        "order_amount_fen": row["order_amount_fen"], "subsidy_fen": row["subsidy_fen"],
+        "payable_fen": row["payable_fen"], "refunded_fen": refunded,
+        "subsidy_refunded_fen": row["subsidy_refunded_fen"], "ledger_tx_id": row["ledger_tx_id"],
+        "settled_at": row["settled_at"].isoformat(),
+    }
+
+
+def _merchant_view(row: asyncpg.Record) -> MerchantView:
+    return MerchantView(merchant_id=row["merchant_id"], status=row["status"], mcc=row["mcc"],
+                        region_code=row["region_code"], tags=frozenset(row["tags"]))
+
+
+def _voucher_view(row: asyncpg.Record, status: str | None = None, balance: int | None = None) -> VoucherView:
+    return VoucherView(
+        campaign_id=row["campaign_id"], voucher_id=row["id"], wallet_id=row["wallet_id"],
+        status=status if status is not None else row["status"], valid_from=row["valid_from"],
+        valid_until=row["valid_until"], face_value_fen=row["face_value_fen"],
+        balance_fen=balance if balance is not None else row["balance_fen"], campaign_status=row["campaign_status"],
+        kind=row["kind"], daily_cap_fen=row["daily_cap_fen"], timezone=row["timezone"])
+
+
+def redeem_transaction(campaign_id: str, merchant_id: str, voucher_id: str, redemption_id: str, subsidy_fen: int,
+                       at: datetime) -> NewTransaction:
+    """escrow → merchant: the subsidy leaves the campaign's pool for the merchant's settlement account."""
+    return NewTransaction(
+        kind="redeem",
+        postings=(Posting(f"escrow:{campaign_id}", credit_fen=subsidy_fen),
+                  Posting(f"merchant:{merchant_id}", debit_fen=subsidy_fen)),
+        refs={"campaign_id": campaign_id, "voucher_id": voucher_id, "redemption_id": redemption_id,
+              "merchant_id": merchant_id},
+        at=at,
+        campaign_id=campaign_id,
+    )
+
+
+class BatchRunner:
+    """Runs batches of jobs against the database; one per worker process."""
+
+    def __init__(self, engine: AsyncEngine):
+        self.engine = engine
+
+    async def run_batch(self, jobs: list[Job]) -> None:
+        try:
+            outcomes = await self._attempt(jobs)
+        except Exception as exc:  # noqa: BLE001 - any failure of the shared transaction: retry each job alone
+            if len(jobs) == 1:
+                _settle(jobs[0], _as_engine_error(exc))
+                return
+            log.info("batch of %d failed (%s); running its jobs one by one", len(jobs), type(exc).__name__)
+            for job in jobs:
+                try:
+                    outcome = (await self._attempt([job]))[0]
+                except Exception as single_exc:  # noqa: BLE001
+                    outcome = _as_engine_error(single_exc)
+                _settle(job, outcome)
+            return
+        for job, outcome in zip(jobs, outcomes):
+            _settle(job, outcome)
+
+    async def _attempt(self, jobs: list[Job]) -> list[Outcome | EngineError]:
+        now = clock.now()
+        real_now = clock.real_now()
+        async with self.engine.connect() as sa_conn:
+            async with sa_conn.begin():
+                conn = await driver(sa_conn)
+                outcomes = await self._decide_and_write(sa_conn, conn, jobs, now, real_now)
+        return outcomes
+
+    async def _decide_and_write(self, sa_conn, conn: asyncpg.Connection, jobs: list[Job], now: datetime,
+                                real_now: datetime) -> list[Outcome | EngineError]:
+        outcomes: list[Outcome | EngineError | None] = [None] * len(jobs)
+        fresh = await repository.claim_nonces(conn, [(j.key_id, j.nonce) for j in jobs], real_now)
+        keys = await repository.active_keys(conn, sorted({j.key_id for j in jobs}))
+        live: list[int] = []
+        seen_nonces: set[tuple[str, str]] = set()
+        for index, job in enumerate(jobs):
+            pair = (job.key_id, job.nonce)
+            if job.key_id not in keys:
+                outcomes[index] = EngineError("BAD_SIGNATURE", "The key is unknown or revoked.")
+            elif pair not in fresh or pair in seen_nonces:
+                outcomes[index] = EngineError("REPLAYED_REQUEST", "This nonce was already used with this key.")
+            elif job.code_error is not None:
+                outcomes[index] = job.code_error
+            else:
+                live.append(index)
+            seen_nonces.add(pair)
+        if not live:
+            return outcomes  # type: ignore[return-value]
+
+        redeem_keys = sorted({(jobs[i].campaign_id, jobs[i].voucher_id) for i in live if jobs[i].kind == "redeem"})
+        quote_keys = sorted({(jobs[i].campaign_id, jobs[i].voucher_id) for i in live if jobs[i].kind == "quote"}
+                            - set(redeem_keys))
+        rows = await repository.vouchers(conn, redeem_keys, lock=True) if redeem_keys else {}
+        if quote_keys:
+            rows.update(await repository.vouchers(conn, quote_keys, lock=False))
+        idempotency = sorted({(keys[jobs[i].key_id]["merchant_id"], jobs[i].pos_txn_id) for i in live
+                              if jobs[i].kind == "redeem"})
+        existing = await repository.existing_redemptions(conn, idempotency) if idempotency else {}
+
+        capped = sorted({(row["campaign_id"], _day(row, now)) for row in rows.values()
+                         if row["daily_cap_fen"] is not None})
+        spent = await repository.daily_spend(conn, capped) if capped else {}
+
+        state: dict[tuple[str, str], tuple[str, int]] = {}  # voucher → (status, balance) after earlier jobs
+        new_by_key: dict[tuple[str, str], dict[str, Any]] = {}
+        writes = _Writes()
+        for index in live:
+            job = jobs[index]
+            merchant = _merchant_view(keys[job.key_id])
+            key = (job.campaign_id, job.voucher_id)
+            row = rows.get(key)
+            if row is None:
+                outcomes[index] = EngineError("VOUCHER_UNKNOWN", "No such voucher.")
+                continue
+            if job.kind == "redeem":
+                idem_key = (merchant.merchant_id, job.pos_txn_id)
+                previous = existing.get(idem_key) or new_by_key.get(idem_key)
+                if previous is not None:
+                    outcomes[index] = _replay(previous, job)
+                    continue
+            status, balance = state.get(key, (row["status"], row["balance_fen"]))
+            voucher = _voucher_view(row, status, balance)
+            try:
+                contract = await self._contract(conn, row["contract_sha256"])
+                settlement = evaluate(contract, merchant, voucher, job.wallet_id, now, job.order_amount_fen,
+                                      job.items)
+                _check_daily_cap(voucher, settlement, spent)
+            except EngineError as refusal:
+                if refusal.code == "VOUCHER_EXPIRED" and voucher.status == "issued" and job.kind == "redeem":
+                    state[key] = ("expired", balance)
+                    writes.vouchers[key] = ("expired", balance)  # lazy expiry
+                outcomes[index] = _quote_refusal(refusal) if job.kind == "quote" else refusal
+                continue
+            if job.kind == "quote":
+                outcomes[index] = Outcome(200, {"eligible": True, "subsidy_fen": settlement.subsidy_fen,
+                                                "payable_fen": settlement.payable_fen})
+                continue
+            if voucher.daily_cap_fen is not None:
+                day_key = (voucher.campaign_id, settlement.spend_day)
+                spent[day_key] = spent.get(day_key, 0) + settlement.subsidy_fen
+                writes.add_spend(day_key, settlement.subsidy_fen, voucher.daily_cap_fen)
+            state[key] = (settlement.new_status, settlement.new_balance_fen)
+            writes.vouchers[key] = state[key]
+            body = writes.add_redemption(job, merchant.merchant_id, settlement, now)
+            new_by_key[(merchant.merchant_id, job.pos_txn_id)] = body
+            outcomes[index] = Outcome(201, body)
+
+        await writes.flush(sa_conn, conn, now)
+        return outcomes  # type: ignore[return-value]
+
+    async def _contract(self, conn: asyncpg.Connection, sha256: str):
+        from voucher_engine.campaigns import cache
+
+        compiled = cache.cached_contract(sha256) if hasattr(cache, "cached_contract") else None
+        if compiled is None:
+            compiled = contract_for(sha256, await repository.contract_source(conn, sha256))
+        return compiled
+
+
+class _Writes:
+    """What a batch will write, gathered while deciding, flushed set-based at the end."""
+
+    def __init__(self) -> None:
+        self.vouchers: dict[tuple[str, str], tuple[str, int]] = {}
+        self.spend: dict[tuple[str, date], list[int]] = {}
+        self.redemptions: list[tuple] = []
+        self.transactions: list[NewTransaction] = []
+        self.bodies: list[dict[str, Any]] = []
+
+    def add_spend(self, day_key: tuple[str, date], amount_fen: int, cap_fen: int) -> None:
+        entry = self.spend.setdefault(day_key, [0, cap_fen])
+        entry[0] += amount_fen
+
+    def add_redemption(self, job: Job, merchant_id: str, settlement: Settlement, now: datetime) -> dict[str, Any]:
+        redemption_id = new_redemption_id(job.campaign_id)
+        self.transactions.append(redeem_transaction(job.campaign_id, merchant_id, job.voucher_id, redemption_id,
+                                                    settlement.subsidy_fen, now))
+        items_json = orjson.dumps(job.items).decode() if job.items is not None else None
+        self.redemptions.append([job.campaign_id, redemption_id, merchant_id, job.pos_txn_id, job.request_sha256,
+                                 job.voucher_id, job.wallet_id, job.order_amount_fen, settlement.subsidy_fen, None,
+                                 settlement.spend_day, items_json])
+        body = {"id": redemption_id, "status": "settled", "voucher_id": job.voucher_id,
+                "campaign_id": job.campaign_id, "merchant_id": merchant_id, "pos_txn_id": job.pos_txn_id,
+                "order_amount_fen": job.order_amount_fen, "subsidy_fen": settlement.subsidy_fen,
+                "payable_fen": settlement.payable_fen, "refunded_fen": 0, "subsidy_refunded_fen": 0,
+                "ledger_tx_id": None, "settled_at": now.isoformat(), "_request_sha256": job.request_sha256}
+        self.bodies.append(body)
+        return body
+
+    async def flush(self, sa_conn, conn: asyncpg.Connection, now: datetime) -> None:
+        if self.spend:
+            await repository.add_daily_spend(conn, [(c, d, amount, cap) for (c, d), (amount, cap)
+                                                    in sorted(self.spend.items())])
+        await repository.update_vouchers(conn, [(c, v, s, b) for (c, v), (s, b) in sorted(self.vouchers.items())],
+                                         now)
+        if not self.transactions:
+            return
+        posted = await ledger.post_many(sa_conn, self.transactions)
+        assert len(posted) == len(self.transactions)
+        for row, body, tx in zip(self.redemptions, self.bodies, posted):
+            row[9] = tx.id
+            body["ledger_tx_id"] = tx.id
+        await repository.insert_redemptions(conn, [tuple(row) for row in self.redemptions], now)
+
+
+def _day(row: asyncpg.Record, now: datetime) -> date:
+    from voucher_engine.redemption.decide import zone
+
+    return now.astimezone(zone(row["timezone"])).date()
+
+
+def _check_daily_cap(voucher: VoucherView, settlement: Settlement, spent: dict[tuple[str, date], int]) -> None:
+    if voucher.daily_cap_fen is None:
+        return
+    already = spent.get((voucher.campaign_id, settlement.spend_day), 0)
+    if already + settlement.subsidy_fen > voucher.daily_cap_fen:
+        raise EngineError("DAILY_BUDGET_EXHAUSTED",
+                          f"Today's budget of this campaign is spent ({already} of {voucher.daily_cap_fen} fen); "
+                          "try again tomorrow.")
+
+
+def _replay(previous: Any, job: Job) -> Outcome | EngineError:
+    stored_sha = previous["_request_sha256"] if isinstance(previous, dict) else previous["request_sha256"]
+    if stored_sha != job.request_sha256:
+        return EngineError("IDEMPOTENCY_CONFLICT", f"pos_txn_id {job.pos_txn_id!r} was already used for a "
+                                                   "different request.")
+    body = {k: v for k, v in previous.items() if not k.startswith("_")} if isinstance(previous, dict) \
+        else redemption_body(previous)
+    return Outcome(200, body)
+
+
+def _quote_refusal(refusal: EngineError) -> Outcome | EngineError:
+    body: dict[str, Any] = {"eligible": False, "subsidy_fen": 0, "payable_fen": None, "code": refusal.code,
+                            "detail": refusal.detail}
+    if "explain" in refusal.extra:
+        body["explain"] = refusal.extra["explain"]
+    return Outcome(200, body)
+
+
+def _as_engine_error(exc: BaseException) -> EngineError:
+    if isinstance(exc, EngineError):
+        return exc
+    from voucher_engine.db.errors import is_database_unavailable
+
+    if is_database_unavailable(exc):
+        return EngineError("UNAVAILABLE", "The database is unreachable; try again shortly.")
+    text = str(exc)
+    if "escrow" in text or "balance" in text:
+        return EngineError("INSUFFICIENT_FUNDS", "The campaign's escrow cannot cover this subsidy.")
+    log.error("redemption failed", exc_info=exc)
+    return EngineError("INTERNAL", "The redemption could not be completed; nothing was changed.")
+
+
+def _settle(job: Job, outcome: Outcome | EngineError) -> None:
+    if job.future.done():
+        return
+    if isinstance(outcome, EngineError):
+        job.future.set_exception(outcome)
+    else:
+        job.future.set_result(outcome)
