@@ -86,7 +86,7 @@ def check_issuable(row, kind: str, now: datetime) -> None:
     """Refusals that apply to the whole issuance (answered before any job starts)."""
     if row.status not in ISSUABLE_STATUSES:
         raise EngineError("INVALID_STATE", f"Vouchers are issued while a campaign is funded or active; this one is "
-                                           f"{row.status}.", status=row.status)
+                                           f"{row.status}.", campaign_status=row.status)
     if row.distribution != kind:
         raise EngineError("VALIDATION_ERROR", f"This campaign's contract distributes by {row.distribution}; "
                                               f"a {kind} issuance does not apply.")

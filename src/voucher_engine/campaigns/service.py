@@ -142,7 +142,7 @@ def _require_changer(subject: Subject, row: sa.Row) -> None:
 def _refuse(row: sa.Row, action: str) -> EngineError:
     allowed, _ = TRANSITIONS[action]
     return EngineError("INVALID_STATE", f"Cannot {action} a campaign that is {row.status}; {action} needs "
-                                        f"{' or '.join(allowed)}.", status=row.status)
+                                        f"{' or '.join(allowed)}.", campaign_status=row.status)
 
 
 async def transition(conn: AsyncConnection, subject: Subject, campaign_id: str, action: str) -> CampaignDetail:

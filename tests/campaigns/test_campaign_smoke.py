@@ -1,0 +1,48 @@
+"""Smoke: check, create, scoping (no money yet)."""
+
+from conftest import dining, make_gov
+
+
+async def test_check_answers_errors_with_line_and_column(shanghai):
+    bad = await shanghai.post("/v1/contracts/check", {"source": 'campaign "x" issuer 310000\nbudget ¥100\nvoucher zap'})
+    assert bad.status_code == 422
+    problem = bad.json()
+    assert problem["code"] == "CONTRACT_INVALID"
+    assert problem["errors"] and all({"line", "column", "message"} <= set(e) for e in problem["errors"])
+    assert problem["errors"][0]["line"] == 3
+    good = await shanghai.post("/v1/contracts/check", {"source": dining()})
+    assert good.status_code == 200 and good.json()["ok"] is True
+    assert good.json()["summary"]["budget_fen"] == 1_000_000_000
+
+
+async def test_create_is_a_draft_identified_by_sha256(shanghai):
+    import hashlib
+
+    source = dining()
+    campaign = await shanghai.create(source)
+    assert campaign["status"] == "draft"
+    assert campaign["contract_sha256"] == hashlib.sha256(source.encode()).hexdigest()
+    assert campaign["contract_source"] == source
+    assert campaign["totals"]["funded_fen"] == 0 and campaign["totals"]["vouchers_issued"] == 0
+
+
+async def test_gov_creates_only_within_its_region_and_sees_only_its_own(service, shanghai):
+    suzhou = await make_gov(service, "320500")
+    refused = await suzhou.post("/v1/campaigns", {"source": dining()})
+    assert refused.status_code == 403 and refused.json()["code"] == "FORBIDDEN"
+    xuhui = await make_gov(service, "310104")
+    assert (await xuhui.post("/v1/campaigns", {"source": dining()})).status_code == 403
+    campaign = await shanghai.create(dining(issuer="310104"))  # Xuhui lies within Shanghai
+    assert (await suzhou.get(f"/v1/campaigns/{campaign['id']}")).status_code == 404
+    assert (await suzhou.post(f"/v1/campaigns/{campaign['id']}/fund")).status_code == 404
+    listed = await suzhou.get("/v1/campaigns")
+    assert listed.json()["items"] == []
+    auditor = await service.token("auditor")
+    seen = await service.client.get(f"/v1/campaigns/{campaign['id']}", headers=service.auth(auditor))
+    assert seen.status_code == 200
+    not_changed = await service.client.post(f"/v1/campaigns/{campaign['id']}/fund", headers=service.auth(auditor))
+    assert not_changed.status_code == 403
+    bound = await service.token("auditor", suzhou.issuer_id)
+    assert (await service.client.get(f"/v1/campaigns/{campaign['id']}", headers=service.auth(bound))).status_code == 404
+    admin = await service.client.get("/v1/campaigns", headers=service.admin)
+    assert [c["id"] for c in admin.json()["items"]] == [campaign["id"]]
