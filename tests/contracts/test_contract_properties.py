@@ -171,7 +171,7 @@ payments = st.builds(
 )
 
 
-@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
+@settings(max_examples=200, database=None, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
 @given(contracts(), st.lists(payments, min_size=1, max_size=8), st.lists(holders, min_size=1, max_size=4))
 def test_compiled_agrees_with_reference(text: str, ps: list[Payment], hs: list[dict]) -> None:
     result = check_contract(text)
@@ -202,19 +202,19 @@ TOKENS = [
 ]
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=300, database=None, deadline=None)
 @given(st.lists(st.sampled_from(TOKENS), max_size=60).map(" ".join))
 def test_token_soup_never_crashes(text: str) -> None:
     _clean(text)
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=150, database=None, deadline=None)
 @given(st.text(max_size=300))
 def test_random_text_never_crashes(text: str) -> None:
     _clean(text)
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=300, database=None, deadline=None)
 @given(st.sampled_from(POLICY_FILES), st.lists(st.tuples(st.floats(0, 1), st.integers(0, 40), st.sampled_from(TOKENS + [""])), min_size=1, max_size=4))
 def test_mutated_policies_never_crash(name: str, edits: list[tuple[float, int, str]]) -> None:
     text = source(name)
