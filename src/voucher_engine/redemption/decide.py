@@ -1,8 +1,8 @@
 """What a redemption (or quote) does, decided from rows already loaded: pure, no I/O.
 
 The order of checks is the product's promise to tills (the issue's order, after the signature and the code's own
-MAC, which are checked before any database work): merchant status, campaign status, voucher state and holder,
-validity window, contract conditions (with `explain`), then budget (daily cap; escrow balance is the ledger's
+MAC, which are checked before any database work): merchant status, voucher state and holder, the campaign's
+status (a paused or closed campaign pays nothing, though a revoked voucher still says so first), validity window, contract conditions (with `explain`), then budget (daily cap; escrow balance is the ledger's
 CHECK). The first failure wins, so the same request always gets the same code.
 """
 
@@ -67,8 +67,6 @@ def check_voucher(merchant: MerchantView, voucher: VoucherView, wallet_id: str, 
     """Everything before the contract: raises the first failing code."""
     if merchant.status != "active":
         raise EngineError("MERCHANT_SUSPENDED", "This merchant is suspended and cannot redeem vouchers.")
-    if voucher.campaign_status != "active":
-        raise EngineError("CAMPAIGN_NOT_ACTIVE", f"The voucher's campaign is {voucher.campaign_status}.")
     if voucher.status == "revoked":
         raise EngineError("VOUCHER_REVOKED", "The voucher was revoked.")
     if voucher.status == "redeemed":
@@ -77,6 +75,8 @@ def check_voucher(merchant: MerchantView, voucher: VoucherView, wallet_id: str, 
         raise EngineError("VOUCHER_EXPIRED", f"The voucher expired at {voucher.valid_until.isoformat()}.")
     if voucher.wallet_id != wallet_id:
         raise EngineError("VOUCHER_NOT_HOLDER", "The wallet at the till is not the voucher's holder.")
+    if voucher.campaign_status != "active":
+        raise EngineError("CAMPAIGN_NOT_ACTIVE", f"The voucher's campaign is {voucher.campaign_status}.")
     if now < voucher.valid_from:
         raise EngineError("VOUCHER_NOT_YET_VALID", f"The voucher is valid from {voucher.valid_from.isoformat()}.")
     if now >= voucher.valid_until:

@@ -7,6 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path, Query, Response
 
 from voucher_engine.api.deps import PosSignature, SignedCaller, State
+from voucher_engine.api.paging import Page
 from voucher_engine.api.state import AppState
 from voucher_engine.campaigns.codes import parse_code
 from voucher_engine.errors import EngineError
@@ -87,7 +88,7 @@ async def get_redemption(redemption_id: RedemptionId, caller: SignedCaller, stat
     return await refunds.get_redemption(state.engine, caller.merchant_id, redemption_id)
 
 
-@router.get("", response_model=dict)
+@router.get("", response_model=Page[Redemption])
 async def find_redemption(caller: SignedCaller, state: State,
                           pos_txn_id: Annotated[PosTxnId, Query()]) -> dict:
     """The merchant's redemption with this till transaction id (its own only), as a one-item list."""

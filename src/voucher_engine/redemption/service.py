@@ -92,7 +92,7 @@ def redemption_body(row: Any) -> dict[str, Any]:
         "order_amount_fen": row["order_amount_fen"], "subsidy_fen": row["subsidy_fen"],
         "payable_fen": row["payable_fen"], "refunded_fen": refunded,
         "subsidy_refunded_fen": row["subsidy_refunded_fen"], "ledger_tx_id": row["ledger_tx_id"],
-        "settled_at": row["settled_at"].isoformat(),
+        "settled_at": row["settled_at"],
     }
 
 
@@ -274,7 +274,7 @@ class _Writes:
                 "campaign_id": job.campaign_id, "merchant_id": merchant_id, "pos_txn_id": job.pos_txn_id,
                 "order_amount_fen": job.order_amount_fen, "subsidy_fen": settlement.subsidy_fen,
                 "payable_fen": settlement.payable_fen, "refunded_fen": 0, "subsidy_refunded_fen": 0,
-                "ledger_tx_id": None, "settled_at": now.isoformat(), "_request_sha256": job.request_sha256}
+                "ledger_tx_id": None, "settled_at": now, "_request_sha256": job.request_sha256}
         self.bodies.append(body)
         return body
 
@@ -315,9 +315,8 @@ def _replay(previous: Any, job: Job) -> Outcome | EngineError:
     if stored_sha != job.request_sha256:
         return EngineError("IDEMPOTENCY_CONFLICT", f"pos_txn_id {job.pos_txn_id!r} was already used for a "
                                                    "different request.")
-    body = {k: v for k, v in previous.items() if not k.startswith("_")} if isinstance(previous, dict) \
-        else redemption_body(previous)
-    return Outcome(200, body)
+    # A body made earlier in this batch is shared, not copied: its ledger_tx_id is filled in when the batch writes.
+    return Outcome(200, previous if isinstance(previous, dict) else redemption_body(previous))
 
 
 def _quote_refusal(refusal: EngineError) -> Outcome | EngineError:
@@ -348,4 +347,5 @@ def _settle(job: Job, outcome: Outcome | EngineError) -> None:
     if isinstance(outcome, EngineError):
         job.future.set_exception(outcome)
     else:
-        job.future.set_result(outcome)
+        public = {key: value for key, value in outcome.body.items() if not key.startswith("_")}
+        job.future.set_result(Outcome(outcome.status, public))
