@@ -162,6 +162,8 @@ def test_never_true_warnings() -> None:
     assert any("the set is empty" in w for w in warnings(DINING.replace('{"5812", "5813", "5814"}', "{}")))
     assert any("can never be true" in w for w in warnings(
         DINING.replace("merchant.region within 310000", "payment.time >= 22:00; payment.time < 09:00")))
+    assert any("together with `spend ¥100`" in w for w in warnings(
+        DINING.replace("merchant.region within 310000", "order.amount < ¥50")))
     assert warnings(DINING) == []
 
 

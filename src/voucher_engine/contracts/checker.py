@@ -251,7 +251,7 @@ class _Checker:
         funders = self.funders(issuer)
         voucher = self.seen.get("voucher")
         holder_rules = self.block(blocks.get("holder"), "holder")
-        payment_rules = self.block(blocks.get("payment"), "payment")
+        payment_rules = self.block(blocks.get("payment"), "payment", self.spend_bound(voucher))
         item_rules = self.block(blocks.get("items"), "items")
         terms = self.voucher(voucher, payment_rules, blocks.get("items")) if voucher is not None else None
         validity = self.validity(tz_name)
@@ -610,7 +610,15 @@ class _Checker:
             return
         self.declared[key] = DECLARABLE_TYPES[section.type_name]
 
-    def block(self, block: Union[Block, None], context: str) -> tuple[TRule, ...]:
+    def spend_bound(self, voucher: Union[Voucher, None]) -> list[TRule]:
+        """The voucher's `spend ¥X` as the condition `order.amount >= ¥X`, so contradictions with it are found."""
+        if voucher is None or voucher.spend is None or voucher.spend.amount.value is None:
+            return []
+        spend = voucher.spend
+        condition = TCompare(">=", "order.amount", "money", spend.amount.value, spend.text, spend.span, "")
+        return [TRule(condition, spend.text, spend.span)]
+
+    def block(self, block: Union[Block, None], context: str, implied: Union[list[TRule], None] = None) -> tuple[TRule, ...]:
         if block is None:
             return ()
         rules = []
@@ -618,7 +626,7 @@ class _Checker:
             typed = self.condition(rule.condition, context, 0)
             if typed is not None:
                 rules.append(TRule(typed, rule.text, rule.span))
-        self.never_true(rules, context)
+        self.never_true((implied or []) + rules, context)
         return tuple(rules)
 
     def condition(self, node: Condition, context: str, depth: int) -> Union[TCondition, None]:
