@@ -193,7 +193,7 @@ WHERE s.campaign_id = $1 AND s.voucher_id IS NULL AND t.kind IN ('fund', 'return
 
 # Reconciliation from the postings themselves (not from the running totals), sequenced or still pending.
 CAMPAIGN_POSTINGS = """
-SELECT t.kind, p.account, sum(p.amount_fen)::bigint AS amount_fen, count(*) AS postings
+SELECT t.kind, p.account, sum(p.amount_fen)::bigint AS amount_fen, count(DISTINCT t.id) AS postings
 FROM ledger_transactions t
 CROSS JOIN LATERAL unnest(t.accounts, t.amounts_fen) AS p(account, amount_fen)
 WHERE t.id IN (SELECT tx_id FROM ledger_sequence WHERE campaign_id = $1

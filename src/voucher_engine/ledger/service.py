@@ -270,3 +270,69 @@ def served_row(row) -> dict[str, Any]:
                               accounts=row["accounts"], amounts_fen=row["amounts_fen"], refs=orjson.loads(row["refs"]))
     return canonical.served(obj, bytes(row["hash"]) if row["hash"] is not None else None,
                             bytes(row["prev_hash"]) if row["prev_hash"] is not None else None)
+
+
+# -- reconciliation --------------------------------------------------------------------------------------------------
+
+
+def _pro_rata(total: int, weights: list[int]) -> list[int]:
+    """Split `total` in proportion to `weights`, to the fen, largest remainders first, so the parts add up exactly."""
+    whole = sum(weights)
+    if whole == 0 or total == 0:
+        return [0] * len(weights)
+    parts = [total * weight // whole for weight in weights]
+    order = sorted(range(len(weights)), key=lambda i: (-(total * weights[i] % whole), i))
+    for i in order[:total - sum(parts)]:
+        parts[i] += 1
+    return parts
+
+
+async def reconcile(conn: AsyncConnection, campaign_id: str) -> dict[str, Any]:
+    """A campaign's books from its postings (sequenced or queued), checked against the stored balance and totals.
+
+    funded = escrow balance + (redeemed - refunded) + returned, where the escrow balance is the stored, guarded one
+    and the four flows are summed from the postings. Per funder, funded and returned are exact; redeemed and refunded
+    are attributed pro rata to what each funded, so a funder's escrow share is the remainder (and may differ from a
+    strict pro-rata share by the rounding of the splits, at most a fen per funder).
+    """
+    raw = await repository.driver(conn)
+    rows = await raw.fetch(repository.CAMPAIGN_POSTINGS, campaign_id)
+    escrow = model.escrow_account(campaign_id)
+    flows = {"fund": 0, "redeem": 0, "refund": 0, "return": 0}
+    counts = {kind: 0 for kind in model.KINDS}
+    funded_by: dict[str, int] = {}
+    returned_by: dict[str, int] = {}
+    for row in rows:
+        kind, account, amount = row["kind"], row["account"], int(row["amount_fen"])
+        if account == escrow:
+            flows[kind] += abs(amount)
+            counts[kind] += int(row["postings"])
+        elif account.startswith("fiscal:"):
+            target = funded_by if kind == "fund" else returned_by
+            target[account[7:]] = target.get(account[7:], 0) + abs(amount)
+    stored_balance = await raw.fetchval(repository.BALANCE, escrow)
+    if stored_balance is None and not rows:
+        raise EngineError("NOT_FOUND", f"no ledger account {escrow!r}")
+    stored_balance = int(stored_balance or 0)
+    totals = await campaign_totals(conn, campaign_id)
+    funded, redeemed, refunded, returned = flows["fund"], flows["redeem"], flows["refund"], flows["return"]
+    balanced = (funded == stored_balance + (redeemed - refunded) + returned
+                and (totals["funded_fen"], totals["redeemed_fen"], totals["refunded_fen"], totals["returned_fen"])
+                == (funded, redeemed, refunded, returned)
+                and sum(funded_by.values()) == funded and sum(returned_by.values()) == returned)
+    funders = sorted(set(funded_by) | set(returned_by))
+    weights = [funded_by.get(funder, 0) for funder in funders]
+    redeemed_parts = _pro_rata(redeemed, weights)
+    refunded_parts = _pro_rata(refunded, weights)
+    escrow_parts = _pro_rata(stored_balance, weights)
+    lines = []
+    for i, funder in enumerate(funders):
+        remainder = weights[i] - (redeemed_parts[i] - refunded_parts[i]) - returned_by.get(funder, 0)
+        lines.append({"funder": funder, "account": f"fiscal:{funder}", "funded_fen": weights[i],
+                      "returned_fen": returned_by.get(funder, 0), "redeemed_fen": redeemed_parts[i],
+                      "refunded_fen": refunded_parts[i], "escrow_balance_fen": remainder,
+                      "balanced": abs(remainder - escrow_parts[i]) <= len(funders)})
+    return {"campaign_id": campaign_id, "funded_fen": funded, "escrow_balance_fen": stored_balance,
+            "redeemed_fen": redeemed, "refunded_fen": refunded, "returned_fen": returned,
+            "balanced": balanced and all(line["balanced"] for line in lines), "transactions": counts,
+            "funders": lines}

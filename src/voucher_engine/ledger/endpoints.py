@@ -1,0 +1,294 @@
+"""`/v1/ledger/...` for auditors (all issuers, or the one they are bound to) and gov (its own campaigns only).
+
+Thin: each endpoint checks scope (scoping.py) and calls the service or the repository. Lists page by seq.
+`startup` runs the sequencer and the periodic checkpointer in every worker (one of them works at a time).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Path, Query
+from fastapi.responses import StreamingResponse
+from pydantic import AwareDatetime
+
+from voucher_engine import clock
+from voucher_engine.api.deps import State, require
+from voucher_engine.api.paging import DEFAULT_LIMIT, Cursor, Limit, decode_cursor, encode_cursor
+from voucher_engine.api.state import AppState
+from voucher_engine.auth.subjects import Subject
+from voucher_engine.errors import EngineError
+from voucher_engine.ledger import checkpoints, export, model, repository, scoping, sequencer, service
+from voucher_engine.ledger.schemas import (AccountOut, CheckpointOut, CheckpointPage, ConsistencyProof, InclusionProof,
+                                           PublicKey, Reconciliation, TransactionOut, TransactionPage, VoucherTrace)
+
+log = logging.getLogger("voucher_engine.ledger")
+
+router = APIRouter(prefix="/v1/ledger", tags=["ledger"])
+public_router = APIRouter(prefix="/v1/ledger", tags=["ledger"])
+routers = [router, public_router]
+
+Reader = Annotated[Subject, Depends(require("auditor", "gov"))]
+Requester = Annotated[Subject, Depends(require("auditor", "admin"))]
+Id = Annotated[str, Path(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")]
+AccountName = Annotated[str, Path(max_length=80, pattern=model.ACCOUNT_PATTERN.pattern)]
+FilterId = Annotated[str | None, Query(min_length=1, max_length=128)]
+Size = Annotated[int | None, Query(ge=1, le=(1 << 62))]
+
+CHECKPOINT_INTERVAL_S = float(os.environ.get("VE_LEDGER_CHECKPOINT_INTERVAL_S", "60"))
+STATE_KEY = "ledger"
+
+
+def _key(state: AppState):
+    key = state.extras.get("ledger_signing_key")
+    if key is None:
+        key = checkpoints.load_signing_key(state.settings.resolved_signing_key_path)
+        state.extras["ledger_signing_key"] = key
+    return key
+
+
+def _after(cursor: str | None) -> int:
+    value = decode_cursor(cursor)
+    if value is None:
+        return 0
+    if not value.isdigit() or len(value) > 19:
+        raise EngineError("VALIDATION_ERROR", "The cursor is not one this service gave out.")
+    return int(value)
+
+
+def _page(rows, limit: int) -> tuple[list[dict[str, Any]], str | None]:
+    items = [service.served_row(row) for row in rows[:limit]]
+    return items, encode_cursor(str(items[-1]["seq"])) if len(rows) > limit else None
+
+
+async def _scope_filters(conn, subject: Subject, campaign_id: str | None) -> None:
+    if scoping.sees_everything(subject):
+        return
+    if campaign_id is None:
+        raise EngineError("FORBIDDEN", "gov and issuer-bound auditors list the ledger by campaign: add campaign_id")
+    await scoping.require_campaign(conn, subject, campaign_id)
+
+
+def _window(at_from: datetime | None, at_to: datetime | None) -> None:
+    if at_from is not None and at_to is not None and at_to < at_from:
+        raise EngineError("VALIDATION_ERROR", "`to` is before `from`")
+
+
+@router.get("/transactions", response_model=TransactionPage, response_model_exclude_none=True)
+async def list_transactions(
+    state: State, subject: Reader, campaign_id: FilterId = None, merchant_id: FilterId = None,
+    voucher_id: FilterId = None, at_from: Annotated[AwareDatetime | None, Query(alias="from")] = None,
+    at_to: Annotated[AwareDatetime | None, Query(alias="to")] = None, limit: Limit = DEFAULT_LIMIT,
+    cursor: Cursor = None,
+) -> dict[str, Any]:
+    """Sequenced transactions in seq order, filtered by campaign, merchant, voucher and time (`from` <= at < `to`)."""
+    _window(at_from, at_to)
+    async with state.engine.connect() as conn:
+        await _scope_filters(conn, subject, campaign_id)
+        raw = await repository.driver(conn)
+        sql, params = repository.list_query(campaign_id=campaign_id, merchant_id=merchant_id, voucher_id=voucher_id,
+                                            account=None, at_from=at_from, at_to=at_to, after_seq=_after(cursor),
+                                            limit=limit + 1)
+        rows = await raw.fetch(sql, *params)
+    items, next_cursor = _page(rows, limit)
+    return {"items": items, "next_cursor": next_cursor}
+
+
+@router.get("/transactions/{tx_id}", response_model=TransactionOut, response_model_exclude_none=True)
+async def get_transaction(tx_id: Id, state: State, subject: Reader) -> dict[str, Any]:
+    async with state.engine.connect() as conn:
+        row = await (await repository.driver(conn)).fetchrow(repository.TX_BY_ID, tx_id)
+        if row is None or row["seq"] is None:
+            raise EngineError("NOT_FOUND", f"no sequenced ledger transaction {tx_id!r}")
+        await scoping.require_campaign(conn, subject, row["campaign_id"])
+    return service.served_row(row)
+
+
+@router.get("/accounts/{account}", response_model=AccountOut, response_model_exclude_none=True)
+async def get_account(account: AccountName, state: State, subject: Reader, limit: Limit = DEFAULT_LIMIT,
+                      cursor: Cursor = None) -> dict[str, Any]:
+    """The balance (every committed posting) and the history (sequenced transactions, seq order)."""
+    async with state.engine.connect() as conn:
+        await scoping.require_account(conn, subject, account)
+        balance_fen = await service.balance(conn, account)
+        sql, params = repository.list_query(campaign_id=None, merchant_id=None, voucher_id=None, account=account,
+                                            at_from=None, at_to=None, after_seq=_after(cursor), limit=limit + 1)
+        rows = await (await repository.driver(conn)).fetch(sql, *params)
+    items, next_cursor = _page(rows, limit)
+    return {"account": account, "balance_fen": balance_fen, "items": items, "next_cursor": next_cursor}
+
+
+@router.get("/vouchers/{voucher_id}/trace", response_model=VoucherTrace, response_model_exclude_none=True)
+async def trace_voucher(voucher_id: Id, state: State, subject: Reader, limit: Limit = DEFAULT_LIMIT,
+                        cursor: Cursor = None) -> dict[str, Any]:
+    """The campaign's funding, every transaction of this voucher (redeem, refund), and the campaign's return."""
+    after = _after(cursor)
+    async with state.engine.connect() as conn:
+        raw = await repository.driver(conn)
+        campaigns = [row["campaign_id"] for row in await raw.fetch(repository.VOUCHER_CAMPAIGNS, voucher_id)]
+        if not campaigns:
+            found = await scoping.voucher_campaign(conn, voucher_id)
+            campaigns = [found] if found else []
+        if not campaigns:
+            raise EngineError("NOT_FOUND", f"no voucher {voucher_id!r} in the ledger")
+        for campaign_id in campaigns:
+            await scoping.require_campaign(conn, subject, campaign_id)
+        sql, params = repository.list_query(campaign_id=None, merchant_id=None, voucher_id=voucher_id, account=None,
+                                            at_from=None, at_to=None, after_seq=0, limit=None)
+        rows = list(await raw.fetch(sql, *params))
+        for campaign_id in campaigns:
+            rows.extend(await raw.fetch(repository.CAMPAIGN_FUND_AND_RETURN, campaign_id))
+    rows = sorted((row for row in rows if row["seq"] > after), key=lambda row: row["seq"])[:limit + 1]
+    items, next_cursor = _page(rows, limit)
+    return {"voucher_id": voucher_id, "campaign_id": campaigns[0], "items": items, "next_cursor": next_cursor}
+
+
+@router.get("/campaigns/{campaign_id}/reconciliation", response_model=Reconciliation)
+async def reconciliation(campaign_id: Id, state: State, subject: Reader) -> dict[str, Any]:
+    async with state.engine.begin() as conn:
+        await scoping.require_campaign(conn, subject, campaign_id)
+        return await service.reconcile(conn, campaign_id)
+
+
+@router.get("/checkpoints/latest", response_model=CheckpointOut)
+async def latest_checkpoint(state: State, _: Reader) -> dict[str, Any]:
+    """The newest signed checkpoint (made every VE_LEDGER_CHECKPOINT_INTERVAL_S, and on demand)."""
+    async with state.engine.connect() as conn:
+        found = await service.get_checkpoint(conn)
+    if found is None:
+        found = await service.checkpoint_now(state.engine, _key(state))
+    if found is None:
+        raise EngineError("NOT_FOUND", "the ledger is empty: there is nothing to sign yet")
+    return found.document()
+
+
+@router.get("/checkpoints", response_model=CheckpointPage | CheckpointOut)
+async def checkpoints_at(state: State, _: Reader, tree_size: Size = None, limit: Limit = DEFAULT_LIMIT,
+                         cursor: Cursor = None) -> dict[str, Any]:
+    """`?tree_size=N`: the checkpoint at N (signed now if none was yet); without it, the checkpoints, newest first."""
+    if tree_size is not None:
+        return (await _checkpoint_at(state, tree_size)).document()
+    before = _after(cursor) or (1 << 62)
+    async with state.engine.connect() as conn:
+        rows = await (await repository.driver(conn)).fetch(repository.LIST_CHECKPOINTS, before, limit + 1)
+    items = [service._checkpoint_from_row(row).document() for row in rows[:limit]]
+    return {"items": items, "next_cursor": encode_cursor(str(items[-1]["tree_size"])) if len(rows) > limit else None}
+
+
+@router.post("/checkpoints", response_model=CheckpointOut, status_code=201)
+async def make_checkpoint(state: State, _: Requester) -> dict[str, Any]:
+    """Sequence everything committed and sign the head now (an extension: on-demand checkpoints)."""
+    found = await service.checkpoint_now(state.engine, _key(state))
+    if found is None:
+        raise EngineError("NOT_FOUND", "the ledger is empty: there is nothing to sign yet")
+    return found.document()
+
+
+async def _checkpoint_at(state: AppState, size: int) -> checkpoints.Checkpoint:
+    async with state.engine.begin() as conn:
+        found = await service.make_checkpoint(conn, _key(state), size)
+    assert found is not None
+    return found
+
+
+@router.get("/transactions/{tx_id}/proof", response_model=InclusionProof)
+async def inclusion_proof(tx_id: Id, state: State, subject: Reader, tree_size: Size = None) -> dict[str, Any]:
+    """RFC 6962 inclusion proof of the transaction in the tree of `tree_size` (default: the latest checkpoint)."""
+    async with state.engine.connect() as conn:
+        row = await (await repository.driver(conn)).fetchrow(repository.TX_BY_ID, tx_id)
+        if row is None or row["seq"] is None:
+            raise EngineError("NOT_FOUND", f"no sequenced ledger transaction {tx_id!r}")
+        await scoping.require_campaign(conn, subject, row["campaign_id"])
+    if tree_size is None:
+        async with state.engine.connect() as conn:
+            latest = await service.get_checkpoint(conn)
+        if latest is None or latest.tree_size < row["seq"]:
+            latest = await service.checkpoint_now(state.engine, _key(state))
+        assert latest is not None
+        checkpoint = latest
+    else:
+        if tree_size < row["seq"]:
+            raise EngineError("VALIDATION_ERROR", f"transaction seq {row['seq']} is not in a tree of {tree_size}")
+        checkpoint = await _checkpoint_at(state, tree_size)
+    async with state.engine.connect() as conn:
+        path = await service.inclusion_path(conn, row["seq"] - 1, checkpoint.tree_size)
+    return {"leaf_index": row["seq"] - 1, "tree_size": checkpoint.tree_size, "leaf_hash": bytes(row["leaf_hash"]).hex(),
+            "audit_path": [node.hex() for node in path], "checkpoint": checkpoint.document()}
+
+
+@router.get("/consistency", response_model=ConsistencyProof)
+async def consistency_proof(state: State, _: Reader, first: Annotated[int, Query(alias="from", ge=1, le=1 << 62)],
+                            second: Annotated[int, Query(alias="to", ge=1, le=1 << 62)]) -> dict[str, Any]:
+    """RFC 6962 consistency proof that the tree of `from` leaves is a prefix of the tree of `to` leaves."""
+    if second < first:
+        raise EngineError("VALIDATION_ERROR", "`to` must be at least `from`")
+    async with state.engine.connect() as conn:
+        size = await service.tree_size(conn)
+        if second > size:
+            raise EngineError("NOT_FOUND", f"the ledger has {size} sequenced transactions, not {second}")
+        path = await service.consistency_path(conn, first, second)
+    return {"first": first, "second": second, "path": [node.hex() for node in path]}
+
+
+@router.get("/export")
+async def export_csv(
+    state: State, subject: Reader, campaign_id: FilterId = None, merchant_id: FilterId = None,
+    voucher_id: FilterId = None, at_from: Annotated[AwareDatetime | None, Query(alias="from")] = None,
+    at_to: Annotated[AwareDatetime | None, Query(alias="to")] = None,
+    format: Annotated[str, Query(pattern="^csv$")] = "csv",
+) -> StreamingResponse:
+    """The matching transactions as CSV (seq,id,kind,at,postings,refs,hash,prev_hash), streamed."""
+    _window(at_from, at_to)
+    async with state.engine.connect() as conn:
+        await _scope_filters(conn, subject, campaign_id)
+    name = f"ledger-{campaign_id or 'all'}.csv"
+    return StreamingResponse(
+        export.csv_chunks(state.engine, campaign_id=campaign_id, merchant_id=merchant_id, voucher_id=voucher_id,
+                          at_from=at_from, at_to=at_to),
+        media_type="text/csv; charset=utf-8", headers={"Content-Disposition": f'attachment; filename="{name}"'})
+
+
+@public_router.get("/public-key", response_model=PublicKey)
+async def public_key(state: State) -> dict[str, Any]:
+    """The checkpoint signing key, for auditors to pin (public: no credential needed)."""
+    raw = checkpoints.raw_public_key(_key(state))
+    origin = checkpoints.origin()
+    import base64
+
+    return {"public_key": base64.b64encode(raw).decode(), "algorithm": "Ed25519",
+            "pem": checkpoints.public_key_pem(raw), "origin": origin,
+            "note_verifier_key": checkpoints.note_verifier_key(origin, raw)}
+
+
+# -- background work ------------------------------------------------------------------------------------------------
+
+
+async def startup(state: AppState) -> None:
+    """Start this worker's sequencer loop; it also signs a checkpoint every CHECKPOINT_INTERVAL_S if the tree grew."""
+    key = _key(state)
+    last = {"at": clock.real_now()}
+
+    async def periodic_checkpoint() -> None:
+        now = clock.real_now()
+        if (now - last["at"]).total_seconds() < CHECKPOINT_INTERVAL_S:
+            return
+        last["at"] = now
+        async with state.engine.begin() as conn:
+            latest = await service.get_checkpoint(conn)
+            if await service.tree_size(conn) > (latest.tree_size if latest else 0):
+                await service.make_checkpoint(conn, key)
+
+    state.extras[STATE_KEY] = asyncio.create_task(sequencer.run_forever(state.engine, periodic_checkpoint))
+
+
+async def shutdown(state: AppState) -> None:
+    task = state.extras.pop(STATE_KEY, None)
+    if task is not None:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
