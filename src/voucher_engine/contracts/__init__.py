@@ -12,6 +12,13 @@ Interface::
     contract.evaluate(Payment(...)) -> Evaluation  # .ok, .subsidy_fen, .payable_fen, .failures
     payment_from_json(data) -> Payment             # the JSON form the CLI and tests use
 
+Beyond the brief's interface: `Evaluation` also carries `payable_fen` and its `failures` is a tuple;
+`Failure.item` names the order item (sku) of an item condition and `to_dict()` adds "item" only then;
+`worst_case_fen` is always an int (every kind has a largest subsidy) and `needs_escrow_check` says whether it
+exceeds the budget (percentage kinds only; fixed, threshold and balance contracts that exceed it are refused);
+validity windows are half-open (`valid_from <= t < valid_until`, see model.FixedWindow) with `.contains()`;
+`CompiledContract.split_fen(amount)` splits money among funders; `ContractError` is `ContractInvalid`.
+
 Module map: grammar.lark (syntax), parser.py (text -> syntax.py tree), checker.py (types, sums, limits ->
 model.py), compiler.py (model -> generated Python functions), contract.py (CompiledContract), runtime.py
 (Payment, Item, Failure, Evaluation), explain.py (how values read), reference.py (a tree-walking interpreter

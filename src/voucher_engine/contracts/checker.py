@@ -18,7 +18,7 @@ from typing import Any, Union
 
 from . import limits, regions
 from .diagnostics import Diagnostic
-from .explain import TYPE_WORDS, WEEKDAYS, expected_text, percent, show, yuan
+from .explain import TYPE_WORDS, WEEKDAYS, expected_text, percent, yuan
 from .model import (
     ContractModel,
     FixedWindow,
@@ -37,22 +37,18 @@ from .parser import parse
 from .syntax import (
     And,
     Block,
-    Budget,
     Campaign,
     Comparison,
     Condition,
     ContractSyntax,
     Count,
-    DailyCap,
     Declare,
-    Distribution,
     Funders,
     Literal,
     Not,
     Or,
     SetLiteral,
     Span,
-    TimeZone,
 )
 from .syntax import Validity as ValiditySyntax
 from .syntax import Voucher
@@ -108,7 +104,6 @@ _SECTION_NAMES = {
     "Validity": "valid", "TimeZone": "timezone", "Distribution": "distribution",
 }
 
-
 @dataclass
 class CheckResult:
     """What `check_contract` found. `summary` is JSON-able and empty when the contract has errors."""
@@ -127,7 +122,6 @@ class CheckResult:
             "summary": self.summary,
         }
 
-
 class _TypeError(Exception):
     """Internal: a literal does not fit its field; carries the span and the message to report."""
 
@@ -135,7 +129,6 @@ class _TypeError(Exception):
         super().__init__(message)
         self.span = span
         self.message = message
-
 
 def check(source: str) -> CheckResult:
     """Parse and check one contract. Never raises; errors and warnings are sorted by position."""
@@ -155,7 +148,6 @@ def check(source: str) -> CheckResult:
         return CheckResult(False, errors, warnings)
     assert model is not None
     return CheckResult(True, [], warnings, summarize(model), model)
-
 
 def summarize(model: ContractModel) -> dict[str, Any]:
     """The JSON-able description the API answers to `POST /v1/contracts/check` and the CLI prints."""
@@ -191,7 +183,6 @@ def summarize(model: ContractModel) -> dict[str, Any]:
         "payment_conditions": [r.text for r in model.payment_rules],
         "item_conditions": [r.text for r in model.item_rules],
     }
-
 
 class _Checker:
     def __init__(self, syntax: ContractSyntax, diagnostics: list[Diagnostic]) -> None:
@@ -241,10 +232,6 @@ class _Checker:
         ):
             if key not in self.seen:
                 self.error(Span(1, 1, 0, 0), f"the contract has no `{key}` section; add a line like `{example}`")
-        if self.failed and not all(k in self.seen for k in ("campaign", "budget", "voucher", "valid")):
-            # Still check what is there, so one run reports as much as it can.
-            pass
-
         name, issuer = self.campaign()
         budget_fen = self.money_of(self.seen.get("budget"), "amount", "the budget")
         tz_name = self.timezone()
@@ -301,8 +288,6 @@ class _Checker:
             elif daily_cap < face:
                 self.warn(self.seen["daily cap"].span, f"one voucher can pay {yuan(face)}, more than the whole "
                           f"daily cap of {yuan(daily_cap)}")
-        if terms["kind"] != "item_percent" and blocks.get("items") is not None:
-            return None
         if self.failed:
             return None
         return ContractModel(
@@ -838,7 +823,6 @@ class _Checker:
                     return True
         return False
 
-
 def _literal_words(lit: Literal) -> str:
     return {
         "int": "a number",
@@ -852,5 +836,4 @@ def _literal_words(lit: Literal) -> str:
         "name": "a bare word (text must be in quotes)",
     }.get(lit.kind, "a value")
 
-
-__all__ = ["CheckResult", "check", "summarize", "show"]
+__all__ = ["CheckResult", "check", "summarize"]

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-from typing import Any, Callable, Union
+from typing import Any, Callable
 
 from .checker import CheckResult, check, summarize
 from .compiler import compile_model

@@ -21,7 +21,7 @@ from typing import Any, Union
 
 from . import limits
 from .explain import actual_value, jsonable
-from .model import ContractModel, TAnd, TCompare, TCondition, TNot, TOr, TRule
+from .model import ContractModel, TAnd, TCompare, TCondition, TNot, TOr
 from .runtime import Evaluation, Failure, Item, Payment
 
 _ABSENT = object()
