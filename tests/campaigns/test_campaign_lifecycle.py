@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from conftest import ADULT, dining, make_gov, policy, set_clock, wallet
+from campaign_helpers import ADULT, dining, make_gov, policy, set_clock, wallet
 
 from voucher_engine.campaigns.service import TRANSITIONS
 

@@ -1,6 +1,6 @@
 """Smoke: check, create, scoping (no money yet)."""
 
-from conftest import dining, make_gov
+from campaign_helpers import dining, make_gov
 
 
 async def test_check_answers_errors_with_line_and_column(shanghai):

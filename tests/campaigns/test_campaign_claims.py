@@ -1,0 +1,120 @@
+"""First-come claims under a burst: exactly the quantity, never over a holder's limit, no oversell."""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import random
+
+import pytest_asyncio
+import sqlalchemy as sa
+
+from campaign_helpers import make_gov, policy, set_clock, wallet
+
+
+def county_fair(quantity: int, limit: int = 1) -> str:
+    source = policy("county-fair-rural").replace("budget ¥100,000", f"budget ¥{quantity * 10}")
+    source = source.replace("distribution first come", f"quantity {quantity}\nlimit {limit} per holder\n"
+                                                       "distribution first come")
+    return source
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def burst_service(database_url, tmp_path):
+    """The app with a claims pool big enough for real concurrency in the database (20 for claims, up to 40 for the rest)."""
+    from campaign_helpers import start_service
+
+    svc, close = await start_service(database_url, tmp_path / "data", test_clock=True, db_pool_size=20)
+    try:
+        yield svc
+    finally:
+        await close()
+
+
+async def test_two_thousand_concurrent_claims_for_five_hundred_vouchers(burst_service):
+    service = burst_service
+    await set_clock(service, "2025-03-01T10:00:00+08:00")
+    zhejiang = await make_gov(service, "330000")
+    campaign = await zhejiang.active(county_fair(500, limit=2))
+    # 2,000 claims: 1,200 people with one wallet each, and 100 people who claim from 8 wallets each.
+    claims = [{"wallet_id": wallet(n), "id_hash": f"p{n}"} for n in range(1200)]
+    claims += [{"wallet_id": wallet(100_000 + 8 * p + w), "id_hash": f"multi{p}"} for p in range(100) for w in range(8)]
+    random.Random(7).shuffle(claims)
+    assert len(claims) == 2000
+    path = f"/v1/campaigns/{campaign['id']}/claims"
+    responses = await asyncio.gather(*(zhejiang.post(path, body) for body in claims))
+    codes = collections.Counter(r.json().get("code", "OK") if r.status_code != 201 else "OK" for r in responses)
+    assert codes["OK"] == 500, codes
+    assert set(codes) <= {"OK", "SOLD_OUT", "HOLDER_LIMIT"}, codes
+    async with service.state.engine.connect() as conn:
+        count = (await conn.execute(sa.text("SELECT count(*) FROM vouchers WHERE campaign_id = :c"),
+                                    {"c": campaign["id"]})).scalar_one()
+        worst = (await conn.execute(sa.text(
+            "SELECT max(n) FROM (SELECT count(*) AS n FROM vouchers WHERE campaign_id = :c GROUP BY holder_key) x"),
+            {"c": campaign["id"]})).scalar_one()
+        stock = (await conn.execute(sa.text("SELECT sum(remaining), min(remaining) FROM claim_stock"
+                                            " WHERE campaign_id = :c"), {"c": campaign["id"]})).one()
+    assert count == 500 and worst <= 2 and stock == (0, 0)
+    ids = {r.json()["id"] for r in responses if r.status_code == 201}
+    assert len(ids) == 500
+    totals = (await zhejiang.campaign(campaign["id"]))["totals"]
+    assert totals["vouchers_issued"] == 500 and totals["issued_fen"] == 500 * 1000
+    again = await zhejiang.post(path, {"wallet_id": wallet(999_999)})
+    assert again.status_code == 409 and again.json()["code"] == "SOLD_OUT"
+
+
+async def test_claim_answers(service):
+    await set_clock(service, "2025-03-01T10:00:00+08:00")
+    zhejiang = await make_gov(service, "330000")
+    campaign = await zhejiang.create(county_fair(3))
+    path = f"/v1/campaigns/{campaign['id']}/claims"
+    not_active = await zhejiang.post(path, {"wallet_id": wallet(1)})
+    assert not_active.status_code == 409 and not_active.json()["code"] == "CAMPAIGN_NOT_ACTIVE"
+    await zhejiang.move(campaign["id"], "fund")
+    await zhejiang.move(campaign["id"], "activate")
+    first = await zhejiang.post(path, {"wallet_id": wallet(1), "id_hash": "alice"})
+    assert first.status_code == 201, first.text
+    voucher = first.json()
+    assert voucher["status"] == "issued" and voucher["wallet_id"] == wallet(1) and voucher["code"].startswith("V1")
+    assert voucher["valid_until"].startswith("2026-01-01T00:00:00+08:00")
+    other_wallet = await zhejiang.post(path, {"wallet_id": wallet(2), "id_hash": "alice"})
+    assert other_wallet.status_code == 409 and other_wallet.json()["code"] == "HOLDER_LIMIT"
+    await zhejiang.move(campaign["id"], "pause")
+    paused = await zhejiang.post(path, {"wallet_id": wallet(3)})
+    assert paused.json()["code"] == "CAMPAIGN_NOT_ACTIVE"
+    await zhejiang.move(campaign["id"], "activate")
+    assert (await zhejiang.post(path, {"wallet_id": wallet(3)})).status_code == 201
+    assert (await zhejiang.post(path, {"wallet_id": wallet(4)})).status_code == 201
+    sold_out = await zhejiang.post(path, {"wallet_id": wallet(5)})
+    assert sold_out.status_code == 409 and sold_out.json()["code"] == "SOLD_OUT"
+    bad = await zhejiang.post(path, {"wallet_id": "not-a-wallet"})
+    assert bad.status_code == 422
+    shanghai = await make_gov(service, "310000")
+    assert (await shanghai.post(path, {"wallet_id": wallet(6)})).status_code == 404
+
+
+async def test_claims_check_holder_conditions_with_explain(service):
+    await set_clock(service, "2025-01-10T10:00:00+08:00")
+    shanghai = await make_gov(service, "310000")
+    from campaign_helpers import dining
+
+    campaign = await shanghai.active(dining(distribution="first come", quantity="10"))
+    response = await shanghai.post(f"/v1/campaigns/{campaign['id']}/claims",
+                                   {"wallet_id": wallet(1), "attributes": {"age": 16, "residence_region": "310104"}})
+    assert response.status_code == 422 and response.json()["code"] == "NOT_ELIGIBLE"
+    explain = response.json()["explain"]
+    assert explain[0]["rule"] == "age >= 18" and explain[0]["actual"] == 16 and explain[0]["line"] > 0
+
+
+async def test_close_stops_claims_and_revokes(service):
+    await set_clock(service, "2025-03-01T10:00:00+08:00")
+    zhejiang = await make_gov(service, "330000")
+    campaign = await zhejiang.active(county_fair(10))
+    path = f"/v1/campaigns/{campaign['id']}/claims"
+    for n in range(4):
+        assert (await zhejiang.post(path, {"wallet_id": wallet(n)})).status_code == 201
+    closed = await zhejiang.move(campaign["id"], "close")
+    assert closed["totals"]["vouchers_revoked"] == 4
+    assert closed["totals"]["returned_fen"] == closed["totals"]["funded_fen"] == 10_000
+    after = await zhejiang.post(path, {"wallet_id": wallet(9)})
+    assert after.json()["code"] == "CAMPAIGN_NOT_ACTIVE"
