@@ -99,12 +99,17 @@ OP_WORDS = {
 CONTEXT_WORDS = {"holder": "holder attribute", "payment": "payment field", "items": "item field"}
 
 _TZ_KEY = re.compile(r"[A-Za-z_]+(/[A-Za-z0-9_+\-]+){0,2}")
+
+
 _SECTION_NAMES = {
     "Campaign": "campaign", "Budget": "budget", "Funders": "funders", "Voucher": "voucher", "DailyCap": "daily cap",
     "Validity": "valid", "TimeZone": "timezone", "Distribution": "distribution",
 }
 
+
 @dataclass
+
+
 class CheckResult:
     """What `check_contract` found. `summary` is JSON-able and empty when the contract has errors."""
 
@@ -122,6 +127,7 @@ class CheckResult:
             "summary": self.summary,
         }
 
+
 class _TypeError(Exception):
     """Internal: a literal does not fit its field; carries the span and the message to report."""
 
@@ -129,6 +135,7 @@ class _TypeError(Exception):
         super().__init__(message)
         self.span = span
         self.message = message
+
 
 def check(source: str) -> CheckResult:
     """Parse and check one contract. Never raises; errors and warnings are sorted by position."""
@@ -148,6 +155,7 @@ def check(source: str) -> CheckResult:
         return CheckResult(False, errors, warnings)
     assert model is not None
     return CheckResult(True, [], warnings, summarize(model), model)
+
 
 def summarize(model: ContractModel) -> dict[str, Any]:
     """The JSON-able description the API answers to `POST /v1/contracts/check` and the CLI prints."""
@@ -183,6 +191,7 @@ def summarize(model: ContractModel) -> dict[str, Any]:
         "payment_conditions": [r.text for r in model.payment_rules],
         "item_conditions": [r.text for r in model.item_rules],
     }
+
 
 class _Checker:
     def __init__(self, syntax: ContractSyntax, diagnostics: list[Diagnostic]) -> None:
@@ -823,6 +832,7 @@ class _Checker:
                     return True
         return False
 
+
 def _literal_words(lit: Literal) -> str:
     return {
         "int": "a number",
@@ -835,5 +845,6 @@ def _literal_words(lit: Literal) -> str:
         "datetime": "a date and time",
         "name": "a bare word (text must be in quotes)",
     }.get(lit.kind, "a value")
+
 
 __all__ = ["CheckResult", "check", "summarize"]
