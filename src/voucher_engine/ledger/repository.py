@@ -21,10 +21,9 @@ async def driver(conn: AsyncConnection) -> asyncpg.Connection:
     SQLAlchemy opens the database transaction lazily, on its first statement; a statement sent straight to asyncpg
     before that would run outside the caller's transaction (autocommit), so make sure one has been sent.
     """
-    assert conn.in_transaction(), "the ledger writes only inside the caller's transaction"
     raw = (await conn.get_raw_connection()).driver_connection
     if not raw.is_in_transaction():
-        await conn.execute(sa.text("SELECT 1"))
+        await conn.execute(sa.text("SELECT 1"))  # SQLAlchemy autobegins (or joins) the transaction
     assert raw.is_in_transaction()
     return raw
 

@@ -1,0 +1,185 @@
+"""`voucher-engine ledger ...`: verify (against the database, or offline), export, checkpoint, check-proof, bench.
+
+`verify` exits 0 when everything holds and 1 with the first discrepancy's seq otherwise (2 for a usage error).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+app = typer.Typer(help="Verify the ledger offline or against the database.", no_args_is_help=True,
+                  add_completion=False)
+
+DataDir = Annotated[Optional[Path], typer.Option("--data-dir", help="Where the embedded PostgreSQL and keys live.")]
+PublicKeyOpt = Annotated[Optional[str], typer.Option(
+    "--public-key", help="The pinned checkpoint key: base64 of the raw 32 bytes, a PEM, or a file holding either.")]
+
+
+def _database(data_dir: Path | None) -> tuple[str, object]:
+    from voucher_engine.cli import _settings, prepare_database
+    from voucher_engine.config import get_settings
+
+    url = prepare_database(_settings(data_dir))
+    return url, get_settings()
+
+
+def _print_report(report, as_json: bool) -> None:
+    if as_json:
+        sys.stdout.write(json.dumps(report.document(), indent=2) + "\n")
+        return
+    first = report.first
+    typer.echo(f"transactions: {report.transactions}; checkpoints verified: {report.checkpoints_verified}; "
+               f"accounts checked: {report.accounts_checked}; root: {report.root_hash}")
+    for note in report.notes:
+        typer.echo(f"note: {note}")
+    if first is None:
+        typer.echo("OK: every hash, the tree, every checkpoint signature and every balance verify")
+        return
+    typer.echo(f"FAILED at {first.line()}")
+    for other in sorted(report.discrepancies, key=lambda d: (d.seq is None, d.seq or 0))[1:20]:
+        typer.echo(f"  also {other.line()}")
+
+
+@app.command()
+def verify(
+    data_dir: DataDir = None,
+    public_key: PublicKeyOpt = None,
+    csv_file: Annotated[Optional[Path], typer.Option("--csv", help="Verify this export offline instead.")] = None,
+    checkpoint: Annotated[Optional[list[Path]], typer.Option(
+        "--checkpoint", help="A checkpoint JSON file (as served); repeatable. Offline mode.")] = None,
+    partial: Annotated[bool, typer.Option("--partial", help="The CSV is a filtered export (a campaign's).")] = False,
+    trusted_tree_size: Annotated[Optional[int], typer.Option(
+        help="Size of the newest checkpoint already trusted: an older one is refused as a replay.")] = None,
+    no_sequence: Annotated[bool, typer.Option("--no-sequence", help="Do not sequence queued batches first.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+) -> None:
+    """Recompute every hash, the tree and every balance; check every checkpoint's signature."""
+    from voucher_engine.ledger import checkpoints as cps
+    from voucher_engine.ledger import verify as verifier
+
+    try:
+        pinned = cps.parse_public_key(public_key) if public_key else None
+    except ValueError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    if csv_file is not None:
+        if pinned is None:
+            typer.echo("error: offline verification needs --public-key (the key you pinned)", err=True)
+            raise typer.Exit(2)
+        documents = [json.loads(path.read_text()) for path in checkpoint or []]
+        documents = [doc.get("checkpoint", doc) for doc in documents]
+        with csv_file.open(newline="", encoding="utf-8") as handle:
+            report = verifier.verify_csv(handle, pinned, documents, partial=partial,
+                                         trusted_tree_size=trusted_tree_size)
+    else:
+        url, settings = _database(data_dir)
+        if pinned is None:
+            pinned = cps.raw_public_key(cps.load_signing_key(settings.resolved_signing_key_path))
+        report = asyncio.run(_verify_database(url, pinned, not no_sequence))
+    _print_report(report, as_json)
+    if not report.ok:
+        raise typer.Exit(1)
+
+
+async def _verify_database(url: str, pinned: bytes, sequence_first: bool):
+    from voucher_engine.db.engine import create_engine
+    from voucher_engine.ledger import verify as verifier
+
+    engine = create_engine(url, pool_size=2)
+    try:
+        return await verifier.verify_database(engine, pinned, sequence_first=sequence_first)
+    finally:
+        await engine.dispose()
+
+
+@app.command()
+def export(
+    out: Annotated[Path, typer.Option("--out", help="The CSV file to write ('-' for standard output).")],
+    data_dir: DataDir = None,
+    campaign_id: Annotated[Optional[str], typer.Option(help="Only this campaign's transactions.")] = None,
+) -> None:
+    """Write the ledger (or a campaign's part) as the CSV that `verify --csv` reads."""
+    url, _ = _database(data_dir)
+    asyncio.run(_export(url, out, campaign_id))
+
+
+async def _export(url: str, out: Path, campaign_id: str | None) -> None:
+    from voucher_engine.db.engine import create_engine
+    from voucher_engine.ledger import export as exporter
+
+    engine = create_engine(url, pool_size=2)
+    handle = sys.stdout.buffer if str(out) == "-" else out.open("wb")
+    try:
+        async for chunk in exporter.csv_chunks(engine, campaign_id=campaign_id):
+            handle.write(chunk)
+    finally:
+        if handle is not sys.stdout.buffer:
+            handle.close()
+        await engine.dispose()
+
+
+@app.command()
+def checkpoint(data_dir: DataDir = None) -> None:
+    """Sequence everything committed, sign a checkpoint of the head, and print it as JSON."""
+    url, settings = _database(data_dir)
+
+    async def make():
+        from voucher_engine.db.engine import create_engine
+        from voucher_engine.ledger import checkpoints as cps
+        from voucher_engine.ledger import service
+
+        engine = create_engine(url, pool_size=2)
+        try:
+            return await service.checkpoint_now(engine, cps.load_signing_key(settings.resolved_signing_key_path))
+        finally:
+            await engine.dispose()
+
+    found = asyncio.run(make())
+    if found is None:
+        typer.echo("the ledger is empty: nothing to sign", err=True)
+        raise typer.Exit(1)
+    sys.stdout.write(json.dumps(found.document(), indent=2) + "\n")
+
+
+@app.command("check-proof")
+def check_proof(
+    transaction: Annotated[Path, typer.Option(help="The transaction JSON, as served.")],
+    proof: Annotated[Path, typer.Option(help="Its inclusion proof JSON, as served (with its checkpoint).")],
+    public_key: Annotated[str, typer.Option("--public-key", help="The pinned key (base64, PEM or a file).")],
+    trusted_tree_size: Annotated[Optional[int], typer.Option(help="Refuse checkpoints older than this.")] = None,
+) -> None:
+    """Offline: check that a transaction is in the signed tree its proof names."""
+    from voucher_engine.ledger import checkpoints as cps
+    from voucher_engine.ledger import merkle
+    from voucher_engine.ledger import verify as verifier
+
+    try:
+        size = verifier.verify_proof(json.loads(transaction.read_text()), json.loads(proof.read_text()),
+                                     cps.parse_public_key(public_key), trusted_tree_size=trusted_tree_size)
+    except (merkle.ProofError, cps.CheckpointError, ValueError, KeyError) as exc:
+        typer.echo(f"FAILED: {exc}")
+        raise typer.Exit(1) from None
+    typer.echo(f"OK: included in the signed tree of {size} transactions")
+
+
+@app.command()
+def bench(
+    transactions: Annotated[int, typer.Option(help="How many transactions to post, sequence, verify and export.")]
+    = 1_000_000,
+    batch: Annotated[int, typer.Option(help="Redemptions per posted micro-batch.")] = 500,
+    data_dir: Annotated[Optional[Path], typer.Option(
+        "--data-dir", help="Embedded PostgreSQL data directory (default: a temporary one).")] = None,
+) -> None:
+    """Print figures: posting rate, sequencing rate, verify, inclusion proof and CSV export over N transactions.
+
+    Uses DATABASE_URL's server if set (in a scratch database it creates and drops), else an embedded PostgreSQL.
+    """
+    from voucher_engine.ledger import bench as bench_module
+
+    bench_module.main(transactions=transactions, batch=batch, data_dir=data_dir)
