@@ -1,0 +1,153 @@
+"""`verify` finds tampering done behind the engine's back (as superuser, guards dropped) at the right seq."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from voucher_engine.ledger import export, verify
+from voucher_engine.ledger import service as ledger
+
+from .conftest import seed, superuser
+
+N = 22 + 2 + 2  # seed(redemptions=22): 2 funds, 22 redemptions, a refund and a return
+
+
+async def _tamper(database_url: str, *statements: str) -> None:
+    conn = await superuser(database_url)
+    try:
+        # Superuser, every guard off: triggers (the append-only ones) and foreign keys.
+        await conn.execute("SET session_replication_role = replica")
+        for statement in statements:
+            await conn.execute(statement)
+    finally:
+        await conn.close()
+
+
+async def _books(engine, signing_key) -> None:
+    await seed(engine, redemptions=22)
+    await ledger.checkpoint_now(engine, signing_key, size=10)
+    await ledger.checkpoint_now(engine, signing_key)
+
+
+async def test_untouched_books_verify(engine, signing_key, public_key):
+    await _books(engine, signing_key)
+    report = await verify.verify_database(engine, public_key)
+    assert report.ok, report.document()
+    assert report.transactions == N and report.checkpoints_verified == 2 and report.accounts_checked == 7
+
+
+TAMPERING = [
+    # (what, statements, first seq reported)
+    ("an amount changed", ["UPDATE ledger_transactions SET amounts_fen = ARRAY[-999, 999] "
+                           "WHERE id = (SELECT tx_id FROM ledger_sequence WHERE seq = 7)"], 7),
+    ("a ref changed", ["UPDATE ledger_transactions SET refs = refs || '{\"voucher_id\": \"vch_other\"}' "
+                       "WHERE id = (SELECT tx_id FROM ledger_sequence WHERE seq = 12)"], 12),
+    ("a transaction row deleted", ["DELETE FROM ledger_transactions "
+                                   "WHERE id = (SELECT tx_id FROM ledger_sequence WHERE seq = 9)"], 9),
+    ("a sequence row deleted", ["DELETE FROM ledger_sequence WHERE seq = 5"], 5),
+    ("two rows reordered", ["UPDATE ledger_sequence SET seq = 1004 WHERE seq = 4",
+                            "UPDATE ledger_sequence SET seq = 4 WHERE seq = 8",
+                            "UPDATE ledger_sequence SET seq = 8 WHERE seq = 1004"], 4),
+    ("a row inserted in the middle", [
+        "UPDATE ledger_sequence SET seq = seq + 1000 WHERE seq >= 6",
+        "UPDATE ledger_sequence SET seq = seq - 999 WHERE seq >= 1006",
+        "INSERT INTO ledger_transactions SELECT 'ltx_forged', campaign_id, kind, at, refs, accounts, amounts_fen "
+        "FROM ledger_transactions WHERE id = (SELECT tx_id FROM ledger_sequence WHERE seq = 3)",
+        "INSERT INTO ledger_sequence SELECT 6, 'ltx_forged', campaign_id, merchant_id, voucher_id, hash, "
+        "prev_hash, leaf_hash FROM ledger_sequence WHERE seq = 3"], 6),
+    ("the last rows deleted (the checkpoint covers them)", [f"DELETE FROM ledger_sequence WHERE seq >= {N - 1}"],
+     N - 1),
+    ("a hash rewritten", ["UPDATE ledger_sequence SET hash = sha256(hash) WHERE seq = 15"], 15),
+    ("a tree node rewritten", ["UPDATE ledger_tree SET hash = sha256(hash) WHERE level = 2 AND idx = 1"], 8),
+]
+
+
+@pytest.mark.parametrize("what, statements, seq", TAMPERING, ids=[t[0] for t in TAMPERING])
+async def test_tampering_is_found_at_the_right_seq(engine, database_url, signing_key, public_key, what, statements,
+                                                   seq):
+    await _books(engine, signing_key)
+    await _tamper(database_url, *statements)
+    report = await verify.verify_database(engine, public_key, sequence_first=False)
+    assert not report.ok
+    assert report.first.seq == seq, report.document()
+
+
+async def test_balance_and_orphan_tampering_is_found(engine, database_url, signing_key, public_key):
+    await _books(engine, signing_key)
+    await _tamper(database_url, "UPDATE ledger_accounts SET balance_fen = balance_fen + 1 WHERE account = 'merchant:m2'",
+                  "INSERT INTO ledger_transactions VALUES ('ltx_orphan', 'cmp_0', 'redeem', now(), "
+                  "'{\"campaign_id\": \"cmp_0\"}', '{escrow:cmp_0,merchant:m1}', '{-5,5}')")
+    report = await verify.verify_database(engine, public_key, sequence_first=False)
+    checks = {(d.check, d.seq) for d in report.discrepancies}
+    assert ("balance", None) in checks and ("orphan", None) in checks, report.document()
+    assert any("merchant:m2" in d.detail for d in report.discrepancies)
+
+
+async def test_a_checkpoint_signed_by_another_key_is_rejected(engine, signing_key):
+    from voucher_engine.ledger import checkpoints
+
+    await _books(engine, signing_key)
+    other = checkpoints.raw_public_key(checkpoints.Ed25519PrivateKey.generate())
+    report = await verify.verify_database(engine, other)
+    assert not report.ok and report.first.check == "checkpoint"
+
+
+async def _export_csv(engine, **filters) -> str:
+    return b"".join([chunk async for chunk in export.csv_chunks(engine, **filters)]).decode()
+
+
+async def test_offline_verification_of_an_export(engine, signing_key, public_key):
+    await _books(engine, signing_key)
+    text = await _export_csv(engine)
+    async with engine.connect() as conn:
+        latest = (await ledger.get_checkpoint(conn)).document()
+        old = (await ledger.get_checkpoint(conn, 10)).document()
+    assert verify.verify_csv(io.StringIO(text), public_key, [latest]).ok
+    # An old checkpoint replayed as if it were the newest: the rows after it are unproven.
+    replay = verify.verify_csv(io.StringIO(text), public_key, [old])
+    assert not replay.ok and replay.first.seq == 11
+    replay = verify.verify_csv(io.StringIO(text), public_key, [old, latest], trusted_tree_size=N)
+    assert not replay.ok and "replayed" in replay.first.detail
+    # A row edited in the file.
+    lines = text.splitlines()
+    assert 'debit_fen"":' in lines[5]
+    lines[5] = lines[5].replace('debit_fen"":', 'debit_fen"":1', 1)
+    edited = verify.verify_csv(io.StringIO("\n".join(lines) + "\n"), public_key, [latest])
+    assert not edited.ok and edited.first.seq == 5
+    # A campaign's export checks row by row.
+    partial = await _export_csv(engine, campaign_id="cmp_1")
+    assert verify.verify_csv(io.StringIO(partial), public_key, [], partial=True).ok
+
+
+async def test_the_cli_verifies_and_exits_1_with_the_seq(engine, database_url, signing_key, public_key, tmp_path,
+                                                         monkeypatch):
+    import base64
+
+    from voucher_engine.cli import app
+
+    await _books(engine, signing_key)
+    monkeypatch.setenv("DATABASE_URL", database_url)
+    monkeypatch.setenv("VE_DATA_DIR", str(tmp_path))
+    key = base64.b64encode(public_key).decode()
+    runner = CliRunner()
+
+    async def invoke(args):  # the command runs its own event loop
+        return await asyncio.to_thread(runner.invoke, app, args)
+
+    result = await invoke(["ledger", "verify", "--public-key", key])
+    assert result.exit_code == 0, result.output
+    out = tmp_path / "ledger.csv"
+    assert (await invoke(["ledger", "export", "--out", str(out)])).exit_code == 0
+    async with engine.connect() as conn:
+        (tmp_path / "cp.json").write_text(json.dumps((await ledger.get_checkpoint(conn)).document()))
+    result = await invoke(["ledger", "verify", "--csv", str(out), "--checkpoint", str(tmp_path / "cp.json"),
+                                 "--public-key", key])
+    assert result.exit_code == 0, result.output
+    await _tamper(database_url, "UPDATE ledger_sequence SET hash = sha256(hash) WHERE seq = 13")
+    result = await invoke(["ledger", "verify", "--public-key", key])
+    assert result.exit_code == 1 and "FAILED at seq 13" in result.output, result.output
