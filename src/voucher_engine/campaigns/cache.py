@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
 
 from voucher_engine.contracts import CompiledContract, compile_contract
 
@@ -32,6 +33,8 @@ class Terms:
     contract: CompiledContract
     # The voucher's terms as vouchers show them (`summary["terms"]` of the contract).
     public_terms: dict
+    # The campaign's calendar: times in answers are shown in it (China Standard Time unless the contract says).
+    tz: ZoneInfo
 
     def window_for(self, issued_at: datetime) -> tuple[datetime, datetime]:
         if self.validity_seconds is not None:
@@ -66,6 +69,7 @@ def terms_from_row(row) -> Terms:
             valid_from=row.valid_from, valid_until=row.valid_until, validity_seconds=row.validity_seconds,
             contract=contract_for(row.contract_sha256, row.contract_source),
             public_terms=dict(row.summary.get("terms", {})),
+            tz=ZoneInfo(row.timezone),
         )
         _terms[row.id] = terms
         if len(_terms) > MAX_CONTRACTS * 4:

@@ -83,7 +83,8 @@ async def claim(state, pool: asyncpg.Pool, subject: Subject, campaign_id: str, w
         orjson.dumps(attributes).decode(), now)
     if result != "OK":
         raise EngineError(result, _REFUSALS[result])
+    tz = terms.tz
     return Voucher(id=voucher_id, code=make_code(state.server_secret, campaign_id, voucher_id, wallet_id),
-                   campaign_id=campaign_id, wallet_id=wallet_id, status="issued", valid_from=valid_from,
-                   valid_until=valid_until, face_value_fen=terms.face_value_fen, balance_fen=terms.face_value_fen,
-                   issued_at=now, terms=terms.public_terms)
+                   campaign_id=campaign_id, wallet_id=wallet_id, status="issued", valid_from=valid_from.astimezone(tz),
+                   valid_until=valid_until.astimezone(tz), face_value_fen=terms.face_value_fen,
+                   balance_fen=terms.face_value_fen, issued_at=now.astimezone(tz), terms=terms.public_terms)

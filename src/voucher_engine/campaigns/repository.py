@@ -133,7 +133,7 @@ async def latest_valid_until(conn: AsyncConnection, campaign_id: str) -> datetim
 async def wallet_vouchers(conn: AsyncConnection, wallet_id: str, *, issuer_id: str | None,
                           after: tuple[str, str] | None, limit: int) -> list[sa.Row]:
     query = (
-        sa.select(vouchers, campaigns.c.summary, campaigns.c.issuer_id)
+        sa.select(vouchers, campaigns.c.summary, campaigns.c.issuer_id, campaigns.c.timezone)
         .join(campaigns, campaigns.c.id == vouchers.c.campaign_id)
         .where(vouchers.c.wallet_id == wallet_id)
         .order_by(vouchers.c.campaign_id, vouchers.c.id)

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import orjson
 import sqlalchemy as sa
@@ -228,11 +229,14 @@ def to_detail(row: sa.Row, funders: list[sa.Row], totals: Totals | None) -> Camp
     return CampaignDetail(**_fields(row, funders, totals), contract_source=row.contract_source, summary=row.summary)
 
 
-def voucher_model(server_secret: bytes, row: Any, terms: dict[str, Any]) -> Voucher:
+def voucher_model(server_secret: bytes, row: Any, terms: dict[str, Any], tz: str = "Asia/Shanghai") -> Voucher:
+    """A voucher as the API shows it, times in the campaign's calendar."""
+    zone = ZoneInfo(tz)
     return Voucher(id=row.id, code=codes.make_code(server_secret, row.campaign_id, row.id, row.wallet_id),
                    campaign_id=row.campaign_id, wallet_id=row.wallet_id, status=row.status,
-                   valid_from=row.valid_from, valid_until=row.valid_until, face_value_fen=row.face_value_fen,
-                   balance_fen=row.balance_fen, issued_at=row.issued_at, terms=terms)
+                   valid_from=row.valid_from.astimezone(zone), valid_until=row.valid_until.astimezone(zone),
+                   face_value_fen=row.face_value_fen, balance_fen=row.balance_fen,
+                   issued_at=row.issued_at.astimezone(zone), terms=terms)
 
 
 async def wallet_vouchers(conn: AsyncConnection, subject: Subject, server_secret: bytes, wallet_id: str, *,
@@ -242,7 +246,7 @@ async def wallet_vouchers(conn: AsyncConnection, subject: Subject, server_secret
     now = clock.now()
     out = []
     for row in rows:
-        voucher = voucher_model(server_secret, row, row.summary.get("terms", {}))
+        voucher = voucher_model(server_secret, row, row.summary.get("terms", {}), row.timezone)
         if voucher.status == "issued" and row.valid_until <= now:
             # Shown as it is: expired, even before the sweep has written it down.
             voucher = voucher.model_copy(update={"status": "expired"})
