@@ -79,7 +79,7 @@ def _window(at_from: datetime | None, at_to: datetime | None) -> None:
         raise EngineError("VALIDATION_ERROR", "`to` is before `from`")
 
 
-@router.get("/transactions", response_model=TransactionPage, response_model_exclude_none=True)
+@router.get("/transactions", response_model=TransactionPage)
 async def list_transactions(
     state: State, subject: Reader, campaign_id: FilterId = None, merchant_id: FilterId = None,
     voucher_id: FilterId = None, at_from: Annotated[AwareDatetime | None, Query(alias="from")] = None,
@@ -99,7 +99,7 @@ async def list_transactions(
     return {"items": items, "next_cursor": next_cursor}
 
 
-@router.get("/transactions/{tx_id}", response_model=TransactionOut, response_model_exclude_none=True)
+@router.get("/transactions/{tx_id}", response_model=TransactionOut)
 async def get_transaction(tx_id: Id, state: State, subject: Reader) -> dict[str, Any]:
     async with state.engine.connect() as conn:
         row = await (await repository.driver(conn)).fetchrow(repository.TX_BY_ID, tx_id)
@@ -109,7 +109,7 @@ async def get_transaction(tx_id: Id, state: State, subject: Reader) -> dict[str,
     return service.served_row(row)
 
 
-@router.get("/accounts/{account}", response_model=AccountOut, response_model_exclude_none=True)
+@router.get("/accounts/{account}", response_model=AccountOut)
 async def get_account(account: AccountName, state: State, subject: Reader, limit: Limit = DEFAULT_LIMIT,
                       cursor: Cursor = None) -> dict[str, Any]:
     """The balance (every committed posting) and the history (sequenced transactions, seq order)."""
@@ -123,7 +123,7 @@ async def get_account(account: AccountName, state: State, subject: Reader, limit
     return {"account": account, "balance_fen": balance_fen, "items": items, "next_cursor": next_cursor}
 
 
-@router.get("/vouchers/{voucher_id}/trace", response_model=VoucherTrace, response_model_exclude_none=True)
+@router.get("/vouchers/{voucher_id}/trace", response_model=VoucherTrace)
 async def trace_voucher(voucher_id: Id, state: State, subject: Reader, limit: Limit = DEFAULT_LIMIT,
                         cursor: Cursor = None) -> dict[str, Any]:
     """The campaign's funding, every transaction of this voucher (redeem, refund), and the campaign's return."""
@@ -157,10 +157,11 @@ async def reconciliation(campaign_id: Id, state: State, subject: Reader) -> dict
 
 @router.get("/checkpoints/latest", response_model=CheckpointOut)
 async def latest_checkpoint(state: State, _: Reader) -> dict[str, Any]:
-    """The newest signed checkpoint (made every VE_LEDGER_CHECKPOINT_INTERVAL_S, and on demand)."""
+    """A checkpoint of everything sequenced: the newest stored one, or one signed now if the log has grown since."""
     async with state.engine.connect() as conn:
         found = await service.get_checkpoint(conn)
-    if found is None:
+        size = await service.tree_size(conn)
+    if found is None or found.tree_size < size:
         found = await service.checkpoint_now(state.engine, _key(state))
     if found is None:
         raise EngineError("NOT_FOUND", "the ledger is empty: there is nothing to sign yet")

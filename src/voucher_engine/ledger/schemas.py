@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_serializer
 
 
 class PostingOut(BaseModel):
@@ -14,6 +14,11 @@ class PostingOut(BaseModel):
     account: str
     debit_fen: int | None = Field(default=None, gt=0)
     credit_fen: int | None = Field(default=None, gt=0)
+
+    @model_serializer(mode="wrap")
+    def _one_side(self, handler):
+        # The served form has exactly the side that moves: {"account", "debit_fen"} or {"account", "credit_fen"}.
+        return {key: value for key, value in handler(self).items() if value is not None}
 
 
 class TransactionOut(BaseModel):
