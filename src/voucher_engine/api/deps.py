@@ -14,7 +14,8 @@ from voucher_engine.errors import EngineError
 from voucher_engine.merchants import signing
 
 
-def get_state(request: Request) -> AppState:
+async def get_state(request: Request) -> AppState:
+    # async on purpose: FastAPI runs a plain `def` dependency in a thread pool, a thread hop on every request.
     return request.app.state.ve
 
 
@@ -22,7 +23,7 @@ State = Annotated[AppState, Depends(get_state)]
 
 
 async def get_subject(request: Request, authorization: Annotated[str | None, Header()] = None) -> Subject:
-    state = get_state(request)
+    state: AppState = request.app.state.ve
     async with state.engine.connect() as conn:
         return await auth_service.authenticate(conn, authorization)
 
@@ -49,7 +50,7 @@ async def get_signed_caller(
     x_ve_signature: Annotated[str | None, Header()] = None,
 ) -> signing.SignedCaller:
     """A merchant's till, proven by the HMAC signature of API.md. The nonce is spent even if the work then fails."""
-    state = get_state(request)
+    state: AppState = request.app.state.ve
     body = await request.body()
     path = request.url.path + (f"?{request.url.query}" if request.url.query else "")
     async with state.engine.begin() as conn:
@@ -70,7 +71,7 @@ async def get_pos_signature(
 ) -> signing.SignatureHeaders:
     """The hot path's signature check: shapes, freshness and HMAC in memory. The caller must still check the
     key's revocation and spend the nonce (the redemption batch does both inside its transaction)."""
-    state = get_state(request)
+    state: AppState = request.app.state.ve
     body = await request.body()
     path = request.url.path + (f"?{request.url.query}" if request.url.query else "")
     return signing.verify_without_database(state.server_secret, method=request.method, path_with_query=path,

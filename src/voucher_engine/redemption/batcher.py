@@ -18,7 +18,7 @@ log = logging.getLogger("voucher_engine.redemption")
 J = TypeVar("J")
 
 MAX_BATCH = 256
-MAX_IN_FLIGHT = 2
+MAX_IN_FLIGHT = 1
 MAX_QUEUE = 20_000
 
 

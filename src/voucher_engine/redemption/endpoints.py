@@ -58,10 +58,7 @@ async def _through_batcher(state: AppState, job: Job) -> Outcome:
 async def quote(body: QuoteRequest, signature: PosSignature, state: State) -> dict:
     """What `redeem` would do now, changing nothing (the nonce is still spent)."""
     outcome = await _through_batcher(state, _job(state, "quote", signature, body))
-    result = dict(outcome.body)
-    if result.get("payable_fen") is None:
-        result["payable_fen"] = body.order_amount_fen
-    return result
+    return outcome.body
 
 
 @router.post("", status_code=201, response_model=Redemption,

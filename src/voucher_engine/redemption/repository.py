@@ -10,29 +10,37 @@ from datetime import date, datetime
 
 import asyncpg
 
-CLAIM_NONCES = """
-INSERT INTO request_nonces (key_id, nonce, seen_at)
-SELECT k, n, $3 FROM unnest($1::text[], $2::text[]) AS t(k, n)
-ON CONFLICT DO NOTHING
-RETURNING key_id, nonce
-"""
-
-ACTIVE_KEYS = """
-SELECT k.key_id, m.id AS merchant_id, m.status, m.mcc, m.region_code, m.tags
-FROM merchant_keys k JOIN merchants m ON m.id = k.merchant_id
-WHERE k.key_id = ANY($1::text[]) AND k.revoked_at IS NULL
-"""
-
-LOCK_VOUCHERS = """
-SELECT v.campaign_id, v.id, v.wallet_id, v.status, v.valid_from, v.valid_until, v.face_value_fen, v.balance_fen,
+# One round trip opens the batch: spend the nonces, check the keys are still active (revocation takes effect at
+# once), and lock the vouchers in (campaign_id, id) order. One row per job, in job order.
+LOAD_BATCH = """
+WITH j AS (
+    SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[]) WITH ORDINALITY
+        AS j(key_id, nonce, campaign_id, voucher_id, ix)
+), fresh AS (
+    INSERT INTO request_nonces (key_id, nonce, seen_at)
+    SELECT key_id, nonce, $5 FROM j
+    ON CONFLICT DO NOTHING
+    RETURNING key_id, nonce
+), locked AS MATERIALIZED (
+    SELECT v.campaign_id, v.id, v.wallet_id, v.status, v.valid_from, v.valid_until, v.face_value_fen,
+           v.balance_fen
+    FROM vouchers v
+    WHERE (v.campaign_id, v.id) IN (SELECT campaign_id, voucher_id FROM j WHERE voucher_id IS NOT NULL)
+    ORDER BY v.campaign_id, v.id
+    FOR UPDATE
+)
+SELECT j.ix, j.key_id, f.nonce IS NOT NULL AS fresh,
+       m.id AS merchant_id, m.status AS merchant_status, m.mcc, m.region_code, m.tags,
+       l.campaign_id, l.id, l.wallet_id, l.status, l.valid_from, l.valid_until, l.face_value_fen, l.balance_fen,
        c.status AS campaign_status, c.kind, c.daily_cap_fen, c.timezone, c.contract_sha256
-FROM vouchers v JOIN campaigns c ON c.id = v.campaign_id
-WHERE (v.campaign_id, v.id) IN (SELECT * FROM unnest($1::text[], $2::text[]))
-ORDER BY v.campaign_id, v.id
-FOR UPDATE OF v
+FROM j
+LEFT JOIN fresh f ON f.key_id = j.key_id AND f.nonce = j.nonce
+LEFT JOIN merchant_keys k ON k.key_id = j.key_id AND k.revoked_at IS NULL
+LEFT JOIN merchants m ON m.id = k.merchant_id
+LEFT JOIN locked l ON l.campaign_id = j.campaign_id AND l.id = j.voucher_id
+LEFT JOIN campaigns c ON c.id = l.campaign_id
+ORDER BY j.ix
 """
-
-READ_VOUCHERS = LOCK_VOUCHERS.replace("FOR UPDATE OF v", "")
 
 EXISTING_REDEMPTIONS = """
 SELECT * FROM redemptions
@@ -46,43 +54,41 @@ ORDER BY campaign_id, day
 FOR UPDATE
 """
 
-ADD_DAILY_SPEND = """
-INSERT INTO daily_spend (campaign_id, day, spent_fen, cap_fen)
-SELECT * FROM unnest($1::text[], $2::date[], $3::bigint[], $4::bigint[])
-ON CONFLICT (campaign_id, day) DO UPDATE SET spent_fen = daily_spend.spent_fen + EXCLUDED.spent_fen
-"""
-
-UPDATE_VOUCHERS = """
-UPDATE vouchers v SET status = u.status, balance_fen = u.balance, version = v.version + 1, updated_at = $5
-FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[]) AS u(campaign_id, id, status, balance)
-WHERE v.campaign_id = u.campaign_id AND v.id = u.id
-"""
-
-INSERT_REDEMPTIONS = """
-INSERT INTO redemptions (campaign_id, id, merchant_id, pos_txn_id, request_sha256, voucher_id, wallet_id,
-                         order_amount_fen, subsidy_fen, payable_fen, ledger_tx_id, settled_at, spend_day, items)
-SELECT c, i, m, p, h, v, w, o, s, o - s, l, $12, d, it::jsonb
-FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::bigint[],
-            $9::bigint[], $10::text[], $11::date[], $13::text[]) AS t(c, i, m, p, h, v, w, o, s, l, d, it)
+# One round trip writes what a batch decided: vouchers, redemption rows, daily spend. Counts come back so the
+# caller can assert every row landed.
+WRITE_BATCH = """
+WITH v AS (
+    UPDATE vouchers v SET status = u.status, balance_fen = u.balance, version = v.version + 1, updated_at = $1
+    FROM unnest($2::text[], $3::text[], $4::text[], $5::bigint[]) AS u(campaign_id, id, status, balance)
+    WHERE v.campaign_id = u.campaign_id AND v.id = u.id
+    RETURNING 1
+), r AS (
+    INSERT INTO redemptions (campaign_id, id, merchant_id, pos_txn_id, request_sha256, voucher_id, wallet_id,
+                             order_amount_fen, subsidy_fen, payable_fen, ledger_tx_id, settled_at, spend_day, items)
+    SELECT c, i, m, p, h, vid, w, o, s, o - s, l, $1, d, it::jsonb
+    FROM unnest($6::text[], $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[],
+                $13::bigint[], $14::bigint[], $15::text[], $16::date[], $17::text[])
+        AS t(c, i, m, p, h, vid, w, o, s, l, d, it)
+    RETURNING 1
+), d AS (
+    INSERT INTO daily_spend (campaign_id, day, spent_fen, cap_fen)
+    SELECT * FROM unnest($18::text[], $19::date[], $20::bigint[], $21::bigint[])
+    ON CONFLICT (campaign_id, day) DO UPDATE SET spent_fen = daily_spend.spent_fen + EXCLUDED.spent_fen
+    RETURNING 1
+)
+SELECT (SELECT count(*) FROM v) AS vouchers, (SELECT count(*) FROM r) AS redemptions, (SELECT count(*) FROM d) AS days
 """
 
 CONTRACT_SOURCE = "SELECT contract_source FROM campaigns WHERE contract_sha256 = $1 LIMIT 1"
 
 
-async def claim_nonces(conn: asyncpg.Connection, pairs: list[tuple[str, str]], at: datetime) -> set[tuple[str, str]]:
-    """Record nonces; answer the pairs that were new (the others are replays)."""
-    rows = await conn.fetch(CLAIM_NONCES, [k for k, _ in pairs], [n for _, n in pairs], at)
-    return {(row["key_id"], row["nonce"]) for row in rows}
-
-
-async def active_keys(conn: asyncpg.Connection, key_ids: list[str]) -> dict[str, asyncpg.Record]:
-    return {row["key_id"]: row for row in await conn.fetch(ACTIVE_KEYS, key_ids)}
-
-
-async def vouchers(conn: asyncpg.Connection, keys: list[tuple[str, str]], *, lock: bool
-                   ) -> dict[tuple[str, str], asyncpg.Record]:
-    rows = await conn.fetch(LOCK_VOUCHERS if lock else READ_VOUCHERS, [c for c, _ in keys], [v for _, v in keys])
-    return {(row["campaign_id"], row["id"]): row for row in rows}
+async def load_batch(conn: asyncpg.Connection, jobs: list[tuple[str, str, str | None, str | None]],
+                     real_now: datetime) -> list[asyncpg.Record]:
+    """Rows of LOAD_BATCH for jobs of (key_id, nonce, campaign_id, voucher_id), in job order."""
+    columns = list(map(list, zip(*jobs)))
+    rows = await conn.fetch(LOAD_BATCH, *columns, real_now)
+    assert len(rows) == len(jobs)
+    return rows
 
 
 async def existing_redemptions(conn: asyncpg.Connection, keys: list[tuple[str, str]]
@@ -96,22 +102,19 @@ async def daily_spend(conn: asyncpg.Connection, keys: list[tuple[str, date]]) ->
     return {(row["campaign_id"], row["day"]): row["spent_fen"] for row in rows}
 
 
-async def add_daily_spend(conn: asyncpg.Connection, rows: list[tuple[str, date, int, int]]) -> None:
-    if rows:
-        await conn.execute(ADD_DAILY_SPEND, *map(list, zip(*rows)))
+def _columns(rows: list[tuple], width: int) -> list[list]:
+    return [list(column) for column in zip(*rows)] if rows else [[] for _ in range(width)]
 
 
-async def update_vouchers(conn: asyncpg.Connection, rows: list[tuple[str, str, str, int]], at: datetime) -> None:
-    if rows:
-        await conn.execute(UPDATE_VOUCHERS, *map(list, zip(*rows)), at)
-
-
-async def insert_redemptions(conn: asyncpg.Connection, rows: list[tuple], at: datetime) -> None:
-    """Rows of (campaign_id, id, merchant_id, pos_txn_id, request_sha256, voucher_id, wallet_id, order_fen,
-    subsidy_fen, ledger_tx_id, spend_day, items_json)."""
-    if rows:
-        columns = list(map(list, zip(*rows)))
-        await conn.execute(INSERT_REDEMPTIONS, *columns[:11], at, columns[11])
+async def write_batch(conn: asyncpg.Connection, at: datetime, vouchers: list[tuple[str, str, str, int]],
+                      redemptions: list[tuple], spend: list[tuple[str, date, int, int]]) -> None:
+    """Vouchers (campaign_id, id, status, balance); redemptions (campaign_id, id, merchant_id, pos_txn_id,
+    request_sha256, voucher_id, wallet_id, order_fen, subsidy_fen, ledger_tx_id, spend_day, items_json); daily
+    spend (campaign_id, day, amount_fen, cap_fen), at most one row per (campaign_id, day)."""
+    row = await conn.fetchrow(WRITE_BATCH, at, *_columns(vouchers, 4), *_columns(redemptions, 12),
+                              *_columns(spend, 4))
+    # The pair of the decisions made in Python: every row they named was written.
+    assert (row["vouchers"], row["redemptions"], row["days"]) == (len(vouchers), len(redemptions), len(spend)), row
 
 
 async def contract_source(conn: asyncpg.Connection, sha256: str) -> str:

@@ -97,7 +97,7 @@ def redemption_body(row: Any) -> dict[str, Any]:
 
 
 def _merchant_view(row: asyncpg.Record) -> MerchantView:
-    return MerchantView(merchant_id=row["merchant_id"], status=row["status"], mcc=row["mcc"],
+    return MerchantView(merchant_id=row["merchant_id"], status=row["merchant_status"], mcc=row["mcc"],
                         region_code=row["region_code"], tags=frozenset(row["tags"]))
 
 
@@ -160,49 +160,41 @@ class BatchRunner:
     async def _decide_and_write(self, sa_conn, conn: asyncpg.Connection, jobs: list[Job], now: datetime,
                                 real_now: datetime) -> list[Outcome | EngineError]:
         outcomes: list[Outcome | EngineError | None] = [None] * len(jobs)
-        fresh = await repository.claim_nonces(conn, [(j.key_id, j.nonce) for j in jobs], real_now)
-        keys = await repository.active_keys(conn, sorted({j.key_id for j in jobs}))
+        loaded = await repository.load_batch(
+            conn, [(j.key_id, j.nonce, j.campaign_id, j.voucher_id) for j in jobs], real_now)
         live: list[int] = []
         seen_nonces: set[tuple[str, str]] = set()
-        for index, job in enumerate(jobs):
+        for index, (job, row) in enumerate(zip(jobs, loaded)):
             pair = (job.key_id, job.nonce)
-            if job.key_id not in keys:
+            if row["merchant_id"] is None:
                 outcomes[index] = EngineError("BAD_SIGNATURE", "The key is unknown or revoked.")
-            elif pair not in fresh or pair in seen_nonces:
+            elif not row["fresh"] or pair in seen_nonces:
                 outcomes[index] = EngineError("REPLAYED_REQUEST", "This nonce was already used with this key.")
             elif job.code_error is not None:
                 outcomes[index] = job.code_error
+            elif row["id"] is None:
+                outcomes[index] = EngineError("VOUCHER_UNKNOWN", "No such voucher.")
             else:
                 live.append(index)
             seen_nonces.add(pair)
         if not live:
             return outcomes  # type: ignore[return-value]
 
-        redeem_keys = sorted({(jobs[i].campaign_id, jobs[i].voucher_id) for i in live if jobs[i].kind == "redeem"})
-        quote_keys = sorted({(jobs[i].campaign_id, jobs[i].voucher_id) for i in live if jobs[i].kind == "quote"}
-                            - set(redeem_keys))
-        rows = await repository.vouchers(conn, redeem_keys, lock=True) if redeem_keys else {}
-        if quote_keys:
-            rows.update(await repository.vouchers(conn, quote_keys, lock=False))
-        idempotency = sorted({(keys[jobs[i].key_id]["merchant_id"], jobs[i].pos_txn_id) for i in live
+        # After the voucher locks, so that a retry racing its original on another worker sees the original's row.
+        idempotency = sorted({(loaded[i]["merchant_id"], jobs[i].pos_txn_id) for i in live
                               if jobs[i].kind == "redeem"})
         existing = await repository.existing_redemptions(conn, idempotency) if idempotency else {}
-
-        capped = sorted({(row["campaign_id"], _day(row, now)) for row in rows.values()
-                         if row["daily_cap_fen"] is not None})
+        capped = sorted({(loaded[i]["campaign_id"], _day(loaded[i], now)) for i in live
+                         if loaded[i]["daily_cap_fen"] is not None})
         spent = await repository.daily_spend(conn, capped) if capped else {}
 
         state: dict[tuple[str, str], tuple[str, int]] = {}  # voucher → (status, balance) after earlier jobs
         new_by_key: dict[tuple[str, str], dict[str, Any]] = {}
         writes = _Writes()
         for index in live:
-            job = jobs[index]
-            merchant = _merchant_view(keys[job.key_id])
+            job, row = jobs[index], loaded[index]
+            merchant = _merchant_view(row)
             key = (job.campaign_id, job.voucher_id)
-            row = rows.get(key)
-            if row is None:
-                outcomes[index] = EngineError("VOUCHER_UNKNOWN", "No such voucher.")
-                continue
             if job.kind == "redeem":
                 idem_key = (merchant.merchant_id, job.pos_txn_id)
                 previous = existing.get(idem_key) or new_by_key.get(idem_key)
@@ -220,7 +212,7 @@ class BatchRunner:
                 if refusal.code == "VOUCHER_EXPIRED" and voucher.status == "issued" and job.kind == "redeem":
                     state[key] = ("expired", balance)
                     writes.vouchers[key] = ("expired", balance)  # lazy expiry
-                outcomes[index] = _quote_refusal(refusal) if job.kind == "quote" else refusal
+                outcomes[index] = _quote_refusal(refusal, job) if job.kind == "quote" else refusal
                 continue
             if job.kind == "quote":
                 outcomes[index] = Outcome(200, {"eligible": True, "subsidy_fen": settlement.subsidy_fen,
@@ -279,19 +271,18 @@ class _Writes:
         return body
 
     async def flush(self, sa_conn, conn: asyncpg.Connection, now: datetime) -> None:
-        if self.spend:
-            await repository.add_daily_spend(conn, [(c, d, amount, cap) for (c, d), (amount, cap)
-                                                    in sorted(self.spend.items())])
-        await repository.update_vouchers(conn, [(c, v, s, b) for (c, v), (s, b) in sorted(self.vouchers.items())],
-                                         now)
-        if not self.transactions:
-            return
-        posted = await ledger.post_many(sa_conn, self.transactions)
-        assert len(posted) == len(self.transactions)
-        for row, body, tx in zip(self.redemptions, self.bodies, posted):
-            row[9] = tx.id
-            body["ledger_tx_id"] = tx.id
-        await repository.insert_redemptions(conn, [tuple(row) for row in self.redemptions], now)
+        if self.transactions:
+            posted = await ledger.post_many(sa_conn, self.transactions)
+            assert len(posted) == len(self.transactions)
+            for row, body, tx in zip(self.redemptions, self.bodies, posted):
+                row[9] = tx.id
+                body["ledger_tx_id"] = tx.id
+        if self.vouchers or self.redemptions or self.spend:
+            await repository.write_batch(
+                conn, now,
+                vouchers=[(c, v, s, b) for (c, v), (s, b) in sorted(self.vouchers.items())],
+                redemptions=[tuple(row) for row in self.redemptions],
+                spend=[(c, d, amount, cap) for (c, d), (amount, cap) in sorted(self.spend.items())])
 
 
 def _day(row: asyncpg.Record, now: datetime) -> date:
@@ -319,8 +310,9 @@ def _replay(previous: Any, job: Job) -> Outcome | EngineError:
     return Outcome(200, previous if isinstance(previous, dict) else redemption_body(previous))
 
 
-def _quote_refusal(refusal: EngineError) -> Outcome | EngineError:
-    body: dict[str, Any] = {"eligible": False, "subsidy_fen": 0, "payable_fen": None, "code": refusal.code,
+def _quote_refusal(refusal: EngineError, job: Job) -> Outcome | EngineError:
+    body: dict[str, Any] = {"eligible": False, "subsidy_fen": 0, "payable_fen": job.order_amount_fen,
+                            "code": refusal.code,
                             "detail": refusal.detail}
     if "explain" in refusal.extra:
         body["explain"] = refusal.extra["explain"]

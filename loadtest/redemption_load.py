@@ -1,0 +1,388 @@
+"""Redemption load test: the full signed path against a bare baseline, in the same run, on this machine.
+
+    python loadtest/redemption_load.py [--duration 10] [--concurrency 64] [--workers 2] [--rate 1000]
+
+It starts PostgreSQL (embedded, or DATABASE_URL), seeds a funded, active campaign with vouchers, starts
+`voucher-engine serve --workers N` and the baseline (`loadtest/baseline.py`, uvicorn with the same workers), then:
+
+1. baseline: closed loop, every request a redemption (conditional UPDATE + ledger INSERT, one txn per request);
+2. full, redemptions only: closed loop, every request a fresh signed redemption;
+3. full, realistic mix: redemptions, quotes, retries of earlier requests, rejected vouchers and refunds;
+4. full, open loop at a fixed offered rate of redemptions (latency measured from each request's scheduled time).
+
+It prints throughput, p50/p99 latency and unexpected answers for each phase, the ratio to the baseline, and the
+generator's own CPU use (it must stay well below one core to be sure it is not the bottleneck).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import random
+import resource
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import orjson
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "src"))
+
+from loadtest.http_client import Connection, request_bytes  # noqa: E402
+from voucher_engine.merchants.client import signed_headers  # noqa: E402
+
+CHUNK = 50_000
+
+
+def contract_source(now: datetime, quantity: int) -> str:
+    start = (now - timedelta(days=1)).astimezone(timezone(timedelta(hours=8)))
+    end = start + timedelta(days=60)
+    return f'''campaign "Load test dining vouchers" issuer 310000
+budget ¥{quantity * 20:,}
+funders {{
+    310000: 100%
+}}
+voucher threshold: spend ¥100, get ¥20 off
+quantity {quantity:,}
+distribution targeted
+valid from {start:%Y-%m-%d} 00:00 to {end:%Y-%m-%d} 23:59 China time
+payment {{
+    merchant.mcc in {{"5812", "5813", "5814"}}
+    merchant.region within 310000
+}}
+'''
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@dataclass
+class Seeded:
+    key_id: str
+    secret: str
+    wallets: list[str]
+    codes: list[str]
+
+
+async def seed(database_url: str, data_dir: Path, count: int) -> Seeded:
+    import httpx
+
+    from voucher_engine.api.app import create_app
+    from voucher_engine.auth import service as auth_service
+    from voucher_engine.campaigns.codes import make_codes
+    from voucher_engine.config import Settings
+
+    app = create_app(Settings(database_url=database_url, data_dir=data_dir))
+    async with app.router.lifespan_context(app):
+        async with app.state.ve.engine.begin() as conn:
+            admin, _ = await auth_service.create_token(conn, "admin")
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://seed", timeout=600) as client:
+            h = {"Authorization": f"Bearer {admin}"}
+            issuer = (await client.post("/v1/issuers", json={"name": "Shanghai", "region_code": "310000"},
+                                        headers=h)).json()["id"]
+            gov = (await client.post("/v1/tokens", json={"role": "gov", "issuer_id": issuer}, headers=h)).json()
+            g = {"Authorization": f"Bearer {gov['token']}"}
+            await client.put("/v1/merchants/load-noodles", headers=h, json={
+                "name": "Load Noodles", "mcc": "5812", "region_code": "310104",
+                "settlement_wallet": "0012345678901234", "tags": []})
+            key = (await client.post("/v1/merchants/load-noodles/keys", headers=h)).json()
+            created = await client.post("/v1/campaigns", headers=g,
+                                        json={"source": contract_source(datetime.now(timezone.utc), count)})
+            assert created.status_code == 201, created.text
+            campaign = created.json()["id"]
+            for action in ("fund", "activate"):
+                moved = await client.post(f"/v1/campaigns/{campaign}/{action}", headers=g)
+                assert moved.status_code == 200, moved.text
+            wallets = [f"7{i:015d}" for i in range(count)]
+            for start in range(0, count, CHUNK):
+                holders = [{"wallet_id": w} for w in wallets[start:start + CHUNK]]
+                issued = await client.post(f"/v1/campaigns/{campaign}/issuances", headers=g,
+                                           json={"holders": holders})
+                assert issued.status_code == 201 and issued.json()["issued"] == len(holders), issued.text[:300]
+        async with app.state.ve.engine.connect() as conn:
+            rows = (await conn.exec_driver_sql(
+                "SELECT id, wallet_id FROM vouchers WHERE campaign_id = $1 ORDER BY wallet_id", (campaign,))).all()
+        codes = make_codes(app.state.ve.server_secret, campaign, [r[0] for r in rows])
+    return Seeded(key["key_id"], key["secret"], [r[1] for r in rows], codes)
+
+
+def start(cmd: list[str], env: dict[str, str]) -> subprocess.Popen:
+    return subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            start_new_session=True)
+
+
+def wait_ready(port: int, path: str, proc: subprocess.Popen, timeout_s: float = 60) -> None:
+    import httpx
+
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise SystemExit(f"server exited: {proc.stderr.read().decode()[-2000:]}")
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}{path}", timeout=1).status_code < 500:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    raise SystemExit(f"server on {port} not ready")
+
+
+def stop(proc: subprocess.Popen) -> None:
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=20)
+    except (ProcessLookupError, subprocess.TimeoutExpired):
+        os.killpg(proc.pid, signal.SIGKILL)
+
+
+@dataclass
+class Phase:
+    name: str
+    latencies_ms: list[float] = field(default_factory=list)
+    statuses: dict[int, int] = field(default_factory=dict)
+    settled: int = 0
+    unexpected: int = 0
+    wall_s: float = 0.0
+    cpu_s: float = 0.0
+
+    def record(self, status: int, latency_ms: float, expected: tuple[int, ...]) -> None:
+        self.latencies_ms.append(latency_ms)
+        self.statuses[status] = self.statuses.get(status, 0) + 1
+        if status == 201:
+            self.settled += 1
+        if status not in expected:
+            self.unexpected += 1
+
+    def line(self) -> str:
+        lat = sorted(self.latencies_ms) or [0.0]
+        p50, p99 = lat[len(lat) // 2], lat[min(len(lat) - 1, int(len(lat) * 0.99))]
+        total = len(self.latencies_ms)
+        return (f"{self.name:<28} {total / self.wall_s:8.0f} req/s {self.settled / self.wall_s:8.0f} settled/s  "
+                f"p50 {p50:6.2f} ms  p99 {p99:6.2f} ms  unexpected {self.unexpected:5d}  "
+                f"generator CPU {100 * self.cpu_s / self.wall_s:5.1f}%  statuses {dict(sorted(self.statuses.items()))}")
+
+
+class Ops:
+    """Builds signed requests on demand (signing is a few µs; timestamps stay fresh)."""
+
+    def __init__(self, seeded: Seeded, rng: random.Random):
+        self.s = seeded
+        self.rng = rng
+        self.next_voucher = 0
+        self.sent: list[bytes] = []          # bodies of redemptions already sent (for retries)
+        self.settled_ids: list[str] = []     # redemptions to refund
+        self.used: list[int] = []            # indexes of vouchers already redeemed
+
+    def _signed(self, method: str, path: str, body: dict) -> bytes:
+        raw = orjson.dumps(body)
+        return request_bytes(method, path, raw, signed_headers(self.s.key_id, self.s.secret, method, path, raw))
+
+    def fresh_redeem(self) -> tuple[bytes, tuple[int, ...]]:
+        i = self.next_voucher
+        self.next_voucher += 1
+        if i >= len(self.s.codes):
+            raise SystemExit("out of vouchers: seed more (--vouchers)")
+        self.used.append(i)
+        body = {"voucher_code": self.s.codes[i], "wallet_id": self.s.wallets[i], "pos_txn_id": f"t{i}",
+                "order_amount_fen": 12000}
+        self.sent.append(orjson.dumps(body))
+        return self._signed("POST", "/v1/redemptions", body), (201,)
+
+    def mixed(self) -> tuple[bytes, tuple[int, ...]]:
+        roll = self.rng.random()
+        if roll < 0.80 or not self.used:
+            return self.fresh_redeem()
+        if roll < 0.86:
+            i = self.rng.randrange(self.next_voucher, min(len(self.s.codes), self.next_voucher + 1000))
+            body = {"voucher_code": self.s.codes[i], "wallet_id": self.s.wallets[i], "order_amount_fen": 12000}
+            return self._signed("POST", "/v1/redemptions/quote", body), (200,)
+        if roll < 0.91:  # a till retrying an earlier request (same body, new nonce): the original answer
+            raw = self.rng.choice(self.sent)
+            return request_bytes("POST", "/v1/redemptions", raw, signed_headers(
+                self.s.key_id, self.s.secret, "POST", "/v1/redemptions", raw)), (200, 201)
+        if roll < 0.96:  # a voucher already spent, under a new till transaction: refused
+            i = self.rng.choice(self.used)
+            body = {"voucher_code": self.s.codes[i], "wallet_id": self.s.wallets[i],
+                    "pos_txn_id": f"x{secrets.token_hex(6)}", "order_amount_fen": 12000}
+            return self._signed("POST", "/v1/redemptions", body), (409, 201)
+        if self.settled_ids:
+            rid = self.settled_ids.pop()
+            body = {"refund_id": "r" + secrets.token_hex(6), "amount_fen": 3000, "reason": "load test"}
+            return self._signed("POST", f"/v1/redemptions/{rid}/refunds", body), (201,)
+        return self.fresh_redeem()
+
+
+async def closed_loop(port: int, phase: Phase, concurrency: int, duration_s: float, make) -> None:
+    conns = [Connection("127.0.0.1", port) for _ in range(concurrency)]
+    await asyncio.gather(*(c.open() for c in conns))
+    deadline = time.monotonic() + duration_s
+
+    async def worker(conn: Connection) -> None:
+        while time.monotonic() < deadline:
+            raw, expected, on_answer = make()
+            began = time.perf_counter()
+            status, body = await conn.send(raw)
+            phase.record(status, (time.perf_counter() - began) * 1000, expected)
+            if on_answer is not None:
+                on_answer(status, body)
+
+    cpu0, wall0 = _cpu(), time.monotonic()
+    await asyncio.gather(*(worker(c) for c in conns))
+    phase.wall_s, phase.cpu_s = time.monotonic() - wall0, _cpu() - cpu0
+    await asyncio.gather(*(c.close() for c in conns))
+
+
+async def open_loop(port: int, phase: Phase, rate: float, duration_s: float, make, pool: int = 128) -> None:
+    conns: asyncio.Queue[Connection] = asyncio.Queue()
+    for _ in range(pool):
+        conn = Connection("127.0.0.1", port)
+        await conn.open()
+        conns.put_nowait(conn)
+    total = int(rate * duration_s)
+    start = time.perf_counter()
+    cpu0 = _cpu()
+
+    async def one(index: int) -> None:
+        scheduled = start + index / rate
+        delay = scheduled - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        raw, expected, _ = make()
+        conn = await conns.get()
+        status, _ = await conn.send(raw)
+        conns.put_nowait(conn)
+        # From the scheduled moment, not the send: a slow server cannot hide its queue (coordinated omission).
+        phase.record(status, (time.perf_counter() - scheduled) * 1000, expected)
+
+    await asyncio.gather(*(one(i) for i in range(total)))
+    phase.wall_s, phase.cpu_s = time.perf_counter() - start, _cpu() - cpu0
+    while not conns.empty():
+        await conns.get_nowait().close()
+
+
+def _cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--duration", type=float, default=10.0)
+    parser.add_argument("--concurrency", type=int, default=64)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--rate", type=float, default=1000.0, help="offered redemptions/s in the open-loop phase")
+    parser.add_argument("--vouchers", type=int, default=0, help="default: enough for the run")
+    parser.add_argument("--profile", action="store_true", help="record a py-spy profile of one server worker")
+    args = parser.parse_args()
+    try:
+        import uvloop
+
+        uvloop.install()
+    except ImportError:
+        pass
+    count = args.vouchers or int(15_000 * args.duration * 1.3 + args.rate * args.duration + 10_000)
+    tmp = Path(tempfile.mkdtemp(prefix="ve-load-"))
+    database_url = os.environ.get("DATABASE_URL")
+    if database_url is None:
+        from voucher_engine.db import embedded
+
+        database_url = embedded.start(tmp / "data")
+    from voucher_engine.db import migrate
+
+    migrate.upgrade(database_url)
+    print(f"seeding {count} vouchers ...", flush=True)
+    began = time.monotonic()
+    seeded = asyncio.run(seed(database_url, tmp / "data", count))
+    print(f"seeded in {time.monotonic() - began:.1f} s", flush=True)
+
+    from voucher_engine.db.engine import plain_url
+
+    env = {**os.environ, "DATABASE_URL": database_url, "VE_DATA_DIR": str(tmp / "data")}
+    port, base_port = free_port(), free_port()
+    server = start([sys.executable, "-m", "voucher_engine.cli", "serve", "--workers", str(args.workers),
+                    "--port", str(port)], env)
+    from loadtest import baseline
+
+    asyncio.run(baseline.seed(plain_url(database_url), 200_000))
+    base = start([sys.executable, "-m", "uvicorn", "loadtest.baseline:app", "--workers", str(args.workers),
+                  "--port", str(base_port), "--log-level", "warning", "--no-access-log", "--loop", "uvloop",
+                  "--http", "httptools"], {**env, "DATABASE_URL": plain_url(database_url)})
+    try:
+        wait_ready(port, "/readyz", server)
+        wait_ready(base_port, "/docs", base)
+        profiler = None
+        if args.profile:
+            import psutil
+
+            worker = psutil.Process(server.pid).children(recursive=True)[-1]
+            profiler = subprocess.Popen(["py-spy", "record", "-d", str(int(args.duration * 2 + 8)), "-r", "200",
+                                         "--format", "raw", "-o", "/tmp/ve-worker-profile.txt", "-p",
+                                         str(worker.pid)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        phases = asyncio.run(run_phases(args, seeded, port, base_port))
+        if profiler is not None:
+            profiler.wait()
+    finally:
+        stop(server)
+        stop(base)
+    print()
+    print(f"machine: {os.cpu_count()} cores; workers {args.workers} each; concurrency {args.concurrency}; "
+          f"{args.duration:.0f} s per closed-loop phase")
+    for phase in phases:
+        print(phase.line())
+    baseline_rate = phases[0].settled / phases[0].wall_s
+    for phase in phases[1:3]:
+        print(f"ratio {phase.name}: {phase.settled / phase.wall_s / baseline_rate:.2f}x the baseline's settled/s")
+
+
+async def run_phases(args, seeded: Seeded, port: int, base_port: int) -> list[Phase]:
+    rng = random.Random(7)
+    ops = Ops(seeded, rng)
+    next_base = iter(range(10**9))
+
+    def baseline_op():
+        raw = orjson.dumps({"voucher_id": next(next_base)})
+        return request_bytes("POST", "/redeem", raw, {"Content-Type": "application/json"}), (201,), None
+
+    def remember(status: int, body: bytes) -> None:
+        if status == 201 and len(ops.settled_ids) < 10_000:
+            answer = orjson.loads(body)
+            if "refund_id" not in answer:
+                ops.settled_ids.append(answer["id"])
+
+    def redeem_op():
+        raw, expected = ops.fresh_redeem()
+        return raw, expected, None
+
+    def mixed_op():
+        raw, expected = ops.mixed()
+        return raw, expected, remember
+
+    warm = Phase("warm-up")
+    await closed_loop(port, warm, 16, 2.0, redeem_op)
+    await closed_loop(base_port, Phase("warm-up"), 16, 2.0, baseline_op)
+    results = [Phase("baseline (bare UPDATE+INSERT)"), Phase("full: redemptions only"), Phase("full: realistic mix")]
+    await closed_loop(base_port, results[0], args.concurrency, args.duration, baseline_op)
+    await closed_loop(port, results[1], args.concurrency, args.duration, redeem_op)
+    await closed_loop(port, results[2], args.concurrency, args.duration, mixed_op)
+    offered = Phase(f"full: open loop {args.rate:.0f}/s")
+    await open_loop(port, offered, args.rate, args.duration, redeem_op)
+    results.append(offered)
+    return results
+
+
+if __name__ == "__main__":
+    main()
