@@ -34,17 +34,18 @@ async def csv_chunks(engine: AsyncEngine, *, campaign_id: str | None = None, mer
     async with engine.connect() as conn:
         raw = (await conn.get_raw_connection()).driver_connection
         async with raw.transaction(isolation="repeatable_read", readonly=True):
-            rows = 0
-            async for row in raw.cursor(sql, *params, prefetch=CHUNK_ROWS):
-                writer.writerow((
-                    row["seq"], row["id"], row["kind"], format_at(row["at"]),
-                    dumps(postings_object(row["accounts"], row["amounts_fen"])).decode(),
-                    dumps(loads(row["refs"]), option=orjson.OPT_SORT_KEYS).decode(),
-                    row["hash"].hex(), row["prev_hash"].hex(),
-                ))
-                rows += 1
-                if rows % CHUNK_ROWS == 0:
-                    yield buffer.getvalue().encode()
-                    buffer.seek(0)
-                    buffer.truncate()
+            cursor = await raw.cursor(sql, *params)
+            while True:
+                chunk = await cursor.fetch(CHUNK_ROWS)  # one round trip per chunk, then out it goes
+                if not chunk:
+                    break
+                writer.writerows(
+                    (row["seq"], row["id"], row["kind"], format_at(row["at"]),
+                     dumps(postings_object(row["accounts"], row["amounts_fen"])).decode(),
+                     dumps(loads(row["refs"]), option=orjson.OPT_SORT_KEYS).decode(),
+                     row["hash"].hex(), row["prev_hash"].hex())
+                    for row in chunk)
+                yield buffer.getvalue().encode()
+                buffer.seek(0)
+                buffer.truncate()
     yield buffer.getvalue().encode()

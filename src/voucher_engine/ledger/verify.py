@@ -308,14 +308,17 @@ async def verify_database(engine, public_key: bytes | None, *, sequence_first: b
             cps = [service._checkpoint_from_row(row).document()
                    for row in await raw.fetch("SELECT * FROM ledger_checkpoints ORDER BY tree_size")]
             verifier = ChainVerifier(public_key, cps, keep_nodes=check_nodes)
-            feed, format_at, loads = verifier.feed, canonical.format_at, orjson.loads
-            async for row in raw.cursor(STREAM, prefetch=STREAM_CHUNK):
-                tx_id = row["id"]
-                if tx_id is None:
-                    feed(row["seq"], None, None, None, None, None, None, bytes(row["hash"]), bytes(row["prev_hash"]))
-                    continue
-                feed(row["seq"], tx_id, row["kind"], format_at(row["at"]), row["accounts"], row["amounts_fen"],
-                     loads(row["refs"]), row["hash"], row["prev_hash"], row["leaf_hash"])
+            format_at, loads = canonical.format_at, orjson.loads
+            cursor = await raw.cursor(STREAM)
+            while True:
+                # Whole chunks per round trip: no per-row await on the way in.
+                chunk = await cursor.fetch(STREAM_CHUNK)
+                if not chunk:
+                    break
+                verifier.feed_rows(
+                    (seq, tx_id, kind, format_at(at), accounts, amounts, loads(refs), hash_, prev, leaf)
+                    if tx_id is not None else (seq, None, None, None, None, None, None, hash_, prev, None)
+                    for seq, hash_, prev, leaf, tx_id, kind, at, refs, accounts, amounts in chunk)
             verifier.finish()
             pending = await raw.fetch(
                 "SELECT t.campaign_id, t.kind, t.accounts, t.amounts_fen FROM ledger_transactions t "
