@@ -24,10 +24,11 @@ WITH j AS (
 ), locked AS MATERIALIZED (
     SELECT v.campaign_id, v.id, v.wallet_id, v.status, v.valid_from, v.valid_until, v.face_value_fen,
            v.balance_fen
-    FROM vouchers v
-    WHERE (v.campaign_id, v.id) IN (SELECT campaign_id, voucher_id FROM j WHERE voucher_id IS NOT NULL)
+    FROM (SELECT DISTINCT campaign_id, voucher_id FROM j WHERE voucher_id IS NOT NULL) AS wanted
+    CROSS JOIN LATERAL (SELECT * FROM vouchers v
+                        WHERE v.campaign_id = wanted.campaign_id AND v.id = wanted.voucher_id LIMIT 1) AS v
     ORDER BY v.campaign_id, v.id
-    FOR UPDATE
+    FOR UPDATE OF v
 )
 SELECT j.ix, j.key_id, f.nonce IS NOT NULL AS fresh,
        m.id AS merchant_id, m.status AS merchant_status, m.mcc, m.region_code, m.tags,
@@ -42,9 +43,12 @@ LEFT JOIN campaigns c ON c.id = l.campaign_id
 ORDER BY j.ix
 """
 
+# LATERAL ... LIMIT 1 (a unique key: the limit changes nothing but stops the planner flattening the subquery into
+# a hash join over the whole table): one index probe per key, whatever the table's size.
 EXISTING_REDEMPTIONS = """
-SELECT * FROM redemptions
-WHERE (merchant_id, pos_txn_id) IN (SELECT * FROM unnest($1::text[], $2::text[]))
+SELECT r.* FROM unnest($1::text[], $2::text[]) AS k(merchant_id, pos_txn_id)
+CROSS JOIN LATERAL (SELECT * FROM redemptions r
+                    WHERE r.merchant_id = k.merchant_id AND r.pos_txn_id = k.pos_txn_id LIMIT 1) AS r
 """
 
 LOCK_DAILY_SPEND = """

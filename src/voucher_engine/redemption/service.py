@@ -30,6 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from voucher_engine import clock
 from voucher_engine.campaigns.cache import contract_for
+from voucher_engine.contracts import CompiledContract
 from voucher_engine.db.raw import driver
 from voucher_engine.errors import EngineError
 from voucher_engine.ledger import service as ledger
@@ -38,6 +39,7 @@ from voucher_engine.redemption import repository
 from voucher_engine.redemption.decide import MerchantView, Settlement, VoucherView, evaluate
 
 log = logging.getLogger("voucher_engine.redemption")
+MAX_CACHED_CONTRACTS = 1024
 
 
 @dataclass(slots=True)
@@ -129,6 +131,7 @@ class BatchRunner:
 
     def __init__(self, engine: AsyncEngine):
         self.engine = engine
+        self._contracts: dict[str, CompiledContract] = {}
 
     async def run_batch(self, jobs: list[Job]) -> None:
         try:
@@ -232,11 +235,13 @@ class BatchRunner:
         return outcomes  # type: ignore[return-value]
 
     async def _contract(self, conn: asyncpg.Connection, sha256: str):
-        from voucher_engine.campaigns import cache
-
-        compiled = cache.cached_contract(sha256) if hasattr(cache, "cached_contract") else None
+        """The compiled contract; contracts are immutable, so a digest never needs invalidating."""
+        compiled = self._contracts.get(sha256)
         if compiled is None:
             compiled = contract_for(sha256, await repository.contract_source(conn, sha256))
+            if len(self._contracts) >= MAX_CACHED_CONTRACTS:
+                self._contracts.pop(next(iter(self._contracts)))
+            self._contracts[sha256] = compiled
         return compiled
 
 
