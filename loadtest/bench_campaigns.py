@@ -144,12 +144,15 @@ def bench_issuance(holders: int) -> dict:
               f"{time.perf_counter() - started:.1f} s", flush=True)
         campaign_id = asyncio.run(_campaign_in_database(url, "310000", targeted_contract(holders)))
         env = {**os.environ, "DATABASE_URL": url}
-        before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+        before_usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+        before = before_usage.ru_maxrss
         started = time.perf_counter()
         done = subprocess.run([*CLI, "issue", campaign_id, str(csv_path), "--quiet"], env=env, capture_output=True,
                               text=True, check=False)
         seconds = time.perf_counter() - started
-        peak_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+        usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+        peak_kb = usage.ru_maxrss
+        cpu_s = (usage.ru_utime - before_usage.ru_utime) + (usage.ru_stime - before_usage.ru_stime)
         if done.returncode != 0:
             raise SystemExit(f"voucher-engine issue failed:\n{done.stderr}")
         result = json.loads(done.stdout)
@@ -158,7 +161,8 @@ def bench_issuance(holders: int) -> dict:
         report = {"benchmark": "targeted issuance (voucher-engine issue CAMPAIGN holders.csv)",
                   "holders": holders, "issued": result["issued"], "rejected": result["rejected_count"],
                   "seconds": round(seconds, 2), "vouchers_per_s": round(result["issued"] / seconds),
-                  "peak_rss_mb": round(max(peak_kb, before) / 1024), "target": "<= 20 s, <= 500 MB"}
+                  "command_cpu_s": round(cpu_s, 2), "peak_rss_mb": round(max(peak_kb, before) / 1024),
+                  "load_average_1m": round(os.getloadavg()[0], 2), "target": "<= 20 s, <= 500 MB"}
         return report
 
 
@@ -303,7 +307,8 @@ def bench_claims(clients: int, seconds: float, workers: int, generators: int) ->
         report = {"benchmark": f"first-come claims, {clients} clients, voucher-engine serve --workers {workers}",
                   "seconds": round(elapsed, 1), "claims_ok": ok, "claims_per_s": round(ok / seconds),
                   "statuses": statuses, "latency_ms_p50": pct(0.50), "latency_ms_p99": pct(0.99),
-                  "vouchers_in_db_after_warmup_and_run": totals["vouchers_issued"], "target": ">= 3000/s"}
+                  "vouchers_in_db_after_warmup_and_run": totals["vouchers_issued"],
+                  "load_average_1m": round(os.getloadavg()[0], 2), "target": ">= 3000/s"}
         report.update(compare_with_baseline(url, clients, seconds, report["claims_per_s"]))
         return report
 

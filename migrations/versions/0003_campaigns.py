@@ -3,9 +3,10 @@
 Revision ID: 0003_campaigns
 Revises: 0002_ledger
 
-`campaign_claim(...)` is the whole first-come claim as one statement (one round trip, plans cached by PL/pgSQL):
-status check, a per-holder advisory lock and count, one unit of stock taken from a shard that no other claim holds
-(SKIP LOCKED), and the voucher row. See voucher_engine/campaigns/claims.py for the design.
+`campaign_claim_batch(...)` is a batch of first-come claims of one campaign as one statement, one transaction and
+one WAL flush (plans cached by PL/pgSQL): status check, per-holder advisory locks (in one global order) and counts,
+one unit of stock per claim from a shard that no other transaction holds (SKIP LOCKED, never waiting), and the
+voucher rows. See voucher_engine/campaigns/claims.py for the design.
 """
 
 from __future__ import annotations
@@ -19,31 +20,41 @@ branch_labels = None
 depends_on = None
 
 CLAIM_FUNCTION = r"""
-CREATE FUNCTION campaign_claim(
-    p_campaign_id text, p_voucher_id text, p_wallet_id text, p_id_hash text, p_holder_key text,
-    p_per_holder_limit integer, p_start_shard integer, p_valid_from timestamptz, p_valid_until timestamptz,
-    p_face_value_fen bigint, p_attributes jsonb, p_now timestamptz)
-RETURNS text
+CREATE FUNCTION campaign_claim_batch(
+    p_campaign_id text, p_voucher_ids text[], p_wallet_ids text[], p_id_hashes text[], p_holder_keys text[],
+    p_per_holder_limit integer, p_start_shard integer, p_valid_froms timestamptz[], p_valid_untils timestamptz[],
+    p_face_value_fen bigint, p_attributes jsonb[], p_now timestamptz)
+RETURNS text[]
 LANGUAGE plpgsql VOLATILE AS $fn$
 DECLARE
+    v_count integer := cardinality(p_voucher_ids);
+    v_results text[] := array_fill(NULL::text, ARRAY[cardinality(p_voucher_ids)]);
     v_status text;
     v_shards integer;
     v_held bigint;
     v_shard smallint;
+    v_lock bigint;
 BEGIN
     SELECT status, stock_shards INTO v_status, v_shards FROM campaigns WHERE id = p_campaign_id;
     IF v_status IS DISTINCT FROM 'active' OR v_shards < 1 THEN
-        RETURN 'CAMPAIGN_NOT_ACTIVE';
+        RETURN array_fill('CAMPAIGN_NOT_ACTIVE'::text, ARRAY[v_count]);
     END IF;
-    -- One holder's claims queue behind each other, and nobody else's: the count must see every earlier claim.
-    PERFORM pg_advisory_xact_lock(hashtextextended(p_campaign_id || '/' || p_holder_key, 0));
-    SELECT count(*) INTO v_held FROM vouchers WHERE campaign_id = p_campaign_id AND holder_key = p_holder_key;
-    IF v_held >= p_per_holder_limit THEN
-        RETURN 'HOLDER_LIMIT';
-    END IF;
-    FOR attempt IN 1..1000 LOOP
-        -- Take one unit from the first shard, counting from this claim's random start, that has stock and that
-        -- no other claim holds: concurrent claims spread over the shards instead of queueing on one row.
+    -- The batch's holders, locked first and in one global order: only claims of the same holder ever wait for
+    -- each other, and two batches can never wait on each other in a cycle.
+    FOR v_lock IN SELECT DISTINCT hashtextextended(p_campaign_id || '/' || k, 0) AS h
+                    FROM unnest(p_holder_keys) AS k ORDER BY h LOOP
+        PERFORM pg_advisory_xact_lock(v_lock);
+    END LOOP;
+    FOR i IN 1 .. v_count LOOP
+        SELECT count(*) INTO v_held FROM vouchers
+         WHERE campaign_id = p_campaign_id AND holder_key = p_holder_keys[i];
+        IF v_held >= p_per_holder_limit THEN
+            v_results[i] := 'HOLDER_LIMIT';
+            CONTINUE;
+        END IF;
+        -- One unit from the first shard, from this batch's random start, that has stock and that no other
+        -- transaction holds: concurrent batches spread over the shards instead of queueing on one counter.
+        v_shard := NULL;
         UPDATE claim_stock s SET remaining = s.remaining - 1
          WHERE s.campaign_id = p_campaign_id AND s.remaining > 0 AND s.shard = (
                SELECT c.shard FROM claim_stock c
@@ -51,22 +62,24 @@ BEGIN
                 ORDER BY (c.shard - p_start_shard + v_shards) % v_shards
                 LIMIT 1 FOR UPDATE SKIP LOCKED)
         RETURNING s.shard INTO v_shard;
-        EXIT WHEN v_shard IS NOT NULL;
-        -- Every shard with stock is held by another claim (the last units of a round): wait for one of them
-        -- rather than spin, then look again. No shard with stock at all means sold out.
-        PERFORM 1 FROM claim_stock c WHERE c.campaign_id = p_campaign_id AND c.remaining > 0 LIMIT 1 FOR UPDATE;
-        IF NOT FOUND THEN
-            RETURN 'SOLD_OUT';
+        IF v_shard IS NULL THEN
+            -- Never wait for a shard (that could close a cycle with another batch): sold out when no shard has
+            -- stock, else every shard with stock is held by another batch for a moment, and the caller retries.
+            IF EXISTS (SELECT 1 FROM claim_stock c WHERE c.campaign_id = p_campaign_id AND c.remaining > 0) THEN
+                v_results[i] := 'RETRY';
+            ELSE
+                v_results[i] := 'SOLD_OUT';
+            END IF;
+            CONTINUE;
         END IF;
+        INSERT INTO vouchers (campaign_id, id, wallet_id, id_hash, holder_key, status, valid_from, valid_until,
+                              face_value_fen, balance_fen, issued_at, issuance_id, attributes, version, updated_at)
+        VALUES (p_campaign_id, p_voucher_ids[i], p_wallet_ids[i], p_id_hashes[i], p_holder_keys[i], 'issued',
+                p_valid_froms[i], p_valid_untils[i], p_face_value_fen, p_face_value_fen, p_now, NULL,
+                p_attributes[i], 1, p_now);
+        v_results[i] := 'OK';
     END LOOP;
-    IF v_shard IS NULL THEN
-        RETURN 'SOLD_OUT';
-    END IF;
-    INSERT INTO vouchers (campaign_id, id, wallet_id, id_hash, holder_key, status, valid_from, valid_until,
-                          face_value_fen, balance_fen, issued_at, issuance_id, attributes, version, updated_at)
-    VALUES (p_campaign_id, p_voucher_id, p_wallet_id, p_id_hash, p_holder_key, 'issued', p_valid_from,
-            p_valid_until, p_face_value_fen, p_face_value_fen, p_now, NULL, p_attributes, 1, p_now);
-    RETURN 'OK';
+    RETURN v_results;
 END
 $fn$;
 """
@@ -177,7 +190,8 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    op.execute("DROP FUNCTION IF EXISTS campaign_claim(text, text, text, text, text, integer, integer, timestamptz, timestamptz, bigint, jsonb, timestamptz)")
+    op.execute("DROP FUNCTION IF EXISTS campaign_claim_batch(text, text[], text[], text[], text[], integer, integer,"
+               " timestamptz[], timestamptz[], bigint, jsonb[], timestamptz)")
     op.drop_index(op.f('ix_issuances_campaign_id'), table_name='issuances')
     op.drop_table('issuances')
     op.drop_table('campaign_funders')

@@ -1,30 +1,40 @@
 """First-come claims (先到先得): the burst when a popular round opens, with no oversell and no hot row.
 
 Design of the stock. A first-come campaign's quantity is split over `stock_shards` rows of `claim_stock` (up to
-64; shard i holds quantity // n, plus one for the first quantity % n shards). A claim is one call of the SQL
-function `campaign_claim` (migration 0003), one statement in its own transaction:
+64; shard i holds quantity // n, plus one for the first quantity % n shards). Claims are decided by the SQL
+function `campaign_claim_batch` (migration 0003), one statement and one transaction for a batch of claims of one
+campaign:
 
 1. read the campaign's status (a plain read: readers never queue behind each other);
-2. take a transaction advisory lock on (campaign, holder) and count the holder's vouchers: only claims of the
-   same holder queue behind each other, so the per-holder limit holds across concurrent claims and wallets;
-3. take one unit from the first shard, counting from a random start, that has stock and is not locked by another
-   claim (`FOR UPDATE SKIP LOCKED`): concurrent claims spread over the shards instead of queueing on one
-   counter. Only when every shard with stock is locked (the last units of a round) does a claim wait, on one
-   shard, and look again; a round with no stock left in any shard answers `SOLD_OUT`;
+2. take transaction advisory locks on (campaign, holder) for the batch's holders, in one global order, and count
+   each holder's vouchers: only claims of the same holder queue behind each other, so the per-holder limit holds
+   across concurrent claims and across wallets (`id_hash`), and batches never deadlock;
+3. take one unit per claim from the first shard, counting from a random start, that has stock and is not held by
+   another transaction (`FOR UPDATE SKIP LOCKED`): concurrent batches spread over the shards instead of queueing
+   on one counter. The function never waits for a shard: with no shard free it answers `SOLD_OUT` when no shard
+   has stock, else `RETRY` (the last units of a round are held by another batch for a moment) and the batcher
+   puts the claim into its next batch;
 4. insert the voucher.
 
 No oversell, ever: units only leave a shard by `remaining - 1` under the row lock, `CHECK (remaining >= 0)` backs
-it, and a voucher is inserted in the same transaction as the unit is taken. Close zeroes every shard (waiting for
-claims holding one), so no claim that started before a close can add a voucher after it revoked the rest.
+it, and a voucher is inserted in the same transaction as its unit is taken. Close zeroes every shard (waiting for
+batches holding one) before it revokes, so no claim that started before a close can add a voucher after it.
+
+Why batches. Each commit waits for a WAL flush (milliseconds on small disks); a per-worker micro-batcher
+(`ClaimBatcher`) sends the claims that arrive while earlier batches are in flight as one call, so a burst costs one
+flush per batch, not per claim, while a lone claim still goes at once. At most `MAX_INFLIGHT` batches per worker
+are in flight, each of at most `MAX_BATCH` claims; a batch's claims are answered individually.
 
 Everything that needs no database is done before it: the holder conditions (`NOT_ELIGIBLE` with the failed
 conditions in `explain`), the campaign's terms (cached per process; they are immutable) and the voucher's window.
-Claims use a small asyncpg pool of their own (`state.extras["campaigns.pool"]`): one round trip per claim.
 """
 
 from __future__ import annotations
 
+import asyncio
 import random
+from dataclasses import dataclass
+from datetime import datetime
 
 import asyncpg
 import orjson
@@ -37,7 +47,11 @@ from voucher_engine.campaigns.issuance import holder_key
 from voucher_engine.campaigns.schemas import Voucher
 from voucher_engine.errors import EngineError
 
-CLAIM_SQL = "SELECT campaign_claim($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11::jsonb, $12)"
+CLAIM_BATCH_SQL = ("SELECT campaign_claim_batch($1, $2::text[], $3::text[], $4::text[], $5::text[], $6, $7,"
+                   " $8::timestamptz[], $9::timestamptz[], $10, $11::jsonb[], $12)")
+MAX_BATCH = 256
+MAX_INFLIGHT = 4
+MAX_RETRIES = 200
 
 _REFUSALS = {
     "SOLD_OUT": "Every voucher of this campaign has been claimed.",
@@ -61,7 +75,99 @@ async def terms_for(state, subject: Subject, campaign_id: str) -> cache.Terms:
     return terms
 
 
-async def claim(state, pool: asyncpg.Pool, subject: Subject, campaign_id: str, wallet_id: str,
+@dataclass(slots=True)
+class _Pending:
+    terms: cache.Terms
+    voucher_id: str
+    wallet_id: str
+    id_hash: str | None
+    holder_key: str
+    valid_from: datetime
+    valid_until: datetime
+    attributes_json: str
+    now: datetime
+    future: asyncio.Future
+    retries: int = 0
+
+
+class ClaimBatcher:
+    """Per-worker micro-batcher of claims: one `campaign_claim_batch` call per campaign and batch."""
+
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self.pool = pool
+        self.pending: list[_Pending] = []
+        self.wakeup = asyncio.Event()
+        self.inflight = asyncio.Semaphore(MAX_INFLIGHT)
+        self.flushes: set[asyncio.Task] = set()
+        self.task = asyncio.create_task(self._run())
+
+    async def submit(self, item: _Pending) -> str:
+        self.pending.append(item)
+        self.wakeup.set()
+        return await item.future
+
+    async def close(self) -> None:
+        self.task.cancel()
+        for flush in list(self.flushes):
+            flush.cancel()
+        await asyncio.gather(self.task, *self.flushes, return_exceptions=True)
+
+    async def _run(self) -> None:
+        while True:
+            await self.wakeup.wait()
+            self.wakeup.clear()
+            while self.pending:
+                await self.inflight.acquire()
+                # Claims that arrived while we waited for a free slot go together.
+                taken, self.pending = self.pending[:MAX_BATCH], self.pending[MAX_BATCH:]
+                by_campaign: dict[str, list[_Pending]] = {}
+                for item in taken:
+                    by_campaign.setdefault(item.terms.campaign_id, []).append(item)
+                groups = list(by_campaign.values())
+                flush = asyncio.create_task(self._flush(groups))
+                self.flushes.add(flush)
+                flush.add_done_callback(self.flushes.discard)
+
+    async def _flush(self, groups: list[list[_Pending]]) -> None:
+        try:
+            await asyncio.gather(*(self._flush_one(group) for group in groups))
+        finally:
+            self.inflight.release()
+
+    async def _flush_one(self, group: list[_Pending]) -> None:
+        terms = group[0].terms
+        try:
+            results = await self.pool.fetchval(
+                CLAIM_BATCH_SQL, terms.campaign_id, [p.voucher_id for p in group], [p.wallet_id for p in group],
+                [p.id_hash for p in group], [p.holder_key for p in group], terms.per_holder_limit,
+                random.randrange(max(terms.stock_shards, 1)), [p.valid_from for p in group],
+                [p.valid_until for p in group], terms.face_value_fen, [p.attributes_json for p in group],
+                group[0].now)
+        except BaseException as exc:  # noqa: BLE001 - every waiting claim must hear of it
+            for item in group:
+                if not item.future.done():
+                    item.future.set_exception(exc if isinstance(exc, Exception) else asyncio.CancelledError())
+            if not isinstance(exc, Exception):
+                raise
+            return
+        assert len(results) == len(group), (len(results), len(group))
+        retry = False
+        for item, result in zip(group, results):
+            if result == "RETRY" and item.retries < MAX_RETRIES:
+                item.retries += 1
+                self.pending.append(item)
+                retry = True
+            elif result == "RETRY":
+                item.future.set_exception(EngineError("UNAVAILABLE", "The last vouchers are being claimed right "
+                                                                     "now; try again."))
+            else:
+                item.future.set_result(result)
+        if retry:
+            await asyncio.sleep(0.001)
+            self.wakeup.set()
+
+
+async def claim(state, batcher: ClaimBatcher, subject: Subject, campaign_id: str, wallet_id: str,
                 id_hash: str | None, attributes: dict) -> Voucher:
     terms = await terms_for(state, subject, campaign_id)
     if terms.distribution != "first_come":
@@ -76,11 +182,10 @@ async def claim(state, pool: asyncpg.Pool, subject: Subject, campaign_id: str, w
         raise EngineError("NOT_ELIGIBLE", "The holder does not meet the campaign's holder conditions.",
                           explain=[failure.to_dict() for failure in failures])
     voucher_id = ids.new_voucher_id()
-    key = holder_key(wallet_id, id_hash)
-    result = await pool.fetchval(
-        CLAIM_SQL, campaign_id, voucher_id, wallet_id, id_hash, key, terms.per_holder_limit,
-        random.randrange(max(terms.stock_shards, 1)), valid_from, valid_until, terms.face_value_fen,
-        orjson.dumps(attributes).decode(), now)
+    result = await batcher.submit(_Pending(
+        terms=terms, voucher_id=voucher_id, wallet_id=wallet_id, id_hash=id_hash,
+        holder_key=holder_key(wallet_id, id_hash), valid_from=valid_from, valid_until=valid_until,
+        attributes_json=orjson.dumps(attributes).decode(), now=now, future=asyncio.get_running_loop().create_future()))
     if result != "OK":
         raise EngineError(result, _REFUSALS[result])
     tz = terms.tz

@@ -69,12 +69,15 @@ def make_codes(server_secret: bytes, campaign_id: str, voucher_ids: list[str]) -
     return out
 
 
+_CANONICAL_LAST = frozenset("AQgw")
 _UNKNOWN = "The voucher code is not one this engine issued."
 
 
 def parse_code(server_secret: bytes, code: object) -> tuple[str, str]:
     """`(campaign_id, voucher_id)` of a genuine code; `VOUCHER_UNKNOWN` for anything malformed or forged."""
-    if not isinstance(code, str) or len(code) != CODE_CHARS or not _CODE_PATTERN.match(code):
+    # The last character carries 2 bits of payload and 4 padding bits, which must be zero: one voucher, one code.
+    if (not isinstance(code, str) or len(code) != CODE_CHARS or not _CODE_PATTERN.match(code)
+            or code[-1] not in _CANONICAL_LAST):
         raise EngineError("VOUCHER_UNKNOWN", _UNKNOWN)
     try:
         payload = base64.urlsafe_b64decode(code[2:] + "==")

@@ -8,17 +8,19 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from datetime import timedelta
 from typing import Annotated, Any
 
 import asyncpg
 import orjson
-from fastapi import APIRouter, Depends, Path, Request
+from fastapi import APIRouter, Depends, Header, Path, Request
 from fastapi.responses import JSONResponse
 
 from voucher_engine import clock
 from voucher_engine.api.deps import State, require
 from voucher_engine.api.paging import Cursor, Limit, Page, decode_cursor, encode_cursor
+from voucher_engine.auth import service as auth_service
 from voucher_engine.auth.subjects import Subject
 from voucher_engine.campaigns import claims, expiry, ids, issuance, repository, service
 from voucher_engine.campaigns.schemas import (
@@ -33,12 +35,40 @@ log = logging.getLogger("voucher_engine.campaigns")
 router = APIRouter(tags=["campaigns"])
 
 Gov = Annotated[Subject, Depends(require("gov"))]
+
+# Claims come in bursts from a government's own app, with the same token; each worker remembers a successful
+# authentication for a few seconds so that a burst costs no token look-up per claim. A revoked token keeps working
+# for claims for at most this long. Failures are never remembered.
+CLAIM_AUTH_TTL_S = 5.0
+_claim_auth: dict[str, tuple[float, Subject]] = {}
+MAX_CLAIM_AUTH_ENTRIES = 10_000
+
+
+async def claims_subject(request: Request, authorization: Annotated[str | None, Header()] = None) -> Subject:
+    now = time.monotonic()
+    cached = _claim_auth.get(authorization or "")
+    if cached is not None and cached[0] > now:
+        subject = cached[1]
+    else:
+        state = request.app.state.ve
+        async with state.engine.connect() as conn:
+            subject = await auth_service.authenticate(conn, authorization)
+        if len(_claim_auth) >= MAX_CLAIM_AUTH_ENTRIES:
+            _claim_auth.clear()
+        _claim_auth[authorization or ""] = (now + CLAIM_AUTH_TTL_S, subject)
+    if subject.role != "gov":
+        raise EngineError("FORBIDDEN", f"This needs the role gov; the token is {subject.role}.")
+    return subject
+
+
+ClaimsGov = Annotated[Subject, Depends(claims_subject)]
 Reader = Annotated[Subject, Depends(require("gov", "auditor", "admin"))]
 CampaignId = Annotated[str, Path(max_length=64)]
 IssuanceId = Annotated[str, Path(max_length=64)]
 WalletId = Annotated[str, Path(pattern=WALLET_PATTERN)]
 
 POOL_KEY = "campaigns.pool"
+BATCHER_KEY = "campaigns.batcher"
 JOBS_KEY = "campaigns.jobs"
 SWEEP_KEY = "campaigns.sweep"
 STALE_JOB_AFTER = timedelta(minutes=10)
@@ -212,9 +242,9 @@ async def get_issuance(issuance_id: IssuanceId, state: State, subject: Reader) -
 @router.post("/v1/campaigns/{campaign_id}/claims", status_code=201, response_model=Voucher,
              responses={409: {"description": "SOLD_OUT, HOLDER_LIMIT or CAMPAIGN_NOT_ACTIVE"},
                         422: {"description": "NOT_ELIGIBLE, with `explain`"}})
-async def create_claim(campaign_id: CampaignId, body: ClaimBody, state: State, subject: Gov) -> Voucher:
-    pool = state.extras[POOL_KEY]
-    return await claims.claim(state, pool, subject, campaign_id, body.wallet_id, body.id_hash, body.attributes)
+async def create_claim(campaign_id: CampaignId, body: ClaimBody, state: State, subject: ClaimsGov) -> Voucher:
+    batcher = state.extras[BATCHER_KEY]
+    return await claims.claim(state, batcher, subject, campaign_id, body.wallet_id, body.id_hash, body.attributes)
 
 
 @router.get("/v1/wallets/{wallet_id}/vouchers", response_model=Page[Voucher])
@@ -242,6 +272,7 @@ async def startup(state) -> None:
     state.extras[POOL_KEY] = await asyncpg.create_pool(
         plain_url(state.settings.database_url), min_size=1, max_size=size, statement_cache_size=256,
         server_settings={"application_name": "voucher-engine-claims"})
+    state.extras[BATCHER_KEY] = claims.ClaimBatcher(state.extras[POOL_KEY])
     state.extras[JOBS_KEY] = set()
     try:
         async with state.engine.begin() as conn:
@@ -259,6 +290,9 @@ async def shutdown(state) -> None:
         task.cancel()
     if tasks:
         await asyncio.gather(*tasks, return_exceptions=True)
+    batcher = state.extras.pop(BATCHER_KEY, None)
+    if batcher is not None:
+        await batcher.close()
     pool = state.extras.pop(POOL_KEY, None)
     if pool is not None:
         await pool.close()
