@@ -47,12 +47,15 @@ def _endpoint_modules() -> list:
 
 
 async def _maintenance(state: AppState) -> None:
-    """Per-worker housekeeping: prune spent nonces. Errors are logged, never fatal."""
+    """Per-worker housekeeping: prune spent nonces and old code-guessing counts. Errors are logged, never fatal."""
+    from voucher_engine.redemption import guard
+
     while True:
         await asyncio.sleep(MAINTENANCE_INTERVAL_S)
         try:
             async with state.engine.begin() as conn:
                 await signing.prune_nonces(conn)
+                await guard.prune(conn)
         except Exception:  # noqa: BLE001 - housekeeping must outlive a database restart
             log.warning("nonce pruning failed; will retry", exc_info=True)
 

@@ -84,7 +84,7 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(EngineError)
     async def _engine_error(request: Request, exc: EngineError) -> JSONResponse:
-        headers = {"Retry-After": "1"} if exc.code == "RATE_LIMITED" else None
+        headers = {"Retry-After": str(exc.extra.get("retry_after_s", 1))} if exc.code == "RATE_LIMITED" else None
         return problem_response(exc.code, exc.detail, headers=headers, **exc.extra)
 
     @app.exception_handler(RequestValidationError)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Response
@@ -13,19 +14,23 @@ from voucher_engine.campaigns.codes import parse_code
 from voucher_engine.errors import EngineError
 from voucher_engine.redemption import refunds
 from voucher_engine.redemption.batcher import MicroBatcher, Overloaded
+from voucher_engine.redemption.guard import CodeGuard
 from voucher_engine.redemption.schemas import (PosTxnId, Quote, QuoteRequest, Redemption, RedeemRequest, Refund,
                                                RefundRequest)
 from voucher_engine.redemption.service import BatchRunner, Job, Outcome, fingerprint
 
+log = logging.getLogger("voucher_engine.redemption")
 router = APIRouter(prefix="/v1/redemptions", tags=["redemption"])
 RedemptionId = Annotated[str, Path(max_length=64)]
 EXTRA_KEY = "redemption.batcher"
+GUARD_KEY = "redemption.guard"
 
 
 async def startup(state: AppState) -> None:
     batcher = MicroBatcher(BatchRunner(state.engine).run_batch)
     batcher.start()
     state.extras[EXTRA_KEY] = batcher
+    state.extras[GUARD_KEY] = CodeGuard(state.engine)
 
 
 async def shutdown(state: AppState) -> None:
@@ -47,11 +52,27 @@ def _job(state: AppState, kind: str, signature, body: QuoteRequest, **extra: Any
 
 
 async def _through_batcher(state: AppState, job: Job) -> Outcome:
+    guard: CodeGuard = state.extras[GUARD_KEY]
+    guard.check(job.key_id)  # a key caught guessing codes is refused before any database work
     try:
         state.extras[EXTRA_KEY].submit(job)
     except Overloaded:
         raise EngineError("RATE_LIMITED", "The service is at capacity; retry in a moment.") from None
-    return await job.future
+    try:
+        return await job.future
+    except EngineError as refusal:
+        if refusal.code != "VOUCHER_UNKNOWN":
+            raise
+        # The failure path alone pays for the count (one round trip); the answer that crosses the limit is
+        # already the refusal.
+        try:
+            over = await guard.record_unknown(job.key_id)
+        except Exception:  # noqa: BLE001 - the till's answer matters more than the count
+            log.warning("could not count an unknown voucher code", exc_info=True)
+            raise refusal from None
+        if over:
+            raise guard.refusal(job.key_id) from None
+        raise
 
 
 @router.post("/quote", response_model=Quote, response_model_exclude_none=True)

@@ -1,7 +1,7 @@
 """The one `MetaData` every table of the engine is declared on; Alembic's migrations must build exactly this.
 
-Each domain declares its tables in a module of its own here (foundation, ledger, campaigns, redemption) so that
-the schema reads as the money path does; importing this package imports them all.
+Each domain declares its tables in a module of its own here (foundation, ledger, campaigns, redemption,
+reliability) so that the schema reads as the money path does; importing this package imports them all.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ metadata = sa.MetaData(naming_convention=NAMING_CONVENTION)
 
 from . import foundation  # noqa: E402,F401  (registers tables on `metadata`)
 
-for _optional in ("ledger", "campaigns", "redemption"):
+for _optional in ("ledger", "campaigns", "redemption", "reliability"):
     # Domains land one by one; a module that is not written yet simply declares nothing.
     try:
         __import__(f"{__name__}.{_optional}")
