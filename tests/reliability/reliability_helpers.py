@@ -1,0 +1,260 @@
+"""Helpers of the reliability suite: the redemption tests' world (issuers, merchants, signed tills, campaigns from
+the reference contracts), the app's routes, a real multi-worker server over a test database, and the books check
+every suite ends with.
+
+A module of its own (test modules cannot import from a conftest: every test folder's conftest is "conftest"), which
+loads the shared conftests by path under names of their own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+
+from voucher_engine.db.engine import plain_url
+
+ROOT = Path(__file__).resolve().parents[2]
+CONTRACTS = ROOT / "contracts"
+
+
+def _load(name: str, path: Path):
+    """A conftest module, loaded once by path under a name of its own."""
+    if name in sys.modules:
+        return sys.modules[name]
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+root_conftest = _load("ve_reliability_root_conftest", ROOT / "tests" / "conftest.py")
+redemption_conftest = _load("ve_reliability_redemption_conftest", ROOT / "tests" / "redemption" / "conftest.py")
+
+start_service = root_conftest.start_service
+World = redemption_conftest.World
+Till = redemption_conftest.Till
+holder = redemption_conftest.holder
+ISSUER_REGIONS = redemption_conftest.ISSUER_REGIONS
+MERCHANTS = redemption_conftest.MERCHANTS
+WALLET = redemption_conftest.WALLET
+OTHER_WALLET = redemption_conftest.OTHER_WALLET
+
+
+async def build_world(service) -> Any:
+    """The redemption tests' world: every issuer with a gov token, every merchant with a signed till."""
+    world = World(service)
+    for region in ISSUER_REGIONS:
+        issuer_id = await service.issuer(region)
+        world.gov[region] = await service.token("gov", issuer_id)
+    for merchant_id, (mcc, region, tags) in MERCHANTS.items():
+        await service.merchant(merchant_id, mcc=mcc, region_code=region, tags=tags)
+        key = await service.pos_key(merchant_id)
+        world.tills[merchant_id] = Till(service, merchant_id, key["key_id"], key["secret"])
+    return world
+
+
+# -- databases ----------------------------------------------------------------------------------------------------
+
+async def admin_sql(server_url: str, *statements: str) -> None:
+    conn = await asyncpg.connect(plain_url(server_url))
+    try:
+        for statement in statements:
+            await conn.execute(statement)
+    finally:
+        await conn.close()
+
+
+async def create_database(server_url: str, template: str) -> tuple[str, str]:
+    """A fresh copy of the migrated template: answers (name, url)."""
+    from sqlalchemy.engine import make_url
+
+    name = f"ve_r_{uuid.uuid4().hex[:12]}"
+    await admin_sql(server_url, f"CREATE DATABASE {name} TEMPLATE {template}")
+    return name, make_url(server_url).set(database=name).render_as_string(hide_password=False)
+
+
+async def drop_database(server_url: str, name: str) -> None:
+    await admin_sql(server_url, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+# -- routes -------------------------------------------------------------------------------------------------------
+
+def routes(app) -> set[tuple[str, str]]:
+    """Every (method, path) the app serves, HEAD aside, walking included routers however FastAPI nests them."""
+    found: set[tuple[str, str]] = set()
+
+    def walk(items) -> None:
+        for route in items:
+            if hasattr(route, "effective_route_contexts"):  # FastAPI >= 0.16x keeps included routers nested
+                walk(route.effective_route_contexts())
+                continue
+            if hasattr(route, "routes") and not hasattr(route, "methods"):  # a mounted sub-application
+                walk(route.routes)
+                continue
+            for method in getattr(route, "methods", None) or ():
+                if method != "HEAD":
+                    found.add((method, route.path))
+
+    walk(app.routes)
+    return found
+
+
+# -- a real server ------------------------------------------------------------------------------------------------
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class RealServer:
+    """`voucher-engine serve --workers N --test-clock` over an existing database and data directory (the same server
+    secret as the in-process service, so codes and POS keys made there verify here)."""
+
+    def __init__(self, database_url: str, data_dir: Path, *, workers: int = 2, pool_size: int = 10,
+                 extra_env: dict[str, str] | None = None):
+        self.port = free_port()
+        self.base_url = f"http://127.0.0.1:{self.port}"
+        env = {k: v for k, v in os.environ.items() if not k.startswith("VE_") and k != "DATABASE_URL"}
+        env.update(DATABASE_URL=database_url, VE_DATA_DIR=str(data_dir), VE_DB_POOL_SIZE=str(pool_size),
+                   **(extra_env or {}))
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "voucher_engine.cli", "serve", "--workers", str(workers), "--port", str(self.port),
+             "--test-clock"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+
+    async def ready(self, timeout_s: float = 60) -> None:
+        deadline = time.monotonic() + timeout_s
+        async with httpx.AsyncClient(base_url=self.base_url, timeout=1) as http:
+            while True:
+                try:
+                    if (await http.get("/readyz")).status_code == 200:
+                        return
+                except httpx.HTTPError:
+                    pass
+                if self.process.poll() is not None:
+                    raise AssertionError(self.process.stderr.read().decode()[-3000:])
+                if time.monotonic() > deadline:
+                    raise AssertionError("the server did not become ready")
+                await asyncio.sleep(0.2)
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait()
+        if self.process.stderr is not None:
+            self.process.stderr.close()
+
+
+# -- the books ----------------------------------------------------------------------------------------------------
+
+BOOKS_CHECKS: dict[str, str] = {
+    # Every transaction's debits equal its credits.
+    "unbalanced transactions":
+        "SELECT id FROM ledger_transactions WHERE (SELECT sum(a) FROM unnest(amounts_fen) AS a) <> 0",
+    # Escrows and merchants hold what they were given; only fiscal accounts go negative (by what they funded).
+    "negative escrow or merchant balances":
+        "SELECT account, balance_fen FROM ledger_accounts WHERE kind IN ('escrow', 'merchant') AND balance_fen < 0",
+    # Every stored balance is the sum of its postings.
+    "balances that are not the sum of their postings": """
+        SELECT a.account, a.balance_fen, coalesce(p.total, 0) AS postings
+        FROM ledger_accounts a
+        LEFT JOIN (SELECT u.account, sum(u.amount) AS total
+                   FROM ledger_transactions t, unnest(t.accounts, t.amounts_fen) AS u(account, amount)
+                   GROUP BY u.account) p ON p.account = a.account
+        WHERE a.balance_fen <> coalesce(p.total, 0)""",
+    # Money is neither made nor destroyed: all balances together are zero.
+    "money made or destroyed": "SELECT sum(balance_fen) FROM ledger_accounts HAVING sum(balance_fen) <> 0",
+    # Each redemption is one redeem transaction of its subsidy, escrow to the merchant; and the reverse.
+    "redemptions without their ledger transaction": """
+        SELECT r.id FROM redemptions r LEFT JOIN ledger_transactions t ON t.id = r.ledger_tx_id
+        WHERE t.id IS NULL OR t.kind <> 'redeem' OR t.refs->>'redemption_id' <> r.id
+           OR t.accounts <> ARRAY['escrow:' || r.campaign_id, 'merchant:' || r.merchant_id]
+           OR t.amounts_fen <> ARRAY[-r.subsidy_fen, r.subsidy_fen]""",
+    "redeem transactions without their redemption": """
+        SELECT t.id FROM ledger_transactions t
+        LEFT JOIN redemptions r ON r.campaign_id = t.campaign_id AND r.id = t.refs->>'redemption_id'
+        WHERE t.kind = 'redeem' AND (r.id IS NULL OR r.ledger_tx_id <> t.id)""",
+    # Each refund that clawed back subsidy is one refund transaction of it, merchant to escrow; and the reverse.
+    "refunds without their ledger transaction": """
+        SELECT f.refund_id FROM refunds f LEFT JOIN ledger_transactions t ON t.id = f.ledger_tx_id
+        WHERE (f.subsidy_clawback_fen > 0) <> (t.id IS NOT NULL)
+           OR (t.id IS NOT NULL AND (t.kind <> 'refund' OR t.amounts_fen[2] <> f.subsidy_clawback_fen))""",
+    "refund transactions without their refund": """
+        SELECT t.id FROM ledger_transactions t LEFT JOIN refunds f ON f.ledger_tx_id = t.id
+        WHERE t.kind = 'refund' AND f.refund_id IS NULL""",
+    # A redemption's running refund totals are the sums of its refunds.
+    "redemption refund totals that are not the sum of the refunds": """
+        SELECT r.id FROM redemptions r
+        LEFT JOIN (SELECT campaign_id, redemption_id, sum(amount_fen) AS amount, sum(subsidy_clawback_fen) AS back
+                   FROM refunds GROUP BY 1, 2) f ON f.campaign_id = r.campaign_id AND f.redemption_id = r.id
+        WHERE r.refunded_fen <> coalesce(f.amount, 0) OR r.subsidy_refunded_fen <> coalesce(f.back, 0)""",
+    # A voucher never holds less than nothing or more than its face value.
+    "vouchers out of range":
+        "SELECT id, balance_fen FROM vouchers WHERE balance_fen < 0 OR balance_fen > face_value_fen",
+    # A capped day's spend is what its redemptions paid, less what refunds gave back; never above the cap.
+    "daily spend that is not the redemptions'": """
+        SELECT d.campaign_id, d.day, d.spent_fen, coalesce(r.net, 0) AS net FROM daily_spend d
+        LEFT JOIN (SELECT campaign_id, spend_day, sum(subsidy_fen - subsidy_refunded_fen) AS net FROM redemptions
+                   GROUP BY 1, 2) r ON r.campaign_id = d.campaign_id AND r.spend_day = d.day
+        WHERE d.spent_fen <> coalesce(r.net, 0) OR d.spent_fen > d.cap_fen""",
+    # A closed campaign's escrow is empty: everything unspent went back to the funders.
+    "closed campaigns holding money": """
+        SELECT c.id, a.balance_fen FROM campaigns c JOIN ledger_accounts a ON a.account = 'escrow:' || c.id
+        WHERE c.status = 'closed' AND a.balance_fen <> 0""",
+    # A campaign holds in escrow exactly funded - redeemed + refunded - returned.
+    "escrows that are not funded - redeemed + refunded - returned": """
+        SELECT a.account, a.balance_fen, coalesce(f.flow, 0) FROM ledger_accounts a
+        LEFT JOIN (SELECT 'escrow:' || campaign_id AS account,
+                          sum(CASE kind WHEN 'fund' THEN amount WHEN 'refund' THEN amount ELSE -amount END) AS flow
+                   FROM (SELECT t.campaign_id, t.kind, abs(u.amount) AS amount
+                         FROM ledger_transactions t, unnest(t.accounts, t.amounts_fen) AS u(account, amount)
+                         WHERE u.account = 'escrow:' || t.campaign_id) x GROUP BY 1) f ON f.account = a.account
+        WHERE a.kind = 'escrow' AND a.balance_fen <> coalesce(f.flow, 0)""",
+}
+
+
+async def books_problems(conn: asyncpg.Connection) -> dict[str, list]:
+    """What is wrong with the books, by check (empty when they balance). `conn` is a plain asyncpg connection."""
+    found: dict[str, list] = {}
+    for name, sql in BOOKS_CHECKS.items():
+        rows = await conn.fetch(sql)
+        if rows:
+            found[name] = [tuple(row) for row in rows[:10]]
+    return found
+
+
+async def assert_books_balance(database_url: str) -> None:
+    conn = await asyncpg.connect(plain_url(database_url))
+    try:
+        problems = await books_problems(conn)
+    finally:
+        await conn.close()
+    assert problems == {}, problems
+
+
+async def reconciliations(client: httpx.AsyncClient, auditor_headers: dict[str, str],
+                          campaign_ids: list[str]) -> dict[str, dict]:
+    """GET /v1/ledger/campaigns/{id}/reconciliation for each campaign, as an auditor sees it."""
+    out = {}
+    for campaign_id in campaign_ids:
+        response = await client.get(f"/v1/ledger/campaigns/{campaign_id}/reconciliation", headers=auditor_headers)
+        assert response.status_code == 200, response.text
+        out[campaign_id] = response.json()
+    return out
