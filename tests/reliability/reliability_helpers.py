@@ -40,17 +40,29 @@ def _load(name: str, path: Path):
     return module
 
 
-root_conftest = _load("ve_reliability_root_conftest", ROOT / "tests" / "conftest.py")
-redemption_conftest = _load("ve_reliability_redemption_conftest", ROOT / "tests" / "redemption" / "conftest.py")
+def _first(*candidates: tuple[str, Path]):
+    """The first of these modules that exists (the shared helpers have lived in conftests and in modules of their
+    own; either way works)."""
+    for name, path in candidates:
+        if path.exists():
+            return _load(name, path)
+    raise ImportError(f"none of {[str(path) for _, path in candidates]}")
 
-start_service = root_conftest.start_service
-World = redemption_conftest.World
-Till = redemption_conftest.Till
-holder = redemption_conftest.holder
-ISSUER_REGIONS = redemption_conftest.ISSUER_REGIONS
-MERCHANTS = redemption_conftest.MERCHANTS
-WALLET = redemption_conftest.WALLET
-OTHER_WALLET = redemption_conftest.OTHER_WALLET
+
+_TESTS = ROOT / "tests"
+_support = _first(("ve_reliability_service_support", _TESTS / "service_support.py"),
+                  ("ve_reliability_root_conftest", _TESTS / "conftest.py"))
+_redemption = _first(("ve_reliability_redemption_world", _TESTS / "redemption" / "redemption_world.py"),
+                     ("ve_reliability_redemption_conftest", _TESTS / "redemption" / "conftest.py"))
+
+start_service = _support.start_service
+World = _redemption.World
+Till = _redemption.Till
+holder = _redemption.holder
+ISSUER_REGIONS = _redemption.ISSUER_REGIONS
+MERCHANTS = _redemption.MERCHANTS
+WALLET = _redemption.WALLET
+OTHER_WALLET = _redemption.OTHER_WALLET
 
 
 async def build_world(service) -> Any:
