@@ -286,7 +286,8 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--rate", type=float, default=1000.0, help="offered redemptions/s in the open-loop phase")
     parser.add_argument("--vouchers", type=int, default=0, help="default: enough for the run")
-    parser.add_argument("--profile", action="store_true", help="record a py-spy profile of one server worker")
+    parser.add_argument("--profile", action="store_true",
+                        help="record a py-spy profile of one server worker during the redemptions-only phase")
     args = parser.parse_args()
     try:
         import uvloop
@@ -324,17 +325,7 @@ def main() -> None:
     try:
         wait_ready(port, "/readyz", server)
         wait_ready(base_port, "/docs", base)
-        profiler = None
-        if args.profile:
-            import psutil
-
-            worker = psutil.Process(server.pid).children(recursive=True)[-1]
-            profiler = subprocess.Popen(["py-spy", "record", "-d", str(int(args.duration * 2 + 8)), "-r", "200",
-                                         "--format", "raw", "-o", "/tmp/ve-worker-profile.txt", "-p",
-                                         str(worker.pid)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        phases = asyncio.run(run_phases(args, seeded, port, base_port))
-        if profiler is not None:
-            profiler.wait()
+        phases = asyncio.run(run_phases(args, seeded, port, base_port, server.pid))
     finally:
         stop(server)
         stop(base)
@@ -348,7 +339,16 @@ def main() -> None:
         print(f"ratio {phase.name}: {phase.settled / phase.wall_s / baseline_rate:.2f}x the baseline's settled/s")
 
 
-async def run_phases(args, seeded: Seeded, port: int, base_port: int) -> list[Phase]:
+def _start_profiler(server_pid: int, seconds: float) -> subprocess.Popen:
+    import psutil
+
+    worker = psutil.Process(server_pid).children(recursive=True)[-1]
+    return subprocess.Popen(["py-spy", "record", "-d", str(int(seconds)), "-r", "200", "--format", "raw",
+                             "-o", "/tmp/ve-worker-profile.txt", "-p", str(worker.pid)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+async def run_phases(args, seeded: Seeded, port: int, base_port: int, server_pid: int) -> list[Phase]:
     rng = random.Random(7)
     ops = Ops(seeded, rng)
     next_base = iter(range(10**9))
@@ -376,7 +376,10 @@ async def run_phases(args, seeded: Seeded, port: int, base_port: int) -> list[Ph
     await closed_loop(base_port, Phase("warm-up"), 16, 2.0, baseline_op)
     results = [Phase("baseline (bare UPDATE+INSERT)"), Phase("full: redemptions only"), Phase("full: realistic mix")]
     await closed_loop(base_port, results[0], args.concurrency, args.duration, baseline_op)
+    profiler = _start_profiler(server_pid, args.duration) if args.profile else None
     await closed_loop(port, results[1], args.concurrency, args.duration, redeem_op)
+    if profiler is not None:
+        profiler.wait()
     await closed_loop(port, results[2], args.concurrency, args.duration, mixed_op)
     offered = Phase(f"full: open loop {args.rate:.0f}/s")
     await open_loop(port, offered, args.rate, args.duration, redeem_op)

@@ -69,7 +69,7 @@ async def test_reused_nonce_is_refused(service):
 
 
 async def test_reused_nonce_is_refused_after_a_restart(database_url, tmp_path):
-    from conftest import start_service
+    from service_support import start_service
 
     first, close = await start_service(database_url, tmp_path / "data")
     try:

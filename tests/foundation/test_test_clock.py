@@ -6,7 +6,7 @@ from voucher_engine import clock
 
 
 async def test_without_the_flag_the_clock_endpoint_does_not_exist(database_url, tmp_path):
-    from conftest import start_service
+    from service_support import start_service
 
     svc, close = await start_service(database_url, tmp_path / "data", test_clock=False)
     try:
@@ -33,7 +33,7 @@ async def test_set_and_reset(service):
 
 async def test_other_workers_follow_the_shared_clock(service):
     """A second app over the same database (another worker) sees the time set through the first."""
-    from conftest import start_service
+    from service_support import start_service
 
     other, close = await start_service(service.settings.database_url, service.settings.data_dir, test_clock=True)
     try:

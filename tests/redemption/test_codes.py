@@ -6,7 +6,7 @@ import time
 
 import orjson
 import pytest
-from conftest import OTHER_WALLET, WALLET, holder
+from redemption_world import OTHER_WALLET, WALLET, holder
 
 from voucher_engine.merchants.client import signed_headers
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import secrets
 
-from conftest import OTHER_WALLET, WALLET, holder
+from redemption_world import OTHER_WALLET, WALLET, holder
 
 
 def _code(response) -> str:

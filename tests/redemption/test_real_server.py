@@ -14,7 +14,7 @@ import time
 
 import httpx
 import orjson
-from conftest import holder
+from redemption_world import holder
 
 from voucher_engine.ledger import service as ledger
 from voucher_engine.merchants.client import signed_headers

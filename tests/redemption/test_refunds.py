@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from conftest import WALLET, holder
+from redemption_world import WALLET, holder
 
 from voucher_engine.ledger import service as ledger
 from voucher_engine.redemption.decide import clawback_for
