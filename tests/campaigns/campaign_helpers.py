@@ -8,7 +8,6 @@ import textwrap
 from dataclasses import dataclass
 from pathlib import Path
 
-import importlib.util
 
 CONTRACTS = Path(__file__).resolve().parents[2] / "contracts"
 
@@ -110,13 +109,11 @@ async def make_gov(service, region: str, *, register: tuple[str, ...] = ()) -> G
     return Gov(service, issuer_id, await service.token("gov", issuer_id))
 
 
-def _root_conftest():
-    spec = importlib.util.spec_from_file_location("ve_root_conftest", Path(__file__).resolve().parents[1] / "conftest.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 async def start_service(database_url: str, data_dir, **overrides):
-    """The shared fixture's service builder (tests/conftest.py), for services with other settings."""
-    return await _root_conftest().start_service(database_url, data_dir, **overrides)
+    """The shared service builder (tests/service_support.py), for services with other settings."""
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from service_support import start_service as start
+
+    return await start(database_url, data_dir, **overrides)

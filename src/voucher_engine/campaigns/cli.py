@@ -105,6 +105,7 @@ def count_rows(path: Path) -> int:
 async def issue_file(url: str, campaign_id: str, path: Path, *, show_progress: bool = True,
                      chunk_size: int = 20_000) -> dict:
     """Issue to every holder of the CSV; answers the issuance's result as GET /v1/issuances/{id} would."""
+    from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from voucher_engine import clock
@@ -114,6 +115,11 @@ async def issue_file(url: str, campaign_id: str, path: Path, *, show_progress: b
     engine = create_engine(url, pool_size=2)
     try:
         async with engine.begin() as conn:
+            # A database served with --test-clock keeps its business time there; follow it as the workers do
+            # (production databases have no such row, and the offset stays zero).
+            from voucher_engine.api import test_clock
+
+            await test_clock.refresh(conn)
             row = await repository.get_campaign(conn, campaign_id)
             if row is None:
                 raise EngineError("NOT_FOUND", f"No campaign {campaign_id!r}.")
@@ -126,8 +132,10 @@ async def issue_file(url: str, campaign_id: str, path: Path, *, show_progress: b
                                                     "kind": "targeted", "status": "running", "total": total,
                                                     "created_at": now, "updated_at": now})
         types = holder_types(terms.contract)
+        # The bar goes to standard error: standard output carries only the result, as JSON.
         bar = Progress(TextColumn("[bold]issuing"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[note]}"),
-                       TimeElapsedColumn(), disable=not show_progress, transient=False)
+                       TimeElapsedColumn(), disable=not show_progress, transient=False,
+                       console=Console(stderr=True))
         task = bar.add_task("issue", total=total, note="")
 
         async def progress(processed: int, issued: int, rejected: int) -> None:
