@@ -1,0 +1,344 @@
+"""The security matrix: every endpoint the app serves × every kind of caller, with the answer each must get.
+
+Callers: nobody, a made-up token, admin, the owning government (`gov`, Shanghai), another government (`gov_other`,
+Suzhou: cross-issuer access), an unbound auditor, an auditor bound to Shanghai, the till of the merchant that made
+the redemption (`merchant`), another merchant's till (`merchant_other`), and a till that signs with one merchant's
+secret under another merchant's key id (`key_swap`).
+
+Expected answers: "ok" (any 2xx: the call did what it is for, on a resource made fresh for it where the call
+changes state), 401 (no credential the endpoint takes), 403 (the wrong role), 404 (another issuer's or merchant's
+things, whose existence is none of the caller's business). Callers who must be refused go first, and refusals
+change nothing (checked at the end).
+
+The list of endpoints comes from the app's routes: an endpoint added without a row here fails the coverage test.
+"""
+
+from __future__ import annotations
+
+import itertools
+import secrets
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+import pytest
+
+from reliability_helpers import CONTRACTS, Till, build_world, holder, routes
+from voucher_engine.merchants.client import signed_headers
+
+CALLERS = ("none", "bad_token", "admin", "gov", "gov_other", "auditor", "auditor_bound", "merchant",
+           "merchant_other", "key_swap")
+BEARER = ("admin", "gov", "gov_other", "auditor", "auditor_bound")
+SIGNERS = ("merchant", "merchant_other")
+OK = "ok"
+NOW = "2025-01-15T12:00:00+08:00"
+MERCHANT_BODY = {"name": "Matrix shop", "mcc": "5812", "region_code": "310104",
+                 "settlement_wallet": "0000000000000001", "tags": []}
+
+
+def public() -> dict[str, Any]:
+    return {caller: OK for caller in CALLERS}
+
+
+def bearer(*ok: str, hidden: tuple[str, ...] = ()) -> dict[str, Any]:
+    """A bearer-token endpoint: `ok` callers pass, `hidden` get 404, other token holders 403, the rest 401."""
+    expect: dict[str, Any] = {caller: 401 for caller in CALLERS}
+    for caller in BEARER:
+        expect[caller] = OK if caller in ok else 404 if caller in hidden else 403
+    return expect
+
+
+def signed(*ok: str, hidden: tuple[str, ...] = ()) -> dict[str, Any]:
+    """A signed POS endpoint: bearer tokens and swapped keys are 401 whatever they hold."""
+    expect: dict[str, Any] = {caller: 401 for caller in CALLERS}
+    for caller in SIGNERS:
+        expect[caller] = OK if caller in ok else 404 if caller in hidden else 401
+    return expect
+
+
+ADMIN = bearer("admin")
+READERS = ("gov", "gov_other", "auditor", "auditor_bound", "admin")
+LEDGER_READERS = ("gov", "gov_other", "auditor", "auditor_bound")  # the operator does not read the books
+OWN_CAMPAIGN_READ = bearer("gov", "auditor", "auditor_bound", "admin", hidden=("gov_other",))
+OWN_LEDGER_READ = bearer("gov", "auditor", "auditor_bound", hidden=("gov_other",))
+CAMPAIGN_CHANGE = bearer("gov", hidden=("gov_other",))
+
+
+@dataclass
+class Context:
+    """Everything the requests point at: one world, Shanghai's campaigns, a redemption, tokens and tills."""
+
+    service: Any
+    world: Any
+    tokens: dict[str, str] = field(default_factory=dict)
+    tills: dict[str, Till] = field(default_factory=dict)
+    ids: dict[str, str] = field(default_factory=dict)
+    fresh_codes: list[tuple[str, str]] = field(default_factory=list)
+    counter: itertools.count = field(default_factory=lambda: itertools.count(1))
+
+    def headers(self, caller: str, method: str, path: str, body: bytes) -> dict[str, str]:
+        headers = {"Content-Type": "application/json"}
+        if caller == "bad_token":
+            headers["Authorization"] = "Bearer ve_" + secrets.token_urlsafe(32)
+        elif caller in BEARER:
+            headers["Authorization"] = f"Bearer {self.tokens[caller]}"
+        elif caller in SIGNERS:
+            till = self.tills[caller]
+            headers.update(signed_headers(till.key_id, till.secret, method, path, body))
+        elif caller == "key_swap":  # the other merchant's key id, this merchant's secret
+            mine, theirs = self.tills["merchant"], self.tills["merchant_other"]
+            headers.update(signed_headers(theirs.key_id, mine.secret, method, path, body))
+        return headers
+
+    async def gov(self, method: str, path: str, body: Any = None) -> Any:
+        response = await self.service.client.request(method, path, json=body,
+                                                     headers=self.service.auth(self.tokens["gov"]))
+        assert response.status_code in (200, 201), response.text
+        return response.json()
+
+    async def campaign(self, *moves: str, distribution: str = "targeted") -> str:
+        source = (CONTRACTS / "shanghai-dining-2025.contract").read_text()
+        if distribution != "targeted":
+            source = source.replace("distribution targeted", f"distribution {distribution}")
+        campaign_id = (await self.gov("POST", "/v1/campaigns", {"source": source}))["id"]
+        for move in moves:
+            await self.gov("POST", f"/v1/campaigns/{campaign_id}/{move}")
+        return campaign_id
+
+    def wallet(self) -> str:
+        return f"65{next(self.counter):014d}"
+
+
+Factory = Callable[[Context, bool], Awaitable[tuple[str, Any]]]
+
+
+def at(path: str, body: Any = None) -> Factory:
+    """A request whose path (formatted with the context's ids) and body do not depend on the caller."""
+
+    async def make(ctx: Context, fresh: bool) -> tuple[str, Any]:
+        return path.format(**ctx.ids), body
+
+    return make
+
+
+def move(action: str, before: tuple[str, ...]) -> Factory:
+    """A lifecycle move: on the shared campaign for callers who must be refused, on a fresh one in the right
+    status for the caller who may make it."""
+
+    async def make(ctx: Context, fresh: bool) -> tuple[str, Any]:
+        campaign_id = await ctx.campaign(*before) if fresh else ctx.ids["campaign_id"]
+        return f"/v1/campaigns/{campaign_id}/{action}", None
+
+    return make
+
+
+async def _issuance(ctx: Context, fresh: bool) -> tuple[str, Any]:
+    return f"/v1/campaigns/{ctx.ids['campaign_id']}/issuances", {"holders": [holder(ctx.wallet())]}
+
+
+async def _claim(ctx: Context, fresh: bool) -> tuple[str, Any]:
+    wallet = ctx.wallet()
+    return (f"/v1/campaigns/{ctx.ids['claims_campaign_id']}/claims",
+            {"wallet_id": wallet, "id_hash": "h-" + wallet, "attributes": {"age": 30, "residence_region": "310104"}})
+
+
+async def _redeem(ctx: Context, fresh: bool) -> tuple[str, Any]:
+    code, wallet = ctx.fresh_codes.pop() if fresh else ctx.fresh_codes[0]
+    return "/v1/redemptions", {"voucher_code": code, "wallet_id": wallet, "pos_txn_id": f"mx-{next(ctx.counter)}",
+                               "order_amount_fen": 12000}
+
+
+async def _quote(ctx: Context, fresh: bool) -> tuple[str, Any]:
+    code, wallet = ctx.fresh_codes[0]  # a quote changes nothing: the same voucher serves every caller
+    return "/v1/redemptions/quote", {"voucher_code": code, "wallet_id": wallet, "order_amount_fen": 12000}
+
+
+async def _refund(ctx: Context, fresh: bool) -> tuple[str, Any]:
+    return (f"/v1/redemptions/{ctx.ids['redemption_id']}/refunds",
+            {"refund_id": f"rf-{next(ctx.counter)}", "amount_fen": 100, "reason": "matrix"})
+
+
+async def _revoke_key(ctx: Context, fresh: bool) -> tuple[str, Any]:
+    key_id = ctx.ids["matrix_key_id"]
+    if fresh:
+        key_id = (await ctx.service.pos_key("matrix-shop"))["key_id"]
+    return f"/v1/merchants/matrix-shop/keys/{key_id}", None
+
+
+async def _new_issuer(ctx: Context, fresh: bool) -> tuple[str, Any]:
+    return "/v1/issuers", {"name": "Guangdong", "region_code": "440000"}
+
+
+CHECK_BODY = {"source": (CONTRACTS / "shanghai-dining-2025.contract").read_text()}
+
+# (method, path as routed) -> (expected answer per caller, the request)
+MATRIX: dict[tuple[str, str], tuple[dict[str, Any], Factory]] = {
+    # Public: documentation, health, the ledger's public key.
+    ("GET", "/openapi.json"): (public(), at("/openapi.json")),
+    ("GET", "/docs"): (public(), at("/docs")),
+    ("GET", "/docs/oauth2-redirect"): (public(), at("/docs/oauth2-redirect")),
+    ("GET", "/redoc"): (public(), at("/redoc")),
+    ("GET", "/healthz"): (public(), at("/healthz")),
+    ("GET", "/readyz"): (public(), at("/readyz")),
+    ("GET", "/v1/ledger/public-key"): (public(), at("/v1/ledger/public-key")),
+    # Operator.
+    ("POST", "/v1/issuers"): (ADMIN, _new_issuer),
+    ("GET", "/v1/issuers"): (ADMIN, at("/v1/issuers")),
+    ("GET", "/v1/issuers/{issuer_id}"): (ADMIN, at("/v1/issuers/iss_310000")),
+    ("PUT", "/v1/merchants/{merchant_id}"): (ADMIN, at("/v1/merchants/matrix-shop", MERCHANT_BODY)),
+    ("GET", "/v1/merchants"): (ADMIN, at("/v1/merchants")),
+    ("GET", "/v1/merchants/{merchant_id}"): (ADMIN, at("/v1/merchants/matrix-shop")),
+    ("POST", "/v1/merchants/{merchant_id}/suspend"): (ADMIN, at("/v1/merchants/matrix-shop/suspend")),
+    ("POST", "/v1/merchants/{merchant_id}/resume"): (ADMIN, at("/v1/merchants/matrix-shop/resume")),
+    ("POST", "/v1/merchants/{merchant_id}/keys"): (ADMIN, at("/v1/merchants/matrix-shop/keys")),
+    ("DELETE", "/v1/merchants/{merchant_id}/keys/{key_id}"): (ADMIN, _revoke_key),
+    ("POST", "/v1/tokens"): (ADMIN, at("/v1/tokens", {"role": "auditor"})),
+    ("PUT", "/v1/test/clock"): (ADMIN, at("/v1/test/clock", {"now": NOW})),
+    ("GET", "/v1/test/clock"): (ADMIN, at("/v1/test/clock")),
+    ("DELETE", "/v1/test/clock"): (ADMIN, at("/v1/test/clock")),
+    ("GET", "/v1/pos/ping"): (signed(*SIGNERS), at("/v1/pos/ping")),
+    # Campaigns (gov changes its own; readers read; another government sees nothing of them).
+    ("POST", "/v1/contracts/check"): (bearer(*READERS), at("/v1/contracts/check", CHECK_BODY)),
+    # gov_other may create campaigns, but not this contract: its issuer region is not within Suzhou's.
+    ("POST", "/v1/campaigns"): (bearer("gov"), at("/v1/campaigns", CHECK_BODY)),
+    ("GET", "/v1/campaigns"): (bearer(*READERS), at("/v1/campaigns")),
+    ("GET", "/v1/campaigns/{campaign_id}"): (OWN_CAMPAIGN_READ, at("/v1/campaigns/{campaign_id}")),
+    ("POST", "/v1/campaigns/{campaign_id}/fund"): (CAMPAIGN_CHANGE, move("fund", ())),
+    ("POST", "/v1/campaigns/{campaign_id}/activate"): (CAMPAIGN_CHANGE, move("activate", ("fund",))),
+    ("POST", "/v1/campaigns/{campaign_id}/pause"): (CAMPAIGN_CHANGE, move("pause", ("fund", "activate"))),
+    ("POST", "/v1/campaigns/{campaign_id}/close"): (CAMPAIGN_CHANGE, move("close", ("fund", "activate"))),
+    ("POST", "/v1/campaigns/{campaign_id}/issuances"): (CAMPAIGN_CHANGE, _issuance),
+    ("GET", "/v1/issuances/{issuance_id}"): (OWN_CAMPAIGN_READ, at("/v1/issuances/{issuance_id}")),
+    ("POST", "/v1/campaigns/{campaign_id}/claims"): (CAMPAIGN_CHANGE, _claim),
+    # Listings are filtered by scope rather than refused: another government gets its own (empty) list.
+    ("GET", "/v1/wallets/{wallet_id}/vouchers"): (bearer(*READERS), at("/v1/wallets/{wallet_id}/vouchers")),
+    # Ledger (auditors; gov for its own campaigns).
+    ("GET", "/v1/ledger/transactions"): (OWN_LEDGER_READ,
+                                         at("/v1/ledger/transactions?campaign_id={campaign_id}")),
+    ("GET", "/v1/ledger/transactions/{tx_id}"): (OWN_LEDGER_READ, at("/v1/ledger/transactions/{fund_tx_id}")),
+    ("GET", "/v1/ledger/transactions/{tx_id}/proof"): (OWN_LEDGER_READ,
+                                                       at("/v1/ledger/transactions/{fund_tx_id}/proof")),
+    ("GET", "/v1/ledger/accounts/{account}"): (OWN_LEDGER_READ, at("/v1/ledger/accounts/escrow:{campaign_id}")),
+    ("GET", "/v1/ledger/vouchers/{voucher_id}/trace"): (OWN_LEDGER_READ,
+                                                        at("/v1/ledger/vouchers/{voucher_id}/trace")),
+    ("GET", "/v1/ledger/campaigns/{campaign_id}/reconciliation"): (
+        OWN_LEDGER_READ, at("/v1/ledger/campaigns/{campaign_id}/reconciliation")),
+    ("GET", "/v1/ledger/export"): (OWN_LEDGER_READ, at("/v1/ledger/export?campaign_id={campaign_id}&format=csv")),
+    ("GET", "/v1/ledger/checkpoints/latest"): (bearer(*LEDGER_READERS), at("/v1/ledger/checkpoints/latest")),
+    ("GET", "/v1/ledger/checkpoints"): (bearer(*LEDGER_READERS), at("/v1/ledger/checkpoints")),
+    ("POST", "/v1/ledger/checkpoints"): (bearer("auditor", "auditor_bound", "admin"), at("/v1/ledger/checkpoints")),
+    ("GET", "/v1/ledger/consistency"): (bearer(*LEDGER_READERS), at("/v1/ledger/consistency?from=1&to=1")),
+    # Redemption (signed by a till; a merchant sees only its own redemptions).
+    ("POST", "/v1/redemptions/quote"): (signed(*SIGNERS), _quote),
+    ("POST", "/v1/redemptions"): (signed(*SIGNERS), _redeem),
+    ("POST", "/v1/redemptions/{redemption_id}/refunds"): (signed("merchant", hidden=("merchant_other",)), _refund),
+    ("GET", "/v1/redemptions/{redemption_id}"): (signed("merchant", hidden=("merchant_other",)),
+                                                  at("/v1/redemptions/{redemption_id}")),
+    ("GET", "/v1/redemptions"): (signed(*SIGNERS), at("/v1/redemptions?pos_txn_id={pos_txn_id}")),
+}
+
+# Run last: resetting the test clock would move business time out of the campaigns' window.
+LAST = [("PUT", "/v1/test/clock"), ("GET", "/v1/test/clock"), ("DELETE", "/v1/test/clock")]
+CODES_BY_STATUS = {401: {"UNAUTHENTICATED", "BAD_SIGNATURE"}, 403: {"FORBIDDEN"}, 404: {"NOT_FOUND"}}
+
+
+async def _context(service) -> Context:
+    world = await build_world(service)
+    await world.set_clock(NOW)
+    ctx = Context(service, world)
+    ctx.tokens = {"admin": service.admin_token, "gov": world.gov["310000"], "gov_other": world.gov["320500"],
+                  "auditor": await service.token("auditor"),
+                  "auditor_bound": await service.token("auditor", "iss_310000")}
+    await service.merchant("xuhui-dumplings", mcc="5812", region_code="310104")
+    other_key = await service.pos_key("xuhui-dumplings")
+    ctx.tills = {"merchant": world.tills["xuhui-noodles"],
+                 "merchant_other": Till(service, "xuhui-dumplings", other_key["key_id"], other_key["secret"])}
+    await service.merchant("matrix-shop")
+    ctx.ids["matrix_key_id"] = (await service.pos_key("matrix-shop"))["key_id"]
+
+    wallets = [f"6600000000000{n:03d}" for n in range(12)]
+    campaign_id = await world.launch("shanghai-dining-2025.contract", [holder(w) for w in wallets])
+    ctx.ids["campaign_id"] = campaign_id
+    ctx.ids["claims_campaign_id"] = await ctx.campaign("fund", "activate", distribution="first come, first served")
+    vouchers = {w: (await world.vouchers(w, campaign_id))[0] for w in wallets}
+    ctx.fresh_codes = [(vouchers[w]["code"], w) for w in wallets[1:]]
+    paid = await ctx.tills["merchant"].redeem(vouchers[wallets[0]]["code"], 12000, wallet=wallets[0],
+                                              pos_txn_id="matrix-paid-1")
+    assert paid.status_code == 201, paid.text
+    ctx.ids.update(redemption_id=paid.json()["id"], pos_txn_id="matrix-paid-1", wallet_id=wallets[0],
+                   voucher_id=vouchers[wallets[0]]["id"])
+    campaign = await ctx.gov("GET", f"/v1/campaigns/{campaign_id}")
+    ctx.ids["fund_tx_id"] = campaign["fund_tx_id"]
+    issued = await ctx.gov("POST", f"/v1/campaigns/{campaign_id}/issuances", {"holders": [holder(ctx.wallet())]})
+    ctx.ids["issuance_id"] = issued["issuance_id"]
+    # Sequence what is committed (and sign it), so ledger reads and proofs find every transaction.
+    made = await service.client.post("/v1/ledger/checkpoints", headers=service.auth(ctx.tokens["auditor"]))
+    assert made.status_code == 201, made.text
+    return ctx
+
+
+def test_every_route_has_a_row_in_the_matrix(service):
+    served = routes(service.app)
+    missing = sorted(served - MATRIX.keys())
+    stale = sorted(MATRIX.keys() - served)
+    assert not missing, f"endpoints without an expectation in the security matrix: {missing}"
+    assert not stale, f"matrix rows for endpoints the app no longer serves: {stale}"
+    for expect, _ in MATRIX.values():
+        assert set(expect) == set(CALLERS)
+
+
+async def test_every_endpoint_answers_every_caller_as_expected(service):
+    ctx = await _context(service)
+    order = [key for key in sorted(MATRIX) if key not in LAST] + LAST
+    wrong: list[str] = []
+    calls = 0
+    for method, route in order:
+        expect, factory = MATRIX[(method, route)]
+        # Refusals first, on the shared resources; then the callers who may, each on a fresh resource.
+        for caller in sorted(CALLERS, key=lambda c: expect[c] == OK):
+            fresh = expect[caller] == OK
+            path, body = await factory(ctx, fresh)
+            raw = orjson.dumps(body) if body is not None else b""
+            response = await service.client.request(method, path, content=raw,
+                                                    headers=ctx.headers(caller, method, path, raw))
+            calls += 1
+            status = response.status_code
+            if fresh:
+                if not 200 <= status < 300:
+                    wrong.append(f"{method} {path} as {caller}: {status}, expected 2xx: {response.text[:200]}")
+                continue
+            if status != expect[caller]:
+                wrong.append(f"{method} {path} as {caller}: {status}, expected {expect[caller]}: "
+                             f"{response.text[:200]}")
+                continue
+            if not response.headers.get("content-type", "").startswith("application/problem+json") \
+                    or response.json().get("code") not in CODES_BY_STATUS[status]:
+                wrong.append(f"{method} {path} as {caller}: not the problem+json of a {status}: {response.text[:200]}")
+    assert not wrong, f"{len(wrong)} of {calls} calls answered wrongly:\n" + "\n".join(wrong)
+    assert calls == len(MATRIX) * len(CALLERS)
+
+    # The refusals changed nothing: the shared campaign is still active, with only what its owner did to it.
+    await ctx.world.set_clock(NOW)
+    campaign = await ctx.gov("GET", f"/v1/campaigns/{ctx.ids['campaign_id']}")
+    assert campaign["status"] == "active"
+    issuer = await service.client.get("/v1/issuers/iss_440000", headers=service.admin)
+    assert issuer.status_code == 200  # made once, by the admin
+    # One refund of 100 fen (by the merchant) and two new redemptions (one per till): none by anyone refused.
+    paid = await ctx.tills["merchant"].send("GET", f"/v1/redemptions/{ctx.ids['redemption_id']}")
+    assert paid.json()["refunded_fen"] == 100, paid.text
+    assert campaign["totals"]["vouchers_redeemed"] == 3, campaign["totals"]
+
+
+@pytest.mark.parametrize("caller", ["gov", "auditor_bound"])
+async def test_issuer_bound_callers_cannot_list_the_whole_ledger(service, caller):
+    world = await build_world(service)
+    token = world.gov["310000"] if caller == "gov" else await service.token("auditor", "iss_310000")
+    for path in ("/v1/ledger/transactions", "/v1/ledger/export?format=csv"):
+        response = await service.client.get(path, headers=service.auth(token))
+        assert response.status_code == 403 and response.json()["code"] == "FORBIDDEN", response.text
+    for account in ("fiscal:iss_320500", "merchant:xuhui-noodles"):
+        response = await service.client.get(f"/v1/ledger/accounts/{account}", headers=service.auth(token))
+        assert response.status_code == 404, response.text
+    own = await service.client.get("/v1/ledger/accounts/fiscal:iss_310000", headers=service.auth(token))
+    assert own.status_code == 200, own.text
