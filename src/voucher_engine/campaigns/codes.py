@@ -1,6 +1,6 @@
 """Voucher codes (券码): the text of the QR code a holder shows at the till.
 
-Format (version 1), 58 characters of URL-safe text:
+Format (version 1), 56 characters of URL-safe text:
 
     "V1" + base64url_nopad( campaign_id raw (8 bytes) || voucher_id raw (16 bytes) || MAC (16 bytes) )
 
