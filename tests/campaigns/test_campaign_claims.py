@@ -21,14 +21,18 @@ def county_fair(quantity: int, limit: int = 1) -> str:
 
 @pytest_asyncio.fixture(loop_scope="session")
 async def burst_service(database_url, tmp_path):
-    """The app with a claims pool big enough for real concurrency in the database (20 for claims, up to 40 for the rest)."""
+    """Two workers of the app over one database (as `serve --workers 2` runs them), each with its own pools and
+    claim batcher, so that claims race in the database from independent workers."""
     from campaign_helpers import start_service
 
-    svc, close = await start_service(database_url, tmp_path / "data", test_clock=True, db_pool_size=20)
+    first, close_first = await start_service(database_url, tmp_path / "data", test_clock=True, db_pool_size=10)
+    second, close_second = await start_service(database_url, tmp_path / "data", test_clock=True, db_pool_size=10)
+    first.other = second
     try:
-        yield svc
+        yield first
     finally:
-        await close()
+        await close_second()
+        await close_first()
 
 
 async def test_two_thousand_concurrent_claims_for_five_hundred_vouchers(burst_service):
@@ -46,11 +50,13 @@ async def test_two_thousand_concurrent_claims_for_five_hundred_vouchers(burst_se
     # would hold them), which keeps every claims connection of the database busy at once.
     gate = asyncio.Semaphore(256)
 
-    async def claim(body):
-        async with gate:
-            return await zhejiang.post(path, body)
+    clients = [service.client, service.other.client]
 
-    responses = await asyncio.gather(*(claim(body) for body in claims))
+    async def claim(index, body):
+        async with gate:
+            return await clients[index % 2].post(path, json=body, headers=zhejiang.headers)
+
+    responses = await asyncio.gather(*(claim(i, body) for i, body in enumerate(claims)))
     codes = collections.Counter(r.json().get("code", "OK") if r.status_code != 201 else "OK" for r in responses)
     assert codes["OK"] == 500, codes
     assert set(codes) <= {"OK", "SOLD_OUT", "HOLDER_LIMIT"}, codes
