@@ -12,7 +12,8 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from voucher_engine import __version__
-from voucher_engine.api import problems, test_clock
+from voucher_engine.api import openapi, problems, test_clock
+from voucher_engine.api.fastpath import RedemptionFastPath
 from voucher_engine.api.limits import BodyLimitMiddleware
 from voucher_engine.api.state import AppState
 from voucher_engine.config import Settings, get_settings
@@ -93,6 +94,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     problems.install(app)
+    # Innermost first: the hot path sees bodies only after the size limit has passed them.
+    app.add_middleware(RedemptionFastPath)
     app.add_middleware(BodyLimitMiddleware, default_bytes=settings.max_body_bytes,
                        large_bytes=settings.max_issuance_body_bytes, large_suffixes=LARGE_BODY_SUFFIXES)
     if settings.test_clock:
@@ -126,4 +129,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 app.include_router(router)
     if settings.test_clock:
         app.include_router(test_clock.router)
+    openapi.install(app)
     return app

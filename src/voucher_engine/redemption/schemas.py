@@ -40,6 +40,7 @@ class Quote(BaseModel):
     subsidy_fen: int
     payable_fen: int
     code: str | None = Field(default=None, description="Why not, when not eligible: a stable error code.")
+    detail: str | None = Field(default=None, description="Why not, in a sentence.")
     explain: list[dict[str, Any]] | None = None
 
 
