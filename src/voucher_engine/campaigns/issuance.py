@@ -4,8 +4,7 @@ An issuance is one database transaction on one connection, under the campaign's 
 close of one campaign never interleave): either every voucher of it is issued or none. Holders stream through in
 chunks of `CHUNK`: each chunk is checked in Python (holder conditions by the compiled contract, per-holder limits,
 quantity) and the accepted vouchers go to PostgreSQL by binary COPY. Memory stays flat whatever the list's size:
-one chunk of rows, plus one small integer per holder already issued to in this issuance (to catch a holder listed
-twice in different chunks; a match is then confirmed exactly in the database).
+one chunk of rows, plus the key and count of each holder issued to (to hold per-holder limits across chunks).
 
 Rules, in the order applied to each listed holder:
 1. `NOT_ELIGIBLE` — the contract's holder conditions fail on the attributes given;
@@ -25,7 +24,6 @@ import logging
 from collections.abc import AsyncIterable, Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
-from hashlib import blake2b
 from typing import Any
 
 import orjson
@@ -138,11 +136,6 @@ async def run(engine: AsyncEngine, campaign_id: str, issuance_id: str, *, kind: 
     return outcome
 
 
-def _digest(key: str) -> bytes:
-    """128 bits of a holder key: exact for counting (a collision needs a BLAKE2 break), a third of the memory."""
-    return blake2b(key.encode(), digest_size=16).digest()
-
-
 def _copy_text(value: str) -> str:
     """A value for PostgreSQL's COPY text format (only JSON can hold a backslash; nothing here holds tabs)."""
     return value.replace("\\", "\\\\") if "\\" in value else value
@@ -163,13 +156,15 @@ async def _issue(raw, terms: cache.Terms, issuance_id: str, holders, issued_at: 
     middle = (f"\tissued\t{valid_from.isoformat()}\t{valid_until.isoformat()}\t{face}\t{face}"
               f"\t{issued_at.isoformat()}\t{issuance_id}\t")
     tail = f"\t1\t{issued_at.isoformat()}\n"
-    # Vouchers held per holder (by 128-bit digest): the campaign's before this issuance, then this issuance's own.
-    held_by: dict[bytes, int] = {}
+    # Vouchers held per holder key: the campaign's before this issuance, then this issuance's own (exact; about
+    # 150 bytes a holder, so a million-holder list stays well inside the memory budget).
+    held_by: dict[str, int] = {}
     if had_vouchers:
         async for record in raw.cursor("SELECT holder_key, count(*) FROM vouchers WHERE campaign_id = $1"
                                        " GROUP BY holder_key", campaign_id, prefetch=10_000):
-            held_by[_digest(record[0])] = record[1]
-    eligible_memo: dict[tuple, bool] = {}
+            held_by[record[0]] = record[1]
+    # Per distinct attribute set: eligible or not, and its JSON as COPY text.
+    memo: dict[tuple, tuple[bool, str]] = {}
     dumps = orjson.dumps
 
     async def rows():
@@ -178,33 +173,28 @@ async def _issue(raw, terms: cache.Terms, issuance_id: str, holders, issued_at: 
             accepted: list[tuple[str, str, str, str]] = []
             for wallet_id, id_hash, attributes in chunk:
                 outcome.processed += 1
-                if not checked:
-                    # Lists repeat few combinations of attributes: decide each combination once.
-                    memo_key = tuple(attributes.items())
-                    eligible = eligible_memo.get(memo_key)
-                    if eligible is None:
-                        eligible = not check_holder(attributes)
-                        if len(eligible_memo) < 100_000:
-                            eligible_memo[memo_key] = eligible
-                    if not eligible:
-                        outcome.reject(wallet_id, "NOT_ELIGIBLE")
-                        continue
+                # Lists repeat few combinations of attributes: decide and encode each combination once.
+                memo_key = tuple(attributes.items())
+                known = memo.get(memo_key)
+                if known is None:
+                    known = (checked or not check_holder(attributes), _copy_text(dumps(attributes).decode()))
+                    if len(memo) < 100_000:
+                        memo[memo_key] = known
+                if not known[0]:
+                    outcome.reject(wallet_id, "NOT_ELIGIBLE")
+                    continue
                 key = f"h:{id_hash}" if id_hash else f"w:{wallet_id}"
-                digest = _digest(key)
-                held = held_by.get(digest, 0)
+                held = held_by.get(key, 0)
                 if held >= limit:
                     outcome.reject(wallet_id, "HOLDER_LIMIT")
                     continue
                 if remaining == 0:
                     outcome.reject(wallet_id, "SOLD_OUT")
                     continue
-                held_by[digest] = held + 1
+                held_by[key] = held + 1
                 remaining -= 1
-                attributes_json = dumps(attributes).decode()
-                accepted.append((key, wallet_id, "\\N" if id_hash is None else id_hash, _copy_text(attributes_json)))
+                accepted.append((key, wallet_id, "\\N" if id_hash is None else id_hash, known[1]))
             if accepted:
-                # Sorted by holder key, a chunk lands in neighbouring leaves of the holder index.
-                accepted.sort()
                 voucher_ids = ids.voucher_id_block(len(accepted))
                 yield "".join(
                     f"{head}{voucher_id}\t{wallet_id}\t{id_hash}\t{key}{middle}{attributes_json}{tail}"
