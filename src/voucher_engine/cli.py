@@ -159,6 +159,7 @@ _mount_optional("voucher_engine.contracts.cli", "contract", "Check and explain c
 _mount_optional("voucher_engine.ledger.cli", "ledger", "Verify the ledger offline or against the database.")
 _mount_optional("voucher_engine.campaigns.cli", "issue", "Issue vouchers from a CSV of holders.")
 _mount_optional("voucher_engine.bench", "bench", "Benchmarks that print figures.")
+_mount_optional("voucher_engine.merchants.cli", "pos", "A signing POS client: ping, quote, redeem, refund.")
 
 
 def main() -> None:

@@ -81,9 +81,21 @@ def seed_and_print(settings: Settings) -> dict:
         '  curl -s -H "Authorization: Bearer $GOV" $VE/v1/campaigns | python -m json.tool',
     ]
     for line in seeded.get("demo_commands", []):
-        lines.append("  " + line)
+        if not line.startswith("python -c"):  # the signed till requests are given below, through `pos`
+            lines.append("  " + line)
+    voucher = seeded.get("voucher")
+    if voucher:
+        till = f"--code {voucher['code']} --wallet {voucher['wallet_id']}"
+        lines += [
+            "",
+            "At the till (signed with demo-noodle-bar's POS key from demo.env):",
+            "  voucher-engine pos ping",
+            f"  voucher-engine pos quote {till} --amount-fen 12000",
+            f"  voucher-engine pos redeem {till} --amount-fen 12000 --pos-txn-id demo-0001",
+            "  voucher-engine pos refund <redemption id from the answer> --amount-fen 12000",
+            "",
+            "A demo voucher: " + json.dumps(voucher),
+        ]
     lines.append("")
     print("\n".join(lines), flush=True)
-    if "voucher" in seeded:
-        print("A demo voucher: " + json.dumps(seeded["voucher"]), flush=True)
     return seeded
