@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import csv
 import sys
+from operator import itemgetter
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Annotated, Optional
@@ -67,6 +68,10 @@ def read_csv(path: Path, types: dict[str, str], chunk_size: int) -> Iterator[lis
                    if i not in (wallet_at, hash_at)]
         if len(columns) > MAX_ATTRIBUTES:
             raise EngineError("VALIDATION_ERROR", f"{path}: at most {MAX_ATTRIBUTES} attribute columns")
+        cells_of = (itemgetter(*[i for i, _, _ in columns]) if len(columns) > 1
+                    else (lambda row, i=columns[0][0]: (row[i],)) if columns else (lambda row: ()))
+        # Holder lists repeat few combinations of attribute values: parse each once (bounded).
+        parsed: dict[tuple, dict] = {}
         width = len(header)
         chunk: list[tuple] = []
         for line_no, row in enumerate(reader, start=2):
@@ -79,11 +84,16 @@ def read_csv(path: Path, types: dict[str, str], chunk_size: int) -> Iterator[lis
             if not wallet_ok(wallet_id) or (id_hash is not None and not id_hash_ok(id_hash)):
                 raise EngineError("VALIDATION_ERROR", f"{path}: line {line_no}: wallet_id must be 16 digits and "
                                                       "id_hash 1 to 128 of [A-Za-z0-9+/=_:.-]")
-            try:
-                attributes = {name: convert(row[i]) for i, name, convert in columns if row[i] != ""}
-            except ValueError:
-                raise EngineError("VALIDATION_ERROR", f"{path}: line {line_no}: an integer attribute is not an "
-                                                      "integer") from None
+            cells = cells_of(row)
+            attributes = parsed.get(cells)
+            if attributes is None:
+                try:
+                    attributes = {name: convert(cell) for (_, name, convert), cell in zip(columns, cells) if cell != ""}
+                except ValueError:
+                    raise EngineError("VALIDATION_ERROR", f"{path}: line {line_no}: an integer attribute is not an "
+                                                          "integer") from None
+                if len(parsed) < 100_000:
+                    parsed[cells] = attributes
             chunk.append((wallet_id, id_hash, attributes))
             if len(chunk) == chunk_size:
                 yield chunk
