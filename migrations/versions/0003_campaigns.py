@@ -19,6 +19,23 @@ down_revision = '0002_ledger'
 branch_labels = None
 depends_on = None
 
+CONTRACT_IMMUTABLE = r"""
+CREATE FUNCTION campaigns_contract_immutable() RETURNS trigger LANGUAGE plpgsql AS $fn$
+BEGIN
+    IF NEW.contract_source IS DISTINCT FROM OLD.contract_source
+       OR NEW.contract_sha256 IS DISTINCT FROM OLD.contract_sha256 THEN
+        RAISE EXCEPTION 'a campaign''s contract is immutable (campaign %)', OLD.id USING ERRCODE = 'check_violation';
+    END IF;
+    RETURN NEW;
+END
+$fn$;
+"""
+
+CONTRACT_TRIGGER = r"""
+CREATE TRIGGER campaigns_contract_immutable BEFORE UPDATE ON campaigns
+    FOR EACH ROW EXECUTE FUNCTION campaigns_contract_immutable();
+"""
+
 CLAIM_FUNCTION = r"""
 CREATE FUNCTION campaign_claim_batch(
     p_campaign_id text, p_voucher_ids text[], p_wallet_ids text[], p_id_hashes text[], p_holder_keys text[],
@@ -116,6 +133,7 @@ def upgrade() -> None:
     sa.Column('closed_at', sa.DateTime(timezone=True), nullable=True),
     sa.Column('version', sa.BigInteger(), server_default='1', nullable=False),
     sa.CheckConstraint("distribution IN ('targeted', 'lottery', 'first_come')", name=op.f('ck_campaigns_distribution_known')),
+    sa.CheckConstraint("contract_sha256 = encode(sha256(convert_to(contract_source, 'UTF8')), 'hex')", name=op.f('ck_campaigns_contract_sha256_matches')),
     sa.CheckConstraint("status IN ('draft', 'funded', 'active', 'paused', 'closed')", name=op.f('ck_campaigns_status_known')),
     sa.CheckConstraint('(valid_from IS NOT NULL AND valid_until IS NOT NULL AND validity_seconds IS NULL) OR (valid_from IS NULL AND valid_until IS NULL AND validity_seconds > 0)', name=op.f('ck_campaigns_validity_one_form')),
     sa.CheckConstraint('budget_fen > 0 AND face_value_fen > 0 AND quantity > 0 AND per_holder_limit > 0', name=op.f('ck_campaigns_terms_positive')),
@@ -187,9 +205,13 @@ def upgrade() -> None:
     op.create_index('ix_vouchers_valid_until_brin', 'vouchers', ['valid_until'], unique=False, postgresql_using='brin')
     op.create_index(op.f('ix_vouchers_wallet_id'), 'vouchers', ['wallet_id'], unique=False)
     op.execute(CLAIM_FUNCTION)
+    op.execute(CONTRACT_IMMUTABLE)
+    op.execute(CONTRACT_TRIGGER)
 
 
 def downgrade() -> None:
+    op.execute("DROP TRIGGER IF EXISTS campaigns_contract_immutable ON campaigns")
+    op.execute("DROP FUNCTION IF EXISTS campaigns_contract_immutable()")
     op.execute("DROP FUNCTION IF EXISTS campaign_claim_batch(text, text[], text[], text[], text[], integer, integer,"
                " timestamptz[], timestamptz[], bigint, jsonb[], timestamptz)")
     op.drop_index(op.f('ix_issuances_campaign_id'), table_name='issuances')

@@ -60,6 +60,10 @@ campaigns = sa.Table(
     sa.Column("closed_at", TS, nullable=True),
     sa.Column("version", sa.BigInteger, nullable=False, server_default="1"),
     sa.CheckConstraint("status IN ('draft', 'funded', 'active', 'paused', 'closed')", name="status_known"),
+    # The digest is the contract's identity; the database checks it (a trigger of 0003 also refuses any change
+    # to the stored text or digest after creation).
+    sa.CheckConstraint("contract_sha256 = encode(sha256(convert_to(contract_source, 'UTF8')), 'hex')",
+                       name="contract_sha256_matches"),
     sa.CheckConstraint("distribution IN ('targeted', 'lottery', 'first_come')", name="distribution_known"),
     sa.CheckConstraint("budget_fen > 0 AND face_value_fen > 0 AND quantity > 0 AND per_holder_limit > 0",
                        name="terms_positive"),
