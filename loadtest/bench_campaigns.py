@@ -1,7 +1,7 @@
 """Campaign benchmarks: targeted issuance of a million vouchers, and first-come claims against a real server.
 
     python loadtest/bench_campaigns.py issuance [--holders 1000000]
-    python loadtest/bench_campaigns.py claims [--clients 200] [--seconds 20] [--workers 2]
+    python loadtest/bench_campaigns.py claims [--clients 200] [--seconds 20] [--workers 2] [--fastpath]
 
 Both start an embedded PostgreSQL in a temporary directory unless `DATABASE_URL` names a server (then a fresh
 database is created on it and dropped afterwards).
@@ -177,6 +177,39 @@ async def _count(url: str, campaign_id: str) -> int:
 # ---------------------------------------------------------------------------------------------------------------
 # Claims against a real server.
 
+def tree_cpu_s(root_pid: int | None) -> float:
+    """CPU seconds (user + system) used so far by a process and all its descendants (Linux /proc)."""
+    if root_pid is None:
+        return 0.0
+    tick = os.sysconf("SC_CLK_TCK")
+    children: dict[int, list[int]] = {}
+    cpu: dict[int, float] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as handle:
+                fields = handle.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        pid, ppid = int(entry), int(fields[1])
+        children.setdefault(ppid, []).append(pid)
+        cpu[pid] = (int(fields[11]) + int(fields[12])) / tick
+    total, stack = 0.0, [root_pid]
+    while stack:
+        pid = stack.pop()
+        total += cpu.get(pid, 0.0)
+        stack.extend(children.get(pid, []))
+    return total
+
+
+def postmaster_pid(tmp: Path) -> int | None:
+    try:
+        return int((tmp / "pg" / "postmaster.pid").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -260,7 +293,18 @@ def _http(port: int, method: str, path: str, token: str | None, body: dict | Non
     return response.json()
 
 
-def bench_claims(clients: int, seconds: float, workers: int, generators: int) -> dict:
+def app_with_claims_fastpath():
+    """uvicorn factory: the service's app with the claims fast path installed (until api/app.py installs it)."""
+    from voucher_engine.api.app import create_app
+    from voucher_engine.campaigns.fastpath import ClaimsFastPath
+
+    app = create_app()
+    if not any(getattr(m, "cls", None) is ClaimsFastPath for m in app.user_middleware):
+        app.add_middleware(ClaimsFastPath)
+    return app
+
+
+def bench_claims(clients: int, seconds: float, workers: int, generators: int, fastpath: bool = False) -> dict:
     from concurrent.futures import ProcessPoolExecutor
 
     with database() as (url, tmp):
@@ -268,8 +312,14 @@ def bench_claims(clients: int, seconds: float, workers: int, generators: int) ->
         admin = subprocess.run([*CLI, "token", "create", "--role", "admin"], env=env, capture_output=True,
                                text=True, check=True).stdout.strip()
         port = free_port()
-        server = subprocess.Popen([*CLI, "serve", "--port", str(port), "--workers", str(workers)], env=env,
-                                  stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        if fastpath:
+            command = [sys.executable, "-m", "uvicorn", "loadtest.bench_campaigns:app_with_claims_fastpath",
+                       "--factory", "--port", str(port), "--workers", str(workers), "--loop", "uvloop", "--http",
+                       "httptools", "--no-access-log", "--log-level", "warning"]
+            env["PYTHONPATH"] = os.pathsep.join([str(ROOT), str(ROOT / "src"), env.get("PYTHONPATH", "")])
+        else:
+            command = [*CLI, "serve", "--port", str(port), "--workers", str(workers)]
+        server = subprocess.Popen(command, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         try:
             _wait_ready(port, server)
             issuer = _http(port, "POST", "/v1/issuers", admin, {"name": "Zhejiang (bench)", "region_code": "330000"})
@@ -280,6 +330,7 @@ def bench_claims(clients: int, seconds: float, workers: int, generators: int) ->
             _http(port, "POST", f"/v1/campaigns/{campaign['id']}/activate", gov)
             # Warm every worker's caches and connections.
             asyncio.run(drive(port, campaign["id"], gov, min(clients, 50), 2.0, 99))
+            server_cpu, db_cpu = tree_cpu_s(server.pid), tree_cpu_s(postmaster_pid(tmp))
             per_generator = clients // generators
             jobs = [(port, campaign["id"], gov, per_generator + (1 if g < clients % generators else 0), seconds, g)
                     for g in range(generators)]
@@ -287,6 +338,7 @@ def bench_claims(clients: int, seconds: float, workers: int, generators: int) ->
             with ProcessPoolExecutor(generators) as pool:
                 results = list(pool.map(_drive_process, jobs))
             elapsed = time.perf_counter() - started
+            server_cpu, db_cpu = tree_cpu_s(server.pid) - server_cpu, tree_cpu_s(postmaster_pid(tmp)) - db_cpu
             latencies = sorted(l for r in results for l in r["latencies"])
             statuses: dict[int, int] = {}
             for r in results:
@@ -304,10 +356,13 @@ def bench_claims(clients: int, seconds: float, workers: int, generators: int) ->
         def pct(p: float) -> float:
             return round(latencies[min(len(latencies) - 1, int(p * len(latencies)))] * 1000, 1) if latencies else 0.0
 
-        report = {"benchmark": f"first-come claims, {clients} clients, voucher-engine serve --workers {workers}",
+        served_by = ("uvicorn app + ClaimsFastPath" if fastpath else "voucher-engine serve") + f" --workers {workers}"
+        report = {"benchmark": f"first-come claims, {clients} clients, {served_by}",
                   "seconds": round(elapsed, 1), "claims_ok": ok, "claims_per_s": round(ok / seconds),
                   "statuses": statuses, "latency_ms_p50": pct(0.50), "latency_ms_p99": pct(0.99),
                   "vouchers_in_db_after_warmup_and_run": totals["vouchers_issued"],
+                  "server_cpu_ms_per_claim": round(server_cpu * 1000 / max(ok, 1), 3),
+                  "database_cpu_ms_per_claim": round(db_cpu * 1000 / max(ok, 1), 3) if db_cpu else None,
                   "load_average_1m": round(os.getloadavg()[0], 2), "target": ">= 3000/s"}
         report.update(compare_with_baseline(url, clients, seconds, report["claims_per_s"]))
         return report
@@ -353,11 +408,13 @@ def main() -> None:
     claims.add_argument("--seconds", type=float, default=20.0)
     claims.add_argument("--workers", type=int, default=2)
     claims.add_argument("--generators", type=int, default=1, help="load-generator processes")
+    claims.add_argument("--fastpath", action="store_true",
+                        help="serve the app with campaigns.fastpath.ClaimsFastPath installed (same workers)")
     args = parser.parse_args()
     if args.which == "issuance":
         report = bench_issuance(args.holders)
     else:
-        report = bench_claims(args.clients, args.seconds, args.workers, args.generators)
+        report = bench_claims(args.clients, args.seconds, args.workers, args.generators, args.fastpath)
     print(json.dumps(report, indent=2))
 
 

@@ -132,3 +132,39 @@ async def test_close_stops_claims_and_revokes(service):
     assert closed["totals"]["returned_fen"] == closed["totals"]["funded_fen"] == 10_000
     after = await zhejiang.post(path, {"wallet_id": wallet(9)})
     assert after.json()["code"] == "CAMPAIGN_NOT_ACTIVE"
+
+
+async def test_the_claims_fast_path_answers_as_the_route_does(service):
+    """The lean ASGI handler (fastpath.py) gives the same answers as the FastAPI route, wrapped around the app."""
+    import httpx
+
+    from voucher_engine.campaigns.fastpath import ClaimsFastPath
+
+    await set_clock(service, "2025-03-01T10:00:00+08:00")
+    zhejiang = await make_gov(service, "330000")
+    campaign = await zhejiang.active(county_fair(2))
+    path = f"/v1/campaigns/{campaign['id']}/claims"
+    fast = httpx.AsyncClient(transport=httpx.ASGITransport(app=ClaimsFastPath(service.app)), base_url="http://t")
+    try:
+        first = await fast.post(path, json={"wallet_id": wallet(1)}, headers=zhejiang.headers)
+        assert first.status_code == 201 and first.json()["wallet_id"] == wallet(1)
+        again = await fast.post(path, json={"wallet_id": wallet(1)}, headers=zhejiang.headers)
+        assert again.status_code == 409 and again.json()["code"] == "HOLDER_LIMIT"
+        assert again.headers["content-type"] == "application/problem+json"
+        bad = await fast.post(path, json={"wallet_id": "x"}, headers=zhejiang.headers)
+        assert bad.status_code == 422 and bad.json()["code"] == "VALIDATION_ERROR"
+        broken = await fast.post(path, content=b"{", headers=zhejiang.headers)
+        assert broken.status_code == 400
+        nobody = await fast.post(path, json={"wallet_id": wallet(2)})
+        assert nobody.status_code == 401 and nobody.json()["code"] == "UNAUTHENTICATED"
+        auditor = await service.token("auditor")
+        assert (await fast.post(path, json={"wallet_id": wallet(2)}, headers=service.auth(auditor))).status_code == 403
+        other = await fast.post("/v1/campaigns/cmp_0000000000000000/claims", json={"wallet_id": wallet(2)},
+                                headers=zhejiang.headers)
+        assert other.status_code == 404
+        assert (await fast.post(path, json={"wallet_id": wallet(2)}, headers=zhejiang.headers)).status_code == 201
+        sold = await fast.post(path, json={"wallet_id": wallet(3)}, headers=zhejiang.headers)
+        assert sold.json()["code"] == "SOLD_OUT"
+        assert (await fast.get("/healthz")).status_code == 200  # everything else goes on to the app
+    finally:
+        await fast.aclose()

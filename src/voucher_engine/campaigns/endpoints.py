@@ -44,13 +44,13 @@ _claim_auth: dict[str, tuple[float, Subject]] = {}
 MAX_CLAIM_AUTH_ENTRIES = 10_000
 
 
-async def claims_subject(request: Request, authorization: Annotated[str | None, Header()] = None) -> Subject:
+async def authenticate_claim(state, authorization: str | None) -> Subject:
+    """The gov behind a claim's bearer token, remembered for `CLAIM_AUTH_TTL_S` after a successful check."""
     now = time.monotonic()
     cached = _claim_auth.get(authorization or "")
     if cached is not None and cached[0] > now:
         subject = cached[1]
     else:
-        state = request.app.state.ve
         async with state.engine.connect() as conn:
             subject = await auth_service.authenticate(conn, authorization)
         if len(_claim_auth) >= MAX_CLAIM_AUTH_ENTRIES:
@@ -59,6 +59,10 @@ async def claims_subject(request: Request, authorization: Annotated[str | None, 
     if subject.role != "gov":
         raise EngineError("FORBIDDEN", f"This needs the role gov; the token is {subject.role}.")
     return subject
+
+
+async def claims_subject(request: Request, authorization: Annotated[str | None, Header()] = None) -> Subject:
+    return await authenticate_claim(request.app.state.ve, authorization)
 
 
 ClaimsGov = Annotated[Subject, Depends(claims_subject)]
