@@ -18,7 +18,8 @@ router = APIRouter(prefix="/v1/merchants", tags=["operator"])
 MerchantId = Annotated[str, Path(pattern=MERCHANT_ID_PATTERN)]
 
 
-@router.put("/{merchant_id}", response_model=Merchant)
+@router.put("/{merchant_id}", response_model=Merchant,
+            responses={201: {"model": Merchant, "description": "Created: the merchant was not registered before."}})
 async def put_merchant(merchant_id: MerchantId, body: MerchantPut, state: State, _: Admin,
                        response: Response) -> Merchant:
     async with state.engine.begin() as conn:
