@@ -48,6 +48,7 @@ STATUS_BY_CODE: dict[str, int] = {
     "UNAVAILABLE": 503,
 }
 
+UNSTORABLE_DETAIL = "Text in the request must not contain NUL (U+0000) characters."
 TITLES: dict[str, str] = {code: code.replace("_", " ").capitalize() for code in STATUS_BY_CODE}
 PROBLEM_MEDIA_TYPE = "application/problem+json"
 
@@ -101,12 +102,22 @@ def install(app: FastAPI) -> None:
         detail = exc.detail if isinstance(exc.detail, str) else TITLES[code]
         return problem_response(code, detail, status=exc.status_code, headers=getattr(exc, "headers", None))
 
-    @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
-        from voucher_engine.db.errors import is_database_unavailable
+        from voucher_engine.db.errors import is_database_unavailable, is_unstorable_input
 
         if is_database_unavailable(exc):
             return problem_response("UNAVAILABLE", "The database is unreachable; try again shortly.",
                                     headers={"Retry-After": "1"})
+        if is_unstorable_input(exc):
+            return problem_response("VALIDATION_ERROR", UNSTORABLE_DETAIL)
         log.exception("unexpected error on %s %s", request.method, request.url.path)
         return problem_response("INTERNAL", "An unexpected error occurred; it has been logged.")
+
+    # Database and connection errors by class, so that they are answered (503 while the database is away, 422 for
+    # text it cannot store) like any other handled error; Starlette re-raises what only the catch-all handles.
+    import asyncpg
+    from sqlalchemy import exc as sa_exc
+
+    for database_error in (sa_exc.DBAPIError, asyncpg.PostgresError, asyncpg.InterfaceError, OSError):
+        app.add_exception_handler(database_error, _unexpected)
+    app.add_exception_handler(Exception, _unexpected)

@@ -1,4 +1,4 @@
-"""Telling "the database is down" apart from a bug, so that the API answers 503 rather than 500."""
+"""Telling "the database is down" (503) and "the input cannot be stored" (422) apart from a bug (500)."""
 
 from __future__ import annotations
 
@@ -24,6 +24,22 @@ def is_database_unavailable(exc: BaseException) -> bool:
         if isinstance(exc, sa_exc.DBAPIError) and exc.connection_invalidated:
             return True
         if isinstance(exc, sa_exc.InterfaceError | sa_exc.OperationalError) and exc.orig is None:
+            return True
+        orig = getattr(exc, "orig", None)
+        exc = orig if orig is not None and orig is not exc else exc.__cause__
+        seen += 1
+    return False
+
+
+# Text PostgreSQL cannot hold: a NUL character (U+0000) in a text column or in JSONB. Valid JSON may carry one
+# ("\u0000"), so it reaches the database unless refused there; it is the caller's input, not a bug.
+_UNSTORABLE = (asyncpg.exceptions.CharacterNotInRepertoireError, asyncpg.exceptions.UntranslatableCharacterError)
+
+
+def is_unstorable_input(exc: BaseException) -> bool:
+    seen = 0
+    while exc is not None and seen < 8:
+        if isinstance(exc, _UNSTORABLE):
             return True
         orig = getattr(exc, "orig", None)
         exc = orig if orig is not None and orig is not exc else exc.__cause__

@@ -327,10 +327,12 @@ def _quote_refusal(refusal: EngineError, job: Job) -> Outcome | EngineError:
 def _as_engine_error(exc: BaseException) -> EngineError:
     if isinstance(exc, EngineError):
         return exc
-    from voucher_engine.db.errors import is_database_unavailable
+    from voucher_engine.db.errors import is_database_unavailable, is_unstorable_input
 
     if is_database_unavailable(exc):
         return EngineError("UNAVAILABLE", "The database is unreachable; try again shortly.")
+    if is_unstorable_input(exc):
+        return EngineError("VALIDATION_ERROR", "Text in the request must not contain NUL (U+0000) characters.")
     text = str(exc)
     if "escrow" in text or "balance" in text:
         return EngineError("INSUFFICIENT_FUNDS", "The campaign's escrow cannot cover this subsidy.")
