@@ -20,6 +20,7 @@ progress in their `issuances` row (GET /v1/issuances/{id}).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterable, Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
@@ -236,7 +237,8 @@ async def _draw(raw, terms: cache.Terms, applicants: list[HolderTuple], seed: by
             excluded.append({"key": key, "code": "HOLDER_LIMIT"})
         else:
             still.append(key)
-    winners = lottery.draw(seed, still, slots, limit, prior)
+    # Millions of HMACs and a sort: off the event loop, so the worker keeps answering while it draws.
+    winners = await asyncio.to_thread(lottery.draw, seed, still, slots, limit, prior)
     for entry in excluded:
         outcome.reject(by_key[entry["key"]][0], entry["code"])
     outcome.processed = len(applicants) - len(winners)
