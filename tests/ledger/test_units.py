@@ -78,6 +78,22 @@ def test_canonical_is_rfc8785(refs, amount, seq, micros, merchant):
     assert canonical.canonical(obj) == rfc8785.dumps(obj)
 
 
+@settings(max_examples=300, deadline=None)
+@given(refs=st.dictionaries(st.from_regex(r"[a-z][a-z0-9_]{0,10}", fullmatch=True), ref_values, max_size=6),
+       postings=st.lists(st.tuples(st.text(max_size=20), st.integers(min_value=-(2 ** 53 - 1), max_value=2 ** 53 - 1)
+                                   .filter(bool)), min_size=1, max_size=5),
+       seq=st.integers(min_value=1, max_value=2 ** 53 - 1), tx_id=st.text(max_size=30), kind=st.text(max_size=10))
+def test_canonical_from_a_postings_template_is_rfc8785(refs, postings, seq, tx_id, kind):
+    # What the verifier builds per row: any account names (quotes, backslashes, '%', control characters), any sides.
+    accounts, amounts = [account for account, _ in postings], [amount for _, amount in postings]
+    at = "2025-03-01T02:00:00.000000+00:00"
+    obj = canonical.tx_object(id=tx_id, seq=seq, kind=kind, at=at, accounts=accounts, amounts_fen=amounts, refs=refs)
+    template = canonical.postings_template(accounts, [amount > 0 for amount in amounts])
+    body = canonical.canonical_parts(id=tx_id, seq=seq, kind=kind, at=at, refs=refs,
+                                     postings=template % tuple(abs(amount) for amount in amounts))
+    assert body == rfc8785.dumps(obj) == canonical.canonical(obj)
+
+
 def test_at_has_one_spelling():
     cst = timezone(timedelta(hours=8))
     assert canonical.format_at(datetime(2025, 3, 1, 10, 0, tzinfo=cst)) == "2025-03-01T02:00:00.000000+00:00"
@@ -229,3 +245,12 @@ def test_tampered_or_replayed_checkpoints_are_rejected(signing_key, public_key):
         checkpoints.verify_document(cp, other_key)
     with pytest.raises(checkpoints.CheckpointError, match="replayed"):
         checkpoints.verify_document(cp, public_key, not_older_than=9)
+
+
+def test_postgresql_json_times_get_six_fractional_digits():
+    from voucher_engine.ledger.verify_rows import json_at
+
+    assert json_at("2025-03-01T02:00:00.123456+00:00") == "2025-03-01T02:00:00.123456+00:00"
+    assert json_at("2025-03-01T02:00:00.1+00:00") == "2025-03-01T02:00:00.100000+00:00"
+    assert json_at("2025-03-01T02:00:00+00:00") == "2025-03-01T02:00:00.000000+00:00"
+    assert json_at("0044-03-15T00:00:00+00:00 BC") == "0044-03-15T00:00:00+00:00 BC"  # hashes to something else

@@ -151,3 +151,77 @@ async def test_the_cli_verifies_and_exits_1_with_the_seq(engine, database_url, s
     await _tamper(database_url, "UPDATE ledger_sequence SET hash = sha256(hash) WHERE seq = 13")
     result = await invoke(["ledger", "verify", "--public-key", key])
     assert result.exit_code == 1 and "FAILED at seq 13" in result.output, result.output
+
+
+# -- two processes -----------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("what, statements, seq", TAMPERING, ids=[t[0] for t in TAMPERING])
+async def test_two_processes_find_the_same_first_seq(engine, database_url, signing_key, public_key, what, statements,
+                                                     seq):
+    await _books(engine, signing_key)
+    whole = await verify.verify_database(engine, public_key, sequence_first=False, workers=2)
+    assert whole.ok and whole.checkpoints_verified == 2, whole.document()
+    assert whole.root_hash == (await verify.verify_database(engine, public_key, workers=1)).root_hash
+    await _tamper(database_url, *statements)
+    report = await verify.verify_database(engine, public_key, sequence_first=False, workers=2)
+    assert not report.ok
+    assert report.first.seq == seq, report.document()
+
+
+async def test_two_processes_join_subtrees_checkpoints_and_escrows(engine, database_url, signing_key, public_key):
+    # 304 transactions: the second part starts at seq 152 and hands over subtrees of 4 leaves (t = 2), so the
+    # nodes above level 2 that straddle or follow the cut, and the checkpoints after it, are the join's to check.
+    assert verify.plan_parts(304, 2) == (2, [0, 152, 304])
+    await seed(engine, redemptions=300)
+    for size in (100, 152, 153, 200, 256):
+        await ledger.checkpoint_now(engine, signing_key, size=size)
+    await ledger.checkpoint_now(engine, signing_key)
+    one = await verify.verify_database(engine, public_key, sequence_first=False, workers=1)
+    two = await verify.verify_database(engine, public_key, sequence_first=False, workers=2)
+    assert one.ok and two.ok, two.document()
+    assert two.root_hash == one.root_hash and two.checkpoints_verified == one.checkpoints_verified == 6
+    # A node the second process closes itself (level 1), and one only the join can (level 8: leaves 0..255).
+    await _tamper(database_url, "UPDATE ledger_tree SET hash = sha256(hash) WHERE level = 8 AND idx = 0")
+    report = await verify.verify_database(engine, public_key, sequence_first=False, workers=2)
+    assert report.first.seq == 256 and report.first.check == "tree", report.document()
+    await _tamper(database_url, "UPDATE ledger_tree SET hash = sha256(hash) WHERE level = 1 AND idx = 100")
+    report = await verify.verify_database(engine, public_key, sequence_first=False, workers=2)
+    assert report.first.seq == 202 and report.first.check == "tree", report.document()
+    # An escrow that goes negative in the second part: that part is run again with its true start balances.
+    await _tamper(database_url, "UPDATE ledger_transactions SET amounts_fen = ARRAY[-99999999, 99999999] "
+                                "WHERE id = (SELECT tx_id FROM ledger_sequence WHERE seq = 200)")
+    report = await verify.verify_database(engine, public_key, sequence_first=False, workers=2)
+    checks = {(d.check, d.seq) for d in report.discrepancies}
+    assert report.first.seq == 200 and ("escrow", 200) in checks, report.document()
+
+
+async def test_a_failed_second_process_is_done_in_the_first(engine, signing_key, public_key, monkeypatch):
+    await _books(engine, signing_key)
+
+    async def broken(job):
+        raise RuntimeError("no such interpreter")
+
+    monkeypatch.setattr(verify, "_run_worker", broken)
+    report = await verify.verify_database(engine, public_key, sequence_first=False, workers=2)
+    assert report.ok and report.transactions == N and report.checkpoints_verified == 2, report.document()
+    assert any("second process failed" in note for note in report.notes)
+
+
+async def test_refs_with_quotes_backslashes_and_control_characters_verify(engine, signing_key, public_key):
+    from datetime import datetime, timezone
+
+    from .conftest import fund, open_accounts, redeem
+
+    odd = redeem("c1", "m1", 5, 'v"1\\2\n\t\x01é')
+    odd = type(odd)(kind=odd.kind, postings=odd.postings, at=datetime(2025, 3, 1, 2, tzinfo=timezone.utc),
+                    campaign_id="c1", refs=odd.refs | {"note": {"a.b": "\\\\", "x": 'say "hi"'}})
+    async with engine.begin() as conn:
+        await open_accounts(conn, "fiscal:iss_310000", "escrow:c1", "merchant:m1")
+        await ledger.post_many(conn, [fund("c1", {"iss_310000": 500}), odd, redeem("c1", "m1", 7, "v2")])
+    checkpoint = await ledger.checkpoint_now(engine, signing_key)
+    for workers in (1, 2):
+        report = await verify.verify_database(engine, public_key, workers=workers)
+        assert report.ok and report.transactions == 3, report.document()
+    text = await _export_csv(engine)
+    assert verify.verify_csv(io.StringIO(text), public_key, [checkpoint.document()]).ok

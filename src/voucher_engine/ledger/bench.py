@@ -35,11 +35,22 @@ def _line(name: str, value: str, target: str = "") -> None:
 
 async def _run(url: str, transactions: int, batch: int, workdir: Path) -> None:
     from voucher_engine.db.engine import create_engine
-    from voucher_engine.ledger import checkpoints, export, merkle, sequencer, service, verify
-    from voucher_engine.ledger.model import NewTransaction, Posting
+    from voucher_engine.ledger import checkpoints
 
     engine = create_engine(url, pool_size=4)
     key = checkpoints.load_signing_key(workdir / "ledger-signing.key")
+    try:
+        await populate(engine, url, transactions, batch)
+        await measure(engine, key, transactions, workdir)
+    finally:
+        await engine.dispose()
+
+
+async def populate(engine, url: str, transactions: int, batch: int) -> None:
+    """Post `transactions` (funds, then redemptions) through `post_many` and sequence them all."""
+    from voucher_engine.ledger import sequencer, service
+    from voucher_engine.ledger.model import NewTransaction, Posting
+
     now = datetime.now(timezone.utc)
     redeem_count = transactions - CAMPAIGNS
     per_campaign_fen = (redeem_count // CAMPAIGNS + 1) * 1000
@@ -80,6 +91,11 @@ async def _run(url: str, transactions: int, batch: int, workdir: Path) -> None:
     _line("post_many (one process, one connection)", f"{redeem_count / post_s:,.0f} tx/s")
     _line("posted and sequenced (sequencer alongside)", f"{transactions / total_seq_s:,.0f} tx/s",
           f"(drain after posting: {time.perf_counter() - drain_started:.1f} s)")
+
+
+async def measure(engine, key, transactions: int, workdir: Path) -> None:
+    """Time verify, proofs and the export over a ledger of exactly `transactions` sequenced rows."""
+    from voucher_engine.ledger import checkpoints, export, merkle, service, verify
 
     checkpoint = await service.checkpoint_now(engine, key)
     assert checkpoint is not None and checkpoint.tree_size == transactions
@@ -130,7 +146,6 @@ async def _run(url: str, transactions: int, batch: int, workdir: Path) -> None:
         offline = verify.verify_csv(handle, checkpoints.raw_public_key(key), [checkpoint.document()])
     assert offline.ok, offline.first
     _line("offline verify of the CSV", f"{time.perf_counter() - started:.2f} s")
-    await engine.dispose()
 
 
 async def _sequence_loop(engine) -> None:

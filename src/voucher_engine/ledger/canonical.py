@@ -14,6 +14,10 @@ they print as JCS prints them), no floats, and strings that are valid Unicode (o
 same characters: `"`, `\\` and U+0000..U+001F, the latter as \\b \\t \\n \\f \\r or lowercase \\u00xx). The test
 suite checks this equivalence against the `rfc8785` package on generated transactions; the pure `rfc8785` package is
 some fifty times slower, which matters when `verify` hashes millions of rows.
+
+The verifier builds the same bytes with less work per row (`postings_template` once per shape of postings, then
+`canonical_parts`): the postings are formatted into a template made once per (accounts, sides) and spliced in as an
+orjson Fragment, so a row costs one `orjson.dumps` call. The test suite checks it against `rfc8785` too.
 """
 
 from __future__ import annotations
@@ -53,6 +57,24 @@ def tx_object(*, id: str, seq: int | None, kind: str, at: str, accounts: list[st
 def canonical(obj: dict[str, Any]) -> bytes:
     """RFC 8785 bytes of a transaction object (hash and prev_hash must already be left out)."""
     return orjson.dumps(obj, option=_SORT)
+
+
+def postings_template(accounts: list[Any], debits: list[bool]) -> bytes:
+    """The canonical postings array with `%d` where each amount goes (its absolute value), for `bytes % amounts`.
+
+    Keys within a posting are already in JCS order ("account" < "credit_fen" < "debit_fen"); account names are
+    JSON-escaped by orjson and any '%' in them doubled, so the template formats back to exactly what
+    `canonical(tx_object(...))` writes for the same accounts and sides.
+    """
+    parts = [b'{"account":' + orjson.dumps(account).replace(b"%", b"%%")
+             + (b',"debit_fen":%d}' if debit else b',"credit_fen":%d}') for account, debit in zip(accounts, debits)]
+    return b"[" + b",".join(parts) + b"]"
+
+
+def canonical_parts(*, id: Any, seq: Any, kind: Any, at: Any, postings: bytes, refs: Any) -> bytes:
+    """`canonical(tx_object(...))` with the postings already canonical (from `postings_template`)."""
+    return orjson.dumps({"at": at, "id": id, "kind": kind, "postings": orjson.Fragment(postings), "refs": refs,
+                         "seq": seq}, option=_SORT)
 
 
 def chain_hash(prev_hash: bytes, canonical_bytes: bytes) -> bytes:

@@ -168,6 +168,23 @@ class CompactTree:
                 completed.append((level, ((self.size + 1) >> level) - 1, merged))
         self.size += 1
 
+    def append_subtree(self, level: int, digest: bytes, completed: list[tuple[int, int, bytes]] | None = None) -> None:
+        """Add a complete subtree of 2^level leaves (the size must be a multiple of 2^level); nodes it closes above
+        `level` are appended to `completed`. How a verifier joins parts of the log that it hashed separately."""
+        assert self.size % (1 << level) == 0, (self.size, level)
+        stack = self.stack
+        stack.append(digest)
+        size = self.size >> level
+        self.size += 1 << level
+        while size & 1:
+            right = stack.pop()
+            merged = _sha256(b"\x01" + stack.pop() + right).digest()
+            stack.append(merged)
+            size >>= 1
+            level += 1
+            if completed is not None:
+                completed.append((level, (self.size >> level) - 1, merged))
+
     def root(self) -> bytes:
         if not self.stack:
             return EMPTY_ROOT

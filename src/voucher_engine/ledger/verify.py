@@ -4,19 +4,32 @@ It checks, in seq order: seq starts at 1 with no gap; each transaction exists, i
 its kind's shape; its canonical bytes hash, with the previous hash, to its stored hash, and its stored prev_hash is
 the previous stored hash; its leaf hash; no escrow balance ever goes negative. When the count reaches a checkpoint's
 tree size it compares the recomputed root with the signed one and checks the signature against the pinned key (a
-checkpoint beyond the end of the ledger means rows were removed). At the end it recomputes every account balance
-and every campaign total from the postings and compares them with the tables, finds transactions that are neither
-sequenced nor queued, and compares the stored complete subtrees with the recomputed ones.
+checkpoint beyond the end of the ledger means rows were removed). It compares every stored complete subtree (what
+proofs are built from) with the recomputed one as it passes it. At the end it compares every account balance and
+every campaign total recomputed from the postings with the tables, and finds transactions that are neither
+sequenced nor queued.
 
-The same `ChainVerifier` runs over the database (`verify_database`) and over an exported CSV with a checkpoint file
-(`verify_csv`), so an auditor can run it offline. Problems are reported in seq order; the first is the answer.
+The row loop is verify_rows.RowVerifier; it runs over the database (`verify_database`) and over an exported CSV
+with a checkpoint file (`verify_csv`), so an auditor can run it offline. Problems are reported in seq order; the
+first is the answer.
+
+A large ledger is verified by two processes at once (this one and a `python -c` child), each streaming one part of
+the seq range with COPY from one exported snapshot (`pg_export_snapshot()` / `SET TRANSACTION SNAPSHOT`), so both
+read exactly the same rows. The parts are cut at a multiple of 2^t so that the second part's complete subtrees of
+2^t leaves are nodes of the real tree; this process then joins the parts: the chain (the second part starts from
+the stored hash the first part ends on, read in the snapshot), the tree (the second part's subtrees folded onto the
+first part's right edge, which gives the roots at its checkpoints and the few nodes above 2^t), the balances and
+the totals. If an escrow would have gone negative in the second part once its true start balances are known, that
+part is run again here with them, to name the seq exactly.
 """
 
 from __future__ import annotations
 
+import asyncio
 import csv
-import hashlib
 import io
+import os
+import pickle
 import sys
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -24,21 +37,16 @@ from typing import Any
 
 import orjson
 
-from voucher_engine.ledger import canonical, checkpoints, merkle, model
+from voucher_engine.ledger import canonical, checkpoints, merkle
+from voucher_engine.ledger.verify_rows import (MAX_DISCREPANCIES, SESSION, UNBOUNDED, ZERO_HASH, Discrepancy, Job,
+                                               RangeResult, RowVerifier, verify_range)
 
-MAX_DISCREPANCIES = 100
+__all__ = ["Discrepancy", "Report", "verify_database", "verify_csv", "verify_proof", "csv_rows", "CSV_COLUMNS"]
+
 CSV_COLUMNS = ("seq", "id", "kind", "at", "postings", "refs", "hash", "prev_hash")
-
-
-@dataclass(frozen=True, slots=True)
-class Discrepancy:
-    seq: int | None
-    check: str
-    detail: str
-
-    def line(self) -> str:
-        where = f"seq {self.seq}" if self.seq is not None else "ledger"
-        return f"{where}: {self.check}: {self.detail}"
+# Below this many rows a second process costs more (its start, about half a second) than it saves.
+PARALLEL_MIN_ROWS = 150_000
+FIRST_SEQ = -(1 << 63)  # the first part reads every seq up to its end, so rows numbered below 1 are seen too
 
 
 @dataclass
@@ -59,6 +67,10 @@ class Report:
         ordered = sorted(self.discrepancies, key=lambda d: (d.seq is None, d.seq or 0))
         return ordered[0] if ordered else None
 
+    def problem(self, seq: int | None, check: str, detail: str) -> None:
+        if len(self.discrepancies) < MAX_DISCREPANCIES:
+            self.discrepancies.append(Discrepancy(seq, check, detail))
+
     def document(self) -> dict[str, Any]:
         first = self.first
         return {"ok": self.ok, "transactions": self.transactions, "checkpoints_verified": self.checkpoints_verified,
@@ -69,212 +81,55 @@ class Report:
                 "notes": self.notes}
 
 
-class ChainVerifier:
-    """Feed it transactions in seq order; `finish()` answers the report."""
-
-    def __init__(self, public_key: bytes | None, checkpoint_documents: Iterable[dict[str, Any]] = (), *,
-                 keep_nodes: bool = False, partial: bool = False):
-        self.report = Report()
-        self.public_key = public_key
-        self.partial = partial  # a filtered export: links between rows and the tree cannot be checked
-        self.prev_hash = canonical.ZERO_HASH
-        self.expected_seq = 1
-        self.tree = merkle.CompactTree()
-        self.balances: dict[str, int] = {}
-        self.totals: dict[tuple[str, str, str], list[int]] = {}
-        self._shapes: dict[tuple[Any, ...], str] = {}
-        self.keep_nodes = keep_nodes
-        self.nodes: dict[int, bytearray] = {}
-        self.checkpoints: list[tuple[int, bytes, dict[str, Any]]] = []
-        for document in checkpoint_documents:
-            self._add_checkpoint(document)
-        self.checkpoints.sort(key=lambda item: item[0])
-        self._next_checkpoint = 0
-        self._next_cp_size = self.checkpoints[0][0] if self.checkpoints else 1 << 63
-
-    # -- recording -------------------------------------------------------------------------------------------------
-
-    def problem(self, seq: int | None, check: str, detail: str) -> None:
-        if len(self.report.discrepancies) < MAX_DISCREPANCIES:
-            self.report.discrepancies.append(Discrepancy(seq, check, detail))
-
-    def _add_checkpoint(self, document: dict[str, Any]) -> None:
+def _signed_roots(report: Report, public_key: bytes | None,
+                  documents: Iterable[dict[str, Any]]) -> dict[int, bytes]:
+    """Tree size -> root of every checkpoint whose signature verifies against the pinned key; the others are
+    reported at their tree size."""
+    roots: dict[int, bytes] = {}
+    for document in documents:
         try:
-            if self.public_key is None:
+            if public_key is None:
                 raise checkpoints.CheckpointError("no public key was pinned to check it against")
-            size, root = checkpoints.verify_document(document, self.public_key)
+            size, root = checkpoints.verify_document(document, public_key)
         except checkpoints.CheckpointError as exc:
             size = document.get("tree_size") if isinstance(document.get("tree_size"), int) else None
-            self.problem(size, "checkpoint", str(exc))
-            return
-        self.checkpoints.append((size, root, document))
+            report.problem(size, "checkpoint", str(exc))
+            continue
+        roots[size] = root
+    return roots
 
-    # -- the row loop ----------------------------------------------------------------------------------------------
 
-    def feed(self, seq: int, tx_id: str | None, kind: str | None, at: str | None, accounts: list[str] | None,
-             amounts: list[int] | None, refs: dict[str, Any] | None, hash_: bytes | None, prev_hash: bytes | None,
-             leaf: bytes | None = None) -> None:
-        """One transaction as stored; `tx_id` None means its row is missing."""
-        self.feed_rows(((seq, tx_id, kind, at, accounts, amounts, refs, hash_, prev_hash, leaf),))
+def _compare_balances(report: Report, expected: dict[str, int], stored: dict[str, int],
+                      pending: dict[str, int]) -> None:
+    """Recomputed balances (plus not-yet-sequenced postings) against the stored balance rows."""
+    expected = dict(expected)
+    for account, amount in pending.items():
+        expected[account] = expected.get(account, 0) + amount
+    report.accounts_checked = len(stored)
+    for account in sorted(set(expected) | set(stored)):
+        want, have = expected.get(account, 0), stored.get(account)
+        if have is None:
+            report.problem(None, "balance", f"{account} has postings but no account row")
+        elif want != have:
+            report.problem(None, "balance", f"{account} holds {have} fen but its postings add up to {want}")
 
-    def feed_rows(self, rows: Iterable[tuple[Any, ...]]) -> None:
-        """Many transactions, as (seq, id, kind, at, accounts, amounts, refs, hash, prev_hash, leaf-or-None).
 
-        The loop is written for speed (verify reads millions of rows): locals only, and each distinct shape of
-        postings (kind, campaign, accounts, sides) is checked once and remembered; amounts are checked every time.
-        """
-        report = self.report
-        partial = self.partial
-        dumps, sort, sha256 = orjson.dumps, orjson.OPT_SORT_KEYS, hashlib.sha256
-        shapes = self._shapes
-        balances = self.balances
-        totals = self.totals
-        append_leaf = self._append_leaf
-        problem = self.problem
-        expected = self.expected_seq
-        chained = self.prev_hash
-        count = 0
-        for seq, tx_id, kind, at, accounts, amounts, refs, hash_, prev_hash, leaf in rows:
-            count += 1
-            if seq != expected and not partial:
-                problem(expected, "sequence", f"expected seq {expected}, found {seq}")
-            expected = seq + 1
-            if tx_id is None or accounts is None or amounts is None or refs is None or kind is None or at is None:
-                problem(seq, "missing", "the sequenced transaction's row is missing")
-                chained = hash_ if hash_ is not None else canonical.ZERO_HASH
-                append_leaf(canonical.ZERO_HASH)
-                continue
-            body = dumps({"id": tx_id, "seq": seq, "kind": kind, "at": at,
-                          "postings": [{"account": account, "debit_fen": amount} if amount > 0
-                                       else {"account": account, "credit_fen": -amount}
-                                       for account, amount in zip(accounts, amounts)],
-                          "refs": refs}, option=sort)
-            if partial:
-                chained = prev_hash if prev_hash is not None else chained
-            elif prev_hash != chained:
-                problem(seq, "chain", "prev_hash is not the previous transaction's hash")
-            if sha256(chained + body).digest() != hash_:
-                problem(seq, "hash", "the stored hash does not match the transaction's content")
-            leaf_digest = sha256(b"\x00" + body).digest()
-            if leaf is not None and leaf != leaf_digest:
-                problem(seq, "leaf", "the stored Merkle leaf hash does not match the transaction's content")
-            # Chain on the stored hash: one altered row is reported once, at its own seq, not at every later one.
-            chained = hash_ if hash_ is not None else chained
-            append_leaf(leaf_digest)
-
-            campaign_id = refs.get("campaign_id")
-            shape = (kind, campaign_id, *accounts, *[amount > 0 for amount in amounts])
-            known = shapes.get(shape)
-            if known is None:
-                known = (model.check_postings(kind, campaign_id, accounts, amounts)
-                         if isinstance(campaign_id, str) else "no campaign_id in refs")
-                if known is None:
-                    if len(shapes) > 1_000_000:
-                        shapes.clear()
-                    shapes[shape] = known = ""
-            elif sum(amounts) != 0 or 0 in amounts:
-                known = "debits and credits differ, or a posting is zero"
-            if known:
-                problem(seq, "postings", f"transaction {tx_id}: {known}")
-                continue
-            moved = 0
-            for account, amount in zip(accounts, amounts):
-                balances[account] = balances.get(account, 0) + amount
-                if amount > 0:
-                    moved += amount
-                if kind in ("fund", "return") and account.startswith("fiscal:"):
-                    part = totals.setdefault((campaign_id, kind, account[7:]), [0, 0])
-                    part[0] += abs(amount)
-                    part[1] += 1
-                elif amount < 0 and balances[account] < 0 and account.startswith("escrow:"):
-                    problem(seq, "escrow", f"{account} goes negative ({balances[account]} fen)")
-            whole = totals.get((campaign_id, kind, ""))
-            if whole is None:
-                whole = totals[(campaign_id, kind, "")] = [0, 0]
-            whole[0] += moved
-            whole[1] += 1
-        report.transactions += count
-        self.expected_seq = expected
-        self.prev_hash = chained
-
-    def _append_leaf(self, leaf_digest: bytes) -> None:
-        if self.partial:
-            return
-        if self.keep_nodes:
-            completed: list[tuple[int, int, bytes]] = []
-            self.tree.append(leaf_digest, completed)
-            for level, _, digest in completed:
-                nodes = self.nodes.get(level)
-                if nodes is None:
-                    nodes = self.nodes[level] = bytearray()
-                nodes += digest
-        else:
-            self.tree.append(leaf_digest)
-        if self.tree.size >= self._next_cp_size:
-            self._check_checkpoints()
-
-    def _check_checkpoints(self) -> None:
-        size = self.tree.size
-        while self._next_checkpoint < len(self.checkpoints) and self.checkpoints[self._next_checkpoint][0] <= size:
-            cp_size, cp_root, _ = self.checkpoints[self._next_checkpoint]
-            self._next_checkpoint += 1
-            if cp_size == size:
-                if self.tree.root() == cp_root:
-                    self.report.checkpoints_verified += 1
-                else:
-                    self.problem(size, "checkpoint", f"the signed root at tree size {size} is not the root of the "
-                                                     "transactions up to this seq")
-        self._next_cp_size = (self.checkpoints[self._next_checkpoint][0]
-                              if self._next_checkpoint < len(self.checkpoints) else 1 << 63)
-
-    # -- the end -----------------------------------------------------------------------------------------------------
-
-    def finish(self, rows_expected: int | None = None) -> Report:
-        report = self.report
-        size = self.tree.size
-        if not self.partial:
-            report.root_hash = self.tree.root().hex()
-            for cp_size, _, _ in self.checkpoints[self._next_checkpoint:]:
-                # A signed tree larger than the ledger: transactions were removed from its end.
-                self.problem(size + 1, "checkpoint", f"a checkpoint signs {cp_size} transactions but only {size} "
-                                                     "are in the ledger")
-        return report
-
-    def compare_balances(self, stored: dict[str, int], *, pending: dict[str, int] | None = None) -> None:
-        """Recomputed balances (plus not-yet-sequenced postings) against the stored balance rows."""
-        expected = dict(self.balances)
-        for account, amount in (pending or {}).items():
-            expected[account] = expected.get(account, 0) + amount
-        self.report.accounts_checked = len(stored)
-        for account in sorted(set(expected) | set(stored)):
-            want, have = expected.get(account, 0), stored.get(account)
-            if have is None:
-                self.problem(None, "balance", f"{account} has postings but no account row")
-            elif want != have:
-                self.problem(None, "balance", f"{account} holds {have} fen but its postings add up to {want}")
-
-    def compare_totals(self, stored: dict[tuple[str, str, str], tuple[int, int]],
-                       pending: dict[tuple[str, str, str], list[int]] | None = None) -> None:
-        expected = {key: list(value) for key, value in self.totals.items()}
-        for key, (amount, count) in (pending or {}).items():
-            slot = expected.setdefault(key, [0, 0])
-            slot[0] += amount
-            slot[1] += count
-        for key in sorted(set(expected) | set(stored)):
-            want = tuple(expected.get(key, (0, 0)))
-            have = tuple(stored.get(key, (0, 0)))
-            if want != have:
-                self.problem(None, "totals", f"campaign totals {key} are {have} but the postings say {want}")
+def _compare_totals(report: Report, recomputed: dict[tuple[str, str, str], list[int]],
+                    stored: dict[tuple[str, str, str], tuple[int, int]],
+                    pending: dict[tuple[str, str, str], list[int]]) -> None:
+    expected = {key: list(value) for key, value in recomputed.items()}
+    for key, (amount, count) in pending.items():
+        slot = expected.setdefault(key, [0, 0])
+        slot[0] += amount
+        slot[1] += count
+    for key in sorted(set(expected) | set(stored)):
+        want = tuple(expected.get(key, (0, 0)))
+        have = tuple(stored.get(key, (0, 0)))
+        if want != have:
+            report.problem(None, "totals", f"campaign totals {key} are {have} but the postings say {want}")
 
 
 # -- the database --------------------------------------------------------------------------------------------------
-
-STREAM = """
-SELECT s.seq, s.hash, s.prev_hash, s.leaf_hash, t.id, t.kind, t.at, t.refs::text AS refs, t.accounts, t.amounts_fen
-FROM ledger_sequence s LEFT JOIN ledger_transactions t ON t.id = s.tx_id
-ORDER BY s.seq
-"""
-STREAM_CHUNK = 20_000
 
 
 def _pending_postings(rows) -> tuple[dict[str, int], dict[tuple[str, str, str], list[int]]]:
@@ -295,82 +150,244 @@ def _pending_postings(rows) -> tuple[dict[str, int], dict[tuple[str, str, str], 
     return balances, totals
 
 
+def plan_parts(size: int, parts: int) -> tuple[int, list[int]]:
+    """(t, seqs cut at) for verifying `size` rows in `parts` processes: every cut is a multiple of 2^t and the
+    parts after the first hold at most about 64 subtrees of 2^t leaves each, so the join folds only a few nodes."""
+    if parts <= 1 or size < 2 * parts:
+        return UNBOUNDED, [0, size]
+    t = max(0, (size // parts).bit_length() - 6)
+    cuts = [0]
+    for i in range(1, parts):
+        cut = (size * i // parts) >> t << t
+        if cuts[-1] < cut < size:
+            cuts.append(cut)
+    cuts.append(size)
+    return t, cuts
+
+
+WORKER = "from voucher_engine.ledger.verify_rows import worker_main; worker_main()"
+
+
+async def _run_worker(job: Job) -> RangeResult:
+    """One part in a child process: this interpreter, the same import path, the Job in on stdin (pickle, our own
+    child), the result out on stdout."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(path for path in sys.path if path)
+    proc = await asyncio.create_subprocess_exec(sys.executable, "-c", WORKER, stdin=asyncio.subprocess.PIPE,
+                                                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+                                                env=env)
+    try:
+        out, err = await proc.communicate(pickle.dumps(job))
+    except BaseException:
+        if proc.returncode is None:
+            proc.kill()
+        raise
+    if proc.returncode != 0:
+        raise RuntimeError(err.decode(errors="replace").strip().splitlines()[-1] if err else f"exit {proc.returncode}")
+    result = pickle.loads(out)
+    assert isinstance(result, RangeResult)
+    return result
+
+
+def _url_of(engine) -> str:
+    from voucher_engine.db.engine import plain_url
+
+    return plain_url(engine.url.render_as_string(hide_password=False))
+
+
 async def verify_database(engine, public_key: bytes | None, *, sequence_first: bool = True,
-                          check_nodes: bool = True) -> Report:
-    """Verify the whole ledger in one consistent snapshot (REPEATABLE READ, read only)."""
+                          check_nodes: bool = True, workers: int | None = None) -> Report:
+    """Verify the whole ledger in one consistent snapshot (REPEATABLE READ, read only).
+
+    `workers`: how many processes read the rows (default: 2 when the ledger has PARALLEL_MIN_ROWS rows or more and
+    the machine more than one core, else 1).
+    """
     from voucher_engine.ledger import sequencer, service
 
     if sequence_first:
         await sequencer.drain(engine, wait=True)
+    report = Report()
     async with engine.connect() as conn:
         raw = (await conn.get_raw_connection()).driver_connection
         async with raw.transaction(isolation="repeatable_read", readonly=True):
-            cps = [service._checkpoint_from_row(row).document()
-                   for row in await raw.fetch("SELECT * FROM ledger_checkpoints ORDER BY tree_size")]
-            verifier = ChainVerifier(public_key, cps, keep_nodes=check_nodes)
-            format_at, loads = canonical.format_at, orjson.loads
-            cursor = await raw.cursor(STREAM)
-            while True:
-                # Whole chunks per round trip: no per-row await on the way in.
-                chunk = await cursor.fetch(STREAM_CHUNK)
-                if not chunk:
-                    break
-                verifier.feed_rows(
-                    (seq, tx_id, kind, format_at(at), accounts, amounts, loads(refs), hash_, prev, leaf)
-                    if tx_id is not None else (seq, None, None, None, None, None, None, hash_, prev, None)
-                    for seq, hash_, prev, leaf, tx_id, kind, at, refs, accounts, amounts in chunk)
-            verifier.finish()
+            for statement in SESSION:
+                await raw.execute(statement)
+            documents = [service._checkpoint_from_row(row).document()
+                         for row in await raw.fetch("SELECT * FROM ledger_checkpoints ORDER BY tree_size")]
+            roots = _signed_roots(report, public_key, documents)
+            size = int(await raw.fetchval("SELECT coalesce(max(seq), 0) FROM ledger_sequence"))
+            if workers is None:
+                workers = 2 if size >= PARALLEL_MIN_ROWS and (os.cpu_count() or 1) > 1 else 1
+            block_level, cuts = plan_parts(size, workers)
+
+            jobs: list[asyncio.Task[RangeResult]] = []
+            starts: list[bytes] = [ZERO_HASH]
+            if len(cuts) > 2:
+                snapshot = await raw.fetchval("SELECT pg_export_snapshot()")
+                for i in range(1, len(cuts) - 1):
+                    # The chain of part i starts from the stored hash the part before it ends on.
+                    start = await raw.fetchval(
+                        "SELECT hash FROM ledger_sequence WHERE seq <= $1 ORDER BY seq DESC LIMIT 1", cuts[i])
+                    starts.append(bytes(start) if start is not None else ZERO_HASH)
+                    job = Job(url=_url_of(engine), snapshot=snapshot, lo=cuts[i], hi=cuts[i + 1],
+                              prev_hash=starts[i], block_level=block_level,
+                              checkpoint_sizes=tuple(s for s in roots if cuts[i] < s <= cuts[i + 1]),
+                              check_nodes=check_nodes)
+                    jobs.append(asyncio.create_task(_run_worker(job)))
+
+            first = RowVerifier(lo=0, start_balances={},
+                                checkpoint_roots={s: root for s, root in roots.items() if s <= cuts[1]})
+            try:
+                await verify_range(raw, first, FIRST_SEQ, cuts[1], check_nodes=check_nodes)
+            except BaseException:
+                for job_task in jobs:
+                    job_task.cancel()
+                raise
+            results = [first.result()]
+            for i, job_task in enumerate(jobs, start=1):
+                try:
+                    results.append(await job_task)
+                except Exception as exc:  # noqa: BLE001 - the part is verified here instead
+                    report.notes.append(f"the second process failed ({exc}); its part was verified in this one")
+                    results.append(await _part_here(raw, cuts, i, starts[i], block_level, roots, None, check_nodes))
+            balances, totals = await _join_books(raw, report, results, cuts, starts, block_level, roots,
+                                                 check_nodes)
+            await _join_tree(raw, report, results, cuts, block_level, roots, check_nodes)
+
+            for statement in ("SET LOCAL enable_hashjoin = on", "SET LOCAL enable_mergejoin = on"):
+                await raw.execute(statement)
             pending = await raw.fetch(
                 "SELECT t.campaign_id, t.kind, t.accounts, t.amounts_fen FROM ledger_transactions t "
                 "WHERE t.id IN (SELECT unnest(tx_ids) FROM ledger_pending)")
             pending_balances, pending_totals = _pending_postings(pending)
             if pending:
-                verifier.report.notes.append(f"{len(pending)} transactions were still waiting for the sequencer")
+                report.notes.append(f"{len(pending)} transactions were still waiting for the sequencer")
             stored = {row["account"]: row["balance_fen"]
                       for row in await raw.fetch("SELECT account, balance_fen FROM ledger_accounts")}
-            verifier.compare_balances(stored, pending=pending_balances)
+            _compare_balances(report, balances, stored, pending_balances)
             stored_totals = {(row["campaign_id"], row["kind"], row["funder"]): (row["amount_fen"], row["tx_count"])
                              for row in await raw.fetch("SELECT * FROM ledger_campaign_totals")}
-            verifier.compare_totals(stored_totals, pending_totals)
+            _compare_totals(report, totals, stored_totals, pending_totals)
             orphans = await raw.fetch(
                 "SELECT t.id FROM ledger_transactions t WHERE NOT EXISTS "
                 "(SELECT 1 FROM ledger_sequence s WHERE s.tx_id = t.id) AND t.id NOT IN "
                 "(SELECT unnest(tx_ids) FROM ledger_pending) LIMIT 10")
             for row in orphans:
-                verifier.problem(None, "orphan", f"transaction {row['id']} is neither sequenced nor queued: "
-                                                 "written behind the engine's back")
+                report.problem(None, "orphan", f"transaction {row['id']} is neither sequenced nor queued: "
+                                               "written behind the engine's back")
             if check_nodes:
-                await _compare_nodes(raw, verifier)
-    return verifier.report
+                leaves = results[-1].size
+                expected_nodes = sum(leaves >> level for level in range(1, leaves.bit_length() + 1))
+                stored_nodes = await raw.fetchval("SELECT count(*) FROM ledger_tree")
+                if stored_nodes != expected_nodes and not any(d.check == "tree" for d in report.discrepancies):
+                    report.problem(None, "tree", f"{stored_nodes} stored tree nodes, {expected_nodes} expected")
+    report.discrepancies.sort(key=lambda d: (d.seq is None, d.seq or 0))
+    return report
 
 
-async def _compare_nodes(raw, verifier: ChainVerifier) -> None:
-    """Stored complete subtrees (what proofs are built from) against the recomputed ones, level by level."""
-    reported: set[int] = set()
-    count = 0
-    async for row in raw.cursor("SELECT level, idx, hash FROM ledger_tree ORDER BY level, idx", prefetch=STREAM_CHUNK):
-        level, idx = row["level"], row["idx"]
-        count += 1
-        expected = verifier.nodes.get(level)
-        start = idx * 32
-        if level in reported:
-            continue
-        if expected is None or start + 32 > len(expected) or expected[start:start + 32] != row["hash"]:
-            reported.add(level)
-            verifier.problem((idx + 1) << level, "tree", f"stored node (level {level}, index {idx}) is not the "
-                                                         "hash of the transactions it covers")
-    recomputed = sum(len(level_bytes) // 32 for level_bytes in verifier.nodes.values())
-    if count != recomputed and not reported:
-        verifier.problem(None, "tree", f"{count} stored tree nodes, {recomputed} expected")
+async def _part_here(raw, cuts: list[int], i: int, start: bytes, block_level: int, roots: dict[int, bytes],
+                     start_balances: dict[str, int] | None, check_nodes: bool) -> RangeResult:
+    """Part i verified in this process (its worker failed, or its start balances are needed to name a seq)."""
+    verifier = RowVerifier(lo=cuts[i], prev_hash=start, block_level=block_level, start_balances=start_balances,
+                           checkpoint_roots={s: b"" for s in roots if cuts[i] < s <= cuts[i + 1]})
+    await verify_range(raw, verifier, cuts[i], cuts[i + 1], check_nodes=check_nodes)
+    return verifier.result()
+
+
+async def _join_books(raw, report: Report, results: list[RangeResult], cuts: list[int], starts: list[bytes],
+                      block_level: int, roots: dict[int, bytes], check_nodes: bool):
+    """Balances and totals over every part; the problems of every part, in seq order."""
+    balances = dict(results[0].balances)
+    for i in range(1, len(results)):
+        result = results[i]
+        if any(balances.get(account, 0) + low < 0 for account, low in result.lows.items()):
+            # An escrow went negative somewhere in this part: run it again knowing where it started, to say where.
+            result = results[i] = await _part_here(raw, cuts, i, starts[i], block_level, roots, dict(balances),
+                                                   check_nodes)
+            balances = dict(result.balances)
+        else:
+            for account, delta in result.balances.items():
+                balances[account] = balances.get(account, 0) + delta
+    totals: dict[tuple[str, str, str], list[int]] = {}
+    for result in results:
+        report.transactions += result.rows
+        report.checkpoints_verified += result.checkpoints_verified
+        for problem in result.problems:
+            report.problem(problem.seq, problem.check, problem.detail)
+        for key, (amount, count) in result.totals.items():
+            slot = totals.setdefault(key, [0, 0])
+            slot[0] += amount
+            slot[1] += count
+    return balances, totals
+
+
+async def _join_tree(raw, report: Report, results: list[RangeResult], cuts: list[int], block_level: int,
+                     roots: dict[int, bytes], check_nodes: bool) -> None:
+    """Fold the parts' subtrees onto the first part's right edge: the roots at the later parts' checkpoints, the
+    nodes above 2^t that no part could close alone, and the root."""
+    first = results[0]
+    if len(results) == 1:
+        final_size, final_stack = first.size, first.stack
+    else:
+        final_size, final_stack = None, []
+        # A part whose rows were not exactly its seqs (rows missing or added: already reported) cannot be joined.
+        aligned = (first.size == cuts[1] and len(first.stack) == bin(first.size).count("1")
+                   and all(r.size == cuts[i + 1] for i, r in enumerate(results)))
+        if aligned:
+            tree = merkle.CompactTree(first.size, first.stack)
+            completed: list[tuple[int, int, bytes]] = []
+            for result in results[1:]:
+                appended = 0
+                for size, blocks_done, stack in result.checkpoint_states:
+                    while appended < blocks_done:
+                        tree.append_subtree(block_level, result.blocks[appended], completed)
+                        appended += 1
+                    if merkle.fold(tree.stack + stack) == roots[size]:
+                        report.checkpoints_verified += 1
+                    else:
+                        report.problem(size, "checkpoint", f"the signed root at tree size {size} is not the root "
+                                                           "of the transactions up to this seq")
+                for block in result.blocks[appended:]:
+                    tree.append_subtree(block_level, block, completed)
+            final_size, final_stack = results[-1].size, tree.stack + results[-1].stack
+            if check_nodes and completed:
+                await _compare_joined_nodes(raw, report, completed)
+        else:
+            report.notes.append("the parts could not be joined (rows are missing or out of place, see above): the "
+                                "root and the checkpoints after the first part were not checked")
+    if final_size is None:
+        return
+    report.root_hash = (merkle.fold(final_stack) if final_stack else merkle.EMPTY_ROOT).hex()
+    for size in sorted(roots):
+        if size > final_size:
+            # A signed tree larger than the ledger: transactions were removed from its end.
+            report.problem(final_size + 1, "checkpoint", f"a checkpoint signs {size} transactions but only "
+                                                         f"{final_size} are in the ledger")
+
+
+async def _compare_joined_nodes(raw, report: Report, completed: list[tuple[int, int, bytes]]) -> None:
+    rows = await raw.fetch("SELECT t.level, t.idx, t.hash FROM ledger_tree t JOIN unnest($1::int[], $2::bigint[]) "
+                           "AS n(level, idx) ON t.level = n.level AND t.idx = n.idx",
+                           [level for level, _, _ in completed], [idx for _, idx, _ in completed])
+    found = {(row["level"], row["idx"]): bytes(row["hash"]) for row in rows}
+    for level, idx, digest in completed:
+        have = found.get((level, idx))
+        if have != digest:
+            what = "missing" if have is None else "not the hash of the transactions it covers"
+            report.problem((idx + 1) << level, "tree", f"stored node (level {level}, index {idx}) is {what}")
 
 
 # -- an exported CSV, offline ----------------------------------------------------------------------------------------
 
+CSV_BATCH = 4096
 
-def csv_rows(handle: io.TextIOBase) -> Iterator[dict[str, str]]:
+
+def csv_rows(handle: io.TextIOBase) -> Iterator[list[str]]:
+    """The rows of an export after its header (which must be CSV_COLUMNS), as lists of the eight fields."""
     csv.field_size_limit(sys.maxsize)
-    reader = csv.DictReader(handle)
-    if tuple(reader.fieldnames or ()) != CSV_COLUMNS:
+    reader = csv.reader(handle)
+    header = next(reader, None)
+    if tuple(header or ()) != CSV_COLUMNS:
         raise ValueError(f"the CSV header must be {','.join(CSV_COLUMNS)}")
     yield from reader
 
@@ -384,38 +401,58 @@ def verify_csv(handle: io.TextIOBase, public_key: bytes | None, checkpoint_docum
     campaign's export) checks each row's own hash only. `trusted_tree_size` is the size of the newest checkpoint the
     auditor has seen before: an older one offered now is refused.
     """
-    verifier = ChainVerifier(public_key, checkpoint_documents, partial=partial)
+    report = Report()
+    roots = _signed_roots(report, public_key, checkpoint_documents)
     if trusted_tree_size is not None:
-        for size, _, _ in verifier.checkpoints:
+        for size in sorted(roots):
             if size < trusted_tree_size:
-                verifier.problem(size, "checkpoint", f"tree size {size} is older than the {trusted_tree_size} "
-                                                     "already trusted: an old checkpoint replayed")
+                report.problem(size, "checkpoint", f"tree size {size} is older than the {trusted_tree_size} "
+                                                   "already trusted: an old checkpoint replayed")
+    verifier = RowVerifier(lo=0, start_balances={}, checkpoint_roots=roots, partial=partial)
+    loads, from_postings = orjson.loads, canonical.amounts_from_postings
+    batch: list[tuple[Any, ...]] = []
     for line_no, row in enumerate(csv_rows(handle), start=2):
         try:
-            seq = int(row["seq"])
-            accounts, amounts = canonical.amounts_from_postings(orjson.loads(row["postings"]))
-            refs = orjson.loads(row["refs"])
+            seq_text, tx_id, kind, at, postings, refs_text, hash_text, prev_text = row
+            accounts, amounts = from_postings(loads(postings))
+            refs = loads(refs_text)
             if not isinstance(refs, dict):
                 raise ValueError("refs is not an object")
-            hash_, prev = bytes.fromhex(row["hash"]), bytes.fromhex(row["prev_hash"])
+            batch.append((int(seq_text), bytes.fromhex(hash_text).hex(), bytes.fromhex(prev_text).hex(), None,
+                          tx_id, kind, at, accounts, amounts, refs))
         except (ValueError, orjson.JSONDecodeError) as exc:
+            verifier.feed(batch)
+            batch = []
             verifier.problem(verifier.expected_seq, "csv", f"line {line_no}: {exc}")
             verifier.expected_seq += 1
             continue
-        verifier.feed(seq, row["id"], row["kind"], row["at"], accounts, amounts, refs, hash_, prev)
-    report = verifier.finish()
+        if len(batch) >= CSV_BATCH:
+            verifier.feed(batch)
+            batch = []
+    verifier.feed(batch)
+    result = verifier.result()
+    report.transactions = result.rows
+    report.checkpoints_verified = result.checkpoints_verified
+    for problem in result.problems:
+        report.problem(problem.seq, problem.check, problem.detail)
     if not partial:
-        covered = max((size for size, _, _ in verifier.checkpoints), default=0)
+        report.root_hash = (merkle.fold(result.stack) if result.stack else merkle.EMPTY_ROOT).hex()
+        for size in sorted(roots):
+            if size > result.size:
+                report.problem(result.size + 1, "checkpoint", f"a checkpoint signs {size} transactions but only "
+                                                              f"{result.size} are in the ledger")
+        covered = max(roots, default=0)
         if covered < report.transactions:
-            verifier.problem(covered + 1, "checkpoint",
-                             f"the newest checkpoint covers {covered} of {report.transactions} transactions: the rows "
-                             "after it are not proven (an old checkpoint replayed?)")
+            report.problem(covered + 1, "checkpoint",
+                           f"the newest checkpoint covers {covered} of {report.transactions} transactions: the rows "
+                           "after it are not proven (an old checkpoint replayed?)")
     else:
         report.notes.append("a partial export: each row's hash was checked; links between rows, the tree and the "
                             "checkpoint cannot be, use inclusion proofs for those rows")
     report.notes.append("recomputed balances: " + ", ".join(f"{account} {amount}" for account, amount in
-                                                            sorted(verifier.balances.items())[:20])
-                        + (" ..." if len(verifier.balances) > 20 else ""))
+                                                            sorted(result.balances.items())[:20])
+                        + (" ..." if len(result.balances) > 20 else ""))
+    report.discrepancies.sort(key=lambda d: (d.seq is None, d.seq or 0))
     return report
 
 
