@@ -48,6 +48,13 @@ async def test_targeted_issues_one_each_to_eligible_holders_within_limits(servic
     assert codes.parse_code(service.state.server_secret, voucher["code"]) == (campaign["id"], voucher["id"])
     issuance = (await shanghai.get(f"/v1/issuances/{result['issuance_id']}")).json()
     assert issuance["issued"] == 4 and issuance["rejected_count"] == 5
+    import sqlalchemy as sa
+
+    async with service.state.engine.connect() as conn:
+        stored = (await conn.execute(sa.text(
+            "SELECT attributes, id_hash, holder_key, issuance_id, face_value_fen, balance_fen, version, status,"
+            " issued_at = updated_at AS same FROM vouchers WHERE wallet_id = :w"), {"w": wallet(1)})).one()
+    assert tuple(stored) == (ADULT, "person-a", "h:person-a", result["issuance_id"], 2000, 2000, 1, "issued", True)
 
 
 async def test_per_holder_limit_above_one(shanghai):

@@ -22,9 +22,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import struct
 from collections.abc import AsyncIterable, Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import orjson
@@ -137,9 +138,30 @@ async def run(engine: AsyncEngine, campaign_id: str, issuance_id: str, *, kind: 
     return outcome
 
 
-def _copy_text(value: str) -> str:
-    """A value for PostgreSQL's COPY text format (only JSON can hold a backslash; nothing here holds tabs)."""
-    return value.replace("\\", "\\\\") if "\\" in value else value
+# PostgreSQL's binary COPY format: a header, then per row a field count and (length, bytes) per field.
+_COPY_HEADER = b"PGCOPY\n\xff\r\n\x00" + struct.pack(">ii", 0, 0)
+_COPY_TRAILER = struct.pack(">h", -1)
+_FIELD_COUNT = struct.pack(">h", len(repository.VOUCHER_COPY_COLUMNS))
+_NULL = struct.pack(">i", -1)
+_PG_EPOCH = datetime(2000, 1, 1, tzinfo=timezone.utc)
+_pack_length = struct.Struct(">i").pack
+
+
+def _text(value: str) -> bytes:
+    data = value.encode()
+    return _pack_length(len(data)) + data
+
+
+def _bigint(value: int) -> bytes:
+    return struct.pack(">iq", 8, value)
+
+
+def _timestamptz(value: datetime) -> bytes:
+    return struct.pack(">iq", 8, (value - _PG_EPOCH) // timedelta(microseconds=1))
+
+
+def _jsonb(json_bytes: bytes) -> bytes:
+    return _pack_length(len(json_bytes) + 1) + b"\x01" + json_bytes
 
 
 async def _issue(raw, terms: cache.Terms, issuance_id: str, holders, issued_at: datetime, remaining: int,
@@ -152,11 +174,11 @@ async def _issue(raw, terms: cache.Terms, issuance_id: str, holders, issued_at: 
     check_holder = terms.contract.check_holder
     valid_from, valid_until = terms.window_for(issued_at)
     face = terms.face_value_fen
-    # Everything a row repeats, formatted once.
-    head = f"{campaign_id}\t"
-    middle = (f"\tissued\t{valid_from.isoformat()}\t{valid_until.isoformat()}\t{face}\t{face}"
-              f"\t{issued_at.isoformat()}\t{issuance_id}\t")
-    tail = f"\t1\t{issued_at.isoformat()}\n"
+    # Everything a row repeats, encoded once (PostgreSQL's binary COPY: no text parsing of times and numbers).
+    head = _FIELD_COUNT + _text(campaign_id)
+    middle = (_text("issued") + _timestamptz(valid_from) + _timestamptz(valid_until) + _bigint(face) + _bigint(face)
+              + _timestamptz(issued_at) + _text(issuance_id))
+    tail = _bigint(1) + _timestamptz(issued_at)
     # Vouchers held per holder key: the campaign's before this issuance, then this issuance's own (exact; about
     # 150 bytes a holder, so a million-holder list stays well inside the memory budget).
     held_by: dict[str, int] = {}
@@ -164,8 +186,8 @@ async def _issue(raw, terms: cache.Terms, issuance_id: str, holders, issued_at: 
         async for record in raw.cursor("SELECT holder_key, count(*) FROM vouchers WHERE campaign_id = $1"
                                        " GROUP BY holder_key", campaign_id, prefetch=10_000):
             held_by[record[0]] = record[1]
-    # Per distinct attribute set: eligible or not, and its JSON as COPY text.
-    memo: dict[tuple, tuple[bool, str]] = {}
+    # Per distinct attribute set: eligible or not, and its JSON as a COPY field.
+    memo: dict[tuple, tuple[bool, bytes]] = {}
     dumps = orjson.dumps
 
     async def rows():
@@ -178,7 +200,7 @@ async def _issue(raw, terms: cache.Terms, issuance_id: str, holders, issued_at: 
                 memo_key = tuple(attributes.items())
                 known = memo.get(memo_key)
                 if known is None:
-                    known = (checked or not check_holder(attributes), _copy_text(dumps(attributes).decode()))
+                    known = (checked or not check_holder(attributes), _jsonb(dumps(attributes)))
                     if len(memo) < 100_000:
                         memo[memo_key] = known
                 if not known[0]:
@@ -194,20 +216,26 @@ async def _issue(raw, terms: cache.Terms, issuance_id: str, holders, issued_at: 
                     continue
                 held_by[key] = held + 1
                 remaining -= 1
-                accepted.append((key, wallet_id, "\\N" if id_hash is None else id_hash, known[1]))
+                accepted.append((key, wallet_id, id_hash, known[1]))
             if accepted:
                 voucher_ids = ids.voucher_id_block(len(accepted))
-                yield "".join(
-                    f"{head}{voucher_id}\t{wallet_id}\t{id_hash}\t{key}{middle}{attributes_json}{tail}"
-                    for voucher_id, (key, wallet_id, id_hash, attributes_json) in zip(voucher_ids, accepted)
-                ).encode()
+                yield b"".join(
+                    b"".join((head, _text(voucher_id), _text(wallet_id), _NULL if id_hash is None else _text(id_hash),
+                              _text(key), middle, attributes_field, tail))
+                    for voucher_id, (key, wallet_id, id_hash, attributes_field) in zip(voucher_ids, accepted))
                 outcome.issued += len(accepted)
                 if keep_voucher_ids:
                     outcome.voucher_ids.extend(voucher_ids)
             if progress is not None:
                 await progress(outcome.processed, outcome.issued, outcome.rejected_count)
 
-    await raw.copy_to_table("vouchers", source=rows(), columns=repository.VOUCHER_COPY_COLUMNS, format="text")
+    async def stream():
+        yield _COPY_HEADER
+        async for data in rows():
+            yield data
+        yield _COPY_TRAILER
+
+    await raw.copy_to_table("vouchers", source=stream(), columns=repository.VOUCHER_COPY_COLUMNS, format="binary")
     assert remaining >= 0
 
 
