@@ -167,7 +167,7 @@ def _jsonb(json_bytes: bytes) -> bytes:
 async def _issue(raw, terms: cache.Terms, issuance_id: str, holders, issued_at: datetime, remaining: int,
                  had_vouchers: bool, checked: bool, outcome: Outcome, progress: Progress | None,
                  keep_voucher_ids: bool) -> None:
-    """Decide each holder in Python and stream the accepted vouchers to PostgreSQL in ONE text COPY, so that the
+    """Decide each holder in Python and stream the accepted vouchers to PostgreSQL in ONE binary COPY, so that the
     database inserts chunk k while Python decides chunk k+1 (two cores, both busy)."""
     campaign_id = terms.campaign_id
     limit = terms.per_holder_limit
