@@ -1,0 +1,379 @@
+"""Conservation under a random workload: a hypothesis state machine funds, activates, pauses, issues, claims,
+redeems (retries and conflicting retries too), refunds (partly, wholly, too much, retried), moves the clock,
+expires and closes at random, against the real service over HTTP (the app in process, test clock on), and after
+every step checks that the books hold:
+
+- every ledger transaction balances, every balance is the sum of its postings, no escrow or merchant account is
+  negative, money is neither made nor destroyed (reliability_helpers.BOOKS_CHECKS, in SQL);
+- `GET /v1/ledger/campaigns/{id}/reconciliation` says balanced for every campaign;
+- every campaign's totals (`GET /v1/campaigns/{id}`) agree with the ledger, and with what the machine was told:
+  the subsidies of the redemptions it got a 201 for, less the clawbacks of the refunds it got a 201 for.
+
+The service runs on an event loop of its own in a thread, because hypothesis drives the machine synchronously.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import threading
+from datetime import datetime, timedelta
+from typing import Any
+
+import asyncpg
+import hypothesis
+from hypothesis import strategies as st
+from hypothesis.stateful import (RuleBasedStateMachine, initialize, invariant, precondition, rule,
+                                 run_state_machine_as_test)
+
+from reliability_helpers import Till, books_problems, build_world, start_service
+from voucher_engine.db.engine import plain_url
+
+EXAMPLES = 20
+STEPS = 20
+START = datetime.fromisoformat("2025-03-01T10:00:00+08:00")
+WALLETS = [f"6100000000000{n:03d}" for n in range(6)]
+ATTRIBUTES = {"age": 30, "residence_region": "310104"}
+
+CONTRACTS = {
+    # Threshold vouchers, a short fixed window (the clock can run past it), exactly as many as the budget pays.
+    "threshold": """campaign "Books threshold" issuer 310000
+budget ¥60
+funders {
+    310000: 100%
+}
+voucher threshold: spend ¥50, get ¥20 off
+quantity 3
+distribution targeted
+valid from 2025-03-01 to 2025-03-03 China time
+payment {
+    merchant.mcc in {"5812"}
+}
+""",
+    # Co-funded red envelopes spent over several payments, claimed first come, valid two days from issue; an odd
+    # budget so that the funders' split and the return leave a fen to place.
+    "balance": """campaign "Books envelopes" issuer 310000
+budget ¥100.01
+funders {
+    310000: 70%
+    310104: 30%
+}
+voucher balance: ¥25
+quantity 4
+limit 2 per holder
+distribution first come, first served
+valid for 2 days from issue
+payment {
+    merchant.region within 310000
+}
+""",
+    # Percentage vouchers whose worst case exceeds the budget (redemption checks the escrow), under a daily cap.
+    "percent": """campaign "Books percent" issuer 310000
+budget ¥50
+funders {
+    310000: 100%
+}
+voucher percent: 30% off, up to ¥20
+quantity 5
+daily cap ¥30
+distribution targeted
+valid during 2025
+payment {
+    merchant.mcc in {"5812"}
+}
+""",
+}
+# What each kind of request may answer besides success: anything else (a 5xx above all) fails the machine.
+REFUSALS = {
+    "move": {"INVALID_STATE"},
+    "issue": {"CAMPAIGN_NOT_ACTIVE", "INVALID_STATE", "SOLD_OUT", "HOLDER_LIMIT", "NOT_ELIGIBLE"},
+    "claim": {"CAMPAIGN_NOT_ACTIVE", "INVALID_STATE", "SOLD_OUT", "HOLDER_LIMIT", "NOT_ELIGIBLE", "VALIDATION_ERROR"},
+    "redeem": {"VOUCHER_ALREADY_REDEEMED", "VOUCHER_EXPIRED", "VOUCHER_NOT_YET_VALID", "VOUCHER_REVOKED",
+               "VOUCHER_NOT_HOLDER", "RULE_NOT_SATISFIED", "CAMPAIGN_NOT_ACTIVE", "DAILY_BUDGET_EXHAUSTED",
+               "INSUFFICIENT_FUNDS", "IDEMPOTENCY_CONFLICT"},
+    "refund": {"REFUND_EXCEEDS_ORDER", "IDEMPOTENCY_CONFLICT"},
+}
+
+
+class Runner:
+    """An event loop in a thread, with the service and its world on it."""
+
+    def __init__(self, database_url: str, data_dir) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, name="conservation-loop", daemon=True)
+        self.thread.start()
+        self.database_url = database_url
+        self.service, self._close = self.run(start_service(database_url, data_dir, test_clock=True))
+        self.world = self.run(build_world(self.service))
+        self.gov = self.service.auth(self.world.gov["310000"])
+        self.auditor = self.service.auth(self.run(self.service.token("auditor")))
+        self.till: Till = self.world.tills["xuhui-noodles"]
+        self.conn: asyncpg.Connection = self.run(asyncpg.connect(plain_url(database_url)))
+        self.steps = 0
+        self.done: dict[str, int] = {}  # successful requests by kind, for the report
+
+    def count(self, kind: str) -> None:
+        self.done[kind] = self.done.get(kind, 0) + 1
+
+    def run(self, coroutine, timeout_s: float = 120) -> Any:
+        return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result(timeout_s)
+
+    def close(self) -> None:
+        try:
+            self.run(self.conn.close())
+            self.run(self._close())
+        finally:
+            self.loop.call_soon_threadsafe(self.loop.stop)
+            self.thread.join(timeout=30)
+
+
+RUNNER: Runner | None = None
+_serial = itertools.count(1)
+
+
+def _answer(kind: str, response) -> bool:
+    """True for a success; a refusal must be problem+json with one of the codes this kind of request may get."""
+    if response.status_code < 300:
+        return True
+    assert response.status_code < 500, (kind, response.status_code, response.text)
+    assert response.headers["content-type"].startswith("application/problem+json"), response.text
+    code = response.json()["code"]
+    assert code in REFUSALS[kind], (kind, code, response.text)
+    return False
+
+
+class Books(RuleBasedStateMachine):
+    """The model: campaigns with their status, vouchers seen, and the money the service said it moved."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        assert RUNNER is not None
+        self.r = RUNNER
+        self.now = START
+        self.r.run(self.r.world.set_clock(self.now.isoformat()))
+        self.campaigns: dict[str, dict[str, Any]] = {}  # id -> {"kind", "status", "paid_fen", "clawed_fen"}
+        self.vouchers: list[tuple[str, str, str]] = []  # (campaign_id, code, wallet)
+        self.redemptions: list[dict[str, Any]] = []     # 201 bodies, with the pos_txn_id and order
+        self.refund_ids: list[tuple[str, str, int]] = []  # (redemption_id, refund_id, amount)
+
+    # -- rules --------------------------------------------------------------------------------------------------
+
+    @initialize(kind=st.sampled_from(sorted(CONTRACTS)))
+    def first_campaign(self, kind: str) -> None:
+        """Every run starts with a live campaign whose vouchers are out, so money moves from the first steps."""
+        self.launch(kind, 2, WALLETS[:3])
+
+    @precondition(lambda self: len(self.campaigns) < 3)
+    @rule(kind=st.sampled_from(sorted(CONTRACTS)), moves=st.sampled_from([0, 1, 2, 2, 2]),
+          wallets=st.lists(st.sampled_from(WALLETS), max_size=3, unique=True))
+    def launch(self, kind: str, moves: int, wallets: list[str]) -> None:
+        async def go():
+            client = self.r.service.client
+            created = await client.post("/v1/campaigns", json={"source": CONTRACTS[kind]}, headers=self.r.gov)
+            assert created.status_code == 201, created.text
+            campaign_id = created.json()["id"]
+            self.campaigns[campaign_id] = {"kind": kind, "status": "draft", "paid_fen": 0, "clawed_fen": 0}
+            for action in ("fund", "activate")[:moves]:
+                await self._move(campaign_id, action)
+            if wallets and kind == "balance":
+                for wallet in wallets:
+                    await self._claim(campaign_id, wallet)
+            elif wallets:
+                await self._issue(campaign_id, wallets)
+
+        self.r.run(go())
+
+    @precondition(lambda self: self.campaigns)
+    @rule(data=st.data(), action=st.sampled_from(["fund", "activate", "pause", "close", "activate", "fund"]))
+    def move(self, data, action: str) -> None:
+        campaign_id = data.draw(st.sampled_from(sorted(self.campaigns)))
+        self.r.run(self._move(campaign_id, action))
+
+    @precondition(lambda self: any(c["status"] in ("active", "paused") for c in self.campaigns.values()))
+    @rule(data=st.data())
+    def close(self, data) -> None:
+        """Closing returns what is unspent; refunds after it must pass the clawback on to the funders."""
+        campaign_id = data.draw(st.sampled_from(sorted(c for c, v in self.campaigns.items()
+                                                       if v["status"] in ("active", "paused"))))
+        self.r.run(self._move(campaign_id, "close"))
+
+    async def _move(self, campaign_id: str, action: str) -> None:
+        response = await self.r.service.client.post(f"/v1/campaigns/{campaign_id}/{action}", headers=self.r.gov)
+        if _answer("move", response):
+            self.campaigns[campaign_id]["status"] = response.json()["status"]
+            self.r.count(action)
+
+    @precondition(lambda self: any(c["kind"] != "balance" for c in self.campaigns.values()))
+    @rule(data=st.data(), wallets=st.lists(st.sampled_from(WALLETS), min_size=1, max_size=3, unique=True))
+    def issue(self, data, wallets: list[str]) -> None:
+        campaign_id = data.draw(st.sampled_from(sorted(c for c, v in self.campaigns.items()
+                                                       if v["kind"] != "balance")))
+        self.r.run(self._issue(campaign_id, wallets))
+
+    async def _issue(self, campaign_id: str, wallets: list[str]) -> None:
+        holders = [{"wallet_id": w, "id_hash": "h-" + w, "attributes": ATTRIBUTES} for w in wallets]
+        response = await self.r.service.client.post(f"/v1/campaigns/{campaign_id}/issuances",
+                                                    json={"holders": holders}, headers=self.r.gov)
+        if _answer("issue", response):
+            self.r.count("issue")
+            await self._learn_vouchers(campaign_id, wallets)
+
+    @precondition(lambda self: any(c["kind"] == "balance" for c in self.campaigns.values()))
+    @rule(data=st.data(), wallet=st.sampled_from(WALLETS))
+    def claim(self, data, wallet: str) -> None:
+        campaign_id = data.draw(st.sampled_from(sorted(c for c, v in self.campaigns.items()
+                                                       if v["kind"] == "balance")))
+        self.r.run(self._claim(campaign_id, wallet))
+
+    async def _claim(self, campaign_id: str, wallet: str) -> None:
+        response = await self.r.service.client.post(
+            f"/v1/campaigns/{campaign_id}/claims",
+            json={"wallet_id": wallet, "id_hash": "h-" + wallet, "attributes": ATTRIBUTES}, headers=self.r.gov)
+        if _answer("claim", response):
+            self.r.count("claim")
+            await self._learn_vouchers(campaign_id, [wallet])
+
+    async def _learn_vouchers(self, campaign_id: str, wallets: list[str]) -> None:
+        for wallet in wallets:
+            listed = await self.r.service.client.get(f"/v1/wallets/{wallet}/vouchers", headers=self.r.gov)
+            assert listed.status_code == 200, listed.text
+            for voucher in listed.json()["items"]:
+                entry = (voucher["campaign_id"], voucher["code"], wallet)
+                if voucher["campaign_id"] == campaign_id and entry not in self.vouchers:
+                    self.vouchers.append(entry)
+
+    AMOUNTS = st.one_of(st.integers(4_000, 12_000), st.integers(1, 20_000),
+                        st.sampled_from([4_999, 5_000, 6_667, 10**12]))
+
+    @precondition(lambda self: self.vouchers)
+    @rule(data=st.data(), amount=AMOUNTS, wrong_wallet=st.booleans(), replay=st.sampled_from(["new"] * 4 + ["retry"]))
+    def pay(self, data, amount: int, wrong_wallet: bool, replay: str) -> None:
+        """Redemptions are the most of a till's traffic: two rules of them, so the machine draws them more."""
+        self.redeem(data, amount, wrong_wallet, replay)
+
+    @precondition(lambda self: self.vouchers)
+    @rule(data=st.data(), amount=AMOUNTS, wrong_wallet=st.booleans(),
+          replay=st.sampled_from(["new", "new", "retry", "conflict"]))
+    def redeem(self, data, amount: int, wrong_wallet: bool, replay: str) -> None:
+        campaign_id, code, wallet = data.draw(st.sampled_from(self.vouchers))
+        if wrong_wallet and data.draw(st.integers(0, 4)) == 0:
+            wallet = WALLETS[(WALLETS.index(wallet) + 1) % len(WALLETS)]
+        pos_txn_id = f"books-{next(_serial)}"
+        previous = None
+        if replay != "new" and self.redemptions:
+            previous = data.draw(st.sampled_from(self.redemptions))
+
+        async def go():
+            if previous is not None:
+                # The same till transaction again: the same body is the original answer (200), another body is
+                # an IDEMPOTENCY_CONFLICT; neither moves money.
+                body_amount = previous["order_amount_fen"] + (0 if replay == "retry" else 1)
+                response = await self.r.till.redeem(previous["code"], body_amount, wallet=previous["wallet"],
+                                                    pos_txn_id=previous["pos_txn_id"])
+                if _answer("redeem", response):
+                    assert replay == "retry" and response.status_code == 200, response.text
+                    assert response.json()["id"] == previous["id"]
+                    self.r.count("retried redemption")
+                return
+            response = await self.r.till.redeem(code, amount, wallet=wallet, pos_txn_id=pos_txn_id)
+            if _answer("redeem", response):
+                assert response.status_code == 201, response.text
+                body = response.json()
+                assert body["subsidy_fen"] + body["payable_fen"] == amount and 0 < body["subsidy_fen"] <= amount
+                self.redemptions.append({**body, "code": code, "wallet": wallet})
+                self.campaigns[campaign_id]["paid_fen"] += body["subsidy_fen"]
+                self.r.count("redeem")
+
+        self.r.run(go())
+
+    @precondition(lambda self: self.redemptions)
+    @rule(data=st.data(), share=st.sampled_from(["all", "part"]))
+    def give_back(self, data, share: str) -> None:
+        """Refunds, weighted up like payments (a second rule)."""
+        self.refund(data, share)
+
+    @precondition(lambda self: self.redemptions)
+    @rule(data=st.data(), share=st.sampled_from(["all", "part", "part", "too much", "retry"]))
+    def refund(self, data, share: str) -> None:
+        redemption = data.draw(st.sampled_from(self.redemptions))
+        order = redemption["order_amount_fen"]
+        amount = {"all": order, "too much": order + 1}.get(share) or data.draw(st.integers(1, max(1, order)))
+        refund_id = f"rf-{next(_serial)}"
+        if share == "retry" and self.refund_ids:
+            redemption_id, refund_id, amount = data.draw(st.sampled_from(self.refund_ids))
+            redemption = next(r for r in self.redemptions if r["id"] == redemption_id)
+
+        async def go():
+            response = await self.r.till.refund(redemption["id"], amount, refund_id=refund_id, reason="books")
+            if _answer("refund", response):
+                body = response.json()
+                if response.status_code == 201:
+                    self.refund_ids.append((redemption["id"], refund_id, amount))
+                    self.campaigns[redemption["campaign_id"]]["clawed_fen"] += body["subsidy_clawback_fen"]
+                    self.r.count("refund")
+                else:
+                    assert share == "retry", response.text
+
+        self.r.run(go())
+
+    @rule(hours=st.sampled_from([1, 3, 6, 23, 25, 49]))
+    def advance_clock(self, hours: int) -> None:
+        self.now += timedelta(hours=hours)
+        self.r.run(self.r.world.set_clock(self.now.isoformat()))
+
+    @rule()
+    def expiry_sweep(self) -> None:
+        from voucher_engine.campaigns import expiry
+
+        if self.r.run(expiry.sweep_once(self.r.service.state.engine)):
+            self.r.count("expiry sweep that expired vouchers")
+
+    # -- the books, after every step ----------------------------------------------------------------------------
+
+    @invariant()
+    def books_balance(self) -> None:
+        self.r.steps += 1
+
+        async def check():
+            problems = await books_problems(self.r.conn)
+            assert problems == {}, problems
+            client = self.r.service.client
+            for campaign_id, model in self.campaigns.items():
+                recon = await client.get(f"/v1/ledger/campaigns/{campaign_id}/reconciliation",
+                                         headers=self.r.auditor)
+                assert recon.status_code == 200, recon.text
+                recon = recon.json()
+                assert recon["balanced"] is True, recon
+                campaign = await client.get(f"/v1/campaigns/{campaign_id}", headers=self.r.gov)
+                assert campaign.status_code == 200, campaign.text
+                campaign = campaign.json()
+                totals = campaign["totals"]
+                assert campaign["status"] == model["status"], (campaign["status"], model)
+                budget = campaign["budget_fen"]
+                assert totals["funded_fen"] == recon["funded_fen"] == (0 if model["status"] == "draft" else budget)
+                assert totals["redeemed_fen"] == recon["redeemed_fen"] == model["paid_fen"], (totals, model)
+                assert totals["refunded_fen"] == recon["refunded_fen"] == model["clawed_fen"], (totals, model)
+                assert totals["returned_fen"] == recon["returned_fen"]
+                assert totals["outstanding_fen"] == recon["escrow_balance_fen"] == (
+                    totals["funded_fen"] - totals["redeemed_fen"] + totals["refunded_fen"] - totals["returned_fen"])
+                if model["status"] == "closed":
+                    assert totals["outstanding_fen"] == 0
+                    assert totals["returned_fen"] == budget - model["paid_fen"] + model["clawed_fen"]
+                assert sum(line["funded_fen"] for line in recon["funders"]) == recon["funded_fen"]
+
+        self.r.run(check())
+
+
+def test_the_books_balance_after_every_step_of_a_random_workload(database_url, tmp_path):
+    global RUNNER
+    RUNNER = Runner(database_url, tmp_path / "data")
+    try:
+        run_state_machine_as_test(Books, settings=hypothesis.settings(
+            max_examples=EXAMPLES, stateful_step_count=STEPS, deadline=None, database=None,
+            suppress_health_check=list(hypothesis.HealthCheck)))
+        assert RUNNER.steps >= EXAMPLES  # the checks really ran
+        print(f"\nconservation: {EXAMPLES} runs, {RUNNER.steps} steps checked; successes by kind: "
+              f"{dict(sorted(RUNNER.done.items()))}")
+    finally:
+        RUNNER.close()
+        RUNNER = None
