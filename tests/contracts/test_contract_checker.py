@@ -199,3 +199,13 @@ def test_declared_attributes() -> None:
     assert c.check_holder({"age": 20, "residence_region": "310104", "hukou": "310115"}) == []
     assert c.check_holder({"age": 20, "residence_region": "310104"})[0].rule == "hukou within 310000"
     assert "already known" in one_error(DINING.replace("holder {", "declare holder.age as integer\nholder {")).message
+
+
+def test_a_budget_below_one_voucher_without_a_limit_line_is_an_error_not_a_crash():
+    """Found by the reliability suite: the per-holder warning looked for a `limit` line that was not there."""
+    from pathlib import Path
+
+    source = (Path(__file__).resolve().parents[2] / "contracts" / "county-fair-rural.contract").read_text()
+    result = check_contract(source.replace("budget ¥100,000", "budget ¥5"))
+    assert not result.ok
+    assert any("cannot pay for even one voucher" in error.message for error in result.errors)

@@ -429,9 +429,6 @@ async def test_fuzzed_contracts_run_their_whole_lifecycle_without_a_5xx(world_fo
     await assert_books_balance(service.settings.database_url)
 
 
-@pytest.mark.xfail(strict=True, reason="contracts/checker.py raises KeyError('limit') (a 500) when the budget buys "
-                                       "no voucher at all and the contract has no `limit` line: the per-holder "
-                                       "warning points at a `limit` span that was never seen")
 async def test_a_budget_below_one_voucher_is_a_contract_error_not_a_crash(world):
     source = (CONTRACTS / "county-fair-rural.contract").read_text().replace("budget ¥100,000", "budget ¥5")
     gov = world.service.auth(world.gov["330000"])

@@ -288,8 +288,10 @@ class _Checker:
                 self.error(quantity_span, message + "; lower the quantity or raise the budget")
             else:
                 self.warn(quantity_span, message + "; redemptions will stop when the budget is spent")
-        if per_holder > quantity:
-            self.warn(self.seen["limit"].span, f"the limit per holder ({per_holder}) is more than the "
+        if 0 < quantity < per_holder:
+            # Without a `limit` line the per-holder limit is the default of one, which no positive quantity is below.
+            limit_span = self.seen["limit"].span if "limit" in self.seen else quantity_span
+            self.warn(limit_span, f"the limit per holder ({per_holder}) is more than the "
                       f"quantity ({quantity:,})")
         if daily_cap is not None:
             if daily_cap > budget_fen:
