@@ -1,0 +1,98 @@
+"""2,000 claims for 500 vouchers from 200 connections against a real `voucher-engine serve --workers 2`:
+separate worker processes, each with its own batcher, race in the database; exactly 500 vouchers result and no
+holder holds more than its limit."""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import os
+import random
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import httpx
+import orjson
+import sqlalchemy as sa
+
+from campaign_helpers import make_gov, set_clock, wallet
+from test_campaign_claims import county_fair
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+async def test_2000_claims_for_500_vouchers_against_two_server_workers(service):
+    await set_clock(service, "2025-03-01T10:00:00+08:00")
+    zhejiang = await make_gov(service, "330000")
+    # Valid far ahead, so that the server runs on the real clock (no --test-clock middleware in the way).
+    source = county_fair(500, limit=2).replace("valid during 2025 China time",
+                                               "valid from 2025-01-01 to 2034-12-31 China time")
+    campaign = await zhejiang.active(source)
+    claims = [{"wallet_id": wallet(n), "id_hash": f"p{n}"} for n in range(1200)]
+    claims += [{"wallet_id": wallet(100_000 + 8 * p + w), "id_hash": f"multi{p}"} for p in range(100) for w in range(8)]
+    random.Random(11).shuffle(claims)
+
+    port = _free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("VE_")}
+    env.update(DATABASE_URL=service.settings.database_url, VE_DATA_DIR=str(service.settings.data_dir),
+               VE_DB_POOL_SIZE="8")
+    server = subprocess.Popen([sys.executable, "-m", "voucher_engine.cli", "serve", "--workers", "2", "--port",
+                               str(port)], env=env, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.PIPE, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert server.poll() is None, server.stderr.read().decode()[-3000:]
+            assert time.monotonic() < deadline, "server not ready"
+            await asyncio.sleep(0.2)
+        path = f"/v1/campaigns/{campaign['id']}/claims"
+        queue = list(reversed(claims))
+        responses: list[tuple[int, dict]] = []
+
+        async def connection():
+            # One of 200 clients, each on its own keep-alive connection, claiming until the 2,000 are gone.
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            try:
+                while queue:
+                    body = orjson.dumps(queue.pop())
+                    writer.write(f"POST {path} HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
+                                 f"Authorization: {zhejiang.headers['Authorization']}\r\n"
+                                 f"Content-Length: {len(body)}\r\n\r\n".encode() + body)
+                    head = await reader.readuntil(b"\r\n\r\n")
+                    length = next(int(line[15:]) for line in head.split(b"\r\n")
+                                  if line[:15].lower() == b"content-length:")
+                    responses.append((int(head[9:12]), orjson.loads(await reader.readexactly(length))))
+            finally:
+                writer.close()
+
+        await asyncio.gather(*(connection() for _ in range(200)))
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        try:
+            server.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(server.pid, signal.SIGKILL)
+    assert len(responses) == 2000
+    codes = collections.Counter("OK" if status == 201 else body["code"] for status, body in responses)
+    assert codes["OK"] == 500 and set(codes) <= {"OK", "SOLD_OUT", "HOLDER_LIMIT"}, codes
+    async with service.state.engine.connect() as conn:
+        count, worst = (await conn.execute(sa.text(
+            "SELECT count(*), max(n) FROM (SELECT count(*) AS n FROM vouchers WHERE campaign_id = :c"
+            " GROUP BY holder_key) x"), {"c": campaign["id"]})).one()
+        assert (await conn.execute(sa.text("SELECT count(*) FROM vouchers WHERE campaign_id = :c"),
+                                   {"c": campaign["id"]})).scalar_one() == 500
+    assert worst <= 2
+    ids = [body["id"] for status, body in responses if status == 201]
+    assert len(set(ids)) == 500
