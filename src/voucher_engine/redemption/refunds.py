@@ -25,6 +25,11 @@ from voucher_engine.redemption.decide import clawback_for
 from voucher_engine.redemption.schemas import Refund, RefundRequest
 from voucher_engine.redemption.service import campaign_of_redemption, fingerprint, redemption_body
 
+# A refund holds its campaign's row in share mode: refunds do not wait for each other, but a lifecycle move
+# (close above all) waits for the refunds in flight, and a refund that starts during a close waits for it and then
+# sees the campaign closed (its clawback goes on to the funders). Without it a refund could read "active", and post
+# its clawback into an escrow that a close had just emptied.
+LOCK_CAMPAIGN = "SELECT status FROM campaigns WHERE id = $1 FOR SHARE"
 LOCK_REDEMPTION = "SELECT * FROM redemptions WHERE campaign_id = $1 AND id = $2 FOR UPDATE"
 READ_REDEMPTION = "SELECT * FROM redemptions WHERE campaign_id = $1 AND id = $2"
 FIND_BY_POS_TXN = "SELECT * FROM redemptions WHERE merchant_id = $1 AND pos_txn_id = $2"
@@ -74,6 +79,7 @@ async def refund(engine: AsyncEngine, merchant_id: str, redemption_id: str, body
     now = clock.now()
     async with engine.begin() as sa_conn:
         conn = await driver(sa_conn)
+        await conn.fetchval(LOCK_CAMPAIGN, campaign_id)
         redemption = await conn.fetchrow(LOCK_REDEMPTION, campaign_id, redemption_id)
         if redemption is None or redemption["merchant_id"] != merchant_id:
             raise _not_found()

@@ -51,11 +51,15 @@ CROSS JOIN LATERAL (SELECT * FROM redemptions r
                     WHERE r.merchant_id = k.merchant_id AND r.pos_txn_id = k.pos_txn_id LIMIT 1) AS r
 """
 
+# Lock each capped (campaign, day) row, making it first if this is the day's first redemption, and read what is
+# spent. A plain SELECT ... FOR UPDATE would lock nothing on a new day, so two workers' batches could both see room
+# for the last fen; ON CONFLICT DO UPDATE waits for a concurrent inserter and locks and answers the latest version.
 LOCK_DAILY_SPEND = """
-SELECT campaign_id, day, spent_fen FROM daily_spend
-WHERE (campaign_id, day) IN (SELECT * FROM unnest($1::text[], $2::date[]))
+INSERT INTO daily_spend (campaign_id, day, spent_fen, cap_fen)
+SELECT campaign_id, day, 0, cap_fen FROM unnest($1::text[], $2::date[], $3::bigint[]) AS w(campaign_id, day, cap_fen)
 ORDER BY campaign_id, day
-FOR UPDATE
+ON CONFLICT (campaign_id, day) DO UPDATE SET spent_fen = daily_spend.spent_fen
+RETURNING campaign_id, day, spent_fen
 """
 
 # One round trip writes what a batch decided: vouchers, redemption rows, daily spend. Counts come back so the
@@ -101,8 +105,10 @@ async def existing_redemptions(conn: asyncpg.Connection, keys: list[tuple[str, s
     return {(row["merchant_id"], row["pos_txn_id"]): row for row in rows}
 
 
-async def daily_spend(conn: asyncpg.Connection, keys: list[tuple[str, date]]) -> dict[tuple[str, date], int]:
-    rows = await conn.fetch(LOCK_DAILY_SPEND, [c for c, _ in keys], [d for _, d in keys])
+async def daily_spend(conn: asyncpg.Connection, keys: list[tuple[str, date, int]]) -> dict[tuple[str, date], int]:
+    """What each capped (campaign, day) has spent, its row locked to the end of the transaction; keys carry caps."""
+    rows = await conn.fetch(LOCK_DAILY_SPEND, [c for c, _, _ in keys], [d for _, d, _ in keys],
+                            [cap for _, _, cap in keys])
     return {(row["campaign_id"], row["day"]): row["spent_fen"] for row in rows}
 
 

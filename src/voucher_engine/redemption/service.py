@@ -187,7 +187,7 @@ class BatchRunner:
         idempotency = sorted({(loaded[i]["merchant_id"], jobs[i].pos_txn_id) for i in live
                               if jobs[i].kind == "redeem"})
         existing = await repository.existing_redemptions(conn, idempotency) if idempotency else {}
-        capped = sorted({(loaded[i]["campaign_id"], _day(loaded[i], now)) for i in live
+        capped = sorted({(loaded[i]["campaign_id"], _day(loaded[i], now), loaded[i]["daily_cap_fen"]) for i in live
                          if loaded[i]["daily_cap_fen"] is not None})
         spent = await repository.daily_spend(conn, capped) if capped else {}
 
@@ -333,6 +333,9 @@ def _as_engine_error(exc: BaseException) -> EngineError:
         return EngineError("UNAVAILABLE", "The database is unreachable; try again shortly.")
     if is_unstorable_input(exc):
         return EngineError("VALIDATION_ERROR", "Text in the request must not contain NUL (U+0000) characters.")
+    if "ck_daily_spend_within_cap" in str(exc):
+        # The database's CHECK is the cap's last line: refuse as the decision would have.
+        return EngineError("DAILY_BUDGET_EXHAUSTED", "Today's budget of this campaign is spent; try again tomorrow.")
     text = str(exc)
     if "escrow" in text or "balance" in text:
         return EngineError("INSUFFICIENT_FUNDS", "The campaign's escrow cannot cover this subsidy.")
