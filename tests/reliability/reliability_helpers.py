@@ -143,9 +143,15 @@ class RealServer:
         env = {k: v for k, v in os.environ.items() if not k.startswith("VE_") and k != "DATABASE_URL"}
         env.update(DATABASE_URL=database_url, VE_DATA_DIR=str(data_dir), VE_DB_POOL_SIZE=str(pool_size),
                    **(extra_env or {}))
+        # The server's log goes to a file beside its data directory (read it when a test fails: VE_KEEP_LOGS).
+        self.log_path = Path(data_dir).parent / f"server-{self.port}.log"
+        self._log = self.log_path.open("wb")
         self.process = subprocess.Popen(
             [sys.executable, "-m", "voucher_engine.cli", "serve", "--workers", str(workers), "--port", str(self.port),
-             "--test-clock"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+             "--test-clock"], env=env, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True)
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
 
     async def ready(self, timeout_s: float = 60) -> None:
         deadline = time.monotonic() + timeout_s
@@ -157,7 +163,7 @@ class RealServer:
                 except httpx.HTTPError:
                     pass
                 if self.process.poll() is not None:
-                    raise AssertionError(self.process.stderr.read().decode()[-3000:])
+                    raise AssertionError(self.log()[-3000:])
                 if time.monotonic() > deadline:
                     raise AssertionError("the server did not become ready")
                 await asyncio.sleep(0.2)
@@ -170,8 +176,9 @@ class RealServer:
             except subprocess.TimeoutExpired:
                 os.killpg(self.process.pid, signal.SIGKILL)
                 self.process.wait()
-        if self.process.stderr is not None:
-            self.process.stderr.close()
+        self._log.close()
+        if os.environ.get("VE_KEEP_LOGS"):
+            print(f"server log: {self.log_path}")
 
 
 # -- the books ----------------------------------------------------------------------------------------------------
