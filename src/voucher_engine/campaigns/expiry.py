@@ -36,7 +36,10 @@ _EXPIRE_ONE_CAMPAIGN = sa.text(
     "        LIMIT :limit FOR UPDATE SKIP LOCKED) due"
     " WHERE v.campaign_id = due.campaign_id AND v.id = due.id AND v.status = 'issued'")
 
-_OPEN_CAMPAIGNS = sa.text("SELECT id FROM campaigns WHERE status IN ('funded', 'active', 'paused') ORDER BY id")
+# A fixed-window campaign's vouchers all share its window: none is due before the campaign's own end, so the sweep
+# looks only at those past it, and at campaigns whose windows run from each voucher's issue.
+_OPEN_CAMPAIGNS = sa.text("SELECT id FROM campaigns WHERE status IN ('funded', 'active', 'paused')"
+                          " AND (validity_seconds IS NOT NULL OR valid_until <= :now) ORDER BY id")
 
 
 async def expire_due(conn: AsyncConnection, campaign_id: str | None, now: datetime, limit: int = SWEEP_BATCH) -> int:
@@ -46,7 +49,7 @@ async def expire_due(conn: AsyncConnection, campaign_id: str | None, now: dateti
         result = await conn.execute(_EXPIRE_ONE_CAMPAIGN, {"campaign_id": campaign_id, "now": now, "limit": limit})
         return result.rowcount
     done = 0
-    for (open_id,) in (await conn.execute(_OPEN_CAMPAIGNS)).all():
+    for (open_id,) in (await conn.execute(_OPEN_CAMPAIGNS, {"now": now})).all():
         if done >= limit:
             break
         done += await expire_due(conn, open_id, now, limit - done)
