@@ -54,3 +54,19 @@ async def test_only_one_worker_sweeps_at_a_time(service):
             assert await expiry.sweep_once(service.state.engine) == 0
         finally:
             await conn.execute(sa.text("SELECT pg_advisory_unlock(:k)"), {"k": expiry.SWEEP_LOCK_KEY})
+
+
+async def test_the_sweep_expires_a_fixed_window_campaign_once_its_window_ends(service):
+    from campaign_helpers import ADULT, dining
+
+    await set_clock(service, "2025-01-10T10:00:00+08:00")
+    shanghai = await make_gov(service, "310000")
+    campaign = await shanghai.active(dining())
+    await shanghai.issue(campaign["id"], [{"wallet_id": wallet(n), "attributes": ADULT} for n in range(1, 4)])
+    assert await expiry.sweep_once(service.state.engine) == 0
+    await set_clock(service, "2025-01-31T23:59:59+08:00")
+    assert await expiry.sweep_once(service.state.engine) == 0
+    await set_clock(service, "2025-02-01T00:00:01+08:00")
+    assert await expiry.sweep_once(service.state.engine) == 3
+    assert await _statuses(service, campaign["id"]) == {"expired": 3}
+    assert (await shanghai.campaign(campaign["id"]))["totals"]["vouchers_expired"] == 3
