@@ -64,7 +64,7 @@ async def test_the_sweep_expires_a_fixed_window_campaign_once_its_window_ends(se
     campaign = await shanghai.active(dining())
     await shanghai.issue(campaign["id"], [{"wallet_id": wallet(n), "attributes": ADULT} for n in range(1, 4)])
     assert await expiry.sweep_once(service.state.engine) == 0
-    await set_clock(service, "2025-01-31T23:59:59+08:00")
+    await set_clock(service, "2025-01-31T23:58:00+08:00")
     assert await expiry.sweep_once(service.state.engine) == 0
     await set_clock(service, "2025-02-01T00:00:01+08:00")
     assert await expiry.sweep_once(service.state.engine) == 3
