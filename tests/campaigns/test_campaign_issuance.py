@@ -178,3 +178,21 @@ async def test_large_issuances_run_as_a_job_with_progress(service, shanghai):
     assert seen_progress == sorted(seen_progress)
     totals = (await shanghai.campaign(campaign["id"]))["totals"]
     assert totals["vouchers_issued"] == 99_999
+
+
+async def test_hostile_holders_are_refused_whole(shanghai):
+    campaign = await shanghai.active(dining())
+    path = f"/v1/campaigns/{campaign['id']}/issuances"
+    for holder in ({"wallet_id": wallet(1), "attributes": {"age": {"nested": 1}}},
+                   {"wallet_id": wallet(1), "attributes": {"note": "x" * 300}},
+                   {"wallet_id": wallet(1), "attributes": {f"a{i}": i for i in range(40)}},
+                   {"wallet_id": wallet(1), "id_hash": "has spaces"},
+                   {"wallet_id": wallet(1), "extra": 1},
+                   {"wallet_id": 1234567890123456}):
+        response = await shanghai.post(path, {"holders": [{"wallet_id": wallet(2)}, holder]})
+        assert response.status_code == 422 and response.json()["code"] == "VALIDATION_ERROR", holder
+        assert "holders[1]" in response.json()["detail"]
+    claims_path = f"/v1/campaigns/{campaign['id']}/claims"
+    nested = await shanghai.post(claims_path, {"wallet_id": wallet(1), "attributes": {"a": [1]}})
+    assert nested.status_code == 422
+    assert (await shanghai.campaign(campaign["id"]))["totals"]["vouchers_issued"] == 0

@@ -52,7 +52,8 @@ def holder_types(contract) -> dict[str, str]:
 def read_csv(path: Path, types: dict[str, str], chunk_size: int) -> Iterator[list[tuple]]:
     """Chunks of (wallet_id, id_hash, attributes) from the file, held to the same rules as API holders
     (schemas.parse_holder), checked inline because this loop runs a million times."""
-    from voucher_engine.campaigns.schemas import MAX_ATTRIBUTES, WALLET_PATTERN, ID_HASH_PATTERN
+    from voucher_engine.campaigns.schemas import (ID_HASH_PATTERN, MAX_ATTRIBUTE_VALUE_CHARS, MAX_ATTRIBUTES,
+                                                  WALLET_PATTERN)
     import re
 
     wallet_ok = re.compile(WALLET_PATTERN).match
@@ -92,6 +93,9 @@ def read_csv(path: Path, types: dict[str, str], chunk_size: int) -> Iterator[lis
                 except ValueError:
                     raise EngineError("VALIDATION_ERROR", f"{path}: line {line_no}: an integer attribute is not an "
                                                           "integer") from None
+                if any(len(cell) > MAX_ATTRIBUTE_VALUE_CHARS for cell in cells):
+                    raise EngineError("VALIDATION_ERROR", f"{path}: line {line_no}: an attribute is longer than "
+                                                          f"{MAX_ATTRIBUTE_VALUE_CHARS} characters")
                 if len(parsed) < 100_000:
                     parsed[cells] = attributes
             chunk.append((wallet_id, id_hash, attributes))

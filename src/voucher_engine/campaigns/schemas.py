@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt
 
 from voucher_engine.errors import EngineError
 
@@ -21,6 +21,7 @@ MAX_TARGETED_HOLDERS = 1_000_000
 MAX_LOTTERY_APPLICANTS = 2_000_000
 MAX_ATTRIBUTES = 32
 MAX_ATTRIBUTE_KEY_CHARS = 64
+MAX_ATTRIBUTE_VALUE_CHARS = 256
 MAX_ID_HASH_CHARS = 128
 MAX_SEED_HEX_CHARS = 128
 MIN_SEED_HEX_CHARS = 32
@@ -44,13 +45,18 @@ class SourceBody(BaseModel):
     source: str = Field(max_length=MAX_CONTRACT_CHARS, description="The contract's text.")
 
 
+AttributeValue = Annotated[Union[StrictBool, StrictInt, float, Annotated[str, Field(max_length=MAX_ATTRIBUTE_VALUE_CHARS)], None],
+                           "a scalar"]
+
+
 class Holder(BaseModel):
-    """A holder as a government's list names one (documentation; lists are checked by `parse_holders`)."""
+    """A holder as a government's list names one (lists are checked by `parse_holders`, claims by this model)."""
 
     wallet_id: str = Field(pattern=WALLET_PATTERN)
     id_hash: str | None = Field(default=None, pattern=ID_HASH_PATTERN,
                                 description="Salted hash of the real-name identity: limits count across wallets.")
-    attributes: dict[str, Any] = Field(default_factory=dict, max_length=MAX_ATTRIBUTES)
+    attributes: dict[Annotated[str, Field(max_length=MAX_ATTRIBUTE_KEY_CHARS)], AttributeValue] = Field(
+        default_factory=dict, max_length=MAX_ATTRIBUTES)
 
 
 class Lottery(BaseModel):
@@ -166,6 +172,7 @@ class CheckAnswer(BaseModel):
 # Fast validation of holder lists.
 
 HolderTuple = tuple[str, "str | None", dict]
+_HOLDER_KEYS = frozenset({"wallet_id", "id_hash", "attributes"})
 
 
 def parse_holder(item: object, where: str) -> HolderTuple:
@@ -185,9 +192,11 @@ def parse_holder(item: object, where: str) -> HolderTuple:
         raise _bad(where, f"attributes must be an object of at most {MAX_ATTRIBUTES} members")
     else:
         for key, value in attributes.items():
-            if len(key) > MAX_ATTRIBUTE_KEY_CHARS or isinstance(value, (dict, list)):
-                raise _bad(where, "attribute names are at most 64 characters and values are scalars")
-    if len(item) > 3 and any(key not in ("wallet_id", "id_hash", "attributes") for key in item):
+            if (len(key) > MAX_ATTRIBUTE_KEY_CHARS or isinstance(value, (dict, list))
+                    or (isinstance(value, str) and len(value) > MAX_ATTRIBUTE_VALUE_CHARS)):
+                raise _bad(where, "attribute names are at most 64 characters and values are scalars "
+                                  f"(text at most {MAX_ATTRIBUTE_VALUE_CHARS} characters)")
+    if not item.keys() <= _HOLDER_KEYS:
         raise _bad(where, "a holder has only wallet_id, id_hash and attributes")
     return wallet_id, id_hash, attributes
 
