@@ -158,3 +158,105 @@ async def test_concurrent_batches_on_shared_accounts_neither_deadlock_nor_break_
     assert report.ok, report.first
     async with engine.begin() as conn:
         assert await ledger.balance(conn, "escrow:c1") >= 0 and await ledger.balance(conn, "escrow:c2") >= 0
+
+
+# -- post_many with the caller's ids, with and without a savepoint ----------------------------------------------
+
+
+async def test_post_many_takes_the_callers_ids_and_checks_them(engine, database_url):
+    async with engine.begin() as conn:
+        await open_accounts(conn, "fiscal:iss_310000", "escrow:c1", "merchant:m1")
+        await ledger.post(conn, fund("c1", {"iss_310000": 500}))
+    ids = ledger.new_tx_ids(2)
+    async with engine.begin() as conn:
+        posted = await ledger.post_many(conn, [redeem("c1", "m1", 5, "v1"), redeem("c1", "m1", 6, "v2")], ids=ids,
+                                        savepoint=False)
+        assert [tx.id for tx in posted] == ids
+    for bad in (ids[:1], [ids[0], ids[0]], ["ltx_not-one-of-ours", ledger.new_tx_ids(1)[0]], [1, 2]):
+        async with engine.begin() as conn:
+            with pytest.raises(EngineError) as caught:
+                await ledger.post_many(conn, [redeem("c1", "m1", 5, "v3"), redeem("c1", "m1", 6, "v4")], ids=bad,
+                                       savepoint=False)
+            assert caught.value.code == "VALIDATION_ERROR"
+            await ledger.post(conn, redeem("c1", "m1", 1, "v5"))  # nothing was sent: the transaction goes on
+    # An id already in the ledger: with a savepoint the caller's transaction survives it.
+    async with engine.begin() as conn:
+        with pytest.raises(EngineError) as caught:
+            await ledger.post_many(conn, [redeem("c1", "m1", 5, "v6")], ids=ids[:1])
+        assert caught.value.code == "CONFLICT"
+        assert await ledger.balance(conn, "escrow:c1") == 500 - 5 - 6 - 4 * 1
+    conn = await superuser(database_url)
+    try:
+        assert await conn.fetchval("SELECT count(*) FROM ledger_transactions WHERE id = ANY($1)", ids) == 2
+        assert await conn.fetchval("SELECT count(*) FROM ledger_transactions") == 1 + 2 + 4
+    finally:
+        await conn.close()
+
+
+async def test_without_a_savepoint_an_overdraft_aborts_the_callers_transaction(engine, database_url):
+    async with engine.begin() as conn:
+        await open_accounts(conn, "fiscal:iss_310000", "escrow:c1", "merchant:m1")
+        await ledger.post(conn, fund("c1", {"iss_310000": 500}))
+    with pytest.raises(asyncpg.InFailedSQLTransactionError):
+        async with engine.begin() as conn:
+            await ledger.post(conn, redeem("c1", "m1", 7, "v0"))
+            with pytest.raises(EngineError) as caught:
+                await ledger.post_many(conn, [redeem("c1", "m1", 300, "v1"), redeem("c1", "m1", 300, "v2")],
+                                       ids=ledger.new_tx_ids(2), savepoint=False)
+            assert caught.value.code == "INSUFFICIENT_FUNDS" and "escrow:c1: 600 fen asked" in caught.value.detail
+            await ledger.balance(conn, "escrow:c1")  # aborted: only a rollback is left
+    # An account that was never opened: nothing written, and the transaction is still usable.
+    async with engine.begin() as conn:
+        with pytest.raises(EngineError) as caught:
+            await ledger.post_many(conn, [redeem("c1", "m1", 5, "v3"), redeem("c1", "ghost", 5, "v4")],
+                                   savepoint=False)
+        assert caught.value.code == "INVALID_STATE" and "merchant:ghost" in caught.value.detail
+        assert await ledger.balance(conn, "escrow:c1") == 500
+    async with engine.begin() as conn:
+        assert await sequencer.sequence_now(conn) == 1
+        assert await ledger.balance(conn, "escrow:c1") == 500
+
+
+@pytest.mark.parametrize("savepoint", [True, False])
+async def test_racing_funds_and_redemptions_never_show_a_negative_escrow_in_seq_order(engine, savepoint):
+    # The escrow starts empty; funders top it up while redeemers spend whatever is there. A redemption that
+    # succeeded spent money a fund had just committed, so its seq must come after that fund's: the queue number is
+    # drawn in the posting statement after the balance locks (see repository.POST_BATCH). Each transaction holds
+    # its locks a moment after posting, so that batches queue up behind one another.
+    async with engine.begin() as conn:
+        await open_accounts(conn, "fiscal:iss_310000", "escrow:c1", *[f"merchant:m{i}" for i in range(3)])
+
+    async def funder(w: int) -> None:
+        for round_ in range(25):
+            async with engine.begin() as conn:
+                await ledger.post_many(conn, [fund("c1", {"iss_310000": 20})], savepoint=savepoint)
+                await asyncio.sleep(0.002 * (w + 1))
+
+    async def redeemer(w: int) -> int:
+        spent = 0
+        for round_ in range(40):
+            try:
+                async with engine.begin() as conn:
+                    await ledger.post_many(conn, [redeem("c1", f"m{w}", 15, f"v{w}_{round_}")],
+                                           ids=ledger.new_tx_ids(1), savepoint=savepoint)
+                    await asyncio.sleep(0.001)
+                spent += 1
+            except EngineError as exc:
+                assert exc.code == "INSUFFICIENT_FUNDS"
+                await asyncio.sleep(0.001)
+        return spent
+
+    sequencing = asyncio.create_task(sequencer.run_forever(engine))
+    try:
+        results = await asyncio.wait_for(asyncio.gather(funder(0), funder(1), *(redeemer(w) for w in range(3))),
+                                         timeout=120)
+    finally:
+        sequencing.cancel()
+    await sequencer.drain(engine)
+    from voucher_engine.ledger import verify
+
+    report = await verify.verify_database(engine, None)
+    assert report.ok, report.first
+    assert sum(results[2:]) > 0
+    async with engine.begin() as conn:
+        assert await ledger.balance(conn, "escrow:c1") == 2 * 25 * 20 - 15 * sum(results[2:])

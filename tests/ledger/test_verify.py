@@ -225,3 +225,22 @@ async def test_refs_with_quotes_backslashes_and_control_characters_verify(engine
         assert report.ok and report.transactions == 3, report.document()
     text = await _export_csv(engine)
     assert verify.verify_csv(io.StringIO(text), public_key, [checkpoint.document()]).ok
+
+
+async def test_an_export_left_half_way_gives_its_connection_back(engine):
+    from .conftest import fund, open_accounts, redeem
+
+    async with engine.begin() as conn:
+        await open_accounts(conn, "fiscal:iss_310000", "escrow:c1", "merchant:m1")
+        await ledger.post(conn, fund("c1", {"iss_310000": 10_000_000}))
+    for start in range(0, 6000, 2000):
+        async with engine.begin() as conn:
+            await ledger.post_many(conn, [redeem("c1", "m1", 100, f"v{i}") for i in range(start, start + 2000)])
+    await ledger.drain(engine)
+    chunks = export.csv_chunks(engine)
+    first = await chunks.__anext__()
+    assert first.startswith(b"seq,id,kind,at,postings,refs,hash,prev_hash\n")
+    await chunks.aclose()  # the reader hangs up: the COPY is cancelled and the connection goes back to the pool
+    assert engine.pool.checkedout() == 0
+    whole = await _export_csv(engine)
+    assert whole.count("\n") == 6002 and verify.verify_csv(io.StringIO(whole), None, [], partial=True).ok

@@ -39,48 +39,57 @@ BALANCE = "SELECT balance_fen FROM ledger_accounts WHERE account = $1"
 
 BALANCES = "SELECT account, balance_fen FROM ledger_accounts WHERE account = ANY($1::text[])"
 
-# The hot path, statement 1 of 2: lock the batch's accounts in name order (two batches that share accounts can
-# never wait on each other in a cycle), then move each balance by the batch's net amount. The CHECK on escrow rows
-# is what refuses an overdraft.
-MOVE_BALANCES = """
+# The hot path, in one statement (one round trip): a micro-batch's balances, transactions, queue entry and totals.
+#
+# 1. `locked` locks the batch's accounts in name order (two batches that share accounts can never wait on each other
+#    in a cycle); `moved` then moves each balance by the batch's net amount, but only if every account is open (else
+#    nothing at all is written and `moved` is 0). The CHECK on escrow rows is what refuses an overdraft.
+# 2. Everything else reads `ready`, the count of moved balances, so it is data-dependent on step 1: PostgreSQL runs
+#    the sub-statements of a WITH in no set order, but none of these can form a row before every balance row is
+#    locked and moved. That is the order the sequencer relies on: the queue number (`ledger_pending.batch`, an
+#    identity) is drawn after the locks, so a batch that waited for another one's escrow always sorts after it, and
+#    seq order never shows an escrow below zero; and the campaign totals rows are locked after the accounts, in key
+#    order, in every batch.
+POST_BATCH = """
 WITH delta AS (
     SELECT account, delta_fen FROM unnest($1::text[], $2::bigint[]) AS d(account, delta_fen)
 ), locked AS MATERIALIZED (
     SELECT a.account FROM ledger_accounts a WHERE a.account = ANY($1::text[]) ORDER BY a.account FOR UPDATE
-)
-UPDATE ledger_accounts a SET balance_fen = a.balance_fen + delta.delta_fen
-FROM delta JOIN locked ON locked.account = delta.account
-WHERE a.account = delta.account
-RETURNING a.account
-"""
-
-# Statement 2 of 2: the transactions (postings grouped back from flat arrays), the batch's place in the
-# sequencer's queue, and the campaign totals. Runs after statement 1, so the batch number is taken while this
-# batch holds its accounts: a batch that waited for another one's escrow always sorts after it.
-INSERT_BATCH = """
-WITH p AS (
+), moved AS (
+    UPDATE ledger_accounts a SET balance_fen = a.balance_fen + delta.delta_fen
+    FROM delta JOIN locked ON locked.account = delta.account
+    WHERE a.account = delta.account AND (SELECT count(*) FROM locked) = cardinality($1::text[])
+    RETURNING a.account
+), ready AS MATERIALIZED (
+    SELECT count(*) = cardinality($1::text[]) AS ok, count(*) AS moved FROM moved
+), p AS (
     SELECT tx_ix, array_agg(account ORDER BY ord) AS accounts, array_agg(amount_fen ORDER BY ord) AS amounts_fen
-    FROM unnest($6::int[], $7::text[], $8::bigint[]) WITH ORDINALITY AS p(tx_ix, account, amount_fen, ord)
+    FROM unnest($8::int[], $9::text[], $10::bigint[]) WITH ORDINALITY AS p(tx_ix, account, amount_fen, ord)
     GROUP BY tx_ix
 ), tx AS (
     INSERT INTO ledger_transactions (id, campaign_id, kind, at, refs, accounts, amounts_fen)
     SELECT t.id, t.campaign_id, t.kind, t.at, t.refs::jsonb, p.accounts, p.amounts_fen
-    FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[], $5::text[]) WITH ORDINALITY
+    FROM unnest($3::text[], $4::text[], $5::text[], $6::timestamptz[], $7::text[]) WITH ORDINALITY
          AS t(id, campaign_id, kind, at, refs, ix)
     JOIN p ON p.tx_ix = t.ix
+    WHERE (SELECT ok FROM ready)
     RETURNING 1
 ), queued AS (
-    INSERT INTO ledger_pending (tx_ids) VALUES ($1::text[]) RETURNING batch
+    INSERT INTO ledger_pending (tx_ids) SELECT $3::text[] WHERE (SELECT ok FROM ready)
+    RETURNING batch
 ), totals AS (
     INSERT INTO ledger_campaign_totals AS c (campaign_id, kind, funder, amount_fen, tx_count)
-    SELECT * FROM unnest($9::text[], $10::text[], $11::text[], $12::bigint[], $13::bigint[])
+    SELECT * FROM unnest($11::text[], $12::text[], $13::text[], $14::bigint[], $15::bigint[])
+    WHERE (SELECT ok FROM ready)
     ON CONFLICT (campaign_id, kind, funder) DO UPDATE
         SET amount_fen = c.amount_fen + excluded.amount_fen, tx_count = c.tx_count + excluded.tx_count
     RETURNING 1
 )
-SELECT (SELECT count(*) FROM tx) AS inserted, (SELECT batch FROM queued) AS batch,
+SELECT (SELECT moved FROM ready) AS moved, (SELECT count(*) FROM tx) AS inserted, (SELECT batch FROM queued) AS batch,
        (SELECT count(*) FROM totals) AS totals
 """
+
+OPEN_ACCOUNTS = "SELECT account FROM ledger_accounts WHERE account = ANY($1::text[])"
 
 CAMPAIGN_TOTALS = """
 SELECT kind, funder, amount_fen, tx_count FROM ledger_campaign_totals WHERE campaign_id = $1
@@ -153,9 +162,10 @@ WHERE t.id = $1
 """
 
 
-def list_query(*, campaign_id: str | None, merchant_id: str | None, voucher_id: str | None, account: str | None,
-               at_from: Any, at_to: Any, after_seq: int, limit: int | None) -> tuple[str, list[Any]]:
-    """Sequenced transactions in seq order, filtered; each filter pages on an index that leads with it."""
+def _filtered(*, campaign_id: str | None, merchant_id: str | None, voucher_id: str | None, account: str | None,
+              at_from: Any, at_to: Any, after_seq: int) -> tuple[str, str, str, list[Any]]:
+    """(FROM, WHERE, ORDER BY, params) of the sequenced transactions matching the filters, each on an index that
+    leads with it."""
     params: list[Any] = [after_seq]
     where = ["s.seq > $1"]
     source = "ledger_sequence s"
@@ -174,12 +184,48 @@ def list_query(*, campaign_id: str | None, merchant_id: str | None, voucher_id: 
         params.append(at_to)
         where.append(f"t.at < ${len(params)}")
     order = "e.seq" if account is not None else "s.seq"
-    sql = (f"SELECT {TX_COLUMNS} FROM {source} JOIN ledger_transactions t ON t.id = s.tx_id "
-           f"WHERE {' AND '.join(where)} ORDER BY {order}")
+    return f"{source} JOIN ledger_transactions t ON t.id = s.tx_id", " AND ".join(where), order, params
+
+
+def list_query(*, campaign_id: str | None, merchant_id: str | None, voucher_id: str | None, account: str | None,
+               at_from: Any, at_to: Any, after_seq: int, limit: int | None) -> tuple[str, list[Any]]:
+    """Sequenced transactions in seq order, filtered; each filter pages on an index that leads with it."""
+    source, where, order, params = _filtered(campaign_id=campaign_id, merchant_id=merchant_id, voucher_id=voucher_id,
+                                             account=account, at_from=at_from, at_to=at_to, after_seq=after_seq)
+    sql = f"SELECT {TX_COLUMNS} FROM {source} WHERE {where} ORDER BY {order}"
     if limit is not None:
         params.append(limit)
         sql += f" LIMIT ${len(params)}"
     return sql, params
+
+
+def _posting_json(i: int) -> str:
+    """Posting i (1-based) of `t` as compact JSON, {"account","debit_fen"|"credit_fen"}, the account JSON-escaped."""
+    return (f"""'{{"account":' || to_json(t.accounts[{i}])::text || CASE WHEN t.amounts_fen[{i}] > 0 """
+            f"""THEN ',"debit_fen":' || t.amounts_fen[{i}] ELSE ',"credit_fen":' || -t.amounts_fen[{i}] END || '}}'""")
+
+
+# The served postings of `t` as a JSON array, written by PostgreSQL: two postings (every redemption and refund)
+# without a subquery, any other number with one.
+POSTINGS_JSON = f"""CASE WHEN cardinality(t.accounts) = 2 AND cardinality(t.amounts_fen) = 2
+THEN '[' || {_posting_json(1)} || ',' || {_posting_json(2)} || ']'
+ELSE (SELECT '[' || string_agg('{{"account":' || to_json(p.account)::text || CASE WHEN p.amount > 0
+                               THEN ',"debit_fen":' || p.amount ELSE ',"credit_fen":' || -p.amount END || '}}',
+                               ',' ORDER BY p.ord) || ']'
+      FROM unnest(t.accounts, t.amounts_fen) WITH ORDINALITY AS p(account, amount, ord)) END"""
+
+# The CSV export's columns (verify.CSV_COLUMNS), as the API serves them: `at` in canonical.format_at's spelling,
+# postings and refs as JSON, hashes in lowercase hex.
+EXPORT_COLUMNS = f"""s.seq, t.id, t.kind, to_char(t.at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"+00:00"') AS at,
+{POSTINGS_JSON} AS postings, t.refs::text AS refs, encode(s.hash, 'hex') AS hash, encode(s.prev_hash, 'hex') AS prev_hash"""
+
+
+def export_query(*, campaign_id: str | None, merchant_id: str | None, voucher_id: str | None, at_from: Any,
+                 at_to: Any) -> tuple[str, list[Any]]:
+    """The matching transactions as EXPORT_COLUMNS, in seq order (for COPY ... TO STDOUT WITH (FORMAT csv))."""
+    source, where, order, params = _filtered(campaign_id=campaign_id, merchant_id=merchant_id, voucher_id=voucher_id,
+                                             account=None, at_from=at_from, at_to=at_to, after_seq=0)
+    return f"SELECT {EXPORT_COLUMNS} FROM {source} WHERE {where} ORDER BY {order}", params
 
 
 VOUCHER_CAMPAIGNS = "SELECT DISTINCT campaign_id FROM ledger_sequence WHERE voucher_id = $1"

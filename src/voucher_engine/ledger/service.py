@@ -8,7 +8,9 @@
                  postings=(Posting("escrow:cmp_1", credit_fen=500), Posting("merchant:m1", debit_fen=500)),
                  refs={"voucher_id": "vch_1", "redemption_id": "rdm_1", "merchant_id": "m1"}))
     posted.id                                                     # the ledger_tx_id of the redemption
-    await ledger.post_many(conn, [tx, tx, ...])                   # a micro-batch: two statements in all
+    await ledger.post_many(conn, [tx, tx, ...])                   # a micro-batch: one statement in all
+    ids = ledger.new_tx_ids(2)                                    # ids first: write rows that name them, then
+    await ledger.post_many(conn, [tx, tx], ids=ids, savepoint=False)  # post last, in one round trip
 
 Sign convention: a debit is money in, a credit is money out; `balance_fen` = debits - credits (see model.py).
 
@@ -20,6 +22,7 @@ chain and Merkle tree are added shortly after commit by the sequencer (sequencer
 from __future__ import annotations
 
 import os
+import re
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -35,8 +38,8 @@ from voucher_engine.ledger import canonical, checkpoints, merkle, model, reposit
 from voucher_engine.ledger.model import NewTransaction, Posting, PostedTransaction
 
 __all__ = [
-    "open_account", "post", "post_many", "balance", "campaign_totals", "sequence_now", "drain", "make_checkpoint",
-    "checkpoint_now", "NewTransaction", "Posting", "PostedTransaction",
+    "open_account", "post", "post_many", "new_tx_ids", "balance", "campaign_totals", "sequence_now", "drain",
+    "make_checkpoint", "checkpoint_now", "NewTransaction", "Posting", "PostedTransaction",
 ]
 
 ESCROW_CHECK = "ck_ledger_accounts_escrow_not_negative"
@@ -74,19 +77,43 @@ async def post(conn: AsyncConnection, tx: NewTransaction) -> PostedTransaction:
     return (await post_many(conn, [tx]))[0]
 
 
-async def post_many(conn: AsyncConnection, txs: Sequence[NewTransaction]) -> list[PostedTransaction]:
-    """Post a micro-batch of balanced transactions in the caller's transaction, in two set-based statements.
+TX_ID_PATTERN = re.compile(r"^ltx_[0-9a-f]{23}$")
+UNIQUE_TX_ID = "pk_ledger_transactions"
 
-    Raises EngineError VALIDATION_ERROR (unbalanced or ill-formed, nothing written), INSUFFICIENT_FUNDS (an escrow
-    would go negative: the database CHECK refused it) or INVALID_STATE (an account was never opened). On any of these
-    the batch is undone to a savepoint, so the caller's transaction stays usable; the batch is all or nothing.
+
+async def post_many(conn: AsyncConnection, txs: Sequence[NewTransaction], *, ids: Sequence[str] | None = None,
+                    savepoint: bool = True) -> list[PostedTransaction]:
+    """Post a micro-batch of balanced transactions in the caller's transaction, in one set-based statement.
+
+    `ids`: the transactions' ids, made beforehand with `new_tx_ids(len(txs))`, so that the caller can write rows
+    that name them before posting and make the ledger its last statement before COMMIT: the batch's escrow and
+    totals rows are then locked for that statement and the commit only. Without them, ids are made here.
+
+    Raises EngineError VALIDATION_ERROR (unbalanced or ill-formed, or ids that are not one fresh `new_tx_ids` each:
+    nothing written), INSUFFICIENT_FUNDS (an escrow would go negative: the database CHECK refused it), INVALID_STATE
+    (an account was never opened: nothing written) or CONFLICT (an id is already in the ledger). The batch is all or
+    nothing.
+
+    `savepoint=True` (the default) wraps the statement in a savepoint, so after any of those errors the caller's
+    transaction is still usable (three round trips). `savepoint=False` is for callers that roll their whole
+    transaction back on any error anyway (one round trip): after INSUFFICIENT_FUNDS or CONFLICT the caller's
+    transaction is aborted by PostgreSQL and can only be rolled back; after VALIDATION_ERROR and INVALID_STATE
+    nothing was sent or written and it is still usable.
     """
     if not txs:
         return []
     if len(txs) > model.MAX_BATCH:
         raise EngineError("VALIDATION_ERROR", f"at most {model.MAX_BATCH} ledger transactions per batch")
     checked = [model.validate(tx) for tx in txs]
-    ids = new_tx_ids(len(txs))
+    if ids is None:
+        ids = new_tx_ids(len(txs))
+    else:
+        ids = list(ids)
+        if len(ids) != len(txs):
+            raise EngineError("VALIDATION_ERROR", f"{len(ids)} ids for {len(txs)} ledger transactions")
+        if len(set(ids)) != len(ids) or not all(isinstance(tx_id, str) and TX_ID_PATTERN.match(tx_id)
+                                                for tx_id in ids):
+            raise EngineError("VALIDATION_ERROR", "ledger transaction ids must be distinct, each from new_tx_ids()")
 
     deltas: dict[str, int] = {}
     totals: dict[tuple[str, str, str], list[int]] = {}
@@ -114,35 +141,49 @@ async def post_many(conn: AsyncConnection, txs: Sequence[NewTransaction]) -> lis
     assert sum(deltas.values()) == 0, deltas
     accounts_sorted = sorted(deltas)
     total_keys = sorted(totals)
+    args = (
+        accounts_sorted, [deltas[account] for account in accounts_sorted],
+        ids, [campaign_id for campaign_id, _, _, _ in checked], [tx.kind for tx in txs], [tx.at for tx in txs],
+        [orjson.dumps(refs).decode() for _, refs, _, _ in checked],
+        flat_ix, flat_accounts, flat_amounts,
+        [key[0] for key in total_keys], [key[1] for key in total_keys], [key[2] for key in total_keys],
+        [totals[key][0] for key in total_keys], [totals[key][1] for key in total_keys],
+    )
 
     raw = await repository.driver(conn)
     try:
-        async with raw.transaction():  # a savepoint inside the caller's transaction
-            moved = await raw.fetch(repository.MOVE_BALANCES, accounts_sorted,
-                                    [deltas[account] for account in accounts_sorted])
-            if len(moved) != len(accounts_sorted):
-                missing = sorted(set(accounts_sorted) - {row["account"] for row in moved})
-                raise EngineError("INVALID_STATE", f"ledger account(s) not open: {', '.join(missing[:5])}")
-            result = await raw.fetchrow(
-                repository.INSERT_BATCH,
-                ids,
-                [campaign_id for campaign_id, _, _, _ in checked],
-                [tx.kind for tx in txs],
-                [tx.at for tx in txs],
-                [orjson.dumps(refs).decode() for _, refs, _, _ in checked],
-                flat_ix, flat_accounts, flat_amounts,
-                [key[0] for key in total_keys], [key[1] for key in total_keys], [key[2] for key in total_keys],
-                [totals[key][0] for key in total_keys], [totals[key][1] for key in total_keys],
-            )
-            # The pair of the assertion above, after writing: every row landed.
-            assert result["inserted"] == len(txs) and result["totals"] == len(total_keys), dict(result)
+        if savepoint:
+            async with raw.transaction():  # a savepoint inside the caller's transaction
+                result = await raw.fetchrow(repository.POST_BATCH, *args)
+        else:
+            result = await raw.fetchrow(repository.POST_BATCH, *args)
     except asyncpg.CheckViolationError as exc:
         if exc.constraint_name == ESCROW_CHECK:
-            raise EngineError("INSUFFICIENT_FUNDS", await _overdraft_detail(raw, deltas)) from None
+            detail = await _overdraft_detail(raw, deltas) if savepoint else _overdraft_asked(deltas)
+            raise EngineError("INSUFFICIENT_FUNDS", detail) from None
         raise
+    except asyncpg.UniqueViolationError as exc:
+        if exc.constraint_name == UNIQUE_TX_ID:
+            raise EngineError("CONFLICT", "a ledger transaction id of this batch is already in the ledger") from None
+        raise
+    if result["moved"] != len(accounts_sorted):
+        # Nothing was written (the statement moves balances only when every account is open).
+        opened = {row["account"] for row in await raw.fetch(repository.OPEN_ACCOUNTS, accounts_sorted)}
+        missing = [account for account in accounts_sorted if account not in opened]
+        raise EngineError("INVALID_STATE", f"ledger account(s) not open: {', '.join(missing[:5])}")
+    # The pair of the assertion above, after writing: every row landed.
+    assert result["inserted"] == len(txs) and result["totals"] == len(total_keys) and result["batch"] is not None, (
+        dict(result))
     return [PostedTransaction(id=tx_id, kind=tx.kind, at=tx.at, campaign_id=campaign_id, postings=tuple(tx.postings),
                               refs=refs)
             for tx_id, tx, (campaign_id, refs, _, _) in zip(ids, txs, checked)]
+
+
+def _overdraft_asked(deltas: dict[str, int]) -> str:
+    """INSUFFICIENT_FUNDS without a query (the transaction is aborted): what the batch asked of each escrow."""
+    asked = [f"{account}: {-delta} fen asked" for account, delta in sorted(deltas.items())
+             if account.startswith("escrow:") and delta < 0]
+    return "escrow would go negative: " + "; ".join(asked)
 
 
 async def _overdraft_detail(raw: asyncpg.Connection, deltas: dict[str, int]) -> str:
