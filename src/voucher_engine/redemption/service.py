@@ -276,18 +276,24 @@ class _Writes:
         return body
 
     async def flush(self, sa_conn, conn: asyncpg.Connection, now: datetime) -> None:
-        if self.transactions:
-            posted = await ledger.post_many(sa_conn, self.transactions)
-            assert len(posted) == len(self.transactions)
-            for row, body, tx in zip(self.redemptions, self.bodies, posted):
-                row[9] = tx.id
-                body["ledger_tx_id"] = tx.id
+        # The ledger goes last, just before COMMIT: the campaign's escrow and totals rows, which every batch of the
+        # campaign needs, are then locked for one statement and the commit only. Its ids are made first, so that the
+        # redemption rows written before it can name them. No savepoint: any error fails the whole batch transaction,
+        # which run_batch rolls back and retries job by job.
+        assert len(self.transactions) == len(self.redemptions) == len(self.bodies)
+        ids = ledger.new_tx_ids(len(self.transactions)) if self.transactions else []
+        for row, body, tx_id in zip(self.redemptions, self.bodies, ids):
+            row[9] = tx_id
+            body["ledger_tx_id"] = tx_id
         if self.vouchers or self.redemptions or self.spend:
             await repository.write_batch(
                 conn, now,
                 vouchers=[(c, v, s, b) for (c, v), (s, b) in sorted(self.vouchers.items())],
                 redemptions=[tuple(row) for row in self.redemptions],
                 spend=[(c, d, amount, cap) for (c, d), (amount, cap) in sorted(self.spend.items())])
+        if self.transactions:
+            posted = await ledger.post_many(sa_conn, self.transactions, ids=ids, savepoint=False)
+            assert [tx.id for tx in posted] == ids
 
 
 def _day(row: asyncpg.Record, now: datetime) -> date:
