@@ -43,7 +43,9 @@ class RedemptionFastPath:
             await _respond(send, status, orjson.dumps(document, option=orjson.OPT_UTC_Z), _JSON)
         except EngineError as exc:
             document = problem_document(exc.code, exc.detail, **exc.extra)
-            headers = _PROBLEM + ([(b"retry-after", b"1")] if exc.code in ("RATE_LIMITED", "UNAVAILABLE") else [])
+            retry_after = str(exc.extra.get("retry_after_s", 1)).encode()  # the code-guessing guard says how long
+            headers = _PROBLEM + ([(b"retry-after", retry_after)] if exc.code in ("RATE_LIMITED", "UNAVAILABLE")
+                                  else [])
             await _respond(send, document["status"], orjson.dumps(document), headers)
 
     async def _handle(self, scope: Scope, kind: str, body: bytes) -> tuple[int, dict[str, Any]]:
