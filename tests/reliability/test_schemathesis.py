@@ -4,7 +4,7 @@ documented status, the documented content type, a body that matches its schema.
 
 It runs against a real `voucher-engine serve --workers 2` over a seeded database (issuers, merchants with POS keys,
 an active campaign with vouchers and a redemption), signing POS requests as a till does. The number of examples
-per operation is bounded to keep CI fast: `VE_SCHEMATHESIS_EXAMPLES` (default 25) raises it for a longer run.
+per operation is bounded to keep CI fast: `VE_SCHEMATHESIS_EXAMPLES` (default 20) raises it for a longer run.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from schemathesis.checks import not_a_server_error
 from reliability_helpers import RealServer, build_world, create_database, drop_database, holder, start_service
 from voucher_engine.merchants.client import signed_headers
 
-EXAMPLES = int(os.environ.get("VE_SCHEMATHESIS_EXAMPLES", "25"))
+EXAMPLES = int(os.environ.get("VE_SCHEMATHESIS_EXAMPLES", "20"))
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance,
           response_headers_conformance]
 # Figures for RELIABILITY.md (printed at the end of the module).
