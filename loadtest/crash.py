@@ -190,6 +190,28 @@ class Service:
                 await asyncio.sleep(0.2)
         raise SystemExit("the service did not become ready")
 
+    async def settle(self, quiet_s: float = 8, timeout_s: float = 180) -> None:
+        """Wait until every worker has started and none has been replaced for `quiet_s`: uvicorn's supervisor kills
+        and replaces a worker that misses its 5 s health check while starting on a starved CPU, and a replacement
+        during the PostgreSQL phase must mean the outage did it, not a slow start."""
+        assert self.process is not None
+        deadline = time.monotonic() + timeout_s
+        last, since = self.pids(), time.monotonic()
+        while time.monotonic() < deadline:
+            await asyncio.sleep(0.5)
+            now = self.pids()
+            if now != last:
+                last, since = now, time.monotonic()
+            if time.monotonic() - since >= quiet_s and self._all_started():
+                return
+        raise SystemExit("the service's workers did not settle")
+
+    def _all_started(self) -> bool:
+        """Every worker process now alive has logged its startup (uvicorn logs "Started server process [pid]")."""
+        text = self.log_path.read_text(errors="replace")
+        workers = self.pids() - {self.process.pid}
+        return sum(1 for pid in workers if f"Started server process [{pid}]" in text) >= self.workers
+
     def pids(self) -> set[int]:
         """The supervisor and its workers."""
         assert self.process is not None
@@ -412,6 +434,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         service = Service(database.url, data_dir, args.workers, tmp / "service.log")
         service.start()
         await service.ready()
+        await service.settle()
         load = Load(seeded)
         half = args.vouchers // 2
         kill_work, pg_work = seeded.vouchers[:half], seeded.vouchers[half:]
@@ -441,6 +464,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         service.start()
         await service.ready()
         figures["kill"]["restart_s"] = round(time.monotonic() - killed_at, 2)
+        await service.settle()
         conn = await asyncpg.connect(plain_url(database.url))
         try:
             found = await state_of(conn, seeded, sorted(acked1))
