@@ -99,15 +99,23 @@ def split_served(document: dict[str, Any]) -> tuple[dict[str, Any], str | None, 
     return obj, document.get("hash"), document.get("prev_hash")
 
 
-def amounts_from_postings(postings: list[dict[str, Any]]) -> tuple[list[str], list[int]]:
+def amounts_from_postings(postings: Any) -> tuple[list[str], list[int]]:
     """Back from served postings to (accounts, signed amounts); raises ValueError on a posting of the wrong shape."""
+    if not isinstance(postings, list):
+        raise ValueError("postings is not a list")
     accounts, amounts = [], []
     for posting in postings:
-        if not isinstance(posting, dict) or set(posting) not in ({"account", "debit_fen"}, {"account", "credit_fen"}):
+        # {"account", "debit_fen"} or {"account", "credit_fen"}, nothing else.
+        if type(posting) is not dict or len(posting) != 2 or "account" not in posting:
             raise ValueError(f"posting {posting!r} is not {{account, debit_fen|credit_fen}}")
-        value = posting.get("debit_fen", posting.get("credit_fen"))
+        if "debit_fen" in posting:
+            value, sign = posting["debit_fen"], 1
+        elif "credit_fen" in posting:
+            value, sign = posting["credit_fen"], -1
+        else:
+            raise ValueError(f"posting {posting!r} is not {{account, debit_fen|credit_fen}}")
         if type(value) is not int or value <= 0:
             raise ValueError(f"posting {posting!r} does not move a positive integer number of fen")
         accounts.append(posting["account"])
-        amounts.append(value if "debit_fen" in posting else -value)
+        amounts.append(sign * value)
     return accounts, amounts
