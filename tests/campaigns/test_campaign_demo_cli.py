@@ -7,7 +7,7 @@ import os
 import subprocess
 import sys
 
-from campaign_helpers import ADULT, dining, make_gov, set_clock, wallet
+from campaign_helpers import dining, make_gov, set_clock, wallet
 
 from voucher_engine.campaigns import codes
 

@@ -144,7 +144,7 @@ _ISSUANCE_BODY = {"requestBody": {"required": True, "content": {"application/jso
     "schema": _inline_refs(IssuanceRequest.model_json_schema())}}}}
 
 
-def _issuance_model(row, lottery_out: Any = None) -> IssuanceResult:
+def _issuance_model(row) -> IssuanceResult:
     return IssuanceResult(issuance_id=row.id, campaign_id=row.campaign_id, kind=row.kind, status=row.status,
                           total=row.total, processed=row.processed, issued=row.issued,
                           rejected_count=row.rejected_count, rejected=row.rejected, lottery=row.lottery,

@@ -29,7 +29,6 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import orjson
-import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from voucher_engine import clock
