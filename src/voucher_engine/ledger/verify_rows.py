@@ -69,6 +69,7 @@ class RangeResult:
     totals: dict[tuple[str, str, str], list[int]]
     checkpoints_verified: int
     checkpoint_states: list[tuple[int, int, list[bytes]]]  # (tree size, blocks done, stack) at each checkpoint
+    missing: int = 0  # sequenced rows whose transaction row was not there
     tree_levels_reported: set[int] = field(default_factory=set)
 
 
@@ -90,6 +91,7 @@ class RowVerifier:
         self.partial = partial  # a filtered export: links between rows and the tree cannot be checked
         self.problems: list[Discrepancy] = []
         self.rows = 0
+        self.missing = 0
         self.expected_seq = lo + 1
         self.prev_hash = prev_hash
         self.prev_hash_hex = prev_hash.hex()
@@ -186,6 +188,7 @@ class RowVerifier:
             entry = None
             leaf_digest = zero
             if tx_id is None:
+                self.missing += 1
                 problem(seq, "missing", "the sequenced transaction's row is missing")
             else:
                 try:
@@ -335,7 +338,7 @@ class RowVerifier:
                            prev_hash=self.prev_hash, size=self.size, stack=list(self.stack), blocks=list(self.blocks),
                            balances=self.balances, lows=self.lows, totals=self.totals,
                            checkpoints_verified=self.checkpoints_verified, checkpoint_states=self.checkpoint_states,
-                           tree_levels_reported=self.tree_levels_reported)
+                           missing=self.missing, tree_levels_reported=self.tree_levels_reported)
 
 
 # -- rows from PostgreSQL --------------------------------------------------------------------------------------------
