@@ -14,6 +14,7 @@ from fastapi.responses import JSONResponse
 from voucher_engine import __version__
 from voucher_engine.api import openapi, problems, test_clock
 from voucher_engine.api.fastpath import RedemptionFastPath
+from voucher_engine.campaigns.fastpath import ClaimsFastPath
 from voucher_engine.api.limits import BodyLimitMiddleware
 from voucher_engine.api.state import AppState
 from voucher_engine.config import Settings, get_settings
@@ -96,6 +97,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     problems.install(app)
     # Innermost first: the hot path sees bodies only after the size limit has passed them.
     app.add_middleware(RedemptionFastPath)
+    app.add_middleware(ClaimsFastPath)
     app.add_middleware(BodyLimitMiddleware, default_bytes=settings.max_body_bytes,
                        large_bytes=settings.max_issuance_body_bytes, large_suffixes=LARGE_BODY_SUFFIXES)
     if settings.test_clock:
