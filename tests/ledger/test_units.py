@@ -254,3 +254,13 @@ def test_postgresql_json_times_get_six_fractional_digits():
     assert json_at("2025-03-01T02:00:00.1+00:00") == "2025-03-01T02:00:00.100000+00:00"
     assert json_at("2025-03-01T02:00:00+00:00") == "2025-03-01T02:00:00.000000+00:00"
     assert json_at("0044-03-15T00:00:00+00:00 BC") == "0044-03-15T00:00:00+00:00 BC"  # hashes to something else
+
+
+def test_only_the_first_discrepancies_are_kept_whatever_order_they_are_found_in():
+    from voucher_engine.ledger.verify_rows import MAX_DISCREPANCIES, Discrepancy, keep_first
+
+    kept: list[Discrepancy] = []
+    for seq in [*range(1000, 1000 + MAX_DISCREPANCIES + 50), 8, None, 3]:
+        keep_first(kept, Discrepancy(seq, "hash", "x"))
+    assert len(kept) == MAX_DISCREPANCIES
+    assert min(d.seq for d in kept if d.seq is not None) == 3 and all(d.seq is not None for d in kept)

@@ -38,8 +38,8 @@ from typing import Any
 import orjson
 
 from voucher_engine.ledger import canonical, checkpoints, merkle
-from voucher_engine.ledger.verify_rows import (MAX_DISCREPANCIES, SESSION, UNBOUNDED, ZERO_HASH, Discrepancy, Job,
-                                               RangeResult, RowVerifier, verify_range)
+from voucher_engine.ledger.verify_rows import (SESSION, UNBOUNDED, ZERO_HASH, Discrepancy, Job, RangeResult,
+                                               RowVerifier, keep_first, verify_range)
 
 __all__ = ["Discrepancy", "Report", "verify_database", "verify_csv", "verify_proof", "csv_rows", "CSV_COLUMNS"]
 
@@ -68,8 +68,7 @@ class Report:
         return ordered[0] if ordered else None
 
     def problem(self, seq: int | None, check: str, detail: str) -> None:
-        if len(self.discrepancies) < MAX_DISCREPANCIES:
-            self.discrepancies.append(Discrepancy(seq, check, detail))
+        keep_first(self.discrepancies, Discrepancy(seq, check, detail))
 
     def document(self) -> dict[str, Any]:
         first = self.first

@@ -53,6 +53,21 @@ class Discrepancy:
         return f"{where}: {self.check}: {self.detail}"
 
 
+def _order(discrepancy: Discrepancy) -> tuple[bool, int]:
+    return discrepancy.seq is None, discrepancy.seq or 0
+
+
+def keep_first(problems: list[Discrepancy], new: Discrepancy) -> None:
+    """Add `new`, keeping at most MAX_DISCREPANCIES: once full, the ones with the lowest seqs (they are not always
+    found in seq order: a stored subtree is compared after the rows it covers, a checkpoint after the join)."""
+    if len(problems) < MAX_DISCREPANCIES:
+        problems.append(new)
+        return
+    worst = max(range(len(problems)), key=lambda i: _order(problems[i]))
+    if _order(new) < _order(problems[worst]):
+        problems[worst] = new
+
+
 @dataclass
 class RangeResult:
     """What one part of the ledger leaves for the coordinator (picklable: it crosses a process boundary)."""
@@ -119,8 +134,7 @@ class RowVerifier:
     # -- recording -------------------------------------------------------------------------------------------------
 
     def problem(self, seq: int | None, check: str, detail: str) -> None:
-        if len(self.problems) < MAX_DISCREPANCIES:
-            self.problems.append(Discrepancy(seq, check, detail))
+        keep_first(self.problems, Discrepancy(seq, check, detail))
 
     def _shape(self, key: tuple[Any, ...], kind: Any, campaign_id: Any, accounts: list[Any],
                amounts: list[Any]) -> tuple[Any, ...]:
