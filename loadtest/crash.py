@@ -590,6 +590,9 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             figures["postgres"]["ledger_verify"] = report.splitlines()[-1] if report else ""
             check(ok, "voucher-engine ledger verify passes after the PostgreSQL restart", failures)
 
+        service_log = service.log_path.read_text(errors="replace")
+        check(seeded.secret not in service_log,
+              "the POS key's secret appears nowhere in the service's log, tracebacks included", failures)
         figures["faults_injected"] = 1 + (1 if database.can_restart else 0)
         figures["requests_sent"] = len(load.attempts)
         figures["acknowledged"] = len(load.acknowledged)
