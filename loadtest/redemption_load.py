@@ -158,6 +158,8 @@ class Phase:
     unexpected: int = 0
     wall_s: float = 0.0
     cpu_s: float = 0.0
+    server_cpu_s: float = 0.0     # the service's (or baseline's) processes during the phase
+    postgres_cpu_s: float = 0.0   # every PostgreSQL process during the phase
 
     def record(self, status: int, latency_ms: float, expected: tuple[int, ...]) -> None:
         self.latencies_ms.append(latency_ms)
@@ -174,6 +176,44 @@ class Phase:
         return (f"{self.name:<28} {total / self.wall_s:8.0f} req/s {self.settled / self.wall_s:8.0f} settled/s  "
                 f"p50 {p50:6.2f} ms  p99 {p99:6.2f} ms  unexpected {self.unexpected:5d}  "
                 f"generator CPU {100 * self.cpu_s / self.wall_s:5.1f}%  statuses {dict(sorted(self.statuses.items()))}")
+
+    def cost_line(self) -> str:
+        total = max(1, len(self.latencies_ms))
+        return (f"{self.name:<28} CPU per request: server {1e6 * self.server_cpu_s / total:5.0f} µs  "
+                f"postgres {1e6 * self.postgres_cpu_s / total:5.0f} µs  generator {1e6 * self.cpu_s / total:5.0f} µs"
+                f"  (server {100 * self.server_cpu_s / self.wall_s:3.0f}% + postgres "
+                f"{100 * self.postgres_cpu_s / self.wall_s:3.0f}% of a core)")
+
+
+class CpuMeter:
+    """CPU seconds used by a process tree and by PostgreSQL, read from /proc (psutil) around a phase."""
+
+    def __init__(self, root_pid: int):
+        import psutil
+
+        self.root = psutil.Process(root_pid)
+
+    def _read(self) -> tuple[float, float]:
+        import psutil
+
+        def used(proc) -> float:
+            try:
+                times = proc.cpu_times()
+                return times.user + times.system
+            except psutil.Error:
+                return 0.0
+
+        tree = sum(used(p) for p in [self.root, *self.root.children(recursive=True)])
+        pg = sum(used(p) for p in psutil.process_iter(["name"]) if p.info["name"] == "postgres")
+        return tree, pg
+
+    def __enter__(self) -> "CpuMeter":
+        self.start = self._read()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        end = self._read()
+        self.server_s, self.postgres_s = end[0] - self.start[0], end[1] - self.start[1]
 
 
 class Ops:
@@ -325,7 +365,7 @@ def main() -> None:
     try:
         wait_ready(port, "/readyz", server)
         wait_ready(base_port, "/docs", base)
-        phases = asyncio.run(run_phases(args, seeded, port, base_port, server.pid))
+        phases = asyncio.run(run_phases(args, seeded, port, base_port, server.pid, base.pid))
     finally:
         stop(server)
         stop(base)
@@ -334,6 +374,8 @@ def main() -> None:
           f"{args.duration:.0f} s per closed-loop phase")
     for phase in phases:
         print(phase.line())
+    for phase in phases:
+        print(phase.cost_line())
     baseline_rate = phases[0].settled / phases[0].wall_s
     for phase in phases[1:3]:
         print(f"ratio {phase.name}: {phase.settled / phase.wall_s / baseline_rate:.2f}x the baseline's settled/s")
@@ -343,12 +385,19 @@ def _start_profiler(server_pid: int, seconds: float) -> subprocess.Popen:
     import psutil
 
     worker = psutil.Process(server_pid).children(recursive=True)[-1]
-    return subprocess.Popen(["py-spy", "record", "-d", str(int(seconds)), "-r", "200", "--format", "raw",
+    return subprocess.Popen(["py-spy", "record", "-d", str(int(seconds)), "-r", "200", "--gil", "--format", "raw",
                              "-o", "/tmp/ve-worker-profile.txt", "-p", str(worker.pid)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
-async def run_phases(args, seeded: Seeded, port: int, base_port: int, server_pid: int) -> list[Phase]:
+async def measured(phase: Phase, root_pid: int, run) -> None:
+    with CpuMeter(root_pid) as meter:
+        await run
+    phase.server_cpu_s, phase.postgres_cpu_s = meter.server_s, meter.postgres_s
+
+
+async def run_phases(args, seeded: Seeded, port: int, base_port: int, server_pid: int,
+                     base_pid: int) -> list[Phase]:
     rng = random.Random(7)
     ops = Ops(seeded, rng)
     next_base = iter(range(10**9))
@@ -375,14 +424,16 @@ async def run_phases(args, seeded: Seeded, port: int, base_port: int, server_pid
     await closed_loop(port, warm, 16, 2.0, redeem_op)
     await closed_loop(base_port, Phase("warm-up"), 16, 2.0, baseline_op)
     results = [Phase("baseline (bare UPDATE+INSERT)"), Phase("full: redemptions only"), Phase("full: realistic mix")]
-    await closed_loop(base_port, results[0], args.concurrency, args.duration, baseline_op)
+    await measured(results[0], base_pid,
+                   closed_loop(base_port, results[0], args.concurrency, args.duration, baseline_op))
     profiler = _start_profiler(server_pid, args.duration) if args.profile else None
-    await closed_loop(port, results[1], args.concurrency, args.duration, redeem_op)
+    await measured(results[1], server_pid,
+                   closed_loop(port, results[1], args.concurrency, args.duration, redeem_op))
     if profiler is not None:
         profiler.wait()
-    await closed_loop(port, results[2], args.concurrency, args.duration, mixed_op)
+    await measured(results[2], server_pid, closed_loop(port, results[2], args.concurrency, args.duration, mixed_op))
     offered = Phase(f"full: open loop {args.rate:.0f}/s")
-    await open_loop(port, offered, args.rate, args.duration, redeem_op)
+    await measured(offered, server_pid, open_loop(port, offered, args.rate, args.duration, redeem_op))
     results.append(offered)
     return results
 

@@ -6,10 +6,12 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
+from functools import partial
 
 import sqlalchemy as sa
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from voucher_engine import __version__
 from voucher_engine.api import openapi, problems, test_clock
@@ -62,6 +64,64 @@ async def _maintenance(state: AppState) -> None:
             log.warning("nonce pruning failed; will retry", exc_info=True)
 
 
+class EngineApp(FastAPI):
+    """FastAPI, with the till's and the claim burst's hot paths answered in front of the framework's own stack.
+
+    The hot paths (`api/fastpath.py`, `campaigns/fastpath.py`) used to sit inside FastAPI's middleware stack; every
+    request then also paid for Starlette's error middleware, FastAPI's telemetry and body-limit wrappers and
+    uvicorn's view of them — about a tenth of a worker's CPU per redemption in a profile. Here they come first:
+    the test clock (when enabled), the body limit, then the hot paths, then FastAPI for everything else.
+    """
+
+    def install_front(self, front: ASGIApp) -> None:
+        self._front = front
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        front = getattr(self, "_front", None)
+        if scope["type"] != "http" or front is None:
+            await super().__call__(scope, receive, send)
+            return
+        scope["app"] = self  # what Starlette would set; the hot paths find the worker's state through it
+        started = False
+
+        async def tracked(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await front(scope, receive, tracked)
+        except Exception:
+            # In front of Starlette's error middleware: answer as it would (problem+json 500, logged), then re-raise
+            # only if the answer had already begun, so that uvicorn closes the connection.
+            log.exception("unexpected error on %s %s", scope["method"], scope["path"])
+            if started:
+                raise
+            await problems.problem_response("INTERNAL", "An unexpected error occurred; it has been logged.")(
+                scope, receive, send)
+
+
+class TestClockFollower:
+    """Every worker must see the clock an admin set through any other worker, from the next request on."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        async with scope["app"].state.ve.engine.connect() as conn:
+            await test_clock.refresh(conn)
+        await self.app(scope, receive, send)
+
+
+def _front(app: EngineApp, settings: Settings) -> ASGIApp:
+    """Outermost first: test clock, body limit, claims and redemption hot paths, then the framework."""
+    framework = partial(FastAPI.__call__, app)
+    front: ASGIApp = ClaimsFastPath(RedemptionFastPath(framework))
+    front = BodyLimitMiddleware(front, default_bytes=settings.max_body_bytes,
+                                large_bytes=settings.max_issuance_body_bytes, large_suffixes=LARGE_BODY_SUFFIXES)
+    return TestClockFollower(front) if settings.test_clock else front
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
     modules = _endpoint_modules()
@@ -88,26 +148,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                     await module.shutdown(state)
             await engine.dispose()
 
-    app = FastAPI(
+    app = EngineApp(
         title="Voucher engine",
         version=__version__,
         summary="Targeted consumption subsidies paid as e-CNY smart-contract vouchers.",
         lifespan=lifespan,
     )
     problems.install(app)
-    # Innermost first: the hot path sees bodies only after the size limit has passed them.
-    app.add_middleware(RedemptionFastPath)
-    app.add_middleware(ClaimsFastPath)
-    app.add_middleware(BodyLimitMiddleware, default_bytes=settings.max_body_bytes,
-                       large_bytes=settings.max_issuance_body_bytes, large_suffixes=LARGE_BODY_SUFFIXES)
-    if settings.test_clock:
-
-        @app.middleware("http")
-        async def follow_test_clock(request: Request, call_next):
-            # Every worker must see the clock an admin set through any other worker, from the next request on.
-            async with request.app.state.ve.engine.connect() as conn:
-                await test_clock.refresh(conn)
-            return await call_next(request)
+    app.install_front(_front(app, settings))
 
     @app.get("/healthz", tags=["health"])
     async def healthz() -> dict:
