@@ -103,16 +103,37 @@ LOCK = "SELECT pg_advisory_xact_lock($1)"
 HEAD = "SELECT seq, hash FROM ledger_sequence ORDER BY seq DESC LIMIT 1"
 
 # Only committed batches are visible here (READ COMMITTED), so a batch still in flight waits for the next round.
-TAKE_PENDING = """
-DELETE FROM ledger_pending WHERE batch IN (SELECT batch FROM ledger_pending ORDER BY batch LIMIT $1)
-RETURNING batch, tx_ids
+# One round trip takes the batches off the queue and reads their transactions, in batch order and each batch's
+# own order; `id` is null where a queued transaction is missing (never expected: the caller refuses the round).
+TAKE_PENDING_TXS = """
+WITH taken AS (
+    DELETE FROM ledger_pending WHERE batch IN (SELECT batch FROM ledger_pending ORDER BY batch LIMIT $1)
+    RETURNING batch, tx_ids
+)
+SELECT taken.batch, u.queued_id, t.id, t.campaign_id, t.kind, t.at, t.refs::text AS refs, t.accounts, t.amounts_fen
+FROM taken
+CROSS JOIN LATERAL unnest(taken.tx_ids) WITH ORDINALITY AS u(queued_id, ord)
+LEFT JOIN LATERAL (SELECT * FROM ledger_transactions t WHERE t.id = u.queued_id LIMIT 1) AS t ON true
+ORDER BY taken.batch, u.ord
 """
 
 ANY_PENDING = "SELECT EXISTS (SELECT 1 FROM ledger_pending)"
 
-TXS_BY_ID = """
-SELECT id, campaign_id, kind, at, refs::text AS refs, accounts, amounts_fen
-FROM ledger_transactions WHERE id = ANY($1::text[])
+# One round trip appends what a round computed: sequence rows, account history, completed subtrees.
+APPEND_SEQUENCED = """
+WITH s AS (
+    INSERT INTO ledger_sequence (seq, tx_id, campaign_id, merchant_id, voucher_id, hash, prev_hash, leaf_hash)
+    SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[], $6::bytea[], $7::bytea[],
+                         $8::bytea[])
+    RETURNING 1
+), e AS (
+    INSERT INTO ledger_entries (account, seq) SELECT * FROM unnest($9::text[], $10::bigint[])
+    RETURNING 1
+), n AS (
+    INSERT INTO ledger_tree (level, idx, hash) SELECT * FROM unnest($11::smallint[], $12::bigint[], $13::bytea[])
+    RETURNING 1
+)
+SELECT (SELECT count(*) FROM s) AS sequenced, (SELECT count(*) FROM e) AS entries, (SELECT count(*) FROM n) AS nodes
 """
 
 NODES = """
@@ -121,8 +142,6 @@ UNION ALL
 SELECT t.level, t.idx, t.hash FROM ledger_tree t
 JOIN unnest($2::smallint[], $3::bigint[]) AS n(level, idx) ON t.level = n.level AND t.idx = n.idx
 """
-
-SEQUENCE_COLUMNS = ("seq", "tx_id", "campaign_id", "merchant_id", "voucher_id", "hash", "prev_hash", "leaf_hash")
 
 
 async def fetch_nodes(raw: asyncpg.Connection, nodes: set[tuple[int, int]]) -> dict[tuple[int, int], bytes]:

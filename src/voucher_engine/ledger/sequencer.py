@@ -30,19 +30,30 @@ from voucher_engine.ledger import canonical, merkle, repository
 
 log = logging.getLogger("voucher_engine.ledger")
 
-MAX_BATCHES_PER_ROUND = 200
-MAX_TXS_PER_ROUND = 50_000
-POLL_INTERVAL_S = float(os.environ.get("VE_LEDGER_SEQUENCE_INTERVAL_S", "0.05"))
+MAX_BATCHES_PER_ROUND = 200  # of at most ledger.model.MAX_BATCH transactions each
+# Rounds are cheap but not free (six round trips); every fifth of a second keeps the lag short while sharing
+# each round's fixed cost among a few hundred transactions under load.
+POLL_INTERVAL_S = float(os.environ.get("VE_LEDGER_SEQUENCE_INTERVAL_S", "0.2"))
 
 
-async def _head(raw) -> tuple[int, bytes, merkle.CompactTree]:
+# This process's copy, per database, of the head and the tree's right edge after its last round: the next round,
+# if nobody else sequenced in between (the head it reads is the one remembered), need not read the edge's nodes
+# back. A round that is not committed leaves a head that no longer matches, and the copy is then unused.
+_edges: dict[str, tuple[int, bytes, merkle.CompactTree]] = {}
+MAX_REMEMBERED_DATABASES = 64
+
+
+async def _head(raw, database: str) -> tuple[int, bytes, merkle.CompactTree]:
     row = await raw.fetchrow(repository.HEAD)
     if row is None:
         return 0, canonical.ZERO_HASH, merkle.CompactTree()
-    size = row["seq"]
+    size, digest = row["seq"], bytes(row["hash"])
+    remembered = _edges.get(database)
+    if remembered is not None and remembered[:2] == (size, digest):
+        return size, digest, merkle.CompactTree(size, remembered[2].stack)  # a copy: the round appends to it
     nodes = merkle.decompose(0, size)
     found = await repository.fetch_nodes(raw, set(nodes))
-    return size, bytes(row["hash"]), merkle.CompactTree(size, [found[node] for node in nodes])
+    return size, digest, merkle.CompactTree(size, [found[node] for node in nodes])
 
 
 async def sequence_round(conn: AsyncConnection, *, wait: bool) -> int:
@@ -50,49 +61,62 @@ async def sequence_round(conn: AsyncConnection, *, wait: bool) -> int:
 
     The caller commits. With `wait`, block until the sequencer lock is free instead of giving up.
     """
+    return (await _round(conn, wait=wait))[0]
+
+
+async def _round(conn: AsyncConnection, *, wait: bool) -> tuple[int, bool]:
+    """(transactions sequenced, whether the queue may hold more committed batches than this round took)."""
     raw = await repository.driver(conn)
     if wait:
         await raw.execute(repository.LOCK, repository.SEQUENCER_LOCK_KEY)
     elif not await raw.fetchval(repository.TRY_LOCK, repository.SEQUENCER_LOCK_KEY):
-        return 0
-    batches = await raw.fetch(repository.TAKE_PENDING, MAX_BATCHES_PER_ROUND)
-    if not batches:
-        return 0
-    ids: list[str] = []
-    for batch in sorted(batches, key=lambda row: row["batch"]):
-        ids.extend(batch["tx_ids"])
-    rows = {row["id"]: row for row in await raw.fetch(repository.TXS_BY_ID, ids)}
-    if len(rows) != len(ids):
-        missing = [tx_id for tx_id in ids if tx_id not in rows][:5]
+        return 0, False
+    rows = await raw.fetch(repository.TAKE_PENDING_TXS, MAX_BATCHES_PER_ROUND)
+    if not rows:
+        return 0, False
+    missing = [row["queued_id"] for row in rows if row["id"] is None][:5]
+    if missing:
         raise RuntimeError(f"queued transactions are missing from ledger_transactions: {missing}")
-    seq, prev, tree = await _head(raw)
-    sequence_rows: list[tuple[Any, ...]] = []
-    entries: list[tuple[str, int]] = []
+    database = str(conn.engine.url)
+    seq, prev, tree = await _head(raw, database)
+    columns: tuple[list, ...] = tuple([] for _ in range(8))
+    seqs, tx_ids, campaigns, merchants, vouchers, hashes, prevs, leaves = columns
+    entry_accounts: list[str] = []
+    entry_seqs: list[int] = []
     completed: list[tuple[int, int, bytes]] = []
     format_at, tx_object, dumps, chain, leaf = (canonical.format_at, canonical.tx_object, canonical.canonical,
                                                 canonical.chain_hash, canonical.leaf_hash)
-    for tx_id in ids:
-        row = rows[tx_id]
+    for row in rows:
         seq += 1
         refs = orjson.loads(row["refs"])
         accounts = row["accounts"]
-        body = dumps(tx_object(id=tx_id, seq=seq, kind=row["kind"], at=format_at(row["at"]), accounts=accounts,
+        body = dumps(tx_object(id=row["id"], seq=seq, kind=row["kind"], at=format_at(row["at"]), accounts=accounts,
                                amounts_fen=row["amounts_fen"], refs=refs))
         digest = chain(prev, body)
         leaf_digest = leaf(body)
         tree.append(leaf_digest, completed)
         merchant_id, voucher_id = refs.get("merchant_id"), refs.get("voucher_id")
-        sequence_rows.append((seq, tx_id, row["campaign_id"], merchant_id if isinstance(merchant_id, str) else None,
-                              voucher_id if isinstance(voucher_id, str) else None, digest, prev, leaf_digest))
+        seqs.append(seq)
+        tx_ids.append(row["id"])
+        campaigns.append(row["campaign_id"])
+        merchants.append(merchant_id if isinstance(merchant_id, str) else None)
+        vouchers.append(voucher_id if isinstance(voucher_id, str) else None)
+        hashes.append(digest)
+        prevs.append(prev)
+        leaves.append(leaf_digest)
         for account in dict.fromkeys(accounts):
-            entries.append((account, seq))
+            entry_accounts.append(account)
+            entry_seqs.append(seq)
         prev = digest
-    await raw.copy_records_to_table("ledger_sequence", records=sequence_rows,
-                                    columns=list(repository.SEQUENCE_COLUMNS))
-    await raw.copy_records_to_table("ledger_entries", records=entries, columns=["account", "seq"])
-    if completed:
-        await raw.copy_records_to_table("ledger_tree", records=completed, columns=["level", "idx", "hash"])
-    return len(ids)
+    written = await raw.fetchrow(repository.APPEND_SEQUENCED, *columns, entry_accounts, entry_seqs,
+                                 [level for level, _, _ in completed], [idx for _, idx, _ in completed],
+                                 [digest for _, _, digest in completed])
+    assert tuple(written) == (len(rows), len(entry_seqs), len(completed)), (tuple(written), len(rows))
+    if database not in _edges and len(_edges) >= MAX_REMEMBERED_DATABASES:
+        _edges.pop(next(iter(_edges)))
+    _edges[database] = (seq, prev, tree)
+    # A round that took fewer batches than it may have emptied the queue as far as it could see.
+    return len(rows), len({row["batch"] for row in rows}) >= MAX_BATCHES_PER_ROUND
 
 
 async def sequence_now(conn: AsyncConnection) -> int:
@@ -113,9 +137,9 @@ async def drain(engine: AsyncEngine, *, wait: bool = True) -> int:
     total = 0
     while True:
         async with engine.begin() as conn:
-            done = await sequence_round(conn, wait=wait)
+            done, more = await _round(conn, wait=wait)
         total += done
-        if done == 0:
+        if not more:
             return total
 
 

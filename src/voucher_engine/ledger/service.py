@@ -81,9 +81,11 @@ TX_ID_PATTERN = re.compile(r"^ltx_[0-9a-f]{23}$")
 UNIQUE_TX_ID = "pk_ledger_transactions"
 
 
-async def post_many(conn: AsyncConnection, txs: Sequence[NewTransaction], *, ids: Sequence[str] | None = None,
-                    savepoint: bool = True) -> list[PostedTransaction]:
+async def post_many(conn: AsyncConnection | asyncpg.Connection, txs: Sequence[NewTransaction], *,
+                    ids: Sequence[str] | None = None, savepoint: bool = True) -> list[PostedTransaction]:
     """Post a micro-batch of balanced transactions in the caller's transaction, in one set-based statement.
+
+    `conn`: a SQLAlchemy connection in a transaction, or an asyncpg connection inside its own transaction.
 
     `ids`: the transactions' ids, made beforehand with `new_tx_ids(len(txs))`, so that the caller can write rows
     that name them before posting and make the ledger its last statement before COMMIT: the batch's escrow and
@@ -150,7 +152,8 @@ async def post_many(conn: AsyncConnection, txs: Sequence[NewTransaction], *, ids
         [totals[key][0] for key in total_keys], [totals[key][1] for key in total_keys],
     )
 
-    raw = await repository.driver(conn)
+    # A hot path may hand its own asyncpg connection, already in its transaction.
+    raw = await repository.driver(conn) if isinstance(conn, AsyncConnection) else conn
     try:
         if savepoint:
             async with raw.transaction():  # a savepoint inside the caller's transaction

@@ -26,9 +26,14 @@ EXTRA_KEY = "redemption.batcher"
 GUARD_KEY = "redemption.guard"
 
 
+RUNNER_KEY = "redemption.runner"
+
+
 async def startup(state: AppState) -> None:
-    batcher = MicroBatcher(BatchRunner(state.engine).run_batch)
+    runner = BatchRunner(state.engine)
+    batcher = MicroBatcher(runner.run_batch)
     batcher.start()
+    state.extras[RUNNER_KEY] = runner
     state.extras[EXTRA_KEY] = batcher
     state.extras[GUARD_KEY] = CodeGuard(state.engine)
 
@@ -37,6 +42,9 @@ async def shutdown(state: AppState) -> None:
     batcher = state.extras.pop(EXTRA_KEY, None)
     if batcher is not None:
         await batcher.stop()
+    runner = state.extras.pop(RUNNER_KEY, None)
+    if runner is not None:
+        await runner.close()
 
 
 def _job(state: AppState, kind: str, signature, body: QuoteRequest, **extra: Any) -> Job:

@@ -11,19 +11,26 @@ from datetime import date, datetime
 import asyncpg
 
 # One round trip opens the batch: spend the nonces, check the keys are still active (revocation takes effect at
-# once), and lock the vouchers in (campaign_id, id) order. One row per job, in job order.
+# once), lock the vouchers in (campaign_id, id) order, and find each redeem's earlier redemption under its
+# idempotency key. One row per job, in job order.
+#
+# The earlier redemption is read with the statement's snapshot, taken before the voucher locks were granted; a
+# retry racing its original on another worker may miss an original that committed while it waited for the lock.
+# `raced` says so: the voucher locked is a newer version than the snapshot's. Only then (and only for a job that
+# would be refused) does the caller look again after the locks (EXISTING_REDEMPTIONS); a raced retry that would
+# succeed instead hits the unique (merchant_id, pos_txn_id) index and its batch is rerun job by job.
 LOAD_BATCH = """
 WITH j AS (
-    SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[]) WITH ORDINALITY
-        AS j(key_id, nonce, campaign_id, voucher_id, ix)
+    SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[]) WITH ORDINALITY
+        AS j(key_id, nonce, campaign_id, voucher_id, pos_txn_id, ix)
 ), fresh AS (
     INSERT INTO request_nonces (key_id, nonce, seen_at)
-    SELECT key_id, nonce, $5 FROM j
+    SELECT key_id, nonce, $6 FROM j
     ON CONFLICT DO NOTHING
     RETURNING key_id, nonce
 ), locked AS MATERIALIZED (
     SELECT v.campaign_id, v.id, v.wallet_id, v.status, v.valid_from, v.valid_until, v.face_value_fen,
-           v.balance_fen
+           v.balance_fen, v.version
     FROM (SELECT DISTINCT campaign_id, voucher_id FROM j WHERE voucher_id IS NOT NULL) AS wanted
     CROSS JOIN LATERAL (SELECT * FROM vouchers v
                         WHERE v.campaign_id = wanted.campaign_id AND v.id = wanted.voucher_id LIMIT 1) AS v
@@ -33,15 +40,32 @@ WITH j AS (
 SELECT j.ix, j.key_id, f.nonce IS NOT NULL AS fresh,
        m.id AS merchant_id, m.status AS merchant_status, m.mcc, m.region_code, m.tags,
        l.campaign_id, l.id, l.wallet_id, l.status, l.valid_from, l.valid_until, l.face_value_fen, l.balance_fen,
-       c.status AS campaign_status, c.kind, c.daily_cap_fen, c.timezone, c.contract_sha256
+       l.version IS DISTINCT FROM (SELECT s.version FROM vouchers s
+                                   WHERE s.campaign_id = l.campaign_id AND s.id = l.id LIMIT 1) AS raced,
+       c.status AS campaign_status, c.kind, c.daily_cap_fen, c.timezone, c.contract_sha256,
+       {PREVIOUS}
 FROM j
 LEFT JOIN fresh f ON f.key_id = j.key_id AND f.nonce = j.nonce
 LEFT JOIN merchant_keys k ON k.key_id = j.key_id AND k.revoked_at IS NULL
 LEFT JOIN merchants m ON m.id = k.merchant_id
 LEFT JOIN locked l ON l.campaign_id = j.campaign_id AND l.id = j.voucher_id
 LEFT JOIN campaigns c ON c.id = l.campaign_id
+LEFT JOIN LATERAL (SELECT * FROM redemptions r
+                   WHERE r.merchant_id = m.id AND r.pos_txn_id = j.pos_txn_id LIMIT 1) AS r ON true
 ORDER BY j.ix
 """
+# What a replay answers with (service.redemption_body), named `previous_<column>`.
+PREVIOUS_COLUMNS = ("id", "campaign_id", "voucher_id", "merchant_id", "pos_txn_id", "request_sha256",
+                    "order_amount_fen", "subsidy_fen", "payable_fen", "refunded_fen", "subsidy_refunded_fen",
+                    "ledger_tx_id", "settled_at")
+LOAD_BATCH = LOAD_BATCH.replace("{PREVIOUS}", ", ".join(f"r.{c} AS previous_{c}" for c in PREVIOUS_COLUMNS))
+
+
+def previous_of(row: asyncpg.Record) -> dict | None:
+    """The earlier redemption LOAD_BATCH found under the job's idempotency key, as EXISTING_REDEMPTIONS's rows."""
+    if row["previous_id"] is None:
+        return None
+    return {column: row[f"previous_{column}"] for column in PREVIOUS_COLUMNS}
 
 # LATERAL ... LIMIT 1 (a unique key: the limit changes nothing but stops the planner flattening the subquery into
 # a hash join over the whole table): one index probe per key, whatever the table's size.
@@ -90,9 +114,9 @@ SELECT (SELECT count(*) FROM v) AS vouchers, (SELECT count(*) FROM r) AS redempt
 CONTRACT_SOURCE = "SELECT contract_source FROM campaigns WHERE contract_sha256 = $1 LIMIT 1"
 
 
-async def load_batch(conn: asyncpg.Connection, jobs: list[tuple[str, str, str | None, str | None]],
+async def load_batch(conn: asyncpg.Connection, jobs: list[tuple[str, str, str | None, str | None, str | None]],
                      real_now: datetime) -> list[asyncpg.Record]:
-    """Rows of LOAD_BATCH for jobs of (key_id, nonce, campaign_id, voucher_id), in job order."""
+    """Rows of LOAD_BATCH for jobs of (key_id, nonce, campaign_id, voucher_id, pos_txn_id), in job order."""
     columns = list(map(list, zip(*jobs)))
     rows = await conn.fetch(LOAD_BATCH, *columns, real_now)
     assert len(rows) == len(jobs)

@@ -4,11 +4,16 @@ A request is checked as far as it can be without the database (signature, body, 
 endpoint, then becomes a `Job`. `run_batch` takes a batch of jobs through one transaction:
 
 1. spend every nonce (replays are refused), and check every key is still active (revocation takes effect at once);
-2. lock the vouchers (in key order), then look up idempotency keys — after the locks, so that a retry racing its
-   original on another worker sees the original's row once the lock is released;
+2. lock the vouchers (in key order) and look up idempotency keys, in the same round trip; a job whose voucher
+   changed while it waited for the lock (a retry racing its original on another worker) and would be refused looks
+   again after the lock, so that it answers with the original (repository.LOAD_BATCH says why);
 3. decide each job in arrival order in Python, carrying in-batch state (a voucher spent by an earlier job of the
    batch is spent for the later ones; daily caps are counted down as jobs settle);
 4. write everything set-based: vouchers, daily spend, ledger transactions, redemption rows; commit once.
+
+A batch runs on a connection of the runner's own small asyncpg pool, not SQLAlchemy's: one batch at a time per
+worker needs one connection, and the adapter's per-checkout work and the pool's reset query cost more CPU than
+the batch's own statements at a few dozen jobs.
 
 If the batch transaction fails as a whole (a unique-key race, a CHECK such as an escrow that would go negative, a
 deadlock), every job is run again alone, so one bad job never fails its neighbours.
@@ -31,7 +36,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from voucher_engine import clock
 from voucher_engine.campaigns.cache import contract_for
 from voucher_engine.contracts import CompiledContract
-from voucher_engine.db.raw import driver
+from voucher_engine.db.engine import plain_url
 from voucher_engine.errors import EngineError
 from voucher_engine.ledger import service as ledger
 from voucher_engine.ledger.model import NewTransaction, Posting
@@ -129,9 +134,27 @@ def redeem_transaction(campaign_id: str, merchant_id: str, voucher_id: str, rede
 class BatchRunner:
     """Runs batches of jobs against the database; one per worker process."""
 
-    def __init__(self, engine: AsyncEngine):
-        self.engine = engine
+    def __init__(self, engine: AsyncEngine, *, max_connections: int = 2):
+        self._dsn = plain_url(engine.url.render_as_string(hide_password=False))
+        self._max_connections = max_connections
+        self._pool: asyncpg.Pool | None = None
+        self._pool_lock = asyncio.Lock()
         self._contracts: dict[str, CompiledContract] = {}
+
+    async def _connections(self) -> asyncpg.Pool:
+        # Made on first use (min_size 0: a worker starts even while the database is down). No reset query on
+        # release: every use is one transaction block, committed or rolled back by its context manager.
+        async with self._pool_lock:
+            if self._pool is None:
+                self._pool = await asyncpg.create_pool(
+                    self._dsn, min_size=0, max_size=self._max_connections, reset=_no_reset,
+                    statement_cache_size=512, server_settings={"application_name": "voucher-engine batcher"})
+        return self._pool
+
+    async def close(self) -> None:
+        if self._pool is not None:
+            await self._pool.close()
+            self._pool = None
 
     async def run_batch(self, jobs: list[Job]) -> None:
         try:
@@ -154,17 +177,15 @@ class BatchRunner:
     async def _attempt(self, jobs: list[Job]) -> list[Outcome | EngineError]:
         now = clock.now()
         real_now = clock.real_now()
-        async with self.engine.connect() as sa_conn:
-            async with sa_conn.begin():
-                conn = await driver(sa_conn)
-                outcomes = await self._decide_and_write(sa_conn, conn, jobs, now, real_now)
-        return outcomes
+        pool = await self._connections()
+        async with pool.acquire() as conn, conn.transaction():
+            return await self._decide_and_write(conn, jobs, now, real_now)
 
-    async def _decide_and_write(self, sa_conn, conn: asyncpg.Connection, jobs: list[Job], now: datetime,
+    async def _decide_and_write(self, conn: asyncpg.Connection, jobs: list[Job], now: datetime,
                                 real_now: datetime) -> list[Outcome | EngineError]:
         outcomes: list[Outcome | EngineError | None] = [None] * len(jobs)
         loaded = await repository.load_batch(
-            conn, [(j.key_id, j.nonce, j.campaign_id, j.voucher_id) for j in jobs], real_now)
+            conn, [(j.key_id, j.nonce, j.campaign_id, j.voucher_id, j.pos_txn_id) for j in jobs], real_now)
         live: list[int] = []
         seen_nonces: set[tuple[str, str]] = set()
         for index, (job, row) in enumerate(zip(jobs, loaded)):
@@ -183,16 +204,13 @@ class BatchRunner:
         if not live:
             return outcomes  # type: ignore[return-value]
 
-        # After the voucher locks, so that a retry racing its original on another worker sees the original's row.
-        idempotency = sorted({(loaded[i]["merchant_id"], jobs[i].pos_txn_id) for i in live
-                              if jobs[i].kind == "redeem"})
-        existing = await repository.existing_redemptions(conn, idempotency) if idempotency else {}
         capped = sorted({(loaded[i]["campaign_id"], _day(loaded[i], now), loaded[i]["daily_cap_fen"]) for i in live
                          if loaded[i]["daily_cap_fen"] is not None})
         spent = await repository.daily_spend(conn, capped) if capped else {}
 
         state: dict[tuple[str, str], tuple[str, int]] = {}  # voucher → (status, balance) after earlier jobs
         new_by_key: dict[tuple[str, str], dict[str, Any]] = {}
+        look_again: dict[int, tuple[str, str]] = {}  # refused jobs whose voucher changed while they waited
         writes = _Writes()
         for index in live:
             job, row = jobs[index], loaded[index]
@@ -200,7 +218,7 @@ class BatchRunner:
             key = (job.campaign_id, job.voucher_id)
             if job.kind == "redeem":
                 idem_key = (merchant.merchant_id, job.pos_txn_id)
-                previous = existing.get(idem_key) or new_by_key.get(idem_key)
+                previous = repository.previous_of(row) or new_by_key.get(idem_key)
                 if previous is not None:
                     outcomes[index] = _replay(previous, job)
                     continue
@@ -216,6 +234,8 @@ class BatchRunner:
                     state[key] = ("expired", balance)
                     writes.vouchers[key] = ("expired", balance)  # lazy expiry
                 outcomes[index] = _quote_refusal(refusal, job) if job.kind == "quote" else refusal
+                if job.kind == "redeem" and row["raced"]:
+                    look_again[index] = (merchant.merchant_id, job.pos_txn_id)
                 continue
             if job.kind == "quote":
                 outcomes[index] = Outcome(200, {"eligible": True, "subsidy_fen": settlement.subsidy_fen,
@@ -231,7 +251,13 @@ class BatchRunner:
             new_by_key[(merchant.merchant_id, job.pos_txn_id)] = body
             outcomes[index] = Outcome(201, body)
 
-        await writes.flush(sa_conn, conn, now)
+        if look_again:
+            # Now that the locks are held, an original that committed while this batch waited is visible.
+            found = await repository.existing_redemptions(conn, sorted(set(look_again.values())))
+            for index, idem_key in look_again.items():
+                if idem_key in found:
+                    outcomes[index] = _replay(found[idem_key], jobs[index])
+        await writes.flush(conn, now)
         return outcomes  # type: ignore[return-value]
 
     async def _contract(self, conn: asyncpg.Connection, sha256: str):
@@ -275,7 +301,7 @@ class _Writes:
         self.bodies.append(body)
         return body
 
-    async def flush(self, sa_conn, conn: asyncpg.Connection, now: datetime) -> None:
+    async def flush(self, conn: asyncpg.Connection, now: datetime) -> None:
         # The ledger goes last, just before COMMIT: the campaign's escrow and totals rows, which every batch of the
         # campaign needs, are then locked for one statement and the commit only. Its ids are made first, so that the
         # redemption rows written before it can name them. No savepoint: any error fails the whole batch transaction,
@@ -292,7 +318,7 @@ class _Writes:
                 redemptions=[tuple(row) for row in self.redemptions],
                 spend=[(c, d, amount, cap) for (c, d), (amount, cap) in sorted(self.spend.items())])
         if self.transactions:
-            posted = await ledger.post_many(sa_conn, self.transactions, ids=ids, savepoint=False)
+            posted = await ledger.post_many(conn, self.transactions, ids=ids, savepoint=False)
             assert [tx.id for tx in posted] == ids
 
 
@@ -312,13 +338,19 @@ def _check_daily_cap(voucher: VoucherView, settlement: Settlement, spent: dict[t
                           "try again tomorrow.")
 
 
+async def _no_reset(conn: asyncpg.Connection) -> None:
+    return None
+
+
 def _replay(previous: Any, job: Job) -> Outcome | EngineError:
-    stored_sha = previous["_request_sha256"] if isinstance(previous, dict) else previous["request_sha256"]
+    """`previous`: a body made earlier in this batch (with `_request_sha256`), or a stored redemption's columns."""
+    in_batch = isinstance(previous, dict) and "_request_sha256" in previous
+    stored_sha = previous["_request_sha256"] if in_batch else previous["request_sha256"]
     if stored_sha != job.request_sha256:
         return EngineError("IDEMPOTENCY_CONFLICT", f"pos_txn_id {job.pos_txn_id!r} was already used for a "
                                                    "different request.")
     # A body made earlier in this batch is shared, not copied: its ledger_tx_id is filled in when the batch writes.
-    return Outcome(200, previous if isinstance(previous, dict) else redemption_body(previous))
+    return Outcome(200, previous if in_batch else redemption_body(previous))
 
 
 def _quote_refusal(refusal: EngineError, job: Job) -> Outcome | EngineError:
