@@ -50,3 +50,45 @@ async def seed(dsn: str, count: int) -> None:
                                          columns=["id", "status", "face_fen"])
     finally:
         await conn.close()
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The hook other benchmarks call to print their ratio to this baseline (loadtest/bench_campaigns.py claims).
+
+def redeem_request(slots: int, slot: int, n: int) -> bytes:
+    """Client `slot`'s n-th request: a voucher no other client redeems (ids slot, slot + slots, ...)."""
+    body = b'{"voucher_id": %d}' % (n * slots + slot)
+    return (b"POST /redeem HTTP/1.1\r\nHost: baseline\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n"
+            % len(body)) + body
+
+
+def measure_per_s(database_url: str, clients: int, seconds: float, workers: int = 2) -> float:
+    """Redemptions per second of this baseline on this machine: seeded in `database_url`, served by `uvicorn
+    loadtest.baseline:app --workers N` (as loadtest/redemption_load.py runs it), driven closed-loop by `clients`
+    keep-alive clients for `seconds` with the same driver as the claims benchmark (loadtest/harness.py)."""
+    import asyncio
+    import sys
+    from functools import partial
+    from pathlib import Path
+
+    from loadtest import harness
+    from voucher_engine.db.engine import plain_url
+
+    root = Path(__file__).resolve().parents[1]
+    dsn = plain_url(database_url)
+    # Enough fresh vouchers for several times the rate this baseline reaches here (each request redeems one).
+    per_client = int(seconds * 10_000 / max(clients, 1)) + 100
+    asyncio.run(seed(dsn, per_client * clients))
+    port = harness.free_port()
+    env = {**os.environ, "DATABASE_URL": dsn,
+           "PYTHONPATH": os.pathsep.join([str(root), str(root / "src"), os.environ.get("PYTHONPATH", "")])}
+    with harness.server(harness.uvicorn_command("loadtest.baseline:app", port, workers), env, port,
+                        cwd=str(root), ready_path="/openapi.json"):
+        request_for = partial(redeem_request, clients)
+        harness.closed_loop(port, request_for, min(clients, 16), 2.0)  # warm-up: connections, plans
+        asyncio.run(seed(dsn, per_client * clients))
+        result = harness.closed_loop(port, request_for, clients, seconds)
+    if result.count(409):
+        print(f"baseline: {result.count(409)} requests found their voucher already redeemed (seed more)",
+              file=sys.stderr)
+    return result.count(201) / result.seconds

@@ -28,7 +28,6 @@ import os
 import random
 import resource
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -40,8 +39,11 @@ import asyncpg
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
+sys.path.insert(0, str(ROOT))
 
 from voucher_engine.db.engine import plain_url  # noqa: E402
+
+from loadtest import harness  # noqa: E402
 
 CLI = [sys.executable, "-m", "voucher_engine.cli"]
 
@@ -180,31 +182,7 @@ async def _count(url: str, campaign_id: str) -> int:
 # ---------------------------------------------------------------------------------------------------------------
 # Claims against a real server.
 
-def tree_cpu_s(root_pid: int | None) -> float:
-    """CPU seconds (user + system) used so far by a process and all its descendants (Linux /proc)."""
-    if root_pid is None:
-        return 0.0
-    tick = os.sysconf("SC_CLK_TCK")
-    children: dict[int, list[int]] = {}
-    cpu: dict[int, float] = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as handle:
-                fields = handle.read().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        pid, ppid = int(entry), int(fields[1])
-        children.setdefault(ppid, []).append(pid)
-        # Own time plus that of reaped children (a backend that exited is counted in its postmaster).
-        cpu[pid] = sum(int(f) for f in fields[11:15]) / tick
-    total, stack = 0.0, [root_pid]
-    while stack:
-        pid = stack.pop()
-        total += cpu.get(pid, 0.0)
-        stack.extend(children.get(pid, []))
-    return total
+tree_cpu_s = harness.tree_cpu_s
 
 
 def postmaster_pid(tmp: Path) -> int | None:
@@ -214,77 +192,11 @@ def postmaster_pid(tmp: Path) -> int | None:
         return None
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Client:
-    """One keep-alive HTTP/1.1 connection speaking just enough HTTP for JSON answers with Content-Length."""
-
-    def __init__(self, port: int):
-        self.port = port
-        self.reader: asyncio.StreamReader | None = None
-        self.writer: asyncio.StreamWriter | None = None
-
-    async def request(self, raw: bytes) -> int:
-        if self.writer is None:
-            self.reader, self.writer = await asyncio.open_connection("127.0.0.1", self.port)
-        assert self.reader is not None
-        self.writer.write(raw)
-        head = await self.reader.readuntil(b"\r\n\r\n")
-        length = 0
-        for line in head.split(b"\r\n")[1:]:
-            if line[:15].lower() == b"content-length:":
-                length = int(line[15:])
-        if length:
-            await self.reader.readexactly(length)
-        return int(head[9:12])
-
-    def close(self) -> None:
-        if self.writer is not None:
-            self.writer.close()
-
-
-def claim_request(campaign_id: str, token: str, wallet_id: str) -> bytes:
-    body = json.dumps({"wallet_id": wallet_id}).encode()
+def claim_request(campaign_id: str, token: str, generation: int, slot: int, n: int) -> bytes:
+    """Client `slot`'s n-th claim, for a wallet of its own (`generation` keeps warm-up and run apart)."""
+    body = b'{"wallet_id": "%02d%05d%09d"}' % (generation, slot, n)
     return (f"POST /v1/campaigns/{campaign_id}/claims HTTP/1.1\r\nHost: bench\r\nContent-Type: application/json\r\n"
             f"Authorization: Bearer {token}\r\nContent-Length: {len(body)}\r\n\r\n").encode() + body
-
-
-async def drive(port: int, campaign_id: str, token: str, clients: int, seconds: float, worker: int) -> dict:
-    latencies: list[float] = []
-    statuses: dict[int, int] = {}
-    stop_at = time.perf_counter() + seconds
-
-    async def one(index: int) -> None:
-        client = Client(port)
-        n = 0
-        try:
-            while time.perf_counter() < stop_at:
-                wallet_id = f"{worker:02d}{index:05d}{n:09d}"
-                n += 1
-                started = time.perf_counter()
-                status = await client.request(claim_request(campaign_id, token, wallet_id))
-                latencies.append(time.perf_counter() - started)
-                statuses[status] = statuses.get(status, 0) + 1
-        finally:
-            client.close()
-
-    await asyncio.gather(*(one(i) for i in range(clients)))
-    return {"latencies": latencies, "statuses": statuses}
-
-
-def _drive_process(args: tuple) -> dict:
-    port, campaign_id, token, clients, seconds, worker = args
-    try:
-        import uvloop
-
-        uvloop.install()
-    except ImportError:
-        pass
-    return asyncio.run(drive(port, campaign_id, token, clients, seconds, worker))
 
 
 def _http(port: int, method: str, path: str, token: str | None, body: dict | None = None) -> dict:
@@ -297,109 +209,70 @@ def _http(port: int, method: str, path: str, token: str | None, body: dict | Non
     return response.json()
 
 
-def app_with_claims_fastpath():
-    """uvicorn factory: the service's app with the claims fast path installed (until api/app.py installs it)."""
-    from voucher_engine.api.app import create_app
-    from voucher_engine.campaigns.fastpath import ClaimsFastPath
-
-    app = create_app()
-    if not any(getattr(m, "cls", None) is ClaimsFastPath for m in app.user_middleware):
-        app.add_middleware(ClaimsFastPath)
-    return app
+def _first_come_campaign(port: int, admin: str, quantity: int) -> tuple[str, str]:
+    issuer = _http(port, "POST", "/v1/issuers", admin, {"name": "Zhejiang (bench)", "region_code": "330000"})
+    gov = _http(port, "POST", "/v1/tokens", admin, {"role": "gov", "issuer_id": issuer["id"]})["token"]
+    campaign = _http(port, "POST", "/v1/campaigns", gov, {"source": first_come_contract(quantity)})
+    _http(port, "POST", f"/v1/campaigns/{campaign['id']}/fund", gov)
+    _http(port, "POST", f"/v1/campaigns/{campaign['id']}/activate", gov)
+    return campaign["id"], gov
 
 
-def bench_claims(clients: int, seconds: float, workers: int, generators: int, fastpath: bool = False) -> dict:
-    from concurrent.futures import ProcessPoolExecutor
+def bench_claims(clients: int, seconds: float, workers: int, generators: int, profile: Path | None = None) -> dict:
+    from functools import partial
 
     with database() as (url, tmp):
         env = {**os.environ, "DATABASE_URL": url, "VE_DATA_DIR": str(tmp / "data"), "VE_LOG_LEVEL": "warning"}
         admin = subprocess.run([*CLI, "token", "create", "--role", "admin"], env=env, capture_output=True,
                                text=True, check=True).stdout.strip()
-        port = free_port()
-        if fastpath:
-            command = [sys.executable, "-m", "uvicorn", "loadtest.bench_campaigns:app_with_claims_fastpath",
-                       "--factory", "--port", str(port), "--workers", str(workers), "--loop", "uvloop", "--http",
-                       "httptools", "--no-access-log", "--log-level", "warning"]
-            env["PYTHONPATH"] = os.pathsep.join([str(ROOT), str(ROOT / "src"), env.get("PYTHONPATH", "")])
-        else:
-            command = [*CLI, "serve", "--port", str(port), "--workers", str(workers)]
-        server = subprocess.Popen(command, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        try:
-            _wait_ready(port, server)
-            issuer = _http(port, "POST", "/v1/issuers", admin, {"name": "Zhejiang (bench)", "region_code": "330000"})
-            gov = _http(port, "POST", "/v1/tokens", admin, {"role": "gov", "issuer_id": issuer["id"]})["token"]
-            quantity = 10_000_000
-            campaign = _http(port, "POST", "/v1/campaigns", gov, {"source": first_come_contract(quantity)})
-            _http(port, "POST", f"/v1/campaigns/{campaign['id']}/fund", gov)
-            _http(port, "POST", f"/v1/campaigns/{campaign['id']}/activate", gov)
+        port = harness.free_port()
+        # The service as operators run it: `serve` answers claims in front of FastAPI (api/app.py, EngineApp).
+        command = [*CLI, "serve", "--port", str(port), "--workers", str(workers)]
+        with harness.server(command, env, port, cwd=str(ROOT)) as server:
+            campaign_id, gov = _first_come_campaign(port, admin, 10_000_000)
             # Warm every worker's caches and connections.
-            asyncio.run(drive(port, campaign["id"], gov, min(clients, 50), 2.0, 99))
+            harness.closed_loop(port, partial(claim_request, campaign_id, gov, 99), min(clients, 50), 2.0)
             server_cpu, db_cpu = tree_cpu_s(server.pid), tree_cpu_s(postmaster_pid(tmp))
-            per_generator = clients // generators
-            jobs = [(port, campaign["id"], gov, per_generator + (1 if g < clients % generators else 0), seconds, g)
-                    for g in range(generators)]
-            started = time.perf_counter()
-            with ProcessPoolExecutor(generators) as pool:
-                results = list(pool.map(_drive_process, jobs))
-            elapsed = time.perf_counter() - started
+            profiler = _start_profiler(server, seconds, profile) if profile else None
+            result = harness.closed_loop(port, partial(claim_request, campaign_id, gov, 0), clients, seconds,
+                                         generators)
             server_cpu, db_cpu = tree_cpu_s(server.pid) - server_cpu, tree_cpu_s(postmaster_pid(tmp)) - db_cpu
-            latencies = sorted(l for r in results for l in r["latencies"])
-            statuses: dict[int, int] = {}
-            for r in results:
-                for status, n in r["statuses"].items():
-                    statuses[status] = statuses.get(status, 0) + n
-            totals = _http(port, "GET", f"/v1/campaigns/{campaign['id']}", gov)["totals"]
-        finally:
-            server.terminate()
-            try:
-                server.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                server.kill()
-        ok = statuses.get(201, 0)
-
-        def pct(p: float) -> float:
-            return round(latencies[min(len(latencies) - 1, int(p * len(latencies)))] * 1000, 1) if latencies else 0.0
-
-        served_by = ("uvicorn app + ClaimsFastPath" if fastpath else "voucher-engine serve") + f" --workers {workers}"
-        report = {"benchmark": f"first-come claims, {clients} clients, {served_by}",
-                  "seconds": round(elapsed, 1), "claims_ok": ok, "claims_per_s": round(ok / seconds),
-                  "statuses": statuses, "latency_ms_p50": pct(0.50), "latency_ms_p99": pct(0.99),
+            if profiler is not None:
+                profiler.wait()
+            totals = _http(port, "GET", f"/v1/campaigns/{campaign_id}", gov)["totals"]
+        ok = result.count(201)
+        report = {"benchmark": f"first-come claims, {clients} clients, voucher-engine serve --workers {workers}",
+                  "seconds": round(result.seconds, 1), "claims_ok": ok, "claims_per_s": round(ok / result.seconds),
+                  "statuses": result.statuses, "latency_ms_p50": result.percentile_ms(0.50),
+                  "latency_ms_p99": result.percentile_ms(0.99),
                   "vouchers_in_db_after_warmup_and_run": totals["vouchers_issued"],
                   "server_cpu_ms_per_claim": round(server_cpu * 1000 / max(ok, 1), 3),
                   "database_cpu_ms_per_claim": round(db_cpu * 1000 / max(ok, 1), 3) if db_cpu else None,
                   "load_average_1m": round(os.getloadavg()[0], 2), "target": ">= 3000/s"}
-        report.update(compare_with_baseline(url, clients, seconds, report["claims_per_s"]))
+        report.update(compare_with_baseline(url, clients, seconds, ok / result.seconds))
         return report
 
 
+def _start_profiler(server: subprocess.Popen, seconds: float, out: Path) -> subprocess.Popen:
+    """py-spy on one worker for the run (`--profile FILE`): where a worker's CPU goes, GIL held only."""
+    children = [int(pid) for pid in Path(f"/proc/{server.pid}/task/{server.pid}/children").read_text().split()]
+    workers = [pid for pid in children
+               if b"multiprocessing.spawn" in Path(f"/proc/{pid}/cmdline").read_bytes()] or children
+    return subprocess.Popen([str(Path(sys.executable).with_name("py-spy")), "record", "--gil", "--nonblocking", "-r", "200", "-d",
+                             str(max(1, int(seconds) - 1)), "-f", "speedscope" if out.suffix == ".json" else "flamegraph",
+                             "-o", str(out), "--pid", str(workers[-1])],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
 def compare_with_baseline(url: str, clients: int, seconds: float, claims_per_s: float) -> dict:
-    """The hook for the redemption path's bare baseline (loadtest/baseline.py): if it offers
-    `measure_per_s(database_url, clients, seconds)`, run it on the same machine and report the ratio."""
-    try:
-        from loadtest import baseline  # type: ignore[import-not-found]
-    except ImportError:
-        return {"baseline": "not available"}
-    measure = getattr(baseline, "measure_per_s", None)
-    if measure is None:
-        return {"baseline": "loadtest.baseline has no measure_per_s(database_url, clients, seconds) yet"}
-    baseline_per_s = float(measure(url, clients, seconds))
-    return {"baseline_per_s": round(baseline_per_s), "ratio_to_baseline": round(claims_per_s / baseline_per_s, 3)}
+    """The redemption path's bare baseline (loadtest/baseline.py, one conditional UPDATE + one INSERT per request),
+    run on the same machine with the same clients and driver: the ratio says what batching buys."""
+    from loadtest import baseline
 
-
-def _wait_ready(port: int, server: subprocess.Popen) -> None:
-    import httpx
-
-    deadline = time.time() + 90
-    while time.time() < deadline:
-        if server.poll() is not None:
-            raise SystemExit(f"the server exited: {server.stderr.read().decode() if server.stderr else ''}")
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=2).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.3)
-    raise SystemExit("the server did not become ready in 90 s")
+    baseline_per_s = float(baseline.measure_per_s(url, clients, seconds))
+    return {"baseline_per_s": round(baseline_per_s), "ratio_to_baseline": round(claims_per_s / baseline_per_s, 2),
+            "summary": f"claims/s = {claims_per_s / baseline_per_s:.2f}x the bare baseline "
+                       f"({claims_per_s:,.0f}/s vs {baseline_per_s:,.0f}/s)"}
 
 
 def main() -> None:
@@ -413,12 +286,13 @@ def main() -> None:
     claims.add_argument("--workers", type=int, default=2)
     claims.add_argument("--generators", type=int, default=1, help="load-generator processes")
     claims.add_argument("--fastpath", action="store_true",
-                        help="serve the app with campaigns.fastpath.ClaimsFastPath installed (same workers)")
+                        help="kept for old command lines: serve always answers claims by the fast path now")
+    claims.add_argument("--profile", type=Path, help="py-spy --gil profile of one worker (.svg, or .json)")
     args = parser.parse_args()
     if args.which == "issuance":
         report = bench_issuance(args.holders)
     else:
-        report = bench_claims(args.clients, args.seconds, args.workers, args.generators, args.fastpath)
+        report = bench_claims(args.clients, args.seconds, args.workers, args.generators, args.profile)
     print(json.dumps(report, indent=2))
 
 

@@ -43,22 +43,23 @@ from voucher_engine import clock
 from voucher_engine.auth.subjects import Subject
 from voucher_engine.campaigns import cache, ids, repository
 from voucher_engine.campaigns.codes import make_code
-from voucher_engine.campaigns.issuance import holder_key
-from voucher_engine.campaigns.schemas import Voucher
 from voucher_engine.errors import EngineError
 
-CLAIM_BATCH_SQL = ("SELECT campaign_claim_batch($1, $2::text[], $3::text[], $4::text[], $5::text[], $6, $7,"
-                   " $8::timestamptz[], $9::timestamptz[], $10, $11::jsonb[], $12)")
+CLAIMS_SQL = ("SELECT campaign_claims($1, $2::text[], $3::text[], $4::text[], $5, $6, $7::timestamptz[],"
+              " $8::timestamptz[], $9::timestamptz[], $10, $11::jsonb[])")
 MAX_BATCH = 256
 MAX_INFLIGHT = 4
 MAX_RETRIES = 200
+# Claims waiting for a batch, per worker: past this a claim is refused at once (UNAVAILABLE, retry) rather than
+# queued without bound behind a database that cannot keep up.
+MAX_QUEUED = 20_000
+_UTC_Z = orjson.OPT_UTC_Z
 
 _REFUSALS = {
     "SOLD_OUT": "Every voucher of this campaign has been claimed.",
     "HOLDER_LIMIT": "This holder already has as many vouchers of this campaign as the contract allows.",
     "CAMPAIGN_NOT_ACTIVE": "The campaign is not active: claims are taken only while it is.",
 }
-
 
 async def terms_for(state, subject: Subject, campaign_id: str) -> cache.Terms:
     terms = cache.cached_terms(campaign_id)
@@ -78,20 +79,20 @@ async def terms_for(state, subject: Subject, campaign_id: str) -> cache.Terms:
 @dataclass(slots=True)
 class _Pending:
     terms: cache.Terms
-    voucher_id: str
     wallet_id: str
     id_hash: str | None
-    holder_key: str
-    valid_from: datetime
-    valid_until: datetime
     attributes_json: str
     now: datetime
+    valid_from: datetime
+    valid_until: datetime
     future: asyncio.Future
+    # Given when the claim's first batch is sent: one random stem per batch (ids.voucher_id_block), not per claim.
+    voucher_id: str = ""
     retries: int = 0
 
 
 class ClaimBatcher:
-    """Per-worker micro-batcher of claims: one `campaign_claim_batch` call per campaign and batch."""
+    """Per-worker micro-batcher of claims: one `campaign_claims` call per campaign and batch."""
 
     def __init__(self, pool: asyncpg.Pool) -> None:
         self.pool = pool
@@ -102,6 +103,8 @@ class ClaimBatcher:
         self.task = asyncio.create_task(self._run())
 
     async def submit(self, item: _Pending) -> str:
+        if len(self.pending) >= MAX_QUEUED:
+            raise EngineError("UNAVAILABLE", "Too many claims are waiting right now; try again.")
         self.pending.append(item)
         self.wakeup.set()
         return await item.future
@@ -136,13 +139,15 @@ class ClaimBatcher:
 
     async def _flush_one(self, group: list[_Pending]) -> None:
         terms = group[0].terms
+        fresh = [item for item in group if not item.voucher_id]
+        for item, voucher_id in zip(fresh, ids.voucher_id_block(len(fresh))):
+            item.voucher_id = voucher_id
         try:
             results = await self.pool.fetchval(
-                CLAIM_BATCH_SQL, terms.campaign_id, [p.voucher_id for p in group], [p.wallet_id for p in group],
-                [p.id_hash for p in group], [p.holder_key for p in group], terms.per_holder_limit,
-                random.randrange(max(terms.stock_shards, 1)), [p.valid_from for p in group],
-                [p.valid_until for p in group], terms.face_value_fen, [p.attributes_json for p in group],
-                group[0].now)
+                CLAIMS_SQL, terms.campaign_id, [p.voucher_id for p in group], [p.wallet_id for p in group],
+                [p.id_hash for p in group], terms.per_holder_limit, random.randrange(max(terms.stock_shards, 1)),
+                [p.now for p in group], [p.valid_from for p in group], [p.valid_until for p in group],
+                terms.face_value_fen, [p.attributes_json for p in group])
         except BaseException as exc:  # noqa: BLE001 - every waiting claim must hear of it
             for item in group:
                 if not item.future.done():
@@ -153,6 +158,8 @@ class ClaimBatcher:
         assert len(results) == len(group), (len(results), len(group))
         retry = False
         for item, result in zip(group, results):
+            if item.future.done():  # the claimant went away (cancelled); its voucher, if any, stays issued
+                continue
             if result == "RETRY" and item.retries < MAX_RETRIES:
                 item.retries += 1
                 self.pending.append(item)
@@ -168,7 +175,9 @@ class ClaimBatcher:
 
 
 async def claim(state, batcher: ClaimBatcher, subject: Subject, campaign_id: str, wallet_id: str,
-                id_hash: str | None, attributes: dict) -> Voucher:
+                id_hash: str | None, attributes: dict) -> bytes:
+    """Claim one voucher; answers the voucher as the JSON document of `schemas.Voucher` (built directly: this is
+    the burst's hot path, and the model's validation and serialisation cost more than the claim's own work)."""
     terms = await terms_for(state, subject, campaign_id)
     if terms.distribution != "first_come":
         raise EngineError("VALIDATION_ERROR", f"This campaign's contract distributes by {terms.distribution}; "
@@ -181,15 +190,21 @@ async def claim(state, batcher: ClaimBatcher, subject: Subject, campaign_id: str
     if failures:
         raise EngineError("NOT_ELIGIBLE", "The holder does not meet the campaign's holder conditions.",
                           explain=[failure.to_dict() for failure in failures])
-    voucher_id = ids.new_voucher_id()
-    result = await batcher.submit(_Pending(
-        terms=terms, voucher_id=voucher_id, wallet_id=wallet_id, id_hash=id_hash,
-        holder_key=holder_key(wallet_id, id_hash), valid_from=valid_from, valid_until=valid_until,
-        attributes_json=orjson.dumps(attributes).decode(), now=now, future=asyncio.get_running_loop().create_future()))
+    item = _Pending(terms=terms, wallet_id=wallet_id, id_hash=id_hash,
+                    attributes_json=orjson.dumps(attributes).decode() if attributes else "{}", now=now,
+                    valid_from=valid_from, valid_until=valid_until, future=asyncio.get_running_loop().create_future())
+    result = await batcher.submit(item)
     if result != "OK":
         raise EngineError(result, _REFUSALS[result])
+    return voucher_document(state.server_secret, terms, item)
+
+
+def voucher_document(server_secret: bytes, terms: cache.Terms, item: _Pending) -> bytes:
+    """The claimed voucher as `schemas.Voucher` serialises it (times in the campaign's calendar; UTC as `Z`)."""
     tz = terms.tz
-    return Voucher(id=voucher_id, code=make_code(state.server_secret, campaign_id, voucher_id, wallet_id),
-                   campaign_id=campaign_id, wallet_id=wallet_id, status="issued", valid_from=valid_from.astimezone(tz),
-                   valid_until=valid_until.astimezone(tz), face_value_fen=terms.face_value_fen,
-                   balance_fen=terms.face_value_fen, issued_at=now.astimezone(tz), terms=terms.public_terms)
+    return orjson.dumps({
+        "id": item.voucher_id, "code": make_code(server_secret, terms.campaign_id, item.voucher_id),
+        "campaign_id": terms.campaign_id, "wallet_id": item.wallet_id, "status": "issued",
+        "valid_from": item.valid_from.astimezone(tz), "valid_until": item.valid_until.astimezone(tz),
+        "face_value_fen": terms.face_value_fen, "balance_fen": terms.face_value_fen,
+        "issued_at": item.now.astimezone(tz), "terms": terms.public_terms}, option=_UTC_Z)

@@ -248,9 +248,10 @@ async def get_issuance(issuance_id: IssuanceId, state: State, subject: Reader) -
                         422: {"description": "NOT_ELIGIBLE, with `explain`"}})
 async def create_claim(campaign_id: CampaignId, body: ClaimBody, state: State, subject: ClaimsGov) -> Response:
     batcher = state.extras[BATCHER_KEY]
-    voucher = await claims.claim(state, batcher, subject, campaign_id, body.wallet_id, body.id_hash, body.attributes)
+    document = await claims.claim(state, batcher, subject, campaign_id, body.wallet_id, body.id_hash,
+                                  body.attributes)
     # Built by us, so not validated again on the way out (the hot path of a burst).
-    return Response(orjson.dumps(voucher.model_dump(mode="json")), status_code=201, media_type="application/json")
+    return Response(document, status_code=201, media_type="application/json")
 
 
 @router.get("/v1/wallets/{wallet_id}/vouchers", response_model=Page[Voucher])

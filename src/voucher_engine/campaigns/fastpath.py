@@ -45,14 +45,14 @@ class ClaimsFastPath:
             body = await _read_body(receive)
             if body is None:
                 return
-            voucher = await self._claim(scope, match.group(1), body)
-            await _respond(send, 201, orjson.dumps(voucher.model_dump(mode="json")), _JSON)
+            document = await self._claim(scope, match.group(1), body)
+            await _respond(send, 201, document, _JSON)
         except EngineError as exc:
             document = problem_document(exc.code, exc.detail, **exc.extra)
             headers = _PROBLEM + ([(b"retry-after", b"1")] if exc.code in ("RATE_LIMITED", "UNAVAILABLE") else [])
             await _respond(send, document["status"], orjson.dumps(document), headers)
 
-    async def _claim(self, scope: Scope, campaign_id: str, body: bytes):
+    async def _claim(self, scope: Scope, campaign_id: str, body: bytes) -> bytes:
         from voucher_engine.campaigns.endpoints import BATCHER_KEY, authenticate_claim
 
         state = (scope.get("app") or self.app).state.ve

@@ -1,0 +1,207 @@
+"""What the load tests share: a free port, a uvicorn (or service) process started and stopped, CPU of a process
+tree, and a closed-loop driver of keep-alive clients.
+
+Closed loop: each of C clients sends a request, waits for its answer, and sends the next, for S seconds, so the
+rate measured is what the server sustains at that concurrency. Requests are pre-built bytes made by a picklable
+`request_for(slot, n)` (slot: the client's global number, 0..C-1; n: its request count), so the same driver runs in
+one process or spread over several load-generator processes (`generators`), and every request can name its own
+voucher or wallet without two clients ever sharing one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import socket
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+
+# A request not answered in this long ends its client's loop (counted under status 0): a stuck server must not
+# hang the benchmark.
+REQUEST_TIMEOUT_S = 30.0
+MAX_RESPONSE_BYTES = 1 << 20
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def tree_cpu_s(root_pid: int | None) -> float:
+    """CPU seconds (user + system) used so far by a process and all its descendants (Linux /proc)."""
+    if root_pid is None:
+        return 0.0
+    tick = os.sysconf("SC_CLK_TCK")
+    children: dict[int, list[int]] = {}
+    cpu: dict[int, float] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as handle:
+                fields = handle.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        pid, ppid = int(entry), int(fields[1])
+        children.setdefault(ppid, []).append(pid)
+        # Own time plus that of reaped children (a backend that exited is counted in its postmaster).
+        cpu[pid] = sum(int(f) for f in fields[11:15]) / tick
+    total, stack = 0.0, [root_pid]
+    while stack:
+        pid = stack.pop()
+        total += cpu.get(pid, 0.0)
+        stack.extend(children.get(pid, []))
+    return total
+
+
+def wait_ready(port: int, process: subprocess.Popen, path: str = "/readyz", timeout_s: float = 90.0) -> None:
+    """Until GET `path` answers 200 (or the process exits, or `timeout_s` passes)."""
+    import httpx
+
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise SystemExit(f"the server exited: {process.stderr.read().decode() if process.stderr else ''}")
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}{path}", timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.3)
+    raise SystemExit(f"the server did not answer GET {path} with 200 within {timeout_s:.0f} s")
+
+
+def stop(process: subprocess.Popen, timeout_s: float = 20.0) -> None:
+    process.terminate()
+    try:
+        process.wait(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+@contextlib.contextmanager
+def server(command: list[str], env: dict[str, str], port: int, *, cwd: str | None = None,
+           ready_path: str = "/readyz") -> Iterator[subprocess.Popen]:
+    """A server process (uvicorn or `voucher-engine serve`) listening on `port`, ready, stopped on exit."""
+    process = subprocess.Popen(command, env=env, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        wait_ready(port, process, ready_path)
+        yield process
+    finally:
+        stop(process)
+
+
+def uvicorn_command(app: str, port: int, workers: int, *, factory: bool = False) -> list[str]:
+    """uvicorn as the service runs it (uvloop, httptools, no access log)."""
+    import sys
+
+    return [sys.executable, "-m", "uvicorn", app, *(["--factory"] if factory else []), "--host", "127.0.0.1",
+            "--port", str(port), "--workers", str(workers), "--loop", "uvloop", "--http", "httptools",
+            "--no-access-log", "--log-level", "warning"]
+
+
+class Client:
+    """One keep-alive HTTP/1.1 connection speaking just enough HTTP for JSON answers with Content-Length."""
+
+    def __init__(self, port: int):
+        self.port = port
+        self.reader: asyncio.StreamReader | None = None
+        self.writer: asyncio.StreamWriter | None = None
+
+    async def request(self, raw: bytes) -> int:
+        if self.writer is None:
+            self.reader, self.writer = await asyncio.open_connection("127.0.0.1", self.port)
+        assert self.reader is not None
+        self.writer.write(raw)
+        head = await self.reader.readuntil(b"\r\n\r\n")
+        length = 0
+        for line in head.split(b"\r\n")[1:]:
+            if line[:15].lower() == b"content-length:":
+                length = int(line[15:])
+        if length > MAX_RESPONSE_BYTES:
+            raise ValueError("response too large")
+        if length:
+            await self.reader.readexactly(length)
+        return int(head[9:12])
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+
+
+@dataclass
+class LoopResult:
+    latencies_s: list[float] = field(default_factory=list)
+    statuses: dict[int, int] = field(default_factory=dict)
+    seconds: float = 0.0
+
+    def merge(self, other: "LoopResult") -> None:
+        self.latencies_s.extend(other.latencies_s)
+        for status, n in other.statuses.items():
+            self.statuses[status] = self.statuses.get(status, 0) + n
+        self.seconds = max(self.seconds, other.seconds)
+
+    def count(self, *statuses: int) -> int:
+        return sum(self.statuses.get(s, 0) for s in statuses)
+
+    def percentile_ms(self, p: float) -> float:
+        ordered = sorted(self.latencies_s)
+        return round(ordered[min(len(ordered) - 1, int(p * len(ordered)))] * 1000, 1) if ordered else 0.0
+
+
+async def drive(port: int, request_for: Callable[[int, int], bytes], slots: range, seconds: float) -> LoopResult:
+    """Closed loop: one keep-alive client per slot, each sending `request_for(slot, n)` after the last answer."""
+    result = LoopResult()
+    started = time.perf_counter()
+    stop_at = started + seconds
+
+    async def one(slot: int) -> None:
+        client = Client(port)
+        n = 0
+        try:
+            while time.perf_counter() < stop_at:
+                raw = request_for(slot, n)
+                n += 1
+                sent = time.perf_counter()
+                try:
+                    status = await asyncio.wait_for(client.request(raw), REQUEST_TIMEOUT_S)
+                except (asyncio.TimeoutError, OSError, asyncio.IncompleteReadError, ValueError):
+                    result.statuses[0] = result.statuses.get(0, 0) + 1
+                    return
+                result.latencies_s.append(time.perf_counter() - sent)
+                result.statuses[status] = result.statuses.get(status, 0) + 1
+        finally:
+            client.close()
+
+    await asyncio.gather(*(one(slot) for slot in slots))
+    result.seconds = time.perf_counter() - started
+    return result
+
+
+def _drive_process(args: tuple) -> LoopResult:
+    port, request_for, slots, seconds = args
+    with contextlib.suppress(ImportError):
+        import uvloop
+
+        uvloop.install()
+    return asyncio.run(drive(port, request_for, slots, seconds))
+
+
+def closed_loop(port: int, request_for: Callable[[int, int], bytes], clients: int, seconds: float,
+                generators: int = 1) -> LoopResult:
+    """`clients` closed-loop clients for `seconds`, spread over `generators` load-generator processes."""
+    from concurrent.futures import ProcessPoolExecutor
+
+    generators = max(1, min(generators, clients))
+    bounds = [clients * g // generators for g in range(generators + 1)]
+    jobs = [(port, request_for, range(bounds[g], bounds[g + 1]), seconds) for g in range(generators)]
+    total = LoopResult()
+    with ProcessPoolExecutor(generators) as pool:
+        for part in pool.map(_drive_process, jobs):
+            total.merge(part)
+    return total
