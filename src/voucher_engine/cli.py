@@ -66,9 +66,29 @@ def run_server(settings: Settings) -> None:
     # would kill this process before its exit handlers stop the embedded PostgreSQL. Exit normally instead.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
 
-    uvicorn.run("voucher_engine.api.app:create_app", factory=True, host=settings.host, port=settings.port,
-                workers=settings.workers, log_level=settings.log_level, access_log=False,
-                loop="uvloop", http="httptools", timeout_graceful_shutdown=10)
+    ledger = _start_ledger_process(settings)
+    try:
+        uvicorn.run("voucher_engine.api.app:create_app", factory=True, host=settings.host, port=settings.port,
+                    workers=settings.workers, log_level=settings.log_level, access_log=False,
+                    loop="uvloop", http="httptools", timeout_graceful_shutdown=10)
+    finally:
+        ledger.terminate()
+        ledger.join(timeout=10)
+
+
+def _start_ledger_process(settings: Settings):
+    """The ledger's sequencer and checkpoints in a process of their own (ledger/background.py says why); the workers,
+    told so through the environment they inherit, keep only a standby loop."""
+    import multiprocessing
+
+    from voucher_engine.ledger import background
+
+    os.environ["VE_LEDGER_SEQUENCER"] = "process"
+    own = settings.model_copy(update={"ledger_sequencer": "process"})
+    process = multiprocessing.get_context("spawn").Process(target=background.run_process, args=(own,),
+                                                           name="voucher-engine ledger", daemon=True)
+    process.start()
+    return process
 
 
 @app.command()

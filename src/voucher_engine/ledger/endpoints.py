@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -17,13 +16,12 @@ from fastapi import APIRouter, Depends, Path, Query
 from fastapi.responses import StreamingResponse
 from pydantic import AwareDatetime
 
-from voucher_engine import clock
 from voucher_engine.api.deps import State, require
 from voucher_engine.api.paging import DEFAULT_LIMIT, Cursor, Limit, decode_cursor, encode_cursor
 from voucher_engine.api.state import AppState
 from voucher_engine.auth.subjects import Subject
 from voucher_engine.errors import EngineError
-from voucher_engine.ledger import checkpoints, export, model, repository, scoping, sequencer, service
+from voucher_engine.ledger import background, checkpoints, export, model, repository, scoping, sequencer, service
 from voucher_engine.ledger.schemas import (AccountOut, CheckpointOut, CheckpointPage, ConsistencyProof, InclusionProof,
                                            PublicKey, Reconciliation, TransactionOut, TransactionPage, VoucherTrace)
 
@@ -40,7 +38,6 @@ AccountName = Annotated[str, Path(max_length=80, pattern=model.ACCOUNT_PATTERN.p
 FilterId = Annotated[str | None, Query(min_length=1, max_length=128)]
 Size = Annotated[int | None, Query(ge=1, le=(1 << 62))]
 
-CHECKPOINT_INTERVAL_S = float(os.environ.get("VE_LEDGER_CHECKPOINT_INTERVAL_S", "60"))
 STATE_KEY = "ledger"
 
 
@@ -236,7 +233,11 @@ async def consistency_proof(state: State, _: Reader, first: Annotated[int, Query
     return {"first": first, "second": second, "path": [node.hex() for node in path]}
 
 
-@router.get("/export")
+# Declared so that the served OpenAPI says what the route answers (CSV, not JSON): contract tests check the
+# content type of every response against it.
+@router.get("/export", response_class=StreamingResponse, responses={200: {
+    "description": "The matching transactions as CSV with a header line, in seq order.",
+    "content": {"text/csv": {"schema": {"type": "string"}}}}})
 async def export_csv(
     state: State, subject: Reader, campaign_id: FilterId = None, merchant_id: FilterId = None,
     voucher_id: FilterId = None, at_from: Annotated[AwareDatetime | None, Query(alias="from")] = None,
@@ -270,21 +271,11 @@ async def public_key(state: State) -> dict[str, Any]:
 
 
 async def startup(state: AppState) -> None:
-    """Start this worker's sequencer loop; it also signs a checkpoint every CHECKPOINT_INTERVAL_S if the tree grew."""
-    key = _key(state)
-    last = {"at": clock.real_now()}
-
-    async def periodic_checkpoint() -> None:
-        now = clock.real_now()
-        if (now - last["at"]).total_seconds() < CHECKPOINT_INTERVAL_S:
-            return
-        last["at"] = now
-        async with state.engine.begin() as conn:
-            latest = await service.get_checkpoint(conn)
-            if await service.tree_size(conn) > (latest.tree_size if latest else 0):
-                await service.make_checkpoint(conn, key)
-
-    state.extras[STATE_KEY] = asyncio.create_task(sequencer.run_forever(state.engine, periodic_checkpoint))
+    """Start this worker's sequencer loop (background.py says when it is only a standby); it also signs a
+    checkpoint every CHECKPOINT_INTERVAL_S if the tree grew."""
+    hook = background.periodic_checkpoint(state.engine, _key(state))
+    state.extras[STATE_KEY] = asyncio.create_task(sequencer.run_forever(
+        state.engine, hook, interval_s=background.worker_interval_s(state.settings)))
 
 
 async def shutdown(state: AppState) -> None:

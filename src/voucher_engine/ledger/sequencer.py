@@ -143,8 +143,8 @@ async def drain(engine: AsyncEngine, *, wait: bool = True) -> int:
             return total
 
 
-async def run_forever(engine: AsyncEngine, on_idle=None) -> None:
-    """The per-worker background loop: drain the queue every POLL_INTERVAL_S; `on_idle()` runs between rounds."""
+async def run_forever(engine: AsyncEngine, on_idle=None, *, interval_s: float | None = None) -> None:
+    """The background loop: drain the queue every `interval_s` (POLL_INTERVAL_S); `on_idle()` runs between rounds."""
     while True:
         try:
             await drain(engine, wait=False)
@@ -155,4 +155,4 @@ async def run_forever(engine: AsyncEngine, on_idle=None) -> None:
         except Exception:  # noqa: BLE001 - the loop must outlive a database restart or a bad round
             log.warning("ledger sequencing failed; will retry", exc_info=True)
             await asyncio.sleep(1.0)
-        await asyncio.sleep(POLL_INTERVAL_S)
+        await asyncio.sleep(POLL_INTERVAL_S if interval_s is None else interval_s)
