@@ -157,6 +157,21 @@ async def test_the_cli_verifies_and_exits_1_with_the_seq(engine, database_url, s
 
 
 @pytest.mark.parametrize("what, statements, seq", TAMPERING, ids=[t[0] for t in TAMPERING])
+async def test_rows_read_in_small_blocks_find_the_same_first_seq(engine, database_url, signing_key, public_key,
+                                                                 monkeypatch, what, statements, seq):
+    # Rows arrive BLOCK_ROWS to a COPY line; blocks of 3 put every tampering next to a block's edge somewhere.
+    from voucher_engine.ledger import verify_rows
+
+    monkeypatch.setattr(verify_rows, "BLOCK_ROWS", 3)
+    await _books(engine, signing_key)
+    assert (await verify.verify_database(engine, public_key, workers=1)).ok
+    await _tamper(database_url, *statements)
+    report = await verify.verify_database(engine, public_key, sequence_first=False, workers=1)
+    assert not report.ok
+    assert report.first.seq == seq, report.document()
+
+
+@pytest.mark.parametrize("what, statements, seq", TAMPERING, ids=[t[0] for t in TAMPERING])
 async def test_two_processes_find_the_same_first_seq(engine, database_url, signing_key, public_key, what, statements,
                                                      seq):
     await _books(engine, signing_key)
