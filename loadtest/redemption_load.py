@@ -158,16 +158,19 @@ class Phase:
     unexpected: int = 0
     wall_s: float = 0.0
     cpu_s: float = 0.0
+    unexpected_samples: list[str] = field(default_factory=list)
     server_cpu_s: float = 0.0     # the service's (or baseline's) processes during the phase
     postgres_cpu_s: float = 0.0   # every PostgreSQL process during the phase
 
-    def record(self, status: int, latency_ms: float, expected: tuple[int, ...]) -> None:
+    def record(self, status: int, latency_ms: float, expected: tuple[int, ...], body: bytes = b"") -> None:
         self.latencies_ms.append(latency_ms)
         self.statuses[status] = self.statuses.get(status, 0) + 1
         if status == 201:
             self.settled += 1
         if status not in expected:
             self.unexpected += 1
+            if len(self.unexpected_samples) < 3:
+                self.unexpected_samples.append(f"{status} {body[:300].decode(errors='replace')}")
 
     def line(self) -> str:
         lat = sorted(self.latencies_ms) or [0.0]
@@ -276,7 +279,7 @@ async def closed_loop(port: int, phase: Phase, concurrency: int, duration_s: flo
             raw, expected, on_answer = make()
             began = time.perf_counter()
             status, body = await conn.send(raw)
-            phase.record(status, (time.perf_counter() - began) * 1000, expected)
+            phase.record(status, (time.perf_counter() - began) * 1000, expected, body)
             if on_answer is not None:
                 on_answer(status, body)
 
@@ -376,6 +379,9 @@ def main() -> None:
         print(phase.line())
     for phase in phases:
         print(phase.cost_line())
+    for phase in phases:
+        for sample in phase.unexpected_samples:
+            print(f"unexpected in {phase.name}: {sample}")
     baseline_rate = phases[0].settled / phases[0].wall_s
     for phase in phases[1:3]:
         print(f"ratio {phase.name}: {phase.settled / phase.wall_s / baseline_rate:.2f}x the baseline's settled/s")

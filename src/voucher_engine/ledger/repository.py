@@ -5,6 +5,7 @@ Every function takes a connection already inside a transaction (the caller's, or
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import asyncpg
@@ -50,8 +51,8 @@ BALANCES = "SELECT account, balance_fen FROM ledger_accounts WHERE account = ANY
 #    identity) is drawn after the locks, so a batch that waited for another one's escrow always sorts after it, and
 #    seq order never shows an escrow below zero; and the campaign totals rows are locked after the accounts, in key
 #    order, in every batch.
-POST_BATCH = """
-WITH delta AS (
+POST_BATCH_CTES = """
+delta AS (
     SELECT account, delta_fen FROM unnest($1::text[], $2::bigint[]) AS d(account, delta_fen)
 ), locked AS MATERIALIZED (
     SELECT a.account FROM ledger_accounts a WHERE a.account = ANY($1::text[]) ORDER BY a.account FOR UPDATE
@@ -85,9 +86,19 @@ WITH delta AS (
         SET amount_fen = c.amount_fen + excluded.amount_fen, tx_count = c.tx_count + excluded.tx_count
     RETURNING 1
 )
-SELECT (SELECT moved FROM ready) AS moved, (SELECT count(*) FROM tx) AS inserted, (SELECT batch FROM queued) AS batch,
-       (SELECT count(*) FROM totals) AS totals
 """
+# What POST_BATCH answers: accounts moved, transactions inserted, the queued batch, campaign totals rows.
+POST_BATCH_RESULT = """(SELECT moved FROM ready) AS moved, (SELECT count(*) FROM tx) AS inserted, (SELECT batch FROM queued) AS batch,
+       (SELECT count(*) FROM totals) AS totals"""
+POST_BATCH = f"WITH {POST_BATCH_CTES} SELECT {POST_BATCH_RESULT}"
+
+
+def post_batch_alongside(ctes: str, arg_count: int, result: str) -> str:
+    """POST_BATCH sent in one statement with a caller's own writes: `ctes` (WITH items numbered $1..$arg_count),
+    the ledger's items after them (renumbered), and the caller's `result` select list after the ledger's."""
+    shifted = re.sub(r"\$(\d+)", lambda m: f"${int(m.group(1)) + arg_count}", POST_BATCH_CTES)
+    return f"WITH {ctes},\n{shifted} SELECT {POST_BATCH_RESULT},\n{result}"
+
 
 OPEN_ACCOUNTS = "SELECT account FROM ledger_accounts WHERE account = ANY($1::text[])"
 

@@ -25,6 +25,7 @@ import os
 import re
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
@@ -104,6 +105,39 @@ async def post_many(conn: AsyncConnection | asyncpg.Connection, txs: Sequence[Ne
     """
     if not txs:
         return []
+    batch = _prepare(txs, ids)
+    # A hot path may hand its own asyncpg connection, already in its transaction.
+    raw = await repository.driver(conn) if isinstance(conn, AsyncConnection) else conn
+    result = await _send(raw, batch, repository.POST_BATCH, batch.args, savepoint=savepoint)
+    return await _landed(raw, batch, result)
+
+
+async def post_many_alongside(conn: asyncpg.Connection, txs: Sequence[NewTransaction], ids: Sequence[str],
+                              ctes: str, args: Sequence[Any], result: str
+                              ) -> tuple[list[PostedTransaction], asyncpg.Record]:
+    """`post_many` (no savepoint) in one statement with the caller's own writes, to save the caller a round trip:
+    `ctes` are WITH items numbered $1..$len(args), `result` a select list over them, whose values come back in the
+    returned row beside the ledger's. Same errors as `post_many`; on any of them the caller's writes are not made
+    either, and the caller's transaction must be rolled back."""
+    batch = _prepare(txs, ids)
+    sql = repository.post_batch_alongside(ctes, len(args), result)
+    row = await _send(conn, batch, sql, (*args, *batch.args), savepoint=False)
+    return await _landed(conn, batch, row), row
+
+
+@dataclass(slots=True)
+class _Batch:
+    txs: Sequence[NewTransaction]
+    checked: list
+    ids: list[str]
+    deltas: dict[str, int]
+    accounts: list[str]
+    total_keys: list[tuple[str, str, str]]
+    args: tuple
+
+
+def _prepare(txs: Sequence[NewTransaction], ids: Sequence[str] | None) -> _Batch:
+    """Check the batch and turn it into POST_BATCH's arrays; nothing is sent."""
     if len(txs) > model.MAX_BATCH:
         raise EngineError("VALIDATION_ERROR", f"at most {model.MAX_BATCH} ledger transactions per batch")
     checked = [model.validate(tx) for tx in txs]
@@ -151,35 +185,40 @@ async def post_many(conn: AsyncConnection | asyncpg.Connection, txs: Sequence[Ne
         [key[0] for key in total_keys], [key[1] for key in total_keys], [key[2] for key in total_keys],
         [totals[key][0] for key in total_keys], [totals[key][1] for key in total_keys],
     )
+    return _Batch(txs, checked, ids, deltas, accounts_sorted, total_keys, args)
 
-    # A hot path may hand its own asyncpg connection, already in its transaction.
-    raw = await repository.driver(conn) if isinstance(conn, AsyncConnection) else conn
+
+async def _send(raw: asyncpg.Connection, batch: _Batch, sql: str, args: Sequence[Any], *,
+                savepoint: bool) -> asyncpg.Record:
+    """Run the posting statement, turning the database's refusals into the engine's errors."""
     try:
         if savepoint:
             async with raw.transaction():  # a savepoint inside the caller's transaction
-                result = await raw.fetchrow(repository.POST_BATCH, *args)
-        else:
-            result = await raw.fetchrow(repository.POST_BATCH, *args)
+                return await raw.fetchrow(sql, *args)
+        return await raw.fetchrow(sql, *args)
     except asyncpg.CheckViolationError as exc:
         if exc.constraint_name == ESCROW_CHECK:
-            detail = await _overdraft_detail(raw, deltas) if savepoint else _overdraft_asked(deltas)
+            detail = await _overdraft_detail(raw, batch.deltas) if savepoint else _overdraft_asked(batch.deltas)
             raise EngineError("INSUFFICIENT_FUNDS", detail) from None
         raise
     except asyncpg.UniqueViolationError as exc:
         if exc.constraint_name == UNIQUE_TX_ID:
             raise EngineError("CONFLICT", "a ledger transaction id of this batch is already in the ledger") from None
         raise
-    if result["moved"] != len(accounts_sorted):
+
+
+async def _landed(raw: asyncpg.Connection, batch: _Batch, result: asyncpg.Record) -> list[PostedTransaction]:
+    if result["moved"] != len(batch.accounts):
         # Nothing was written (the statement moves balances only when every account is open).
-        opened = {row["account"] for row in await raw.fetch(repository.OPEN_ACCOUNTS, accounts_sorted)}
-        missing = [account for account in accounts_sorted if account not in opened]
+        opened = {row["account"] for row in await raw.fetch(repository.OPEN_ACCOUNTS, batch.accounts)}
+        missing = [account for account in batch.accounts if account not in opened]
         raise EngineError("INVALID_STATE", f"ledger account(s) not open: {', '.join(missing[:5])}")
-    # The pair of the assertion above, after writing: every row landed.
-    assert result["inserted"] == len(txs) and result["totals"] == len(total_keys) and result["batch"] is not None, (
-        dict(result))
+    # The pair of the assertion in _prepare, after writing: every row landed.
+    assert (result["inserted"] == len(batch.txs) and result["totals"] == len(batch.total_keys)
+            and result["batch"] is not None), dict(result)
     return [PostedTransaction(id=tx_id, kind=tx.kind, at=tx.at, campaign_id=campaign_id, postings=tuple(tx.postings),
                               refs=refs)
-            for tx_id, tx, (campaign_id, refs, _, _) in zip(ids, txs, checked)]
+            for tx_id, tx, (campaign_id, refs, _, _) in zip(batch.ids, batch.txs, batch.checked)]
 
 
 def _overdraft_asked(deltas: dict[str, int]) -> str:

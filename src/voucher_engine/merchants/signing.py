@@ -13,6 +13,7 @@ import hmac
 import re
 from dataclasses import dataclass
 from datetime import timedelta
+from functools import lru_cache
 
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -41,6 +42,7 @@ class SignedCaller:
     key_id: str
 
 
+@lru_cache(maxsize=4096)  # a till signs every request: derive once per key and worker (the bound: key ids seen)
 def derive_key_secret(server_secret: bytes, key_id: str) -> str:
     """The hex secret a POS key signs with; derived, so it is never stored."""
     return derive(server_secret, "pos-key", key_id).hex()

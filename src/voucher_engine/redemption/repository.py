@@ -86,10 +86,11 @@ ON CONFLICT (campaign_id, day) DO UPDATE SET spent_fen = daily_spend.spent_fen
 RETURNING campaign_id, day, spent_fen
 """
 
-# One round trip writes what a batch decided: vouchers, redemption rows, daily spend. Counts come back so the
-# caller can assert every row landed.
-WRITE_BATCH = """
-WITH v AS (
+# What a batch decided: vouchers, redemption rows, daily spend, as WITH items (sent alone as WRITE_BATCH, or in
+# the ledger's statement by `ledger.service.post_many_alongside`). Counts come back so the caller can assert every
+# row landed.
+WRITE_BATCH_CTES = """
+v AS (
     UPDATE vouchers v SET status = u.status, balance_fen = u.balance, version = v.version + 1, updated_at = $1
     FROM unnest($2::text[], $3::text[], $4::text[], $5::bigint[]) AS u(campaign_id, id, status, balance)
     WHERE v.campaign_id = u.campaign_id AND v.id = u.id
@@ -107,9 +108,10 @@ WITH v AS (
     SELECT * FROM unnest($18::text[], $19::date[], $20::bigint[], $21::bigint[])
     ON CONFLICT (campaign_id, day) DO UPDATE SET spent_fen = daily_spend.spent_fen + EXCLUDED.spent_fen
     RETURNING 1
-)
-SELECT (SELECT count(*) FROM v) AS vouchers, (SELECT count(*) FROM r) AS redemptions, (SELECT count(*) FROM d) AS days
-"""
+)"""
+WRITE_BATCH_RESULT = ("(SELECT count(*) FROM v) AS vouchers, (SELECT count(*) FROM r) AS redemptions, "
+                      "(SELECT count(*) FROM d) AS days")
+WRITE_BATCH = f"WITH {WRITE_BATCH_CTES} SELECT {WRITE_BATCH_RESULT}"
 
 CONTRACT_SOURCE = "SELECT contract_source FROM campaigns WHERE contract_sha256 = $1 LIMIT 1"
 
@@ -140,15 +142,24 @@ def _columns(rows: list[tuple], width: int) -> list[list]:
     return [list(column) for column in zip(*rows)] if rows else [[] for _ in range(width)]
 
 
-async def write_batch(conn: asyncpg.Connection, at: datetime, vouchers: list[tuple[str, str, str, int]],
-                      redemptions: list[tuple], spend: list[tuple[str, date, int, int]]) -> None:
-    """Vouchers (campaign_id, id, status, balance); redemptions (campaign_id, id, merchant_id, pos_txn_id,
-    request_sha256, voucher_id, wallet_id, order_fen, subsidy_fen, ledger_tx_id, spend_day, items_json); daily
-    spend (campaign_id, day, amount_fen, cap_fen), at most one row per (campaign_id, day)."""
-    row = await conn.fetchrow(WRITE_BATCH, at, *_columns(vouchers, 4), *_columns(redemptions, 12),
-                              *_columns(spend, 4))
+def write_args(at: datetime, vouchers: list[tuple[str, str, str, int]], redemptions: list[tuple],
+               spend: list[tuple[str, date, int, int]]) -> tuple:
+    """WRITE_BATCH's arguments. Vouchers (campaign_id, id, status, balance); redemptions (campaign_id, id,
+    merchant_id, pos_txn_id, request_sha256, voucher_id, wallet_id, order_fen, subsidy_fen, ledger_tx_id, spend_day,
+    items_json); daily spend (campaign_id, day, amount_fen, cap_fen), at most one row per (campaign_id, day)."""
+    return (at, *_columns(vouchers, 4), *_columns(redemptions, 12), *_columns(spend, 4))
+
+
+def check_written(row: asyncpg.Record, vouchers: list, redemptions: list, spend: list) -> None:
     # The pair of the decisions made in Python: every row they named was written.
     assert (row["vouchers"], row["redemptions"], row["days"]) == (len(vouchers), len(redemptions), len(spend)), row
+
+
+async def write_batch(conn: asyncpg.Connection, at: datetime, vouchers: list[tuple[str, str, str, int]],
+                      redemptions: list[tuple], spend: list[tuple[str, date, int, int]]) -> None:
+    """WRITE_BATCH alone (a batch that moves no money: lazy expiry only)."""
+    row = await conn.fetchrow(WRITE_BATCH, *write_args(at, vouchers, redemptions, spend))
+    check_written(row, vouchers, redemptions, spend)
 
 
 async def contract_source(conn: asyncpg.Connection, sha256: str) -> str:

@@ -302,24 +302,28 @@ class _Writes:
         return body
 
     async def flush(self, conn: asyncpg.Connection, now: datetime) -> None:
-        # The ledger goes last, just before COMMIT: the campaign's escrow and totals rows, which every batch of the
-        # campaign needs, are then locked for one statement and the commit only. Its ids are made first, so that the
-        # redemption rows written before it can name them. No savepoint: any error fails the whole batch transaction,
-        # which run_batch rolls back and retries job by job.
+        # The ledger goes last, just before COMMIT, in the same statement as the batch's own rows: the campaign's
+        # escrow and totals rows, which every batch of the campaign needs, are then locked for that statement and
+        # the commit only. Its ids are made first, so that the redemption rows can name them. No savepoint: any
+        # error fails the whole batch transaction, which run_batch rolls back and retries job by job.
         assert len(self.transactions) == len(self.redemptions) == len(self.bodies)
         ids = ledger.new_tx_ids(len(self.transactions)) if self.transactions else []
         for row, body, tx_id in zip(self.redemptions, self.bodies, ids):
             row[9] = tx_id
             body["ledger_tx_id"] = tx_id
-        if self.vouchers or self.redemptions or self.spend:
-            await repository.write_batch(
-                conn, now,
-                vouchers=[(c, v, s, b) for (c, v), (s, b) in sorted(self.vouchers.items())],
-                redemptions=[tuple(row) for row in self.redemptions],
-                spend=[(c, d, amount, cap) for (c, d), (amount, cap) in sorted(self.spend.items())])
-        if self.transactions:
-            posted = await ledger.post_many(conn, self.transactions, ids=ids, savepoint=False)
-            assert [tx.id for tx in posted] == ids
+        vouchers = [(c, v, s, b) for (c, v), (s, b) in sorted(self.vouchers.items())]
+        redemptions = [tuple(row) for row in self.redemptions]
+        spend = [(c, d, amount, cap) for (c, d), (amount, cap) in sorted(self.spend.items())]
+        if not self.transactions:
+            if vouchers or spend:
+                await repository.write_batch(conn, now, vouchers, redemptions, spend)
+            return
+        # One round trip for the batch's own rows and its ledger transactions.
+        posted, row = await ledger.post_many_alongside(
+            conn, self.transactions, ids, repository.WRITE_BATCH_CTES,
+            repository.write_args(now, vouchers, redemptions, spend), repository.WRITE_BATCH_RESULT)
+        repository.check_written(row, vouchers, redemptions, spend)
+        assert [tx.id for tx in posted] == ids
 
 
 def _day(row: asyncpg.Record, now: datetime) -> date:
