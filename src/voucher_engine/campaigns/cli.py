@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import csv
+import re
 import sys
 from operator import itemgetter
 from collections.abc import AsyncIterator, Iterator
@@ -54,7 +55,6 @@ def read_csv(path: Path, types: dict[str, str], chunk_size: int) -> Iterator[lis
     (schemas.parse_holder), checked inline because this loop runs a million times."""
     from voucher_engine.campaigns.schemas import (ID_HASH_PATTERN, MAX_ATTRIBUTE_VALUE_CHARS, MAX_ATTRIBUTES,
                                                   WALLET_PATTERN)
-    import re
 
     wallet_ok = re.compile(WALLET_PATTERN).match
     id_hash_ok = re.compile(ID_HASH_PATTERN).match
@@ -75,16 +75,12 @@ def read_csv(path: Path, types: dict[str, str], chunk_size: int) -> Iterator[lis
         parsed: dict[tuple, dict] = {}
         width = len(header)
         chunk: list[tuple] = []
+        lines: list[int] = []
         for line_no, row in enumerate(reader, start=2):
             if len(row) != width:
                 if not row:
                     continue
                 raise EngineError("VALIDATION_ERROR", f"{path}: line {line_no} has {len(row)} cells, not {width}")
-            wallet_id = row[wallet_at]
-            id_hash = row[hash_at] or None if hash_at is not None else None
-            if not wallet_ok(wallet_id) or (id_hash is not None and not id_hash_ok(id_hash)):
-                raise EngineError("VALIDATION_ERROR", f"{path}: line {line_no}: wallet_id must be 16 digits and "
-                                                      "id_hash 1 to 128 of [A-Za-z0-9+/=_:.-]")
             cells = cells_of(row)
             attributes = parsed.get(cells)
             if attributes is None:
@@ -98,12 +94,35 @@ def read_csv(path: Path, types: dict[str, str], chunk_size: int) -> Iterator[lis
                                                           f"{MAX_ATTRIBUTE_VALUE_CHARS} characters")
                 if len(parsed) < 100_000:
                     parsed[cells] = attributes
-            chunk.append((wallet_id, id_hash, attributes))
+            chunk.append((row[wallet_at], (row[hash_at] or None) if hash_at is not None else None, attributes))
+            lines.append(line_no)
             if len(chunk) == chunk_size:
+                _check_ids(path, chunk, lines, wallet_ok, id_hash_ok)
                 yield chunk
-                chunk = []
+                chunk, lines = [], []
         if chunk:
+            _check_ids(path, chunk, lines, wallet_ok, id_hash_ok)
             yield chunk
+
+
+# A whole chunk's wallets and id_hashes checked at once, by C-level passes over the joined values (lengths, then
+# characters): a million calls of a pattern per column were a fifth of the command's time. Only when a chunk fails
+# is it checked row by row, to name the line (and the row-by-row patterns, schemas.py's, stay the rule).
+_ID_HASH_CHARS = re.compile(r"[A-Za-z0-9+/=_:.-]*")
+
+
+def _check_ids(path: Path, chunk: list[tuple], lines: list[int], wallet_ok, id_hash_ok) -> None:
+    wallets = [holder[0] for holder in chunk]
+    hashes = [holder[1] for holder in chunk if holder[1] is not None]
+    joined = "".join(wallets)
+    if set(map(len, wallets)) == {16} and joined.isascii() and joined.isdigit():
+        hash_lengths = set(map(len, hashes)) or {1}
+        if 1 <= min(hash_lengths) and max(hash_lengths) <= 128 and _ID_HASH_CHARS.fullmatch("".join(hashes)):
+            return
+    for (wallet_id, id_hash, _), line_no in zip(chunk, lines):
+        if not wallet_ok(wallet_id) or (id_hash is not None and not id_hash_ok(id_hash)):
+            raise EngineError("VALIDATION_ERROR", f"{path}: line {line_no}: wallet_id must be 16 digits and "
+                                                  "id_hash 1 to 128 of [A-Za-z0-9+/=_:.-]")
 
 
 def count_rows(path: Path) -> int:

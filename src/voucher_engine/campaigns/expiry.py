@@ -29,12 +29,15 @@ SWEEP_INTERVAL_S = 30.0
 SWEEP_BATCH = 10_000
 SWEEP_LOCK_KEY = 7_412_930_005
 
+# The due rows are chosen once (a MATERIALIZED CTE): as a subquery in FROM, a plan that rescans it would run the
+# LIMIT ... SKIP LOCKED again and could expire more than `limit` vouchers.
 _EXPIRE_ONE_CAMPAIGN = sa.text(
-    "UPDATE vouchers v SET status = 'expired', updated_at = :now, version = v.version + 1"
-    " FROM (SELECT campaign_id, id FROM vouchers"
-    "        WHERE campaign_id = :campaign_id AND status = 'issued' AND valid_until <= :now"
-    "        LIMIT :limit FOR UPDATE SKIP LOCKED) due"
-    " WHERE v.campaign_id = due.campaign_id AND v.id = due.id AND v.status = 'issued'")
+    "WITH due AS MATERIALIZED ("
+    "    SELECT campaign_id, id FROM vouchers"
+    "     WHERE campaign_id = :campaign_id AND status = 'issued' AND valid_until <= :now"
+    "     LIMIT :limit FOR UPDATE SKIP LOCKED)"
+    " UPDATE vouchers v SET status = 'expired', updated_at = :now, version = v.version + 1"
+    " FROM due WHERE v.campaign_id = due.campaign_id AND v.id = due.id AND v.status = 'issued'")
 
 # A fixed-window campaign's vouchers all share its window: none is due before the campaign's own end, so the sweep
 # looks only at those past it, and at campaigns whose windows run from each voucher's issue.

@@ -23,8 +23,18 @@ def new_voucher_id() -> str:
     return f"vch_{int(time.time() * 1000) & 0xFFFFFFFFFFFF:012x}{os.urandom(10).hex()}"
 
 
+VOUCHER_ID_CHARS = 36
+MAX_BLOCK = 1 << 24
+
+
+def voucher_id_stem() -> str:
+    """The first 30 characters of a block of up to `MAX_BLOCK` voucher ids: stem + f"{i:06x}" (a time prefix,
+    a random stem, a counter)."""
+    return f"vch_{int(time.time() * 1000) & 0xFFFFFFFFFFFF:012x}{os.urandom(7).hex()}"
+
+
 def voucher_id_block(count: int) -> list[str]:
     """`count` fresh voucher ids, in increasing order (one time prefix, one random stem, a counter)."""
-    assert 0 <= count <= 1 << 24, count
-    prefix = f"vch_{int(time.time() * 1000) & 0xFFFFFFFFFFFF:012x}{os.urandom(7).hex()}"
-    return [f"{prefix}{i:06x}" for i in range(count)]
+    assert 0 <= count <= MAX_BLOCK, count
+    stem = voucher_id_stem()
+    return [f"{stem}{i:06x}" for i in range(count)]

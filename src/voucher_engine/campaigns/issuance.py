@@ -93,13 +93,14 @@ def check_issuable(row, kind: str, now: datetime) -> None:
         raise EngineError("INVALID_STATE", "The campaign's validity window has ended; no voucher can be issued.")
 
 
-async def _prior_counts(raw, campaign_id: str, keys: list[str]) -> dict[str, int]:
-    if not keys:
-        return {}
-    rows = await raw.fetch(
-        "SELECT holder_key, count(*) AS n FROM vouchers WHERE campaign_id = $1 AND holder_key = ANY($2::text[])"
-        " GROUP BY holder_key", campaign_id, keys)
-    return {row["holder_key"]: row["n"] for row in rows}
+async def _held_by_holder(raw, campaign_id: str) -> dict[str, int]:
+    """Vouchers of the campaign per holder key, in one pass over its primary key range (no per-holder index:
+    issued vouchers are kept out of the holder index, which only claims need)."""
+    held: dict[str, int] = {}
+    async for record in raw.cursor("SELECT holder_key, count(*) FROM vouchers WHERE campaign_id = $1"
+                                   " GROUP BY holder_key", campaign_id, prefetch=10_000):
+        held[record[0]] = record[1]
+    return held
 
 
 async def run(engine: AsyncEngine, campaign_id: str, issuance_id: str, *, kind: str,
@@ -163,6 +164,18 @@ def _jsonb(json_bytes: bytes) -> bytes:
     return _pack_length(len(json_bytes) + 1) + b"\x01" + json_bytes
 
 
+# A row is built as one str and a chunk encoded once as latin-1, which maps code points 0-255 to the same bytes:
+# the binary parts (lengths, times) are written as such characters, every per-row text (wallet, id_hash, key,
+# voucher id) is ASCII by the holder rules, and the JSON of attributes (UTF-8 bytes) is carried through latin-1
+# decoding unchanged. One f-string per row instead of a bytes object per field.
+_LENGTH = [_pack_length(n).decode("latin-1") for n in range(260)]
+_NULL_FIELD = _NULL.decode("latin-1")
+
+
+def _field(value: bytes) -> str:
+    return value.decode("latin-1")
+
+
 async def _issue(raw, terms: cache.Terms, issuance_id: str, holders, issued_at: datetime, remaining: int,
                  had_vouchers: bool, checked: bool, outcome: Outcome, progress: Progress | None,
                  keep_voucher_ids: bool) -> None:
@@ -174,34 +187,41 @@ async def _issue(raw, terms: cache.Terms, issuance_id: str, holders, issued_at: 
     valid_from, valid_until = terms.window_for(issued_at)
     face = terms.face_value_fen
     # Everything a row repeats, encoded once (PostgreSQL's binary COPY: no text parsing of times and numbers).
-    head = _FIELD_COUNT + _text(campaign_id)
-    middle = (_text("issued") + _timestamptz(valid_from) + _timestamptz(valid_until) + _bigint(face) + _bigint(face)
-              + _timestamptz(issued_at) + _text(issuance_id))
-    tail = _bigint(1) + _timestamptz(issued_at)
+    head = _field(_FIELD_COUNT + _text(campaign_id)) + _LENGTH[ids.VOUCHER_ID_CHARS]
+    middle = _field(_text("issued") + _timestamptz(valid_from) + _timestamptz(valid_until) + _bigint(face)
+                    + _bigint(face) + _timestamptz(issued_at) + _text(issuance_id))
+    tail = _field(_bigint(1) + _timestamptz(issued_at))
     # Vouchers held per holder key: the campaign's before this issuance, then this issuance's own (exact; about
     # 150 bytes a holder, so a million-holder list stays well inside the memory budget).
-    held_by: dict[str, int] = {}
-    if had_vouchers:
-        async for record in raw.cursor("SELECT holder_key, count(*) FROM vouchers WHERE campaign_id = $1"
-                                       " GROUP BY holder_key", campaign_id, prefetch=10_000):
-            held_by[record[0]] = record[1]
-    # Per distinct attribute set: eligible or not, and its JSON as a COPY field.
-    memo: dict[tuple, tuple[bool, bytes]] = {}
+    held_by = await _held_by_holder(raw, campaign_id) if had_vouchers else {}
+    # Per distinct attribute set: eligible or not, and its JSON as a COPY field. Looked up by the dict's identity
+    # first (the CSV reader hands out one dict per distinct set; the entry keeps the dict alive, so its id cannot
+    # be reused), then by its items.
+    memo: dict[tuple, tuple[bool, str]] = {}
+    by_identity: dict[int, tuple[dict, tuple[bool, str]]] = {}
     dumps = orjson.dumps
+    length = _LENGTH
+
+    def decide(attributes: dict) -> tuple[bool, str]:
+        memo_key = tuple(attributes.items())
+        known = memo.get(memo_key)
+        if known is None:
+            known = (checked or not check_holder(attributes), _field(_jsonb(dumps(attributes))))
+            if len(memo) < 100_000:
+                memo[memo_key] = known
+        if len(by_identity) < 10_000:
+            by_identity[id(attributes)] = (attributes, known)
+        return known
 
     async def rows():
         nonlocal remaining
         async for chunk in _chunks_of(holders):
-            accepted: list[tuple[str, str, str, str]] = []
+            assert len(chunk) <= ids.MAX_BLOCK, len(chunk)
+            stem = ids.voucher_id_stem()
+            parts: list[str] = []
             for wallet_id, id_hash, attributes in chunk:
-                outcome.processed += 1
-                # Lists repeat few combinations of attributes: decide and encode each combination once.
-                memo_key = tuple(attributes.items())
-                known = memo.get(memo_key)
-                if known is None:
-                    known = (checked or not check_holder(attributes), _jsonb(dumps(attributes)))
-                    if len(memo) < 100_000:
-                        memo[memo_key] = known
+                cached = by_identity.get(id(attributes))
+                known = cached[1] if cached is not None and cached[0] is attributes else decide(attributes)
                 if not known[0]:
                     outcome.reject(wallet_id, "NOT_ELIGIBLE")
                     continue
@@ -215,16 +235,15 @@ async def _issue(raw, terms: cache.Terms, issuance_id: str, holders, issued_at: 
                     continue
                 held_by[key] = held + 1
                 remaining -= 1
-                accepted.append((key, wallet_id, id_hash, known[1]))
-            if accepted:
-                voucher_ids = ids.voucher_id_block(len(accepted))
-                yield b"".join(
-                    b"".join((head, _text(voucher_id), _text(wallet_id), _NULL if id_hash is None else _text(id_hash),
-                              _text(key), middle, attributes_field, tail))
-                    for voucher_id, (key, wallet_id, id_hash, attributes_field) in zip(voucher_ids, accepted))
-                outcome.issued += len(accepted)
+                hash_field = _NULL_FIELD if id_hash is None else length[len(id_hash)] + id_hash
+                parts.append(f"{head}{stem}{len(parts):06x}{length[len(wallet_id)]}{wallet_id}{hash_field}"
+                             f"{length[len(key)]}{key}{middle}{known[1]}{tail}")
+            outcome.processed += len(chunk)
+            if parts:
+                yield "".join(parts).encode("latin-1")
+                outcome.issued += len(parts)
                 if keep_voucher_ids:
-                    outcome.voucher_ids.extend(voucher_ids)
+                    outcome.voucher_ids.extend(f"{stem}{i:06x}" for i in range(len(parts)))
             if progress is not None:
                 await progress(outcome.processed, outcome.issued, outcome.rejected_count)
 
@@ -253,10 +272,8 @@ async def _draw(raw, terms: cache.Terms, applicants: list[HolderTuple], seed: by
             excluded.append({"key": key, "code": "NOT_ELIGIBLE"})
         else:
             candidates.append(key)
-    holder_keys = sorted({lottery.holder_key_of(key) for key in candidates})
-    prior: dict[str, int] = {}
-    for start in range(0, len(holder_keys), 50_000):
-        prior.update(await _prior_counts(raw, terms.campaign_id, holder_keys[start:start + 50_000]))
+    held = await _held_by_holder(raw, terms.campaign_id)
+    prior = {key: held[key] for key in {lottery.holder_key_of(key) for key in candidates} if key in held}
     limit = terms.per_holder_limit
     still: list[str] = []
     for key in candidates:
