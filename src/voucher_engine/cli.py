@@ -84,6 +84,7 @@ def _start_ledger_process(settings: Settings):
     from voucher_engine.ledger import background
 
     os.environ["VE_LEDGER_SEQUENCER"] = "process"
+    os.environ["VE_SERVED"] = "1"
     own = settings.model_copy(update={"ledger_sequencer": "process"})
     process = multiprocessing.get_context("spawn").Process(target=background.run_process, args=(own,),
                                                            name="voucher-engine ledger", daemon=True)

@@ -38,6 +38,8 @@ class Settings(BaseSettings):
     # Where the ledger's sequencer runs: "workers" (a loop in every worker process: tests, scripts) or "process"
     # (set by `serve`: a process of its own, off the workers' event loops; ledger/background.py).
     ledger_sequencer: Literal["workers", "process"] = "workers"
+    # Set by `serve` for its workers: long-lived server processes, tuned as such (api/app.py: the garbage collector).
+    served: bool = False
 
     @property
     def resolved_signing_key_path(self) -> Path:

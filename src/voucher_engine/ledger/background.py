@@ -27,6 +27,7 @@ CHECKPOINT_INTERVAL_S = float(os.environ.get("VE_LEDGER_CHECKPOINT_INTERVAL_S", 
 # nothing, and frequent enough that a dead process leaves the lag at seconds.
 STANDBY_INTERVAL_S = 2.0
 APPLICATION_NAME = "voucher-engine ledger"  # how its connections show in pg_stat_activity
+LEDGER_NICENESS = 5
 
 
 def periodic_checkpoint(engine: AsyncEngine, key) -> Callable[[], Awaitable[None]]:
@@ -53,6 +54,8 @@ def worker_interval_s(settings: Settings) -> float:
 def run_process(settings: Settings) -> None:
     """The ledger process's entry point (a `multiprocessing` target): runs until its parent is gone."""
     logging.basicConfig(level=settings.log_level.upper(), format="%(levelname)s:     ledger process: %(message)s")
+    # Behind the API workers for the CPU: its rounds can wait a few milliseconds, a till cannot.
+    os.nice(LEDGER_NICENESS)
     asyncio.run(_serve(settings, os.getppid()))
 
 
