@@ -103,8 +103,8 @@ BEGIN
     IF v_got < v_need THEN
         -- Never wait for a shard (that could close a cycle with another batch): sold out when no shard has stock,
         -- else every shard with stock is held by another batch for a moment, and the caller retries. A claim
-        -- refused only because of an earlier claim of its holder in this batch that got no unit is not over the
-        -- limit after all: it shares that claim's answer.
+        -- refused only because of its holder's earlier claims in this batch is over the limit only if those got
+        -- their units; else it shares their answer.
         v_short := CASE WHEN EXISTS (SELECT 1 FROM claim_stock c WHERE c.campaign_id = p_campaign_id
                                                                    AND c.remaining > 0)
                         THEN 'RETRY' ELSE 'SOLD_OUT' END;
@@ -112,7 +112,12 @@ BEGIN
             v_results[v_wanted[j]] := v_short;
         END LOOP;
         FOR j IN 1 .. coalesce(cardinality(v_soft), 0) LOOP
-            v_results[v_soft[j]] := v_short;
+            -- The holder's vouchers now, this batch's included (this transaction sees its own inserts).
+            SELECT count(*) INTO v_took FROM vouchers v
+             WHERE v.campaign_id = p_campaign_id AND v.holder_key = v_keys[v_soft[j]] AND v.issuance_id IS NULL;
+            IF v_took < p_per_holder_limit THEN
+                v_results[v_soft[j]] := v_short;
+            END IF;
         END LOOP;
     END IF;
     RETURN v_results;

@@ -168,3 +168,49 @@ async def test_the_claims_fast_path_answers_as_the_route_does(service):
         assert (await fast.get("/healthz")).status_code == 200  # everything else goes on to the app
     finally:
         await fast.aclose()
+
+
+async def _claim_batch(service, campaign_id: str, holders: list[tuple[str, str | None]], limit: int) -> list[str]:
+    """One call of the claims function (migration 0006) with a batch of (wallet, id_hash), as a batcher sends it."""
+    from datetime import datetime, timezone
+
+    import asyncpg
+
+    from voucher_engine.db.engine import plain_url
+
+    now = datetime(2025, 3, 1, 2, tzinfo=timezone.utc)
+    until = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    conn = await asyncpg.connect(plain_url(service.settings.database_url))
+    try:
+        return await conn.fetchval(
+            "SELECT campaign_claims($1, $2, $3, $4, $5, 0, $6, $7, $8, 1000, $9::jsonb[])", campaign_id,
+            [f"vch_{i:032x}" for i in range(len(holders))], [w for w, _ in holders], [h for _, h in holders], limit,
+            [now] * len(holders), [now] * len(holders), [until] * len(holders), ["{}"] * len(holders))
+    finally:
+        await conn.close()
+
+
+async def test_one_batch_is_decided_in_arrival_order_with_its_own_holders_counted(service):
+    await set_clock(service, "2025-03-01T10:00:00+08:00")
+    zhejiang = await make_gov(service, "330000")
+    two = await zhejiang.active(county_fair(2, limit=2))
+    # Alice's third claim is over her limit once her first two have their units; Bob finds the stock gone.
+    alice, bob = (wallet(1), "alice"), (wallet(2), None)
+    assert await _claim_batch(service, two["id"], [alice, alice, alice, bob], 2) == [
+        "OK", "OK", "HOLDER_LIMIT", "SOLD_OUT"]
+    one = await zhejiang.active(county_fair(1, limit=1))
+    # Carol's first claim gets no unit, so her second is not over the limit: it is sold out like the first.
+    carol = (wallet(3), "carol")
+    assert await _claim_batch(service, one["id"], [bob, carol, carol], 1) == ["OK", "SOLD_OUT", "SOLD_OUT"]
+    # A batch larger than any one stock row takes its units from several rows; none goes below zero.
+    many = await zhejiang.active(county_fair(300))
+    results = await _claim_batch(service, many["id"], [(wallet(100 + n), None) for n in range(310)], 1)
+    assert results == ["OK"] * 300 + ["SOLD_OUT"] * 10
+    async with service.state.engine.connect() as conn:
+        stock = (await conn.execute(sa.text("SELECT count(*), sum(remaining), min(remaining) FROM claim_stock"
+                                            " WHERE campaign_id = :c"), {"c": many["id"]})).one()
+        held = (await conn.execute(sa.text("SELECT count(*), count(DISTINCT holder_key) FROM vouchers"
+                                           " WHERE campaign_id = :c"), {"c": many["id"]})).one()
+    assert stock[0] > 1 and stock[1:] == (0, 0) and held == (300, 300)
+    await zhejiang.move(many["id"], "pause")
+    assert await _claim_batch(service, many["id"], [(wallet(999), None)], 1) == ["CAMPAIGN_NOT_ACTIVE"]

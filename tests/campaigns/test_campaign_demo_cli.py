@@ -61,3 +61,9 @@ async def test_issue_command_reads_a_csv_and_records_the_issuance(service, tmp_p
     failed = subprocess.run([sys.executable, "-m", "voucher_engine.cli", "issue", campaign["id"], str(bad), "--quiet"],
                             env=env, capture_output=True, text=True, timeout=120)
     assert failed.returncode == 2 and "line 2" in failed.stderr
+    # Wallets are checked a chunk at a time; a cell holding two wallets across a line break is still one bad cell.
+    joined = tmp_path / "joined.csv"
+    joined.write_text(f'wallet_id,age\n{wallet(7)},30\n"{wallet(8)}\n{wallet(9)}",30\n')
+    failed = subprocess.run([sys.executable, "-m", "voucher_engine.cli", "issue", campaign["id"], str(joined),
+                             "--quiet"], env=env, capture_output=True, text=True, timeout=120)
+    assert failed.returncode == 2 and "line 3" in failed.stderr

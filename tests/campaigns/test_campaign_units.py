@@ -107,3 +107,29 @@ def test_the_draw_respects_holder_limits_across_wallets():
     winners = lottery.draw(b"s" * 16, keys, 20, 2, {"h:same-person": 1})
     assert sum(1 for key in winners if key.endswith(":same-person")) == 1
     assert len(winners) == 11
+
+
+def test_a_claimed_voucher_is_answered_as_the_voucher_model_serialises_it():
+    """claims.voucher_document builds the answer without the model; it must read the same, UTC included."""
+    from datetime import datetime, timezone
+    from types import SimpleNamespace
+    from zoneinfo import ZoneInfo
+
+    import orjson
+
+    from voucher_engine.campaigns.claims import voucher_document
+    from voucher_engine.campaigns.codes import make_code
+    from voucher_engine.campaigns.schemas import Voucher
+
+    secret = b"k" * 32
+    for tz in (ZoneInfo("Asia/Shanghai"), ZoneInfo("UTC")):
+        terms = SimpleNamespace(tz=tz, campaign_id="cmp_00112233445566ff", face_value_fen=1000,
+                                public_terms={"kind": "fixed", "face_value_fen": 1000})
+        now = datetime(2025, 3, 1, 2, 3, 4, 5678, tzinfo=timezone.utc)
+        item = SimpleNamespace(voucher_id="vch_" + "ab" * 16, wallet_id="0" * 16, now=now, valid_from=now,
+                               valid_until=datetime(2026, 1, 1, tzinfo=timezone.utc))
+        model = Voucher(id=item.voucher_id, code=make_code(secret, terms.campaign_id, item.voucher_id),
+                        campaign_id=terms.campaign_id, wallet_id=item.wallet_id, status="issued",
+                        valid_from=now.astimezone(tz), valid_until=item.valid_until.astimezone(tz),
+                        face_value_fen=1000, balance_fen=1000, issued_at=now.astimezone(tz), terms=terms.public_terms)
+        assert orjson.loads(voucher_document(secret, terms, item)) == model.model_dump(mode="json")
