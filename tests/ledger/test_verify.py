@@ -259,3 +259,23 @@ async def test_an_export_left_half_way_gives_its_connection_back(engine):
     assert engine.pool.checkedout() == 0
     whole = await _export_csv(engine)
     assert whole.count("\n") == 6002 and verify.verify_csv(io.StringIO(whole), None, [], partial=True).ok
+
+
+def test_a_row_that_cannot_be_read_is_reported_at_its_own_seq_within_its_block():
+    # refs nested deeper than orjson reads (possible only behind the engine's back) in the middle of a COPY line of
+    # several rows: the rows around it are still read, and the problem is named at the row's own seq.
+    from voucher_engine.ledger import verify_rows
+
+    verifier = verify_rows.RowVerifier(lo=0, start_balances={})
+    parser = verify_rows.ChunkParser(verifier)
+
+    def row(seq: int, refs: bytes = b'{"q": "],[\\\\\\""}') -> bytes:
+        return (b'[%d, "%064x", "%064x", null, "ltx_%d", "redeem", "2025-03-01T02:00:00.000000+00:00", '
+                b'["escrow:c", "merchant:m"], [-5, 5], ' % (seq, seq, seq - 1, seq) + refs + b"]")
+
+    deep = b'{"a": ' * 2000 + b"1" + b"}" * 2000
+    line = b",".join([row(5), row(6, deep), row(7)])
+    rows = parser.parse(line.replace(b"\\", b"\\\\") + b"\n")  # as COPY text writes it: backslashes doubled
+    assert [r[0] for r in rows] == [5, 6, 7]
+    assert rows[0][9] == {"q": '],[\\"'} and rows[2][4] == "ltx_7"
+    assert [(p.seq, p.check) for p in verifier.problems] == [(6, "row")]

@@ -445,19 +445,18 @@ class ChunkParser:
         return rows
 
     def _line(self, line: bytes) -> list[list[Any]]:
-        """The rows of one line that orjson refused (nested deeper than it reads, say): Python's own parser, then
-        row by row; a row that still cannot be read is reported at its seq and chained on its hash."""
-        try:
-            rows = json.loads(b"[" + line + b"]")
-        except (ValueError, RecursionError) as exc:
-            return [self._unreadable(line, exc)]
+        """The rows of one line that orjson refused as a whole (a row nested deeper than it reads, say): each row on
+        its own, so that a row that cannot be read is reported at its own seq (and chained on its hash) and the
+        others of its block are still verified."""
         out = []
-        for row in rows:
-            if isinstance(row, list) and len(row) == 10:
-                out.append(row)
-            else:
-                out.append(self._unreadable(orjson.dumps(row, default=str) if row is not None else b"", "not a row "
-                                            "of ten fields"))
+        for text in _split_rows(line):
+            try:
+                row = json.loads(text)
+            except (ValueError, RecursionError) as exc:
+                out.append(self._unreadable(text, exc))
+                continue
+            out.append(row if isinstance(row, list) and len(row) == 10 else
+                       self._unreadable(text, "not a row of ten fields"))
         return out
 
     def _unreadable(self, text: bytes, why: Any) -> list[Any]:
@@ -466,6 +465,32 @@ class ChunkParser:
         hash_hex = match.group(2).strip(b'"').decode() if match and match.group(2) != b"null" else None
         self.verifier.problem(seq, "row", f"the row cannot be read: {why}")
         return [seq, hash_hex, None, None, None, None, None, None, None, None]
+
+
+def _split_rows(line: bytes) -> list[bytes]:
+    """The top-level JSON values of a comma-separated line, cut by bracket depth outside strings (the rare path only:
+    a line orjson could not read)."""
+    rows, depth, start, in_string, escaped = [], 0, 0, False, False
+    for i, byte in enumerate(line):
+        if in_string:
+            if escaped:
+                escaped = False
+            elif byte == 0x5C:  # backslash
+                escaped = True
+            elif byte == 0x22:  # quote
+                in_string = False
+        elif byte == 0x22:
+            in_string = True
+        elif byte in (0x5B, 0x7B):  # [ {
+            depth += 1
+        elif byte in (0x5D, 0x7D):  # ] }
+            depth -= 1
+            if depth == 0:
+                rows.append(line[start:i + 1].lstrip(b", "))
+                start = i + 1
+    if line[start:].strip(b", "):
+        rows.append(line[start:].lstrip(b", "))  # an unterminated last value: reported as unreadable
+    return rows
 
 
 def node_ranges(start: int, end: int, max_level: int) -> list[tuple[int, int, int]]:
