@@ -54,6 +54,7 @@ INSERT_REFUND = """
 INSERT INTO refunds (campaign_id, redemption_id, refund_id, request_sha256, amount_fen, subsidy_clawback_fen,
                      reason, ledger_tx_id, voucher_restored, created_at)
 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+RETURNING *
 """
 
 
@@ -97,33 +98,37 @@ async def refund(engine: AsyncEngine, merchant_id: str, redemption_id: str, body
         clawback = clawback_for(redemption["subsidy_fen"], redemption["order_amount_fen"],
                                 redemption["refunded_fen"], redemption["subsidy_refunded_fen"], body.amount_fen)
         whole_order = body.amount_fen == left
-        tx_id = None
-        if clawback > 0:
-            tx_id = await _post_clawback(sa_conn, redemption, clawback, now, voucher["campaign_status"])
-            if redemption["spend_day"] is not None:
-                await conn.execute(GIVE_BACK_DAILY, campaign_id, redemption["spend_day"], clawback)
+        tx_id = ledger.new_tx_ids(1)[0] if clawback > 0 else None
+        if clawback > 0 and redemption["spend_day"] is not None:
+            await conn.execute(GIVE_BACK_DAILY, campaign_id, redemption["spend_day"], clawback)
         restored, voucher_status = await _restore_voucher(conn, redemption, voucher, clawback, whole_order, now)
         updated = await conn.fetchrow(UPDATE_REDEMPTION, campaign_id, redemption_id, body.amount_fen, clawback)
-        await conn.execute(INSERT_REFUND, campaign_id, redemption_id, body.refund_id, request_sha, body.amount_fen,
-                           clawback, body.reason, tx_id, restored, now)
-        stored = await conn.fetchrow(READ_REFUND, campaign_id, redemption_id, body.refund_id)
+        stored = await conn.fetchrow(INSERT_REFUND, campaign_id, redemption_id, body.refund_id, request_sha,
+                                     body.amount_fen, clawback, body.reason, tx_id, restored, now)
+        if tx_id is not None:
+            # The ledger last, just before COMMIT, as in a redemption batch: the campaign's escrow row, which every
+            # batch of the campaign also needs, is then locked for this statement and the commit only (posted
+            # first, it was held across the refund's other round trips and redemptions queued behind it).
+            await _post_clawback(sa_conn, redemption, clawback, now, voucher["campaign_status"], tx_id)
         return _refund_model(stored, updated, voucher_status), True
 
 
-async def _post_clawback(sa_conn, redemption: Any, clawback_fen: int, now: datetime, campaign_status: str) -> str:
+async def _post_clawback(sa_conn, redemption: Any, clawback_fen: int, now: datetime, campaign_status: str,
+                         tx_id: str) -> None:
+    """merchant → escrow, and on to the funders if the campaign has closed. No savepoint: any error rolls the whole
+    refund back."""
     campaign_id = redemption["campaign_id"]
-    tx = await ledger.post(sa_conn, NewTransaction(
+    await ledger.post_many(sa_conn, [NewTransaction(
         kind="refund",
         postings=(Posting(f"merchant:{redemption['merchant_id']}", credit_fen=clawback_fen),
                   Posting(f"escrow:{campaign_id}", debit_fen=clawback_fen)),
         refs={"campaign_id": campaign_id, "voucher_id": redemption["voucher_id"],
               "redemption_id": redemption["id"], "merchant_id": redemption["merchant_id"]},
-        at=now, campaign_id=campaign_id))
+        at=now, campaign_id=campaign_id)], ids=[tx_id], savepoint=False)
     if campaign_status == "closed":
         funders = await campaign_repository.funders_of(sa_conn, campaign_id)
         await money.return_unspent(sa_conn, campaign_id,
                                    [money.FunderShare(f.issuer_id, f.share_bp) for f in funders])
-    return tx.id
 
 
 async def _restore_voucher(conn, redemption: Any, voucher: Any, clawback_fen: int, whole_order: bool,
