@@ -1,20 +1,24 @@
 """Campaign benchmarks: targeted issuance of a million vouchers, and first-come claims against a real server.
 
     python loadtest/bench_campaigns.py issuance [--holders 1000000]
-    python loadtest/bench_campaigns.py claims [--clients 200] [--seconds 20] [--workers 2] [--fastpath]
+    python loadtest/bench_campaigns.py claims [--clients 200] [--seconds 20] [--workers 2] [--profile FILE]
 
 Both start an embedded PostgreSQL in a temporary directory unless `DATABASE_URL` names a server (then a fresh
 database is created on it and dropped afterwards).
 
-- `issuance` writes a CSV of N holders (random wallets, an id_hash each, age and residence attributes), creates,
-  funds and activates a targeted campaign of N vouchers, and runs the real command line,
+- `issuance` writes a CSV of N holders (sequential wallets, an id_hash each, age and residence attributes),
+  creates, funds and activates a targeted campaign of N vouchers, and runs the real command line,
   `voucher-engine issue CAMPAIGN holders.csv --quiet`, as a child process: it prints wall time, vouchers per
-  second and the child's peak memory (targets: ≤ 20 s and ≤ 500 MB for 1,000,000).
-- `claims` starts `voucher-engine serve --workers 2` (uvicorn), creates a first-come campaign with more stock than
-  the run can claim, and drives it with C keep-alive clients, each claiming for a new wallet in a loop, for S
-  seconds; it prints claims per second and latency percentiles (target ≥ 3,000/s with 200 clients).
-  The ratio to the redemption path's bare baseline is printed when `loadtest/baseline.py` offers
-  `measure_per_s(database_url, clients, seconds) -> float` (the hook: `compare_with_baseline`).
+  second, the command's and the database's CPU time and the child's peak memory (targets: ≤ 20 s and ≤ 500 MB for
+  1,000,000).
+- `claims` starts `voucher-engine serve --workers 2` (which answers claims by campaigns/fastpath.py in front of
+  FastAPI), creates a first-come campaign with more stock than the run can claim, and drives it closed-loop with C
+  keep-alive clients, each claiming for a new wallet in a loop, for S seconds (loadtest/harness.py); it prints
+  claims per second, latency percentiles and server and database CPU per claim (target ≥ 3,000/s with 200
+  clients). Then it measures the redemption issue's bare baseline (loadtest/baseline.py `measure_per_s`) with the
+  same clients, seconds and driver on the same database and prints the ratio. `--profile FILE` records one
+  worker with py-spy --gil (.svg flame graph, or .json speedscope). `--fastpath` is accepted for old command
+  lines; serve always uses the fast path now.
 """
 
 from __future__ import annotations

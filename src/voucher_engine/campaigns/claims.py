@@ -2,28 +2,32 @@
 
 Design of the stock. A first-come campaign's quantity is split over `stock_shards` rows of `claim_stock` (up to
 64; shard i holds quantity // n, plus one for the first quantity % n shards). Claims are decided by the SQL
-function `campaign_claim_batch` (migration 0003), one statement and one transaction for a batch of claims of one
-campaign:
+function `campaign_claims` (migration 0006), one statement and one transaction for a batch of claims of one
+campaign, set-wise rather than claim by claim:
 
 1. read the campaign's status (a plain read: readers never queue behind each other);
 2. take transaction advisory locks on (campaign, holder) for the batch's holders, in one global order, and count
-   each holder's vouchers: only claims of the same holder queue behind each other, so the per-holder limit holds
-   across concurrent claims and across wallets (`id_hash`), and batches never deadlock;
-3. take one unit per claim from the first shard, counting from a random start, that has stock and is not held by
-   another transaction (`FOR UPDATE SKIP LOCKED`): concurrent batches spread over the shards instead of queueing
-   on one counter. The function never waits for a shard: with no shard free it answers `SOLD_OUT` when no shard
-   has stock, else `RETRY` (the last units of a round are held by another batch for a moment) and the batcher
-   puts the claim into its next batch;
-4. insert the voucher.
+   each holder's vouchers (one index probe per holder) plus the same holder's earlier claims in the batch: only
+   claims of the same holder queue behind each other, so the per-holder limit holds across concurrent claims and
+   across wallets (`id_hash`), and batches never deadlock;
+3. take the units for all the batch's remaining claims from the first shard, counting from a random start, that
+   has stock and is not held by another transaction (`FOR UPDATE SKIP LOCKED`), then from the next if it had
+   fewer: one UPDATE `remaining - k` per batch instead of one per claim, and concurrent batches spread over the
+   shards instead of queueing on one counter. The function never waits for a shard: the claims left without a
+   unit are `SOLD_OUT` when no shard has stock, else `RETRY` (the last units of a round are held by another batch
+   for a moment) and the batcher puts them into its next batch;
+4. insert the granted vouchers in one INSERT; claims are granted in arrival order.
 
-No oversell, ever: units only leave a shard by `remaining - 1` under the row lock, `CHECK (remaining >= 0)` backs
-it, and a voucher is inserted in the same transaction as its unit is taken. Close zeroes every shard (waiting for
-batches holding one) before it revokes, so no claim that started before a close can add a voucher after it.
+No oversell, ever: units only leave a shard by `remaining - k` under the row lock with k at most what the row
+holds, `CHECK (remaining >= 0)` backs it, and the vouchers are inserted in the same transaction as their units are
+taken. Close zeroes every shard (waiting for batches holding one) before it revokes, so no claim that started
+before a close can add a voucher after it.
 
 Why batches. Each commit waits for a WAL flush (milliseconds on small disks); a per-worker micro-batcher
 (`ClaimBatcher`) sends the claims that arrive while earlier batches are in flight as one call, so a burst costs one
 flush per batch, not per claim, while a lone claim still goes at once. At most `MAX_INFLIGHT` batches per worker
-are in flight, each of at most `MAX_BATCH` claims; a batch's claims are answered individually.
+are in flight, each of at most `MAX_BATCH` claims, each on a connection the batcher keeps (no pool reset per
+batch); a batch's claims are answered individually. Voucher ids are drawn per batch (`ids.voucher_id_block`).
 
 Everything that needs no database is done before it: the holder conditions (`NOT_ELIGIBLE` with the failed
 conditions in `explain`), the campaign's terms (cached per process; they are immutable) and the voucher's window.

@@ -6,8 +6,9 @@ claims' short per-worker memory), the same pydantic model, the same service call
 without the framework's per-request machinery (matching over every route of every domain, dependency solving,
 response re-validation), which profiling showed to cost several times the claim's own work.
 
-Install it next to the redemption fast path, innermost (after the body limit and the test clock):
-`app.add_middleware(ClaimsFastPath)`. Anything it does not recognise goes on to the app.
+api/app.py installs it in front of FastAPI's middleware stack, after the test clock and the body limit, next to the
+redemption fast path (`EngineApp`). Anything it does not recognise goes on to the app. The answer is the voucher's
+JSON as `claims.voucher_document` builds it (the same document the route gives, without the model per claim).
 """
 
 from __future__ import annotations
