@@ -15,13 +15,11 @@ import orjson
 from pydantic import ValidationError
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from voucher_engine.api.problems import problem_document
+from voucher_engine.api.lean import read_body, respond, respond_problem, validation_error
 from voucher_engine.errors import EngineError
 from voucher_engine.merchants import signing
 
 HOT_PATHS = {"/v1/redemptions": "redeem", "/v1/redemptions/quote": "quote"}
-_JSON = [(b"content-type", b"application/json")]
-_PROBLEM = [(b"content-type", b"application/problem+json")]
 _SIGNATURE_HEADERS = {b"x-ve-key-id": "key_id", b"x-ve-timestamp": "timestamp", b"x-ve-nonce": "nonce",
                       b"x-ve-signature": "signature"}
 
@@ -35,18 +33,14 @@ class RedemptionFastPath:
         if kind is None or scope.get("query_string"):
             await self.app(scope, receive, send)
             return
-        body = await _read_body(receive)
+        body = await read_body(receive)  # the body limit in front has already held it to its size
         if body is None:
             return
         try:
             status, document = await self._handle(scope, kind, body)
-            await _respond(send, status, orjson.dumps(document, option=orjson.OPT_UTC_Z), _JSON)
+            await respond(send, status, orjson.dumps(document, option=orjson.OPT_UTC_Z))
         except EngineError as exc:
-            document = problem_document(exc.code, exc.detail, **exc.extra)
-            retry_after = str(exc.extra.get("retry_after_s", 1)).encode()  # the code-guessing guard says how long
-            headers = _PROBLEM + ([(b"retry-after", retry_after)] if exc.code in ("RATE_LIMITED", "UNAVAILABLE")
-                                  else [])
-            await _respond(send, document["status"], orjson.dumps(document), headers)
+            await respond_problem(send, exc)
 
     async def _handle(self, scope: Scope, kind: str, body: bytes) -> tuple[int, dict[str, Any]]:
         from voucher_engine.redemption import endpoints
@@ -65,7 +59,7 @@ class RedemptionFastPath:
         try:
             request = model.model_validate_json(body)
         except ValidationError as exc:
-            raise _validation_error(exc) from None
+            raise validation_error(exc) from None
         if kind == "quote":
             outcome = await endpoints._through_batcher(state, endpoints._job(state, "quote", signature, request))
             return outcome.status, outcome.body
@@ -73,32 +67,3 @@ class RedemptionFastPath:
                              request_sha256=fingerprint(request.model_dump(mode="json")))
         outcome = await endpoints._through_batcher(state, job)
         return outcome.status, outcome.body
-
-
-def _validation_error(exc: ValidationError) -> EngineError:
-    """The same document FastAPI's handler gives (api/problems.py): 400 for broken JSON, 422 for a wrong shape."""
-    errors = [{"loc": ["body", *(str(part) for part in error.get("loc", ()))][:16],
-               "message": str(error.get("msg", ""))[:300], "type": str(error.get("type", ""))}
-              for error in exc.errors()[:50]]
-    if any(error["type"] == "json_invalid" for error in errors):
-        error = EngineError("VALIDATION_ERROR", "The body is not valid JSON.", errors=errors)
-        error.extra["status"] = 400
-        return error
-    return EngineError("VALIDATION_ERROR", "The request does not match the expected shape.", errors=errors)
-
-
-async def _read_body(receive: Receive) -> bytes | None:
-    chunks: list[bytes] = []
-    while True:
-        message = await receive()
-        if message["type"] != "http.request":
-            return None
-        chunks.append(message.get("body", b""))
-        if not message.get("more_body", False):
-            return b"".join(chunks)
-
-
-async def _respond(send: Send, status: int, payload: bytes, headers: list[tuple[bytes, bytes]]) -> None:
-    await send({"type": "http.response.start", "status": status,
-                "headers": [*headers, (b"content-length", str(len(payload)).encode())]})
-    await send({"type": "http.response.body", "body": payload})
