@@ -12,7 +12,7 @@ from functools import partial
 import sqlalchemy as sa
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from voucher_engine import __version__
 from voucher_engine.api import openapi, problems, test_clock
@@ -84,23 +84,18 @@ class EngineApp(FastAPI):
             await super().__call__(scope, receive, send)
             return
         scope["app"] = self  # what Starlette would set; the hot paths find the worker's state through it
-        started = False
-
-        async def tracked(message: Message) -> None:
-            nonlocal started
-            started = started or message["type"] == "http.response.start"
-            await send(message)
-
         try:
-            await front(scope, receive, tracked)
-        except Exception:
-            # In front of Starlette's error middleware: answer as it would (problem+json 500, logged), then re-raise
-            # only if the answer had already begun, so that uvicorn closes the connection.
+            await front(scope, receive, send)
+        except Exception as exc:
+            # In front of Starlette's error middleware: answer as it would (problem+json 500, logged). If the answer
+            # had already begun, the server refuses a second one; the original error then goes up, and the server
+            # closes the connection.
             log.exception("unexpected error on %s %s", scope["method"], scope["path"])
-            if started:
-                raise
-            await problems.problem_response("INTERNAL", "An unexpected error occurred; it has been logged.")(
-                scope, receive, send)
+            try:
+                await problems.problem_response("INTERNAL", "An unexpected error occurred; it has been logged.")(
+                    scope, receive, send)
+            except Exception:  # noqa: BLE001 - the response had begun
+                raise exc from None
 
 
 class TestClockFollower:
@@ -116,11 +111,12 @@ class TestClockFollower:
 
 
 def _front(app: EngineApp, settings: Settings) -> ASGIApp:
-    """Outermost first: test clock, body limit, claims and redemption hot paths, then the framework."""
-    framework = partial(FastAPI.__call__, app)
-    front: ASGIApp = ClaimsFastPath(RedemptionFastPath(framework))
-    front = BodyLimitMiddleware(front, default_bytes=settings.max_body_bytes,
-                                large_bytes=settings.max_issuance_body_bytes, large_suffixes=LARGE_BODY_SUFFIXES)
+    """Outermost first: the test clock, the claims and redemption hot paths (which hold their bodies to their own
+    limits as they read them), the body limit for everything else, then the framework."""
+    framework: ASGIApp = BodyLimitMiddleware(
+        partial(FastAPI.__call__, app), default_bytes=settings.max_body_bytes,
+        large_bytes=settings.max_issuance_body_bytes, large_suffixes=LARGE_BODY_SUFFIXES)
+    front = ClaimsFastPath(RedemptionFastPath(framework, max_body_bytes=settings.max_body_bytes))
     return TestClockFollower(front) if settings.test_clock else front
 
 

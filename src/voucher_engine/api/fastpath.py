@@ -18,6 +18,9 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from voucher_engine.api.lean import read_body, respond, respond_problem, validation_error
 from voucher_engine.errors import EngineError
 from voucher_engine.merchants import signing
+from voucher_engine.redemption import endpoints
+from voucher_engine.redemption.schemas import QuoteRequest, RedeemRequest
+from voucher_engine.redemption.service import fingerprint
 
 HOT_PATHS = {"/v1/redemptions": "redeem", "/v1/redemptions/quote": "quote"}
 _SIGNATURE_HEADERS = {b"x-ve-key-id": "key_id", b"x-ve-timestamp": "timestamp", b"x-ve-nonce": "nonce",
@@ -25,28 +28,26 @@ _SIGNATURE_HEADERS = {b"x-ve-key-id": "key_id", b"x-ve-timestamp": "timestamp", 
 
 
 class RedemptionFastPath:
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, *, max_body_bytes: int) -> None:
         self.app = app
+        self.max_body_bytes = max_body_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = HOT_PATHS.get(scope["path"]) if scope["type"] == "http" and scope["method"] == "POST" else None
         if kind is None or scope.get("query_string"):
             await self.app(scope, receive, send)
             return
-        body = await read_body(receive)  # the body limit in front has already held it to its size
-        if body is None:
-            return
         try:
+            # In front of the general body limit (api/app.py), so it holds the body to the same size itself.
+            body = await read_body(receive, self.max_body_bytes)
+            if body is None:
+                return
             status, document = await self._handle(scope, kind, body)
             await respond(send, status, orjson.dumps(document, option=orjson.OPT_UTC_Z))
         except EngineError as exc:
             await respond_problem(send, exc)
 
     async def _handle(self, scope: Scope, kind: str, body: bytes) -> tuple[int, dict[str, Any]]:
-        from voucher_engine.redemption import endpoints
-        from voucher_engine.redemption.schemas import QuoteRequest, RedeemRequest
-        from voucher_engine.redemption.service import fingerprint
-
         state = scope["app"].state.ve
         found: dict[str, str] = {}
         for name, value in scope["headers"]:
