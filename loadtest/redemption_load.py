@@ -1,12 +1,13 @@
 """Redemption load test: the full signed path against a bare baseline, in the same run, on this machine.
 
-    python loadtest/redemption_load.py [--duration 10] [--concurrency 64] [--workers 2] [--rate 1000]
+    python loadtest/redemption_load.py [--duration 10] [--rounds 5] [--concurrency 64] [--workers 2] [--rate 1000]
 
 It starts PostgreSQL (embedded, or DATABASE_URL), seeds a funded, active campaign with vouchers, starts
 `voucher-engine serve --workers N` and the baseline (`loadtest/baseline.py`, uvicorn with the same workers), then:
 
 1. baseline: closed loop, every request a redemption (conditional UPDATE + ledger INSERT, one txn per request);
-2. full, redemptions only: closed loop, every request a fresh signed redemption;
+2. full, redemptions only: closed loop, every request a fresh signed redemption (1 and 2 alternate in `--rounds`
+   slices of the duration, so that a drift in the machine's speed falls on both alike);
 3. full, realistic mix: redemptions, quotes, retries of earlier requests, rejected vouchers and refunds;
 4. full, open loop at a fixed offered rate of redemptions (latency measured from each request's scheduled time).
 
@@ -42,6 +43,7 @@ from loadtest.http_client import Connection, request_bytes  # noqa: E402
 from voucher_engine.merchants.client import signed_headers  # noqa: E402
 
 CHUNK = 50_000
+ROUNDS = 5
 PRESIGNED_PER_S = 6_000  # redemptions signed ahead per second of the redemptions-only phase
 
 
@@ -288,7 +290,8 @@ async def closed_loop(port: int, phase: Phase, concurrency: int, duration_s: flo
 
     cpu0, wall0 = _cpu(), time.monotonic()
     await asyncio.gather(*(worker(c) for c in conns))
-    phase.wall_s, phase.cpu_s = time.monotonic() - wall0, _cpu() - cpu0
+    phase.wall_s += time.monotonic() - wall0  # added up: a phase may run in several rounds
+    phase.cpu_s += _cpu() - cpu0
     await asyncio.gather(*(c.close() for c in conns))
 
 
@@ -342,6 +345,8 @@ def _cpu() -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--duration", type=float, default=10.0)
+    parser.add_argument("--rounds", type=int, default=ROUNDS,
+                        help="baseline and redemptions-only alternate in this many rounds of duration/rounds each")
     parser.add_argument("--concurrency", type=int, default=64)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--rate", type=float, default=1000.0, help="offered redemptions/s in the open-loop phase")
@@ -420,7 +425,8 @@ def _start_profiler(server_pid: int, seconds: float) -> subprocess.Popen:
 async def measured(phase: Phase, root_pid: int, run) -> None:
     with CpuMeter(root_pid) as meter:
         await run
-    phase.server_cpu_s, phase.postgres_cpu_s = meter.server_s, meter.postgres_s
+    phase.server_cpu_s += meter.server_s
+    phase.postgres_cpu_s += meter.postgres_s
 
 
 async def run_phases(args, seeded: Seeded, port: int, base_port: int, server_pid: int,
@@ -461,13 +467,16 @@ async def run_phases(args, seeded: Seeded, port: int, base_port: int, server_pid
     results = [Phase("baseline (bare UPDATE+INSERT)"), Phase("full: redemptions only"), Phase("full: realistic mix")]
     # The baseline's requests are made ahead too, as the full path's are: the generator's share of the CPU is
     # then the same small one in both phases.
+    # The two are compared in alternating rounds: this machine's speed drifts by tens of per cent within a minute
+    # (other tenants of its host), and one long phase each would hand the drift to whichever ran in the slow part.
     base_ready = iter([baseline_op() for _ in range(closed_loop_budget)])
-    await measured(results[0], base_pid, closed_loop(base_port, results[0], args.concurrency, args.duration,
-                                                     lambda: next(base_ready, None) or baseline_op()))
-    profiler = _start_profiler(server_pid, args.duration) if args.profile else None
     only = presigned(ops, closed_loop_budget)
-    await measured(results[1], server_pid,
-                   closed_loop(port, results[1], args.concurrency, args.duration, only))
+    profiler = _start_profiler(server_pid, args.duration) if args.profile else None
+    slice_s = args.duration / max(1, args.rounds)
+    for _ in range(max(1, args.rounds)):
+        await measured(results[0], base_pid, closed_loop(base_port, results[0], args.concurrency, slice_s,
+                                                         lambda: next(base_ready, None) or baseline_op()))
+        await measured(results[1], server_pid, closed_loop(port, results[1], args.concurrency, slice_s, only))
     if profiler is not None:
         profiler.wait()
     await measured(results[2], server_pid, closed_loop(port, results[2], args.concurrency, args.duration, mixed_op))
