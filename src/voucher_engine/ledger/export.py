@@ -41,9 +41,15 @@ async def csv_chunks(engine: AsyncEngine, *, campaign_id: str | None = None, mer
     async def copy() -> None:
         try:
             async with engine.connect() as conn:
-                raw = (await conn.get_raw_connection()).driver_connection
-                async with raw.transaction(isolation="repeatable_read", readonly=True):
-                    await raw.copy_from_query(sql, *params, output=put, format="csv", header=True)
+                try:
+                    raw = (await conn.get_raw_connection()).driver_connection
+                    async with raw.transaction(isolation="repeatable_read", readonly=True):
+                        await raw.copy_from_query(sql, *params, output=put, format="csv", header=True)
+                except BaseException:
+                    # A COPY cancelled or failed mid-stream may leave asyncpg's connection closed; the pool must not
+                    # hand it to the next caller (who would get "connection is closed"): discard it.
+                    await conn.invalidate()
+                    raise
         except Exception as exc:  # noqa: BLE001 - handed to the reader, who raises it
             await queue.put(exc)
         else:
