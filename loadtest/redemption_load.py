@@ -24,7 +24,6 @@ import random
 import resource
 import secrets
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -39,6 +38,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "src"))
 
+from loadtest.harness import free_port, wait_ready  # noqa: E402
 from loadtest.http_client import Connection, request_bytes  # noqa: E402
 from voucher_engine.merchants.client import signed_headers  # noqa: E402
 
@@ -65,11 +65,6 @@ payment {{
 }}
 '''
 
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @dataclass
@@ -126,22 +121,6 @@ async def seed(database_url: str, data_dir: Path, count: int) -> Seeded:
 def start(cmd: list[str], env: dict[str, str]) -> subprocess.Popen:
     return subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                             start_new_session=True)
-
-
-def wait_ready(port: int, path: str, proc: subprocess.Popen, timeout_s: float = 60) -> None:
-    import httpx
-
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise SystemExit(f"server exited: {proc.stderr.read().decode()[-2000:]}")
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}{path}", timeout=1).status_code < 500:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    raise SystemExit(f"server on {port} not ready")
 
 
 def stop(proc: subprocess.Popen) -> None:
@@ -388,8 +367,8 @@ def main() -> None:
                   "--port", str(base_port), "--log-level", "warning", "--no-access-log", "--loop", "uvloop",
                   "--http", "httptools"], {**env, "DATABASE_URL": plain_url(database_url)})
     try:
-        wait_ready(port, "/readyz", server)
-        wait_ready(base_port, "/docs", base)
+        wait_ready(port, server, "/readyz")
+        wait_ready(base_port, base, "/docs")
         phases = asyncio.run(run_phases(args, seeded, port, base_port, server.pid, base.pid))
     finally:
         stop(server)

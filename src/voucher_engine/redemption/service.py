@@ -144,6 +144,8 @@ class BatchRunner:
     async def _connections(self) -> asyncpg.Pool:
         # Made on first use (min_size 0: a worker starts even while the database is down). No reset query on
         # release: every use is one transaction block, committed or rolled back by its context manager.
+        if self._pool is not None:
+            return self._pool  # every batch after the first: no lock to take
         async with self._pool_lock:
             if self._pool is None:
                 self._pool = await asyncpg.create_pool(
