@@ -118,8 +118,9 @@ async def seed(database_url: str, data_dir: Path, count: int) -> Seeded:
     return Seeded(key["key_id"], key["secret"], [r[1] for r in rows], codes)
 
 
-def start(cmd: list[str], env: dict[str, str]) -> subprocess.Popen:
-    return subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+def start(cmd: list[str], env: dict[str, str], log: Path) -> subprocess.Popen:
+    # Its log to a file: a pipe nobody reads would stop the server once full.
+    return subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=log.open("ab"),
                             start_new_session=True)
 
 
@@ -359,13 +360,13 @@ def main() -> None:
     env = {**os.environ, "DATABASE_URL": database_url, "VE_DATA_DIR": str(tmp / "data")}
     port, base_port = free_port(), free_port()
     server = start([sys.executable, "-m", "voucher_engine.cli", "serve", "--workers", str(args.workers),
-                    "--port", str(port)], env)
+                    "--port", str(port)], env, tmp / "server.log")
     from loadtest import baseline
 
     asyncio.run(baseline.seed(plain_url(database_url), int(PRESIGNED_PER_S * args.duration * 1.2) + 50_000))
     base = start([sys.executable, "-m", "uvicorn", "loadtest.baseline:app", "--workers", str(args.workers),
                   "--port", str(base_port), "--log-level", "warning", "--no-access-log", "--loop", "uvloop",
-                  "--http", "httptools"], {**env, "DATABASE_URL": plain_url(database_url)})
+                  "--http", "httptools"], {**env, "DATABASE_URL": plain_url(database_url)}, tmp / "baseline.log")
     try:
         wait_ready(port, server, "/readyz")
         wait_ready(base_port, base, "/docs")

@@ -93,11 +93,27 @@ POST_BATCH_RESULT = """(SELECT moved FROM ready) AS moved, (SELECT count(*) FROM
 POST_BATCH = f"WITH {POST_BATCH_CTES} SELECT {POST_BATCH_RESULT}"
 
 
-def post_batch_alongside(ctes: str, arg_count: int, result: str) -> str:
+# True when every row POST_BATCH names landed: each account moved, each transaction, the queue entry, each total.
+POST_BATCH_WHOLE = """(SELECT ok FROM ready) AND (SELECT count(*) FROM tx) = cardinality($3::text[])
+       AND (SELECT batch FROM queued) IS NOT NULL AND (SELECT count(*) FROM totals) = cardinality($11::text[])"""
+
+
+def _shifted(sql: str, arg_count: int) -> str:
+    return re.sub(r"\$(\d+)", lambda m: f"${int(m.group(1)) + arg_count}", sql)
+
+
+def post_batch_alongside(ctes: str, arg_count: int, result: str, whole: str | None = None) -> str:
     """POST_BATCH sent in one statement with a caller's own writes: `ctes` (WITH items numbered $1..$arg_count),
-    the ledger's items after them (renumbered), and the caller's `result` select list after the ledger's."""
-    shifted = re.sub(r"\$(\d+)", lambda m: f"${int(m.group(1)) + arg_count}", POST_BATCH_CTES)
-    return f"WITH {ctes},\n{shifted} SELECT {POST_BATCH_RESULT},\n{result}"
+    the ledger's items after them (renumbered), and the caller's `result` select list after the ledger's.
+
+    `whole`, a condition over the caller's items, makes the statement all or nothing by itself (for a statement that
+    is its own transaction, where the caller cannot roll back after looking at the counts): unless it and
+    POST_BATCH_WHOLE both hold, `batch_written_whole` (migration 0008) raises and nothing is written."""
+    select = f"SELECT {POST_BATCH_RESULT},\n{result}"
+    if whole is not None:
+        select += (f",\nbatch_written_whole(({_shifted(POST_BATCH_WHOLE, arg_count)}) AND ({whole}), "
+                   "'ledger or redemption rows') AS whole")
+    return f"WITH {ctes},\n{_shifted(POST_BATCH_CTES, arg_count)} {select}"
 
 
 OPEN_ACCOUNTS = "SELECT account FROM ledger_accounts WHERE account = ANY($1::text[])"

@@ -10,42 +10,38 @@ from datetime import date, datetime
 
 import asyncpg
 
-# One round trip opens the batch: spend the nonces, check the keys are still active (revocation takes effect at
-# once), lock the vouchers in (campaign_id, id) order, and find each redeem's earlier redemption under its
-# idempotency key. One row per job, in job order.
+# One round trip opens the batch: find each job's key, nonce, voucher, merchant, campaign and earlier redemption
+# under its idempotency key. One row per job, in job order. Two ways, the same columns:
 #
+# LOAD_BATCH, inside the batch's transaction: spend the nonces, lock the vouchers in (campaign_id, id) order.
 # The earlier redemption is read with the statement's snapshot, taken before the voucher locks were granted; a
 # retry racing its original on another worker may miss an original that committed while it waited for the lock.
 # `raced` says so: the voucher locked is a newer version than the snapshot's. Only then (and only for a job that
 # would be refused) does the caller look again after the locks (EXISTING_REDEMPTIONS); a raced retry that would
 # succeed instead hits the unique (merchant_id, pos_txn_id) index and its batch is rerun job by job.
-LOAD_BATCH = """
+#
+# PEEK_BATCH, outside any transaction: writes and locks nothing; `fresh` says the nonce is not spent yet and
+# `version` is the voucher's as read. The batch's one write statement then spends the nonces and updates each
+# voucher only at that version, or fails whole (WRITE_BATCH_WHOLE), and the batch is run again with LOAD_BATCH.
+_OPEN_BATCH = """
 WITH j AS (
     SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[]) WITH ORDINALITY
         AS j(key_id, nonce, campaign_id, voucher_id, pos_txn_id, ix)
-), fresh AS (
-    INSERT INTO request_nonces (key_id, nonce, seen_at)
-    SELECT key_id, nonce, $6 FROM j
-    ON CONFLICT DO NOTHING
-    RETURNING key_id, nonce
-), locked AS MATERIALIZED (
+){FRESH}, locked AS MATERIALIZED (
     SELECT v.campaign_id, v.id, v.wallet_id, v.status, v.valid_from, v.valid_until, v.face_value_fen,
            v.balance_fen, v.version
     FROM (SELECT DISTINCT campaign_id, voucher_id FROM j WHERE voucher_id IS NOT NULL) AS wanted
     CROSS JOIN LATERAL (SELECT * FROM vouchers v
                         WHERE v.campaign_id = wanted.campaign_id AND v.id = wanted.voucher_id LIMIT 1) AS v
-    ORDER BY v.campaign_id, v.id
-    FOR UPDATE OF v
+    ORDER BY v.campaign_id, v.id{LOCK}
 )
-SELECT j.ix, j.key_id, f.nonce IS NOT NULL AS fresh,
+SELECT j.ix, j.key_id, {FRESH_COLUMN} AS fresh,
        m.id AS merchant_id, m.status AS merchant_status, m.mcc, m.region_code, m.tags,
        l.campaign_id, l.id, l.wallet_id, l.status, l.valid_from, l.valid_until, l.face_value_fen, l.balance_fen,
-       l.version IS DISTINCT FROM (SELECT s.version FROM vouchers s
-                                   WHERE s.campaign_id = l.campaign_id AND s.id = l.id LIMIT 1) AS raced,
+       l.version, {RACED} AS raced,
        c.status AS campaign_status, c.kind, c.daily_cap_fen, c.timezone, c.contract_sha256,
        {PREVIOUS}
-FROM j
-LEFT JOIN fresh f ON f.key_id = j.key_id AND f.nonce = j.nonce
+FROM j{FRESH_JOIN}
 LEFT JOIN merchant_keys k ON k.key_id = j.key_id AND k.revoked_at IS NULL
 LEFT JOIN merchants m ON m.id = k.merchant_id
 LEFT JOIN locked l ON l.campaign_id = j.campaign_id AND l.id = j.voucher_id
@@ -58,7 +54,30 @@ ORDER BY j.ix
 PREVIOUS_COLUMNS = ("id", "campaign_id", "voucher_id", "merchant_id", "pos_txn_id", "request_sha256",
                     "order_amount_fen", "subsidy_fen", "payable_fen", "refunded_fen", "subsidy_refunded_fen",
                     "ledger_tx_id", "settled_at")
-LOAD_BATCH = LOAD_BATCH.replace("{PREVIOUS}", ", ".join(f"r.{c} AS previous_{c}" for c in PREVIOUS_COLUMNS))
+_PREVIOUS = ", ".join(f"r.{c} AS previous_{c}" for c in PREVIOUS_COLUMNS)
+LOAD_BATCH = (_OPEN_BATCH
+              .replace("{FRESH}", """, fresh AS (
+    INSERT INTO request_nonces (key_id, nonce, seen_at)
+    SELECT key_id, nonce, $6 FROM j
+    ON CONFLICT DO NOTHING
+    RETURNING key_id, nonce
+)""")
+              .replace("{LOCK}", "\n    FOR UPDATE OF v")
+              .replace("{FRESH_COLUMN}", "f.nonce IS NOT NULL")
+              .replace("{RACED}", """l.version IS DISTINCT FROM (SELECT s.version FROM vouchers s
+                                   WHERE s.campaign_id = l.campaign_id AND s.id = l.id LIMIT 1)""")
+              .replace("{FRESH_JOIN}", "\nLEFT JOIN fresh f ON f.key_id = j.key_id AND f.nonce = j.nonce")
+              .replace("{PREVIOUS}", _PREVIOUS))
+PEEK_BATCH = (_OPEN_BATCH
+              .replace("{FRESH}", "").replace("{LOCK}", "")
+              .replace("{FRESH_COLUMN}", "spent.key_id IS NULL")
+              .replace("{RACED}", "false")
+              # LATERAL ... LIMIT 1, as for the earlier redemption: one index probe per nonce. As a NOT EXISTS the
+              # planner may hash the whole nonce table instead (seen: 12 ms a batch, with its statistics stale).
+              .replace("{FRESH_JOIN}", """
+LEFT JOIN LATERAL (SELECT n.key_id FROM request_nonces n
+                   WHERE n.key_id = j.key_id AND n.nonce = j.nonce LIMIT 1) AS spent ON true""")
+              .replace("{PREVIOUS}", _PREVIOUS))
 
 
 def previous_of(row: asyncpg.Record) -> dict | None:
@@ -92,8 +111,14 @@ RETURNING campaign_id, day, spent_fen
 WRITE_BATCH_CTES = """
 v AS (
     UPDATE vouchers v SET status = u.status, balance_fen = u.balance, version = v.version + 1, updated_at = $1
-    FROM unnest($2::text[], $3::text[], $4::text[], $5::bigint[]) AS u(campaign_id, id, status, balance)
-    WHERE v.campaign_id = u.campaign_id AND v.id = u.id
+    FROM unnest($2::text[], $3::text[], $4::text[], $5::bigint[], $22::bigint[])
+        AS u(campaign_id, id, status, balance, version)
+    WHERE v.campaign_id = u.campaign_id AND v.id = u.id AND v.version = u.version
+    RETURNING 1
+), n AS (
+    INSERT INTO request_nonces (key_id, nonce, seen_at)
+    SELECT key_id, nonce, $25 FROM unnest($23::text[], $24::text[]) AS n(key_id, nonce)
+    ON CONFLICT DO NOTHING
     RETURNING 1
 ), r AS (
     INSERT INTO redemptions (campaign_id, id, merchant_id, pos_txn_id, request_sha256, voucher_id, wallet_id,
@@ -110,17 +135,23 @@ v AS (
     RETURNING 1
 )"""
 WRITE_BATCH_RESULT = ("(SELECT count(*) FROM v) AS vouchers, (SELECT count(*) FROM r) AS redemptions, "
-                      "(SELECT count(*) FROM d) AS days")
-WRITE_BATCH = f"WITH {WRITE_BATCH_CTES} SELECT {WRITE_BATCH_RESULT}"
+                      "(SELECT count(*) FROM d) AS days, (SELECT count(*) FROM n) AS nonces")
+# Every row named landed: each voucher at the version it was decided on, each nonce unspent until now.
+WRITE_BATCH_WHOLE = """(SELECT count(*) FROM v) = cardinality($2::text[])
+       AND (SELECT count(*) FROM r) = cardinality($6::text[]) AND (SELECT count(*) FROM d) = cardinality($18::text[])
+       AND (SELECT count(*) FROM n) = cardinality($23::text[])"""
+WRITE_BATCH = (f"WITH {WRITE_BATCH_CTES} SELECT {WRITE_BATCH_RESULT}, "
+               f"batch_written_whole({WRITE_BATCH_WHOLE}, 'redemption rows') AS whole")
 
 CONTRACT_SOURCE = "SELECT contract_source FROM campaigns WHERE contract_sha256 = $1 LIMIT 1"
 
 
 async def load_batch(conn: asyncpg.Connection, jobs: list[tuple[str, str, str | None, str | None, str | None]],
-                     real_now: datetime) -> list[asyncpg.Record]:
-    """Rows of LOAD_BATCH for jobs of (key_id, nonce, campaign_id, voucher_id, pos_txn_id), in job order."""
+                     real_now: datetime, *, locked: bool) -> list[asyncpg.Record]:
+    """Rows of LOAD_BATCH (`locked`) or PEEK_BATCH for jobs of (key_id, nonce, campaign_id, voucher_id, pos_txn_id),
+    in job order."""
     columns = list(map(list, zip(*jobs)))
-    rows = await conn.fetch(LOAD_BATCH, *columns, real_now)
+    rows = await (conn.fetch(LOAD_BATCH, *columns, real_now) if locked else conn.fetch(PEEK_BATCH, *columns))
     assert len(rows) == len(jobs)
     return rows
 
@@ -142,24 +173,30 @@ def _columns(rows: list[tuple], width: int) -> list[list]:
     return [list(column) for column in zip(*rows)] if rows else [[] for _ in range(width)]
 
 
-def write_args(at: datetime, vouchers: list[tuple[str, str, str, int]], redemptions: list[tuple],
-               spend: list[tuple[str, date, int, int]]) -> tuple:
-    """WRITE_BATCH's arguments. Vouchers (campaign_id, id, status, balance); redemptions (campaign_id, id,
-    merchant_id, pos_txn_id, request_sha256, voucher_id, wallet_id, order_fen, subsidy_fen, ledger_tx_id, spend_day,
-    items_json); daily spend (campaign_id, day, amount_fen, cap_fen), at most one row per (campaign_id, day)."""
-    return (at, *_columns(vouchers, 4), *_columns(redemptions, 12), *_columns(spend, 4))
+def write_args(at: datetime, vouchers: list[tuple[str, str, str, int, int]], redemptions: list[tuple],
+               spend: list[tuple[str, date, int, int]], nonces: list[tuple[str, str]], seen_at: datetime) -> tuple:
+    """WRITE_BATCH's arguments. Vouchers (campaign_id, id, status, balance, version read); redemptions (campaign_id,
+    id, merchant_id, pos_txn_id, request_sha256, voucher_id, wallet_id, order_fen, subsidy_fen, ledger_tx_id,
+    spend_day, items_json); daily spend (campaign_id, day, amount_fen, cap_fen), at most one row per (campaign_id,
+    day); nonces to spend (key_id, nonce), distinct, seen at `seen_at`."""
+    voucher_columns = _columns(vouchers, 5)
+    return (at, *voucher_columns[:4], *_columns(redemptions, 12), *_columns(spend, 4), voucher_columns[4],
+            *_columns(nonces, 2), seen_at)
 
 
-def check_written(row: asyncpg.Record, vouchers: list, redemptions: list, spend: list) -> None:
-    # The pair of the decisions made in Python: every row they named was written.
-    assert (row["vouchers"], row["redemptions"], row["days"]) == (len(vouchers), len(redemptions), len(spend)), row
+def check_written(row: asyncpg.Record, vouchers: list, redemptions: list, spend: list, nonces: list) -> None:
+    # The pair of the decisions made in Python: every row they named was written (WRITE_BATCH_WHOLE has already
+    # made sure of it in the database; this says so here too).
+    assert ((row["vouchers"], row["redemptions"], row["days"], row["nonces"])
+            == (len(vouchers), len(redemptions), len(spend), len(nonces))), row
 
 
-async def write_batch(conn: asyncpg.Connection, at: datetime, vouchers: list[tuple[str, str, str, int]],
-                      redemptions: list[tuple], spend: list[tuple[str, date, int, int]]) -> None:
-    """WRITE_BATCH alone (a batch that moves no money: lazy expiry only)."""
-    row = await conn.fetchrow(WRITE_BATCH, *write_args(at, vouchers, redemptions, spend))
-    check_written(row, vouchers, redemptions, spend)
+async def write_batch(conn: asyncpg.Connection, at: datetime, vouchers: list[tuple[str, str, str, int, int]],
+                      redemptions: list[tuple], spend: list[tuple[str, date, int, int]],
+                      nonces: list[tuple[str, str]], seen_at: datetime) -> None:
+    """WRITE_BATCH alone (a batch that moves no money: lazy expiry, spent nonces)."""
+    row = await conn.fetchrow(WRITE_BATCH, *write_args(at, vouchers, redemptions, spend, nonces, seen_at))
+    check_written(row, vouchers, redemptions, spend, nonces)
 
 
 async def contract_source(conn: asyncpg.Connection, sha256: str) -> str:

@@ -1,21 +1,29 @@
 """Quote and redeem, a micro-batch at a time.
 
 A request is checked as far as it can be without the database (signature, body, the voucher code's MAC) in the
-endpoint, then becomes a `Job`. `run_batch` takes a batch of jobs through one transaction:
+endpoint, then becomes a `Job`. `run_batch` takes a batch of jobs through the database in two round trips:
 
-1. spend every nonce (replays are refused), and check every key is still active (revocation takes effect at once);
-2. lock the vouchers (in key order) and look up idempotency keys, in the same round trip; a job whose voucher
-   changed while it waited for the lock (a retry racing its original on another worker) and would be refused looks
-   again after the lock, so that it answers with the original (repository.LOAD_BATCH says why);
-3. decide each job in arrival order in Python, carrying in-batch state (a voucher spent by an earlier job of the
-   batch is spent for the later ones; daily caps are counted down as jobs settle);
-4. write everything set-based: vouchers, daily spend, ledger transactions, redemption rows; commit once.
+1. read, without locks and outside any transaction (repository.PEEK_BATCH): each job's key (revocation takes effect
+   at once), whether its nonce is spent, its voucher with the voucher's version, the merchant, the campaign, and
+   the earlier redemption under its idempotency key;
+2. decide each job in arrival order in Python, carrying in-batch state (a voucher spent by an earlier job of the
+   batch is spent for the later ones);
+3. write everything set-based in one statement that is its own transaction (no BEGIN, no COMMIT round trips):
+   nonces, vouchers, redemption rows and ledger transactions. Each voucher is updated only at the version it was
+   decided on and each nonce only if still unspent; unless every row lands, the statement raises and writes
+   nothing (migration 0008). So the campaign's escrow row, which every batch of the campaign moves, is locked only
+   while that one statement runs and commits, never while a worker is busy with other requests.
+
+A batch whose write raised (a till racing another on a voucher, a replay racing its original, a retry racing the
+redemption it repeats) is run again the locked way, in one transaction: spend the nonces and lock the vouchers in
+key order (repository.LOAD_BATCH, which also says how a retry racing its original is found), decide, write, commit.
+Batches with a daily cap always go that way: the day's spend is counted under a row lock.
 
 A batch runs on a connection of the runner's own small asyncpg pool, not SQLAlchemy's: one batch at a time per
 worker needs one connection, and the adapter's per-checkout work and the pool's reset query cost more CPU than
 the batch's own statements at a few dozen jobs.
 
-If the batch transaction fails as a whole (a unique-key race, a CHECK such as an escrow that would go negative, a
+If the locked batch fails as a whole (a unique-key race, a CHECK such as an escrow that would go negative, a
 deadlock), every job is run again alone, so one bad job never fails its neighbours.
 """
 
@@ -143,14 +151,17 @@ class BatchRunner:
 
     async def _connections(self) -> asyncpg.Pool:
         # Made on first use (min_size 0: a worker starts even while the database is down). No reset query on
-        # release: every use is one transaction block, committed or rolled back by its context manager.
+        # release: every use is single statements or one transaction block, committed or rolled back by its context
+        # manager. Generic plans always: the batch statements are written to have one good plan for any batch, and
+        # a custom plan would cost a planning (a millisecond or more for the write) on every batch.
         if self._pool is not None:
             return self._pool  # every batch after the first: no lock to take
         async with self._pool_lock:
             if self._pool is None:
                 self._pool = await asyncpg.create_pool(
                     self._dsn, min_size=0, max_size=self._max_connections, reset=_no_reset,
-                    statement_cache_size=512, server_settings={"application_name": "voucher-engine batcher"})
+                    statement_cache_size=512, server_settings={"application_name": "voucher-engine batcher",
+                                     "plan_cache_mode": "force_generic_plan"})
         return self._pool
 
     async def close(self) -> None:
@@ -160,34 +171,51 @@ class BatchRunner:
 
     async def run_batch(self, jobs: list[Job]) -> None:
         try:
-            outcomes = await self._attempt(jobs)
-        except Exception as exc:  # noqa: BLE001 - any failure of the shared transaction: retry each job alone
-            if len(jobs) == 1:
-                _settle(jobs[0], _as_engine_error(exc))
+            outcomes = await self._attempt(jobs, locked=False)
+        except Exception as exc:  # noqa: BLE001 - the unlocked attempt wrote nothing; run it again under locks
+            log.debug("unlocked batch of %d not written (%s); running it under locks", len(jobs), type(exc).__name__)
+            try:
+                if _unavailable(exc):
+                    raise
+                outcomes = await self._attempt(jobs, locked=True)
+            except Exception as locked_exc:  # noqa: BLE001 - the shared transaction failed: each job alone
+                await self._one_by_one(jobs, locked_exc)
                 return
-            log.info("batch of %d failed (%s); running its jobs one by one", len(jobs), type(exc).__name__)
-            for job in jobs:
-                try:
-                    outcome = (await self._attempt([job]))[0]
-                except Exception as single_exc:  # noqa: BLE001
-                    outcome = _as_engine_error(single_exc)
-                _settle(job, outcome)
-            return
         for job, outcome in zip(jobs, outcomes):
             _settle(job, outcome)
 
-    async def _attempt(self, jobs: list[Job]) -> list[Outcome | EngineError]:
+    async def _one_by_one(self, jobs: list[Job], exc: BaseException) -> None:
+        """Each job of a failed batch alone, under locks, so that one bad job never fails its neighbours."""
+        if len(jobs) == 1:
+            _settle(jobs[0], _as_engine_error(exc))
+            return
+        log.info("batch of %d failed (%s); running its jobs one by one", len(jobs), type(exc).__name__)
+        for job in jobs:
+            try:
+                outcome = (await self._attempt([job], locked=True))[0]
+            except Exception as single_exc:  # noqa: BLE001
+                outcome = _as_engine_error(single_exc)
+            _settle(job, outcome)
+
+    async def _attempt(self, jobs: list[Job], *, locked: bool) -> list[Outcome | EngineError]:
+        """One batch: `locked`, in a transaction that locks what it reads; else read without locks and written in
+        one statement that is its own transaction, all or nothing (raises if anything read has changed since)."""
         now = clock.now()
         real_now = clock.real_now()
         pool = await self._connections()
-        async with pool.acquire() as conn, conn.transaction():
-            return await self._decide_and_write(conn, jobs, now, real_now)
+        async with pool.acquire() as conn:
+            if not locked:
+                return await self._decide_and_write(conn, jobs, now, real_now, locked=False)
+            async with conn.transaction():
+                return await self._decide_and_write(conn, jobs, now, real_now, locked=True)
 
     async def _decide_and_write(self, conn: asyncpg.Connection, jobs: list[Job], now: datetime,
-                                real_now: datetime) -> list[Outcome | EngineError]:
+                                real_now: datetime, *, locked: bool) -> list[Outcome | EngineError]:
         outcomes: list[Outcome | EngineError | None] = [None] * len(jobs)
         loaded = await repository.load_batch(
-            conn, [(j.key_id, j.nonce, j.campaign_id, j.voucher_id, j.pos_txn_id) for j in jobs], real_now)
+            conn, [(j.key_id, j.nonce, j.campaign_id, j.voucher_id, j.pos_txn_id) for j in jobs], real_now,
+            locked=locked)
+        writes = _Writes(real_now)
         live: list[int] = []
         seen_nonces: set[tuple[str, str]] = set()
         for index, (job, row) in enumerate(zip(jobs, loaded)):
@@ -202,18 +230,23 @@ class BatchRunner:
                 outcomes[index] = EngineError("VOUCHER_UNKNOWN", "No such voucher.")
             else:
                 live.append(index)
+            if not locked and row["fresh"] and pair not in seen_nonces:
+                writes.nonces.append(pair)  # LOAD_BATCH spent them already; PEEK_BATCH leaves them to the write
             seen_nonces.add(pair)
         if not live:
+            await writes.flush(conn, now)
             return outcomes  # type: ignore[return-value]
 
         capped = sorted({(loaded[i]["campaign_id"], _day(loaded[i], now), loaded[i]["daily_cap_fen"]) for i in live
                          if loaded[i]["daily_cap_fen"] is not None})
+        if capped and not locked:
+            # A daily cap is counted against a locked row of what the day has spent: only under locks.
+            raise _NeedsLocks()
         spent = await repository.daily_spend(conn, capped) if capped else {}
 
         state: dict[tuple[str, str], tuple[str, int]] = {}  # voucher → (status, balance) after earlier jobs
         new_by_key: dict[tuple[str, str], dict[str, Any]] = {}
         look_again: dict[int, tuple[str, str]] = {}  # refused jobs whose voucher changed while they waited
-        writes = _Writes()
         for index in live:
             job, row = jobs[index], loaded[index]
             merchant = _merchant_view(row)
@@ -224,6 +257,7 @@ class BatchRunner:
                 if previous is not None:
                     outcomes[index] = _replay(previous, job)
                     continue
+            writes.versions.setdefault(key, row["version"])
             status, balance = state.get(key, (row["status"], row["balance_fen"]))
             voucher = _voucher_view(row, status, balance)
             try:
@@ -276,7 +310,10 @@ class BatchRunner:
 class _Writes:
     """What a batch will write, gathered while deciding, flushed set-based at the end."""
 
-    def __init__(self) -> None:
+    def __init__(self, seen_at: datetime) -> None:
+        self.seen_at = seen_at
+        self.nonces: list[tuple[str, str]] = []  # to spend in the write (unlocked batches only)
+        self.versions: dict[tuple[str, str], int] = {}  # each voucher's version as read
         self.vouchers: dict[tuple[str, str], tuple[str, int]] = {}
         self.spend: dict[tuple[str, date], list[int]] = {}
         self.redemptions: list[tuple] = []
@@ -313,19 +350,30 @@ class _Writes:
         for row, body, tx_id in zip(self.redemptions, self.bodies, ids):
             row[9] = tx_id
             body["ledger_tx_id"] = tx_id
-        vouchers = [(c, v, s, b) for (c, v), (s, b) in sorted(self.vouchers.items())]
+        vouchers = [(c, v, s, b, self.versions[(c, v)]) for (c, v), (s, b) in sorted(self.vouchers.items())]
         redemptions = [tuple(row) for row in self.redemptions]
         spend = [(c, d, amount, cap) for (c, d), (amount, cap) in sorted(self.spend.items())]
         if not self.transactions:
-            if vouchers or spend:
-                await repository.write_batch(conn, now, vouchers, redemptions, spend)
+            if vouchers or spend or self.nonces:
+                await repository.write_batch(conn, now, vouchers, redemptions, spend, self.nonces, self.seen_at)
             return
-        # One round trip for the batch's own rows and its ledger transactions.
+        # One round trip for the batch's own rows and its ledger transactions, all or nothing.
         posted, row = await ledger.post_many_alongside(
             conn, self.transactions, ids, repository.WRITE_BATCH_CTES,
-            repository.write_args(now, vouchers, redemptions, spend), repository.WRITE_BATCH_RESULT)
-        repository.check_written(row, vouchers, redemptions, spend)
+            repository.write_args(now, vouchers, redemptions, spend, self.nonces, self.seen_at),
+            repository.WRITE_BATCH_RESULT, repository.WRITE_BATCH_WHOLE)
+        repository.check_written(row, vouchers, redemptions, spend, self.nonces)
         assert [tx.id for tx in posted] == ids
+
+
+class _NeedsLocks(Exception):
+    """The unlocked way cannot decide this batch (a daily cap): run it under locks."""
+
+
+def _unavailable(exc: BaseException) -> bool:
+    from voucher_engine.db.errors import is_database_unavailable
+
+    return is_database_unavailable(exc)
 
 
 def _day(row: asyncpg.Record, now: datetime) -> date:
