@@ -70,7 +70,7 @@ def run_server(settings: Settings) -> None:
     try:
         uvicorn.run("voucher_engine.api.app:create_app", factory=True, host=settings.host, port=settings.port,
                     workers=settings.workers, log_level=settings.log_level, access_log=False,
-                    loop="uvloop", http="httptools", timeout_graceful_shutdown=10,
+                    loop="uvloop", http="voucher_engine.api.http:OneWritePerResponse", timeout_graceful_shutdown=10,
                     # Nothing here reads the client's address (rate limits go by key), so X-Forwarded-* buys nothing
                     # and its middleware costs every request.
                     proxy_headers=False)

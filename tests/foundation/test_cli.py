@@ -58,6 +58,7 @@ def test_serve_is_ready_within_15s_and_token_create_works_beside_it(tmp_path: Pa
         assert httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=5).status_code == 200
         # The ledger's sequencer runs in a process of its own, connected under its own name.
         assert _ledger_process_connected(data_dir)
+        _responses_are_whole(port, token)
     finally:
         server.send_signal(signal.SIGTERM)
         try:
@@ -92,3 +93,33 @@ def _ledger_process_connected(data_dir: Path, within_s: float = 10) -> bool:
             return True
         time.sleep(0.2)
     return False
+
+
+def _exchange(sock: socket.socket, data: bytes, until: bytes) -> bytes:
+    sock.sendall(data)
+    got = b""
+    while until not in got:
+        chunk = sock.recv(65536)
+        assert chunk, got
+        got += chunk
+    return got
+
+
+def _responses_are_whole(port: int, token: str) -> None:
+    """serve writes each response's head with its body (api/http.py): heads without a body, `100 Continue` and
+    keep-alive still work."""
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+        # A HEAD answer has no body to carry its head: it must still arrive.
+        head = _exchange(sock, b"HEAD /readyz HTTP/1.1\r\nHost: t\r\n\r\n", b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 ") and b"content-length" in head.lower(), head
+        # A client that waits for `100 Continue` before sending its body gets it before the answer.
+        body = b'{"name": "SZ", "region_code": "440300"}'
+        ask = (b"POST /v1/issuers HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
+               b"Authorization: Bearer " + token.encode() + b"\r\nExpect: 100-continue\r\n"
+               b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n")
+        assert _exchange(sock, ask, b"\r\n\r\n").startswith(b"HTTP/1.1 100 Continue")
+        answer = _exchange(sock, body, b'"440300"')
+        assert answer.startswith(b"HTTP/1.1 201 "), answer
+        # The same connection goes on serving.
+        again = _exchange(sock, b"GET /readyz HTTP/1.1\r\nHost: t\r\n\r\n", b"}")
+        assert again.startswith(b"HTTP/1.1 200 "), again

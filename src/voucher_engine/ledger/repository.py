@@ -5,6 +5,7 @@ Every function takes a connection already inside a transaction (the caller's, or
 
 from __future__ import annotations
 
+import functools
 import re
 from typing import Any
 
@@ -102,6 +103,7 @@ def _shifted(sql: str, arg_count: int) -> str:
     return re.sub(r"\$(\d+)", lambda m: f"${int(m.group(1)) + arg_count}", sql)
 
 
+@functools.lru_cache(maxsize=16)  # a hot path asks for the same few statements, once per batch
 def post_batch_alongside(ctes: str, arg_count: int, result: str, whole: str | None = None) -> str:
     """POST_BATCH sent in one statement with a caller's own writes: `ctes` (WITH items numbered $1..$arg_count),
     the ledger's items after them (renumbered), and the caller's `result` select list after the ledger's.
