@@ -56,7 +56,7 @@ POST_BATCH_CTES = """
 delta AS (
     SELECT account, delta_fen FROM unnest($1::text[], $2::bigint[]) AS d(account, delta_fen)
 ), locked AS MATERIALIZED (
-    SELECT a.account FROM ledger_accounts a WHERE a.account = ANY($1::text[]) ORDER BY a.account FOR UPDATE
+    SELECT a.account FROM ledger_accounts a WHERE a.account = ANY($1::text[]){AFTER} ORDER BY a.account FOR UPDATE
 ), moved AS (
     UPDATE ledger_accounts a SET balance_fen = a.balance_fen + delta.delta_fen
     FROM delta JOIN locked ON locked.account = delta.account
@@ -91,7 +91,7 @@ delta AS (
 # What POST_BATCH answers: accounts moved, transactions inserted, the queued batch, campaign totals rows.
 POST_BATCH_RESULT = """(SELECT moved FROM ready) AS moved, (SELECT count(*) FROM tx) AS inserted, (SELECT batch FROM queued) AS batch,
        (SELECT count(*) FROM totals) AS totals"""
-POST_BATCH = f"WITH {POST_BATCH_CTES} SELECT {POST_BATCH_RESULT}"
+POST_BATCH = f"WITH {POST_BATCH_CTES.replace('{AFTER}', '')} SELECT {POST_BATCH_RESULT}"
 
 
 # True when every row POST_BATCH names landed: each account moved, each transaction, the queue entry, each total.
@@ -104,9 +104,15 @@ def _shifted(sql: str, arg_count: int) -> str:
 
 
 @functools.lru_cache(maxsize=16)  # a hot path asks for the same few statements, once per batch
-def post_batch_alongside(ctes: str, arg_count: int, result: str, whole: str | None = None) -> str:
+def post_batch_alongside(ctes: str, arg_count: int, result: str, whole: str | None = None,
+                         after: str | None = None) -> str:
     """POST_BATCH sent in one statement with a caller's own writes: `ctes` (WITH items numbered $1..$arg_count),
     the ledger's items after them (renumbered), and the caller's `result` select list after the ledger's.
+
+    `after`, an expression over the caller's items (no parameters), is made an input of the ledger's account locks, so that the
+    caller's writes are done before the accounts are locked (PostgreSQL runs the items of a WITH in no set order,
+    but an item that reads another's output waits for it): accounts that every batch of a campaign moves, such as
+    its escrow, are then locked for the ledger's own rows and the commit only.
 
     `whole`, a condition over the caller's items, makes the statement all or nothing by itself (for a statement that
     is its own transaction, where the caller cannot roll back after looking at the counts): unless it and
@@ -115,7 +121,8 @@ def post_batch_alongside(ctes: str, arg_count: int, result: str, whole: str | No
     if whole is not None:
         select += (f",\nbatch_written_whole(({_shifted(POST_BATCH_WHOLE, arg_count)}) AND ({whole}), "
                    "'ledger or redemption rows') AS whole")
-    return f"WITH {ctes},\n{_shifted(POST_BATCH_CTES, arg_count)} {select}"
+    ledger = POST_BATCH_CTES.replace("{AFTER}", f" AND ({after}) IS NOT NULL" if after else "")
+    return f"WITH {ctes},\n{_shifted(ledger, arg_count)} {select}"
 
 
 OPEN_ACCOUNTS = "SELECT account FROM ledger_accounts WHERE account = ANY($1::text[])"

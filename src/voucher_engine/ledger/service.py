@@ -113,8 +113,8 @@ async def post_many(conn: AsyncConnection | asyncpg.Connection, txs: Sequence[Ne
 
 
 async def post_many_alongside(conn: asyncpg.Connection, txs: Sequence[NewTransaction], ids: Sequence[str],
-                              ctes: str, args: Sequence[Any], result: str, whole: str | None = None
-                              ) -> tuple[list[PostedTransaction], asyncpg.Record]:
+                              ctes: str, args: Sequence[Any], result: str, whole: str | None = None,
+                              after: str | None = None) -> tuple[list[PostedTransaction], asyncpg.Record]:
     """`post_many` (no savepoint) in one statement with the caller's own writes, to save the caller a round trip:
     `ctes` are WITH items numbered $1..$len(args), `result` a select list over them, whose values come back in the
     returned row beside the ledger's. Same errors as `post_many`; on any of them the caller's writes are not made
@@ -122,9 +122,9 @@ async def post_many_alongside(conn: asyncpg.Connection, txs: Sequence[NewTransac
 
     With `whole` (a condition over the caller's items, see repository.post_batch_alongside) the statement may be
     sent outside a transaction block: it then writes everything or raises asyncpg.SerializationError and writes
-    nothing."""
+    nothing. With `after` the caller's writes are made before the ledger's accounts are locked."""
     batch = _prepare(txs, ids)
-    sql = repository.post_batch_alongside(ctes, len(args), result, whole)
+    sql = repository.post_batch_alongside(ctes, len(args), result, whole, after)
     row = await _send(conn, batch, sql, (*args, *batch.args), savepoint=False)
     return await _landed(conn, batch, row), row
 

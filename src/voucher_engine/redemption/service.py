@@ -361,7 +361,7 @@ class _Writes:
         posted, row = await ledger.post_many_alongside(
             conn, self.transactions, ids, repository.WRITE_BATCH_CTES,
             repository.write_args(now, vouchers, redemptions, spend, self.nonces, self.seen_at),
-            repository.WRITE_BATCH_RESULT, repository.WRITE_BATCH_WHOLE)
+            repository.WRITE_BATCH_RESULT, repository.WRITE_BATCH_WHOLE, repository.WRITE_BATCH_FIRST)
         repository.check_written(row, vouchers, redemptions, spend, self.nonces)
         assert [tx.id for tx in posted] == ids
 
