@@ -354,7 +354,7 @@ class _Generator:
                 f"    if len(its) > {limits.MAX_PAYMENT_ITEMS}:",
                 f"        f.append(Failure({voucher}[0], {voucher}[1], {voucher}[2], len(its), "
                 f"'at most {limits.MAX_PAYMENT_ITEMS} order items'))",
-                f"        return _tnew(_Ev, (False, 0, o, tuple(f)))",
+                "        return _tnew(_Ev, (False, 0, o, tuple(f)))",
                 "    best = -1",
                 "    item_failures = []",
                 "    for it in its:",

@@ -141,9 +141,9 @@ WRITE_BATCH_WHOLE = """(SELECT count(*) FROM v) = cardinality($2::text[])
        AND (SELECT count(*) FROM r) = cardinality($6::text[]) AND (SELECT count(*) FROM d) = cardinality($18::text[])
        AND (SELECT count(*) FROM n) = cardinality($23::text[])"""
 # Read by the ledger's account locks (ledger.repository.post_batch_alongside's `after`): the batch's own rows are
-# written before its campaign's escrow is locked, and the vouchers are locked before the accounts, as in a locked
-# batch (no lock-order cycle between the two ways).
-WRITE_BATCH_FIRST = ("(SELECT count(*) FROM v) + (SELECT count(*) FROM n) + (SELECT count(*) FROM r) "
+# written before its campaign's escrow is locked. Nonces, then vouchers, then accounts: the order a locked batch
+# takes them in (LOAD_BATCH, then the write), so that the two ways cannot wait on each other in a cycle.
+WRITE_BATCH_FIRST = ("(SELECT count(*) FROM n) + (SELECT count(*) FROM v) + (SELECT count(*) FROM r) "
                      "+ (SELECT count(*) FROM d)")
 WRITE_BATCH = (f"WITH {WRITE_BATCH_CTES} SELECT {WRITE_BATCH_RESULT}, "
                f"batch_written_whole({WRITE_BATCH_WHOLE}, 'redemption rows') AS whole")
