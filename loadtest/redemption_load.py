@@ -1,6 +1,6 @@
 """Redemption load test: the full signed path against a bare baseline, in the same run, on this machine.
 
-    python loadtest/redemption_load.py [--duration 10] [--rounds 5] [--concurrency 64] [--workers 2] [--rate 1000]
+    python loadtest/redemption_load.py [--duration 10] [--rounds 5] [--concurrency 128] [--workers 2] [--rate 1000]
 
 It starts PostgreSQL (embedded, or DATABASE_URL), seeds a funded, active campaign with vouchers, starts
 `voucher-engine serve --workers N` and the baseline (`loadtest/baseline.py`, uvicorn with the same workers), then:
@@ -44,7 +44,7 @@ from voucher_engine.merchants.client import signed_headers  # noqa: E402
 
 CHUNK = 50_000
 ROUNDS = 5
-PRESIGNED_PER_S = 6_000  # redemptions signed ahead per second of the redemptions-only phase
+PRESIGNED_PER_S = 9_000  # redemptions signed ahead per second of the redemptions-only phase
 
 
 def contract_source(now: datetime, quantity: int) -> str:
@@ -327,7 +327,13 @@ def main() -> None:
     parser.add_argument("--duration", type=float, default=10.0)
     parser.add_argument("--rounds", type=int, default=ROUNDS,
                         help="baseline and redemptions-only alternate in this many rounds of duration/rounds each")
-    parser.add_argument("--concurrency", type=int, default=64)
+    # The closed-loop phases measure capacity, so the clients must be enough to keep each server busy. The baseline
+    # is saturated from 32 clients on (2,720/s at 32, 2,731/s at 128 in one run); the batched service is not at 64:
+    # its batches grow with what is queued, and at 64 clients they stay small enough that PostgreSQL's fixed cost
+    # per statement and the pipeline's waits leave a fifth of the machine idle (measured: 3,094/s at 32 clients,
+    # about 5,000 at 64, 5,794 at 128). The open-loop phase, which measures latency, does not depend on this.
+    parser.add_argument("--concurrency", type=int, default=128,
+                        help="clients of the closed-loop phases (each one request at a time)")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--rate", type=float, default=1000.0, help="offered redemptions/s in the open-loop phase")
     parser.add_argument("--vouchers", type=int, default=0, help="default: enough for the run")
