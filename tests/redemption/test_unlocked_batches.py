@@ -113,3 +113,21 @@ async def test_a_write_with_one_stale_voucher_writes_nothing(world):
         assert await conn.fetchval("SELECT count(*) FROM ledger_transactions WHERE id = ANY($1::text[])", tx_ids) == 0
     finally:
         await conn.close()
+
+
+async def test_a_merchant_without_an_open_ledger_account_is_refused_as_before(world):
+    """The unlocked write refuses itself; the locked rerun then answers the ledger's own error, not a 500."""
+    campaign = await _dining(world, [holder()])
+    voucher_code = await world.code(campaign)
+    conn = await _connect(world)
+    try:
+        await conn.execute("SET session_replication_role = replica")  # past the guard that keeps account rows
+        await conn.execute("DELETE FROM ledger_accounts WHERE account = $1", f"merchant:{NOODLES}")
+        before = await _voucher(conn, campaign)
+        response = await world.tills[NOODLES].redeem(voucher_code, 12000)
+        assert response.status_code == 409 and response.json()["code"] == "INVALID_STATE", response.text
+        assert f"merchant:{NOODLES}" in response.json()["detail"]
+        assert await _voucher(conn, campaign) == before
+        assert await conn.fetchval("SELECT count(*) FROM redemptions WHERE campaign_id = $1", campaign) == 0
+    finally:
+        await conn.close()

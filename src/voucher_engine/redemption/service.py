@@ -45,6 +45,7 @@ from voucher_engine import clock
 from voucher_engine.campaigns.cache import contract_for
 from voucher_engine.contracts import CompiledContract
 from voucher_engine.db.engine import plain_url
+from voucher_engine.db.errors import is_database_unavailable, is_unstorable_input
 from voucher_engine.errors import EngineError
 from voucher_engine.ledger import service as ledger
 from voucher_engine.ledger.model import NewTransaction, Posting
@@ -175,7 +176,7 @@ class BatchRunner:
         except Exception as exc:  # noqa: BLE001 - the unlocked attempt wrote nothing; run it again under locks
             log.debug("unlocked batch of %d not written (%s); running it under locks", len(jobs), type(exc).__name__)
             try:
-                if _unavailable(exc):
+                if is_database_unavailable(exc):
                     raise
                 outcomes = await self._attempt(jobs, locked=True)
             except Exception as locked_exc:  # noqa: BLE001 - the shared transaction failed: each job alone
@@ -215,7 +216,7 @@ class BatchRunner:
         loaded = await repository.load_batch(
             conn, [(j.key_id, j.nonce, j.campaign_id, j.voucher_id, j.pos_txn_id) for j in jobs], real_now,
             locked=locked)
-        writes = _Writes(real_now)
+        writes = _Writes(real_now, by_itself=not locked)
         live: list[int] = []
         seen_nonces: set[tuple[str, str]] = set()
         for index, (job, row) in enumerate(zip(jobs, loaded)):
@@ -310,8 +311,12 @@ class BatchRunner:
 class _Writes:
     """What a batch will write, gathered while deciding, flushed set-based at the end."""
 
-    def __init__(self, seen_at: datetime) -> None:
+    def __init__(self, seen_at: datetime, *, by_itself: bool) -> None:
         self.seen_at = seen_at
+        # The write is its own transaction (unlocked batches): it must check in the database that it landed whole.
+        # Under locks nothing it names can change, and the ledger's own errors (an account not open) keep their
+        # meaning.
+        self.by_itself = by_itself
         self.nonces: list[tuple[str, str]] = []  # to spend in the write (unlocked batches only)
         self.versions: dict[tuple[str, str], int] = {}  # each voucher's version as read
         self.vouchers: dict[tuple[str, str], tuple[str, int]] = {}
@@ -361,19 +366,14 @@ class _Writes:
         posted, row = await ledger.post_many_alongside(
             conn, self.transactions, ids, repository.WRITE_BATCH_CTES,
             repository.write_args(now, vouchers, redemptions, spend, self.nonces, self.seen_at),
-            repository.WRITE_BATCH_RESULT, repository.WRITE_BATCH_WHOLE, repository.WRITE_BATCH_FIRST)
+            repository.WRITE_BATCH_RESULT, repository.WRITE_BATCH_WHOLE if self.by_itself else None,
+            repository.WRITE_BATCH_FIRST)
         repository.check_written(row, vouchers, redemptions, spend, self.nonces)
         assert [tx.id for tx in posted] == ids
 
 
 class _NeedsLocks(Exception):
     """The unlocked way cannot decide this batch (a daily cap): run it under locks."""
-
-
-def _unavailable(exc: BaseException) -> bool:
-    from voucher_engine.db.errors import is_database_unavailable
-
-    return is_database_unavailable(exc)
 
 
 def _day(row: asyncpg.Record, now: datetime) -> date:
@@ -419,8 +419,6 @@ def _quote_refusal(refusal: EngineError, job: Job) -> Outcome | EngineError:
 def _as_engine_error(exc: BaseException) -> EngineError:
     if isinstance(exc, EngineError):
         return exc
-    from voucher_engine.db.errors import is_database_unavailable, is_unstorable_input
-
     if is_database_unavailable(exc):
         return EngineError("UNAVAILABLE", "The database is unreachable; try again shortly.")
     if is_unstorable_input(exc):
