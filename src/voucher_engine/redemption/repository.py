@@ -190,8 +190,8 @@ def write_args(at: datetime, vouchers: list[tuple[str, str, str, int, int]], red
 
 
 def check_written(row: asyncpg.Record, vouchers: list, redemptions: list, spend: list, nonces: list) -> None:
-    # The pair of the decisions made in Python: every row they named was written (WRITE_BATCH_WHOLE has already
-    # made sure of it in the database; this says so here too).
+    # The pair of the decisions made in Python: every row they named was written (in an unlocked batch,
+    # WRITE_BATCH_WHOLE has already made sure of it in the database; this says so here too).
     assert ((row["vouchers"], row["redemptions"], row["days"], row["nonces"])
             == (len(vouchers), len(redemptions), len(spend), len(nonces))), row
 
