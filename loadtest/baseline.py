@@ -33,11 +33,13 @@ async def redeem(request: Request) -> Response:
     async with app.state.pool.acquire() as conn, conn.transaction():
         face = await conn.fetchval(
             "UPDATE baseline_vouchers SET status = 'redeemed' WHERE id = $1 AND status = 'issued' RETURNING face_fen",
-            body["voucher_id"])
+            body["voucher_id"],
+        )
         if face is None:
             return JSONResponse({"code": "VOUCHER_ALREADY_REDEEMED"}, status_code=409)
-        await conn.execute("INSERT INTO baseline_ledger (voucher_id, amount_fen) VALUES ($1, $2)",
-                           body["voucher_id"], face)
+        await conn.execute(
+            "INSERT INTO baseline_ledger (voucher_id, amount_fen) VALUES ($1, $2)", body["voucher_id"], face
+        )
     return JSONResponse({"status": "settled", "subsidy_fen": face}, status_code=201)
 
 
@@ -46,8 +48,11 @@ async def seed(dsn: str, count: int) -> None:
     try:
         await conn.execute(SCHEMA)
         await conn.execute("TRUNCATE baseline_vouchers, baseline_ledger")
-        await conn.copy_records_to_table("baseline_vouchers", records=((i, "issued", 2000) for i in range(count)),
-                                         columns=["id", "status", "face_fen"])
+        await conn.copy_records_to_table(
+            "baseline_vouchers",
+            records=((i, "issued", 2000) for i in range(count)),
+            columns=["id", "status", "face_fen"],
+        )
     finally:
         await conn.close()
 
@@ -55,11 +60,14 @@ async def seed(dsn: str, count: int) -> None:
 # ---------------------------------------------------------------------------------------------------------------
 # The hook other benchmarks call to print their ratio to this baseline (loadtest/bench_campaigns.py claims).
 
+
 def redeem_request(slots: int, slot: int, n: int) -> bytes:
     """Client `slot`'s n-th request: a voucher no other client redeems (ids slot, slot + slots, ...)."""
     body = b'{"voucher_id": %d}' % (n * slots + slot)
-    return (b"POST /redeem HTTP/1.1\r\nHost: baseline\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n"
-            % len(body)) + body
+    return (
+        b"POST /redeem HTTP/1.1\r\nHost: baseline\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n"
+        % len(body)
+    ) + body
 
 
 def measure_per_s(database_url: str, clients: int, seconds: float, workers: int = 2) -> float:
@@ -80,15 +88,24 @@ def measure_per_s(database_url: str, clients: int, seconds: float, workers: int 
     per_client = int(seconds * 10_000 / max(clients, 1)) + 100
     asyncio.run(seed(dsn, per_client * clients))
     port = harness.free_port()
-    env = {**os.environ, "DATABASE_URL": dsn,
-           "PYTHONPATH": os.pathsep.join([str(root), str(root / "src"), os.environ.get("PYTHONPATH", "")])}
-    with harness.server(harness.uvicorn_command("loadtest.baseline:app", port, workers), env, port,
-                        cwd=str(root), ready_path="/openapi.json"):
+    env = {
+        **os.environ,
+        "DATABASE_URL": dsn,
+        "PYTHONPATH": os.pathsep.join([str(root), str(root / "src"), os.environ.get("PYTHONPATH", "")]),
+    }
+    with harness.server(
+        harness.uvicorn_command("loadtest.baseline:app", port, workers),
+        env,
+        port,
+        cwd=str(root),
+        ready_path="/openapi.json",
+    ):
         request_for = partial(redeem_request, clients)
         harness.closed_loop(port, request_for, min(clients, 16), 2.0)  # warm-up: connections, plans
         asyncio.run(seed(dsn, per_client * clients))
         result = harness.closed_loop(port, request_for, clients, seconds)
     if result.count(409):
-        print(f"baseline: {result.count(409)} requests found their voucher already redeemed (seed more)",
-              file=sys.stderr)
+        print(
+            f"baseline: {result.count(409)} requests found their voucher already redeemed (seed more)", file=sys.stderr
+        )
     return result.count(201) / result.seconds

@@ -53,17 +53,21 @@ CLI = [sys.executable, "-m", "voucher_engine.cli"]
 
 
 def first_come_contract(quantity: int) -> str:
-    return (f'campaign "Bench county fair" issuer 330000\nbudget ¥{quantity * 10:,}\nfunders {{ 330000: 100% }}\n'
-            f"voucher threshold: spend ¥50, get ¥10 off\nquantity {quantity:,}\nlimit 1 per holder\n"
-            "distribution first come, first served\nvalid during 2035 China time\n"
-            'payment {\n    merchant.tags has "farm-produce"\n}\n')
+    return (
+        f'campaign "Bench county fair" issuer 330000\nbudget ¥{quantity * 10:,}\nfunders {{ 330000: 100% }}\n'
+        f"voucher threshold: spend ¥50, get ¥10 off\nquantity {quantity:,}\nlimit 1 per holder\n"
+        "distribution first come, first served\nvalid during 2035 China time\n"
+        'payment {\n    merchant.tags has "farm-produce"\n}\n'
+    )
 
 
 def targeted_contract(quantity: int) -> str:
-    return (f'campaign "Bench Shanghai dining" issuer 310000\nbudget ¥{quantity * 20:,}\nfunders {{ 310000: 100% }}\n'
-            f"voucher threshold: spend ¥100, get ¥20 off\nquantity {quantity:,}\nlimit 1 per holder\n"
-            "distribution targeted\nvalid during 2035 China time\n"
-            "holder {\n    age >= 18\n    residence_region within 310000\n}\n")
+    return (
+        f'campaign "Bench Shanghai dining" issuer 310000\nbudget ¥{quantity * 20:,}\nfunders {{ 310000: 100% }}\n'
+        f"voucher threshold: spend ¥100, get ¥20 off\nquantity {quantity:,}\nlimit 1 per holder\n"
+        "distribution targeted\nvalid during 2035 China time\n"
+        "holder {\n    age >= 18\n    residence_region within 310000\n}\n"
+    )
 
 
 @contextlib.contextmanager
@@ -146,16 +150,20 @@ def bench_issuance(holders: int) -> dict:
         csv_path = tmp / "holders.csv"
         started = time.perf_counter()
         write_holders(csv_path, holders)
-        print(f"wrote {holders:,} holders ({csv_path.stat().st_size / 1e6:.0f} MB) in "
-              f"{time.perf_counter() - started:.1f} s", flush=True)
+        print(
+            f"wrote {holders:,} holders ({csv_path.stat().st_size / 1e6:.0f} MB) in "
+            f"{time.perf_counter() - started:.1f} s",
+            flush=True,
+        )
         campaign_id = asyncio.run(_campaign_in_database(url, "310000", targeted_contract(holders)))
         env = {**os.environ, "DATABASE_URL": url}
         before_usage = resource.getrusage(resource.RUSAGE_CHILDREN)
         before = before_usage.ru_maxrss
         db_cpu = tree_cpu_s(postmaster_pid(tmp))
         started = time.perf_counter()
-        done = subprocess.run([*CLI, "issue", campaign_id, str(csv_path), "--quiet"], env=env, capture_output=True,
-                              text=True, check=False)
+        done = subprocess.run(
+            [*CLI, "issue", campaign_id, str(csv_path), "--quiet"], env=env, capture_output=True, text=True, check=False
+        )
         seconds = time.perf_counter() - started
         db_cpu = tree_cpu_s(postmaster_pid(tmp)) - db_cpu
         usage = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -166,12 +174,19 @@ def bench_issuance(holders: int) -> dict:
         result = json.loads(done.stdout)
         count = asyncio.run(_count(url, campaign_id))
         assert count == result["issued"], (count, result)
-        report = {"benchmark": "targeted issuance (voucher-engine issue CAMPAIGN holders.csv)",
-                  "holders": holders, "issued": result["issued"], "rejected": result["rejected_count"],
-                  "seconds": round(seconds, 2), "vouchers_per_s": round(result["issued"] / seconds),
-                  "command_cpu_s": round(cpu_s, 2), "database_cpu_s": round(db_cpu, 2) if db_cpu else None,
-                  "peak_rss_mb": round(max(peak_kb, before) / 1024),
-                  "load_average_1m": round(os.getloadavg()[0], 2), "target": "<= 20 s, <= 500 MB"}
+        report = {
+            "benchmark": "targeted issuance (voucher-engine issue CAMPAIGN holders.csv)",
+            "holders": holders,
+            "issued": result["issued"],
+            "rejected": result["rejected_count"],
+            "seconds": round(seconds, 2),
+            "vouchers_per_s": round(result["issued"] / seconds),
+            "command_cpu_s": round(cpu_s, 2),
+            "database_cpu_s": round(db_cpu, 2) if db_cpu else None,
+            "peak_rss_mb": round(max(peak_kb, before) / 1024),
+            "load_average_1m": round(os.getloadavg()[0], 2),
+            "target": "<= 20 s, <= 500 MB",
+        }
         return report
 
 
@@ -199,8 +214,10 @@ def postmaster_pid(tmp: Path) -> int | None:
 def claim_request(campaign_id: str, token: str, generation: int, slot: int, n: int) -> bytes:
     """Client `slot`'s n-th claim, for a wallet of its own (`generation` keeps warm-up and run apart)."""
     body = b'{"wallet_id": "%02d%05d%09d"}' % (generation, slot, n)
-    return (f"POST /v1/campaigns/{campaign_id}/claims HTTP/1.1\r\nHost: bench\r\nContent-Type: application/json\r\n"
-            f"Authorization: Bearer {token}\r\nContent-Length: {len(body)}\r\n\r\n").encode() + body
+    return (
+        f"POST /v1/campaigns/{campaign_id}/claims HTTP/1.1\r\nHost: bench\r\nContent-Type: application/json\r\n"
+        f"Authorization: Bearer {token}\r\nContent-Length: {len(body)}\r\n\r\n"
+    ).encode() + body
 
 
 def _http(port: int, method: str, path: str, token: str | None, body: dict | None = None) -> dict:
@@ -227,8 +244,9 @@ def bench_claims(clients: int, seconds: float, workers: int, generators: int, pr
 
     with database() as (url, tmp):
         env = {**os.environ, "DATABASE_URL": url, "VE_DATA_DIR": str(tmp / "data"), "VE_LOG_LEVEL": "warning"}
-        admin = subprocess.run([*CLI, "token", "create", "--role", "admin"], env=env, capture_output=True,
-                               text=True, check=True).stdout.strip()
+        admin = subprocess.run(
+            [*CLI, "token", "create", "--role", "admin"], env=env, capture_output=True, text=True, check=True
+        ).stdout.strip()
         port = harness.free_port()
         # The service as operators run it: `serve` answers claims in front of FastAPI (api/app.py, EngineApp).
         command = [*CLI, "serve", "--port", str(port), "--workers", str(workers)]
@@ -238,21 +256,28 @@ def bench_claims(clients: int, seconds: float, workers: int, generators: int, pr
             harness.closed_loop(port, partial(claim_request, campaign_id, gov, 99), min(clients, 50), 2.0)
             server_cpu, db_cpu = tree_cpu_s(server.pid), tree_cpu_s(postmaster_pid(tmp))
             profiler = _start_profiler(server, seconds, profile) if profile else None
-            result = harness.closed_loop(port, partial(claim_request, campaign_id, gov, 0), clients, seconds,
-                                         generators)
+            result = harness.closed_loop(
+                port, partial(claim_request, campaign_id, gov, 0), clients, seconds, generators
+            )
             server_cpu, db_cpu = tree_cpu_s(server.pid) - server_cpu, tree_cpu_s(postmaster_pid(tmp)) - db_cpu
             if profiler is not None:
                 profiler.wait()
             totals = _http(port, "GET", f"/v1/campaigns/{campaign_id}", gov)["totals"]
         ok = result.count(201)
-        report = {"benchmark": f"first-come claims, {clients} clients, voucher-engine serve --workers {workers}",
-                  "seconds": round(result.seconds, 1), "claims_ok": ok, "claims_per_s": round(ok / result.seconds),
-                  "statuses": result.statuses, "latency_ms_p50": result.percentile_ms(0.50),
-                  "latency_ms_p99": result.percentile_ms(0.99),
-                  "vouchers_in_db_after_warmup_and_run": totals["vouchers_issued"],
-                  "server_cpu_ms_per_claim": round(server_cpu * 1000 / max(ok, 1), 3),
-                  "database_cpu_ms_per_claim": round(db_cpu * 1000 / max(ok, 1), 3) if db_cpu else None,
-                  "load_average_1m": round(os.getloadavg()[0], 2), "target": ">= 3000/s"}
+        report = {
+            "benchmark": f"first-come claims, {clients} clients, voucher-engine serve --workers {workers}",
+            "seconds": round(result.seconds, 1),
+            "claims_ok": ok,
+            "claims_per_s": round(ok / result.seconds),
+            "statuses": result.statuses,
+            "latency_ms_p50": result.percentile_ms(0.50),
+            "latency_ms_p99": result.percentile_ms(0.99),
+            "vouchers_in_db_after_warmup_and_run": totals["vouchers_issued"],
+            "server_cpu_ms_per_claim": round(server_cpu * 1000 / max(ok, 1), 3),
+            "database_cpu_ms_per_claim": round(db_cpu * 1000 / max(ok, 1), 3) if db_cpu else None,
+            "load_average_1m": round(os.getloadavg()[0], 2),
+            "target": ">= 3000/s",
+        }
         report.update(compare_with_baseline(url, clients, seconds, ok / result.seconds))
         return report
 
@@ -260,12 +285,29 @@ def bench_claims(clients: int, seconds: float, workers: int, generators: int, pr
 def _start_profiler(server: subprocess.Popen, seconds: float, out: Path) -> subprocess.Popen:
     """py-spy on one worker for the run (`--profile FILE`): where a worker's CPU goes, GIL held only."""
     children = [int(pid) for pid in Path(f"/proc/{server.pid}/task/{server.pid}/children").read_text().split()]
-    workers = [pid for pid in children
-               if b"multiprocessing.spawn" in Path(f"/proc/{pid}/cmdline").read_bytes()] or children
-    return subprocess.Popen([str(Path(sys.executable).with_name("py-spy")), "record", "--gil", "--nonblocking", "-r", "200", "-d",
-                             str(max(1, int(seconds) - 1)), "-f", "speedscope" if out.suffix == ".json" else "flamegraph",
-                             "-o", str(out), "--pid", str(workers[-1])],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    workers = [
+        pid for pid in children if b"multiprocessing.spawn" in Path(f"/proc/{pid}/cmdline").read_bytes()
+    ] or children
+    return subprocess.Popen(
+        [
+            str(Path(sys.executable).with_name("py-spy")),
+            "record",
+            "--gil",
+            "--nonblocking",
+            "-r",
+            "200",
+            "-d",
+            str(max(1, int(seconds) - 1)),
+            "-f",
+            "speedscope" if out.suffix == ".json" else "flamegraph",
+            "-o",
+            str(out),
+            "--pid",
+            str(workers[-1]),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
 
 
 def compare_with_baseline(url: str, clients: int, seconds: float, claims_per_s: float) -> dict:
@@ -274,9 +316,12 @@ def compare_with_baseline(url: str, clients: int, seconds: float, claims_per_s: 
     from loadtest import baseline
 
     baseline_per_s = float(baseline.measure_per_s(url, clients, seconds))
-    return {"baseline_per_s": round(baseline_per_s), "ratio_to_baseline": round(claims_per_s / baseline_per_s, 2),
-            "summary": f"claims/s = {claims_per_s / baseline_per_s:.2f}x the bare baseline "
-                       f"({claims_per_s:,.0f}/s vs {baseline_per_s:,.0f}/s)"}
+    return {
+        "baseline_per_s": round(baseline_per_s),
+        "ratio_to_baseline": round(claims_per_s / baseline_per_s, 2),
+        "summary": f"claims/s = {claims_per_s / baseline_per_s:.2f}x the bare baseline "
+        f"({claims_per_s:,.0f}/s vs {baseline_per_s:,.0f}/s)",
+    }
 
 
 def main() -> None:
@@ -289,8 +334,11 @@ def main() -> None:
     claims.add_argument("--seconds", type=float, default=20.0)
     claims.add_argument("--workers", type=int, default=2)
     claims.add_argument("--generators", type=int, default=1, help="load-generator processes")
-    claims.add_argument("--fastpath", action="store_true",
-                        help="kept for old command lines: serve always answers claims by the fast path now")
+    claims.add_argument(
+        "--fastpath",
+        action="store_true",
+        help="kept for old command lines: serve always answers claims by the fast path now",
+    )
     claims.add_argument("--profile", type=Path, help="py-spy --gil profile of one worker (.svg, or .json)")
     args = parser.parse_args()
     if args.which == "issuance":

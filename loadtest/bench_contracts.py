@@ -40,7 +40,9 @@ def _median_ns(fn: Callable[[Any], Any], arg: Any, repeat: int, number: int) -> 
     return max(statistics.median(runs) / number - overhead, 0.0) * 1e9
 
 
-def run(repeat: int = 31, number: int = 20_000, contract_path: Path = DINING, echo: Callable[[str], Any] = print) -> dict:
+def run(
+    repeat: int = 31, number: int = 20_000, contract_path: Path = DINING, echo: Callable[[str], Any] = print
+) -> dict:
     """Time both evaluators; print and return {"compiled_ns", "lambda_ns", "ratio", "compile_ms", ...}."""
     repeat = max(1, min(repeat, MAX_REPEAT))
     number = max(1, min(number, MAX_NUMBER))
@@ -58,8 +60,15 @@ def run(repeat: int = 31, number: int = 20_000, contract_path: Path = DINING, ec
     )
     mccs = frozenset({"5812", "5813", "5814"})
     # The same rule by hand: categories, region within Shanghai, spend ¥100, ¥20 off.
-    by_hand = lambda p: 2000 if (p.merchant_mcc in mccs and p.merchant_region[:2] == "31"  # noqa: E731
-                                 and p.order_amount_fen >= 10_000) else 0
+    by_hand = lambda p: (
+        2000
+        if (
+            p.merchant_mcc in mccs
+            and p.merchant_region[:2] == "31"  # noqa: E731
+            and p.order_amount_fen >= 10_000
+        )
+        else 0
+    )
     assert contract.evaluate(payment).subsidy_fen == by_hand(payment) == 2000
 
     compiled_ns = _median_ns(contract.evaluate, payment, repeat, number)

@@ -64,7 +64,7 @@ SUBSIDY_FEN = 2_000
 
 
 def contract_source(quantity: int) -> str:
-    return f'''campaign "Crash suite dining vouchers" issuer 310000
+    return f"""campaign "Crash suite dining vouchers" issuer 310000
 budget ¥{quantity * 20:,}
 funders {{
     310000: 100%
@@ -76,7 +76,7 @@ valid for 30 days from issue
 payment {{
     merchant.mcc in {{"5812"}}
 }}
-'''
+"""
 
 
 def log(message: str) -> None:
@@ -84,6 +84,7 @@ def log(message: str) -> None:
 
 
 # -- PostgreSQL ---------------------------------------------------------------------------------------------------
+
 
 class Database:
     """The embedded PostgreSQL in a temporary directory (stoppable), or a scratch database on DATABASE_URL."""
@@ -138,8 +139,7 @@ class Database:
         from urllib.parse import parse_qs, urlparse
 
         socket_dir = parse_qs(urlparse(self.server_url).query)["host"][0]
-        self._pg_ctl(["-w", "-o", '-h ""', "-o", f"-k {socket_dir}", "-l", str(self.server.pgdata / "log"),
-                      "start"])
+        self._pg_ctl(["-w", "-o", '-h ""', "-o", f"-k {socket_dir}", "-l", str(self.server.pgdata / "log"), "start"])
 
     def cleanup(self) -> None:
         if self.server is not None:
@@ -147,6 +147,7 @@ class Database:
 
 
 # -- the service --------------------------------------------------------------------------------------------------
+
 
 def free_port() -> int:
     with socket.socket() as sock:
@@ -169,9 +170,22 @@ class Service:
     def start(self) -> None:
         log_file = self.log_path.open("ab")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "voucher_engine.cli", "serve", "--workers", str(self.workers), "--port",
-             str(self.port)], env=self.env, cwd=ROOT, stdout=log_file, stderr=subprocess.STDOUT,
-            start_new_session=True)
+            [
+                sys.executable,
+                "-m",
+                "voucher_engine.cli",
+                "serve",
+                "--workers",
+                str(self.workers),
+                "--port",
+                str(self.port),
+            ],
+            env=self.env,
+            cwd=ROOT,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
         log_file.close()
 
     async def ready(self, timeout_s: float = 90) -> None:
@@ -234,6 +248,7 @@ class Service:
 
 # -- seeding ------------------------------------------------------------------------------------------------------
 
+
 @dataclass
 class Seeded:
     key_id: str
@@ -260,41 +275,64 @@ async def seed(database_url: str, data_dir: Path, count: int) -> Seeded:
                 assert response.status_code < 300, response.text[:500]
                 return response.json()
 
-            issuer = (await ok(await client.post("/v1/issuers", headers=h,
-                                                 json={"name": "Shanghai", "region_code": "310000"})))["id"]
+            issuer = (
+                await ok(
+                    await client.post("/v1/issuers", headers=h, json={"name": "Shanghai", "region_code": "310000"})
+                )
+            )["id"]
             gov = await ok(await client.post("/v1/tokens", json={"role": "gov", "issuer_id": issuer}, headers=h))
             g = {"Authorization": f"Bearer {gov['token']}"}
-            await ok(await client.put(f"/v1/merchants/{MERCHANT}", headers=h, json={
-                "name": "Crash Noodles", "mcc": "5812", "region_code": "310104",
-                "settlement_wallet": "0012345678901234", "tags": []}))
+            await ok(
+                await client.put(
+                    f"/v1/merchants/{MERCHANT}",
+                    headers=h,
+                    json={
+                        "name": "Crash Noodles",
+                        "mcc": "5812",
+                        "region_code": "310104",
+                        "settlement_wallet": "0012345678901234",
+                        "tags": [],
+                    },
+                )
+            )
             key = await ok(await client.post(f"/v1/merchants/{MERCHANT}/keys", headers=h))
-            campaign = (await ok(await client.post("/v1/campaigns", headers=g,
-                                                   json={"source": contract_source(count)})))["id"]
+            campaign = (
+                await ok(await client.post("/v1/campaigns", headers=g, json={"source": contract_source(count)}))
+            )["id"]
             for action in ("fund", "activate"):
                 await ok(await client.post(f"/v1/campaigns/{campaign}/{action}", headers=g))
             wallets = [f"8{i:015d}" for i in range(count)]
-            issued = await ok(await client.post(f"/v1/campaigns/{campaign}/issuances", headers=g,
-                                                json={"holders": [{"wallet_id": w} for w in wallets]}))
+            issued = await ok(
+                await client.post(
+                    f"/v1/campaigns/{campaign}/issuances",
+                    headers=g,
+                    json={"holders": [{"wallet_id": w} for w in wallets]},
+                )
+            )
             assert issued["issued"] == count, issued
         async with app.state.ve.engine.connect() as conn:
-            rows = (await conn.exec_driver_sql(
-                "SELECT wallet_id, id FROM vouchers WHERE campaign_id = $1 ORDER BY wallet_id", (campaign,))).all()
+            rows = (
+                await conn.exec_driver_sql(
+                    "SELECT wallet_id, id FROM vouchers WHERE campaign_id = $1 ORDER BY wallet_id", (campaign,)
+                )
+            ).all()
         codes = make_codes(app.state.ve.server_secret, campaign, [r[1] for r in rows])
     return Seeded(key["key_id"], key["secret"], campaign, [(r[0], r[1], c) for r, c in zip(rows, codes)])
 
 
 # -- the tills ----------------------------------------------------------------------------------------------------
 
+
 @dataclass
 class Attempt:
     pos_txn_id: str
     phase: str
     sent_at: float
-    status: int | None = None       # None: no answer (connection dropped, refused or timed out)
-    code: str | None = None         # the problem's code for an error answer
+    status: int | None = None  # None: no answer (connection dropped, refused or timed out)
+    code: str | None = None  # the problem's code for an error answer
     body: dict | None = None
     answered_at: float | None = None
-    db_down: bool = False           # sent while PostgreSQL was stopped
+    db_down: bool = False  # sent while PostgreSQL was stopped
 
 
 @dataclass
@@ -315,8 +353,9 @@ async def till(load: Load, base_url: str, work: list[tuple[str, str, str]], phas
     async with httpx.AsyncClient(base_url=base_url, timeout=httpx.Timeout(30, connect=5), limits=limits) as http:
         for wallet, _voucher_id, code in work:
             pos_txn_id = f"{phase}-{wallet}"
-            body = orjson.dumps({"voucher_code": code, "wallet_id": wallet, "pos_txn_id": pos_txn_id,
-                                 "order_amount_fen": ORDER_FEN})
+            body = orjson.dumps(
+                {"voucher_code": code, "wallet_id": wallet, "pos_txn_id": pos_txn_id, "order_amount_fen": ORDER_FEN}
+            )
             while not load.stop_sending:
                 headers = signed_headers(load.seeded.key_id, load.seeded.secret, "POST", "/v1/redemptions", body)
                 attempt = Attempt(pos_txn_id, phase, time.monotonic(), db_down=load.db_down)
@@ -336,10 +375,15 @@ async def till(load: Load, base_url: str, work: list[tuple[str, str, str]], phas
                     attempt.body = response.json()
                     load.acknowledged.add(pos_txn_id)
                     break
-                attempt.code = response.json().get("code") if response.headers.get(
-                    "content-type", "").startswith("application/problem+json") else None
-                attempt.body = {"content_type": response.headers.get("content-type"),
-                                "retry_after": response.headers.get("retry-after")}
+                attempt.code = (
+                    response.json().get("code")
+                    if response.headers.get("content-type", "").startswith("application/problem+json")
+                    else None
+                )
+                attempt.body = {
+                    "content_type": response.headers.get("content-type"),
+                    "retry_after": response.headers.get("retry-after"),
+                }
                 if response.status_code == 503 and retry:
                     await asyncio.sleep(float(response.headers.get("retry-after", "1")))
                     continue
@@ -354,21 +398,31 @@ def split(work: list, parts: int) -> list[list]:
 
 # -- checking -----------------------------------------------------------------------------------------------------
 
+
 async def state_of(conn: asyncpg.Connection, seeded: Seeded, pos_txn_ids: list[str]) -> dict[str, dict[str, Any]]:
     """For each pos_txn_id: its redemption row, its ledger transaction, and its voucher's status."""
-    rows = await conn.fetch("""
+    rows = await conn.fetch(
+        """
         SELECT p.pos_txn_id, r.id, r.ledger_tx_id, r.subsidy_fen, t.id AS tx, t.amounts_fen, v.status AS voucher
         FROM unnest($1::text[]) AS p(pos_txn_id)
         LEFT JOIN redemptions r ON r.merchant_id = $2 AND r.pos_txn_id = p.pos_txn_id
         LEFT JOIN ledger_transactions t ON t.id = r.ledger_tx_id
         LEFT JOIN vouchers v ON v.campaign_id = $3 AND v.wallet_id = substr(p.pos_txn_id, length(p.pos_txn_id) - 15)
-    """, pos_txn_ids, MERCHANT, seeded.campaign_id)
+    """,
+        pos_txn_ids,
+        MERCHANT,
+        seeded.campaign_id,
+    )
     return {row["pos_txn_id"]: dict(row) for row in rows}
 
 
 def whole(entry: dict[str, Any]) -> bool:
-    return (entry["id"] is not None and entry["tx"] is not None and entry["voucher"] == "redeemed"
-            and list(entry["amounts_fen"]) == [-SUBSIDY_FEN, SUBSIDY_FEN])
+    return (
+        entry["id"] is not None
+        and entry["tx"] is not None
+        and entry["voucher"] == "redeemed"
+        and list(entry["amounts_fen"]) == [-SUBSIDY_FEN, SUBSIDY_FEN]
+    )
 
 
 def absent(entry: dict[str, Any]) -> bool:
@@ -377,10 +431,14 @@ def absent(entry: dict[str, Any]) -> bool:
 
 async def ledger_trace_of_absent(conn: asyncpg.Connection, seeded: Seeded, wallets: list[str]) -> int:
     """Ledger transactions that name a voucher whose redemption is absent (a half-written redemption's trace)."""
-    return await conn.fetchval("""
+    return await conn.fetchval(
+        """
         SELECT count(*) FROM ledger_transactions t JOIN vouchers v ON v.id = t.refs->>'voucher_id'
         WHERE v.campaign_id = $1 AND v.wallet_id = ANY($2::text[])
-    """, seeded.campaign_id, wallets)
+    """,
+        seeded.campaign_id,
+        wallets,
+    )
 
 
 async def retry_unanswered(base_url: str, seeded: Seeded, pos_txn_ids: list[str]) -> dict[str, int]:
@@ -390,10 +448,14 @@ async def retry_unanswered(base_url: str, seeded: Seeded, pos_txn_ids: list[str]
     async with httpx.AsyncClient(base_url=base_url, timeout=30) as http:
         for pos_txn_id in pos_txn_ids:
             wallet, code = by_id[pos_txn_id]
-            body = orjson.dumps({"voucher_code": code, "wallet_id": wallet, "pos_txn_id": pos_txn_id,
-                                 "order_amount_fen": ORDER_FEN})
-            response = await http.post("/v1/redemptions", content=body, headers=signed_headers(
-                seeded.key_id, seeded.secret, "POST", "/v1/redemptions", body))
+            body = orjson.dumps(
+                {"voucher_code": code, "wallet_id": wallet, "pos_txn_id": pos_txn_id, "order_amount_fen": ORDER_FEN}
+            )
+            response = await http.post(
+                "/v1/redemptions",
+                content=body,
+                headers=signed_headers(seeded.key_id, seeded.secret, "POST", "/v1/redemptions", body),
+            )
             statuses[str(response.status_code)] = statuses.get(str(response.status_code), 0) + 1
     return statuses
 
@@ -401,12 +463,19 @@ async def retry_unanswered(base_url: str, seeded: Seeded, pos_txn_ids: list[str]
 def ledger_verify(database_url: str, data_dir: Path) -> tuple[bool, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("VE_")}
     env.update(DATABASE_URL=database_url, VE_DATA_DIR=str(data_dir))
-    done = subprocess.run([sys.executable, "-m", "voucher_engine.cli", "ledger", "verify", "--data-dir",
-                           str(data_dir)], env=env, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    done = subprocess.run(
+        [sys.executable, "-m", "voucher_engine.cli", "ledger", "verify", "--data-dir", str(data_dir)],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     return done.returncode == 0, (done.stdout + done.stderr).strip()
 
 
 # -- the run ------------------------------------------------------------------------------------------------------
+
 
 class Failed(Exception):
     pass
@@ -419,8 +488,12 @@ def check(condition: bool, what: str, failures: list[str]) -> None:
 
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
-    figures: dict[str, Any] = {"started_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-                               "vouchers": args.vouchers, "clients": args.clients, "workers": args.workers}
+    figures: dict[str, Any] = {
+        "started_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "vouchers": args.vouchers,
+        "clients": args.clients,
+        "workers": args.workers,
+    }
     failures: list[str] = []
     tmp = Path(tempfile.mkdtemp(prefix="ve-crash-"))
     database = Database(tmp)
@@ -440,8 +513,10 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
 
         # 1. kill -9 mid-load.
         log(f"phase 1: {args.clients} tills redeeming; kill -9 after {args.kill_after:.0%} acknowledged")
-        tills = [asyncio.create_task(till(load, service.base_url, chunk, "kill", retry=False))
-                 for chunk in split(kill_work, args.clients)]
+        tills = [
+            asyncio.create_task(till(load, service.base_url, chunk, "kill", retry=False))
+            for chunk in split(kill_work, args.clients)
+        ]
         target = int(len(kill_work) * args.kill_after)
         while len(load.acknowledged) < target and not all(t.done() for t in tills):
             await asyncio.sleep(0.005)
@@ -454,9 +529,13 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         phase1 = [a for a in load.attempts if a.phase == "kill"]
         acked1 = {a.pos_txn_id for a in phase1 if a.status is not None and a.status < 300}
         unanswered1 = sorted({a.pos_txn_id for a in phase1 if a.status is None} - acked1)
-        figures["kill"] = {"processes_killed": len(pids), "requests_sent": len(phase1),
-                           "in_flight_at_kill": len(in_flight), "acknowledged": len(acked1),
-                           "unanswered": len(unanswered1)}
+        figures["kill"] = {
+            "processes_killed": len(pids),
+            "requests_sent": len(phase1),
+            "in_flight_at_kill": len(in_flight),
+            "acknowledged": len(acked1),
+            "unanswered": len(unanswered1),
+        }
         log(f"killed {len(pids)} processes (supervisor and workers) with {len(in_flight)} requests in flight")
         check(len(in_flight) > 0, "the kill landed with requests in flight", failures)
 
@@ -469,21 +548,29 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             found = await state_of(conn, seeded, sorted(acked1))
             found_whole = sum(1 for entry in found.values() if whole(entry))
             figures["kill"]["found_after_restart"] = found_whole
-            check(found_whole == len(acked1), f"all {len(acked1)} acknowledged redemptions are in the database, "
-                                              f"with their ledger transactions and spent vouchers ({found_whole})",
-                  failures)
+            check(
+                found_whole == len(acked1),
+                f"all {len(acked1)} acknowledged redemptions are in the database, "
+                f"with their ledger transactions and spent vouchers ({found_whole})",
+                failures,
+            )
             bodies = {a.pos_txn_id: a.body for a in phase1 if a.status is not None and a.status < 300}
-            same = sum(1 for p in acked1 if found[p]["id"] == bodies[p]["id"]
-                       and found[p]["ledger_tx_id"] == bodies[p]["ledger_tx_id"])
+            same = sum(
+                1
+                for p in acked1
+                if found[p]["id"] == bodies[p]["id"] and found[p]["ledger_tx_id"] == bodies[p]["ledger_tx_id"]
+            )
             check(same == len(acked1), "each is the redemption and ledger transaction the till was told", failures)
             unknown = await state_of(conn, seeded, unanswered1)
             committed = sum(1 for e in unknown.values() if whole(e))
             missing = sum(1 for e in unknown.values() if absent(e))
             figures["kill"]["unanswered_committed"] = committed
             figures["kill"]["unanswered_absent"] = missing
-            check(committed + missing == len(unanswered1),
-                  f"every unanswered request is wholly there ({committed}) or wholly absent ({missing}), none half",
-                  failures)
+            check(
+                committed + missing == len(unanswered1),
+                f"every unanswered request is wholly there ({committed}) or wholly absent ({missing}), none half",
+                failures,
+            )
             absent_wallets = [p[-16:] for p, e in unknown.items() if absent(e)]
             traces = await ledger_trace_of_absent(conn, seeded, absent_wallets)
             check(traces == 0, "no ledger transaction names a voucher whose redemption is absent", failures)
@@ -493,12 +580,18 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             await conn.close()
         retried = await retry_unanswered(service.base_url, seeded, unanswered1)
         figures["kill"]["retries_of_unanswered"] = retried
-        check(set(retried) <= {"200", "201"} and retried.get("200", 0) == committed,
-              f"retried with the same pos_txn_id, the committed answer 200 and the others 201: {retried}", failures)
+        check(
+            set(retried) <= {"200", "201"} and retried.get("200", 0) == committed,
+            f"retried with the same pos_txn_id, the committed answer 200 and the others 201: {retried}",
+            failures,
+        )
         ok, report = ledger_verify(database.url, data_dir)
         figures["kill"]["ledger_verify"] = report.splitlines()[-1] if report else ""
-        check(ok, f"voucher-engine ledger verify passes after the crash: {report.splitlines()[-1] if report else ''}",
-              failures)
+        check(
+            ok,
+            f"voucher-engine ledger verify passes after the crash: {report.splitlines()[-1] if report else ''}",
+            failures,
+        )
 
         # 2. PostgreSQL stopped and started under load.
         if not database.can_restart:
@@ -508,8 +601,10 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             load.stop_sending = False
             pids_before = service.pids()
             log(f"phase 2: {args.clients} tills redeeming (retrying 503s); PostgreSQL stopped and started")
-            tills = [asyncio.create_task(till(load, service.base_url, chunk, "pg", retry=True))
-                     for chunk in split(pg_work, args.clients)]
+            tills = [
+                asyncio.create_task(till(load, service.base_url, chunk, "pg", retry=True))
+                for chunk in split(pg_work, args.clients)
+            ]
             target = int(len(pg_work) * 0.3)
             deadline = time.monotonic() + 120
             while sum(1 for p in load.acknowledged if p.startswith("pg-")) < target and time.monotonic() < deadline:
@@ -530,8 +625,11 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             log(f"PostgreSQL started ({started_at - start_began:.1f} s)")
             recovered_at = None
             while recovered_at is None:
-                late = [a for a in load.attempts if a.phase == "pg" and a.sent_at >= started_at
-                        and a.status is not None and a.status < 300]
+                late = [
+                    a
+                    for a in load.attempts
+                    if a.phase == "pg" and a.sent_at >= started_at and a.status is not None and a.status < 300
+                ]
                 if late:
                     recovered_at = min(a.answered_at for a in late)
                 elif time.monotonic() - started_at > 60:
@@ -539,59 +637,88 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 await asyncio.sleep(0.05)
             await asyncio.wait_for(asyncio.gather(*tills), timeout=300)
             phase2 = [a for a in load.attempts if a.phase == "pg"]
-            down = [a for a in phase2 if stopped_at <= a.sent_at and a.answered_at is not None
-                    and a.answered_at <= start_began]
-            down_503 = [a for a in down if a.status == 503 and a.code == "UNAVAILABLE"
-                        and str(a.body.get("content_type", "")).startswith("application/problem+json")]
+            down = [
+                a
+                for a in phase2
+                if stopped_at <= a.sent_at and a.answered_at is not None and a.answered_at <= start_began
+            ]
+            down_503 = [
+                a
+                for a in down
+                if a.status == 503
+                and a.code == "UNAVAILABLE"
+                and str(a.body.get("content_type", "")).startswith("application/problem+json")
+            ]
             acked2 = {a.pos_txn_id for a in phase2 if a.status is not None and a.status < 300}
             other = [a for a in phase2 if a.status is not None and a.status >= 300 and a.status != 503]
             figures["postgres"] = {
-                "requests_sent": len(phase2), "acknowledged": len(acked2),
-                "answers_while_down": len(down), "answers_503_problem_json_while_down": len(down_503),
+                "requests_sent": len(phase2),
+                "acknowledged": len(acked2),
+                "answers_while_down": len(down),
+                "answers_503_problem_json_while_down": len(down_503),
                 "all_503s": sum(1 for a in phase2 if a.status == 503),
                 "dropped_connections": sum(1 for a in phase2 if a.status is None),
                 "readyz_while_down": ready.status_code,
                 "recovery_s": round(recovered_at - started_at, 2) if recovered_at else None,
                 "other_errors": len(other),
             }
-            check(len(down) > 0 and len(down_503) == len(down),
-                  f"every answer while PostgreSQL was down is 503 problem+json UNAVAILABLE ({len(down_503)} of "
-                  f"{len(down)})", failures)
+            check(
+                len(down) > 0 and len(down_503) == len(down),
+                f"every answer while PostgreSQL was down is 503 problem+json UNAVAILABLE ({len(down_503)} of "
+                f"{len(down)})",
+                failures,
+            )
             check(ready.status_code == 503, "/readyz says 503 while the database is down", failures)
-            check(recovered_at is not None, f"the service recovered by itself "
-                                            f"({figures['postgres']['recovery_s']} s after PostgreSQL was back)",
-                  failures)
-            check(service.pids() == pids_before, "without restarting: the same processes before and after",
-                  failures)
+            check(
+                recovered_at is not None,
+                f"the service recovered by itself ({figures['postgres']['recovery_s']} s after PostgreSQL was back)",
+                failures,
+            )
+            check(service.pids() == pids_before, "without restarting: the same processes before and after", failures)
             check(not other, f"no other errors ({[(a.status, a.code) for a in other[:5]]})", failures)
-            check(len(acked2) == len(pg_work), f"every till finished: {len(acked2)} of {len(pg_work)} vouchers "
-                                               "redeemed", failures)
+            check(
+                len(acked2) == len(pg_work),
+                f"every till finished: {len(acked2)} of {len(pg_work)} vouchers redeemed",
+                failures,
+            )
             conn = await asyncpg.connect(plain_url(database.url))
             try:
                 found = await state_of(conn, seeded, sorted(acked2))
                 found_whole = sum(1 for entry in found.values() if whole(entry))
                 figures["postgres"]["found_after_restart"] = found_whole
-                check(found_whole == len(acked2), f"all {len(acked2)} acknowledged redemptions are in the database "
-                                                  f"({found_whole})", failures)
+                check(
+                    found_whole == len(acked2),
+                    f"all {len(acked2)} acknowledged redemptions are in the database ({found_whole})",
+                    failures,
+                )
                 problems = await books_problems(conn)
                 check(problems == {}, f"the books balance after the restart {problems or ''}", failures)
                 counts = await conn.fetchrow(
                     "SELECT count(*) AS redemptions, count(DISTINCT voucher_id) AS vouchers, sum(subsidy_fen) AS paid"
-                    " FROM redemptions WHERE campaign_id = $1", seeded.campaign_id)
-                escrow = await conn.fetchval("SELECT balance_fen FROM ledger_accounts WHERE account = $1",
-                                             f"escrow:{seeded.campaign_id}")
+                    " FROM redemptions WHERE campaign_id = $1",
+                    seeded.campaign_id,
+                )
+                escrow = await conn.fetchval(
+                    "SELECT balance_fen FROM ledger_accounts WHERE account = $1", f"escrow:{seeded.campaign_id}"
+                )
             finally:
                 await conn.close()
-            check(counts["redemptions"] == counts["vouchers"] == len(acked1) + sum(retried.values()) + len(acked2)
-                  and escrow == args.vouchers * SUBSIDY_FEN - counts["paid"],
-                  f"one redemption per voucher ({counts['redemptions']}), escrow = budget - paid ({escrow})", failures)
+            check(
+                counts["redemptions"] == counts["vouchers"] == len(acked1) + sum(retried.values()) + len(acked2)
+                and escrow == args.vouchers * SUBSIDY_FEN - counts["paid"],
+                f"one redemption per voucher ({counts['redemptions']}), escrow = budget - paid ({escrow})",
+                failures,
+            )
             ok, report = ledger_verify(database.url, data_dir)
             figures["postgres"]["ledger_verify"] = report.splitlines()[-1] if report else ""
             check(ok, "voucher-engine ledger verify passes after the PostgreSQL restart", failures)
 
         service_log = service.log_path.read_text(errors="replace")
-        check(seeded.secret not in service_log,
-              "the POS key's secret appears nowhere in the service's log, tracebacks included", failures)
+        check(
+            seeded.secret not in service_log,
+            "the POS key's secret appears nowhere in the service's log, tracebacks included",
+            failures,
+        )
         figures["faults_injected"] = 1 + (1 if database.can_restart else 0)
         figures["requests_sent"] = len(load.attempts)
         figures["acknowledged"] = len(load.acknowledged)

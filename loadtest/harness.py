@@ -85,8 +85,9 @@ def stop(process: subprocess.Popen, timeout_s: float = 20.0) -> None:
 
 
 @contextlib.contextmanager
-def server(command: list[str], env: dict[str, str], port: int, *, cwd: str | None = None,
-           ready_path: str = "/readyz") -> Iterator[subprocess.Popen]:
+def server(
+    command: list[str], env: dict[str, str], port: int, *, cwd: str | None = None, ready_path: str = "/readyz"
+) -> Iterator[subprocess.Popen]:
     """A server process (uvicorn or `voucher-engine serve`) listening on `port`, ready, stopped on exit."""
     process = subprocess.Popen(command, env=env, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
@@ -100,9 +101,26 @@ def uvicorn_command(app: str, port: int, workers: int, *, factory: bool = False)
     """uvicorn as the service runs it (uvloop, httptools, no access log)."""
     import sys
 
-    return [sys.executable, "-m", "uvicorn", app, *(["--factory"] if factory else []), "--host", "127.0.0.1",
-            "--port", str(port), "--workers", str(workers), "--loop", "uvloop", "--http", "httptools",
-            "--no-access-log", "--log-level", "warning"]
+    return [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        app,
+        *(["--factory"] if factory else []),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--workers",
+        str(workers),
+        "--loop",
+        "uvloop",
+        "--http",
+        "httptools",
+        "--no-access-log",
+        "--log-level",
+        "warning",
+    ]
 
 
 class Client:
@@ -192,8 +210,9 @@ def _drive_process(args: tuple) -> LoopResult:
     return asyncio.run(drive(port, request_for, slots, seconds))
 
 
-def closed_loop(port: int, request_for: Callable[[int, int], bytes], clients: int, seconds: float,
-                generators: int = 1) -> LoopResult:
+def closed_loop(
+    port: int, request_for: Callable[[int, int], bytes], clients: int, seconds: float, generators: int = 1
+) -> LoopResult:
     """`clients` closed-loop clients for `seconds`, spread over `generators` load-generator processes."""
     from concurrent.futures import ProcessPoolExecutor
 

@@ -50,7 +50,7 @@ PRESIGNED_PER_S = 9_000  # redemptions signed ahead per second of the redemption
 def contract_source(now: datetime, quantity: int) -> str:
     start = (now - timedelta(days=1)).astimezone(timezone(timedelta(hours=8)))
     end = start + timedelta(days=60)
-    return f'''campaign "Load test dining vouchers" issuer 310000
+    return f"""campaign "Load test dining vouchers" issuer 310000
 budget ¥{quantity * 20:,}
 funders {{
     310000: 100%
@@ -63,8 +63,7 @@ payment {{
     merchant.mcc in {{"5812", "5813", "5814"}}
     merchant.region within 310000
 }}
-'''
-
+"""
 
 
 @dataclass
@@ -90,16 +89,26 @@ async def seed(database_url: str, data_dir: Path, count: int) -> Seeded:
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://seed", timeout=600) as client:
             h = {"Authorization": f"Bearer {admin}"}
-            issuer = (await client.post("/v1/issuers", json={"name": "Shanghai", "region_code": "310000"},
-                                        headers=h)).json()["id"]
+            issuer = (
+                await client.post("/v1/issuers", json={"name": "Shanghai", "region_code": "310000"}, headers=h)
+            ).json()["id"]
             gov = (await client.post("/v1/tokens", json={"role": "gov", "issuer_id": issuer}, headers=h)).json()
             g = {"Authorization": f"Bearer {gov['token']}"}
-            await client.put("/v1/merchants/load-noodles", headers=h, json={
-                "name": "Load Noodles", "mcc": "5812", "region_code": "310104",
-                "settlement_wallet": "0012345678901234", "tags": []})
+            await client.put(
+                "/v1/merchants/load-noodles",
+                headers=h,
+                json={
+                    "name": "Load Noodles",
+                    "mcc": "5812",
+                    "region_code": "310104",
+                    "settlement_wallet": "0012345678901234",
+                    "tags": [],
+                },
+            )
             key = (await client.post("/v1/merchants/load-noodles/keys", headers=h)).json()
-            created = await client.post("/v1/campaigns", headers=g,
-                                        json={"source": contract_source(datetime.now(timezone.utc), count)})
+            created = await client.post(
+                "/v1/campaigns", headers=g, json={"source": contract_source(datetime.now(timezone.utc), count)}
+            )
             assert created.status_code == 201, created.text
             campaign = created.json()["id"]
             for action in ("fund", "activate"):
@@ -107,21 +116,24 @@ async def seed(database_url: str, data_dir: Path, count: int) -> Seeded:
                 assert moved.status_code == 200, moved.text
             wallets = [f"7{i:015d}" for i in range(count)]
             for start in range(0, count, CHUNK):
-                holders = [{"wallet_id": w} for w in wallets[start:start + CHUNK]]
-                issued = await client.post(f"/v1/campaigns/{campaign}/issuances", headers=g,
-                                           json={"holders": holders})
+                holders = [{"wallet_id": w} for w in wallets[start : start + CHUNK]]
+                issued = await client.post(f"/v1/campaigns/{campaign}/issuances", headers=g, json={"holders": holders})
                 assert issued.status_code == 201 and issued.json()["issued"] == len(holders), issued.text[:300]
         async with app.state.ve.engine.connect() as conn:
-            rows = (await conn.exec_driver_sql(
-                "SELECT id, wallet_id FROM vouchers WHERE campaign_id = $1 ORDER BY wallet_id", (campaign,))).all()
+            rows = (
+                await conn.exec_driver_sql(
+                    "SELECT id, wallet_id FROM vouchers WHERE campaign_id = $1 ORDER BY wallet_id", (campaign,)
+                )
+            ).all()
         codes = make_codes(app.state.ve.server_secret, campaign, [r[0] for r in rows])
     return Seeded(key["key_id"], key["secret"], [r[1] for r in rows], codes)
 
 
 def start(cmd: list[str], env: dict[str, str], log: Path) -> subprocess.Popen:
     # Its log to a file: a pipe nobody reads would stop the server once full.
-    return subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=log.open("ab"),
-                            start_new_session=True)
+    return subprocess.Popen(
+        cmd, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=log.open("ab"), start_new_session=True
+    )
 
 
 def stop(proc: subprocess.Popen) -> None:
@@ -142,8 +154,8 @@ class Phase:
     wall_s: float = 0.0
     cpu_s: float = 0.0
     unexpected_samples: list[str] = field(default_factory=list)
-    server_cpu_s: float = 0.0     # the service's (or baseline's) processes during the phase
-    postgres_cpu_s: float = 0.0   # every PostgreSQL process during the phase
+    server_cpu_s: float = 0.0  # the service's (or baseline's) processes during the phase
+    postgres_cpu_s: float = 0.0  # every PostgreSQL process during the phase
 
     def record(self, status: int, latency_ms: float, expected: tuple[int, ...], body: bytes = b"") -> None:
         self.latencies_ms.append(latency_ms)
@@ -159,16 +171,20 @@ class Phase:
         lat = sorted(self.latencies_ms) or [0.0]
         p50, p99 = lat[len(lat) // 2], lat[min(len(lat) - 1, int(len(lat) * 0.99))]
         total = len(self.latencies_ms)
-        return (f"{self.name:<28} {total / self.wall_s:8.0f} req/s {self.settled / self.wall_s:8.0f} settled/s  "
-                f"p50 {p50:6.2f} ms  p99 {p99:6.2f} ms  unexpected {self.unexpected:5d}  "
-                f"generator CPU {100 * self.cpu_s / self.wall_s:5.1f}%  statuses {dict(sorted(self.statuses.items()))}")
+        return (
+            f"{self.name:<28} {total / self.wall_s:8.0f} req/s {self.settled / self.wall_s:8.0f} settled/s  "
+            f"p50 {p50:6.2f} ms  p99 {p99:6.2f} ms  unexpected {self.unexpected:5d}  "
+            f"generator CPU {100 * self.cpu_s / self.wall_s:5.1f}%  statuses {dict(sorted(self.statuses.items()))}"
+        )
 
     def cost_line(self) -> str:
         total = max(1, len(self.latencies_ms))
-        return (f"{self.name:<28} CPU per request: server {1e6 * self.server_cpu_s / total:5.0f} µs  "
-                f"postgres {1e6 * self.postgres_cpu_s / total:5.0f} µs  generator {1e6 * self.cpu_s / total:5.0f} µs"
-                f"  (server {100 * self.server_cpu_s / self.wall_s:3.0f}% + postgres "
-                f"{100 * self.postgres_cpu_s / self.wall_s:3.0f}% of a core)")
+        return (
+            f"{self.name:<28} CPU per request: server {1e6 * self.server_cpu_s / total:5.0f} µs  "
+            f"postgres {1e6 * self.postgres_cpu_s / total:5.0f} µs  generator {1e6 * self.cpu_s / total:5.0f} µs"
+            f"  (server {100 * self.server_cpu_s / self.wall_s:3.0f}% + postgres "
+            f"{100 * self.postgres_cpu_s / self.wall_s:3.0f}% of a core)"
+        )
 
 
 class CpuMeter:
@@ -209,10 +225,10 @@ class Ops:
         self.s = seeded
         self.rng = rng
         self.next_voucher = 0
-        self.sent: list[bytes] = []          # bodies of redemptions already sent (for retries)
-        self.settled_ids: list[str] = []     # redemptions to refund
-        self.used: list[int] = []            # indexes of vouchers sent for redemption
-        self.answered: list[int] = []        # indexes of vouchers whose redemption was answered 201
+        self.sent: list[bytes] = []  # bodies of redemptions already sent (for retries)
+        self.settled_ids: list[str] = []  # redemptions to refund
+        self.used: list[int] = []  # indexes of vouchers sent for redemption
+        self.answered: list[int] = []  # indexes of vouchers whose redemption was answered 201
 
     def _signed(self, method: str, path: str, body: dict) -> bytes:
         raw = orjson.dumps(body)
@@ -224,8 +240,12 @@ class Ops:
         if i >= len(self.s.codes):
             raise SystemExit("out of vouchers: seed more (--vouchers)")
         self.used.append(i)
-        body = {"voucher_code": self.s.codes[i], "wallet_id": self.s.wallets[i], "pos_txn_id": f"t{i}",
-                "order_amount_fen": 12000}
+        body = {
+            "voucher_code": self.s.codes[i],
+            "wallet_id": self.s.wallets[i],
+            "pos_txn_id": f"t{i}",
+            "order_amount_fen": 12000,
+        }
         self.sent.append(orjson.dumps(body))
         return self._signed("POST", "/v1/redemptions", body), (201,)
 
@@ -239,13 +259,21 @@ class Ops:
             return self._signed("POST", "/v1/redemptions/quote", body), (200,)
         if roll < 0.91:  # a till retrying an earlier request (same body, new nonce): the original answer
             raw = self.rng.choice(self.sent)
-            return request_bytes("POST", "/v1/redemptions", raw, signed_headers(
-                self.s.key_id, self.s.secret, "POST", "/v1/redemptions", raw)), (200, 201)
+            return request_bytes(
+                "POST",
+                "/v1/redemptions",
+                raw,
+                signed_headers(self.s.key_id, self.s.secret, "POST", "/v1/redemptions", raw),
+            ), (200, 201)
         if roll < 0.96 and self.answered:  # a voucher already spent, under a new till transaction: refused
             # Only vouchers whose redemption was answered: one still in flight could be beaten to it by this request.
             i = self.rng.choice(self.answered)
-            body = {"voucher_code": self.s.codes[i], "wallet_id": self.s.wallets[i],
-                    "pos_txn_id": f"x{secrets.token_hex(6)}", "order_amount_fen": 12000}
+            body = {
+                "voucher_code": self.s.codes[i],
+                "wallet_id": self.s.wallets[i],
+                "pos_txn_id": f"x{secrets.token_hex(6)}",
+                "order_amount_fen": 12000,
+            }
             return self._signed("POST", "/v1/redemptions", body), (409,)
         if self.settled_ids:
             rid = self.settled_ids.pop()
@@ -325,20 +353,28 @@ def _cpu() -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--duration", type=float, default=10.0)
-    parser.add_argument("--rounds", type=int, default=ROUNDS,
-                        help="baseline and redemptions-only alternate in this many rounds of duration/rounds each")
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=ROUNDS,
+        help="baseline and redemptions-only alternate in this many rounds of duration/rounds each",
+    )
     # The closed-loop phases measure capacity, so the clients must be enough to keep each server busy. The baseline
     # is saturated from 32 clients on (2,720/s at 32, 2,731/s at 128 in one run); the batched service is not at 64:
     # its batches grow with what is queued, and at 64 clients they stay small enough that PostgreSQL's fixed cost
     # per statement and the pipeline's waits leave a fifth of the machine idle (measured: 3,094/s at 32 clients,
     # about 5,000 at 64, 5,794 at 128). The open-loop phase, which measures latency, does not depend on this.
-    parser.add_argument("--concurrency", type=int, default=128,
-                        help="clients of the closed-loop phases (each one request at a time)")
+    parser.add_argument(
+        "--concurrency", type=int, default=128, help="clients of the closed-loop phases (each one request at a time)"
+    )
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--rate", type=float, default=1000.0, help="offered redemptions/s in the open-loop phase")
     parser.add_argument("--vouchers", type=int, default=0, help="default: enough for the run")
-    parser.add_argument("--profile", action="store_true",
-                        help="record a py-spy profile of one server worker during the redemptions-only phase")
+    parser.add_argument(
+        "--profile",
+        action="store_true",
+        help="record a py-spy profile of one server worker during the redemptions-only phase",
+    )
     args = parser.parse_args()
     try:
         import uvloop
@@ -365,14 +401,35 @@ def main() -> None:
 
     env = {**os.environ, "DATABASE_URL": database_url, "VE_DATA_DIR": str(tmp / "data")}
     port, base_port = free_port(), free_port()
-    server = start([sys.executable, "-m", "voucher_engine.cli", "serve", "--workers", str(args.workers),
-                    "--port", str(port)], env, tmp / "server.log")
+    server = start(
+        [sys.executable, "-m", "voucher_engine.cli", "serve", "--workers", str(args.workers), "--port", str(port)],
+        env,
+        tmp / "server.log",
+    )
     from loadtest import baseline
 
     asyncio.run(baseline.seed(plain_url(database_url), int(PRESIGNED_PER_S * args.duration * 1.2) + 50_000))
-    base = start([sys.executable, "-m", "uvicorn", "loadtest.baseline:app", "--workers", str(args.workers),
-                  "--port", str(base_port), "--log-level", "warning", "--no-access-log", "--loop", "uvloop",
-                  "--http", "httptools"], {**env, "DATABASE_URL": plain_url(database_url)}, tmp / "baseline.log")
+    base = start(
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "loadtest.baseline:app",
+            "--workers",
+            str(args.workers),
+            "--port",
+            str(base_port),
+            "--log-level",
+            "warning",
+            "--no-access-log",
+            "--loop",
+            "uvloop",
+            "--http",
+            "httptools",
+        ],
+        {**env, "DATABASE_URL": plain_url(database_url)},
+        tmp / "baseline.log",
+    )
     try:
         wait_ready(port, server, "/readyz")
         wait_ready(base_port, base, "/docs")
@@ -381,8 +438,10 @@ def main() -> None:
         stop(server)
         stop(base)
     print()
-    print(f"machine: {os.cpu_count()} cores; workers {args.workers} each; concurrency {args.concurrency}; "
-          f"{args.duration:.0f} s per closed-loop phase")
+    print(
+        f"machine: {os.cpu_count()} cores; workers {args.workers} each; concurrency {args.concurrency}; "
+        f"{args.duration:.0f} s per closed-loop phase"
+    )
     for phase in phases:
         print(phase.line())
     for phase in phases:
@@ -395,17 +454,35 @@ def main() -> None:
     print(f"ratio {only.name}: {only.settled / only.wall_s / baseline_rate:.2f}x the baseline's settled/s")
     # The mix is a fifth quotes, retries, refusals and refunds, so its settled/s is not like for like with a
     # baseline that only redeems: both its requests/s and its settled/s are shown against the baseline's.
-    print(f"ratio {mix.name}: {len(mix.latencies_ms) / mix.wall_s / baseline_rate:.2f}x the baseline's req/s "
-          f"({mix.settled / mix.wall_s / baseline_rate:.2f}x in settled/s)")
+    print(
+        f"ratio {mix.name}: {len(mix.latencies_ms) / mix.wall_s / baseline_rate:.2f}x the baseline's req/s "
+        f"({mix.settled / mix.wall_s / baseline_rate:.2f}x in settled/s)"
+    )
 
 
 def _start_profiler(server_pid: int, seconds: float) -> subprocess.Popen:
     import psutil
 
     worker = psutil.Process(server_pid).children(recursive=True)[-1]
-    return subprocess.Popen(["py-spy", "record", "-d", str(int(seconds)), "-r", "200", "--gil", "--format", "raw",
-                             "-o", "/tmp/ve-worker-profile.txt", "-p", str(worker.pid)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return subprocess.Popen(
+        [
+            "py-spy",
+            "record",
+            "-d",
+            str(int(seconds)),
+            "-r",
+            "200",
+            "--gil",
+            "--format",
+            "raw",
+            "-o",
+            "/tmp/ve-worker-profile.txt",
+            "-p",
+            str(worker.pid),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
 
 
 async def measured(phase: Phase, root_pid: int, run) -> None:
@@ -415,8 +492,7 @@ async def measured(phase: Phase, root_pid: int, run) -> None:
     phase.postgres_cpu_s += meter.postgres_s
 
 
-async def run_phases(args, seeded: Seeded, port: int, base_port: int, server_pid: int,
-                     base_pid: int) -> list[Phase]:
+async def run_phases(args, seeded: Seeded, port: int, base_port: int, server_pid: int, base_pid: int) -> list[Phase]:
     rng = random.Random(7)
     ops = Ops(seeded, rng)
     next_base = iter(range(10**9))
@@ -460,8 +536,13 @@ async def run_phases(args, seeded: Seeded, port: int, base_port: int, server_pid
     profiler = _start_profiler(server_pid, args.duration) if args.profile else None
     slice_s = args.duration / max(1, args.rounds)
     for _ in range(max(1, args.rounds)):
-        await measured(results[0], base_pid, closed_loop(base_port, results[0], args.concurrency, slice_s,
-                                                         lambda: next(base_ready, None) or baseline_op()))
+        await measured(
+            results[0],
+            base_pid,
+            closed_loop(
+                base_port, results[0], args.concurrency, slice_s, lambda: next(base_ready, None) or baseline_op()
+            ),
+        )
         await measured(results[1], server_pid, closed_loop(port, results[1], args.concurrency, slice_s, only))
     if profiler is not None:
         profiler.wait()

@@ -16,7 +16,9 @@ MIGRATION_LOCK_KEY = 7_412_930_001
 
 
 def _run(connection) -> None:
-    context.configure(connection=connection, target_metadata=metadata, compare_type=True, transaction_per_migration=True)
+    context.configure(
+        connection=connection, target_metadata=metadata, compare_type=True, transaction_per_migration=True
+    )
     with context.begin_transaction():
         context.run_migrations()
 

@@ -38,15 +38,24 @@ class Service:
         return response.json()["token"]
 
     async def issuer(self, region_code: str, name: str | None = None) -> str:
-        response = await self.client.post("/v1/issuers", json={"name": name or f"Issuer {region_code}",
-                                                                "region_code": region_code}, headers=self.admin)
+        response = await self.client.post(
+            "/v1/issuers",
+            json={"name": name or f"Issuer {region_code}", "region_code": region_code},
+            headers=self.admin,
+        )
         assert response.status_code == 201, response.text
         return response.json()["id"]
 
-    async def merchant(self, merchant_id: str, *, mcc: str = "5812", region_code: str = "310104",
-                       tags: list[str] | None = None) -> dict:
-        body = {"name": merchant_id, "mcc": mcc, "region_code": region_code,
-                "settlement_wallet": "0000000000000001", "tags": tags or []}
+    async def merchant(
+        self, merchant_id: str, *, mcc: str = "5812", region_code: str = "310104", tags: list[str] | None = None
+    ) -> dict:
+        body = {
+            "name": merchant_id,
+            "mcc": mcc,
+            "region_code": region_code,
+            "settlement_wallet": "0000000000000001",
+            "tags": tags or [],
+        }
         response = await self.client.put(f"/v1/merchants/{merchant_id}", json=body, headers=self.admin)
         assert response.status_code in (200, 201), response.text
         return response.json()

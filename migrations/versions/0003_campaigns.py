@@ -14,8 +14,9 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
-revision = '0003_campaigns'
-down_revision = '0002_ledger'
+
+revision = "0003_campaigns"
+down_revision = "0002_ledger"
 branch_labels = None
 depends_on = None
 
@@ -103,107 +104,131 @@ $fn$;
 
 
 def upgrade() -> None:
-    op.create_table('campaigns',
-    sa.Column('id', sa.Text(), nullable=False),
-    sa.Column('issuer_id', sa.Text(), nullable=False),
-    sa.Column('name', sa.Text(), nullable=False),
-    sa.Column('status', sa.Text(), nullable=False),
-    sa.Column('contract_source', sa.Text(), nullable=False),
-    sa.Column('contract_sha256', sa.Text(), nullable=False),
-    sa.Column('issuer_region', sa.Text(), nullable=False),
-    sa.Column('timezone', sa.Text(), nullable=False),
-    sa.Column('budget_fen', sa.BigInteger(), nullable=False),
-    sa.Column('quantity', sa.BigInteger(), nullable=False),
-    sa.Column('per_holder_limit', sa.Integer(), nullable=False),
-    sa.Column('kind', sa.Text(), nullable=False),
-    sa.Column('distribution', sa.Text(), nullable=False),
-    sa.Column('face_value_fen', sa.BigInteger(), nullable=False),
-    sa.Column('daily_cap_fen', sa.BigInteger(), nullable=True),
-    sa.Column('valid_from', sa.DateTime(timezone=True), nullable=True),
-    sa.Column('valid_until', sa.DateTime(timezone=True), nullable=True),
-    sa.Column('validity_seconds', sa.BigInteger(), nullable=True),
-    sa.Column('summary', postgresql.JSONB(astext_type=sa.Text()), nullable=False),
-    sa.Column('stock_shards', sa.Integer(), server_default='0', nullable=False),
-    sa.Column('fund_tx_id', sa.Text(), nullable=True),
-    sa.Column('return_tx_id', sa.Text(), nullable=True),
-    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
-    sa.Column('updated_at', sa.DateTime(timezone=True), nullable=False),
-    sa.Column('funded_at', sa.DateTime(timezone=True), nullable=True),
-    sa.Column('activated_at', sa.DateTime(timezone=True), nullable=True),
-    sa.Column('closed_at', sa.DateTime(timezone=True), nullable=True),
-    sa.Column('version', sa.BigInteger(), server_default='1', nullable=False),
-    sa.CheckConstraint("distribution IN ('targeted', 'lottery', 'first_come')", name=op.f('ck_campaigns_distribution_known')),
-    sa.CheckConstraint("contract_sha256 = encode(sha256(convert_to(contract_source, 'UTF8')), 'hex')", name=op.f('ck_campaigns_contract_sha256_matches')),
-    sa.CheckConstraint("status IN ('draft', 'funded', 'active', 'paused', 'closed')", name=op.f('ck_campaigns_status_known')),
-    sa.CheckConstraint('(valid_from IS NOT NULL AND valid_until IS NOT NULL AND validity_seconds IS NULL) OR (valid_from IS NULL AND valid_until IS NULL AND validity_seconds > 0)', name=op.f('ck_campaigns_validity_one_form')),
-    sa.CheckConstraint('budget_fen > 0 AND face_value_fen > 0 AND quantity > 0 AND per_holder_limit > 0', name=op.f('ck_campaigns_terms_positive')),
-    sa.ForeignKeyConstraint(['issuer_id'], ['issuers.id'], name=op.f('fk_campaigns_issuer_id_issuers')),
-    sa.PrimaryKeyConstraint('id', name=op.f('pk_campaigns'))
+    op.create_table(
+        "campaigns",
+        sa.Column("id", sa.Text(), nullable=False),
+        sa.Column("issuer_id", sa.Text(), nullable=False),
+        sa.Column("name", sa.Text(), nullable=False),
+        sa.Column("status", sa.Text(), nullable=False),
+        sa.Column("contract_source", sa.Text(), nullable=False),
+        sa.Column("contract_sha256", sa.Text(), nullable=False),
+        sa.Column("issuer_region", sa.Text(), nullable=False),
+        sa.Column("timezone", sa.Text(), nullable=False),
+        sa.Column("budget_fen", sa.BigInteger(), nullable=False),
+        sa.Column("quantity", sa.BigInteger(), nullable=False),
+        sa.Column("per_holder_limit", sa.Integer(), nullable=False),
+        sa.Column("kind", sa.Text(), nullable=False),
+        sa.Column("distribution", sa.Text(), nullable=False),
+        sa.Column("face_value_fen", sa.BigInteger(), nullable=False),
+        sa.Column("daily_cap_fen", sa.BigInteger(), nullable=True),
+        sa.Column("valid_from", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("valid_until", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("validity_seconds", sa.BigInteger(), nullable=True),
+        sa.Column("summary", postgresql.JSONB(astext_type=sa.Text()), nullable=False),
+        sa.Column("stock_shards", sa.Integer(), server_default="0", nullable=False),
+        sa.Column("fund_tx_id", sa.Text(), nullable=True),
+        sa.Column("return_tx_id", sa.Text(), nullable=True),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("funded_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("activated_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("closed_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("version", sa.BigInteger(), server_default="1", nullable=False),
+        sa.CheckConstraint(
+            "distribution IN ('targeted', 'lottery', 'first_come')", name=op.f("ck_campaigns_distribution_known")
+        ),
+        sa.CheckConstraint(
+            "contract_sha256 = encode(sha256(convert_to(contract_source, 'UTF8')), 'hex')",
+            name=op.f("ck_campaigns_contract_sha256_matches"),
+        ),
+        sa.CheckConstraint(
+            "status IN ('draft', 'funded', 'active', 'paused', 'closed')", name=op.f("ck_campaigns_status_known")
+        ),
+        sa.CheckConstraint(
+            "(valid_from IS NOT NULL AND valid_until IS NOT NULL AND validity_seconds IS NULL) OR (valid_from IS NULL AND valid_until IS NULL AND validity_seconds > 0)",
+            name=op.f("ck_campaigns_validity_one_form"),
+        ),
+        sa.CheckConstraint(
+            "budget_fen > 0 AND face_value_fen > 0 AND quantity > 0 AND per_holder_limit > 0",
+            name=op.f("ck_campaigns_terms_positive"),
+        ),
+        sa.ForeignKeyConstraint(["issuer_id"], ["issuers.id"], name=op.f("fk_campaigns_issuer_id_issuers")),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_campaigns")),
     )
-    op.create_index(op.f('ix_campaigns_contract_sha256'), 'campaigns', ['contract_sha256'], unique=False)
-    op.create_index(op.f('ix_campaigns_issuer_id'), 'campaigns', ['issuer_id'], unique=False)
-    op.create_table('campaign_funders',
-    sa.Column('campaign_id', sa.Text(), nullable=False),
-    sa.Column('position', sa.SmallInteger(), nullable=False),
-    sa.Column('region_code', sa.Text(), nullable=False),
-    sa.Column('issuer_id', sa.Text(), nullable=False),
-    sa.Column('share_bp', sa.Integer(), nullable=False),
-    sa.CheckConstraint('share_bp > 0 AND share_bp <= 10000', name=op.f('ck_campaign_funders_share_range')),
-    sa.ForeignKeyConstraint(['campaign_id'], ['campaigns.id'], name=op.f('fk_campaign_funders_campaign_id_campaigns')),
-    sa.PrimaryKeyConstraint('campaign_id', 'position', name=op.f('pk_campaign_funders'))
+    op.create_index(op.f("ix_campaigns_contract_sha256"), "campaigns", ["contract_sha256"], unique=False)
+    op.create_index(op.f("ix_campaigns_issuer_id"), "campaigns", ["issuer_id"], unique=False)
+    op.create_table(
+        "campaign_funders",
+        sa.Column("campaign_id", sa.Text(), nullable=False),
+        sa.Column("position", sa.SmallInteger(), nullable=False),
+        sa.Column("region_code", sa.Text(), nullable=False),
+        sa.Column("issuer_id", sa.Text(), nullable=False),
+        sa.Column("share_bp", sa.Integer(), nullable=False),
+        sa.CheckConstraint("share_bp > 0 AND share_bp <= 10000", name=op.f("ck_campaign_funders_share_range")),
+        sa.ForeignKeyConstraint(
+            ["campaign_id"], ["campaigns.id"], name=op.f("fk_campaign_funders_campaign_id_campaigns")
+        ),
+        sa.PrimaryKeyConstraint("campaign_id", "position", name=op.f("pk_campaign_funders")),
     )
-    op.create_table('issuances',
-    sa.Column('id', sa.Text(), nullable=False),
-    sa.Column('campaign_id', sa.Text(), nullable=False),
-    sa.Column('kind', sa.Text(), nullable=False),
-    sa.Column('status', sa.Text(), nullable=False),
-    sa.Column('total', sa.BigInteger(), nullable=False),
-    sa.Column('processed', sa.BigInteger(), server_default='0', nullable=False),
-    sa.Column('issued', sa.BigInteger(), server_default='0', nullable=False),
-    sa.Column('rejected_count', sa.BigInteger(), server_default='0', nullable=False),
-    sa.Column('rejected', postgresql.JSONB(astext_type=sa.Text()), server_default='[]', nullable=False),
-    sa.Column('lottery', postgresql.JSONB(astext_type=sa.Text()), nullable=True),
-    sa.Column('error', sa.Text(), nullable=True),
-    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
-    sa.Column('updated_at', sa.DateTime(timezone=True), nullable=False),
-    sa.Column('finished_at', sa.DateTime(timezone=True), nullable=True),
-    sa.CheckConstraint("kind IN ('targeted', 'lottery')", name=op.f('ck_issuances_kind_known')),
-    sa.CheckConstraint("status IN ('running', 'done', 'failed')", name=op.f('ck_issuances_status_known')),
-    sa.ForeignKeyConstraint(['campaign_id'], ['campaigns.id'], name=op.f('fk_issuances_campaign_id_campaigns')),
-    sa.PrimaryKeyConstraint('id', name=op.f('pk_issuances'))
+    op.create_table(
+        "issuances",
+        sa.Column("id", sa.Text(), nullable=False),
+        sa.Column("campaign_id", sa.Text(), nullable=False),
+        sa.Column("kind", sa.Text(), nullable=False),
+        sa.Column("status", sa.Text(), nullable=False),
+        sa.Column("total", sa.BigInteger(), nullable=False),
+        sa.Column("processed", sa.BigInteger(), server_default="0", nullable=False),
+        sa.Column("issued", sa.BigInteger(), server_default="0", nullable=False),
+        sa.Column("rejected_count", sa.BigInteger(), server_default="0", nullable=False),
+        sa.Column("rejected", postgresql.JSONB(astext_type=sa.Text()), server_default="[]", nullable=False),
+        sa.Column("lottery", postgresql.JSONB(astext_type=sa.Text()), nullable=True),
+        sa.Column("error", sa.Text(), nullable=True),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("finished_at", sa.DateTime(timezone=True), nullable=True),
+        sa.CheckConstraint("kind IN ('targeted', 'lottery')", name=op.f("ck_issuances_kind_known")),
+        sa.CheckConstraint("status IN ('running', 'done', 'failed')", name=op.f("ck_issuances_status_known")),
+        sa.ForeignKeyConstraint(["campaign_id"], ["campaigns.id"], name=op.f("fk_issuances_campaign_id_campaigns")),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_issuances")),
     )
-    op.create_index(op.f('ix_issuances_campaign_id'), 'issuances', ['campaign_id'], unique=False)
-    op.create_table('claim_stock',
-    sa.Column('campaign_id', sa.Text(), nullable=False),
-    sa.Column('shard', sa.SmallInteger(), nullable=False),
-    sa.Column('remaining', sa.BigInteger(), nullable=False),
-    sa.CheckConstraint('remaining >= 0', name=op.f('ck_claim_stock_remaining_nonnegative')),
-    sa.PrimaryKeyConstraint('campaign_id', 'shard', name=op.f('pk_claim_stock'))
+    op.create_index(op.f("ix_issuances_campaign_id"), "issuances", ["campaign_id"], unique=False)
+    op.create_table(
+        "claim_stock",
+        sa.Column("campaign_id", sa.Text(), nullable=False),
+        sa.Column("shard", sa.SmallInteger(), nullable=False),
+        sa.Column("remaining", sa.BigInteger(), nullable=False),
+        sa.CheckConstraint("remaining >= 0", name=op.f("ck_claim_stock_remaining_nonnegative")),
+        sa.PrimaryKeyConstraint("campaign_id", "shard", name=op.f("pk_claim_stock")),
     )
-    op.create_table('vouchers',
-    sa.Column('campaign_id', sa.Text(), nullable=False),
-    sa.Column('id', sa.Text(), nullable=False),
-    sa.Column('wallet_id', sa.Text(), nullable=False),
-    sa.Column('id_hash', sa.Text(), nullable=True),
-    sa.Column('holder_key', sa.Text(), nullable=False),
-    sa.Column('status', sa.Text(), nullable=False),
-    sa.Column('valid_from', sa.DateTime(timezone=True), nullable=False),
-    sa.Column('valid_until', sa.DateTime(timezone=True), nullable=False),
-    sa.Column('face_value_fen', sa.BigInteger(), nullable=False),
-    sa.Column('balance_fen', sa.BigInteger(), nullable=False),
-    sa.Column('issued_at', sa.DateTime(timezone=True), nullable=False),
-    sa.Column('issuance_id', sa.Text(), nullable=True),
-    sa.Column('attributes', postgresql.JSONB(astext_type=sa.Text()), nullable=False),
-    sa.Column('version', sa.BigInteger(), server_default='1', nullable=False),
-    sa.Column('updated_at', sa.DateTime(timezone=True), nullable=False),
-    sa.CheckConstraint("status IN ('issued', 'redeemed', 'expired', 'revoked')", name=op.f('ck_vouchers_status_known')),
-    sa.CheckConstraint('balance_fen >= 0 AND balance_fen <= face_value_fen', name=op.f('ck_vouchers_balance_range')),
-    sa.CheckConstraint('valid_from < valid_until', name=op.f('ck_vouchers_window_order')),
-    sa.PrimaryKeyConstraint('campaign_id', 'id', name=op.f('pk_vouchers'))
+    op.create_table(
+        "vouchers",
+        sa.Column("campaign_id", sa.Text(), nullable=False),
+        sa.Column("id", sa.Text(), nullable=False),
+        sa.Column("wallet_id", sa.Text(), nullable=False),
+        sa.Column("id_hash", sa.Text(), nullable=True),
+        sa.Column("holder_key", sa.Text(), nullable=False),
+        sa.Column("status", sa.Text(), nullable=False),
+        sa.Column("valid_from", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("valid_until", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("face_value_fen", sa.BigInteger(), nullable=False),
+        sa.Column("balance_fen", sa.BigInteger(), nullable=False),
+        sa.Column("issued_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("issuance_id", sa.Text(), nullable=True),
+        sa.Column("attributes", postgresql.JSONB(astext_type=sa.Text()), nullable=False),
+        sa.Column("version", sa.BigInteger(), server_default="1", nullable=False),
+        sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+        sa.CheckConstraint(
+            "status IN ('issued', 'redeemed', 'expired', 'revoked')", name=op.f("ck_vouchers_status_known")
+        ),
+        sa.CheckConstraint(
+            "balance_fen >= 0 AND balance_fen <= face_value_fen", name=op.f("ck_vouchers_balance_range")
+        ),
+        sa.CheckConstraint("valid_from < valid_until", name=op.f("ck_vouchers_window_order")),
+        sa.PrimaryKeyConstraint("campaign_id", "id", name=op.f("pk_vouchers")),
     )
-    op.create_index('ix_vouchers_campaign_id_holder_key', 'vouchers', ['campaign_id', 'holder_key'], unique=False)
-    op.create_index('ix_vouchers_valid_until_brin', 'vouchers', ['valid_until'], unique=False, postgresql_using='brin')
-    op.create_index(op.f('ix_vouchers_wallet_id'), 'vouchers', ['wallet_id'], unique=False)
+    op.create_index("ix_vouchers_campaign_id_holder_key", "vouchers", ["campaign_id", "holder_key"], unique=False)
+    op.create_index("ix_vouchers_valid_until_brin", "vouchers", ["valid_until"], unique=False, postgresql_using="brin")
+    op.create_index(op.f("ix_vouchers_wallet_id"), "vouchers", ["wallet_id"], unique=False)
     op.execute(CLAIM_FUNCTION)
     op.execute(CONTRACT_IMMUTABLE)
     op.execute(CONTRACT_TRIGGER)
@@ -212,16 +237,18 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.execute("DROP TRIGGER IF EXISTS campaigns_contract_immutable ON campaigns")
     op.execute("DROP FUNCTION IF EXISTS campaigns_contract_immutable()")
-    op.execute("DROP FUNCTION IF EXISTS campaign_claim_batch(text, text[], text[], text[], text[], integer, integer,"
-               " timestamptz[], timestamptz[], bigint, jsonb[], timestamptz)")
-    op.drop_index(op.f('ix_issuances_campaign_id'), table_name='issuances')
-    op.drop_table('issuances')
-    op.drop_table('campaign_funders')
-    op.drop_index(op.f('ix_campaigns_issuer_id'), table_name='campaigns')
-    op.drop_index(op.f('ix_campaigns_contract_sha256'), table_name='campaigns')
-    op.drop_table('campaigns')
-    op.drop_index(op.f('ix_vouchers_wallet_id'), table_name='vouchers')
-    op.drop_index('ix_vouchers_valid_until_brin', table_name='vouchers', postgresql_using='brin')
-    op.drop_index('ix_vouchers_campaign_id_holder_key', table_name='vouchers')
-    op.drop_table('vouchers')
-    op.drop_table('claim_stock')
+    op.execute(
+        "DROP FUNCTION IF EXISTS campaign_claim_batch(text, text[], text[], text[], text[], integer, integer,"
+        " timestamptz[], timestamptz[], bigint, jsonb[], timestamptz)"
+    )
+    op.drop_index(op.f("ix_issuances_campaign_id"), table_name="issuances")
+    op.drop_table("issuances")
+    op.drop_table("campaign_funders")
+    op.drop_index(op.f("ix_campaigns_issuer_id"), table_name="campaigns")
+    op.drop_index(op.f("ix_campaigns_contract_sha256"), table_name="campaigns")
+    op.drop_table("campaigns")
+    op.drop_index(op.f("ix_vouchers_wallet_id"), table_name="vouchers")
+    op.drop_index("ix_vouchers_valid_until_brin", table_name="vouchers", postgresql_using="brin")
+    op.drop_index("ix_vouchers_campaign_id_holder_key", table_name="vouchers")
+    op.drop_table("vouchers")
+    op.drop_table("claim_stock")

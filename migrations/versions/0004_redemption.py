@@ -35,19 +35,21 @@ def upgrade() -> None:
         sa.Column("settled_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("spend_day", sa.Date(), nullable=False),
         sa.Column("items", postgresql.JSONB(astext_type=sa.Text()), nullable=True),
-        sa.CheckConstraint("subsidy_fen > 0 AND subsidy_fen <= order_amount_fen",
-                           name=op.f("ck_redemptions_subsidy_range")),
+        sa.CheckConstraint(
+            "subsidy_fen > 0 AND subsidy_fen <= order_amount_fen", name=op.f("ck_redemptions_subsidy_range")
+        ),
         sa.CheckConstraint("payable_fen = order_amount_fen - subsidy_fen", name=op.f("ck_redemptions_payable_is_rest")),
-        sa.CheckConstraint("refunded_fen >= 0 AND refunded_fen <= order_amount_fen",
-                           name=op.f("ck_redemptions_refund_range")),
-        sa.CheckConstraint("subsidy_refunded_fen >= 0 AND subsidy_refunded_fen <= subsidy_fen",
-                           name=op.f("ck_redemptions_clawback_range")),
+        sa.CheckConstraint(
+            "refunded_fen >= 0 AND refunded_fen <= order_amount_fen", name=op.f("ck_redemptions_refund_range")
+        ),
+        sa.CheckConstraint(
+            "subsidy_refunded_fen >= 0 AND subsidy_refunded_fen <= subsidy_fen",
+            name=op.f("ck_redemptions_clawback_range"),
+        ),
         sa.PrimaryKeyConstraint("campaign_id", "id", name=op.f("pk_redemptions")),
     )
-    op.create_index("uq_redemptions_merchant_id_pos_txn_id", "redemptions", ["merchant_id", "pos_txn_id"],
-                    unique=True)
-    op.create_index("ix_redemptions_campaign_id_voucher_id", "redemptions", ["campaign_id", "voucher_id"],
-                    unique=False)
+    op.create_index("uq_redemptions_merchant_id_pos_txn_id", "redemptions", ["merchant_id", "pos_txn_id"], unique=True)
+    op.create_index("ix_redemptions_campaign_id_voucher_id", "redemptions", ["campaign_id", "voucher_id"], unique=False)
     op.create_table(
         "refunds",
         sa.Column("campaign_id", sa.Text(), nullable=False),

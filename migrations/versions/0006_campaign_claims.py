@@ -128,16 +128,25 @@ $fn$;
 
 def upgrade() -> None:
     op.drop_index("ix_vouchers_campaign_id_holder_key", table_name="vouchers")
-    op.create_index("ix_vouchers_claimed_holder", "vouchers", ["campaign_id", "holder_key"], unique=False,
-                    postgresql_where=sa.text("issuance_id IS NULL"))
+    op.create_index(
+        "ix_vouchers_claimed_holder",
+        "vouchers",
+        ["campaign_id", "holder_key"],
+        unique=False,
+        postgresql_where=sa.text("issuance_id IS NULL"),
+    )
     op.execute(CLAIMS_FUNCTION)
-    op.execute("DROP FUNCTION IF EXISTS campaign_claim_batch(text, text[], text[], text[], text[], integer, integer,"
-               " timestamptz[], timestamptz[], bigint, jsonb[], timestamptz)")
+    op.execute(
+        "DROP FUNCTION IF EXISTS campaign_claim_batch(text, text[], text[], text[], text[], integer, integer,"
+        " timestamptz[], timestamptz[], bigint, jsonb[], timestamptz)"
+    )
 
 
 def downgrade() -> None:
-    op.execute("DROP FUNCTION IF EXISTS campaign_claims(text, text[], text[], text[], integer, integer,"
-               " timestamptz[], timestamptz[], timestamptz[], bigint, jsonb[])")
+    op.execute(
+        "DROP FUNCTION IF EXISTS campaign_claims(text, text[], text[], text[], integer, integer,"
+        " timestamptz[], timestamptz[], timestamptz[], bigint, jsonb[])"
+    )
     op.execute(_claim_batch_0003())
     op.drop_index("ix_vouchers_claimed_holder", table_name="vouchers", postgresql_where=sa.text("issuance_id IS NULL"))
     op.create_index("ix_vouchers_campaign_id_holder_key", "vouchers", ["campaign_id", "holder_key"], unique=False)

@@ -14,7 +14,10 @@ import typer
 
 app = typer.Typer(help="Benchmarks that print figures (run from a source checkout).", no_args_is_help=True)
 SCRIPTS = {
-    "contracts": ("bench_contracts.py", "Median time to evaluate the Shanghai dining contract, vs a hand-written lambda."),
+    "contracts": (
+        "bench_contracts.py",
+        "Median time to evaluate the Shanghai dining contract, vs a hand-written lambda.",
+    ),
     "ledger": ("bench_ledger.py", "Ledger verify, inclusion proof and CSV export over N transactions."),
     "campaigns": ("bench_campaigns.py", "Targeted issuance of 1,000,000 vouchers; first-come claims per second."),
     "redemption": ("redemption_load.py", "The signed redemption path against a bare baseline in the same run."),

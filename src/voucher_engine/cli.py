@@ -13,8 +13,11 @@ import typer
 
 from voucher_engine.config import Settings, get_settings
 
-app = typer.Typer(help="Targeted consumption subsidies paid as e-CNY smart-contract vouchers.", no_args_is_help=True,
-                  add_completion=False)
+app = typer.Typer(
+    help="Targeted consumption subsidies paid as e-CNY smart-contract vouchers.",
+    no_args_is_help=True,
+    add_completion=False,
+)
 token_app = typer.Typer(help="Bearer tokens for admin, gov and auditor.", no_args_is_help=True)
 app.add_typer(token_app, name="token")
 
@@ -68,12 +71,21 @@ def run_server(settings: Settings) -> None:
 
     ledger = _start_ledger_process(settings)
     try:
-        uvicorn.run("voucher_engine.api.app:create_app", factory=True, host=settings.host, port=settings.port,
-                    workers=settings.workers, log_level=settings.log_level, access_log=False,
-                    loop="uvloop", http="voucher_engine.api.http:OneWritePerResponse", timeout_graceful_shutdown=10,
-                    # Nothing here reads the client's address (rate limits go by key), so X-Forwarded-* buys nothing
-                    # and its middleware costs every request.
-                    proxy_headers=False)
+        uvicorn.run(
+            "voucher_engine.api.app:create_app",
+            factory=True,
+            host=settings.host,
+            port=settings.port,
+            workers=settings.workers,
+            log_level=settings.log_level,
+            access_log=False,
+            loop="uvloop",
+            http="voucher_engine.api.http:OneWritePerResponse",
+            timeout_graceful_shutdown=10,
+            # Nothing here reads the client's address (rate limits go by key), so X-Forwarded-* buys nothing
+            # and its middleware costs every request.
+            proxy_headers=False,
+        )
     finally:
         ledger.terminate()
         ledger.join(timeout=10)
@@ -89,8 +101,9 @@ def _start_ledger_process(settings: Settings):
     os.environ["VE_LEDGER_SEQUENCER"] = "process"
     os.environ["VE_SERVED"] = "1"
     own = settings.model_copy(update={"ledger_sequencer": "process"})
-    process = multiprocessing.get_context("spawn").Process(target=background.run_process, args=(own,),
-                                                           name="voucher-engine ledger", daemon=True)
+    process = multiprocessing.get_context("spawn").Process(
+        target=background.run_process, args=(own,), name="voucher-engine ledger", daemon=True
+    )
     process.start()
     return process
 
@@ -101,7 +114,9 @@ def serve(
     port: Annotated[Optional[int], typer.Option(help="TCP port.")] = None,
     data_dir: DataDir = None,
     workers: Annotated[Optional[int], typer.Option(help="Worker processes.")] = None,
-    test_clock: Annotated[bool, typer.Option("--test-clock", help="Allow PUT /v1/test/clock (never in production).")] = False,
+    test_clock: Annotated[
+        bool, typer.Option("--test-clock", help="Allow PUT /v1/test/clock (never in production).")
+    ] = False,
 ) -> None:
     """Run the HTTP service (with the embedded PostgreSQL unless DATABASE_URL is set)."""
     settings = _settings(data_dir, host=host, port=port, workers=workers, test_clock=test_clock or None)

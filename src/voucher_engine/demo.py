@@ -17,10 +17,20 @@ from voucher_engine.secrets_store import load_server_secret
 
 DEMO_ISSUER = {"name": "Shanghai Municipal Commission of Commerce (demo)", "region_code": "310000"}
 DEMO_MERCHANTS = {
-    "demo-noodle-bar": {"name": "Xuhui Noodle Bar", "mcc": "5812", "region_code": "310104",
-                        "settlement_wallet": "0012345678901234", "tags": ["ecny-signed"]},
-    "demo-grocer": {"name": "Jing'an Grocer", "mcc": "5411", "region_code": "310106",
-                    "settlement_wallet": "0012345678905678", "tags": ["farm-produce"]},
+    "demo-noodle-bar": {
+        "name": "Xuhui Noodle Bar",
+        "mcc": "5812",
+        "region_code": "310104",
+        "settlement_wallet": "0012345678901234",
+        "tags": ["ecny-signed"],
+    },
+    "demo-grocer": {
+        "name": "Jing'an Grocer",
+        "mcc": "5411",
+        "region_code": "310106",
+        "settlement_wallet": "0012345678905678",
+        "tags": ["farm-produce"],
+    },
 }
 
 
@@ -63,11 +73,19 @@ def seed_and_print(settings: Settings) -> dict:
     base = f"http://{settings.host}:{settings.port}"
     noodle = seeded["merchants"]["demo-noodle-bar"]
     env_path = settings.data_dir / "demo.env"
-    env_path.write_text("".join(
-        f"export {name}={shlex.quote(value)}\n" for name, value in {
-            "VE": base, "ADMIN": seeded["admin_token"], "GOV": seeded["gov_token"],
-            "AUDITOR": seeded["auditor_token"], "KEY_ID": noodle["key_id"], "SECRET": noodle["secret"],
-        }.items()))
+    env_path.write_text(
+        "".join(
+            f"export {name}={shlex.quote(value)}\n"
+            for name, value in {
+                "VE": base,
+                "ADMIN": seeded["admin_token"],
+                "GOV": seeded["gov_token"],
+                "AUDITOR": seeded["auditor_token"],
+                "KEY_ID": noodle["key_id"],
+                "SECRET": noodle["secret"],
+            }.items()
+        )
+    )
     env_path.chmod(0o600)
     lines = [
         "",
@@ -76,7 +94,7 @@ def seed_and_print(settings: Settings) -> dict:
         f"  source {env_path}",
         "",
         "Try:",
-        '  curl -s $VE/readyz',
+        "  curl -s $VE/readyz",
         '  curl -s -H "Authorization: Bearer $ADMIN" $VE/v1/merchants | python -m json.tool',
         '  curl -s -H "Authorization: Bearer $GOV" $VE/v1/campaigns | python -m json.tool',
     ]

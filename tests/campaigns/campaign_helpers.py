@@ -20,8 +20,16 @@ def contract(body: str) -> str:
     return textwrap.dedent(body).strip() + "\n"
 
 
-def dining(*, quantity: str = "500,000", limit: int = 1, distribution: str = "targeted", budget: str = "¥10,000,000",
-           funders: str = "310000: 100%", issuer: str = "310000", validity: str | None = None) -> str:
+def dining(
+    *,
+    quantity: str = "500,000",
+    limit: int = 1,
+    distribution: str = "targeted",
+    budget: str = "¥10,000,000",
+    funders: str = "310000: 100%",
+    issuer: str = "310000",
+    validity: str | None = None,
+) -> str:
     """Shanghai dining 满减 vouchers with the knobs the tests turn."""
     validity = validity or "valid from 2025-01-01 00:00 to 2025-01-31 23:59 China time"
     return contract(f"""
@@ -102,8 +110,9 @@ async def set_clock(service, now: str) -> None:
 async def make_gov(service, region: str, *, register: tuple[str, ...] = ()) -> Gov:
     """A gov for `region` (registering it and any other issuers named, unless already there)."""
     for code in (region, *register):
-        response = await service.client.post("/v1/issuers", json={"name": f"Issuer {code}", "region_code": code},
-                                             headers=service.admin)
+        response = await service.client.post(
+            "/v1/issuers", json={"name": f"Issuer {code}", "region_code": code}, headers=service.admin
+        )
         assert response.status_code in (201, 409), response.text
     issuer_id = f"iss_{region}"
     return Gov(service, issuer_id, await service.token("gov", issuer_id))

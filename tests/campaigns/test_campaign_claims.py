@@ -14,8 +14,9 @@ from campaign_helpers import make_gov, policy, set_clock, wallet
 
 def county_fair(quantity: int, limit: int = 1) -> str:
     source = policy("county-fair-rural").replace("budget ¥100,000", f"budget ¥{quantity * 10}")
-    source = source.replace("distribution first come", f"quantity {quantity}\nlimit {limit} per holder\n"
-                                                       "distribution first come")
+    source = source.replace(
+        "distribution first come", f"quantity {quantity}\nlimit {limit} per holder\ndistribution first come"
+    )
     return source
 
 
@@ -61,13 +62,23 @@ async def test_two_thousand_concurrent_claims_for_five_hundred_vouchers(burst_se
     assert codes["OK"] == 500, codes
     assert set(codes) <= {"OK", "SOLD_OUT", "HOLDER_LIMIT"}, codes
     async with service.state.engine.connect() as conn:
-        count = (await conn.execute(sa.text("SELECT count(*) FROM vouchers WHERE campaign_id = :c"),
-                                    {"c": campaign["id"]})).scalar_one()
-        worst = (await conn.execute(sa.text(
-            "SELECT max(n) FROM (SELECT count(*) AS n FROM vouchers WHERE campaign_id = :c GROUP BY holder_key) x"),
-            {"c": campaign["id"]})).scalar_one()
-        stock = (await conn.execute(sa.text("SELECT sum(remaining), min(remaining) FROM claim_stock"
-                                            " WHERE campaign_id = :c"), {"c": campaign["id"]})).one()
+        count = (
+            await conn.execute(sa.text("SELECT count(*) FROM vouchers WHERE campaign_id = :c"), {"c": campaign["id"]})
+        ).scalar_one()
+        worst = (
+            await conn.execute(
+                sa.text(
+                    "SELECT max(n) FROM (SELECT count(*) AS n FROM vouchers WHERE campaign_id = :c GROUP BY holder_key) x"
+                ),
+                {"c": campaign["id"]},
+            )
+        ).scalar_one()
+        stock = (
+            await conn.execute(
+                sa.text("SELECT sum(remaining), min(remaining) FROM claim_stock WHERE campaign_id = :c"),
+                {"c": campaign["id"]},
+            )
+        ).one()
     assert count == 500 and worst <= 2 and stock == (0, 0)
     ids = {r.json()["id"] for r in responses if r.status_code == 201}
     assert len(ids) == 500
@@ -113,8 +124,10 @@ async def test_claims_check_holder_conditions_with_explain(service):
     from campaign_helpers import dining
 
     campaign = await shanghai.active(dining(distribution="first come", quantity="10"))
-    response = await shanghai.post(f"/v1/campaigns/{campaign['id']}/claims",
-                                   {"wallet_id": wallet(1), "attributes": {"age": 16, "residence_region": "310104"}})
+    response = await shanghai.post(
+        f"/v1/campaigns/{campaign['id']}/claims",
+        {"wallet_id": wallet(1), "attributes": {"age": 16, "residence_region": "310104"}},
+    )
     assert response.status_code == 422 and response.json()["code"] == "NOT_ELIGIBLE"
     explain = response.json()["explain"]
     assert explain[0]["rule"] == "age >= 18" and explain[0]["actual"] == 16 and explain[0]["line"] > 0
@@ -159,8 +172,9 @@ async def test_the_claims_fast_path_answers_as_the_route_does(service):
         assert nobody.status_code == 401 and nobody.json()["code"] == "UNAUTHENTICATED"
         auditor = await service.token("auditor")
         assert (await fast.post(path, json={"wallet_id": wallet(2)}, headers=service.auth(auditor))).status_code == 403
-        other = await fast.post("/v1/campaigns/cmp_0000000000000000/claims", json={"wallet_id": wallet(2)},
-                                headers=zhejiang.headers)
+        other = await fast.post(
+            "/v1/campaigns/cmp_0000000000000000/claims", json={"wallet_id": wallet(2)}, headers=zhejiang.headers
+        )
         assert other.status_code == 404
         assert (await fast.post(path, json={"wallet_id": wallet(2)}, headers=zhejiang.headers)).status_code == 201
         sold = await fast.post(path, json={"wallet_id": wallet(3)}, headers=zhejiang.headers)
@@ -183,9 +197,17 @@ async def _claim_batch(service, campaign_id: str, holders: list[tuple[str, str |
     conn = await asyncpg.connect(plain_url(service.settings.database_url))
     try:
         return await conn.fetchval(
-            "SELECT campaign_claims($1, $2, $3, $4, $5, 0, $6, $7, $8, 1000, $9::jsonb[])", campaign_id,
-            [f"vch_{i:032x}" for i in range(len(holders))], [w for w, _ in holders], [h for _, h in holders], limit,
-            [now] * len(holders), [now] * len(holders), [until] * len(holders), ["{}"] * len(holders))
+            "SELECT campaign_claims($1, $2, $3, $4, $5, 0, $6, $7, $8, 1000, $9::jsonb[])",
+            campaign_id,
+            [f"vch_{i:032x}" for i in range(len(holders))],
+            [w for w, _ in holders],
+            [h for _, h in holders],
+            limit,
+            [now] * len(holders),
+            [now] * len(holders),
+            [until] * len(holders),
+            ["{}"] * len(holders),
+        )
     finally:
         await conn.close()
 
@@ -197,7 +219,11 @@ async def test_one_batch_is_decided_in_arrival_order_with_its_own_holders_counte
     # Alice's third claim is over her limit once her first two have their units; Bob finds the stock gone.
     alice, bob = (wallet(1), "alice"), (wallet(2), None)
     assert await _claim_batch(service, two["id"], [alice, alice, alice, bob], 2) == [
-        "OK", "OK", "HOLDER_LIMIT", "SOLD_OUT"]
+        "OK",
+        "OK",
+        "HOLDER_LIMIT",
+        "SOLD_OUT",
+    ]
     one = await zhejiang.active(county_fair(1, limit=1))
     # Carol's first claim gets no unit, so her second is not over the limit: it is sold out like the first.
     carol = (wallet(3), "carol")
@@ -207,10 +233,18 @@ async def test_one_batch_is_decided_in_arrival_order_with_its_own_holders_counte
     results = await _claim_batch(service, many["id"], [(wallet(100 + n), None) for n in range(310)], 1)
     assert results == ["OK"] * 300 + ["SOLD_OUT"] * 10
     async with service.state.engine.connect() as conn:
-        stock = (await conn.execute(sa.text("SELECT count(*), sum(remaining), min(remaining) FROM claim_stock"
-                                            " WHERE campaign_id = :c"), {"c": many["id"]})).one()
-        held = (await conn.execute(sa.text("SELECT count(*), count(DISTINCT holder_key) FROM vouchers"
-                                           " WHERE campaign_id = :c"), {"c": many["id"]})).one()
+        stock = (
+            await conn.execute(
+                sa.text("SELECT count(*), sum(remaining), min(remaining) FROM claim_stock WHERE campaign_id = :c"),
+                {"c": many["id"]},
+            )
+        ).one()
+        held = (
+            await conn.execute(
+                sa.text("SELECT count(*), count(DISTINCT holder_key) FROM vouchers WHERE campaign_id = :c"),
+                {"c": many["id"]},
+            )
+        ).one()
     assert stock[0] > 1 and stock[1:] == (0, 0) and held == (300, 300)
     await zhejiang.move(many["id"], "pause")
     assert await _claim_batch(service, many["id"], [(wallet(999), None)], 1) == ["CAMPAIGN_NOT_ACTIVE"]

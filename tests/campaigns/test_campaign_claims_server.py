@@ -32,8 +32,9 @@ async def test_2000_claims_for_500_vouchers_against_two_server_workers(service):
     await set_clock(service, "2025-03-01T10:00:00+08:00")
     zhejiang = await make_gov(service, "330000")
     # Valid far ahead, so that the server runs on the real clock (no --test-clock middleware in the way).
-    source = county_fair(500, limit=2).replace("valid during 2025 China time",
-                                               "valid from 2025-01-01 to 2034-12-31 China time")
+    source = county_fair(500, limit=2).replace(
+        "valid during 2025 China time", "valid from 2025-01-01 to 2034-12-31 China time"
+    )
     campaign = await zhejiang.active(source)
     claims = [{"wallet_id": wallet(n), "id_hash": f"p{n}"} for n in range(1200)]
     claims += [{"wallet_id": wallet(100_000 + 8 * p + w), "id_hash": f"multi{p}"} for p in range(100) for w in range(8)]
@@ -41,11 +42,16 @@ async def test_2000_claims_for_500_vouchers_against_two_server_workers(service):
 
     port = _free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("VE_")}
-    env.update(DATABASE_URL=service.settings.database_url, VE_DATA_DIR=str(service.settings.data_dir),
-               VE_DB_POOL_SIZE="8")
-    server = subprocess.Popen([sys.executable, "-m", "voucher_engine.cli", "serve", "--workers", "2", "--port",
-                               str(port)], env=env, stdout=subprocess.DEVNULL,
-                              stderr=subprocess.PIPE, start_new_session=True)
+    env.update(
+        DATABASE_URL=service.settings.database_url, VE_DATA_DIR=str(service.settings.data_dir), VE_DB_POOL_SIZE="8"
+    )
+    server = subprocess.Popen(
+        [sys.executable, "-m", "voucher_engine.cli", "serve", "--workers", "2", "--port", str(port)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
     try:
         deadline = time.monotonic() + 90
         while True:
@@ -67,12 +73,16 @@ async def test_2000_claims_for_500_vouchers_against_two_server_workers(service):
             try:
                 while queue:
                     body = orjson.dumps(queue.pop())
-                    writer.write(f"POST {path} HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
-                                 f"Authorization: {zhejiang.headers['Authorization']}\r\n"
-                                 f"Content-Length: {len(body)}\r\n\r\n".encode() + body)
+                    writer.write(
+                        f"POST {path} HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
+                        f"Authorization: {zhejiang.headers['Authorization']}\r\n"
+                        f"Content-Length: {len(body)}\r\n\r\n".encode()
+                        + body
+                    )
                     head = await reader.readuntil(b"\r\n\r\n")
-                    length = next(int(line[15:]) for line in head.split(b"\r\n")
-                                  if line[:15].lower() == b"content-length:")
+                    length = next(
+                        int(line[15:]) for line in head.split(b"\r\n") if line[:15].lower() == b"content-length:"
+                    )
                     responses.append((int(head[9:12]), orjson.loads(await reader.readexactly(length))))
             finally:
                 writer.close()
@@ -88,11 +98,18 @@ async def test_2000_claims_for_500_vouchers_against_two_server_workers(service):
     codes = collections.Counter("OK" if status == 201 else body["code"] for status, body in responses)
     assert codes["OK"] == 500 and set(codes) <= {"OK", "SOLD_OUT", "HOLDER_LIMIT"}, codes
     async with service.state.engine.connect() as conn:
-        count, worst = (await conn.execute(sa.text(
-            "SELECT count(*), max(n) FROM (SELECT count(*) AS n FROM vouchers WHERE campaign_id = :c"
-            " GROUP BY holder_key) x"), {"c": campaign["id"]})).one()
-        assert (await conn.execute(sa.text("SELECT count(*) FROM vouchers WHERE campaign_id = :c"),
-                                   {"c": campaign["id"]})).scalar_one() == 500
+        count, worst = (
+            await conn.execute(
+                sa.text(
+                    "SELECT count(*), max(n) FROM (SELECT count(*) AS n FROM vouchers WHERE campaign_id = :c"
+                    " GROUP BY holder_key) x"
+                ),
+                {"c": campaign["id"]},
+            )
+        ).one()
+        assert (
+            await conn.execute(sa.text("SELECT count(*) FROM vouchers WHERE campaign_id = :c"), {"c": campaign["id"]})
+        ).scalar_one() == 500
     assert worst <= 2
     ids = [body["id"] for status, body in responses if status == 201]
     assert len(set(ids)) == 500

@@ -12,8 +12,12 @@ from voucher_engine.campaigns import expiry
 
 async def _statuses(service, campaign_id: str) -> dict[str, int]:
     async with service.state.engine.connect() as conn:
-        rows = (await conn.execute(sa.text("SELECT status, count(*) FROM vouchers WHERE campaign_id = :c"
-                                           " GROUP BY status"), {"c": campaign_id})).all()
+        rows = (
+            await conn.execute(
+                sa.text("SELECT status, count(*) FROM vouchers WHERE campaign_id = :c GROUP BY status"),
+                {"c": campaign_id},
+            )
+        ).all()
     return dict(rows)
 
 

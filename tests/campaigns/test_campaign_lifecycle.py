@@ -128,12 +128,27 @@ async def _simulate_redemption(service, campaign_id: str, wallet_id: str, subsid
     from voucher_engine.ledger.model import NewTransaction, Posting
 
     async with service.state.engine.begin() as conn:
-        voucher_id = (await conn.execute(sa.text(
-            "UPDATE vouchers SET status = 'redeemed', balance_fen = 0 WHERE campaign_id = :c AND wallet_id = :w"
-            " RETURNING id"), {"c": campaign_id, "w": wallet_id})).scalar_one()
+        voucher_id = (
+            await conn.execute(
+                sa.text(
+                    "UPDATE vouchers SET status = 'redeemed', balance_fen = 0 WHERE campaign_id = :c AND wallet_id = :w"
+                    " RETURNING id"
+                ),
+                {"c": campaign_id, "w": wallet_id},
+            )
+        ).scalar_one()
         await ledger.open_account(conn, "merchant:m1")
-        await ledger.post(conn, NewTransaction(
-            kind="redeem", postings=(Posting("merchant:m1", debit_fen=subsidy_fen),
-                                     Posting(f"escrow:{campaign_id}", credit_fen=subsidy_fen)),
-            refs={"voucher_id": voucher_id, "merchant_id": "m1"}, at=clock.now(), campaign_id=campaign_id))
+        await ledger.post(
+            conn,
+            NewTransaction(
+                kind="redeem",
+                postings=(
+                    Posting("merchant:m1", debit_fen=subsidy_fen),
+                    Posting(f"escrow:{campaign_id}", credit_fen=subsidy_fen),
+                ),
+                refs={"voucher_id": voucher_id, "merchant_id": "m1"},
+                at=clock.now(),
+                campaign_id=campaign_id,
+            ),
+        )
     return subsidy_fen

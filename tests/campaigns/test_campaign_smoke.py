@@ -51,11 +51,19 @@ async def test_gov_creates_only_within_its_region_and_sees_only_its_own(service,
 async def test_openapi_describes_the_campaign_api(service):
     document = (await service.client.get("/openapi.json")).json()
     paths = document["paths"]
-    for path in ("/v1/contracts/check", "/v1/campaigns", "/v1/campaigns/{campaign_id}",
-                 "/v1/campaigns/{campaign_id}/fund", "/v1/campaigns/{campaign_id}/activate",
-                 "/v1/campaigns/{campaign_id}/pause", "/v1/campaigns/{campaign_id}/close",
-                 "/v1/campaigns/{campaign_id}/issuances", "/v1/issuances/{issuance_id}",
-                 "/v1/campaigns/{campaign_id}/claims", "/v1/wallets/{wallet_id}/vouchers"):
+    for path in (
+        "/v1/contracts/check",
+        "/v1/campaigns",
+        "/v1/campaigns/{campaign_id}",
+        "/v1/campaigns/{campaign_id}/fund",
+        "/v1/campaigns/{campaign_id}/activate",
+        "/v1/campaigns/{campaign_id}/pause",
+        "/v1/campaigns/{campaign_id}/close",
+        "/v1/campaigns/{campaign_id}/issuances",
+        "/v1/issuances/{issuance_id}",
+        "/v1/campaigns/{campaign_id}/claims",
+        "/v1/wallets/{wallet_id}/vouchers",
+    ):
         assert path in paths, path
     body = paths["/v1/campaigns/{campaign_id}/issuances"]["post"]["requestBody"]["content"]["application/json"]
     assert "holders" in body["schema"]["properties"] and "lottery" in body["schema"]["properties"]
@@ -68,12 +76,18 @@ async def test_the_stored_contract_cannot_be_changed(service, shanghai):
     campaign = await shanghai.create(dining())
     with pytest.raises(sa.exc.DBAPIError):
         async with service.state.engine.begin() as conn:
-            await conn.execute(sa.text("UPDATE campaigns SET contract_source = contract_source || ' ' WHERE id = :id"),
-                               {"id": campaign["id"]})
+            await conn.execute(
+                sa.text("UPDATE campaigns SET contract_source = contract_source || ' ' WHERE id = :id"),
+                {"id": campaign["id"]},
+            )
     with pytest.raises(sa.exc.DBAPIError):
         async with service.state.engine.begin() as conn:
             # A copy under another id whose digest does not match its text.
-            await conn.execute(sa.text(
-                "INSERT INTO campaigns SELECT (jsonb_populate_record(NULL::campaigns, to_jsonb(c)"
-                " || '{\"id\": \"cmp_0000000000000000\", \"contract_sha256\": \"00\"}'::jsonb)).*"
-                " FROM campaigns c WHERE id = :id"), {"id": campaign["id"]})
+            await conn.execute(
+                sa.text(
+                    "INSERT INTO campaigns SELECT (jsonb_populate_record(NULL::campaigns, to_jsonb(c)"
+                    ' || \'{"id": "cmp_0000000000000000", "contract_sha256": "00"}\'::jsonb)).*'
+                    " FROM campaigns c WHERE id = :id"
+                ),
+                {"id": campaign["id"]},
+            )

@@ -24,17 +24,20 @@ def test_code_round_trip_is_compact_and_url_safe():
     assert codes.make_codes(SECRET, campaign_id, [voucher_id]) == [code]
 
 
-@pytest.mark.parametrize("mangle", [
-    lambda c: c[:-1] + ("A" if c[-1] != "A" else "B"),    # MAC flipped
-    lambda c: c[:10] + ("A" if c[10] != "A" else "B") + c[11:],  # ids flipped
-    lambda c: c[:-1],                                     # short
-    lambda c: c + "A",                                    # long
-    lambda c: "V2" + c[2:],                               # unknown version
-    lambda c: c[:20] + "!" + c[21:],                      # not base64url
-    lambda c: "",
-    lambda c: None,
-    lambda c: 12345,
-])
+@pytest.mark.parametrize(
+    "mangle",
+    [
+        lambda c: c[:-1] + ("A" if c[-1] != "A" else "B"),  # MAC flipped
+        lambda c: c[:10] + ("A" if c[10] != "A" else "B") + c[11:],  # ids flipped
+        lambda c: c[:-1],  # short
+        lambda c: c + "A",  # long
+        lambda c: "V2" + c[2:],  # unknown version
+        lambda c: c[:20] + "!" + c[21:],  # not base64url
+        lambda c: "",
+        lambda c: None,
+        lambda c: 12345,
+    ],
+)
 def test_forged_or_malformed_codes_are_unknown(mangle):
     code = codes.make_code(SECRET, ids.new_campaign_id(), ids.new_voucher_id())
     with pytest.raises(EngineError) as caught:
@@ -65,8 +68,10 @@ def test_voucher_id_blocks_are_ordered_and_distinct():
 
 
 @settings(max_examples=300, deadline=None)
-@given(amount=st.integers(min_value=0, max_value=10**13),
-       shares=st.lists(st.integers(min_value=1, max_value=9999), min_size=1, max_size=16))
+@given(
+    amount=st.integers(min_value=0, max_value=10**13),
+    shares=st.lists(st.integers(min_value=1, max_value=9999), min_size=1, max_size=16),
+)
 def test_splits_sum_exactly_and_round_down_except_the_first(amount, shares):
     total = sum(shares)
     # Scale arbitrary positive weights to basis points summing to 10000 (leftover to the first).
@@ -123,13 +128,31 @@ def test_a_claimed_voucher_is_answered_as_the_voucher_model_serialises_it():
 
     secret = b"k" * 32
     for tz in (ZoneInfo("Asia/Shanghai"), ZoneInfo("UTC")):
-        terms = SimpleNamespace(tz=tz, campaign_id="cmp_00112233445566ff", face_value_fen=1000,
-                                public_terms={"kind": "fixed", "face_value_fen": 1000})
+        terms = SimpleNamespace(
+            tz=tz,
+            campaign_id="cmp_00112233445566ff",
+            face_value_fen=1000,
+            public_terms={"kind": "fixed", "face_value_fen": 1000},
+        )
         now = datetime(2025, 3, 1, 2, 3, 4, 5678, tzinfo=timezone.utc)
-        item = SimpleNamespace(voucher_id="vch_" + "ab" * 16, wallet_id="0" * 16, now=now, valid_from=now,
-                               valid_until=datetime(2026, 1, 1, tzinfo=timezone.utc))
-        model = Voucher(id=item.voucher_id, code=make_code(secret, terms.campaign_id, item.voucher_id),
-                        campaign_id=terms.campaign_id, wallet_id=item.wallet_id, status="issued",
-                        valid_from=now.astimezone(tz), valid_until=item.valid_until.astimezone(tz),
-                        face_value_fen=1000, balance_fen=1000, issued_at=now.astimezone(tz), terms=terms.public_terms)
+        item = SimpleNamespace(
+            voucher_id="vch_" + "ab" * 16,
+            wallet_id="0" * 16,
+            now=now,
+            valid_from=now,
+            valid_until=datetime(2026, 1, 1, tzinfo=timezone.utc),
+        )
+        model = Voucher(
+            id=item.voucher_id,
+            code=make_code(secret, terms.campaign_id, item.voucher_id),
+            campaign_id=terms.campaign_id,
+            wallet_id=item.wallet_id,
+            status="issued",
+            valid_from=now.astimezone(tz),
+            valid_until=item.valid_until.astimezone(tz),
+            face_value_fen=1000,
+            balance_fen=1000,
+            issued_at=now.astimezone(tz),
+            terms=terms.public_terms,
+        )
         assert orjson.loads(voucher_document(secret, terms, item)) == model.model_dump(mode="json")

@@ -43,8 +43,10 @@ def test_unknown_name_suggests_the_right_one() -> None:
 
 def test_names_in_the_wrong_section() -> None:
     assert "put it in the `payment` section" in one_error(DINING.replace("age >= 18", 'merchant.mcc = "5812"')).message
-    assert "put it in the `holder` section" in one_error(
-        DINING.replace("merchant.region within 310000", "age >= 18")).message
+    assert (
+        "put it in the `holder` section"
+        in one_error(DINING.replace("merchant.region within 310000", "age >= 18")).message
+    )
     assert "order item" in one_error(DINING.replace("age >= 18", "item.energy_grade = 1")).message
 
 
@@ -67,7 +69,8 @@ def test_voucher_worth_more_than_the_order_it_needs() -> None:
     e = one_error(DINING.replace("spend ¥100, get ¥20 off", "spend ¥10, get ¥20 off"))
     assert e.line == 9 and "worth ¥20.00" in e.message and "¥10.00" in e.message
     fixed = DINING.replace("voucher threshold: spend ¥100, get ¥20 off", "voucher fixed ¥20").replace(
-        "merchant.region within 310000", "merchant.region within 310000; order.amount >= ¥10")
+        "merchant.region within 310000", "merchant.region within 310000; order.amount >= ¥10"
+    )
     assert "order.amount >= ¥10" in one_error(fixed).message
 
 
@@ -110,7 +113,7 @@ def test_missing_and_duplicated_sections() -> None:
         ("age >= 18", "payment.weekday = Funday", "`payment` section"),
         ("merchant.region within 310000", "payment.weekday = Funday", "not a day of the week"),
         ("merchant.region within 310000", "payment.time < 24:00", "not a time of day"),
-        ("merchant.region within 310000", "merchant.tags = \"x\"", "tested with `has`"),
+        ("merchant.region within 310000", 'merchant.tags = "x"', "tested with `has`"),
         ("merchant.region within 310000", "merchant.region > 310000", "use `within` for areas"),
         ("merchant.region within 310000", "merchant.mcc is present", "always known"),
         ("age >= 18", "age in 18", "needs a set in braces"),
@@ -119,8 +122,16 @@ def test_missing_and_duplicated_sections() -> None:
         ("China time", 'China time\ntimezone "Mars/Base"', "not a time zone I know"),
         ("China time", 'China time\ntimezone "Europe/London"', "says China time"),
         ("limit 1 per holder", "limit 0 per holder", "at least 1"),
-        ("distribution targeted", "distribution targeted\nitems { item.sku = \"x\" }", "only applies to a `voucher per item`"),
-        ("campaign \"Shanghai dining vouchers 2025\" issuer 310000", 'campaign "x" issuer 31000', "six-digit region code"),
+        (
+            "distribution targeted",
+            'distribution targeted\nitems { item.sku = "x" }',
+            "only applies to a `voucher per item`",
+        ),
+        (
+            'campaign "Shanghai dining vouchers 2025" issuer 310000',
+            'campaign "x" issuer 31000',
+            "six-digit region code",
+        ),
     ],
 )
 def test_plain_language_errors(old: str, new: str, words: str) -> None:
@@ -153,17 +164,37 @@ def test_compile_contract_raises_contract_invalid_with_all_errors() -> None:
 
 
 def test_never_true_warnings() -> None:
-    assert any("can never be true together with `age >= 18`" in w
-               for w in warnings(DINING.replace("age >= 18", "age >= 18; age < 16")))
-    assert any("can never be true" in w for w in warnings(
-        DINING.replace("merchant.region within 310000", "merchant.region within 310000\n merchant.region within 320000")))
-    assert any("can never be true" in w for w in warnings(
-        DINING.replace('merchant.mcc in {"5812", "5813", "5814"}', 'merchant.mcc in {"5812"}; merchant.mcc = "5411"')))
+    assert any(
+        "can never be true together with `age >= 18`" in w
+        for w in warnings(DINING.replace("age >= 18", "age >= 18; age < 16"))
+    )
+    assert any(
+        "can never be true" in w
+        for w in warnings(
+            DINING.replace(
+                "merchant.region within 310000", "merchant.region within 310000\n merchant.region within 320000"
+            )
+        )
+    )
+    assert any(
+        "can never be true" in w
+        for w in warnings(
+            DINING.replace(
+                'merchant.mcc in {"5812", "5813", "5814"}', 'merchant.mcc in {"5812"}; merchant.mcc = "5411"'
+            )
+        )
+    )
     assert any("the set is empty" in w for w in warnings(DINING.replace('{"5812", "5813", "5814"}', "{}")))
-    assert any("can never be true" in w for w in warnings(
-        DINING.replace("merchant.region within 310000", "payment.time >= 22:00; payment.time < 09:00")))
-    assert any("together with `spend ¥100`" in w for w in warnings(
-        DINING.replace("merchant.region within 310000", "order.amount < ¥50")))
+    assert any(
+        "can never be true" in w
+        for w in warnings(
+            DINING.replace("merchant.region within 310000", "payment.time >= 22:00; payment.time < 09:00")
+        )
+    )
+    assert any(
+        "together with `spend ¥100`" in w
+        for w in warnings(DINING.replace("merchant.region within 310000", "order.amount < ¥50"))
+    )
     assert warnings(DINING) == []
 
 
@@ -172,8 +203,12 @@ def test_summary_is_json() -> None:
 
     summary = check_contract(DINING).summary
     assert json.loads(json.dumps(summary)) == summary
-    assert summary["validity"] == {"kind": "fixed", "valid_from": "2025-01-01T00:00:00+08:00",
-                                   "valid_until": "2025-02-01T00:00:00+08:00", "end": "exclusive"}
+    assert summary["validity"] == {
+        "kind": "fixed",
+        "valid_from": "2025-01-01T00:00:00+08:00",
+        "valid_until": "2025-02-01T00:00:00+08:00",
+        "end": "exclusive",
+    }
     assert summary["funders"] == [{"region_code": "310000", "share_bp": 10000}]
 
 
@@ -188,8 +223,11 @@ def test_compiled_contract_is_immutable_and_identified() -> None:
 
 def test_money_literals_are_exact() -> None:
     for written, fen in [("¥20", 2000), ("CNY 20.00", 2000), ("¥0.1", 10), ("￥1,234.56", 123456), ("CNY20", 2000)]:
-        c = compile_contract(DINING.replace("quantity 500,000", "").replace(
-            "spend ¥100, get ¥20 off", f"spend ¥2,000, get {written} off"))
+        c = compile_contract(
+            DINING.replace("quantity 500,000", "").replace(
+                "spend ¥100, get ¥20 off", f"spend ¥2,000, get {written} off"
+            )
+        )
         assert c.face_value_fen == fen, written
 
 

@@ -16,8 +16,9 @@ DINING = str(CONTRACTS_DIR / "shanghai-dining-2025.contract")
 
 
 def payment(order_fen: int, at: str = "2025-01-15T12:00:00+08:00", mcc: str = "5812") -> str:
-    return json.dumps({"merchant": {"mcc": mcc, "region_code": "310104", "tags": []}, "at": at,
-                       "order_amount_fen": order_fen})
+    return json.dumps(
+        {"merchant": {"mcc": mcc, "region_code": "310104", "tags": []}, "at": at, "order_amount_fen": order_fen}
+    )
 
 
 def test_check_all_policies_ok() -> None:
@@ -65,8 +66,13 @@ def test_explain_validity_and_holder(tmp_path: Path) -> None:
     answer = json.loads(result.output)
     assert answer["code"] == "NOT_ELIGIBLE" and answer["holder_explain"][0]["rule"] == "age >= 18"
     suzhou = str(CONTRACTS_DIR / "suzhou-ecny-red-envelope.contract")
-    envelope = json.dumps({"merchant": {"mcc": "5411", "region_code": "320505", "tags": ["ecny-signed"]},
-                           "at": "2025-05-09T10:00:00+08:00", "order_amount_fen": 100})
+    envelope = json.dumps(
+        {
+            "merchant": {"mcc": "5411", "region_code": "320505", "tags": ["ecny-signed"]},
+            "at": "2025-05-09T10:00:00+08:00",
+            "order_amount_fen": 100,
+        }
+    )
     result = runner.invoke(app, ["explain", suzhou, "--payment", envelope, "--issued-at", "2025-05-01T10:00:00+08:00"])
     assert "VOUCHER_EXPIRED" in result.output
 

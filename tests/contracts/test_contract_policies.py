@@ -51,7 +51,10 @@ def test_dining_wrong_category_names_the_category() -> None:
     assert failure.rule == 'merchant.mcc in {"5812", "5813", "5814"}'
     assert failure.actual == "5411" and failure.line == 22
     assert failure.to_dict() == {
-        "rule": 'merchant.mcc in {"5812", "5813", "5814"}', "line": 22, "column": 5, "actual": "5411",
+        "rule": 'merchant.mcc in {"5812", "5813", "5814"}',
+        "line": 22,
+        "column": 5,
+        "actual": "5411",
         "expected": 'one of {"5812", "5813", "5814"}',
     }
 
@@ -224,7 +227,9 @@ def test_elderly_terms_and_holders() -> None:
     assert c.validity == FixedWindow(cst(2025, 3, 1, 0, 0), cst(2026, 1, 1, 0, 0))
     assert c.check_holder({"age": 60, "residence_region": "310104"}) == []
     assert [f.rule for f in c.check_holder({"age": 59, "residence_region": "310101"})] == [
-        "age >= 60", "residence_region within 310104"]
+        "age >= 60",
+        "residence_region within 310104",
+    ]
     assert c.split_fen(100_001) == (("310000", 50_001), ("310104", 50_000))
 
 
@@ -299,5 +304,7 @@ def test_county_fair() -> None:
     assert ok.ok and ok.subsidy_fen == 1_000 and ok.payable_fen == 4_000
     failures = c.evaluate(pay(5_000, mcc="5411", region="330100", tags=())).failures
     assert [f.rule for f in failures] == [
-        'merchant.tags has "farm-produce"', "merchant.region within {330127, 330122, 330185}"]
+        'merchant.tags has "farm-produce"',
+        "merchant.region within {330127, 330122, 330185}",
+    ]
     assert failures[1].expected == "within one of {330122, 330127, 330185}"

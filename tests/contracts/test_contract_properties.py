@@ -62,7 +62,10 @@ payment_leaf = st.one_of(
     st.builds(lambda ts: f"merchant.tags has any of {quoted_set(ts)}", some_tags),
     st.builds(lambda ts: f"merchant.tags has all of {quoted_set(ts)}", some_tags),
     st.builds(lambda op, v: f"order.amount {op} {money(v)}", st.sampled_from(["<", "<=", "!=", ">", ">="]), fen),
-    st.builds(lambda ds: "payment.weekday in {" + ", ".join(ds) + "}", st.lists(st.sampled_from(DAYS), min_size=1, max_size=4, unique=True)),
+    st.builds(
+        lambda ds: "payment.weekday in {" + ", ".join(ds) + "}",
+        st.lists(st.sampled_from(DAYS), min_size=1, max_size=4, unique=True),
+    ),
     st.builds(lambda d: f"payment.weekday != {d}", st.sampled_from(DAYS)),
     st.builds(lambda op, t: f"payment.time {op} {t}", st.sampled_from(OPS), hhmm),
     st.builds(lambda op, d: f"payment.date {op} {d}", st.sampled_from(OPS), day_2025),
@@ -73,7 +76,10 @@ item_leaf = st.one_of(
     st.builds(lambda op, n: f"item.energy_grade {op} {n}", st.sampled_from(OPS), st.integers(0, 4)),
     st.builds(lambda op: f"item.trade_in_certificate is {op}", st.sampled_from(["present", "missing"])),
     st.builds(lambda op, v: f"item.amount {op} {money(v)}", st.sampled_from(OPS), fen),
-    st.builds(lambda b: f'item.brand in {quoted_set(b)}', st.lists(st.sampled_from(["haier", "gree"]), min_size=1, unique=True)),
+    st.builds(
+        lambda b: f"item.brand in {quoted_set(b)}",
+        st.lists(st.sampled_from(["haier", "gree"]), min_size=1, unique=True),
+    ),
 )
 
 
@@ -112,8 +118,15 @@ def voucher_line(draw: st.DrawFn) -> str:
         spend = draw(st.one_of(st.none(), fen))
         return f"voucher percent: {rate} off, up to {money(draw(fen))}" + (f", spend {money(spend)}" if spend else "")
     if kind == "item_percent":
-        rates = draw(st.lists(st.builds(lambda r, c: f"{r} when {c}", st.sampled_from(["10%", "15%", "20%", "7.5%"]),
-                                        compound(item_leaf)), min_size=1, max_size=3))
+        rates = draw(
+            st.lists(
+                st.builds(
+                    lambda r, c: f"{r} when {c}", st.sampled_from(["10%", "15%", "20%", "7.5%"]), compound(item_leaf)
+                ),
+                min_size=1,
+                max_size=3,
+            )
+        )
         if draw(st.booleans()):
             rates.append("5% otherwise")
         return f"voucher per item: up to {money(draw(fen))} {{\n    " + "\n    ".join(rates) + "\n}"
@@ -124,54 +137,80 @@ def voucher_line(draw: st.DrawFn) -> str:
 def contracts(draw: st.DrawFn) -> str:
     voucher = draw(voucher_line())
     items = draw(block("items", item_leaf)) if "per item" in voucher else ""
-    validity = draw(st.sampled_from([
-        "valid during 2025", "valid for 7 days from issue",
-        "valid from 2025-01-01 00:00 to 2025-01-31 23:59 China time",
-    ]))
+    validity = draw(
+        st.sampled_from(
+            [
+                "valid during 2025",
+                "valid for 7 days from issue",
+                "valid from 2025-01-01 00:00 to 2025-01-31 23:59 China time",
+            ]
+        )
+    )
     tz = draw(st.sampled_from(["", 'timezone "Asia/Shanghai"', 'timezone "Europe/London"']))
-    return "\n".join([
-        'campaign "generated" issuer 310000',
-        "declare holder.birth_date as date",
-        "declare item.brand as text",
-        "budget ¥100,000,000,000",
-        "quantity 1,000",
-        "funders { 000000: 60%, 310000: 40% }",
-        voucher,
-        validity if not (tz and "China" in validity) else "valid during 2025",
-        tz,
-        draw(block("holder", holder_leaf)),
-        draw(block("payment", payment_leaf)),
-        items,
-    ])
+    return "\n".join(
+        [
+            'campaign "generated" issuer 310000',
+            "declare holder.birth_date as date",
+            "declare item.brand as text",
+            "budget ¥100,000,000,000",
+            "quantity 1,000",
+            "funders { 000000: 60%, 310000: 40% }",
+            voucher,
+            validity if not (tz and "China" in validity) else "valid during 2025",
+            tz,
+            draw(block("holder", holder_leaf)),
+            draw(block("payment", payment_leaf)),
+            items,
+        ]
+    )
 
 
-attribute_value = st.one_of(st.integers(-5, 120), st.sampled_from(REGIONS), st.none(), st.booleans(),
-                            st.just("18"), st.just(18.0), st.just("2025-03-01"), st.just("not a date"))
-holders = st.dictionaries(st.sampled_from(["age", "residence_region", "graduate_year", "birth_date", "other"]),
-                          attribute_value, max_size=5)
+attribute_value = st.one_of(
+    st.integers(-5, 120),
+    st.sampled_from(REGIONS),
+    st.none(),
+    st.booleans(),
+    st.just("18"),
+    st.just(18.0),
+    st.just("2025-03-01"),
+    st.just("not a date"),
+)
+holders = st.dictionaries(
+    st.sampled_from(["age", "residence_region", "graduate_year", "birth_date", "other"]), attribute_value, max_size=5
+)
 items = st.builds(
     Item,
     sku=st.sampled_from(["a", "b", "c"]),
     category=st.sampled_from(CATEGORIES),
     amount_fen=st.one_of(st.integers(0, 3_000_000), st.just(-1)),
-    attributes=st.dictionaries(st.sampled_from(["energy_grade", "trade_in_certificate", "brand"]),
-                               st.one_of(st.integers(0, 4), st.sampled_from(["haier", "gree", "cert"]), st.none()),
-                               max_size=3),
+    attributes=st.dictionaries(
+        st.sampled_from(["energy_grade", "trade_in_certificate", "brand"]),
+        st.one_of(st.integers(0, 4), st.sampled_from(["haier", "gree", "cert"]), st.none()),
+        max_size=3,
+    ),
 )
 payments = st.builds(
     Payment,
     merchant_mcc=st.sampled_from(MCCS),
     merchant_region=st.sampled_from(REGIONS + ["440305"]),
     merchant_tags=st.frozensets(st.sampled_from(TAGS), max_size=3),
-    at=st.builds(lambda t, off: t.replace(tzinfo=dt.timezone(dt.timedelta(hours=off))),
-                 st.datetimes(dt.datetime(2024, 12, 30), dt.datetime(2026, 1, 2)), st.sampled_from([8, 0, -5, 14])),
+    at=st.builds(
+        lambda t, off: t.replace(tzinfo=dt.timezone(dt.timedelta(hours=off))),
+        st.datetimes(dt.datetime(2024, 12, 30), dt.datetime(2026, 1, 2)),
+        st.sampled_from([8, 0, -5, 14]),
+    ),
     order_amount_fen=st.one_of(st.integers(0, 500_000), st.sampled_from([0, 1, 9999, 10000, 10001])),
     items=st.lists(items, max_size=4).map(tuple),
     balance_fen=st.one_of(st.none(), st.integers(0, 40_000)),
 )
 
 
-@settings(max_examples=200, database=None, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
+@settings(
+    max_examples=200,
+    database=None,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
+)
 @given(contracts(), st.lists(payments, min_size=1, max_size=8), st.lists(holders, min_size=1, max_size=4))
 def test_compiled_agrees_with_reference(text: str, ps: list[Payment], hs: list[dict]) -> None:
     result = check_contract(text)
@@ -192,13 +231,91 @@ def test_compiled_agrees_with_reference(text: str, ps: list[Payment], hs: list[d
 # ---- robustness: any text gives a clean answer ---------------------------------------------------------
 
 TOKENS = [
-    "campaign", "budget", "funders", "voucher", "holder", "payment", "items", "valid", "from", "to", "during",
-    "for", "days", "issue", "quantity", "limit", "per", "daily", "cap", "threshold", "percent", "fixed", "balance",
-    "item", "spend", "get", "off", "up", "when", "otherwise", "and", "or", "not", "in", "within", "like", "has",
-    "any", "all", "of", "is", "present", "missing", "declare", "as", "{", "}", "(", ")", ";", ",", ":", ".",
-    "=", ">=", "<", "¥", "¥1,000", "¥0", "¥1.234", "CNY 5", "100%", "0%", "101%", "2025", "2025-02-30",
-    "2025-01-01 00:00", "24:00", "09:00", "310000", "999999", '"5812"', '"', "#", "\n", " ", "age", "merchant.mcc",
-    "order.amount", "Saturday", "Funday", "x" * 70, "9" * 30, "(" * 40, "not " * 40,
+    "campaign",
+    "budget",
+    "funders",
+    "voucher",
+    "holder",
+    "payment",
+    "items",
+    "valid",
+    "from",
+    "to",
+    "during",
+    "for",
+    "days",
+    "issue",
+    "quantity",
+    "limit",
+    "per",
+    "daily",
+    "cap",
+    "threshold",
+    "percent",
+    "fixed",
+    "balance",
+    "item",
+    "spend",
+    "get",
+    "off",
+    "up",
+    "when",
+    "otherwise",
+    "and",
+    "or",
+    "not",
+    "in",
+    "within",
+    "like",
+    "has",
+    "any",
+    "all",
+    "of",
+    "is",
+    "present",
+    "missing",
+    "declare",
+    "as",
+    "{",
+    "}",
+    "(",
+    ")",
+    ";",
+    ",",
+    ":",
+    ".",
+    "=",
+    ">=",
+    "<",
+    "¥",
+    "¥1,000",
+    "¥0",
+    "¥1.234",
+    "CNY 5",
+    "100%",
+    "0%",
+    "101%",
+    "2025",
+    "2025-02-30",
+    "2025-01-01 00:00",
+    "24:00",
+    "09:00",
+    "310000",
+    "999999",
+    '"5812"',
+    '"',
+    "#",
+    "\n",
+    " ",
+    "age",
+    "merchant.mcc",
+    "order.amount",
+    "Saturday",
+    "Funday",
+    "x" * 70,
+    "9" * 30,
+    "(" * 40,
+    "not " * 40,
 ]
 
 
@@ -215,12 +332,15 @@ def test_random_text_never_crashes(text: str) -> None:
 
 
 @settings(max_examples=300, database=None, deadline=None)
-@given(st.sampled_from(POLICY_FILES), st.lists(st.tuples(st.floats(0, 1), st.integers(0, 40), st.sampled_from(TOKENS + [""])), min_size=1, max_size=4))
+@given(
+    st.sampled_from(POLICY_FILES),
+    st.lists(st.tuples(st.floats(0, 1), st.integers(0, 40), st.sampled_from(TOKENS + [""])), min_size=1, max_size=4),
+)
 def test_mutated_policies_never_crash(name: str, edits: list[tuple[float, int, str]]) -> None:
     text = source(name)
     for where, length, insert in edits:
         at = int(where * len(text))
-        text = text[:at] + insert + text[at + length:]
+        text = text[:at] + insert + text[at + length :]
     _clean(text)
 
 

@@ -7,8 +7,13 @@ import sqlalchemy as sa
 
 from voucher_engine.db.schema.foundation import api_tokens
 
-MERCHANT_BODY = {"name": "m", "mcc": "5812", "region_code": "310104", "settlement_wallet": "0000000000000001",
-                 "tags": []}
+MERCHANT_BODY = {
+    "name": "m",
+    "mcc": "5812",
+    "region_code": "310104",
+    "settlement_wallet": "0000000000000001",
+    "tags": [],
+}
 
 # (method, path, body) of every bearer-token endpoint of the foundation, all admin-only.
 ADMIN_ENDPOINTS = [
@@ -61,12 +66,15 @@ async def test_admin_creates_tokens_for_each_role_and_they_work(service):
         assert response.json()["role"] == role and response.json()["token"].startswith("ve_")
 
 
-@pytest.mark.parametrize("body", [
-    {"role": "gov"},                                      # a gov token needs an issuer
-    {"role": "admin", "issuer_id": "iss_310000"},         # an admin token cannot be bound
-    {"role": "root"},                                     # unknown role
-    {"role": "gov", "issuer_id": "iss_999999"},           # unknown issuer
-])
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"role": "gov"},  # a gov token needs an issuer
+        {"role": "admin", "issuer_id": "iss_310000"},  # an admin token cannot be bound
+        {"role": "root"},  # unknown role
+        {"role": "gov", "issuer_id": "iss_999999"},  # unknown issuer
+    ],
+)
 async def test_bad_token_requests_are_refused(service, body):
     await service.issuer("310000")
     response = await service.client.post("/v1/tokens", json=body, headers=service.admin)
@@ -84,12 +92,14 @@ async def test_tokens_are_stored_hashed_never_in_clear(service):
 
 
 async def test_issuer_registration(service):
-    created = await service.client.post("/v1/issuers", json={"name": "Shanghai", "region_code": "310000"},
-                                        headers=service.admin)
+    created = await service.client.post(
+        "/v1/issuers", json={"name": "Shanghai", "region_code": "310000"}, headers=service.admin
+    )
     assert created.status_code == 201
     assert created.json()["id"] == "iss_310000" and created.json()["fiscal_account"] == "fiscal:iss_310000"
-    again = await service.client.post("/v1/issuers", json={"name": "Shanghai", "region_code": "310000"},
-                                      headers=service.admin)
+    again = await service.client.post(
+        "/v1/issuers", json={"name": "Shanghai", "region_code": "310000"}, headers=service.admin
+    )
     assert again.status_code == 409 and again.json()["code"] == "CONFLICT"
     bad = await service.client.post("/v1/issuers", json={"name": "x", "region_code": "31"}, headers=service.admin)
     assert bad.status_code == 422

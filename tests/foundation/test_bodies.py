@@ -17,8 +17,9 @@ def _is_problem(response, status):
 
 async def test_oversized_body_is_413(service):
     huge = json.dumps({"name": "x" * (2 << 20), "region_code": "310000"})
-    response = await service.client.post("/v1/issuers", content=huge, headers={**service.admin,
-                                                                                 "Content-Type": "application/json"})
+    response = await service.client.post(
+        "/v1/issuers", content=huge, headers={**service.admin, "Content-Type": "application/json"}
+    )
     assert _is_problem(response, 413)["code"] == "PAYLOAD_TOO_LARGE"
 
 
@@ -27,36 +28,42 @@ async def test_oversized_body_without_content_length_is_413(service):
         for _ in range(40):
             yield b"x" * 65536
 
-    response = await service.client.post("/v1/issuers", content=chunks(),
-                                         headers={**service.admin, "Content-Type": "application/json"})
+    response = await service.client.post(
+        "/v1/issuers", content=chunks(), headers={**service.admin, "Content-Type": "application/json"}
+    )
     assert _is_problem(response, 413)["code"] == "PAYLOAD_TOO_LARGE"
 
 
 @pytest.mark.parametrize("raw", [b"{", b"not json", b"\xff\xfe", b"[1,2", b'{"name": "x", "region_code": }'])
 async def test_malformed_json_is_400(service, raw):
-    response = await service.client.post("/v1/issuers", content=raw,
-                                         headers={**service.admin, "Content-Type": "application/json"})
+    response = await service.client.post(
+        "/v1/issuers", content=raw, headers={**service.admin, "Content-Type": "application/json"}
+    )
     assert _is_problem(response, 400)["code"] == "VALIDATION_ERROR"
 
 
 async def test_deeply_nested_json_is_refused_cleanly(service):
     deep = b'{"name": ' + b"[" * 100_000 + b"]" * 100_000 + b', "region_code": "310000"}'
-    response = await service.client.post("/v1/issuers", content=deep,
-                                         headers={**service.admin, "Content-Type": "application/json"})
+    response = await service.client.post(
+        "/v1/issuers", content=deep, headers={**service.admin, "Content-Type": "application/json"}
+    )
     assert 400 <= response.status_code < 500
     assert response.json()["code"] in ("VALIDATION_ERROR", "PAYLOAD_TOO_LARGE")
 
 
-@pytest.mark.parametrize("body", [
-    [],
-    "a string",
-    {"name": "x"},
-    {"name": "x", "region_code": 310000},
-    {"name": "x", "region_code": "310000", "extra": 1},
-    {"name": "x" * 201, "region_code": "310000"},
-    {"name": "'; DROP TABLE issuers; --", "region_code": "31000O"},
-    {"name": "\u202e\u0000evil", "region_code": "３１００００"},
-])
+@pytest.mark.parametrize(
+    "body",
+    [
+        [],
+        "a string",
+        {"name": "x"},
+        {"name": "x", "region_code": 310000},
+        {"name": "x", "region_code": "310000", "extra": 1},
+        {"name": "x" * 201, "region_code": "310000"},
+        {"name": "'; DROP TABLE issuers; --", "region_code": "31000O"},
+        {"name": "\u202e\u0000evil", "region_code": "３１００００"},
+    ],
+)
 async def test_wrong_shapes_are_422_and_change_nothing(service, body):
     response = await service.client.post("/v1/issuers", json=body, headers=service.admin)
     assert _is_problem(response, 422)["code"] == "VALIDATION_ERROR"
@@ -66,8 +73,7 @@ async def test_wrong_shapes_are_422_and_change_nothing(service, body):
 
 async def test_injection_looking_names_are_stored_verbatim(service):
     name = "Robert'); DROP TABLE merchants;-- 上海\u200b"
-    response = await service.client.put("/v1/merchants/bobby", json={**MERCHANT, "name": name},
-                                        headers=service.admin)
+    response = await service.client.put("/v1/merchants/bobby", json={**MERCHANT, "name": name}, headers=service.admin)
     assert response.status_code == 201
     fetched = await service.client.get("/v1/merchants/bobby", headers=service.admin)
     assert fetched.json()["name"] == name

@@ -30,8 +30,13 @@ def test_serve_is_ready_within_15s_and_token_create_works_beside_it(tmp_path: Pa
     data_dir = tmp_path / "data"
     port = _free_port()
     started = time.monotonic()
-    server = subprocess.Popen([*CLI, "serve", "--data-dir", str(data_dir), "--port", str(port)], env=_env(),
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+    server = subprocess.Popen(
+        [*CLI, "serve", "--data-dir", str(data_dir), "--port", str(port)],
+        env=_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     try:
         ready_after = None
         while time.monotonic() - started < 30:
@@ -46,13 +51,22 @@ def test_serve_is_ready_within_15s_and_token_create_works_beside_it(tmp_path: Pa
             time.sleep(0.2)
         assert ready_after is not None and ready_after < 15, ready_after
 
-        made = subprocess.run([*CLI, "token", "create", "--role", "admin", "--data-dir", str(data_dir)],
-                              env=_env(), capture_output=True, text=True, timeout=60)
+        made = subprocess.run(
+            [*CLI, "token", "create", "--role", "admin", "--data-dir", str(data_dir)],
+            env=_env(),
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
         assert made.returncode == 0, made.stderr
         token = made.stdout.strip()
         assert token.startswith("ve_") and "\n" not in token
-        response = httpx.post(f"http://127.0.0.1:{port}/v1/issuers", json={"name": "SH", "region_code": "310000"},
-                              headers={"Authorization": f"Bearer {token}"}, timeout=5)
+        response = httpx.post(
+            f"http://127.0.0.1:{port}/v1/issuers",
+            json={"name": "SH", "region_code": "310000"},
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=5,
+        )
         assert response.status_code == 201, response.text
         # The service still runs after the token command has exited (it must not stop the shared database).
         assert httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=5).status_code == 200
@@ -82,8 +96,9 @@ def _ledger_process_connected(data_dir: Path, within_s: float = 10) -> bool:
     async def count() -> int:
         conn = await asyncpg.connect(url)
         try:
-            return await conn.fetchval("SELECT count(*) FROM pg_stat_activity "
-                                       "WHERE application_name = 'voucher-engine ledger'")
+            return await conn.fetchval(
+                "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'voucher-engine ledger'"
+            )
         finally:
             await conn.close()
 
@@ -114,9 +129,11 @@ def _responses_are_whole(port: int, token: str) -> None:
         assert head.startswith(b"HTTP/1.1 ") and b"content-length" in head.lower(), head
         # A client that waits for `100 Continue` before sending its body gets it before the answer.
         body = b'{"name": "SZ", "region_code": "440300"}'
-        ask = (b"POST /v1/issuers HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
-               b"Authorization: Bearer " + token.encode() + b"\r\nExpect: 100-continue\r\n"
-               b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n")
+        ask = (
+            b"POST /v1/issuers HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
+            b"Authorization: Bearer " + token.encode() + b"\r\nExpect: 100-continue\r\n"
+            b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n"
+        )
         assert _exchange(sock, ask, b"\r\n\r\n").startswith(b"HTTP/1.1 100 Continue")
         answer = _exchange(sock, body, b'"440300"')
         assert answer.startswith(b"HTTP/1.1 201 "), answer

@@ -6,8 +6,13 @@ from voucher_engine.db.schema.foundation import merchant_keys
 
 
 async def test_put_creates_then_updates(service):
-    body = {"name": "Noodles", "mcc": "5812", "region_code": "310104", "settlement_wallet": "0012345678901234",
-            "tags": ["ecny-signed", "ecny-signed", "aging-adaptation-certified"]}
+    body = {
+        "name": "Noodles",
+        "mcc": "5812",
+        "region_code": "310104",
+        "settlement_wallet": "0012345678901234",
+        "tags": ["ecny-signed", "ecny-signed", "aging-adaptation-certified"],
+    }
     created = await service.client.put("/v1/merchants/noodles", json=body, headers=service.admin)
     assert created.status_code == 201
     assert created.json()["tags"] == ["aging-adaptation-certified", "ecny-signed"]
@@ -29,8 +34,15 @@ async def test_suspend_and_resume(service):
 
 async def test_invalid_merchant_fields_are_refused(service):
     base = {"name": "x", "mcc": "5812", "region_code": "310104", "settlement_wallet": "0012345678901234", "tags": []}
-    for field, value in (("mcc", 5812), ("mcc", "58120"), ("region_code", "31010"), ("settlement_wallet", "12"),
-                         ("tags", ["Bad Tag"]), ("tags", ["t"] * 33), ("name", "")):
+    for field, value in (
+        ("mcc", 5812),
+        ("mcc", "58120"),
+        ("region_code", "31010"),
+        ("settlement_wallet", "12"),
+        ("tags", ["Bad Tag"]),
+        ("tags", ["t"] * 33),
+        ("name", ""),
+    ):
         response = await service.client.put("/v1/merchants/x", json={**base, field: value}, headers=service.admin)
         assert response.status_code == 422, (field, value, response.text)
         assert response.json()["code"] == "VALIDATION_ERROR"

@@ -12,6 +12,7 @@ async def test_migrations_match_the_declared_tables(database_url):
     engine = create_async_engine(async_url(database_url))
     try:
         async with engine.connect() as conn:
+
             def diff(sync_conn):
                 context = MigrationContext.configure(sync_conn, opts={"compare_type": True})
                 return compare_metadata(context, metadata)

@@ -53,8 +53,7 @@ async def test_stale_timestamps_are_refused_both_ways(service):
 
 async def test_test_clock_does_not_move_the_signing_window(service):
     key = await _merchant_with_key(service)
-    moved = await service.client.put("/v1/test/clock", json={"now": "2025-01-15T12:00:00+08:00"},
-                                     headers=service.admin)
+    moved = await service.client.put("/v1/test/clock", json={"now": "2025-01-15T12:00:00+08:00"}, headers=service.admin)
     assert moved.status_code == 200
     response = await _ping(service, signed_headers(key["key_id"], key["secret"], "GET", PATH, b""))
     assert response.status_code == 200, response.text

@@ -10,16 +10,16 @@ async def test_without_the_flag_the_clock_endpoint_does_not_exist(database_url, 
 
     svc, close = await start_service(database_url, tmp_path / "data", test_clock=False)
     try:
-        response = await svc.client.put("/v1/test/clock", json={"now": "2025-01-01T00:00:00+08:00"},
-                                        headers=svc.admin)
+        response = await svc.client.put("/v1/test/clock", json={"now": "2025-01-01T00:00:00+08:00"}, headers=svc.admin)
         assert response.status_code == 404
     finally:
         await close()
 
 
 async def test_set_and_reset(service):
-    response = await service.client.put("/v1/test/clock", json={"now": "2025-02-01T10:00:00+08:00"},
-                                        headers=service.admin)
+    response = await service.client.put(
+        "/v1/test/clock", json={"now": "2025-02-01T10:00:00+08:00"}, headers=service.admin
+    )
     assert response.status_code == 200
     now = datetime.fromisoformat(response.json()["now"])
     assert abs((now - datetime.fromisoformat("2025-02-01T10:00:00+08:00")).total_seconds()) < 5

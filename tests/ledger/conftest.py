@@ -39,22 +39,29 @@ def public_key(signing_key) -> bytes:
 def fund(campaign: str, parts: dict[str, int]) -> NewTransaction:
     postings = [Posting(f"fiscal:{funder}", credit_fen=amount) for funder, amount in parts.items()]
     postings.append(Posting(f"escrow:{campaign}", debit_fen=sum(parts.values())))
-    return NewTransaction(kind="fund", postings=tuple(postings), refs={"shares_bp": {f: 1 for f in parts}}, at=AT,
-                          campaign_id=campaign)
+    return NewTransaction(
+        kind="fund", postings=tuple(postings), refs={"shares_bp": {f: 1 for f in parts}}, at=AT, campaign_id=campaign
+    )
 
 
 def redeem(campaign: str, merchant: str, amount: int, voucher: str) -> NewTransaction:
-    return NewTransaction(kind="redeem", campaign_id=campaign, at=AT,
-                          postings=(Posting(f"escrow:{campaign}", credit_fen=amount),
-                                    Posting(f"merchant:{merchant}", debit_fen=amount)),
-                          refs={"voucher_id": voucher, "redemption_id": f"rdm_{voucher}", "merchant_id": merchant})
+    return NewTransaction(
+        kind="redeem",
+        campaign_id=campaign,
+        at=AT,
+        postings=(Posting(f"escrow:{campaign}", credit_fen=amount), Posting(f"merchant:{merchant}", debit_fen=amount)),
+        refs={"voucher_id": voucher, "redemption_id": f"rdm_{voucher}", "merchant_id": merchant},
+    )
 
 
 def refund(campaign: str, merchant: str, amount: int, voucher: str) -> NewTransaction:
-    return NewTransaction(kind="refund", campaign_id=campaign, at=AT,
-                          postings=(Posting(f"merchant:{merchant}", credit_fen=amount),
-                                    Posting(f"escrow:{campaign}", debit_fen=amount)),
-                          refs={"voucher_id": voucher, "refund_id": f"rf_{voucher}", "merchant_id": merchant})
+    return NewTransaction(
+        kind="refund",
+        campaign_id=campaign,
+        at=AT,
+        postings=(Posting(f"merchant:{merchant}", credit_fen=amount), Posting(f"escrow:{campaign}", debit_fen=amount)),
+        refs={"voucher_id": voucher, "refund_id": f"rf_{voucher}", "merchant_id": merchant},
+    )
 
 
 def give_back(campaign: str, parts: dict[str, int]) -> NewTransaction:
@@ -77,8 +84,13 @@ async def seed(engine, *, redemptions: int = 20, campaigns: int = 2) -> None:
             await ledger.post(conn, fund(f"cmp_{c}", {"iss_310000": 60_000, "iss_310104": 40_000}))
     for start in range(0, redemptions, 7):
         async with engine.begin() as conn:
-            await ledger.post_many(conn, [redeem(f"cmp_{i % campaigns}", f"m{i % 3 + 1}", 100 + i, f"vch_{i}")
-                                          for i in range(start, min(redemptions, start + 7))])
+            await ledger.post_many(
+                conn,
+                [
+                    redeem(f"cmp_{i % campaigns}", f"m{i % 3 + 1}", 100 + i, f"vch_{i}")
+                    for i in range(start, min(redemptions, start + 7))
+                ],
+            )
     async with engine.begin() as conn:
         await ledger.post(conn, refund("cmp_0", "m1", 100, "vch_0"))
         await ledger.post(conn, give_back(f"cmp_{campaigns - 1}", {"iss_310000": 1_000, "iss_310104": 500}))

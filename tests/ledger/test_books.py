@@ -20,7 +20,8 @@ async def test_balances_equal_the_sum_of_postings_and_every_transaction_balances
     try:
         assert await conn.fetchval("SELECT count(*) FROM ledger_transactions") == 30 + 2 + 2
         unbalanced = await conn.fetchval(
-            "SELECT count(*) FROM ledger_transactions t WHERE (SELECT sum(a) FROM unnest(t.amounts_fen) a) <> 0")
+            "SELECT count(*) FROM ledger_transactions t WHERE (SELECT sum(a) FROM unnest(t.amounts_fen) a) <> 0"
+        )
         assert unbalanced == 0
         mismatched = await conn.fetch("""
             SELECT a.account, a.balance_fen, coalesce(p.total, 0) AS total FROM ledger_accounts a
@@ -45,8 +46,10 @@ async def test_the_database_refuses_an_unbalanced_transaction(engine, database_u
     conn = await superuser(database_url)
     try:
         with pytest.raises(asyncpg.CheckViolationError):
-            await conn.execute("INSERT INTO ledger_transactions (id, campaign_id, kind, at, refs, accounts, amounts_fen)"
-                               " VALUES ('x', 'c', 'redeem', now(), '{}', '{escrow:c,merchant:m}', '{-5,4}')")
+            await conn.execute(
+                "INSERT INTO ledger_transactions (id, campaign_id, kind, at, refs, accounts, amounts_fen)"
+                " VALUES ('x', 'c', 'redeem', now(), '{}', '{escrow:c,merchant:m}', '{-5,4}')"
+            )
         with pytest.raises(asyncpg.CheckViolationError):
             await conn.execute("INSERT INTO ledger_accounts VALUES ('escrow:c', 'escrow', -1, now())")
     finally:
@@ -101,19 +104,22 @@ async def test_a_rolled_back_transaction_leaves_no_trace(engine, database_url):
         await conn.close()
 
 
-@pytest.mark.parametrize("statement", [
-    "UPDATE ledger_transactions SET amounts_fen = '{-1,1}'",
-    "DELETE FROM ledger_transactions",
-    "TRUNCATE ledger_transactions CASCADE",
-    "UPDATE ledger_sequence SET hash = prev_hash",
-    "DELETE FROM ledger_sequence WHERE seq = 1",
-    "DELETE FROM ledger_entries",
-    "UPDATE ledger_tree SET hash = hash",
-    "DELETE FROM ledger_checkpoints",
-    "DELETE FROM ledger_accounts WHERE account = 'merchant:m1'",
-    "UPDATE ledger_accounts SET account = 'merchant:m9' WHERE account = 'merchant:m1'",
-    "DELETE FROM ledger_campaign_totals",
-])
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "UPDATE ledger_transactions SET amounts_fen = '{-1,1}'",
+        "DELETE FROM ledger_transactions",
+        "TRUNCATE ledger_transactions CASCADE",
+        "UPDATE ledger_sequence SET hash = prev_hash",
+        "DELETE FROM ledger_sequence WHERE seq = 1",
+        "DELETE FROM ledger_entries",
+        "UPDATE ledger_tree SET hash = hash",
+        "DELETE FROM ledger_checkpoints",
+        "DELETE FROM ledger_accounts WHERE account = 'merchant:m1'",
+        "UPDATE ledger_accounts SET account = 'merchant:m9' WHERE account = 'merchant:m1'",
+        "DELETE FROM ledger_campaign_totals",
+    ],
+)
 async def test_ledger_rows_cannot_be_updated_or_deleted(engine, database_url, signing_key, statement):
     await seed(engine, redemptions=8)
     await ledger.checkpoint_now(engine, signing_key)
@@ -134,8 +140,10 @@ async def test_concurrent_batches_on_shared_accounts_neither_deadlock_nor_break_
     async def worker(w: int) -> int:
         refused = 0
         for round_ in range(15):
-            txs = [redeem(f"c{1 + (w + i) % 2}", f"m{(w * 7 + i * 5 + round_) % 6}", 13, f"v{w}_{round_}_{i}")
-                   for i in range(5)]
+            txs = [
+                redeem(f"c{1 + (w + i) % 2}", f"m{(w * 7 + i * 5 + round_) % 6}", 13, f"v{w}_{round_}_{i}")
+                for i in range(5)
+            ]
             try:
                 async with engine.begin() as conn:
                     await ledger.post_many(conn, txs)
@@ -169,14 +177,16 @@ async def test_post_many_takes_the_callers_ids_and_checks_them(engine, database_
         await ledger.post(conn, fund("c1", {"iss_310000": 500}))
     ids = ledger.new_tx_ids(2)
     async with engine.begin() as conn:
-        posted = await ledger.post_many(conn, [redeem("c1", "m1", 5, "v1"), redeem("c1", "m1", 6, "v2")], ids=ids,
-                                        savepoint=False)
+        posted = await ledger.post_many(
+            conn, [redeem("c1", "m1", 5, "v1"), redeem("c1", "m1", 6, "v2")], ids=ids, savepoint=False
+        )
         assert [tx.id for tx in posted] == ids
     for bad in (ids[:1], [ids[0], ids[0]], ["ltx_not-one-of-ours", ledger.new_tx_ids(1)[0]], [1, 2]):
         async with engine.begin() as conn:
             with pytest.raises(EngineError) as caught:
-                await ledger.post_many(conn, [redeem("c1", "m1", 5, "v3"), redeem("c1", "m1", 6, "v4")], ids=bad,
-                                       savepoint=False)
+                await ledger.post_many(
+                    conn, [redeem("c1", "m1", 5, "v3"), redeem("c1", "m1", 6, "v4")], ids=bad, savepoint=False
+                )
             assert caught.value.code == "VALIDATION_ERROR"
             await ledger.post(conn, redeem("c1", "m1", 1, "v5"))  # nothing was sent: the transaction goes on
     # An id already in the ledger: with a savepoint the caller's transaction survives it.
@@ -201,15 +211,18 @@ async def test_without_a_savepoint_an_overdraft_aborts_the_callers_transaction(e
         async with engine.begin() as conn:
             await ledger.post(conn, redeem("c1", "m1", 7, "v0"))
             with pytest.raises(EngineError) as caught:
-                await ledger.post_many(conn, [redeem("c1", "m1", 300, "v1"), redeem("c1", "m1", 300, "v2")],
-                                       ids=ledger.new_tx_ids(2), savepoint=False)
+                await ledger.post_many(
+                    conn,
+                    [redeem("c1", "m1", 300, "v1"), redeem("c1", "m1", 300, "v2")],
+                    ids=ledger.new_tx_ids(2),
+                    savepoint=False,
+                )
             assert caught.value.code == "INSUFFICIENT_FUNDS" and "escrow:c1: 600 fen asked" in caught.value.detail
             await ledger.balance(conn, "escrow:c1")  # aborted: only a rollback is left
     # An account that was never opened: nothing written, and the transaction is still usable.
     async with engine.begin() as conn:
         with pytest.raises(EngineError) as caught:
-            await ledger.post_many(conn, [redeem("c1", "m1", 5, "v3"), redeem("c1", "ghost", 5, "v4")],
-                                   savepoint=False)
+            await ledger.post_many(conn, [redeem("c1", "m1", 5, "v3"), redeem("c1", "ghost", 5, "v4")], savepoint=False)
         assert caught.value.code == "INVALID_STATE" and "merchant:ghost" in caught.value.detail
         assert await ledger.balance(conn, "escrow:c1") == 500
     async with engine.begin() as conn:
@@ -237,8 +250,12 @@ async def test_racing_funds_and_redemptions_never_show_a_negative_escrow_in_seq_
         for round_ in range(40):
             try:
                 async with engine.begin() as conn:
-                    await ledger.post_many(conn, [redeem("c1", f"m{w}", 15, f"v{w}_{round_}")],
-                                           ids=ledger.new_tx_ids(1), savepoint=savepoint)
+                    await ledger.post_many(
+                        conn,
+                        [redeem("c1", f"m{w}", 15, f"v{w}_{round_}")],
+                        ids=ledger.new_tx_ids(1),
+                        savepoint=savepoint,
+                    )
                     await asyncio.sleep(0.001)
                 spent += 1
             except EngineError as exc:
@@ -248,8 +265,9 @@ async def test_racing_funds_and_redemptions_never_show_a_negative_escrow_in_seq_
 
     sequencing = asyncio.create_task(sequencer.run_forever(engine))
     try:
-        results = await asyncio.wait_for(asyncio.gather(funder(0), funder(1), *(redeemer(w) for w in range(3))),
-                                         timeout=120)
+        results = await asyncio.wait_for(
+            asyncio.gather(funder(0), funder(1), *(redeemer(w) for w in range(3))), timeout=120
+        )
     finally:
         sequencing.cancel()
     await sequencer.drain(engine)

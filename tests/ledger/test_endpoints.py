@@ -36,8 +36,9 @@ async def test_lists_page_by_seq_and_filter(service, owners):
     auditor = await _setup(service)
     seen, cursor = [], None
     while True:
-        response = await service.client.get("/v1/ledger/transactions", params={"limit": 5, **({"cursor": cursor} if cursor else {})},
-                                            headers=auditor)
+        response = await service.client.get(
+            "/v1/ledger/transactions", params={"limit": 5, **({"cursor": cursor} if cursor else {})}, headers=auditor
+        )
         assert response.status_code == 200, response.text
         page = response.json()
         seen += page["items"]
@@ -49,33 +50,50 @@ async def test_lists_page_by_seq_and_filter(service, owners):
     assert set(tx) == {"id", "seq", "kind", "at", "postings", "refs", "hash", "prev_hash"}
     assert tx["prev_hash"] == seen[1]["hash"] and seen[0]["prev_hash"] == "0" * 64
     assert all(set(p) in ({"account", "debit_fen"}, {"account", "credit_fen"}) for p in tx["postings"])
-    only = (await service.client.get("/v1/ledger/transactions", params={"campaign_id": "cmp_1", "merchant_id": "m2"},
-                                     headers=auditor)).json()["items"]
+    only = (
+        await service.client.get(
+            "/v1/ledger/transactions", params={"campaign_id": "cmp_1", "merchant_id": "m2"}, headers=auditor
+        )
+    ).json()["items"]
     assert only and all(t["refs"]["campaign_id"] == "cmp_1" and t["refs"]["merchant_id"] == "m2" for t in only)
-    by_voucher = (await service.client.get("/v1/ledger/transactions", params={"voucher_id": "vch_0"},
-                                           headers=auditor)).json()["items"]
+    by_voucher = (
+        await service.client.get("/v1/ledger/transactions", params={"voucher_id": "vch_0"}, headers=auditor)
+    ).json()["items"]
     assert [t["kind"] for t in by_voucher] == ["redeem", "refund"]
-    window = await service.client.get("/v1/ledger/transactions", headers=auditor,
-                                      params={"from": "2025-03-01T10:00:00+08:00", "to": "2025-03-01T10:00:01+08:00"})
+    window = await service.client.get(
+        "/v1/ledger/transactions",
+        headers=auditor,
+        params={"from": "2025-03-01T10:00:00+08:00", "to": "2025-03-01T10:00:01+08:00"},
+    )
     assert len(window.json()["items"]) == 16
-    assert (await service.client.get("/v1/ledger/transactions", params={"limit": 1001}, headers=auditor)).status_code == 422
+    assert (
+        await service.client.get("/v1/ledger/transactions", params={"limit": 1001}, headers=auditor)
+    ).status_code == 422
 
 
 async def test_account_trace_and_reconciliation(service, owners):
     auditor = await _setup(service)
     account = (await service.client.get("/v1/ledger/accounts/merchant:m1", headers=auditor)).json()
-    assert account["balance_fen"] == sum(p.get("debit_fen", 0) - p.get("credit_fen", 0) for t in account["items"]
-                                         for p in t["postings"] if p["account"] == "merchant:m1")
+    assert account["balance_fen"] == sum(
+        p.get("debit_fen", 0) - p.get("credit_fen", 0)
+        for t in account["items"]
+        for p in t["postings"]
+        if p["account"] == "merchant:m1"
+    )
     fiscal = (await service.client.get("/v1/ledger/accounts/fiscal:iss_310000", headers=auditor)).json()
     assert fiscal["balance_fen"] == -120_000 + 1_000
     trace = (await service.client.get("/v1/ledger/vouchers/vch_0/trace", headers=auditor)).json()
     assert [t["kind"] for t in trace["items"]] == ["fund", "redeem", "refund"]
     books = (await service.client.get("/v1/ledger/campaigns/cmp_1/reconciliation", headers=auditor)).json()
     assert books["balanced"] is True
-    assert books["funded_fen"] == books["escrow_balance_fen"] + books["redeemed_fen"] - books["refunded_fen"] \
-        + books["returned_fen"]
+    assert (
+        books["funded_fen"]
+        == books["escrow_balance_fen"] + books["redeemed_fen"] - books["refunded_fen"] + books["returned_fen"]
+    )
     assert {f["funder"]: (f["funded_fen"], f["returned_fen"]) for f in books["funders"]} == {
-        "iss_310000": (60_000, 1_000), "iss_310104": (40_000, 500)}
+        "iss_310000": (60_000, 1_000),
+        "iss_310104": (40_000, 500),
+    }
     assert sum(f["escrow_balance_fen"] for f in books["funders"]) == books["escrow_balance_fen"]
 
 
@@ -92,8 +110,11 @@ async def test_checkpoints_and_proofs_verify_against_the_published_key(service, 
     for tx in (txs[0], txs[4], txs[-1]):
         proof = (await service.client.get(f"/v1/ledger/transactions/{tx['id']}/proof", headers=auditor)).json()
         assert verify.verify_proof(tx, proof, pinned) == 16
-    proof = (await service.client.get(f"/v1/ledger/transactions/{txs[3]['id']}/proof", params={"tree_size": 5},
-                                      headers=auditor)).json()
+    proof = (
+        await service.client.get(
+            f"/v1/ledger/transactions/{txs[3]['id']}/proof", params={"tree_size": 5}, headers=auditor
+        )
+    ).json()
     assert verify.verify_proof(txs[3], proof, pinned) == 5
     with pytest.raises(checkpoints.CheckpointError, match="replayed"):
         verify.verify_proof(txs[3], proof, pinned, trusted_tree_size=16)
@@ -102,10 +123,16 @@ async def test_checkpoints_and_proofs_verify_against_the_published_key(service, 
         verify.verify_proof(txs[3], forged, pinned)
     with pytest.raises(merkle.ProofError):
         verify.verify_proof(txs[4], proof, pinned)  # another transaction's proof
-    consistency = (await service.client.get("/v1/ledger/consistency", params={"from": 5, "to": 16},
-                                            headers=auditor)).json()
-    merkle.verify_consistency(5, 16, bytes.fromhex(first["root_hash"]), bytes.fromhex(latest["root_hash"]),
-                              [bytes.fromhex(h) for h in consistency["path"]])
+    consistency = (
+        await service.client.get("/v1/ledger/consistency", params={"from": 5, "to": 16}, headers=auditor)
+    ).json()
+    merkle.verify_consistency(
+        5,
+        16,
+        bytes.fromhex(first["root_hash"]),
+        bytes.fromhex(latest["root_hash"]),
+        [bytes.fromhex(h) for h in consistency["path"]],
+    )
     listed = (await service.client.get("/v1/ledger/checkpoints", headers=auditor)).json()
     assert [c["tree_size"] for c in listed["items"]] == [16, 5]
 
@@ -127,11 +154,15 @@ async def test_gov_sees_only_its_own_campaigns(service, owners):
     assert (await service.client.get("/v1/ledger/transactions", headers=gov)).status_code == 403
     own = await service.client.get("/v1/ledger/transactions", params={"campaign_id": "cmp_0"}, headers=gov)
     assert own.status_code == 200 and all(t["refs"]["campaign_id"] == "cmp_0" for t in own.json()["items"])
-    for path, params in [("/v1/ledger/transactions", {"campaign_id": "cmp_1"}),
-                         ("/v1/ledger/campaigns/cmp_1/reconciliation", {}),
-                         ("/v1/ledger/accounts/escrow:cmp_1", {}), ("/v1/ledger/accounts/fiscal:iss_310104", {}),
-                         ("/v1/ledger/accounts/merchant:m1", {}), ("/v1/ledger/vouchers/vch_1/trace", {}),
-                         ("/v1/ledger/export", {"campaign_id": "cmp_1"})]:
+    for path, params in [
+        ("/v1/ledger/transactions", {"campaign_id": "cmp_1"}),
+        ("/v1/ledger/campaigns/cmp_1/reconciliation", {}),
+        ("/v1/ledger/accounts/escrow:cmp_1", {}),
+        ("/v1/ledger/accounts/fiscal:iss_310104", {}),
+        ("/v1/ledger/accounts/merchant:m1", {}),
+        ("/v1/ledger/vouchers/vch_1/trace", {}),
+        ("/v1/ledger/export", {"campaign_id": "cmp_1"}),
+    ]:
         assert (await service.client.get(path, params=params, headers=gov)).status_code == 404, path
     assert (await service.client.get("/v1/ledger/accounts/fiscal:iss_310000", headers=gov)).status_code == 200
     assert (await service.client.get("/v1/ledger/campaigns/cmp_1/reconciliation", headers=bound)).status_code == 200

@@ -25,18 +25,27 @@ def test_valid_transactions_pass_and_are_balanced():
         assert campaign_id == "c1" and refs["campaign_id"] == "c1" and sum(amounts) == 0
 
 
-@pytest.mark.parametrize("postings, why", [
-    ((Posting("escrow:c1", credit_fen=5), Posting("merchant:m1", debit_fen=4)), "differ"),
-    ((Posting("escrow:c1", credit_fen=5), Posting("merchant:m1", debit_fen=5, credit_fen=0),
-      Posting("merchant:m2", debit_fen=0)), "exactly one"),
-    ((Posting("escrow:c1", credit_fen=5, debit_fen=5), Posting("merchant:m1", debit_fen=5)), "exactly one"),
-    ((Posting("escrow:c1", credit_fen=-5), Posting("merchant:m1", debit_fen=-5)), "exactly one"),
-    ((Posting("escrow:c2", credit_fen=5), Posting("merchant:m1", debit_fen=5)), "moves escrow:c2"),
-    ((Posting("fiscal:iss_1", credit_fen=5), Posting("merchant:m1", debit_fen=5)), "may not credit"),
-    ((Posting("escrow:c1", credit_fen=5),), "postings"),
-    ((Posting("bank:x", credit_fen=5), Posting("merchant:m1", debit_fen=5)), "not an account"),
-    ((Posting("escrow:c1", credit_fen=2 ** 53), Posting("merchant:m1", debit_fen=2 ** 53)), "2^53"),
-])
+@pytest.mark.parametrize(
+    "postings, why",
+    [
+        ((Posting("escrow:c1", credit_fen=5), Posting("merchant:m1", debit_fen=4)), "differ"),
+        (
+            (
+                Posting("escrow:c1", credit_fen=5),
+                Posting("merchant:m1", debit_fen=5, credit_fen=0),
+                Posting("merchant:m2", debit_fen=0),
+            ),
+            "exactly one",
+        ),
+        ((Posting("escrow:c1", credit_fen=5, debit_fen=5), Posting("merchant:m1", debit_fen=5)), "exactly one"),
+        ((Posting("escrow:c1", credit_fen=-5), Posting("merchant:m1", debit_fen=-5)), "exactly one"),
+        ((Posting("escrow:c2", credit_fen=5), Posting("merchant:m1", debit_fen=5)), "moves escrow:c2"),
+        ((Posting("fiscal:iss_1", credit_fen=5), Posting("merchant:m1", debit_fen=5)), "may not credit"),
+        ((Posting("escrow:c1", credit_fen=5),), "postings"),
+        ((Posting("bank:x", credit_fen=5), Posting("merchant:m1", debit_fen=5)), "not an account"),
+        ((Posting("escrow:c1", credit_fen=2**53), Posting("merchant:m1", debit_fen=2**53)), "2^53"),
+    ],
+)
 def test_ill_formed_redemptions_are_refused(postings, why):
     tx = NewTransaction(kind="redeem", postings=postings, refs={}, at=AT, campaign_id="c1")
     with pytest.raises(EngineError) as caught:
@@ -44,14 +53,17 @@ def test_ill_formed_redemptions_are_refused(postings, why):
     assert caught.value.code == "VALIDATION_ERROR" and why in caught.value.detail
 
 
-@pytest.mark.parametrize("tx", [
-    NewTransaction("redeem", redeem("c1", "m1", 5, "v").postings, {}, datetime(2025, 1, 1), "c1"),  # naive time
-    NewTransaction("payout", redeem("c1", "m1", 5, "v").postings, {}, AT, "c1"),
-    NewTransaction("redeem", redeem("c1", "m1", 5, "v").postings, {"Bad-Key": "x"}, AT, "c1"),
-    NewTransaction("redeem", redeem("c1", "m1", 5, "v").postings, {"price": 1.5}, AT, "c1"),
-    NewTransaction("redeem", redeem("c1", "m1", 5, "v").postings, {"campaign_id": "c2"}, AT, "c1"),
-    NewTransaction("redeem", redeem("c1", "m1", 5, "v").postings, {}, AT, None),
-])
+@pytest.mark.parametrize(
+    "tx",
+    [
+        NewTransaction("redeem", redeem("c1", "m1", 5, "v").postings, {}, datetime(2025, 1, 1), "c1"),  # naive time
+        NewTransaction("payout", redeem("c1", "m1", 5, "v").postings, {}, AT, "c1"),
+        NewTransaction("redeem", redeem("c1", "m1", 5, "v").postings, {"Bad-Key": "x"}, AT, "c1"),
+        NewTransaction("redeem", redeem("c1", "m1", 5, "v").postings, {"price": 1.5}, AT, "c1"),
+        NewTransaction("redeem", redeem("c1", "m1", 5, "v").postings, {"campaign_id": "c2"}, AT, "c1"),
+        NewTransaction("redeem", redeem("c1", "m1", 5, "v").postings, {}, AT, None),
+    ],
+)
 def test_bad_kind_time_or_refs_are_refused(tx):
     with pytest.raises(EngineError):
         model.validate(tx)
@@ -60,37 +72,57 @@ def test_bad_kind_time_or_refs_are_refused(tx):
 # -- canonical form ---------------------------------------------------------------------------------------------------
 
 ref_values = st.recursive(
-    st.one_of(st.text(max_size=40).filter(lambda s: "\x00" not in s),
-              st.integers(min_value=-(2 ** 53 - 1), max_value=2 ** 53 - 1)),
+    st.one_of(
+        st.text(max_size=40).filter(lambda s: "\x00" not in s), st.integers(min_value=-(2**53 - 1), max_value=2**53 - 1)
+    ),
     lambda inner: st.dictionaries(st.from_regex(r"[A-Za-z0-9._:-]{1,12}", fullmatch=True), inner, max_size=3),
-    max_leaves=6)
+    max_leaves=6,
+)
 
 
 @settings(max_examples=300, deadline=None)
-@given(refs=st.dictionaries(st.from_regex(r"[a-z][a-z0-9_]{0,10}", fullmatch=True), ref_values, max_size=6),
-       amount=st.integers(min_value=1, max_value=2 ** 53 - 1), seq=st.integers(min_value=1, max_value=2 ** 53 - 1),
-       micros=st.integers(min_value=0, max_value=10 ** 15), merchant=st.from_regex(r"[A-Za-z0-9][A-Za-z0-9._-]{0,20}",
-                                                                                  fullmatch=True))
+@given(
+    refs=st.dictionaries(st.from_regex(r"[a-z][a-z0-9_]{0,10}", fullmatch=True), ref_values, max_size=6),
+    amount=st.integers(min_value=1, max_value=2**53 - 1),
+    seq=st.integers(min_value=1, max_value=2**53 - 1),
+    micros=st.integers(min_value=0, max_value=10**15),
+    merchant=st.from_regex(r"[A-Za-z0-9][A-Za-z0-9._-]{0,20}", fullmatch=True),
+)
 def test_canonical_is_rfc8785(refs, amount, seq, micros, merchant):
     at = canonical.format_at(datetime(2000, 1, 1, tzinfo=timezone.utc) + timedelta(microseconds=micros))
-    obj = canonical.tx_object(id="ltx_1", seq=seq, kind="redeem", at=at, accounts=["escrow:c", f"merchant:{merchant}"],
-                              amounts_fen=[-amount, amount], refs=refs)
+    obj = canonical.tx_object(
+        id="ltx_1",
+        seq=seq,
+        kind="redeem",
+        at=at,
+        accounts=["escrow:c", f"merchant:{merchant}"],
+        amounts_fen=[-amount, amount],
+        refs=refs,
+    )
     assert canonical.canonical(obj) == rfc8785.dumps(obj)
 
 
 @settings(max_examples=300, deadline=None)
-@given(refs=st.dictionaries(st.from_regex(r"[a-z][a-z0-9_]{0,10}", fullmatch=True), ref_values, max_size=6),
-       postings=st.lists(st.tuples(st.text(max_size=20), st.integers(min_value=-(2 ** 53 - 1), max_value=2 ** 53 - 1)
-                                   .filter(bool)), min_size=1, max_size=5),
-       seq=st.integers(min_value=1, max_value=2 ** 53 - 1), tx_id=st.text(max_size=30), kind=st.text(max_size=10))
+@given(
+    refs=st.dictionaries(st.from_regex(r"[a-z][a-z0-9_]{0,10}", fullmatch=True), ref_values, max_size=6),
+    postings=st.lists(
+        st.tuples(st.text(max_size=20), st.integers(min_value=-(2**53 - 1), max_value=2**53 - 1).filter(bool)),
+        min_size=1,
+        max_size=5,
+    ),
+    seq=st.integers(min_value=1, max_value=2**53 - 1),
+    tx_id=st.text(max_size=30),
+    kind=st.text(max_size=10),
+)
 def test_canonical_from_a_postings_template_is_rfc8785(refs, postings, seq, tx_id, kind):
     # What the verifier builds per row: any account names (quotes, backslashes, '%', control characters), any sides.
     accounts, amounts = [account for account, _ in postings], [amount for _, amount in postings]
     at = "2025-03-01T02:00:00.000000+00:00"
     obj = canonical.tx_object(id=tx_id, seq=seq, kind=kind, at=at, accounts=accounts, amounts_fen=amounts, refs=refs)
     template = canonical.postings_template(accounts, [amount > 0 for amount in amounts])
-    body = canonical.canonical_parts(id=tx_id, seq=seq, kind=kind, at=at, refs=refs,
-                                     postings=template % tuple(abs(amount) for amount in amounts))
+    body = canonical.canonical_parts(
+        id=tx_id, seq=seq, kind=kind, at=at, refs=refs, postings=template % tuple(abs(amount) for amount in amounts)
+    )
     assert body == rfc8785.dumps(obj) == canonical.canonical(obj)
 
 
@@ -103,42 +135,90 @@ def test_at_has_one_spelling():
 
 # -- RFC 6962: the transparency-dev/merkle reference vectors ---------------------------------------------------------
 
-LEAVES = [bytes.fromhex(x) for x in ("", "00", "10", "2021", "3031", "40414243", "5051525354555657",
-                                     "606162636465666768696a6b6c6d6e6f")]
-ROOTS = [bytes.fromhex(x) for x in (
-    "6e340b9cffb37a989ca544e6bb780a2c78901d3fb33738768511a30617afa01d",
-    "fac54203e7cc696cf0dfcb42c92a1d9dbaf70ad9e621f4bd8d98662f00e3c125",
-    "aeb6bcfe274b70a14fb067a5e5578264db0fa9b51af5e0ba159158f329e06e77",
-    "d37ee418976dd95753c1c73862b9398fa2a2cf9b4ff0fdfe8b30cd95209614b7",
-    "4e3bbb1f7b478dcfe71fb631631519a3bca12c9aefca1612bfce4c13a86264d4",
-    "76e67dadbcdf1e10e1b74ddc608abd2f98dfb16fbce75277b5232a127f2087ef",
-    "ddb89be403809e325750d3d263cd78929c2942b7942a34b77e122c9594a74c8c",
-    "5dc9da79a70659a9ad559cb701ded9a2ab9d823aad2f4960cfe370eff4604328")]
+LEAVES = [
+    bytes.fromhex(x)
+    for x in ("", "00", "10", "2021", "3031", "40414243", "5051525354555657", "606162636465666768696a6b6c6d6e6f")
+]
+ROOTS = [
+    bytes.fromhex(x)
+    for x in (
+        "6e340b9cffb37a989ca544e6bb780a2c78901d3fb33738768511a30617afa01d",
+        "fac54203e7cc696cf0dfcb42c92a1d9dbaf70ad9e621f4bd8d98662f00e3c125",
+        "aeb6bcfe274b70a14fb067a5e5578264db0fa9b51af5e0ba159158f329e06e77",
+        "d37ee418976dd95753c1c73862b9398fa2a2cf9b4ff0fdfe8b30cd95209614b7",
+        "4e3bbb1f7b478dcfe71fb631631519a3bca12c9aefca1612bfce4c13a86264d4",
+        "76e67dadbcdf1e10e1b74ddc608abd2f98dfb16fbce75277b5232a127f2087ef",
+        "ddb89be403809e325750d3d263cd78929c2942b7942a34b77e122c9594a74c8c",
+        "5dc9da79a70659a9ad559cb701ded9a2ab9d823aad2f4960cfe370eff4604328",
+    )
+]
 H = bytes.fromhex
 INCLUSION = [  # (leaf index, tree size, path)
-    (0, 8, ["96a296d224f285c67bee93c30f8a309157f0daa35dc5b87e410b78630a09cfc7",
+    (
+        0,
+        8,
+        [
+            "96a296d224f285c67bee93c30f8a309157f0daa35dc5b87e410b78630a09cfc7",
             "5f083f0a1a33ca076a95279832580db3e0ef4584bdff1f54c8a360f50de3031e",
-            "6b47aaf29ee3c2af9af889bc1fb9254dabd31177f16232dd6aab035ca39bf6e4"]),
-    (5, 8, ["bc1a0643b12e4d2d7c77918f44e0f4f79a838b6cf9ec5b5c283e1f4d88599e6b",
+            "6b47aaf29ee3c2af9af889bc1fb9254dabd31177f16232dd6aab035ca39bf6e4",
+        ],
+    ),
+    (
+        5,
+        8,
+        [
+            "bc1a0643b12e4d2d7c77918f44e0f4f79a838b6cf9ec5b5c283e1f4d88599e6b",
             "ca854ea128ed050b41b35ffc1b87b8eb2bde461e9e3b5596ece6b9d5975a0ae0",
-            "d37ee418976dd95753c1c73862b9398fa2a2cf9b4ff0fdfe8b30cd95209614b7"]),
+            "d37ee418976dd95753c1c73862b9398fa2a2cf9b4ff0fdfe8b30cd95209614b7",
+        ],
+    ),
     (2, 3, ["fac54203e7cc696cf0dfcb42c92a1d9dbaf70ad9e621f4bd8d98662f00e3c125"]),
-    (1, 5, ["6e340b9cffb37a989ca544e6bb780a2c78901d3fb33738768511a30617afa01d",
+    (
+        1,
+        5,
+        [
+            "6e340b9cffb37a989ca544e6bb780a2c78901d3fb33738768511a30617afa01d",
             "5f083f0a1a33ca076a95279832580db3e0ef4584bdff1f54c8a360f50de3031e",
-            "bc1a0643b12e4d2d7c77918f44e0f4f79a838b6cf9ec5b5c283e1f4d88599e6b"]),
+            "bc1a0643b12e4d2d7c77918f44e0f4f79a838b6cf9ec5b5c283e1f4d88599e6b",
+        ],
+    ),
 ]
 CONSISTENCY = [  # (first, second, path)
-    (1, 8, ["96a296d224f285c67bee93c30f8a309157f0daa35dc5b87e410b78630a09cfc7",
+    (
+        1,
+        8,
+        [
+            "96a296d224f285c67bee93c30f8a309157f0daa35dc5b87e410b78630a09cfc7",
             "5f083f0a1a33ca076a95279832580db3e0ef4584bdff1f54c8a360f50de3031e",
-            "6b47aaf29ee3c2af9af889bc1fb9254dabd31177f16232dd6aab035ca39bf6e4"]),
-    (6, 8, ["0ebc5d3437fbe2db158b9f126a1d118e308181031d0a949f8dededebc558ef6a",
+            "6b47aaf29ee3c2af9af889bc1fb9254dabd31177f16232dd6aab035ca39bf6e4",
+        ],
+    ),
+    (
+        6,
+        8,
+        [
+            "0ebc5d3437fbe2db158b9f126a1d118e308181031d0a949f8dededebc558ef6a",
             "ca854ea128ed050b41b35ffc1b87b8eb2bde461e9e3b5596ece6b9d5975a0ae0",
-            "d37ee418976dd95753c1c73862b9398fa2a2cf9b4ff0fdfe8b30cd95209614b7"]),
-    (2, 5, ["5f083f0a1a33ca076a95279832580db3e0ef4584bdff1f54c8a360f50de3031e",
-            "bc1a0643b12e4d2d7c77918f44e0f4f79a838b6cf9ec5b5c283e1f4d88599e6b"]),
-    (6, 7, ["0ebc5d3437fbe2db158b9f126a1d118e308181031d0a949f8dededebc558ef6a",
+            "d37ee418976dd95753c1c73862b9398fa2a2cf9b4ff0fdfe8b30cd95209614b7",
+        ],
+    ),
+    (
+        2,
+        5,
+        [
+            "5f083f0a1a33ca076a95279832580db3e0ef4584bdff1f54c8a360f50de3031e",
+            "bc1a0643b12e4d2d7c77918f44e0f4f79a838b6cf9ec5b5c283e1f4d88599e6b",
+        ],
+    ),
+    (
+        6,
+        7,
+        [
+            "0ebc5d3437fbe2db158b9f126a1d118e308181031d0a949f8dededebc558ef6a",
             "b08693ec2e721597130641e8211e7eedccb4c26413963eee6c1e2ed16ffb1a5f",
-            "d37ee418976dd95753c1c73862b9398fa2a2cf9b4ff0fdfe8b30cd95209614b7"]),
+            "d37ee418976dd95753c1c73862b9398fa2a2cf9b4ff0fdfe8b30cd95209614b7",
+        ],
+    ),
 ]
 LEAF_HASHES = [merkle.hash_leaf(leaf) for leaf in LEAVES]
 
@@ -175,12 +255,18 @@ def _flip(value: bytes) -> bytes:
 def test_forged_inclusion_proofs_are_rejected(index, size, path):
     proof, root, leaf = [H(x) for x in path], ROOTS[size - 1], LEAF_HASHES[index]
     forged = [
-        (index - 1, size, leaf, proof, root), (index + 1, size, leaf, proof, root), (index ^ 2, size, leaf, proof, root),
-        (index, size * 2, leaf, proof, root), (index, size // 2, leaf, proof, root),
-        (index, size, merkle.hash_leaf(b"WrongLeaf"), proof, root), (index, size, leaf, proof, merkle.EMPTY_ROOT),
-        (index, size, leaf, proof + [root], root), (index, size, leaf, [root] + proof, root),
-        (index, size, leaf, proof[:-1], root), (index, size, leaf, proof + [b""], root),
-    ] + [(index, size, leaf, proof[:i] + [_flip(proof[i])] + proof[i + 1:], root) for i in range(len(proof))]
+        (index - 1, size, leaf, proof, root),
+        (index + 1, size, leaf, proof, root),
+        (index ^ 2, size, leaf, proof, root),
+        (index, size * 2, leaf, proof, root),
+        (index, size // 2, leaf, proof, root),
+        (index, size, merkle.hash_leaf(b"WrongLeaf"), proof, root),
+        (index, size, leaf, proof, merkle.EMPTY_ROOT),
+        (index, size, leaf, proof + [root], root),
+        (index, size, leaf, [root] + proof, root),
+        (index, size, leaf, proof[:-1], root),
+        (index, size, leaf, proof + [b""], root),
+    ] + [(index, size, leaf, proof[:i] + [_flip(proof[i])] + proof[i + 1 :], root) for i in range(len(proof))]
     for args in forged:
         with pytest.raises(merkle.ProofError):
             merkle.verify_inclusion(*args)
@@ -190,10 +276,16 @@ def test_forged_inclusion_proofs_are_rejected(index, size, path):
 def test_forged_consistency_proofs_are_rejected(first, second, path):
     proof, r1, r2 = [H(x) for x in path], ROOTS[first - 1], ROOTS[second - 1]
     forged = [
-        (first - 1, second, r1, r2, proof), (first + 1, second, r1, r2, proof), (first, second * 2, r1, r2, proof),
-        (first, second, r2, r1, proof), (first, second, r1, r2, []), (first, second, r1, r2, proof + [r1]),
-        (first, second, r1, r2, [r2] + proof), (first, second, r1, r2, proof[:-1]), (second, first, r2, r1, proof),
-    ] + [(first, second, r1, r2, proof[:i] + [_flip(proof[i])] + proof[i + 1:]) for i in range(len(proof))]
+        (first - 1, second, r1, r2, proof),
+        (first + 1, second, r1, r2, proof),
+        (first, second * 2, r1, r2, proof),
+        (first, second, r2, r1, proof),
+        (first, second, r1, r2, []),
+        (first, second, r1, r2, proof + [r1]),
+        (first, second, r1, r2, [r2] + proof),
+        (first, second, r1, r2, proof[:-1]),
+        (second, first, r2, r1, proof),
+    ] + [(first, second, r1, r2, proof[:i] + [_flip(proof[i])] + proof[i + 1 :]) for i in range(len(proof))]
     for args in forged:
         with pytest.raises(merkle.ProofError):
             merkle.verify_consistency(*args)
@@ -234,7 +326,8 @@ def test_tampered_or_replayed_checkpoints_are_rejected(signing_key, public_key):
     cp = checkpoints.sign(signing_key, "example.org/log", 8, ROOTS[7], AT).document()
     other_key = checkpoints.raw_public_key(checkpoints.Ed25519PrivateKey.generate())
     bad = [
-        cp | {"tree_size": 9}, cp | {"root_hash": ROOTS[6].hex()},
+        cp | {"tree_size": 9},
+        cp | {"root_hash": ROOTS[6].hex()},
         cp | {"body": cp["body"].replace("\n8\n", "\n9\n")},
         cp | {"signature": base64.b64encode(b"\x00" * 64).decode()},
     ]

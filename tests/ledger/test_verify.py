@@ -43,33 +43,63 @@ async def test_untouched_books_verify(engine, signing_key, public_key):
 
 TAMPERING = [
     # (what, statements, first seq reported)
-    ("an amount changed", ["UPDATE ledger_transactions SET amounts_fen = ARRAY[-999, 999] "
-                           "WHERE id = (SELECT tx_id FROM ledger_sequence WHERE seq = 7)"], 7),
-    ("a ref changed", ["UPDATE ledger_transactions SET refs = refs || '{\"voucher_id\": \"vch_other\"}' "
-                       "WHERE id = (SELECT tx_id FROM ledger_sequence WHERE seq = 12)"], 12),
-    ("a transaction row deleted", ["DELETE FROM ledger_transactions "
-                                   "WHERE id = (SELECT tx_id FROM ledger_sequence WHERE seq = 9)"], 9),
+    (
+        "an amount changed",
+        [
+            "UPDATE ledger_transactions SET amounts_fen = ARRAY[-999, 999] "
+            "WHERE id = (SELECT tx_id FROM ledger_sequence WHERE seq = 7)"
+        ],
+        7,
+    ),
+    (
+        "a ref changed",
+        [
+            'UPDATE ledger_transactions SET refs = refs || \'{"voucher_id": "vch_other"}\' '
+            "WHERE id = (SELECT tx_id FROM ledger_sequence WHERE seq = 12)"
+        ],
+        12,
+    ),
+    (
+        "a transaction row deleted",
+        ["DELETE FROM ledger_transactions WHERE id = (SELECT tx_id FROM ledger_sequence WHERE seq = 9)"],
+        9,
+    ),
     ("a sequence row deleted", ["DELETE FROM ledger_sequence WHERE seq = 5"], 5),
-    ("two rows reordered", ["UPDATE ledger_sequence SET seq = 1004 WHERE seq = 4",
-                            "UPDATE ledger_sequence SET seq = 4 WHERE seq = 8",
-                            "UPDATE ledger_sequence SET seq = 8 WHERE seq = 1004"], 4),
-    ("a row inserted in the middle", [
-        "UPDATE ledger_sequence SET seq = seq + 1000 WHERE seq >= 6",
-        "UPDATE ledger_sequence SET seq = seq - 999 WHERE seq >= 1006",
-        "INSERT INTO ledger_transactions SELECT 'ltx_forged', campaign_id, kind, at, refs, accounts, amounts_fen "
-        "FROM ledger_transactions WHERE id = (SELECT tx_id FROM ledger_sequence WHERE seq = 3)",
-        "INSERT INTO ledger_sequence SELECT 6, 'ltx_forged', campaign_id, merchant_id, voucher_id, hash, "
-        "prev_hash, leaf_hash FROM ledger_sequence WHERE seq = 3"], 6),
-    ("the last rows deleted (the checkpoint covers them)", [f"DELETE FROM ledger_sequence WHERE seq >= {N - 1}"],
-     N - 1),
+    (
+        "two rows reordered",
+        [
+            "UPDATE ledger_sequence SET seq = 1004 WHERE seq = 4",
+            "UPDATE ledger_sequence SET seq = 4 WHERE seq = 8",
+            "UPDATE ledger_sequence SET seq = 8 WHERE seq = 1004",
+        ],
+        4,
+    ),
+    (
+        "a row inserted in the middle",
+        [
+            "UPDATE ledger_sequence SET seq = seq + 1000 WHERE seq >= 6",
+            "UPDATE ledger_sequence SET seq = seq - 999 WHERE seq >= 1006",
+            "INSERT INTO ledger_transactions SELECT 'ltx_forged', campaign_id, kind, at, refs, accounts, amounts_fen "
+            "FROM ledger_transactions WHERE id = (SELECT tx_id FROM ledger_sequence WHERE seq = 3)",
+            "INSERT INTO ledger_sequence SELECT 6, 'ltx_forged', campaign_id, merchant_id, voucher_id, hash, "
+            "prev_hash, leaf_hash FROM ledger_sequence WHERE seq = 3",
+        ],
+        6,
+    ),
+    (
+        "the last rows deleted (the checkpoint covers them)",
+        [f"DELETE FROM ledger_sequence WHERE seq >= {N - 1}"],
+        N - 1,
+    ),
     ("a hash rewritten", ["UPDATE ledger_sequence SET hash = sha256(hash) WHERE seq = 15"], 15),
     ("a tree node rewritten", ["UPDATE ledger_tree SET hash = sha256(hash) WHERE level = 2 AND idx = 1"], 8),
 ]
 
 
 @pytest.mark.parametrize("what, statements, seq", TAMPERING, ids=[t[0] for t in TAMPERING])
-async def test_tampering_is_found_at_the_right_seq(engine, database_url, signing_key, public_key, what, statements,
-                                                   seq):
+async def test_tampering_is_found_at_the_right_seq(
+    engine, database_url, signing_key, public_key, what, statements, seq
+):
     await _books(engine, signing_key)
     await _tamper(database_url, *statements)
     report = await verify.verify_database(engine, public_key, sequence_first=False)
@@ -79,9 +109,12 @@ async def test_tampering_is_found_at_the_right_seq(engine, database_url, signing
 
 async def test_balance_and_orphan_tampering_is_found(engine, database_url, signing_key, public_key):
     await _books(engine, signing_key)
-    await _tamper(database_url, "UPDATE ledger_accounts SET balance_fen = balance_fen + 1 WHERE account = 'merchant:m2'",
-                  "INSERT INTO ledger_transactions VALUES ('ltx_orphan', 'cmp_0', 'redeem', now(), "
-                  "'{\"campaign_id\": \"cmp_0\"}', '{escrow:cmp_0,merchant:m1}', '{-5,5}')")
+    await _tamper(
+        database_url,
+        "UPDATE ledger_accounts SET balance_fen = balance_fen + 1 WHERE account = 'merchant:m2'",
+        "INSERT INTO ledger_transactions VALUES ('ltx_orphan', 'cmp_0', 'redeem', now(), "
+        "'{\"campaign_id\": \"cmp_0\"}', '{escrow:cmp_0,merchant:m1}', '{-5,5}')",
+    )
     report = await verify.verify_database(engine, public_key, sequence_first=False)
     checks = {(d.check, d.seq) for d in report.discrepancies}
     assert ("balance", None) in checks and ("orphan", None) in checks, report.document()
@@ -124,8 +157,9 @@ async def test_offline_verification_of_an_export(engine, signing_key, public_key
     assert verify.verify_csv(io.StringIO(partial), public_key, [], partial=True).ok
 
 
-async def test_the_cli_verifies_and_exits_1_with_the_seq(engine, database_url, signing_key, public_key, tmp_path,
-                                                         monkeypatch):
+async def test_the_cli_verifies_and_exits_1_with_the_seq(
+    engine, database_url, signing_key, public_key, tmp_path, monkeypatch
+):
     import base64
 
     from voucher_engine.cli import app
@@ -145,8 +179,9 @@ async def test_the_cli_verifies_and_exits_1_with_the_seq(engine, database_url, s
     assert (await invoke(["ledger", "export", "--out", str(out)])).exit_code == 0
     async with engine.connect() as conn:
         (tmp_path / "cp.json").write_text(json.dumps((await ledger.get_checkpoint(conn)).document()))
-    result = await invoke(["ledger", "verify", "--csv", str(out), "--checkpoint", str(tmp_path / "cp.json"),
-                                 "--public-key", key])
+    result = await invoke(
+        ["ledger", "verify", "--csv", str(out), "--checkpoint", str(tmp_path / "cp.json"), "--public-key", key]
+    )
     assert result.exit_code == 0, result.output
     await _tamper(database_url, "UPDATE ledger_sequence SET hash = sha256(hash) WHERE seq = 13")
     result = await invoke(["ledger", "verify", "--public-key", key])
@@ -157,8 +192,9 @@ async def test_the_cli_verifies_and_exits_1_with_the_seq(engine, database_url, s
 
 
 @pytest.mark.parametrize("what, statements, seq", TAMPERING, ids=[t[0] for t in TAMPERING])
-async def test_rows_read_in_small_blocks_find_the_same_first_seq(engine, database_url, signing_key, public_key,
-                                                                 monkeypatch, what, statements, seq):
+async def test_rows_read_in_small_blocks_find_the_same_first_seq(
+    engine, database_url, signing_key, public_key, monkeypatch, what, statements, seq
+):
     # Rows arrive BLOCK_ROWS to a COPY line; blocks of 3 put every tampering next to a block's edge somewhere.
     from voucher_engine.ledger import verify_rows
 
@@ -172,8 +208,9 @@ async def test_rows_read_in_small_blocks_find_the_same_first_seq(engine, databas
 
 
 @pytest.mark.parametrize("what, statements, seq", TAMPERING, ids=[t[0] for t in TAMPERING])
-async def test_two_processes_find_the_same_first_seq(engine, database_url, signing_key, public_key, what, statements,
-                                                     seq):
+async def test_two_processes_find_the_same_first_seq(
+    engine, database_url, signing_key, public_key, what, statements, seq
+):
     await _books(engine, signing_key)
     whole = await verify.verify_database(engine, public_key, sequence_first=False, workers=2)
     assert whole.ok and whole.checkpoints_verified == 2, whole.document()
@@ -204,8 +241,11 @@ async def test_two_processes_join_subtrees_checkpoints_and_escrows(engine, datab
     report = await verify.verify_database(engine, public_key, sequence_first=False, workers=2)
     assert report.first.seq == 202 and report.first.check == "tree", report.document()
     # An escrow that goes negative in the second part: that part is run again with its true start balances.
-    await _tamper(database_url, "UPDATE ledger_transactions SET amounts_fen = ARRAY[-99999999, 99999999] "
-                                "WHERE id = (SELECT tx_id FROM ledger_sequence WHERE seq = 200)")
+    await _tamper(
+        database_url,
+        "UPDATE ledger_transactions SET amounts_fen = ARRAY[-99999999, 99999999] "
+        "WHERE id = (SELECT tx_id FROM ledger_sequence WHERE seq = 200)",
+    )
     report = await verify.verify_database(engine, public_key, sequence_first=False, workers=2)
     checks = {(d.check, d.seq) for d in report.discrepancies}
     assert report.first.seq == 200 and ("escrow", 200) in checks, report.document()
@@ -229,8 +269,13 @@ async def test_refs_with_quotes_backslashes_and_control_characters_verify(engine
     from .conftest import fund, open_accounts, redeem
 
     odd = redeem("c1", "m1", 5, 'v"1\\2\n\t\x01é')
-    odd = type(odd)(kind=odd.kind, postings=odd.postings, at=datetime(2025, 3, 1, 2, tzinfo=timezone.utc),
-                    campaign_id="c1", refs=odd.refs | {"note": {"a.b": "\\\\", "x": 'say "hi"'}})
+    odd = type(odd)(
+        kind=odd.kind,
+        postings=odd.postings,
+        at=datetime(2025, 3, 1, 2, tzinfo=timezone.utc),
+        campaign_id="c1",
+        refs=odd.refs | {"note": {"a.b": "\\\\", "x": 'say "hi"'}},
+    )
     async with engine.begin() as conn:
         await open_accounts(conn, "fiscal:iss_310000", "escrow:c1", "merchant:m1")
         await ledger.post_many(conn, [fund("c1", {"iss_310000": 500}), odd, redeem("c1", "m1", 7, "v2")])
@@ -270,8 +315,10 @@ def test_a_row_that_cannot_be_read_is_reported_at_its_own_seq_within_its_block()
     parser = verify_rows.ChunkParser(verifier)
 
     def row(seq: int, refs: bytes = b'{"q": "],[\\\\\\""}') -> bytes:
-        return (b'[%d, "%064x", "%064x", null, "ltx_%d", "redeem", "2025-03-01T02:00:00.000000+00:00", '
-                b'["escrow:c", "merchant:m"], [-5, 5], ' % (seq, seq, seq - 1, seq) + refs + b"]")
+        return (
+            b'[%d, "%064x", "%064x", null, "ltx_%d", "redeem", "2025-03-01T02:00:00.000000+00:00", '
+            b'["escrow:c", "merchant:m"], [-5, 5], ' % (seq, seq, seq - 1, seq) + refs + b"]"
+        )
 
     deep = b'{"a": ' * 2000 + b"1" + b"}" * 2000
     line = b",".join([row(5), row(6, deep), row(7)])

@@ -37,16 +37,35 @@ class Till:
     key_id: str
     secret: str
 
-    async def send(self, method: str, path: str, body: dict | None = None, *, nonce: str | None = None,
-                   timestamp: int | None = None):
+    async def send(
+        self,
+        method: str,
+        path: str,
+        body: dict | None = None,
+        *,
+        nonce: str | None = None,
+        timestamp: int | None = None,
+    ):
         raw = orjson.dumps(body) if body is not None else b""
         headers = signed_headers(self.key_id, self.secret, method, path, raw, nonce=nonce, timestamp=timestamp)
         return await self.service.client.request(method, path, content=raw, headers=headers)
 
-    async def redeem(self, code: str, amount_fen: int, *, wallet: str = WALLET, pos_txn_id: str | None = None,
-                     items: list | None = None, **kwargs):
-        body = {"voucher_code": code, "wallet_id": wallet, "pos_txn_id": pos_txn_id or secrets.token_hex(8),
-                "order_amount_fen": amount_fen}
+    async def redeem(
+        self,
+        code: str,
+        amount_fen: int,
+        *,
+        wallet: str = WALLET,
+        pos_txn_id: str | None = None,
+        items: list | None = None,
+        **kwargs,
+    ):
+        body = {
+            "voucher_code": code,
+            "wallet_id": wallet,
+            "pos_txn_id": pos_txn_id or secrets.token_hex(8),
+            "order_amount_fen": amount_fen,
+        }
         if items is not None:
             body["items"] = items
         return await self.send("POST", "/v1/redemptions", body, **kwargs)
@@ -84,8 +103,9 @@ class World:
             moved = await client.post(f"/v1/campaigns/{campaign_id}/{action}", headers=headers)
             assert moved.status_code == 200, moved.text
         if holders:
-            issued = await client.post(f"/v1/campaigns/{campaign_id}/issuances", json={"holders": holders},
-                                       headers=headers)
+            issued = await client.post(
+                f"/v1/campaigns/{campaign_id}/issuances", json={"holders": holders}, headers=headers
+            )
             assert issued.status_code == 201, issued.text
             assert issued.json()["issued"] == len(holders), issued.text
         return campaign_id
@@ -94,8 +114,9 @@ class World:
         response = await self.service.client.get(f"/v1/wallets/{wallet}/vouchers", headers=self.service.admin)
         if response.status_code == 403:  # wallet listings are for gov and auditors
             auditor = await self.service.token("auditor")
-            response = await self.service.client.get(f"/v1/wallets/{wallet}/vouchers",
-                                                     headers=self.service.auth(auditor))
+            response = await self.service.client.get(
+                f"/v1/wallets/{wallet}/vouchers", headers=self.service.auth(auditor)
+            )
         assert response.status_code == 200, response.text
         items = response.json()["items"]
         return [v for v in items if campaign_id is None or v["campaign_id"] == campaign_id]

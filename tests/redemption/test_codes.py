@@ -39,14 +39,12 @@ async def test_signature_codes(world, dining):
     stale = signed_headers(till.key_id, till.secret, "POST", path, body, timestamp=int(time.time()) - 600)
     _problem(await client.post(path, content=stale and body, headers=stale), 401, "STALE_REQUEST")
     tampered = signed_headers(till.key_id, till.secret, "POST", path, body)
-    _problem(await client.post(path, content=body.replace(b"12000", b"99999"), headers=tampered), 401,
-             "BAD_SIGNATURE")
+    _problem(await client.post(path, content=body.replace(b"12000", b"99999"), headers=tampered), 401, "BAD_SIGNATURE")
     good = signed_headers(till.key_id, till.secret, "POST", path, body, nonce="replay-me-0123456789")
     assert (await client.post(path, content=body, headers=good)).status_code == 201
     _problem(await client.post(path, content=body, headers=good), 401, "REPLAYED_REQUEST")
     # A revoked key stops at once, even for a well-formed, freshly signed request.
-    await world.service.client.delete(f"/v1/merchants/xuhui-noodles/keys/{till.key_id}",
-                                      headers=world.service.admin)
+    await world.service.client.delete(f"/v1/merchants/xuhui-noodles/keys/{till.key_id}", headers=world.service.admin)
     _problem(await till.redeem(code, 12000), 401, "BAD_SIGNATURE")
 
 
@@ -107,9 +105,17 @@ async def test_validation_codes(world, dining):
     _, code, _ = dining
     till = world.tills["xuhui-noodles"]
     base = {"voucher_code": code, "wallet_id": WALLET, "pos_txn_id": "v-1", "order_amount_fen": 12000}
-    for field, value in (("order_amount_fen", -1), ("order_amount_fen", 0), ("order_amount_fen", 12000.5),
-                         ("order_amount_fen", "12000"), ("order_amount_fen", 10**19), ("wallet_id", "123"),
-                         ("pos_txn_id", "x" * 65), ("pos_txn_id", "a b"), ("items", [{"sku": "x"}] * 101)):
+    for field, value in (
+        ("order_amount_fen", -1),
+        ("order_amount_fen", 0),
+        ("order_amount_fen", 12000.5),
+        ("order_amount_fen", "12000"),
+        ("order_amount_fen", 10**19),
+        ("wallet_id", "123"),
+        ("pos_txn_id", "x" * 65),
+        ("pos_txn_id", "a b"),
+        ("items", [{"sku": "x"}] * 101),
+    ):
         response = await till.send("POST", "/v1/redemptions", {**base, field: value})
         _problem(response, 422, "VALIDATION_ERROR")
     response = await till.send("POST", "/v1/redemptions", {**base, "extra": True})

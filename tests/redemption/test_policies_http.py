@@ -67,8 +67,11 @@ async def test_appliance_trade_in_table(world):
             if expected:
                 assert any(expected in f["rule"] for f in quote.json()["explain"]), quote.json()
         else:
-            assert quote.json() == {"eligible": True, "subsidy_fen": expected,
-                                    "payable_fen": it["amount_fen"] - expected}
+            assert quote.json() == {
+                "eligible": True,
+                "subsidy_fen": expected,
+                "payable_fen": it["amount_fen"] - expected,
+            }
     fridge = item("appliance.refrigerator", 1, 500000)
     paid = await till.redeem(code, 500000, items=[fridge])
     assert paid.status_code == 201, paid.text
@@ -82,7 +85,8 @@ async def test_suzhou_red_envelope_spends_down_refunds_and_expires(world):
     drawn = await world.service.client.post(
         f"/v1/campaigns/{campaign}/issuances",
         json={"lottery": {"applicants": [holder(WALLET, residence_region="320505")], "seed": "ab" * 16}},
-        headers=gov)
+        headers=gov,
+    )
     assert drawn.status_code == 201 and drawn.json()["issued"] == 1, drawn.text
     code = await world.code(campaign)
     till = world.tills["gusu-shop"]
@@ -113,8 +117,9 @@ async def test_county_fair_daily_cap(world):
     wallets = [f"620000000001{i:04d}" for i in range(202)]
     codes = []
     for wallet in wallets:
-        claimed = await world.service.client.post(f"/v1/campaigns/{campaign}/claims",
-                                                  json={"wallet_id": wallet, "id_hash": "h" + wallet}, headers=gov)
+        claimed = await world.service.client.post(
+            f"/v1/campaigns/{campaign}/claims", json={"wallet_id": wallet, "id_hash": "h" + wallet}, headers=gov
+        )
         assert claimed.status_code == 201, claimed.text
         codes.append(claimed.json()["code"])
     farm = world.tills["fuyang-farm"]
@@ -144,8 +149,9 @@ async def test_graduates_only_on_weekend_daytime(world):
 
 async def test_elderly_adaptation_percent_with_cap(world):
     await world.set_clock("2025-04-01T10:00:00+08:00")
-    campaign = await world.launch("elderly-home-adaptation.contract",
-                                  [holder(WALLET, age=72, residence_region="310104")])
+    campaign = await world.launch(
+        "elderly-home-adaptation.contract", [holder(WALLET, age=72, residence_region="310104")]
+    )
     code = await world.code(campaign)
     builder = world.tills["xuhui-builder"]
     small = await builder.quote(code, 99999)

@@ -40,9 +40,13 @@ async def test_5000_attempts_on_1000_vouchers_from_50_clients(world):
     port = _free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("VE_")}
     env.update(DATABASE_URL=svc.settings.database_url, VE_DATA_DIR=str(svc.settings.data_dir))
-    server = subprocess.Popen([sys.executable, "-m", "voucher_engine.cli", "serve", "--workers", "2", "--port",
-                               str(port), "--test-clock"], env=env, stdout=subprocess.DEVNULL,
-                              stderr=subprocess.PIPE, start_new_session=True)
+    server = subprocess.Popen(
+        [sys.executable, "-m", "voucher_engine.cli", "serve", "--workers", "2", "--port", str(port), "--test-clock"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
     try:
         deadline = time.monotonic() + 60
         while True:
@@ -63,8 +67,9 @@ async def test_5000_attempts_on_1000_vouchers_from_50_clients(world):
         async def client(chunk):
             async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=30) as http:
                 for wallet, code, pos_txn_id in chunk:
-                    body = orjson.dumps({"voucher_code": code, "wallet_id": wallet, "pos_txn_id": pos_txn_id,
-                                         "order_amount_fen": 12000})
+                    body = orjson.dumps(
+                        {"voucher_code": code, "wallet_id": wallet, "pos_txn_id": pos_txn_id, "order_amount_fen": 12000}
+                    )
                     headers = signed_headers(till.key_id, till.secret, "POST", "/v1/redemptions", body)
                     statuses.append((await http.post("/v1/redemptions", content=body, headers=headers)).status_code)
 
@@ -79,9 +84,11 @@ async def test_5000_attempts_on_1000_vouchers_from_50_clients(world):
     async with svc.state.engine.begin() as conn:
         assert await ledger.balance(conn, f"escrow:{campaign}") == 10_000_000_00 - 1000 * 2000
         assert await ledger.balance(conn, "merchant:xuhui-noodles") == 1000 * 2000
-        redeemed = (await conn.exec_driver_sql(
-            "SELECT count(*), count(DISTINCT voucher_id) FROM redemptions WHERE campaign_id = $1",
-            (campaign,))).one()
+        redeemed = (
+            await conn.exec_driver_sql(
+                "SELECT count(*), count(DISTINCT voucher_id) FROM redemptions WHERE campaign_id = $1", (campaign,)
+            )
+        ).one()
     assert tuple(redeemed) == (1000, 1000)
     detail = (await svc.client.get(f"/v1/campaigns/{campaign}", headers=svc.admin)).json()
     assert detail["totals"]["vouchers_redeemed"] == 1000

@@ -22,8 +22,7 @@ def test_clawback_rounds_in_the_funds_favour_and_sums_to_the_subsidy():
 
 async def _balances(world, campaign):
     async with world.service.state.engine.begin() as conn:
-        return (await ledger.balance(conn, f"escrow:{campaign}"),
-                await ledger.balance(conn, "merchant:xuhui-noodles"))
+        return (await ledger.balance(conn, f"escrow:{campaign}"), await ledger.balance(conn, "merchant:xuhui-noodles"))
 
 
 async def test_partial_then_whole_refund(world):

@@ -28,8 +28,11 @@ async def _connect(world) -> asyncpg.Connection:
 
 
 async def _voucher(conn, campaign_id: str, wallet: str = WALLET) -> asyncpg.Record:
-    return await conn.fetchrow("SELECT id, status, version, balance_fen FROM vouchers "
-                               "WHERE campaign_id = $1 AND wallet_id = $2", campaign_id, wallet)
+    return await conn.fetchrow(
+        "SELECT id, status, version, balance_fen FROM vouchers WHERE campaign_id = $1 AND wallet_id = $2",
+        campaign_id,
+        wallet,
+    )
 
 
 async def _escrow(conn, campaign_id: str) -> int:
@@ -39,17 +42,22 @@ async def _escrow(conn, campaign_id: str) -> int:
 async def _wait_for_blocked_batch(conn) -> None:
     """Until the redemption's write waits for the row lock another connection holds."""
     for _ in range(500):
-        if await conn.fetchval("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
-                               "AND application_name = 'voucher-engine batcher'"):
+        if await conn.fetchval(
+            "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+            "AND application_name = 'voucher-engine batcher'"
+        ):
             return
         await asyncio.sleep(0.01)
     raise AssertionError("the batch never waited for the voucher's lock")
 
 
-@pytest.mark.parametrize("change, status, code", [
-    ("version = version + 1", 201, None),  # changed, still spendable: redeemed on the second, locked, reading
-    ("status = 'revoked', version = version + 1", 422, "VOUCHER_REVOKED"),  # not spendable now: refused
-])
+@pytest.mark.parametrize(
+    "change, status, code",
+    [
+        ("version = version + 1", 201, None),  # changed, still spendable: redeemed on the second, locked, reading
+        ("status = 'revoked', version = version + 1", 422, "VOUCHER_REVOKED"),  # not spendable now: refused
+    ],
+)
 async def test_a_voucher_changed_between_read_and_write_is_decided_again(world, change, status, code):
     campaign = await _dining(world, [holder()])
     voucher_code = await world.code(campaign)
@@ -95,16 +103,25 @@ async def test_a_write_with_one_stale_voucher_writes_nothing(world):
         # The second voucher was read at a version it no longer has.
         read = [(campaign, v["id"], "redeemed", 0, v["version"] + (i == 1)) for i, v in enumerate(vouchers)]
         redemption_ids = [new_redemption_id(campaign) for _ in vouchers]
-        txs = [redeem_transaction(campaign, NOODLES, v["id"], rid, 2000, now) for v, rid in zip(vouchers, redemption_ids)]
+        txs = [
+            redeem_transaction(campaign, NOODLES, v["id"], rid, 2000, now) for v, rid in zip(vouchers, redemption_ids)
+        ]
         tx_ids = ledger.new_tx_ids(len(txs))
-        rows = [(campaign, rid, NOODLES, f"stale-{i}", "0" * 64, v["id"], w, 12000, 2000, tx_id, now.date(), None)
-                for i, (v, w, rid, tx_id) in enumerate(zip(vouchers, wallets, redemption_ids, tx_ids))]
+        rows = [
+            (campaign, rid, NOODLES, f"stale-{i}", "0" * 64, v["id"], w, 12000, 2000, tx_id, now.date(), None)
+            for i, (v, w, rid, tx_id) in enumerate(zip(vouchers, wallets, redemption_ids, tx_ids))
+        ]
         nonces = [(key_id, "stale-nonce-1"), (key_id, "stale-nonce-2")]
         with pytest.raises(asyncpg.SerializationError):
             await ledger.post_many_alongside(
-                conn, txs, tx_ids, repository.WRITE_BATCH_CTES,
+                conn,
+                txs,
+                tx_ids,
+                repository.WRITE_BATCH_CTES,
                 repository.write_args(now, sorted(read), rows, [], nonces, now),
-                repository.WRITE_BATCH_RESULT, repository.WRITE_BATCH_WHOLE)
+                repository.WRITE_BATCH_RESULT,
+                repository.WRITE_BATCH_WHOLE,
+            )
         # Nothing of it: not the fresh voucher's update, no redemption, no money moved, no nonce spent, no ledger row.
         assert [await _voucher(conn, campaign, w) for w in wallets] == vouchers
         assert await conn.fetchval("SELECT count(*) FROM redemptions WHERE campaign_id = $1", campaign) == 0

@@ -7,11 +7,9 @@ import asyncpg
 
 BOOKS_CHECKS: dict[str, str] = {
     # Every transaction's debits equal its credits.
-    "unbalanced transactions":
-        "SELECT id FROM ledger_transactions WHERE (SELECT sum(a) FROM unnest(amounts_fen) AS a) <> 0",
+    "unbalanced transactions": "SELECT id FROM ledger_transactions WHERE (SELECT sum(a) FROM unnest(amounts_fen) AS a) <> 0",
     # Escrows and merchants hold what they were given; only fiscal accounts go negative (by what they funded).
-    "negative escrow or merchant balances":
-        "SELECT account, balance_fen FROM ledger_accounts WHERE kind IN ('escrow', 'merchant') AND balance_fen < 0",
+    "negative escrow or merchant balances": "SELECT account, balance_fen FROM ledger_accounts WHERE kind IN ('escrow', 'merchant') AND balance_fen < 0",
     # Every stored balance is the sum of its postings.
     "balances that are not the sum of their postings": """
         SELECT a.account, a.balance_fen, coalesce(p.total, 0) AS postings
@@ -47,8 +45,7 @@ BOOKS_CHECKS: dict[str, str] = {
                    FROM refunds GROUP BY 1, 2) f ON f.campaign_id = r.campaign_id AND f.redemption_id = r.id
         WHERE r.refunded_fen <> coalesce(f.amount, 0) OR r.subsidy_refunded_fen <> coalesce(f.back, 0)""",
     # A voucher never holds less than nothing or more than its face value.
-    "vouchers out of range":
-        "SELECT id, balance_fen FROM vouchers WHERE balance_fen < 0 OR balance_fen > face_value_fen",
+    "vouchers out of range": "SELECT id, balance_fen FROM vouchers WHERE balance_fen < 0 OR balance_fen > face_value_fen",
     # A capped day's spend is what its redemptions paid, less what refunds gave back; never above the cap.
     "daily spend that is not the redemptions'": """
         SELECT d.campaign_id, d.day, d.spent_fen, coalesce(r.net, 0) AS net FROM daily_spend d

@@ -50,10 +50,14 @@ def _first(*candidates: tuple[str, Path]):
 
 
 _TESTS = ROOT / "tests"
-_support = _first(("ve_reliability_service_support", _TESTS / "service_support.py"),
-                  ("ve_reliability_root_conftest", _TESTS / "conftest.py"))
-_redemption = _first(("ve_reliability_redemption_world", _TESTS / "redemption" / "redemption_world.py"),
-                     ("ve_reliability_redemption_conftest", _TESTS / "redemption" / "conftest.py"))
+_support = _first(
+    ("ve_reliability_service_support", _TESTS / "service_support.py"),
+    ("ve_reliability_root_conftest", _TESTS / "conftest.py"),
+)
+_redemption = _first(
+    ("ve_reliability_redemption_world", _TESTS / "redemption" / "redemption_world.py"),
+    ("ve_reliability_redemption_conftest", _TESTS / "redemption" / "conftest.py"),
+)
 
 start_service = _support.start_service
 World = _redemption.World
@@ -80,6 +84,7 @@ async def build_world(service) -> Any:
 
 # -- databases ----------------------------------------------------------------------------------------------------
 
+
 async def admin_sql(server_url: str, *statements: str) -> None:
     conn = await asyncpg.connect(plain_url(server_url))
     try:
@@ -104,6 +109,7 @@ async def drop_database(server_url: str, name: str) -> None:
 
 # -- routes -------------------------------------------------------------------------------------------------------
 
+
 def routes(app) -> set[tuple[str, str]]:
     """Every (method, path) the app serves, HEAD aside, walking included routers however FastAPI nests them."""
     found: set[tuple[str, str]] = set()
@@ -126,6 +132,7 @@ def routes(app) -> set[tuple[str, str]]:
 
 # -- a real server ------------------------------------------------------------------------------------------------
 
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -136,19 +143,41 @@ class RealServer:
     """`voucher-engine serve --workers N --test-clock` over an existing database and data directory (the same server
     secret as the in-process service, so codes and POS keys made there verify here)."""
 
-    def __init__(self, database_url: str, data_dir: Path, *, workers: int = 2, pool_size: int = 10,
-                 extra_env: dict[str, str] | None = None):
+    def __init__(
+        self,
+        database_url: str,
+        data_dir: Path,
+        *,
+        workers: int = 2,
+        pool_size: int = 10,
+        extra_env: dict[str, str] | None = None,
+    ):
         self.port = free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
         env = {k: v for k, v in os.environ.items() if not k.startswith("VE_") and k != "DATABASE_URL"}
-        env.update(DATABASE_URL=database_url, VE_DATA_DIR=str(data_dir), VE_DB_POOL_SIZE=str(pool_size),
-                   **(extra_env or {}))
+        env.update(
+            DATABASE_URL=database_url, VE_DATA_DIR=str(data_dir), VE_DB_POOL_SIZE=str(pool_size), **(extra_env or {})
+        )
         # The server's log goes to a file beside its data directory (read it when a test fails: VE_KEEP_LOGS).
         self.log_path = Path(data_dir).parent / f"server-{self.port}.log"
         self._log = self.log_path.open("wb")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "voucher_engine.cli", "serve", "--workers", str(workers), "--port", str(self.port),
-             "--test-clock"], env=env, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True)
+            [
+                sys.executable,
+                "-m",
+                "voucher_engine.cli",
+                "serve",
+                "--workers",
+                str(workers),
+                "--port",
+                str(self.port),
+                "--test-clock",
+            ],
+            env=env,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
@@ -195,8 +224,9 @@ async def assert_books_balance(database_url: str) -> None:
     assert problems == {}, problems
 
 
-async def reconciliations(client: httpx.AsyncClient, auditor_headers: dict[str, str],
-                          campaign_ids: list[str]) -> dict[str, dict]:
+async def reconciliations(
+    client: httpx.AsyncClient, auditor_headers: dict[str, str], campaign_ids: list[str]
+) -> dict[str, dict]:
     """GET /v1/ledger/campaigns/{id}/reconciliation for each campaign, as an auditor sees it."""
     out = {}
     for campaign_id in campaign_ids:

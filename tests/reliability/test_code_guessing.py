@@ -92,7 +92,7 @@ async def test_every_forgery_is_the_same_unknown_and_guessing_is_rate_limited(wo
     assert (await honest.quote(genuine, 12000)).json()["eligible"] is True
     assert (await honest.redeem(genuine, 12000)).status_code == 201
     async with service.state.engine.connect() as conn:
-        counted = (await conn.exec_driver_sql("SELECT key_id, sum(failures) FROM code_guess_failures GROUP BY 1"))
+        counted = await conn.exec_driver_sql("SELECT key_id, sum(failures) FROM code_guess_failures GROUP BY 1")
         counted = dict(counted.all())
     assert counted == {guesser.key_id: LIMIT}  # only the failure path wrote, and only for the guesser
 

@@ -23,8 +23,14 @@ from typing import Any
 import asyncpg
 import hypothesis
 from hypothesis import strategies as st
-from hypothesis.stateful import (RuleBasedStateMachine, initialize, invariant, precondition, rule,
-                                 run_state_machine_as_test)
+from hypothesis.stateful import (
+    RuleBasedStateMachine,
+    initialize,
+    invariant,
+    precondition,
+    rule,
+    run_state_machine_as_test,
+)
 
 from reliability_helpers import Till, books_problems, build_world, start_service
 from voucher_engine.db.engine import plain_url
@@ -92,9 +98,18 @@ REFUSALS = {
     "move": {"INVALID_STATE"},
     "issue": {"CAMPAIGN_NOT_ACTIVE", "INVALID_STATE", "SOLD_OUT", "HOLDER_LIMIT", "NOT_ELIGIBLE"},
     "claim": {"CAMPAIGN_NOT_ACTIVE", "INVALID_STATE", "SOLD_OUT", "HOLDER_LIMIT", "NOT_ELIGIBLE", "VALIDATION_ERROR"},
-    "redeem": {"VOUCHER_ALREADY_REDEEMED", "VOUCHER_EXPIRED", "VOUCHER_NOT_YET_VALID", "VOUCHER_REVOKED",
-               "VOUCHER_NOT_HOLDER", "RULE_NOT_SATISFIED", "CAMPAIGN_NOT_ACTIVE", "DAILY_BUDGET_EXHAUSTED",
-               "INSUFFICIENT_FUNDS", "IDEMPOTENCY_CONFLICT"},
+    "redeem": {
+        "VOUCHER_ALREADY_REDEEMED",
+        "VOUCHER_EXPIRED",
+        "VOUCHER_NOT_YET_VALID",
+        "VOUCHER_REVOKED",
+        "VOUCHER_NOT_HOLDER",
+        "RULE_NOT_SATISFIED",
+        "CAMPAIGN_NOT_ACTIVE",
+        "DAILY_BUDGET_EXHAUSTED",
+        "INSUFFICIENT_FUNDS",
+        "IDEMPOTENCY_CONFLICT",
+    },
     "refund": {"REFUND_EXCEEDS_ORDER", "IDEMPOTENCY_CONFLICT"},
 }
 
@@ -159,7 +174,7 @@ class Books(RuleBasedStateMachine):
         self.r.run(self.r.world.set_clock(self.now.isoformat()))
         self.campaigns: dict[str, dict[str, Any]] = {}  # id -> {"kind", "status", "paid_fen", "clawed_fen"}
         self.vouchers: list[tuple[str, str, str]] = []  # (campaign_id, code, wallet)
-        self.redemptions: list[dict[str, Any]] = []     # 201 bodies, with the pos_txn_id and order
+        self.redemptions: list[dict[str, Any]] = []  # 201 bodies, with the pos_txn_id and order
         self.refund_ids: list[tuple[str, str, int]] = []  # (redemption_id, refund_id, amount)
 
     # -- rules --------------------------------------------------------------------------------------------------
@@ -170,8 +185,11 @@ class Books(RuleBasedStateMachine):
         self.launch(kind, 2, [0, 1, 2])
 
     @precondition(lambda self: len(self.campaigns) < 3)
-    @rule(kind=st.sampled_from(sorted(CONTRACTS)), moves=st.sampled_from([0, 1, 2, 2, 2]),
-          holders=st.lists(st.integers(0, HOLDERS - 1), max_size=3, unique=True))
+    @rule(
+        kind=st.sampled_from(sorted(CONTRACTS)),
+        moves=st.sampled_from([0, 1, 2, 2, 2]),
+        holders=st.lists(st.integers(0, HOLDERS - 1), max_size=3, unique=True),
+    )
     def launch(self, kind: str, moves: int, holders: list[int]) -> None:
         wallets = [self.wallets[n] for n in holders]
 
@@ -197,14 +215,16 @@ class Books(RuleBasedStateMachine):
         campaign_id = data.draw(st.sampled_from(list(self.campaigns)))  # creation order: ids are random
         self.r.run(self._move(campaign_id, action))
 
-    @precondition(lambda self: self.redemptions
-                  and any(c["status"] in ("active", "paused") for c in self.campaigns.values()))
+    @precondition(
+        lambda self: self.redemptions and any(c["status"] in ("active", "paused") for c in self.campaigns.values())
+    )
     @rule(data=st.data())
     def close(self, data) -> None:
         """Closing returns what is unspent; refunds after it must pass the clawback on to the funders. (Only once
         money has moved: a close before any payment is the dull case, and would leave the run little to do.)"""
-        campaign_id = data.draw(st.sampled_from(list(c for c, v in self.campaigns.items()
-                                                       if v["status"] in ("active", "paused"))))
+        campaign_id = data.draw(
+            st.sampled_from(list(c for c, v in self.campaigns.items() if v["status"] in ("active", "paused")))
+        )
         self.r.run(self._move(campaign_id, "close"))
 
     async def _move(self, campaign_id: str, action: str) -> None:
@@ -217,14 +237,14 @@ class Books(RuleBasedStateMachine):
     @rule(data=st.data(), holders=st.lists(st.integers(0, HOLDERS - 1), min_size=1, max_size=3, unique=True))
     def issue(self, data, holders: list[int]) -> None:
         wallets = [self.wallets[n] for n in holders]
-        campaign_id = data.draw(st.sampled_from(list(c for c, v in self.campaigns.items()
-                                                       if v["kind"] != "balance")))
+        campaign_id = data.draw(st.sampled_from(list(c for c, v in self.campaigns.items() if v["kind"] != "balance")))
         self.r.run(self._issue(campaign_id, wallets))
 
     async def _issue(self, campaign_id: str, wallets: list[str]) -> None:
         holders = [{"wallet_id": w, "id_hash": "h-" + w, "attributes": ATTRIBUTES} for w in wallets]
-        response = await self.r.service.client.post(f"/v1/campaigns/{campaign_id}/issuances",
-                                                    json={"holders": holders}, headers=self.r.gov)
+        response = await self.r.service.client.post(
+            f"/v1/campaigns/{campaign_id}/issuances", json={"holders": holders}, headers=self.r.gov
+        )
         if _answer("issue", response):
             self.r.count("issue")
             await self._learn_vouchers(campaign_id, wallets)
@@ -233,14 +253,15 @@ class Books(RuleBasedStateMachine):
     @rule(data=st.data(), holder=st.integers(0, HOLDERS - 1))
     def claim(self, data, holder: int) -> None:
         wallet = self.wallets[holder]
-        campaign_id = data.draw(st.sampled_from(list(c for c, v in self.campaigns.items()
-                                                       if v["kind"] == "balance")))
+        campaign_id = data.draw(st.sampled_from(list(c for c, v in self.campaigns.items() if v["kind"] == "balance")))
         self.r.run(self._claim(campaign_id, wallet))
 
     async def _claim(self, campaign_id: str, wallet: str) -> None:
         response = await self.r.service.client.post(
             f"/v1/campaigns/{campaign_id}/claims",
-            json={"wallet_id": wallet, "id_hash": "h-" + wallet, "attributes": ATTRIBUTES}, headers=self.r.gov)
+            json={"wallet_id": wallet, "id_hash": "h-" + wallet, "attributes": ATTRIBUTES},
+            headers=self.r.gov,
+        )
         if _answer("claim", response):
             self.r.count("claim")
             await self._learn_vouchers(campaign_id, [wallet])
@@ -254,8 +275,9 @@ class Books(RuleBasedStateMachine):
                 if voucher["campaign_id"] == campaign_id and entry not in self.vouchers:
                     self.vouchers.append(entry)
 
-    AMOUNTS = st.one_of(st.integers(4_000, 12_000), st.integers(1, 20_000),
-                        st.sampled_from([4_999, 5_000, 6_667, 10**12]))
+    AMOUNTS = st.one_of(
+        st.integers(4_000, 12_000), st.integers(1, 20_000), st.sampled_from([4_999, 5_000, 6_667, 10**12])
+    )
 
     @precondition(lambda self: self.vouchers)
     @rule(data=st.data(), amount=AMOUNTS, wrong_wallet=st.booleans(), replay=st.sampled_from(["new"] * 4 + ["retry"]))
@@ -264,8 +286,12 @@ class Books(RuleBasedStateMachine):
         self.redeem(data, amount, wrong_wallet, replay)
 
     @precondition(lambda self: self.vouchers)
-    @rule(data=st.data(), amount=AMOUNTS, wrong_wallet=st.booleans(),
-          replay=st.sampled_from(["new", "new", "retry", "conflict"]))
+    @rule(
+        data=st.data(),
+        amount=AMOUNTS,
+        wrong_wallet=st.booleans(),
+        replay=st.sampled_from(["new", "new", "retry", "conflict"]),
+    )
     def redeem(self, data, amount: int, wrong_wallet: bool, replay: str) -> None:
         campaign_id, code, wallet = data.draw(st.sampled_from(self.vouchers))
         if wrong_wallet and data.draw(st.integers(0, 4)) == 0:
@@ -281,8 +307,9 @@ class Books(RuleBasedStateMachine):
                 # an IDEMPOTENCY_CONFLICT; neither moves money.
                 order = previous["order_amount_fen"]
                 body_amount = order if replay == "retry" else (order - 1 if order > 1 else order + 1)
-                response = await self.r.till.redeem(previous["code"], body_amount, wallet=previous["wallet"],
-                                                    pos_txn_id=previous["pos_txn_id"])
+                response = await self.r.till.redeem(
+                    previous["code"], body_amount, wallet=previous["wallet"], pos_txn_id=previous["pos_txn_id"]
+                )
                 if _answer("redeem", response):
                     assert replay == "retry" and response.status_code == 200, response.text
                     assert response.json()["id"] == previous["id"]
@@ -353,8 +380,7 @@ class Books(RuleBasedStateMachine):
             assert problems == {}, problems
             client = self.r.service.client
             for campaign_id, model in self.campaigns.items():
-                recon = await client.get(f"/v1/ledger/campaigns/{campaign_id}/reconciliation",
-                                         headers=self.r.auditor)
+                recon = await client.get(f"/v1/ledger/campaigns/{campaign_id}/reconciliation", headers=self.r.auditor)
                 assert recon.status_code == 200, recon.text
                 recon = recon.json()
                 assert recon["balanced"] is True, recon
@@ -368,8 +394,11 @@ class Books(RuleBasedStateMachine):
                 assert totals["redeemed_fen"] == recon["redeemed_fen"] == model["paid_fen"], (totals, model)
                 assert totals["refunded_fen"] == recon["refunded_fen"] == model["clawed_fen"], (totals, model)
                 assert totals["returned_fen"] == recon["returned_fen"]
-                assert totals["outstanding_fen"] == recon["escrow_balance_fen"] == (
-                    totals["funded_fen"] - totals["redeemed_fen"] + totals["refunded_fen"] - totals["returned_fen"])
+                assert (
+                    totals["outstanding_fen"]
+                    == recon["escrow_balance_fen"]
+                    == (totals["funded_fen"] - totals["redeemed_fen"] + totals["refunded_fen"] - totals["returned_fen"])
+                )
                 if model["status"] == "closed":
                     assert totals["outstanding_fen"] == 0
                     assert totals["returned_fen"] == budget - model["paid_fen"] + model["clawed_fen"]
@@ -382,12 +411,21 @@ def test_the_books_balance_after_every_step_of_a_random_workload(database_url, t
     global RUNNER
     RUNNER = Runner(database_url, tmp_path / "data")
     try:
-        run_state_machine_as_test(Books, settings=hypothesis.settings(
-            max_examples=EXAMPLES, stateful_step_count=STEPS, deadline=None, database=None,
-            suppress_health_check=list(hypothesis.HealthCheck)))
+        run_state_machine_as_test(
+            Books,
+            settings=hypothesis.settings(
+                max_examples=EXAMPLES,
+                stateful_step_count=STEPS,
+                deadline=None,
+                database=None,
+                suppress_health_check=list(hypothesis.HealthCheck),
+            ),
+        )
         assert RUNNER.steps >= EXAMPLES  # the checks really ran
-        print(f"\nconservation: {EXAMPLES} runs, {RUNNER.steps} steps checked; successes by kind: "
-              f"{dict(sorted(RUNNER.done.items()))}")
+        print(
+            f"\nconservation: {EXAMPLES} runs, {RUNNER.steps} steps checked; successes by kind: "
+            f"{dict(sorted(RUNNER.done.items()))}"
+        )
     finally:
         RUNNER.close()
         RUNNER = None

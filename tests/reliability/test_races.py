@@ -18,16 +18,29 @@ import orjson
 import pytest
 import pytest_asyncio
 
-from reliability_helpers import (RealServer, assert_books_balance, build_world, create_database, drop_database,
-                                 start_service)
+from reliability_helpers import (
+    RealServer,
+    assert_books_balance,
+    build_world,
+    create_database,
+    drop_database,
+    start_service,
+)
 from voucher_engine.campaigns.codes import make_codes
 from voucher_engine.merchants.client import signed_headers
 
 NOW = "2025-03-10T12:00:00+08:00"
 
 
-def contract(name: str, voucher: str, *, distribution: str = "targeted", extra: str = "", budget: str = "¥10,000",
-             quantity: int = 100) -> str:
+def contract(
+    name: str,
+    voucher: str,
+    *,
+    distribution: str = "targeted",
+    extra: str = "",
+    budget: str = "¥10,000",
+    quantity: int = 100,
+) -> str:
     return f"""campaign "{name}" issuer 310000
 budget {budget}
 funders {{
@@ -60,8 +73,9 @@ class Arena:
         holders = [{"wallet_id": w, "id_hash": "h-" + w, "attributes": {}} for w in wallets]
         campaign_id = await self.world.launch("", holders, source=source)
         async with self.service.state.engine.connect() as conn:
-            rows = (await conn.exec_driver_sql("SELECT wallet_id, id FROM vouchers WHERE campaign_id = $1",
-                                               (campaign_id,))).all()
+            rows = (
+                await conn.exec_driver_sql("SELECT wallet_id, id FROM vouchers WHERE campaign_id = $1", (campaign_id,))
+            ).all()
         codes = make_codes(self.service.state.server_secret, campaign_id, [row.id for row in rows])
         return campaign_id, {row.wallet_id: code for row, code in zip(rows, codes)}
 
@@ -126,9 +140,15 @@ async def test_forty_payments_race_for_one_envelopes_balance(arena):
     envelope pays out exactly its face value."""
     wallet = "7100000000000001"
     campaign, codes = await arena.campaign(contract("Race envelope", "balance: ¥200", quantity=10), [wallet])
-    calls = [("POST", "/v1/redemptions", {"voucher_code": codes[wallet], "wallet_id": wallet,
-                                          "pos_txn_id": f"env-{n}", "order_amount_fen": 3000}, "till")
-             for n in range(40)]
+    calls = [
+        (
+            "POST",
+            "/v1/redemptions",
+            {"voucher_code": codes[wallet], "wallet_id": wallet, "pos_txn_id": f"env-{n}", "order_amount_fen": 3000},
+            "till",
+        )
+        for n in range(40)
+    ]
     answers = await arena.race(calls)
     settled = [r.json() for r in answers if r.status_code == 201]
     assert _codes(answers) == Counter({201: 7, "VOUCHER_ALREADY_REDEEMED": 33}), _codes(answers)
@@ -140,12 +160,15 @@ async def test_forty_payments_race_for_one_envelopes_balance(arena):
 
 
 async def test_ninety_claims_race_for_thirty_vouchers_across_workers(arena):
-    source = contract("Race claims", "fixed ¥10 off", distribution="first come, first served", quantity=30,
-                      budget="¥300")
+    source = contract(
+        "Race claims", "fixed ¥10 off", distribution="first come, first served", quantity=30, budget="¥300"
+    )
     campaign = await arena.world.launch("", [], source=source)
     wallets = _wallets("72", 90)
-    calls = [("POST", f"/v1/campaigns/{campaign}/claims", {"wallet_id": w, "id_hash": "h-" + w, "attributes": {}},
-              "gov") for w in wallets]
+    calls = [
+        ("POST", f"/v1/campaigns/{campaign}/claims", {"wallet_id": w, "id_hash": "h-" + w, "attributes": {}}, "gov")
+        for w in wallets
+    ]
     answers = await arena.race(calls)
     assert _codes(answers) == Counter({201: 30, "SOLD_OUT": 60}), _codes(answers)
     won = {r.json()["wallet_id"] for r in answers if r.status_code == 201}
@@ -158,10 +181,8 @@ async def test_one_idempotency_key_raced_from_forty_connections(arena):
     redemption, every 2xx is that redemption, every other answer is IDEMPOTENCY_CONFLICT; then the same for one
     refund_id, and for distinct refunds that together exceed the order."""
     wallet = "7300000000000001"
-    campaign, codes = await arena.campaign(contract("Race idempotency", "threshold: spend ¥50, get ¥20 off"),
-                                           [wallet])
-    body = {"voucher_code": codes[wallet], "wallet_id": wallet, "pos_txn_id": "same-till-txn",
-            "order_amount_fen": 6000}
+    campaign, codes = await arena.campaign(contract("Race idempotency", "threshold: spend ¥50, get ¥20 off"), [wallet])
+    body = {"voucher_code": codes[wallet], "wallet_id": wallet, "pos_txn_id": "same-till-txn", "order_amount_fen": 6000}
     calls = [("POST", "/v1/redemptions", body, "till")] * 30
     calls += [("POST", "/v1/redemptions", {**body, "order_amount_fen": 6001 + n}, "till") for n in range(10)]
     answers = await arena.race(calls)
@@ -180,11 +201,13 @@ async def test_one_idempotency_key_raced_from_forty_connections(arena):
     assert Counter(r.status_code for r in answers) == Counter({201: 1, 200: 19}), _codes(answers)
     assert len({orjson.dumps(r.json()) for r in answers}) == 1
     # Distinct refunds of ¥10 each on what is left (¥50 of the ¥60 order): five fit, fifteen are refused.
-    answers = await arena.race([("POST", path, {"refund_id": f"part-{n}", "amount_fen": 1000, "reason": "race"},
-                                 "till") for n in range(20)])
+    answers = await arena.race(
+        [("POST", path, {"refund_id": f"part-{n}", "amount_fen": 1000, "reason": "race"}, "till") for n in range(20)]
+    )
     assert _codes(answers) == Counter({201: 5, "REFUND_EXCEEDS_ORDER": 15}), _codes(answers)
-    (refunded, clawed), = await arena.sql("SELECT refunded_fen, subsidy_refunded_fen FROM redemptions WHERE id = $1",
-                                          winner["id"])
+    ((refunded, clawed),) = await arena.sql(
+        "SELECT refunded_fen, subsidy_refunded_fen FROM redemptions WHERE id = $1", winner["id"]
+    )
     assert refunded == 6000 and clawed == 2000
     await assert_books_balance(arena.service.settings.database_url)
 
@@ -193,15 +216,23 @@ async def test_refunds_race_a_close(arena):
     """20 full refunds and the campaign's close, at once: whichever lands first, every refund settles once, the
     clawback of any refund after the close goes on to the funders, and the closed escrow is empty to the fen."""
     wallets = _wallets("74", 20)
-    campaign, codes = await arena.campaign(contract("Race close", "threshold: spend ¥50, get ¥20 off",
-                                                    budget="¥1,000.03", quantity=50), wallets)
+    campaign, codes = await arena.campaign(
+        contract("Race close", "threshold: spend ¥50, get ¥20 off", budget="¥1,000.03", quantity=50), wallets
+    )
     paid = []
     for wallet in wallets:
         response = await arena.till.redeem(codes[wallet], 6000, wallet=wallet)
         assert response.status_code == 201, response.text
         paid.append(response.json())
-    calls = [("POST", f"/v1/redemptions/{p['id']}/refunds", {"refund_id": "back", "amount_fen": 6000,
-                                                              "reason": "race"}, "till") for p in paid]
+    calls = [
+        (
+            "POST",
+            f"/v1/redemptions/{p['id']}/refunds",
+            {"refund_id": "back", "amount_fen": 6000, "reason": "race"},
+            "till",
+        )
+        for p in paid
+    ]
     calls.insert(10, ("POST", f"/v1/campaigns/{campaign}/close", None, "gov"))
     answers = await arena.race(calls)
     assert answers[10].status_code == 200 and answers[10].json()["status"] == "closed", answers[10].text
@@ -213,8 +244,10 @@ async def test_refunds_race_a_close(arena):
     assert totals["outstanding_fen"] == 0
     assert totals["redeemed_fen"] == totals["refunded_fen"] == 20 * 2000
     assert totals["returned_fen"] == totals["funded_fen"] == 1_000_03
-    recon = await arena.service.client.get(f"/v1/ledger/campaigns/{campaign}/reconciliation",
-                                           headers=arena.service.auth(await arena.service.token("auditor")))
+    recon = await arena.service.client.get(
+        f"/v1/ledger/campaigns/{campaign}/reconciliation",
+        headers=arena.service.auth(await arena.service.token("auditor")),
+    )
     assert recon.json()["balanced"] is True, recon.text
     await assert_books_balance(arena.service.settings.database_url)
 
@@ -227,15 +260,24 @@ async def test_the_last_fen_of_a_daily_cap(arena):
     campaign, codes = await arena.campaign(source, wallets)
 
     def pay(wallet: str, amount_fen: int):
-        return ("POST", "/v1/redemptions", {"voucher_code": codes[wallet], "wallet_id": wallet,
-                                            "pos_txn_id": f"cap-{wallet}", "order_amount_fen": amount_fen}, "till")
+        return (
+            "POST",
+            "/v1/redemptions",
+            {
+                "voucher_code": codes[wallet],
+                "wallet_id": wallet,
+                "pos_txn_id": f"cap-{wallet}",
+                "order_amount_fen": amount_fen,
+            },
+            "till",
+        )
 
     answers = await arena.race([pay(w, 1000) for w in wallets[:40]])
     assert _codes(answers) == Counter({201: 3, "DAILY_BUDGET_EXHAUSTED": 37}), _codes(answers)
     answers = await arena.race([pay(w, 1) for w in wallets[40:]])
     assert _codes(answers) == Counter({201: 1, "DAILY_BUDGET_EXHAUSTED": 19}), _codes(answers)
-    (spent, cap), = await arena.sql("SELECT spent_fen, cap_fen FROM daily_spend WHERE campaign_id = $1", campaign)
+    ((spent, cap),) = await arena.sql("SELECT spent_fen, cap_fen FROM daily_spend WHERE campaign_id = $1", campaign)
     assert spent == cap == 3001
-    (settled,), = await arena.sql("SELECT sum(subsidy_fen) FROM redemptions WHERE campaign_id = $1", campaign)
+    ((settled,),) = await arena.sql("SELECT sum(subsidy_fen) FROM redemptions WHERE campaign_id = $1", campaign)
     assert settled == 3001
     await assert_books_balance(arena.service.settings.database_url)

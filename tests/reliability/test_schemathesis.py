@@ -30,8 +30,13 @@ from reliability_helpers import RealServer, build_world, create_database, drop_d
 from voucher_engine.merchants.client import signed_headers
 
 EXAMPLES = int(os.environ.get("VE_SCHEMATHESIS_EXAMPLES", "20"))
-CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance,
-          response_headers_conformance]
+CHECKS = [
+    not_a_server_error,
+    status_code_conformance,
+    content_type_conformance,
+    response_schema_conformance,
+    response_headers_conformance,
+]
 # Figures for RELIABILITY.md (printed at the end of the module).
 FIGURES = {"cases": 0, "5xx": 0}
 
@@ -71,8 +76,11 @@ async def served(server_url, template_database, tmp_path_factory):
         # Bearer tokens go in as explicit headers, over any Authorization the case generated; tills sign each
         # prepared request, over any X-VE-* headers the case generated.
         sessions = {}
-        for role, token in (("admin", service.admin_token), ("gov", world.gov["310000"]),
-                            ("auditor", await service.token("auditor"))):
+        for role, token in (
+            ("admin", service.admin_token),
+            ("gov", world.gov["310000"]),
+            ("auditor", await service.token("auditor")),
+        ):
             sessions[role] = (requests.Session(), {"Authorization": f"Bearer {token}"})
         merchant = requests.Session()
         merchant.auth = PosSignature(till.key_id, till.secret)
@@ -98,8 +106,12 @@ def _document() -> dict:
 
 DOCUMENT = _document()
 SCHEMA = schemathesis.openapi.from_dict(DOCUMENT)
-OPERATIONS = sorted((method.upper(), path) for path, item in DOCUMENT["paths"].items() for method in item
-                    if method in ("get", "put", "post", "delete", "patch"))
+OPERATIONS = sorted(
+    (method.upper(), path)
+    for path, item in DOCUMENT["paths"].items()
+    for method in item
+    if method in ("get", "put", "post", "delete", "patch")
+)
 
 
 def role_for(path: str) -> str:
@@ -133,13 +145,20 @@ def test_every_operation_conforms_and_never_answers_5xx(method, path, served):
     base_url, sessions = served
     session, headers = sessions[role_for(path)]
     operation = SCHEMA[path][method]
-    cases = st.one_of(operation.as_strategy(generation_mode=GenerationMode.POSITIVE),
-                      operation.as_strategy(generation_mode=GenerationMode.NEGATIVE))
+    cases = st.one_of(
+        operation.as_strategy(generation_mode=GenerationMode.POSITIVE),
+        operation.as_strategy(generation_mode=GenerationMode.NEGATIVE),
+    )
 
     @hypothesis.given(case=cases)
-    @hypothesis.settings(max_examples=EXAMPLES, deadline=None, database=None, derandomize=True,
-                         suppress_health_check=list(hypothesis.HealthCheck), phases=[
-                             hypothesis.Phase.explicit, hypothesis.Phase.generate, hypothesis.Phase.shrink])
+    @hypothesis.settings(
+        max_examples=EXAMPLES,
+        deadline=None,
+        database=None,
+        derandomize=True,
+        suppress_health_check=list(hypothesis.HealthCheck),
+        phases=[hypothesis.Phase.explicit, hypothesis.Phase.generate, hypothesis.Phase.shrink],
+    )
     def run(case):
         response = case.call(base_url=base_url, session=session, headers=headers, timeout=30)
         FIGURES["cases"] += 1

@@ -52,8 +52,7 @@ async def test_signed_refunds_replayed_stale_or_tampered_are_refused_and_change_
     _problem(await client.post(path, content=body, headers=future), 401, "STALE_REQUEST")
     # The amount raised after signing; the path pointed at another redemption after signing.
     signed = signed_headers(till.key_id, till.secret, "POST", path, body)
-    _problem(await client.post(path, content=body.replace(b"12000", b"11999"), headers=signed), 401,
-             "BAD_SIGNATURE")
+    _problem(await client.post(path, content=body.replace(b"12000", b"11999"), headers=signed), 401, "BAD_SIGNATURE")
     other_path = path.replace(redemption["id"][-4:], "0000")
     _problem(await client.post(other_path, content=body, headers=signed), 401, "BAD_SIGNATURE")
     # Another merchant's key id with this merchant's secret (and the reverse).
@@ -61,8 +60,11 @@ async def test_signed_refunds_replayed_stale_or_tampered_are_refused_and_change_
     swapped = signed_headers(grocer.key_id, till.secret, "POST", path, body)
     _problem(await client.post(path, content=body, headers=swapped), 401, "BAD_SIGNATURE")
     # Properly signed by another merchant: that merchant has no such redemption.
-    _problem(await client.post(path, content=body, headers=signed_headers(grocer.key_id, grocer.secret, "POST",
-                                                                          path, body)), 404, "NOT_FOUND")
+    _problem(
+        await client.post(path, content=body, headers=signed_headers(grocer.key_id, grocer.secret, "POST", path, body)),
+        404,
+        "NOT_FOUND",
+    )
     fetched = await till.send("GET", f"/v1/redemptions/{redemption['id']}")
     assert fetched.json()["refunded_fen"] == 0  # none of the refused requests did anything
 
@@ -106,12 +108,25 @@ async def test_credentials_are_never_logged_echoed_or_returned_twice(world, paid
     for code in ("V1" + "Z" * 54, "junk"):
         await till.redeem(code, 12000)
 
-    reads = ["/v1/issuers", "/v1/merchants", "/v1/merchants/xuhui-grocer", "/v1/merchants/xuhui-noodles",
-             "/v1/campaigns", f"/v1/wallets/{WALLET}/vouchers", "/openapi.json", "/v1/test/clock"]
+    reads = [
+        "/v1/issuers",
+        "/v1/merchants",
+        "/v1/merchants/xuhui-grocer",
+        "/v1/merchants/xuhui-noodles",
+        "/v1/campaigns",
+        f"/v1/wallets/{WALLET}/vouchers",
+        "/openapi.json",
+        "/v1/test/clock",
+    ]
     texts = [(await service.client.get(path, headers=service.admin)).text for path in reads]
-    texts += [(await service.client.get(path, headers=service.auth(auditor))).text
-              for path in ("/v1/ledger/transactions", f"/v1/ledger/accounts/merchant:{till.merchant_id}",
-                           "/v1/ledger/export?format=csv")]
+    texts += [
+        (await service.client.get(path, headers=service.auth(auditor))).text
+        for path in (
+            "/v1/ledger/transactions",
+            f"/v1/ledger/accounts/merchant:{till.merchant_id}",
+            "/v1/ledger/export?format=csv",
+        )
+    ]
     texts.append((await till.send("GET", f"/v1/redemptions/{redemption['id']}")).text)
     logged = caplog.text
     assert logged, "nothing was logged at all: the capture is not working"
@@ -166,8 +181,7 @@ async def test_ledger_rows_cannot_be_changed_by_the_applications_own_role(world,
         await superuser.execute(f"GRANT USAGE ON SCHEMA public TO {role}")
         await superuser.execute(f"GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO {role}")
         await superuser.execute(f"GRANT USAGE, SELECT, UPDATE ON ALL SEQUENCES IN SCHEMA public TO {role}")
-        app_url = make_url(database_url).set(username=role, password=password).render_as_string(
-            hide_password=False)
+        app_url = make_url(database_url).set(username=role, password=password).render_as_string(hide_password=False)
 
         # The role is enough to run the service: a till redeems through it.
         as_app, close = await start_service(app_url, service.settings.data_dir, test_clock=True)
@@ -176,8 +190,10 @@ async def test_ledger_rows_cannot_be_changed_by_the_applications_own_role(world,
             till = Till(as_app, "xuhui-noodles", key["key_id"], key["secret"])
             voucher_holder = holder("6700000000000001")
             issued = await service.client.post(
-                f"/v1/campaigns/{paid[1]['campaign_id']}/issuances", json={"holders": [voucher_holder]},
-                headers=service.auth(world.gov["310000"]))
+                f"/v1/campaigns/{paid[1]['campaign_id']}/issuances",
+                json={"holders": [voucher_holder]},
+                headers=service.auth(world.gov["310000"]),
+            )
             assert issued.status_code == 201, issued.text
             code = await world.code(paid[1]["campaign_id"], "6700000000000001")
             redeemed = await till.redeem(code, 12000, wallet="6700000000000001")

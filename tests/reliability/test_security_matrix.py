@@ -27,14 +27,29 @@ import pytest
 from reliability_helpers import CONTRACTS, Till, build_world, holder, routes
 from voucher_engine.merchants.client import signed_headers
 
-CALLERS = ("none", "bad_token", "admin", "gov", "gov_other", "auditor", "auditor_bound", "merchant",
-           "merchant_other", "key_swap")
+CALLERS = (
+    "none",
+    "bad_token",
+    "admin",
+    "gov",
+    "gov_other",
+    "auditor",
+    "auditor_bound",
+    "merchant",
+    "merchant_other",
+    "key_swap",
+)
 BEARER = ("admin", "gov", "gov_other", "auditor", "auditor_bound")
 SIGNERS = ("merchant", "merchant_other")
 OK = "ok"
 NOW = "2025-01-15T12:00:00+08:00"
-MERCHANT_BODY = {"name": "Matrix shop", "mcc": "5812", "region_code": "310104",
-                 "settlement_wallet": "0000000000000001", "tags": []}
+MERCHANT_BODY = {
+    "name": "Matrix shop",
+    "mcc": "5812",
+    "region_code": "310104",
+    "settlement_wallet": "0000000000000001",
+    "tags": [],
+}
 
 
 def public() -> dict[str, Any]:
@@ -92,8 +107,9 @@ class Context:
         return headers
 
     async def gov(self, method: str, path: str, body: Any = None) -> Any:
-        response = await self.service.client.request(method, path, json=body,
-                                                     headers=self.service.auth(self.tokens["gov"]))
+        response = await self.service.client.request(
+            method, path, json=body, headers=self.service.auth(self.tokens["gov"])
+        )
         assert response.status_code in (200, 201), response.text
         return response.json()
 
@@ -139,14 +155,20 @@ async def _issuance(ctx: Context, fresh: bool) -> tuple[str, Any]:
 
 async def _claim(ctx: Context, fresh: bool) -> tuple[str, Any]:
     wallet = ctx.wallet()
-    return (f"/v1/campaigns/{ctx.ids['claims_campaign_id']}/claims",
-            {"wallet_id": wallet, "id_hash": "h-" + wallet, "attributes": {"age": 30, "residence_region": "310104"}})
+    return (
+        f"/v1/campaigns/{ctx.ids['claims_campaign_id']}/claims",
+        {"wallet_id": wallet, "id_hash": "h-" + wallet, "attributes": {"age": 30, "residence_region": "310104"}},
+    )
 
 
 async def _redeem(ctx: Context, fresh: bool) -> tuple[str, Any]:
     code, wallet = ctx.fresh_codes.pop() if fresh else ctx.fresh_codes[0]
-    return "/v1/redemptions", {"voucher_code": code, "wallet_id": wallet, "pos_txn_id": f"mx-{next(ctx.counter)}",
-                               "order_amount_fen": 12000}
+    return "/v1/redemptions", {
+        "voucher_code": code,
+        "wallet_id": wallet,
+        "pos_txn_id": f"mx-{next(ctx.counter)}",
+        "order_amount_fen": 12000,
+    }
 
 
 async def _quote(ctx: Context, fresh: bool) -> tuple[str, Any]:
@@ -155,8 +177,10 @@ async def _quote(ctx: Context, fresh: bool) -> tuple[str, Any]:
 
 
 async def _refund(ctx: Context, fresh: bool) -> tuple[str, Any]:
-    return (f"/v1/redemptions/{ctx.ids['redemption_id']}/refunds",
-            {"refund_id": f"rf-{next(ctx.counter)}", "amount_fen": 100, "reason": "matrix"})
+    return (
+        f"/v1/redemptions/{ctx.ids['redemption_id']}/refunds",
+        {"refund_id": f"rf-{next(ctx.counter)}", "amount_fen": 100, "reason": "matrix"},
+    )
 
 
 async def _revoke_key(ctx: Context, fresh: bool) -> tuple[str, Any]:
@@ -214,16 +238,18 @@ MATRIX: dict[tuple[str, str], tuple[dict[str, Any], Factory]] = {
     # Listings are filtered by scope rather than refused: another government gets its own (empty) list.
     ("GET", "/v1/wallets/{wallet_id}/vouchers"): (bearer(*READERS), at("/v1/wallets/{wallet_id}/vouchers")),
     # Ledger (auditors; gov for its own campaigns).
-    ("GET", "/v1/ledger/transactions"): (OWN_LEDGER_READ,
-                                         at("/v1/ledger/transactions?campaign_id={campaign_id}")),
+    ("GET", "/v1/ledger/transactions"): (OWN_LEDGER_READ, at("/v1/ledger/transactions?campaign_id={campaign_id}")),
     ("GET", "/v1/ledger/transactions/{tx_id}"): (OWN_LEDGER_READ, at("/v1/ledger/transactions/{fund_tx_id}")),
-    ("GET", "/v1/ledger/transactions/{tx_id}/proof"): (OWN_LEDGER_READ,
-                                                       at("/v1/ledger/transactions/{fund_tx_id}/proof")),
+    ("GET", "/v1/ledger/transactions/{tx_id}/proof"): (
+        OWN_LEDGER_READ,
+        at("/v1/ledger/transactions/{fund_tx_id}/proof"),
+    ),
     ("GET", "/v1/ledger/accounts/{account}"): (OWN_LEDGER_READ, at("/v1/ledger/accounts/escrow:{campaign_id}")),
-    ("GET", "/v1/ledger/vouchers/{voucher_id}/trace"): (OWN_LEDGER_READ,
-                                                        at("/v1/ledger/vouchers/{voucher_id}/trace")),
+    ("GET", "/v1/ledger/vouchers/{voucher_id}/trace"): (OWN_LEDGER_READ, at("/v1/ledger/vouchers/{voucher_id}/trace")),
     ("GET", "/v1/ledger/campaigns/{campaign_id}/reconciliation"): (
-        OWN_LEDGER_READ, at("/v1/ledger/campaigns/{campaign_id}/reconciliation")),
+        OWN_LEDGER_READ,
+        at("/v1/ledger/campaigns/{campaign_id}/reconciliation"),
+    ),
     ("GET", "/v1/ledger/export"): (OWN_LEDGER_READ, at("/v1/ledger/export?campaign_id={campaign_id}&format=csv")),
     ("GET", "/v1/ledger/checkpoints/latest"): (bearer(*LEDGER_READERS), at("/v1/ledger/checkpoints/latest")),
     ("GET", "/v1/ledger/checkpoints"): (bearer(*LEDGER_READERS), at("/v1/ledger/checkpoints")),
@@ -233,8 +259,10 @@ MATRIX: dict[tuple[str, str], tuple[dict[str, Any], Factory]] = {
     ("POST", "/v1/redemptions/quote"): (signed(*SIGNERS), _quote),
     ("POST", "/v1/redemptions"): (signed(*SIGNERS), _redeem),
     ("POST", "/v1/redemptions/{redemption_id}/refunds"): (signed("merchant", hidden=("merchant_other",)), _refund),
-    ("GET", "/v1/redemptions/{redemption_id}"): (signed("merchant", hidden=("merchant_other",)),
-                                                  at("/v1/redemptions/{redemption_id}")),
+    ("GET", "/v1/redemptions/{redemption_id}"): (
+        signed("merchant", hidden=("merchant_other",)),
+        at("/v1/redemptions/{redemption_id}"),
+    ),
     ("GET", "/v1/redemptions"): (signed(*SIGNERS), at("/v1/redemptions?pos_txn_id={pos_txn_id}")),
 }
 
@@ -247,13 +275,19 @@ async def _context(service) -> Context:
     world = await build_world(service)
     await world.set_clock(NOW)
     ctx = Context(service, world)
-    ctx.tokens = {"admin": service.admin_token, "gov": world.gov["310000"], "gov_other": world.gov["320500"],
-                  "auditor": await service.token("auditor"),
-                  "auditor_bound": await service.token("auditor", "iss_310000")}
+    ctx.tokens = {
+        "admin": service.admin_token,
+        "gov": world.gov["310000"],
+        "gov_other": world.gov["320500"],
+        "auditor": await service.token("auditor"),
+        "auditor_bound": await service.token("auditor", "iss_310000"),
+    }
     await service.merchant("xuhui-dumplings", mcc="5812", region_code="310104")
     other_key = await service.pos_key("xuhui-dumplings")
-    ctx.tills = {"merchant": world.tills["xuhui-noodles"],
-                 "merchant_other": Till(service, "xuhui-dumplings", other_key["key_id"], other_key["secret"])}
+    ctx.tills = {
+        "merchant": world.tills["xuhui-noodles"],
+        "merchant_other": Till(service, "xuhui-dumplings", other_key["key_id"], other_key["secret"]),
+    }
     await service.merchant("matrix-shop")
     ctx.ids["matrix_key_id"] = (await service.pos_key("matrix-shop"))["key_id"]
 
@@ -263,11 +297,16 @@ async def _context(service) -> Context:
     ctx.ids["claims_campaign_id"] = await ctx.campaign("fund", "activate", distribution="first come, first served")
     vouchers = {w: (await world.vouchers(w, campaign_id))[0] for w in wallets}
     ctx.fresh_codes = [(vouchers[w]["code"], w) for w in wallets[1:]]
-    paid = await ctx.tills["merchant"].redeem(vouchers[wallets[0]]["code"], 12000, wallet=wallets[0],
-                                              pos_txn_id="matrix-paid-1")
+    paid = await ctx.tills["merchant"].redeem(
+        vouchers[wallets[0]]["code"], 12000, wallet=wallets[0], pos_txn_id="matrix-paid-1"
+    )
     assert paid.status_code == 201, paid.text
-    ctx.ids.update(redemption_id=paid.json()["id"], pos_txn_id="matrix-paid-1", wallet_id=wallets[0],
-                   voucher_id=vouchers[wallets[0]]["id"])
+    ctx.ids.update(
+        redemption_id=paid.json()["id"],
+        pos_txn_id="matrix-paid-1",
+        wallet_id=wallets[0],
+        voucher_id=vouchers[wallets[0]]["id"],
+    )
     campaign = await ctx.gov("GET", f"/v1/campaigns/{campaign_id}")
     ctx.ids["fund_tx_id"] = campaign["fund_tx_id"]
     issued = await ctx.gov("POST", f"/v1/campaigns/{campaign_id}/issuances", {"holders": [holder(ctx.wallet())]})
@@ -300,8 +339,9 @@ async def test_every_endpoint_answers_every_caller_as_expected(service):
             fresh = expect[caller] == OK
             path, body = await factory(ctx, fresh)
             raw = orjson.dumps(body) if body is not None else b""
-            response = await service.client.request(method, path, content=raw,
-                                                    headers=ctx.headers(caller, method, path, raw))
+            response = await service.client.request(
+                method, path, content=raw, headers=ctx.headers(caller, method, path, raw)
+            )
             calls += 1
             status = response.status_code
             if fresh:
@@ -309,11 +349,12 @@ async def test_every_endpoint_answers_every_caller_as_expected(service):
                     wrong.append(f"{method} {path} as {caller}: {status}, expected 2xx: {response.text[:200]}")
                 continue
             if status != expect[caller]:
-                wrong.append(f"{method} {path} as {caller}: {status}, expected {expect[caller]}: "
-                             f"{response.text[:200]}")
+                wrong.append(f"{method} {path} as {caller}: {status}, expected {expect[caller]}: {response.text[:200]}")
                 continue
-            if not response.headers.get("content-type", "").startswith("application/problem+json") \
-                    or response.json().get("code") not in CODES_BY_STATUS[status]:
+            if (
+                not response.headers.get("content-type", "").startswith("application/problem+json")
+                or response.json().get("code") not in CODES_BY_STATUS[status]
+            ):
                 wrong.append(f"{method} {path} as {caller}: not the problem+json of a {status}: {response.text[:200]}")
     assert not wrong, f"{len(wrong)} of {calls} calls answered wrongly:\n" + "\n".join(wrong)
     assert calls == len(MATRIX) * len(CALLERS)

@@ -93,7 +93,8 @@ class EngineApp(FastAPI):
             log.exception("unexpected error on %s %s", scope["method"], scope["path"])
             try:
                 await problems.problem_response("INTERNAL", "An unexpected error occurred; it has been logged.")(
-                    scope, receive, send)
+                    scope, receive, send
+                )
             except Exception:  # noqa: BLE001 - the response had begun
                 raise exc from None
 
@@ -114,8 +115,11 @@ def _front(app: EngineApp, settings: Settings) -> ASGIApp:
     """Outermost first: the test clock, the claims and redemption hot paths (which hold their bodies to their own
     limits as they read them), the body limit for everything else, then the framework."""
     framework: ASGIApp = BodyLimitMiddleware(
-        partial(FastAPI.__call__, app), default_bytes=settings.max_body_bytes,
-        large_bytes=settings.max_issuance_body_bytes, large_suffixes=LARGE_BODY_SUFFIXES)
+        partial(FastAPI.__call__, app),
+        default_bytes=settings.max_body_bytes,
+        large_bytes=settings.max_issuance_body_bytes,
+        large_suffixes=LARGE_BODY_SUFFIXES,
+    )
     front = ClaimsFastPath(RedemptionFastPath(framework, max_body_bytes=settings.max_body_bytes))
     return TestClockFollower(front) if settings.test_clock else front
 
@@ -138,9 +142,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         engine = create_engine(settings.database_url, pool_size=settings.db_pool_size)
-        state = AppState(settings=settings, engine=engine,
-                         server_secret=load_server_secret(settings.resolved_server_secret_path),
-                         head_revision=migrate.head_revision())
+        state = AppState(
+            settings=settings,
+            engine=engine,
+            server_secret=load_server_secret(settings.resolved_server_secret_path),
+            head_revision=migrate.head_revision(),
+        )
         app.state.ve = state
         for module in modules:
             if hasattr(module, "startup"):

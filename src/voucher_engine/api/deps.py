@@ -54,9 +54,17 @@ async def get_signed_caller(
     body = await request.body()
     path = request.url.path + (f"?{request.url.query}" if request.url.query else "")
     async with state.engine.begin() as conn:
-        return await signing.verify(conn, state.server_secret, method=request.method, path_with_query=path,
-                                    body=body, key_id=x_ve_key_id, timestamp=x_ve_timestamp, nonce=x_ve_nonce,
-                                    signature=x_ve_signature)
+        return await signing.verify(
+            conn,
+            state.server_secret,
+            method=request.method,
+            path_with_query=path,
+            body=body,
+            key_id=x_ve_key_id,
+            timestamp=x_ve_timestamp,
+            nonce=x_ve_nonce,
+            signature=x_ve_signature,
+        )
 
 
 SignedCaller = Annotated[signing.SignedCaller, Depends(get_signed_caller)]
@@ -74,9 +82,16 @@ async def get_pos_signature(
     state: AppState = request.app.state.ve
     body = await request.body()
     path = request.url.path + (f"?{request.url.query}" if request.url.query else "")
-    return signing.verify_without_database(state.server_secret, method=request.method, path_with_query=path,
-                                           body=body, key_id=x_ve_key_id, timestamp=x_ve_timestamp,
-                                           nonce=x_ve_nonce, signature=x_ve_signature)
+    return signing.verify_without_database(
+        state.server_secret,
+        method=request.method,
+        path_with_query=path,
+        body=body,
+        key_id=x_ve_key_id,
+        timestamp=x_ve_timestamp,
+        nonce=x_ve_nonce,
+        signature=x_ve_signature,
+    )
 
 
 PosSignature = Annotated[signing.SignatureHeaders, Depends(get_pos_signature)]

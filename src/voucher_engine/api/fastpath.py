@@ -23,8 +23,12 @@ from voucher_engine.redemption.schemas import QuoteRequest, RedeemRequest
 from voucher_engine.redemption.service import fingerprint
 
 HOT_PATHS = {"/v1/redemptions": "redeem", "/v1/redemptions/quote": "quote"}
-_SIGNATURE_HEADERS = {b"x-ve-key-id": "key_id", b"x-ve-timestamp": "timestamp", b"x-ve-nonce": "nonce",
-                      b"x-ve-signature": "signature"}
+_SIGNATURE_HEADERS = {
+    b"x-ve-key-id": "key_id",
+    b"x-ve-timestamp": "timestamp",
+    b"x-ve-nonce": "nonce",
+    b"x-ve-signature": "signature",
+}
 
 
 class RedemptionFastPath:
@@ -54,8 +58,13 @@ class RedemptionFastPath:
             field = _SIGNATURE_HEADERS.get(name)
             if field is not None:
                 found[field] = value.decode("latin-1")
-        signature = signing.verify_without_database(state.server_secret, method="POST", path_with_query=scope["path"],
-                                                    body=body, **{f: found.get(f) for f in _SIGNATURE_HEADERS.values()})
+        signature = signing.verify_without_database(
+            state.server_secret,
+            method="POST",
+            path_with_query=scope["path"],
+            body=body,
+            **{f: found.get(f) for f in _SIGNATURE_HEADERS.values()},
+        )
         model = RedeemRequest if kind == "redeem" else QuoteRequest
         try:
             request = model.model_validate_json(body)
@@ -64,7 +73,13 @@ class RedemptionFastPath:
         if kind == "quote":
             outcome = await endpoints._through_batcher(state, endpoints._job(state, "quote", signature, request))
             return outcome.status, outcome.body
-        job = endpoints._job(state, "redeem", signature, request, pos_txn_id=request.pos_txn_id,
-                             request_sha256=fingerprint(request.model_dump(mode="json")))
+        job = endpoints._job(
+            state,
+            "redeem",
+            signature,
+            request,
+            pos_txn_id=request.pos_txn_id,
+            request_sha256=fingerprint(request.model_dump(mode="json")),
+        )
         outcome = await endpoints._through_batcher(state, job)
         return outcome.status, outcome.body

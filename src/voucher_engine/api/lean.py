@@ -35,8 +35,13 @@ async def read_body(receive: Receive, limit: int | None = None) -> bytes | None:
 
 
 async def respond(send: Send, status: int, payload: bytes, headers: list[tuple[bytes, bytes]] = JSON) -> None:
-    await send({"type": "http.response.start", "status": status,
-                "headers": [*headers, (b"content-length", str(len(payload)).encode())]})
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [*headers, (b"content-length", str(len(payload)).encode())],
+        }
+    )
     await send({"type": "http.response.body", "body": payload})
 
 
@@ -51,9 +56,14 @@ async def respond_problem(send: Send, exc: EngineError) -> None:
 
 def validation_error(exc: ValidationError) -> EngineError:
     """The document FastAPI's handler gives (api/problems.py): 400 for broken JSON, 422 for a wrong shape."""
-    errors = [{"loc": ["body", *(str(part) for part in error.get("loc", ()))][:16],
-               "message": str(error.get("msg", ""))[:300], "type": str(error.get("type", ""))}
-              for error in exc.errors()[:50]]
+    errors = [
+        {
+            "loc": ["body", *(str(part) for part in error.get("loc", ()))][:16],
+            "message": str(error.get("msg", ""))[:300],
+            "type": str(error.get("type", "")),
+        }
+        for error in exc.errors()[:50]
+    ]
     if any(error["type"] == "json_invalid" for error in errors):
         error = EngineError("VALIDATION_ERROR", "The body is not valid JSON.", errors=errors)
         error.extra["status"] = 400

@@ -68,7 +68,11 @@ def _content_length(scope: Scope) -> int | None:
 
 async def _refuse(send: Send, limit: int) -> None:
     body = orjson.dumps(problem_document("PAYLOAD_TOO_LARGE", f"The body is larger than {limit} bytes."))
-    await send({"type": "http.response.start", "status": 413,
-                "headers": [(b"content-type", b"application/problem+json"),
-                            (b"content-length", str(len(body)).encode())]})
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 413,
+            "headers": [(b"content-type", b"application/problem+json"), (b"content-length", str(len(body)).encode())],
+        }
+    )
     await send({"type": "http.response.body", "body": body})

@@ -19,7 +19,7 @@ from voucher_engine.errors import ALL_CODES
 PROBLEM_SCHEMA: dict[str, Any] = {
     "title": "Problem",
     "description": "An error (RFC 9457). `code` is one of the stable codes; rule failures add `explain`, "
-                   "validation failures `errors`; other members may be added.",
+    "validation failures `errors`; other members may be added.",
     "type": "object",
     "required": ["type", "title", "status", "detail", "code"],
     "properties": {
@@ -47,8 +47,9 @@ def complete(document: dict[str, Any]) -> dict[str, Any]:
             for status, response in responses.items():
                 if status[:1] in ("4", "5"):
                     response["content"] = dict(_PROBLEM_CONTENT)
-            responses.setdefault("default", {"description": "An error, as problem+json (RFC 9457).",
-                                             "content": dict(_PROBLEM_CONTENT)})
+            responses.setdefault(
+                "default", {"description": "An error, as problem+json (RFC 9457).", "content": dict(_PROBLEM_CONTENT)}
+            )
     schemas = document.setdefault("components", {}).setdefault("schemas", {})
     for name in _FASTAPI_VALIDATION_SCHEMAS:
         schemas.pop(name, None)

@@ -65,8 +65,9 @@ def problem_document(code: str, detail: str, status: int | None = None, **extra:
     }
 
 
-def problem_response(code: str, detail: str, status: int | None = None, headers: dict[str, str] | None = None,
-                     **extra: Any) -> JSONResponse:
+def problem_response(
+    code: str, detail: str, status: int | None = None, headers: dict[str, str] | None = None, **extra: Any
+) -> JSONResponse:
     document = problem_document(code, detail, status, **extra)
     return JSONResponse(document, status_code=document["status"], media_type=PROBLEM_MEDIA_TYPE, headers=headers)
 
@@ -74,8 +75,11 @@ def problem_response(code: str, detail: str, status: int | None = None, headers:
 def _validation_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
     # Echo where and why, never the offending input itself: it may be huge or hold secrets.
     return [
-        {"loc": [str(part) for part in error.get("loc", ())][:16], "message": str(error.get("msg", ""))[:300],
-         "type": str(error.get("type", ""))}
+        {
+            "loc": [str(part) for part in error.get("loc", ())][:16],
+            "message": str(error.get("msg", ""))[:300],
+            "type": str(error.get("type", "")),
+        }
         for error in exc.errors()[:50]
     ]
 
@@ -97,8 +101,13 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        code = {404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED", 413: "PAYLOAD_TOO_LARGE", 401: "UNAUTHENTICATED",
-                403: "FORBIDDEN"}.get(exc.status_code, "VALIDATION_ERROR")
+        code = {
+            404: "NOT_FOUND",
+            405: "METHOD_NOT_ALLOWED",
+            413: "PAYLOAD_TOO_LARGE",
+            401: "UNAUTHENTICATED",
+            403: "FORBIDDEN",
+        }.get(exc.status_code, "VALIDATION_ERROR")
         detail = exc.detail if isinstance(exc.detail, str) else TITLES[code]
         return problem_response(code, detail, status=exc.status_code, headers=getattr(exc, "headers", None))
 
@@ -106,8 +115,9 @@ def install(app: FastAPI) -> None:
         from voucher_engine.db.errors import is_database_unavailable, is_unstorable_input
 
         if is_database_unavailable(exc):
-            return problem_response("UNAVAILABLE", "The database is unreachable; try again shortly.",
-                                    headers={"Retry-After": "1"})
+            return problem_response(
+                "UNAVAILABLE", "The database is unreachable; try again shortly.", headers={"Retry-After": "1"}
+            )
         if is_unstorable_input(exc):
             return problem_response("VALIDATION_ERROR", UNSTORABLE_DETAIL)
         log.exception("unexpected error on %s %s", request.method, request.url.path)

@@ -44,8 +44,9 @@ async def set_clock(body: ClockSet, state: State, _: Admin) -> ClockState:
     offset_us = int((body.now - clock.real_now()) / timedelta(microseconds=1))
     async with state.engine.begin() as conn:
         statement = pg_insert(test_clock).values(id=1, offset_us=offset_us)
-        await conn.execute(statement.on_conflict_do_update(index_elements=[test_clock.c.id],
-                                                           set_={"offset_us": offset_us}))
+        await conn.execute(
+            statement.on_conflict_do_update(index_elements=[test_clock.c.id], set_={"offset_us": offset_us})
+        )
     clock.set_offset(timedelta(microseconds=offset_us))
     return _state()
 

@@ -10,10 +10,14 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from voucher_engine.db.schema.foundation import api_tokens, issuers
 
 
-async def insert_token(conn: AsyncConnection, *, token_id: str, token_sha256: str, role: str,
-                       issuer_id: str | None, created_at: datetime) -> None:
-    await conn.execute(sa.insert(api_tokens).values(id=token_id, token_sha256=token_sha256, role=role,
-                                                    issuer_id=issuer_id, created_at=created_at))
+async def insert_token(
+    conn: AsyncConnection, *, token_id: str, token_sha256: str, role: str, issuer_id: str | None, created_at: datetime
+) -> None:
+    await conn.execute(
+        sa.insert(api_tokens).values(
+            id=token_id, token_sha256=token_sha256, role=role, issuer_id=issuer_id, created_at=created_at
+        )
+    )
 
 
 async def find_active_token(conn: AsyncConnection, token_sha256: str) -> sa.Row | None:

@@ -35,8 +35,9 @@ async def create_token(conn: AsyncConnection, role: str, issuer_id: str | None =
         raise EngineError("NOT_FOUND", f"no issuer {issuer_id!r}")
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
     token_id = "tok_" + secrets.token_hex(8)
-    await repository.insert_token(conn, token_id=token_id, token_sha256=_hash(token), role=role,
-                                  issuer_id=issuer_id, created_at=clock.real_now())
+    await repository.insert_token(
+        conn, token_id=token_id, token_sha256=_hash(token), role=role, issuer_id=issuer_id, created_at=clock.real_now()
+    )
     return token, token_id
 
 

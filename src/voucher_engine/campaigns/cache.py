@@ -64,9 +64,16 @@ def terms_from_row(row) -> Terms:
     terms = _terms.get(row.id)
     if terms is None:
         terms = Terms(
-            campaign_id=row.id, issuer_id=row.issuer_id, distribution=row.distribution, quantity=row.quantity,
-            per_holder_limit=row.per_holder_limit, face_value_fen=row.face_value_fen, stock_shards=row.stock_shards,
-            valid_from=row.valid_from, valid_until=row.valid_until, validity_seconds=row.validity_seconds,
+            campaign_id=row.id,
+            issuer_id=row.issuer_id,
+            distribution=row.distribution,
+            quantity=row.quantity,
+            per_holder_limit=row.per_holder_limit,
+            face_value_fen=row.face_value_fen,
+            stock_shards=row.stock_shards,
+            valid_from=row.valid_from,
+            valid_until=row.valid_until,
+            validity_seconds=row.validity_seconds,
             contract=contract_for(row.contract_sha256, row.contract_source),
             public_terms=dict(row.summary.get("terms", {})),
             tz=ZoneInfo(row.timezone),

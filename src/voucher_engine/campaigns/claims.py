@@ -49,8 +49,10 @@ from voucher_engine.campaigns import cache, ids, repository
 from voucher_engine.campaigns.codes import make_code
 from voucher_engine.errors import EngineError
 
-CLAIMS_SQL = ("SELECT campaign_claims($1, $2::text[], $3::text[], $4::text[], $5, $6, $7::timestamptz[],"
-              " $8::timestamptz[], $9::timestamptz[], $10, $11::jsonb[])")
+CLAIMS_SQL = (
+    "SELECT campaign_claims($1, $2::text[], $3::text[], $4::text[], $5, $6, $7::timestamptz[],"
+    " $8::timestamptz[], $9::timestamptz[], $10, $11::jsonb[])"
+)
 MAX_BATCH = 256
 MAX_INFLIGHT = 4
 MAX_RETRIES = 200
@@ -64,6 +66,7 @@ _REFUSALS = {
     "HOLDER_LIMIT": "This holder already has as many vouchers of this campaign as the contract allows.",
     "CAMPAIGN_NOT_ACTIVE": "The campaign is not active: claims are taken only while it is.",
 }
+
 
 async def terms_for(state, subject: Subject, campaign_id: str) -> cache.Terms:
     terms = cache.cached_terms(campaign_id)
@@ -162,10 +165,19 @@ class ClaimBatcher:
             if conn is None:
                 conn = await self.pool.acquire()
             results = await conn.fetchval(
-                CLAIMS_SQL, terms.campaign_id, [p.voucher_id for p in group], [p.wallet_id for p in group],
-                [p.id_hash for p in group], terms.per_holder_limit, random.randrange(max(terms.stock_shards, 1)),
-                [p.now for p in group], [p.valid_from for p in group], [p.valid_until for p in group],
-                terms.face_value_fen, [p.attributes_json for p in group])
+                CLAIMS_SQL,
+                terms.campaign_id,
+                [p.voucher_id for p in group],
+                [p.wallet_id for p in group],
+                [p.id_hash for p in group],
+                terms.per_holder_limit,
+                random.randrange(max(terms.stock_shards, 1)),
+                [p.now for p in group],
+                [p.valid_from for p in group],
+                [p.valid_until for p in group],
+                terms.face_value_fen,
+                [p.attributes_json for p in group],
+            )
             self.connections.put_nowait(conn)
         except BaseException as exc:  # noqa: BLE001 - every waiting claim must hear of it
             self.connections.put_nowait(None)
@@ -187,8 +199,9 @@ class ClaimBatcher:
                 self.pending.append(item)
                 retry = True
             elif result == "RETRY":
-                item.future.set_exception(EngineError("UNAVAILABLE", "The last vouchers are being claimed right "
-                                                                     "now; try again."))
+                item.future.set_exception(
+                    EngineError("UNAVAILABLE", "The last vouchers are being claimed right now; try again.")
+                )
             else:
                 item.future.set_result(result)
         if retry:
@@ -204,25 +217,43 @@ async def _give_back(pool: asyncpg.Pool, conn: asyncpg.Connection) -> None:
         conn.terminate()
 
 
-async def claim(state, batcher: ClaimBatcher, subject: Subject, campaign_id: str, wallet_id: str,
-                id_hash: str | None, attributes: dict) -> bytes:
+async def claim(
+    state,
+    batcher: ClaimBatcher,
+    subject: Subject,
+    campaign_id: str,
+    wallet_id: str,
+    id_hash: str | None,
+    attributes: dict,
+) -> bytes:
     """Claim one voucher; answers the voucher as the JSON document of `schemas.Voucher` (built directly: this is
     the burst's hot path, and the model's validation and serialisation cost more than the claim's own work)."""
     terms = await terms_for(state, subject, campaign_id)
     if terms.distribution != "first_come":
-        raise EngineError("VALIDATION_ERROR", f"This campaign's contract distributes by {terms.distribution}; "
-                                              "it takes no claims.")
+        raise EngineError(
+            "VALIDATION_ERROR", f"This campaign's contract distributes by {terms.distribution}; it takes no claims."
+        )
     now = clock.now()
     valid_from, valid_until = terms.window_for(now)
     if now >= valid_until:
         raise EngineError("CAMPAIGN_NOT_ACTIVE", "The campaign's validity window has ended.")
     failures = terms.contract.check_holder(attributes)
     if failures:
-        raise EngineError("NOT_ELIGIBLE", "The holder does not meet the campaign's holder conditions.",
-                          explain=[failure.to_dict() for failure in failures])
-    item = _Pending(terms=terms, wallet_id=wallet_id, id_hash=id_hash,
-                    attributes_json=orjson.dumps(attributes).decode() if attributes else "{}", now=now,
-                    valid_from=valid_from, valid_until=valid_until, future=asyncio.get_running_loop().create_future())
+        raise EngineError(
+            "NOT_ELIGIBLE",
+            "The holder does not meet the campaign's holder conditions.",
+            explain=[failure.to_dict() for failure in failures],
+        )
+    item = _Pending(
+        terms=terms,
+        wallet_id=wallet_id,
+        id_hash=id_hash,
+        attributes_json=orjson.dumps(attributes).decode() if attributes else "{}",
+        now=now,
+        valid_from=valid_from,
+        valid_until=valid_until,
+        future=asyncio.get_running_loop().create_future(),
+    )
     result = await batcher.submit(item)
     if result != "OK":
         raise EngineError(result, _REFUSALS[result])
@@ -232,9 +263,19 @@ async def claim(state, batcher: ClaimBatcher, subject: Subject, campaign_id: str
 def voucher_document(server_secret: bytes, terms: cache.Terms, item: _Pending) -> bytes:
     """The claimed voucher as `schemas.Voucher` serialises it (times in the campaign's calendar; UTC as `Z`)."""
     tz = terms.tz
-    return orjson.dumps({
-        "id": item.voucher_id, "code": make_code(server_secret, terms.campaign_id, item.voucher_id),
-        "campaign_id": terms.campaign_id, "wallet_id": item.wallet_id, "status": "issued",
-        "valid_from": item.valid_from.astimezone(tz), "valid_until": item.valid_until.astimezone(tz),
-        "face_value_fen": terms.face_value_fen, "balance_fen": terms.face_value_fen,
-        "issued_at": item.now.astimezone(tz), "terms": terms.public_terms}, option=_UTC_Z)
+    return orjson.dumps(
+        {
+            "id": item.voucher_id,
+            "code": make_code(server_secret, terms.campaign_id, item.voucher_id),
+            "campaign_id": terms.campaign_id,
+            "wallet_id": item.wallet_id,
+            "status": "issued",
+            "valid_from": item.valid_from.astimezone(tz),
+            "valid_until": item.valid_until.astimezone(tz),
+            "face_value_fen": terms.face_value_fen,
+            "balance_fen": terms.face_value_fen,
+            "issued_at": item.now.astimezone(tz),
+            "terms": terms.public_terms,
+        },
+        option=_UTC_Z,
+    )

@@ -26,8 +26,12 @@ import typer
 
 from voucher_engine.errors import EngineError
 
-app = typer.Typer(help="Issue vouchers from a CSV of holders.", add_completion=False, subcommand_metavar="",
-                  context_settings={"allow_interspersed_args": True})
+app = typer.Typer(
+    help="Issue vouchers from a CSV of holders.",
+    add_completion=False,
+    subcommand_metavar="",
+    context_settings={"allow_interspersed_args": True},
+)
 
 INTEGER_TYPES = {"int", "integer", "money"}
 
@@ -53,8 +57,12 @@ def holder_types(contract) -> dict[str, str]:
 def read_csv(path: Path, types: dict[str, str], chunk_size: int) -> Iterator[list[tuple]]:
     """Chunks of (wallet_id, id_hash, attributes) from the file, held to the same rules as API holders
     (schemas.parse_holder), checked inline because this loop runs a million times."""
-    from voucher_engine.campaigns.schemas import (ID_HASH_PATTERN, MAX_ATTRIBUTE_VALUE_CHARS, MAX_ATTRIBUTES,
-                                                  WALLET_PATTERN)
+    from voucher_engine.campaigns.schemas import (
+        ID_HASH_PATTERN,
+        MAX_ATTRIBUTE_VALUE_CHARS,
+        MAX_ATTRIBUTES,
+        WALLET_PATTERN,
+    )
 
     wallet_ok = re.compile(WALLET_PATTERN).match
     id_hash_ok = re.compile(ID_HASH_PATTERN).match
@@ -65,12 +73,20 @@ def read_csv(path: Path, types: dict[str, str], chunk_size: int) -> Iterator[lis
             raise EngineError("VALIDATION_ERROR", f"{path}: the first row must name the columns, with wallet_id")
         wallet_at = header.index("wallet_id")
         hash_at = header.index("id_hash") if "id_hash" in header else None
-        columns = [(i, name, int if types.get(name, "text") in INTEGER_TYPES else str) for i, name in enumerate(header)
-                   if i not in (wallet_at, hash_at)]
+        columns = [
+            (i, name, int if types.get(name, "text") in INTEGER_TYPES else str)
+            for i, name in enumerate(header)
+            if i not in (wallet_at, hash_at)
+        ]
         if len(columns) > MAX_ATTRIBUTES:
             raise EngineError("VALIDATION_ERROR", f"{path}: at most {MAX_ATTRIBUTES} attribute columns")
-        cells_of = (itemgetter(*[i for i, _, _ in columns]) if len(columns) > 1
-                    else (lambda row, i=columns[0][0]: (row[i],)) if columns else (lambda row: ()))
+        cells_of = (
+            itemgetter(*[i for i, _, _ in columns])
+            if len(columns) > 1
+            else (lambda row, i=columns[0][0]: (row[i],))
+            if columns
+            else (lambda row: ())
+        )
         # Holder lists repeat few combinations of attribute values: parse each once (bounded).
         parsed: dict[tuple, dict] = {}
         width = len(header)
@@ -87,11 +103,14 @@ def read_csv(path: Path, types: dict[str, str], chunk_size: int) -> Iterator[lis
                 try:
                     attributes = {name: convert(cell) for (_, name, convert), cell in zip(columns, cells) if cell != ""}
                 except ValueError:
-                    raise EngineError("VALIDATION_ERROR", f"{path}: line {line_no}: an integer attribute is not an "
-                                                          "integer") from None
+                    raise EngineError(
+                        "VALIDATION_ERROR", f"{path}: line {line_no}: an integer attribute is not an integer"
+                    ) from None
                 if any(len(cell) > MAX_ATTRIBUTE_VALUE_CHARS for cell in cells):
-                    raise EngineError("VALIDATION_ERROR", f"{path}: line {line_no}: an attribute is longer than "
-                                                          f"{MAX_ATTRIBUTE_VALUE_CHARS} characters")
+                    raise EngineError(
+                        "VALIDATION_ERROR",
+                        f"{path}: line {line_no}: an attribute is longer than {MAX_ATTRIBUTE_VALUE_CHARS} characters",
+                    )
                 if len(parsed) < 100_000:
                     parsed[cells] = attributes
             chunk.append((row[wallet_at], (row[hash_at] or None) if hash_at is not None else None, attributes))
@@ -121,8 +140,10 @@ def _check_ids(path: Path, chunk: list[tuple], lines: list[int], wallet_ok, id_h
             return
     for (wallet_id, id_hash, _), line_no in zip(chunk, lines):
         if not wallet_ok(wallet_id) or (id_hash is not None and not id_hash_ok(id_hash)):
-            raise EngineError("VALIDATION_ERROR", f"{path}: line {line_no}: wallet_id must be 16 digits and "
-                                                  "id_hash 1 to 128 of [A-Za-z0-9+/=_:.-]")
+            raise EngineError(
+                "VALIDATION_ERROR",
+                f"{path}: line {line_no}: wallet_id must be 16 digits and id_hash 1 to 128 of [A-Za-z0-9+/=_:.-]",
+            )
 
 
 def count_rows(path: Path) -> int:
@@ -135,8 +156,9 @@ def count_rows(path: Path) -> int:
     return max(0, lines - 1)
 
 
-async def issue_file(url: str, campaign_id: str, path: Path, *, show_progress: bool = True,
-                     chunk_size: int = 20_000) -> dict:
+async def issue_file(
+    url: str, campaign_id: str, path: Path, *, show_progress: bool = True, chunk_size: int = 20_000
+) -> dict:
     """Issue to every holder of the CSV; answers the issuance's result as GET /v1/issuances/{id} would."""
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -161,21 +183,43 @@ async def issue_file(url: str, campaign_id: str, path: Path, *, show_progress: b
             terms = cache.terms_from_row(row)
             total = count_rows(path)
             issuance_id = ids.new_issuance_id()
-            await repository.insert_issuance(conn, {"id": issuance_id, "campaign_id": campaign_id,
-                                                    "kind": "targeted", "status": "running", "total": total,
-                                                    "created_at": now, "updated_at": now})
+            await repository.insert_issuance(
+                conn,
+                {
+                    "id": issuance_id,
+                    "campaign_id": campaign_id,
+                    "kind": "targeted",
+                    "status": "running",
+                    "total": total,
+                    "created_at": now,
+                    "updated_at": now,
+                },
+            )
         types = holder_types(terms.contract)
         # The bar goes to standard error: standard output carries only the result, as JSON.
-        bar = Progress(TextColumn("[bold]issuing"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[note]}"),
-                       TimeElapsedColumn(), disable=not show_progress, transient=False,
-                       console=Console(stderr=True))
+        bar = Progress(
+            TextColumn("[bold]issuing"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[note]}"),
+            TimeElapsedColumn(),
+            disable=not show_progress,
+            transient=False,
+            console=Console(stderr=True),
+        )
         task = bar.add_task("issue", total=total, note="")
 
         async def progress(processed: int, issued: int, rejected: int) -> None:
             bar.update(task, completed=processed, note=f"issued {issued:,} rejected {rejected:,}")
             async with engine.begin() as conn:
-                await repository.update_issuance(conn, issuance_id, processed=processed, issued=issued,
-                                                 rejected_count=rejected, updated_at=clock.now())
+                await repository.update_issuance(
+                    conn,
+                    issuance_id,
+                    processed=processed,
+                    issued=issued,
+                    rejected_count=rejected,
+                    updated_at=clock.now(),
+                )
 
         async def chunks() -> AsyncIterator[list[tuple]]:
             for chunk in read_csv(path, types, chunk_size):
@@ -183,17 +227,30 @@ async def issue_file(url: str, campaign_id: str, path: Path, *, show_progress: b
 
         with bar:
             try:
-                outcome = await issuance.run(engine, campaign_id, issuance_id, kind="targeted", holders=chunks(),
-                                             progress=progress)
+                outcome = await issuance.run(
+                    engine, campaign_id, issuance_id, kind="targeted", holders=chunks(), progress=progress
+                )
             except BaseException as exc:
                 async with engine.begin() as conn:
                     detail = exc.detail if isinstance(exc, EngineError) else type(exc).__name__
-                    await repository.update_issuance(conn, issuance_id, status="failed", error=detail[:500],
-                                                     updated_at=clock.now(), finished_at=clock.now())
+                    await repository.update_issuance(
+                        conn,
+                        issuance_id,
+                        status="failed",
+                        error=detail[:500],
+                        updated_at=clock.now(),
+                        finished_at=clock.now(),
+                    )
                 raise
-        return {"issuance_id": issuance_id, "campaign_id": campaign_id, "total": total,
-                "processed": outcome.processed, "issued": outcome.issued, "rejected_count": outcome.rejected_count,
-                "rejected": outcome.rejected[:20]}
+        return {
+            "issuance_id": issuance_id,
+            "campaign_id": campaign_id,
+            "total": total,
+            "processed": outcome.processed,
+            "issued": outcome.issued,
+            "rejected_count": outcome.rejected_count,
+            "rejected": outcome.rejected[:20],
+        }
     finally:
         await engine.dispose()
 
@@ -201,8 +258,16 @@ async def issue_file(url: str, campaign_id: str, path: Path, *, show_progress: b
 @app.callback(invoke_without_command=True)
 def issue(
     campaign_id: Annotated[str, typer.Argument(metavar="CAMPAIGN", help="The campaign's id (cmp_...).")],
-    holders: Annotated[Path, typer.Argument(metavar="HOLDERS_CSV", exists=True, dir_okay=False, readable=True,
-                                            help="CSV with wallet_id, optional id_hash, attribute columns.")],
+    holders: Annotated[
+        Path,
+        typer.Argument(
+            metavar="HOLDERS_CSV",
+            exists=True,
+            dir_okay=False,
+            readable=True,
+            help="CSV with wallet_id, optional id_hash, attribute columns.",
+        ),
+    ],
     data_dir: Annotated[Optional[Path], typer.Option("--data-dir", help="Where the embedded PostgreSQL lives.")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", help="No progress bar.")] = False,
 ) -> None:

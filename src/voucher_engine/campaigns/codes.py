@@ -76,8 +76,12 @@ _UNKNOWN = "The voucher code is not one this engine issued."
 def parse_code(server_secret: bytes, code: object) -> tuple[str, str]:
     """`(campaign_id, voucher_id)` of a genuine code; `VOUCHER_UNKNOWN` for anything malformed or forged."""
     # The last character carries 2 bits of payload and 4 padding bits, which must be zero: one voucher, one code.
-    if (not isinstance(code, str) or len(code) != CODE_CHARS or not _CODE_PATTERN.match(code)
-            or code[-1] not in _CANONICAL_LAST):
+    if (
+        not isinstance(code, str)
+        or len(code) != CODE_CHARS
+        or not _CODE_PATTERN.match(code)
+        or code[-1] not in _CANONICAL_LAST
+    ):
         raise EngineError("VOUCHER_UNKNOWN", _UNKNOWN)
     try:
         payload = base64.urlsafe_b64decode(code[2:] + "==")
@@ -86,7 +90,7 @@ def parse_code(server_secret: bytes, code: object) -> tuple[str, str]:
     if len(payload) != _PAYLOAD_BYTES:
         raise EngineError("VOUCHER_UNKNOWN", _UNKNOWN)
     campaign_raw = payload[:CAMPAIGN_ID_BYTES]
-    voucher_raw = payload[CAMPAIGN_ID_BYTES:CAMPAIGN_ID_BYTES + VOUCHER_ID_BYTES]
+    voucher_raw = payload[CAMPAIGN_ID_BYTES : CAMPAIGN_ID_BYTES + VOUCHER_ID_BYTES]
     if not hmac.compare_digest(payload[-MAC_BYTES:], _mac(_key(server_secret), campaign_raw, voucher_raw)):
         raise EngineError("VOUCHER_UNKNOWN", _UNKNOWN)
     return "cmp_" + campaign_raw.hex(), "vch_" + voucher_raw.hex()

@@ -71,20 +71,34 @@ async def seed(engine: AsyncEngine, issuer_id: str, settings: Any) -> dict:
         issuance_id = ids.new_issuance_id()
         async with engine.begin() as conn:
             now = clock.now()
-            await repository.insert_issuance(conn, {"id": issuance_id, "campaign_id": campaign_id, "kind": "targeted",
-                                                    "status": "running", "total": 1, "created_at": now,
-                                                    "updated_at": now})
-        await issuance.run(engine, campaign_id, issuance_id, kind="targeted",
-                           holders=[(DEMO_WALLET, None, DEMO_HOLDER)])
+            await repository.insert_issuance(
+                conn,
+                {
+                    "id": issuance_id,
+                    "campaign_id": campaign_id,
+                    "kind": "targeted",
+                    "status": "running",
+                    "total": 1,
+                    "created_at": now,
+                    "updated_at": now,
+                },
+            )
+        await issuance.run(
+            engine, campaign_id, issuance_id, kind="targeted", holders=[(DEMO_WALLET, None, DEMO_HOLDER)]
+        )
         async with engine.connect() as conn:
             voucher_id = await _demo_voucher_id(conn, campaign_id)
     secret = load_server_secret(settings.resolved_server_secret_path)
     code = codes.make_code(secret, campaign_id, voucher_id, DEMO_WALLET)
-    body = json.dumps({"voucher_code": code, "wallet_id": DEMO_WALLET, "pos_txn_id": "demo-0001",
-                       "order_amount_fen": 12000}, separators=(",", ":"))
-    redeem = ("python -c \"import os; from voucher_engine.merchants.client import send; "
-              f"r = send(os.environ['VE'], os.environ['KEY_ID'], os.environ['SECRET'], 'POST', '/v1/redemptions', "
-              f"b'{body}'); print(r.status_code, r.text)\"")
+    body = json.dumps(
+        {"voucher_code": code, "wallet_id": DEMO_WALLET, "pos_txn_id": "demo-0001", "order_amount_fen": 12000},
+        separators=(",", ":"),
+    )
+    redeem = (
+        'python -c "import os; from voucher_engine.merchants.client import send; '
+        f"r = send(os.environ['VE'], os.environ['KEY_ID'], os.environ['SECRET'], 'POST', '/v1/redemptions', "
+        f"b'{body}'); print(r.status_code, r.text)\""
+    )
     quote = redeem.replace("'/v1/redemptions'", "'/v1/redemptions/quote'")
     return {
         "campaign_id": campaign_id,
@@ -100,6 +114,9 @@ async def seed(engine: AsyncEngine, issuer_id: str, settings: Any) -> dict:
 
 
 async def _demo_voucher_id(conn, campaign_id: str) -> str | None:
-    query = (sa.select(vouchers.c.id).where(vouchers.c.campaign_id == campaign_id,
-                                            vouchers.c.wallet_id == DEMO_WALLET).limit(1))
+    query = (
+        sa.select(vouchers.c.id)
+        .where(vouchers.c.campaign_id == campaign_id, vouchers.c.wallet_id == DEMO_WALLET)
+        .limit(1)
+    )
     return (await conn.execute(query)).scalar()

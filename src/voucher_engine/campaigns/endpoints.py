@@ -24,8 +24,20 @@ from voucher_engine.auth import service as auth_service
 from voucher_engine.auth.subjects import Subject
 from voucher_engine.campaigns import claims, expiry, ids, issuance, repository, service
 from voucher_engine.campaigns.schemas import (
-    JOB_THRESHOLD, MAX_LOTTERY_APPLICANTS, MAX_TARGETED_HOLDERS, Campaign, CampaignDetail, CheckAnswer, ClaimBody,
-    IssuanceRequest, IssuanceResult, SourceBody, Voucher, WALLET_PATTERN, parse_holders, parse_seed,
+    JOB_THRESHOLD,
+    MAX_LOTTERY_APPLICANTS,
+    MAX_TARGETED_HOLDERS,
+    Campaign,
+    CampaignDetail,
+    CheckAnswer,
+    ClaimBody,
+    IssuanceRequest,
+    IssuanceResult,
+    SourceBody,
+    Voucher,
+    WALLET_PATTERN,
+    parse_holders,
+    parse_seed,
 )
 from voucher_engine.db.engine import plain_url
 from voucher_engine.errors import EngineError
@@ -81,8 +93,12 @@ STALE_JOB_AFTER = timedelta(minutes=10)
 # ---------------------------------------------------------------------------------------------------------------
 # Contracts and campaigns.
 
-@router.post("/v1/contracts/check", response_model=CheckAnswer,
-             responses={422: {"description": "CONTRACT_INVALID: `errors` lists each {line, column, message}"}})
+
+@router.post(
+    "/v1/contracts/check",
+    response_model=CheckAnswer,
+    responses={422: {"description": "CONTRACT_INVALID: `errors` lists each {line, column, message}"}},
+)
 async def check_contract(body: SourceBody, _: Reader) -> CheckAnswer:
     return service.check(body.source)
 
@@ -117,13 +133,19 @@ def _transition_endpoint(action: str):
 
 
 for _action in ("fund", "activate", "pause", "close"):
-    router.add_api_route(f"/v1/campaigns/{{campaign_id}}/{_action}", _transition_endpoint(_action), methods=["POST"],
-                         response_model=CampaignDetail, name=f"{_action}_campaign",
-                         responses={409: {"description": "INVALID_STATE: the move is not allowed from this status"}})
+    router.add_api_route(
+        f"/v1/campaigns/{{campaign_id}}/{_action}",
+        _transition_endpoint(_action),
+        methods=["POST"],
+        response_model=CampaignDetail,
+        name=f"{_action}_campaign",
+        responses={409: {"description": "INVALID_STATE: the move is not allowed from this status"}},
+    )
 
 
 # ---------------------------------------------------------------------------------------------------------------
 # Issuances.
+
 
 def _inline_refs(schema: dict[str, Any]) -> dict[str, Any]:
     definitions = schema.pop("$defs", {})
@@ -140,29 +162,54 @@ def _inline_refs(schema: dict[str, Any]) -> dict[str, Any]:
     return resolve(schema)
 
 
-_ISSUANCE_BODY = {"requestBody": {"required": True, "content": {"application/json": {
-    "schema": _inline_refs(IssuanceRequest.model_json_schema())}}}}
+_ISSUANCE_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {"application/json": {"schema": _inline_refs(IssuanceRequest.model_json_schema())}},
+    }
+}
 
 
 def _issuance_model(row) -> IssuanceResult:
-    return IssuanceResult(issuance_id=row.id, campaign_id=row.campaign_id, kind=row.kind, status=row.status,
-                          total=row.total, processed=row.processed, issued=row.issued,
-                          rejected_count=row.rejected_count, rejected=row.rejected, lottery=row.lottery,
-                          error=row.error, created_at=row.created_at, finished_at=row.finished_at)
+    return IssuanceResult(
+        issuance_id=row.id,
+        campaign_id=row.campaign_id,
+        kind=row.kind,
+        status=row.status,
+        total=row.total,
+        processed=row.processed,
+        issued=row.issued,
+        rejected_count=row.rejected_count,
+        rejected=row.rejected,
+        lottery=row.lottery,
+        error=row.error,
+        created_at=row.created_at,
+        finished_at=row.finished_at,
+    )
 
 
-@router.post("/v1/campaigns/{campaign_id}/issuances", status_code=201, response_model=IssuanceResult,
-             openapi_extra=_ISSUANCE_BODY,
-             responses={202: {"model": IssuanceResult,
-                              "description": f"{JOB_THRESHOLD} holders or more: a job; poll GET /v1/issuances/{{id}}"}})
+@router.post(
+    "/v1/campaigns/{campaign_id}/issuances",
+    status_code=201,
+    response_model=IssuanceResult,
+    openapi_extra=_ISSUANCE_BODY,
+    responses={
+        202: {
+            "model": IssuanceResult,
+            "description": f"{JOB_THRESHOLD} holders or more: a job; poll GET /v1/issuances/{{id}}",
+        }
+    },
+)
 async def create_issuance(campaign_id: CampaignId, request: Request, state: State, subject: Gov) -> JSONResponse:
     try:
         body = orjson.loads(await request.body())
     except orjson.JSONDecodeError:
         raise EngineError("VALIDATION_ERROR", "The body is not valid JSON.") from None
     if not isinstance(body, dict) or (("holders" in body) == ("lottery" in body)) or len(body) != 1:
-        raise EngineError("VALIDATION_ERROR", "The body is exactly one of {\"holders\": [...]} or "
-                                              "{\"lottery\": {\"applicants\": [...], \"seed\": \"<hex>\"}}.")
+        raise EngineError(
+            "VALIDATION_ERROR",
+            'The body is exactly one of {"holders": [...]} or {"lottery": {"applicants": [...], "seed": "<hex>"}}.',
+        )
     seed = None
     if "holders" in body:
         kind = "targeted"
@@ -171,7 +218,7 @@ async def create_issuance(campaign_id: CampaignId, request: Request, state: Stat
         kind = "lottery"
         draw = body["lottery"]
         if not isinstance(draw, dict) or set(draw) != {"applicants", "seed"}:
-            raise EngineError("VALIDATION_ERROR", "lottery is {\"applicants\": [...], \"seed\": \"<hex>\"}.")
+            raise EngineError("VALIDATION_ERROR", 'lottery is {"applicants": [...], "seed": "<hex>"}.')
         seed = parse_seed(draw["seed"])
         holders = parse_holders(draw["applicants"], "lottery.applicants", MAX_LOTTERY_APPLICANTS)
     del body
@@ -182,10 +229,19 @@ async def create_issuance(campaign_id: CampaignId, request: Request, state: Stat
         if row is None or not subject.can_see_issuer(row.issuer_id):
             raise EngineError("NOT_FOUND", f"No campaign {campaign_id!r}.")
         issuance.check_issuable(row, kind, now)
-        await repository.insert_issuance(conn, {"id": issuance_id, "campaign_id": campaign_id, "kind": kind,
-                                                "status": "running", "total": len(holders), "created_at": now,
-                                                "updated_at": now})
-    kwargs = ({"holders": holders} if kind == "targeted" else {"applicants": holders, "seed": seed})
+        await repository.insert_issuance(
+            conn,
+            {
+                "id": issuance_id,
+                "campaign_id": campaign_id,
+                "kind": kind,
+                "status": "running",
+                "total": len(holders),
+                "created_at": now,
+                "updated_at": now,
+            },
+        )
+    kwargs = {"holders": holders} if kind == "targeted" else {"applicants": holders, "seed": seed}
     if len(holders) >= JOB_THRESHOLD:
         task = asyncio.create_task(_run_job(state, campaign_id, issuance_id, kind, kwargs))
         jobs: set = state.extras.setdefault(JOBS_KEY, set())
@@ -193,8 +249,11 @@ async def create_issuance(campaign_id: CampaignId, request: Request, state: Stat
         task.add_done_callback(jobs.discard)
         async with state.engine.connect() as conn:
             stored = await repository.get_issuance(conn, issuance_id)
-        return JSONResponse(_issuance_model(stored).model_dump(mode="json"), status_code=202,
-                            headers={"Location": f"/v1/issuances/{issuance_id}"})
+        return JSONResponse(
+            _issuance_model(stored).model_dump(mode="json"),
+            status_code=202,
+            headers={"Location": f"/v1/issuances/{issuance_id}"},
+        )
     try:
         await issuance.run(state.engine, campaign_id, issuance_id, kind=kind, **kwargs)
     except BaseException as exc:
@@ -209,8 +268,9 @@ async def _mark_failed(state, issuance_id: str, exc: BaseException) -> None:
     detail = exc.detail if isinstance(exc, EngineError) else f"{type(exc).__name__}"
     try:
         async with state.engine.begin() as conn:
-            await repository.update_issuance(conn, issuance_id, status="failed", error=detail[:500],
-                                             updated_at=clock.now(), finished_at=clock.now())
+            await repository.update_issuance(
+                conn, issuance_id, status="failed", error=detail[:500], updated_at=clock.now(), finished_at=clock.now()
+            )
     except Exception:  # noqa: BLE001 - the original error matters more
         log.warning("could not mark issuance %s failed", issuance_id, exc_info=True)
 
@@ -218,8 +278,9 @@ async def _mark_failed(state, issuance_id: str, exc: BaseException) -> None:
 async def _run_job(state, campaign_id: str, issuance_id: str, kind: str, kwargs: dict) -> None:
     async def progress(processed: int, issued: int, rejected: int) -> None:
         async with state.engine.begin() as conn:
-            await repository.update_issuance(conn, issuance_id, processed=processed, issued=issued,
-                                             rejected_count=rejected, updated_at=clock.now())
+            await repository.update_issuance(
+                conn, issuance_id, processed=processed, issued=issued, rejected_count=rejected, updated_at=clock.now()
+            )
 
     try:
         await issuance.run(state.engine, campaign_id, issuance_id, kind=kind, progress=progress, **kwargs)
@@ -243,20 +304,27 @@ async def get_issuance(issuance_id: IssuanceId, state: State, subject: Reader) -
 # ---------------------------------------------------------------------------------------------------------------
 # Claims and wallets.
 
-@router.post("/v1/campaigns/{campaign_id}/claims", status_code=201, response_model=Voucher,
-             responses={409: {"description": "SOLD_OUT, HOLDER_LIMIT or CAMPAIGN_NOT_ACTIVE"},
-                        422: {"description": "NOT_ELIGIBLE, with `explain`"}})
+
+@router.post(
+    "/v1/campaigns/{campaign_id}/claims",
+    status_code=201,
+    response_model=Voucher,
+    responses={
+        409: {"description": "SOLD_OUT, HOLDER_LIMIT or CAMPAIGN_NOT_ACTIVE"},
+        422: {"description": "NOT_ELIGIBLE, with `explain`"},
+    },
+)
 async def create_claim(campaign_id: CampaignId, body: ClaimBody, state: State, subject: ClaimsGov) -> Response:
     batcher = state.extras[BATCHER_KEY]
-    document = await claims.claim(state, batcher, subject, campaign_id, body.wallet_id, body.id_hash,
-                                  body.attributes)
+    document = await claims.claim(state, batcher, subject, campaign_id, body.wallet_id, body.id_hash, body.attributes)
     # Built by us, so not validated again on the way out (the hot path of a burst).
     return Response(document, status_code=201, media_type="application/json")
 
 
 @router.get("/v1/wallets/{wallet_id}/vouchers", response_model=Page[Voucher])
-async def wallet_vouchers(wallet_id: WalletId, state: State, subject: Reader, limit: Limit = 100,
-                          cursor: Cursor = None) -> Page[Voucher]:
+async def wallet_vouchers(
+    wallet_id: WalletId, state: State, subject: Reader, limit: Limit = 100, cursor: Cursor = None
+) -> Page[Voucher]:
     after = None
     if cursor is not None:
         campaign_id, _, voucher_id = (decode_cursor(cursor) or "").partition("/")
@@ -264,8 +332,9 @@ async def wallet_vouchers(wallet_id: WalletId, state: State, subject: Reader, li
             raise EngineError("VALIDATION_ERROR", "The cursor is not one this service gave out.")
         after = (campaign_id, voucher_id)
     async with state.engine.connect() as conn:
-        items = await service.wallet_vouchers(conn, subject, state.server_secret, wallet_id, after=after,
-                                              limit=limit + 1)
+        items = await service.wallet_vouchers(
+            conn, subject, state.server_secret, wallet_id, after=after, limit=limit + 1
+        )
     page = items[:limit]
     next_cursor = encode_cursor(f"{page[-1].campaign_id}/{page[-1].id}") if len(items) > limit else None
     return Page(items=page, next_cursor=next_cursor)
@@ -274,11 +343,16 @@ async def wallet_vouchers(wallet_id: WalletId, state: State, subject: Reader, li
 # ---------------------------------------------------------------------------------------------------------------
 # Per-worker life.
 
+
 async def startup(state) -> None:
     size = max(2, state.settings.db_pool_size)
     state.extras[POOL_KEY] = await asyncpg.create_pool(
-        plain_url(state.settings.database_url), min_size=1, max_size=size, statement_cache_size=256,
-        server_settings={"application_name": "voucher-engine-claims"})
+        plain_url(state.settings.database_url),
+        min_size=1,
+        max_size=size,
+        statement_cache_size=256,
+        server_settings={"application_name": "voucher-engine-claims"},
+    )
     state.extras[BATCHER_KEY] = claims.ClaimBatcher(state.extras[POOL_KEY])
     state.extras[JOBS_KEY] = set()
     try:

@@ -37,12 +37,15 @@ _EXPIRE_ONE_CAMPAIGN = sa.text(
     "     WHERE campaign_id = :campaign_id AND status = 'issued' AND valid_until <= :now"
     "     LIMIT :limit FOR UPDATE SKIP LOCKED)"
     " UPDATE vouchers v SET status = 'expired', updated_at = :now, version = v.version + 1"
-    " FROM due WHERE v.campaign_id = due.campaign_id AND v.id = due.id AND v.status = 'issued'")
+    " FROM due WHERE v.campaign_id = due.campaign_id AND v.id = due.id AND v.status = 'issued'"
+)
 
 # A fixed-window campaign's vouchers all share its window: none is due before the campaign's own end, so the sweep
 # looks only at those past it, and at campaigns whose windows run from each voucher's issue.
-_OPEN_CAMPAIGNS = sa.text("SELECT id FROM campaigns WHERE status IN ('funded', 'active', 'paused')"
-                          " AND (validity_seconds IS NOT NULL OR valid_until <= :now) ORDER BY id")
+_OPEN_CAMPAIGNS = sa.text(
+    "SELECT id FROM campaigns WHERE status IN ('funded', 'active', 'paused')"
+    " AND (validity_seconds IS NOT NULL OR valid_until <= :now) ORDER BY id"
+)
 
 
 async def expire_due(conn: AsyncConnection, campaign_id: str | None, now: datetime, limit: int = SWEEP_BATCH) -> int:
@@ -61,18 +64,24 @@ async def expire_due(conn: AsyncConnection, campaign_id: str | None, now: dateti
 
 async def expire_campaign(conn: AsyncConnection, campaign_id: str, now: datetime) -> int:
     """Expire every due voucher of a campaign (used at close, which holds the campaign's lock)."""
-    result = await conn.execute(sa.text(
-        "UPDATE vouchers SET status = 'expired', updated_at = :now, version = version + 1"
-        " WHERE campaign_id = :campaign_id AND status = 'issued' AND valid_until <= :now"),
-        {"campaign_id": campaign_id, "now": now})
+    result = await conn.execute(
+        sa.text(
+            "UPDATE vouchers SET status = 'expired', updated_at = :now, version = version + 1"
+            " WHERE campaign_id = :campaign_id AND status = 'issued' AND valid_until <= :now"
+        ),
+        {"campaign_id": campaign_id, "now": now},
+    )
     return result.rowcount
 
 
 async def expire_voucher(conn: AsyncConnection, campaign_id: str, voucher_id: str, now: datetime) -> bool:
-    result = await conn.execute(sa.text(
-        "UPDATE vouchers SET status = 'expired', updated_at = :now, version = version + 1"
-        " WHERE campaign_id = :campaign_id AND id = :voucher_id AND status = 'issued' AND valid_until <= :now"),
-        {"campaign_id": campaign_id, "voucher_id": voucher_id, "now": now})
+    result = await conn.execute(
+        sa.text(
+            "UPDATE vouchers SET status = 'expired', updated_at = :now, version = version + 1"
+            " WHERE campaign_id = :campaign_id AND id = :voucher_id AND status = 'issued' AND valid_until <= :now"
+        ),
+        {"campaign_id": campaign_id, "voucher_id": voucher_id, "now": now},
+    )
     return result.rowcount == 1
 
 

@@ -62,5 +62,12 @@ class ClaimsFastPath:
             request = ClaimBody.model_validate_json(body)
         except ValidationError as exc:
             raise validation_error(exc) from None
-        return await claims.claim(state, state.extras[BATCHER_KEY], subject, campaign_id, request.wallet_id,
-                                  request.id_hash, request.attributes)
+        return await claims.claim(
+            state,
+            state.extras[BATCHER_KEY],
+            subject,
+            campaign_id,
+            request.wallet_id,
+            request.id_hash,
+            request.attributes,
+        )

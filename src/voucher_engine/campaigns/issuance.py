@@ -84,11 +84,16 @@ async def _chunks_of(holders: Iterable[HolderTuple] | AsyncIterable[list[HolderT
 def check_issuable(row, kind: str, now: datetime) -> None:
     """Refusals that apply to the whole issuance (answered before any job starts)."""
     if row.status not in ISSUABLE_STATUSES:
-        raise EngineError("INVALID_STATE", f"Vouchers are issued while a campaign is funded or active; this one is "
-                                           f"{row.status}.", campaign_status=row.status)
+        raise EngineError(
+            "INVALID_STATE",
+            f"Vouchers are issued while a campaign is funded or active; this one is {row.status}.",
+            campaign_status=row.status,
+        )
     if row.distribution != kind:
-        raise EngineError("VALIDATION_ERROR", f"This campaign's contract distributes by {row.distribution}; "
-                                              f"a {kind} issuance does not apply.")
+        raise EngineError(
+            "VALIDATION_ERROR",
+            f"This campaign's contract distributes by {row.distribution}; a {kind} issuance does not apply.",
+        )
     if row.valid_until is not None and now >= row.valid_until:
         raise EngineError("INVALID_STATE", "The campaign's validity window has ended; no voucher can be issued.")
 
@@ -97,16 +102,27 @@ async def _held_by_holder(raw, campaign_id: str) -> dict[str, int]:
     """Vouchers of the campaign per holder key, in one pass over its primary key range (no per-holder index:
     issued vouchers are kept out of the holder index, which only claims need)."""
     held: dict[str, int] = {}
-    async for record in raw.cursor("SELECT holder_key, count(*) FROM vouchers WHERE campaign_id = $1"
-                                   " GROUP BY holder_key", campaign_id, prefetch=10_000):
+    async for record in raw.cursor(
+        "SELECT holder_key, count(*) FROM vouchers WHERE campaign_id = $1 GROUP BY holder_key",
+        campaign_id,
+        prefetch=10_000,
+    ):
         held[record[0]] = record[1]
     return held
 
 
-async def run(engine: AsyncEngine, campaign_id: str, issuance_id: str, *, kind: str,
-              holders: Iterable[HolderTuple] | AsyncIterable[list[HolderTuple]] | None = None,
-              applicants: list[HolderTuple] | None = None, seed: bytes | None = None,
-              progress: Progress | None = None, keep_voucher_ids: bool = False) -> Outcome:
+async def run(
+    engine: AsyncEngine,
+    campaign_id: str,
+    issuance_id: str,
+    *,
+    kind: str,
+    holders: Iterable[HolderTuple] | AsyncIterable[list[HolderTuple]] | None = None,
+    applicants: list[HolderTuple] | None = None,
+    seed: bytes | None = None,
+    progress: Progress | None = None,
+    keep_voucher_ids: bool = False,
+) -> Outcome:
     """Issue to a targeted list (`holders`) or draw a lottery (`applicants`, `seed`), in one transaction."""
     outcome = Outcome()
     async with engine.begin() as conn:
@@ -129,12 +145,31 @@ async def run(engine: AsyncEngine, campaign_id: str, issuance_id: str, *, kind: 
         else:
             assert holders is not None
             source, checked = holders, False
-        await _issue(raw, terms, issuance_id, source, issued_at, remaining, existing > 0, checked, outcome,
-                     progress, keep_voucher_ids)
+        await _issue(
+            raw,
+            terms,
+            issuance_id,
+            source,
+            issued_at,
+            remaining,
+            existing > 0,
+            checked,
+            outcome,
+            progress,
+            keep_voucher_ids,
+        )
         await repository.update_issuance(
-            conn, issuance_id, status="done", processed=outcome.processed, issued=outcome.issued,
-            rejected_count=outcome.rejected_count, rejected=outcome.rejected, lottery=outcome.lottery,
-            updated_at=clock.now(), finished_at=clock.now())
+            conn,
+            issuance_id,
+            status="done",
+            processed=outcome.processed,
+            issued=outcome.issued,
+            rejected_count=outcome.rejected_count,
+            rejected=outcome.rejected,
+            lottery=outcome.lottery,
+            updated_at=clock.now(),
+            finished_at=clock.now(),
+        )
     return outcome
 
 
@@ -176,9 +211,19 @@ def _field(value: bytes) -> str:
     return value.decode("latin-1")
 
 
-async def _issue(raw, terms: cache.Terms, issuance_id: str, holders, issued_at: datetime, remaining: int,
-                 had_vouchers: bool, checked: bool, outcome: Outcome, progress: Progress | None,
-                 keep_voucher_ids: bool) -> None:
+async def _issue(
+    raw,
+    terms: cache.Terms,
+    issuance_id: str,
+    holders,
+    issued_at: datetime,
+    remaining: int,
+    had_vouchers: bool,
+    checked: bool,
+    outcome: Outcome,
+    progress: Progress | None,
+    keep_voucher_ids: bool,
+) -> None:
     """Decide each holder in Python and stream the accepted vouchers to PostgreSQL in ONE binary COPY, so that the
     database inserts chunk k while Python decides chunk k+1 (two cores, both busy)."""
     campaign_id = terms.campaign_id
@@ -188,8 +233,15 @@ async def _issue(raw, terms: cache.Terms, issuance_id: str, holders, issued_at: 
     face = terms.face_value_fen
     # Everything a row repeats, encoded once (PostgreSQL's binary COPY: no text parsing of times and numbers).
     head = _field(_FIELD_COUNT + _text(campaign_id)) + _LENGTH[ids.VOUCHER_ID_CHARS]
-    middle = _field(_text("issued") + _timestamptz(valid_from) + _timestamptz(valid_until) + _bigint(face)
-                    + _bigint(face) + _timestamptz(issued_at) + _text(issuance_id))
+    middle = _field(
+        _text("issued")
+        + _timestamptz(valid_from)
+        + _timestamptz(valid_until)
+        + _bigint(face)
+        + _bigint(face)
+        + _timestamptz(issued_at)
+        + _text(issuance_id)
+    )
     tail = _field(_bigint(1) + _timestamptz(issued_at))
     # Vouchers held per holder key: the campaign's before this issuance, then this issuance's own (exact; about
     # 150 bytes a holder, so a million-holder list stays well inside the memory budget).
@@ -236,8 +288,10 @@ async def _issue(raw, terms: cache.Terms, issuance_id: str, holders, issued_at: 
                 held_by[key] = held + 1
                 remaining -= 1
                 hash_field = _NULL_FIELD if id_hash is None else length[len(id_hash)] + id_hash
-                parts.append(f"{head}{stem}{len(parts):06x}{length[len(wallet_id)]}{wallet_id}{hash_field}"
-                             f"{length[len(key)]}{key}{middle}{known[1]}{tail}")
+                parts.append(
+                    f"{head}{stem}{len(parts):06x}{length[len(wallet_id)]}{wallet_id}{hash_field}"
+                    f"{length[len(key)]}{key}{middle}{known[1]}{tail}"
+                )
             outcome.processed += len(chunk)
             if parts:
                 yield "".join(parts).encode("latin-1")
@@ -257,8 +311,9 @@ async def _issue(raw, terms: cache.Terms, issuance_id: str, holders, issued_at: 
     assert remaining >= 0
 
 
-async def _draw(raw, terms: cache.Terms, applicants: list[HolderTuple], seed: bytes, slots: int,
-                outcome: Outcome) -> tuple[list[HolderTuple], dict[str, Any]]:
+async def _draw(
+    raw, terms: cache.Terms, applicants: list[HolderTuple], seed: bytes, slots: int, outcome: Outcome
+) -> tuple[list[HolderTuple], dict[str, Any]]:
     """Run the lottery over the applicants; answers the winners (checked) and the publication."""
     by_key: dict[str, HolderTuple] = {}
     for holder in applicants:

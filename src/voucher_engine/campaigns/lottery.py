@@ -61,8 +61,9 @@ def ranking(seed: bytes, keys: Iterable[str]) -> list[str]:
     return [key for _, key in ranked]
 
 
-def draw(seed: bytes, candidates: Iterable[str], slots: int, per_holder_limit: int,
-         prior_vouchers: Mapping[str, int]) -> list[str]:
+def draw(
+    seed: bytes, candidates: Iterable[str], slots: int, per_holder_limit: int, prior_vouchers: Mapping[str, int]
+) -> list[str]:
     """The winning keys, in rank order. A pure function of its arguments."""
     assert slots >= 0 and per_holder_limit >= 1
     winners: list[str] = []

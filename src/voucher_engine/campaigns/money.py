@@ -52,16 +52,26 @@ async def open_escrow(conn: AsyncConnection, campaign_id: str) -> None:
 async def fund(conn: AsyncConnection, campaign_id: str, budget_fen: int, funders: Sequence[FunderShare]) -> str:
     """Move the whole budget from the funders' fiscal accounts into escrow; answers the ledger transaction id."""
     parts = split_by_shares(budget_fen, [funder.share_bp for funder in funders])
-    postings = [Posting(fiscal_account(funder.issuer_id), credit_fen=part)
-                for funder, part in zip(funders, parts) if part > 0]
+    postings = [
+        Posting(fiscal_account(funder.issuer_id), credit_fen=part) for funder, part in zip(funders, parts) if part > 0
+    ]
     postings.append(Posting(escrow_account(campaign_id), debit_fen=budget_fen))
-    tx = await ledger.post(conn, NewTransaction(
-        kind="fund", postings=tuple(postings), at=clock.now(), campaign_id=campaign_id,
-        refs={"campaign_id": campaign_id, "shares_bp": {f.issuer_id: f.share_bp for f in funders}}))
+    tx = await ledger.post(
+        conn,
+        NewTransaction(
+            kind="fund",
+            postings=tuple(postings),
+            at=clock.now(),
+            campaign_id=campaign_id,
+            refs={"campaign_id": campaign_id, "shares_bp": {f.issuer_id: f.share_bp for f in funders}},
+        ),
+    )
     return _tx_id(tx)
 
 
-async def return_unspent(conn: AsyncConnection, campaign_id: str, funders: Sequence[FunderShare]) -> tuple[str | None, int]:
+async def return_unspent(
+    conn: AsyncConnection, campaign_id: str, funders: Sequence[FunderShare]
+) -> tuple[str | None, int]:
     """Return everything left in escrow to the funders in their shares; answers (transaction id or None, amount)."""
     amount_fen = await escrow_balance(conn, campaign_id)
     assert amount_fen >= 0, amount_fen
@@ -69,11 +79,19 @@ async def return_unspent(conn: AsyncConnection, campaign_id: str, funders: Seque
         return None, 0
     parts = split_by_shares(amount_fen, [funder.share_bp for funder in funders])
     postings = [Posting(escrow_account(campaign_id), credit_fen=amount_fen)]
-    postings += [Posting(fiscal_account(funder.issuer_id), debit_fen=part)
-                 for funder, part in zip(funders, parts) if part > 0]
-    tx = await ledger.post(conn, NewTransaction(
-        kind="return", postings=tuple(postings), at=clock.now(), campaign_id=campaign_id,
-        refs={"campaign_id": campaign_id, "shares_bp": {f.issuer_id: f.share_bp for f in funders}}))
+    postings += [
+        Posting(fiscal_account(funder.issuer_id), debit_fen=part) for funder, part in zip(funders, parts) if part > 0
+    ]
+    tx = await ledger.post(
+        conn,
+        NewTransaction(
+            kind="return",
+            postings=tuple(postings),
+            at=clock.now(),
+            campaign_id=campaign_id,
+            refs={"campaign_id": campaign_id, "shares_bp": {f.issuer_id: f.share_bp for f in funders}},
+        ),
+    )
     # The pair of the assertion above: escrow is empty after the return, to the fen.
     assert await escrow_balance(conn, campaign_id) == 0
     return _tx_id(tx), amount_fen

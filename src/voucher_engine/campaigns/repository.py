@@ -12,26 +12,45 @@ from voucher_engine.db.schema.campaigns import campaign_funders, campaigns, clai
 
 # Columns of `vouchers` in the order issuance writes them by COPY.
 VOUCHER_COPY_COLUMNS = (
-    "campaign_id", "id", "wallet_id", "id_hash", "holder_key", "status", "valid_from", "valid_until",
-    "face_value_fen", "balance_fen", "issued_at", "issuance_id", "attributes", "version", "updated_at",
+    "campaign_id",
+    "id",
+    "wallet_id",
+    "id_hash",
+    "holder_key",
+    "status",
+    "valid_from",
+    "valid_until",
+    "face_value_fen",
+    "balance_fen",
+    "issued_at",
+    "issuance_id",
+    "attributes",
+    "version",
+    "updated_at",
 )
 
 
 async def lock_campaign(conn: AsyncConnection, campaign_id: str) -> None:
     """Serialise the campaign's lifecycle moves, issuances and close with each other (not with claims, which
     meet close on the stock rows instead). Held to the end of the transaction."""
-    await conn.execute(sa.text("SELECT pg_advisory_xact_lock(hashtextextended('campaign/' || :id, 0))"),
-                       {"id": campaign_id})
+    await conn.execute(
+        sa.text("SELECT pg_advisory_xact_lock(hashtextextended('campaign/' || :id, 0))"), {"id": campaign_id}
+    )
 
 
-async def insert_campaign(conn: AsyncConnection, values: dict[str, Any], funders: list[dict[str, Any]],
-                          stock: list[int]) -> None:
+async def insert_campaign(
+    conn: AsyncConnection, values: dict[str, Any], funders: list[dict[str, Any]], stock: list[int]
+) -> None:
     await conn.execute(sa.insert(campaigns).values(**values))
     await conn.execute(sa.insert(campaign_funders), funders)
     if stock:
-        await conn.execute(sa.insert(claim_stock),
-                           [{"campaign_id": values["id"], "shard": shard, "remaining": remaining}
-                            for shard, remaining in enumerate(stock)])
+        await conn.execute(
+            sa.insert(claim_stock),
+            [
+                {"campaign_id": values["id"], "shard": shard, "remaining": remaining}
+                for shard, remaining in enumerate(stock)
+            ],
+        )
 
 
 async def get_campaign(conn: AsyncConnection, campaign_id: str, *, for_update: bool = False) -> sa.Row | None:
@@ -42,13 +61,18 @@ async def get_campaign(conn: AsyncConnection, campaign_id: str, *, for_update: b
 
 
 async def find_by_name(conn: AsyncConnection, issuer_id: str, name: str) -> sa.Row | None:
-    query = (sa.select(campaigns).where(campaigns.c.issuer_id == issuer_id, campaigns.c.name == name)
-             .order_by(campaigns.c.created_at.desc()).limit(1))
+    query = (
+        sa.select(campaigns)
+        .where(campaigns.c.issuer_id == issuer_id, campaigns.c.name == name)
+        .order_by(campaigns.c.created_at.desc())
+        .limit(1)
+    )
     return (await conn.execute(query)).first()
 
 
-async def list_campaigns(conn: AsyncConnection, *, issuer_id: str | None, after: str | None,
-                         limit: int) -> list[sa.Row]:
+async def list_campaigns(
+    conn: AsyncConnection, *, issuer_id: str | None, after: str | None, limit: int
+) -> list[sa.Row]:
     query = sa.select(campaigns).order_by(campaigns.c.id).limit(limit)
     if issuer_id is not None:
         query = query.where(campaigns.c.issuer_id == issuer_id)
@@ -58,22 +82,29 @@ async def list_campaigns(conn: AsyncConnection, *, issuer_id: str | None, after:
 
 
 async def funders_of(conn: AsyncConnection, campaign_id: str) -> list[sa.Row]:
-    query = (sa.select(campaign_funders).where(campaign_funders.c.campaign_id == campaign_id)
-             .order_by(campaign_funders.c.position))
+    query = (
+        sa.select(campaign_funders)
+        .where(campaign_funders.c.campaign_id == campaign_id)
+        .order_by(campaign_funders.c.position)
+    )
     return list((await conn.execute(query)).all())
 
 
 async def funders_of_many(conn: AsyncConnection, campaign_ids: list[str]) -> dict[str, list[sa.Row]]:
-    query = (sa.select(campaign_funders).where(campaign_funders.c.campaign_id.in_(campaign_ids))
-             .order_by(campaign_funders.c.campaign_id, campaign_funders.c.position))
+    query = (
+        sa.select(campaign_funders)
+        .where(campaign_funders.c.campaign_id.in_(campaign_ids))
+        .order_by(campaign_funders.c.campaign_id, campaign_funders.c.position)
+    )
     out: dict[str, list[sa.Row]] = {campaign_id: [] for campaign_id in campaign_ids}
     for row in (await conn.execute(query)).all():
         out[row.campaign_id].append(row)
     return out
 
 
-async def move_status(conn: AsyncConnection, campaign_id: str, allowed_from: tuple[str, ...], to: str,
-                      at: datetime, **extra: Any) -> sa.Row | None:
+async def move_status(
+    conn: AsyncConnection, campaign_id: str, allowed_from: tuple[str, ...], to: str, at: datetime, **extra: Any
+) -> sa.Row | None:
     """Conditional move: answers the updated row, or None when the campaign was in none of `allowed_from`."""
     statement = (
         sa.update(campaigns)
@@ -90,19 +121,33 @@ async def update_campaign(conn: AsyncConnection, campaign_id: str, **values: Any
 
 async def voucher_counts(conn: AsyncConnection, campaign_id: str) -> dict[str, int]:
     """Counts and issued face value: one aggregate over the campaign's vouchers (off the hot path)."""
-    row = (await conn.execute(sa.text(
-        "SELECT count(*) AS issued, coalesce(sum(face_value_fen), 0) AS issued_fen,"
-        " count(*) FILTER (WHERE status = 'redeemed') AS redeemed,"
-        " count(*) FILTER (WHERE status = 'expired') AS expired,"
-        " count(*) FILTER (WHERE status = 'revoked') AS revoked"
-        " FROM vouchers WHERE campaign_id = :id"), {"id": campaign_id})).one()
-    return {"issued": row.issued, "issued_fen": int(row.issued_fen), "redeemed": row.redeemed,
-            "expired": row.expired, "revoked": row.revoked}
+    row = (
+        await conn.execute(
+            sa.text(
+                "SELECT count(*) AS issued, coalesce(sum(face_value_fen), 0) AS issued_fen,"
+                " count(*) FILTER (WHERE status = 'redeemed') AS redeemed,"
+                " count(*) FILTER (WHERE status = 'expired') AS expired,"
+                " count(*) FILTER (WHERE status = 'revoked') AS revoked"
+                " FROM vouchers WHERE campaign_id = :id"
+            ),
+            {"id": campaign_id},
+        )
+    ).one()
+    return {
+        "issued": row.issued,
+        "issued_fen": int(row.issued_fen),
+        "redeemed": row.redeemed,
+        "expired": row.expired,
+        "revoked": row.revoked,
+    }
 
 
 async def count_vouchers(conn: AsyncConnection, campaign_id: str) -> int:
-    return (await conn.execute(sa.select(sa.func.count()).select_from(vouchers)
-                               .where(vouchers.c.campaign_id == campaign_id))).scalar_one()
+    return (
+        await conn.execute(
+            sa.select(sa.func.count()).select_from(vouchers).where(vouchers.c.campaign_id == campaign_id)
+        )
+    ).scalar_one()
 
 
 async def end_stock(conn: AsyncConnection, campaign_id: str) -> None:
@@ -112,8 +157,15 @@ async def end_stock(conn: AsyncConnection, campaign_id: str) -> None:
 
 
 async def stock_remaining(conn: AsyncConnection, campaign_id: str) -> int:
-    return int((await conn.execute(sa.select(sa.func.coalesce(sa.func.sum(claim_stock.c.remaining), 0))
-                                   .where(claim_stock.c.campaign_id == campaign_id))).scalar_one())
+    return int(
+        (
+            await conn.execute(
+                sa.select(sa.func.coalesce(sa.func.sum(claim_stock.c.remaining), 0)).where(
+                    claim_stock.c.campaign_id == campaign_id
+                )
+            )
+        ).scalar_one()
+    )
 
 
 async def end_unspent_vouchers(conn: AsyncConnection, campaign_id: str, to: str, at: datetime) -> int:
@@ -121,17 +173,20 @@ async def end_unspent_vouchers(conn: AsyncConnection, campaign_id: str, to: str,
     result = await conn.execute(
         sa.update(vouchers)
         .where(vouchers.c.campaign_id == campaign_id, vouchers.c.status == "issued")
-        .values(status=to, updated_at=at, version=vouchers.c.version + 1))
+        .values(status=to, updated_at=at, version=vouchers.c.version + 1)
+    )
     return result.rowcount
 
 
 async def latest_valid_until(conn: AsyncConnection, campaign_id: str) -> datetime | None:
-    return (await conn.execute(sa.select(sa.func.max(vouchers.c.valid_until))
-                               .where(vouchers.c.campaign_id == campaign_id))).scalar_one()
+    return (
+        await conn.execute(sa.select(sa.func.max(vouchers.c.valid_until)).where(vouchers.c.campaign_id == campaign_id))
+    ).scalar_one()
 
 
-async def wallet_vouchers(conn: AsyncConnection, wallet_id: str, *, issuer_id: str | None,
-                          after: tuple[str, str] | None, limit: int) -> list[sa.Row]:
+async def wallet_vouchers(
+    conn: AsyncConnection, wallet_id: str, *, issuer_id: str | None, after: tuple[str, str] | None, limit: int
+) -> list[sa.Row]:
     query = (
         sa.select(vouchers, campaigns.c.summary, campaigns.c.issuer_id, campaigns.c.timezone)
         .join(campaigns, campaigns.c.id == vouchers.c.campaign_id)
@@ -154,6 +209,7 @@ async def get_voucher(conn: AsyncConnection, campaign_id: str, voucher_id: str) 
 # ---------------------------------------------------------------------------------------------------------------
 # Issuances.
 
+
 async def insert_issuance(conn: AsyncConnection, values: dict[str, Any]) -> None:
     await conn.execute(sa.insert(issuances).values(**values))
 
@@ -163,9 +219,11 @@ async def update_issuance(conn: AsyncConnection, issuance_id: str, **values: Any
 
 
 async def get_issuance(conn: AsyncConnection, issuance_id: str) -> sa.Row | None:
-    query = (sa.select(issuances, campaigns.c.issuer_id)
-             .join(campaigns, campaigns.c.id == issuances.c.campaign_id)
-             .where(issuances.c.id == issuance_id))
+    query = (
+        sa.select(issuances, campaigns.c.issuer_id)
+        .join(campaigns, campaigns.c.id == issuances.c.campaign_id)
+        .where(issuances.c.id == issuance_id)
+    )
     return (await conn.execute(query)).first()
 
 
@@ -173,7 +231,13 @@ async def fail_stale_issuances(conn: AsyncConnection, older_than: datetime, at: 
     """Jobs whose worker died (no progress for a while) are marked failed; their vouchers were never committed,
     because an issuance writes all its vouchers in one transaction."""
     result = await conn.execute(
-        sa.update(issuances).where(issuances.c.status == "running", issuances.c.updated_at < older_than)
-        .values(status="failed", error="the worker running this issuance stopped; nothing was issued",
-                finished_at=at, updated_at=at))
+        sa.update(issuances)
+        .where(issuances.c.status == "running", issuances.c.updated_at < older_than)
+        .values(
+            status="failed",
+            error="the worker running this issuance stopped; nothing was issued",
+            finished_at=at,
+            updated_at=at,
+        )
+    )
     return result.rowcount

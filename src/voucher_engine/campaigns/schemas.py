@@ -45,18 +45,23 @@ class SourceBody(BaseModel):
     source: str = Field(max_length=MAX_CONTRACT_CHARS, description="The contract's text.")
 
 
-AttributeValue = Annotated[Union[StrictBool, StrictInt, float, Annotated[str, Field(max_length=MAX_ATTRIBUTE_VALUE_CHARS)], None],
-                           "a scalar"]
+AttributeValue = Annotated[
+    Union[StrictBool, StrictInt, float, Annotated[str, Field(max_length=MAX_ATTRIBUTE_VALUE_CHARS)], None], "a scalar"
+]
 
 
 class Holder(BaseModel):
     """A holder as a government's list names one (lists are checked by `parse_holders`, claims by this model)."""
 
     wallet_id: str = Field(pattern=WALLET_PATTERN)
-    id_hash: str | None = Field(default=None, pattern=ID_HASH_PATTERN,
-                                description="Salted hash of the real-name identity: limits count across wallets.")
+    id_hash: str | None = Field(
+        default=None,
+        pattern=ID_HASH_PATTERN,
+        description="Salted hash of the real-name identity: limits count across wallets.",
+    )
     attributes: dict[Annotated[str, Field(max_length=MAX_ATTRIBUTE_KEY_CHARS)], AttributeValue] = Field(
-        default_factory=dict, max_length=MAX_ATTRIBUTES)
+        default_factory=dict, max_length=MAX_ATTRIBUTES
+    )
 
 
 class Lottery(BaseModel):
@@ -192,10 +197,16 @@ def parse_holder(item: object, where: str) -> HolderTuple:
         raise _bad(where, f"attributes must be an object of at most {MAX_ATTRIBUTES} members")
     else:
         for key, value in attributes.items():
-            if (len(key) > MAX_ATTRIBUTE_KEY_CHARS or isinstance(value, (dict, list))
-                    or (isinstance(value, str) and len(value) > MAX_ATTRIBUTE_VALUE_CHARS)):
-                raise _bad(where, "attribute names are at most 64 characters and values are scalars "
-                                  f"(text at most {MAX_ATTRIBUTE_VALUE_CHARS} characters)")
+            if (
+                len(key) > MAX_ATTRIBUTE_KEY_CHARS
+                or isinstance(value, (dict, list))
+                or (isinstance(value, str) and len(value) > MAX_ATTRIBUTE_VALUE_CHARS)
+            ):
+                raise _bad(
+                    where,
+                    "attribute names are at most 64 characters and values are scalars "
+                    f"(text at most {MAX_ATTRIBUTE_VALUE_CHARS} characters)",
+                )
     if not item.keys() <= _HOLDER_KEYS:
         raise _bad(where, "a holder has only wallet_id, id_hash and attributes")
     return wallet_id, id_hash, attributes

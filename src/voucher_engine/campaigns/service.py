@@ -56,8 +56,11 @@ TRANSITIONS: dict[str, tuple[tuple[str, ...], str]] = {
 def check(source: str) -> CheckAnswer:
     result = check_contract(source)
     if not result.ok:
-        raise EngineError("CONTRACT_INVALID", f"The contract has {len(result.errors)} error(s).",
-                          errors=[d.to_dict() for d in result.errors])
+        raise EngineError(
+            "CONTRACT_INVALID",
+            f"The contract has {len(result.errors)} error(s).",
+            errors=[d.to_dict() for d in result.errors],
+        )
     return CheckAnswer(ok=True, summary=result.summary, warnings=[d.to_dict() for d in result.warnings])
 
 
@@ -73,29 +76,56 @@ async def create(conn: AsyncConnection, subject: Subject, source: str) -> Campai
     try:
         contract = compile_contract(source)
     except ContractInvalid as exc:
-        raise EngineError("CONTRACT_INVALID", f"The contract has {len(exc.errors)} error(s).",
-                          errors=[d.to_dict() for d in exc.errors]) from None
+        raise EngineError(
+            "CONTRACT_INVALID",
+            f"The contract has {len(exc.errors)} error(s).",
+            errors=[d.to_dict() for d in exc.errors],
+        ) from None
     if not region_contains(subject.issuer_region, contract.issuer_region):
-        raise EngineError("FORBIDDEN", f"The contract's issuer region {contract.issuer_region} is not within this "
-                                       f"government's region {subject.issuer_region}.")
+        raise EngineError(
+            "FORBIDDEN",
+            f"The contract's issuer region {contract.issuer_region} is not within this "
+            f"government's region {subject.issuer_region}.",
+        )
     now = clock.now()
     campaign_id = ids.new_campaign_id()
     validity = contract.validity
     fixed = isinstance(validity, FixedWindow)
     stock = stock_split(contract.quantity) if contract.distribution == "first_come" else []
     values = {
-        "id": campaign_id, "issuer_id": subject.issuer_id, "name": contract.name, "status": "draft",
-        "contract_source": source, "contract_sha256": contract.sha256, "issuer_region": contract.issuer_region,
-        "timezone": contract.timezone, "budget_fen": contract.budget_fen, "quantity": contract.quantity,
-        "per_holder_limit": contract.per_holder_limit, "kind": contract.kind, "distribution": contract.distribution,
-        "face_value_fen": contract.face_value_fen, "daily_cap_fen": contract.daily_cap_fen,
-        "valid_from": validity.valid_from if fixed else None, "valid_until": validity.valid_until if fixed else None,
-        "validity_seconds": None if fixed else validity.seconds, "summary": contract.summary(),
-        "stock_shards": len(stock), "created_at": now, "updated_at": now,
+        "id": campaign_id,
+        "issuer_id": subject.issuer_id,
+        "name": contract.name,
+        "status": "draft",
+        "contract_source": source,
+        "contract_sha256": contract.sha256,
+        "issuer_region": contract.issuer_region,
+        "timezone": contract.timezone,
+        "budget_fen": contract.budget_fen,
+        "quantity": contract.quantity,
+        "per_holder_limit": contract.per_holder_limit,
+        "kind": contract.kind,
+        "distribution": contract.distribution,
+        "face_value_fen": contract.face_value_fen,
+        "daily_cap_fen": contract.daily_cap_fen,
+        "valid_from": validity.valid_from if fixed else None,
+        "valid_until": validity.valid_until if fixed else None,
+        "validity_seconds": None if fixed else validity.seconds,
+        "summary": contract.summary(),
+        "stock_shards": len(stock),
+        "created_at": now,
+        "updated_at": now,
     }
-    funders = [{"campaign_id": campaign_id, "position": position, "region_code": funder.region_code,
-                "issuer_id": f"iss_{funder.region_code}", "share_bp": funder.share_bp}
-               for position, funder in enumerate(contract.funders)]
+    funders = [
+        {
+            "campaign_id": campaign_id,
+            "position": position,
+            "region_code": funder.region_code,
+            "issuer_id": f"iss_{funder.region_code}",
+            "share_bp": funder.share_bp,
+        }
+        for position, funder in enumerate(contract.funders)
+    ]
     await repository.insert_campaign(conn, values, funders, stock)
     await money.open_escrow(conn, campaign_id)
     return await get(conn, subject, campaign_id)
@@ -127,11 +157,18 @@ async def list_campaigns(conn: AsyncConnection, subject: Subject, *, after: str 
 async def campaign_totals(conn: AsyncConnection, campaign_id: str) -> Totals:
     counts = await repository.voucher_counts(conn, campaign_id)
     found = await money.totals(conn, campaign_id)
-    return Totals(funded_fen=found.funded_fen, issued_fen=counts["issued_fen"], redeemed_fen=found.redeemed_fen,
-                  refunded_fen=found.refunded_fen, returned_fen=found.returned_fen,
-                  outstanding_fen=found.outstanding_fen, vouchers_issued=counts["issued"],
-                  vouchers_redeemed=counts["redeemed"], vouchers_expired=counts["expired"],
-                  vouchers_revoked=counts["revoked"])
+    return Totals(
+        funded_fen=found.funded_fen,
+        issued_fen=counts["issued_fen"],
+        redeemed_fen=found.redeemed_fen,
+        refunded_fen=found.refunded_fen,
+        returned_fen=found.returned_fen,
+        outstanding_fen=found.outstanding_fen,
+        vouchers_issued=counts["issued"],
+        vouchers_redeemed=counts["redeemed"],
+        vouchers_expired=counts["expired"],
+        vouchers_revoked=counts["revoked"],
+    )
 
 
 def _require_changer(subject: Subject, row: sa.Row) -> None:
@@ -142,8 +179,11 @@ def _require_changer(subject: Subject, row: sa.Row) -> None:
 
 def _refuse(row: sa.Row, action: str) -> EngineError:
     allowed, _ = TRANSITIONS[action]
-    return EngineError("INVALID_STATE", f"Cannot {action} a campaign that is {row.status}; {action} needs "
-                                        f"{' or '.join(allowed)}.", campaign_status=row.status)
+    return EngineError(
+        "INVALID_STATE",
+        f"Cannot {action} a campaign that is {row.status}; {action} needs {' or '.join(allowed)}.",
+        campaign_status=row.status,
+    )
 
 
 async def transition(conn: AsyncConnection, subject: Subject, campaign_id: str, action: str) -> CampaignDetail:
@@ -174,13 +214,17 @@ async def _fund(conn: AsyncConnection, row: sa.Row, now: datetime) -> None:
     registered = set((await conn.execute(sa.select(issuers.c.id).where(issuers.c.id.in_(wanted)))).scalars())
     missing = [funder.region_code for funder in funders if funder.issuer_id not in registered]
     if missing:
-        raise EngineError("CONFLICT", "Every funder must be a registered issuer before funding; not registered: "
-                                      + ", ".join(missing) + ".", missing_funders=missing)
+        raise EngineError(
+            "CONFLICT",
+            "Every funder must be a registered issuer before funding; not registered: " + ", ".join(missing) + ".",
+            missing_funders=missing,
+        )
     moved = await repository.move_status(conn, row.id, ("draft",), "funded", now, funded_at=now)
     if moved is None:
         raise _refuse(row, "fund")
-    tx_id = await money.fund(conn, row.id, row.budget_fen,
-                             [money.FunderShare(f.issuer_id, f.share_bp) for f in funders])
+    tx_id = await money.fund(
+        conn, row.id, row.budget_fen, [money.FunderShare(f.issuer_id, f.share_bp) for f in funders]
+    )
     await repository.update_campaign(conn, row.id, fund_tx_id=tx_id)
 
 
@@ -201,23 +245,43 @@ async def _close(conn: AsyncConnection, row: sa.Row, now: datetime) -> None:
 # ---------------------------------------------------------------------------------------------------------------
 # Models.
 
+
 def _validity(row: sa.Row) -> dict[str, Any]:
     if row.validity_seconds is not None:
         return {"kind": "relative", "seconds": row.validity_seconds, "end": "exclusive"}
-    return {"kind": "fixed", "valid_from": row.valid_from.isoformat(), "valid_until": row.valid_until.isoformat(),
-            "end": "exclusive"}
+    return {
+        "kind": "fixed",
+        "valid_from": row.valid_from.isoformat(),
+        "valid_until": row.valid_until.isoformat(),
+        "end": "exclusive",
+    }
 
 
 def _fields(row: sa.Row, funders: list[sa.Row], totals: Totals | None) -> dict[str, Any]:
     return dict(
-        id=row.id, name=row.name, status=row.status, issuer_id=row.issuer_id, issuer_region=row.issuer_region,
-        budget_fen=row.budget_fen, contract_sha256=row.contract_sha256, kind=row.kind, distribution=row.distribution,
-        quantity=row.quantity, per_holder_limit=row.per_holder_limit, face_value_fen=row.face_value_fen,
+        id=row.id,
+        name=row.name,
+        status=row.status,
+        issuer_id=row.issuer_id,
+        issuer_region=row.issuer_region,
+        budget_fen=row.budget_fen,
+        contract_sha256=row.contract_sha256,
+        kind=row.kind,
+        distribution=row.distribution,
+        quantity=row.quantity,
+        per_holder_limit=row.per_holder_limit,
+        face_value_fen=row.face_value_fen,
         daily_cap_fen=row.daily_cap_fen,
         funders=[Funding(region_code=f.region_code, issuer_id=f.issuer_id, share_bp=f.share_bp) for f in funders],
-        validity=_validity(row), terms=row.summary.get("terms", {}), created_at=row.created_at,
-        funded_at=row.funded_at, activated_at=row.activated_at, closed_at=row.closed_at, fund_tx_id=row.fund_tx_id,
-        return_tx_id=row.return_tx_id, totals=totals,
+        validity=_validity(row),
+        terms=row.summary.get("terms", {}),
+        created_at=row.created_at,
+        funded_at=row.funded_at,
+        activated_at=row.activated_at,
+        closed_at=row.closed_at,
+        fund_tx_id=row.fund_tx_id,
+        return_tx_id=row.return_tx_id,
+        totals=totals,
     )
 
 
@@ -232,15 +296,30 @@ def to_detail(row: sa.Row, funders: list[sa.Row], totals: Totals | None) -> Camp
 def voucher_model(server_secret: bytes, row: Any, terms: dict[str, Any], tz: str = "Asia/Shanghai") -> Voucher:
     """A voucher as the API shows it, times in the campaign's calendar."""
     zone = ZoneInfo(tz)
-    return Voucher(id=row.id, code=codes.make_code(server_secret, row.campaign_id, row.id, row.wallet_id),
-                   campaign_id=row.campaign_id, wallet_id=row.wallet_id, status=row.status,
-                   valid_from=row.valid_from.astimezone(zone), valid_until=row.valid_until.astimezone(zone),
-                   face_value_fen=row.face_value_fen, balance_fen=row.balance_fen,
-                   issued_at=row.issued_at.astimezone(zone), terms=terms)
+    return Voucher(
+        id=row.id,
+        code=codes.make_code(server_secret, row.campaign_id, row.id, row.wallet_id),
+        campaign_id=row.campaign_id,
+        wallet_id=row.wallet_id,
+        status=row.status,
+        valid_from=row.valid_from.astimezone(zone),
+        valid_until=row.valid_until.astimezone(zone),
+        face_value_fen=row.face_value_fen,
+        balance_fen=row.balance_fen,
+        issued_at=row.issued_at.astimezone(zone),
+        terms=terms,
+    )
 
 
-async def wallet_vouchers(conn: AsyncConnection, subject: Subject, server_secret: bytes, wallet_id: str, *,
-                          after: tuple[str, str] | None, limit: int) -> list[Voucher]:
+async def wallet_vouchers(
+    conn: AsyncConnection,
+    subject: Subject,
+    server_secret: bytes,
+    wallet_id: str,
+    *,
+    after: tuple[str, str] | None,
+    limit: int,
+) -> list[Voucher]:
     issuer_filter = None if subject.can_see_issuer("\x00all") else subject.issuer_id
     rows = await repository.wallet_vouchers(conn, wallet_id, issuer_id=issuer_filter, after=after, limit=limit)
     now = clock.now()

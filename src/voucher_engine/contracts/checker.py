@@ -92,9 +92,22 @@ OPS_BY_TYPE = {
     "date": {"=", "!=", "<", "<=", ">", ">=", "in", "not_in"},
 }
 OP_WORDS = {
-    "=": "`=`", "!=": "`!=`", "<": "`<`", "<=": "`<=`", ">": "`>`", ">=": "`>=`", "in": "`in`",
-    "not_in": "`not in`", "within": "`within`", "not_within": "`not within`", "like": "`like`", "has": "`has`",
-    "has_any": "`has any of`", "has_all": "`has all of`", "present": "`is present`", "missing": "`is missing`",
+    "=": "`=`",
+    "!=": "`!=`",
+    "<": "`<`",
+    "<=": "`<=`",
+    ">": "`>`",
+    ">=": "`>=`",
+    "in": "`in`",
+    "not_in": "`not in`",
+    "within": "`within`",
+    "not_within": "`not within`",
+    "like": "`like`",
+    "has": "`has`",
+    "has_any": "`has any of`",
+    "has_all": "`has all of`",
+    "present": "`is present`",
+    "missing": "`is missing`",
 }
 CONTEXT_WORDS = {"holder": "holder attribute", "payment": "payment field", "items": "item field"}
 
@@ -102,14 +115,18 @@ _TZ_KEY = re.compile(r"[A-Za-z_]+(/[A-Za-z0-9_+\-]+){0,2}")
 
 
 _SECTION_NAMES = {
-    "Campaign": "campaign", "Budget": "budget", "Funders": "funders", "Voucher": "voucher", "DailyCap": "daily cap",
-    "Validity": "valid", "TimeZone": "timezone", "Distribution": "distribution",
+    "Campaign": "campaign",
+    "Budget": "budget",
+    "Funders": "funders",
+    "Voucher": "voucher",
+    "DailyCap": "daily cap",
+    "Validity": "valid",
+    "TimeZone": "timezone",
+    "Distribution": "distribution",
 }
 
 
 @dataclass
-
-
 class CheckResult:
     """What `check_contract` found. `summary` is JSON-able and empty when the contract has errors."""
 
@@ -223,8 +240,10 @@ class _Checker:
         for section in self.syntax.sections:
             if isinstance(section, Declare):
                 continue
-            key = section.context if isinstance(section, Block) else (
-                section.what if isinstance(section, Count) else _SECTION_NAMES[type(section).__name__]
+            key = (
+                section.context
+                if isinstance(section, Block)
+                else (section.what if isinstance(section, Count) else _SECTION_NAMES[type(section).__name__])
             )
             if key in self.seen:
                 first = self.seen[key].span
@@ -273,8 +292,11 @@ class _Checker:
                     f"the budget of {yuan(budget_fen)} cannot pay for even one voucher worth {yuan(face)}",
                 )
             elif quantity > limits.MAX_QUANTITY:
-                self.error(quantity_span, f"the budget pays for {quantity:,} vouchers; the limit is "
-                           f"{limits.MAX_QUANTITY:,}: give a smaller `quantity`")
+                self.error(
+                    quantity_span,
+                    f"the budget pays for {quantity:,} vouchers; the limit is "
+                    f"{limits.MAX_QUANTITY:,}: give a smaller `quantity`",
+                )
         if quantity is None or per_holder is None:
             return None
         worst = quantity * face
@@ -291,14 +313,15 @@ class _Checker:
         if 0 < quantity < per_holder:
             # Without a `limit` line the per-holder limit is the default of one, which no positive quantity is below.
             limit_span = self.seen["limit"].span if "limit" in self.seen else quantity_span
-            self.warn(limit_span, f"the limit per holder ({per_holder}) is more than the "
-                      f"quantity ({quantity:,})")
+            self.warn(limit_span, f"the limit per holder ({per_holder}) is more than the quantity ({quantity:,})")
         if daily_cap is not None:
             if daily_cap > budget_fen:
                 self.warn(self.seen["daily cap"].span, "the daily cap is more than the whole budget")
             elif daily_cap < face:
-                self.warn(self.seen["daily cap"].span, f"one voucher can pay {yuan(face)}, more than the whole "
-                          f"daily cap of {yuan(daily_cap)}")
+                self.warn(
+                    self.seen["daily cap"].span,
+                    f"one voucher can pay {yuan(face)}, more than the whole daily cap of {yuan(daily_cap)}",
+                )
         if self.failed:
             return None
         return ContractModel(
@@ -338,15 +361,17 @@ class _Checker:
             return None, regions.COUNTRY
         name = section.name.value
         if not isinstance(name, str) or not name.strip():
-            self.error(section.name.span, "the campaign needs a name, like \"Shanghai dining vouchers 2025\"")
+            self.error(section.name.span, 'the campaign needs a name, like "Shanghai dining vouchers 2025"')
         issuer = self.region_code(section.issuer, "the issuer")
         return (name if isinstance(name, str) else None), (issuer or regions.COUNTRY)
 
     def region_code(self, lit: Literal, what: str) -> Union[str, None]:
         code = lit.raw.strip('"') if lit.kind in ("int", "string") else None
         if code is None or not regions.is_region_code(code):
-            self.error(lit.span, f"{what} must be a six-digit region code (GB/T 2260), like 310000 for Shanghai; "
-                       f"{lit.raw} is not one")
+            self.error(
+                lit.span,
+                f"{what} must be a six-digit region code (GB/T 2260), like 310000 for Shanghai; {lit.raw} is not one",
+            )
             return None
         return code
 
@@ -389,8 +414,9 @@ class _Checker:
             except Exception:  # zoneinfo raises several types for bad keys; all mean "unknown"
                 ok = False
         if not ok:
-            self.error(section.name.span, f"{section.name.raw} is not a time zone I know; write it like "
-                       '"Asia/Shanghai"')
+            self.error(
+                section.name.span, f'{section.name.raw} is not a time zone I know; write it like "Asia/Shanghai"'
+            )
             return DEFAULT_TIMEZONE
         if isinstance(validity, ValiditySyntax) and validity.china_time and key != DEFAULT_TIMEZONE:
             self.error(validity.span, f"the validity says China time but the contract's timezone is {key}")
@@ -429,8 +455,10 @@ class _Checker:
                 self.error(entry.share.span, "a funder's share must be more than 0%")
                 bad = True
             elif basis_points.denominator != 1:
-                self.error(entry.share.span, f"{entry.share.raw} is finer than 0.01%; shares are counted in "
-                           "hundredths of a percent")
+                self.error(
+                    entry.share.span,
+                    f"{entry.share.raw} is finer than 0.01%; shares are counted in hundredths of a percent",
+                )
                 bad = True
             else:
                 out.append(Funder(code, int(basis_points)))
@@ -463,8 +491,9 @@ class _Checker:
         if section.kind == "year":
             year = section.year.value if section.year is not None else None
             if year is None or not 2000 <= year <= 2200:
-                self.error(section.span, f"{section.year.raw if section.year else ''} is not a year I accept "
-                           "(2000 to 2200)")
+                self.error(
+                    section.span, f"{section.year.raw if section.year else ''} is not a year I accept (2000 to 2200)"
+                )
                 return None
             start = dt.datetime(year, 1, 1, tzinfo=tz)
             return FixedWindow(start, dt.datetime(year + 1, 1, 1, tzinfo=tz))
@@ -498,7 +527,9 @@ class _Checker:
         local = start + step if end else start
         return local.replace(tzinfo=tz)
 
-    def voucher(self, section: Voucher, payment_rules: tuple[TRule, ...], items: Union[Block, None]) -> Union[dict, None]:
+    def voucher(
+        self, section: Voucher, payment_rules: tuple[TRule, ...], items: Union[Block, None]
+    ) -> Union[dict, None]:
         kind = section.kind
         terms: dict[str, Any] = {"kind": kind}
         spend = None
@@ -508,8 +539,11 @@ class _Checker:
                 self.error(section.spend.amount.span, "the minimum spend must be more than ¥0")
                 return None
         # The smallest order the voucher can be used on: its own `spend` and any `order.amount >= X` condition.
-        floor, floor_span, floor_text = spend, (section.spend.span if section.spend else None), (
-            section.spend.text if section.spend else "")
+        floor, floor_span, floor_text = (
+            spend,
+            (section.spend.span if section.spend else None),
+            (section.spend.text if section.spend else ""),
+        )
         for rule in payment_rules:
             c = rule.condition
             if isinstance(c, TCompare) and c.path == "order.amount" and c.op in (">=", ">", "="):
@@ -517,8 +551,10 @@ class _Checker:
                 if floor is None or bound > floor:
                     floor, floor_span, floor_text = bound, c.span, c.text
         if items is not None and kind != "item_percent":
-            self.error(items.span, "an `items` section only applies to a `voucher per item`; this voucher pays on "
-                       "the whole order")
+            self.error(
+                items.span,
+                "an `items` section only applies to a `voucher per item`; this voucher pays on the whole order",
+            )
         if kind in ("fixed", "threshold", "balance"):
             amount = section.amount.value if section.amount is not None else None
             if amount is None:
@@ -563,8 +599,9 @@ class _Checker:
 
     def rates(self, section: Voucher) -> Union[tuple[TRate, ...], None]:
         if not section.rates:
-            self.error(section.span, "a voucher per item needs at least one rate, like `20% when "
-                       "item.energy_grade = 1`")
+            self.error(
+                section.span, "a voucher per item needs at least one rate, like `20% when item.energy_grade = 1`"
+            )
             return None
         if len(section.rates) > limits.MAX_RATES:
             self.error(section.span, f"there are {len(section.rates)} rates; the limit is {limits.MAX_RATES}")
@@ -592,14 +629,17 @@ class _Checker:
             self.error(section.span, f"at most {limits.MAX_DECLARATIONS} attributes can be declared")
             return
         if path.startswith("holder.") and path.count(".") == 1:
-            key = path[len("holder."):]
+            key = path[len("holder.") :]
             builtin = HOLDER_FIELDS
         elif path.startswith("item.") and path.count(".") == 1:
             key = path
             builtin = ITEM_FIELDS
         else:
-            self.error(section.field.span, f"only holder and item attributes can be declared, like "
-                       f"`declare holder.{path.split('.')[-1]} as integer`")
+            self.error(
+                section.field.span,
+                f"only holder and item attributes can be declared, like "
+                f"`declare holder.{path.split('.')[-1]} as integer`",
+            )
             return
         if key in builtin or key in self.declared:
             self.error(section.field.span, f"`{path}` is already known; declare it only once and only if it is new")
@@ -614,7 +654,9 @@ class _Checker:
         condition = TCompare(">=", "order.amount", "money", spend.amount.value, spend.text, spend.span, "")
         return [TRule(condition, spend.text, spend.span)]
 
-    def block(self, block: Union[Block, None], context: str, implied: Union[list[TRule], None] = None) -> tuple[TRule, ...]:
+    def block(
+        self, block: Union[Block, None], context: str, implied: Union[list[TRule], None] = None
+    ) -> tuple[TRule, ...]:
         if block is None:
             return ()
         rules = []
@@ -627,8 +669,11 @@ class _Checker:
 
     def condition(self, node: Condition, context: str, depth: int) -> Union[TCondition, None]:
         if depth > limits.MAX_NESTING_DEPTH:
-            self.error(node.span, f"this condition is nested more than {limits.MAX_NESTING_DEPTH} levels deep; "
-                       "write it as several simpler conditions")
+            self.error(
+                node.span,
+                f"this condition is nested more than {limits.MAX_NESTING_DEPTH} levels deep; "
+                "write it as several simpler conditions",
+            )
             return None
         if isinstance(node, (And, Or)):
             parts = [self.condition(p, context, depth + 1) for p in node.parts]
@@ -644,25 +689,35 @@ class _Checker:
     def field_type(self, path: str, span: Span, context: str) -> Union[tuple[str, str], None]:
         path = ALIASES.get(path, path)
         if path.startswith("holder.") and path.count(".") == 1:
-            path = path[len("holder."):]
+            path = path[len("holder.") :]
         holder = {**HOLDER_FIELDS, **{k: v for k, v in self.declared.items() if "." not in k}}
         items = {**ITEM_FIELDS, **{k: v for k, v in self.declared.items() if k.startswith("item.")}}
         known = {"holder": holder, "payment": PAYMENT_FIELDS, "items": items}[context]
         if path in known:
             return path, known[path]
         if context != "holder" and path in holder:
-            self.error(span, f"`{path}` is a holder attribute: put it in the `holder` section, which is checked "
-                       "when the voucher is issued")
+            self.error(
+                span,
+                f"`{path}` is a holder attribute: put it in the `holder` section, which is checked "
+                "when the voucher is issued",
+            )
         elif context != "payment" and path in PAYMENT_FIELDS:
             self.error(span, f"`{path}` describes the payment: put it in the `payment` section")
         elif context != "items" and (path in items or path.startswith("item.")):
-            self.error(span, f"`{path}` describes one order item: use it in the `items` section or in the rates "
-                       "of a `voucher per item`")
+            self.error(
+                span,
+                f"`{path}` describes one order item: use it in the `items` section or in the rates "
+                "of a `voucher per item`",
+            )
         else:
             close = difflib.get_close_matches(path, list(known), n=1, cutoff=0.6)
             hint = f"; did you mean `{close[0]}`?" if close else ""
-            self.error(span, f"there is no {CONTEXT_WORDS[context]} called `{path}`{hint} The known ones are: "
-                       + ", ".join(sorted(known)) + (" (others can be declared with `declare`)" if context != "payment" else ""))
+            self.error(
+                span,
+                f"there is no {CONTEXT_WORDS[context]} called `{path}`{hint} The known ones are: "
+                + ", ".join(sorted(known))
+                + (" (others can be declared with `declare`)" if context != "payment" else ""),
+            )
         return None
 
     def comparison(self, node: Comparison, context: str) -> Union[TCompare, None]:
@@ -680,11 +735,15 @@ class _Checker:
         if op not in OPS_BY_TYPE[ftype]:
             allowed = ", ".join(OP_WORDS[o] for o in sorted(OPS_BY_TYPE[ftype], key=list(OP_WORDS).index))
             why = {
-                "mcc": " (categories have no order)", "region": " (use `within` for areas)",
-                "text": "", "weekday": "", "tags": " (a merchant's tags are tested with `has`)",
+                "mcc": " (categories have no order)",
+                "region": " (use `within` for areas)",
+                "text": "",
+                "weekday": "",
+                "tags": " (a merchant's tags are tested with `has`)",
             }.get(ftype, "")
-            self.error(node.span, f"`{path}` is {TYPE_WORDS[ftype]}; it cannot be used with {OP_WORDS[op]}{why}. "
-                       f"Use {allowed}")
+            self.error(
+                node.span, f"`{path}` is {TYPE_WORDS[ftype]}; it cannot be used with {OP_WORDS[op]}{why}. Use {allowed}"
+            )
             return None
         try:
             value = self.constant(op, ftype, path, node.value)
@@ -698,7 +757,7 @@ class _Checker:
         if op in ("in", "not_in", "has_any", "has_all", "within", "not_within"):
             items = value.items if isinstance(value, SetLiteral) else (value,)
             if op in ("in", "not_in", "has_any", "has_all") and not isinstance(value, SetLiteral):
-                raise _TypeError(value.span, f"{OP_WORDS[op]} needs a set in braces, like {{\"5812\", \"5813\"}}")
+                raise _TypeError(value.span, f'{OP_WORDS[op]} needs a set in braces, like {{"5812", "5813"}}')
             element = "text" if ftype == "tags" else ftype
             converted = [self.literal(element, path, lit) for lit in items]
             if op in ("within", "not_within"):
@@ -738,8 +797,9 @@ class _Checker:
         elif ftype in ("text", "mcc"):
             if kind == "string":
                 if ftype == "mcc" and not (len(lit.value) == 4 and lit.value.isascii() and lit.value.isdigit()):
-                    raise _TypeError(lit.span, f"{lit.raw} is not a merchant category code: those are four digits, "
-                                     'like "5812"')
+                    raise _TypeError(
+                        lit.span, f'{lit.raw} is not a merchant category code: those are four digits, like "5812"'
+                    )
                 return lit.value
             if kind in ("int", "name"):
                 if ftype == "mcc":
@@ -750,8 +810,11 @@ class _Checker:
                 code = lit.raw.strip('"')
                 if regions.is_region_code(code):
                     return code
-                raise _TypeError(lit.span, f"{lit.raw} is not a region code: those are six digits (GB/T 2260), "
-                                 "like 310000 for Shanghai or 310104 for Xuhui District")
+                raise _TypeError(
+                    lit.span,
+                    f"{lit.raw} is not a region code: those are six digits (GB/T 2260), "
+                    "like 310000 for Shanghai or 310104 for Xuhui District",
+                )
         elif ftype == "weekday":
             if kind == "name":
                 for number, day in enumerate(WEEKDAYS):
@@ -784,8 +847,9 @@ class _Checker:
                 continue
             if c.ftype not in ("int", "money", "time", "date", "text", "mcc", "region", "weekday"):
                 continue
-            s = state.setdefault(c.path, {"lo": None, "hi": None, "allowed": None, "excluded": set(),
-                                          "within": [], "first": c})
+            s = state.setdefault(
+                c.path, {"lo": None, "hi": None, "allowed": None, "excluded": set(), "within": [], "first": c}
+            )
             v = c.value
             if c.op in ("<", "<=", ">", ">="):
                 key = v.toordinal() if isinstance(v, dt.date) else v
@@ -807,9 +871,12 @@ class _Checker:
             if self.impossible(s):
                 first = s["first"]
                 other = f" together with `{first.text}` (line {first.span.line})" if first is not c else ""
-                self.warn(c.span, f"this condition can never be true{other}: no "
-                          f"{'holder' if context == 'holder' else 'payment' if context == 'payment' else 'item'} "
-                          "can satisfy it")
+                self.warn(
+                    c.span,
+                    f"this condition can never be true{other}: no "
+                    f"{'holder' if context == 'holder' else 'payment' if context == 'payment' else 'item'} "
+                    "can satisfy it",
+                )
                 state.pop(c.path)
 
     @staticmethod
@@ -819,6 +886,7 @@ class _Checker:
             return True
         allowed = s["allowed"]
         if allowed is not None:
+
             def fits(x: Any) -> bool:
                 key = x.toordinal() if isinstance(x, dt.date) else x
                 if isinstance(key, int) and ((lo is not None and key < lo) or (hi is not None and key > hi)):
@@ -826,10 +894,11 @@ class _Checker:
                 if x in s["excluded"]:
                     return False
                 return all(any(regions.within(x, area) for area in areas) for areas in s["within"])
+
             return not any(fits(x) for x in allowed)
         areas_list = s["within"]
         for i, first in enumerate(areas_list):
-            for second in areas_list[i + 1:]:
+            for second in areas_list[i + 1 :]:
                 if not any(regions.overlaps(a, b) for a in first for b in second):
                     return True
         return False

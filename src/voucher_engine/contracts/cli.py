@@ -22,8 +22,9 @@ from .explain import yuan
 from .jsonio import payment_from_json
 from .model import FixedWindow
 
-app = typer.Typer(help="Check voucher contracts and explain their decisions.", no_args_is_help=True,
-                  add_completion=False)
+app = typer.Typer(
+    help="Check voucher contracts and explain their decisions.", no_args_is_help=True, add_completion=False
+)
 
 
 def _read(path: Path) -> str:
@@ -68,20 +69,27 @@ def check_command(
             typer.echo(diagnostic.format(str(path)))
         if result.ok:
             s = result.summary
-            typer.echo(f"{path}: ok: {s['name']!r}, {s['kind']} voucher worth up to {yuan(s['face_value_fen'])}, "
-                       f"{s['quantity']:,} vouchers, budget {yuan(s['budget_fen'])}")
+            typer.echo(
+                f"{path}: ok: {s['name']!r}, {s['kind']} voucher worth up to {yuan(s['face_value_fen'])}, "
+                f"{s['quantity']:,} vouchers, budget {yuan(s['budget_fen'])}"
+            )
     raise typer.Exit(1 if failed else 0)
 
 
 @app.command("explain")
 def explain_command(
     file: Path = typer.Argument(..., help="The contract file."),
-    payment: str = typer.Option(..., "--payment", help="The payment as JSON, or @file: "
-                                '{"merchant": {"mcc", "region_code", "tags"}, "at", "order_amount_fen", "items"?, '
-                                '"balance_fen"?}'),
+    payment: str = typer.Option(
+        ...,
+        "--payment",
+        help="The payment as JSON, or @file: "
+        '{"merchant": {"mcc", "region_code", "tags"}, "at", "order_amount_fen", "items"?, '
+        '"balance_fen"?}',
+    ),
     holder: Optional[str] = typer.Option(None, "--holder", help="The holder's attributes as JSON, or @file."),
-    issued_at: Optional[str] = typer.Option(None, "--issued-at", help="When the voucher was issued (RFC 3339), "
-                                            "for validity counted from issue."),
+    issued_at: Optional[str] = typer.Option(
+        None, "--issued-at", help="When the voucher was issued (RFC 3339), for validity counted from issue."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print the answer as JSON."),
 ) -> None:
     """Say what the contract does with one payment, and why."""
@@ -97,7 +105,9 @@ def explain_command(
     try:
         data = _json_argument(payment, "payment")
         p = payment_from_json(data)
-        attributes = _json_argument(holder, "holder") if holder else (data.get("holder") if isinstance(data, dict) else None)
+        attributes = (
+            _json_argument(holder, "holder") if holder else (data.get("holder") if isinstance(data, dict) else None)
+        )
         issued_text = issued_at or (data.get("issued_at") if isinstance(data, dict) else None)
         issued = dt.datetime.fromisoformat(issued_text.replace("Z", "+00:00")) if issued_text else None
         if issued is not None and issued.tzinfo is None:
@@ -109,8 +119,9 @@ def explain_command(
     answer: dict[str, Any] = {"contract": contract.name, "kind": contract.kind}
     code = None
     if isinstance(contract.validity, FixedWindow) or issued is not None:
-        start, end = contract.window_for(issued) if issued else (contract.validity.valid_from,
-                                                                   contract.validity.valid_until)
+        start, end = (
+            contract.window_for(issued) if issued else (contract.validity.valid_from, contract.validity.valid_until)
+        )
         answer["validity"] = {"valid_from": start.isoformat(), "valid_until": end.isoformat(), "end": "exclusive"}
         if p.at < start:
             code = "VOUCHER_NOT_YET_VALID"
@@ -124,8 +135,13 @@ def explain_command(
         code = "NOT_ELIGIBLE"
     if code is None and not evaluation.ok:
         code = "RULE_NOT_SATISFIED"
-    answer.update(code=code, eligible=code is None, subsidy_fen=evaluation.subsidy_fen,
-                  payable_fen=evaluation.payable_fen, explain=[f.to_dict() for f in evaluation.failures])
+    answer.update(
+        code=code,
+        eligible=code is None,
+        subsidy_fen=evaluation.subsidy_fen,
+        payable_fen=evaluation.payable_fen,
+        explain=[f.to_dict() for f in evaluation.failures],
+    )
     if attributes is not None:
         answer["holder_explain"] = [f.to_dict() for f in holder_failures]
     if as_json:
@@ -134,18 +150,27 @@ def explain_command(
     typer.echo(f"{contract.name} ({contract.kind} voucher), order {yuan(p.order_amount_fen)} at {p.at.isoformat()}")
     validity = answer["validity"]
     if "valid_from" in validity:
-        typer.echo(f"  valid from {validity['valid_from']} until {validity['valid_until']} (end excluded): "
-                   + ("the payment is inside it" if code not in ("VOUCHER_EXPIRED", "VOUCHER_NOT_YET_VALID")
-                      else f"the payment is outside it -> {code}"))
+        typer.echo(
+            f"  valid from {validity['valid_from']} until {validity['valid_until']} (end excluded): "
+            + (
+                "the payment is inside it"
+                if code not in ("VOUCHER_EXPIRED", "VOUCHER_NOT_YET_VALID")
+                else f"the payment is outside it -> {code}"
+            )
+        )
     else:
-        typer.echo(f"  valid for {validity['seconds_from_issue'] // 3600} hours from issue "
-                   "(give --issued-at to check the window)")
+        typer.echo(
+            f"  valid for {validity['seconds_from_issue'] // 3600} hours from issue "
+            "(give --issued-at to check the window)"
+        )
     for title, failures in (("holder", holder_failures), ("payment", evaluation.failures)):
         for f in failures:
             where = f" (item {f.item})" if f.item else ""
             typer.echo(f"  {title} condition failed, line {f.line}, column {f.column}: {f.rule}{where}")
             typer.echo(f"      actual: {json.dumps(f.actual, ensure_ascii=False)}; expected: {f.expected}")
     if evaluation.ok:
-        typer.echo(f"  all payment conditions hold: subsidy {yuan(evaluation.subsidy_fen)} "
-                   f"({evaluation.subsidy_fen} fen), the holder pays {yuan(evaluation.payable_fen)}")
+        typer.echo(
+            f"  all payment conditions hold: subsidy {yuan(evaluation.subsidy_fen)} "
+            f"({evaluation.subsidy_fen} fen), the holder pays {yuan(evaluation.payable_fen)}"
+        )
     typer.echo(f"  result: {code or 'ok'}")

@@ -263,7 +263,7 @@ class _Generator:
                 if leaf.path not in locals_:
                     name = f"v{len(locals_)}"
                     locals_[leaf.path] = name
-                    source = _ITEM_RECORD.get(leaf.path) or f"at.get({self.const(leaf.path[len('item.'):])}, M)"
+                    source = _ITEM_RECORD.get(leaf.path) or f"at.get({self.const(leaf.path[len('item.') :])}, M)"
                     lines.append(f"    {name} = {source}")
                     if leaf.ftype == "date":
                         lines.append(f"    d{name} = _as_date({name})")
@@ -313,8 +313,11 @@ class _Generator:
         prelude = ["    o = p.order_amount_fen"]
         if used & {"payment.weekday", "payment.time", "payment.date"}:
             # A naive datetime would be read in the server's local zone; refuse it (caught below).
-            prelude += ["    t = p.at", "    if t.tzinfo is None: raise ValueError('naive datetime')",
-                        "    lt = t.astimezone(TZ)"]
+            prelude += [
+                "    t = p.at",
+                "    if t.tzinfo is None: raise ValueError('naive datetime')",
+                "    lt = t.astimezone(TZ)",
+            ]
             if "payment.weekday" in used:
                 prelude.append("    wd = lt.weekday()")
             if "payment.time" in used:
@@ -328,25 +331,37 @@ class _Generator:
 
         fast = ["def evaluate(p):", "  try:"] + ["  " + line for line in prelude]
         if m.kind == "item_percent":
-            fast += ["      its = p.items", f"      if len(its) > {limits.MAX_PAYMENT_ITEMS}: return explain(p)",
-                     "      best = -1", "      for it in its:", "          r = item(it)",
-                     "          if type(r) is int and r > best: best = r"]
+            fast += [
+                "      its = p.items",
+                f"      if len(its) > {limits.MAX_PAYMENT_ITEMS}: return explain(p)",
+                "      best = -1",
+                "      for it in its:",
+                "          r = item(it)",
+                "          if type(r) is int and r > best: best = r",
+            ]
             tests.append("best >= 0")
         condition = " and ".join(tests) if tests else "True"
         fast.append(f"      if {condition}:")
         fast += ["      " + line for line in pay]
-        fast += ["      return explain(p)", "  except (TypeError, AttributeError, ValueError, OverflowError):",
-                 "      return _malformed(p)"]
+        fast += [
+            "      return explain(p)",
+            "  except (TypeError, AttributeError, ValueError, OverflowError):",
+            "      return _malformed(p)",
+        ]
 
         slow = ["def explain(p):", "    f = []"] + prelude
         for rule in m.payment_rules:
             slow.append(f"    if not {self.payment_expr(rule.condition)}:")
-            slow.append(f"        f.append({self.failure(rule, self.actual(rule.condition, lambda c: _PAYMENT_ACCESS[c.path]))})")
+            slow.append(
+                f"        f.append({self.failure(rule, self.actual(rule.condition, lambda c: _PAYMENT_ACCESS[c.path]))})"
+            )
         if m.spend_fen:
             meta = self.const((m.spend_text, m.spend_span.line, m.spend_span.column))
             slow.append(f"    if not o >= {m.spend_fen}:")
-            slow.append(f"        f.append(Failure({meta}[0], {meta}[1], {meta}[2], _actual('money', o), "
-                        f"{self.const('an order of at least ' + yuan(m.spend_fen))}))")
+            slow.append(
+                f"        f.append(Failure({meta}[0], {meta}[1], {meta}[2], _actual('money', o), "
+                f"{self.const('an order of at least ' + yuan(m.spend_fen))}))"
+            )
         voucher = self.const((m.voucher_text, m.voucher_span.line, m.voucher_span.column))
         if m.kind == "item_percent":
             slow += [
@@ -389,12 +404,17 @@ class _Generator:
             body = [f"    s = {m.amount_fen} if o >= {m.amount_fen} else (o if o > 0 else 0)"]
         elif m.kind == "percent":
             rate = m.rate
-            body = [f"    s = o * {rate.numerator} // {rate.denominator} if o > 0 else 0",
-                    f"    if s > {m.cap_fen}: s = {m.cap_fen}"]
+            body = [
+                f"    s = o * {rate.numerator} // {rate.denominator} if o > 0 else 0",
+                f"    if s > {m.cap_fen}: s = {m.cap_fen}",
+            ]
         elif m.kind == "balance":
-            body = ["    b = p.balance_fen", f"    if b is None: b = {m.amount_fen}",
-                    f"    if not (type(b) is int and 0 < b <= {m.amount_fen}): return explain(p)",
-                    "    s = b if b <= o else (o if o > 0 else 0)"]
+            body = [
+                "    b = p.balance_fen",
+                f"    if b is None: b = {m.amount_fen}",
+                f"    if not (type(b) is int and 0 < b <= {m.amount_fen}): return explain(p)",
+                "    s = b if b <= o else (o if o > 0 else 0)",
+            ]
         else:  # item_percent: `best` is the largest subsidy any one qualifying item earns
             body = ["    s = best if best <= o else (o if o > 0 else 0)"]
         return body + ["    return _tnew(_Ev, (True, s, o - s, ()))"]
@@ -433,9 +453,11 @@ def _malformed_payment(m: ContractModel) -> Callable:
     def malformed(p: Any) -> Evaluation:
         order = getattr(p, "order_amount_fen", 0)
         order = order if type(order) is int else 0
-        failure = Failure("the payment record", 0, 0, jsonable(repr(p)[:80]),
-                          "a payment with typed fields and a timezone-aware time")
+        failure = Failure(
+            "the payment record", 0, 0, jsonable(repr(p)[:80]), "a payment with typed fields and a timezone-aware time"
+        )
         return Evaluation(False, 0, order, (failure,))
+
     return malformed
 
 

@@ -32,10 +32,29 @@ class CompiledContract:
     """
 
     __slots__ = (
-        "source", "sha256", "name", "issuer_region", "timezone", "budget_fen", "funders", "kind",
-        "face_value_fen", "quantity", "per_holder_limit", "daily_cap_fen", "distribution", "validity",
-        "needs_items", "worst_case_fen", "needs_escrow_check", "warnings", "model", "python_source",
-        "evaluate", "check_holder", "_summary",
+        "source",
+        "sha256",
+        "name",
+        "issuer_region",
+        "timezone",
+        "budget_fen",
+        "funders",
+        "kind",
+        "face_value_fen",
+        "quantity",
+        "per_holder_limit",
+        "daily_cap_fen",
+        "distribution",
+        "validity",
+        "needs_items",
+        "worst_case_fen",
+        "needs_escrow_check",
+        "warnings",
+        "model",
+        "python_source",
+        "evaluate",
+        "check_holder",
+        "_summary",
     )
 
     evaluate: Callable[[Payment], Evaluation]

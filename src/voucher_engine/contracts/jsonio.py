@@ -55,8 +55,14 @@ def payment_from_json(data: Any) -> Payment:
         attributes = raw.get("attributes") or {}
         if not isinstance(attributes, dict):
             raise ValueError("an item's `attributes` must be an object")
-        items.append(Item(str(raw.get("sku", "")), str(raw.get("category", "")),
-                          _int(raw.get("amount_fen"), "an item's `amount_fen`"), attributes))
+        items.append(
+            Item(
+                str(raw.get("sku", "")),
+                str(raw.get("category", "")),
+                _int(raw.get("amount_fen"), "an item's `amount_fen`"),
+                attributes,
+            )
+        )
     balance = data.get("balance_fen")
     if balance is not None:
         balance = _int(balance, "`balance_fen`")

@@ -143,14 +143,28 @@ def _syntax_error(exc: UnexpectedInput, source: str) -> Diagnostic:
             shown = shown[:27] + "..."
         expected = set(exc.expected)
         if expected and expected <= _SECTION_START_TERMINALS | {"SEMICOLON", "$END"}:
-            return Diagnostic(line, column, f"I did not expect `{shown}` here: a new section starts with {_SECTION_WORDS}")
+            return Diagnostic(
+                line, column, f"I did not expect `{shown}` here: a new section starts with {_SECTION_WORDS}"
+            )
         return Diagnostic(line, column, f"I did not expect `{shown}` here{_expected(expected)}")
     return Diagnostic(line, column, "the contract cannot be read here")  # pragma: no cover
 
 
 _SECTION_START_TERMINALS = {
-    "CAMPAIGN", "BUDGET", "FUNDERS", "VOUCHER", "QUANTITY", "LIMIT", "DAILY", "VALID", "TIMEZONE",
-    "DISTRIBUTION", "HOLDER", "PAYMENT", "ITEMS", "DECLARE",
+    "CAMPAIGN",
+    "BUDGET",
+    "FUNDERS",
+    "VOUCHER",
+    "QUANTITY",
+    "LIMIT",
+    "DAILY",
+    "VALID",
+    "TIMEZONE",
+    "DISTRIBUTION",
+    "HOLDER",
+    "PAYMENT",
+    "ITEMS",
+    "DECLARE",
 }
 
 

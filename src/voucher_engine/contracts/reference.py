@@ -133,9 +133,11 @@ def _leaves(c: TCondition) -> list[TCompare]:
 
 def _failure(rule: Any, lookup: Any, item: Union[str, None] = None, expected: Any = None) -> Failure:
     leaves = _leaves(rule.condition)
+
     def shown(leaf: TCompare) -> Any:
         value = lookup(leaf.path)
         return actual_value(leaf.ftype, None if value is _ABSENT else value)
+
     if isinstance(rule.condition, TCompare):
         actual = shown(rule.condition)
         expected = rule.condition.expected if expected is None else expected
@@ -155,6 +157,7 @@ def check_holder(model: ContractModel, attributes: Any) -> list[Failure]:
 
 def _payment_lookup(model: ContractModel, p: Payment) -> Any:
     local = p.at.astimezone(zoneinfo.ZoneInfo(model.timezone)) if p.at.tzinfo is not None else None
+
     def lookup(path: str) -> Any:
         if path in ("payment.weekday", "payment.time", "payment.date") and local is None:
             raise ValueError("naive datetime")
@@ -167,11 +170,13 @@ def _payment_lookup(model: ContractModel, p: Payment) -> Any:
             "payment.time": lambda: local.hour * 3600 + local.minute * 60 + local.second,
             "payment.date": lambda: local.date(),
         }[path]()
+
     return lookup
 
 
 def _item_lookup(it: Item) -> Any:
     attrs = it.attributes if type(it.attributes) is dict else {}
+
     def lookup(path: str) -> Any:
         if path == "item.sku":
             return it.sku
@@ -179,7 +184,8 @@ def _item_lookup(it: Item) -> Any:
             return it.category
         if path == "item.amount":
             return it.amount_fen
-        return attrs.get(path[len("item."):], _ABSENT)
+        return attrs.get(path[len("item.") :], _ABSENT)
+
     return lookup
 
 
@@ -209,8 +215,16 @@ def item_subsidy(model: ContractModel, it: Item) -> Union[int, list[Failure]]:
             failures.append(_failure(rule, lookup, sku))
     amount = it.amount_fen
     if type(amount) is not int or amount < 0:
-        failures.append(Failure(model.voucher_text, model.voucher_span.line, model.voucher_span.column,
-                                jsonable(amount), "an item amount in fen, 0 or more", sku))
+        failures.append(
+            Failure(
+                model.voucher_text,
+                model.voucher_span.line,
+                model.voucher_span.column,
+                jsonable(amount),
+                "an item amount in fen, 0 or more",
+                sku,
+            )
+        )
     if failures:
         return failures
     assert rate is not None
@@ -222,8 +236,9 @@ def evaluate(model: ContractModel, p: Payment) -> Evaluation:
         return _evaluate(model, p)
     except (TypeError, AttributeError, ValueError, OverflowError):
         order = getattr(p, "order_amount_fen", 0)
-        failure = Failure("the payment record", 0, 0, jsonable(repr(p)[:80]),
-                          "a payment with typed fields and a timezone-aware time")
+        failure = Failure(
+            "the payment record", 0, 0, jsonable(repr(p)[:80]), "a payment with typed fields and a timezone-aware time"
+        )
         return Evaluation(False, 0, order if type(order) is int else 0, (failure,))
 
 
@@ -233,13 +248,27 @@ def _evaluate(model: ContractModel, p: Payment) -> Evaluation:
     failures = [_failure(r, lookup) for r in model.payment_rules if truth(r.condition, lookup) is not True]
     if model.spend_fen and not order >= model.spend_fen:
         assert model.spend_span is not None
-        failures.append(Failure(model.spend_text, model.spend_span.line, model.spend_span.column,
-                                actual_value("money", order), f"an order of at least {_yuan(model.spend_fen)}"))
+        failures.append(
+            Failure(
+                model.spend_text,
+                model.spend_span.line,
+                model.spend_span.column,
+                actual_value("money", order),
+                f"an order of at least {_yuan(model.spend_fen)}",
+            )
+        )
     best = -1
     if model.kind == "item_percent":
         if len(p.items) > limits.MAX_PAYMENT_ITEMS:
-            failures.append(Failure(model.voucher_text, model.voucher_span.line, model.voucher_span.column,
-                                    len(p.items), f"at most {limits.MAX_PAYMENT_ITEMS} order items"))
+            failures.append(
+                Failure(
+                    model.voucher_text,
+                    model.voucher_span.line,
+                    model.voucher_span.column,
+                    len(p.items),
+                    f"at most {limits.MAX_PAYMENT_ITEMS} order items",
+                )
+            )
             return Evaluation(False, 0, order, tuple(failures))
         item_failures: list[Failure] = []
         for it in p.items:
@@ -250,14 +279,27 @@ def _evaluate(model: ContractModel, p: Payment) -> Evaluation:
                 item_failures.extend(earned)
         if best < 0:
             if not p.items:
-                failures.append(Failure(model.voucher_text, model.voucher_span.line, model.voucher_span.column,
-                                        [], "an order item the voucher covers"))
+                failures.append(
+                    Failure(
+                        model.voucher_text,
+                        model.voucher_span.line,
+                        model.voucher_span.column,
+                        [],
+                        "an order item the voucher covers",
+                    )
+                )
             failures.extend(item_failures)
     balance = p.balance_fen if p.balance_fen is not None else model.amount_fen
     if model.kind == "balance" and not (type(balance) is int and 0 < balance <= model.amount_fen):
-        failures.append(Failure(model.voucher_text, model.voucher_span.line, model.voucher_span.column,
-                                actual_value("money", balance),
-                                f"a remaining balance above ¥0.00 and at most {_yuan(model.amount_fen)}"))
+        failures.append(
+            Failure(
+                model.voucher_text,
+                model.voucher_span.line,
+                model.voucher_span.column,
+                actual_value("money", balance),
+                f"a remaining balance above ¥0.00 and at most {_yuan(model.amount_fen)}",
+            )
+        )
     if failures:
         return Evaluation(False, 0, order, tuple(failures))
     positive = max(order, 0)

@@ -55,8 +55,13 @@ class Failure:
 
     def to_dict(self) -> dict[str, Any]:
         """The API's explain entry: {"rule", "line", "column", "actual", "expected"} (+ "item" when set)."""
-        out = {"rule": self.rule, "line": self.line, "column": self.column, "actual": self.actual,
-               "expected": self.expected}
+        out = {
+            "rule": self.rule,
+            "line": self.line,
+            "column": self.column,
+            "actual": self.actual,
+            "expected": self.expected,
+        }
         if self.item is not None:
             out["item"] = self.item
         return out

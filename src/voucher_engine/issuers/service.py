@@ -20,14 +20,20 @@ def fiscal_account(issuer_id: str) -> str:
 
 
 def to_model(row) -> Issuer:
-    return Issuer(id=row.id, name=row.name, region_code=row.region_code, fiscal_account=fiscal_account(row.id),
-                  created_at=row.created_at)
+    return Issuer(
+        id=row.id,
+        name=row.name,
+        region_code=row.region_code,
+        fiscal_account=fiscal_account(row.id),
+        created_at=row.created_at,
+    )
 
 
 async def create(conn: AsyncConnection, body: IssuerCreate) -> Issuer:
     issuer_id = issuer_id_for(body.region_code)
-    if not await repository.insert(conn, issuer_id=issuer_id, name=body.name, region_code=body.region_code,
-                                   created_at=clock.now()):
+    if not await repository.insert(
+        conn, issuer_id=issuer_id, name=body.name, region_code=body.region_code, created_at=clock.now()
+    ):
         raise EngineError("CONFLICT", f"an issuer for region {body.region_code} already exists ({issuer_id})")
     await _open_fiscal_account(conn, issuer_id)
     row = await repository.get(conn, issuer_id)

@@ -34,7 +34,7 @@ def _current_rss_mb() -> float:
     """Resident memory now (Linux), to see growth after an earlier peak."""
     try:
         with open("/proc/self/statm") as statm:
-            return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2 ** 20
+            return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
     except OSError:
         return _rss_mb()
 
@@ -100,18 +100,33 @@ async def populate(engine, url: str, transactions: int, batch: int) -> None:
     now = datetime.now(timezone.utc)
     redeem_count = transactions - CAMPAIGNS
     per_campaign_fen = (redeem_count // CAMPAIGNS + 1) * 1000
-    print(f"ledger bench: {transactions:,} transactions ({CAMPAIGNS} funds, {redeem_count:,} redemptions "
-          f"in batches of {batch}), PostgreSQL at {make_url(url).host}:{make_url(url).port}", flush=True)
+    print(
+        f"ledger bench: {transactions:,} transactions ({CAMPAIGNS} funds, {redeem_count:,} redemptions "
+        f"in batches of {batch}), PostgreSQL at {make_url(url).host}:{make_url(url).port}",
+        flush=True,
+    )
     async with engine.begin() as conn:
         for c in range(CAMPAIGNS):
             for name in (f"fiscal:iss_31{c:04d}", f"escrow:cmp_bench{c:03d}"):
                 await service.open_account(conn, name)
         for m in range(MERCHANTS):
             await service.open_account(conn, f"merchant:m{m:04d}")
-        await service.post_many(conn, [NewTransaction(
-            kind="fund", campaign_id=f"cmp_bench{c:03d}", at=now, refs={"funder": f"iss_31{c:04d}"},
-            postings=(Posting(f"fiscal:iss_31{c:04d}", credit_fen=per_campaign_fen),
-                      Posting(f"escrow:cmp_bench{c:03d}", debit_fen=per_campaign_fen))) for c in range(CAMPAIGNS)])
+        await service.post_many(
+            conn,
+            [
+                NewTransaction(
+                    kind="fund",
+                    campaign_id=f"cmp_bench{c:03d}",
+                    at=now,
+                    refs={"funder": f"iss_31{c:04d}"},
+                    postings=(
+                        Posting(f"fiscal:iss_31{c:04d}", credit_fen=per_campaign_fen),
+                        Posting(f"escrow:cmp_bench{c:03d}", debit_fen=per_campaign_fen),
+                    ),
+                )
+                for c in range(CAMPAIGNS)
+            ],
+        )
 
     started = time.perf_counter()
     posted = 0
@@ -121,11 +136,18 @@ async def populate(engine, url: str, transactions: int, batch: int) -> None:
         txs = []
         for i in range(posted, posted + size):
             c, m, amount = i % CAMPAIGNS, i % MERCHANTS, 100 + i % 900
-            txs.append(NewTransaction(
-                kind="redeem", campaign_id=f"cmp_bench{c:03d}", at=now,
-                refs={"voucher_id": f"vch_{i:012d}", "redemption_id": f"rdm_{i:012d}", "merchant_id": f"m{m:04d}"},
-                postings=(Posting(f"escrow:cmp_bench{c:03d}", credit_fen=amount),
-                          Posting(f"merchant:m{m:04d}", debit_fen=amount))))
+            txs.append(
+                NewTransaction(
+                    kind="redeem",
+                    campaign_id=f"cmp_bench{c:03d}",
+                    at=now,
+                    refs={"voucher_id": f"vch_{i:012d}", "redemption_id": f"rdm_{i:012d}", "merchant_id": f"m{m:04d}"},
+                    postings=(
+                        Posting(f"escrow:cmp_bench{c:03d}", credit_fen=amount),
+                        Posting(f"merchant:m{m:04d}", debit_fen=amount),
+                    ),
+                )
+            )
         async with engine.begin() as conn:
             await service.post_many(conn, txs)
         posted += size
@@ -135,8 +157,11 @@ async def populate(engine, url: str, transactions: int, batch: int) -> None:
     await sequencer.drain(engine)
     total_seq_s = time.perf_counter() - started
     _line("post_many (one process, one connection)", f"{redeem_count / post_s:,.0f} tx/s")
-    _line("posted and sequenced (sequencer alongside)", f"{transactions / total_seq_s:,.0f} tx/s",
-          f"(drain after posting: {time.perf_counter() - drain_started:.1f} s)")
+    _line(
+        "posted and sequenced (sequencer alongside)",
+        f"{transactions / total_seq_s:,.0f} tx/s",
+        f"(drain after posting: {time.perf_counter() - drain_started:.1f} s)",
+    )
 
 
 async def measure(engine, key, transactions: int, workdir: Path, *, pgdata: Path | None = None) -> None:
@@ -159,8 +184,11 @@ async def measure(engine, key, transactions: int, workdir: Path, *, pgdata: Path
     assert report.ok, report.first
     _line(f"ledger verify of {report.transactions:,}", f"{verify_s:.2f} s", "(target <= 10 s)")
     server = f"{server_after - server_before:.1f} s" if server_before is not None and server_after is not None else "?"
-    _line("  of which: CPU, verifier + PostgreSQL", f"{cpu_s:.1f} s + {server}",
-          f"(on {os.cpu_count()} cores the wall time is at least their sum / {os.cpu_count()})")
+    _line(
+        "  of which: CPU, verifier + PostgreSQL",
+        f"{cpu_s:.1f} s + {server}",
+        f"(on {os.cpu_count()} cores the wall time is at least their sum / {os.cpu_count()})",
+    )
     _line("  of which: peak RSS grew by", f"{_rss_mb() - rss_before:.0f} MB", f"({_load()})")
 
     # Inclusion proofs: the service call the endpoint makes, timed over spread-out leaves.
@@ -173,15 +201,19 @@ async def measure(engine, key, transactions: int, workdir: Path, *, pgdata: Path
             timings.append(time.perf_counter() - t0)
             if i < 5:
                 raw = await conn.get_raw_connection()
-                leaf = await raw.driver_connection.fetchval("SELECT leaf_hash FROM ledger_sequence WHERE seq = $1",
-                                                            index + 1)
+                leaf = await raw.driver_connection.fetchval(
+                    "SELECT leaf_hash FROM ledger_sequence WHERE seq = $1", index + 1
+                )
                 merkle.verify_inclusion(index, transactions, bytes(leaf), path, checkpoint.root_hash)
         t0 = time.perf_counter()
         await service.consistency_path(conn, transactions // 3, transactions)
         consistency_ms = (time.perf_counter() - t0) * 1000
     timings.sort()
-    _line("inclusion proof (p50 / p99 of 200)",
-          f"{timings[100] * 1000:.2f} / {timings[197] * 1000:.2f} ms", "(target <= 5 ms)")
+    _line(
+        "inclusion proof (p50 / p99 of 200)",
+        f"{timings[100] * 1000:.2f} / {timings[197] * 1000:.2f} ms",
+        "(target <= 5 ms)",
+    )
     _line("consistency proof", f"{consistency_ms:.2f} ms")
 
     rss_before = peak_rss = _current_rss_mb()
@@ -197,8 +229,9 @@ async def measure(engine, key, transactions: int, workdir: Path, *, pgdata: Path
                 peak_rss = max(peak_rss, _current_rss_mb())
     export_s = time.perf_counter() - started
     _line(f"CSV export of {transactions:,} rows", f"{export_s:.2f} s", f"(target <= 15 s; {written / 1e6:.0f} MB)")
-    _line("  of which: RSS grew by at most", f"{peak_rss - rss_before:.0f} MB",
-          f"(from {rss_before:.0f} MB; {_load()})")
+    _line(
+        "  of which: RSS grew by at most", f"{peak_rss - rss_before:.0f} MB", f"(from {rss_before:.0f} MB; {_load()})"
+    )
 
     started = time.perf_counter()
     with out.open(newline="", encoding="utf-8") as handle:
@@ -215,8 +248,9 @@ async def _sequence_loop(engine) -> None:
         await asyncio.sleep(0.05)
 
 
-async def _with_scratch_database(server_url: str, transactions: int, batch: int, workdir: Path,
-                                 pgdata: Path | None = None) -> None:
+async def _with_scratch_database(
+    server_url: str, transactions: int, batch: int, workdir: Path, pgdata: Path | None = None
+) -> None:
     from voucher_engine.db import migrate
     from voucher_engine.db.engine import plain_url
 

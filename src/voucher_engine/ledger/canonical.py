@@ -43,15 +43,24 @@ def format_at(at: datetime) -> str:
 
 
 def postings_object(accounts: list[str], amounts_fen: list[int]) -> list[dict[str, Any]]:
-    return [{"account": account, "debit_fen": amount} if amount > 0 else {"account": account, "credit_fen": -amount}
-            for account, amount in zip(accounts, amounts_fen)]
+    return [
+        {"account": account, "debit_fen": amount} if amount > 0 else {"account": account, "credit_fen": -amount}
+        for account, amount in zip(accounts, amounts_fen)
+    ]
 
 
-def tx_object(*, id: str, seq: int | None, kind: str, at: str, accounts: list[str], amounts_fen: list[int],
-              refs: dict[str, Any]) -> dict[str, Any]:
+def tx_object(
+    *, id: str, seq: int | None, kind: str, at: str, accounts: list[str], amounts_fen: list[int], refs: dict[str, Any]
+) -> dict[str, Any]:
     """The served object without its hashes (what `canonical` covers)."""
-    return {"id": id, "seq": seq, "kind": kind, "at": at, "postings": postings_object(accounts, amounts_fen),
-            "refs": refs}
+    return {
+        "id": id,
+        "seq": seq,
+        "kind": kind,
+        "at": at,
+        "postings": postings_object(accounts, amounts_fen),
+        "refs": refs,
+    }
 
 
 def canonical(obj: dict[str, Any]) -> bytes:
@@ -66,15 +75,21 @@ def postings_template(accounts: list[Any], debits: list[bool]) -> bytes:
     JSON-escaped by orjson and any '%' in them doubled, so the template formats back to exactly what
     `canonical(tx_object(...))` writes for the same accounts and sides.
     """
-    parts = [b'{"account":' + orjson.dumps(account).replace(b"%", b"%%")
-             + (b',"debit_fen":%d}' if debit else b',"credit_fen":%d}') for account, debit in zip(accounts, debits)]
+    parts = [
+        b'{"account":'
+        + orjson.dumps(account).replace(b"%", b"%%")
+        + (b',"debit_fen":%d}' if debit else b',"credit_fen":%d}')
+        for account, debit in zip(accounts, debits)
+    ]
     return b"[" + b",".join(parts) + b"]"
 
 
 def canonical_parts(*, id: Any, seq: Any, kind: Any, at: Any, postings: bytes, refs: Any) -> bytes:
     """`canonical(tx_object(...))` with the postings already canonical (from `postings_template`)."""
-    return orjson.dumps({"at": at, "id": id, "kind": kind, "postings": orjson.Fragment(postings), "refs": refs,
-                         "seq": seq}, option=_SORT)
+    return orjson.dumps(
+        {"at": at, "id": id, "kind": kind, "postings": orjson.Fragment(postings), "refs": refs, "seq": seq},
+        option=_SORT,
+    )
 
 
 def chain_hash(prev_hash: bytes, canonical_bytes: bytes) -> bytes:

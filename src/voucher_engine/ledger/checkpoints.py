@@ -41,8 +41,9 @@ def origin() -> str:
 
 
 def _new_key_pem() -> bytes:
-    return Ed25519PrivateKey.generate().private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                                      serialization.NoEncryption())
+    return Ed25519PrivateKey.generate().private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
 
 
 def load_signing_key(path: Path) -> Ed25519PrivateKey:
@@ -70,8 +71,11 @@ def raw_public_key(key: Ed25519PrivateKey | Ed25519PublicKey) -> bytes:
 
 
 def public_key_pem(raw: bytes) -> str:
-    return Ed25519PublicKey.from_public_bytes(raw).public_bytes(
-        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo).decode()
+    return (
+        Ed25519PublicKey.from_public_bytes(raw)
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+        .decode()
+    )
 
 
 def parse_public_key(text: str | bytes) -> bytes:
@@ -149,8 +153,9 @@ class CheckpointError(ValueError):
     """A checkpoint that is malformed, unsigned by the pinned key, or older than one already trusted."""
 
 
-def verify_document(document: dict[str, Any], pinned_public_key: bytes, *,
-                    not_older_than: int | None = None) -> tuple[int, bytes]:
+def verify_document(
+    document: dict[str, Any], pinned_public_key: bytes, *, not_older_than: int | None = None
+) -> tuple[int, bytes]:
     """Check a served checkpoint against a pinned key; answer (tree_size, root). Raises CheckpointError.
 
     Checks the body's three lines against the fields, the Ed25519 signature over the body, that the key in the
@@ -179,6 +184,8 @@ def verify_document(document: dict[str, Any], pinned_public_key: bytes, *,
     except (InvalidSignature, ValueError):
         raise CheckpointError("the checkpoint's signature does not verify") from None
     if not_older_than is not None and tree_size < not_older_than:
-        raise CheckpointError(f"the checkpoint is for {tree_size} transactions, older than the {not_older_than} "
-                              "already trusted: an old checkpoint replayed")
+        raise CheckpointError(
+            f"the checkpoint is for {tree_size} transactions, older than the {not_older_than} "
+            "already trusted: an old checkpoint replayed"
+        )
     return tree_size, root

@@ -13,12 +13,15 @@ from typing import Annotated, Optional
 
 import typer
 
-app = typer.Typer(help="Verify the ledger offline or against the database.", no_args_is_help=True,
-                  add_completion=False)
+app = typer.Typer(help="Verify the ledger offline or against the database.", no_args_is_help=True, add_completion=False)
 
 DataDir = Annotated[Optional[Path], typer.Option("--data-dir", help="Where the embedded PostgreSQL and keys live.")]
-PublicKeyOpt = Annotated[Optional[str], typer.Option(
-    "--public-key", help="The pinned checkpoint key: base64 of the raw 32 bytes, a PEM, or a file holding either.")]
+PublicKeyOpt = Annotated[
+    Optional[str],
+    typer.Option(
+        "--public-key", help="The pinned checkpoint key: base64 of the raw 32 bytes, a PEM, or a file holding either."
+    ),
+]
 
 
 def _database(data_dir: Path | None) -> tuple[str, object]:
@@ -34,8 +37,10 @@ def _print_report(report, as_json: bool) -> None:
         sys.stdout.write(json.dumps(report.document(), indent=2) + "\n")
         return
     first = report.first
-    typer.echo(f"transactions: {report.transactions}; checkpoints verified: {report.checkpoints_verified}; "
-               f"accounts checked: {report.accounts_checked}; root: {report.root_hash}")
+    typer.echo(
+        f"transactions: {report.transactions}; checkpoints verified: {report.checkpoints_verified}; "
+        f"accounts checked: {report.accounts_checked}; root: {report.root_hash}"
+    )
     for note in report.notes:
         typer.echo(f"note: {note}")
     if first is None:
@@ -51,11 +56,15 @@ def verify(
     data_dir: DataDir = None,
     public_key: PublicKeyOpt = None,
     csv_file: Annotated[Optional[Path], typer.Option("--csv", help="Verify this export offline instead.")] = None,
-    checkpoint: Annotated[Optional[list[Path]], typer.Option(
-        "--checkpoint", help="A checkpoint JSON file (as served); repeatable. Offline mode.")] = None,
+    checkpoint: Annotated[
+        Optional[list[Path]],
+        typer.Option("--checkpoint", help="A checkpoint JSON file (as served); repeatable. Offline mode."),
+    ] = None,
     partial: Annotated[bool, typer.Option("--partial", help="The CSV is a filtered export (a campaign's).")] = False,
-    trusted_tree_size: Annotated[Optional[int], typer.Option(
-        help="Size of the newest checkpoint already trusted: an older one is refused as a replay.")] = None,
+    trusted_tree_size: Annotated[
+        Optional[int],
+        typer.Option(help="Size of the newest checkpoint already trusted: an older one is refused as a replay."),
+    ] = None,
     no_sequence: Annotated[bool, typer.Option("--no-sequence", help="Do not sequence queued batches first.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
 ) -> None:
@@ -75,8 +84,9 @@ def verify(
         documents = [json.loads(path.read_text()) for path in checkpoint or []]
         documents = [doc.get("checkpoint", doc) for doc in documents]
         with csv_file.open(newline="", encoding="utf-8") as handle:
-            report = verifier.verify_csv(handle, pinned, documents, partial=partial,
-                                         trusted_tree_size=trusted_tree_size)
+            report = verifier.verify_csv(
+                handle, pinned, documents, partial=partial, trusted_tree_size=trusted_tree_size
+            )
     else:
         url, settings = _database(data_dir)
         if pinned is None:
@@ -160,8 +170,12 @@ def check_proof(
     from voucher_engine.ledger import verify as verifier
 
     try:
-        size = verifier.verify_proof(json.loads(transaction.read_text()), json.loads(proof.read_text()),
-                                     cps.parse_public_key(public_key), trusted_tree_size=trusted_tree_size)
+        size = verifier.verify_proof(
+            json.loads(transaction.read_text()),
+            json.loads(proof.read_text()),
+            cps.parse_public_key(public_key),
+            trusted_tree_size=trusted_tree_size,
+        )
     except (merkle.ProofError, cps.CheckpointError, ValueError, KeyError) as exc:
         typer.echo(f"FAILED: {exc}")
         raise typer.Exit(1) from None
@@ -170,11 +184,14 @@ def check_proof(
 
 @app.command()
 def bench(
-    transactions: Annotated[int, typer.Option(help="How many transactions to post, sequence, verify and export.")]
-    = 1_000_000,
+    transactions: Annotated[
+        int, typer.Option(help="How many transactions to post, sequence, verify and export.")
+    ] = 1_000_000,
     batch: Annotated[int, typer.Option(help="Redemptions per posted micro-batch.")] = 500,
-    data_dir: Annotated[Optional[Path], typer.Option(
-        "--data-dir", help="Embedded PostgreSQL data directory (default: a temporary one).")] = None,
+    data_dir: Annotated[
+        Optional[Path],
+        typer.Option("--data-dir", help="Embedded PostgreSQL data directory (default: a temporary one)."),
+    ] = None,
 ) -> None:
     """Print figures: posting rate, sequencing rate, verify, inclusion proof and CSV export over N transactions.
 

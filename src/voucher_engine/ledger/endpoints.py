@@ -22,8 +22,18 @@ from voucher_engine.api.state import AppState
 from voucher_engine.auth.subjects import Subject
 from voucher_engine.errors import EngineError
 from voucher_engine.ledger import background, checkpoints, export, model, repository, scoping, sequencer, service
-from voucher_engine.ledger.schemas import (AccountOut, CheckpointOut, CheckpointPage, ConsistencyProof, InclusionProof,
-                                           PublicKey, Reconciliation, TransactionOut, TransactionPage, VoucherTrace)
+from voucher_engine.ledger.schemas import (
+    AccountOut,
+    CheckpointOut,
+    CheckpointPage,
+    ConsistencyProof,
+    InclusionProof,
+    PublicKey,
+    Reconciliation,
+    TransactionOut,
+    TransactionPage,
+    VoucherTrace,
+)
 
 log = logging.getLogger("voucher_engine.ledger")
 
@@ -78,9 +88,14 @@ def _window(at_from: datetime | None, at_to: datetime | None) -> None:
 
 @router.get("/transactions", response_model=TransactionPage)
 async def list_transactions(
-    state: State, subject: Reader, campaign_id: FilterId = None, merchant_id: FilterId = None,
-    voucher_id: FilterId = None, at_from: Annotated[AwareDatetime | None, Query(alias="from")] = None,
-    at_to: Annotated[AwareDatetime | None, Query(alias="to")] = None, limit: Limit = DEFAULT_LIMIT,
+    state: State,
+    subject: Reader,
+    campaign_id: FilterId = None,
+    merchant_id: FilterId = None,
+    voucher_id: FilterId = None,
+    at_from: Annotated[AwareDatetime | None, Query(alias="from")] = None,
+    at_to: Annotated[AwareDatetime | None, Query(alias="to")] = None,
+    limit: Limit = DEFAULT_LIMIT,
     cursor: Cursor = None,
 ) -> dict[str, Any]:
     """Sequenced transactions in seq order, filtered by campaign, merchant, voucher and time (`from` <= at < `to`)."""
@@ -88,9 +103,16 @@ async def list_transactions(
     async with state.engine.connect() as conn:
         await _scope_filters(conn, subject, campaign_id)
         raw = await repository.driver(conn)
-        sql, params = repository.list_query(campaign_id=campaign_id, merchant_id=merchant_id, voucher_id=voucher_id,
-                                            account=None, at_from=at_from, at_to=at_to, after_seq=_after(cursor),
-                                            limit=limit + 1)
+        sql, params = repository.list_query(
+            campaign_id=campaign_id,
+            merchant_id=merchant_id,
+            voucher_id=voucher_id,
+            account=None,
+            at_from=at_from,
+            at_to=at_to,
+            after_seq=_after(cursor),
+            limit=limit + 1,
+        )
         rows = await raw.fetch(sql, *params)
     items, next_cursor = _page(rows, limit)
     return {"items": items, "next_cursor": next_cursor}
@@ -107,22 +129,32 @@ async def get_transaction(tx_id: Id, state: State, subject: Reader) -> dict[str,
 
 
 @router.get("/accounts/{account}", response_model=AccountOut)
-async def get_account(account: AccountName, state: State, subject: Reader, limit: Limit = DEFAULT_LIMIT,
-                      cursor: Cursor = None) -> dict[str, Any]:
+async def get_account(
+    account: AccountName, state: State, subject: Reader, limit: Limit = DEFAULT_LIMIT, cursor: Cursor = None
+) -> dict[str, Any]:
     """The balance (every committed posting) and the history (sequenced transactions, seq order)."""
     async with state.engine.connect() as conn:
         await scoping.require_account(conn, subject, account)
         balance_fen = await service.balance(conn, account)
-        sql, params = repository.list_query(campaign_id=None, merchant_id=None, voucher_id=None, account=account,
-                                            at_from=None, at_to=None, after_seq=_after(cursor), limit=limit + 1)
+        sql, params = repository.list_query(
+            campaign_id=None,
+            merchant_id=None,
+            voucher_id=None,
+            account=account,
+            at_from=None,
+            at_to=None,
+            after_seq=_after(cursor),
+            limit=limit + 1,
+        )
         rows = await (await repository.driver(conn)).fetch(sql, *params)
     items, next_cursor = _page(rows, limit)
     return {"account": account, "balance_fen": balance_fen, "items": items, "next_cursor": next_cursor}
 
 
 @router.get("/vouchers/{voucher_id}/trace", response_model=VoucherTrace)
-async def trace_voucher(voucher_id: Id, state: State, subject: Reader, limit: Limit = DEFAULT_LIMIT,
-                        cursor: Cursor = None) -> dict[str, Any]:
+async def trace_voucher(
+    voucher_id: Id, state: State, subject: Reader, limit: Limit = DEFAULT_LIMIT, cursor: Cursor = None
+) -> dict[str, Any]:
     """The campaign's funding, every transaction of this voucher (redeem, refund), and the campaign's return."""
     after = _after(cursor)
     async with state.engine.connect() as conn:
@@ -135,12 +167,20 @@ async def trace_voucher(voucher_id: Id, state: State, subject: Reader, limit: Li
             raise EngineError("NOT_FOUND", f"no voucher {voucher_id!r} in the ledger")
         for campaign_id in campaigns:
             await scoping.require_campaign(conn, subject, campaign_id)
-        sql, params = repository.list_query(campaign_id=None, merchant_id=None, voucher_id=voucher_id, account=None,
-                                            at_from=None, at_to=None, after_seq=0, limit=None)
+        sql, params = repository.list_query(
+            campaign_id=None,
+            merchant_id=None,
+            voucher_id=voucher_id,
+            account=None,
+            at_from=None,
+            at_to=None,
+            after_seq=0,
+            limit=None,
+        )
         rows = list(await raw.fetch(sql, *params))
         for campaign_id in campaigns:
             rows.extend(await raw.fetch(repository.CAMPAIGN_FUND_AND_RETURN, campaign_id))
-    rows = sorted((row for row in rows if row["seq"] > after), key=lambda row: row["seq"])[:limit + 1]
+    rows = sorted((row for row in rows if row["seq"] > after), key=lambda row: row["seq"])[: limit + 1]
     items, next_cursor = _page(rows, limit)
     return {"voucher_id": voucher_id, "campaign_id": campaigns[0], "items": items, "next_cursor": next_cursor}
 
@@ -166,8 +206,9 @@ async def latest_checkpoint(state: State, _: Reader) -> dict[str, Any]:
 
 
 @router.get("/checkpoints", response_model=CheckpointPage | CheckpointOut)
-async def checkpoints_at(state: State, _: Reader, tree_size: Size = None, limit: Limit = DEFAULT_LIMIT,
-                         cursor: Cursor = None) -> dict[str, Any]:
+async def checkpoints_at(
+    state: State, _: Reader, tree_size: Size = None, limit: Limit = DEFAULT_LIMIT, cursor: Cursor = None
+) -> dict[str, Any]:
     """`?tree_size=N`: the checkpoint at N (signed now if none was yet); without it, the checkpoints, newest first."""
     if tree_size is not None:
         return (await _checkpoint_at(state, tree_size)).document()
@@ -215,13 +256,22 @@ async def inclusion_proof(tx_id: Id, state: State, subject: Reader, tree_size: S
         checkpoint = await _checkpoint_at(state, tree_size)
     async with state.engine.connect() as conn:
         path = await service.inclusion_path(conn, row["seq"] - 1, checkpoint.tree_size)
-    return {"leaf_index": row["seq"] - 1, "tree_size": checkpoint.tree_size, "leaf_hash": bytes(row["leaf_hash"]).hex(),
-            "audit_path": [node.hex() for node in path], "checkpoint": checkpoint.document()}
+    return {
+        "leaf_index": row["seq"] - 1,
+        "tree_size": checkpoint.tree_size,
+        "leaf_hash": bytes(row["leaf_hash"]).hex(),
+        "audit_path": [node.hex() for node in path],
+        "checkpoint": checkpoint.document(),
+    }
 
 
 @router.get("/consistency", response_model=ConsistencyProof)
-async def consistency_proof(state: State, _: Reader, first: Annotated[int, Query(alias="from", ge=1, le=1 << 62)],
-                            second: Annotated[int, Query(alias="to", ge=1, le=1 << 62)]) -> dict[str, Any]:
+async def consistency_proof(
+    state: State,
+    _: Reader,
+    first: Annotated[int, Query(alias="from", ge=1, le=1 << 62)],
+    second: Annotated[int, Query(alias="to", ge=1, le=1 << 62)],
+) -> dict[str, Any]:
     """RFC 6962 consistency proof that the tree of `from` leaves is a prefix of the tree of `to` leaves."""
     if second < first:
         raise EngineError("VALIDATION_ERROR", "`to` must be at least `from`")
@@ -235,12 +285,23 @@ async def consistency_proof(state: State, _: Reader, first: Annotated[int, Query
 
 # Declared so that the served OpenAPI says what the route answers (CSV, not JSON): contract tests check the
 # content type of every response against it.
-@router.get("/export", response_class=StreamingResponse, responses={200: {
-    "description": "The matching transactions as CSV with a header line, in seq order.",
-    "content": {"text/csv": {"schema": {"type": "string"}}}}})
+@router.get(
+    "/export",
+    response_class=StreamingResponse,
+    responses={
+        200: {
+            "description": "The matching transactions as CSV with a header line, in seq order.",
+            "content": {"text/csv": {"schema": {"type": "string"}}},
+        }
+    },
+)
 async def export_csv(
-    state: State, subject: Reader, campaign_id: FilterId = None, merchant_id: FilterId = None,
-    voucher_id: FilterId = None, at_from: Annotated[AwareDatetime | None, Query(alias="from")] = None,
+    state: State,
+    subject: Reader,
+    campaign_id: FilterId = None,
+    merchant_id: FilterId = None,
+    voucher_id: FilterId = None,
+    at_from: Annotated[AwareDatetime | None, Query(alias="from")] = None,
     at_to: Annotated[AwareDatetime | None, Query(alias="to")] = None,
     format: Annotated[str, Query(pattern="^csv$")] = "csv",
 ) -> StreamingResponse:
@@ -250,9 +311,17 @@ async def export_csv(
         await _scope_filters(conn, subject, campaign_id)
     name = f"ledger-{campaign_id or 'all'}.csv"
     return StreamingResponse(
-        export.csv_chunks(state.engine, campaign_id=campaign_id, merchant_id=merchant_id, voucher_id=voucher_id,
-                          at_from=at_from, at_to=at_to),
-        media_type="text/csv; charset=utf-8", headers={"Content-Disposition": f'attachment; filename="{name}"'})
+        export.csv_chunks(
+            state.engine,
+            campaign_id=campaign_id,
+            merchant_id=merchant_id,
+            voucher_id=voucher_id,
+            at_from=at_from,
+            at_to=at_to,
+        ),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="{name}"'},
+    )
 
 
 @public_router.get("/public-key", response_model=PublicKey)
@@ -262,9 +331,13 @@ async def public_key(state: State) -> dict[str, Any]:
     origin = checkpoints.origin()
     import base64
 
-    return {"public_key": base64.b64encode(raw).decode(), "algorithm": "Ed25519",
-            "pem": checkpoints.public_key_pem(raw), "origin": origin,
-            "note_verifier_key": checkpoints.note_verifier_key(origin, raw)}
+    return {
+        "public_key": base64.b64encode(raw).decode(),
+        "algorithm": "Ed25519",
+        "pem": checkpoints.public_key_pem(raw),
+        "origin": origin,
+        "note_verifier_key": checkpoints.note_verifier_key(origin, raw),
+    }
 
 
 # -- background work ------------------------------------------------------------------------------------------------
@@ -274,8 +347,9 @@ async def startup(state: AppState) -> None:
     """Start this worker's sequencer loop (background.py says when it is only a standby); it also signs a
     checkpoint every CHECKPOINT_INTERVAL_S if the tree grew."""
     hook = background.periodic_checkpoint(state.engine, _key(state))
-    state.extras[STATE_KEY] = asyncio.create_task(sequencer.run_forever(
-        state.engine, hook, interval_s=background.worker_interval_s(state.settings)))
+    state.extras[STATE_KEY] = asyncio.create_task(
+        sequencer.run_forever(state.engine, hook, interval_s=background.worker_interval_s(state.settings))
+    )
 
 
 async def shutdown(state: AppState) -> None:

@@ -23,12 +23,19 @@ SMALL_READ = 64 * 1024
 SMALL_READ_PAUSE_S = 0.002  # at most 128 MB/s through 256 KiB reads: well above what one COPY produces
 
 
-async def csv_chunks(engine: AsyncEngine, *, campaign_id: str | None = None, merchant_id: str | None = None,
-                     voucher_id: str | None = None, at_from: datetime | None = None,
-                     at_to: datetime | None = None) -> AsyncIterator[bytes]:
+async def csv_chunks(
+    engine: AsyncEngine,
+    *,
+    campaign_id: str | None = None,
+    merchant_id: str | None = None,
+    voucher_id: str | None = None,
+    at_from: datetime | None = None,
+    at_to: datetime | None = None,
+) -> AsyncIterator[bytes]:
     """The export as bytes chunks, the header first, read in one snapshot (REPEATABLE READ, read only)."""
-    sql, params = repository.export_query(campaign_id=campaign_id, merchant_id=merchant_id, voucher_id=voucher_id,
-                                          at_from=at_from, at_to=at_to)
+    sql, params = repository.export_query(
+        campaign_id=campaign_id, merchant_id=merchant_id, voucher_id=voucher_id, at_from=at_from, at_to=at_to
+    )
     queue: asyncio.Queue[bytes | BaseException | None] = asyncio.Queue(maxsize=QUEUE_CHUNKS)
 
     async def put(chunk: bytes | bytearray) -> None:

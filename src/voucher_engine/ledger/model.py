@@ -190,8 +190,10 @@ def validate(tx: NewTransaction) -> tuple[str, dict[str, Any], list[str], list[i
     for posting in tx.postings:
         debit, credit = posting.debit_fen, posting.credit_fen
         if type(debit) is not int or type(credit) is not int or debit < 0 or credit < 0 or (debit > 0) == (credit > 0):
-            raise EngineError("VALIDATION_ERROR", f"posting to {posting.account}: exactly one of debit_fen and "
-                                                  "credit_fen must be a positive integer")
+            raise EngineError(
+                "VALIDATION_ERROR",
+                f"posting to {posting.account}: exactly one of debit_fen and credit_fen must be a positive integer",
+            )
         accounts.append(posting.account)
         amounts.append(debit - credit)
     problem = check_postings(tx.kind, campaign_id, accounts, amounts)

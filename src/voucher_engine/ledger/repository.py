@@ -104,8 +104,9 @@ def _shifted(sql: str, arg_count: int) -> str:
 
 
 @functools.lru_cache(maxsize=16)  # a hot path asks for the same few statements, once per batch
-def post_batch_alongside(ctes: str, arg_count: int, result: str, whole: str | None = None,
-                         after: str | None = None) -> str:
+def post_batch_alongside(
+    ctes: str, arg_count: int, result: str, whole: str | None = None, after: str | None = None
+) -> str:
     """POST_BATCH sent in one statement with a caller's own writes: `ctes` (WITH items numbered $1..$arg_count),
     the ledger's items after them (renumbered), and the caller's `result` select list after the ledger's.
 
@@ -119,8 +120,10 @@ def post_batch_alongside(ctes: str, arg_count: int, result: str, whole: str | No
     POST_BATCH_WHOLE both hold, `batch_written_whole` (migration 0008) raises and nothing is written."""
     select = f"SELECT {POST_BATCH_RESULT},\n{result}"
     if whole is not None:
-        select += (f",\nbatch_written_whole(({_shifted(POST_BATCH_WHOLE, arg_count)}) AND ({whole}), "
-                   "'ledger or redemption rows') AS whole")
+        select += (
+            f",\nbatch_written_whole(({_shifted(POST_BATCH_WHOLE, arg_count)}) AND ({whole}), "
+            "'ledger or redemption rows') AS whole"
+        )
     ledger = POST_BATCH_CTES.replace("{AFTER}", f" AND ({after}) IS NOT NULL" if after else "")
     return f"WITH {ctes},\n{_shifted(ledger, arg_count)} {select}"
 
@@ -217,8 +220,16 @@ WHERE t.id = $1
 """
 
 
-def _filtered(*, campaign_id: str | None, merchant_id: str | None, voucher_id: str | None, account: str | None,
-              at_from: Any, at_to: Any, after_seq: int) -> tuple[str, str, str, list[Any]]:
+def _filtered(
+    *,
+    campaign_id: str | None,
+    merchant_id: str | None,
+    voucher_id: str | None,
+    account: str | None,
+    at_from: Any,
+    at_to: Any,
+    after_seq: int,
+) -> tuple[str, str, str, list[Any]]:
     """(FROM, WHERE, ORDER BY, params) of the sequenced transactions matching the filters, each on an index that
     leads with it."""
     params: list[Any] = [after_seq]
@@ -242,11 +253,27 @@ def _filtered(*, campaign_id: str | None, merchant_id: str | None, voucher_id: s
     return f"{source} JOIN ledger_transactions t ON t.id = s.tx_id", " AND ".join(where), order, params
 
 
-def list_query(*, campaign_id: str | None, merchant_id: str | None, voucher_id: str | None, account: str | None,
-               at_from: Any, at_to: Any, after_seq: int, limit: int | None) -> tuple[str, list[Any]]:
+def list_query(
+    *,
+    campaign_id: str | None,
+    merchant_id: str | None,
+    voucher_id: str | None,
+    account: str | None,
+    at_from: Any,
+    at_to: Any,
+    after_seq: int,
+    limit: int | None,
+) -> tuple[str, list[Any]]:
     """Sequenced transactions in seq order, filtered; each filter pages on an index that leads with it."""
-    source, where, order, params = _filtered(campaign_id=campaign_id, merchant_id=merchant_id, voucher_id=voucher_id,
-                                             account=account, at_from=at_from, at_to=at_to, after_seq=after_seq)
+    source, where, order, params = _filtered(
+        campaign_id=campaign_id,
+        merchant_id=merchant_id,
+        voucher_id=voucher_id,
+        account=account,
+        at_from=at_from,
+        at_to=at_to,
+        after_seq=after_seq,
+    )
     sql = f"SELECT {TX_COLUMNS} FROM {source} WHERE {where} ORDER BY {order}"
     if limit is not None:
         params.append(limit)
@@ -256,8 +283,10 @@ def list_query(*, campaign_id: str | None, merchant_id: str | None, voucher_id: 
 
 def _posting_json(i: int) -> str:
     """Posting i (1-based) of `t` as compact JSON, {"account","debit_fen"|"credit_fen"}, the account JSON-escaped."""
-    return (f"""'{{"account":' || to_json(t.accounts[{i}])::text || CASE WHEN t.amounts_fen[{i}] > 0 """
-            f"""THEN ',"debit_fen":' || t.amounts_fen[{i}] ELSE ',"credit_fen":' || -t.amounts_fen[{i}] END || '}}'""")
+    return (
+        f"""'{{"account":' || to_json(t.accounts[{i}])::text || CASE WHEN t.amounts_fen[{i}] > 0 """
+        f"""THEN ',"debit_fen":' || t.amounts_fen[{i}] ELSE ',"credit_fen":' || -t.amounts_fen[{i}] END || '}}'"""
+    )
 
 
 # The served postings of `t` as a JSON array, written by PostgreSQL: two postings (every redemption and refund)
@@ -275,11 +304,19 @@ EXPORT_COLUMNS = f"""s.seq, t.id, t.kind, to_char(t.at AT TIME ZONE 'UTC', 'YYYY
 {POSTINGS_JSON} AS postings, t.refs::text AS refs, encode(s.hash, 'hex') AS hash, encode(s.prev_hash, 'hex') AS prev_hash"""
 
 
-def export_query(*, campaign_id: str | None, merchant_id: str | None, voucher_id: str | None, at_from: Any,
-                 at_to: Any) -> tuple[str, list[Any]]:
+def export_query(
+    *, campaign_id: str | None, merchant_id: str | None, voucher_id: str | None, at_from: Any, at_to: Any
+) -> tuple[str, list[Any]]:
     """The matching transactions as EXPORT_COLUMNS, in seq order (for COPY ... TO STDOUT WITH (FORMAT csv))."""
-    source, where, order, params = _filtered(campaign_id=campaign_id, merchant_id=merchant_id, voucher_id=voucher_id,
-                                             account=None, at_from=at_from, at_to=at_to, after_seq=0)
+    source, where, order, params = _filtered(
+        campaign_id=campaign_id,
+        merchant_id=merchant_id,
+        voucher_id=voucher_id,
+        account=None,
+        at_from=at_from,
+        at_to=at_to,
+        after_seq=0,
+    )
     return f"SELECT {EXPORT_COLUMNS} FROM {source} WHERE {where} ORDER BY {order}", params
 
 

@@ -69,8 +69,10 @@ class Reconciliation(BaseModel):
     redeemed_fen: int
     refunded_fen: int
     returned_fen: int
-    balanced: bool = Field(description="funded = escrow balance + (redeemed - refunded) + returned, from the postings, "
-                                       "and the escrow account's stored balance and running totals agree")
+    balanced: bool = Field(
+        description="funded = escrow balance + (redeemed - refunded) + returned, from the postings, "
+        "and the escrow account's stored balance and running totals agree"
+    )
     transactions: dict[str, int]
     funders: list[FunderBooks]
 

@@ -15,7 +15,6 @@ from voucher_engine.auth.subjects import Subject
 from voucher_engine.errors import EngineError
 
 
-
 async def _table_exists(conn: AsyncConnection, table: str) -> bool:
     return (await conn.execute(sa.text("SELECT to_regclass(:t) IS NOT NULL"), {"t": table})).scalar() is True
 

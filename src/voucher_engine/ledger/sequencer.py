@@ -83,14 +83,28 @@ async def _round(conn: AsyncConnection, *, wait: bool) -> tuple[int, bool]:
     entry_accounts: list[str] = []
     entry_seqs: list[int] = []
     completed: list[tuple[int, int, bytes]] = []
-    format_at, tx_object, dumps, chain, leaf = (canonical.format_at, canonical.tx_object, canonical.canonical,
-                                                canonical.chain_hash, canonical.leaf_hash)
+    format_at, tx_object, dumps, chain, leaf = (
+        canonical.format_at,
+        canonical.tx_object,
+        canonical.canonical,
+        canonical.chain_hash,
+        canonical.leaf_hash,
+    )
     for row in rows:
         seq += 1
         refs = orjson.loads(row["refs"])
         accounts = row["accounts"]
-        body = dumps(tx_object(id=row["id"], seq=seq, kind=row["kind"], at=format_at(row["at"]), accounts=accounts,
-                               amounts_fen=row["amounts_fen"], refs=refs))
+        body = dumps(
+            tx_object(
+                id=row["id"],
+                seq=seq,
+                kind=row["kind"],
+                at=format_at(row["at"]),
+                accounts=accounts,
+                amounts_fen=row["amounts_fen"],
+                refs=refs,
+            )
+        )
         digest = chain(prev, body)
         leaf_digest = leaf(body)
         tree.append(leaf_digest, completed)
@@ -107,9 +121,15 @@ async def _round(conn: AsyncConnection, *, wait: bool) -> tuple[int, bool]:
             entry_accounts.append(account)
             entry_seqs.append(seq)
         prev = digest
-    written = await raw.fetchrow(repository.APPEND_SEQUENCED, *columns, entry_accounts, entry_seqs,
-                                 [level for level, _, _ in completed], [idx for _, idx, _ in completed],
-                                 [digest for _, _, digest in completed])
+    written = await raw.fetchrow(
+        repository.APPEND_SEQUENCED,
+        *columns,
+        entry_accounts,
+        entry_seqs,
+        [level for level, _, _ in completed],
+        [idx for _, idx, _ in completed],
+        [digest for _, _, digest in completed],
+    )
     assert tuple(written) == (len(rows), len(entry_seqs), len(completed)), (tuple(written), len(rows))
     if database not in _edges and len(_edges) >= MAX_REMEMBERED_DATABASES:
         _edges.pop(next(iter(_edges)))

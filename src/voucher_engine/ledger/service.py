@@ -39,8 +39,19 @@ from voucher_engine.ledger import canonical, checkpoints, merkle, model, reposit
 from voucher_engine.ledger.model import NewTransaction, Posting, PostedTransaction
 
 __all__ = [
-    "open_account", "post", "post_many", "new_tx_ids", "balance", "campaign_totals", "sequence_now", "drain",
-    "make_checkpoint", "checkpoint_now", "NewTransaction", "Posting", "PostedTransaction",
+    "open_account",
+    "post",
+    "post_many",
+    "new_tx_ids",
+    "balance",
+    "campaign_totals",
+    "sequence_now",
+    "drain",
+    "make_checkpoint",
+    "checkpoint_now",
+    "NewTransaction",
+    "Posting",
+    "PostedTransaction",
 ]
 
 ESCROW_CHECK = "ck_ledger_accounts_escrow_not_negative"
@@ -53,7 +64,7 @@ def new_tx_ids(count: int) -> list[str]:
     """Ids that start with the time in milliseconds (B-tree appends, not scatter), then 48 random bits."""
     stamp = f"ltx_{time.time_ns() // 1_000_000:011x}"
     noise = os.urandom(6 * count).hex()
-    return [stamp + noise[12 * i:12 * i + 12] for i in range(count)]
+    return [stamp + noise[12 * i : 12 * i + 12] for i in range(count)]
 
 
 async def open_account(conn: AsyncConnection, name: str) -> None:
@@ -82,8 +93,13 @@ TX_ID_PATTERN = re.compile(r"^ltx_[0-9a-f]{23}$")
 UNIQUE_TX_ID = "pk_ledger_transactions"
 
 
-async def post_many(conn: AsyncConnection | asyncpg.Connection, txs: Sequence[NewTransaction], *,
-                    ids: Sequence[str] | None = None, savepoint: bool = True) -> list[PostedTransaction]:
+async def post_many(
+    conn: AsyncConnection | asyncpg.Connection,
+    txs: Sequence[NewTransaction],
+    *,
+    ids: Sequence[str] | None = None,
+    savepoint: bool = True,
+) -> list[PostedTransaction]:
     """Post a micro-batch of balanced transactions in the caller's transaction, in one set-based statement.
 
     `conn`: a SQLAlchemy connection in a transaction, or an asyncpg connection inside its own transaction.
@@ -112,9 +128,16 @@ async def post_many(conn: AsyncConnection | asyncpg.Connection, txs: Sequence[Ne
     return await _landed(raw, batch, result)
 
 
-async def post_many_alongside(conn: asyncpg.Connection, txs: Sequence[NewTransaction], ids: Sequence[str],
-                              ctes: str, args: Sequence[Any], result: str, whole: str | None = None,
-                              after: str | None = None) -> tuple[list[PostedTransaction], asyncpg.Record]:
+async def post_many_alongside(
+    conn: asyncpg.Connection,
+    txs: Sequence[NewTransaction],
+    ids: Sequence[str],
+    ctes: str,
+    args: Sequence[Any],
+    result: str,
+    whole: str | None = None,
+    after: str | None = None,
+) -> tuple[list[PostedTransaction], asyncpg.Record]:
     """`post_many` (no savepoint) in one statement with the caller's own writes, to save the caller a round trip:
     `ctes` are WITH items numbered $1..$len(args), `result` a select list over them, whose values come back in the
     returned row beside the ledger's. Same errors as `post_many`; on any of them the caller's writes are not made
@@ -151,8 +174,7 @@ def _prepare(txs: Sequence[NewTransaction], ids: Sequence[str] | None) -> _Batch
         ids = list(ids)
         if len(ids) != len(txs):
             raise EngineError("VALIDATION_ERROR", f"{len(ids)} ids for {len(txs)} ledger transactions")
-        if len(set(ids)) != len(ids) or not all(isinstance(tx_id, str) and TX_ID_PATTERN.match(tx_id)
-                                                for tx_id in ids):
+        if len(set(ids)) != len(ids) or not all(isinstance(tx_id, str) and TX_ID_PATTERN.match(tx_id) for tx_id in ids):
             raise EngineError("VALIDATION_ERROR", "ledger transaction ids must be distinct, each from new_tx_ids()")
 
     deltas: dict[str, int] = {}
@@ -182,18 +204,28 @@ def _prepare(txs: Sequence[NewTransaction], ids: Sequence[str] | None) -> _Batch
     accounts_sorted = sorted(deltas)
     total_keys = sorted(totals)
     args = (
-        accounts_sorted, [deltas[account] for account in accounts_sorted],
-        ids, [campaign_id for campaign_id, _, _, _ in checked], [tx.kind for tx in txs], [tx.at for tx in txs],
+        accounts_sorted,
+        [deltas[account] for account in accounts_sorted],
+        ids,
+        [campaign_id for campaign_id, _, _, _ in checked],
+        [tx.kind for tx in txs],
+        [tx.at for tx in txs],
         [orjson.dumps(refs).decode() for _, refs, _, _ in checked],
-        flat_ix, flat_accounts, flat_amounts,
-        [key[0] for key in total_keys], [key[1] for key in total_keys], [key[2] for key in total_keys],
-        [totals[key][0] for key in total_keys], [totals[key][1] for key in total_keys],
+        flat_ix,
+        flat_accounts,
+        flat_amounts,
+        [key[0] for key in total_keys],
+        [key[1] for key in total_keys],
+        [key[2] for key in total_keys],
+        [totals[key][0] for key in total_keys],
+        [totals[key][1] for key in total_keys],
     )
     return _Batch(txs, checked, ids, deltas, accounts_sorted, total_keys, args)
 
 
-async def _send(raw: asyncpg.Connection, batch: _Batch, sql: str, args: Sequence[Any], *,
-                savepoint: bool) -> asyncpg.Record:
+async def _send(
+    raw: asyncpg.Connection, batch: _Batch, sql: str, args: Sequence[Any], *, savepoint: bool
+) -> asyncpg.Record:
     """Run the posting statement, turning the database's refusals into the engine's errors."""
     try:
         if savepoint:
@@ -218,25 +250,37 @@ async def _landed(raw: asyncpg.Connection, batch: _Batch, result: asyncpg.Record
         missing = [account for account in batch.accounts if account not in opened]
         raise EngineError("INVALID_STATE", f"ledger account(s) not open: {', '.join(missing[:5])}")
     # The pair of the assertion in _prepare, after writing: every row landed.
-    assert (result["inserted"] == len(batch.txs) and result["totals"] == len(batch.total_keys)
-            and result["batch"] is not None), dict(result)
-    return [PostedTransaction(id=tx_id, kind=tx.kind, at=tx.at, campaign_id=campaign_id, postings=tuple(tx.postings),
-                              refs=refs)
-            for tx_id, tx, (campaign_id, refs, _, _) in zip(batch.ids, batch.txs, batch.checked)]
+    assert (
+        result["inserted"] == len(batch.txs)
+        and result["totals"] == len(batch.total_keys)
+        and result["batch"] is not None
+    ), dict(result)
+    return [
+        PostedTransaction(
+            id=tx_id, kind=tx.kind, at=tx.at, campaign_id=campaign_id, postings=tuple(tx.postings), refs=refs
+        )
+        for tx_id, tx, (campaign_id, refs, _, _) in zip(batch.ids, batch.txs, batch.checked)
+    ]
 
 
 def _overdraft_asked(deltas: dict[str, int]) -> str:
     """INSUFFICIENT_FUNDS without a query (the transaction is aborted): what the batch asked of each escrow."""
-    asked = [f"{account}: {-delta} fen asked" for account, delta in sorted(deltas.items())
-             if account.startswith("escrow:") and delta < 0]
+    asked = [
+        f"{account}: {-delta} fen asked"
+        for account, delta in sorted(deltas.items())
+        if account.startswith("escrow:") and delta < 0
+    ]
     return "escrow would go negative: " + "; ".join(asked)
 
 
 async def _overdraft_detail(raw: asyncpg.Connection, deltas: dict[str, int]) -> str:
     escrows = [account for account, delta in deltas.items() if account.startswith("escrow:") and delta < 0]
     rows = await raw.fetch(repository.BALANCES, escrows)
-    short = [f"{row['account']} holds {row['balance_fen']} fen, {-deltas[row['account']]} asked"
-             for row in rows if row["balance_fen"] + deltas[row["account"]] < 0]
+    short = [
+        f"{row['account']} holds {row['balance_fen']} fen, {-deltas[row['account']]} asked"
+        for row in rows
+        if row["balance_fen"] + deltas[row["account"]] < 0
+    ]
     return "escrow would go negative: " + ("; ".join(short) if short else ", ".join(escrows))
 
 
@@ -250,9 +294,16 @@ async def campaign_totals(conn: AsyncConnection, campaign_id: str) -> dict[str, 
     raw = await repository.driver(conn)
     rows = await raw.fetch(repository.CAMPAIGN_TOTALS, campaign_id)
     escrow = await raw.fetchval(repository.BALANCE, model.escrow_account(campaign_id))
-    out: dict[str, Any] = {"campaign_id": campaign_id, "funded_fen": 0, "redeemed_fen": 0, "refunded_fen": 0,
-                           "returned_fen": 0, "escrow_balance_fen": int(escrow or 0),
-                           "transactions": {kind: 0 for kind in model.KINDS}, "funders": {}}
+    out: dict[str, Any] = {
+        "campaign_id": campaign_id,
+        "funded_fen": 0,
+        "redeemed_fen": 0,
+        "refunded_fen": 0,
+        "returned_fen": 0,
+        "escrow_balance_fen": int(escrow or 0),
+        "transactions": {kind: 0 for kind in model.KINDS},
+        "funders": {},
+    }
     names = {"fund": "funded_fen", "redeem": "redeemed_fen", "refund": "refunded_fen", "return": "returned_fen"}
     for row in rows:
         if row["funder"] == "":
@@ -263,8 +314,9 @@ async def campaign_totals(conn: AsyncConnection, campaign_id: str) -> dict[str, 
             funder[names[row["kind"]]] = int(row["amount_fen"])
     out["outstanding_fen"] = out["escrow_balance_fen"]
     # The books' equation holds at every commit: escrow = funded - redeemed + refunded - returned.
-    assert out["escrow_balance_fen"] == (out["funded_fen"] - out["redeemed_fen"] + out["refunded_fen"]
-                                         - out["returned_fen"]), out
+    assert out["escrow_balance_fen"] == (
+        out["funded_fen"] - out["redeemed_fen"] + out["refunded_fen"] - out["returned_fen"]
+    ), out
     return out
 
 
@@ -272,9 +324,14 @@ async def campaign_totals(conn: AsyncConnection, campaign_id: str) -> dict[str, 
 
 
 def _checkpoint_from_row(row) -> checkpoints.Checkpoint:
-    return checkpoints.Checkpoint(origin=row["origin"], tree_size=row["tree_size"], root_hash=bytes(row["root_hash"]),
-                                  signature=bytes(row["signature"]), public_key=bytes(row["public_key"]),
-                                  signed_at=row["signed_at"])
+    return checkpoints.Checkpoint(
+        origin=row["origin"],
+        tree_size=row["tree_size"],
+        root_hash=bytes(row["root_hash"]),
+        signature=bytes(row["signature"]),
+        public_key=bytes(row["public_key"]),
+        signed_at=row["signed_at"],
+    )
 
 
 async def tree_size(conn: AsyncConnection) -> int:
@@ -292,13 +349,15 @@ async def root_at(conn: AsyncConnection, size: int) -> bytes:
 async def get_checkpoint(conn: AsyncConnection, size: int | None = None) -> checkpoints.Checkpoint | None:
     """The stored checkpoint at `size`, or the latest one."""
     raw = await repository.driver(conn)
-    row = await (raw.fetchrow(repository.LATEST_CHECKPOINT) if size is None
-                 else raw.fetchrow(repository.CHECKPOINT_AT, size))
+    row = await (
+        raw.fetchrow(repository.LATEST_CHECKPOINT) if size is None else raw.fetchrow(repository.CHECKPOINT_AT, size)
+    )
     return _checkpoint_from_row(row) if row is not None else None
 
 
-async def make_checkpoint(conn: AsyncConnection, key: Ed25519PrivateKey,
-                          size: int | None = None) -> checkpoints.Checkpoint | None:
+async def make_checkpoint(
+    conn: AsyncConnection, key: Ed25519PrivateKey, size: int | None = None
+) -> checkpoints.Checkpoint | None:
     """Sign (or find) the checkpoint at `size` (default: everything sequenced); None while the ledger is empty.
 
     Only committed sequence rows are ever signed: `conn`'s transaction must not have written anything yet (so what it
@@ -317,15 +376,23 @@ async def make_checkpoint(conn: AsyncConnection, key: Ed25519PrivateKey,
     if existing is not None:
         return existing
     signed = checkpoints.sign(key, checkpoints.origin(), size, await root_at(conn, size), clock.now())
-    await raw.execute(repository.INSERT_CHECKPOINT, signed.tree_size, signed.origin, signed.root_hash,
-                      signed.signature, signed.public_key, signed.signed_at)
+    await raw.execute(
+        repository.INSERT_CHECKPOINT,
+        signed.tree_size,
+        signed.origin,
+        signed.root_hash,
+        signed.signature,
+        signed.public_key,
+        signed.signed_at,
+    )
     stored = await get_checkpoint(conn, size)
     assert stored is not None and stored.body == signed.body
     return stored
 
 
-async def checkpoint_now(engine: AsyncEngine, key: Ed25519PrivateKey,
-                         size: int | None = None) -> checkpoints.Checkpoint | None:
+async def checkpoint_now(
+    engine: AsyncEngine, key: Ed25519PrivateKey, size: int | None = None
+) -> checkpoints.Checkpoint | None:
     """Sequence every committed batch, then sign the head (or `size`) in a transaction of its own."""
     await sequencer.drain(engine, wait=True)
     async with engine.begin() as conn:
@@ -353,10 +420,20 @@ async def consistency_path(conn: AsyncConnection, first: int, second: int) -> li
 
 def served_row(row) -> dict[str, Any]:
     """A database row of repository.TX_COLUMNS as the served transaction object."""
-    obj = canonical.tx_object(id=row["id"], seq=row["seq"], kind=row["kind"], at=canonical.format_at(row["at"]),
-                              accounts=row["accounts"], amounts_fen=row["amounts_fen"], refs=orjson.loads(row["refs"]))
-    return canonical.served(obj, bytes(row["hash"]) if row["hash"] is not None else None,
-                            bytes(row["prev_hash"]) if row["prev_hash"] is not None else None)
+    obj = canonical.tx_object(
+        id=row["id"],
+        seq=row["seq"],
+        kind=row["kind"],
+        at=canonical.format_at(row["at"]),
+        accounts=row["accounts"],
+        amounts_fen=row["amounts_fen"],
+        refs=orjson.loads(row["refs"]),
+    )
+    return canonical.served(
+        obj,
+        bytes(row["hash"]) if row["hash"] is not None else None,
+        bytes(row["prev_hash"]) if row["prev_hash"] is not None else None,
+    )
 
 
 # -- reconciliation --------------------------------------------------------------------------------------------------
@@ -369,7 +446,7 @@ def _pro_rata(total: int, weights: list[int]) -> list[int]:
         return [0] * len(weights)
     parts = [total * weight // whole for weight in weights]
     order = sorted(range(len(weights)), key=lambda i: (-(total * weights[i] % whole), i))
-    for i in order[:total - sum(parts)]:
+    for i in order[: total - sum(parts)]:
         parts[i] += 1
     return parts
 
@@ -403,10 +480,13 @@ async def reconcile(conn: AsyncConnection, campaign_id: str) -> dict[str, Any]:
     stored_balance = int(stored_balance or 0)
     totals = await campaign_totals(conn, campaign_id)
     funded, redeemed, refunded, returned = flows["fund"], flows["redeem"], flows["refund"], flows["return"]
-    balanced = (funded == stored_balance + (redeemed - refunded) + returned
-                and (totals["funded_fen"], totals["redeemed_fen"], totals["refunded_fen"], totals["returned_fen"])
-                == (funded, redeemed, refunded, returned)
-                and sum(funded_by.values()) == funded and sum(returned_by.values()) == returned)
+    balanced = (
+        funded == stored_balance + (redeemed - refunded) + returned
+        and (totals["funded_fen"], totals["redeemed_fen"], totals["refunded_fen"], totals["returned_fen"])
+        == (funded, redeemed, refunded, returned)
+        and sum(funded_by.values()) == funded
+        and sum(returned_by.values()) == returned
+    )
     funders = sorted(set(funded_by) | set(returned_by))
     weights = [funded_by.get(funder, 0) for funder in funders]
     redeemed_parts = _pro_rata(redeemed, weights)
@@ -414,12 +494,27 @@ async def reconcile(conn: AsyncConnection, campaign_id: str) -> dict[str, Any]:
     lines = []
     for i, funder in enumerate(funders):
         remainder = weights[i] - (redeemed_parts[i] - refunded_parts[i]) - returned_by.get(funder, 0)
-        lines.append({"funder": funder, "account": f"fiscal:{funder}", "funded_fen": weights[i],
-                      "returned_fen": returned_by.get(funder, 0), "redeemed_fen": redeemed_parts[i],
-                      "refunded_fen": refunded_parts[i], "escrow_balance_fen": remainder,
-                      # No funder got back more than it put in and was not spent (a fen per funder of rounding).
-                      "balanced": remainder >= -len(funders)})
-    return {"campaign_id": campaign_id, "funded_fen": funded, "escrow_balance_fen": stored_balance,
-            "redeemed_fen": redeemed, "refunded_fen": refunded, "returned_fen": returned,
-            "balanced": balanced and all(line["balanced"] for line in lines), "transactions": counts,
-            "funders": lines}
+        lines.append(
+            {
+                "funder": funder,
+                "account": f"fiscal:{funder}",
+                "funded_fen": weights[i],
+                "returned_fen": returned_by.get(funder, 0),
+                "redeemed_fen": redeemed_parts[i],
+                "refunded_fen": refunded_parts[i],
+                "escrow_balance_fen": remainder,
+                # No funder got back more than it put in and was not spent (a fen per funder of rounding).
+                "balanced": remainder >= -len(funders),
+            }
+        )
+    return {
+        "campaign_id": campaign_id,
+        "funded_fen": funded,
+        "escrow_balance_fen": stored_balance,
+        "redeemed_fen": redeemed,
+        "refunded_fen": refunded,
+        "returned_fen": returned,
+        "balanced": balanced and all(line["balanced"] for line in lines),
+        "transactions": counts,
+        "funders": lines,
+    }

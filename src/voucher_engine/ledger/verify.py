@@ -38,8 +38,17 @@ from typing import Any
 import orjson
 
 from voucher_engine.ledger import canonical, checkpoints, merkle
-from voucher_engine.ledger.verify_rows import (SESSION, UNBOUNDED, ZERO_HASH, Discrepancy, Job, RangeResult,
-                                               RowVerifier, keep_first, verify_range)
+from voucher_engine.ledger.verify_rows import (
+    SESSION,
+    UNBOUNDED,
+    ZERO_HASH,
+    Discrepancy,
+    Job,
+    RangeResult,
+    RowVerifier,
+    keep_first,
+    verify_range,
+)
 
 __all__ = ["Discrepancy", "Report", "verify_database", "verify_csv", "verify_proof", "csv_rows", "CSV_COLUMNS"]
 
@@ -73,16 +82,21 @@ class Report:
 
     def document(self) -> dict[str, Any]:
         first = self.first
-        return {"ok": self.ok, "transactions": self.transactions, "checkpoints_verified": self.checkpoints_verified,
-                "accounts_checked": self.accounts_checked, "root_hash": self.root_hash,
-                "first_discrepancy": None if first is None else {"seq": first.seq, "check": first.check,
-                                                                   "detail": first.detail},
-                "discrepancies": [{"seq": d.seq, "check": d.check, "detail": d.detail} for d in self.discrepancies],
-                "notes": self.notes}
+        return {
+            "ok": self.ok,
+            "transactions": self.transactions,
+            "checkpoints_verified": self.checkpoints_verified,
+            "accounts_checked": self.accounts_checked,
+            "root_hash": self.root_hash,
+            "first_discrepancy": None
+            if first is None
+            else {"seq": first.seq, "check": first.check, "detail": first.detail},
+            "discrepancies": [{"seq": d.seq, "check": d.check, "detail": d.detail} for d in self.discrepancies],
+            "notes": self.notes,
+        }
 
 
-def _signed_roots(report: Report, public_key: bytes | None,
-                  documents: Iterable[dict[str, Any]]) -> dict[int, bytes]:
+def _signed_roots(report: Report, public_key: bytes | None, documents: Iterable[dict[str, Any]]) -> dict[int, bytes]:
     """Tree size -> root of every checkpoint whose signature verifies against the pinned key; the others are
     reported at their tree size."""
     roots: dict[int, bytes] = {}
@@ -99,8 +113,9 @@ def _signed_roots(report: Report, public_key: bytes | None,
     return roots
 
 
-def _compare_balances(report: Report, expected: dict[str, int], stored: dict[str, int],
-                      pending: dict[str, int]) -> None:
+def _compare_balances(
+    report: Report, expected: dict[str, int], stored: dict[str, int], pending: dict[str, int]
+) -> None:
     """Recomputed balances (plus not-yet-sequenced postings) against the stored balance rows."""
     expected = dict(expected)
     for account, amount in pending.items():
@@ -114,9 +129,12 @@ def _compare_balances(report: Report, expected: dict[str, int], stored: dict[str
             report.problem(None, "balance", f"{account} holds {have} fen but its postings add up to {want}")
 
 
-def _compare_totals(report: Report, recomputed: dict[tuple[str, str, str], list[int]],
-                    stored: dict[tuple[str, str, str], tuple[int, int]],
-                    pending: dict[tuple[str, str, str], list[int]]) -> None:
+def _compare_totals(
+    report: Report,
+    recomputed: dict[tuple[str, str, str], list[int]],
+    stored: dict[tuple[str, str, str], tuple[int, int]],
+    pending: dict[tuple[str, str, str], list[int]],
+) -> None:
     expected = {key: list(value) for key, value in recomputed.items()}
     for key, (amount, count) in pending.items():
         slot = expected.setdefault(key, [0, 0])
@@ -177,9 +195,15 @@ async def _run_worker(job: Job) -> RangeResult:
     child), the result out on stdout."""
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(path for path in sys.path if path)
-    proc = await asyncio.create_subprocess_exec(sys.executable, "-c", WORKER, stdin=asyncio.subprocess.PIPE,
-                                                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-                                                env=env)
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-c",
+        WORKER,
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env=env,
+    )
     try:
         out, err = await proc.communicate(pickle.dumps(job))
     except BaseException:
@@ -199,8 +223,14 @@ def _url_of(engine) -> str:
     return plain_url(engine.url.render_as_string(hide_password=False))
 
 
-async def verify_database(engine, public_key: bytes | None, *, sequence_first: bool = True,
-                          check_nodes: bool = True, workers: int | None = None) -> Report:
+async def verify_database(
+    engine,
+    public_key: bytes | None,
+    *,
+    sequence_first: bool = True,
+    check_nodes: bool = True,
+    workers: int | None = None,
+) -> Report:
     """Verify the whole ledger in one consistent snapshot (REPEATABLE READ, read only).
 
     `workers`: how many processes read the rows (default: 2 when the ledger has PARALLEL_MIN_ROWS rows or more and
@@ -216,8 +246,10 @@ async def verify_database(engine, public_key: bytes | None, *, sequence_first: b
         async with raw.transaction(isolation="repeatable_read", readonly=True):
             for statement in SESSION:
                 await raw.execute(statement)
-            documents = [service._checkpoint_from_row(row).document()
-                         for row in await raw.fetch("SELECT * FROM ledger_checkpoints ORDER BY tree_size")]
+            documents = [
+                service._checkpoint_from_row(row).document()
+                for row in await raw.fetch("SELECT * FROM ledger_checkpoints ORDER BY tree_size")
+            ]
             roots = _signed_roots(report, public_key, documents)
             size = int(await raw.fetchval("SELECT coalesce(max(seq), 0) FROM ledger_sequence"))
             if workers is None:
@@ -231,16 +263,24 @@ async def verify_database(engine, public_key: bytes | None, *, sequence_first: b
                 for i in range(1, len(cuts) - 1):
                     # The chain of part i starts from the stored hash the part before it ends on.
                     start = await raw.fetchval(
-                        "SELECT hash FROM ledger_sequence WHERE seq <= $1 ORDER BY seq DESC LIMIT 1", cuts[i])
+                        "SELECT hash FROM ledger_sequence WHERE seq <= $1 ORDER BY seq DESC LIMIT 1", cuts[i]
+                    )
                     starts.append(bytes(start) if start is not None else ZERO_HASH)
-                    job = Job(url=_url_of(engine), snapshot=snapshot, lo=cuts[i], hi=cuts[i + 1],
-                              prev_hash=starts[i], block_level=block_level,
-                              checkpoint_sizes=tuple(s for s in roots if cuts[i] < s <= cuts[i + 1]),
-                              check_nodes=check_nodes)
+                    job = Job(
+                        url=_url_of(engine),
+                        snapshot=snapshot,
+                        lo=cuts[i],
+                        hi=cuts[i + 1],
+                        prev_hash=starts[i],
+                        block_level=block_level,
+                        checkpoint_sizes=tuple(s for s in roots if cuts[i] < s <= cuts[i + 1]),
+                        check_nodes=check_nodes,
+                    )
                     jobs.append(asyncio.create_task(_run_worker(job)))
 
-            first = RowVerifier(lo=0, start_balances={},
-                                checkpoint_roots={s: root for s, root in roots.items() if s <= cuts[1]})
+            first = RowVerifier(
+                lo=0, start_balances={}, checkpoint_roots={s: root for s, root in roots.items() if s <= cuts[1]}
+            )
             try:
                 await verify_range(raw, first, FIRST_SEQ, cuts[1], check_nodes=check_nodes)
             except BaseException:
@@ -254,23 +294,27 @@ async def verify_database(engine, public_key: bytes | None, *, sequence_first: b
                 except Exception as exc:  # noqa: BLE001 - the part is verified here instead
                     report.notes.append(f"the second process failed ({exc}); its part was verified in this one")
                     results.append(await _part_here(raw, cuts, i, starts[i], block_level, roots, None, check_nodes))
-            balances, totals = await _join_books(raw, report, results, cuts, starts, block_level, roots,
-                                                 check_nodes)
+            balances, totals = await _join_books(raw, report, results, cuts, starts, block_level, roots, check_nodes)
             await _join_tree(raw, report, results, cuts, block_level, roots, check_nodes)
 
             for statement in ("SET LOCAL enable_hashjoin = on", "SET LOCAL enable_mergejoin = on"):
                 await raw.execute(statement)
             pending = await raw.fetch(
                 "SELECT t.campaign_id, t.kind, t.accounts, t.amounts_fen FROM ledger_transactions t "
-                "WHERE t.id IN (SELECT unnest(tx_ids) FROM ledger_pending)")
+                "WHERE t.id IN (SELECT unnest(tx_ids) FROM ledger_pending)"
+            )
             pending_balances, pending_totals = _pending_postings(pending)
             if pending:
                 report.notes.append(f"{len(pending)} transactions were still waiting for the sequencer")
-            stored = {row["account"]: row["balance_fen"]
-                      for row in await raw.fetch("SELECT account, balance_fen FROM ledger_accounts")}
+            stored = {
+                row["account"]: row["balance_fen"]
+                for row in await raw.fetch("SELECT account, balance_fen FROM ledger_accounts")
+            }
             _compare_balances(report, balances, stored, pending_balances)
-            stored_totals = {(row["campaign_id"], row["kind"], row["funder"]): (row["amount_fen"], row["tx_count"])
-                             for row in await raw.fetch("SELECT * FROM ledger_campaign_totals")}
+            stored_totals = {
+                (row["campaign_id"], row["kind"], row["funder"]): (row["amount_fen"], row["tx_count"])
+                for row in await raw.fetch("SELECT * FROM ledger_campaign_totals")
+            }
             _compare_totals(report, totals, stored_totals, pending_totals)
             # Every transaction row is sequenced (and was read above) or queued. Counting is enough to know; only
             # when the counts differ is the anti-join over both tables run, to name the strays.
@@ -280,13 +324,20 @@ async def verify_database(engine, public_key: bytes | None, *, sequence_first: b
                 orphans = await raw.fetch(
                     "SELECT t.id FROM ledger_transactions t WHERE NOT EXISTS "
                     "(SELECT 1 FROM ledger_sequence s WHERE s.tx_id = t.id) AND t.id NOT IN "
-                    "(SELECT unnest(tx_ids) FROM ledger_pending) LIMIT 10")
+                    "(SELECT unnest(tx_ids) FROM ledger_pending) LIMIT 10"
+                )
                 for row in orphans:
-                    report.problem(None, "orphan", f"transaction {row['id']} is neither sequenced nor queued: "
-                                                   "written behind the engine's back")
+                    report.problem(
+                        None,
+                        "orphan",
+                        f"transaction {row['id']} is neither sequenced nor queued: written behind the engine's back",
+                    )
                 if not orphans:
-                    report.problem(None, "orphan", f"{written} transaction rows, but {accounted} sequenced or "
-                                                   "queued: one is counted twice")
+                    report.problem(
+                        None,
+                        "orphan",
+                        f"{written} transaction rows, but {accounted} sequenced or queued: one is counted twice",
+                    )
             if check_nodes:
                 leaves = results[-1].size
                 expected_nodes = sum(leaves >> level for level in range(1, leaves.bit_length() + 1))
@@ -297,25 +348,47 @@ async def verify_database(engine, public_key: bytes | None, *, sequence_first: b
     return report
 
 
-async def _part_here(raw, cuts: list[int], i: int, start: bytes, block_level: int, roots: dict[int, bytes],
-                     start_balances: dict[str, int] | None, check_nodes: bool) -> RangeResult:
+async def _part_here(
+    raw,
+    cuts: list[int],
+    i: int,
+    start: bytes,
+    block_level: int,
+    roots: dict[int, bytes],
+    start_balances: dict[str, int] | None,
+    check_nodes: bool,
+) -> RangeResult:
     """Part i verified in this process (its worker failed, or its start balances are needed to name a seq)."""
-    verifier = RowVerifier(lo=cuts[i], prev_hash=start, block_level=block_level, start_balances=start_balances,
-                           checkpoint_roots={s: b"" for s in roots if cuts[i] < s <= cuts[i + 1]})
+    verifier = RowVerifier(
+        lo=cuts[i],
+        prev_hash=start,
+        block_level=block_level,
+        start_balances=start_balances,
+        checkpoint_roots={s: b"" for s in roots if cuts[i] < s <= cuts[i + 1]},
+    )
     await verify_range(raw, verifier, cuts[i], cuts[i + 1], check_nodes=check_nodes)
     return verifier.result()
 
 
-async def _join_books(raw, report: Report, results: list[RangeResult], cuts: list[int], starts: list[bytes],
-                      block_level: int, roots: dict[int, bytes], check_nodes: bool):
+async def _join_books(
+    raw,
+    report: Report,
+    results: list[RangeResult],
+    cuts: list[int],
+    starts: list[bytes],
+    block_level: int,
+    roots: dict[int, bytes],
+    check_nodes: bool,
+):
     """Balances and totals over every part; the problems of every part, in seq order."""
     balances = dict(results[0].balances)
     for i in range(1, len(results)):
         result = results[i]
         if any(balances.get(account, 0) + low < 0 for account, low in result.lows.items()):
             # An escrow went negative somewhere in this part: run it again knowing where it started, to say where.
-            result = results[i] = await _part_here(raw, cuts, i, starts[i], block_level, roots, dict(balances),
-                                                   check_nodes)
+            result = results[i] = await _part_here(
+                raw, cuts, i, starts[i], block_level, roots, dict(balances), check_nodes
+            )
             balances = dict(result.balances)
         else:
             for account, delta in result.balances.items():
@@ -333,8 +406,15 @@ async def _join_books(raw, report: Report, results: list[RangeResult], cuts: lis
     return balances, totals
 
 
-async def _join_tree(raw, report: Report, results: list[RangeResult], cuts: list[int], block_level: int,
-                     roots: dict[int, bytes], check_nodes: bool) -> None:
+async def _join_tree(
+    raw,
+    report: Report,
+    results: list[RangeResult],
+    cuts: list[int],
+    block_level: int,
+    roots: dict[int, bytes],
+    check_nodes: bool,
+) -> None:
     """Fold the parts' subtrees onto the first part's right edge: the roots at the later parts' checkpoints, the
     nodes above 2^t that no part could close alone, and the root."""
     first = results[0]
@@ -343,8 +423,11 @@ async def _join_tree(raw, report: Report, results: list[RangeResult], cuts: list
     else:
         final_size, final_stack = None, []
         # A part whose rows were not exactly its seqs (rows missing or added: already reported) cannot be joined.
-        aligned = (first.size == cuts[1] and len(first.stack) == bin(first.size).count("1")
-                   and all(r.size == cuts[i + 1] for i, r in enumerate(results)))
+        aligned = (
+            first.size == cuts[1]
+            and len(first.stack) == bin(first.size).count("1")
+            and all(r.size == cuts[i + 1] for i, r in enumerate(results))
+        )
         if aligned:
             tree = merkle.CompactTree(first.size, first.stack)
             completed: list[tuple[int, int, bytes]] = []
@@ -357,30 +440,41 @@ async def _join_tree(raw, report: Report, results: list[RangeResult], cuts: list
                     if merkle.fold(tree.stack + stack) == roots[size]:
                         report.checkpoints_verified += 1
                     else:
-                        report.problem(size, "checkpoint", f"the signed root at tree size {size} is not the root "
-                                                           "of the transactions up to this seq")
+                        report.problem(
+                            size,
+                            "checkpoint",
+                            f"the signed root at tree size {size} is not the root of the transactions up to this seq",
+                        )
                 for block in result.blocks[appended:]:
                     tree.append_subtree(block_level, block, completed)
             final_size, final_stack = results[-1].size, tree.stack + results[-1].stack
             if check_nodes and completed:
                 await _compare_joined_nodes(raw, report, completed)
         else:
-            report.notes.append("the parts could not be joined (rows are missing or out of place, see above): the "
-                                "root and the checkpoints after the first part were not checked")
+            report.notes.append(
+                "the parts could not be joined (rows are missing or out of place, see above): the "
+                "root and the checkpoints after the first part were not checked"
+            )
     if final_size is None:
         return
     report.root_hash = (merkle.fold(final_stack) if final_stack else merkle.EMPTY_ROOT).hex()
     for size in sorted(roots):
         if size > final_size:
             # A signed tree larger than the ledger: transactions were removed from its end.
-            report.problem(final_size + 1, "checkpoint", f"a checkpoint signs {size} transactions but only "
-                                                         f"{final_size} are in the ledger")
+            report.problem(
+                final_size + 1,
+                "checkpoint",
+                f"a checkpoint signs {size} transactions but only {final_size} are in the ledger",
+            )
 
 
 async def _compare_joined_nodes(raw, report: Report, completed: list[tuple[int, int, bytes]]) -> None:
-    rows = await raw.fetch("SELECT t.level, t.idx, t.hash FROM ledger_tree t JOIN unnest($1::int[], $2::bigint[]) "
-                           "AS n(level, idx) ON t.level = n.level AND t.idx = n.idx",
-                           [level for level, _, _ in completed], [idx for _, idx, _ in completed])
+    rows = await raw.fetch(
+        "SELECT t.level, t.idx, t.hash FROM ledger_tree t JOIN unnest($1::int[], $2::bigint[]) "
+        "AS n(level, idx) ON t.level = n.level AND t.idx = n.idx",
+        [level for level, _, _ in completed],
+        [idx for _, idx, _ in completed],
+    )
     found = {(row["level"], row["idx"]): bytes(row["hash"]) for row in rows}
     for level, idx, digest in completed:
         have = found.get((level, idx))
@@ -404,8 +498,14 @@ def csv_rows(handle: io.TextIOBase) -> Iterator[list[str]]:
     yield from reader
 
 
-def verify_csv(handle: io.TextIOBase, public_key: bytes | None, checkpoint_documents: list[dict[str, Any]], *,
-               partial: bool = False, trusted_tree_size: int | None = None) -> Report:
+def verify_csv(
+    handle: io.TextIOBase,
+    public_key: bytes | None,
+    checkpoint_documents: list[dict[str, Any]],
+    *,
+    partial: bool = False,
+    trusted_tree_size: int | None = None,
+) -> Report:
     """Verify an export (`GET /v1/ledger/export` or `voucher-engine ledger export`) against signed checkpoints.
 
     Without `partial` the CSV must be the whole ledger from seq 1; then the newest checkpoint must cover every row
@@ -418,8 +518,12 @@ def verify_csv(handle: io.TextIOBase, public_key: bytes | None, checkpoint_docum
     if trusted_tree_size is not None:
         for size in sorted(roots):
             if size < trusted_tree_size:
-                report.problem(size, "checkpoint", f"tree size {size} is older than the {trusted_tree_size} "
-                                                   "already trusted: an old checkpoint replayed")
+                report.problem(
+                    size,
+                    "checkpoint",
+                    f"tree size {size} is older than the {trusted_tree_size} "
+                    "already trusted: an old checkpoint replayed",
+                )
     verifier = RowVerifier(lo=0, start_balances={}, checkpoint_roots=roots, partial=partial)
     loads, from_postings = orjson.loads, canonical.amounts_from_postings
     batch: list[tuple[Any, ...]] = []
@@ -430,8 +534,20 @@ def verify_csv(handle: io.TextIOBase, public_key: bytes | None, checkpoint_docum
             refs = loads(refs_text)
             if not isinstance(refs, dict):
                 raise ValueError("refs is not an object")
-            batch.append((int(seq_text), bytes.fromhex(hash_text).hex(), bytes.fromhex(prev_text).hex(), None,
-                          tx_id, kind, at, accounts, amounts, refs))
+            batch.append(
+                (
+                    int(seq_text),
+                    bytes.fromhex(hash_text).hex(),
+                    bytes.fromhex(prev_text).hex(),
+                    None,
+                    tx_id,
+                    kind,
+                    at,
+                    accounts,
+                    amounts,
+                    refs,
+                )
+            )
         except (ValueError, orjson.JSONDecodeError) as exc:
             verifier.feed(batch)
             batch = []
@@ -451,25 +567,36 @@ def verify_csv(handle: io.TextIOBase, public_key: bytes | None, checkpoint_docum
         report.root_hash = (merkle.fold(result.stack) if result.stack else merkle.EMPTY_ROOT).hex()
         for size in sorted(roots):
             if size > result.size:
-                report.problem(result.size + 1, "checkpoint", f"a checkpoint signs {size} transactions but only "
-                                                              f"{result.size} are in the ledger")
+                report.problem(
+                    result.size + 1,
+                    "checkpoint",
+                    f"a checkpoint signs {size} transactions but only {result.size} are in the ledger",
+                )
         covered = max(roots, default=0)
         if covered < report.transactions:
-            report.problem(covered + 1, "checkpoint",
-                           f"the newest checkpoint covers {covered} of {report.transactions} transactions: the rows "
-                           "after it are not proven (an old checkpoint replayed?)")
+            report.problem(
+                covered + 1,
+                "checkpoint",
+                f"the newest checkpoint covers {covered} of {report.transactions} transactions: the rows "
+                "after it are not proven (an old checkpoint replayed?)",
+            )
     else:
-        report.notes.append("a partial export: each row's hash was checked; links between rows, the tree and the "
-                            "checkpoint cannot be, use inclusion proofs for those rows")
-    report.notes.append("recomputed balances: " + ", ".join(f"{account} {amount}" for account, amount in
-                                                            sorted(result.balances.items())[:20])
-                        + (" ..." if len(result.balances) > 20 else ""))
+        report.notes.append(
+            "a partial export: each row's hash was checked; links between rows, the tree and the "
+            "checkpoint cannot be, use inclusion proofs for those rows"
+        )
+    report.notes.append(
+        "recomputed balances: "
+        + ", ".join(f"{account} {amount}" for account, amount in sorted(result.balances.items())[:20])
+        + (" ..." if len(result.balances) > 20 else "")
+    )
     report.discrepancies.sort(key=lambda d: (d.seq is None, d.seq or 0))
     return report
 
 
-def verify_proof(transaction: dict[str, Any], proof: dict[str, Any], public_key: bytes, *,
-                 trusted_tree_size: int | None = None) -> int:
+def verify_proof(
+    transaction: dict[str, Any], proof: dict[str, Any], public_key: bytes, *, trusted_tree_size: int | None = None
+) -> int:
     """Check a served transaction against an inclusion proof and its checkpoint; answers the tree size proven.
 
     Raises merkle.ProofError or checkpoints.CheckpointError.

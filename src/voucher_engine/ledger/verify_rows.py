@@ -100,9 +100,16 @@ def _raw(hex_text: Any) -> bytes:
 class RowVerifier:
     """Feed it transactions in seq order with `feed`; `result()` answers what it found."""
 
-    def __init__(self, *, lo: int = 0, prev_hash: bytes = ZERO_HASH, block_level: int = UNBOUNDED,
-                 start_balances: dict[str, int] | None = None, checkpoint_roots: dict[int, bytes] | None = None,
-                 partial: bool = False):
+    def __init__(
+        self,
+        *,
+        lo: int = 0,
+        prev_hash: bytes = ZERO_HASH,
+        block_level: int = UNBOUNDED,
+        start_balances: dict[str, int] | None = None,
+        checkpoint_roots: dict[int, bytes] | None = None,
+        partial: bool = False,
+    ):
         # lo: the seq before the first row (0 for the whole ledger); leaf positions start there too.
         self.partial = partial  # a filtered export: links between rows and the tree cannot be checked
         self.problems: list[Discrepancy] = []
@@ -137,8 +144,9 @@ class RowVerifier:
     def problem(self, seq: int | None, check: str, detail: str) -> None:
         keep_first(self.problems, Discrepancy(seq, check, detail))
 
-    def _shape(self, key: tuple[Any, ...], kind: Any, campaign_id: Any, accounts: list[Any],
-               amounts: list[Any]) -> tuple[Any, ...]:
+    def _shape(
+        self, key: tuple[Any, ...], kind: Any, campaign_id: Any, accounts: list[Any], amounts: list[Any]
+    ) -> tuple[Any, ...]:
         """Check a new shape of postings once; answer (why not valid or "", postings template, per-posting plan)."""
         debits = [amount > 0 for amount in amounts]
         template = canonical.postings_template(accounts, debits)
@@ -221,8 +229,10 @@ class RowVerifier:
                             entry = new_shape(key, kind, refs.get("campaign_id"), accounts, amounts)
                         postings = entry[1] % tuple(amount if amount > 0 else -amount for amount in amounts)
                     # canonical.canonical_parts, inlined: the keys in JCS order, the postings already canonical.
-                    body = dumps({"at": at, "id": tx_id, "kind": kind, "postings": fragment(postings), "refs": refs,
-                                  "seq": seq}, option=sort_keys)
+                    body = dumps(
+                        {"at": at, "id": tx_id, "kind": kind, "postings": fragment(postings), "refs": refs, "seq": seq},
+                        option=sort_keys,
+                    )
                 except (TypeError, ValueError, AttributeError, orjson.JSONEncodeError) as exc:
                     entry = None
                     problem(seq, "postings", f"transaction {tx_id}: an ill-formed row ({exc})")
@@ -334,8 +344,11 @@ class RowVerifier:
             if merkle.fold(self.stack) == self.checkpoint_roots[size]:
                 self.checkpoints_verified += 1
             else:
-                self.problem(size, "checkpoint", f"the signed root at tree size {size} is not the root of the "
-                                                 "transactions up to this seq")
+                self.problem(
+                    size,
+                    "checkpoint",
+                    f"the signed root at tree size {size} is not the root of the transactions up to this seq",
+                )
         else:
             self.checkpoint_states.append((size, len(self.blocks), list(self.stack)))
         return self._cp_sizes.pop(0) if self._cp_sizes else -1
@@ -349,11 +362,22 @@ class RowVerifier:
         return start, self.size, taken
 
     def result(self) -> RangeResult:
-        return RangeResult(problems=self.problems, rows=self.rows, expected_seq=self.expected_seq,
-                           prev_hash=self.prev_hash, size=self.size, stack=list(self.stack), blocks=list(self.blocks),
-                           balances=self.balances, lows=self.lows, totals=self.totals,
-                           checkpoints_verified=self.checkpoints_verified, checkpoint_states=self.checkpoint_states,
-                           missing=self.missing, tree_levels_reported=self.tree_levels_reported)
+        return RangeResult(
+            problems=self.problems,
+            rows=self.rows,
+            expected_seq=self.expected_seq,
+            prev_hash=self.prev_hash,
+            size=self.size,
+            stack=list(self.stack),
+            blocks=list(self.blocks),
+            balances=self.balances,
+            lows=self.lows,
+            totals=self.totals,
+            checkpoints_verified=self.checkpoints_verified,
+            checkpoint_states=self.checkpoint_states,
+            missing=self.missing,
+            tree_levels_reported=self.tree_levels_reported,
+        )
 
 
 # -- rows from PostgreSQL --------------------------------------------------------------------------------------------
@@ -389,8 +413,12 @@ WHERE b.rows IS NOT NULL
 
 # For the verifier's own read-only transaction only (SET LOCAL): timestamps in UTC; no parallel workers and no hash
 # or merge joins for the streaming query (the verifier runs its own second process).
-SESSION = ("SET LOCAL TimeZone = 'UTC'", "SET LOCAL max_parallel_workers_per_gather = 0",
-           "SET LOCAL enable_hashjoin = off", "SET LOCAL enable_mergejoin = off")
+SESSION = (
+    "SET LOCAL TimeZone = 'UTC'",
+    "SET LOCAL max_parallel_workers_per_gather = 0",
+    "SET LOCAL enable_hashjoin = off",
+    "SET LOCAL enable_mergejoin = off",
+)
 
 # The stored complete subtrees of one window, level by level, concatenated in index order: an index range scan per
 # level, aggregated in the order the ordered subquery hands them over (a quarter of the cost of an aggregate that
@@ -455,8 +483,9 @@ class ChunkParser:
             except (ValueError, RecursionError) as exc:
                 out.append(self._unreadable(text, exc))
                 continue
-            out.append(row if isinstance(row, list) and len(row) == 10 else
-                       self._unreadable(text, "not a row of ten fields"))
+            out.append(
+                row if isinstance(row, list) and len(row) == 10 else self._unreadable(text, "not a row of ten fields")
+            )
         return out
 
     def _unreadable(self, text: bytes, why: Any) -> list[Any]:
@@ -486,7 +515,7 @@ def _split_rows(line: bytes) -> list[bytes]:
         elif byte in (0x5D, 0x7D):  # ] }
             depth -= 1
             if depth == 0:
-                rows.append(line[start:i + 1].lstrip(b", "))
+                rows.append(line[start : i + 1].lstrip(b", "))
                 start = i + 1
     if line[start:].strip(b", "):
         rows.append(line[start:].lstrip(b", "))  # an unterminated last value: reported as unreadable
@@ -512,8 +541,9 @@ async def _stored_nodes(raw, ranges: list[tuple[int, int, int]]) -> dict[int, tu
     return {row["level"]: (row["nodes"], bytes(row["hashes"] or b"")) for row in rows}
 
 
-async def _compare_nodes(raw, verifier: RowVerifier, expected_start: int, expected_end: int,
-                         stored: dict[int, tuple[int, bytes]]) -> None:
+async def _compare_nodes(
+    raw, verifier: RowVerifier, expected_start: int, expected_end: int, stored: dict[int, tuple[int, bytes]]
+) -> None:
     """The subtrees recomputed in one window against the stored ones; the first wrong one per level is reported."""
     start, end, taken = verifier.take_nodes()
     for level, lo, hi in node_ranges(expected_start, expected_end, verifier.block_level):
@@ -525,20 +555,23 @@ async def _compare_nodes(raw, verifier: RowVerifier, expected_start: int, expect
             continue
         # Something differs: find the first node that does, one by one.
         mine_lo = start >> level
-        found = {row["idx"]: bytes(row["hash"])
-                 for row in await raw.fetch(NODES_OF_LEVEL, level, min(lo, mine_lo), max(hi, mine_lo + len(mine) // 32))}
+        found = {
+            row["idx"]: bytes(row["hash"])
+            for row in await raw.fetch(NODES_OF_LEVEL, level, min(lo, mine_lo), max(hi, mine_lo + len(mine) // 32))
+        }
         for k in range(len(mine) // 32):
             idx = mine_lo + k
             have = found.get(idx)
-            if have != mine[32 * k:32 * k + 32]:
+            if have != mine[32 * k : 32 * k + 32]:
                 what = "missing" if have is None else "not the hash of the transactions it covers"
                 verifier.problem((idx + 1) << level, "tree", f"stored node (level {level}, index {idx}) is {what}")
                 verifier.tree_levels_reported.add(level)
                 break
 
 
-async def verify_range(raw, verifier: RowVerifier, lo: int, hi: int, *, check_nodes: bool = True,
-                       window: int = WINDOW_ROWS) -> None:
+async def verify_range(
+    raw, verifier: RowVerifier, lo: int, hi: int, *, check_nodes: bool = True, window: int = WINDOW_ROWS
+) -> None:
     """Stream seqs (lo, hi] through `verifier`, a window at a time; `raw` is in the verifier's snapshot already.
 
     `lo` may be below 0 for the first part (rows with a seq below 1 are then read and reported too).
@@ -558,8 +591,9 @@ async def verify_range(raw, verifier: RowVerifier, lo: int, hi: int, *, check_no
         if collecting:
             gc.enable()
     if verifier.expected_seq <= hi:
-        verifier.problem(verifier.expected_seq, "sequence",
-                         f"expected seq {verifier.expected_seq}, found none up to seq {hi}")
+        verifier.problem(
+            verifier.expected_seq, "sequence", f"expected seq {verifier.expected_seq}, found none up to seq {hi}"
+        )
 
 
 async def _windows(raw, verifier: RowVerifier, lo: int, hi: int, sink, *, check_nodes: bool, window: int) -> None:
@@ -567,15 +601,17 @@ async def _windows(raw, verifier: RowVerifier, lo: int, hi: int, sink, *, check_
     while True:
         end = min(hi, max(start, 0) + window)
         expected_start, expected_end = max(start, 0), end
-        stored = (await _stored_nodes(raw, node_ranges(expected_start, expected_end, verifier.block_level))
-                  if check_nodes else {})
+        stored = (
+            await _stored_nodes(raw, node_ranges(expected_start, expected_end, verifier.block_level))
+            if check_nodes
+            else {}
+        )
         verifier.take_nodes()
         if start < 0:
             # Seqs below 1 exist only if someone wrote them: read them one per line, then the rest in blocks.
             await raw.copy_from_query(ROWS, start, min(end, 0), output=sink, format="text")
         if end > 0:
-            await raw.copy_from_query(ROWS_IN_BLOCKS, max(start, 0), end, BLOCK_ROWS, output=sink,
-                                      format="text")
+            await raw.copy_from_query(ROWS_IN_BLOCKS, max(start, 0), end, BLOCK_ROWS, output=sink, format="text")
         if check_nodes:
             await _compare_nodes(raw, verifier, expected_start, expected_end, stored)
         if end >= hi:
@@ -614,9 +650,13 @@ async def run_job(job: Job) -> RangeResult:
             await conn.execute(f"SET TRANSACTION SNAPSHOT '{job.snapshot}'")
             for statement in SESSION:
                 await conn.execute(statement)
-            verifier = RowVerifier(lo=job.lo, prev_hash=job.prev_hash, block_level=job.block_level,
-                                   start_balances=None,
-                                   checkpoint_roots={size: b"" for size in job.checkpoint_sizes})
+            verifier = RowVerifier(
+                lo=job.lo,
+                prev_hash=job.prev_hash,
+                block_level=job.block_level,
+                start_balances=None,
+                checkpoint_roots={size: b"" for size in job.checkpoint_sizes},
+            )
             await verify_range(conn, verifier, job.lo, job.hi, check_nodes=job.check_nodes)
             return verifier.result()
     finally:

@@ -48,25 +48,31 @@ def _payment(code: str, wallet: str, amount_fen: int, items: str | None) -> dict
 
 
 @app.command()
-def quote(url: Url, key_id: KeyId, secret: Secret,
-          code: Annotated[str, typer.Option(help="The voucher code (the QR text).")],
-          wallet: Annotated[str, typer.Option(help="The holder's 16-digit wallet id.")],
-          amount_fen: Annotated[int, typer.Option(help="The order amount in fen.")],
-          items: Annotated[Optional[str], typer.Option(help="Order items as JSON, where the contract needs them.")] = None,
-          ) -> None:
+def quote(
+    url: Url,
+    key_id: KeyId,
+    secret: Secret,
+    code: Annotated[str, typer.Option(help="The voucher code (the QR text).")],
+    wallet: Annotated[str, typer.Option(help="The holder's 16-digit wallet id.")],
+    amount_fen: Annotated[int, typer.Option(help="The order amount in fen.")],
+    items: Annotated[Optional[str], typer.Option(help="Order items as JSON, where the contract needs them.")] = None,
+) -> None:
     """What a redemption would do now, changing nothing."""
     body = orjson.dumps(_payment(code, wallet, amount_fen, items))
     _call(url, key_id, secret, "POST", "/v1/redemptions/quote", body)
 
 
 @app.command()
-def redeem(url: Url, key_id: KeyId, secret: Secret,
-           code: Annotated[str, typer.Option(help="The voucher code (the QR text).")],
-           wallet: Annotated[str, typer.Option(help="The holder's 16-digit wallet id.")],
-           amount_fen: Annotated[int, typer.Option(help="The order amount in fen.")],
-           pos_txn_id: Annotated[Optional[str], typer.Option(help="The till's transaction id (idempotency key).")] = None,
-           items: Annotated[Optional[str], typer.Option(help="Order items as JSON, where the contract needs them.")] = None,
-           ) -> None:
+def redeem(
+    url: Url,
+    key_id: KeyId,
+    secret: Secret,
+    code: Annotated[str, typer.Option(help="The voucher code (the QR text).")],
+    wallet: Annotated[str, typer.Option(help="The holder's 16-digit wallet id.")],
+    amount_fen: Annotated[int, typer.Option(help="The order amount in fen.")],
+    pos_txn_id: Annotated[Optional[str], typer.Option(help="The till's transaction id (idempotency key).")] = None,
+    items: Annotated[Optional[str], typer.Option(help="Order items as JSON, where the contract needs them.")] = None,
+) -> None:
     """Redeem a voucher against an order (safe to repeat with the same --pos-txn-id)."""
     body = _payment(code, wallet, amount_fen, items)
     body["pos_txn_id"] = pos_txn_id or "cli-" + secrets.token_hex(6)
@@ -74,12 +80,15 @@ def redeem(url: Url, key_id: KeyId, secret: Secret,
 
 
 @app.command()
-def refund(url: Url, key_id: KeyId, secret: Secret,
-           redemption_id: Annotated[str, typer.Argument(help="The redemption to refund.")],
-           amount_fen: Annotated[int, typer.Option(help="How much of the order to refund, in fen.")],
-           reason: Annotated[str, typer.Option(help="Why.")] = "customer return",
-           refund_id: Annotated[Optional[str], typer.Option(help="The till's refund id (idempotency key).")] = None,
-           ) -> None:
+def refund(
+    url: Url,
+    key_id: KeyId,
+    secret: Secret,
+    redemption_id: Annotated[str, typer.Argument(help="The redemption to refund.")],
+    amount_fen: Annotated[int, typer.Option(help="How much of the order to refund, in fen.")],
+    reason: Annotated[str, typer.Option(help="Why.")] = "customer return",
+    refund_id: Annotated[Optional[str], typer.Option(help="The till's refund id (idempotency key).")] = None,
+) -> None:
     """Refund part or all of a redeemed order."""
     body = {"refund_id": refund_id or "cli-" + secrets.token_hex(6), "amount_fen": amount_fen, "reason": reason}
     _call(url, key_id, secret, "POST", f"/v1/redemptions/{redemption_id}/refunds", orjson.dumps(body))

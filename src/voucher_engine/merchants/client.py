@@ -10,8 +10,16 @@ import httpx
 from voucher_engine.merchants.signing import sign
 
 
-def signed_headers(key_id: str, secret_hex: str, method: str, path_with_query: str, body: bytes,
-                   *, timestamp: int | None = None, nonce: str | None = None) -> dict[str, str]:
+def signed_headers(
+    key_id: str,
+    secret_hex: str,
+    method: str,
+    path_with_query: str,
+    body: bytes,
+    *,
+    timestamp: int | None = None,
+    nonce: str | None = None,
+) -> dict[str, str]:
     timestamp_text = str(int(time.time()) if timestamp is None else timestamp)
     nonce = nonce or secrets.token_urlsafe(18)
     return {
@@ -23,8 +31,16 @@ def signed_headers(key_id: str, secret_hex: str, method: str, path_with_query: s
     }
 
 
-def send(base_url: str, key_id: str, secret_hex: str, method: str, path_with_query: str,
-         body: bytes = b"", timeout_s: float = 10.0) -> httpx.Response:
+def send(
+    base_url: str,
+    key_id: str,
+    secret_hex: str,
+    method: str,
+    path_with_query: str,
+    body: bytes = b"",
+    timeout_s: float = 10.0,
+) -> httpx.Response:
     headers = signed_headers(key_id, secret_hex, method, path_with_query, body)
-    return httpx.request(method, base_url.rstrip("/") + path_with_query, content=body, headers=headers,
-                         timeout=timeout_s)
+    return httpx.request(
+        method, base_url.rstrip("/") + path_with_query, content=body, headers=headers, timeout=timeout_s
+    )

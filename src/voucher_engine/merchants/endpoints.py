@@ -18,10 +18,14 @@ router = APIRouter(prefix="/v1/merchants", tags=["operator"])
 MerchantId = Annotated[str, Path(pattern=MERCHANT_ID_PATTERN)]
 
 
-@router.put("/{merchant_id}", response_model=Merchant,
-            responses={201: {"model": Merchant, "description": "Created: the merchant was not registered before."}})
-async def put_merchant(merchant_id: MerchantId, body: MerchantPut, state: State, _: Admin,
-                       response: Response) -> Merchant:
+@router.put(
+    "/{merchant_id}",
+    response_model=Merchant,
+    responses={201: {"model": Merchant, "description": "Created: the merchant was not registered before."}},
+)
+async def put_merchant(
+    merchant_id: MerchantId, body: MerchantPut, state: State, _: Admin, response: Response
+) -> Merchant:
     async with state.engine.begin() as conn:
         merchant, created = await service.put(conn, merchant_id, body)
     response.status_code = 201 if created else 200
@@ -61,8 +65,9 @@ async def create_key(merchant_id: MerchantId, state: State, _: Admin) -> KeyCrea
 
 
 @router.delete("/{merchant_id}/keys/{key_id}", status_code=204)
-async def revoke_key(merchant_id: MerchantId, key_id: Annotated[str, Path(max_length=64)], state: State,
-                     _: Admin) -> Response:
+async def revoke_key(
+    merchant_id: MerchantId, key_id: Annotated[str, Path(max_length=64)], state: State, _: Admin
+) -> Response:
     async with state.engine.begin() as conn:
         await service.revoke_key(conn, merchant_id, key_id)
     return Response(status_code=204)

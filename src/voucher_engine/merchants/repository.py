@@ -48,8 +48,11 @@ async def insert_key(conn: AsyncConnection, *, key_id: str, merchant_id: str, at
 async def revoke_key(conn: AsyncConnection, *, key_id: str, merchant_id: str, at: datetime) -> bool:
     statement = (
         sa.update(merchant_keys)
-        .where(merchant_keys.c.key_id == key_id, merchant_keys.c.merchant_id == merchant_id,
-               merchant_keys.c.revoked_at.is_(None))
+        .where(
+            merchant_keys.c.key_id == key_id,
+            merchant_keys.c.merchant_id == merchant_id,
+            merchant_keys.c.revoked_at.is_(None),
+        )
         .values(revoked_at=at)
         .returning(merchant_keys.c.key_id)
     )
@@ -57,6 +60,7 @@ async def revoke_key(conn: AsyncConnection, *, key_id: str, merchant_id: str, at
 
 
 async def active_key_merchant(conn: AsyncConnection, key_id: str) -> str | None:
-    query = sa.select(merchant_keys.c.merchant_id).where(merchant_keys.c.key_id == key_id,
-                                                         merchant_keys.c.revoked_at.is_(None))
+    query = sa.select(merchant_keys.c.merchant_id).where(
+        merchant_keys.c.key_id == key_id, merchant_keys.c.revoked_at.is_(None)
+    )
     return (await conn.execute(query)).scalar()

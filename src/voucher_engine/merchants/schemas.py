@@ -20,8 +20,9 @@ class MerchantPut(StrictModel):
     mcc: str = Field(pattern=r"^[0-9]{4}$", description="ISO 18245 merchant category code, as a string.")
     region_code: str = Field(pattern=r"^[0-9]{6}$", description="GB/T 2260 code of where the merchant trades.")
     settlement_wallet: str = Field(pattern=r"^[0-9]{16}$", description="The merchant's e-CNY wallet id.")
-    tags: list[Annotated[str, StringConstraints(pattern=TAG_PATTERN)]] = Field(default_factory=list,
-                                                                               max_length=MAX_TAGS)
+    tags: list[Annotated[str, StringConstraints(pattern=TAG_PATTERN)]] = Field(
+        default_factory=list, max_length=MAX_TAGS
+    )
 
 
 class Merchant(BaseModel):

@@ -15,9 +15,18 @@ from voucher_engine.merchants.signing import derive_key_secret
 
 
 def to_model(row) -> Merchant:
-    return Merchant(id=row.id, name=row.name, mcc=row.mcc, region_code=row.region_code,
-                    settlement_wallet=row.settlement_wallet, tags=list(row.tags), status=row.status,
-                    version=row.version, created_at=row.created_at, updated_at=row.updated_at)
+    return Merchant(
+        id=row.id,
+        name=row.name,
+        mcc=row.mcc,
+        region_code=row.region_code,
+        settlement_wallet=row.settlement_wallet,
+        tags=list(row.tags),
+        status=row.status,
+        version=row.version,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+    )
 
 
 async def put(conn: AsyncConnection, merchant_id: str, body: MerchantPut) -> tuple[Merchant, bool]:

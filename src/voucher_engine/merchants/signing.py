@@ -66,11 +66,13 @@ class SignatureHeaders:
     signature: str
 
 
-def parse_headers(key_id: str | None, timestamp: str | None, nonce: str | None,
-                  signature: str | None) -> SignatureHeaders:
+def parse_headers(
+    key_id: str | None, timestamp: str | None, nonce: str | None, signature: str | None
+) -> SignatureHeaders:
     if not key_id or not timestamp or not nonce or not signature:
-        raise EngineError("UNAUTHENTICATED", "Signed requests need X-VE-Key-Id, X-VE-Timestamp, X-VE-Nonce and "
-                                             "X-VE-Signature.")
+        raise EngineError(
+            "UNAUTHENTICATED", "Signed requests need X-VE-Key-Id, X-VE-Timestamp, X-VE-Nonce and X-VE-Signature."
+        )
     if not KEY_ID_PATTERN.match(key_id):
         raise EngineError("BAD_SIGNATURE", "X-VE-Key-Id is malformed.")
     if not TIMESTAMP_PATTERN.match(timestamp):
@@ -85,14 +87,23 @@ def parse_headers(key_id: str | None, timestamp: str | None, nonce: str | None,
 def check_fresh(timestamp: str) -> None:
     skew = abs(clock.real_now().timestamp() - int(timestamp))
     if skew > WINDOW_SECONDS:
-        raise EngineError("STALE_REQUEST", f"X-VE-Timestamp is {int(skew)} s away from the server's clock "
-                                           f"(at most {WINDOW_SECONDS} s allowed).")
+        raise EngineError(
+            "STALE_REQUEST",
+            f"X-VE-Timestamp is {int(skew)} s away from the server's clock (at most {WINDOW_SECONDS} s allowed).",
+        )
 
 
-def check_signature(server_secret: bytes, headers: SignatureHeaders, method: str, path_with_query: str,
-                    body: bytes) -> None:
-    expected = sign(derive_key_secret(server_secret, headers.key_id), method, path_with_query, headers.timestamp,
-                    headers.nonce, body)
+def check_signature(
+    server_secret: bytes, headers: SignatureHeaders, method: str, path_with_query: str, body: bytes
+) -> None:
+    expected = sign(
+        derive_key_secret(server_secret, headers.key_id),
+        method,
+        path_with_query,
+        headers.timestamp,
+        headers.nonce,
+        body,
+    )
     if not hmac.compare_digest(expected, headers.signature):
         raise EngineError("BAD_SIGNATURE", "The signature does not match the request.")
 
@@ -112,17 +123,25 @@ async def claim_nonce(conn: AsyncConnection, key_id: str, nonce: str) -> None:
 async def prune_nonces(conn: AsyncConnection, limit: int = 10_000) -> int:
     """Delete up to `limit` nonces too old to matter; answer how many went."""
     cutoff = clock.real_now() - NONCE_RETENTION
-    victims = sa.select(request_nonces.c.key_id, request_nonces.c.nonce).where(
-        request_nonces.c.seen_at < cutoff).limit(limit)
-    statement = sa.delete(request_nonces).where(
-        sa.tuple_(request_nonces.c.key_id, request_nonces.c.nonce).in_(victims))
+    victims = (
+        sa.select(request_nonces.c.key_id, request_nonces.c.nonce).where(request_nonces.c.seen_at < cutoff).limit(limit)
+    )
+    statement = sa.delete(request_nonces).where(sa.tuple_(request_nonces.c.key_id, request_nonces.c.nonce).in_(victims))
     result = await conn.execute(statement)
     return result.rowcount or 0
 
 
-def verify_without_database(server_secret: bytes, *, method: str, path_with_query: str, body: bytes,
-                            key_id: str | None, timestamp: str | None, nonce: str | None,
-                            signature: str | None) -> SignatureHeaders:
+def verify_without_database(
+    server_secret: bytes,
+    *,
+    method: str,
+    path_with_query: str,
+    body: bytes,
+    key_id: str | None,
+    timestamp: str | None,
+    nonce: str | None,
+    signature: str | None,
+) -> SignatureHeaders:
     """Shapes, freshness and the HMAC: everything but revocation and the nonce, which need the database.
 
     A valid HMAC already proves the key was made here (its secret is derived from the server secret), so the
@@ -134,12 +153,29 @@ def verify_without_database(server_secret: bytes, *, method: str, path_with_quer
     return headers
 
 
-async def verify(conn: AsyncConnection, server_secret: bytes, *, method: str, path_with_query: str, body: bytes,
-                 key_id: str | None, timestamp: str | None, nonce: str | None,
-                 signature: str | None) -> SignedCaller:
+async def verify(
+    conn: AsyncConnection,
+    server_secret: bytes,
+    *,
+    method: str,
+    path_with_query: str,
+    body: bytes,
+    key_id: str | None,
+    timestamp: str | None,
+    nonce: str | None,
+    signature: str | None,
+) -> SignedCaller:
     """The whole check of one signed request; the nonce is recorded on `conn` (commit it even if the work fails)."""
-    headers = verify_without_database(server_secret, method=method, path_with_query=path_with_query, body=body,
-                                      key_id=key_id, timestamp=timestamp, nonce=nonce, signature=signature)
+    headers = verify_without_database(
+        server_secret,
+        method=method,
+        path_with_query=path_with_query,
+        body=body,
+        key_id=key_id,
+        timestamp=timestamp,
+        nonce=nonce,
+        signature=signature,
+    )
     merchant_id = await repository.active_key_merchant(conn, headers.key_id)
     if merchant_id is None:
         raise EngineError("BAD_SIGNATURE", "The key is unknown or revoked.")

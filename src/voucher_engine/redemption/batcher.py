@@ -34,8 +34,9 @@ class Overloaded(Exception):
 class MicroBatcher(Generic[J]):
     """Feeds queued jobs to `run_batch(jobs)`, which must settle every job's future (success or error)."""
 
-    def __init__(self, run_batch: Callable[[list[J]], Awaitable[None]], *, max_batch: int = MAX_BATCH,
-                 max_queue: int = MAX_QUEUE):
+    def __init__(
+        self, run_batch: Callable[[list[J]], Awaitable[None]], *, max_batch: int = MAX_BATCH, max_queue: int = MAX_QUEUE
+    ):
         assert 1 <= max_batch <= 10_000
         self._run_batch = run_batch
         self._max_batch = max_batch

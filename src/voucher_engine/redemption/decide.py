@@ -83,34 +83,48 @@ def check_voucher(merchant: MerchantView, voucher: VoucherView, wallet_id: str, 
         raise EngineError("VOUCHER_EXPIRED", f"The voucher expired at {voucher.valid_until.isoformat()}.")
 
 
-def payment_for(merchant: MerchantView, voucher: VoucherView, now: datetime, order_amount_fen: int,
-                items: list[dict[str, Any]] | None) -> Payment:
+def payment_for(
+    merchant: MerchantView,
+    voucher: VoucherView,
+    now: datetime,
+    order_amount_fen: int,
+    items: list[dict[str, Any]] | None,
+) -> Payment:
     return Payment(
         merchant_mcc=merchant.mcc,
         merchant_region=merchant.region_code,
         merchant_tags=merchant.tags,
         at=now,
         order_amount_fen=order_amount_fen,
-        items=tuple(Item(sku=i["sku"], category=i["category"], amount_fen=i["amount_fen"],
-                         attributes=i.get("attributes") or {}) for i in items or ()),
+        items=tuple(
+            Item(sku=i["sku"], category=i["category"], amount_fen=i["amount_fen"], attributes=i.get("attributes") or {})
+            for i in items or ()
+        ),
         balance_fen=voucher.balance_fen if voucher.kind == "balance" else None,
     )
 
 
-def evaluate(contract: CompiledContract, merchant: MerchantView, voucher: VoucherView, wallet_id: str,
-             now: datetime, order_amount_fen: int, items: list[dict[str, Any]] | None) -> Settlement:
+def evaluate(
+    contract: CompiledContract,
+    merchant: MerchantView,
+    voucher: VoucherView,
+    wallet_id: str,
+    now: datetime,
+    order_amount_fen: int,
+    items: list[dict[str, Any]] | None,
+) -> Settlement:
     """The settlement a payment earns, or the EngineError that refuses it (before any daily cap)."""
     check_voucher(merchant, voucher, wallet_id, now)
     evaluation = contract.evaluate(payment_for(merchant, voucher, now, order_amount_fen, items))
     if not evaluation.ok:
         explain = [failure.to_dict() for failure in evaluation.failures]
         first = explain[0]["rule"] if explain else "a condition"
-        raise EngineError("RULE_NOT_SATISFIED", f"The payment does not meet the voucher's terms: {first}.",
-                          explain=explain)
+        raise EngineError(
+            "RULE_NOT_SATISFIED", f"The payment does not meet the voucher's terms: {first}.", explain=explain
+        )
     subsidy = evaluation.subsidy_fen
     if subsidy <= 0:
-        raise EngineError("RULE_NOT_SATISFIED", "The payment earns no subsidy under the voucher's terms.",
-                          explain=[])
+        raise EngineError("RULE_NOT_SATISFIED", "The payment earns no subsidy under the voucher's terms.", explain=[])
     # Invariants that guard the money, checked again here whatever the contract said.
     assert 0 < subsidy <= order_amount_fen, (subsidy, order_amount_fen)
     assert subsidy <= voucher.balance_fen, (subsidy, voucher.balance_fen)
@@ -119,12 +133,18 @@ def evaluate(contract: CompiledContract, merchant: MerchantView, voucher: Vouche
         new_status = "issued" if remaining > 0 else "redeemed"
     else:
         remaining, new_status = 0, "redeemed"
-    return Settlement(subsidy_fen=subsidy, payable_fen=order_amount_fen - subsidy, new_status=new_status,
-                      new_balance_fen=remaining, spend_day=now.astimezone(zone(voucher.timezone)).date())
+    return Settlement(
+        subsidy_fen=subsidy,
+        payable_fen=order_amount_fen - subsidy,
+        new_status=new_status,
+        new_balance_fen=remaining,
+        spend_day=now.astimezone(zone(voucher.timezone)).date(),
+    )
 
 
-def clawback_for(subsidy_fen: int, order_amount_fen: int, refunded_before_fen: int, clawed_before_fen: int,
-                 amount_fen: int) -> int:
+def clawback_for(
+    subsidy_fen: int, order_amount_fen: int, refunded_before_fen: int, clawed_before_fen: int, amount_fen: int
+) -> int:
     """The subsidy a refund of `amount_fen` takes back: the proportional share of the running total, rounded up
     (in the fund's favour), less what earlier refunds took. A refund of the whole order takes back all of it."""
     total_refunded = refunded_before_fen + amount_fen

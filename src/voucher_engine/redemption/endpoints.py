@@ -15,8 +15,15 @@ from voucher_engine.errors import EngineError
 from voucher_engine.redemption import refunds
 from voucher_engine.redemption.batcher import MicroBatcher, Overloaded
 from voucher_engine.redemption.guard import CodeGuard
-from voucher_engine.redemption.schemas import (PosTxnId, Quote, QuoteRequest, Redemption, RedeemRequest, Refund,
-                                               RefundRequest)
+from voucher_engine.redemption.schemas import (
+    PosTxnId,
+    Quote,
+    QuoteRequest,
+    Redemption,
+    RedeemRequest,
+    Refund,
+    RefundRequest,
+)
 from voucher_engine.redemption.service import BatchRunner, Job, Outcome, fingerprint
 
 log = logging.getLogger("voucher_engine.redemption")
@@ -49,8 +56,15 @@ async def shutdown(state: AppState) -> None:
 
 def _job(state: AppState, kind: str, signature, body: QuoteRequest, **extra: Any) -> Job:
     items = [item.model_dump() for item in body.items] if body.items is not None else None
-    job = Job(kind=kind, key_id=signature.key_id, nonce=signature.nonce, wallet_id=body.wallet_id,
-              order_amount_fen=body.order_amount_fen, items=items, **extra)
+    job = Job(
+        kind=kind,
+        key_id=signature.key_id,
+        nonce=signature.nonce,
+        wallet_id=body.wallet_id,
+        order_amount_fen=body.order_amount_fen,
+        items=items,
+        **extra,
+    )
     try:
         job.campaign_id, job.voucher_id = parse_code(state.server_secret, body.voucher_code)
     except EngineError as exc:
@@ -90,20 +104,35 @@ async def quote(body: QuoteRequest, signature: PosSignature, state: State) -> di
     return outcome.body
 
 
-@router.post("", status_code=201, response_model=Redemption,
-             responses={200: {"model": Redemption, "description": "A retry: the original redemption."}})
+@router.post(
+    "",
+    status_code=201,
+    response_model=Redemption,
+    responses={200: {"model": Redemption, "description": "A retry: the original redemption."}},
+)
 async def redeem(body: RedeemRequest, signature: PosSignature, state: State, response: Response) -> dict:
-    job = _job(state, "redeem", signature, body, pos_txn_id=body.pos_txn_id,
-               request_sha256=fingerprint(body.model_dump(mode="json")))
+    job = _job(
+        state,
+        "redeem",
+        signature,
+        body,
+        pos_txn_id=body.pos_txn_id,
+        request_sha256=fingerprint(body.model_dump(mode="json")),
+    )
     outcome = await _through_batcher(state, job)
     response.status_code = outcome.status
     return outcome.body
 
 
-@router.post("/{redemption_id}/refunds", status_code=201, response_model=Refund,
-             responses={200: {"model": Refund, "description": "A retry: the original refund."}})
-async def refund(redemption_id: RedemptionId, body: RefundRequest, caller: SignedCaller, state: State,
-                 response: Response) -> Refund:
+@router.post(
+    "/{redemption_id}/refunds",
+    status_code=201,
+    response_model=Refund,
+    responses={200: {"model": Refund, "description": "A retry: the original refund."}},
+)
+async def refund(
+    redemption_id: RedemptionId, body: RefundRequest, caller: SignedCaller, state: State, response: Response
+) -> Refund:
     result, created = await refunds.refund(state.engine, caller.merchant_id, redemption_id, body)
     response.status_code = 201 if created else 200
     return result
@@ -115,8 +144,7 @@ async def get_redemption(redemption_id: RedemptionId, caller: SignedCaller, stat
 
 
 @router.get("", response_model=Page[Redemption])
-async def find_redemption(caller: SignedCaller, state: State,
-                          pos_txn_id: Annotated[PosTxnId, Query()]) -> dict:
+async def find_redemption(caller: SignedCaller, state: State, pos_txn_id: Annotated[PosTxnId, Query()]) -> dict:
     """The merchant's redemption with this till transaction id (its own only), as a one-item list."""
     found = await refunds.find_by_pos_txn(state.engine, caller.merchant_id, pos_txn_id)
     return {"items": [found] if found else [], "next_cursor": None}

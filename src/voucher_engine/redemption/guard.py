@@ -58,8 +58,14 @@ def _minute(at: datetime) -> datetime:
 class CodeGuard:
     """One per worker: the shared count in PostgreSQL, and this worker's list of keys it is refusing."""
 
-    def __init__(self, engine: AsyncEngine, *, limit: int = GUESS_LIMIT, window_minutes: int = GUESS_WINDOW_MINUTES,
-                 block_s: float = BLOCK_S):
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        *,
+        limit: int = GUESS_LIMIT,
+        window_minutes: int = GUESS_WINDOW_MINUTES,
+        block_s: float = BLOCK_S,
+    ):
         assert 1 <= limit <= 1_000_000 and 1 <= window_minutes <= 24 * 60 and 0 < block_s <= 86_400
         self.engine = engine
         self.limit = limit
@@ -87,8 +93,13 @@ class CodeGuard:
         if total < self.limit:
             return False
         if key_id not in self._blocked_until:
-            log.warning("POS key %s refused for %.0f s: %d unknown voucher codes within %d min", key_id,
-                        self.block_s, total, self.window_minutes)
+            log.warning(
+                "POS key %s refused for %.0f s: %d unknown voucher codes within %d min",
+                key_id,
+                self.block_s,
+                total,
+                self.window_minutes,
+            )
         if len(self._blocked_until) >= MAX_BLOCKED_KEYS:
             self._prune_memory()
         self._blocked_until[key_id] = time.monotonic() + self.block_s
@@ -100,8 +111,9 @@ class CodeGuard:
 
     def _refusal(self, left_s: float) -> EngineError:
         retry = max(1, int(left_s + 0.999))
-        return EngineError("RATE_LIMITED", f"Too many unknown voucher codes from this key; retry in {retry} s.",
-                           retry_after_s=retry)
+        return EngineError(
+            "RATE_LIMITED", f"Too many unknown voucher codes from this key; retry in {retry} s.", retry_after_s=retry
+        )
 
     def _prune_memory(self) -> None:
         now = time.monotonic()

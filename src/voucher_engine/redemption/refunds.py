@@ -63,15 +63,21 @@ def _not_found() -> EngineError:
 
 
 def _refund_model(row: Any, redemption: Any, voucher_status: str) -> Refund:
-    return Refund(refund_id=row["refund_id"], redemption_id=row["redemption_id"], amount_fen=row["amount_fen"],
-                  subsidy_clawback_fen=row["subsidy_clawback_fen"], reason=row["reason"],
-                  ledger_tx_id=row["ledger_tx_id"], voucher_restored=row["voucher_restored"],
-                  voucher_status=voucher_status, created_at=row["created_at"],
-                  redemption=redemption_body(redemption))
+    return Refund(
+        refund_id=row["refund_id"],
+        redemption_id=row["redemption_id"],
+        amount_fen=row["amount_fen"],
+        subsidy_clawback_fen=row["subsidy_clawback_fen"],
+        reason=row["reason"],
+        ledger_tx_id=row["ledger_tx_id"],
+        voucher_restored=row["voucher_restored"],
+        voucher_status=voucher_status,
+        created_at=row["created_at"],
+        redemption=redemption_body(redemption),
+    )
 
 
-async def refund(engine: AsyncEngine, merchant_id: str, redemption_id: str, body: RefundRequest
-                 ) -> tuple[Refund, bool]:
+async def refund(engine: AsyncEngine, merchant_id: str, redemption_id: str, body: RefundRequest) -> tuple[Refund, bool]:
     """Answer (refund, created). Idempotent by `refund_id` within the redemption."""
     campaign_id = campaign_of_redemption(redemption_id)
     if campaign_id is None:
@@ -88,23 +94,41 @@ async def refund(engine: AsyncEngine, merchant_id: str, redemption_id: str, body
         existing = await conn.fetchrow(READ_REFUND, campaign_id, redemption_id, body.refund_id)
         if existing is not None:
             if existing["request_sha256"] != request_sha:
-                raise EngineError("IDEMPOTENCY_CONFLICT",
-                                  f"refund_id {body.refund_id!r} was already used for a different refund.")
+                raise EngineError(
+                    "IDEMPOTENCY_CONFLICT", f"refund_id {body.refund_id!r} was already used for a different refund."
+                )
             return _refund_model(existing, redemption, voucher["status"]), False
         left = redemption["order_amount_fen"] - redemption["refunded_fen"]
         if body.amount_fen > left:
-            raise EngineError("REFUND_EXCEEDS_ORDER", f"Only {left} fen of this order are left to refund.",
-                              refundable_fen=left)
-        clawback = clawback_for(redemption["subsidy_fen"], redemption["order_amount_fen"],
-                                redemption["refunded_fen"], redemption["subsidy_refunded_fen"], body.amount_fen)
+            raise EngineError(
+                "REFUND_EXCEEDS_ORDER", f"Only {left} fen of this order are left to refund.", refundable_fen=left
+            )
+        clawback = clawback_for(
+            redemption["subsidy_fen"],
+            redemption["order_amount_fen"],
+            redemption["refunded_fen"],
+            redemption["subsidy_refunded_fen"],
+            body.amount_fen,
+        )
         whole_order = body.amount_fen == left
         tx_id = ledger.new_tx_ids(1)[0] if clawback > 0 else None
         if clawback > 0 and redemption["spend_day"] is not None:
             await conn.execute(GIVE_BACK_DAILY, campaign_id, redemption["spend_day"], clawback)
         restored, voucher_status = await _restore_voucher(conn, redemption, voucher, clawback, whole_order, now)
         updated = await conn.fetchrow(UPDATE_REDEMPTION, campaign_id, redemption_id, body.amount_fen, clawback)
-        stored = await conn.fetchrow(INSERT_REFUND, campaign_id, redemption_id, body.refund_id, request_sha,
-                                     body.amount_fen, clawback, body.reason, tx_id, restored, now)
+        stored = await conn.fetchrow(
+            INSERT_REFUND,
+            campaign_id,
+            redemption_id,
+            body.refund_id,
+            request_sha,
+            body.amount_fen,
+            clawback,
+            body.reason,
+            tx_id,
+            restored,
+            now,
+        )
         if tx_id is not None:
             # The ledger last, just before COMMIT, as in a redemption batch: the campaign's escrow row, which every
             # batch of the campaign also needs, is then locked for this statement and the commit only (posted
@@ -113,26 +137,42 @@ async def refund(engine: AsyncEngine, merchant_id: str, redemption_id: str, body
         return _refund_model(stored, updated, voucher_status), True
 
 
-async def _post_clawback(sa_conn, redemption: Any, clawback_fen: int, now: datetime, campaign_status: str,
-                         tx_id: str) -> None:
+async def _post_clawback(
+    sa_conn, redemption: Any, clawback_fen: int, now: datetime, campaign_status: str, tx_id: str
+) -> None:
     """merchant → escrow, and on to the funders if the campaign has closed. No savepoint: any error rolls the whole
     refund back."""
     campaign_id = redemption["campaign_id"]
-    await ledger.post_many(sa_conn, [NewTransaction(
-        kind="refund",
-        postings=(Posting(f"merchant:{redemption['merchant_id']}", credit_fen=clawback_fen),
-                  Posting(f"escrow:{campaign_id}", debit_fen=clawback_fen)),
-        refs={"campaign_id": campaign_id, "voucher_id": redemption["voucher_id"],
-              "redemption_id": redemption["id"], "merchant_id": redemption["merchant_id"]},
-        at=now, campaign_id=campaign_id)], ids=[tx_id], savepoint=False)
+    await ledger.post_many(
+        sa_conn,
+        [
+            NewTransaction(
+                kind="refund",
+                postings=(
+                    Posting(f"merchant:{redemption['merchant_id']}", credit_fen=clawback_fen),
+                    Posting(f"escrow:{campaign_id}", debit_fen=clawback_fen),
+                ),
+                refs={
+                    "campaign_id": campaign_id,
+                    "voucher_id": redemption["voucher_id"],
+                    "redemption_id": redemption["id"],
+                    "merchant_id": redemption["merchant_id"],
+                },
+                at=now,
+                campaign_id=campaign_id,
+            )
+        ],
+        ids=[tx_id],
+        savepoint=False,
+    )
     if campaign_status == "closed":
         funders = await campaign_repository.funders_of(sa_conn, campaign_id)
-        await money.return_unspent(sa_conn, campaign_id,
-                                   [money.FunderShare(f.issuer_id, f.share_bp) for f in funders])
+        await money.return_unspent(sa_conn, campaign_id, [money.FunderShare(f.issuer_id, f.share_bp) for f in funders])
 
 
-async def _restore_voucher(conn, redemption: Any, voucher: Any, clawback_fen: int, whole_order: bool,
-                           now: datetime) -> tuple[bool, str]:
+async def _restore_voucher(
+    conn, redemption: Any, voucher: Any, clawback_fen: int, whole_order: bool, now: datetime
+) -> tuple[bool, str]:
     """Give the voucher back after a refund of the whole order, while it can still be spent."""
     if not whole_order or voucher is None:
         return False, voucher["status"] if voucher else "unknown"

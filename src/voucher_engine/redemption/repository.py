@@ -51,33 +51,57 @@ LEFT JOIN LATERAL (SELECT * FROM redemptions r
 ORDER BY j.ix
 """
 # What a replay answers with (service.redemption_body), named `previous_<column>`.
-PREVIOUS_COLUMNS = ("id", "campaign_id", "voucher_id", "merchant_id", "pos_txn_id", "request_sha256",
-                    "order_amount_fen", "subsidy_fen", "payable_fen", "refunded_fen", "subsidy_refunded_fen",
-                    "ledger_tx_id", "settled_at")
+PREVIOUS_COLUMNS = (
+    "id",
+    "campaign_id",
+    "voucher_id",
+    "merchant_id",
+    "pos_txn_id",
+    "request_sha256",
+    "order_amount_fen",
+    "subsidy_fen",
+    "payable_fen",
+    "refunded_fen",
+    "subsidy_refunded_fen",
+    "ledger_tx_id",
+    "settled_at",
+)
 _PREVIOUS = ", ".join(f"r.{c} AS previous_{c}" for c in PREVIOUS_COLUMNS)
-LOAD_BATCH = (_OPEN_BATCH
-              .replace("{FRESH}", """, fresh AS (
+LOAD_BATCH = (
+    _OPEN_BATCH.replace(
+        "{FRESH}",
+        """, fresh AS (
     INSERT INTO request_nonces (key_id, nonce, seen_at)
     SELECT key_id, nonce, $6 FROM j
     ON CONFLICT DO NOTHING
     RETURNING key_id, nonce
-)""")
-              .replace("{LOCK}", "\n    FOR UPDATE OF v")
-              .replace("{FRESH_COLUMN}", "f.nonce IS NOT NULL")
-              .replace("{RACED}", """l.version IS DISTINCT FROM (SELECT s.version FROM vouchers s
-                                   WHERE s.campaign_id = l.campaign_id AND s.id = l.id LIMIT 1)""")
-              .replace("{FRESH_JOIN}", "\nLEFT JOIN fresh f ON f.key_id = j.key_id AND f.nonce = j.nonce")
-              .replace("{PREVIOUS}", _PREVIOUS))
-PEEK_BATCH = (_OPEN_BATCH
-              .replace("{FRESH}", "").replace("{LOCK}", "")
-              .replace("{FRESH_COLUMN}", "spent.key_id IS NULL")
-              .replace("{RACED}", "false")
-              # LATERAL ... LIMIT 1, as for the earlier redemption: one index probe per nonce. As a NOT EXISTS the
-              # planner may hash the whole nonce table instead (seen: 12 ms a batch, with its statistics stale).
-              .replace("{FRESH_JOIN}", """
+)""",
+    )
+    .replace("{LOCK}", "\n    FOR UPDATE OF v")
+    .replace("{FRESH_COLUMN}", "f.nonce IS NOT NULL")
+    .replace(
+        "{RACED}",
+        """l.version IS DISTINCT FROM (SELECT s.version FROM vouchers s
+                                   WHERE s.campaign_id = l.campaign_id AND s.id = l.id LIMIT 1)""",
+    )
+    .replace("{FRESH_JOIN}", "\nLEFT JOIN fresh f ON f.key_id = j.key_id AND f.nonce = j.nonce")
+    .replace("{PREVIOUS}", _PREVIOUS)
+)
+PEEK_BATCH = (
+    _OPEN_BATCH.replace("{FRESH}", "")
+    .replace("{LOCK}", "")
+    .replace("{FRESH_COLUMN}", "spent.key_id IS NULL")
+    .replace("{RACED}", "false")
+    # LATERAL ... LIMIT 1, as for the earlier redemption: one index probe per nonce. As a NOT EXISTS the
+    # planner may hash the whole nonce table instead (seen: 12 ms a batch, with its statistics stale).
+    .replace(
+        "{FRESH_JOIN}",
+        """
 LEFT JOIN LATERAL (SELECT n.key_id FROM request_nonces n
-                   WHERE n.key_id = j.key_id AND n.nonce = j.nonce LIMIT 1) AS spent ON true""")
-              .replace("{PREVIOUS}", _PREVIOUS))
+                   WHERE n.key_id = j.key_id AND n.nonce = j.nonce LIMIT 1) AS spent ON true""",
+    )
+    .replace("{PREVIOUS}", _PREVIOUS)
+)
 
 
 def previous_of(row: asyncpg.Record) -> dict | None:
@@ -85,6 +109,7 @@ def previous_of(row: asyncpg.Record) -> dict | None:
     if row["previous_id"] is None:
         return None
     return {column: row[f"previous_{column}"] for column in PREVIOUS_COLUMNS}
+
 
 # LATERAL ... LIMIT 1 (a unique key: the limit changes nothing but stops the planner flattening the subquery into
 # a hash join over the whole table): one index probe per key, whatever the table's size.
@@ -134,8 +159,10 @@ v AS (
     ON CONFLICT (campaign_id, day) DO UPDATE SET spent_fen = daily_spend.spent_fen + EXCLUDED.spent_fen
     RETURNING 1
 )"""
-WRITE_BATCH_RESULT = ("(SELECT count(*) FROM v) AS vouchers, (SELECT count(*) FROM r) AS redemptions, "
-                      "(SELECT count(*) FROM d) AS days, (SELECT count(*) FROM n) AS nonces")
+WRITE_BATCH_RESULT = (
+    "(SELECT count(*) FROM v) AS vouchers, (SELECT count(*) FROM r) AS redemptions, "
+    "(SELECT count(*) FROM d) AS days, (SELECT count(*) FROM n) AS nonces"
+)
 # Every row named landed: each voucher at the version it was decided on, each nonce unspent until now.
 WRITE_BATCH_WHOLE = """(SELECT count(*) FROM v) = cardinality($2::text[])
        AND (SELECT count(*) FROM r) = cardinality($6::text[]) AND (SELECT count(*) FROM d) = cardinality($18::text[])
@@ -143,16 +170,24 @@ WRITE_BATCH_WHOLE = """(SELECT count(*) FROM v) = cardinality($2::text[])
 # Read by the ledger's account locks (ledger.repository.post_batch_alongside's `after`): the batch's own rows are
 # written before its campaign's escrow is locked. Nonces, then vouchers, then accounts: the order a locked batch
 # takes them in (LOAD_BATCH, then the write), so that the two ways cannot wait on each other in a cycle.
-WRITE_BATCH_FIRST = ("(SELECT count(*) FROM n) + (SELECT count(*) FROM v) + (SELECT count(*) FROM r) "
-                     "+ (SELECT count(*) FROM d)")
-WRITE_BATCH = (f"WITH {WRITE_BATCH_CTES} SELECT {WRITE_BATCH_RESULT}, "
-               f"batch_written_whole({WRITE_BATCH_WHOLE}, 'redemption rows') AS whole")
+WRITE_BATCH_FIRST = (
+    "(SELECT count(*) FROM n) + (SELECT count(*) FROM v) + (SELECT count(*) FROM r) + (SELECT count(*) FROM d)"
+)
+WRITE_BATCH = (
+    f"WITH {WRITE_BATCH_CTES} SELECT {WRITE_BATCH_RESULT}, "
+    f"batch_written_whole({WRITE_BATCH_WHOLE}, 'redemption rows') AS whole"
+)
 
 CONTRACT_SOURCE = "SELECT contract_source FROM campaigns WHERE contract_sha256 = $1 LIMIT 1"
 
 
-async def load_batch(conn: asyncpg.Connection, jobs: list[tuple[str, str, str | None, str | None, str | None]],
-                     real_now: datetime, *, locked: bool) -> list[asyncpg.Record]:
+async def load_batch(
+    conn: asyncpg.Connection,
+    jobs: list[tuple[str, str, str | None, str | None, str | None]],
+    real_now: datetime,
+    *,
+    locked: bool,
+) -> list[asyncpg.Record]:
     """Rows of LOAD_BATCH (`locked`) or PEEK_BATCH for jobs of (key_id, nonce, campaign_id, voucher_id, pos_txn_id),
     in job order."""
     columns = list(map(list, zip(*jobs)))
@@ -161,16 +196,18 @@ async def load_batch(conn: asyncpg.Connection, jobs: list[tuple[str, str, str | 
     return rows
 
 
-async def existing_redemptions(conn: asyncpg.Connection, keys: list[tuple[str, str]]
-                               ) -> dict[tuple[str, str], asyncpg.Record]:
+async def existing_redemptions(
+    conn: asyncpg.Connection, keys: list[tuple[str, str]]
+) -> dict[tuple[str, str], asyncpg.Record]:
     rows = await conn.fetch(EXISTING_REDEMPTIONS, [m for m, _ in keys], [p for _, p in keys])
     return {(row["merchant_id"], row["pos_txn_id"]): row for row in rows}
 
 
 async def daily_spend(conn: asyncpg.Connection, keys: list[tuple[str, date, int]]) -> dict[tuple[str, date], int]:
     """What each capped (campaign, day) has spent, its row locked to the end of the transaction; keys carry caps."""
-    rows = await conn.fetch(LOCK_DAILY_SPEND, [c for c, _, _ in keys], [d for _, d, _ in keys],
-                            [cap for _, _, cap in keys])
+    rows = await conn.fetch(
+        LOCK_DAILY_SPEND, [c for c, _, _ in keys], [d for _, d, _ in keys], [cap for _, _, cap in keys]
+    )
     return {(row["campaign_id"], row["day"]): row["spent_fen"] for row in rows}
 
 
@@ -178,27 +215,50 @@ def _columns(rows: list[tuple], width: int) -> list[list]:
     return [list(column) for column in zip(*rows)] if rows else [[] for _ in range(width)]
 
 
-def write_args(at: datetime, vouchers: list[tuple[str, str, str, int, int]], redemptions: list[tuple],
-               spend: list[tuple[str, date, int, int]], nonces: list[tuple[str, str]], seen_at: datetime) -> tuple:
+def write_args(
+    at: datetime,
+    vouchers: list[tuple[str, str, str, int, int]],
+    redemptions: list[tuple],
+    spend: list[tuple[str, date, int, int]],
+    nonces: list[tuple[str, str]],
+    seen_at: datetime,
+) -> tuple:
     """WRITE_BATCH's arguments. Vouchers (campaign_id, id, status, balance, version read); redemptions (campaign_id,
     id, merchant_id, pos_txn_id, request_sha256, voucher_id, wallet_id, order_fen, subsidy_fen, ledger_tx_id,
     spend_day, items_json); daily spend (campaign_id, day, amount_fen, cap_fen), at most one row per (campaign_id,
     day); nonces to spend (key_id, nonce), distinct, seen at `seen_at`."""
     voucher_columns = _columns(vouchers, 5)
-    return (at, *voucher_columns[:4], *_columns(redemptions, 12), *_columns(spend, 4), voucher_columns[4],
-            *_columns(nonces, 2), seen_at)
+    return (
+        at,
+        *voucher_columns[:4],
+        *_columns(redemptions, 12),
+        *_columns(spend, 4),
+        voucher_columns[4],
+        *_columns(nonces, 2),
+        seen_at,
+    )
 
 
 def check_written(row: asyncpg.Record, vouchers: list, redemptions: list, spend: list, nonces: list) -> None:
     # The pair of the decisions made in Python: every row they named was written (in an unlocked batch,
     # WRITE_BATCH_WHOLE has already made sure of it in the database; this says so here too).
-    assert ((row["vouchers"], row["redemptions"], row["days"], row["nonces"])
-            == (len(vouchers), len(redemptions), len(spend), len(nonces))), row
+    assert (row["vouchers"], row["redemptions"], row["days"], row["nonces"]) == (
+        len(vouchers),
+        len(redemptions),
+        len(spend),
+        len(nonces),
+    ), row
 
 
-async def write_batch(conn: asyncpg.Connection, at: datetime, vouchers: list[tuple[str, str, str, int, int]],
-                      redemptions: list[tuple], spend: list[tuple[str, date, int, int]],
-                      nonces: list[tuple[str, str]], seen_at: datetime) -> None:
+async def write_batch(
+    conn: asyncpg.Connection,
+    at: datetime,
+    vouchers: list[tuple[str, str, str, int, int]],
+    redemptions: list[tuple],
+    spend: list[tuple[str, date, int, int]],
+    nonces: list[tuple[str, str]],
+    seen_at: datetime,
+) -> None:
     """WRITE_BATCH alone (a batch that moves no money: lazy expiry, spent nonces)."""
     row = await conn.fetchrow(WRITE_BATCH, *write_args(at, vouchers, redemptions, spend, nonces, seen_at))
     check_written(row, vouchers, redemptions, spend, nonces)

@@ -100,41 +100,69 @@ def campaign_of_redemption(redemption_id: str) -> str | None:
 
 def redemption_body(row: Any) -> dict[str, Any]:
     refunded = row["refunded_fen"]
-    status = "settled" if refunded == 0 else ("refunded" if refunded == row["order_amount_fen"]
-                                              else "partially_refunded")
+    status = (
+        "settled" if refunded == 0 else ("refunded" if refunded == row["order_amount_fen"] else "partially_refunded")
+    )
     return {
-        "id": row["id"], "status": status, "voucher_id": row["voucher_id"], "campaign_id": row["campaign_id"],
-        "merchant_id": row["merchant_id"], "pos_txn_id": row["pos_txn_id"],
-        "order_amount_fen": row["order_amount_fen"], "subsidy_fen": row["subsidy_fen"],
-        "payable_fen": row["payable_fen"], "refunded_fen": refunded,
-        "subsidy_refunded_fen": row["subsidy_refunded_fen"], "ledger_tx_id": row["ledger_tx_id"],
+        "id": row["id"],
+        "status": status,
+        "voucher_id": row["voucher_id"],
+        "campaign_id": row["campaign_id"],
+        "merchant_id": row["merchant_id"],
+        "pos_txn_id": row["pos_txn_id"],
+        "order_amount_fen": row["order_amount_fen"],
+        "subsidy_fen": row["subsidy_fen"],
+        "payable_fen": row["payable_fen"],
+        "refunded_fen": refunded,
+        "subsidy_refunded_fen": row["subsidy_refunded_fen"],
+        "ledger_tx_id": row["ledger_tx_id"],
         "settled_at": row["settled_at"],
     }
 
 
 def _merchant_view(row: asyncpg.Record) -> MerchantView:
-    return MerchantView(merchant_id=row["merchant_id"], status=row["merchant_status"], mcc=row["mcc"],
-                        region_code=row["region_code"], tags=frozenset(row["tags"]))
+    return MerchantView(
+        merchant_id=row["merchant_id"],
+        status=row["merchant_status"],
+        mcc=row["mcc"],
+        region_code=row["region_code"],
+        tags=frozenset(row["tags"]),
+    )
 
 
 def _voucher_view(row: asyncpg.Record, status: str | None = None, balance: int | None = None) -> VoucherView:
     return VoucherView(
-        campaign_id=row["campaign_id"], voucher_id=row["id"], wallet_id=row["wallet_id"],
-        status=status if status is not None else row["status"], valid_from=row["valid_from"],
-        valid_until=row["valid_until"], face_value_fen=row["face_value_fen"],
-        balance_fen=balance if balance is not None else row["balance_fen"], campaign_status=row["campaign_status"],
-        kind=row["kind"], daily_cap_fen=row["daily_cap_fen"], timezone=row["timezone"])
+        campaign_id=row["campaign_id"],
+        voucher_id=row["id"],
+        wallet_id=row["wallet_id"],
+        status=status if status is not None else row["status"],
+        valid_from=row["valid_from"],
+        valid_until=row["valid_until"],
+        face_value_fen=row["face_value_fen"],
+        balance_fen=balance if balance is not None else row["balance_fen"],
+        campaign_status=row["campaign_status"],
+        kind=row["kind"],
+        daily_cap_fen=row["daily_cap_fen"],
+        timezone=row["timezone"],
+    )
 
 
-def redeem_transaction(campaign_id: str, merchant_id: str, voucher_id: str, redemption_id: str, subsidy_fen: int,
-                       at: datetime) -> NewTransaction:
+def redeem_transaction(
+    campaign_id: str, merchant_id: str, voucher_id: str, redemption_id: str, subsidy_fen: int, at: datetime
+) -> NewTransaction:
     """escrow → merchant: the subsidy leaves the campaign's pool for the merchant's settlement account."""
     return NewTransaction(
         kind="redeem",
-        postings=(Posting(f"escrow:{campaign_id}", credit_fen=subsidy_fen),
-                  Posting(f"merchant:{merchant_id}", debit_fen=subsidy_fen)),
-        refs={"campaign_id": campaign_id, "voucher_id": voucher_id, "redemption_id": redemption_id,
-              "merchant_id": merchant_id},
+        postings=(
+            Posting(f"escrow:{campaign_id}", credit_fen=subsidy_fen),
+            Posting(f"merchant:{merchant_id}", debit_fen=subsidy_fen),
+        ),
+        refs={
+            "campaign_id": campaign_id,
+            "voucher_id": voucher_id,
+            "redemption_id": redemption_id,
+            "merchant_id": merchant_id,
+        },
         at=at,
         campaign_id=campaign_id,
     )
@@ -160,9 +188,16 @@ class BatchRunner:
         async with self._pool_lock:
             if self._pool is None:
                 self._pool = await asyncpg.create_pool(
-                    self._dsn, min_size=0, max_size=self._max_connections, reset=_no_reset,
-                    statement_cache_size=512, server_settings={"application_name": "voucher-engine batcher",
-                                     "plan_cache_mode": "force_generic_plan"})
+                    self._dsn,
+                    min_size=0,
+                    max_size=self._max_connections,
+                    reset=_no_reset,
+                    statement_cache_size=512,
+                    server_settings={
+                        "application_name": "voucher-engine batcher",
+                        "plan_cache_mode": "force_generic_plan",
+                    },
+                )
         return self._pool
 
     async def close(self) -> None:
@@ -210,12 +245,16 @@ class BatchRunner:
             async with conn.transaction():
                 return await self._decide_and_write(conn, jobs, now, real_now, locked=True)
 
-    async def _decide_and_write(self, conn: asyncpg.Connection, jobs: list[Job], now: datetime,
-                                real_now: datetime, *, locked: bool) -> list[Outcome | EngineError]:
+    async def _decide_and_write(
+        self, conn: asyncpg.Connection, jobs: list[Job], now: datetime, real_now: datetime, *, locked: bool
+    ) -> list[Outcome | EngineError]:
         outcomes: list[Outcome | EngineError | None] = [None] * len(jobs)
         loaded = await repository.load_batch(
-            conn, [(j.key_id, j.nonce, j.campaign_id, j.voucher_id, j.pos_txn_id) for j in jobs], real_now,
-            locked=locked)
+            conn,
+            [(j.key_id, j.nonce, j.campaign_id, j.voucher_id, j.pos_txn_id) for j in jobs],
+            real_now,
+            locked=locked,
+        )
         writes = _Writes(real_now, by_itself=not locked)
         live: list[int] = []
         seen_nonces: set[tuple[str, str]] = set()
@@ -238,8 +277,13 @@ class BatchRunner:
             await writes.flush(conn, now)
             return outcomes  # type: ignore[return-value]
 
-        capped = sorted({(loaded[i]["campaign_id"], _day(loaded[i], now), loaded[i]["daily_cap_fen"]) for i in live
-                         if loaded[i]["daily_cap_fen"] is not None})
+        capped = sorted(
+            {
+                (loaded[i]["campaign_id"], _day(loaded[i], now), loaded[i]["daily_cap_fen"])
+                for i in live
+                if loaded[i]["daily_cap_fen"] is not None
+            }
+        )
         if capped and not locked:
             # A daily cap is counted against a locked row of what the day has spent: only under locks.
             raise _NeedsLocks()
@@ -263,8 +307,7 @@ class BatchRunner:
             voucher = _voucher_view(row, status, balance)
             try:
                 contract = await self._contract(conn, row["contract_sha256"])
-                settlement = evaluate(contract, merchant, voucher, job.wallet_id, now, job.order_amount_fen,
-                                      job.items)
+                settlement = evaluate(contract, merchant, voucher, job.wallet_id, now, job.order_amount_fen, job.items)
                 _check_daily_cap(voucher, settlement, spent)
             except EngineError as refusal:
                 if refusal.code == "VOUCHER_EXPIRED" and voucher.status == "issued" and job.kind == "redeem":
@@ -275,8 +318,10 @@ class BatchRunner:
                     look_again[index] = (merchant.merchant_id, job.pos_txn_id)
                 continue
             if job.kind == "quote":
-                outcomes[index] = Outcome(200, {"eligible": True, "subsidy_fen": settlement.subsidy_fen,
-                                                "payable_fen": settlement.payable_fen})
+                outcomes[index] = Outcome(
+                    200,
+                    {"eligible": True, "subsidy_fen": settlement.subsidy_fen, "payable_fen": settlement.payable_fen},
+                )
                 continue
             if voucher.daily_cap_fen is not None:
                 day_key = (voucher.campaign_id, settlement.spend_day)
@@ -331,17 +376,42 @@ class _Writes:
 
     def add_redemption(self, job: Job, merchant_id: str, settlement: Settlement, now: datetime) -> dict[str, Any]:
         redemption_id = new_redemption_id(job.campaign_id)
-        self.transactions.append(redeem_transaction(job.campaign_id, merchant_id, job.voucher_id, redemption_id,
-                                                    settlement.subsidy_fen, now))
+        self.transactions.append(
+            redeem_transaction(job.campaign_id, merchant_id, job.voucher_id, redemption_id, settlement.subsidy_fen, now)
+        )
         items_json = orjson.dumps(job.items).decode() if job.items is not None else None
-        self.redemptions.append([job.campaign_id, redemption_id, merchant_id, job.pos_txn_id, job.request_sha256,
-                                 job.voucher_id, job.wallet_id, job.order_amount_fen, settlement.subsidy_fen, None,
-                                 settlement.spend_day, items_json])
-        body = {"id": redemption_id, "status": "settled", "voucher_id": job.voucher_id,
-                "campaign_id": job.campaign_id, "merchant_id": merchant_id, "pos_txn_id": job.pos_txn_id,
-                "order_amount_fen": job.order_amount_fen, "subsidy_fen": settlement.subsidy_fen,
-                "payable_fen": settlement.payable_fen, "refunded_fen": 0, "subsidy_refunded_fen": 0,
-                "ledger_tx_id": None, "settled_at": now, "_request_sha256": job.request_sha256}
+        self.redemptions.append(
+            [
+                job.campaign_id,
+                redemption_id,
+                merchant_id,
+                job.pos_txn_id,
+                job.request_sha256,
+                job.voucher_id,
+                job.wallet_id,
+                job.order_amount_fen,
+                settlement.subsidy_fen,
+                None,
+                settlement.spend_day,
+                items_json,
+            ]
+        )
+        body = {
+            "id": redemption_id,
+            "status": "settled",
+            "voucher_id": job.voucher_id,
+            "campaign_id": job.campaign_id,
+            "merchant_id": merchant_id,
+            "pos_txn_id": job.pos_txn_id,
+            "order_amount_fen": job.order_amount_fen,
+            "subsidy_fen": settlement.subsidy_fen,
+            "payable_fen": settlement.payable_fen,
+            "refunded_fen": 0,
+            "subsidy_refunded_fen": 0,
+            "ledger_tx_id": None,
+            "settled_at": now,
+            "_request_sha256": job.request_sha256,
+        }
         self.bodies.append(body)
         return body
 
@@ -364,10 +434,15 @@ class _Writes:
             return
         # One round trip for the batch's own rows and its ledger transactions, all or nothing.
         posted, row = await ledger.post_many_alongside(
-            conn, self.transactions, ids, repository.WRITE_BATCH_CTES,
+            conn,
+            self.transactions,
+            ids,
+            repository.WRITE_BATCH_CTES,
             repository.write_args(now, vouchers, redemptions, spend, self.nonces, self.seen_at),
-            repository.WRITE_BATCH_RESULT, repository.WRITE_BATCH_WHOLE if self.by_itself else None,
-            repository.WRITE_BATCH_FIRST)
+            repository.WRITE_BATCH_RESULT,
+            repository.WRITE_BATCH_WHOLE if self.by_itself else None,
+            repository.WRITE_BATCH_FIRST,
+        )
         repository.check_written(row, vouchers, redemptions, spend, self.nonces)
         assert [tx.id for tx in posted] == ids
 
@@ -387,9 +462,10 @@ def _check_daily_cap(voucher: VoucherView, settlement: Settlement, spent: dict[t
         return
     already = spent.get((voucher.campaign_id, settlement.spend_day), 0)
     if already + settlement.subsidy_fen > voucher.daily_cap_fen:
-        raise EngineError("DAILY_BUDGET_EXHAUSTED",
-                          f"Today's budget of this campaign is spent ({already} of {voucher.daily_cap_fen} fen); "
-                          "try again tomorrow.")
+        raise EngineError(
+            "DAILY_BUDGET_EXHAUSTED",
+            f"Today's budget of this campaign is spent ({already} of {voucher.daily_cap_fen} fen); try again tomorrow.",
+        )
 
 
 async def _no_reset(conn: asyncpg.Connection) -> None:
@@ -401,16 +477,21 @@ def _replay(previous: Any, job: Job) -> Outcome | EngineError:
     in_batch = isinstance(previous, dict) and "_request_sha256" in previous
     stored_sha = previous["_request_sha256"] if in_batch else previous["request_sha256"]
     if stored_sha != job.request_sha256:
-        return EngineError("IDEMPOTENCY_CONFLICT", f"pos_txn_id {job.pos_txn_id!r} was already used for a "
-                                                   "different request.")
+        return EngineError(
+            "IDEMPOTENCY_CONFLICT", f"pos_txn_id {job.pos_txn_id!r} was already used for a different request."
+        )
     # A body made earlier in this batch is shared, not copied: its ledger_tx_id is filled in when the batch writes.
     return Outcome(200, previous if in_batch else redemption_body(previous))
 
 
 def _quote_refusal(refusal: EngineError, job: Job) -> Outcome | EngineError:
-    body: dict[str, Any] = {"eligible": False, "subsidy_fen": 0, "payable_fen": job.order_amount_fen,
-                            "code": refusal.code,
-                            "detail": refusal.detail}
+    body: dict[str, Any] = {
+        "eligible": False,
+        "subsidy_fen": 0,
+        "payable_fen": job.order_amount_fen,
+        "code": refusal.code,
+        "detail": refusal.detail,
+    }
     if "explain" in refusal.extra:
         body["explain"] = refusal.extra["explain"]
     return Outcome(200, body)

@@ -62,14 +62,18 @@ campaigns = sa.Table(
     sa.CheckConstraint("status IN ('draft', 'funded', 'active', 'paused', 'closed')", name="status_known"),
     # The digest is the contract's identity; the database checks it (a trigger of 0003 also refuses any change
     # to the stored text or digest after creation).
-    sa.CheckConstraint("contract_sha256 = encode(sha256(convert_to(contract_source, 'UTF8')), 'hex')",
-                       name="contract_sha256_matches"),
+    sa.CheckConstraint(
+        "contract_sha256 = encode(sha256(convert_to(contract_source, 'UTF8')), 'hex')", name="contract_sha256_matches"
+    ),
     sa.CheckConstraint("distribution IN ('targeted', 'lottery', 'first_come')", name="distribution_known"),
-    sa.CheckConstraint("budget_fen > 0 AND face_value_fen > 0 AND quantity > 0 AND per_holder_limit > 0",
-                       name="terms_positive"),
-    sa.CheckConstraint("(valid_from IS NOT NULL AND valid_until IS NOT NULL AND validity_seconds IS NULL)"
-                       " OR (valid_from IS NULL AND valid_until IS NULL AND validity_seconds > 0)",
-                       name="validity_one_form"),
+    sa.CheckConstraint(
+        "budget_fen > 0 AND face_value_fen > 0 AND quantity > 0 AND per_holder_limit > 0", name="terms_positive"
+    ),
+    sa.CheckConstraint(
+        "(valid_from IS NOT NULL AND valid_until IS NOT NULL AND validity_seconds IS NULL)"
+        " OR (valid_from IS NULL AND valid_until IS NULL AND validity_seconds > 0)",
+        name="validity_one_form",
+    ),
 )
 
 campaign_funders = sa.Table(
@@ -114,7 +118,9 @@ vouchers = sa.Table(
     # Claims count a holder's vouchers one holder at a time; a first-come campaign holds claimed vouchers only
     # (issuance_id NULL). Issuances count their campaign's holders in one pass over the primary key, so issued
     # vouchers stay out of this index: it was most of the database's work in a million-voucher COPY.
-    sa.Index("ix_vouchers_claimed_holder", "campaign_id", "holder_key", postgresql_where=sa.text("issuance_id IS NULL")),
+    sa.Index(
+        "ix_vouchers_claimed_holder", "campaign_id", "holder_key", postgresql_where=sa.text("issuance_id IS NULL")
+    ),
     # The expiry sweep finds due vouchers by a BRIN index: valid_until follows insertion order (a campaign's
     # vouchers share one window, or a window counted from issue), it costs next to nothing on a million-row COPY,
     # where a B-tree would add a third to the time.

@@ -111,8 +111,9 @@ ledger_checkpoints = sa.Table(
     sa.Column("signature", sa.LargeBinary, nullable=False),
     sa.Column("public_key", sa.LargeBinary, nullable=False),
     sa.Column("signed_at", TS, nullable=False),
-    sa.CheckConstraint("tree_size >= 1 AND length(root_hash) = 32 AND length(signature) = 64 "
-                       "AND length(public_key) = 32", name="sizes"),
+    sa.CheckConstraint(
+        "tree_size >= 1 AND length(root_hash) = 32 AND length(signature) = 64 AND length(public_key) = 32", name="sizes"
+    ),
 )
 
 ledger_campaign_totals = sa.Table(

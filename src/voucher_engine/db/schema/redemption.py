@@ -38,8 +38,7 @@ redemptions = sa.Table(
     sa.CheckConstraint("subsidy_fen > 0 AND subsidy_fen <= order_amount_fen", name="subsidy_range"),
     sa.CheckConstraint("payable_fen = order_amount_fen - subsidy_fen", name="payable_is_rest"),
     sa.CheckConstraint("refunded_fen >= 0 AND refunded_fen <= order_amount_fen", name="refund_range"),
-    sa.CheckConstraint("subsidy_refunded_fen >= 0 AND subsidy_refunded_fen <= subsidy_fen",
-                       name="clawback_range"),
+    sa.CheckConstraint("subsidy_refunded_fen >= 0 AND subsidy_refunded_fen <= subsidy_fen", name="clawback_range"),
     sa.Index("uq_redemptions_merchant_id_pos_txn_id", "merchant_id", "pos_txn_id", unique=True),
     sa.Index("ix_redemptions_campaign_id_voucher_id", "campaign_id", "voucher_id"),
 )
