@@ -16,9 +16,7 @@ from fastapi import APIRouter, Depends, Path, Query
 from fastapi.responses import StreamingResponse
 from pydantic import AwareDatetime
 
-from voucher_engine.api.deps import State, require
-from voucher_engine.api.paging import DEFAULT_LIMIT, Cursor, Limit, decode_cursor, encode_cursor
-from voucher_engine.api.state import AppState
+from voucher_engine.auth.dependencies import require
 from voucher_engine.auth.subjects import Subject
 from voucher_engine.errors import EngineError
 from voucher_engine.ledger import background, checkpoints, export, model, repository, scoping, sequencer, service
@@ -34,12 +32,13 @@ from voucher_engine.ledger.schemas import (
     TransactionPage,
     VoucherTrace,
 )
+from voucher_engine.web.paging import DEFAULT_LIMIT, Cursor, Limit, decode_cursor, encode_cursor
+from voucher_engine.web.state import AppState, State
 
 log = logging.getLogger("voucher_engine.ledger")
 
 router = APIRouter(prefix="/v1/ledger", tags=["ledger"])
 public_router = APIRouter(prefix="/v1/ledger", tags=["ledger"])
-routers = [router, public_router]
 
 Reader = Annotated[Subject, Depends(require("auditor", "gov"))]
 Requester = Annotated[Subject, Depends(require("auditor", "admin"))]
