@@ -33,6 +33,7 @@ from voucher_engine.redemption import endpoints as redemption_endpoints
 from voucher_engine.redemption import guard
 from voucher_engine.redemption.fastpath import RedemptionFastPath
 from voucher_engine.secrets_store import load_server_secret
+from voucher_engine.stats import endpoints as stats_endpoints
 from voucher_engine.web import problems
 from voucher_engine.web.state import AppState
 
@@ -54,6 +55,7 @@ ROUTERS: tuple[APIRouter, ...] = (
     ledger_endpoints.public_router,
     campaigns_endpoints.router,
     redemption_endpoints.router,
+    stats_endpoints.router,
 )
 
 # Per-worker start and stop of the rooms' caches and background work, started in this order and stopped in reverse.
@@ -62,6 +64,7 @@ LIFECYCLE: tuple[tuple[Hook, Hook], ...] = (
     (ledger_endpoints.startup, ledger_endpoints.shutdown),
     (campaigns_endpoints.startup, campaigns_endpoints.shutdown),
     (redemption_dispatch.startup, redemption_dispatch.shutdown),
+    (stats_endpoints.startup, stats_endpoints.shutdown),
 )
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -44,6 +45,7 @@ Reader = Annotated[Subject, Depends(require("auditor", "gov"))]
 Requester = Annotated[Subject, Depends(require("auditor", "admin"))]
 Id = Annotated[str, Path(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")]
 AccountName = Annotated[str, Path(max_length=80, pattern=model.ACCOUNT_PATTERN.pattern)]
+_SAFE_FILENAME = re.compile(r"[^A-Za-z0-9_.-]")
 FilterId = Annotated[str | None, Query(min_length=1, max_length=128)]
 Size = Annotated[int | None, Query(ge=1, le=(1 << 62))]
 
@@ -308,7 +310,9 @@ async def export_csv(
     _window(at_from, at_to)
     async with state.engine.connect() as conn:
         await _scope_filters(conn, subject, campaign_id)
-    name = f"ledger-{campaign_id or 'all'}.csv"
+    # A header is latin-1 without control characters: an id that is neither (ids are opaque, so anything may be
+    # asked for) would fail the answer after it was decided, so the file name keeps only the safe characters.
+    name = f"ledger-{_SAFE_FILENAME.sub('_', campaign_id or 'all')}.csv"
     return StreamingResponse(
         export.csv_chunks(
             state.engine,
