@@ -8,8 +8,10 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Path, Query, Response
 from fastapi.responses import PlainTextResponse, StreamingResponse
 
-from voucher_engine.api.deps import Admin, SignedCaller, State, require
-from voucher_engine.api.paging import Cursor, Limit, decode_cursor, encode_cursor
+from voucher_engine.auth.dependencies import Admin, require
+from voucher_engine.merchants.dependencies import SignedCaller
+from voucher_engine.web.paging import Cursor, Limit, decode_cursor, encode_cursor
+from voucher_engine.web.state import State
 from voucher_engine.auth.subjects import Subject
 from voucher_engine.errors import EngineError
 from voucher_engine.merchants.schemas import MERCHANT_ID_PATTERN, Merchant

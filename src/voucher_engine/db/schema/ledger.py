@@ -65,7 +65,7 @@ ledger_transactions = sa.Table(
     # ledger_postings_valid(): same lengths, 2..64 postings, no zero, |amount| < 2^53, debits equal credits.
     sa.CheckConstraint("ledger_postings_valid(accounts, amounts_fen)", name="postings_balanced"),
     # A payout run finds what each merchant was credited since its cutoff: BRIN, because `at` grows with the table
-    # and a BRIN index costs the redemption path next to nothing to keep (migration 0010).
+    # and a BRIN index costs the redemption path next to nothing to keep (migration 0011).
     sa.Index("ix_ledger_transactions_at_brin", "at", postgresql_using="brin"),
 )
 

@@ -6,8 +6,8 @@ own money (`merchant:<m>` -> `payout:<m>` -> `settled:<m>`, or back) and belong 
 A BRIN index on the transactions' business time lets a payout run find what was credited after its cutoff without
 a scan of the whole ledger; BRIN, because `at` grows with the table and its upkeep costs an insert next to nothing.
 
-Revision ID: 0010_settlement
-Revises: 0009_sequence_without_fk
+Revision ID: 0011_settlement
+Revises: 0010_campaign_stats
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0010_settlement"
-down_revision = "0009_sequence_without_fk"
+revision = "0011_settlement"
+down_revision = "0010_campaign_stats"
 branch_labels = None
 depends_on = None
 
