@@ -9,11 +9,9 @@ from fastapi import APIRouter, Depends, Path, Query, Response
 from fastapi.responses import PlainTextResponse, StreamingResponse
 
 from voucher_engine.auth.dependencies import Admin, require
-from voucher_engine.merchants.dependencies import SignedCaller
-from voucher_engine.web.paging import Cursor, Limit, decode_cursor, encode_cursor
-from voucher_engine.web.state import State
 from voucher_engine.auth.subjects import Subject
 from voucher_engine.errors import EngineError
+from voucher_engine.merchants.dependencies import SignedCaller
 from voucher_engine.merchants.schemas import MERCHANT_ID_PATTERN, Merchant
 from voucher_engine.settlement import clawbacks, service, statements
 from voucher_engine.settlement.schemas import (
@@ -28,6 +26,8 @@ from voucher_engine.settlement.schemas import (
     RunPage,
     Statement,
 )
+from voucher_engine.web.paging import Cursor, Limit, decode_cursor, encode_cursor
+from voucher_engine.web.state import State
 
 MerchantId = Annotated[str, Path(pattern=MERCHANT_ID_PATTERN)]
 RunId = Annotated[str, Path(pattern=RUN_ID_PATTERN)]
