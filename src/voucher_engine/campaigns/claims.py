@@ -48,6 +48,7 @@ from voucher_engine.auth.subjects import Subject
 from voucher_engine.campaigns import cache, ids, repository
 from voucher_engine.campaigns.codes import make_code
 from voucher_engine.errors import EngineError
+from voucher_engine.invariants import invariant
 
 CLAIMS_SQL = (
     "SELECT campaign_claims($1, $2::text[], $3::text[], $4::text[], $5, $6, $7::timestamptz[],"
@@ -189,7 +190,7 @@ class ClaimBatcher:
             if not isinstance(exc, Exception):
                 raise
             return
-        assert len(results) == len(group), (len(results), len(group))
+        invariant(len(results) == len(group), "one result per claim of the group", len(results), len(group))
         retry = False
         for item, result in zip(group, results):
             if item.future.done():  # the claimant went away (cancelled); its voucher, if any, stays issued

@@ -36,6 +36,7 @@ from voucher_engine.campaigns import cache, ids, lottery, repository
 from voucher_engine.campaigns.schemas import MAX_REJECTED_LISTED, HolderTuple
 from voucher_engine.db.raw import driver
 from voucher_engine.errors import EngineError
+from voucher_engine.invariants import InvariantViolation, invariant
 
 log = logging.getLogger("voucher_engine.campaigns.issuance")
 
@@ -136,14 +137,16 @@ async def run(
         raw = await driver(conn)
         existing = await raw.fetchval("SELECT count(*) FROM vouchers WHERE campaign_id = $1", campaign_id)
         remaining = row.quantity - existing
-        assert remaining >= 0, (row.quantity, existing)
+        invariant(remaining >= 0, "no more vouchers issued than the quantity", row.quantity, existing)
         if kind == "lottery":
-            assert applicants is not None and seed is not None
+            if applicants is None or seed is None:
+                raise InvariantViolation("a lottery issuance has its applicants and its seed")
             winners, outcome.lottery = await _draw(raw, terms, applicants, seed, remaining, outcome)
             source: Any = winners
             checked = True
         else:
-            assert holders is not None
+            if holders is None:
+                raise InvariantViolation("a targeted issuance has its holders")
             source, checked = holders, False
         await _issue(
             raw,
@@ -268,7 +271,7 @@ async def _issue(
     async def rows():
         nonlocal remaining
         async for chunk in _chunks_of(holders):
-            assert len(chunk) <= ids.MAX_BLOCK, len(chunk)
+            invariant(len(chunk) <= ids.MAX_BLOCK, "a chunk of holders fits one block of voucher ids", len(chunk))
             stem = ids.voucher_id_stem()
             parts: list[str] = []
             for wallet_id, id_hash, attributes in chunk:
@@ -308,7 +311,7 @@ async def _issue(
         yield _COPY_TRAILER
 
     await raw.copy_to_table("vouchers", source=stream(), columns=repository.VOUCHER_COPY_COLUMNS, format="binary")
-    assert remaining >= 0
+    invariant(remaining >= 0, "no more vouchers issued than the quantity", remaining)
 
 
 async def _draw(
