@@ -100,7 +100,7 @@ STALE_JOB_AFTER = timedelta(minutes=10)
     responses={422: {"description": "CONTRACT_INVALID: `errors` lists each {line, column, message}"}},
 )
 async def check_contract(body: SourceBody, _: Reader) -> CheckAnswer:
-    return service.check(body.source)
+    return await service.check_off_loop(body.source)
 
 
 @router.post("/v1/campaigns", status_code=201, response_model=CampaignDetail)
