@@ -69,6 +69,7 @@ PREVIOUS_COLUMNS = (
     "payable_fen",
     "refunded_fen",
     "subsidy_refunded_fen",
+    "clawed_back_fen",
     "ledger_tx_id",
     "settled_at",
 )
