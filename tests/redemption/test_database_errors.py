@@ -23,12 +23,16 @@ NOODLES = "xuhui-noodles"
 SABOTAGE = {
     "ck_vouchers_balance_range": (
         "ALTER TABLE vouchers DROP CONSTRAINT ck_vouchers_balance_range",
-        "ALTER TABLE vouchers ADD CONSTRAINT ck_vouchers_balance_range "
-        "CHECK (balance_fen >= 0 AND balance_fen <= face_value_fen AND status <> 'redeemed') NOT VALID",
+        (
+            "ALTER TABLE vouchers ADD CONSTRAINT ck_vouchers_balance_range "
+            "CHECK (balance_fen >= 0 AND balance_fen <= face_value_fen AND status <> 'redeemed') NOT VALID"
+        ),
     ),
     "ck_ledger_transactions_postings_balanced": (
-        "CREATE OR REPLACE FUNCTION ledger_postings_valid(accounts text[], amounts_fen bigint[]) RETURNS boolean "
-        "LANGUAGE sql IMMUTABLE AS 'SELECT false'",
+        (
+            "CREATE OR REPLACE FUNCTION ledger_postings_valid(accounts text[], amounts_fen bigint[]) RETURNS boolean "
+            "LANGUAGE sql IMMUTABLE AS 'SELECT false'"
+        ),
     ),
 }
 

@@ -254,7 +254,8 @@ MATRIX: dict[tuple[str, str], tuple[dict[str, Any], Factory]] = {
     ("GET", "/v1/ledger/export"): (OWN_LEDGER_READ, at("/v1/ledger/export?campaign_id={campaign_id}&format=csv")),
     ("GET", "/v1/ledger/checkpoints/latest"): (bearer(*LEDGER_READERS), at("/v1/ledger/checkpoints/latest")),
     ("GET", "/v1/ledger/checkpoints"): (bearer(*LEDGER_READERS), at("/v1/ledger/checkpoints")),
-    ("POST", "/v1/ledger/checkpoints"): (bearer("auditor", "auditor_bound", "admin"), at("/v1/ledger/checkpoints")),
+    # Signing a checkpoint now writes (sequences and signs): the operator's, never the read-only auditor's.
+    ("POST", "/v1/ledger/checkpoints"): (ADMIN, at("/v1/ledger/checkpoints")),
     ("GET", "/v1/ledger/consistency"): (bearer(*LEDGER_READERS), at("/v1/ledger/consistency?from=1&to=1")),
     # Redemption (signed by a till; a merchant sees only its own redemptions).
     ("POST", "/v1/redemptions/quote"): (signed(*SIGNERS), _quote),
@@ -313,7 +314,7 @@ async def _context(service) -> Context:
     issued = await ctx.gov("POST", f"/v1/campaigns/{campaign_id}/issuances", {"holders": [holder(ctx.wallet())]})
     ctx.ids["issuance_id"] = issued["issuance_id"]
     # Sequence what is committed (and sign it), so ledger reads and proofs find every transaction.
-    made = await service.client.post("/v1/ledger/checkpoints", headers=service.auth(ctx.tokens["auditor"]))
+    made = await service.client.post("/v1/ledger/checkpoints", headers=service.admin)
     assert made.status_code == 201, made.text
     return ctx
 
@@ -326,6 +327,18 @@ def test_every_route_has_a_row_in_the_matrix(service):
     assert not stale, f"matrix rows for endpoints the app no longer serves: {stale}"
     for expect, _ in MATRIX.values():
         assert set(expect) == set(CALLERS)
+
+
+# Requests sent with POST that change nothing: checking a contract is a read.
+READS_BY_POST = {("POST", "/v1/contracts/check")}
+
+
+def test_the_auditor_is_read_only():
+    """Every write refuses both auditors (the matrix test checks that the answers are as written here)."""
+    writes = [key for key in MATRIX if key[0] not in ("GET", "HEAD") and key not in READS_BY_POST]
+    assert ("POST", "/v1/ledger/checkpoints") in writes
+    allowed = [f"{m} {p} as {c}" for m, p in writes for c in ("auditor", "auditor_bound") if MATRIX[(m, p)][0][c] == OK]
+    assert not allowed, allowed
 
 
 async def test_every_endpoint_answers_every_caller_as_expected(service):

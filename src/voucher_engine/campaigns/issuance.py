@@ -273,6 +273,7 @@ async def _issue(
         async for chunk in _chunks_of(holders):
             invariant(len(chunk) <= ids.MAX_BLOCK, "a chunk of holders fits one block of voucher ids", len(chunk))
             stem = ids.voucher_id_stem()
+            noise, width = ids.voucher_id_noise(len(chunk)), ids.VOUCHER_ID_NOISE_CHARS
             parts: list[str] = []
             for wallet_id, id_hash, attributes in chunk:
                 cached = by_identity.get(id(attributes))
@@ -291,8 +292,10 @@ async def _issue(
                 held_by[key] = held + 1
                 remaining -= 1
                 hash_field = _NULL_FIELD if id_hash is None else length[len(id_hash)] + id_hash
+                n = len(parts)
                 parts.append(
-                    f"{head}{stem}{len(parts):06x}{length[len(wallet_id)]}{wallet_id}{hash_field}"
+                    f"{head}{stem}{n:06x}{noise[width * n : width * (n + 1)]}"
+                    f"{length[len(wallet_id)]}{wallet_id}{hash_field}"
                     f"{length[len(key)]}{key}{middle}{known[1]}{tail}"
                 )
             outcome.processed += len(chunk)
