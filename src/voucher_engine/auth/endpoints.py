@@ -6,10 +6,11 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends
 
-from voucher_engine.api.deps import Admin, State, get_subject
 from voucher_engine.auth import service
+from voucher_engine.auth.dependencies import Admin, get_subject
 from voucher_engine.auth.schemas import TokenCreate, TokenCreated
 from voucher_engine.auth.subjects import Subject
+from voucher_engine.web.state import State
 
 router = APIRouter(prefix="/v1/tokens", tags=["operator"])
 
@@ -54,6 +55,3 @@ async def whoami(subject: Annotated[Subject, Depends(get_subject)]) -> dict:
         "issuer_id": subject.issuer_id,
         "issuer_region": subject.issuer_region,
     }
-
-
-routers = [router, whoami_router]

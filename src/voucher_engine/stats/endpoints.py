@@ -8,10 +8,11 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Query
 
-from voucher_engine.api.deps import State, require
+from voucher_engine.auth.dependencies import require
 from voucher_engine.auth.subjects import Subject
 from voucher_engine.stats import service
 from voucher_engine.stats.schemas import Bucket, CampaignStats
+from voucher_engine.web.state import State
 
 router = APIRouter(tags=["campaigns"])
 
