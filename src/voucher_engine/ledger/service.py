@@ -301,7 +301,7 @@ async def campaign_totals(conn: AsyncConnection, campaign_id: str) -> dict[str, 
         "refunded_fen": 0,
         "returned_fen": 0,
         "escrow_balance_fen": int(escrow or 0),
-        "transactions": {kind: 0 for kind in model.KINDS},
+        "transactions": dict.fromkeys(model.KINDS, 0),
         "funders": {},
     }
     names = {"fund": "funded_fen", "redeem": "redeemed_fen", "refund": "refunded_fen", "return": "returned_fen"}
@@ -463,7 +463,7 @@ async def reconcile(conn: AsyncConnection, campaign_id: str) -> dict[str, Any]:
     rows = await raw.fetch(repository.CAMPAIGN_POSTINGS, campaign_id)
     escrow = model.escrow_account(campaign_id)
     flows = {"fund": 0, "redeem": 0, "refund": 0, "return": 0}
-    counts = {kind: 0 for kind in model.KINDS}
+    counts = dict.fromkeys(model.KINDS, 0)
     funded_by: dict[str, int] = {}
     returned_by: dict[str, int] = {}
     for row in rows:
