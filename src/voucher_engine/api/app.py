@@ -33,6 +33,7 @@ from voucher_engine.redemption import endpoints as redemption_endpoints
 from voucher_engine.redemption import guard
 from voucher_engine.redemption.fastpath import RedemptionFastPath
 from voucher_engine.secrets_store import load_server_secret
+from voucher_engine.settlement import endpoints as settlement_endpoints
 from voucher_engine.stats import endpoints as stats_endpoints
 from voucher_engine.web import problems
 from voucher_engine.web.state import AppState
@@ -56,6 +57,7 @@ ROUTERS: tuple[APIRouter, ...] = (
     campaigns_endpoints.router,
     redemption_endpoints.router,
     stats_endpoints.router,
+    *settlement_endpoints.routers,
 )
 
 # Per-worker start and stop of the rooms' caches and background work, started in this order and stopped in reverse.
