@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
 import sys
 import uuid
 from pathlib import Path
@@ -22,7 +21,6 @@ from sqlalchemy.engine import make_url
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "redemption"))
 
 from service_support import start_service  # noqa: E402
-
 from voucher_engine.db.engine import plain_url  # noqa: E402
 
 CHROMIUM = os.environ.get("VE_CHROMIUM", "/usr/bin/chromium")

@@ -154,12 +154,13 @@ def _tune_garbage_collector() -> None:
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
-    if settings.database_url is None:
+    database_url = settings.database_url
+    if database_url is None:
         raise RuntimeError("DATABASE_URL is not set: `voucher-engine serve` sets it after starting PostgreSQL")
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        engine = create_engine(settings.database_url, pool_size=settings.db_pool_size)
+        engine = create_engine(database_url, pool_size=settings.db_pool_size)
         state = AppState(
             settings=settings,
             engine=engine,

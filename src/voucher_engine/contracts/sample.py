@@ -26,18 +26,20 @@ def explain_payment(
     p = payment_from_json(payment)
     answer: dict[str, Any] = {"contract": contract.name, "kind": contract.kind}
     code = None
-    if isinstance(contract.validity, FixedWindow) or issued_at is not None:
+    validity = contract.validity
+    if isinstance(validity, FixedWindow) or issued_at is not None:
         if issued_at is not None:
             start, end = contract.window_for(issued_at)
         else:
-            start, end = contract.validity.valid_from, contract.validity.valid_until
+            assert isinstance(validity, FixedWindow)  # for the type checker: the condition above
+            start, end = validity.valid_from, validity.valid_until
         answer["validity"] = {"valid_from": start.isoformat(), "valid_until": end.isoformat(), "end": "exclusive"}
         if p.at < start:
             code = "VOUCHER_NOT_YET_VALID"
         elif p.at >= end:
             code = "VOUCHER_EXPIRED"
     else:
-        answer["validity"] = {"seconds_from_issue": contract.validity.seconds, "checked": False}
+        answer["validity"] = {"seconds_from_issue": validity.seconds, "checked": False}
     holder_failures = contract.check_holder(holder) if holder is not None else []
     evaluation = contract.evaluate(p)
     if code is None and holder_failures:
