@@ -18,10 +18,34 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
 )
+
+
+def _version(value: bool) -> None:
+    if value:
+        from voucher_engine import __version__
+
+        typer.echo(f"voucher-engine {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
+    ] = False,
+) -> None:
+    """Targeted consumption subsidies paid as e-CNY smart-contract vouchers."""
+
+
 token_app = typer.Typer(help="Bearer tokens for admin, gov and auditor.", no_args_is_help=True)
 app.add_typer(token_app, name="token")
 
-DataDir = Annotated[Optional[Path], typer.Option("--data-dir", help="Where the embedded PostgreSQL and keys live.")]
+DataDir = Annotated[
+    Optional[Path],
+    typer.Option(
+        "--data-dir", help="Where the embedded PostgreSQL and keys live (default: $VE_DATA_DIR, else ./ve-data)."
+    ),
+]
 
 
 def _settings(data_dir: Path | None, **overrides) -> Settings:
@@ -34,13 +58,37 @@ def _settings(data_dir: Path | None, **overrides) -> Settings:
     return get_settings()
 
 
-def prepare_database(settings: Settings) -> str:
+DEFAULT_DATA_DIRS = (Path("./ve-data"), Path("./ve-demo-data"))
+
+
+def require_engine_data(data_dir: Path) -> None:
+    """Refuse, in one line, a data folder that holds no engine data, instead of making an empty database there
+    (which every check would then pass): commands that read what is there must not create it."""
+    from voucher_engine.db import embedded
+
+    if embedded.holds_engine_data(data_dir):
+        return
+    others = [d for d in DEFAULT_DATA_DIRS if d.resolve() != data_dir.resolve() and embedded.holds_engine_data(d)]
+    hint = (
+        f"; did you mean --data-dir {others[0]}?"
+        if others
+        else ("; give --data-dir (or VE_DATA_DIR, or DATABASE_URL) where `serve` or `demo` keeps its data")
+    )
+    typer.echo(f"error: no engine data in {data_dir}{hint}", err=True)
+    raise typer.Exit(2)
+
+
+def prepare_database(settings: Settings, *, existing: bool = False) -> str:
     """Start the embedded PostgreSQL when no DATABASE_URL is given, bring the schema to head, answer the URL.
 
-    The URL is also put into this process's environment, so that worker processes started later inherit it.
+    `existing`: the command reads data that must already be there (ledger verify, issue): a data folder without
+    engine data is refused rather than created. The URL is also put into this process's environment, so that
+    worker processes started later inherit it.
     """
     from voucher_engine.db import embedded, migrate
 
+    if existing and not settings.database_url:
+        require_engine_data(settings.data_dir)
     url = settings.database_url or embedded.start(settings.data_dir)
     migrate.upgrade(url)
     os.environ["DATABASE_URL"] = url
@@ -169,8 +217,17 @@ def token_create(
 def demo(
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
-    data_dir: DataDir = Path("./ve-demo-data"),
-    test_clock: Annotated[bool, typer.Option("--test-clock/--no-test-clock")] = True,
+    data_dir: Annotated[
+        Path, typer.Option("--data-dir", help="Where the demo's PostgreSQL and keys live (its demo.env too).")
+    ] = Path("./ve-demo-data"),
+    test_clock: Annotated[
+        bool,
+        typer.Option(
+            "--test-clock/--no-test-clock",
+            help="Allow PUT /v1/test/clock, so you can move the demo's business time (on by default in the demo; "
+            "never in production).",
+        ),
+    ] = True,
 ) -> None:
     """Serve with a demo issuer, two merchants and a funded, active campaign; print commands to try it."""
     from voucher_engine import demo as demo_module

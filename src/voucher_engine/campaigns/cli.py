@@ -276,7 +276,7 @@ def issue(
 
     from voucher_engine.cli import _settings, prepare_database
 
-    url = prepare_database(_settings(data_dir))
+    url = prepare_database(_settings(data_dir), existing=True)
     try:
         result = asyncio.run(issue_file(url, campaign_id, holders, show_progress=not quiet))
     except EngineError as exc:

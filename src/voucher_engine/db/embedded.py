@@ -13,6 +13,11 @@ from pathlib import Path
 DATABASE_NAME = "voucher_engine"
 
 
+def holds_engine_data(data_dir: Path) -> bool:
+    """Whether `data_dir` holds an embedded PostgreSQL that some engine command made (not merely a folder)."""
+    return (data_dir / "pg" / "PG_VERSION").is_file()
+
+
 def start(data_dir: Path) -> str:
     """Start (or join) the embedded server under `data_dir` and return a URL of the engine's database."""
     with warnings.catch_warnings():

@@ -28,7 +28,7 @@ def _database(data_dir: Path | None) -> tuple[str, object]:
     from voucher_engine.cli import _settings, prepare_database
     from voucher_engine.config import get_settings
 
-    url = prepare_database(_settings(data_dir))
+    url = prepare_database(_settings(data_dir), existing=True)
     return url, get_settings()
 
 
@@ -43,6 +43,8 @@ def _print_report(report, as_json: bool) -> None:
     )
     for note in report.notes:
         typer.echo(f"note: {note}")
+    if report.transactions == 0:
+        typer.echo("note: the ledger is empty: there was nothing to check (is this the data you meant?)")
     if first is None:
         typer.echo("OK: every hash, the tree, every checkpoint signature and every balance verify")
         return
