@@ -31,7 +31,7 @@ def test_the_readme_points_at_the_docs_and_not_at_shared():
 
 
 def test_api_md_names_every_error_code_with_its_status():
-    from voucher_engine.api.problems import STATUS_BY_CODE
+    from voucher_engine.web.problems import STATUS_BY_CODE
 
     text = (ROOT / "docs" / "api.md").read_text()
     for code in sorted(ALL_CODES):

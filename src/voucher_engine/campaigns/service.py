@@ -37,8 +37,7 @@ from voucher_engine import clock
 from voucher_engine.auth.subjects import Subject, region_contains
 from voucher_engine.campaigns import codes, expiry, ids, money, repository
 from voucher_engine.campaigns.schemas import Campaign, CampaignDetail, CheckAnswer, Funding, Totals, Voucher
-from voucher_engine.contracts import ContractInvalid, check_contract, compile_contract
-from voucher_engine.contracts import FixedWindow
+from voucher_engine.contracts import ContractInvalid, FixedWindow, check_contract, compile_contract
 from voucher_engine.db.schema.foundation import issuers
 from voucher_engine.errors import EngineError
 
@@ -163,6 +162,7 @@ async def campaign_totals(conn: AsyncConnection, campaign_id: str) -> Totals:
         redeemed_fen=found.redeemed_fen,
         refunded_fen=found.refunded_fen,
         returned_fen=found.returned_fen,
+        clawed_back_fen=found.clawed_back_fen,
         outstanding_fen=found.outstanding_fen,
         vouchers_issued=counts["issued"],
         vouchers_redeemed=counts["redeemed"],

@@ -25,10 +25,15 @@ PublicKeyOpt = Annotated[
 
 
 def _database(data_dir: Path | None) -> tuple[str, object]:
-    from voucher_engine.cli import _settings, prepare_database
-    from voucher_engine.config import get_settings
+    from voucher_engine.config import get_settings, settings_for
+    from voucher_engine.db.embedded import NoEngineData
+    from voucher_engine.db.migrate import prepare_database
 
-    url = prepare_database(_settings(data_dir), existing=True)
+    try:
+        url = prepare_database(settings_for(data_dir), existing=True)
+    except NoEngineData as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
     return url, get_settings()
 
 
