@@ -34,7 +34,7 @@ MAINTENANCE_INTERVAL_S = 60.0
 GC_YOUNG_THRESHOLD = 20_000  # allocations between young-generation collections (CPython's default: 700)
 
 
-DOMAINS = ("issuers", "merchants", "auth", "ledger", "campaigns", "redemption")
+DOMAINS = ("issuers", "merchants", "auth", "ledger", "campaigns", "redemption", "attestations")
 
 
 def _endpoint_modules() -> list:

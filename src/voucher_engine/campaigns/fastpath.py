@@ -24,7 +24,7 @@ from voucher_engine.campaigns.schemas import ClaimBody
 from voucher_engine.errors import EngineError
 
 CLAIM_PATH = re.compile(r"^/v1/campaigns/([^/]{1,64})/claims$")
-# A claim is a wallet, an id_hash and a few attributes; anything longer is not one.
+# A claim is a wallet, an id_hash and a few attributes or an attestation; anything longer is not one.
 MAX_CLAIM_BODY_BYTES = 16 * 1024
 
 
@@ -70,4 +70,5 @@ class ClaimsFastPath:
             request.wallet_id,
             request.id_hash,
             request.attributes,
+            request.attestation,
         )
