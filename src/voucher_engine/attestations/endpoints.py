@@ -7,12 +7,13 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path
 
-from voucher_engine.api.deps import Admin, State, require
-from voucher_engine.api.paging import Cursor, Limit, Page, decode_cursor, encode_cursor
 from voucher_engine.attestations import repository, service
-from voucher_engine.attestations.schemas import AttesterCreate, AuditAnswer, AuditRequest
 from voucher_engine.attestations.schemas import Attester as AttesterModel
+from voucher_engine.attestations.schemas import AttesterCreate, AuditAnswer, AuditRequest
+from voucher_engine.auth.dependencies import Admin, require
 from voucher_engine.auth.subjects import Subject
+from voucher_engine.web.paging import Cursor, Limit, Page, decode_cursor, encode_cursor
+from voucher_engine.web.state import State
 
 router = APIRouter(tags=["attestations"])
 
@@ -30,7 +31,7 @@ _AUTH = {
     response_model=AttesterModel,
     summary="Register an attester's public key",
     description="Admin. Registers one Ed25519 public key of a public-data operator (base64 of the raw 32 bytes) "
-    "under a name that contracts use in `holder attested by \"<name>\"`. The answer's `id` is what the "
+    'under a name that contracts use in `holder attested by "<name>"`. The answer\'s `id` is what the '
     "operator's attestations carry as `iss`. Several keys may share a name: that is how keys rotate.",
     responses={
         **_AUTH,
@@ -50,9 +51,7 @@ async def create_attester(body: AttesterCreate, state: State, _: Admin) -> Attes
     description="Admin and auditors. Every registered key, retired ones included, by id.",
     responses=_AUTH,
 )
-async def list_attesters(
-    state: State, _: Reader, limit: Limit = 100, cursor: Cursor = None
-) -> Page[AttesterModel]:
+async def list_attesters(state: State, _: Reader, limit: Limit = 100, cursor: Cursor = None) -> Page[AttesterModel]:
     async with state.engine.connect() as conn:
         rows = await repository.list_page(conn, after=decode_cursor(cursor), limit=limit + 1)
     items = [service.to_model(row) for row in rows[:limit]]

@@ -12,7 +12,7 @@ import base64
 import hashlib
 import secrets
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -20,8 +20,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from voucher_engine import clock
 from voucher_engine.attestations import jws, repository
 from voucher_engine.attestations.checks import Attester, invalid
-from voucher_engine.attestations.schemas import AttesterCreate, AuditAnswer, AuditUse
 from voucher_engine.attestations.schemas import Attester as AttesterModel
+from voucher_engine.attestations.schemas import AttesterCreate, AuditAnswer, AuditUse
 from voucher_engine.auth.subjects import Subject
 from voucher_engine.errors import EngineError
 
@@ -108,7 +108,7 @@ def invalidate() -> None:
 def _when(seconds: object) -> datetime | None:
     if type(seconds) is not int or not 0 <= seconds < 253402300800:
         return None
-    return datetime.fromtimestamp(seconds, tz=timezone.utc)
+    return datetime.fromtimestamp(seconds, tz=UTC)
 
 
 async def audit(conn: AsyncConnection, subject: Subject, token: str) -> AuditAnswer:

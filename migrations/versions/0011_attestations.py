@@ -13,8 +13,8 @@
 
 The downgrade brings the column back empty (`{}`): dropped attributes cannot be restored, by design.
 
-Revision ID: 0010_attestations
-Revises: 0009_sequence_without_fk
+Revision ID: 0011_attestations
+Revises: 0010_campaign_stats
 """
 
 from __future__ import annotations
@@ -23,8 +23,8 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql as pg
 
-revision = "0010_attestations"
-down_revision = "0009_sequence_without_fk"
+revision = "0011_attestations"
+down_revision = "0010_campaign_stats"
 branch_labels = None
 depends_on = None
 
@@ -190,9 +190,7 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.execute(f"DROP FUNCTION IF EXISTS {NEW_SIGNATURE}")
-    op.add_column(
-        "vouchers", sa.Column("attributes", pg.JSONB, nullable=False, server_default=sa.text("'{}'::jsonb"))
-    )
+    op.add_column("vouchers", sa.Column("attributes", pg.JSONB, nullable=False, server_default=sa.text("'{}'::jsonb")))
     op.alter_column("vouchers", "attributes", server_default=None)
     op.execute(_claims_0006())
     op.drop_table("attestation_uses")
