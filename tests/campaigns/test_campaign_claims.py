@@ -8,7 +8,6 @@ import random
 
 import pytest_asyncio
 import sqlalchemy as sa
-
 from campaign_helpers import make_gov, policy, set_clock, wallet
 
 
@@ -187,7 +186,7 @@ async def test_the_claims_fast_path_answers_as_the_route_does(service):
 
 
 async def _claim_batch(service, campaign_id: str, holders: list[tuple[str, str | None]], limit: int) -> list[str]:
-    """One call of the claims function (migrations 0006, 0011) with a batch of (wallet, id_hash), as a batcher sends
+    """One call of the claims function (migrations 0006, 0012) with a batch of (wallet, id_hash), as a batcher sends
     it (no attestations)."""
     from datetime import datetime, timezone
 

@@ -34,6 +34,7 @@ from voucher_engine.redemption import endpoints as redemption_endpoints
 from voucher_engine.redemption import guard
 from voucher_engine.redemption.fastpath import RedemptionFastPath
 from voucher_engine.secrets_store import load_server_secret
+from voucher_engine.settlement import endpoints as settlement_endpoints
 from voucher_engine.stats import endpoints as stats_endpoints
 from voucher_engine.web import problems
 from voucher_engine.web.state import AppState
@@ -57,6 +58,7 @@ ROUTERS: tuple[APIRouter, ...] = (
     campaigns_endpoints.router,
     redemption_endpoints.router,
     stats_endpoints.router,
+    *settlement_endpoints.routers,
     attestations_endpoints.router,
 )
 
@@ -151,12 +153,13 @@ def _tune_garbage_collector() -> None:
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
-    if settings.database_url is None:
+    database_url = settings.database_url
+    if database_url is None:
         raise RuntimeError("DATABASE_URL is not set: `voucher-engine serve` sets it after starting PostgreSQL")
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        engine = create_engine(settings.database_url, pool_size=settings.db_pool_size)
+        engine = create_engine(database_url, pool_size=settings.db_pool_size)
         state = AppState(
             settings=settings,
             engine=engine,

@@ -14,6 +14,7 @@ JSON as `claims.voucher_document` builds it (the same document the route gives, 
 from __future__ import annotations
 
 import re
+from typing import Any
 
 from pydantic import ValidationError
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -51,7 +52,8 @@ class ClaimsFastPath:
     async def _claim(self, scope: Scope, campaign_id: str, body: bytes) -> bytes:
         from voucher_engine.campaigns.endpoints import BATCHER_KEY, authenticate_claim
 
-        state = (scope.get("app") or self.app).state.ve
+        app: Any = scope.get("app") or self.app  # EngineApp sets scope["app"]; a test may wrap the app directly
+        state = app.state.ve
         authorization = None
         for name, value in scope["headers"]:
             if name == b"authorization":

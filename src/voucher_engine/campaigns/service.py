@@ -180,6 +180,7 @@ async def campaign_totals(conn: AsyncConnection, campaign_id: str) -> Totals:
         redeemed_fen=found.redeemed_fen,
         refunded_fen=found.refunded_fen,
         returned_fen=found.returned_fen,
+        clawed_back_fen=found.clawed_back_fen,
         outstanding_fen=found.outstanding_fen,
         vouchers_issued=counts["issued"],
         vouchers_redeemed=counts["redeemed"],

@@ -13,8 +13,8 @@
 
 The downgrade brings the column back empty (`{}`): dropped attributes cannot be restored, by design.
 
-Revision ID: 0011_attestations
-Revises: 0010_campaign_stats
+Revision ID: 0012_attestations
+Revises: 0011_settlement
 """
 
 from __future__ import annotations
@@ -23,8 +23,8 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql as pg
 
-revision = "0011_attestations"
-down_revision = "0010_campaign_stats"
+revision = "0012_attestations"
+down_revision = "0011_settlement"
 branch_labels = None
 depends_on = None
 
