@@ -22,6 +22,7 @@ from voucher_engine.auth import endpoints as auth_endpoints
 from voucher_engine.campaigns import endpoints as campaigns_endpoints
 from voucher_engine.campaigns.fastpath import ClaimsFastPath
 from voucher_engine.config import Settings, get_settings
+from voucher_engine.console import endpoints as console_endpoints
 from voucher_engine.db import migrate
 from voucher_engine.db import test_clock as shared_test_clock
 from voucher_engine.db.engine import create_engine
@@ -53,12 +54,14 @@ ROUTERS: tuple[APIRouter, ...] = (
     merchants_endpoints.router,
     merchants_endpoints.pos_router,
     auth_endpoints.router,
+    auth_endpoints.whoami_router,
     ledger_endpoints.router,
     ledger_endpoints.public_router,
     campaigns_endpoints.router,
     redemption_endpoints.router,
     stats_endpoints.router,
     *settlement_endpoints.routers,
+    console_endpoints.router,
     attestations_endpoints.router,
 )
 
