@@ -93,3 +93,31 @@ async def assert_verified(service) -> None:
 
     report = await verify.verify_database(service.state.engine, None)
     assert report.ok, report.document()
+
+
+CO_FUNDED = (
+    DINING.replace("budget ¥10,000,000", "budget ¥2,000")
+    .replace("quantity 500,000", "quantity 100")
+    .replace("    310000: 100%        # Shanghai municipal finance", "    310000: 70%\n    310104: 30%")
+)
+
+
+async def launch_co_funded(world: SettlementWorld, holders: int) -> tuple[str, list[tuple[str, str]]]:
+    """The dining contract at ¥2,000, funded 70 % by the city and 30 % by Xuhui district (which consents first,
+    where the engine asks for consent)."""
+    client, city = world.service.client, world.service.auth(world.gov["310000"])
+    created = await client.post("/v1/campaigns", json={"source": CO_FUNDED}, headers=city)
+    assert created.status_code == 201, created.text
+    campaign_id = created.json()["id"]
+    approve = f"/v1/campaigns/{campaign_id}/funders/{world.issuers['310104']}/approve"
+    approved = await client.post(approve, headers=world.service.auth(world.gov["310104"]))
+    assert approved.status_code in (200, 201, 404, 405), approved.text  # 404/405: no consent step on this build
+    for action in ("fund", "activate"):
+        moved = await client.post(f"/v1/campaigns/{campaign_id}/{action}", headers=city)
+        assert moved.status_code == 200, moved.text
+    wallets = [wallet(100 + i) for i in range(holders)]
+    issued = await client.post(
+        f"/v1/campaigns/{campaign_id}/issuances", json={"holders": [holder(w) for w in wallets]}, headers=city
+    )
+    assert issued.status_code == 201, issued.text
+    return campaign_id, [(w, await world.code(campaign_id, w)) for w in wallets]
