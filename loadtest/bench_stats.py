@@ -23,9 +23,9 @@ import time
 import asyncpg
 import httpx
 import sqlalchemy as sa
+
 from bench_campaigns import database
 from harness import free_port, stop, wait_ready
-
 from voucher_engine.db.engine import plain_url
 
 CONTRACT = """campaign "Stats bench" issuer 310000
