@@ -23,8 +23,8 @@ from typing import Any
 
 import orjson
 import pytest
-
 from reliability_helpers import CONTRACTS, Till, build_world, holder, routes
+
 from voucher_engine.merchants.client import signed_headers
 
 CALLERS = (
@@ -53,12 +53,12 @@ MERCHANT_BODY = {
 
 
 def public() -> dict[str, Any]:
-    return {caller: OK for caller in CALLERS}
+    return dict.fromkeys(CALLERS, OK)
 
 
 def bearer(*ok: str, hidden: tuple[str, ...] = ()) -> dict[str, Any]:
     """A bearer-token endpoint: `ok` callers pass, `hidden` get 404, other token holders 403, the rest 401."""
-    expect: dict[str, Any] = {caller: 401 for caller in CALLERS}
+    expect: dict[str, Any] = dict.fromkeys(CALLERS, 401)
     for caller in BEARER:
         expect[caller] = OK if caller in ok else 404 if caller in hidden else 403
     return expect
@@ -66,13 +66,14 @@ def bearer(*ok: str, hidden: tuple[str, ...] = ()) -> dict[str, Any]:
 
 def signed(*ok: str, hidden: tuple[str, ...] = ()) -> dict[str, Any]:
     """A signed POS endpoint: bearer tokens and swapped keys are 401 whatever they hold."""
-    expect: dict[str, Any] = {caller: 401 for caller in CALLERS}
+    expect: dict[str, Any] = dict.fromkeys(CALLERS, 401)
     for caller in SIGNERS:
         expect[caller] = OK if caller in ok else 404 if caller in hidden else 401
     return expect
 
 
 ADMIN = bearer("admin")
+SAMPLE_PAYMENT = {"merchant": {"mcc": "5812", "region_code": "310104"}, "at": NOW, "order_amount_fen": 12000}
 READERS = ("gov", "gov_other", "auditor", "auditor_bound", "admin")
 LEDGER_READERS = ("gov", "gov_other", "auditor", "auditor_bound")  # the operator does not read the books
 OWN_CAMPAIGN_READ = bearer("gov", "auditor", "auditor_bound", "admin", hidden=("gov_other",))
@@ -211,7 +212,41 @@ async def _confirmation(ctx: Context, fresh: bool) -> tuple[str, Any]:
 
 
 STATEMENT_READ = bearer("admin", "auditor", hidden=("auditor_bound",))
+
+
+def _attester_body() -> dict[str, str]:
+    import base64
+
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    raw = Ed25519PrivateKey.generate().public_key().public_bytes_raw()
+    return {"name": "Matrix public data", "public_key": base64.b64encode(raw).decode()}
+
+
+async def _new_attester(ctx: Context, fresh: bool) -> tuple[str, Any]:
+    return "/v1/attesters", _attester_body()
+
+
+async def _retire_attester(ctx: Context, fresh: bool) -> tuple[str, Any]:
+    attester_id = ctx.ids["attester_id"]
+    if fresh:
+        made = await ctx.service.client.post("/v1/attesters", json=_attester_body(), headers=ctx.service.admin)
+        attester_id = made.json()["id"]
+    return f"/v1/attesters/{attester_id}", None
+
+
+async def _audit_attestation(ctx: Context, fresh: bool) -> tuple[str, Any]:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from voucher_engine.attestations import jws
+
+    claims = {"iss": ctx.ids["attester_id"], "sub": "6600000000000001", "aud": ctx.ids["campaign_id"]}
+    token = jws.sign({**claims, "iat": 1, "exp": 2, "jti": "m", "eligible": True}, Ed25519PrivateKey.generate())
+    return "/v1/attestations/verify", {"attestation": token}
+
+
 CHECK_BODY = {"source": (CONTRACTS / "shanghai-dining-2025.contract").read_text()}
+EXPLAIN_BODY = {**CHECK_BODY, "payment": SAMPLE_PAYMENT}
 
 # (method, path as routed) -> (expected answer per caller, the request)
 MATRIX: dict[tuple[str, str], tuple[dict[str, Any], Factory]] = {
@@ -223,6 +258,10 @@ MATRIX: dict[tuple[str, str], tuple[dict[str, Any], Factory]] = {
     ("GET", "/healthz"): (public(), at("/healthz")),
     ("GET", "/readyz"): (public(), at("/readyz")),
     ("GET", "/v1/ledger/public-key"): (public(), at("/v1/ledger/public-key")),
+    # The web console's pages and files (it signs in with a bearer token from the page itself).
+    ("GET", "/console"): (public(), at("/console")),
+    ("GET", "/console/{path:path}"): (public(), at("/console/js/main.js")),
+    ("GET", "/v1/whoami"): (bearer(*BEARER), at("/v1/whoami")),
     # Operator.
     ("POST", "/v1/issuers"): (ADMIN, _new_issuer),
     ("GET", "/v1/issuers"): (ADMIN, at("/v1/issuers")),
@@ -255,10 +294,16 @@ MATRIX: dict[tuple[str, str], tuple[dict[str, Any], Factory]] = {
     ("POST", "/v1/redemptions/{redemption_id}/clawback"): (bearer("admin", "gov", hidden=("gov_other",)), _clawback),
     # Campaigns (gov changes its own; readers read; another government sees nothing of them).
     ("POST", "/v1/contracts/check"): (bearer(*READERS), at("/v1/contracts/check", CHECK_BODY)),
+    ("POST", "/v1/contracts/explain"): (bearer(*READERS), at("/v1/contracts/explain", EXPLAIN_BODY)),
     # gov_other may create campaigns, but not this contract: its issuer region is not within Suzhou's.
     ("POST", "/v1/campaigns"): (bearer("gov"), at("/v1/campaigns", CHECK_BODY)),
     ("GET", "/v1/campaigns"): (bearer(*READERS), at("/v1/campaigns")),
     ("GET", "/v1/campaigns/{campaign_id}"): (OWN_CAMPAIGN_READ, at("/v1/campaigns/{campaign_id}")),
+    # Attesters (the admin registers and retires keys; auditors read and check attestations).
+    ("POST", "/v1/attesters"): (ADMIN, _new_attester),
+    ("GET", "/v1/attesters"): (bearer("admin", "auditor", "auditor_bound"), at("/v1/attesters")),
+    ("DELETE", "/v1/attesters/{attester_id}"): (ADMIN, _retire_attester),
+    ("POST", "/v1/attestations/verify"): (bearer("admin", "auditor", "auditor_bound"), _audit_attestation),
     ("GET", "/v1/campaigns/{campaign_id}/stats"): (OWN_LEDGER_READ, at("/v1/campaigns/{campaign_id}/stats")),
     ("POST", "/v1/campaigns/{campaign_id}/fund"): (CAMPAIGN_CHANGE, move("fund", ())),
     ("POST", "/v1/campaigns/{campaign_id}/activate"): (CAMPAIGN_CHANGE, move("activate", ("fund",))),
@@ -320,6 +365,8 @@ async def _context(service) -> Context:
         "merchant": world.tills["xuhui-noodles"],
         "merchant_other": Till(service, "xuhui-dumplings", other_key["key_id"], other_key["secret"]),
     }
+    made = await service.client.post("/v1/attesters", json=_attester_body(), headers=service.admin)
+    ctx.ids["attester_id"] = made.json()["id"]
     await service.merchant("matrix-shop")
     ctx.ids["matrix_key_id"] = (await service.pos_key("matrix-shop"))["key_id"]
 

@@ -13,6 +13,8 @@ from typing import Annotated, Optional
 
 import typer
 
+from voucher_engine.config import Settings
+
 app = typer.Typer(help="Verify the ledger offline or against the database.", no_args_is_help=True, add_completion=False)
 
 DataDir = Annotated[Optional[Path], typer.Option("--data-dir", help="Where the embedded PostgreSQL and keys live.")]
@@ -24,7 +26,7 @@ PublicKeyOpt = Annotated[
 ]
 
 
-def _database(data_dir: Path | None) -> tuple[str, object]:
+def _database(data_dir: Path | None) -> tuple[str, Settings]:
     from voucher_engine.config import get_settings, settings_for
     from voucher_engine.db.migrate import prepare_database
 
