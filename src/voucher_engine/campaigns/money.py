@@ -124,4 +124,4 @@ async def totals(conn: AsyncConnection, campaign_id: str) -> LedgerTotals:
 
 
 def _tx_id(tx) -> str:
-    return tx if isinstance(tx, str) else str(getattr(tx, "id"))
+    return tx if isinstance(tx, str) else str(tx.id)

@@ -160,7 +160,7 @@ class _Batch:
     ids: list[str]
     deltas: dict[str, int]
     accounts: list[str]
-    total_keys: list[tuple[str, str, str]]
+    total_keys: list[tuple[str | None, str, str]]
     args: tuple
 
 
@@ -179,7 +179,7 @@ def _prepare(txs: Sequence[NewTransaction], ids: Sequence[str] | None) -> _Batch
             raise EngineError("VALIDATION_ERROR", "ledger transaction ids must be distinct, each from new_tx_ids()")
 
     deltas: dict[str, int] = {}
-    totals: dict[tuple[str, str, str], list[int]] = {}
+    totals: dict[tuple[str | None, str, str], list[int]] = {}
     flat_ix: list[int] = []
     flat_accounts: list[str] = []
     flat_amounts: list[int] = []

@@ -657,7 +657,7 @@ async def run_job(job: Job) -> RangeResult:
                 prev_hash=job.prev_hash,
                 block_level=job.block_level,
                 start_balances=None,
-                checkpoint_roots={size: b"" for size in job.checkpoint_sizes},
+                checkpoint_roots=dict.fromkeys(job.checkpoint_sizes, b""),
             )
             await verify_range(conn, verifier, job.lo, job.hi, check_nodes=job.check_nodes)
             return verifier.result()
