@@ -4,8 +4,8 @@ the id the caller sent, echoed back). And voucher ids say nothing about one anot
 from __future__ import annotations
 
 import pytest
-
 from reliability_helpers import WALLET, holder
+
 from voucher_engine.campaigns import ids
 
 NOW = "2025-01-15T12:00:00+08:00"

@@ -42,7 +42,9 @@ async def can_see_campaign(conn: AsyncConnection, subject: Subject, campaign_id:
     """Whether the caller may read this campaign's books (an unbound auditor: every campaign's)."""
     if sees_everything(subject):
         return True
-    return subject.issuer_id is not None and await campaign_issuer(conn, campaign_id) == subject.issuer_id
+    if subject.issuer_id is None or campaign_id is None:
+        return False  # a transaction of no campaign (a payout) is the operator's and the unbound auditor's
+    return await campaign_issuer(conn, campaign_id) == subject.issuer_id
 
 
 async def require_campaign(conn: AsyncConnection, subject: Subject, campaign_id: str) -> None:
