@@ -60,6 +60,7 @@ class CompiledContract:
     name: str
     kind: str
     validity: FixedWindow | RelativeValidity
+    model: ContractModel
     evaluate: Callable[[Payment], Evaluation]
     check_holder: Callable[[dict[str, Any]], list[Failure]]
 
