@@ -83,7 +83,7 @@ SECURITY_SCHEMES: dict[str, Any] = {
         "description": "Lowercase hex HMAC-SHA256(secret, METHOD\\nPATH_WITH_QUERY\\nTIMESTAMP\\nNONCE\\nHEX_SHA256(BODY)).",
     },
 }
-SIGNED = {"veKeyId": [], "veTimestamp": [], "veNonce": [], "veSignature": []}
+SIGNED: dict[str, list[str]] = {"veKeyId": [], "veTimestamp": [], "veNonce": [], "veSignature": []}
 _SIGNING_HEADERS = {"x-ve-key-id", "x-ve-timestamp", "x-ve-nonce", "x-ve-signature"}
 # Operations that need no database answer without UNAVAILABLE.
 _NO_DATABASE = {"/healthz", "/v1/ledger/public-key"}

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path
 
@@ -20,7 +20,7 @@ router = APIRouter(tags=["attestations"])
 
 Reader = Annotated[Subject, Depends(require("admin", "auditor"))]
 AttesterId = Annotated[str, Path(max_length=64)]
-_AUTH = {
+_AUTH: dict[int | str, dict[str, Any]] = {
     401: {"description": "UNAUTHENTICATED: no valid bearer token"},
     403: {"description": "FORBIDDEN: the token's role may not do this"},
 }
