@@ -8,11 +8,11 @@ import logging
 from typing import Any
 
 from voucher_engine.campaigns.codes import parse_code
+from voucher_engine.db.batcher import MicroBatcher
 from voucher_engine.errors import EngineError
-from voucher_engine.redemption.batcher import MicroBatcher, Overloaded
 from voucher_engine.redemption.guard import CodeGuard
 from voucher_engine.redemption.schemas import QuoteRequest
-from voucher_engine.redemption.service import BatchRunner, Job, Outcome
+from voucher_engine.redemption.service import BatchRunner, Job, Outcome, as_engine_error
 from voucher_engine.web.state import AppState
 
 log = logging.getLogger("voucher_engine.redemption")
@@ -23,7 +23,7 @@ RUNNER_KEY = "redemption.runner"
 
 async def startup(state: AppState) -> None:
     runner = BatchRunner(state.engine)
-    batcher = MicroBatcher(runner.run_batch)
+    batcher = MicroBatcher(runner.run_batch, name="redemption", classify=as_engine_error)
     batcher.start()
     state.extras[RUNNER_KEY] = runner
     state.extras[EXTRA_KEY] = batcher
@@ -61,10 +61,7 @@ def make_job(state: AppState, kind: str, signature, body: QuoteRequest, **extra:
 async def through_batcher(state: AppState, job: Job) -> Outcome:
     guard: CodeGuard = state.extras[GUARD_KEY]
     guard.check(job.key_id)  # a key caught guessing codes is refused before any database work
-    try:
-        state.extras[EXTRA_KEY].submit(job)
-    except Overloaded:
-        raise EngineError("RATE_LIMITED", "The service is at capacity; retry in a moment.") from None
+    state.extras[EXTRA_KEY].submit(job)
     try:
         return await job.future
     except EngineError as refusal:
