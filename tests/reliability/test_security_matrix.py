@@ -73,6 +73,7 @@ def signed(*ok: str, hidden: tuple[str, ...] = ()) -> dict[str, Any]:
 
 
 ADMIN = bearer("admin")
+SAMPLE_PAYMENT = {"merchant": {"mcc": "5812", "region_code": "310104"}, "at": NOW, "order_amount_fen": 12000}
 READERS = ("gov", "gov_other", "auditor", "auditor_bound", "admin")
 LEDGER_READERS = ("gov", "gov_other", "auditor", "auditor_bound")  # the operator does not read the books
 OWN_CAMPAIGN_READ = bearer("gov", "auditor", "auditor_bound", "admin", hidden=("gov_other",))
@@ -195,6 +196,7 @@ async def _new_issuer(ctx: Context, fresh: bool) -> tuple[str, Any]:
 
 
 CHECK_BODY = {"source": (CONTRACTS / "shanghai-dining-2025.contract").read_text()}
+EXPLAIN_BODY = {**CHECK_BODY, "payment": SAMPLE_PAYMENT}
 
 # (method, path as routed) -> (expected answer per caller, the request)
 MATRIX: dict[tuple[str, str], tuple[dict[str, Any], Factory]] = {
@@ -206,6 +208,10 @@ MATRIX: dict[tuple[str, str], tuple[dict[str, Any], Factory]] = {
     ("GET", "/healthz"): (public(), at("/healthz")),
     ("GET", "/readyz"): (public(), at("/readyz")),
     ("GET", "/v1/ledger/public-key"): (public(), at("/v1/ledger/public-key")),
+    # The web console's pages and files (it signs in with a bearer token from the page itself).
+    ("GET", "/console"): (public(), at("/console")),
+    ("GET", "/console/{path:path}"): (public(), at("/console/js/main.js")),
+    ("GET", "/v1/whoami"): (bearer(*BEARER), at("/v1/whoami")),
     # Operator.
     ("POST", "/v1/issuers"): (ADMIN, _new_issuer),
     ("GET", "/v1/issuers"): (ADMIN, at("/v1/issuers")),
@@ -224,6 +230,7 @@ MATRIX: dict[tuple[str, str], tuple[dict[str, Any], Factory]] = {
     ("GET", "/v1/pos/ping"): (signed(*SIGNERS), at("/v1/pos/ping")),
     # Campaigns (gov changes its own; readers read; another government sees nothing of them).
     ("POST", "/v1/contracts/check"): (bearer(*READERS), at("/v1/contracts/check", CHECK_BODY)),
+    ("POST", "/v1/contracts/explain"): (bearer(*READERS), at("/v1/contracts/explain", EXPLAIN_BODY)),
     # gov_other may create campaigns, but not this contract: its issuer region is not within Suzhou's.
     ("POST", "/v1/campaigns"): (bearer("gov"), at("/v1/campaigns", CHECK_BODY)),
     ("GET", "/v1/campaigns"): (bearer(*READERS), at("/v1/campaigns")),

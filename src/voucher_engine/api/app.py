@@ -21,6 +21,7 @@ from voucher_engine.auth import endpoints as auth_endpoints
 from voucher_engine.campaigns import endpoints as campaigns_endpoints
 from voucher_engine.campaigns.fastpath import ClaimsFastPath
 from voucher_engine.config import Settings, get_settings
+from voucher_engine.console import endpoints as console_endpoints
 from voucher_engine.db import migrate
 from voucher_engine.db import test_clock as shared_test_clock
 from voucher_engine.db.engine import create_engine
@@ -52,12 +53,14 @@ ROUTERS: tuple[APIRouter, ...] = (
     merchants_endpoints.router,
     merchants_endpoints.pos_router,
     auth_endpoints.router,
+    auth_endpoints.whoami_router,
     ledger_endpoints.router,
     ledger_endpoints.public_router,
     campaigns_endpoints.router,
     redemption_endpoints.router,
     stats_endpoints.router,
     *settlement_endpoints.routers,
+    console_endpoints.router,
 )
 
 # Per-worker start and stop of the rooms' caches and background work, started in this order and stopped in reverse.

@@ -31,6 +31,8 @@ from voucher_engine.campaigns.schemas import (
     CampaignDetail,
     CheckAnswer,
     ClaimBody,
+    ExplainAnswer,
+    ExplainBody,
     IssuanceRequest,
     IssuanceResult,
     SourceBody,
@@ -104,6 +106,24 @@ STALE_JOB_AFTER = timedelta(minutes=10)
 )
 async def check_contract(body: SourceBody, _: Reader) -> CheckAnswer:
     return service.check(body.source)
+
+
+@router.post(
+    "/v1/contracts/explain",
+    response_model=ExplainAnswer,
+    response_model_exclude_none=True,
+    summary="What a contract would do with one sample payment, and why",
+    description=(
+        "Checks the contract, then evaluates the payment as a till's redemption would (validity window, holder "
+        "conditions when `holder` is given, payment conditions, the subsidy): the code the till would get (null when "
+        "it would settle), the subsidy and what the holder pays, and each failed condition with its line and column. "
+        "Nothing is stored. gov, auditor, admin. Errors: 401, 403, 422 CONTRACT_INVALID (the contract's `errors`), "
+        "422 VALIDATION_ERROR (a payment that cannot be read)."
+    ),
+    responses={422: {"description": "CONTRACT_INVALID or VALIDATION_ERROR"}},
+)
+async def explain_contract(body: ExplainBody, _: Reader) -> ExplainAnswer:
+    return ExplainAnswer(**service.explain(body.source, body.payment, body.holder, body.issued_at))
 
 
 @router.post("/v1/campaigns", status_code=201, response_model=CampaignDetail)

@@ -174,6 +174,31 @@ class CheckAnswer(BaseModel):
     warnings: list[dict[str, Any]] = []
 
 
+class ExplainBody(BaseModel):
+    """A contract and one sample payment (and, optionally, a holder's attributes) to explain."""
+
+    model_config = ConfigDict(extra="forbid")
+    source: str = Field(max_length=MAX_CONTRACT_CHARS, description="The contract's text.")
+    payment: dict[str, Any] = Field(
+        description='{"merchant": {"mcc", "region_code", "tags"}, "at", "order_amount_fen", "items"?, "balance_fen"?}',
+        json_schema_extra={"maxProperties": 16},
+    )
+    holder: dict[str, AttributeValue] | None = Field(None, max_length=MAX_ATTRIBUTES)
+    issued_at: datetime | None = Field(None, description="When the voucher was issued, for validity from issue.")
+
+
+class ExplainAnswer(BaseModel):
+    contract: str
+    kind: str
+    code: str | None = Field(description="The code a till would get, or null when the payment would settle.")
+    eligible: bool
+    subsidy_fen: int
+    payable_fen: int
+    validity: dict[str, Any]
+    explain: list[dict[str, Any]] = Field(description="Each failed payment condition, with its line and column.")
+    holder_explain: list[dict[str, Any]] | None = None
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # Fast validation of holder lists.
 

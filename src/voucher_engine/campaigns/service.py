@@ -38,6 +38,7 @@ from voucher_engine.auth.subjects import Subject, region_contains
 from voucher_engine.campaigns import codes, expiry, ids, money, repository
 from voucher_engine.campaigns.schemas import Campaign, CampaignDetail, CheckAnswer, Funding, Totals, Voucher
 from voucher_engine.contracts import ContractInvalid, FixedWindow, check_contract, compile_contract
+from voucher_engine.contracts.sample import explain_payment
 from voucher_engine.db.schema.foundation import issuers
 from voucher_engine.errors import EngineError
 
@@ -61,6 +62,17 @@ def check(source: str) -> CheckAnswer:
             errors=[d.to_dict() for d in result.errors],
         )
     return CheckAnswer(ok=True, summary=result.summary, warnings=[d.to_dict() for d in result.warnings])
+
+
+def explain(source: str, payment: dict[str, Any], holder: dict[str, Any] | None, issued_at: Any) -> dict[str, Any]:
+    """What the contract does with one sample payment (contracts.sample), after the same check as `check`."""
+    check(source)
+    if issued_at is not None and issued_at.tzinfo is None:
+        raise EngineError("VALIDATION_ERROR", "issued_at must carry an offset, like +08:00.")
+    try:
+        return explain_payment(compile_contract(source), payment, holder, issued_at)
+    except (ValueError, TypeError) as exc:
+        raise EngineError("VALIDATION_ERROR", f"The payment cannot be read: {exc}.") from None
 
 
 def stock_split(quantity: int) -> list[int]:
