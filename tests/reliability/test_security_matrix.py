@@ -195,6 +195,37 @@ async def _new_issuer(ctx: Context, fresh: bool) -> tuple[str, Any]:
     return "/v1/issuers", {"name": "Guangdong", "region_code": "440000"}
 
 
+def _attester_body() -> dict[str, str]:
+    import base64
+
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    raw = Ed25519PrivateKey.generate().public_key().public_bytes_raw()
+    return {"name": "Matrix public data", "public_key": base64.b64encode(raw).decode()}
+
+
+async def _new_attester(ctx: Context, fresh: bool) -> tuple[str, Any]:
+    return "/v1/attesters", _attester_body()
+
+
+async def _retire_attester(ctx: Context, fresh: bool) -> tuple[str, Any]:
+    attester_id = ctx.ids["attester_id"]
+    if fresh:
+        made = await ctx.service.client.post("/v1/attesters", json=_attester_body(), headers=ctx.service.admin)
+        attester_id = made.json()["id"]
+    return f"/v1/attesters/{attester_id}", None
+
+
+async def _audit_attestation(ctx: Context, fresh: bool) -> tuple[str, Any]:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from voucher_engine.attestations import jws
+
+    claims = {"iss": ctx.ids["attester_id"], "sub": "6600000000000001", "aud": ctx.ids["campaign_id"]}
+    token = jws.sign({**claims, "iat": 1, "exp": 2, "jti": "m", "eligible": True}, Ed25519PrivateKey.generate())
+    return "/v1/attestations/verify", {"attestation": token}
+
+
 CHECK_BODY = {"source": (CONTRACTS / "shanghai-dining-2025.contract").read_text()}
 EXPLAIN_BODY = {**CHECK_BODY, "payment": SAMPLE_PAYMENT}
 
@@ -235,6 +266,11 @@ MATRIX: dict[tuple[str, str], tuple[dict[str, Any], Factory]] = {
     ("POST", "/v1/campaigns"): (bearer("gov"), at("/v1/campaigns", CHECK_BODY)),
     ("GET", "/v1/campaigns"): (bearer(*READERS), at("/v1/campaigns")),
     ("GET", "/v1/campaigns/{campaign_id}"): (OWN_CAMPAIGN_READ, at("/v1/campaigns/{campaign_id}")),
+    # Attesters (the admin registers and retires keys; auditors read and check attestations).
+    ("POST", "/v1/attesters"): (ADMIN, _new_attester),
+    ("GET", "/v1/attesters"): (bearer("admin", "auditor", "auditor_bound"), at("/v1/attesters")),
+    ("DELETE", "/v1/attesters/{attester_id}"): (ADMIN, _retire_attester),
+    ("POST", "/v1/attestations/verify"): (bearer("admin", "auditor", "auditor_bound"), _audit_attestation),
     ("GET", "/v1/campaigns/{campaign_id}/stats"): (OWN_LEDGER_READ, at("/v1/campaigns/{campaign_id}/stats")),
     ("POST", "/v1/campaigns/{campaign_id}/fund"): (CAMPAIGN_CHANGE, move("fund", ())),
     ("POST", "/v1/campaigns/{campaign_id}/activate"): (CAMPAIGN_CHANGE, move("activate", ("fund",))),
@@ -296,6 +332,8 @@ async def _context(service) -> Context:
         "merchant": world.tills["xuhui-noodles"],
         "merchant_other": Till(service, "xuhui-dumplings", other_key["key_id"], other_key["secret"]),
     }
+    made = await service.client.post("/v1/attesters", json=_attester_body(), headers=service.admin)
+    ctx.ids["attester_id"] = made.json()["id"]
     await service.merchant("matrix-shop")
     ctx.ids["matrix_key_id"] = (await service.pos_key("matrix-shop"))["key_id"]
 

@@ -17,6 +17,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from voucher_engine import __version__
 from voucher_engine.api import openapi, test_clock
 from voucher_engine.api.limits import BodyLimitMiddleware
+from voucher_engine.attestations import endpoints as attestations_endpoints
 from voucher_engine.auth import endpoints as auth_endpoints
 from voucher_engine.campaigns import endpoints as campaigns_endpoints
 from voucher_engine.campaigns.fastpath import ClaimsFastPath
@@ -61,6 +62,7 @@ ROUTERS: tuple[APIRouter, ...] = (
     stats_endpoints.router,
     *settlement_endpoints.routers,
     console_endpoints.router,
+    attestations_endpoints.router,
 )
 
 # Per-worker start and stop of the rooms' caches and background work, started in this order and stopped in reverse.

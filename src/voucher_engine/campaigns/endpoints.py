@@ -334,12 +334,14 @@ async def get_issuance(issuance_id: IssuanceId, state: State, subject: Reader) -
     response_model=Voucher,
     responses={
         409: {"description": "SOLD_OUT, HOLDER_LIMIT or CAMPAIGN_NOT_ACTIVE"},
-        422: {"description": "NOT_ELIGIBLE, with `explain`"},
+        422: {"description": "NOT_ELIGIBLE, with `explain`; ATTESTATION_INVALID, with the failed `check`"},
     },
 )
 async def create_claim(campaign_id: CampaignId, body: ClaimBody, state: State, subject: ClaimsGov) -> Response:
     batcher = state.extras[BATCHER_KEY]
-    document = await claims.claim(state, batcher, subject, campaign_id, body.wallet_id, body.id_hash, body.attributes)
+    document = await claims.claim(
+        state, batcher, subject, campaign_id, body.wallet_id, body.id_hash, body.attributes, body.attestation
+    )
     # Built by us, so not validated again on the way out (the hot path of a burst).
     return Response(document, status_code=201, media_type="application/json")
 

@@ -25,6 +25,7 @@ admins read everything.
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -34,6 +35,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from voucher_engine import clock
+from voucher_engine.attestations import service as attestation_service
 from voucher_engine.auth.subjects import Subject, region_contains
 from voucher_engine.campaigns import codes, expiry, ids, money, repository
 from voucher_engine.campaigns.schemas import Campaign, CampaignDetail, CheckAnswer, Funding, Totals, Voucher
@@ -92,6 +94,7 @@ async def create(conn: AsyncConnection, subject: Subject, source: str) -> Campai
             f"The contract has {len(exc.errors)} error(s).",
             errors=[d.to_dict() for d in exc.errors],
         ) from None
+    await _resolve_attester(conn, source, contract.model.attester)
     if not region_contains(subject.issuer_region, contract.issuer_region):
         raise EngineError(
             "FORBIDDEN",
@@ -140,6 +143,21 @@ async def create(conn: AsyncConnection, subject: Subject, source: str) -> Campai
     await repository.insert_campaign(conn, values, funders, stock)
     await money.open_escrow(conn, campaign_id)
     return await get(conn, subject, campaign_id)
+
+
+async def _resolve_attester(conn: AsyncConnection, source: str, name: str | None) -> None:
+    """`holder attested by "<name>"` must name a registered attester (any of its keys, active or not: a name's keys
+    rotate) when the campaign is created; the contract language itself cannot know the registry."""
+    if name is None or await attestation_service.name_registered(conn, name):
+        return
+    match = re.search(r"holder\s+attested\s+by\s+\"", source)
+    line = source.count("\n", 0, match.end()) + 1 if match else 1
+    column = match.end() - source.rfind("\n", 0, match.end()) - 1 if match else 1
+    raise EngineError(
+        "CONTRACT_INVALID",
+        "The contract has 1 error(s).",
+        errors=[{"line": line, "column": column, "message": f"no attester named {name!r} is registered"}],
+    )
 
 
 async def _visible_row(conn: AsyncConnection, subject: Subject, campaign_id: str, *, lock: bool = False) -> sa.Row:
