@@ -3,7 +3,9 @@ auditor, and helpers that read balances and statements the way an operator and a
 
 from __future__ import annotations
 
+import base64
 import importlib.util
+import io
 import sys
 from pathlib import Path
 
@@ -105,6 +107,15 @@ async def assert_verified(service) -> None:
 
     report = await verify.verify_database(service.state.engine, None)
     assert report.ok, report.document()
+    # The auditor's offline check: the whole export and a signed checkpoint, against the pinned key.
+    auditor = service.auth(await service.token("auditor"))
+    made = await service.client.post("/v1/ledger/checkpoints", headers=auditor)
+    assert made.status_code == 201, made.text
+    key = (await service.client.get("/v1/ledger/public-key")).json()["public_key"]
+    export = await service.client.get("/v1/ledger/export?format=csv", headers=auditor)
+    assert export.status_code == 200, export.text
+    offline = verify.verify_csv(io.StringIO(export.text), base64.b64decode(key), [made.json()])
+    assert offline.ok and offline.transactions == made.json()["tree_size"], offline.document()
     books = _load("ve_settlement_books", Path(__file__).resolve().parents[1] / "reliability" / "reliability_books.py")
     conn = await asyncpg.connect(plain_url(service.settings.database_url))
     try:

@@ -214,31 +214,20 @@ class BatchRunner:
             self._pool = None
 
     async def run_batch(self, jobs: list[Job]) -> None:
+        """Settle every job, or raise: the micro-batcher (db/batcher.py) then runs each job alone, so that one bad
+        job never fails its neighbours, and answers a lone job's error through `as_engine_error`."""
         try:
             outcomes = await self._attempt(jobs, locked=False)
         except Exception as exc:  # noqa: BLE001 - the unlocked attempt wrote nothing; run it again under locks
             log.debug("unlocked batch of %d not written (%s); running it under locks", len(jobs), type(exc).__name__)
+            if is_database_unavailable(exc):
+                raise
             try:
-                if is_database_unavailable(exc):
-                    raise
                 outcomes = await self._attempt(jobs, locked=True)
-            except Exception as locked_exc:  # noqa: BLE001 - the shared transaction failed: each job alone
-                await self._one_by_one(jobs, locked_exc)
-                return
+            except Exception as locked_exc:
+                _log_if_bug(locked_exc, jobs)
+                raise
         for job, outcome in zip(jobs, outcomes):
-            _settle(job, outcome)
-
-    async def _one_by_one(self, jobs: list[Job], exc: BaseException) -> None:
-        """Each job of a failed batch alone, under locks, so that one bad job never fails its neighbours."""
-        if len(jobs) == 1:
-            _settle(jobs[0], _as_engine_error(exc, jobs))
-            return
-        log.info("batch of %d failed (%s); running its jobs one by one", len(jobs), type(exc).__name__)
-        for job in jobs:
-            try:
-                outcome = (await self._attempt([job], locked=True))[0]
-            except Exception as single_exc:  # noqa: BLE001
-                outcome = _as_engine_error(single_exc, [job])
             _settle(job, outcome)
 
     async def _attempt(self, jobs: list[Job], *, locked: bool) -> list[Outcome | EngineError]:
@@ -535,17 +524,26 @@ def _quote_refusal(refusal: EngineError, job: Job) -> Outcome | EngineError:
     return Outcome(200, body)
 
 
-def _as_engine_error(exc: BaseException, jobs: list[Job]) -> EngineError:
-    """What a failed batch (or a job of one, run alone) answers. The database's refusals are told apart by the name
-    of the constraint that refused, never by the message's text; anything not known to be the caller's answer is a
-    bug (a voucher's balance out of its range, an unbalanced ledger transaction, an invariant): INTERNAL, logged
-    with the batch so that it can be found."""
+def as_engine_error(exc: BaseException) -> EngineError:
+    """What a job of a failed batch, run alone, answers (the micro-batcher's `classify`). The database's refusals
+    are told apart by the name of the constraint that refused, never by the message's text; anything not known to
+    be the caller's answer is a bug (a voucher's balance out of its range, an unbalanced ledger transaction, an
+    invariant): INTERNAL, logged (`run_batch` has logged the jobs of the batch it failed in)."""
     if isinstance(exc, EngineError):
         return exc
     if is_database_unavailable(exc):
         return EngineError("UNAVAILABLE", "The database is unreachable; try again shortly.")
     if is_unstorable_input(exc):
         return EngineError("VALIDATION_ERROR", "Text in the request must not contain NUL (U+0000) characters.")
+    answer = _refusal_by_constraint(exc)
+    if answer is not None:
+        return answer
+    log.error("redemption failed (%s, constraint %s)", type(exc).__name__, violated_constraint(exc), exc_info=exc)
+    return EngineError("INTERNAL", "The redemption could not be completed; nothing was changed.")
+
+
+def _refusal_by_constraint(exc: BaseException) -> EngineError | None:
+    """The till's answer for a database refusal that is one (by the violated constraint's name), else None."""
     constraint = violated_constraint(exc)
     if constraint == repository.DAILY_CAP_CHECK:
         # The database's CHECK is the cap's last line: refuse as the decision would have.
@@ -553,15 +551,23 @@ def _as_engine_error(exc: BaseException, jobs: list[Job]) -> EngineError:
     if constraint == ledger.ESCROW_CHECK:
         # The ledger turns this one into INSUFFICIENT_FUNDS itself; kept here should it ever arrive raw.
         return EngineError("INSUFFICIENT_FUNDS", "The campaign's escrow cannot cover this subsidy.")
+    return None
+
+
+def _log_if_bug(exc: BaseException, jobs: list[Job]) -> None:
+    """Log a failed batch with its jobs when the failure is not an answer to a till (nor the database gone)."""
+    if isinstance(exc, EngineError) or is_database_unavailable(exc) or is_unstorable_input(exc):
+        return
+    if _refusal_by_constraint(exc) is not None:
+        return
     log.error(
         "redemption batch of %d failed (%s, constraint %s); jobs: %s",
         len(jobs),
         type(exc).__name__,
-        constraint,
+        violated_constraint(exc),
         "; ".join(_job_summary(job) for job in jobs),
         exc_info=exc,
     )
-    return EngineError("INTERNAL", "The redemption could not be completed; nothing was changed.")
 
 
 def _job_summary(job: Job) -> str:
