@@ -11,19 +11,22 @@ from functools import partial
 
 import sqlalchemy as sa
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from voucher_engine import __version__
-from voucher_engine.api import openapi, problems, test_clock
+from voucher_engine.api import openapi, operations, problems, test_clock
 from voucher_engine.api.fastpath import RedemptionFastPath
-from voucher_engine.campaigns.fastpath import ClaimsFastPath
 from voucher_engine.api.limits import BodyLimitMiddleware
+from voucher_engine.api.observe import Observed
 from voucher_engine.api.state import AppState
+from voucher_engine.campaigns.fastpath import ClaimsFastPath
 from voucher_engine.config import Settings, get_settings
 from voucher_engine.db import migrate
 from voucher_engine.db.engine import create_engine
 from voucher_engine.merchants import signing
+from voucher_engine.observability import logs, metrics
 from voucher_engine.secrets_store import load_server_secret
 
 log = logging.getLogger("voucher_engine")
@@ -34,7 +37,7 @@ MAINTENANCE_INTERVAL_S = 60.0
 GC_YOUNG_THRESHOLD = 20_000  # allocations between young-generation collections (CPython's default: 700)
 
 
-DOMAINS = ("issuers", "merchants", "auth", "ledger", "campaigns", "redemption")
+DOMAINS = ("issuers", "merchants", "auth", "ledger", "campaigns", "redemption", "webhooks")
 
 
 def _endpoint_modules() -> list:
@@ -62,7 +65,7 @@ async def _maintenance(state: AppState) -> None:
             async with state.engine.begin() as conn:
                 await signing.prune_nonces(conn)
                 await guard.prune(conn)
-        except Exception:  # noqa: BLE001 - housekeeping must outlive a database restart
+        except Exception:
             log.warning("nonce pruning failed; will retry", exc_info=True)
 
 
@@ -77,13 +80,18 @@ class EngineApp(FastAPI):
 
     def install_front(self, front: ASGIApp) -> None:
         self._front = front
+        # Outside everything, the error answer below included: request id, log line, metrics (api/observe.py).
+        self._observed = Observed(self._answer)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        front = getattr(self, "_front", None)
-        if scope["type"] != "http" or front is None:
+        if scope["type"] != "http" or getattr(self, "_front", None) is None:
             await super().__call__(scope, receive, send)
             return
         scope["app"] = self  # what Starlette would set; the hot paths find the worker's state through it
+        await self._observed(scope, receive, send)
+
+    async def _answer(self, scope: Scope, receive: Receive, send: Send) -> None:
+        front = self._front
         try:
             await front(scope, receive, send)
         except Exception as exc:
@@ -138,6 +146,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     modules = _endpoint_modules()
     if settings.database_url is None:
         raise RuntimeError("DATABASE_URL is not set: `voucher-engine serve` sets it after starting PostgreSQL")
+    logs.configure(settings)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -188,6 +197,21 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if current != state.head_revision:
             return problems.problem_response("UNAVAILABLE", f"The schema is at {current}, not {state.head_revision}.")
         return JSONResponse({"status": "ready", "schema": current})
+
+    @app.get(
+        "/metrics",
+        tags=["operations"],
+        summary="Prometheus metrics",
+        description="Prometheus text format, no authentication: requests by route and status with a latency "
+        "histogram, redemption outcomes by code, batch sizes, ledger sequencing lag, webhook deliveries pending and "
+        "failed, escrow balance per campaign. Added up across every worker process.",
+        response_class=PlainTextResponse,
+        responses={200: {"content": {"text/plain": {"example": "ve_http_requests_total{...} 1.0"}}}},
+    )
+    async def prometheus_metrics(request: Request) -> Response:
+        state: AppState = request.app.state.ve
+        figures = await operations.database_figures(state.engine)
+        return Response(metrics.exposition(figures), media_type=CONTENT_TYPE_LATEST)
 
     for module in modules:
         for router in getattr(module, "routers", [getattr(module, "router", None)]):

@@ -25,7 +25,9 @@ State = Annotated[AppState, Depends(get_state)]
 async def get_subject(request: Request, authorization: Annotated[str | None, Header()] = None) -> Subject:
     state: AppState = request.app.state.ve
     async with state.engine.connect() as conn:
-        return await auth_service.authenticate(conn, authorization)
+        subject = await auth_service.authenticate(conn, authorization)
+    request.scope["ve.role"] = subject.role  # for the request's log line (api/observe.py)
+    return subject
 
 
 def require(*roles: str) -> Callable[..., Coroutine[Any, Any, Subject]]:
@@ -53,6 +55,7 @@ async def get_signed_caller(
     state: AppState = request.app.state.ve
     body = await request.body()
     path = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    request.scope["ve.role"] = "merchant"
     async with state.engine.begin() as conn:
         return await signing.verify(
             conn,
@@ -82,6 +85,7 @@ async def get_pos_signature(
     state: AppState = request.app.state.ve
     body = await request.body()
     path = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    request.scope["ve.role"] = "merchant"
     return signing.verify_without_database(
         state.server_secret,
         method=request.method,

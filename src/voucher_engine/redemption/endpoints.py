@@ -12,6 +12,7 @@ from voucher_engine.api.paging import Page
 from voucher_engine.api.state import AppState
 from voucher_engine.campaigns.codes import parse_code
 from voucher_engine.errors import EngineError
+from voucher_engine.observability.metrics import Metrics
 from voucher_engine.redemption import refunds
 from voucher_engine.redemption.batcher import MicroBatcher, Overloaded
 from voucher_engine.redemption.guard import CodeGuard
@@ -38,7 +39,13 @@ RUNNER_KEY = "redemption.runner"
 
 async def startup(state: AppState) -> None:
     runner = BatchRunner(state.engine)
-    batcher = MicroBatcher(runner.run_batch)
+    metrics = Metrics.get()
+
+    async def run_batch(jobs):  # the batch's size counted for /metrics
+        metrics.batch(len(jobs))
+        return await runner.run_batch(jobs)
+
+    batcher = MicroBatcher(run_batch)
     batcher.start()
     state.extras[RUNNER_KEY] = runner
     state.extras[EXTRA_KEY] = batcher
@@ -73,7 +80,21 @@ def _job(state: AppState, kind: str, signature, body: QuoteRequest, **extra: Any
     return job
 
 
+_OUTCOMES = {("redeem", 201): "settled", ("redeem", 200): "replayed"}
+
+
 async def _through_batcher(state: AppState, job: Job) -> Outcome:
+    """The job's answer, counted by outcome code for /metrics (`settled`, `replayed`, `quoted` or the refusal's)."""
+    try:
+        outcome = await _answer(state, job)
+    except EngineError as exc:
+        Metrics.get().redemption(job.kind, exc.code)
+        raise
+    Metrics.get().redemption(job.kind, _OUTCOMES.get((job.kind, outcome.status), "quoted"))
+    return outcome
+
+
+async def _answer(state: AppState, job: Job) -> Outcome:
     guard: CodeGuard = state.extras[GUARD_KEY]
     guard.check(job.key_id)  # a key caught guessing codes is refused before any database work
     try:
