@@ -12,7 +12,7 @@ import pytest
 
 from reliability_helpers import WALLET, Till, holder, start_service
 from voucher_engine.campaigns.codes import make_code
-from voucher_engine.redemption.endpoints import GUARD_KEY
+from voucher_engine.redemption.dispatch import GUARD_KEY
 
 LIMIT = 12
 

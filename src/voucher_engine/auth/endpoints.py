@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from voucher_engine.api.deps import Admin, State
 from voucher_engine.auth import service
+from voucher_engine.auth.dependencies import Admin
 from voucher_engine.auth.schemas import TokenCreate, TokenCreated
+from voucher_engine.web.state import State
 
 router = APIRouter(prefix="/v1/tokens", tags=["operator"])
 

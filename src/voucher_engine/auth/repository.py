@@ -27,3 +27,9 @@ async def find_active_token(conn: AsyncConnection, token_sha256: str) -> sa.Row 
         .where(api_tokens.c.token_sha256 == token_sha256, api_tokens.c.revoked_at.is_(None))
     )
     return (await conn.execute(query)).first()
+
+
+async def issuer_exists(conn: AsyncConnection, issuer_id: str) -> bool:
+    """Whether a token may be bound to `issuer_id` (auth sits below the issuers room, so it reads the table itself)."""
+    query = sa.select(sa.literal(True)).select_from(issuers).where(issuers.c.id == issuer_id)
+    return (await conn.execute(query)).scalar() is True

@@ -18,10 +18,10 @@ import re
 from pydantic import ValidationError
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from voucher_engine.api.lean import read_body, respond, respond_problem, validation_error
 from voucher_engine.campaigns import claims
 from voucher_engine.campaigns.schemas import ClaimBody
 from voucher_engine.errors import EngineError
+from voucher_engine.web.lean import read_body, respond, respond_problem, validation_error
 
 CLAIM_PATH = re.compile(r"^/v1/campaigns/([^/]{1,64})/claims$")
 # A claim is a wallet, an id_hash and a few attributes; anything longer is not one.

@@ -37,8 +37,7 @@ from voucher_engine import clock
 from voucher_engine.auth.subjects import Subject, region_contains
 from voucher_engine.campaigns import codes, expiry, ids, money, repository
 from voucher_engine.campaigns.schemas import Campaign, CampaignDetail, CheckAnswer, Funding, Totals, Voucher
-from voucher_engine.contracts import ContractInvalid, check_contract, compile_contract
-from voucher_engine.contracts import FixedWindow
+from voucher_engine.contracts import ContractInvalid, FixedWindow, check_contract, compile_contract
 from voucher_engine.db.schema.foundation import issuers
 from voucher_engine.errors import EngineError
 from voucher_engine.webhooks import service as webhooks

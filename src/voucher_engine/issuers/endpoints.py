@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from voucher_engine.api.deps import Admin, State
-from voucher_engine.api.paging import Cursor, Limit, Page, decode_cursor, encode_cursor
+from voucher_engine.auth.dependencies import Admin
 from voucher_engine.issuers import repository, service
 from voucher_engine.issuers.schemas import Issuer, IssuerCreate
+from voucher_engine.web.paging import Cursor, Limit, Page, decode_cursor, encode_cursor
+from voucher_engine.web.state import State
 
 router = APIRouter(prefix="/v1/issuers", tags=["operator"])
 

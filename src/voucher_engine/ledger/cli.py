@@ -25,10 +25,10 @@ PublicKeyOpt = Annotated[
 
 
 def _database(data_dir: Path | None) -> tuple[str, object]:
-    from voucher_engine.cli import _settings, prepare_database
-    from voucher_engine.config import get_settings
+    from voucher_engine.config import get_settings, settings_for
+    from voucher_engine.db.migrate import prepare_database
 
-    url = prepare_database(_settings(data_dir))
+    url = prepare_database(settings_for(data_dir))
     return url, get_settings()
 
 

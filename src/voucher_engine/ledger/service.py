@@ -36,7 +36,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from voucher_engine import clock
 from voucher_engine.errors import EngineError
 from voucher_engine.ledger import canonical, checkpoints, merkle, model, repository, sequencer
-from voucher_engine.ledger.model import NewTransaction, Posting, PostedTransaction
+from voucher_engine.ledger.model import NewTransaction, PostedTransaction, Posting
 
 __all__ = [
     "open_account",

@@ -164,7 +164,8 @@ class Dispatcher:
             self._client = None
 
     async def drain(self, *, deadline_s: float = 30.0) -> None:
-        """Run rounds until nothing is due or in flight (tests and tools)."""
+        """Run rounds until nothing is due or in flight, or the deadline passes; either way every attempt this
+        dispatcher started has ended and been recorded when it returns (a standby worker's turn, tests)."""
         end = time.monotonic() + deadline_s
         while time.monotonic() < end:
             busy = await self.step()
@@ -172,6 +173,9 @@ class Dispatcher:
                 return
             if self._in_flight:
                 await asyncio.wait(list(self._in_flight), timeout=0.05)
+        if self._in_flight:
+            await asyncio.wait(list(self._in_flight), timeout=self.config.timeout_s + 1)
+        await self.finish()
 
     # -- fan-out ---------------------------------------------------------------------------------------------
 

@@ -7,11 +7,11 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Response
 
-from voucher_engine.api.deps import State, get_subject
-from voucher_engine.api.paging import Cursor, Limit, Page, decode_cursor, encode_cursor
-from voucher_engine.api.state import AppState
+from voucher_engine.auth.dependencies import get_subject
 from voucher_engine.auth.subjects import Subject
 from voucher_engine.errors import EngineError
+from voucher_engine.web.paging import Cursor, Limit, Page, decode_cursor, encode_cursor
+from voucher_engine.web.state import AppState, State
 from voucher_engine.webhooks import background, service
 from voucher_engine.webhooks.schemas import Delivery, Webhook, WebhookCreate, WebhookCreated
 

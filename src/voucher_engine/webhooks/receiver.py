@@ -13,6 +13,7 @@ import argparse
 import asyncio
 import time
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 import orjson
@@ -43,6 +44,7 @@ class Receiver:
     record_all: bool = True
     bad_signatures: int = 0
     duplicates: int = 0
+    lags_s: list[float] = field(default_factory=list)  # arrival - settled_at of each first redemption.settled
     _server: asyncio.Server | None = None
     port: int = 0
 
@@ -61,7 +63,10 @@ class Receiver:
         if event["id"] in self.unique:
             self.duplicates += 1
         else:
-            self.unique[event["id"]] = item
+            self.unique[event["id"]] = item if self.record_all else None  # type: ignore[assignment]
+            settled_at = event["data"].get("settled_at") if event["type"] == "redemption.settled" else None
+            if settled_at:
+                self.lags_s.append(item.at - datetime.fromisoformat(settled_at).timestamp())
         if self.statuses:
             return self.statuses.pop(0)
         return 200 if ok else 401
@@ -77,7 +82,7 @@ class Receiver:
             await self._server.wait_closed()
 
     def of_type(self, type_: str) -> list[Received]:
-        return [r for r in self.unique.values() if r.type == type_]
+        return [r for r in self.unique.values() if r is not None and r.type == type_]
 
     async def _connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
@@ -96,6 +101,9 @@ class Receiver:
                 body = await reader.readexactly(length)
                 if method == "GET" and path == "/stats":
                     status, answer = 200, orjson.dumps(self.stats())
+                elif method == "POST" and path == "/secrets":  # a test harness adds a subscription's secret
+                    self.secrets.append(body.decode())
+                    status, answer = 204, b""
                 else:
                     if self.delay_s:
                         await asyncio.sleep(self.delay_s)
@@ -111,11 +119,17 @@ class Receiver:
             writer.close()
 
     def stats(self) -> dict[str, Any]:
+        lags = sorted(self.lags_s)
+
+        def pick(q: float) -> float | None:
+            return round(lags[min(len(lags) - 1, int(q * len(lags)))], 3) if lags else None
+
         return {
             "requests": len(self.received) if self.record_all else None,
             "unique": len(self.unique),
             "duplicates": self.duplicates,
             "bad_signatures": self.bad_signatures,
+            "settled_lag_s": {"p50": pick(0.5), "p99": pick(0.99), "max": lags[-1] if lags else None},
         }
 
 

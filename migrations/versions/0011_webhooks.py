@@ -4,8 +4,8 @@ The outbox holds the events of cold-path causes (campaign funded, activated, clo
 own transaction. `redemption.settled` is derived from the ledger instead (db/schema/webhooks.py says how): the cursor
 starts at the ledger's current head, so transactions from before this migration raise no events.
 
-Revision ID: 0010_webhooks
-Revises: 0009_sequence_without_fk
+Revision ID: 0011_webhooks
+Revises: 0010_campaign_stats
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql as pg
 
-revision = "0010_webhooks"
-down_revision = "0009_sequence_without_fk"
+revision = "0011_webhooks"
+down_revision = "0010_campaign_stats"
 branch_labels = None
 depends_on = None
 
