@@ -19,10 +19,12 @@ from voucher_engine import __version__
 from voucher_engine.api import openapi, operations, test_clock
 from voucher_engine.api.limits import BodyLimitMiddleware
 from voucher_engine.api.observe import Observed
+from voucher_engine.attestations import endpoints as attestations_endpoints
 from voucher_engine.auth import endpoints as auth_endpoints
 from voucher_engine.campaigns import endpoints as campaigns_endpoints
 from voucher_engine.campaigns.fastpath import ClaimsFastPath
 from voucher_engine.config import Settings, get_settings
+from voucher_engine.console import endpoints as console_endpoints
 from voucher_engine.db import migrate
 from voucher_engine.db import test_clock as shared_test_clock
 from voucher_engine.db.engine import create_engine
@@ -36,6 +38,7 @@ from voucher_engine.redemption import endpoints as redemption_endpoints
 from voucher_engine.redemption import guard
 from voucher_engine.redemption.fastpath import RedemptionFastPath
 from voucher_engine.secrets_store import load_server_secret
+from voucher_engine.settlement import endpoints as settlement_endpoints
 from voucher_engine.stats import endpoints as stats_endpoints
 from voucher_engine.web import problems
 from voucher_engine.web.state import AppState
@@ -55,12 +58,16 @@ ROUTERS: tuple[APIRouter, ...] = (
     merchants_endpoints.router,
     merchants_endpoints.pos_router,
     auth_endpoints.router,
+    auth_endpoints.whoami_router,
     ledger_endpoints.router,
     ledger_endpoints.public_router,
     campaigns_endpoints.router,
     redemption_endpoints.router,
     stats_endpoints.router,
     webhooks_endpoints.router,
+    *settlement_endpoints.routers,
+    console_endpoints.router,
+    attestations_endpoints.router,
 )
 
 # Per-worker start and stop of the rooms' caches and background work, started in this order and stopped in reverse.
@@ -160,13 +167,14 @@ def _tune_garbage_collector() -> None:
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
-    if settings.database_url is None:
+    database_url = settings.database_url
+    if database_url is None:
         raise RuntimeError("DATABASE_URL is not set: `voucher-engine serve` sets it after starting PostgreSQL")
     logs.configure(settings)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        engine = create_engine(settings.database_url, pool_size=settings.db_pool_size)
+        engine = create_engine(database_url, pool_size=settings.db_pool_size)
         state = AppState(
             settings=settings,
             engine=engine,

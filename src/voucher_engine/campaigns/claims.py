@@ -30,7 +30,9 @@ are in flight, each of at most `MAX_BATCH` claims, each on a connection the batc
 batch); a batch's claims are answered individually. Voucher ids are drawn per batch (`ids.voucher_id_block`).
 
 Everything that needs no database is done before it: the holder conditions (`NOT_ELIGIBLE` with the failed
-conditions in `explain`), the campaign's terms (cached per process; they are immutable) and the voucher's window.
+conditions in `explain`, never the values seen), an attestation's checks but its jti's single use (the attesters
+from a per-process registry at most 2 s old), the campaign's terms (cached per process; they are immutable) and
+the voucher's window. The jti is locked, checked and spent by `campaign_claims` in the claim's own transaction.
 """
 
 from __future__ import annotations
@@ -44,6 +46,8 @@ import asyncpg
 import orjson
 
 from voucher_engine import clock
+from voucher_engine.attestations import service as attestation_service
+from voucher_engine.attestations.checks import Gate, holder_explain, invalid
 from voucher_engine.auth.subjects import Subject
 from voucher_engine.campaigns import cache, ids, repository
 from voucher_engine.campaigns.codes import make_code
@@ -51,7 +55,7 @@ from voucher_engine.errors import EngineError
 
 CLAIMS_SQL = (
     "SELECT campaign_claims($1, $2::text[], $3::text[], $4::text[], $5, $6, $7::timestamptz[],"
-    " $8::timestamptz[], $9::timestamptz[], $10, $11::jsonb[])"
+    " $8::timestamptz[], $9::timestamptz[], $10, $11::text[], $12::bytea[], $13::text[])"
 )
 MAX_BATCH = 256
 MAX_INFLIGHT = 4
@@ -66,6 +70,8 @@ _REFUSALS = {
     "HOLDER_LIMIT": "This holder already has as many vouchers of this campaign as the contract allows.",
     "CAMPAIGN_NOT_ACTIVE": "The campaign is not active: claims are taken only while it is.",
 }
+# campaign_claims' answer for a claim whose attestation's jti was spent before (or earlier in its batch).
+REPLAYED = "ATTESTATION_REPLAYED"
 
 
 async def terms_for(state, subject: Subject, campaign_id: str) -> cache.Terms:
@@ -88,7 +94,11 @@ class _Pending:
     terms: cache.Terms
     wallet_id: str
     id_hash: str | None
-    attributes_json: str
+    # The claim's attestation, as `attestation_uses` records it (all None for a claim with raw attributes, which
+    # are decided before the batch and never sent to the database).
+    jti: str | None
+    attestation_sha256: bytes | None
+    attester_id: str | None
     now: datetime
     valid_from: datetime
     valid_until: datetime
@@ -176,7 +186,9 @@ class ClaimBatcher:
                 [p.valid_from for p in group],
                 [p.valid_until for p in group],
                 terms.face_value_fen,
-                [p.attributes_json for p in group],
+                [p.jti for p in group],
+                [p.attestation_sha256 for p in group],
+                [p.attester_id for p in group],
             )
             self.connections.put_nowait(conn)
         except BaseException as exc:  # noqa: BLE001 - every waiting claim must hear of it
@@ -225,6 +237,7 @@ async def claim(
     wallet_id: str,
     id_hash: str | None,
     attributes: dict,
+    attestation: str | None = None,
 ) -> bytes:
     """Claim one voucher; answers the voucher as the JSON document of `schemas.Voucher` (built directly: this is
     the burst's hot path, and the model's validation and serialisation cost more than the claim's own work)."""
@@ -237,24 +250,46 @@ async def claim(
     valid_from, valid_until = terms.window_for(now)
     if now >= valid_until:
         raise EngineError("CAMPAIGN_NOT_ACTIVE", "The campaign's validity window has ended.")
-    failures = terms.contract.check_holder(attributes)
+    use = None
+    if attestation is None and terms.contract.model.attester is None:
+        failures = terms.contract.check_holder(attributes)
+    else:
+        if attestation is not None and attributes:
+            raise EngineError("VALIDATION_ERROR", "A holder carries attributes or an attestation, not both.")
+        gate = Gate(
+            campaign_id=terms.campaign_id,
+            check_holder=terms.contract.check_holder,
+            attester_name=terms.contract.model.attester,
+            attesters=await attestation_service.cached(state.engine) if attestation is not None else {},
+            now_s=int(now.timestamp()),
+        )
+        decision = gate.decide_attested(wallet_id, id_hash, attestation, record=False) if attestation else None
+        if decision is None:
+            raise invalid("required")
+        if decision.code == "ATTESTATION_INVALID":
+            raise invalid(decision.check or "malformed")
+        failures, use = decision.failures, decision.use
     if failures:
         raise EngineError(
             "NOT_ELIGIBLE",
             "The holder does not meet the campaign's holder conditions.",
-            explain=[failure.to_dict() for failure in failures],
+            explain=holder_explain(failures),
         )
     item = _Pending(
         terms=terms,
         wallet_id=wallet_id,
         id_hash=id_hash,
-        attributes_json=orjson.dumps(attributes).decode() if attributes else "{}",
+        jti=use.jti if use is not None else None,
+        attestation_sha256=use.sha256 if use is not None else None,
+        attester_id=use.attester_id if use is not None else None,
         now=now,
         valid_from=valid_from,
         valid_until=valid_until,
         future=asyncio.get_running_loop().create_future(),
     )
     result = await batcher.submit(item)
+    if result == REPLAYED:
+        raise invalid("replayed")
     if result != "OK":
         raise EngineError(result, _REFUSALS[result])
     return voucher_document(state.server_secret, terms, item)

@@ -31,6 +31,8 @@ from voucher_engine.campaigns.schemas import (
     CampaignDetail,
     CheckAnswer,
     ClaimBody,
+    ExplainAnswer,
+    ExplainBody,
     IssuanceRequest,
     IssuanceResult,
     SourceBody,
@@ -102,6 +104,24 @@ STALE_JOB_AFTER = timedelta(minutes=10)
 )
 async def check_contract(body: SourceBody, _: Reader) -> CheckAnswer:
     return service.check(body.source)
+
+
+@router.post(
+    "/v1/contracts/explain",
+    response_model=ExplainAnswer,
+    response_model_exclude_none=True,
+    summary="What a contract would do with one sample payment, and why",
+    description=(
+        "Checks the contract, then evaluates the payment as a till's redemption would (validity window, holder "
+        "conditions when `holder` is given, payment conditions, the subsidy): the code the till would get (null when "
+        "it would settle), the subsidy and what the holder pays, and each failed condition with its line and column. "
+        "Nothing is stored. gov, auditor, admin. Errors: 401, 403, 422 CONTRACT_INVALID (the contract's `errors`), "
+        "422 VALIDATION_ERROR (a payment that cannot be read)."
+    ),
+    responses={422: {"description": "CONTRACT_INVALID or VALIDATION_ERROR"}},
+)
+async def explain_contract(body: ExplainBody, _: Reader) -> ExplainAnswer:
+    return ExplainAnswer(**service.explain(body.source, body.payment, body.holder, body.issued_at))
 
 
 @router.post("/v1/campaigns", status_code=201, response_model=CampaignDetail)
@@ -312,12 +332,14 @@ async def get_issuance(issuance_id: IssuanceId, state: State, subject: Reader) -
     response_model=Voucher,
     responses={
         409: {"description": "SOLD_OUT, HOLDER_LIMIT or CAMPAIGN_NOT_ACTIVE"},
-        422: {"description": "NOT_ELIGIBLE, with `explain`"},
+        422: {"description": "NOT_ELIGIBLE, with `explain`; ATTESTATION_INVALID, with the failed `check`"},
     },
 )
 async def create_claim(campaign_id: CampaignId, body: ClaimBody, state: State, subject: ClaimsGov) -> Response:
     batcher = state.extras[BATCHER_KEY]
-    document = await claims.claim(state, batcher, subject, campaign_id, body.wallet_id, body.id_hash, body.attributes)
+    document = await claims.claim(
+        state, batcher, subject, campaign_id, body.wallet_id, body.id_hash, body.attributes, body.attestation
+    )
     # Built by us, so not validated again on the way out (the hot path of a burst).
     return Response(document, status_code=201, media_type="application/json")
 

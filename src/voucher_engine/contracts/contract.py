@@ -57,6 +57,9 @@ class CompiledContract:
         "_summary",
     )
 
+    name: str
+    kind: str
+    validity: FixedWindow | RelativeValidity
     evaluate: Callable[[Payment], Evaluation]
     check_holder: Callable[[dict[str, Any]], list[Failure]]
 

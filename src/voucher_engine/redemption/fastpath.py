@@ -72,7 +72,7 @@ class RedemptionFastPath:
             request = model.model_validate_json(body)
         except ValidationError as exc:
             raise validation_error(exc) from None
-        if kind == "quote":
+        if not isinstance(request, RedeemRequest):
             outcome = await through_batcher(state, make_job(state, "quote", signature, request))
             return outcome.status, outcome.body
         job = make_job(

@@ -100,10 +100,13 @@ def campaign_of_redemption(redemption_id: str) -> str | None:
 
 def redemption_body(row: Any) -> dict[str, Any]:
     refunded = row["refunded_fen"]
+    clawed_back = row.get("clawed_back_fen") or 0  # absent from a batch's own answer: nothing clawed back yet
     status = (
         "settled" if refunded == 0 else ("refunded" if refunded == row["order_amount_fen"] else "partially_refunded")
     )
-    return {
+    if clawed_back:
+        status = "clawed_back"
+    out = {
         "id": row["id"],
         "status": status,
         "voucher_id": row["voucher_id"],
@@ -118,6 +121,10 @@ def redemption_body(row: Any) -> dict[str, Any]:
         "ledger_tx_id": row["ledger_tx_id"],
         "settled_at": row["settled_at"],
     }
+    if clawed_back:
+        # Only once clawed back, so that a replay answers exactly what the till's first answer said.
+        out["clawed_back_fen"] = clawed_back
+    return out
 
 
 def _merchant_view(row: asyncpg.Record) -> MerchantView:
@@ -411,6 +418,8 @@ class _Writes:
             "ledger_tx_id": None,
             "settled_at": now,
             "_request_sha256": job.request_sha256,
+            "_wallet_id": job.wallet_id,
+            "_items": job.items,
         }
         self.bodies.append(body)
         return body
@@ -477,11 +486,33 @@ def _replay(previous: Any, job: Job) -> Outcome | EngineError:
     in_batch = isinstance(previous, dict) and "_request_sha256" in previous
     stored_sha = previous["_request_sha256"] if in_batch else previous["request_sha256"]
     if stored_sha != job.request_sha256:
+        fields = _differing_fields(previous, job)
         return EngineError(
-            "IDEMPOTENCY_CONFLICT", f"pos_txn_id {job.pos_txn_id!r} was already used for a different request."
+            "IDEMPOTENCY_CONFLICT",
+            f"pos_txn_id {job.pos_txn_id!r} was already used for a different request"
+            f" (it differs in {', '.join(fields) or 'its body'}); use a new pos_txn_id for a new order,"
+            " or send the first request again unchanged.",
+            fields=fields,
         )
     # A body made earlier in this batch is shared, not copied: its ledger_tx_id is filled in when the batch writes.
     return Outcome(200, previous if in_batch else redemption_body(previous))
+
+
+def _differing_fields(previous: Any, job: Job) -> list[str]:
+    """Which of the request's fields differ from the first request's, for a conflict's answer (conflicts only: off
+    the hot path). `previous` is a body made earlier in this batch or a stored redemption's columns."""
+    in_batch = isinstance(previous, dict) and "_request_sha256" in previous
+    wallet_id = previous["_wallet_id"] if in_batch else previous["wallet_id"]
+    items = previous["_items"] if in_batch else previous["items"]
+    if isinstance(items, str):  # JSONB as asyncpg reads it
+        items = orjson.loads(items)
+    compared = (
+        ("voucher_code", previous["voucher_id"], job.voucher_id),
+        ("wallet_id", wallet_id, job.wallet_id),
+        ("order_amount_fen", previous["order_amount_fen"], job.order_amount_fen),
+        ("items", items, job.items),
+    )
+    return [name for name, first, now in compared if first != now]
 
 
 def _quote_refusal(refusal: EngineError, job: Job) -> Outcome | EngineError:

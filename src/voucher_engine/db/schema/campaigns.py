@@ -109,7 +109,8 @@ vouchers = sa.Table(
     sa.Column("issued_at", TS, nullable=False),
     # NULL for vouchers won by a first-come claim.
     sa.Column("issuance_id", sa.Text, nullable=True),
-    sa.Column("attributes", pg.JSONB, nullable=False),
+    # No holder attributes: eligibility is decided at issue and only the decision is kept (migration 0012 dropped
+    # the column; attested holders leave their attestation's digest and jti in `attestation_uses`).
     sa.Column("version", sa.BigInteger, nullable=False, server_default="1"),
     sa.Column("updated_at", TS, nullable=False),
     sa.CheckConstraint("status IN ('issued', 'redeemed', 'expired', 'revoked')", name="status_known"),

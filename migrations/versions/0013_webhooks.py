@@ -4,8 +4,8 @@ The outbox holds the events of cold-path causes (campaign funded, activated, clo
 own transaction. `redemption.settled` is derived from the ledger instead (db/schema/webhooks.py says how): the cursor
 starts at the ledger's current head, so transactions from before this migration raise no events.
 
-Revision ID: 0011_webhooks
-Revises: 0010_campaign_stats
+Revision ID: 0013_webhooks
+Revises: 0012_attestations
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql as pg
 
-revision = "0011_webhooks"
-down_revision = "0010_campaign_stats"
+revision = "0013_webhooks"
+down_revision = "0012_attestations"
 branch_labels = None
 depends_on = None
 
