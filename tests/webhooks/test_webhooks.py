@@ -221,3 +221,57 @@ async def test_a_delivery_given_up_shows_in_the_log_and_the_metrics(hooked_world
     assert "ve_webhook_deliveries_failed 1.0" in scraped
     listed = (await svc.client.get("/v1/webhooks", headers=svc.admin)).json()["items"]
     assert listed[0]["pending"] == 0
+
+
+async def test_clawbacks_and_payouts_arrive_once_each_from_their_ledger_transactions(hooked_world, receiver):
+    world, svc = hooked_world, hooked_world.service
+    url = f"http://127.0.0.1:{receiver.port}/hook"
+    settlement = ["clawback.created", "payout.sent", "payout.paid", "payout.failed"]
+    await subscribe(svc, svc.admin, url, settlement, receiver)
+    gov_receiver = Receiver()
+    gov_url = await gov_receiver.start()
+    try:
+        await subscribe(svc, svc.auth(world.gov[SHANGHAI]), gov_url, ["clawback.created"], gov_receiver)
+        await svc.merchant("xuhui-dumplings", mcc="5812", region_code="310104")
+        key = await svc.pos_key("xuhui-dumplings")
+        dumplings = type(world.tills["xuhui-noodles"])(svc, "xuhui-dumplings", key["key_id"], key["secret"])
+        await world.set_clock("2025-01-15T12:00:00+08:00")
+        wallets = [f"68{i:014d}" for i in range(3)]
+        campaign = await world.launch("shanghai-dining-2025.contract", [holder(w) for w in wallets])
+        tills = [world.tills["xuhui-noodles"], world.tills["xuhui-noodles"], dumplings]
+        paid = []
+        for wallet, till in zip(wallets, tills):
+            answer = await till.redeem(await world.code(campaign, wallet), 12000, wallet=wallet)
+            assert answer.status_code == 201, answer.text
+            paid.append(answer.json())
+        clawed = await svc.client.post(
+            f"/v1/redemptions/{paid[1]['id']}/clawback", json={"reason": "test"}, headers=svc.admin
+        )
+        assert clawed.status_code in (200, 201), clawed.text
+        await world.set_clock("2025-01-15T14:00:00+08:00")
+        run = await svc.client.post("/v1/payout-runs", json={"cutoff": "2025-01-15T13:00:00+08:00"}, headers=svc.admin)
+        assert run.status_code == 201, run.text
+        items = {item["merchant_id"]: item for item in run.json()["items"]}
+        assert set(items) == {"xuhui-noodles", "xuhui-dumplings"}
+        confirmations = [
+            {"item_id": items["xuhui-noodles"]["id"], "status": "paid", "bank_reference": "B-1"},
+            {"item_id": items["xuhui-dumplings"]["id"], "status": "failed", "bank_reference": "B-2"},
+        ]
+        confirmed = await svc.client.post(
+            f"/v1/payout-runs/{run.json()['id']}/confirmations", json={"items": confirmations}, headers=svc.admin
+        )
+        assert confirmed.status_code in (200, 201), confirmed.text
+
+        expected = {"clawback.created": 1, "payout.sent": 2, "payout.paid": 1, "payout.failed": 1}
+        await wait_for(lambda: len(receiver.unique) >= 5 and len(gov_receiver.unique) >= 1, what="five events")
+        await asyncio.sleep(1.0)
+        assert {t: len(receiver.of_type(t)) for t in expected} == expected
+        assert receiver.duplicates == 0 and receiver.bad_signatures == 0 and len(receiver.received) == 5
+        clawback = receiver.of_type("clawback.created")[0].body["data"]
+        assert clawback["redemption_id"] == paid[1]["id"] and clawback["amount_fen"] == 2000
+        sent = {e.body["data"]["merchant_id"]: e.body["data"] for e in receiver.of_type("payout.sent")}
+        assert sent["xuhui-noodles"]["amount_fen"] == 2000 and sent["xuhui-dumplings"]["amount_fen"] == 2000
+        assert receiver.of_type("payout.failed")[0].body["data"]["merchant_id"] == "xuhui-dumplings"
+        assert [e.type for e in gov_receiver.received] == ["clawback.created"] and gov_receiver.bad_signatures == 0
+    finally:
+        await gov_receiver.stop()
