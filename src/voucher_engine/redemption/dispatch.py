@@ -110,6 +110,8 @@ async def _answer(state: AppState, job: Job) -> Outcome:
 async def _naming_own_redemption(state: AppState, job: Job, refusal: EngineError) -> EngineError:
     """A till that retried under a new pos_txn_id learns which of its own redemptions spent the voucher (another
     merchant's redemption is not named). The refusal path only: one look-up, never on a settling request."""
+    if job.campaign_id is None or job.voucher_id is None:
+        return refusal
     try:
         async with state.engine.connect() as sa_conn:
             own = await repository.own_redemption_of_voucher(
