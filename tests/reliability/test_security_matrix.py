@@ -258,6 +258,8 @@ async def _own_webhook(ctx: Context, fresh: bool) -> str:
 
 async def _delete_webhook(ctx: Context, fresh: bool) -> tuple[str, Any]:
     return f"/v1/webhooks/{await _own_webhook(ctx, fresh)}", None
+
+
 EXPLAIN_BODY = {**CHECK_BODY, "payment": SAMPLE_PAYMENT}
 
 # (method, path as routed) -> (expected answer per caller, the request)

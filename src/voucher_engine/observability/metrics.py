@@ -113,7 +113,7 @@ class _Snapshot(CollectorRegistry):
         super().__init__(auto_describe=False)
         self._figures = figures
 
-    def collect(self):  # type: ignore[override]
+    def collect(self):
         f = self._figures
         yield _gauge(
             "ve_webhook_deliveries_pending",

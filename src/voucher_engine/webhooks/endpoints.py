@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Response
 
@@ -20,11 +20,11 @@ Caller = Annotated[Subject, Depends(get_subject)]
 WebhookId = Annotated[str, Path(max_length=64)]
 TASK_KEY = "webhooks.dispatcher"
 
-_ERRORS = {
+_ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"description": "UNAUTHENTICATED"},
     403: {"description": "FORBIDDEN: not admin or gov"},
 }
-_NOT_FOUND = {404: {"description": "NOT_FOUND: no such webhook (or another issuer's)"}}
+_NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"description": "NOT_FOUND: no such webhook (or another issuer's)"}}
 
 
 async def startup(state: AppState) -> None:
