@@ -249,12 +249,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @app.get(
         "/metrics",
         tags=["operations"],
-        summary="Prometheus metrics",
-        description="Prometheus text format, no authentication: requests by route and status with a latency "
-        "histogram, redemption outcomes by code, batch sizes, ledger sequencing lag, webhook deliveries pending and "
-        "failed, escrow balance per campaign. Added up across every worker process.",
         response_class=PlainTextResponse,
-        responses={200: {"content": {"text/plain": {"example": "ve_http_requests_total{...} 1.0"}}}},
+        **operation(
+            "Prometheus metrics",
+            "Prometheus text format, no authentication: requests by route and status with a latency histogram, "
+            "redemption outcomes by code, batch sizes, ledger sequencing lag, webhook deliveries pending and failed, "
+            "escrow balance per campaign; added up across every worker process. Names and labels: "
+            "docs/operations.md.",
+            response_example='ve_http_requests_total{method="POST",route="/v1/redemptions",status="201"} 1024.0\n',
+        ),
     )
     async def prometheus_metrics(request: Request) -> Response:
         state: AppState = request.app.state.ve

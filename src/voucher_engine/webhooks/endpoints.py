@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Response
 
 from voucher_engine.auth.dependencies import get_subject
 from voucher_engine.auth.subjects import Subject
 from voucher_engine.errors import EngineError
+from voucher_engine.web.openapi import operation
 from voucher_engine.web.paging import Cursor, Limit, Page, decode_cursor, encode_cursor
 from voucher_engine.web.state import AppState, State
 from voucher_engine.webhooks import background, service
@@ -20,11 +21,14 @@ Caller = Annotated[Subject, Depends(get_subject)]
 WebhookId = Annotated[str, Path(max_length=64)]
 TASK_KEY = "webhooks.dispatcher"
 
-_ERRORS: dict[int | str, dict[str, Any]] = {
-    401: {"description": "UNAUTHENTICATED"},
-    403: {"description": "FORBIDDEN: not admin or gov"},
+_HOOK = {
+    "id": "whk_5e0c2b7d9a1f3c44",
+    "url": "https://gov.example.cn/ve-events",
+    "events": ["redemption.settled", "refund.created"],
+    "issuer_id": "iss_310000",
+    "created_at": "2025-01-15T09:00:00+08:00",
+    "pending": 0,
 }
-_NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"description": "NOT_FOUND: no such webhook (or another issuer's)"}}
 
 
 async def startup(state: AppState) -> None:
@@ -46,12 +50,16 @@ async def shutdown(state: AppState) -> None:
     "",
     status_code=201,
     response_model=WebhookCreated,
-    summary="Subscribe a URL to events",
-    description="Admin: any event of any campaign. Gov: its own campaigns' events (not payouts). The URL must be "
-    "http or https and, unless the service runs with VE_WEBHOOK_ALLOW_PRIVATE=1, reach a public address. The "
-    '`secret` that signs deliveries (X-VE-Signature = hex HMAC-SHA256(secret, timestamp + "\\n" + body)) is shown '
-    "only in this answer.",
-    responses={**_ERRORS, 422: {"description": "VALIDATION_ERROR: unknown event, or a URL that is refused"}},
+    **operation(
+        "Subscribe a URL to events (admin, gov)",
+        "Admin: any event of any campaign. Gov: its own campaigns' events (not payouts). The URL must be http or "
+        "https and, unless the service runs with VE_WEBHOOK_ALLOW_PRIVATE=1, reach only public addresses. The "
+        "`secret` that signs deliveries (X-VE-Signature = hex HMAC-SHA256(secret, timestamp + newline + body)) is "
+        "shown only in this answer.",
+        request_example={"url": "https://gov.example.cn/ve-events", "events": ["redemption.settled", "refund.created"]},
+        response_example={**_HOOK, "secret": "whsec_0Jb1n7aQm3y4Zr8s2XkLp5Vd9Hc6Tw1Ue4Gf7Ai0Bo"},
+        errors=["UNAUTHENTICATED", "FORBIDDEN", "VALIDATION_ERROR", "CONFLICT"],
+    ),
 )
 async def create_webhook(body: WebhookCreate, state: State, subject: Caller) -> WebhookCreated:
     async with state.engine.begin() as conn:
@@ -67,9 +75,13 @@ async def create_webhook(body: WebhookCreate, state: State, subject: Caller) -> 
 @router.get(
     "",
     response_model=Page[Webhook],
-    summary="List webhooks",
-    description="Admin: all; gov: its own. No secrets.",
-    responses=_ERRORS,
+    **operation(
+        "List webhooks (admin: all; gov: its own)",
+        "The subscriptions, without secrets; `pending` is how many deliveries wait for a try or a retry. Paged by "
+        "cursor (`limit` up to 1000).",
+        response_example={"items": [_HOOK], "next_cursor": None},
+        errors=["UNAUTHENTICATED", "FORBIDDEN", "VALIDATION_ERROR"],
+    ),
 )
 async def list_webhooks(state: State, subject: Caller, limit: Limit = 100, cursor: Cursor = None) -> Page[Webhook]:
     async with state.engine.connect() as conn:
@@ -81,9 +93,12 @@ async def list_webhooks(state: State, subject: Caller, limit: Limit = 100, curso
 @router.delete(
     "/{webhook_id}",
     status_code=204,
-    summary="Delete a webhook",
-    description="Stops deliveries at once; what was still queued for it is dropped. Its attempts log stays.",
-    responses={**_ERRORS, **_NOT_FOUND},
+    **operation(
+        "Delete a webhook (admin, or the gov that made it)",
+        "Stops deliveries at once; what was still queued for it is dropped. Its attempts log stays readable.",
+        response_example=None,
+        errors=["UNAUTHENTICATED", "FORBIDDEN", "NOT_FOUND"],
+    ),
 )
 async def delete_webhook(webhook_id: WebhookId, state: State, subject: Caller) -> Response:
     async with state.engine.begin() as conn:
@@ -94,10 +109,27 @@ async def delete_webhook(webhook_id: WebhookId, state: State, subject: Caller) -
 @router.get(
     "/{webhook_id}/deliveries",
     response_model=Page[Delivery],
-    summary="The webhook's delivery attempts, newest first",
-    description="Each attempt: `{event_id, type, attempt, status_code, at, outcome}`; `outcome` `failed` means "
-    "given up (after at least 24 hours of retries, or never sent because the webhook's queue was full).",
-    responses={**_ERRORS, **_NOT_FOUND},
+    **operation(
+        "A webhook's delivery attempts, newest first (admin, or the gov that made it)",
+        "Each attempt: `{event_id, type, attempt, status_code, at, outcome}`. `outcome` is `delivered`, `retrying` "
+        "or `failed`: given up, after at least 24 hours of retries (or never sent, attempt 0, because the webhook's "
+        "queue was full). Paged by cursor (`limit` up to 1000).",
+        response_example={
+            "items": [
+                {
+                    "event_id": "evt_tx_0001",
+                    "type": "redemption.settled",
+                    "attempt": 2,
+                    "status_code": 200,
+                    "at": "2025-01-15T12:00:11+08:00",
+                    "outcome": "delivered",
+                    "error": None,
+                }
+            ],
+            "next_cursor": None,
+        },
+        errors=["UNAUTHENTICATED", "FORBIDDEN", "NOT_FOUND", "VALIDATION_ERROR"],
+    ),
 )
 async def list_deliveries(
     webhook_id: WebhookId, state: State, subject: Caller, limit: Limit = 100, cursor: Cursor = None
