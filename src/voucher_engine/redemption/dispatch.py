@@ -8,7 +8,9 @@ import logging
 from typing import Any
 
 from voucher_engine.campaigns.codes import parse_code
+from voucher_engine.db.raw import driver
 from voucher_engine.errors import EngineError
+from voucher_engine.redemption import repository
 from voucher_engine.redemption.batcher import MicroBatcher, Overloaded
 from voucher_engine.redemption.guard import CodeGuard
 from voucher_engine.redemption.schemas import QuoteRequest
@@ -68,6 +70,8 @@ async def through_batcher(state: AppState, job: Job) -> Outcome:
     try:
         return await job.future
     except EngineError as refusal:
+        if refusal.code == "VOUCHER_ALREADY_REDEEMED" and job.kind == "redeem":
+            raise await _naming_own_redemption(state, job, refusal) from None
         if refusal.code != "VOUCHER_UNKNOWN":
             raise
         # The failure path alone pays for the count (one round trip); the answer that crosses the limit is
@@ -80,3 +84,24 @@ async def through_batcher(state: AppState, job: Job) -> Outcome:
         if over:
             raise guard.refusal(job.key_id) from None
         raise
+
+
+async def _naming_own_redemption(state: AppState, job: Job, refusal: EngineError) -> EngineError:
+    """A till that retried under a new pos_txn_id learns which of its own redemptions spent the voucher (another
+    merchant's redemption is not named). The refusal path only: one look-up, never on a settling request."""
+    try:
+        async with state.engine.connect() as sa_conn:
+            own = await repository.own_redemption_of_voucher(
+                await driver(sa_conn), job.campaign_id, job.voucher_id, job.key_id
+            )
+    except Exception:  # noqa: BLE001 - the refusal stands without the name
+        log.warning("could not look up the redemption that spent a voucher", exc_info=True)
+        return refusal
+    if own is None:
+        return refusal
+    return EngineError(
+        "VOUCHER_ALREADY_REDEEMED",
+        f"The voucher has already been used, by your redemption {own['id']} (pos_txn_id {own['pos_txn_id']!r}).",
+        redemption_id=own["id"],
+        pos_txn_id=own["pos_txn_id"],
+    )

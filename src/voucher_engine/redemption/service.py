@@ -418,6 +418,8 @@ class _Writes:
             "ledger_tx_id": None,
             "settled_at": now,
             "_request_sha256": job.request_sha256,
+            "_wallet_id": job.wallet_id,
+            "_items": job.items,
         }
         self.bodies.append(body)
         return body
@@ -484,11 +486,33 @@ def _replay(previous: Any, job: Job) -> Outcome | EngineError:
     in_batch = isinstance(previous, dict) and "_request_sha256" in previous
     stored_sha = previous["_request_sha256"] if in_batch else previous["request_sha256"]
     if stored_sha != job.request_sha256:
+        fields = _differing_fields(previous, job)
         return EngineError(
-            "IDEMPOTENCY_CONFLICT", f"pos_txn_id {job.pos_txn_id!r} was already used for a different request."
+            "IDEMPOTENCY_CONFLICT",
+            f"pos_txn_id {job.pos_txn_id!r} was already used for a different request"
+            f" (it differs in {', '.join(fields) or 'its body'}); use a new pos_txn_id for a new order,"
+            " or send the first request again unchanged.",
+            fields=fields,
         )
     # A body made earlier in this batch is shared, not copied: its ledger_tx_id is filled in when the batch writes.
     return Outcome(200, previous if in_batch else redemption_body(previous))
+
+
+def _differing_fields(previous: Any, job: Job) -> list[str]:
+    """Which of the request's fields differ from the first request's, for a conflict's answer (conflicts only: off
+    the hot path). `previous` is a body made earlier in this batch or a stored redemption's columns."""
+    in_batch = isinstance(previous, dict) and "_request_sha256" in previous
+    wallet_id = previous["_wallet_id"] if in_batch else previous["wallet_id"]
+    items = previous["_items"] if in_batch else previous["items"]
+    if isinstance(items, str):  # JSONB as asyncpg reads it
+        items = orjson.loads(items)
+    compared = (
+        ("voucher_code", previous["voucher_id"], job.voucher_id),
+        ("wallet_id", wallet_id, job.wallet_id),
+        ("order_amount_fen", previous["order_amount_fen"], job.order_amount_fen),
+        ("items", items, job.items),
+    )
+    return [name for name, first, now in compared if first != now]
 
 
 def _quote_refusal(refusal: EngineError, job: Job) -> Outcome | EngineError:
