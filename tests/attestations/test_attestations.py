@@ -312,7 +312,7 @@ def test_tokens_pyjwt_makes_verify_here_and_tampered_ones_fail_both():
     for malformed, check in (
         (token + "=", "malformed"),
         (token.replace(".", "..", 1), "malformed"),
-        (jwt.encode(claims, "secret", algorithm="HS256"), "malformed"),  # a 32-byte HMAC is not a 64-byte signature
+        (jwt.encode(claims, "s" * 32, algorithm="HS256"), "malformed"),  # a 32-byte HMAC is not a 64-byte signature
         ("eyJhbGciOiJub25lIn0." + payload + "." + signature, "header"),
     ):
         with pytest.raises(jws.Malformed) as refused:
