@@ -7,6 +7,7 @@ use `docs/console/`).
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import os
 import re
@@ -231,6 +232,15 @@ async def test_auditor_explores_the_ledger(visit):
     assert books["balanced"] is True
     assert fen((await page.locator("#books-out td.num").all_inner_texts())[0]) == books["funders"][0]["funded_fen"]
     await visit.shot("auditor-books")
+    await page.click("a[data-tab=statement]")
+    await page.fill("#st-merchant", "xuhui-noodles")
+    await page.fill("#st-date", "2025-01-06")
+    await page.click("#statement-form button[type=submit]")
+    await page.wait_for_selector("[data-figure=closing]")
+    statement = visit.api("auditor", "/v1/merchants/xuhui-noodles/statement?date=2025-01-06")
+    assert fen(await page.locator("[data-figure=opening]").inner_text()) == statement["opening_fen"]
+    assert fen(await page.locator("[data-figure=closing]").inner_text()) == statement["closing_fen"]
+    assert await page.locator("#st-out tbody tr").count() == len(statement["lines"]) == 2
 
 
 async def _verify(page) -> tuple[str, list[tuple[str, str]]]:
@@ -295,7 +305,7 @@ async def test_auditor_verify_is_green_for_a_good_proof_and_red_for_a_tampered_o
 async def test_operator_manages_issuers_merchants_keys_and_tokens(visit):
     page, site = visit.page, visit.site
     await visit.sign_in("admin")
-    assert [await a.inner_text() for a in await page.locator("#nav a").all()] == ["发行方", "商户", "令牌"]
+    assert [await a.inner_text() for a in await page.locator("#nav a").all()] == ["发行方", "商户", "付款批次", "令牌"]
     await page.wait_for_selector("#issuer-list tbody tr")
     assert await page.locator("#issuer-list tbody tr").count() == len(site.issuers)
     await page.fill("#issuer-form-name", "深圳市财政局")
@@ -314,6 +324,29 @@ async def test_operator_manages_issuers_merchants_keys_and_tokens(visit):
     secret = await page.locator("[data-secret=key-secret]").inner_text()
     assert re.fullmatch(r"[0-9a-f]{64}", secret)
     await visit.shot("operator-merchants")
+
+    # A payout hold, then a payout run that leaves the held merchant out; the bank file; one item confirmed paid.
+    page.once("dialog", lambda dialog: asyncio.ensure_future(dialog.accept("证照复核中 documents under review")))
+    await page.click("button[data-hold-action='jingan-bar']")
+    await page.wait_for_selector("[data-hold='jingan-bar']")
+    await page.click("a[data-nav=payouts]")
+    await page.fill("#cutoff", "2025-01-08T20:00:00+08:00")
+    await page.click("#run-form button[type=submit]")
+    await page.wait_for_selector("#item-list tbody tr [data-item-status]")
+    run_id = page.url.rsplit("/", 1)[1]
+    run = visit.api("admin", f"/v1/payout-runs/{run_id}")
+    assert sorted(i["merchant_id"] for i in run["items"]) == ["pudong-fastfood", "xuhui-noodles"]
+    assert fen(await page.locator("[data-figure=run-total]").inner_text()) == run["total_fen"]
+    await page.click("#download")
+    csv_text = await page.locator("[data-csv]").inner_text()
+    assert csv_text.splitlines()[0] == "item_id,merchant_id,settlement_wallet,amount_fen,reference"
+    assert len(csv_text.splitlines()) == 1 + len(run["items"])
+    first = run["items"][0]["id"]
+    await page.fill(f"[data-ref='{first}']", "BANK-0001")
+    await page.click(f"[data-paid='{first}']")
+    await page.wait_for_selector("[data-item-status=paid]")
+    assert visit.api("admin", f"/v1/payout-runs/{run_id}")["items"][0]["status"] == "paid"
+    await visit.shot("operator-payouts")
 
     await page.click("a[data-nav=tokens]")
     await page.select_option("#token-form-role", "auditor")

@@ -195,6 +195,25 @@ async def _new_issuer(ctx: Context, fresh: bool) -> tuple[str, Any]:
     return "/v1/issuers", {"name": "Guangdong", "region_code": "440000"}
 
 
+async def _clawback(ctx: Context, fresh: bool) -> tuple[str, Any]:
+    """A clawback: refused callers on the shared redemption; a caller who may, on a redemption made for it."""
+    redemption_id = ctx.ids["redemption_id"]
+    if fresh:
+        code, wallet = ctx.fresh_codes.pop()
+        paid = await ctx.tills["merchant"].redeem(code, 12000, wallet=wallet, pos_txn_id=f"mx-cb-{next(ctx.counter)}")
+        assert paid.status_code == 201, paid.text
+        redemption_id = paid.json()["id"]
+    return f"/v1/redemptions/{redemption_id}/clawback", {"reason": "matrix"}
+
+
+async def _confirmation(ctx: Context, fresh: bool) -> tuple[str, Any]:
+    item = {"item_id": ctx.ids["item_id"], "status": "paid", "bank_reference": "MATRIX-1"}
+    return f"/v1/payout-runs/{ctx.ids['run_id']}/confirmations", {"items": [item]}
+
+
+STATEMENT_READ = bearer("admin", "auditor", hidden=("auditor_bound",))
+
+
 def _attester_body() -> dict[str, str]:
     import base64
 
@@ -259,6 +278,20 @@ MATRIX: dict[tuple[str, str], tuple[dict[str, Any], Factory]] = {
     ("GET", "/v1/test/clock"): (ADMIN, at("/v1/test/clock")),
     ("DELETE", "/v1/test/clock"): (ADMIN, at("/v1/test/clock")),
     ("GET", "/v1/pos/ping"): (signed(*SIGNERS), at("/v1/pos/ping")),
+    # Merchant settlement (admin; statements also unbound auditors and, signed, the merchant itself).
+    ("POST", "/v1/merchants/{merchant_id}/hold"): (ADMIN, at("/v1/merchants/matrix-shop/hold", {"reason": "mx"})),
+    ("POST", "/v1/merchants/{merchant_id}/release"): (ADMIN, at("/v1/merchants/matrix-shop/release")),
+    ("GET", "/v1/merchants/{merchant_id}/statement"): (
+        STATEMENT_READ,
+        at("/v1/merchants/xuhui-noodles/statement?date=2025-01-15"),
+    ),
+    ("GET", "/v1/pos/statement"): (signed(*SIGNERS), at("/v1/pos/statement?date=2025-01-15&format=csv")),
+    ("POST", "/v1/payout-runs"): (ADMIN, at("/v1/payout-runs", {"cutoff": NOW})),
+    ("GET", "/v1/payout-runs"): (ADMIN, at("/v1/payout-runs")),
+    ("GET", "/v1/payout-runs/{run_id}"): (ADMIN, at("/v1/payout-runs/{run_id}")),
+    ("GET", "/v1/payout-runs/{run_id}/file"): (ADMIN, at("/v1/payout-runs/{run_id}/file")),
+    ("POST", "/v1/payout-runs/{run_id}/confirmations"): (ADMIN, _confirmation),
+    ("POST", "/v1/redemptions/{redemption_id}/clawback"): (bearer("admin", "gov", hidden=("gov_other",)), _clawback),
     # Campaigns (gov changes its own; readers read; another government sees nothing of them).
     ("POST", "/v1/contracts/check"): (bearer(*READERS), at("/v1/contracts/check", CHECK_BODY)),
     ("POST", "/v1/contracts/explain"): (bearer(*READERS), at("/v1/contracts/explain", EXPLAIN_BODY)),
@@ -355,6 +388,11 @@ async def _context(service) -> Context:
     )
     campaign = await ctx.gov("GET", f"/v1/campaigns/{campaign_id}")
     ctx.ids["fund_tx_id"] = campaign["fund_tx_id"]
+    from voucher_engine import clock  # the app runs in process: its business time, just after the redemption
+
+    run = await service.client.post("/v1/payout-runs", json={"cutoff": clock.now().isoformat()}, headers=service.admin)
+    assert run.status_code == 201 and len(run.json()["items"]) == 1, run.text
+    ctx.ids.update(run_id=run.json()["id"], item_id=run.json()["items"][0]["id"])
     issued = await ctx.gov("POST", f"/v1/campaigns/{campaign_id}/issuances", {"holders": [holder(ctx.wallet())]})
     ctx.ids["issuance_id"] = issued["issuance_id"]
     # Sequence what is committed (and sign it), so ledger reads and proofs find every transaction.
@@ -411,10 +449,14 @@ async def test_every_endpoint_answers_every_caller_as_expected(service):
     assert campaign["status"] == "active"
     issuer = await service.client.get("/v1/issuers/iss_440000", headers=service.admin)
     assert issuer.status_code == 200  # made once, by the admin
-    # One refund of 100 fen (by the merchant) and two new redemptions (one per till): none by anyone refused.
+    # One refund of 100 fen (by the merchant) and two new redemptions (one per till), and two clawed back (by the
+    # admin and the gov) of redemptions made for them: none by anyone refused.
     paid = await ctx.tills["merchant"].send("GET", f"/v1/redemptions/{ctx.ids['redemption_id']}")
-    assert paid.json()["refunded_fen"] == 100, paid.text
-    assert campaign["totals"]["vouchers_redeemed"] == 3, campaign["totals"]
+    assert paid.json()["refunded_fen"] == 100 and paid.json()["status"] == "partially_refunded", paid.text
+    assert campaign["totals"]["vouchers_redeemed"] == 5, campaign["totals"]
+    assert campaign["totals"]["clawed_back_fen"] == 2 * 2000, campaign["totals"]
+    run = await service.client.get(f"/v1/payout-runs/{ctx.ids['run_id']}", headers=service.admin)
+    assert run.json()["items"][0]["status"] == "paid", run.text  # confirmed once, by the admin
 
 
 @pytest.mark.parametrize("caller", ["gov", "auditor_bound"])
@@ -424,7 +466,7 @@ async def test_issuer_bound_callers_cannot_list_the_whole_ledger(service, caller
     for path in ("/v1/ledger/transactions", "/v1/ledger/export?format=csv"):
         response = await service.client.get(path, headers=service.auth(token))
         assert response.status_code == 403 and response.json()["code"] == "FORBIDDEN", response.text
-    for account in ("fiscal:iss_320500", "merchant:xuhui-noodles"):
+    for account in ("fiscal:iss_320500", "merchant:xuhui-noodles", "payout:xuhui-noodles", "settled:xuhui-noodles"):
         response = await service.client.get(f"/v1/ledger/accounts/{account}", headers=service.auth(token))
         assert response.status_code == 404, response.text
     own = await service.client.get("/v1/ledger/accounts/fiscal:iss_310000", headers=service.auth(token))

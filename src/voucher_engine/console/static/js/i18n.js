@@ -50,6 +50,15 @@ const zh = {
   "merchants.suspend": "停用", "merchants.resume": "恢复", "merchants.new_key": "新建 POS 密钥", "merchants.key_for": "POS 密钥：", "merchants.secret_once": "密钥只显示这一次，请立即交给商户：",
   "merchants.merchant_id": "商户编号", "merchants.revoke": "吊销密钥", "merchants.revoked": "已吊销", "mstatus.active": "正常", "mstatus.suspended": "已停用",
   "tokens.title": "令牌", "tokens.help": "为政府、审计或运营人员签发访问令牌。令牌只显示一次，平台只保存其哈希。", "tokens.role": "角色", "tokens.issuer": "绑定发行方",
+  "nav.payouts": "付款批次", "ledger.tab.statement": "商户对账单",
+  "payouts.title": "付款批次", "payouts.help": "按截止时间把商户已入账的补贴汇总成一批付款指令，交银行执行；银行回执后逐笔确认到账或失败。被暂停付款的商户不在批次内。",
+  "payouts.cutoff": "截止时间", "payouts.start": "生成付款批次", "payouts.items": "笔", "payouts.total": "合计", "payouts.none": "暂无付款批次",
+  "payouts.file": "生成银行文件（CSV）", "payouts.download": "下载银行文件", "payouts.merchant": "商户", "payouts.amount": "金额", "payouts.reference": "参考号",
+  "payouts.bank_ref": "银行流水号", "payouts.paid": "已到账", "payouts.failed": "失败退回", "payouts.status.sent": "已发送", "payouts.status.paid": "已到账", "payouts.status.failed": "失败",
+  "statement.title": "商户对账单", "statement.date": "日期（北京时间）", "statement.show": "查看", "statement.opening": "期初", "statement.closing": "期末",
+  "clawback.title": "追回补贴", "clawback.help": "把一笔核销仍在商户处的补贴收回资金池（活动已结束则退回出资方）。可重复提交，结果不变。", "clawback.redemption": "核销编号",
+  "clawback.reason": "原因", "clawback.submit": "追回", "clawback.confirm": "确定追回这笔核销的补贴吗？", "clawback.done": "已追回 {amount}（账本交易 {tx}）",
+  "merchants.hold": "暂停付款", "merchants.hold_button": "暂停付款", "merchants.release": "解除暂停", "merchants.hold_reason": "暂停付款的原因：",
   "tokens.no_issuer": "（不绑定）", "tokens.create": "签发令牌", "tokens.once": "令牌只显示这一次",
 };
 
@@ -102,6 +111,15 @@ const en = {
   "merchants.suspend": "Suspend", "merchants.resume": "Resume", "merchants.new_key": "New POS key", "merchants.key_for": "POS key for", "merchants.secret_once": "The secret is shown once; hand it to the merchant now:",
   "merchants.merchant_id": "Merchant id", "merchants.revoke": "Revoke key", "merchants.revoked": "Revoked", "mstatus.active": "active", "mstatus.suspended": "suspended",
   "tokens.title": "Tokens", "tokens.help": "Make access tokens for governments, auditors or operators. A token is shown once; the platform keeps only its hash.", "tokens.role": "Role", "tokens.issuer": "Bound to issuer",
+  "nav.payouts": "Payout runs", "ledger.tab.statement": "Merchant statement",
+  "payouts.title": "Payout runs", "payouts.help": "Gathers what merchants were credited before the cutoff into one batch of payment instructions for the bank; record the bank's answer for each item. Merchants on payout hold are left out.",
+  "payouts.cutoff": "Cutoff", "payouts.start": "Start a payout run", "payouts.items": "items", "payouts.total": "Total", "payouts.none": "No payout runs yet",
+  "payouts.file": "Make the bank file (CSV)", "payouts.download": "Download the bank file", "payouts.merchant": "Merchant", "payouts.amount": "Amount", "payouts.reference": "Reference",
+  "payouts.bank_ref": "bank reference", "payouts.paid": "Paid", "payouts.failed": "Failed", "payouts.status.sent": "sent", "payouts.status.paid": "paid", "payouts.status.failed": "failed",
+  "statement.title": "Merchant statement", "statement.date": "Day (China time)", "statement.show": "Show", "statement.opening": "Opening", "statement.closing": "Closing",
+  "clawback.title": "Claw back a subsidy", "clawback.help": "Takes the subsidy still standing on one redemption back from the merchant to escrow (on to the funders if the campaign has closed). Idempotent.", "clawback.redemption": "Redemption id",
+  "clawback.reason": "Reason", "clawback.submit": "Claw back", "clawback.confirm": "Claw back this redemption's subsidy?", "clawback.done": "Clawed back {amount} (ledger transaction {tx})",
+  "merchants.hold": "Payout hold", "merchants.hold_button": "Hold payouts", "merchants.release": "Release", "merchants.hold_reason": "Reason for the payout hold:",
   "tokens.no_issuer": "(none)", "tokens.create": "Make token", "tokens.once": "The token is shown once",
 };
 

@@ -7,6 +7,7 @@ import * as editor from "./views/editor.js";
 import * as ledger from "./views/ledger.js";
 import * as verify from "./views/verify.js";
 import * as operator from "./views/operator.js";
+import * as settlement from "./views/settlement.js";
 
 // What each role sees: exactly the views whose API calls its token may make.
 const ROUTES = {
@@ -24,6 +25,7 @@ const ROUTES = {
   admin: [
     ["issuers", "nav.issuers", operator.issuers],
     ["merchants", "nav.merchants", operator.merchants],
+    ["payouts", "nav.payouts", settlement.payouts],
     ["tokens", "nav.tokens", operator.tokens],
   ],
 };

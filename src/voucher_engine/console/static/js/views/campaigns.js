@@ -4,6 +4,7 @@ import { clear, figure, h, link, notice, table } from "../dom.js";
 import { t, mccName, regionName } from "../i18n.js";
 import { count, ratio, when, yuan } from "../format.js";
 import * as charts from "../charts.js";
+import { clawbackForm } from "./settlement.js";
 
 export async function list(main, _params, { me }) {
   charts.disposeAll();
@@ -117,6 +118,9 @@ export async function detail(main, [id], ctx) {
   if (flows.length) charts.draw(flow.el, charts.fundFlow(campaign, flows));
   else flow.el.replaceWith(notice("info", t("flow.unfunded")));
 
+  if (ctx.me.role === "gov" && campaign.issuer_id === ctx.me.issuer_id && campaign.status !== "draft") {
+    main.appendChild(clawbackForm());
+  }
   main.appendChild(h("h2", { text: t("campaign.funders") }));
   main.appendChild(table([
     { title: t("campaign.funder"), cell: (f) => `${regionName(f.region_code)} (${f.region_code})` },

@@ -3,8 +3,9 @@ import { api } from "../api.js";
 import { clear, h, link, notice, table } from "../dom.js";
 import { t } from "../i18n.js";
 import { when, yuan } from "../format.js";
+import { statementForm } from "./settlement.js";
 
-const TABS = ["transactions", "trace", "account", "books"];
+const TABS = ["transactions", "trace", "account", "books", "statement"];
 
 function postings(tx) {
   return h("div", {}, tx.postings.map((p) => h("div", { class: "mono" },
@@ -82,6 +83,7 @@ export async function render(main, [tab = "transactions"]) {
   const box = h("div", { class: "card" });
   main.appendChild(box);
   if (tab === "transactions") await transactions(box);
+  if (tab === "statement") box.appendChild(statementForm());
   if (tab === "trace") {
     lookup(box, "trace", t("ledger.voucher_id"), async (id, out) => {
       const trace = await api(`/v1/ledger/vouchers/${encodeURIComponent(id)}/trace`);

@@ -3,6 +3,7 @@ import { all, api } from "../api.js";
 import { clear, h, notice, table } from "../dom.js";
 import { t, mccName, regionName } from "../i18n.js";
 import { when } from "../format.js";
+import { clawbackForm, hold, statementForm } from "./settlement.js";
 
 function form(id, fields, submitText, onSubmit) {
   const inputs = {};
@@ -67,9 +68,19 @@ export async function merchants(main) {
       { title: t("issuers.region"), cell: (m) => `${regionName(m.region_code)} (${m.region_code})` },
       { title: t("merchants.tags"), cell: (m) => m.tags.join(", ") },
       { title: t("campaign.status"), cell: (m) => h("span", { class: `status ${m.status}`, text: t(`mstatus.${m.status}`) }) },
+      { title: t("merchants.hold"), cell: (m) => (m.payout_hold
+        ? h("span", { class: "status declined", "data-hold": m.id, text: `${m.payout_hold.reason} · ${when(m.payout_hold.since)}` })
+        : "—") },
       { title: "", cell: (m) => h("div", { class: "row" },
         h("button", { type: "button", "data-merchant-action": m.status === "active" ? "suspend" : "resume", text: t(m.status === "active" ? "merchants.suspend" : "merchants.resume"),
           onclick: async () => { await api(`/v1/merchants/${encodeURIComponent(m.id)}/${m.status === "active" ? "suspend" : "resume"}`, { method: "POST" }); await refresh(); } }),
+        h("button", { type: "button", "data-hold-action": m.id, text: t(m.payout_hold ? "merchants.release" : "merchants.hold_button"),
+          onclick: async () => {
+            const reason = m.payout_hold ? "" : window.prompt(t("merchants.hold_reason"));
+            if (reason === null) return;
+            await hold(m.id, Boolean(m.payout_hold), reason);
+            await refresh();
+          } }),
         h("button", { type: "button", "data-new-key": m.id, text: t("merchants.new_key"), onclick: async () => {
           const key = await api(`/v1/merchants/${encodeURIComponent(m.id)}/keys`, { method: "POST" });
           clear(keyOut).appendChild(h("div", { class: "card" }, h("h3", { text: `${t("merchants.key_for")} ${m.id}` }),
@@ -93,6 +104,8 @@ export async function merchants(main) {
   }));
   main.appendChild(keyOut);
   main.appendChild(list);
+  main.appendChild(statementForm());
+  main.appendChild(clawbackForm());
   await refresh();
 }
 
