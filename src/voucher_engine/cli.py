@@ -11,6 +11,7 @@ from typing import Annotated, Optional
 import typer
 
 from voucher_engine import bench
+from voucher_engine.attestations import cli as attestations_cli
 from voucher_engine.campaigns import cli as campaigns_cli
 from voucher_engine.config import Settings, get_settings, settings_for
 from voucher_engine.contracts import cli as contracts_cli
@@ -230,6 +231,7 @@ app.add_typer(ledger_cli.app, name="ledger", help="Verify the ledger offline or 
 app.add_typer(campaigns_cli.app, name="issue", help="Issue vouchers from a CSV of holders.")
 app.add_typer(bench.app, name="bench", help="Benchmarks that print figures.")
 app.add_typer(merchants_cli.app, name="pos", help="A signing POS client: ping, quote, redeem, refund.")
+app.add_typer(attestations_cli.app, name="attester", help="The reference attester: keygen, sign, sign-csv.")
 
 
 def main() -> None:
