@@ -235,7 +235,7 @@ async def claim(
             check_holder=terms.contract.check_holder,
             attester_name=terms.contract.model.attester,
             attesters=await attestation_service.cached(state.engine) if attestation is not None else {},
-            now_s=int(now.timestamp()),
+            now_s=int(clock.real_now().timestamp()),  # a security window, like request signing's
         )
         decision = gate.decide_attested(wallet_id, id_hash, attestation, record=False) if attestation else None
         if decision is None:

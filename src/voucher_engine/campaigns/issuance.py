@@ -150,7 +150,7 @@ async def run(
             check_holder=terms.contract.check_holder,
             attester_name=terms.contract.model.attester,
             attesters=await attestation_service.load(conn),
-            now_s=int(issued_at.timestamp()),
+            now_s=int(clock.real_now().timestamp()),  # a security window, like request signing's
             spent=await attestation_repository.spent_jtis(raw, campaign_id),
         )
         uses = UsesWriter(campaign_id, issuance_id, issued_at)
@@ -265,7 +265,7 @@ async def _issue(
         + _text(issuance_id)
     )
     tail = _field(_bigint(1) + _timestamptz(issued_at))
-    gated = gate.mandatory and not checked
+    gated = gate.mandatory
     # Vouchers held per holder key: the campaign's before this issuance, then this issuance's own (exact; about
     # 150 bytes a holder, so a million-holder list stays well inside the memory budget).
     held_by = await _held_by_holder(raw, campaign_id) if had_vouchers else {}
@@ -294,7 +294,9 @@ async def _issue(
             noise, width = ids.voucher_id_noise(len(chunk)), ids.VOUCHER_ID_NOISE_CHARS
             parts: list[str] = []
             for wallet_id, id_hash, evidence in chunk:
-                if gated or (type(evidence) is str and not checked):
+                if checked:  # lottery winners, decided before the draw
+                    pass
+                elif gated or type(evidence) is str:
                     decision = gate.decide(wallet_id, id_hash, evidence)
                     if decision.code is not None:
                         outcome.reject(wallet_id, decision.code, decision.check)
