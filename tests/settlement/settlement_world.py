@@ -109,7 +109,7 @@ async def assert_verified(service) -> None:
     assert report.ok, report.document()
     # The auditor's offline check: the whole export and a signed checkpoint, against the pinned key.
     auditor = service.auth(await service.token("auditor"))
-    made = await service.client.post("/v1/ledger/checkpoints", headers=auditor)
+    made = await service.client.post("/v1/ledger/checkpoints", headers=service.admin)  # signing writes: admin only
     assert made.status_code == 201, made.text
     key = (await service.client.get("/v1/ledger/public-key")).json()["public_key"]
     export = await service.client.get("/v1/ledger/export?format=csv", headers=auditor)
