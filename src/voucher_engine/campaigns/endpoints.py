@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from datetime import timedelta
 from typing import Annotated, Any
 
@@ -21,6 +20,7 @@ from voucher_engine import clock
 from voucher_engine.api.deps import State, require
 from voucher_engine.api.paging import Cursor, Limit, Page, decode_cursor, encode_cursor
 from voucher_engine.auth import service as auth_service
+from voucher_engine.auth.gate import Coalescer
 from voucher_engine.auth.subjects import Subject
 from voucher_engine.campaigns import claims, expiry, ids, issuance, repository, service
 from voucher_engine.campaigns.schemas import (
@@ -48,26 +48,20 @@ router = APIRouter(tags=["campaigns"])
 
 Gov = Annotated[Subject, Depends(require("gov"))]
 
-# Claims come in bursts from a government's own app, with the same token; each worker remembers a successful
-# authentication for a few seconds so that a burst costs no token look-up per claim. A revoked token keeps working
-# for claims for at most this long. Failures are never remembered.
-CLAIM_AUTH_TTL_S = 5.0
-_claim_auth: dict[str, tuple[float, Subject]] = {}
-MAX_CLAIM_AUTH_ENTRIES = 10_000
+# Claims come in bursts from a government's own app, with the same token: concurrent claims with one token share
+# one look-up, each served by a look-up that began after it arrived (auth/gate.py), so a revoked token is refused
+# at once on every worker.
+_claim_auth: Coalescer[Subject] = Coalescer()
 
 
 async def authenticate_claim(state, authorization: str | None) -> Subject:
-    """The gov behind a claim's bearer token, remembered for `CLAIM_AUTH_TTL_S` after a successful check."""
-    now = time.monotonic()
-    cached = _claim_auth.get(authorization or "")
-    if cached is not None and cached[0] > now:
-        subject = cached[1]
-    else:
+    """The gov behind a claim's bearer token, looked up once for the claims that arrive together."""
+
+    async def lookup() -> Subject:
         async with state.engine.connect() as conn:
-            subject = await auth_service.authenticate(conn, authorization)
-        if len(_claim_auth) >= MAX_CLAIM_AUTH_ENTRIES:
-            _claim_auth.clear()
-        _claim_auth[authorization or ""] = (now + CLAIM_AUTH_TTL_S, subject)
+            return await auth_service.authenticate(conn, authorization)
+
+    subject = await _claim_auth.run((id(state), authorization or ""), lookup)
     if subject.role != "gov":
         raise EngineError("FORBIDDEN", f"This needs the role gov; the token is {subject.role}.")
     return subject
@@ -139,7 +133,63 @@ for _action in ("fund", "activate", "pause", "close"):
         methods=["POST"],
         response_model=CampaignDetail,
         name=f"{_action}_campaign",
-        responses={409: {"description": "INVALID_STATE: the move is not allowed from this status"}},
+        responses={
+            409: {
+                "description": "INVALID_STATE: the move is not allowed from this status"
+                + (
+                    "; FUNDING_NOT_APPROVED: a co-funder's share is pending or declined; INSUFFICIENT_FUNDS: a "
+                    "funder's share would take it beyond its appropriation"
+                    if _action == "fund"
+                    else ""
+                )
+            }
+        },
+    )
+
+
+FunderIssuerId = Annotated[str, Path(max_length=64)]
+
+
+def _decision_endpoint(action: str):
+    async def endpoint(
+        campaign_id: CampaignId, issuer_id: FunderIssuerId, state: State, subject: Gov
+    ) -> CampaignDetail:
+        async with state.engine.begin() as conn:
+            return await service.decide_funding(conn, subject, campaign_id, issuer_id, action)
+
+    endpoint.__name__ = f"{action}_funding"
+    return endpoint
+
+
+for _action, _words in (
+    ("approve", "Approve a co-funder's share of a campaign"),
+    ("decline", "Decline a co-funder's share of a campaign"),
+):
+    router.add_api_route(
+        f"/v1/campaigns/{{campaign_id}}/funders/{{issuer_id}}/{_action}",
+        _decision_endpoint(_action),
+        methods=["POST"],
+        response_model=CampaignDetail,
+        name=f"{_action}_funding",
+        summary=_words,
+        description="The government of the co-funder `issuer_id` (a gov token bound to it) "
+        + ("approves" if _action == "approve" else "declines")
+        + " its share, while the campaign is a draft; the answer is the campaign, whose `funders` show each "
+        "share's `approval` and whose `funder_decisions` keep every decision with the token that gave it and "
+        "when. Deciding again the way it stands changes nothing. "
+        + (
+            "Approving a share that would take the co-funder beyond its appropriation is `INSUFFICIENT_FUNDS`."
+            if _action == "approve"
+            else "A declined share blocks funding (`FUNDING_NOT_APPROVED`) until approved."
+        ),
+        responses={
+            403: {"description": "FORBIDDEN: the caller is not that co-funder's government"},
+            404: {"description": "NOT_FOUND: no such campaign visible to the caller, or the issuer is no funder"},
+            409: {
+                "description": "INVALID_STATE: the campaign is no longer a draft, or the share is the issuer's own"
+                + ("; INSUFFICIENT_FUNDS: beyond the appropriation" if _action == "approve" else "")
+            },
+        },
     )
 
 

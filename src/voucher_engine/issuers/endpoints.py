@@ -1,15 +1,22 @@
-"""`/v1/issuers` (admin)."""
+"""`/v1/issuers`: registered by the operator (admin); each issuer's appropriation and commitment are readable by
+the operator, auditors and that issuer's own government."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from typing import Annotated
 
-from voucher_engine.api.deps import Admin, State
+from fastapi import APIRouter, Depends, Path
+
+from voucher_engine.api.deps import Admin, State, require
 from voucher_engine.api.paging import Cursor, Limit, Page, decode_cursor, encode_cursor
+from voucher_engine.auth.subjects import Subject
 from voucher_engine.issuers import repository, service
-from voucher_engine.issuers.schemas import Issuer, IssuerCreate
+from voucher_engine.issuers.schemas import Issuer, IssuerCreate, IssuerPatch
 
 router = APIRouter(prefix="/v1/issuers", tags=["operator"])
+
+Reader = Annotated[Subject, Depends(require("admin", "gov", "auditor"))]
+IssuerId = Annotated[str, Path(max_length=64)]
 
 
 @router.post("", status_code=201, response_model=Issuer)
@@ -26,7 +33,38 @@ async def list_issuers(state: State, _: Admin, limit: Limit = 100, cursor: Curso
     return Page(items=items, next_cursor=encode_cursor(items[-1].id) if len(rows) > limit else None)
 
 
-@router.get("/{issuer_id}", response_model=Issuer)
-async def get_issuer(issuer_id: str, state: State, _: Admin) -> Issuer:
+@router.get(
+    "/{issuer_id}",
+    response_model=Issuer,
+    summary="An issuer, with its appropriation and what it has committed",
+    description="Admin, an auditor (a bound auditor: its own issuer), or that issuer's own government. "
+    "`committed_fen` is the issuer's share of every funded campaign less what came back; `appropriation_fen` the "
+    "ceiling on it (null = none). Another issuer answers 404.",
+    responses={404: {"description": "NOT_FOUND: no such issuer, or not the caller's"}},
+)
+async def get_issuer(issuer_id: IssuerId, state: State, subject: Reader) -> Issuer:
     async with state.engine.connect() as conn:
-        return await service.get(conn, issuer_id)
+        return await service.get(conn, issuer_id, subject)
+
+
+@router.patch(
+    "/{issuer_id}",
+    response_model=Issuer,
+    summary="Set or lift an issuer's appropriation",
+    description='`{"appropriation_fen": N}` caps what the issuer may have committed at once (its share of every '
+    'funded campaign, less what came back); `{"appropriation_fen": null}` lifts the cap. Funding or approving a '
+    "share beyond it is then `INSUFFICIENT_FUNDS`. A cap below what is committed already takes nothing back; it "
+    "refuses new commitments until returns bring the issuer under it.",
+    responses={
+        404: {"description": "NOT_FOUND: no such issuer"},
+        422: {"description": "VALIDATION_ERROR: not a whole number of fen from 0 to 10^16, or null"},
+    },
+    openapi_extra={
+        "requestBody": {
+            "content": {"application/json": {"examples": {"cap": {"value": {"appropriation_fen": 5_000_000_000}}}}}
+        }
+    },
+)
+async def patch_issuer(issuer_id: IssuerId, body: IssuerPatch, state: State, _: Admin) -> Issuer:
+    async with state.engine.begin() as conn:
+        return await service.set_appropriation(conn, issuer_id, body.appropriation_fen)
