@@ -45,9 +45,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(ROOT))
 
-from voucher_engine.db.engine import plain_url  # noqa: E402
-
 from loadtest import harness  # noqa: E402
+from voucher_engine.db.engine import plain_url  # noqa: E402
 
 CLI = [sys.executable, "-m", "voucher_engine.cli"]
 

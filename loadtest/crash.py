@@ -53,8 +53,8 @@ sys.path.insert(0, str(ROOT / "tests" / "reliability"))
 
 import asyncpg  # noqa: E402
 import httpx  # noqa: E402
-
 from reliability_books import books_problems  # noqa: E402
+
 from voucher_engine.db.engine import plain_url  # noqa: E402
 from voucher_engine.merchants.client import signed_headers  # noqa: E402
 

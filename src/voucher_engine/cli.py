@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import importlib
 import os
 import sys
 from pathlib import Path
@@ -11,7 +10,15 @@ from typing import Annotated, Optional
 
 import typer
 
-from voucher_engine.config import Settings, get_settings
+from voucher_engine import bench
+from voucher_engine.campaigns import cli as campaigns_cli
+from voucher_engine.config import Settings, get_settings, settings_for
+from voucher_engine.contracts import cli as contracts_cli
+from voucher_engine.db.migrate import prepare_database
+from voucher_engine.ledger import checkpoints
+from voucher_engine.ledger import cli as ledger_cli
+from voucher_engine.merchants import cli as merchants_cli
+from voucher_engine.secrets_store import load_server_secret
 
 app = typer.Typer(
     help="Targeted consumption subsidies paid as e-CNY smart-contract vouchers.",
@@ -24,39 +31,9 @@ app.add_typer(token_app, name="token")
 DataDir = Annotated[Optional[Path], typer.Option("--data-dir", help="Where the embedded PostgreSQL and keys live.")]
 
 
-def _settings(data_dir: Path | None, **overrides) -> Settings:
-    get_settings.cache_clear()
-    if data_dir is not None:
-        os.environ["VE_DATA_DIR"] = str(data_dir)
-    for name, value in overrides.items():
-        if value is not None:
-            os.environ[f"VE_{name.upper()}"] = str(value)
-    return get_settings()
-
-
-def prepare_database(settings: Settings) -> str:
-    """Start the embedded PostgreSQL when no DATABASE_URL is given, bring the schema to head, answer the URL.
-
-    The URL is also put into this process's environment, so that worker processes started later inherit it.
-    """
-    from voucher_engine.db import embedded, migrate
-
-    url = settings.database_url or embedded.start(settings.data_dir)
-    migrate.upgrade(url)
-    os.environ["DATABASE_URL"] = url
-    get_settings.cache_clear()
-    return url
-
-
 def prepare_keys(settings: Settings) -> None:
     """Create the server's key files once, before workers start, so that they never race to create them."""
-    from voucher_engine.secrets_store import load_server_secret
-
     load_server_secret(settings.resolved_server_secret_path)
-    try:
-        from voucher_engine.ledger import checkpoints
-    except ImportError:
-        return
     checkpoints.load_signing_key(settings.resolved_signing_key_path)
 
 
@@ -119,7 +96,7 @@ def serve(
     ] = False,
 ) -> None:
     """Run the HTTP service (with the embedded PostgreSQL unless DATABASE_URL is set)."""
-    settings = _settings(data_dir, host=host, port=port, workers=workers, test_clock=test_clock or None)
+    settings = settings_for(data_dir, host=host, port=port, workers=workers, test_clock=test_clock or None)
     prepare_database(settings)
     settings = get_settings()
     prepare_keys(settings)
@@ -131,7 +108,7 @@ def migrate(data_dir: DataDir = None) -> None:
     """Bring the database schema to the newest migration."""
     from voucher_engine.db import migrate as migrations
 
-    prepare_database(_settings(data_dir))
+    prepare_database(settings_for(data_dir))
     typer.echo(f"schema at {migrations.head_revision()}", err=True)
 
 
@@ -146,7 +123,7 @@ def token_create(
     from voucher_engine.db.engine import create_engine
     from voucher_engine.errors import EngineError
 
-    url = prepare_database(_settings(data_dir))
+    url = prepare_database(settings_for(data_dir))
 
     async def make() -> str:
         engine = create_engine(url, pool_size=1)
@@ -170,7 +147,7 @@ def _run_on_database(data_dir: Path | None, work):
     from voucher_engine.db.engine import create_engine
     from voucher_engine.errors import EngineError
 
-    url = prepare_database(_settings(data_dir))
+    url = prepare_database(settings_for(data_dir))
 
     async def run():
         engine = create_engine(url, pool_size=1)
@@ -235,7 +212,7 @@ def demo(
     """Serve with a demo issuer, two merchants and a funded, active campaign; print commands to try it."""
     from voucher_engine import demo as demo_module
 
-    settings = _settings(data_dir, host=host, port=port, test_clock=test_clock)
+    settings = settings_for(data_dir, host=host, port=port, test_clock=test_clock)
     prepare_database(settings)
     settings = get_settings()
     prepare_keys(settings)
@@ -243,22 +220,12 @@ def demo(
     run_server(settings)
 
 
-def _mount_optional(module_name: str, name: str, help_text: str) -> None:
-    """Mount a domain's own sub-commands, if that domain has landed."""
-    try:
-        module = importlib.import_module(module_name)
-    except ModuleNotFoundError as exc:
-        if exc.name != module_name:
-            raise
-        return
-    app.add_typer(module.app, name=name, help=help_text)
-
-
-_mount_optional("voucher_engine.contracts.cli", "contract", "Check and explain contracts.")
-_mount_optional("voucher_engine.ledger.cli", "ledger", "Verify the ledger offline or against the database.")
-_mount_optional("voucher_engine.campaigns.cli", "issue", "Issue vouchers from a CSV of holders.")
-_mount_optional("voucher_engine.bench", "bench", "Benchmarks that print figures.")
-_mount_optional("voucher_engine.merchants.cli", "pos", "A signing POS client: ping, quote, redeem, refund.")
+# Each room's own sub-commands, listed here (the composition at the top knows the rooms, never the other way).
+app.add_typer(contracts_cli.app, name="contract", help="Check and explain contracts.")
+app.add_typer(ledger_cli.app, name="ledger", help="Verify the ledger offline or against the database.")
+app.add_typer(campaigns_cli.app, name="issue", help="Issue vouchers from a CSV of holders.")
+app.add_typer(bench.app, name="bench", help="Benchmarks that print figures.")
+app.add_typer(merchants_cli.app, name="pos", help="A signing POS client: ping, quote, redeem, refund.")
 
 
 def main() -> None:

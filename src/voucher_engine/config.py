@@ -6,6 +6,7 @@ it. Without a `DATABASE_URL` the service runs an embedded PostgreSQL under the d
 
 from __future__ import annotations
 
+import os
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -53,3 +54,15 @@ class Settings(BaseSettings):
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
     return Settings()
+
+
+def settings_for(data_dir: Path | None, **overrides: object) -> Settings:
+    """The settings of a command-line run: its `--data-dir` and other options, put into this process's environment
+    (so that worker processes started later inherit them) and read back through `get_settings`."""
+    get_settings.cache_clear()
+    if data_dir is not None:
+        os.environ["VE_DATA_DIR"] = str(data_dir)
+    for name, value in overrides.items():
+        if value is not None:
+            os.environ[f"VE_{name.upper()}"] = str(value)
+    return get_settings()

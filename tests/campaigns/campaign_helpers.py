@@ -8,7 +8,6 @@ import textwrap
 from dataclasses import dataclass
 from pathlib import Path
 
-
 CONTRACTS = Path(__file__).resolve().parents[2] / "contracts"
 
 

@@ -8,7 +8,6 @@ import random
 
 import pytest_asyncio
 import sqlalchemy as sa
-
 from campaign_helpers import make_gov, policy, set_clock, wallet
 
 

@@ -17,7 +17,6 @@ import time
 import httpx
 import orjson
 import sqlalchemy as sa
-
 from campaign_helpers import make_gov, set_clock, wallet
 from test_campaign_claims import county_fair
 

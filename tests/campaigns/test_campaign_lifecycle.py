@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from campaign_helpers import ADULT, dining, make_gov, policy, set_clock, wallet
 
 from voucher_engine.campaigns.service import TRANSITIONS

@@ -9,9 +9,8 @@ from __future__ import annotations
 
 import pytest
 import sqlalchemy as sa
-from sqlalchemy.exc import DBAPIError
-
 from campaign_helpers import Gov, contract, make_gov
+from sqlalchemy.exc import DBAPIError
 
 
 def co_funded(issuer: str, funders: str, *, budget: str = "¥100,000", payment: str = 'merchant.mcc = "5812"') -> str:

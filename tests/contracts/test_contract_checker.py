@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import pytest
+from contract_helpers import source
 
 from voucher_engine.contracts import ContractInvalid, Diagnostic, check_contract, compile_contract
-
-from contract_helpers import source
 
 DINING = source("shanghai-dining-2025")
 

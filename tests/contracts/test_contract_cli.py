@@ -5,11 +5,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from contract_helpers import CONTRACTS_DIR, POLICY_FILES, source
 from typer.testing import CliRunner
 
 from voucher_engine.contracts.cli import app
-
-from contract_helpers import CONTRACTS_DIR, POLICY_FILES, source
 
 runner = CliRunner()
 DINING = str(CONTRACTS_DIR / "shanghai-dining-2025.contract")

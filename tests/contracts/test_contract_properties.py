@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import datetime as dt
 
+from contract_helpers import POLICY_FILES, pay, source
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from voucher_engine.contracts import ContractInvalid, Item, Payment, check_contract, compile_contract
-from voucher_engine.contracts import reference
-
-from contract_helpers import POLICY_FILES, pay, source
+from voucher_engine.contracts import ContractInvalid, Item, Payment, check_contract, compile_contract, reference
 
 REGIONS = ["000000", "310000", "310100", "310104", "310101", "320000", "320500", "320505", "330127", "330100"]
 MCCS = ["5812", "5813", "5411", "5499", "7832", "1520"]

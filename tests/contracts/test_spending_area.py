@@ -8,6 +8,7 @@ central government (000000) may spend anywhere.
 from __future__ import annotations
 
 from contract_helpers import pay
+
 from voucher_engine.contracts import check_contract, compile_contract
 
 

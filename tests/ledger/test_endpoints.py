@@ -147,6 +147,15 @@ async def test_export_streams_a_verifiable_csv(service, owners):
     assert report.ok and report.transactions == 16
 
 
+async def test_export_of_an_id_no_header_can_carry_answers_csv(service, owners):
+    # Found by schemathesis: the id went into Content-Disposition and a non-latin-1 or control character made it 500.
+    auditor = await _setup(service)
+    odd = "\u00f3\U0009185e\x0b"
+    response = await service.client.get("/v1/ledger/export", params={"campaign_id": odd}, headers=auditor)
+    assert response.status_code == 200 and response.text.startswith("seq,id,kind")
+    assert response.headers["content-disposition"] == 'attachment; filename="ledger-___.csv"'
+
+
 async def test_gov_sees_only_its_own_campaigns(service, owners):
     await _setup(service)
     gov = service.auth(await service.token("gov", "iss_310000"))

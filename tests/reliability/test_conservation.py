@@ -34,8 +34,8 @@ from hypothesis.stateful import (
     rule,
     run_state_machine_as_test,
 )
-
 from reliability_helpers import Till, books_problems, build_world, start_service
+
 from voucher_engine.db.engine import plain_url
 
 EXAMPLES = 20
@@ -241,7 +241,7 @@ class Books(RuleBasedStateMachine):
         """Closing returns what is unspent; refunds after it must pass the clawback on to the funders. (Only once
         money has moved: a close before any payment is the dull case, and would leave the run little to do.)"""
         campaign_id = data.draw(
-            st.sampled_from(list(c for c, v in self.campaigns.items() if v["status"] in ("active", "paused")))
+            st.sampled_from([c for c, v in self.campaigns.items() if v["status"] in ("active", "paused")])
         )
         self.r.run(self._move(campaign_id, "close"))
 
@@ -278,7 +278,7 @@ class Books(RuleBasedStateMachine):
     @rule(data=st.data(), holders=st.lists(st.integers(0, HOLDERS - 1), min_size=1, max_size=3, unique=True))
     def issue(self, data, holders: list[int]) -> None:
         wallets = [self.wallets[n] for n in holders]
-        campaign_id = data.draw(st.sampled_from(list(c for c, v in self.campaigns.items() if v["kind"] != "balance")))
+        campaign_id = data.draw(st.sampled_from([c for c, v in self.campaigns.items() if v["kind"] != "balance"]))
         self.r.run(self._issue(campaign_id, wallets))
 
     async def _issue(self, campaign_id: str, wallets: list[str]) -> None:
@@ -294,7 +294,7 @@ class Books(RuleBasedStateMachine):
     @rule(data=st.data(), holder=st.integers(0, HOLDERS - 1))
     def claim(self, data, holder: int) -> None:
         wallet = self.wallets[holder]
-        campaign_id = data.draw(st.sampled_from(list(c for c, v in self.campaigns.items() if v["kind"] == "balance")))
+        campaign_id = data.draw(st.sampled_from([c for c, v in self.campaigns.items() if v["kind"] == "balance"]))
         self.r.run(self._claim(campaign_id, wallet))
 
     async def _claim(self, campaign_id: str, wallet: str) -> None:

@@ -23,8 +23,8 @@ from typing import Any
 
 import orjson
 import pytest
-
 from reliability_helpers import CONTRACTS, Till, build_world, holder, routes
+
 from voucher_engine.merchants.client import signed_headers
 
 CALLERS = (
@@ -53,12 +53,12 @@ MERCHANT_BODY = {
 
 
 def public() -> dict[str, Any]:
-    return {caller: OK for caller in CALLERS}
+    return dict.fromkeys(CALLERS, OK)
 
 
 def bearer(*ok: str, hidden: tuple[str, ...] = ()) -> dict[str, Any]:
     """A bearer-token endpoint: `ok` callers pass, `hidden` get 404, other token holders 403, the rest 401."""
-    expect: dict[str, Any] = {caller: 401 for caller in CALLERS}
+    expect: dict[str, Any] = dict.fromkeys(CALLERS, 401)
     for caller in BEARER:
         expect[caller] = OK if caller in ok else 404 if caller in hidden else 403
     return expect
@@ -66,7 +66,7 @@ def bearer(*ok: str, hidden: tuple[str, ...] = ()) -> dict[str, Any]:
 
 def signed(*ok: str, hidden: tuple[str, ...] = ()) -> dict[str, Any]:
     """A signed POS endpoint: bearer tokens and swapped keys are 401 whatever they hold."""
-    expect: dict[str, Any] = {caller: 401 for caller in CALLERS}
+    expect: dict[str, Any] = dict.fromkeys(CALLERS, 401)
     for caller in SIGNERS:
         expect[caller] = OK if caller in ok else 404 if caller in hidden else 401
     return expect
@@ -271,6 +271,7 @@ MATRIX: dict[tuple[str, str], tuple[dict[str, Any], Factory]] = {
     ("POST", "/v1/campaigns"): (bearer("gov"), at("/v1/campaigns", CHECK_BODY)),
     ("GET", "/v1/campaigns"): (bearer(*READERS), at("/v1/campaigns")),
     ("GET", "/v1/campaigns/{campaign_id}"): (OWN_CAMPAIGN_READ, at("/v1/campaigns/{campaign_id}")),
+    ("GET", "/v1/campaigns/{campaign_id}/stats"): (OWN_LEDGER_READ, at("/v1/campaigns/{campaign_id}/stats")),
     ("POST", "/v1/campaigns/{campaign_id}/fund"): (CAMPAIGN_CHANGE, move("fund", ())),
     ("POST", "/v1/campaigns/{campaign_id}/activate"): (CAMPAIGN_CHANGE, move("activate", ("fund",))),
     ("POST", "/v1/campaigns/{campaign_id}/pause"): (CAMPAIGN_CHANGE, move("pause", ("fund", "activate"))),

@@ -6,25 +6,37 @@ import asyncio
 import contextlib
 import gc
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from functools import partial
 
 import sqlalchemy as sa
-from fastapi import FastAPI, Request
+from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from voucher_engine import __version__
-from voucher_engine.api import openapi, problems, test_clock
-from voucher_engine.api.fastpath import RedemptionFastPath
-from voucher_engine.campaigns.fastpath import ClaimsFastPath
+from voucher_engine.api import openapi, test_clock
 from voucher_engine.api.limits import BodyLimitMiddleware
-from voucher_engine.api.state import AppState
+from voucher_engine.auth import endpoints as auth_endpoints
+from voucher_engine.campaigns import endpoints as campaigns_endpoints
+from voucher_engine.campaigns.fastpath import ClaimsFastPath
 from voucher_engine.config import Settings, get_settings
 from voucher_engine.db import migrate
+from voucher_engine.db import test_clock as shared_test_clock
 from voucher_engine.db.engine import create_engine
+from voucher_engine.issuers import endpoints as issuers_endpoints
+from voucher_engine.ledger import endpoints as ledger_endpoints
+from voucher_engine.merchants import endpoints as merchants_endpoints
 from voucher_engine.merchants import signing
+from voucher_engine.redemption import dispatch as redemption_dispatch
+from voucher_engine.redemption import endpoints as redemption_endpoints
+from voucher_engine.redemption import guard
+from voucher_engine.redemption.fastpath import RedemptionFastPath
 from voucher_engine.secrets_store import load_server_secret
+from voucher_engine.settlement import endpoints as settlement_endpoints
+from voucher_engine.stats import endpoints as stats_endpoints
+from voucher_engine.web import problems
+from voucher_engine.web.state import AppState
 
 log = logging.getLogger("voucher_engine")
 
@@ -34,28 +46,32 @@ MAINTENANCE_INTERVAL_S = 60.0
 GC_YOUNG_THRESHOLD = 20_000  # allocations between young-generation collections (CPython's default: 700)
 
 
-DOMAINS = ("issuers", "merchants", "auth", "ledger", "campaigns", "redemption")
+# Every room's routers, in the order their paths appear in the OpenAPI document. A new room adds its line here.
+ROUTERS: tuple[APIRouter, ...] = (
+    issuers_endpoints.router,
+    merchants_endpoints.router,
+    merchants_endpoints.pos_router,
+    auth_endpoints.router,
+    ledger_endpoints.router,
+    ledger_endpoints.public_router,
+    campaigns_endpoints.router,
+    redemption_endpoints.router,
+    stats_endpoints.router,
+    *settlement_endpoints.routers,
+)
 
-
-def _endpoint_modules() -> list:
-    """Each domain's `endpoints` module: its `router` (or `routers`), and optional `startup(state)` /
-    `shutdown(state)` coroutines for per-worker caches and background work. Domains not written yet are skipped."""
-    import importlib
-
-    modules = []
-    for name in DOMAINS:
-        try:
-            modules.append(importlib.import_module(f"voucher_engine.{name}.endpoints"))
-        except ModuleNotFoundError as exc:
-            if exc.name != f"voucher_engine.{name}.endpoints":
-                raise
-    return modules
+# Per-worker start and stop of the rooms' caches and background work, started in this order and stopped in reverse.
+Hook = Callable[[AppState], Awaitable[None]]
+LIFECYCLE: tuple[tuple[Hook, Hook], ...] = (
+    (ledger_endpoints.startup, ledger_endpoints.shutdown),
+    (campaigns_endpoints.startup, campaigns_endpoints.shutdown),
+    (redemption_dispatch.startup, redemption_dispatch.shutdown),
+    (stats_endpoints.startup, stats_endpoints.shutdown),
+)
 
 
 async def _maintenance(state: AppState) -> None:
     """Per-worker housekeeping: prune spent nonces and old code-guessing counts. Errors are logged, never fatal."""
-    from voucher_engine.redemption import guard
-
     while True:
         await asyncio.sleep(MAINTENANCE_INTERVAL_S)
         try:
@@ -69,7 +85,7 @@ async def _maintenance(state: AppState) -> None:
 class EngineApp(FastAPI):
     """FastAPI, with the till's and the claim burst's hot paths answered in front of the framework's own stack.
 
-    The hot paths (`api/fastpath.py`, `campaigns/fastpath.py`) used to sit inside FastAPI's middleware stack; every
+    The hot paths (`redemption/fastpath.py`, `campaigns/fastpath.py`) used to sit inside FastAPI's middleware stack; every
     request then also paid for Starlette's error middleware, FastAPI's telemetry and body-limit wrappers and
     uvicorn's view of them — about a tenth of a worker's CPU per redemption in a profile. Here they come first:
     the test clock (when enabled), the body limit, then the hot paths, then FastAPI for everything else.
@@ -107,7 +123,7 @@ class TestClockFollower:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         async with scope["app"].state.ve.engine.connect() as conn:
-            await test_clock.refresh(conn)
+            await shared_test_clock.refresh(conn)
         await self.app(scope, receive, send)
 
 
@@ -135,13 +151,13 @@ def _tune_garbage_collector() -> None:
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
-    modules = _endpoint_modules()
-    if settings.database_url is None:
+    database_url = settings.database_url
+    if database_url is None:
         raise RuntimeError("DATABASE_URL is not set: `voucher-engine serve` sets it after starting PostgreSQL")
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        engine = create_engine(settings.database_url, pool_size=settings.db_pool_size)
+        engine = create_engine(database_url, pool_size=settings.db_pool_size)
         state = AppState(
             settings=settings,
             engine=engine,
@@ -149,9 +165,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             head_revision=migrate.head_revision(),
         )
         app.state.ve = state
-        for module in modules:
-            if hasattr(module, "startup"):
-                await module.startup(state)
+        for startup, _ in LIFECYCLE:
+            await startup(state)
         maintenance = asyncio.create_task(_maintenance(state))
         if settings.served:
             _tune_garbage_collector()
@@ -159,9 +174,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             yield
         finally:
             maintenance.cancel()
-            for module in reversed(modules):
-                if hasattr(module, "shutdown"):
-                    await module.shutdown(state)
+            for _, shutdown in reversed(LIFECYCLE):
+                await shutdown(state)
             await engine.dispose()
 
     app = EngineApp(
@@ -189,10 +203,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             return problems.problem_response("UNAVAILABLE", f"The schema is at {current}, not {state.head_revision}.")
         return JSONResponse({"status": "ready", "schema": current})
 
-    for module in modules:
-        for router in getattr(module, "routers", [getattr(module, "router", None)]):
-            if router is not None:
-                app.include_router(router)
+    for router in ROUTERS:
+        app.include_router(router)
     if settings.test_clock:
         app.include_router(test_clock.router)
     openapi.install(app)

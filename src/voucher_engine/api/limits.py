@@ -5,7 +5,7 @@ from __future__ import annotations
 import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from voucher_engine.api.problems import problem_document
+from voucher_engine.web.problems import problem_document
 
 
 class BodyLimitMiddleware:

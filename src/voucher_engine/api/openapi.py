@@ -13,8 +13,8 @@ from typing import Any
 
 from fastapi import FastAPI
 
-from voucher_engine.api.problems import PROBLEM_MEDIA_TYPE
 from voucher_engine.errors import ALL_CODES
+from voucher_engine.web.problems import PROBLEM_MEDIA_TYPE
 
 PROBLEM_SCHEMA: dict[str, Any] = {
     "title": "Problem",

@@ -8,12 +8,12 @@ import sqlalchemy as sa
 from fastapi import APIRouter, Response
 from pydantic import AwareDatetime, BaseModel, Field
 from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from voucher_engine import clock
-from voucher_engine.api.deps import Admin, State
+from voucher_engine.auth.dependencies import Admin
 from voucher_engine.auth.schemas import StrictModel
 from voucher_engine.db.schema.foundation import test_clock
+from voucher_engine.web.state import State
 
 router = APIRouter(prefix="/v1/test/clock", tags=["test"])
 
@@ -27,12 +27,6 @@ class ClockState(BaseModel):
     now: datetime
     real_now: datetime
     offset_seconds: int
-
-
-async def refresh(conn: AsyncConnection) -> None:
-    """Load the shared offset into this worker's clock."""
-    offset_us = (await conn.execute(sa.select(test_clock.c.offset_us).where(test_clock.c.id == 1))).scalar()
-    clock.set_offset(timedelta(microseconds=offset_us or 0))
 
 
 def _state() -> ClockState:

@@ -6,10 +6,11 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Response
 
-from voucher_engine.api.deps import Admin, State
-from voucher_engine.api.paging import Cursor, Limit, Page, decode_cursor, encode_cursor
 from voucher_engine.auth import service
+from voucher_engine.auth.dependencies import Admin
 from voucher_engine.auth.schemas import TokenCreate, TokenCreated, TokenInfo
+from voucher_engine.web.paging import Cursor, Limit, Page, decode_cursor, encode_cursor
+from voucher_engine.web.state import State
 
 router = APIRouter(prefix="/v1/tokens", tags=["operator"])
 

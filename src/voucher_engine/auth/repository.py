@@ -72,3 +72,9 @@ async def revoke(conn: AsyncConnection, token_id: str, at: datetime) -> sa.Row |
         .values(revoked_at=at)
     )
     return (await conn.execute(sa.select(*LISTED).where(api_tokens.c.id == token_id))).first()
+
+
+async def issuer_exists(conn: AsyncConnection, issuer_id: str) -> bool:
+    """Whether a token may be bound to `issuer_id` (auth sits below the issuers room, so it reads the table itself)."""
+    query = sa.select(sa.literal(True)).select_from(issuers).where(issuers.c.id == issuer_id)
+    return (await conn.execute(query)).scalar() is True

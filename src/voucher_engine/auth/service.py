@@ -35,15 +35,13 @@ def _hash(token: str) -> str:
 
 async def create_token(conn: AsyncConnection, role: str, issuer_id: str | None = None) -> tuple[str, str]:
     """Make a token; answer (token, token_id). The token itself is never stored."""
-    from voucher_engine.issuers import repository as issuer_repository
-
     if role not in ROLES:
         raise EngineError("VALIDATION_ERROR", f"role must be one of {', '.join(ROLES)}")
     if role == "gov" and issuer_id is None:
         raise EngineError("VALIDATION_ERROR", "a gov token must be bound to an issuer (issuer_id)")
     if role == "admin" and issuer_id is not None:
         raise EngineError("VALIDATION_ERROR", "an admin token cannot be bound to an issuer")
-    if issuer_id is not None and await issuer_repository.get(conn, issuer_id) is None:
+    if issuer_id is not None and not await repository.issuer_exists(conn, issuer_id):
         raise EngineError("NOT_FOUND", f"no issuer {issuer_id!r}")
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
     token_id = "tok_" + secrets.token_hex(8)

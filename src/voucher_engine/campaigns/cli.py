@@ -17,8 +17,8 @@ import asyncio
 import csv
 import re
 import sys
-from operator import itemgetter
 from collections.abc import AsyncIterator, Iterator
+from operator import itemgetter
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -165,6 +165,7 @@ async def issue_file(
 
     from voucher_engine import clock
     from voucher_engine.campaigns import cache, ids, issuance, repository
+    from voucher_engine.db import test_clock
     from voucher_engine.db.engine import create_engine
 
     engine = create_engine(url, pool_size=2)
@@ -172,8 +173,6 @@ async def issue_file(
         async with engine.begin() as conn:
             # A database served with --test-clock keeps its business time there; follow it as the workers do
             # (production databases have no such row, and the offset stays zero).
-            from voucher_engine.api import test_clock
-
             await test_clock.refresh(conn)
             row = await repository.get_campaign(conn, campaign_id)
             if row is None:
@@ -274,9 +273,10 @@ def issue(
     """Issue one voucher to each eligible holder of a CSV file (targeted campaigns), showing progress."""
     import orjson
 
-    from voucher_engine.cli import _settings, prepare_database
+    from voucher_engine.config import settings_for
+    from voucher_engine.db.migrate import prepare_database
 
-    url = prepare_database(_settings(data_dir))
+    url = prepare_database(settings_for(data_dir))
     try:
         result = asyncio.run(issue_file(url, campaign_id, holders, show_progress=not quiet))
     except EngineError as exc:

@@ -24,7 +24,7 @@ from voucher_engine import clock
 from voucher_engine.auth.subjects import Subject
 from voucher_engine.campaigns import repository
 from voucher_engine.campaigns.shares import split_by_shares
-from voucher_engine.contracts import CompiledContract
+from voucher_engine.contracts import Funder
 from voucher_engine.errors import EngineError
 from voucher_engine.issuers import repository as issuer_repository
 from voucher_engine.issuers import service as issuer_service
@@ -36,14 +36,14 @@ FUNDABLE = ("own", "approved")
 
 
 async def funder_rows(
-    conn: AsyncConnection, contract: CompiledContract, campaign_id: str, issuer_id: str
+    conn: AsyncConnection, funders: Sequence[Funder], campaign_id: str, issuer_id: str
 ) -> list[dict[str, object]]:
     """The contract's funders as `campaign_funders` rows: `own` for the campaign's issuer, else `pending`.
     Refuses the contract (CONTRACT_INVALID, at each funder's line) if a funder is not a registered issuer."""
-    wanted = [issuer_service.issuer_id_for(funder.region_code) for funder in contract.funders]
+    wanted = [issuer_service.issuer_id_for(funder.region_code) for funder in funders]
     known = await issuer_repository.registered(conn, wanted)
     errors = []
-    for funder, funder_issuer in zip(contract.funders, wanted):
+    for funder, funder_issuer in zip(funders, wanted):
         if funder_issuer not in known:
             span = funder.span
             errors.append(
@@ -65,7 +65,7 @@ async def funder_rows(
             "share_bp": funder.share_bp,
             "approval": "own" if funder_issuer == issuer_id else "pending",
         }
-        for position, (funder, funder_issuer) in enumerate(zip(contract.funders, wanted))
+        for position, (funder, funder_issuer) in enumerate(zip(funders, wanted))
     ]
 
 

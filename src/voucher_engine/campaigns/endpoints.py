@@ -17,9 +17,8 @@ from fastapi import APIRouter, Depends, Header, Path, Request
 from fastapi.responses import JSONResponse, Response
 
 from voucher_engine import clock
-from voucher_engine.api.deps import State, require
-from voucher_engine.api.paging import Cursor, Limit, Page, decode_cursor, encode_cursor
 from voucher_engine.auth import service as auth_service
+from voucher_engine.auth.dependencies import require
 from voucher_engine.auth.gate import Coalescer
 from voucher_engine.auth.subjects import Subject
 from voucher_engine.campaigns import claims, expiry, ids, issuance, repository, service
@@ -27,6 +26,7 @@ from voucher_engine.campaigns.schemas import (
     JOB_THRESHOLD,
     MAX_LOTTERY_APPLICANTS,
     MAX_TARGETED_HOLDERS,
+    WALLET_PATTERN,
     Campaign,
     CampaignDetail,
     CheckAnswer,
@@ -35,12 +35,13 @@ from voucher_engine.campaigns.schemas import (
     IssuanceResult,
     SourceBody,
     Voucher,
-    WALLET_PATTERN,
     parse_holders,
     parse_seed,
 )
 from voucher_engine.db.engine import plain_url
 from voucher_engine.errors import EngineError
+from voucher_engine.web.paging import Cursor, Limit, Page, decode_cursor, encode_cursor
+from voucher_engine.web.state import State
 
 log = logging.getLogger("voucher_engine.campaigns")
 

@@ -14,14 +14,15 @@ JSON as `claims.voucher_document` builds it (the same document the route gives, 
 from __future__ import annotations
 
 import re
+from typing import Any
 
 from pydantic import ValidationError
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from voucher_engine.api.lean import read_body, respond, respond_problem, validation_error
 from voucher_engine.campaigns import claims
 from voucher_engine.campaigns.schemas import ClaimBody
 from voucher_engine.errors import EngineError
+from voucher_engine.web.lean import read_body, respond, respond_problem, validation_error
 
 CLAIM_PATH = re.compile(r"^/v1/campaigns/([^/]{1,64})/claims$")
 # A claim is a wallet, an id_hash and a few attributes; anything longer is not one.
@@ -51,7 +52,8 @@ class ClaimsFastPath:
     async def _claim(self, scope: Scope, campaign_id: str, body: bytes) -> bytes:
         from voucher_engine.campaigns.endpoints import BATCHER_KEY, authenticate_claim
 
-        state = (scope.get("app") or self.app).state.ve
+        app: Any = scope.get("app") or self.app  # EngineApp sets scope["app"]; a test may wrap the app directly
+        state = app.state.ve
         authorization = None
         for name, value in scope["headers"]:
             if name == b"authorization":

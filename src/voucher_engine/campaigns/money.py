@@ -108,6 +108,7 @@ class LedgerTotals:
     refunded_fen: int
     returned_fen: int
     outstanding_fen: int
+    clawed_back_fen: int = 0
 
 
 async def totals(conn: AsyncConnection, campaign_id: str) -> LedgerTotals:
@@ -115,9 +116,10 @@ async def totals(conn: AsyncConnection, campaign_id: str) -> LedgerTotals:
     get = (lambda name: found[name]) if isinstance(found, dict) else (lambda name: getattr(found, name))
     funded, redeemed = int(get("funded_fen")), int(get("redeemed_fen"))
     refunded, returned = int(get("refunded_fen")), int(get("returned_fen"))
-    outstanding = funded - redeemed + refunded - returned
-    return LedgerTotals(funded, redeemed, refunded, returned, outstanding)
+    clawed_back = int(get("clawed_back_fen"))
+    outstanding = funded - redeemed + refunded + clawed_back - returned
+    return LedgerTotals(funded, redeemed, refunded, returned, outstanding, clawed_back)
 
 
 def _tx_id(tx) -> str:
-    return tx if isinstance(tx, str) else str(getattr(tx, "id"))
+    return tx if isinstance(tx, str) else str(tx.id)

@@ -112,7 +112,8 @@ class Totals(BaseModel):
     redeemed_fen: int
     refunded_fen: int
     returned_fen: int
-    outstanding_fen: int = Field(description="Still in escrow: funded − redeemed + refunded − returned.")
+    clawed_back_fen: int = Field(default=0, description="Subsidy taken back from merchants by clawbacks (追回).")
+    outstanding_fen: int = Field(description="Still in escrow: funded − redeemed + refunded + clawed back − returned.")
     vouchers_issued: int
     vouchers_redeemed: int
     vouchers_expired: int

@@ -48,8 +48,7 @@ from voucher_engine.campaigns.schemas import (
     Totals,
     Voucher,
 )
-from voucher_engine.contracts import ContractInvalid, check_contract, compile_contract
-from voucher_engine.contracts import FixedWindow
+from voucher_engine.contracts import ContractInvalid, FixedWindow, check_contract, compile_contract
 from voucher_engine.errors import EngineError
 
 # A campaign's detail shows at most this many funder decisions (the latest; all are kept).
@@ -128,7 +127,7 @@ async def create(conn: AsyncConnection, subject: Subject, source: str) -> Campai
         "created_at": now,
         "updated_at": now,
     }
-    funders = await consent.funder_rows(conn, contract, campaign_id, subject.issuer_id)
+    funders = await consent.funder_rows(conn, contract.funders, campaign_id, subject.issuer_id)
     await repository.insert_campaign(conn, values, funders, stock)
     await money.open_escrow(conn, campaign_id)
     return await get(conn, subject, campaign_id)
@@ -179,6 +178,7 @@ async def campaign_totals(conn: AsyncConnection, campaign_id: str) -> Totals:
         redeemed_fen=found.redeemed_fen,
         refunded_fen=found.refunded_fen,
         returned_fen=found.returned_fen,
+        clawed_back_fen=found.clawed_back_fen,
         outstanding_fen=found.outstanding_fen,
         vouchers_issued=counts["issued"],
         vouchers_redeemed=counts["redeemed"],

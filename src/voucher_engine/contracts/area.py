@@ -22,7 +22,7 @@ from typing import Union
 
 from . import regions
 from .explain import expected_text
-from .model import TAnd, TCompare, TCondition, TNot, TOr, TRule
+from .model import TAnd, TCompare, TCondition, TNot, TRule
 from .syntax import Span
 
 FIELD = "merchant.region"

@@ -49,9 +49,9 @@ from .syntax import (
     Or,
     SetLiteral,
     Span,
+    Voucher,
 )
 from .syntax import Validity as ValiditySyntax
-from .syntax import Voucher
 
 DEFAULT_TIMEZONE = "Asia/Shanghai"
 

@@ -98,10 +98,10 @@ def explain_command(
     except ContractInvalid as exc:
         for diagnostic in exc.errors:
             typer.echo(diagnostic.format(str(file)))
-        raise typer.Exit(1)
+        raise typer.Exit(1) from None
     except (OSError, ValueError, UnicodeDecodeError) as exc:
         typer.echo(f"{file}:1:1: error: cannot read the file: {exc}")
-        raise typer.Exit(1)
+        raise typer.Exit(1) from None
     try:
         data = _json_argument(payment, "payment")
         p = payment_from_json(data)
@@ -114,7 +114,7 @@ def explain_command(
             raise ValueError("--issued-at must carry an offset, like +08:00")
     except (OSError, ValueError, AttributeError) as exc:
         typer.echo(f"error: {exc}")
-        raise typer.Exit(2)
+        raise typer.Exit(2) from None
 
     answer: dict[str, Any] = {"contract": contract.name, "kind": contract.kind}
     code = None

@@ -16,7 +16,7 @@ _UNAVAILABLE = (
 )
 
 
-def is_database_unavailable(exc: BaseException) -> bool:
+def is_database_unavailable(exc: BaseException | None) -> bool:
     seen = 0
     while exc is not None and seen < 8:  # walk the cause chain a bounded number of links
         if isinstance(exc, _UNAVAILABLE):
@@ -36,7 +36,7 @@ def is_database_unavailable(exc: BaseException) -> bool:
 _UNSTORABLE = (asyncpg.exceptions.CharacterNotInRepertoireError, asyncpg.exceptions.UntranslatableCharacterError)
 
 
-def is_unstorable_input(exc: BaseException) -> bool:
+def is_unstorable_input(exc: BaseException | None) -> bool:
     seen = 0
     while exc is not None and seen < 8:
         if isinstance(exc, _UNSTORABLE):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 from pathlib import Path
 
 from alembic import command
@@ -10,6 +11,7 @@ from alembic.config import Config
 from alembic.script import ScriptDirectory
 
 import voucher_engine
+from voucher_engine.config import Settings, get_settings
 
 
 def migrations_dir() -> Path:
@@ -41,3 +43,17 @@ def upgrade(url: str) -> None:
 
 async def upgrade_async(url: str) -> None:
     await asyncio.to_thread(upgrade, url)
+
+
+def prepare_database(settings: Settings) -> str:
+    """Start the embedded PostgreSQL when no DATABASE_URL is given, bring the schema to head, answer the URL.
+
+    The URL is also put into this process's environment, so that worker processes started later inherit it.
+    """
+    from voucher_engine.db import embedded  # the embedded PostgreSQL wheel is loaded only when it is needed
+
+    url = settings.database_url or embedded.start(settings.data_dir)
+    upgrade(url)
+    os.environ["DATABASE_URL"] = url
+    get_settings.cache_clear()
+    return url

@@ -7,11 +7,12 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path
 
-from voucher_engine.api.deps import Admin, State, require
-from voucher_engine.api.paging import Cursor, Limit, Page, decode_cursor, encode_cursor
+from voucher_engine.auth.dependencies import Admin, require
 from voucher_engine.auth.subjects import Subject
 from voucher_engine.issuers import repository, service
 from voucher_engine.issuers.schemas import Issuer, IssuerCreate, IssuerPatch
+from voucher_engine.web.paging import Cursor, Limit, Page, decode_cursor, encode_cursor
+from voucher_engine.web.state import State
 
 router = APIRouter(prefix="/v1/issuers", tags=["operator"])
 

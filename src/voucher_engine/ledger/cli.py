@@ -13,6 +13,8 @@ from typing import Annotated, Optional
 
 import typer
 
+from voucher_engine.config import Settings
+
 app = typer.Typer(help="Verify the ledger offline or against the database.", no_args_is_help=True, add_completion=False)
 
 DataDir = Annotated[Optional[Path], typer.Option("--data-dir", help="Where the embedded PostgreSQL and keys live.")]
@@ -24,11 +26,11 @@ PublicKeyOpt = Annotated[
 ]
 
 
-def _database(data_dir: Path | None) -> tuple[str, object]:
-    from voucher_engine.cli import _settings, prepare_database
-    from voucher_engine.config import get_settings
+def _database(data_dir: Path | None) -> tuple[str, Settings]:
+    from voucher_engine.config import get_settings, settings_for
+    from voucher_engine.db.migrate import prepare_database
 
-    url = prepare_database(_settings(data_dir))
+    url = prepare_database(settings_for(data_dir))
     return url, get_settings()
 
 

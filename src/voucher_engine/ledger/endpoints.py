@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -16,9 +17,7 @@ from fastapi import APIRouter, Depends, Path, Query
 from fastapi.responses import StreamingResponse
 from pydantic import AwareDatetime
 
-from voucher_engine.api.deps import State, require
-from voucher_engine.api.paging import DEFAULT_LIMIT, Cursor, Limit, decode_cursor, encode_cursor
-from voucher_engine.api.state import AppState
+from voucher_engine.auth.dependencies import require
 from voucher_engine.auth.subjects import Subject
 from voucher_engine.errors import EngineError
 from voucher_engine.ledger import background, checkpoints, export, model, repository, scoping, sequencer, service
@@ -34,17 +33,19 @@ from voucher_engine.ledger.schemas import (
     TransactionPage,
     VoucherTrace,
 )
+from voucher_engine.web.paging import DEFAULT_LIMIT, Cursor, Limit, decode_cursor, encode_cursor
+from voucher_engine.web.state import AppState, State
 
 log = logging.getLogger("voucher_engine.ledger")
 
 router = APIRouter(prefix="/v1/ledger", tags=["ledger"])
 public_router = APIRouter(prefix="/v1/ledger", tags=["ledger"])
-routers = [router, public_router]
 
 Reader = Annotated[Subject, Depends(require("auditor", "gov"))]
 Requester = Annotated[Subject, Depends(require("auditor", "admin"))]
 Id = Annotated[str, Path(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")]
 AccountName = Annotated[str, Path(max_length=80, pattern=model.ACCOUNT_PATTERN.pattern)]
+_SAFE_FILENAME = re.compile(r"[^A-Za-z0-9_.-]")
 FilterId = Annotated[str | None, Query(min_length=1, max_length=128)]
 Size = Annotated[int | None, Query(ge=1, le=(1 << 62))]
 
@@ -309,7 +310,9 @@ async def export_csv(
     _window(at_from, at_to)
     async with state.engine.connect() as conn:
         await _scope_filters(conn, subject, campaign_id)
-    name = f"ledger-{campaign_id or 'all'}.csv"
+    # A header is latin-1 without control characters: an id that is neither (ids are opaque, so anything may be
+    # asked for) would fail the answer after it was decided, so the file name keeps only the safe characters.
+    name = f"ledger-{_SAFE_FILENAME.sub('_', campaign_id or 'all')}.csv"
     return StreamingResponse(
         export.csv_chunks(
             state.engine,

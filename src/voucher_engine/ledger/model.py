@@ -4,12 +4,19 @@ Sign convention, everywhere in the ledger: a **debit is money in**, a **credit i
 `balance_fen` is its debits minus its credits, so escrow holds a positive balance, a merchant's settlement account
 grows with every redemption, and a fiscal (财政) account goes negative by what it has funded.
 
-The four kinds of transaction and their only allowed shapes (debited accounts <- credited accounts):
+The kinds of transaction and their only allowed shapes (debited accounts <- credited accounts):
 
-    fund    escrow:<campaign>   <- fiscal:<funder>...     one posting per funder (资金池 funding)
-    redeem  merchant:<merchant> <- escrow:<campaign>      a voucher's subsidy paid to the merchant (核销)
-    refund  escrow:<campaign>   <- merchant:<merchant>    subsidy clawed back on a refund
-    return  fiscal:<funder>...  <- escrow:<campaign>      what is left at close, back to the funders
+    fund            escrow:<campaign>   <- fiscal:<funder>...     one posting per funder (资金池 funding)
+    redeem          merchant:<merchant> <- escrow:<campaign>      a voucher's subsidy paid to the merchant (核销)
+    refund          escrow:<campaign>   <- merchant:<merchant>    subsidy clawed back on a refund
+    return          fiscal:<funder>...  <- escrow:<campaign>      what is left at close, back to the funders
+    clawback        escrow:<campaign>   <- merchant:<merchant>    a redemption's subsidy taken back (追回)
+    payout          payout:<merchant>   <- merchant:<merchant>    an instruction to the bank, sent (结算出款)
+    payout_confirm  settled:<merchant>  <- payout:<merchant>      the bank paid it
+    payout_reversal merchant:<merchant> <- payout:<merchant>      the bank could not pay it: back to the merchant
+
+The first five belong to a campaign and move its escrow. The three payout kinds belong to no campaign (a merchant's
+account mixes every campaign's money): they carry no `campaign_id`, and every posting names the same merchant.
 """
 
 from __future__ import annotations
@@ -21,9 +28,11 @@ from typing import Any
 
 from voucher_engine.errors import EngineError
 
-KINDS = ("fund", "redeem", "refund", "return")
-ACCOUNT_KINDS = ("fiscal", "escrow", "merchant")
-ACCOUNT_PATTERN = re.compile(r"^(fiscal|escrow|merchant):([A-Za-z0-9][A-Za-z0-9._-]{0,63})$")
+KINDS = ("fund", "redeem", "refund", "return", "clawback", "payout", "payout_confirm", "payout_reversal")
+# Kinds that move a merchant's money between its own accounts, outside any campaign.
+MERCHANT_KINDS = frozenset({"payout", "payout_confirm", "payout_reversal"})
+ACCOUNT_KINDS = ("fiscal", "escrow", "merchant", "payout", "settled")
+ACCOUNT_PATTERN = re.compile(r"^(fiscal|escrow|merchant|payout|settled):([A-Za-z0-9][A-Za-z0-9._-]{0,63})$")
 REF_KEY_PATTERN = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 NESTED_KEY_PATTERN = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 
@@ -41,6 +50,10 @@ SHAPES: dict[str, tuple[frozenset[str], frozenset[str]]] = {
     "redeem": (frozenset({"merchant"}), frozenset({"escrow"})),
     "refund": (frozenset({"escrow"}), frozenset({"merchant"})),
     "return": (frozenset({"fiscal"}), frozenset({"escrow"})),
+    "clawback": (frozenset({"escrow"}), frozenset({"merchant"})),
+    "payout": (frozenset({"payout"}), frozenset({"merchant"})),
+    "payout_confirm": (frozenset({"settled"}), frozenset({"payout"})),
+    "payout_reversal": (frozenset({"merchant"}), frozenset({"payout"})),
 }
 
 
@@ -48,7 +61,9 @@ def account_kind(account: str) -> str:
     """`escrow` for `escrow:cmp_1`; raises VALIDATION_ERROR for a name that is not an account."""
     match = ACCOUNT_PATTERN.match(account) if isinstance(account, str) else None
     if match is None:
-        raise EngineError("VALIDATION_ERROR", f"{account!r} is not an account name (fiscal:/escrow:/merchant: + id)")
+        raise EngineError(
+            "VALIDATION_ERROR", f"{account!r} is not an account name (fiscal:/escrow:/merchant:/payout:/settled: + id)"
+        )
     return match.group(1)
 
 
@@ -76,7 +91,8 @@ class NewTransaction:
 
     `refs` name what caused it (keys such as campaign_id, voucher_id, redemption_id, merchant_id, funder, refund_id,
     issuance_id): strings, integers (below 2^53) or small objects of them; they are hashed with the rest.
-    `campaign_id` is required (every kind moves a campaign's escrow) and is added to `refs` when absent there.
+    `campaign_id` is required for the campaign kinds (they move its escrow) and is added to `refs` when absent there;
+    the merchant kinds (MERCHANT_KINDS) carry none.
     `at` is business time (`clock.now()`), timezone-aware.
     """
 
@@ -94,7 +110,7 @@ class PostedTransaction:
     id: str
     kind: str
     at: datetime
-    campaign_id: str
+    campaign_id: str | None
     postings: tuple[Posting, ...]
     refs: dict[str, Any] = field(default_factory=dict)
 
@@ -126,24 +142,33 @@ def _check_ref_value(value: Any, depth: int, where: str) -> None:
     raise EngineError("VALIDATION_ERROR", f"ledger ref {where} must be a string, an integer or an object")
 
 
-def normalized_refs(tx: NewTransaction) -> tuple[str, dict[str, Any]]:
-    """(campaign_id, refs with campaign_id filled in), after checking both."""
+def normalized_refs(tx: NewTransaction) -> tuple[str | None, dict[str, Any]]:
+    """(campaign_id, refs with campaign_id filled in), after checking both; (None, refs) for a merchant kind."""
     refs = dict(tx.refs or {})
     campaign_id = tx.campaign_id or refs.get("campaign_id")
+    if tx.kind in MERCHANT_KINDS:
+        if campaign_id is not None:
+            raise EngineError("VALIDATION_ERROR", f"a {tx.kind} transaction belongs to no campaign")
+        _check_refs(refs)
+        return None, refs
     if not isinstance(campaign_id, str) or not ACCOUNT_PATTERN.match(f"escrow:{campaign_id}"):
         raise EngineError("VALIDATION_ERROR", f"a ledger transaction needs a campaign_id, not {campaign_id!r}")
     if refs.setdefault("campaign_id", campaign_id) != campaign_id:
         raise EngineError("VALIDATION_ERROR", "refs.campaign_id differs from the transaction's campaign_id")
+    _check_refs(refs)
+    return campaign_id, refs
+
+
+def _check_refs(refs: dict[str, Any]) -> None:
     if len(refs) > MAX_REFS:
         raise EngineError("VALIDATION_ERROR", f"at most {MAX_REFS} refs")
     for key, value in refs.items():
         if not isinstance(key, str) or not REF_KEY_PATTERN.match(key):
             raise EngineError("VALIDATION_ERROR", f"ledger ref key {key!r} is not [a-z][a-z0-9_]*")
         _check_ref_value(value, 1, key)
-    return campaign_id, refs
 
 
-def check_postings(kind: str, campaign_id: str, accounts: list[str], amounts: list[int]) -> str | None:
+def check_postings(kind: str, campaign_id: str | None, accounts: list[str], amounts: list[int]) -> str | None:
     """Why these postings cannot form a `kind` transaction of `campaign_id`, or None when they can.
 
     Shared by `post` (before writing) and `verify` (after reading): the pair of assertions around the money path.
@@ -152,6 +177,10 @@ def check_postings(kind: str, campaign_id: str, accounts: list[str], amounts: li
         return f"unknown kind {kind!r}"
     if not 2 <= len(accounts) <= MAX_POSTINGS or len(accounts) != len(amounts):
         return f"a transaction has 2..{MAX_POSTINGS} postings, not {len(accounts)}"
+    if kind in MERCHANT_KINDS:
+        return _check_merchant_postings(kind, campaign_id, accounts, amounts)
+    if campaign_id is None:
+        return f"a {kind} needs a campaign_id"
     debit_kinds, credit_kinds = SHAPES[kind]
     escrow = escrow_account(campaign_id)
     touches_escrow = False
@@ -178,7 +207,31 @@ def check_postings(kind: str, campaign_id: str, accounts: list[str], amounts: li
     return None
 
 
-def validate(tx: NewTransaction) -> tuple[str, dict[str, Any], list[str], list[int]]:
+def _check_merchant_postings(kind: str, campaign_id: str | None, accounts: list[str], amounts: list[int]) -> str | None:
+    """A payout kind: no campaign, the shape of SHAPES[kind], every posting on one merchant's accounts, balanced."""
+    if campaign_id is not None:
+        return f"a {kind} belongs to no campaign, not {campaign_id}"
+    debit_kinds, credit_kinds = SHAPES[kind]
+    owners: set[str] = set()
+    total = 0
+    for account, amount in zip(accounts, amounts):
+        match = ACCOUNT_PATTERN.match(account) if isinstance(account, str) else None
+        if match is None:
+            return f"{account!r} is not an account name"
+        if type(amount) is not int or amount == 0 or abs(amount) > MAX_AMOUNT_FEN:
+            return f"posting to {account} has amount {amount!r}: not a non-zero integer number of fen below 2^53"
+        if match.group(1) not in (debit_kinds if amount > 0 else credit_kinds):
+            return f"a {kind} may not {'debit' if amount > 0 else 'credit'} {account}"
+        owners.add(match.group(2))
+        total += amount
+    if total != 0:
+        return f"debits and credits differ by {total} fen"
+    if len(owners) != 1:
+        return f"a {kind} moves money between one merchant's own accounts, not {sorted(owners)}"
+    return None
+
+
+def validate(tx: NewTransaction) -> tuple[str | None, dict[str, Any], list[str], list[int]]:
     """Check one transaction completely; answer (campaign_id, refs, accounts, signed amounts)."""
     if tx.kind not in SHAPES:
         raise EngineError("VALIDATION_ERROR", f"unknown ledger transaction kind {tx.kind!r}")

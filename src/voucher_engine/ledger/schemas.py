@@ -24,7 +24,10 @@ class PostingOut(BaseModel):
 class TransactionOut(BaseModel):
     id: str
     seq: int
-    kind: str = Field(description="fund, redeem, refund or return")
+    kind: str = Field(
+        description="fund, redeem, refund, return, clawback (campaign kinds); payout, payout_confirm, payout_reversal"
+        " (a merchant's own accounts: refs carry no campaign_id)"
+    )
     at: str = Field(description="RFC 3339, UTC, microseconds: the spelling the hashes cover")
     postings: list[PostingOut]
     refs: dict[str, Any]
@@ -58,7 +61,10 @@ class FunderBooks(BaseModel):
     returned_fen: int
     redeemed_fen: int = Field(description="the campaign's redeemed fen attributed pro rata to what each funded")
     refunded_fen: int
-    escrow_balance_fen: int = Field(description="the remainder: funded - (redeemed - refunded) - returned")
+    clawed_back_fen: int = 0
+    escrow_balance_fen: int = Field(
+        description="the remainder: funded - (redeemed - refunded - clawed back) - returned"
+    )
     balanced: bool
 
 
@@ -69,8 +75,9 @@ class Reconciliation(BaseModel):
     redeemed_fen: int
     refunded_fen: int
     returned_fen: int
+    clawed_back_fen: int = 0
     balanced: bool = Field(
-        description="funded = escrow balance + (redeemed - refunded) + returned, from the postings, "
+        description="funded = escrow balance + (redeemed - refunded - clawed back) + returned, from the postings, "
         "and the escrow account's stored balance and running totals agree"
     )
     transactions: dict[str, int]

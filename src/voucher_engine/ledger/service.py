@@ -36,7 +36,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from voucher_engine import clock
 from voucher_engine.errors import EngineError
 from voucher_engine.ledger import canonical, checkpoints, merkle, model, repository, sequencer
-from voucher_engine.ledger.model import NewTransaction, Posting, PostedTransaction
+from voucher_engine.ledger.model import NewTransaction, PostedTransaction, Posting
 
 __all__ = [
     "open_account",
@@ -159,7 +159,7 @@ class _Batch:
     ids: list[str]
     deltas: dict[str, int]
     accounts: list[str]
-    total_keys: list[tuple[str, str, str]]
+    total_keys: list[tuple[str | None, str, str]]
     args: tuple
 
 
@@ -178,7 +178,7 @@ def _prepare(txs: Sequence[NewTransaction], ids: Sequence[str] | None) -> _Batch
             raise EngineError("VALIDATION_ERROR", "ledger transaction ids must be distinct, each from new_tx_ids()")
 
     deltas: dict[str, int] = {}
-    totals: dict[tuple[str, str, str], list[int]] = {}
+    totals: dict[tuple[str | None, str, str], list[int]] = {}
     flat_ix: list[int] = []
     flat_accounts: list[str] = []
     flat_amounts: list[int] = []
@@ -196,6 +196,8 @@ def _prepare(txs: Sequence[NewTransaction], ids: Sequence[str] | None) -> _Batch
                 part = totals.setdefault((campaign_id, tx.kind, account[7:]), [0, 0])
                 part[0] += abs(amount)
                 part[1] += 1
+        if campaign_id is None:
+            continue  # a payout kind: a merchant's own money, in no campaign's totals
         whole = totals.setdefault((campaign_id, tx.kind, ""), [0, 0])
         whole[0] += moved_fen
         whole[1] += 1
@@ -300,11 +302,18 @@ async def campaign_totals(conn: AsyncConnection, campaign_id: str) -> dict[str, 
         "redeemed_fen": 0,
         "refunded_fen": 0,
         "returned_fen": 0,
+        "clawed_back_fen": 0,
         "escrow_balance_fen": int(escrow or 0),
-        "transactions": {kind: 0 for kind in model.KINDS},
+        "transactions": {kind: 0 for kind in model.KINDS if kind not in model.MERCHANT_KINDS},
         "funders": {},
     }
-    names = {"fund": "funded_fen", "redeem": "redeemed_fen", "refund": "refunded_fen", "return": "returned_fen"}
+    names = {
+        "fund": "funded_fen",
+        "redeem": "redeemed_fen",
+        "refund": "refunded_fen",
+        "return": "returned_fen",
+        "clawback": "clawed_back_fen",
+    }
     for row in rows:
         if row["funder"] == "":
             out[names[row["kind"]]] = int(row["amount_fen"])
@@ -313,9 +322,9 @@ async def campaign_totals(conn: AsyncConnection, campaign_id: str) -> dict[str, 
             funder = out["funders"].setdefault(row["funder"], {"funded_fen": 0, "returned_fen": 0})
             funder[names[row["kind"]]] = int(row["amount_fen"])
     out["outstanding_fen"] = out["escrow_balance_fen"]
-    # The books' equation holds at every commit: escrow = funded - redeemed + refunded - returned.
+    # The books' equation holds at every commit: escrow = funded - redeemed + refunded + clawed back - returned.
     assert out["escrow_balance_fen"] == (
-        out["funded_fen"] - out["redeemed_fen"] + out["refunded_fen"] - out["returned_fen"]
+        out["funded_fen"] - out["redeemed_fen"] + out["refunded_fen"] + out["clawed_back_fen"] - out["returned_fen"]
     ), out
     return out
 
@@ -454,16 +463,16 @@ def _pro_rata(total: int, weights: list[int]) -> list[int]:
 async def reconcile(conn: AsyncConnection, campaign_id: str) -> dict[str, Any]:
     """A campaign's books from its postings (sequenced or queued), checked against the stored balance and totals.
 
-    funded = escrow balance + (redeemed - refunded) + returned, where the escrow balance is the stored, guarded one
-    and the four flows are summed from the postings. Per funder, funded and returned are exact; redeemed and refunded
-    are attributed pro rata to what each funded, so a funder's escrow share is the remainder; a funder line is
-    balanced when that remainder is not negative (beyond a fen per funder of rounding).
+    funded = escrow balance + (redeemed - refunded - clawed back) + returned, where the escrow balance is the stored,
+    guarded one and the five flows are summed from the postings. Per funder, funded and returned are exact; redeemed,
+    refunded and clawed back are attributed pro rata to what each funded, so a funder's escrow share is the remainder;
+    a funder line is balanced when that remainder is not negative (beyond a fen per funder of rounding).
     """
     raw = await repository.driver(conn)
     rows = await raw.fetch(repository.CAMPAIGN_POSTINGS, campaign_id)
     escrow = model.escrow_account(campaign_id)
-    flows = {"fund": 0, "redeem": 0, "refund": 0, "return": 0}
-    counts = {kind: 0 for kind in model.KINDS}
+    flows = {"fund": 0, "redeem": 0, "refund": 0, "return": 0, "clawback": 0}
+    counts = {kind: 0 for kind in model.KINDS if kind not in model.MERCHANT_KINDS}
     funded_by: dict[str, int] = {}
     returned_by: dict[str, int] = {}
     for row in rows:
@@ -480,10 +489,11 @@ async def reconcile(conn: AsyncConnection, campaign_id: str) -> dict[str, Any]:
     stored_balance = int(stored_balance or 0)
     totals = await campaign_totals(conn, campaign_id)
     funded, redeemed, refunded, returned = flows["fund"], flows["redeem"], flows["refund"], flows["return"]
+    clawed_back = flows["clawback"]
+    stored_flows = ("funded_fen", "redeemed_fen", "refunded_fen", "returned_fen", "clawed_back_fen")
     balanced = (
-        funded == stored_balance + (redeemed - refunded) + returned
-        and (totals["funded_fen"], totals["redeemed_fen"], totals["refunded_fen"], totals["returned_fen"])
-        == (funded, redeemed, refunded, returned)
+        funded == stored_balance + (redeemed - refunded - clawed_back) + returned
+        and tuple(totals[name] for name in stored_flows) == (funded, redeemed, refunded, returned, clawed_back)
         and sum(funded_by.values()) == funded
         and sum(returned_by.values()) == returned
     )
@@ -491,9 +501,11 @@ async def reconcile(conn: AsyncConnection, campaign_id: str) -> dict[str, Any]:
     weights = [funded_by.get(funder, 0) for funder in funders]
     redeemed_parts = _pro_rata(redeemed, weights)
     refunded_parts = _pro_rata(refunded, weights)
+    clawed_back_parts = _pro_rata(clawed_back, weights)
     lines = []
     for i, funder in enumerate(funders):
-        remainder = weights[i] - (redeemed_parts[i] - refunded_parts[i]) - returned_by.get(funder, 0)
+        spent = redeemed_parts[i] - refunded_parts[i] - clawed_back_parts[i]
+        remainder = weights[i] - spent - returned_by.get(funder, 0)
         lines.append(
             {
                 "funder": funder,
@@ -502,6 +514,7 @@ async def reconcile(conn: AsyncConnection, campaign_id: str) -> dict[str, Any]:
                 "returned_fen": returned_by.get(funder, 0),
                 "redeemed_fen": redeemed_parts[i],
                 "refunded_fen": refunded_parts[i],
+                "clawed_back_fen": clawed_back_parts[i],
                 "escrow_balance_fen": remainder,
                 # No funder got back more than it put in and was not spent (a fen per funder of rounding).
                 "balanced": remainder >= -len(funders),
@@ -514,6 +527,7 @@ async def reconcile(conn: AsyncConnection, campaign_id: str) -> dict[str, Any]:
         "redeemed_fen": redeemed,
         "refunded_fen": refunded,
         "returned_fen": returned,
+        "clawed_back_fen": clawed_back,
         "balanced": balanced and all(line["balanced"] for line in lines),
         "transactions": counts,
         "funders": lines,

@@ -162,6 +162,8 @@ def _pending_postings(rows) -> tuple[dict[str, int], dict[tuple[str, str, str], 
                 part = totals.setdefault((row["campaign_id"], row["kind"], account[7:]), [0, 0])
                 part[0] += abs(amount)
                 part[1] += 1
+        if row["campaign_id"] is None:
+            continue  # a payout kind: in no campaign's totals
         whole = totals.setdefault((row["campaign_id"], row["kind"], ""), [0, 0])
         whole[0] += moved
         whole[1] += 1

@@ -9,10 +9,12 @@ from fastapi import APIRouter, Path, Response
 from pydantic import BaseModel
 
 from voucher_engine import clock
-from voucher_engine.api.deps import Admin, SignedCaller, State
-from voucher_engine.api.paging import Cursor, Limit, Page, decode_cursor, encode_cursor
+from voucher_engine.auth.dependencies import Admin
 from voucher_engine.merchants import repository, service
+from voucher_engine.merchants.dependencies import SignedCaller
 from voucher_engine.merchants.schemas import MERCHANT_ID_PATTERN, KeyCreated, Merchant, MerchantPut
+from voucher_engine.web.paging import Cursor, Limit, Page, decode_cursor, encode_cursor
+from voucher_engine.web.state import State
 
 router = APIRouter(prefix="/v1/merchants", tags=["operator"])
 MerchantId = Annotated[str, Path(pattern=MERCHANT_ID_PATTERN)]
@@ -86,6 +88,3 @@ class PosPing(BaseModel):
 async def ping(caller: SignedCaller) -> PosPing:
     """A signed no-op, so that a till vendor can check its signing code before it touches money."""
     return PosPing(merchant_id=caller.merchant_id, key_id=caller.key_id, server_time=clock.real_now())
-
-
-routers = [router, pos_router]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from datetime import datetime
-
 from typing import Annotated
 
 from pydantic import BaseModel, Field, StringConstraints
@@ -25,6 +24,13 @@ class MerchantPut(StrictModel):
     )
 
 
+class PayoutHold(BaseModel):
+    """Why and since when a merchant is left out of payout runs (it keeps redeeming)."""
+
+    reason: str
+    since: datetime
+
+
 class Merchant(BaseModel):
     id: str
     name: str
@@ -36,6 +42,7 @@ class Merchant(BaseModel):
     version: int
     created_at: datetime
     updated_at: datetime
+    payout_hold: PayoutHold | None = Field(default=None, description="Set while the merchant is on payout hold.")
 
 
 class KeyCreated(BaseModel):

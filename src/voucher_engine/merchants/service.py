@@ -10,7 +10,7 @@ from voucher_engine import clock
 from voucher_engine.errors import EngineError
 from voucher_engine.ledger import service as ledger
 from voucher_engine.merchants import repository
-from voucher_engine.merchants.schemas import KeyCreated, Merchant, MerchantPut
+from voucher_engine.merchants.schemas import KeyCreated, Merchant, MerchantPut, PayoutHold
 from voucher_engine.merchants.signing import derive_key_secret
 
 
@@ -26,6 +26,11 @@ def to_model(row) -> Merchant:
         version=row.version,
         created_at=row.created_at,
         updated_at=row.updated_at,
+        payout_hold=(
+            PayoutHold(reason=row.payout_hold_reason, since=row.payout_hold_since)
+            if row.payout_hold_since is not None
+            else None
+        ),
     )
 
 

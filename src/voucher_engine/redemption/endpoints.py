@@ -2,105 +2,34 @@
 
 from __future__ import annotations
 
-import logging
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Response
 
-from voucher_engine.api.deps import PosSignature, SignedCaller, State
-from voucher_engine.api.paging import Page
-from voucher_engine.api.state import AppState
-from voucher_engine.campaigns.codes import parse_code
-from voucher_engine.errors import EngineError
+from voucher_engine.merchants.dependencies import PosSignature, SignedCaller
 from voucher_engine.redemption import refunds
-from voucher_engine.redemption.batcher import MicroBatcher, Overloaded
-from voucher_engine.redemption.guard import CodeGuard
+from voucher_engine.redemption.dispatch import make_job, through_batcher
 from voucher_engine.redemption.schemas import (
     PosTxnId,
     Quote,
     QuoteRequest,
-    Redemption,
     RedeemRequest,
+    Redemption,
     Refund,
     RefundRequest,
 )
-from voucher_engine.redemption.service import BatchRunner, Job, Outcome, fingerprint
+from voucher_engine.redemption.service import fingerprint
+from voucher_engine.web.paging import Page
+from voucher_engine.web.state import State
 
-log = logging.getLogger("voucher_engine.redemption")
 router = APIRouter(prefix="/v1/redemptions", tags=["redemption"])
 RedemptionId = Annotated[str, Path(max_length=64)]
-EXTRA_KEY = "redemption.batcher"
-GUARD_KEY = "redemption.guard"
-
-
-RUNNER_KEY = "redemption.runner"
-
-
-async def startup(state: AppState) -> None:
-    runner = BatchRunner(state.engine)
-    batcher = MicroBatcher(runner.run_batch)
-    batcher.start()
-    state.extras[RUNNER_KEY] = runner
-    state.extras[EXTRA_KEY] = batcher
-    state.extras[GUARD_KEY] = CodeGuard(state.engine)
-
-
-async def shutdown(state: AppState) -> None:
-    batcher = state.extras.pop(EXTRA_KEY, None)
-    if batcher is not None:
-        await batcher.stop()
-    runner = state.extras.pop(RUNNER_KEY, None)
-    if runner is not None:
-        await runner.close()
-
-
-def _job(state: AppState, kind: str, signature, body: QuoteRequest, **extra: Any) -> Job:
-    items = [item.model_dump() for item in body.items] if body.items is not None else None
-    job = Job(
-        kind=kind,
-        key_id=signature.key_id,
-        nonce=signature.nonce,
-        wallet_id=body.wallet_id,
-        order_amount_fen=body.order_amount_fen,
-        items=items,
-        **extra,
-    )
-    try:
-        job.campaign_id, job.voucher_id = parse_code(state.server_secret, body.voucher_code)
-    except EngineError as exc:
-        # Answered only after the batch has checked the key and spent the nonce: the signature comes first.
-        job.code_error = exc
-    return job
-
-
-async def _through_batcher(state: AppState, job: Job) -> Outcome:
-    guard: CodeGuard = state.extras[GUARD_KEY]
-    guard.check(job.key_id)  # a key caught guessing codes is refused before any database work
-    try:
-        state.extras[EXTRA_KEY].submit(job)
-    except Overloaded:
-        raise EngineError("RATE_LIMITED", "The service is at capacity; retry in a moment.") from None
-    try:
-        return await job.future
-    except EngineError as refusal:
-        if refusal.code != "VOUCHER_UNKNOWN":
-            raise
-        # The failure path alone pays for the count (one round trip); the answer that crosses the limit is
-        # already the refusal.
-        try:
-            over = await guard.record_unknown(job.key_id)
-        except Exception:  # noqa: BLE001 - the till's answer matters more than the count
-            log.warning("could not count an unknown voucher code", exc_info=True)
-            raise refusal from None
-        if over:
-            raise guard.refusal(job.key_id) from None
-        raise
 
 
 @router.post("/quote", response_model=Quote, response_model_exclude_none=True)
 async def quote(body: QuoteRequest, signature: PosSignature, state: State) -> dict:
     """What `redeem` would do now, changing nothing (the nonce is still spent)."""
-    outcome = await _through_batcher(state, _job(state, "quote", signature, body))
+    outcome = await through_batcher(state, make_job(state, "quote", signature, body))
     return outcome.body
 
 
@@ -111,7 +40,7 @@ async def quote(body: QuoteRequest, signature: PosSignature, state: State) -> di
     responses={200: {"model": Redemption, "description": "A retry: the original redemption."}},
 )
 async def redeem(body: RedeemRequest, signature: PosSignature, state: State, response: Response) -> dict:
-    job = _job(
+    job = make_job(
         state,
         "redeem",
         signature,
@@ -119,7 +48,7 @@ async def redeem(body: RedeemRequest, signature: PosSignature, state: State, res
         pos_txn_id=body.pos_txn_id,
         request_sha256=fingerprint(body.model_dump(mode="json")),
     )
-    outcome = await _through_batcher(state, job)
+    outcome = await through_batcher(state, job)
     response.status_code = outcome.status
     return outcome.body
 

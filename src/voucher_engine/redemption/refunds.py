@@ -98,6 +98,9 @@ async def refund(engine: AsyncEngine, merchant_id: str, redemption_id: str, body
                     "IDEMPOTENCY_CONFLICT", f"refund_id {body.refund_id!r} was already used for a different refund."
                 )
             return _refund_model(existing, redemption, voucher["status"]), False
+        if redemption["clawed_back_fen"]:
+            # The subsidy is gone already: a refund would take it from the merchant a second time.
+            raise EngineError("INVALID_STATE", "This redemption was clawed back; it can no longer be refunded.")
         left = redemption["order_amount_fen"] - redemption["refunded_fen"]
         if body.amount_fen > left:
             raise EngineError(

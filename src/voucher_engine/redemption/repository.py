@@ -63,6 +63,7 @@ PREVIOUS_COLUMNS = (
     "payable_fen",
     "refunded_fen",
     "subsidy_refunded_fen",
+    "clawed_back_fen",
     "ledger_tx_id",
     "settled_at",
 )

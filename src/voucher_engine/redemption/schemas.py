@@ -46,7 +46,9 @@ class Quote(BaseModel):
 
 class Redemption(BaseModel):
     id: str
-    status: str = Field(description="`settled`, or `refunded` / `partially_refunded` after refunds.")
+    status: str = Field(
+        description="`settled`, or `refunded` / `partially_refunded` after refunds, or `clawed_back` after a clawback."
+    )
     voucher_id: str
     campaign_id: str
     merchant_id: str

@@ -100,10 +100,13 @@ def campaign_of_redemption(redemption_id: str) -> str | None:
 
 def redemption_body(row: Any) -> dict[str, Any]:
     refunded = row["refunded_fen"]
+    clawed_back = row.get("clawed_back_fen") or 0  # absent from a batch's own answer: nothing clawed back yet
     status = (
         "settled" if refunded == 0 else ("refunded" if refunded == row["order_amount_fen"] else "partially_refunded")
     )
-    return {
+    if clawed_back:
+        status = "clawed_back"
+    out = {
         "id": row["id"],
         "status": status,
         "voucher_id": row["voucher_id"],
@@ -118,6 +121,10 @@ def redemption_body(row: Any) -> dict[str, Any]:
         "ledger_tx_id": row["ledger_tx_id"],
         "settled_at": row["settled_at"],
     }
+    if clawed_back:
+        # Only once clawed back, so that a replay answers exactly what the till's first answer said.
+        out["clawed_back_fen"] = clawed_back
+    return out
 
 
 def _merchant_view(row: asyncpg.Record) -> MerchantView:

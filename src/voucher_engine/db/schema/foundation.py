@@ -38,7 +38,11 @@ merchants = sa.Table(
     sa.Column("version", sa.BigInteger, nullable=False, server_default="1"),
     sa.Column("created_at", TS, nullable=False),
     sa.Column("updated_at", TS, nullable=False),
+    # Payout hold (settlement/): a held merchant keeps redeeming but is left out of payout runs until released.
+    sa.Column("payout_hold_reason", sa.Text, nullable=True),
+    sa.Column("payout_hold_since", TS, nullable=True),
     sa.CheckConstraint("status IN ('active', 'suspended')", name="status_known"),
+    sa.CheckConstraint("(payout_hold_reason IS NULL) = (payout_hold_since IS NULL)", name="payout_hold_whole"),
     sa.CheckConstraint("mcc ~ '^[0-9]{4}$'", name="mcc_format"),
     sa.CheckConstraint("region_code ~ '^[0-9]{6}$'", name="region_code_format"),
 )

@@ -22,8 +22,14 @@ from . import metadata
 
 TS = sa.DateTime(timezone=True)
 
-# Account names: `fiscal:<issuer>`, `escrow:<campaign>`, `merchant:<merchant>` (model.ACCOUNT_PATTERN says the same).
-ACCOUNT_NAME_CHECK = "account ~ '^(fiscal|escrow|merchant):[A-Za-z0-9][A-Za-z0-9._-]{0,63}$'"
+# Account names: `fiscal:<issuer>`, `escrow:<campaign>`, `merchant:<merchant>`, `payout:<merchant>` (sent to the bank,
+# not yet confirmed) and `settled:<merchant>` (paid out); model.ACCOUNT_PATTERN says the same.
+ACCOUNT_NAME_CHECK = "account ~ '^(fiscal|escrow|merchant|payout|settled):[A-Za-z0-9][A-Za-z0-9._-]{0,63}$'"
+KINDS_CHECK = (
+    "kind IN ('fund', 'redeem', 'refund', 'return', 'clawback', 'payout', 'payout_confirm', 'payout_reversal')"
+)
+# The payout kinds move a merchant's own money and belong to no campaign; every other kind moves a campaign's escrow.
+CAMPAIGN_CHECK = "(campaign_id IS NULL) = (kind IN ('payout', 'payout_confirm', 'payout_reversal'))"
 
 ledger_accounts = sa.Table(
     "ledger_accounts",
@@ -37,13 +43,15 @@ ledger_accounts = sa.Table(
     sa.CheckConstraint("kind = split_part(account, ':', 1)", name="kind_matches_name"),
     # The database, not the code, is what keeps an escrow from paying out money it does not hold.
     sa.CheckConstraint("kind <> 'escrow' OR balance_fen >= 0", name="escrow_not_negative"),
+    # Money sent to the bank leaves only as what was sent: confirmed or reversed, never more.
+    sa.CheckConstraint("kind <> 'payout' OR balance_fen >= 0", name="payout_not_negative"),
 )
 
 ledger_transactions = sa.Table(
     "ledger_transactions",
     metadata,
     sa.Column("id", sa.Text, primary_key=True),
-    sa.Column("campaign_id", sa.Text, nullable=False),
+    sa.Column("campaign_id", sa.Text, nullable=True),
     sa.Column("kind", sa.Text, nullable=False),
     # Business time (clock.now()) of the move, as the caller gave it.
     sa.Column("at", TS, nullable=False),
@@ -51,10 +59,14 @@ ledger_transactions = sa.Table(
     # Postings, in order: accounts[i] is debited amounts_fen[i] when positive, credited -amounts_fen[i] when negative.
     sa.Column("accounts", pg.ARRAY(sa.Text), nullable=False),
     sa.Column("amounts_fen", pg.ARRAY(sa.BigInteger), nullable=False),
-    sa.CheckConstraint("kind IN ('fund', 'redeem', 'refund', 'return')", name="kind_known"),
+    sa.CheckConstraint(KINDS_CHECK, name="kind_known"),
+    sa.CheckConstraint(CAMPAIGN_CHECK, name="campaign_for_kind"),
     sa.CheckConstraint("jsonb_typeof(refs) = 'object'", name="refs_object"),
     # ledger_postings_valid(): same lengths, 2..64 postings, no zero, |amount| < 2^53, debits equal credits.
     sa.CheckConstraint("ledger_postings_valid(accounts, amounts_fen)", name="postings_balanced"),
+    # A payout run finds what each merchant was credited since its cutoff: BRIN, because `at` grows with the table
+    # and a BRIN index costs the redemption path next to nothing to keep (migration 0011).
+    sa.Index("ix_ledger_transactions_at_brin", "at", postgresql_using="brin"),
 )
 
 ledger_pending = sa.Table(
@@ -71,8 +83,8 @@ ledger_sequence = sa.Table(
     sa.Column("seq", sa.BigInteger, primary_key=True, autoincrement=False),
     # No foreign key (migration 0009 says why): verify reports a sequenced transaction whose row is missing.
     sa.Column("tx_id", sa.Text, nullable=False, unique=True),
-    # Copies of the transaction's refs, so that filtered lists page by seq on an index.
-    sa.Column("campaign_id", sa.Text, nullable=False),
+    # Copies of the transaction's refs, so that filtered lists page by seq on an index (no campaign: a payout kind).
+    sa.Column("campaign_id", sa.Text, nullable=True),
     sa.Column("merchant_id", sa.Text, nullable=True),
     sa.Column("voucher_id", sa.Text, nullable=True),
     sa.Column("hash", sa.LargeBinary, nullable=False),

@@ -30,6 +30,8 @@ redemptions = sa.Table(
     # Running totals of refunds: order amount given back, and the subsidy clawed back to escrow with it.
     sa.Column("refunded_fen", sa.BigInteger, nullable=False, server_default="0"),
     sa.Column("subsidy_refunded_fen", sa.BigInteger, nullable=False, server_default="0"),
+    # The subsidy a clawback (追回) took back; non-zero only once the redemption is `clawed_back` (a `clawbacks` row).
+    sa.Column("clawed_back_fen", sa.BigInteger, nullable=False, server_default="0"),
     sa.Column("ledger_tx_id", sa.Text, nullable=False),
     sa.Column("settled_at", TS, nullable=False),
     # The China calendar day the subsidy counted against (daily caps give it back to that day on refund).
@@ -39,6 +41,9 @@ redemptions = sa.Table(
     sa.CheckConstraint("payable_fen = order_amount_fen - subsidy_fen", name="payable_is_rest"),
     sa.CheckConstraint("refunded_fen >= 0 AND refunded_fen <= order_amount_fen", name="refund_range"),
     sa.CheckConstraint("subsidy_refunded_fen >= 0 AND subsidy_refunded_fen <= subsidy_fen", name="clawback_range"),
+    sa.CheckConstraint(
+        "clawed_back_fen >= 0 AND subsidy_refunded_fen + clawed_back_fen <= subsidy_fen", name="clawed_back_range"
+    ),
     sa.Index("uq_redemptions_merchant_id_pos_txn_id", "merchant_id", "pos_txn_id", unique=True),
     sa.Index("ix_redemptions_campaign_id_voucher_id", "campaign_id", "voucher_id"),
 )
@@ -70,4 +75,23 @@ daily_spend = sa.Table(
     sa.Column("spent_fen", sa.BigInteger, nullable=False),
     sa.Column("cap_fen", sa.BigInteger, nullable=False),
     sa.CheckConstraint("spent_fen >= 0 AND spent_fen <= cap_fen", name="within_cap"),
+)
+
+clawbacks = sa.Table(
+    "clawbacks",
+    metadata,
+    # One per redemption: a second clawback of the same redemption answers this one (idempotent).
+    sa.Column("campaign_id", sa.Text, primary_key=True),
+    sa.Column("redemption_id", sa.Text, primary_key=True),
+    sa.Column("id", sa.Text, nullable=False, unique=True),
+    sa.Column("merchant_id", sa.Text, nullable=False),
+    sa.Column("amount_fen", sa.BigInteger, nullable=False),
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Column("ledger_tx_id", sa.Text, nullable=False),
+    # The `return` that sent it on to the funders, when the campaign had already closed.
+    sa.Column("return_tx_id", sa.Text, nullable=True),
+    # Who asked: the token's role and id (an admin, or the campaign's gov).
+    sa.Column("created_by", sa.Text, nullable=False),
+    sa.Column("created_at", TS, nullable=False),
+    sa.CheckConstraint("amount_fen > 0", name="amount_positive"),
 )

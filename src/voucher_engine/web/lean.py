@@ -1,6 +1,6 @@
-"""What the lean ASGI handlers of the hot paths share (`api/fastpath.py`, `campaigns/fastpath.py`).
+"""What the lean ASGI handlers of the hot paths share (`redemption/fastpath.py`, `campaigns/fastpath.py`).
 
-They answer like the FastAPI routes they stand in front of: the same problem+json documents (api/problems.py), the
+They answer like the FastAPI routes they stand in front of: the same problem+json documents (web/problems.py), the
 same validation answers (400 for broken JSON, 422 for a wrong shape), `Retry-After` on 429 and 503.
 """
 
@@ -10,8 +10,8 @@ import orjson
 from pydantic import ValidationError
 from starlette.types import Receive, Send
 
-from voucher_engine.api.problems import problem_document
 from voucher_engine.errors import EngineError
+from voucher_engine.web.problems import problem_document
 
 JSON = [(b"content-type", b"application/json")]
 PROBLEM = [(b"content-type", b"application/problem+json")]
@@ -55,7 +55,7 @@ async def respond_problem(send: Send, exc: EngineError) -> None:
 
 
 def validation_error(exc: ValidationError) -> EngineError:
-    """The document FastAPI's handler gives (api/problems.py): 400 for broken JSON, 422 for a wrong shape."""
+    """The document FastAPI's handler gives (web/problems.py): 400 for broken JSON, 422 for a wrong shape."""
     errors = [
         {
             "loc": ["body", *(str(part) for part in error.get("loc", ()))][:16],

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Annotated, Any
 
+from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from voucher_engine.config import Settings
@@ -18,3 +19,11 @@ class AppState:
     head_revision: str
     # Domain packages hang their per-process caches and background workers here, by name.
     extras: dict[str, Any] = field(default_factory=dict)
+
+
+async def get_state(request: Request) -> AppState:
+    # async on purpose: FastAPI runs a plain `def` dependency in a thread pool, a thread hop on every request.
+    return request.app.state.ve
+
+
+State = Annotated[AppState, Depends(get_state)]

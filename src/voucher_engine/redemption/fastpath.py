@@ -15,12 +15,12 @@ import orjson
 from pydantic import ValidationError
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from voucher_engine.api.lean import read_body, respond, respond_problem, validation_error
 from voucher_engine.errors import EngineError
 from voucher_engine.merchants import signing
-from voucher_engine.redemption import endpoints
+from voucher_engine.redemption.dispatch import make_job, through_batcher
 from voucher_engine.redemption.schemas import QuoteRequest, RedeemRequest
 from voucher_engine.redemption.service import fingerprint
+from voucher_engine.web.lean import read_body, respond, respond_problem, validation_error
 
 HOT_PATHS = {"/v1/redemptions": "redeem", "/v1/redemptions/quote": "quote"}
 _SIGNATURE_HEADERS = {
@@ -70,10 +70,10 @@ class RedemptionFastPath:
             request = model.model_validate_json(body)
         except ValidationError as exc:
             raise validation_error(exc) from None
-        if kind == "quote":
-            outcome = await endpoints._through_batcher(state, endpoints._job(state, "quote", signature, request))
+        if not isinstance(request, RedeemRequest):
+            outcome = await through_batcher(state, make_job(state, "quote", signature, request))
             return outcome.status, outcome.body
-        job = endpoints._job(
+        job = make_job(
             state,
             "redeem",
             signature,
@@ -81,5 +81,5 @@ class RedemptionFastPath:
             pos_txn_id=request.pos_txn_id,
             request_sha256=fingerprint(request.model_dump(mode="json")),
         )
-        outcome = await endpoints._through_batcher(state, job)
+        outcome = await through_batcher(state, job)
         return outcome.status, outcome.body

@@ -1,45 +1,13 @@
-"""FastAPI dependencies: the worker's state, the caller's identity and role checks."""
+"""FastAPI dependencies of signed callers: a merchant's till, proven by the request signature of API.md."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Coroutine
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import Depends, Header, Request
 
-from voucher_engine.api.state import AppState
-from voucher_engine.auth import service as auth_service
-from voucher_engine.auth.subjects import Subject
-from voucher_engine.errors import EngineError
 from voucher_engine.merchants import signing
-
-
-async def get_state(request: Request) -> AppState:
-    # async on purpose: FastAPI runs a plain `def` dependency in a thread pool, a thread hop on every request.
-    return request.app.state.ve
-
-
-State = Annotated[AppState, Depends(get_state)]
-
-
-async def get_subject(request: Request, authorization: Annotated[str | None, Header()] = None) -> Subject:
-    state: AppState = request.app.state.ve
-    async with state.engine.connect() as conn:
-        return await auth_service.authenticate(conn, authorization)
-
-
-def require(*roles: str) -> Callable[..., Coroutine[Any, Any, Subject]]:
-    """A dependency that admits a bearer subject holding one of `roles` (401 without one, 403 with another)."""
-
-    async def dependency(subject: Annotated[Subject, Depends(get_subject)]) -> Subject:
-        if subject.role not in roles:
-            raise EngineError("FORBIDDEN", f"This needs the role {' or '.join(roles)}; the token is {subject.role}.")
-        return subject
-
-    return dependency
-
-
-Admin = Annotated[Subject, Depends(require("admin"))]
+from voucher_engine.web.state import AppState
 
 
 async def get_signed_caller(

@@ -1,0 +1,82 @@
+"""How a till's quote or redemption reaches the micro-batcher, shared by the FastAPI routes (`endpoints.py`) and
+the lean hot path (`fastpath.py`): the per-worker batcher and code guard, a request turned into a batch `Job`, and
+the answer taken from it (with the code-guessing count on the failure path)."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from voucher_engine.campaigns.codes import parse_code
+from voucher_engine.errors import EngineError
+from voucher_engine.redemption.batcher import MicroBatcher, Overloaded
+from voucher_engine.redemption.guard import CodeGuard
+from voucher_engine.redemption.schemas import QuoteRequest
+from voucher_engine.redemption.service import BatchRunner, Job, Outcome
+from voucher_engine.web.state import AppState
+
+log = logging.getLogger("voucher_engine.redemption")
+EXTRA_KEY = "redemption.batcher"
+GUARD_KEY = "redemption.guard"
+RUNNER_KEY = "redemption.runner"
+
+
+async def startup(state: AppState) -> None:
+    runner = BatchRunner(state.engine)
+    batcher = MicroBatcher(runner.run_batch)
+    batcher.start()
+    state.extras[RUNNER_KEY] = runner
+    state.extras[EXTRA_KEY] = batcher
+    state.extras[GUARD_KEY] = CodeGuard(state.engine)
+
+
+async def shutdown(state: AppState) -> None:
+    batcher = state.extras.pop(EXTRA_KEY, None)
+    if batcher is not None:
+        await batcher.stop()
+    runner = state.extras.pop(RUNNER_KEY, None)
+    if runner is not None:
+        await runner.close()
+
+
+def make_job(state: AppState, kind: str, signature, body: QuoteRequest, **extra: Any) -> Job:
+    items = [item.model_dump() for item in body.items] if body.items is not None else None
+    job = Job(
+        kind=kind,
+        key_id=signature.key_id,
+        nonce=signature.nonce,
+        wallet_id=body.wallet_id,
+        order_amount_fen=body.order_amount_fen,
+        items=items,
+        **extra,
+    )
+    try:
+        job.campaign_id, job.voucher_id = parse_code(state.server_secret, body.voucher_code)
+    except EngineError as exc:
+        # Answered only after the batch has checked the key and spent the nonce: the signature comes first.
+        job.code_error = exc
+    return job
+
+
+async def through_batcher(state: AppState, job: Job) -> Outcome:
+    guard: CodeGuard = state.extras[GUARD_KEY]
+    guard.check(job.key_id)  # a key caught guessing codes is refused before any database work
+    try:
+        state.extras[EXTRA_KEY].submit(job)
+    except Overloaded:
+        raise EngineError("RATE_LIMITED", "The service is at capacity; retry in a moment.") from None
+    try:
+        return await job.future
+    except EngineError as refusal:
+        if refusal.code != "VOUCHER_UNKNOWN":
+            raise
+        # The failure path alone pays for the count (one round trip); the answer that crosses the limit is
+        # already the refusal.
+        try:
+            over = await guard.record_unknown(job.key_id)
+        except Exception:  # noqa: BLE001 - the till's answer matters more than the count
+            log.warning("could not count an unknown voucher code", exc_info=True)
+            raise refusal from None
+        if over:
+            raise guard.refusal(job.key_id) from None
+        raise

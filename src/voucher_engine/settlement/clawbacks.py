@@ -1,0 +1,158 @@
+"""Clawbacks (追回) of redemptions: the subsidy still standing goes from the merchant back to the campaign's escrow,
+or on to the funders in their shares when the campaign has closed (a `return` in the same transaction, as a refund
+after close does, because a closed campaign's escrow stays empty).
+
+Admin path, never the till's: it locks the campaign (share), the redemption and the voucher's rows the way a refund
+does, so a clawback and a refund of the same redemption run one after the other, and a close waits for it.
+A merchant already paid out goes below zero; the next payout run nets it (it pays only a positive balance).
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from voucher_engine import clock
+from voucher_engine.auth.subjects import Subject
+from voucher_engine.campaigns import money
+from voucher_engine.campaigns import repository as campaign_repository
+from voucher_engine.db.raw import driver
+from voucher_engine.errors import EngineError
+from voucher_engine.ledger import service as ledger
+from voucher_engine.ledger.model import NewTransaction, Posting
+from voucher_engine.redemption.service import campaign_of_redemption, redemption_body
+from voucher_engine.settlement.schemas import Clawback
+from voucher_engine.settlement.service import actor
+
+LOCK_CAMPAIGN = "SELECT status, issuer_id FROM campaigns WHERE id = $1 FOR SHARE"
+LOCK_REDEMPTION = "SELECT * FROM redemptions WHERE campaign_id = $1 AND id = $2 FOR UPDATE"
+READ_CLAWBACK = "SELECT * FROM clawbacks WHERE campaign_id = $1 AND redemption_id = $2"
+MARK_REDEMPTION = "UPDATE redemptions SET clawed_back_fen = $3 WHERE campaign_id = $1 AND id = $2 RETURNING *"
+GIVE_BACK_DAILY = "UPDATE daily_spend SET spent_fen = spent_fen - $3 WHERE campaign_id = $1 AND day = $2"
+INSERT_CLAWBACK = """
+INSERT INTO clawbacks (campaign_id, redemption_id, id, merchant_id, amount_fen, reason, ledger_tx_id, return_tx_id,
+                       created_by, created_at)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING *
+"""
+
+
+def _not_found(redemption_id: str) -> EngineError:
+    return EngineError("NOT_FOUND", f"no redemption {redemption_id!r}")
+
+
+def _model(row: Any, redemption: Any) -> Clawback:
+    return Clawback(
+        id=row["id"],
+        redemption_id=row["redemption_id"],
+        campaign_id=row["campaign_id"],
+        merchant_id=row["merchant_id"],
+        amount_fen=row["amount_fen"],
+        reason=row["reason"],
+        ledger_tx_id=row["ledger_tx_id"],
+        return_tx_id=row["return_tx_id"],
+        created_at=row["created_at"],
+        redemption=redemption_body(redemption),
+    )
+
+
+async def claw_back(engine: AsyncEngine, subject: Subject, redemption_id: str, reason: str) -> tuple[Clawback, bool]:
+    """Answer (clawback, created). Idempotent per redemption: a second call answers the first clawback."""
+    campaign_id = campaign_of_redemption(redemption_id)
+    if campaign_id is None:
+        raise _not_found(redemption_id)
+    now = clock.now()
+    async with engine.begin() as sa_conn:
+        conn = await driver(sa_conn)
+        campaign = await conn.fetchrow(LOCK_CAMPAIGN, campaign_id)
+        if campaign is None:
+            raise _not_found(redemption_id)
+        _require_clawer(subject, campaign["issuer_id"], redemption_id)
+        redemption = await conn.fetchrow(LOCK_REDEMPTION, campaign_id, redemption_id)
+        if redemption is None:
+            raise _not_found(redemption_id)
+        existing = await conn.fetchrow(READ_CLAWBACK, campaign_id, redemption_id)
+        if existing is not None:
+            return _model(existing, redemption), False
+        amount = redemption["subsidy_fen"] - redemption["subsidy_refunded_fen"]
+        if amount <= 0:
+            raise EngineError("INVALID_STATE", "Refunds already took back this redemption's whole subsidy.")
+        stored, updated = await _record_clawback(
+            sa_conn, conn, subject, redemption, amount, reason, campaign["status"], now
+        )
+        return _model(stored, updated), True
+
+
+def _require_clawer(subject: Subject, issuer_id: str, redemption_id: str) -> None:
+    """Admin, or the gov of the campaign's own issuer (a co-funder's gov only reads)."""
+    if subject.role == "admin" or (subject.role == "gov" and subject.issuer_id == issuer_id):
+        return
+    if subject.role == "gov":
+        raise _not_found(redemption_id)  # another issuer's redemption: none of its business
+    raise EngineError("FORBIDDEN", "A clawback needs the admin role or the campaign's gov.")
+
+
+async def _record_clawback(
+    sa_conn: AsyncConnection,
+    conn: asyncpg.Connection,
+    subject: Subject,
+    redemption: Any,
+    amount_fen: int,
+    reason: str,
+    campaign_status: str,
+    now: datetime,
+) -> tuple[Any, Any]:
+    """The clawback's rows and its ledger transactions, in the caller's transaction. The `clawback.created` event
+    belongs here."""
+    campaign_id, merchant_id = redemption["campaign_id"], redemption["merchant_id"]
+    if redemption["spend_day"] is not None:
+        # A daily cap counts what stands: the day gets the subsidy back, as it does on a refund.
+        await conn.execute(GIVE_BACK_DAILY, campaign_id, redemption["spend_day"], amount_fen)
+    updated = await conn.fetchrow(MARK_REDEMPTION, campaign_id, redemption["id"], amount_fen)
+    tx_id = ledger.new_tx_ids(1)[0]
+    await ledger.post_many(
+        conn,
+        [
+            NewTransaction(
+                kind="clawback",
+                postings=(
+                    Posting(f"merchant:{merchant_id}", credit_fen=amount_fen),
+                    Posting(f"escrow:{campaign_id}", debit_fen=amount_fen),
+                ),
+                refs={
+                    "campaign_id": campaign_id,
+                    "voucher_id": redemption["voucher_id"],
+                    "redemption_id": redemption["id"],
+                    "merchant_id": merchant_id,
+                },
+                at=now,
+                campaign_id=campaign_id,
+            )
+        ],
+        ids=[tx_id],
+        savepoint=False,
+    )
+    return_tx_id = None
+    if campaign_status == "closed":
+        funders = await campaign_repository.funders_of(sa_conn, campaign_id)
+        shares = [money.FunderShare(f.issuer_id, f.share_bp) for f in funders]
+        return_tx_id, returned = await money.return_unspent(sa_conn, campaign_id, shares)
+        if returned != amount_fen:  # a closed campaign's escrow held nothing before the clawback
+            raise EngineError("INTERNAL", f"closed campaign {campaign_id} returned {returned}, not {amount_fen}")
+    stored = await conn.fetchrow(
+        INSERT_CLAWBACK,
+        campaign_id,
+        redemption["id"],
+        "clb_" + os.urandom(10).hex(),
+        merchant_id,
+        amount_fen,
+        reason,
+        tx_id,
+        return_tx_id,
+        actor(subject),
+        now,
+    )
+    return stored, updated

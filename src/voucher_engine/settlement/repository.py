@@ -1,0 +1,134 @@
+"""SQL of merchant settlement. Set-based where a run touches many merchants; every function runs in the caller's
+transaction on the asyncpg connection underneath it (`voucher_engine.db.raw.driver`)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+
+# One payout run at a time, across every worker and replica (held to the end of the run's transaction).
+RUN_LOCK_KEY = 7_412_930_113
+
+LOCK_RUNS = "SELECT pg_advisory_xact_lock($1)"
+
+# The merchant accounts a run may pay, locked in name order (the order every ledger batch locks accounts in, so a
+# run and a redemption batch never wait on each other in a cycle). A held merchant is left out. After the locks
+# no redemption can move these balances until the run commits, so the next statement reads them still.
+LOCK_PAYABLE_ACCOUNTS = """
+SELECT a.account FROM ledger_accounts a
+JOIN merchants m ON a.account = 'merchant:' || m.id
+WHERE a.kind = 'merchant' AND a.balance_fen > 0 AND m.payout_hold_since IS NULL
+ORDER BY a.account
+FOR UPDATE OF a
+"""
+
+# What each locked account holds of money credited before the cutoff: its balance less what redemptions credited
+# it at or after the cutoff (a failed payout's reversal is old money: it stays payable). Outflows after the cutoff
+# (refunds, clawbacks) have already lowered the balance, so they are netted, never paid. Read in a statement of its
+# own, after the locks: its snapshot then holds every commit that moved these accounts.
+PAYABLE_AMOUNTS = """
+WITH since AS (
+    SELECT p.account, sum(p.amount_fen)::bigint AS credited_fen
+    FROM ledger_transactions t
+    CROSS JOIN LATERAL unnest(t.accounts, t.amounts_fen) AS p(account, amount_fen)
+    WHERE t.kind = 'redeem' AND t.at >= $2 AND p.amount_fen > 0 AND p.account = ANY($1::text[])
+    GROUP BY p.account
+)
+SELECT m.id AS merchant_id, m.settlement_wallet, (a.balance_fen - coalesce(s.credited_fen, 0))::bigint AS amount_fen
+FROM ledger_accounts a
+JOIN merchants m ON a.account = 'merchant:' || m.id
+LEFT JOIN since s ON s.account = a.account
+WHERE a.account = ANY($1::text[]) AND a.balance_fen - coalesce(s.credited_fen, 0) > 0
+ORDER BY m.id
+"""
+
+OPEN_ACCOUNTS = """
+INSERT INTO ledger_accounts (account, kind, balance_fen, opened_at)
+SELECT account, split_part(account, ':', 1), 0, $2 FROM unnest($1::text[]) AS a(account)
+ON CONFLICT (account) DO NOTHING
+"""
+
+INSERT_RUN = """
+INSERT INTO payout_runs (id, cutoff, total_fen, item_count, created_by, created_at) VALUES ($1, $2, 0, 0, $3, $4)
+"""
+FINISH_RUN = "UPDATE payout_runs SET total_fen = $2, item_count = $3 WHERE id = $1 RETURNING *"
+
+INSERT_ITEMS = """
+INSERT INTO payout_items (run_id, id, merchant_id, settlement_wallet, amount_fen, status, reference, ledger_tx_id)
+SELECT $1, id, merchant_id, wallet, amount_fen, 'sent', id, tx_id
+FROM unnest($2::text[], $3::text[], $4::text[], $5::bigint[], $6::text[]) AS i(id, merchant_id, wallet, amount_fen, tx_id)
+"""
+
+GET_RUN = "SELECT * FROM payout_runs WHERE id = $1"
+LIST_RUNS = "SELECT * FROM payout_runs WHERE ($1::text IS NULL OR id < $1) ORDER BY id DESC LIMIT $2"
+ITEMS_PAGE = """
+SELECT * FROM payout_items WHERE run_id = $1 AND ($2::text IS NULL OR id > $2) ORDER BY id LIMIT $3
+"""
+LOCK_ITEMS = "SELECT * FROM payout_items WHERE run_id = $1 AND id = ANY($2::text[]) ORDER BY id FOR UPDATE"
+CONFIRM_ITEM = """
+UPDATE payout_items SET status = $3, confirm_tx_id = $4, bank_reference = $5, confirmed_at = $6
+WHERE run_id = $1 AND id = $2 AND status = 'sent' RETURNING *
+"""
+
+# The bank file, streamed in pages by item id.
+FILE_PAGE = """
+SELECT id, merchant_id, settlement_wallet, amount_fen, reference FROM payout_items
+WHERE run_id = $1 AND ($2::text IS NULL OR id > $2) ORDER BY id LIMIT $3
+"""
+
+# -- holds -----------------------------------------------------------------------------------------------------------
+
+SET_HOLD = """
+UPDATE merchants SET payout_hold_reason = $2, payout_hold_since = coalesce(payout_hold_since, $3)
+WHERE id = $1 RETURNING id
+"""
+CLEAR_HOLD = "UPDATE merchants SET payout_hold_reason = NULL, payout_hold_since = NULL WHERE id = $1 RETURNING id"
+HOLD_EVENT = "INSERT INTO payout_hold_events (merchant_id, action, reason, actor, at) VALUES ($1, $2, $3, $4, $5)"
+
+# -- statements ------------------------------------------------------------------------------------------------------
+
+# Every transaction that moved `account` (sequenced, through its history index; or still queued for the sequencer),
+# with the account's own amount in it. Each committed transaction is in exactly one of the two.
+ACCOUNT_MOVES = """
+WITH moves AS (
+    SELECT t.id, t.kind, t.at, t.refs, t.accounts, t.amounts_fen, s.seq
+    FROM ledger_entries e JOIN ledger_sequence s ON s.seq = e.seq JOIN ledger_transactions t ON t.id = s.tx_id
+    WHERE e.account = $1
+    UNION ALL
+    SELECT t.id, t.kind, t.at, t.refs, t.accounts, t.amounts_fen, NULL
+    FROM ledger_transactions t
+    WHERE t.id IN (SELECT unnest(tx_ids) FROM ledger_pending) AND $1 = ANY(t.accounts)
+)
+SELECT m.id, m.kind, m.at, m.seq, m.refs->>'redemption_id' AS redemption_id, m.refs->>'campaign_id' AS campaign_id,
+       m.refs->>'payout_item_id' AS payout_item_id,
+       (SELECT sum(p.amount_fen) FROM unnest(m.accounts, m.amounts_fen) AS p(account, amount_fen)
+        WHERE p.account = $1)::bigint AS amount_fen,
+       m.at < $2 AS before, m.at >= $3 AS after
+FROM moves m
+ORDER BY m.at, m.seq NULLS LAST, m.id
+"""
+BALANCE = "SELECT balance_fen FROM ledger_accounts WHERE account = $1"
+
+
+async def fetch(conn: asyncpg.Connection, sql: str, *args: Any) -> list[asyncpg.Record]:
+    return await conn.fetch(sql, *args)
+
+
+async def insert_items(
+    conn: asyncpg.Connection,
+    run_id: str,
+    ids: list[str],
+    merchant_ids: list[str],
+    wallets: list[str],
+    amounts_fen: list[int],
+    tx_ids: list[str],
+) -> None:
+    await conn.execute(INSERT_ITEMS, run_id, ids, merchant_ids, wallets, amounts_fen, tx_ids)
+
+
+async def hold_event(
+    conn: asyncpg.Connection, merchant_id: str, action: str, reason: str | None, actor: str, at: datetime
+) -> None:
+    await conn.execute(HOLD_EVENT, merchant_id, action, reason, actor, at)
