@@ -21,6 +21,8 @@ SCRIPTS = {
     "ledger": ("bench_ledger.py", "Ledger verify, inclusion proof and CSV export over N transactions."),
     "campaigns": ("bench_campaigns.py", "Targeted issuance of 1,000,000 vouchers; first-come claims per second."),
     "redemption": ("redemption_load.py", "The signed redemption path against a bare baseline in the same run."),
+    "payouts": ("bench_payouts.py", "A payout run over 100,000 merchants' balances: time and peak memory."),
+    "stats": ("bench_stats.py", "Campaign stats over 1,000,000 redemptions: rollup time, GET latency, freshness."),
 }
 
 

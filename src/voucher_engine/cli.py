@@ -25,10 +25,34 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
 )
+
+
+def _version(value: bool) -> None:
+    if value:
+        from voucher_engine import __version__
+
+        typer.echo(f"voucher-engine {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
+    ] = False,
+) -> None:
+    """Targeted consumption subsidies paid as e-CNY smart-contract vouchers."""
+
+
 token_app = typer.Typer(help="Bearer tokens for admin, gov and auditor.", no_args_is_help=True)
 app.add_typer(token_app, name="token")
 
-DataDir = Annotated[Optional[Path], typer.Option("--data-dir", help="Where the embedded PostgreSQL and keys live.")]
+DataDir = Annotated[
+    Optional[Path],
+    typer.Option(
+        "--data-dir", help="Where the embedded PostgreSQL and keys live (default: $VE_DATA_DIR, else ./ve-data)."
+    ),
+]
 
 
 def prepare_keys(settings: Settings) -> None:
@@ -206,8 +230,17 @@ def token_revoke(
 def demo(
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
-    data_dir: DataDir = Path("./ve-demo-data"),
-    test_clock: Annotated[bool, typer.Option("--test-clock/--no-test-clock")] = True,
+    data_dir: Annotated[
+        Path, typer.Option("--data-dir", help="Where the demo's PostgreSQL and keys live (its demo.env too).")
+    ] = Path("./ve-demo-data"),
+    test_clock: Annotated[
+        bool,
+        typer.Option(
+            "--test-clock/--no-test-clock",
+            help="Allow PUT /v1/test/clock, so you can move the demo's business time (on by default in the demo; "
+            "never in production).",
+        ),
+    ] = True,
 ) -> None:
     """Serve with a demo issuer, two merchants and a funded, active campaign; print commands to try it."""
     from voucher_engine import demo as demo_module

@@ -78,6 +78,8 @@ def seed_and_print(settings: Settings) -> dict:
             f"export {name}={shlex.quote(value)}\n"
             for name, value in {
                 "VE": base,
+                # Every later command in this shell then reads the demo's data, not an empty ./ve-data.
+                "VE_DATA_DIR": str(settings.data_dir.resolve()),
                 "ADMIN": seeded["admin_token"],
                 "GOV": seeded["gov_token"],
                 "AUDITOR": seeded["auditor_token"],
@@ -104,13 +106,17 @@ def seed_and_print(settings: Settings) -> dict:
     voucher = seeded.get("voucher")
     if voucher:
         till = f"--code {voucher['code']} --wallet {voucher['wallet_id']}"
+        txn = seeded["pos_txn_id"]
         lines += [
             "",
-            "At the till (signed with demo-noodle-bar's POS key from demo.env):",
+            "At the till (signed with demo-noodle-bar's POS key from demo.env; in another terminal, first",
+            f"  . .venv/bin/activate   and   source {env_path}   ):",
             "  voucher-engine pos ping",
             f"  voucher-engine pos quote {till} --amount-fen 12000",
-            f"  voucher-engine pos redeem {till} --amount-fen 12000 --pos-txn-id demo-0001",
-            "  voucher-engine pos refund <redemption id from the answer> --amount-fen 12000",
+            f"  voucher-engine pos redeem {till} --amount-fen 12000 --pos-txn-id {txn}",
+            f"  voucher-engine pos refund --pos-txn-id {txn} --refund-id {txn}-r1 --amount-fen 12000",
+            "  (each is safe to repeat: the same ids answer the same redemption or refund)",
+            "  voucher-engine ledger verify",
             "",
             "A demo voucher: " + json.dumps(voucher),
         ]

@@ -34,6 +34,7 @@ STABLE_CODES = frozenset(
         "SOLD_OUT",
         "HOLDER_LIMIT",
         "NOT_ELIGIBLE",
+        "ATTESTATION_INVALID",
         "INSUFFICIENT_FUNDS",
         "RATE_LIMITED",
         "FUNDING_NOT_APPROVED",

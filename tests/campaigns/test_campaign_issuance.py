@@ -55,13 +55,14 @@ async def test_targeted_issues_one_each_to_eligible_holders_within_limits(servic
         stored = (
             await conn.execute(
                 sa.text(
-                    "SELECT attributes, id_hash, holder_key, issuance_id, face_value_fen, balance_fen, version, status,"
+                    "SELECT id_hash, holder_key, issuance_id, face_value_fen, balance_fen, version, status,"
                     " issued_at = updated_at AS same FROM vouchers WHERE wallet_id = :w"
                 ),
                 {"w": wallet(1)},
             )
         ).one()
-    assert tuple(stored) == (ADULT, "person-a", "h:person-a", result["issuance_id"], 2000, 2000, 1, "issued", True)
+    # No attributes are kept (issue 18): the voucher is the decision.
+    assert tuple(stored) == ("person-a", "h:person-a", result["issuance_id"], 2000, 2000, 1, "issued", True)
 
 
 async def test_per_holder_limit_above_one(shanghai):

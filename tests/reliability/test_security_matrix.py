@@ -73,6 +73,7 @@ def signed(*ok: str, hidden: tuple[str, ...] = ()) -> dict[str, Any]:
 
 
 ADMIN = bearer("admin")
+SAMPLE_PAYMENT = {"merchant": {"mcc": "5812", "region_code": "310104"}, "at": NOW, "order_amount_fen": 12000}
 READERS = ("gov", "gov_other", "auditor", "auditor_bound", "admin")
 LEDGER_READERS = ("gov", "gov_other", "auditor", "auditor_bound")  # the operator does not read the books
 OWN_CAMPAIGN_READ = bearer("gov", "auditor", "auditor_bound", "admin", hidden=("gov_other",))
@@ -230,7 +231,60 @@ funders {
 voucher fixed: ¥10 off
 valid during 2025 China time
 """
+
+
+async def _clawback(ctx: Context, fresh: bool) -> tuple[str, Any]:
+    """A clawback: refused callers on the shared redemption; a caller who may, on a redemption made for it."""
+    redemption_id = ctx.ids["redemption_id"]
+    if fresh:
+        code, wallet = ctx.fresh_codes.pop()
+        paid = await ctx.tills["merchant"].redeem(code, 12000, wallet=wallet, pos_txn_id=f"mx-cb-{next(ctx.counter)}")
+        assert paid.status_code == 201, paid.text
+        redemption_id = paid.json()["id"]
+    return f"/v1/redemptions/{redemption_id}/clawback", {"reason": "matrix"}
+
+
+async def _confirmation(ctx: Context, fresh: bool) -> tuple[str, Any]:
+    item = {"item_id": ctx.ids["item_id"], "status": "paid", "bank_reference": "MATRIX-1"}
+    return f"/v1/payout-runs/{ctx.ids['run_id']}/confirmations", {"items": [item]}
+
+
+STATEMENT_READ = bearer("admin", "auditor", hidden=("auditor_bound",))
+
+
+def _attester_body() -> dict[str, str]:
+    import base64
+
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    raw = Ed25519PrivateKey.generate().public_key().public_bytes_raw()
+    return {"name": "Matrix public data", "public_key": base64.b64encode(raw).decode()}
+
+
+async def _new_attester(ctx: Context, fresh: bool) -> tuple[str, Any]:
+    return "/v1/attesters", _attester_body()
+
+
+async def _retire_attester(ctx: Context, fresh: bool) -> tuple[str, Any]:
+    attester_id = ctx.ids["attester_id"]
+    if fresh:
+        made = await ctx.service.client.post("/v1/attesters", json=_attester_body(), headers=ctx.service.admin)
+        attester_id = made.json()["id"]
+    return f"/v1/attesters/{attester_id}", None
+
+
+async def _audit_attestation(ctx: Context, fresh: bool) -> tuple[str, Any]:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from voucher_engine.attestations import jws
+
+    claims = {"iss": ctx.ids["attester_id"], "sub": "6600000000000001", "aud": ctx.ids["campaign_id"]}
+    token = jws.sign({**claims, "iat": 1, "exp": 2, "jti": "m", "eligible": True}, Ed25519PrivateKey.generate())
+    return "/v1/attestations/verify", {"attestation": token}
+
+
 CHECK_BODY = {"source": (CONTRACTS / "shanghai-dining-2025.contract").read_text()}
+EXPLAIN_BODY = {**CHECK_BODY, "payment": SAMPLE_PAYMENT}
 
 # (method, path as routed) -> (expected answer per caller, the request)
 MATRIX: dict[tuple[str, str], tuple[dict[str, Any], Factory]] = {
@@ -242,6 +296,10 @@ MATRIX: dict[tuple[str, str], tuple[dict[str, Any], Factory]] = {
     ("GET", "/healthz"): (public(), at("/healthz")),
     ("GET", "/readyz"): (public(), at("/readyz")),
     ("GET", "/v1/ledger/public-key"): (public(), at("/v1/ledger/public-key")),
+    # The web console's pages and files (it signs in with a bearer token from the page itself).
+    ("GET", "/console"): (public(), at("/console")),
+    ("GET", "/console/{path:path}"): (public(), at("/console/js/main.js")),
+    ("GET", "/v1/whoami"): (bearer(*BEARER), at("/v1/whoami")),
     # Operator.
     ("POST", "/v1/issuers"): (ADMIN, _new_issuer),
     ("GET", "/v1/issuers"): (ADMIN, at("/v1/issuers")),
@@ -265,12 +323,32 @@ MATRIX: dict[tuple[str, str], tuple[dict[str, Any], Factory]] = {
     ("GET", "/v1/test/clock"): (ADMIN, at("/v1/test/clock")),
     ("DELETE", "/v1/test/clock"): (ADMIN, at("/v1/test/clock")),
     ("GET", "/v1/pos/ping"): (signed(*SIGNERS), at("/v1/pos/ping")),
+    # Merchant settlement (admin; statements also unbound auditors and, signed, the merchant itself).
+    ("POST", "/v1/merchants/{merchant_id}/hold"): (ADMIN, at("/v1/merchants/matrix-shop/hold", {"reason": "mx"})),
+    ("POST", "/v1/merchants/{merchant_id}/release"): (ADMIN, at("/v1/merchants/matrix-shop/release")),
+    ("GET", "/v1/merchants/{merchant_id}/statement"): (
+        STATEMENT_READ,
+        at("/v1/merchants/xuhui-noodles/statement?date=2025-01-15"),
+    ),
+    ("GET", "/v1/pos/statement"): (signed(*SIGNERS), at("/v1/pos/statement?date=2025-01-15&format=csv")),
+    ("POST", "/v1/payout-runs"): (ADMIN, at("/v1/payout-runs", {"cutoff": NOW})),
+    ("GET", "/v1/payout-runs"): (ADMIN, at("/v1/payout-runs")),
+    ("GET", "/v1/payout-runs/{run_id}"): (ADMIN, at("/v1/payout-runs/{run_id}")),
+    ("GET", "/v1/payout-runs/{run_id}/file"): (ADMIN, at("/v1/payout-runs/{run_id}/file")),
+    ("POST", "/v1/payout-runs/{run_id}/confirmations"): (ADMIN, _confirmation),
+    ("POST", "/v1/redemptions/{redemption_id}/clawback"): (bearer("admin", "gov", hidden=("gov_other",)), _clawback),
     # Campaigns (gov changes its own; readers read; another government sees nothing of them).
     ("POST", "/v1/contracts/check"): (bearer(*READERS), at("/v1/contracts/check", CHECK_BODY)),
+    ("POST", "/v1/contracts/explain"): (bearer(*READERS), at("/v1/contracts/explain", EXPLAIN_BODY)),
     # gov_other may create campaigns, but not this contract: its issuer region is not within Suzhou's.
     ("POST", "/v1/campaigns"): (bearer("gov"), at("/v1/campaigns", CHECK_BODY)),
     ("GET", "/v1/campaigns"): (bearer(*READERS), at("/v1/campaigns")),
     ("GET", "/v1/campaigns/{campaign_id}"): (OWN_CAMPAIGN_READ, at("/v1/campaigns/{campaign_id}")),
+    # Attesters (the admin registers and retires keys; auditors read and check attestations).
+    ("POST", "/v1/attesters"): (ADMIN, _new_attester),
+    ("GET", "/v1/attesters"): (bearer("admin", "auditor", "auditor_bound"), at("/v1/attesters")),
+    ("DELETE", "/v1/attesters/{attester_id}"): (ADMIN, _retire_attester),
+    ("POST", "/v1/attestations/verify"): (bearer("admin", "auditor", "auditor_bound"), _audit_attestation),
     ("GET", "/v1/campaigns/{campaign_id}/stats"): (OWN_LEDGER_READ, at("/v1/campaigns/{campaign_id}/stats")),
     ("POST", "/v1/campaigns/{campaign_id}/fund"): (CAMPAIGN_CHANGE, move("fund", ())),
     ("POST", "/v1/campaigns/{campaign_id}/activate"): (CAMPAIGN_CHANGE, move("activate", ("fund",))),
@@ -345,6 +423,8 @@ async def _context(service) -> Context:
     ctx.ids["cofunded_campaign_id"] = await ctx.cofunded()
     spare = await service.client.post("/v1/tokens", json={"role": "auditor"}, headers=service.admin)
     ctx.ids["spare_token_id"] = spare.json()["id"]
+    made = await service.client.post("/v1/attesters", json=_attester_body(), headers=service.admin)
+    ctx.ids["attester_id"] = made.json()["id"]
     await service.merchant("matrix-shop")
     ctx.ids["matrix_key_id"] = (await service.pos_key("matrix-shop"))["key_id"]
 
@@ -366,6 +446,11 @@ async def _context(service) -> Context:
     )
     campaign = await ctx.gov("GET", f"/v1/campaigns/{campaign_id}")
     ctx.ids["fund_tx_id"] = campaign["fund_tx_id"]
+    from voucher_engine import clock  # the app runs in process: its business time, just after the redemption
+
+    run = await service.client.post("/v1/payout-runs", json={"cutoff": clock.now().isoformat()}, headers=service.admin)
+    assert run.status_code == 201 and len(run.json()["items"]) == 1, run.text
+    ctx.ids.update(run_id=run.json()["id"], item_id=run.json()["items"][0]["id"])
     issued = await ctx.gov("POST", f"/v1/campaigns/{campaign_id}/issuances", {"holders": [holder(ctx.wallet())]})
     ctx.ids["issuance_id"] = issued["issuance_id"]
     # Sequence what is committed (and sign it), so ledger reads and proofs find every transaction.
@@ -428,10 +513,14 @@ async def test_every_endpoint_answers_every_caller_as_expected(service):
     tokens = await service.client.get("/v1/tokens?limit=1000", headers=service.admin)
     spare = [t for t in tokens.json()["items"] if t["id"] == ctx.ids["spare_token_id"]]
     assert spare and spare[0]["revoked_at"] is None
-    # One refund of 100 fen (by the merchant) and two new redemptions (one per till): none by anyone refused.
+    # One refund of 100 fen (by the merchant) and two new redemptions (one per till), and two clawed back (by the
+    # admin and the gov) of redemptions made for them: none by anyone refused.
     paid = await ctx.tills["merchant"].send("GET", f"/v1/redemptions/{ctx.ids['redemption_id']}")
-    assert paid.json()["refunded_fen"] == 100, paid.text
-    assert campaign["totals"]["vouchers_redeemed"] == 3, campaign["totals"]
+    assert paid.json()["refunded_fen"] == 100 and paid.json()["status"] == "partially_refunded", paid.text
+    assert campaign["totals"]["vouchers_redeemed"] == 5, campaign["totals"]
+    assert campaign["totals"]["clawed_back_fen"] == 2 * 2000, campaign["totals"]
+    run = await service.client.get(f"/v1/payout-runs/{ctx.ids['run_id']}", headers=service.admin)
+    assert run.json()["items"][0]["status"] == "paid", run.text  # confirmed once, by the admin
 
 
 @pytest.mark.parametrize("caller", ["gov", "auditor_bound"])
@@ -441,7 +530,7 @@ async def test_issuer_bound_callers_cannot_list_the_whole_ledger(service, caller
     for path in ("/v1/ledger/transactions", "/v1/ledger/export?format=csv"):
         response = await service.client.get(path, headers=service.auth(token))
         assert response.status_code == 403 and response.json()["code"] == "FORBIDDEN", response.text
-    for account in ("fiscal:iss_320500", "merchant:xuhui-noodles"):
+    for account in ("fiscal:iss_320500", "merchant:xuhui-noodles", "payout:xuhui-noodles", "settled:xuhui-noodles"):
         response = await service.client.get(f"/v1/ledger/accounts/{account}", headers=service.auth(token))
         assert response.status_code == 404, response.text
     own = await service.client.get("/v1/ledger/accounts/fiscal:iss_310000", headers=service.auth(token))

@@ -3,17 +3,26 @@ auditor, and helpers that read balances and statements the way an operator and a
 
 from __future__ import annotations
 
+import base64
 import importlib.util
+import io
 import sys
 from pathlib import Path
 
-_WORLD = Path(__file__).resolve().parents[1] / "redemption" / "redemption_world.py"
-if "ve_settlement_redemption_world" not in sys.modules:
-    _spec = importlib.util.spec_from_file_location("ve_settlement_redemption_world", _WORLD)
-    _module = importlib.util.module_from_spec(_spec)
-    sys.modules["ve_settlement_redemption_world"] = _module
-    _spec.loader.exec_module(_module)
-_rw = sys.modules["ve_settlement_redemption_world"]
+
+def _load(name: str, path: Path):
+    """A shared test module, loaded once by path under a name of its own."""
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, path)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+    return sys.modules[name]
+
+
+_rw = _load(
+    "ve_settlement_redemption_world", Path(__file__).resolve().parents[1] / "redemption" / "redemption_world.py"
+)
 Till, World, holder, CONTRACTS = _rw.Till, _rw.World, _rw.holder, _rw.CONTRACTS
 
 RESTAURANTS = ("rest-a", "rest-b", "rest-c", "rest-h")
@@ -88,11 +97,31 @@ async def build(service) -> SettlementWorld:
 
 
 async def assert_verified(service) -> None:
-    """`voucher-engine ledger verify` over the test's database: every hash, balance, total and kind's shape."""
+    """`voucher-engine ledger verify` over the test's database (every hash, balance, total and kind's shape), and
+    the reliability suite's books checks (per merchant: settled + payout + merchant = credited - refunds - clawbacks;
+    payout and settled accounts equal their items; every clawback and item has its ledger transactions)."""
+    import asyncpg
+
+    from voucher_engine.db.engine import plain_url
     from voucher_engine.ledger import verify
 
     report = await verify.verify_database(service.state.engine, None)
     assert report.ok, report.document()
+    # The auditor's offline check: the whole export and a signed checkpoint, against the pinned key.
+    auditor = service.auth(await service.token("auditor"))
+    made = await service.client.post("/v1/ledger/checkpoints", headers=auditor)
+    assert made.status_code == 201, made.text
+    key = (await service.client.get("/v1/ledger/public-key")).json()["public_key"]
+    export = await service.client.get("/v1/ledger/export?format=csv", headers=auditor)
+    assert export.status_code == 200, export.text
+    offline = verify.verify_csv(io.StringIO(export.text), base64.b64decode(key), [made.json()])
+    assert offline.ok and offline.transactions == made.json()["tree_size"], offline.document()
+    books = _load("ve_settlement_books", Path(__file__).resolve().parents[1] / "reliability" / "reliability_books.py")
+    conn = await asyncpg.connect(plain_url(service.settings.database_url))
+    try:
+        assert await books.books_problems(conn) == {}
+    finally:
+        await conn.close()
 
 
 CO_FUNDED = (

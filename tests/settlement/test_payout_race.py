@@ -48,7 +48,7 @@ async def test_a_payout_run_racing_redemptions_pays_each_fen_once_and_none_after
 
     credited_before: dict[tuple[int, str], int] = defaultdict(int)
     for answer in redeemed:
-        settled_at = datetime.fromisoformat(answer["settled_at"].replace("Z", "+00:00"))
+        settled_at = datetime.fromisoformat(answer["settled_at"])
         for i, cutoff in enumerate(cutoffs):
             if settled_at < cutoff:
                 credited_before[(i, answer["merchant_id"])] += answer["subsidy_fen"]

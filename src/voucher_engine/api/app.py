@@ -17,10 +17,12 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from voucher_engine import __version__
 from voucher_engine.api import openapi, test_clock
 from voucher_engine.api.limits import BodyLimitMiddleware
+from voucher_engine.attestations import endpoints as attestations_endpoints
 from voucher_engine.auth import endpoints as auth_endpoints
 from voucher_engine.campaigns import endpoints as campaigns_endpoints
 from voucher_engine.campaigns.fastpath import ClaimsFastPath
 from voucher_engine.config import Settings, get_settings
+from voucher_engine.console import endpoints as console_endpoints
 from voucher_engine.db import migrate
 from voucher_engine.db import test_clock as shared_test_clock
 from voucher_engine.db.engine import create_engine
@@ -36,6 +38,7 @@ from voucher_engine.secrets_store import load_server_secret
 from voucher_engine.settlement import endpoints as settlement_endpoints
 from voucher_engine.stats import endpoints as stats_endpoints
 from voucher_engine.web import problems
+from voucher_engine.web.openapi import operation
 from voucher_engine.web.state import AppState
 
 log = logging.getLogger("voucher_engine")
@@ -43,6 +46,11 @@ log = logging.getLogger("voucher_engine")
 # Paths whose bodies may be large (holder lists); every other body is held to the default limit.
 LARGE_BODY_SUFFIXES = ("/issuances",)
 MAINTENANCE_INTERVAL_S = 60.0
+API_DESCRIPTION = """Money is integer fen; times are RFC 3339; every error is `application/problem+json` with a
+stable `code` (each operation lists those it can answer). Governments, auditors and the operator use a bearer
+token; merchant tills sign each request with the four `X-VE-*` headers: `X-VE-Signature` is lowercase hex
+HMAC-SHA256(secret, `METHOD\\nPATH_WITH_QUERY\\nTIMESTAMP\\nNONCE\\nHEX_SHA256(BODY)`). The whole contract, in
+prose: `docs/api.md` in the repository."""
 GC_YOUNG_THRESHOLD = 20_000  # allocations between young-generation collections (CPython's default: 700)
 
 
@@ -52,12 +60,15 @@ ROUTERS: tuple[APIRouter, ...] = (
     merchants_endpoints.router,
     merchants_endpoints.pos_router,
     auth_endpoints.router,
+    auth_endpoints.whoami_router,
     ledger_endpoints.router,
     ledger_endpoints.public_router,
     campaigns_endpoints.router,
     redemption_endpoints.router,
     stats_endpoints.router,
     *settlement_endpoints.routers,
+    console_endpoints.router,
+    attestations_endpoints.router,
 )
 
 # Per-worker start and stop of the rooms' caches and background work, started in this order and stopped in reverse.
@@ -182,16 +193,36 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         title="Voucher engine",
         version=__version__,
         summary="Targeted consumption subsidies paid as e-CNY smart-contract vouchers.",
+        description=API_DESCRIPTION,
         lifespan=lifespan,
+        # The docs pages are served by openapi.install, from local files instead of a CDN.
+        docs_url=None,
+        redoc_url=None,
     )
     problems.install(app)
     app.install_front(_front(app, settings))
 
-    @app.get("/healthz", tags=["health"])
+    @app.get(
+        "/healthz",
+        tags=["health"],
+        **operation(
+            "Liveness",
+            "Answers 200 while the process lives; needs nothing else (no database, no credentials).",
+            response_example={"status": "ok"},
+        ),
+    )
     async def healthz() -> dict:
         return {"status": "ok"}
 
-    @app.get("/readyz", tags=["health"])
+    @app.get(
+        "/readyz",
+        tags=["health"],
+        **operation(
+            "Readiness",
+            "200 once the database is reachable and its schema is at this build's newest migration; otherwise 503 `UNAVAILABLE`, saying which. For load balancers.",
+            response_example={"status": "ready", "schema": "0012_settlement"},
+        ),
+    )
     async def readyz(request: Request) -> JSONResponse:
         state: AppState = request.app.state.ve
         try:

@@ -274,9 +274,14 @@ def issue(
     import orjson
 
     from voucher_engine.config import settings_for
+    from voucher_engine.db.embedded import NoEngineData
     from voucher_engine.db.migrate import prepare_database
 
-    url = prepare_database(settings_for(data_dir))
+    try:
+        url = prepare_database(settings_for(data_dir), existing=True)
+    except NoEngineData as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
     try:
         result = asyncio.run(issue_file(url, campaign_id, holders, show_progress=not quiet))
     except EngineError as exc:

@@ -25,7 +25,7 @@ from voucher_engine.errors import EngineError
 from voucher_engine.web.lean import read_body, respond, respond_problem, validation_error
 
 CLAIM_PATH = re.compile(r"^/v1/campaigns/([^/]{1,64})/claims$")
-# A claim is a wallet, an id_hash and a few attributes; anything longer is not one.
+# A claim is a wallet, an id_hash and a few attributes or an attestation; anything longer is not one.
 MAX_CLAIM_BODY_BYTES = 16 * 1024
 
 
@@ -72,4 +72,5 @@ class ClaimsFastPath:
             request.wallet_id,
             request.id_hash,
             request.attributes,
+            request.attestation,
         )

@@ -28,10 +28,12 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-import orjson
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from voucher_engine import clock
+from voucher_engine.attestations import repository as attestation_repository
+from voucher_engine.attestations import service as attestation_service
+from voucher_engine.attestations.checks import CHECKS, Gate
 from voucher_engine.campaigns import cache, ids, lottery, repository
 from voucher_engine.campaigns.schemas import MAX_REJECTED_LISTED, HolderTuple
 from voucher_engine.db.raw import driver
@@ -56,10 +58,13 @@ class Outcome:
     lottery: dict[str, Any] | None = None
     voucher_ids: list[str] = field(default_factory=list)
 
-    def reject(self, wallet_id: str, code: str) -> None:
+    def reject(self, wallet_id: str, code: str, check: str | None = None) -> None:
         self.rejected_count += 1
         if len(self.rejected) < MAX_REJECTED_LISTED:
-            self.rejected.append({"wallet_id": wallet_id, "code": code})
+            entry = {"wallet_id": wallet_id, "code": code}
+            if check is not None:  # which of an attestation's checks failed, never what the token says
+                entry.update(check=check, detail=CHECKS[check])
+            self.rejected.append(entry)
 
 
 def holder_key(wallet_id: str, id_hash: str | None) -> str:
@@ -137,9 +142,21 @@ async def run(
         existing = await raw.fetchval("SELECT count(*) FROM vouchers WHERE campaign_id = $1", campaign_id)
         remaining = row.quantity - existing
         assert remaining >= 0, (row.quantity, existing)
+        # Attesters and the campaign's spent jtis read now, in this transaction, before the COPY takes the
+        # connection (issuances of one campaign are serialised by its lock, so the spent set stays exact).
+        gate = Gate(
+            campaign_id=campaign_id,
+            check_holder=terms.contract.check_holder,
+            attester_name=terms.contract.model.attester,
+            attesters=await attestation_service.load(conn),
+            now_s=int(issued_at.timestamp()),
+            spent=await attestation_repository.spent_jtis(raw, campaign_id),
+        )
+        uses = UsesWriter(campaign_id, issuance_id, issued_at)
         if kind == "lottery":
             assert applicants is not None and seed is not None
-            winners, outcome.lottery = await _draw(raw, terms, applicants, seed, remaining, outcome)
+            winners, outcome.lottery = await _draw(raw, terms, gate, applicants, seed, remaining, outcome)
+            uses.collect(gate)
             source: Any = winners
             checked = True
         else:
@@ -148,6 +165,8 @@ async def run(
         await _issue(
             raw,
             terms,
+            gate,
+            uses,
             issuance_id,
             source,
             issued_at,
@@ -158,6 +177,7 @@ async def run(
             progress,
             keep_voucher_ids,
         )
+        await uses.write(raw)
         await repository.update_issuance(
             conn,
             issuance_id,
@@ -195,14 +215,9 @@ def _timestamptz(value: datetime) -> bytes:
     return struct.pack(">iq", 8, (value - _PG_EPOCH) // timedelta(microseconds=1))
 
 
-def _jsonb(json_bytes: bytes) -> bytes:
-    return _pack_length(len(json_bytes) + 1) + b"\x01" + json_bytes
-
-
 # A row is built as one str and a chunk encoded once as latin-1, which maps code points 0-255 to the same bytes:
 # the binary parts (lengths, times) are written as such characters, every per-row text (wallet, id_hash, key,
-# voucher id) is ASCII by the holder rules, and the JSON of attributes (UTF-8 bytes) is carried through latin-1
-# decoding unchanged. One f-string per row instead of a bytes object per field.
+# voucher id) is ASCII by the holder rules. One f-string per row instead of a bytes object per field.
 _LENGTH = [_pack_length(n).decode("latin-1") for n in range(260)]
 _NULL_FIELD = _NULL.decode("latin-1")
 
@@ -214,6 +229,8 @@ def _field(value: bytes) -> str:
 async def _issue(
     raw,
     terms: cache.Terms,
+    gate: Gate,
+    uses: UsesWriter,
     issuance_id: str,
     holders,
     issued_at: datetime,
@@ -225,7 +242,9 @@ async def _issue(
     keep_voucher_ids: bool,
 ) -> None:
     """Decide each holder in Python and stream the accepted vouchers to PostgreSQL in ONE binary COPY, so that the
-    database inserts chunk k while Python decides chunk k+1 (two cores, both busy)."""
+    database inserts chunk k while Python decides chunk k+1 (two cores, both busy). Holders given with an
+    attestation (or any holder, where the contract requires one) are decided by the gate; raw attributes are
+    decided by the compiled holder check, memoised per distinct set. No attribute is written anywhere."""
     campaign_id = terms.campaign_id
     limit = terms.per_holder_limit
     check_holder = terms.contract.check_holder
@@ -243,22 +262,21 @@ async def _issue(
         + _text(issuance_id)
     )
     tail = _field(_bigint(1) + _timestamptz(issued_at))
+    gated = gate.mandatory and not checked
     # Vouchers held per holder key: the campaign's before this issuance, then this issuance's own (exact; about
     # 150 bytes a holder, so a million-holder list stays well inside the memory budget).
     held_by = await _held_by_holder(raw, campaign_id) if had_vouchers else {}
-    # Per distinct attribute set: eligible or not, and its JSON as a COPY field. Looked up by the dict's identity
-    # first (the CSV reader hands out one dict per distinct set; the entry keeps the dict alive, so its id cannot
-    # be reused), then by its items.
-    memo: dict[tuple, tuple[bool, str]] = {}
-    by_identity: dict[int, tuple[dict, tuple[bool, str]]] = {}
-    dumps = orjson.dumps
+    # Per distinct attribute set: eligible or not. Looked up by the dict's identity first (the CSV reader hands out
+    # one dict per distinct set; the entry keeps the dict alive, so its id cannot be reused), then by its items.
+    memo: dict[tuple, bool] = {}
+    by_identity: dict[int, tuple[dict, bool]] = {}
     length = _LENGTH
 
-    def decide(attributes: dict) -> tuple[bool, str]:
+    def decide(attributes: dict) -> bool:
         memo_key = tuple(attributes.items())
         known = memo.get(memo_key)
         if known is None:
-            known = (checked or not check_holder(attributes), _field(_jsonb(dumps(attributes))))
+            known = checked or not check_holder(attributes)
             if len(memo) < 100_000:
                 memo[memo_key] = known
         if len(by_identity) < 10_000:
@@ -271,12 +289,18 @@ async def _issue(
             assert len(chunk) <= ids.MAX_BLOCK, len(chunk)
             stem = ids.voucher_id_stem()
             parts: list[str] = []
-            for wallet_id, id_hash, attributes in chunk:
-                cached = by_identity.get(id(attributes))
-                known = cached[1] if cached is not None and cached[0] is attributes else decide(attributes)
-                if not known[0]:
-                    outcome.reject(wallet_id, "NOT_ELIGIBLE")
-                    continue
+            for wallet_id, id_hash, evidence in chunk:
+                if gated or (type(evidence) is str and not checked):
+                    decision = gate.decide(wallet_id, id_hash, evidence)
+                    if decision.code is not None:
+                        outcome.reject(wallet_id, decision.code, decision.check)
+                        continue
+                else:
+                    cached = by_identity.get(id(evidence))
+                    known = cached[1] if cached is not None and cached[0] is evidence else decide(evidence)
+                    if not known:
+                        outcome.reject(wallet_id, "NOT_ELIGIBLE")
+                        continue
                 key = f"h:{id_hash}" if id_hash else f"w:{wallet_id}"
                 held = held_by.get(key, 0)
                 if held >= limit:
@@ -290,9 +314,10 @@ async def _issue(
                 hash_field = _NULL_FIELD if id_hash is None else length[len(id_hash)] + id_hash
                 parts.append(
                     f"{head}{stem}{len(parts):06x}{length[len(wallet_id)]}{wallet_id}{hash_field}"
-                    f"{length[len(key)]}{key}{middle}{known[1]}{tail}"
+                    f"{length[len(key)]}{key}{middle}{tail}"
                 )
             outcome.processed += len(chunk)
+            uses.collect(gate)
             if parts:
                 yield "".join(parts).encode("latin-1")
                 outcome.issued += len(parts)
@@ -311,20 +336,64 @@ async def _issue(
     assert remaining >= 0
 
 
+class UsesWriter:
+    """The attestations an issuance spent (`attestation_uses`), encoded for a binary COPY chunk by chunk as the gate
+    accepts them (about 150 bytes each), and written after the vouchers' COPY in the same transaction."""
+
+    def __init__(self, campaign_id: str, issuance_id: str, used_at: datetime) -> None:
+        self.head = _field(struct.pack(">h", len(attestation_repository.USE_COPY_COLUMNS)) + _text(campaign_id))
+        self.tail = _field(_text(issuance_id) + _timestamptz(used_at))
+        self.parts: list[bytes] = []
+        self.count = 0
+
+    def collect(self, gate: Gate) -> None:
+        if not gate.uses:
+            return
+        length, head, tail = _LENGTH, self.head, self.tail
+        rows = [
+            f"{head}{length[len(u.jti.encode())]}{u.jti}{length[32]}{u.sha256.decode('latin-1')}"
+            f"{length[len(u.attester_id)]}{u.attester_id}{length[16]}{u.wallet_id}{length[len(u.decision)]}{u.decision}"
+            f"{tail}"
+            for u in gate.uses
+        ]
+        # Every text here is ASCII (jti: checks.verify requires it), so the row strings encode as their bytes.
+        self.parts.append("".join(rows).encode("latin-1"))
+        self.count += len(gate.uses)
+        gate.uses.clear()
+
+    async def write(self, raw) -> None:
+        if not self.count:
+            return
+
+        async def stream():
+            yield _COPY_HEADER
+            for part in self.parts:
+                yield part
+            yield _COPY_TRAILER
+
+        await raw.copy_to_table(
+            "attestation_uses", source=stream(), columns=attestation_repository.USE_COPY_COLUMNS, format="binary"
+        )
+
+
 async def _draw(
-    raw, terms: cache.Terms, applicants: list[HolderTuple], seed: bytes, slots: int, outcome: Outcome
+    raw, terms: cache.Terms, gate: Gate, applicants: list[HolderTuple], seed: bytes, slots: int, outcome: Outcome
 ) -> tuple[list[HolderTuple], dict[str, Any]]:
     """Run the lottery over the applicants; answers the winners (checked) and the publication."""
     by_key: dict[str, HolderTuple] = {}
     for holder in applicants:
         by_key.setdefault(lottery.applicant_key(holder[0], holder[1]), holder)
     keys = sorted(by_key)
-    check_holder = terms.contract.check_holder
     excluded: list[dict[str, str]] = []
     candidates: list[str] = []
+    checks: dict[str, str] = {}
     for key in keys:
-        if check_holder(by_key[key][2]):
-            excluded.append({"key": key, "code": "NOT_ELIGIBLE"})
+        wallet_id, id_hash, evidence = by_key[key]
+        decision = gate.decide(wallet_id, id_hash, evidence)
+        if decision.code is not None:
+            excluded.append({"key": key, "code": decision.code})
+            if decision.check is not None:
+                checks[key] = decision.check
         else:
             candidates.append(key)
     held = await _held_by_holder(raw, terms.campaign_id)
@@ -339,7 +408,7 @@ async def _draw(
     # Millions of HMACs and a sort: off the event loop, so the worker keeps answering while it draws.
     winners = await asyncio.to_thread(lottery.draw, seed, still, slots, limit, prior)
     for entry in excluded:
-        outcome.reject(by_key[entry["key"]][0], entry["code"])
+        outcome.reject(by_key[entry["key"]][0], entry["code"], checks.get(entry["key"]))
     outcome.processed = len(applicants) - len(winners)
     publication: dict[str, Any] = {
         "algorithm": lottery.ALGORITHM,

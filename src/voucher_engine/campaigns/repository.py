@@ -31,7 +31,6 @@ VOUCHER_COPY_COLUMNS = (
     "balance_fen",
     "issued_at",
     "issuance_id",
-    "attributes",
     "version",
     "updated_at",
 )

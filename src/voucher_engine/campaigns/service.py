@@ -28,6 +28,7 @@ co-funds); admins read everything.
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -37,6 +38,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from voucher_engine import clock
+from voucher_engine.attestations import service as attestation_service
 from voucher_engine.auth.subjects import Subject, region_contains
 from voucher_engine.campaigns import codes, consent, expiry, ids, money, repository
 from voucher_engine.campaigns.schemas import (
@@ -49,6 +51,7 @@ from voucher_engine.campaigns.schemas import (
     Voucher,
 )
 from voucher_engine.contracts import ContractInvalid, FixedWindow, check_contract, compile_contract
+from voucher_engine.contracts.sample import explain_payment
 from voucher_engine.errors import EngineError
 
 # A campaign's detail shows at most this many funder decisions (the latest; all are kept).
@@ -75,6 +78,17 @@ def check(source: str) -> CheckAnswer:
     return CheckAnswer(ok=True, summary=result.summary, warnings=[d.to_dict() for d in result.warnings])
 
 
+def explain(source: str, payment: dict[str, Any], holder: dict[str, Any] | None, issued_at: Any) -> dict[str, Any]:
+    """What the contract does with one sample payment (contracts.sample), after the same check as `check`."""
+    check(source)
+    if issued_at is not None and issued_at.tzinfo is None:
+        raise EngineError("VALIDATION_ERROR", "issued_at must carry an offset, like +08:00.")
+    try:
+        return explain_payment(compile_contract(source), payment, holder, issued_at)
+    except (ValueError, TypeError) as exc:
+        raise EngineError("VALIDATION_ERROR", f"The payment cannot be read: {exc}.") from None
+
+
 def stock_split(quantity: int) -> list[int]:
     shards = min(MAX_STOCK_SHARDS, quantity)
     base, extra = divmod(quantity, shards)
@@ -92,6 +106,7 @@ async def create(conn: AsyncConnection, subject: Subject, source: str) -> Campai
             f"The contract has {len(exc.errors)} error(s).",
             errors=[d.to_dict() for d in exc.errors],
         ) from None
+    await _resolve_attester(conn, source, contract.model.attester)
     if not region_contains(subject.issuer_region, contract.issuer_region):
         raise EngineError(
             "FORBIDDEN",
@@ -131,6 +146,21 @@ async def create(conn: AsyncConnection, subject: Subject, source: str) -> Campai
     await repository.insert_campaign(conn, values, funders, stock)
     await money.open_escrow(conn, campaign_id)
     return await get(conn, subject, campaign_id)
+
+
+async def _resolve_attester(conn: AsyncConnection, source: str, name: str | None) -> None:
+    """`holder attested by "<name>"` must name a registered attester (any of its keys, active or not: a name's keys
+    rotate) when the campaign is created; the contract language itself cannot know the registry."""
+    if name is None or await attestation_service.name_registered(conn, name):
+        return
+    match = re.search(r"holder\s+attested\s+by\s+\"", source)
+    line = source.count("\n", 0, match.end()) + 1 if match else 1
+    column = match.end() - source.rfind("\n", 0, match.end()) - 1 if match else 1
+    raise EngineError(
+        "CONTRACT_INVALID",
+        "The contract has 1 error(s).",
+        errors=[{"line": line, "column": column, "message": f"no attester named {name!r} is registered"}],
+    )
 
 
 async def _visible_row(conn: AsyncConnection, subject: Subject, campaign_id: str, *, lock: bool = False) -> sa.Row:

@@ -123,6 +123,7 @@ _SECTION_NAMES = {
     "Validity": "valid",
     "TimeZone": "timezone",
     "Distribution": "distribution",
+    "Attested": "holder attested by",
 }
 
 
@@ -207,6 +208,7 @@ def summarize(model: ContractModel) -> dict[str, Any]:
         "holder_conditions": [r.text for r in model.holder_rules],
         "payment_conditions": [r.text for r in model.payment_rules],
         "item_conditions": [r.text for r in model.item_rules],
+        **({"attested_by": model.attester} if model.attester is not None else {}),
     }
 
 
@@ -353,6 +355,7 @@ class _Checker:
             item_rules=item_rules,
             worst_case_fen=worst,
             needs_escrow_check=worst > budget_fen,
+            attester=self.attester(),
         )
 
     # ---- sections ---------------------------------------------------------------------------------------
@@ -410,6 +413,18 @@ class _Checker:
             self.error(section.count.span, f"{what} is {value:,}; the limit is {maximum:,}")
             return None
         return value
+
+    def attester(self) -> Union[str, None]:
+        """The attester named by `holder attested by "<name>"`. Only its shape is checked here (the language is
+        pure): whether such an attester is registered is decided when the campaign is created."""
+        section = self.seen.get("holder attested by")
+        if section is None:
+            return None
+        name = section.name.value
+        if not isinstance(name, str) or not name.strip() or len(name) > 100:
+            self.error(section.name.span, "name the attester as registered, in 1 to 100 characters")
+            return None
+        return name
 
     def timezone(self) -> str:
         section = self.seen.get("timezone")

@@ -167,3 +167,6 @@ class ContractModel:
     item_rules: tuple[TRule, ...]
     worst_case_fen: int
     needs_escrow_check: bool
+    # `holder attested by "<name>"`: the registered attester whose attestations holders must carry (None: any
+    # holder may come with raw attributes or an attestation). The name is resolved when the campaign is created.
+    attester: Union[str, None] = None

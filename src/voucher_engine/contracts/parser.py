@@ -19,6 +19,7 @@ from . import limits
 from .diagnostics import Diagnostic
 from .syntax import (
     And,
+    Attested,
     Block,
     Budget,
     Campaign,
@@ -81,7 +82,7 @@ _TERMINAL_WORDS = {
 
 _SECTION_WORDS = (
     "campaign, budget, funders, voucher, quantity, limit, daily cap, valid, timezone, distribution, holder, "
-    "payment, items or declare"
+    "holder attested by, payment, items or declare"
 )
 
 _OPS = {"==": "=", "≥": ">=", "≤": "<=", "≠": "!="}
@@ -266,6 +267,8 @@ class _Builder:
             return TimeZone(self.literal(ch[0]), span)
         if kind == "distribution":
             return Distribution(str(ch[0].data), span)
+        if kind == "attested":
+            return Attested(self.literal(ch[0]), span)
         if kind == "voucher":
             return self.voucher(ch[0], span)
         if kind in ("holder_block", "payment_block", "items_block"):

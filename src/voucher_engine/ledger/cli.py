@@ -28,9 +28,14 @@ PublicKeyOpt = Annotated[
 
 def _database(data_dir: Path | None) -> tuple[str, Settings]:
     from voucher_engine.config import get_settings, settings_for
+    from voucher_engine.db.embedded import NoEngineData
     from voucher_engine.db.migrate import prepare_database
 
-    url = prepare_database(settings_for(data_dir))
+    try:
+        url = prepare_database(settings_for(data_dir), existing=True)
+    except NoEngineData as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
     return url, get_settings()
 
 
@@ -45,6 +50,8 @@ def _print_report(report, as_json: bool) -> None:
     )
     for note in report.notes:
         typer.echo(f"note: {note}")
+    if report.transactions == 0:
+        typer.echo("note: the ledger is empty: there was nothing to check (is this the data you meant?)")
     if first is None:
         typer.echo("OK: every hash, the tree, every checkpoint signature and every balance verify")
         return

@@ -94,8 +94,13 @@ async def refund(engine: AsyncEngine, merchant_id: str, redemption_id: str, body
         existing = await conn.fetchrow(READ_REFUND, campaign_id, redemption_id, body.refund_id)
         if existing is not None:
             if existing["request_sha256"] != request_sha:
+                fields = [name for name in ("amount_fen", "reason") if existing[name] != getattr(body, name)]
                 raise EngineError(
-                    "IDEMPOTENCY_CONFLICT", f"refund_id {body.refund_id!r} was already used for a different refund."
+                    "IDEMPOTENCY_CONFLICT",
+                    f"refund_id {body.refund_id!r} was already used for a different refund"
+                    f" (it differs in {', '.join(fields) or 'its body'}); use a new refund_id for a new refund,"
+                    " or send the first one again unchanged.",
+                    fields=fields,
                 )
             return _refund_model(existing, redemption, voucher["status"]), False
         if redemption["clawed_back_fen"]:

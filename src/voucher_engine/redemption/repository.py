@@ -66,6 +66,9 @@ PREVIOUS_COLUMNS = (
     "clawed_back_fen",
     "ledger_tx_id",
     "settled_at",
+    # For naming the fields that differ when a retry's body does not match (IDEMPOTENCY_CONFLICT).
+    "wallet_id",
+    "items",
 )
 _PREVIOUS = ", ".join(f"r.{c} AS previous_{c}" for c in PREVIOUS_COLUMNS)
 LOAD_BATCH = (
@@ -267,3 +270,18 @@ async def write_batch(
 
 async def contract_source(conn: asyncpg.Connection, sha256: str) -> str:
     return await conn.fetchval(CONTRACT_SOURCE, sha256)
+
+
+# The caller's own latest redemption of a voucher, for a VOUCHER_ALREADY_REDEEMED answer (the refusal path only).
+OWN_REDEMPTION_OF_VOUCHER = """
+SELECT r.id, r.pos_txn_id FROM redemptions r
+JOIN merchant_keys k ON k.merchant_id = r.merchant_id AND k.key_id = $3
+WHERE r.campaign_id = $1 AND r.voucher_id = $2
+ORDER BY r.settled_at DESC LIMIT 1
+"""
+
+
+async def own_redemption_of_voucher(
+    conn: asyncpg.Connection, campaign_id: str, voucher_id: str, key_id: str
+) -> asyncpg.Record | None:
+    return await conn.fetchrow(OWN_REDEMPTION_OF_VOUCHER, campaign_id, voucher_id, key_id)

@@ -213,31 +213,16 @@ class BatchRunner:
             self._pool = None
 
     async def run_batch(self, jobs: list[Job]) -> None:
+        """Settle every job, or raise: the micro-batcher (db/batcher.py) then runs each job alone, so that one bad
+        job never fails its neighbours, and answers a lone job's error through `as_engine_error`."""
         try:
             outcomes = await self._attempt(jobs, locked=False)
         except Exception as exc:  # noqa: BLE001 - the unlocked attempt wrote nothing; run it again under locks
             log.debug("unlocked batch of %d not written (%s); running it under locks", len(jobs), type(exc).__name__)
-            try:
-                if is_database_unavailable(exc):
-                    raise
-                outcomes = await self._attempt(jobs, locked=True)
-            except Exception as locked_exc:  # noqa: BLE001 - the shared transaction failed: each job alone
-                await self._one_by_one(jobs, locked_exc)
-                return
+            if is_database_unavailable(exc):
+                raise
+            outcomes = await self._attempt(jobs, locked=True)
         for job, outcome in zip(jobs, outcomes):
-            _settle(job, outcome)
-
-    async def _one_by_one(self, jobs: list[Job], exc: BaseException) -> None:
-        """Each job of a failed batch alone, under locks, so that one bad job never fails its neighbours."""
-        if len(jobs) == 1:
-            _settle(jobs[0], _as_engine_error(exc))
-            return
-        log.info("batch of %d failed (%s); running its jobs one by one", len(jobs), type(exc).__name__)
-        for job in jobs:
-            try:
-                outcome = (await self._attempt([job], locked=True))[0]
-            except Exception as single_exc:  # noqa: BLE001
-                outcome = _as_engine_error(single_exc)
             _settle(job, outcome)
 
     async def _attempt(self, jobs: list[Job], *, locked: bool) -> list[Outcome | EngineError]:
@@ -418,6 +403,8 @@ class _Writes:
             "ledger_tx_id": None,
             "settled_at": now,
             "_request_sha256": job.request_sha256,
+            "_wallet_id": job.wallet_id,
+            "_items": job.items,
         }
         self.bodies.append(body)
         return body
@@ -484,11 +471,33 @@ def _replay(previous: Any, job: Job) -> Outcome | EngineError:
     in_batch = isinstance(previous, dict) and "_request_sha256" in previous
     stored_sha = previous["_request_sha256"] if in_batch else previous["request_sha256"]
     if stored_sha != job.request_sha256:
+        fields = _differing_fields(previous, job)
         return EngineError(
-            "IDEMPOTENCY_CONFLICT", f"pos_txn_id {job.pos_txn_id!r} was already used for a different request."
+            "IDEMPOTENCY_CONFLICT",
+            f"pos_txn_id {job.pos_txn_id!r} was already used for a different request"
+            f" (it differs in {', '.join(fields) or 'its body'}); use a new pos_txn_id for a new order,"
+            " or send the first request again unchanged.",
+            fields=fields,
         )
     # A body made earlier in this batch is shared, not copied: its ledger_tx_id is filled in when the batch writes.
     return Outcome(200, previous if in_batch else redemption_body(previous))
+
+
+def _differing_fields(previous: Any, job: Job) -> list[str]:
+    """Which of the request's fields differ from the first request's, for a conflict's answer (conflicts only: off
+    the hot path). `previous` is a body made earlier in this batch or a stored redemption's columns."""
+    in_batch = isinstance(previous, dict) and "_request_sha256" in previous
+    wallet_id = previous["_wallet_id"] if in_batch else previous["wallet_id"]
+    items = previous["_items"] if in_batch else previous["items"]
+    if isinstance(items, str):  # JSONB as asyncpg reads it
+        items = orjson.loads(items)
+    compared = (
+        ("voucher_code", previous["voucher_id"], job.voucher_id),
+        ("wallet_id", wallet_id, job.wallet_id),
+        ("order_amount_fen", previous["order_amount_fen"], job.order_amount_fen),
+        ("items", items, job.items),
+    )
+    return [name for name, first, now in compared if first != now]
 
 
 def _quote_refusal(refusal: EngineError, job: Job) -> Outcome | EngineError:
@@ -504,7 +513,7 @@ def _quote_refusal(refusal: EngineError, job: Job) -> Outcome | EngineError:
     return Outcome(200, body)
 
 
-def _as_engine_error(exc: BaseException) -> EngineError:
+def as_engine_error(exc: BaseException) -> EngineError:
     if isinstance(exc, EngineError):
         return exc
     if is_database_unavailable(exc):

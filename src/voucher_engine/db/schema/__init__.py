@@ -21,7 +21,7 @@ metadata = sa.MetaData(naming_convention=NAMING_CONVENTION)
 
 from . import foundation  # noqa: E402,F401  (registers tables on `metadata`)
 
-for _optional in ("ledger", "campaigns", "redemption", "reliability", "stats", "settlement"):
+for _optional in ("ledger", "campaigns", "redemption", "reliability", "stats", "settlement", "attestations"):
     # Domains land one by one; a module that is not written yet simply declares nothing.
     try:
         __import__(f"{__name__}.{_optional}")

@@ -100,7 +100,7 @@ FUNDER_DECISIONS = ("approved", "declined")
 campaign_funder_decisions = sa.Table(
     "campaign_funder_decisions",
     metadata,
-    # Every approval and decline a co-funder gave, kept for good (append-only: a trigger of migration 0012 refuses
+    # Every approval and decline a co-funder gave, kept for good (append-only: a trigger of migration 0013 refuses
     # UPDATE and DELETE).
     sa.Column("id", sa.BigInteger, sa.Identity(), primary_key=True),
     sa.Column("campaign_id", sa.Text, sa.ForeignKey("campaigns.id"), nullable=False, index=True),
@@ -132,7 +132,8 @@ vouchers = sa.Table(
     sa.Column("issued_at", TS, nullable=False),
     # NULL for vouchers won by a first-come claim.
     sa.Column("issuance_id", sa.Text, nullable=True),
-    sa.Column("attributes", pg.JSONB, nullable=False),
+    # No holder attributes: eligibility is decided at issue and only the decision is kept (migration 0012 dropped
+    # the column; attested holders leave their attestation's digest and jti in `attestation_uses`).
     sa.Column("version", sa.BigInteger, nullable=False, server_default="1"),
     sa.Column("updated_at", TS, nullable=False),
     sa.CheckConstraint("status IN ('issued', 'redeemed', 'expired', 'revoked')", name="status_known"),
