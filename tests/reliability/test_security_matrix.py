@@ -291,7 +291,6 @@ MATRIX: dict[tuple[str, str], tuple[dict[str, Any], Factory]] = {
     # Public: documentation, health, the ledger's public key.
     ("GET", "/openapi.json"): (public(), at("/openapi.json")),
     ("GET", "/docs"): (public(), at("/docs")),
-    ("GET", "/docs/oauth2-redirect"): (public(), at("/docs/oauth2-redirect")),
     ("GET", "/redoc"): (public(), at("/redoc")),
     ("GET", "/healthz"): (public(), at("/healthz")),
     ("GET", "/readyz"): (public(), at("/readyz")),
