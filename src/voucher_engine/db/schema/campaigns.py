@@ -100,7 +100,7 @@ FUNDER_DECISIONS = ("approved", "declined")
 campaign_funder_decisions = sa.Table(
     "campaign_funder_decisions",
     metadata,
-    # Every approval and decline a co-funder gave, kept for good (append-only: a trigger of migration 0013 refuses
+    # Every approval and decline a co-funder gave, kept for good (append-only: a trigger of migration 0014 refuses
     # UPDATE and DELETE).
     sa.Column("id", sa.BigInteger, sa.Identity(), primary_key=True),
     sa.Column("campaign_id", sa.Text, sa.ForeignKey("campaigns.id"), nullable=False, index=True),

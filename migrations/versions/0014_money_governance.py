@@ -7,8 +7,8 @@
 - `issuers.appropriation_fen`: the optional ceiling on what an issuer has committed at once.
 - `api_tokens.last_used_at`.
 
-Revision ID: 0013_money_governance
-Revises: 0012_attestations
+Revision ID: 0014_money_governance
+Revises: 0013_webhooks
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0013_money_governance"
-down_revision = "0012_attestations"
+revision = "0014_money_governance"
+down_revision = "0013_webhooks"
 branch_labels = None
 depends_on = None
 
