@@ -111,8 +111,8 @@ async def test_three_funders_fund_in_one_transaction_only_after_both_approvals(s
     assert funded.status_code == 200, funded.text
     body = funded.json()
     assert body["status"] == "funded" and body["totals"]["funded_fen"] == 100_000_001
-    # One transaction moved every share, to the fen (sequenced first, as a checkpoint does).
-    assert (await service.client.post("/v1/ledger/checkpoints", headers=auditor)).status_code == 201
+    # One transaction moved every share, to the fen (sequenced first: the operator signs a checkpoint).
+    assert (await service.client.post("/v1/ledger/checkpoints", headers=service.admin)).status_code == 201
     tx = await service.client.get(f"/v1/ledger/transactions/{body['fund_tx_id']}", headers=auditor)
     assert tx.status_code == 200, tx.text
     postings = {p["account"]: p.get("credit_fen", 0) - p.get("debit_fen", 0) for p in tx.json()["postings"]}
