@@ -71,7 +71,11 @@ def run_server(settings: Settings) -> None:
     # would kill this process before its exit handlers stop the embedded PostgreSQL. Exit normally instead.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
 
+    _prepare_metrics(settings)
     ledger = _start_ledger_process(settings)
+    webhooks = _start_webhooks_process(settings)
+    # The variables set above for the child processes hold for this one too (with --workers 1 the app runs here).
+    get_settings.cache_clear()
     try:
         uvicorn.run(
             "voucher_engine.api.app:create_app",
@@ -89,8 +93,35 @@ def run_server(settings: Settings) -> None:
             proxy_headers=False,
         )
     finally:
-        ledger.terminate()
-        ledger.join(timeout=10)
+        for process in (webhooks, ledger):
+            process.terminate()
+        for process in (webhooks, ledger):
+            process.join(timeout=10)
+
+
+def _prepare_metrics(settings: Settings) -> None:
+    """prometheus-client's multi-process mode (observability/metrics.py): one empty directory for this run, named
+    in the environment before any worker or background process starts. An operator's PROMETHEUS_MULTIPROC_DIR is
+    used (and emptied) if set."""
+    from voucher_engine.observability import multiproc
+
+    multiproc.prepare_dir(Path(os.environ.get("PROMETHEUS_MULTIPROC_DIR") or settings.data_dir / "metrics"))
+
+
+def _start_webhooks_process(settings: Settings):
+    """The webhook dispatcher in a process of its own (webhooks/background.py says why); the workers keep a standby
+    loop that takes over if it stops."""
+    import multiprocessing
+
+    from voucher_engine.webhooks import background
+
+    os.environ["VE_WEBHOOK_DISPATCHER"] = "process"
+    own = settings.model_copy(update={"webhook_dispatcher": "process", "served": True})
+    process = multiprocessing.get_context("spawn").Process(
+        target=background.run_process, args=(own,), name="voucher-engine webhooks", daemon=True
+    )
+    process.start()
+    return process
 
 
 def _start_ledger_process(settings: Settings):

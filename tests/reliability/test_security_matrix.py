@@ -246,6 +246,20 @@ async def _audit_attestation(ctx: Context, fresh: bool) -> tuple[str, Any]:
 
 
 CHECK_BODY = {"source": (CONTRACTS / "shanghai-dining-2025.contract").read_text()}
+# A public address written as an IP: the URL check needs no DNS, and nothing is ever delivered during the test.
+WEBHOOK_BODY = {"url": "http://93.184.216.34/ve-hook", "events": ["refund.created"]}
+
+
+async def _own_webhook(ctx: Context, fresh: bool) -> str:
+    if not fresh:
+        return ctx.ids["webhook_id"]
+    return (await ctx.gov("POST", "/v1/webhooks", WEBHOOK_BODY))["id"]
+
+
+async def _delete_webhook(ctx: Context, fresh: bool) -> tuple[str, Any]:
+    return f"/v1/webhooks/{await _own_webhook(ctx, fresh)}", None
+
+
 EXPLAIN_BODY = {**CHECK_BODY, "payment": SAMPLE_PAYMENT}
 
 # (method, path as routed) -> (expected answer per caller, the request)
@@ -258,6 +272,7 @@ MATRIX: dict[tuple[str, str], tuple[dict[str, Any], Factory]] = {
     ("GET", "/healthz"): (public(), at("/healthz")),
     ("GET", "/readyz"): (public(), at("/readyz")),
     ("GET", "/v1/ledger/public-key"): (public(), at("/v1/ledger/public-key")),
+    ("GET", "/metrics"): (public(), at("/metrics")),
     # The web console's pages and files (it signs in with a bearer token from the page itself).
     ("GET", "/console"): (public(), at("/console")),
     ("GET", "/console/{path:path}"): (public(), at("/console/js/main.js")),
@@ -341,6 +356,14 @@ MATRIX: dict[tuple[str, str], tuple[dict[str, Any], Factory]] = {
         at("/v1/redemptions/{redemption_id}"),
     ),
     ("GET", "/v1/redemptions"): (signed(*SIGNERS), at("/v1/redemptions?pos_txn_id={pos_txn_id}")),
+    # Webhooks: the operator's and each government's own (another government's are not found).
+    ("POST", "/v1/webhooks"): (bearer("admin", "gov", "gov_other"), at("/v1/webhooks", WEBHOOK_BODY)),
+    ("GET", "/v1/webhooks"): (bearer("admin", "gov", "gov_other"), at("/v1/webhooks")),
+    ("DELETE", "/v1/webhooks/{webhook_id}"): (bearer("admin", "gov", hidden=("gov_other",)), _delete_webhook),
+    ("GET", "/v1/webhooks/{webhook_id}/deliveries"): (
+        bearer("admin", "gov", hidden=("gov_other",)),
+        at("/v1/webhooks/{webhook_id}/deliveries"),
+    ),
 }
 
 # Run last: resetting the test clock would move business time out of the campaigns' window.
@@ -395,6 +418,7 @@ async def _context(service) -> Context:
     ctx.ids.update(run_id=run.json()["id"], item_id=run.json()["items"][0]["id"])
     issued = await ctx.gov("POST", f"/v1/campaigns/{campaign_id}/issuances", {"holders": [holder(ctx.wallet())]})
     ctx.ids["issuance_id"] = issued["issuance_id"]
+    ctx.ids["webhook_id"] = (await ctx.gov("POST", "/v1/webhooks", WEBHOOK_BODY))["id"]
     # Sequence what is committed (and sign it), so ledger reads and proofs find every transaction.
     made = await service.client.post("/v1/ledger/checkpoints", headers=service.auth(ctx.tokens["auditor"]))
     assert made.status_code == 201, made.text

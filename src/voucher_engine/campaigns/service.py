@@ -43,6 +43,7 @@ from voucher_engine.contracts import ContractInvalid, FixedWindow, check_contrac
 from voucher_engine.contracts.sample import explain_payment
 from voucher_engine.db.schema.foundation import issuers
 from voucher_engine.errors import EngineError
+from voucher_engine.webhooks import service as webhooks
 
 # First-come stock is split over this many rows at most (fewer when the quantity is smaller).
 MAX_STOCK_SHARDS = 64
@@ -235,7 +236,16 @@ async def transition(conn: AsyncConnection, subject: Subject, campaign_id: str, 
             raise _refuse(row, action)
     else:
         await _close(conn, row, now)
-    return await get(conn, subject, campaign_id)
+    detail = await get(conn, subject, campaign_id)
+    event = CAMPAIGN_EVENTS.get(action)
+    if event is not None:
+        # In the move's own transaction: the event exists exactly when the move does (webhooks/service.py).
+        data = detail.model_dump(mode="json")
+        await webhooks.record(conn, event, data, campaign_id=campaign_id, issuer_id=row.issuer_id, at=now)
+    return detail
+
+
+CAMPAIGN_EVENTS = {"fund": "campaign.funded", "activate": "campaign.activated", "close": "campaign.closed"}
 
 
 async def _fund(conn: AsyncConnection, row: sa.Row, now: datetime) -> None:
