@@ -37,8 +37,6 @@ LINGER_S = 2.0
 OVERRIDDEN = (
     "_start_asgi_task",
     "data_received",
-    "on_message_begin",
-    "on_header",
     "on_headers_complete",
     "on_message_complete",
     "send_400_response",
@@ -100,10 +98,11 @@ class _HeadWithBody:
 
 
 class OneWritePerResponse(HttpToolsProtocol):
-    # Per connection: bytes of the current request's head so far, its header lines, whether it is still in its head,
-    # and whether the connection has been refused (431 sent, closing).
+    # Per connection: the bytes read since the current request began while it was still in its head (an upper bound
+    # of the head's size: the read that ends the head may carry body too), whether it is still in its head, and
+    # whether the connection has been refused (431 sent, closing). Nothing here runs per header: a till's request
+    # pays one comparison in each of three callbacks.
     _head_bytes = 0
-    _header_lines = 0
     _in_head = True
     _refused = False
 
@@ -125,29 +124,32 @@ class OneWritePerResponse(HttpToolsProtocol):
         if self._in_head:
             self._head_bytes += len(data)
         super().data_received(data)
-        # Counted after parsing, so that a body arriving in the same read as the end of its head never counts.
+        # A head still incomplete after this read: the reads so far are all head.
         if not self._refused and self._in_head and self._head_bytes > MAX_HEAD_BYTES:
             self._refuse(f"The request's line and headers are over {MAX_HEAD_BYTES} bytes.")
 
-    def on_message_begin(self) -> None:
-        self._header_lines = 0
-        super().on_message_begin()
-
-    def on_header(self, name: bytes, value: bytes) -> None:
-        self._header_lines += 1
-        if self._header_lines > MAX_HEADERS:
-            self._refuse(f"The request has more than {MAX_HEADERS} header lines.")
-            raise _HeadTooLarge  # stops the parser: the app never sees this request
-        super().on_header(name, value)
-
     def on_headers_complete(self) -> None:
         self._in_head = False
+        if self._head_bytes > MAX_HEAD_BYTES or len(self.headers) > MAX_HEADERS:
+            detail = self._over_limits()
+            if detail is not None:
+                self._refuse(detail)
+                raise _HeadTooLarge  # stops the parser: the app never sees this request
         super().on_headers_complete()
 
     def on_message_complete(self) -> None:
         super().on_message_complete()
         self._in_head = True
         self._head_bytes = 0
+
+    def _over_limits(self) -> str | None:
+        """The exact count, only when the cheap bound says a limit may be passed."""
+        if len(self.headers) > MAX_HEADERS:
+            return f"The request has more than {MAX_HEADERS} header lines."
+        head_bytes = len(self.url) + sum(len(name) + len(value) + 4 for name, value in self.headers)
+        if head_bytes > MAX_HEAD_BYTES:
+            return f"The request's line and headers are over {MAX_HEAD_BYTES} bytes."
+        return None
 
     def send_400_response(self, msg: str) -> None:
         if not self._refused:  # after a 431 the parser's own error (our stop) must not answer a second time
