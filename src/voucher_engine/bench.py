@@ -18,6 +18,10 @@ SCRIPTS = {
         "bench_contracts.py",
         "Median time to evaluate the Shanghai dining contract, vs a hand-written lambda.",
     ),
+    "checker": (
+        "bench_checker.py",
+        "The contract checker on generated worst-case contracts: each one's time, and the worst (bound 50 ms).",
+    ),
     "ledger": ("bench_ledger.py", "Ledger verify, inclusion proof and CSV export over N transactions."),
     "campaigns": ("bench_campaigns.py", "Targeted issuance of 1,000,000 vouchers; first-come claims per second."),
     "attestations": ("bench_attestations.py", "CPU per attestation verified (budget 100 us), beside PyJWT's."),

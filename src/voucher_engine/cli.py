@@ -67,6 +67,8 @@ def run_server(settings: Settings) -> None:
 
     import uvicorn
 
+    from voucher_engine.api import http  # noqa: F401  (checks, before anything starts, that uvicorn has what it needs)
+
     # uvicorn re-raises the signal that stopped it once it has shut down; with the default SIGTERM action that
     # would kill this process before its exit handlers stop the embedded PostgreSQL. Exit normally instead.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))

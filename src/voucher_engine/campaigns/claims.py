@@ -55,6 +55,7 @@ from voucher_engine.campaigns import cache, ids, repository
 from voucher_engine.campaigns.codes import make_code
 from voucher_engine.db.batcher import MicroBatcher
 from voucher_engine.errors import EngineError
+from voucher_engine.invariants import invariant
 
 CLAIMS_SQL = (
     "SELECT campaign_claims($1, $2::text[], $3::text[], $4::text[], $5, $6, $7::timestamptz[],"
@@ -177,8 +178,7 @@ class ClaimRunner:
             if conn is not None:
                 await _give_back(self.pool, conn)
             raise
-        if len(results) != len(group):  # always on (not an assert): the answers are matched to claims by position
-            raise RuntimeError(f"campaign_claims answered {len(results)} results for {len(group)} claims")
+        invariant(len(results) == len(group), "one result per claim of the group", len(results), len(group))
         again: list[_Pending] = []
         for item, result in zip(group, results):
             if item.future.done():  # the claimant went away (cancelled); its voucher, if any, stays issued

@@ -119,7 +119,7 @@ STALE_JOB_AFTER = timedelta(minutes=10)
     ),
 )
 async def check_contract(body: SourceBody, _: Reader) -> CheckAnswer:
-    return service.check(body.source)
+    return await service.check_off_loop(body.source)
 
 
 @router.post(

@@ -240,3 +240,66 @@ async def fail_stale_issuances(conn: AsyncConnection, older_than: datetime, at: 
         )
     )
     return result.rowcount
+
+
+# -- expiry (expiry.py) --------------------------------------------------------------------------------------------
+
+# The due rows are chosen once (a MATERIALIZED CTE): as a subquery in FROM, a plan that rescans it would run the
+# LIMIT ... SKIP LOCKED again and could expire more than `limit` vouchers.
+_EXPIRE_ONE_CAMPAIGN = sa.text(
+    "WITH due AS MATERIALIZED ("
+    "    SELECT campaign_id, id FROM vouchers"
+    "     WHERE campaign_id = :campaign_id AND status = 'issued' AND valid_until <= :now"
+    "     LIMIT :limit FOR UPDATE SKIP LOCKED)"
+    " UPDATE vouchers v SET status = 'expired', updated_at = :now, version = v.version + 1"
+    " FROM due WHERE v.campaign_id = due.campaign_id AND v.id = due.id AND v.status = 'issued'"
+)
+
+# A fixed-window campaign's vouchers all share its window: none is due before the campaign's own end, so the sweep
+# looks only at those past it, and at campaigns whose windows run from each voucher's issue.
+_OPEN_CAMPAIGNS = sa.text(
+    "SELECT id FROM campaigns WHERE status IN ('funded', 'active', 'paused')"
+    " AND (validity_seconds IS NOT NULL OR valid_until <= :now) ORDER BY id"
+)
+
+
+async def expire_due_vouchers(conn: AsyncConnection, campaign_id: str, now: datetime, limit: int) -> int:
+    """Expire up to `limit` vouchers of the campaign past their window (skipping rows another batch holds)."""
+    result = await conn.execute(_EXPIRE_ONE_CAMPAIGN, {"campaign_id": campaign_id, "now": now, "limit": limit})
+    return result.rowcount
+
+
+async def campaigns_with_due_vouchers(conn: AsyncConnection, now: datetime) -> list[str]:
+    """The open campaigns that may have vouchers past their window at `now`."""
+    return list((await conn.execute(_OPEN_CAMPAIGNS, {"now": now})).scalars())
+
+
+async def expire_all_due_vouchers(conn: AsyncConnection, campaign_id: str, now: datetime) -> int:
+    result = await conn.execute(
+        sa.text(
+            "UPDATE vouchers SET status = 'expired', updated_at = :now, version = version + 1"
+            " WHERE campaign_id = :campaign_id AND status = 'issued' AND valid_until <= :now"
+        ),
+        {"campaign_id": campaign_id, "now": now},
+    )
+    return result.rowcount
+
+
+async def expire_voucher_if_due(conn: AsyncConnection, campaign_id: str, voucher_id: str, now: datetime) -> bool:
+    result = await conn.execute(
+        sa.text(
+            "UPDATE vouchers SET status = 'expired', updated_at = :now, version = version + 1"
+            " WHERE campaign_id = :campaign_id AND id = :voucher_id AND status = 'issued' AND valid_until <= :now"
+        ),
+        {"campaign_id": campaign_id, "voucher_id": voucher_id, "now": now},
+    )
+    return result.rowcount == 1
+
+
+async def try_session_lock(conn: AsyncConnection, key: int) -> bool:
+    """A session-level advisory lock (one worker sweeps at a time); False when another session holds it."""
+    return (await conn.execute(sa.text("SELECT pg_try_advisory_lock(:k)"), {"k": key})).scalar() is True
+
+
+async def session_unlock(conn: AsyncConnection, key: int) -> None:
+    await conn.execute(sa.text("SELECT pg_advisory_unlock(:k)"), {"k": key})
