@@ -96,17 +96,23 @@ async def create_run(engine: AsyncEngine, subject: Subject, cutoff: datetime) ->
         raw = await driver(conn)
         await raw.execute(repository.LOCK_RUNS, repository.RUN_LOCK_KEY)
         await raw.execute(repository.INSERT_RUN, figures.run_id, cutoff, actor(subject), now)
-        locked = [row["account"] for row in await raw.fetch(repository.LOCK_PAYABLE_ACCOUNTS)]
-        figures.merchants_locked = len(locked)
-        payable = await raw.fetch(repository.PAYABLE_AMOUNTS, locked, cutoff) if locked else []
-        del locked
-        for start in range(0, len(payable), MAX_BATCH):
-            await _send_items(raw, figures, payable[start : start + MAX_BATCH], now)
+        await raw.execute(repository.RUN_TABLES)
+        figures.merchants_locked = _count(await raw.execute(repository.LOCK_PAYABLE_ACCOUNTS))
+        payable = _count(await raw.execute(repository.PAYABLE_AMOUNTS, cutoff))
+        after: str | None = None
+        while chunk := await raw.fetch(repository.PAYABLE_PAGE, after, MAX_BATCH):
+            await _send_items(raw, figures, chunk, now)
+            after = chunk[-1]["merchant_id"]
         finished = await raw.fetchrow(repository.FINISH_RUN, figures.run_id, figures.total_fen, figures.item_count)
         # The pair of what was asked of each chunk: the run's figures are the sum of its items.
-        if finished["item_count"] != len(payable):
+        if finished["item_count"] != payable:
             raise EngineError("INTERNAL", "payout run items do not match the payable merchants")
     return figures
+
+
+def _count(status: str) -> int:
+    """The row count of an `INSERT 0 N` status."""
+    return int(status.rsplit(" ", 1)[1])
 
 
 async def _send_items(
