@@ -61,9 +61,12 @@ WHERE ($1::text IS NULL OR merchant_id > $1) ORDER BY merchant_id LIMIT $2
 """
 PAYABLE_COUNT = "SELECT count(*) FROM payout_run_payable"
 
+# Registration opens them (merchants.service); this is for a merchant registered before settlement existed. The
+# anti-join first: an ON CONFLICT insert checks each row's CHECKs before it finds the conflict.
 OPEN_ACCOUNTS = """
 INSERT INTO ledger_accounts (account, kind, balance_fen, opened_at)
-SELECT account, split_part(account, ':', 1), 0, $2 FROM unnest($1::text[]) AS a(account)
+SELECT n.account, split_part(n.account, ':', 1), 0, $2 FROM unnest($1::text[]) AS n(account)
+WHERE NOT EXISTS (SELECT 1 FROM ledger_accounts a WHERE a.account = n.account)
 ON CONFLICT (account) DO NOTHING
 """
 
