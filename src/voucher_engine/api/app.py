@@ -38,6 +38,7 @@ from voucher_engine.secrets_store import load_server_secret
 from voucher_engine.settlement import endpoints as settlement_endpoints
 from voucher_engine.stats import endpoints as stats_endpoints
 from voucher_engine.web import problems
+from voucher_engine.web.openapi import operation
 from voucher_engine.web.state import AppState
 
 log = logging.getLogger("voucher_engine")
@@ -45,6 +46,11 @@ log = logging.getLogger("voucher_engine")
 # Paths whose bodies may be large (holder lists); every other body is held to the default limit.
 LARGE_BODY_SUFFIXES = ("/issuances",)
 MAINTENANCE_INTERVAL_S = 60.0
+API_DESCRIPTION = """Money is integer fen; times are RFC 3339; every error is `application/problem+json` with a
+stable `code` (each operation lists those it can answer). Governments, auditors and the operator use a bearer
+token; merchant tills sign each request with the four `X-VE-*` headers: `X-VE-Signature` is lowercase hex
+HMAC-SHA256(secret, `METHOD\\nPATH_WITH_QUERY\\nTIMESTAMP\\nNONCE\\nHEX_SHA256(BODY)`). The whole contract, in
+prose: `docs/api.md` in the repository."""
 GC_YOUNG_THRESHOLD = 20_000  # allocations between young-generation collections (CPython's default: 700)
 
 
@@ -187,16 +193,36 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         title="Voucher engine",
         version=__version__,
         summary="Targeted consumption subsidies paid as e-CNY smart-contract vouchers.",
+        description=API_DESCRIPTION,
         lifespan=lifespan,
+        # The docs pages are served by openapi.install, from local files instead of a CDN.
+        docs_url=None,
+        redoc_url=None,
     )
     problems.install(app)
     app.install_front(_front(app, settings))
 
-    @app.get("/healthz", tags=["health"])
+    @app.get(
+        "/healthz",
+        tags=["health"],
+        **operation(
+            "Liveness",
+            "Answers 200 while the process lives; needs nothing else (no database, no credentials).",
+            response_example={"status": "ok"},
+        ),
+    )
     async def healthz() -> dict:
         return {"status": "ok"}
 
-    @app.get("/readyz", tags=["health"])
+    @app.get(
+        "/readyz",
+        tags=["health"],
+        **operation(
+            "Readiness",
+            "200 once the database is reachable and its schema is at this build's newest migration; otherwise 503 `UNAVAILABLE`, saying which. For load balancers.",
+            response_example={"status": "ready", "schema": "0012_settlement"},
+        ),
+    )
     async def readyz(request: Request) -> JSONResponse:
         state: AppState = request.app.state.ve
         try:

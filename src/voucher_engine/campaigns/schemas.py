@@ -46,8 +46,18 @@ class SourceBody(BaseModel):
     source: str = Field(max_length=MAX_CONTRACT_CHARS, description="The contract's text.")
 
 
+# Text with a NUL (U+0000) is refused at the edge, as everywhere in the service: PostgreSQL cannot store it, and an
+# attribute that reached the database with one would fail the claims batched with it.
+NO_NUL_PATTERN = r"^[^\x00]*$"
 AttributeValue = Annotated[
-    Union[StrictBool, StrictInt, float, Annotated[str, Field(max_length=MAX_ATTRIBUTE_VALUE_CHARS)], None], "a scalar"
+    Union[
+        StrictBool,
+        StrictInt,
+        float,
+        Annotated[str, Field(max_length=MAX_ATTRIBUTE_VALUE_CHARS, pattern=NO_NUL_PATTERN)],
+        None,
+    ],
+    "a scalar",
 ]
 
 
@@ -60,7 +70,9 @@ class Holder(BaseModel):
         pattern=ID_HASH_PATTERN,
         description="Salted hash of the real-name identity: limits count across wallets.",
     )
-    attributes: dict[Annotated[str, Field(max_length=MAX_ATTRIBUTE_KEY_CHARS)], AttributeValue] = Field(
+    attributes: dict[
+        Annotated[str, Field(max_length=MAX_ATTRIBUTE_KEY_CHARS, pattern=NO_NUL_PATTERN)], AttributeValue
+    ] = Field(
         default_factory=dict,
         max_length=MAX_ATTRIBUTES,
         description="Raw holder attributes, evaluated against the contract's holder conditions and never stored. "
@@ -248,6 +260,8 @@ def parse_holder(item: object, where: str) -> HolderTuple:
                     "attribute names are at most 64 characters and values are scalars "
                     f"(text at most {MAX_ATTRIBUTE_VALUE_CHARS} characters)",
                 )
+            if "\x00" in key or (isinstance(value, str) and "\x00" in value):
+                raise _bad(where, "attribute text must not contain NUL (U+0000) characters")
     if not item.keys() <= _HOLDER_KEYS:
         raise _bad(where, "a holder has only wallet_id, id_hash, and attributes or attestation")
     attestation = item.get("attestation")

@@ -8,13 +8,13 @@ import logging
 from typing import Any
 
 from voucher_engine.campaigns.codes import parse_code
+from voucher_engine.db.batcher import MicroBatcher
 from voucher_engine.db.raw import driver
 from voucher_engine.errors import EngineError
 from voucher_engine.redemption import repository
-from voucher_engine.redemption.batcher import MicroBatcher, Overloaded
 from voucher_engine.redemption.guard import CodeGuard
 from voucher_engine.redemption.schemas import QuoteRequest
-from voucher_engine.redemption.service import BatchRunner, Job, Outcome
+from voucher_engine.redemption.service import BatchRunner, Job, Outcome, as_engine_error
 from voucher_engine.web.state import AppState
 
 log = logging.getLogger("voucher_engine.redemption")
@@ -25,7 +25,7 @@ RUNNER_KEY = "redemption.runner"
 
 async def startup(state: AppState) -> None:
     runner = BatchRunner(state.engine)
-    batcher = MicroBatcher(runner.run_batch)
+    batcher = MicroBatcher(runner.run_batch, name="redemption", classify=as_engine_error)
     batcher.start()
     state.extras[RUNNER_KEY] = runner
     state.extras[EXTRA_KEY] = batcher
@@ -63,10 +63,7 @@ def make_job(state: AppState, kind: str, signature, body: QuoteRequest, **extra:
 async def through_batcher(state: AppState, job: Job) -> Outcome:
     guard: CodeGuard = state.extras[GUARD_KEY]
     guard.check(job.key_id)  # a key caught guessing codes is refused before any database work
-    try:
-        state.extras[EXTRA_KEY].submit(job)
-    except Overloaded:
-        raise EngineError("RATE_LIMITED", "The service is at capacity; retry in a moment.") from None
+    state.extras[EXTRA_KEY].submit(job)
     try:
         return await job.future
     except EngineError as refusal:
@@ -89,6 +86,8 @@ async def through_batcher(state: AppState, job: Job) -> Outcome:
 async def _naming_own_redemption(state: AppState, job: Job, refusal: EngineError) -> EngineError:
     """A till that retried under a new pos_txn_id learns which of its own redemptions spent the voucher (another
     merchant's redemption is not named). The refusal path only: one look-up, never on a settling request."""
+    if job.campaign_id is None or job.voucher_id is None:  # a code that did not parse spent no voucher
+        return refusal
     try:
         async with state.engine.connect() as sa_conn:
             own = await repository.own_redemption_of_voucher(

@@ -213,31 +213,16 @@ class BatchRunner:
             self._pool = None
 
     async def run_batch(self, jobs: list[Job]) -> None:
+        """Settle every job, or raise: the micro-batcher (db/batcher.py) then runs each job alone, so that one bad
+        job never fails its neighbours, and answers a lone job's error through `as_engine_error`."""
         try:
             outcomes = await self._attempt(jobs, locked=False)
         except Exception as exc:  # noqa: BLE001 - the unlocked attempt wrote nothing; run it again under locks
             log.debug("unlocked batch of %d not written (%s); running it under locks", len(jobs), type(exc).__name__)
-            try:
-                if is_database_unavailable(exc):
-                    raise
-                outcomes = await self._attempt(jobs, locked=True)
-            except Exception as locked_exc:  # noqa: BLE001 - the shared transaction failed: each job alone
-                await self._one_by_one(jobs, locked_exc)
-                return
+            if is_database_unavailable(exc):
+                raise
+            outcomes = await self._attempt(jobs, locked=True)
         for job, outcome in zip(jobs, outcomes):
-            _settle(job, outcome)
-
-    async def _one_by_one(self, jobs: list[Job], exc: BaseException) -> None:
-        """Each job of a failed batch alone, under locks, so that one bad job never fails its neighbours."""
-        if len(jobs) == 1:
-            _settle(jobs[0], _as_engine_error(exc))
-            return
-        log.info("batch of %d failed (%s); running its jobs one by one", len(jobs), type(exc).__name__)
-        for job in jobs:
-            try:
-                outcome = (await self._attempt([job], locked=True))[0]
-            except Exception as single_exc:  # noqa: BLE001
-                outcome = _as_engine_error(single_exc)
             _settle(job, outcome)
 
     async def _attempt(self, jobs: list[Job], *, locked: bool) -> list[Outcome | EngineError]:
@@ -528,7 +513,7 @@ def _quote_refusal(refusal: EngineError, job: Job) -> Outcome | EngineError:
     return Outcome(200, body)
 
 
-def _as_engine_error(exc: BaseException) -> EngineError:
+def as_engine_error(exc: BaseException) -> EngineError:
     if isinstance(exc, EngineError):
         return exc
     if is_database_unavailable(exc):
