@@ -305,7 +305,13 @@ async def test_auditor_verify_is_green_for_a_good_proof_and_red_for_a_tampered_o
 async def test_operator_manages_issuers_merchants_keys_and_tokens(visit):
     page, site = visit.page, visit.site
     await visit.sign_in("admin")
-    assert [await a.inner_text() for a in await page.locator("#nav a").all()] == ["发行方", "商户", "付款批次", "令牌"]
+    assert [await a.inner_text() for a in await page.locator("#nav a").all()] == [
+        "发行方",
+        "商户",
+        "付款批次",
+        "令牌",
+        "事件推送",
+    ]
     await page.wait_for_selector("#issuer-list tbody tr")
     assert await page.locator("#issuer-list tbody tr").count() == len(site.issuers)
     await page.fill("#issuer-form-name", "深圳市财政局")
@@ -347,6 +353,19 @@ async def test_operator_manages_issuers_merchants_keys_and_tokens(visit):
     await page.wait_for_selector("[data-item-status=paid]")
     assert visit.api("admin", f"/v1/payout-runs/{run_id}")["items"][0]["status"] == "paid"
     await visit.shot("operator-payouts")
+
+    await page.click("a[data-nav=webhooks]")
+    await page.fill("#wh-url", "http://127.0.0.1:9/voucher-engine")
+    await page.click("#webhook-form button[type=submit]")
+    secret_text = await page.locator("[data-secret=webhook]").inner_text()
+    assert len(secret_text) >= 32
+    await page.wait_for_selector("#webhook-list [data-webhook]")
+    listed = visit.api("admin", "/v1/webhooks")["items"]
+    assert [w["url"] for w in listed] == ["http://127.0.0.1:9/voucher-engine"]
+    assert "secret" not in listed[0]
+    await visit.shot("operator-webhooks")
+    await page.click(f"[data-webhook='{listed[0]['id']}']")
+    await page.wait_for_selector("#delivery-list table")
 
     await page.click("a[data-nav=tokens]")
     await page.select_option("#token-form-role", "auditor")

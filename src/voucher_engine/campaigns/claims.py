@@ -55,11 +55,8 @@ from voucher_engine.campaigns import cache, ids, repository
 from voucher_engine.campaigns.codes import make_code
 from voucher_engine.db.batcher import MicroBatcher
 from voucher_engine.errors import EngineError
+from voucher_engine.invariants import invariant
 
-CLAIMS_SQL = (
-    "SELECT campaign_claims($1, $2::text[], $3::text[], $4::text[], $5, $6, $7::timestamptz[],"
-    " $8::timestamptz[], $9::timestamptz[], $10, $11::text[], $12::bytea[], $13::text[])"
-)
 MAX_BATCH = 256
 MAX_INFLIGHT = 4
 MAX_RETRIES = 200
@@ -155,21 +152,21 @@ class ClaimRunner:
         try:
             if conn is None:
                 conn = await self.pool.acquire()
-            results = await conn.fetchval(
-                CLAIMS_SQL,
+            results = await repository.claim_batch(
+                conn,
                 terms.campaign_id,
-                [p.voucher_id for p in group],
-                [p.wallet_id for p in group],
-                [p.id_hash for p in group],
-                terms.per_holder_limit,
-                random.randrange(max(terms.stock_shards, 1)),
-                [p.now for p in group],
-                [p.valid_from for p in group],
-                [p.valid_until for p in group],
-                terms.face_value_fen,
-                [p.jti for p in group],
-                [p.attestation_sha256 for p in group],
-                [p.attester_id for p in group],
+                voucher_ids=[p.voucher_id for p in group],
+                wallet_ids=[p.wallet_id for p in group],
+                id_hashes=[p.id_hash for p in group],
+                per_holder_limit=terms.per_holder_limit,
+                first_shard=random.randrange(max(terms.stock_shards, 1)),
+                claimed_at=[p.now for p in group],
+                valid_from=[p.valid_from for p in group],
+                valid_until=[p.valid_until for p in group],
+                face_value_fen=terms.face_value_fen,
+                jtis=[p.jti for p in group],
+                attestation_sha256s=[p.attestation_sha256 for p in group],
+                attester_ids=[p.attester_id for p in group],
             )
             self.connections.put_nowait(conn)
         except BaseException:
@@ -177,8 +174,7 @@ class ClaimRunner:
             if conn is not None:
                 await _give_back(self.pool, conn)
             raise
-        if len(results) != len(group):  # always on (not an assert): the answers are matched to claims by position
-            raise RuntimeError(f"campaign_claims answered {len(results)} results for {len(group)} claims")
+        invariant(len(results) == len(group), "one result per claim of the group", len(results), len(group))
         again: list[_Pending] = []
         for item, result in zip(group, results):
             if item.future.done():  # the claimant went away (cancelled); its voucher, if any, stays issued
@@ -235,7 +231,7 @@ async def claim(
             check_holder=terms.contract.check_holder,
             attester_name=terms.contract.model.attester,
             attesters=await attestation_service.cached(state.engine) if attestation is not None else {},
-            now_s=int(now.timestamp()),
+            now_s=int(clock.real_now().timestamp()),  # a security window, like request signing's
         )
         decision = gate.decide_attested(wallet_id, id_hash, attestation, record=False) if attestation else None
         if decision is None:

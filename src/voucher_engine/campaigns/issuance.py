@@ -38,6 +38,7 @@ from voucher_engine.campaigns import cache, ids, lottery, repository
 from voucher_engine.campaigns.schemas import MAX_REJECTED_LISTED, HolderTuple
 from voucher_engine.db.raw import driver
 from voucher_engine.errors import EngineError
+from voucher_engine.invariants import InvariantViolation, invariant
 
 log = logging.getLogger("voucher_engine.campaigns.issuance")
 
@@ -50,7 +51,9 @@ Progress = Callable[[int, int, int], Awaitable[None]]
 
 
 @dataclass
-class Outcome:
+class IssuanceTally:
+    """What an issuance run has done so far: counts, the rejections listed, the lottery's draw, the voucher ids."""
+
     processed: int = 0
     issued: int = 0
     rejected_count: int = 0
@@ -67,17 +70,13 @@ class Outcome:
             self.rejected.append(entry)
 
 
-def holder_key(wallet_id: str, id_hash: str | None) -> str:
-    return f"h:{id_hash}" if id_hash else f"w:{wallet_id}"
-
-
 async def _chunks_of(holders: Iterable[HolderTuple] | AsyncIterable[list[HolderTuple]]):
-    if hasattr(holders, "__aiter__"):
-        async for chunk in holders:  # type: ignore[union-attr]
-            yield chunk
+    if isinstance(holders, AsyncIterable):
+        async for given in holders:
+            yield given
         return
     chunk: list[HolderTuple] = []
-    for holder in holders:  # type: ignore[union-attr]
+    for holder in holders:
         chunk.append(holder)
         if len(chunk) == CHUNK:
             yield chunk
@@ -127,9 +126,9 @@ async def run(
     seed: bytes | None = None,
     progress: Progress | None = None,
     keep_voucher_ids: bool = False,
-) -> Outcome:
+) -> IssuanceTally:
     """Issue to a targeted list (`holders`) or draw a lottery (`applicants`, `seed`), in one transaction."""
-    outcome = Outcome()
+    outcome = IssuanceTally()
     async with engine.begin() as conn:
         await repository.lock_campaign(conn, campaign_id)
         row = await repository.get_campaign(conn, campaign_id)
@@ -141,7 +140,7 @@ async def run(
         raw = await driver(conn)
         existing = await raw.fetchval("SELECT count(*) FROM vouchers WHERE campaign_id = $1", campaign_id)
         remaining = row.quantity - existing
-        assert remaining >= 0, (row.quantity, existing)
+        invariant(remaining >= 0, "no more vouchers issued than the quantity", row.quantity, existing)
         # Attesters and the campaign's spent jtis read now, in this transaction, before the COPY takes the
         # connection (issuances of one campaign are serialised by its lock, so the spent set stays exact).
         gate = Gate(
@@ -149,18 +148,20 @@ async def run(
             check_holder=terms.contract.check_holder,
             attester_name=terms.contract.model.attester,
             attesters=await attestation_service.load(conn),
-            now_s=int(issued_at.timestamp()),
+            now_s=int(clock.real_now().timestamp()),  # a security window, like request signing's
             spent=await attestation_repository.spent_jtis(raw, campaign_id),
         )
         uses = UsesWriter(campaign_id, issuance_id, issued_at)
         if kind == "lottery":
-            assert applicants is not None and seed is not None
+            if applicants is None or seed is None:
+                raise InvariantViolation("a lottery issuance has its applicants and its seed")
             winners, outcome.lottery = await _draw(raw, terms, gate, applicants, seed, remaining, outcome)
             uses.collect(gate)
             source: Any = winners
             checked = True
         else:
-            assert holders is not None
+            if holders is None:
+                raise InvariantViolation("a targeted issuance has its holders")
             source, checked = holders, False
         await _issue(
             raw,
@@ -237,7 +238,7 @@ async def _issue(
     remaining: int,
     had_vouchers: bool,
     checked: bool,
-    outcome: Outcome,
+    outcome: IssuanceTally,
     progress: Progress | None,
     keep_voucher_ids: bool,
 ) -> None:
@@ -262,7 +263,7 @@ async def _issue(
         + _text(issuance_id)
     )
     tail = _field(_bigint(1) + _timestamptz(issued_at))
-    gated = gate.mandatory and not checked
+    gated = gate.mandatory
     # Vouchers held per holder key: the campaign's before this issuance, then this issuance's own (exact; about
     # 150 bytes a holder, so a million-holder list stays well inside the memory budget).
     held_by = await _held_by_holder(raw, campaign_id) if had_vouchers else {}
@@ -286,11 +287,14 @@ async def _issue(
     async def rows():
         nonlocal remaining
         async for chunk in _chunks_of(holders):
-            assert len(chunk) <= ids.MAX_BLOCK, len(chunk)
+            invariant(len(chunk) <= ids.MAX_BLOCK, "a chunk of holders fits one block of voucher ids", len(chunk))
             stem = ids.voucher_id_stem()
+            noise, width = ids.voucher_id_noise(len(chunk)), ids.VOUCHER_ID_NOISE_CHARS
             parts: list[str] = []
             for wallet_id, id_hash, evidence in chunk:
-                if gated or (type(evidence) is str and not checked):
+                if checked:  # lottery winners, decided before the draw
+                    pass
+                elif gated or type(evidence) is str:
                     decision = gate.decide(wallet_id, id_hash, evidence)
                     if decision.code is not None:
                         outcome.reject(wallet_id, decision.code, decision.check)
@@ -312,8 +316,10 @@ async def _issue(
                 held_by[key] = held + 1
                 remaining -= 1
                 hash_field = _NULL_FIELD if id_hash is None else length[len(id_hash)] + id_hash
+                n = len(parts)
                 parts.append(
-                    f"{head}{stem}{len(parts):06x}{length[len(wallet_id)]}{wallet_id}{hash_field}"
+                    f"{head}{stem}{n:06x}{noise[width * n : width * (n + 1)]}"
+                    f"{length[len(wallet_id)]}{wallet_id}{hash_field}"
                     f"{length[len(key)]}{key}{middle}{tail}"
                 )
             outcome.processed += len(chunk)
@@ -333,7 +339,7 @@ async def _issue(
         yield _COPY_TRAILER
 
     await raw.copy_to_table("vouchers", source=stream(), columns=repository.VOUCHER_COPY_COLUMNS, format="binary")
-    assert remaining >= 0
+    invariant(remaining >= 0, "no more vouchers issued than the quantity", remaining)
 
 
 class UsesWriter:
@@ -377,7 +383,7 @@ class UsesWriter:
 
 
 async def _draw(
-    raw, terms: cache.Terms, gate: Gate, applicants: list[HolderTuple], seed: bytes, slots: int, outcome: Outcome
+    raw, terms: cache.Terms, gate: Gate, applicants: list[HolderTuple], seed: bytes, slots: int, outcome: IssuanceTally
 ) -> tuple[list[HolderTuple], dict[str, Any]]:
     """Run the lottery over the applicants; answers the winners (checked) and the publication."""
     by_key: dict[str, HolderTuple] = {}

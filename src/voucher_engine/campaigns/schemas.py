@@ -22,6 +22,9 @@ MAX_LOTTERY_APPLICANTS = 2_000_000
 MAX_ATTRIBUTES = 32
 MAX_ATTRIBUTE_KEY_CHARS = 64
 MAX_ATTRIBUTE_VALUE_CHARS = 256
+# Numbers in attributes: strictly within ±2^63, what a 64-bit signed integer holds. Past it a number cannot be stored
+# or written back as JSON by most clients (nor by the JSON writer here), so it is refused at the door, never a 500.
+ATTRIBUTE_NUMBER_BOUND = 2**63
 MAX_ID_HASH_CHARS = 128
 MAX_ATTESTATION_CHARS = 8192
 MAX_SEED_HEX_CHARS = 128
@@ -52,8 +55,10 @@ NO_NUL_PATTERN = r"^[^\x00]*$"
 AttributeValue = Annotated[
     Union[
         StrictBool,
-        StrictInt,
-        float,
+        Annotated[StrictInt, Field(gt=-ATTRIBUTE_NUMBER_BOUND, lt=ATTRIBUTE_NUMBER_BOUND)],
+        Annotated[
+            float, Field(gt=-float(ATTRIBUTE_NUMBER_BOUND), lt=float(ATTRIBUTE_NUMBER_BOUND), allow_inf_nan=False)
+        ],
         Annotated[str, Field(max_length=MAX_ATTRIBUTE_VALUE_CHARS, pattern=NO_NUL_PATTERN)],
         None,
     ],
@@ -102,10 +107,28 @@ class ClaimBody(Holder):
     model_config = ConfigDict(extra="forbid")
 
 
+Approval = Literal["own", "pending", "approved", "declined"]
+
+
 class Funding(BaseModel):
+    """One funder's share, and whether it has consented (`own` for the campaign's issuer, who needs no consent)."""
+
     region_code: str
     issuer_id: str
     share_bp: int
+    amount_fen: int = Field(description="This funder's part of the budget, to the fen, as funding moves it.")
+    approval: Approval
+    decided_by: str | None = Field(default=None, description="The token id that gave the standing decision.")
+    decided_at: datetime | None = None
+
+
+class FunderDecision(BaseModel):
+    """One approval or decline, kept for good: which funder, what, the token that gave it and when."""
+
+    issuer_id: str
+    decision: Literal["approved", "declined"]
+    token_id: str
+    decided_at: datetime
 
 
 class Totals(BaseModel):
@@ -153,6 +176,9 @@ class Campaign(BaseModel):
 class CampaignDetail(Campaign):
     contract_source: str
     summary: dict[str, Any]
+    funder_decisions: list[FunderDecision] = Field(
+        default_factory=list, description="Every approval and decline of a co-funder, oldest first (the last 100)."
+    )
 
 
 class Voucher(BaseModel):
@@ -254,11 +280,12 @@ def parse_holder(item: object, where: str) -> HolderTuple:
                 len(key) > MAX_ATTRIBUTE_KEY_CHARS
                 or isinstance(value, (dict, list))
                 or (isinstance(value, str) and len(value) > MAX_ATTRIBUTE_VALUE_CHARS)
+                or (isinstance(value, (int, float)) and not -ATTRIBUTE_NUMBER_BOUND < value < ATTRIBUTE_NUMBER_BOUND)
             ):
                 raise _bad(
                     where,
                     "attribute names are at most 64 characters and values are scalars "
-                    f"(text at most {MAX_ATTRIBUTE_VALUE_CHARS} characters)",
+                    f"(text at most {MAX_ATTRIBUTE_VALUE_CHARS} characters, numbers strictly within ±2^63)",
                 )
             if "\x00" in key or (isinstance(value, str) and "\x00" in value):
                 raise _bad(where, "attribute text must not contain NUL (U+0000) characters")

@@ -11,6 +11,7 @@ from voucher_engine.campaigns.codes import parse_code
 from voucher_engine.db.batcher import MicroBatcher
 from voucher_engine.db.raw import driver
 from voucher_engine.errors import EngineError
+from voucher_engine.observability.metrics import Metrics
 from voucher_engine.redemption import repository
 from voucher_engine.redemption.guard import CodeGuard
 from voucher_engine.redemption.schemas import QuoteRequest
@@ -25,7 +26,13 @@ RUNNER_KEY = "redemption.runner"
 
 async def startup(state: AppState) -> None:
     runner = BatchRunner(state.engine)
-    batcher = MicroBatcher(runner.run_batch, name="redemption", classify=as_engine_error)
+    metrics = Metrics.get()
+
+    async def run_batch(jobs: list[Job]) -> None:  # the batch's size counted for /metrics (it hands nothing back)
+        metrics.batch(len(jobs))
+        await runner.run_batch(jobs)
+
+    batcher = MicroBatcher(run_batch, name="redemption", classify=as_engine_error)
     batcher.start()
     state.extras[RUNNER_KEY] = runner
     state.extras[EXTRA_KEY] = batcher
@@ -60,7 +67,21 @@ def make_job(state: AppState, kind: str, signature, body: QuoteRequest, **extra:
     return job
 
 
+_OUTCOMES = {("redeem", 201): "settled", ("redeem", 200): "replayed"}
+
+
 async def through_batcher(state: AppState, job: Job) -> Outcome:
+    """The job's answer, counted by outcome code for /metrics (`settled`, `replayed`, `quoted` or the refusal's)."""
+    try:
+        outcome = await _answer(state, job)
+    except EngineError as exc:
+        Metrics.get().redemption(job.kind, exc.code)
+        raise
+    Metrics.get().redemption(job.kind, _OUTCOMES.get((job.kind, outcome.status), "quoted"))
+    return outcome
+
+
+async def _answer(state: AppState, job: Job) -> Outcome:
     guard: CodeGuard = state.extras[GUARD_KEY]
     guard.check(job.key_id)  # a key caught guessing codes is refused before any database work
     state.extras[EXTRA_KEY].submit(job)
@@ -75,7 +96,7 @@ async def through_batcher(state: AppState, job: Job) -> Outcome:
         # already the refusal.
         try:
             over = await guard.record_unknown(job.key_id)
-        except Exception:  # noqa: BLE001 - the till's answer matters more than the count
+        except Exception:
             log.warning("could not count an unknown voucher code", exc_info=True)
             raise refusal from None
         if over:
