@@ -318,6 +318,14 @@ async def test_operator_manages_issuers_merchants_keys_and_tokens(visit):
     await page.fill("#issuer-form-region_code", "440300")
     await page.click("#issuer-form button[type=submit]")
     await page.wait_for_selector("#issuer-list >> text=深圳市财政局")
+    await page.fill("#appropriation-form-issuer", site.issuers["310000"])
+    await page.fill("#appropriation-form-yuan", "20000000.00")
+    await page.click("#appropriation-form button[type=submit]")
+    await page.wait_for_selector("#appropriation-form-out .notice.ok")
+    issuer = visit.api("admin", f"/v1/issuers/{site.issuers['310000']}")
+    assert issuer["appropriation_fen"] == 2_000_000_000
+    committed = page.locator(f"[data-committed='{site.issuers['310000']}']")
+    assert fen(await committed.inner_text()) == issuer["committed_fen"] > 0
     await visit.shot("operator-issuers")
 
     await page.click("a[data-nav=merchants]")
@@ -370,7 +378,18 @@ async def test_operator_manages_issuers_merchants_keys_and_tokens(visit):
     await page.click("a[data-nav=tokens]")
     await page.select_option("#token-form-role", "auditor")
     await page.click("#token-form button[type=submit]")
+    doomed = await page.locator("[data-secret=token]").inner_text()
+    doomed_id = httpx.get(site.base_url + "/v1/whoami", headers={"Authorization": f"Bearer {doomed}"}).json()[
+        "token_id"
+    ]
+    await page.wait_for_selector(f"button[data-revoke='{doomed_id}']")
+    page.once("dialog", lambda dialog: asyncio.ensure_future(dialog.accept()))
+    await page.click(f"button[data-revoke='{doomed_id}']")
+    await page.wait_for_selector(f"[data-revoked='{doomed_id}']")
+    assert httpx.get(site.base_url + "/v1/whoami", headers={"Authorization": f"Bearer {doomed}"}).status_code == 401
+    await page.click("#token-form button[type=submit]")
     token = await page.locator("[data-secret=token]").inner_text()
+    assert token != doomed
     await visit.shot("operator-tokens")
     await page.click("#signout")
     await page.fill("#token", token)

@@ -63,6 +63,9 @@ const zh = {
   "webhooks.events": "事件", "webhooks.pending": "待投递", "webhooks.delete": "删除", "webhooks.none": "暂无订阅", "webhooks.create": "新建订阅",
   "webhooks.secret_once": "签名密钥只显示这一次：", "webhooks.event": "事件", "webhooks.attempt": "第几次", "webhooks.no_deliveries": "暂无投递记录",
   "webhooks.outcome.delivered": "已送达", "webhooks.outcome.retrying": "重试中", "webhooks.outcome.failed": "已放弃",
+  "issuers.appropriation": "拨款上限", "issuers.committed": "已承诺", "issuers.no_limit": "不限", "issuers.appropriation_yuan": "拨款上限（元）",
+  "issuers.empty_no_limit": "空 = 不限", "issuers.set_appropriation": "设定拨款上限", "issuers.appropriation_set": "已设定：",
+  "tokens.last_used": "最近使用", "tokens.revoked": "吊销于", "tokens.revoke": "吊销", "tokens.revoke_confirm": "吊销后此令牌立即失效。确定吗？",
   "tokens.no_issuer": "（不绑定）", "tokens.create": "签发令牌", "tokens.once": "令牌只显示这一次",
 };
 
@@ -128,6 +131,9 @@ const en = {
   "webhooks.events": "Events", "webhooks.pending": "Pending", "webhooks.delete": "Delete", "webhooks.none": "No subscriptions yet", "webhooks.create": "Subscribe",
   "webhooks.secret_once": "The signing secret, shown once:", "webhooks.event": "Event", "webhooks.attempt": "Attempt", "webhooks.no_deliveries": "No deliveries yet",
   "webhooks.outcome.delivered": "delivered", "webhooks.outcome.retrying": "retrying", "webhooks.outcome.failed": "given up",
+  "issuers.appropriation": "Appropriation", "issuers.committed": "Committed", "issuers.no_limit": "no limit", "issuers.appropriation_yuan": "Appropriation (yuan)",
+  "issuers.empty_no_limit": "empty = no limit", "issuers.set_appropriation": "Set appropriation", "issuers.appropriation_set": "Set:",
+  "tokens.last_used": "Last used", "tokens.revoked": "Revoked", "tokens.revoke": "Revoke", "tokens.revoke_confirm": "The token stops working at once. Revoke it?",
   "tokens.no_issuer": "(none)", "tokens.create": "Make token", "tokens.once": "The token is shown once",
 };
 
