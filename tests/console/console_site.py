@@ -78,7 +78,7 @@ async def build(service) -> Site:
     await sequencer.drain(service.state.engine)
     await stats.catch_up(service.state.engine)
     auditor = await service.token("auditor")
-    made = await service.client.post("/v1/ledger/checkpoints", headers=service.auth(auditor))
+    made = await service.client.post("/v1/ledger/checkpoints", headers=service.admin)
     assert made.status_code in (200, 201), made.text
     return Site(
         tokens={"gov": world.gov["310000"], "auditor": auditor, "admin": service.admin_token},

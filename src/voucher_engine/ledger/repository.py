@@ -13,6 +13,8 @@ import asyncpg
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from voucher_engine.db.schema.campaigns import campaigns as campaigns_table
+from voucher_engine.db.schema.campaigns import vouchers as vouchers_table
 from voucher_engine.invariants import invariant
 
 # One sequencer at a time across every worker and replica; also taken (blocking) by `sequence_now`.
@@ -25,7 +27,7 @@ async def driver(conn: AsyncConnection) -> asyncpg.Connection:
     SQLAlchemy opens the database transaction lazily, on its first statement; a statement sent straight to asyncpg
     before that would run outside the caller's transaction (autocommit), so make sure one has been sent.
     """
-    raw = (await conn.get_raw_connection()).driver_connection
+    raw: asyncpg.Connection = (await conn.get_raw_connection()).driver_connection
     if not raw.is_in_transaction():
         await conn.execute(sa.text("SELECT 1"))  # SQLAlchemy autobegins (or joins) the transaction
     invariant(raw.is_in_transaction(), "the ledger is written inside the caller's transaction")
@@ -340,3 +342,16 @@ WHERE t.id IN (SELECT tx_id FROM ledger_sequence WHERE campaign_id = $1
   AND t.campaign_id = $1
 GROUP BY t.kind, p.account
 """
+
+
+# -- who owns what (scoping.py): the campaigns' tables, read through db/schema -------------------------------------
+
+
+async def campaign_issuer(conn: AsyncConnection, campaign_id: str) -> str | None:
+    query = sa.select(campaigns_table.c.issuer_id).where(campaigns_table.c.id == campaign_id)
+    return (await conn.execute(query)).scalar()
+
+
+async def voucher_campaign(conn: AsyncConnection, voucher_id: str) -> str | None:
+    query = sa.select(vouchers_table.c.campaign_id).where(vouchers_table.c.id == voucher_id).limit(1)
+    return (await conn.execute(query)).scalar()

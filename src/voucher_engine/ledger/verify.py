@@ -43,7 +43,7 @@ from voucher_engine.ledger.verify_rows import (
     UNBOUNDED,
     ZERO_HASH,
     Discrepancy,
-    Job,
+    RangeJob,
     RangeResult,
     RowVerifier,
     keep_first,
@@ -106,8 +106,8 @@ def _signed_roots(report: Report, public_key: bytes | None, documents: Iterable[
                 raise checkpoints.CheckpointError("no public key was pinned to check it against")
             size, root = checkpoints.verify_document(document, public_key)
         except checkpoints.CheckpointError as exc:
-            size = document.get("tree_size") if isinstance(document.get("tree_size"), int) else None
-            report.problem(size, "checkpoint", str(exc))
+            claimed = document.get("tree_size")
+            report.problem(claimed if isinstance(claimed, int) else None, "checkpoint", str(exc))
             continue
         roots[size] = root
     return roots
@@ -192,8 +192,8 @@ def plan_parts(size: int, parts: int) -> tuple[int, list[int]]:
 WORKER = "from voucher_engine.ledger.verify_rows import worker_main; worker_main()"
 
 
-async def _run_worker(job: Job) -> RangeResult:
-    """One part in a child process: this interpreter, the same import path, the Job in on stdin (pickle, our own
+async def _run_worker(job: RangeJob) -> RangeResult:
+    """One part in a child process: this interpreter, the same import path, the RangeJob in on stdin (pickle, our own
     child), the result out on stdout."""
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(path for path in sys.path if path)
@@ -268,7 +268,7 @@ async def verify_database(
                         "SELECT hash FROM ledger_sequence WHERE seq <= $1 ORDER BY seq DESC LIMIT 1", cuts[i]
                     )
                     starts.append(bytes(start) if start is not None else ZERO_HASH)
-                    job = Job(
+                    job = RangeJob(
                         url=_url_of(engine),
                         snapshot=snapshot,
                         lo=cuts[i],
