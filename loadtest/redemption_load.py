@@ -449,7 +449,7 @@ def main() -> None:
         tmp / "baseline.log",
     )
     try:
-        wait_ready(port, server, "/readyz")
+        wait_ready(port, server, "/readyz", timeout_s=300)  # a shared machine has taken 50 s and more
         wait_ready(base_port, base, "/docs")
         phases = asyncio.run(run_phases(args, seeded, port, base_port, server.pid, base.pid))
     finally:
