@@ -102,7 +102,10 @@ def serve(database_url: str, data_dir) -> tuple[subprocess.Popen, str]:
     """`voucher-engine serve` over the site's database (one worker, the ledger in its own process)."""
     port = _free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("VE_")}
-    env.update(DATABASE_URL=database_url, VE_DATA_DIR=str(data_dir), VE_LOG_LEVEL="warning")
+    # The webhook test subscribes a loopback receiver that is never there (port 9): deliveries fail and are retried.
+    env.update(
+        DATABASE_URL=database_url, VE_DATA_DIR=str(data_dir), VE_LOG_LEVEL="warning", VE_WEBHOOK_ALLOW_PRIVATE="1"
+    )
     server = subprocess.Popen(
         [sys.executable, "-m", "voucher_engine.cli", "serve", "--workers", "1", "--port", str(port), "--test-clock"],
         env=env,

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+import asyncpg
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -354,3 +355,49 @@ async def try_session_lock(conn: AsyncConnection, key: int) -> bool:
 
 async def session_unlock(conn: AsyncConnection, key: int) -> None:
     await conn.execute(sa.text("SELECT pg_advisory_unlock(:k)"), {"k": key})
+
+
+# -- first-come claims (claims.py): one call of the SQL function of migration 0006 per campaign and batch -----------
+
+CLAIMS_SQL = (
+    "SELECT campaign_claims($1, $2::text[], $3::text[], $4::text[], $5, $6, $7::timestamptz[],"
+    " $8::timestamptz[], $9::timestamptz[], $10, $11::text[], $12::bytea[], $13::text[])"
+)
+
+
+async def claim_batch(
+    conn: asyncpg.Connection,
+    campaign_id: str,
+    *,
+    voucher_ids: list[str],
+    wallet_ids: list[str],
+    id_hashes: list[str | None],
+    per_holder_limit: int,
+    first_shard: int,
+    claimed_at: list[datetime],
+    valid_from: list[datetime],
+    valid_until: list[datetime],
+    face_value_fen: int,
+    jtis: list[str | None],
+    attestation_sha256s: list[bytes | None],
+    attester_ids: list[str | None],
+) -> list[str]:
+    """Decide a batch of one campaign's claims in one statement and transaction; answer one result per claim, in
+    order: OK, SOLD_OUT, HOLDER_LIMIT, CAMPAIGN_NOT_ACTIVE, RETRY (stock held by another batch) or a replay mark."""
+    results = await conn.fetchval(
+        CLAIMS_SQL,
+        campaign_id,
+        voucher_ids,
+        wallet_ids,
+        id_hashes,
+        per_holder_limit,
+        first_shard,
+        claimed_at,
+        valid_from,
+        valid_until,
+        face_value_fen,
+        jtis,
+        attestation_sha256s,
+        attester_ids,
+    )
+    return list(results)
