@@ -117,6 +117,13 @@ def test_the_demo_as_a_newcomer_meets_it(tmp_path: Path):
         quoted = _run(by_verb["pos quote"] + " --json", env, tmp_path)
         assert quoted.returncode == 0 and json.loads(quoted.stdout)["eligible"] is True  # --json: jq reads it
 
+        # Item 8: an item fact beside `sku` instead of under `attributes` is refused, saying where it goes.
+        misplaced = '[{"sku": "FR-1", "category": "appliance.refrigerator", "amount_fen": 12000, "energy_grade": 1}]'
+        refused = _run(by_verb["pos quote"] + f" --items '{misplaced}' --json", env, tmp_path)
+        problem = json.loads(refused.stdout)
+        assert refused.returncode == 1 and problem["code"] == "VALIDATION_ERROR"
+        assert "Unknown field items.0.energy_grade" in problem["detail"] and "attributes" in problem["detail"]
+
         # Item 3: the printed redeem, twice: one redemption, the second answer is the same one.
         first = _run(by_verb["pos redeem"] + " --json", env, tmp_path)
         again = _run(by_verb["pos redeem"] + " --json", env, tmp_path)

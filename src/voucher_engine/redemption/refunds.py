@@ -1,8 +1,9 @@
 """Refunds (退款) of settled redemptions, and the merchant's look-ups of its own redemptions.
 
 A refund is one database transaction: lock the redemption, answer a retry from the stored refund, claw back the
-subsidy's proportional share (rounded up, in the fund's favour) from the merchant to escrow, and — when the
-whole order has been refunded — give the voucher back while its window is open. If the campaign has closed
+subsidy's proportional share (rounded up, in the fund's favour) from the merchant to escrow (all of it when the
+kept order falls below the voucher's minimum spend: decide.clawback_for says why), and, when the whole order has
+been refunded, give the voucher back while its window is open. If the campaign has closed
 meanwhile, the clawed-back subsidy goes on to the funders in the same transaction (a `return`), because a closed
 campaign's escrow must stay empty.
 """
@@ -17,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from voucher_engine import clock
 from voucher_engine.campaigns import money
 from voucher_engine.campaigns import repository as campaign_repository
+from voucher_engine.campaigns.cache import contract_for
 from voucher_engine.db.raw import driver
 from voucher_engine.errors import EngineError
 from voucher_engine.ledger import service as ledger
@@ -29,7 +31,7 @@ from voucher_engine.redemption.service import campaign_of_redemption, fingerprin
 # (close above all) waits for the refunds in flight, and a refund that starts during a close waits for it and then
 # sees the campaign closed (its clawback goes on to the funders). Without it a refund could read "active", and post
 # its clawback into an escrow that a close had just emptied.
-LOCK_CAMPAIGN = "SELECT status FROM campaigns WHERE id = $1 FOR SHARE"
+LOCK_CAMPAIGN = "SELECT status, contract_sha256, contract_source FROM campaigns WHERE id = $1 FOR SHARE"
 LOCK_REDEMPTION = "SELECT * FROM redemptions WHERE campaign_id = $1 AND id = $2 FOR UPDATE"
 READ_REDEMPTION = "SELECT * FROM redemptions WHERE campaign_id = $1 AND id = $2"
 FIND_BY_POS_TXN = "SELECT * FROM redemptions WHERE merchant_id = $1 AND pos_txn_id = $2"
@@ -86,7 +88,7 @@ async def refund(engine: AsyncEngine, merchant_id: str, redemption_id: str, body
     now = clock.now()
     async with engine.begin() as sa_conn:
         conn = await driver(sa_conn)
-        await conn.fetchval(LOCK_CAMPAIGN, campaign_id)
+        campaign = await conn.fetchrow(LOCK_CAMPAIGN, campaign_id)
         redemption = await conn.fetchrow(LOCK_REDEMPTION, campaign_id, redemption_id)
         if redemption is None or redemption["merchant_id"] != merchant_id:
             raise _not_found()
@@ -117,6 +119,7 @@ async def refund(engine: AsyncEngine, merchant_id: str, redemption_id: str, body
             redemption["refunded_fen"],
             redemption["subsidy_refunded_fen"],
             body.amount_fen,
+            _minimum_order_fen(campaign),
         )
         whole_order = body.amount_fen == left
         tx_id = ledger.new_tx_ids(1)[0] if clawback > 0 else None
@@ -143,6 +146,13 @@ async def refund(engine: AsyncEngine, merchant_id: str, redemption_id: str, body
             # first, it was held across the refund's other round trips and redemptions queued behind it).
             await _post_clawback(sa_conn, redemption, clawback, now, voucher["campaign_status"], tx_id)
         return _refund_model(stored, updated, voucher_status), True
+
+
+def _minimum_order_fen(campaign: Any) -> int:
+    """The voucher's minimum order, from the campaign's contract (compiled once per process and digest)."""
+    if campaign is None:
+        return 0
+    return contract_for(campaign["contract_sha256"], campaign["contract_source"]).minimum_order_fen
 
 
 async def _post_clawback(
