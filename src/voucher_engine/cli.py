@@ -11,6 +11,7 @@ from typing import Annotated, Optional
 import typer
 
 from voucher_engine import bench
+from voucher_engine.attestations import cli as attestations_cli
 from voucher_engine.campaigns import cli as campaigns_cli
 from voucher_engine.config import Settings, get_settings, settings_for
 from voucher_engine.contracts import cli as contracts_cli
@@ -66,11 +67,17 @@ def run_server(settings: Settings) -> None:
 
     import uvicorn
 
+    from voucher_engine.api import http  # noqa: F401  (checks, before anything starts, that uvicorn has what it needs)
+
     # uvicorn re-raises the signal that stopped it once it has shut down; with the default SIGTERM action that
     # would kill this process before its exit handlers stop the embedded PostgreSQL. Exit normally instead.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
 
+    _prepare_metrics(settings)
     ledger = _start_ledger_process(settings)
+    webhooks = _start_webhooks_process(settings)
+    # The variables set above for the child processes hold for this one too (with --workers 1 the app runs here).
+    get_settings.cache_clear()
     try:
         uvicorn.run(
             "voucher_engine.api.app:create_app",
@@ -88,8 +95,35 @@ def run_server(settings: Settings) -> None:
             proxy_headers=False,
         )
     finally:
-        ledger.terminate()
-        ledger.join(timeout=10)
+        for process in (webhooks, ledger):
+            process.terminate()
+        for process in (webhooks, ledger):
+            process.join(timeout=10)
+
+
+def _prepare_metrics(settings: Settings) -> None:
+    """prometheus-client's multi-process mode (observability/metrics.py): one empty directory for this run, named
+    in the environment before any worker or background process starts. An operator's PROMETHEUS_MULTIPROC_DIR is
+    used (and emptied) if set."""
+    from voucher_engine.observability import multiproc
+
+    multiproc.prepare_dir(Path(os.environ.get("PROMETHEUS_MULTIPROC_DIR") or settings.data_dir / "metrics"))
+
+
+def _start_webhooks_process(settings: Settings):
+    """The webhook dispatcher in a process of its own (webhooks/background.py says why); the workers keep a standby
+    loop that takes over if it stops."""
+    import multiprocessing
+
+    from voucher_engine.webhooks import background
+
+    os.environ["VE_WEBHOOK_DISPATCHER"] = "process"
+    own = settings.model_copy(update={"webhook_dispatcher": "process", "served": True})
+    process = multiprocessing.get_context("spawn").Process(
+        target=background.run_process, args=(own,), name="voucher-engine webhooks", daemon=True
+    )
+    process.start()
+    return process
 
 
 def _start_ledger_process(settings: Settings):
@@ -199,6 +233,7 @@ app.add_typer(ledger_cli.app, name="ledger", help="Verify the ledger offline or 
 app.add_typer(campaigns_cli.app, name="issue", help="Issue vouchers from a CSV of holders.")
 app.add_typer(bench.app, name="bench", help="Benchmarks that print figures.")
 app.add_typer(merchants_cli.app, name="pos", help="A signing POS client: ping, quote, redeem, refund.")
+app.add_typer(attestations_cli.app, name="attester", help="The reference attester: keygen, sign, sign-csv.")
 
 
 def main() -> None:

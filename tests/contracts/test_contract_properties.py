@@ -370,5 +370,7 @@ def test_limits_are_clean_errors() -> None:
     assert "conditions; the limit is 200" in check_contract(many).errors[0].message
     long_lines = base + "\n" * 3000
     assert "lines; the limit" in check_contract(long_lines).errors[0].message
-    parens = base.replace("age >= 18", "(" * 5000 + "age >= 18" + ")" * 5000)
+    parens = base.replace("age >= 18", "(" * 200 + "age >= 18" + ")" * 200)
     assert check_contract(parens).ok  # brackets alone do not nest the tree
+    many_parens = base.replace("age >= 18", "(" * 5000 + "age >= 18" + ")" * 5000)
+    assert "words, numbers and symbols; the limit is" in check_contract(many_parens).errors[0].message

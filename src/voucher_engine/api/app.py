@@ -11,12 +11,14 @@ from functools import partial
 
 import sqlalchemy as sa
 from fastapi import APIRouter, FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from voucher_engine import __version__
-from voucher_engine.api import openapi, test_clock
+from voucher_engine.api import openapi, operations, test_clock
 from voucher_engine.api.limits import BodyLimitMiddleware
+from voucher_engine.api.observe import Observed
 from voucher_engine.attestations import endpoints as attestations_endpoints
 from voucher_engine.auth import endpoints as auth_endpoints
 from voucher_engine.campaigns import endpoints as campaigns_endpoints
@@ -30,6 +32,7 @@ from voucher_engine.issuers import endpoints as issuers_endpoints
 from voucher_engine.ledger import endpoints as ledger_endpoints
 from voucher_engine.merchants import endpoints as merchants_endpoints
 from voucher_engine.merchants import signing
+from voucher_engine.observability import logs, metrics
 from voucher_engine.redemption import dispatch as redemption_dispatch
 from voucher_engine.redemption import endpoints as redemption_endpoints
 from voucher_engine.redemption import guard
@@ -40,6 +43,7 @@ from voucher_engine.stats import endpoints as stats_endpoints
 from voucher_engine.web import problems
 from voucher_engine.web.openapi import operation
 from voucher_engine.web.state import AppState
+from voucher_engine.webhooks import endpoints as webhooks_endpoints
 
 log = logging.getLogger("voucher_engine")
 
@@ -66,6 +70,7 @@ ROUTERS: tuple[APIRouter, ...] = (
     campaigns_endpoints.router,
     redemption_endpoints.router,
     stats_endpoints.router,
+    webhooks_endpoints.router,
     *settlement_endpoints.routers,
     console_endpoints.router,
     attestations_endpoints.router,
@@ -78,6 +83,7 @@ LIFECYCLE: tuple[tuple[Hook, Hook], ...] = (
     (campaigns_endpoints.startup, campaigns_endpoints.shutdown),
     (redemption_dispatch.startup, redemption_dispatch.shutdown),
     (stats_endpoints.startup, stats_endpoints.shutdown),
+    (webhooks_endpoints.startup, webhooks_endpoints.shutdown),
 )
 
 
@@ -89,7 +95,7 @@ async def _maintenance(state: AppState) -> None:
             async with state.engine.begin() as conn:
                 await signing.prune_nonces(conn)
                 await guard.prune(conn)
-        except Exception:  # noqa: BLE001 - housekeeping must outlive a database restart
+        except Exception:
             log.warning("nonce pruning failed; will retry", exc_info=True)
 
 
@@ -104,13 +110,18 @@ class EngineApp(FastAPI):
 
     def install_front(self, front: ASGIApp) -> None:
         self._front = front
+        # Outside everything, the error answer below included: request id, log line, metrics (api/observe.py).
+        self._observed = Observed(self._answer)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        front = getattr(self, "_front", None)
-        if scope["type"] != "http" or front is None:
+        if scope["type"] != "http" or getattr(self, "_front", None) is None:
             await super().__call__(scope, receive, send)
             return
         scope["app"] = self  # what Starlette would set; the hot paths find the worker's state through it
+        await self._observed(scope, receive, send)
+
+    async def _answer(self, scope: Scope, receive: Receive, send: Send) -> None:
+        front = self._front
         try:
             await front(scope, receive, send)
         except Exception as exc:
@@ -165,6 +176,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     database_url = settings.database_url
     if database_url is None:
         raise RuntimeError("DATABASE_URL is not set: `voucher-engine serve` sets it after starting PostgreSQL")
+    logs.configure(settings)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -233,6 +245,24 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if current != state.head_revision:
             return problems.problem_response("UNAVAILABLE", f"The schema is at {current}, not {state.head_revision}.")
         return JSONResponse({"status": "ready", "schema": current})
+
+    @app.get(
+        "/metrics",
+        tags=["operations"],
+        response_class=PlainTextResponse,
+        **operation(
+            "Prometheus metrics",
+            "Prometheus text format, no authentication: requests by route and status with a latency histogram, "
+            "redemption outcomes by code, batch sizes, ledger sequencing lag, webhook deliveries pending and failed, "
+            "escrow balance per campaign; added up across every worker process. Names and labels: "
+            "docs/operations.md.",
+            response_example='ve_http_requests_total{method="POST",route="/v1/redemptions",status="201"} 1024.0\n',
+        ),
+    )
+    async def prometheus_metrics(request: Request) -> Response:
+        state: AppState = request.app.state.ve
+        figures = await operations.database_figures(state.engine)
+        return Response(metrics.exposition(figures), media_type=CONTENT_TYPE_LATEST)
 
     for router in ROUTERS:
         app.include_router(router)

@@ -29,6 +29,8 @@ from voucher_engine.errors import EngineError
 # worker is seen by every worker within this time (through the worker that made the change, at once). Issuances
 # read the registry fresh in their own transaction.
 REGISTRY_TTL_S = 2.0
+# Attesters' times and attestations' iat/exp are security windows: the real clock, never the test clock (as for
+# request signing), so that moving business time cannot revive an expired attestation or a retired key.
 _cached: tuple[float, dict[str, Attester]] | None = None
 
 
@@ -53,7 +55,7 @@ async def create(conn: AsyncConnection, body: AttesterCreate) -> AttesterModel:
     raw = key.public_bytes_raw()
     attester_id = "att_" + secrets.token_hex(8)
     if not await repository.insert_attester(
-        conn, attester_id=attester_id, name=body.name.strip(), public_key=raw, created_at=clock.now()
+        conn, attester_id=attester_id, name=body.name.strip(), public_key=raw, created_at=clock.real_now()
     ):
         raise EngineError("CONFLICT", "This public key is already registered.")
     invalidate()
@@ -62,7 +64,7 @@ async def create(conn: AsyncConnection, body: AttesterCreate) -> AttesterModel:
 
 
 async def retire(conn: AsyncConnection, attester_id: str) -> AttesterModel:
-    row = await repository.retire(conn, attester_id, clock.now())
+    row = await repository.retire(conn, attester_id, clock.real_now())
     if row is None:
         raise EngineError("NOT_FOUND", f"No attester {attester_id!r}.")
     invalidate()

@@ -23,11 +23,13 @@ holds, `CHECK (remaining >= 0)` backs it, and the vouchers are inserted in the s
 taken. Close zeroes every shard (waiting for batches holding one) before it revokes, so no claim that started
 before a close can add a voucher after it.
 
-Why batches. Each commit waits for a WAL flush (milliseconds on small disks); a per-worker micro-batcher
-(`ClaimBatcher`) sends the claims that arrive while earlier batches are in flight as one call, so a burst costs one
-flush per batch, not per claim, while a lone claim still goes at once. At most `MAX_INFLIGHT` batches per worker
-are in flight, each of at most `MAX_BATCH` claims, each on a connection the batcher keeps (no pool reset per
-batch); a batch's claims are answered individually. Voucher ids are drawn per batch (`ids.voucher_id_block`).
+Why batches. Each commit waits for a WAL flush (milliseconds on small disks); the per-worker micro-batcher that
+redemption uses too (db/batcher.py) sends the claims that arrive while earlier batches are in flight as one call, so
+a burst costs one flush per batch, not per claim, while a lone claim still goes at once. At most `MAX_INFLIGHT`
+batches per worker are in flight, each of at most `MAX_BATCH` claims, each on a connection `ClaimRunner` keeps (no
+pool reset per batch); a batch's claims are answered individually, and a batch that fails in the database (a NUL in
+one claim's text) is run again one claim at a time, so only the bad claim fails. Voucher ids are drawn per batch
+(`ids.voucher_id_block`).
 
 Everything that needs no database is done before it: the holder conditions (`NOT_ELIGIBLE` with the failed
 conditions in `explain`, never the values seen), an attestation's checks but its jti's single use (the attesters
@@ -51,7 +53,9 @@ from voucher_engine.attestations.checks import Gate, holder_explain, invalid
 from voucher_engine.auth.subjects import Subject
 from voucher_engine.campaigns import cache, ids, repository
 from voucher_engine.campaigns.codes import make_code
+from voucher_engine.db.batcher import MicroBatcher
 from voucher_engine.errors import EngineError
+from voucher_engine.invariants import invariant
 
 CLAIMS_SQL = (
     "SELECT campaign_claims($1, $2::text[], $3::text[], $4::text[], $5, $6, $7::timestamptz[],"
@@ -60,9 +64,6 @@ CLAIMS_SQL = (
 MAX_BATCH = 256
 MAX_INFLIGHT = 4
 MAX_RETRIES = 200
-# Claims waiting for a batch, per worker: past this a claim is refused at once (UNAVAILABLE, retry) rather than
-# queued without bound behind a database that cannot keep up.
-MAX_QUEUED = 20_000
 _UTC_Z = orjson.OPT_UTC_Z
 
 _REFUSALS = {
@@ -108,8 +109,9 @@ class _Pending:
     retries: int = 0
 
 
-class ClaimBatcher:
-    """Per-worker micro-batcher of claims: one `campaign_claims` call per campaign and batch."""
+class ClaimRunner:
+    """Runs the claims' micro-batches (db/batcher.py's `MicroBatcher`, up to `MAX_INFLIGHT` at once): one
+    `campaign_claims` call per campaign of a batch, each on a connection the runner keeps."""
 
     def __init__(self, pool: asyncpg.Pool) -> None:
         self.pool = pool
@@ -120,52 +122,32 @@ class ClaimBatcher:
         self.connections: asyncio.Queue[asyncpg.Connection | None] = asyncio.Queue()
         for _ in range(min(MAX_INFLIGHT, pool.get_max_size())):
             self.connections.put_nowait(None)
-        self.pending: list[_Pending] = []
-        self.wakeup = asyncio.Event()
-        self.inflight = asyncio.Semaphore(MAX_INFLIGHT)
-        self.flushes: set[asyncio.Task] = set()
-        self.task = asyncio.create_task(self._run())
-
-    async def submit(self, item: _Pending) -> str:
-        if len(self.pending) >= MAX_QUEUED:
-            raise EngineError("UNAVAILABLE", "Too many claims are waiting right now; try again.")
-        self.pending.append(item)
-        self.wakeup.set()
-        return await item.future
 
     async def close(self) -> None:
-        self.task.cancel()
-        for flush in list(self.flushes):
-            flush.cancel()
-        await asyncio.gather(self.task, *self.flushes, return_exceptions=True)
         while not self.connections.empty():
             conn = self.connections.get_nowait()
             if conn is not None:
                 await self.pool.release(conn)
 
-    async def _run(self) -> None:
-        while True:
-            await self.wakeup.wait()
-            self.wakeup.clear()
-            while self.pending:
-                await self.inflight.acquire()
-                # Claims that arrived while we waited for a free slot go together.
-                taken, self.pending = self.pending[:MAX_BATCH], self.pending[MAX_BATCH:]
-                by_campaign: dict[str, list[_Pending]] = {}
-                for item in taken:
-                    by_campaign.setdefault(item.terms.campaign_id, []).append(item)
-                groups = list(by_campaign.values())
-                flush = asyncio.create_task(self._flush(groups))
-                self.flushes.add(flush)
-                flush.add_done_callback(self.flushes.discard)
+    async def run_batch(self, batch: list[_Pending]) -> list[_Pending]:
+        """Answer every claim of `batch` or raise; hand back the claims to try again in a later batch (`RETRY`)."""
+        by_campaign: dict[str, list[_Pending]] = {}
+        for item in batch:
+            by_campaign.setdefault(item.terms.campaign_id, []).append(item)
+        results = await asyncio.gather(
+            *(self._run_group(group) for group in by_campaign.values()), return_exceptions=True
+        )
+        again: list[_Pending] = []
+        for result in results:
+            if isinstance(result, BaseException):
+                # The groups that succeeded are answered; the batcher runs the failed group's claims one by one.
+                raise result
+            again.extend(result)
+        if again:
+            await asyncio.sleep(0.001)  # the last units are held by another batch for a moment
+        return again
 
-    async def _flush(self, groups: list[list[_Pending]]) -> None:
-        try:
-            await asyncio.gather(*(self._flush_one(group) for group in groups))
-        finally:
-            self.inflight.release()
-
-    async def _flush_one(self, group: list[_Pending]) -> None:
+    async def _run_group(self, group: list[_Pending]) -> list[_Pending]:
         terms = group[0].terms
         fresh = [item for item in group if not item.voucher_id]
         for item, voucher_id in zip(fresh, ids.voucher_id_block(len(fresh))):
@@ -191,34 +173,26 @@ class ClaimBatcher:
                 [p.attester_id for p in group],
             )
             self.connections.put_nowait(conn)
-        except BaseException as exc:  # noqa: BLE001 - every waiting claim must hear of it
+        except BaseException:
             self.connections.put_nowait(None)
-            for item in group:
-                if not item.future.done():
-                    item.future.set_exception(exc if isinstance(exc, Exception) else asyncio.CancelledError())
             if conn is not None:
                 await _give_back(self.pool, conn)
-            if not isinstance(exc, Exception):
-                raise
-            return
-        assert len(results) == len(group), (len(results), len(group))
-        retry = False
+            raise
+        invariant(len(results) == len(group), "one result per claim of the group", len(results), len(group))
+        again: list[_Pending] = []
         for item, result in zip(group, results):
             if item.future.done():  # the claimant went away (cancelled); its voucher, if any, stays issued
                 continue
             if result == "RETRY" and item.retries < MAX_RETRIES:
                 item.retries += 1
-                self.pending.append(item)
-                retry = True
+                again.append(item)
             elif result == "RETRY":
                 item.future.set_exception(
                     EngineError("UNAVAILABLE", "The last vouchers are being claimed right now; try again.")
                 )
             else:
                 item.future.set_result(result)
-        if retry:
-            await asyncio.sleep(0.001)
-            self.wakeup.set()
+        return again
 
 
 async def _give_back(pool: asyncpg.Pool, conn: asyncpg.Connection) -> None:
@@ -231,7 +205,7 @@ async def _give_back(pool: asyncpg.Pool, conn: asyncpg.Connection) -> None:
 
 async def claim(
     state,
-    batcher: ClaimBatcher,
+    batcher: MicroBatcher[_Pending],
     subject: Subject,
     campaign_id: str,
     wallet_id: str,
@@ -261,7 +235,7 @@ async def claim(
             check_holder=terms.contract.check_holder,
             attester_name=terms.contract.model.attester,
             attesters=await attestation_service.cached(state.engine) if attestation is not None else {},
-            now_s=int(now.timestamp()),
+            now_s=int(clock.real_now().timestamp()),  # a security window, like request signing's
         )
         decision = gate.decide_attested(wallet_id, id_hash, attestation, record=False) if attestation else None
         if decision is None:
@@ -287,7 +261,8 @@ async def claim(
         valid_until=valid_until,
         future=asyncio.get_running_loop().create_future(),
     )
-    result = await batcher.submit(item)
+    batcher.submit(item)
+    result = await item.future
     if result == REPLAYED:
         raise invalid("replayed")
     if result != "OK":

@@ -5,7 +5,8 @@ can reach PostgreSQL: `DATABASE_URL`, or the embedded server under `--data-dir`)
 chunks straight into the COPY pipeline, so a list of a million holders never sits in memory and no 64 MiB request
 body limit applies. The issuance is recorded like one made over the API (GET /v1/issuances/{id} shows it).
 
-CSV: a header row naming `wallet_id`, optionally `id_hash`, and any holder attributes as further columns. Each
+CSV: a header row naming `wallet_id`, optionally `id_hash` and `attestation` (a holder's compact JWS, instead of
+attributes), and any holder attributes as further columns. Each
 attribute value is read as the type the contract's holder conditions give that attribute (integer or money →
 integer; text, region, date → string); empty cells are left out. Rows are checked like API holders; a malformed
 row stops the issuance, whose single transaction then issues nothing, and the error names the line.
@@ -57,10 +58,12 @@ def read_csv(path: Path, types: dict[str, str], chunk_size: int) -> Iterator[lis
             raise EngineError("VALIDATION_ERROR", f"{path}: the first row must name the columns, with wallet_id")
         wallet_at = header.index("wallet_id")
         hash_at = header.index("id_hash") if "id_hash" in header else None
+        # An `attestation` column carries each holder's compact JWS instead of attributes (see docs/attestations.md).
+        token_at = header.index("attestation") if "attestation" in header else None
         columns = [
             (i, name, int if types.get(name, "text") in INTEGER_TYPES else str)
             for i, name in enumerate(header)
-            if i not in (wallet_at, hash_at)
+            if i not in (wallet_at, hash_at, token_at)
         ]
         if len(columns) > MAX_ATTRIBUTES:
             raise EngineError("VALIDATION_ERROR", f"{path}: at most {MAX_ATTRIBUTES} attribute columns")
@@ -95,7 +98,14 @@ def read_csv(path: Path, types: dict[str, str], chunk_size: int) -> Iterator[lis
                     )
                 if len(parsed) < 100_000:
                     parsed[cells] = attributes
-            chunk.append((row[wallet_at], (row[hash_at] or None) if hash_at is not None else None, attributes))
+            evidence = attributes
+            if token_at is not None and row[token_at]:
+                if attributes:
+                    raise EngineError(
+                        "VALIDATION_ERROR", f"{path}: line {line_no}: give attributes or an attestation, not both"
+                    )
+                evidence = row[token_at]
+            chunk.append((row[wallet_at], (row[hash_at] or None) if hash_at is not None else None, evidence))
             lines.append(line_no)
             if len(chunk) == chunk_size:
                 _check_ids(path, chunk, lines, wallet_ok, id_hash_ok)

@@ -40,6 +40,7 @@ from voucher_engine.campaigns.schemas import (
     parse_holders,
     parse_seed,
 )
+from voucher_engine.db.batcher import MicroBatcher
 from voucher_engine.db.engine import plain_url
 from voucher_engine.errors import EngineError
 from voucher_engine.web.openapi import operation
@@ -89,6 +90,7 @@ WalletId = Annotated[str, Path(pattern=WALLET_PATTERN)]
 
 POOL_KEY = "campaigns.pool"
 BATCHER_KEY = "campaigns.batcher"
+RUNNER_KEY = "campaigns.claims_runner"
 JOBS_KEY = "campaigns.jobs"
 SWEEP_KEY = "campaigns.sweep"
 STALE_JOB_AFTER = timedelta(minutes=10)
@@ -117,7 +119,7 @@ STALE_JOB_AFTER = timedelta(minutes=10)
     ),
 )
 async def check_contract(body: SourceBody, _: Reader) -> CheckAnswer:
-    return service.check(body.source)
+    return await service.check_off_loop(body.source)
 
 
 @router.post(
@@ -733,7 +735,13 @@ async def startup(state) -> None:
         statement_cache_size=256,
         server_settings={"application_name": "voucher-engine-claims"},
     )
-    state.extras[BATCHER_KEY] = claims.ClaimBatcher(state.extras[POOL_KEY])
+    runner = claims.ClaimRunner(state.extras[POOL_KEY])
+    batcher = MicroBatcher(
+        runner.run_batch, name="claims", max_batch=claims.MAX_BATCH, max_inflight=claims.MAX_INFLIGHT
+    )
+    batcher.start()
+    state.extras[RUNNER_KEY] = runner
+    state.extras[BATCHER_KEY] = batcher
     state.extras[JOBS_KEY] = set()
     try:
         async with state.engine.begin() as conn:
@@ -753,7 +761,10 @@ async def shutdown(state) -> None:
         await asyncio.gather(*tasks, return_exceptions=True)
     batcher = state.extras.pop(BATCHER_KEY, None)
     if batcher is not None:
-        await batcher.close()
+        await batcher.stop()
+    runner = state.extras.pop(RUNNER_KEY, None)
+    if runner is not None:
+        await runner.close()
     pool = state.extras.pop(POOL_KEY, None)
     if pool is not None:
         await pool.close()

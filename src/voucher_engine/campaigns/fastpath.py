@@ -40,6 +40,7 @@ class ClaimsFastPath:
         if match is None:
             await self.app(scope, receive, send)
             return
+        scope["ve.route"] = "/v1/campaigns/{campaign_id}/claims"  # api/observe.py: this request's route label
         try:
             body = await read_body(receive, MAX_CLAIM_BODY_BYTES)
             if body is None:
@@ -60,6 +61,7 @@ class ClaimsFastPath:
                 authorization = value.decode("latin-1")
                 break
         subject = await authenticate_claim(state, authorization)
+        scope["ve.role"] = subject.role
         try:
             request = ClaimBody.model_validate_json(body)
         except ValidationError as exc:

@@ -38,6 +38,7 @@ from voucher_engine.campaigns import cache, ids, lottery, repository
 from voucher_engine.campaigns.schemas import MAX_REJECTED_LISTED, HolderTuple
 from voucher_engine.db.raw import driver
 from voucher_engine.errors import EngineError
+from voucher_engine.invariants import InvariantViolation, invariant
 
 log = logging.getLogger("voucher_engine.campaigns.issuance")
 
@@ -172,7 +173,7 @@ async def run(
         raw = await driver(conn)
         existing = await raw.fetchval("SELECT count(*) FROM vouchers WHERE campaign_id = $1", campaign_id)
         remaining = row.quantity - existing
-        assert remaining >= 0, (row.quantity, existing)
+        invariant(remaining >= 0, "no more vouchers issued than the quantity", row.quantity, existing)
         # Attesters and the campaign's spent jtis read now, in this transaction, before the COPY takes the
         # connection (issuances of one campaign are serialised by its lock, so the spent set stays exact).
         gate = Gate(
@@ -180,18 +181,20 @@ async def run(
             check_holder=terms.contract.check_holder,
             attester_name=terms.contract.model.attester,
             attesters=await attestation_service.load(conn),
-            now_s=int(issued_at.timestamp()),
+            now_s=int(clock.real_now().timestamp()),  # a security window, like request signing's
             spent=await attestation_repository.spent_jtis(raw, campaign_id),
         )
         uses = UsesWriter(campaign_id, issuance_id, issued_at)
         if kind == "lottery":
-            assert applicants is not None and seed is not None
+            if applicants is None or seed is None:
+                raise InvariantViolation("a lottery issuance has its applicants and its seed")
             winners, outcome.lottery = await _draw(raw, terms, gate, applicants, seed, remaining, outcome)
             uses.collect(gate)
             source: Any = winners
             checked = True
         else:
-            assert holders is not None
+            if holders is None:
+                raise InvariantViolation("a targeted issuance has its holders")
             source, checked = holders, False
         await _issue(
             raw,
@@ -294,7 +297,7 @@ async def _issue(
         + _text(issuance_id)
     )
     tail = _field(_bigint(1) + _timestamptz(issued_at))
-    gated = gate.mandatory and not checked
+    gated = gate.mandatory
     # Vouchers held per holder key: the campaign's before this issuance, then this issuance's own (exact; about
     # 150 bytes a holder, so a million-holder list stays well inside the memory budget).
     held_by = await _held_by_holder(raw, campaign_id) if had_vouchers else {}
@@ -318,11 +321,14 @@ async def _issue(
     async def rows():
         nonlocal remaining
         async for chunk in _chunks_of(holders):
-            assert len(chunk) <= ids.MAX_BLOCK, len(chunk)
+            invariant(len(chunk) <= ids.MAX_BLOCK, "a chunk of holders fits one block of voucher ids", len(chunk))
             stem = ids.voucher_id_stem()
+            noise, width = ids.voucher_id_noise(len(chunk)), ids.VOUCHER_ID_NOISE_CHARS
             parts: list[str] = []
             for wallet_id, id_hash, evidence in chunk:
-                if gated or (type(evidence) is str and not checked):
+                if checked:  # lottery winners, decided before the draw
+                    pass
+                elif gated or type(evidence) is str:
                     decision = gate.decide(wallet_id, id_hash, evidence)
                     if decision.code is not None:
                         failures = decision.failures
@@ -354,8 +360,10 @@ async def _issue(
                 held_by[key] = held + 1
                 remaining -= 1
                 hash_field = _NULL_FIELD if id_hash is None else length[len(id_hash)] + id_hash
+                n = len(parts)
                 parts.append(
-                    f"{head}{stem}{len(parts):06x}{length[len(wallet_id)]}{wallet_id}{hash_field}"
+                    f"{head}{stem}{n:06x}{noise[width * n : width * (n + 1)]}"
+                    f"{length[len(wallet_id)]}{wallet_id}{hash_field}"
                     f"{length[len(key)]}{key}{middle}{tail}"
                 )
             outcome.processed += len(chunk)
@@ -375,7 +383,7 @@ async def _issue(
         yield _COPY_TRAILER
 
     await raw.copy_to_table("vouchers", source=stream(), columns=repository.VOUCHER_COPY_COLUMNS, format="binary")
-    assert remaining >= 0
+    invariant(remaining >= 0, "no more vouchers issued than the quantity", remaining)
 
 
 class UsesWriter:

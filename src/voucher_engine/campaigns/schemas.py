@@ -22,6 +22,9 @@ MAX_LOTTERY_APPLICANTS = 2_000_000
 MAX_ATTRIBUTES = 32
 MAX_ATTRIBUTE_KEY_CHARS = 64
 MAX_ATTRIBUTE_VALUE_CHARS = 256
+# Numbers in attributes: strictly within ±2^63, what a 64-bit signed integer holds. Past it a number cannot be stored
+# or written back as JSON by most clients (nor by the JSON writer here), so it is refused at the door, never a 500.
+ATTRIBUTE_NUMBER_BOUND = 2**63
 MAX_ID_HASH_CHARS = 128
 MAX_ATTESTATION_CHARS = 8192
 MAX_SEED_HEX_CHARS = 128
@@ -46,8 +49,20 @@ class SourceBody(BaseModel):
     source: str = Field(max_length=MAX_CONTRACT_CHARS, description="The contract's text.")
 
 
+# Text with a NUL (U+0000) is refused at the edge, as everywhere in the service: PostgreSQL cannot store it, and an
+# attribute that reached the database with one would fail the claims batched with it.
+NO_NUL_PATTERN = r"^[^\x00]*$"
 AttributeValue = Annotated[
-    Union[StrictBool, StrictInt, float, Annotated[str, Field(max_length=MAX_ATTRIBUTE_VALUE_CHARS)], None], "a scalar"
+    Union[
+        StrictBool,
+        Annotated[StrictInt, Field(gt=-ATTRIBUTE_NUMBER_BOUND, lt=ATTRIBUTE_NUMBER_BOUND)],
+        Annotated[
+            float, Field(gt=-float(ATTRIBUTE_NUMBER_BOUND), lt=float(ATTRIBUTE_NUMBER_BOUND), allow_inf_nan=False)
+        ],
+        Annotated[str, Field(max_length=MAX_ATTRIBUTE_VALUE_CHARS, pattern=NO_NUL_PATTERN)],
+        None,
+    ],
+    "a scalar",
 ]
 
 
@@ -60,7 +75,9 @@ class Holder(BaseModel):
         pattern=ID_HASH_PATTERN,
         description="Salted hash of the real-name identity: limits count across wallets.",
     )
-    attributes: dict[Annotated[str, Field(max_length=MAX_ATTRIBUTE_KEY_CHARS)], AttributeValue] = Field(
+    attributes: dict[
+        Annotated[str, Field(max_length=MAX_ATTRIBUTE_KEY_CHARS, pattern=NO_NUL_PATTERN)], AttributeValue
+    ] = Field(
         default_factory=dict,
         max_length=MAX_ATTRIBUTES,
         description="Raw holder attributes, evaluated against the contract's holder conditions and never stored. "
@@ -242,12 +259,15 @@ def parse_holder(item: object, where: str) -> HolderTuple:
                 len(key) > MAX_ATTRIBUTE_KEY_CHARS
                 or isinstance(value, (dict, list))
                 or (isinstance(value, str) and len(value) > MAX_ATTRIBUTE_VALUE_CHARS)
+                or (isinstance(value, (int, float)) and not -ATTRIBUTE_NUMBER_BOUND < value < ATTRIBUTE_NUMBER_BOUND)
             ):
                 raise _bad(
                     where,
                     "attribute names are at most 64 characters and values are scalars "
-                    f"(text at most {MAX_ATTRIBUTE_VALUE_CHARS} characters)",
+                    f"(text at most {MAX_ATTRIBUTE_VALUE_CHARS} characters, numbers strictly within ±2^63)",
                 )
+            if "\x00" in key or (isinstance(value, str) and "\x00" in value):
+                raise _bad(where, "attribute text must not contain NUL (U+0000) characters")
     if not item.keys() <= _HOLDER_KEYS:
         raise _bad(where, "a holder has only wallet_id, id_hash, and attributes or attestation")
     attestation = item.get("attestation")

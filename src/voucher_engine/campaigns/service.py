@@ -25,9 +25,12 @@ admins read everything.
 
 from __future__ import annotations
 
+import asyncio
 import re
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
 import orjson
@@ -43,6 +46,9 @@ from voucher_engine.contracts import ContractInvalid, FixedWindow, check_contrac
 from voucher_engine.contracts.sample import explain_payment
 from voucher_engine.db.schema.foundation import issuers
 from voucher_engine.errors import EngineError
+from voucher_engine.webhooks import service as webhooks
+
+T = TypeVar("T")
 
 # First-come stock is split over this many rows at most (fewer when the quantity is smaller).
 MAX_STOCK_SHARDS = 64
@@ -53,6 +59,22 @@ TRANSITIONS: dict[str, tuple[tuple[str, ...], str]] = {
     "pause": (("active",), "paused"),
     "close": (("active", "paused"), "closed"),
 }
+
+
+# Checking and compiling a contract is CPU only (contracts/limits.py bounds it to tens of milliseconds); it runs in a
+# thread of its own so that the worker's event loop keeps answering (/healthz, tills, claims) meanwhile. One thread:
+# concurrent checks queue behind each other rather than multiply threads that fight the loop for the GIL.
+_CONTRACT_THREAD = ThreadPoolExecutor(max_workers=1, thread_name_prefix="contract-check")
+
+
+async def off_loop(function: Callable[..., T], *args: Any) -> T:
+    """`function(*args)` on the contract thread, awaited."""
+    return await asyncio.get_running_loop().run_in_executor(_CONTRACT_THREAD, function, *args)
+
+
+async def check_off_loop(source: str) -> CheckAnswer:
+    """`check`, off the event loop."""
+    return await off_loop(check, source)
 
 
 def check(source: str) -> CheckAnswer:
@@ -87,7 +109,7 @@ async def create(conn: AsyncConnection, subject: Subject, source: str) -> Campai
     if subject.role != "gov" or subject.issuer_id is None or subject.issuer_region is None:
         raise EngineError("FORBIDDEN", "Only a government (gov) token creates campaigns.")
     try:
-        contract = compile_contract(source)
+        contract = await off_loop(compile_contract, source)
     except ContractInvalid as exc:
         raise EngineError(
             "CONTRACT_INVALID",
@@ -235,7 +257,16 @@ async def transition(conn: AsyncConnection, subject: Subject, campaign_id: str, 
             raise _refuse(row, action)
     else:
         await _close(conn, row, now)
-    return await get(conn, subject, campaign_id)
+    detail = await get(conn, subject, campaign_id)
+    event = CAMPAIGN_EVENTS.get(action)
+    if event is not None:
+        # In the move's own transaction: the event exists exactly when the move does (webhooks/service.py).
+        data = detail.model_dump(mode="json")
+        await webhooks.record(conn, event, data, campaign_id=campaign_id, issuer_id=row.issuer_id, at=now)
+    return detail
+
+
+CAMPAIGN_EVENTS = {"fund": "campaign.funded", "activate": "campaign.activated", "close": "campaign.closed"}
 
 
 async def _fund(conn: AsyncConnection, row: sa.Row, now: datetime) -> None:

@@ -57,9 +57,27 @@ class CompiledContract:
         "_summary",
     )
 
+    # Declared for readers and type checkers: __init__ sets every slot once (the object is immutable after).
+    source: str
+    sha256: str
     name: str
+    issuer_region: str
+    timezone: str
+    budget_fen: int
+    funders: tuple[Funder, ...]
     kind: str
+    face_value_fen: int
+    quantity: int
+    per_holder_limit: int
+    daily_cap_fen: int | None
+    distribution: str
     validity: FixedWindow | RelativeValidity
+    needs_items: bool
+    worst_case_fen: int
+    needs_escrow_check: bool
+    warnings: tuple[Diagnostic, ...]
+    model: ContractModel
+    python_source: str
     evaluate: Callable[[Payment], Evaluation]
     check_holder: Callable[[dict[str, Any]], list[Failure]]
     model: ContractModel

@@ -45,3 +45,18 @@ def is_unstorable_input(exc: BaseException | None) -> bool:
         exc = orig if orig is not None and orig is not exc else exc.__cause__
         seen += 1
     return False
+
+
+def violated_constraint(exc: BaseException) -> str | None:
+    """The name of the constraint a database error says was violated (a CHECK, a unique key, a foreign key), or
+    None. Errors are classified by this name, never by searching their message text: a message that happens to
+    mention "balance" says nothing about which rule broke."""
+    current: BaseException | None = exc
+    seen = 0
+    while current is not None and seen < 8:
+        if isinstance(current, asyncpg.exceptions.IntegrityConstraintViolationError):
+            return getattr(current, "constraint_name", None)
+        orig = getattr(current, "orig", None)
+        current = orig if orig is not None and orig is not current else current.__cause__
+        seen += 1
+    return None

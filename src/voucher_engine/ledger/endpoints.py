@@ -43,7 +43,8 @@ router = APIRouter(prefix="/v1/ledger", tags=["ledger"])
 public_router = APIRouter(prefix="/v1/ledger", tags=["ledger"])
 
 Reader = Annotated[Subject, Depends(require("auditor", "gov"))]
-Requester = Annotated[Subject, Depends(require("auditor", "admin"))]
+# Signing a checkpoint on demand writes (it sequences and signs): the operator's; auditors are read-only.
+Signer = Annotated[Subject, Depends(require("admin"))]
 Id = Annotated[str, Path(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")]
 AccountName = Annotated[str, Path(max_length=80, pattern=model.ACCOUNT_PATTERN.pattern)]
 _SAFE_FILENAME = re.compile(r"[^A-Za-z0-9_.-]")
@@ -178,11 +179,17 @@ async def list_transactions(
 )
 async def get_transaction(tx_id: Id, state: State, subject: Reader) -> dict[str, Any]:
     async with state.engine.connect() as conn:
-        row = await (await repository.driver(conn)).fetchrow(repository.TX_BY_ID, tx_id)
-        if row is None or row["seq"] is None:
-            raise EngineError("NOT_FOUND", f"no sequenced ledger transaction {tx_id!r}")
-        await scoping.require_campaign(conn, subject, row["campaign_id"])
+        row = await _visible_transaction(conn, subject, tx_id)
     return service.served_row(row)
+
+
+async def _visible_transaction(conn, subject: Subject, tx_id: str):
+    """The sequenced transaction, or NOT_FOUND: the same answer, word for word, whether it does not exist or is
+    another issuer's (whose existence is none of the caller's business)."""
+    row = await (await repository.driver(conn)).fetchrow(repository.TX_BY_ID, tx_id)
+    if row is None or row["seq"] is None or not await scoping.can_see_campaign(conn, subject, row["campaign_id"]):
+        raise EngineError("NOT_FOUND", f"no sequenced ledger transaction {tx_id!r}")
+    return row
 
 
 @router.get(
@@ -283,10 +290,10 @@ async def trace_voucher(
         if not campaigns:
             found = await scoping.voucher_campaign(conn, voucher_id)
             campaigns = [found] if found else []
-        if not campaigns:
+        # The same answer, word for word, for a voucher that does not exist and for another issuer's.
+        visible = [await scoping.can_see_campaign(conn, subject, campaign_id) for campaign_id in campaigns]
+        if not campaigns or not all(visible):
             raise EngineError("NOT_FOUND", f"no voucher {voucher_id!r} in the ledger")
-        for campaign_id in campaigns:
-            await scoping.require_campaign(conn, subject, campaign_id)
         sql, params = repository.list_query(
             campaign_id=None,
             merchant_id=None,
@@ -394,8 +401,9 @@ async def checkpoints_at(
     response_model=CheckpointOut,
     status_code=201,
     **operation(
-        "Sign a checkpoint now (admin, auditor)",
-        "Sequences everything committed and signs the head, rather than waiting for the periodic checkpoint.",
+        "Sign a checkpoint now (admin)",
+        "Sequences everything committed and signs the head, rather than waiting for the periodic checkpoint. "
+        "Admin only: it writes, and auditors are read-only.",
         response_example={
             "origin": "voucher-engine/ledger",
             "tree_size": 1024,
@@ -407,7 +415,7 @@ async def checkpoints_at(
         },
     ),
 )
-async def make_checkpoint(state: State, _: Requester) -> dict[str, Any]:
+async def make_checkpoint(state: State, _: Signer) -> dict[str, Any]:
     """Sequence everything committed and sign the head now (an extension: on-demand checkpoints)."""
     found = await service.checkpoint_now(state.engine, _key(state))
     if found is None:
@@ -448,10 +456,7 @@ async def _checkpoint_at(state: AppState, size: int) -> checkpoints.Checkpoint:
 async def inclusion_proof(tx_id: Id, state: State, subject: Reader, tree_size: Size = None) -> dict[str, Any]:
     """RFC 6962 inclusion proof of the transaction in the tree of `tree_size` (default: the latest checkpoint)."""
     async with state.engine.connect() as conn:
-        row = await (await repository.driver(conn)).fetchrow(repository.TX_BY_ID, tx_id)
-        if row is None or row["seq"] is None:
-            raise EngineError("NOT_FOUND", f"no sequenced ledger transaction {tx_id!r}")
-        await scoping.require_campaign(conn, subject, row["campaign_id"])
+        row = await _visible_transaction(conn, subject, tx_id)
     if tree_size is None:
         async with state.engine.connect() as conn:
             latest = await service.get_checkpoint(conn)

@@ -13,6 +13,8 @@ import asyncpg
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from voucher_engine.invariants import invariant
+
 # One sequencer at a time across every worker and replica; also taken (blocking) by `sequence_now`.
 SEQUENCER_LOCK_KEY = 7_412_930_004
 
@@ -26,7 +28,7 @@ async def driver(conn: AsyncConnection) -> asyncpg.Connection:
     raw = (await conn.get_raw_connection()).driver_connection
     if not raw.is_in_transaction():
         await conn.execute(sa.text("SELECT 1"))  # SQLAlchemy autobegins (or joins) the transaction
-    assert raw.is_in_transaction()
+    invariant(raw.is_in_transaction(), "the ledger is written inside the caller's transaction")
     return raw
 
 

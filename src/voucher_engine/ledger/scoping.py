@@ -38,11 +38,18 @@ def sees_everything(subject: Subject) -> bool:
     return subject.role == "auditor" and subject.issuer_id is None
 
 
+async def can_see_campaign(conn: AsyncConnection, subject: Subject, campaign_id: str | None) -> bool:
+    """Whether the caller may read this campaign's books (an unbound auditor: every campaign's)."""
+    if sees_everything(subject):
+        return True
+    if subject.issuer_id is None or campaign_id is None:
+        return False  # a transaction of no campaign (a payout) is the operator's and the unbound auditor's
+    return await campaign_issuer(conn, campaign_id) == subject.issuer_id
+
+
 async def require_campaign(conn: AsyncConnection, subject: Subject, campaign_id: str) -> None:
     """NOT_FOUND (never FORBIDDEN: another issuer's campaigns are none of the caller's business) unless visible."""
-    if sees_everything(subject):
-        return
-    if subject.issuer_id is None or await campaign_issuer(conn, campaign_id) != subject.issuer_id:
+    if not await can_see_campaign(conn, subject, campaign_id):
         raise EngineError("NOT_FOUND", f"no campaign {campaign_id!r} in the caller's ledger")
 
 
@@ -52,8 +59,7 @@ async def require_account(conn: AsyncConnection, subject: Subject, account: str)
     kind, _, owner = account.partition(":")
     if kind == "fiscal" and owner == subject.issuer_id:
         return
-    if kind == "escrow":
-        await require_campaign(conn, subject, owner)
+    if kind == "escrow" and await can_see_campaign(conn, subject, owner):
         return
     # A merchant's settlement account mixes every issuer's campaigns.
     raise EngineError("NOT_FOUND", f"no ledger account {account!r} visible to the caller")

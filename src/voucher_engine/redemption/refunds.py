@@ -26,6 +26,7 @@ from voucher_engine.ledger.model import NewTransaction, Posting
 from voucher_engine.redemption.decide import clawback_for
 from voucher_engine.redemption.schemas import Refund, RefundRequest
 from voucher_engine.redemption.service import campaign_of_redemption, fingerprint, redemption_body
+from voucher_engine.webhooks import service as webhooks
 
 # A refund holds its campaign's row in share mode: refunds do not wait for each other, but a lifecycle move
 # (close above all) waits for the refunds in flight, and a refund that starts during a close waits for it and then
@@ -140,12 +141,17 @@ async def refund(engine: AsyncEngine, merchant_id: str, redemption_id: str, body
             restored,
             now,
         )
+        answer = _refund_model(stored, updated, voucher_status)
+        # In the refund's own transaction: the event exists exactly when the refund does (webhooks/service.py).
+        await webhooks.record(
+            sa_conn, "refund.created", answer.model_dump(mode="json"), campaign_id=campaign_id, at=now
+        )
         if tx_id is not None:
             # The ledger last, just before COMMIT, as in a redemption batch: the campaign's escrow row, which every
             # batch of the campaign also needs, is then locked for this statement and the commit only (posted
             # first, it was held across the refund's other round trips and redemptions queued behind it).
             await _post_clawback(sa_conn, redemption, clawback, now, voucher["campaign_status"], tx_id)
-        return _refund_model(stored, updated, voucher_status), True
+        return answer, True
 
 
 def _minimum_order_fen(campaign: Any) -> int:

@@ -10,6 +10,12 @@ from datetime import date, datetime
 
 import asyncpg
 
+from voucher_engine.invariants import invariant
+
+# The CHECK that keeps a day's spend within the campaign's daily cap (db/schema/redemption.py): the one constraint
+# whose violation on a redemption is the caller's answer (DAILY_BUDGET_EXHAUSTED) rather than a bug.
+DAILY_CAP_CHECK = "ck_daily_spend_within_cap"
+
 # One round trip opens the batch: find each job's key, nonce, voucher, merchant, campaign and earlier redemption
 # under its idempotency key. One row per job, in job order. Two ways, the same columns:
 #
@@ -196,7 +202,7 @@ async def load_batch(
     in job order."""
     columns = list(map(list, zip(*jobs)))
     rows = await (conn.fetch(LOAD_BATCH, *columns, real_now) if locked else conn.fetch(PEEK_BATCH, *columns))
-    assert len(rows) == len(jobs)
+    invariant(len(rows) == len(jobs), "one row read per job", len(rows), len(jobs))
     return rows
 
 
@@ -246,12 +252,15 @@ def write_args(
 def check_written(row: asyncpg.Record, vouchers: list, redemptions: list, spend: list, nonces: list) -> None:
     # The pair of the decisions made in Python: every row they named was written (in an unlocked batch,
     # WRITE_BATCH_WHOLE has already made sure of it in the database; this says so here too).
-    assert (row["vouchers"], row["redemptions"], row["days"], row["nonces"]) == (
-        len(vouchers),
+    invariant(row["vouchers"] == len(vouchers), "every voucher decided on was written", row["vouchers"], len(vouchers))
+    invariant(
+        row["redemptions"] == len(redemptions),
+        "every redemption decided on was written",
+        row["redemptions"],
         len(redemptions),
-        len(spend),
-        len(nonces),
-    ), row
+    )
+    invariant(row["days"] == len(spend), "every day's spend decided on was written", row["days"], len(spend))
+    invariant(row["nonces"] == len(nonces), "every nonce to spend was spent", row["nonces"], len(nonces))
 
 
 async def write_batch(

@@ -21,7 +21,16 @@ metadata = sa.MetaData(naming_convention=NAMING_CONVENTION)
 
 from . import foundation  # noqa: E402,F401  (registers tables on `metadata`)
 
-for _optional in ("ledger", "campaigns", "redemption", "reliability", "stats", "settlement", "attestations"):
+for _optional in (
+    "ledger",
+    "campaigns",
+    "redemption",
+    "reliability",
+    "stats",
+    "settlement",
+    "attestations",
+    "webhooks",
+):
     # Domains land one by one; a module that is not written yet simply declares nothing.
     try:
         __import__(f"{__name__}.{_optional}")
