@@ -98,7 +98,7 @@ def read_csv(path: Path, types: dict[str, str], chunk_size: int) -> Iterator[lis
                     )
                 if len(parsed) < 100_000:
                     parsed[cells] = attributes
-            evidence = attributes
+            evidence: dict | str = attributes
             if token_at is not None and row[token_at]:
                 if attributes:
                     raise EngineError(
