@@ -203,6 +203,66 @@ def token_create(
     sys.stdout.write(token + "\n")
 
 
+def _run_on_database(data_dir: Path | None, work):
+    """Run `work(conn)` in one transaction on the service's database; EngineError ends the command with code 2."""
+    from voucher_engine.db.engine import create_engine
+    from voucher_engine.errors import EngineError
+
+    url = prepare_database(settings_for(data_dir))
+
+    async def run():
+        engine = create_engine(url, pool_size=1)
+        try:
+            async with engine.begin() as conn:
+                return await work(conn)
+        finally:
+            await engine.dispose()
+
+    try:
+        return asyncio.run(run())
+    except EngineError as exc:
+        typer.echo(f"error: {exc.detail}", err=True)
+        raise typer.Exit(2) from None
+
+
+@token_app.command("list")
+def token_list(
+    issuer_id: Annotated[Optional[str], typer.Option(help="Only tokens bound to this issuer.")] = None,
+    active: Annotated[bool, typer.Option("--active", help="Only tokens not revoked.")] = False,
+    data_dir: DataDir = None,
+) -> None:
+    """Print the tokens (never their secrets) as JSON lines: id, role, issuer_id, created_at, last_used_at,
+    revoked_at."""
+    from voucher_engine.auth import service
+
+    async def work(conn):
+        found, after = [], None
+        while True:
+            page = await service.list_tokens(conn, after=after, limit=1000, issuer_id=issuer_id, active_only=active)
+            found += page
+            if len(page) < 1000:
+                return found
+            after = page[-1].id
+
+    for token in _run_on_database(data_dir, work):
+        sys.stdout.write(token.model_dump_json() + "\n")
+
+
+@token_app.command("revoke")
+def token_revoke(
+    token_id: Annotated[str, typer.Argument(help="The token's id (tok_...), as `token list` shows it.")],
+    data_dir: DataDir = None,
+) -> None:
+    """Revoke a token: every worker refuses it from now on. Revoking it again changes nothing."""
+    from voucher_engine.auth import service
+
+    async def work(conn):
+        return await service.revoke_token(conn, token_id)
+
+    token = _run_on_database(data_dir, work)
+    typer.echo(f"revoked {token.id} ({token.role}) at {token.revoked_at.isoformat()}", err=True)
+
+
 @app.command()
 def demo(
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",

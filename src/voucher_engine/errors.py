@@ -37,6 +37,7 @@ STABLE_CODES = frozenset(
         "ATTESTATION_INVALID",
         "INSUFFICIENT_FUNDS",
         "RATE_LIMITED",
+        "FUNDING_NOT_APPROVED",
     }
 )
 EXTENSION_CODES = frozenset(

@@ -305,13 +305,27 @@ async def test_auditor_verify_is_green_for_a_good_proof_and_red_for_a_tampered_o
 async def test_operator_manages_issuers_merchants_keys_and_tokens(visit):
     page, site = visit.page, visit.site
     await visit.sign_in("admin")
-    assert [await a.inner_text() for a in await page.locator("#nav a").all()] == ["发行方", "商户", "付款批次", "令牌"]
+    assert [await a.inner_text() for a in await page.locator("#nav a").all()] == [
+        "发行方",
+        "商户",
+        "付款批次",
+        "令牌",
+        "事件推送",
+    ]
     await page.wait_for_selector("#issuer-list tbody tr")
     assert await page.locator("#issuer-list tbody tr").count() == len(site.issuers)
     await page.fill("#issuer-form-name", "深圳市财政局")
     await page.fill("#issuer-form-region_code", "440300")
     await page.click("#issuer-form button[type=submit]")
     await page.wait_for_selector("#issuer-list >> text=深圳市财政局")
+    await page.fill("#appropriation-form-issuer", site.issuers["310000"])
+    await page.fill("#appropriation-form-yuan", "20000000.00")
+    await page.click("#appropriation-form button[type=submit]")
+    await page.wait_for_selector("#appropriation-form-out .notice.ok")
+    issuer = visit.api("admin", f"/v1/issuers/{site.issuers['310000']}")
+    assert issuer["appropriation_fen"] == 2_000_000_000
+    committed = page.locator(f"[data-committed='{site.issuers['310000']}']")
+    assert fen(await committed.inner_text()) == issuer["committed_fen"] > 0
     await visit.shot("operator-issuers")
 
     await page.click("a[data-nav=merchants]")
@@ -348,10 +362,34 @@ async def test_operator_manages_issuers_merchants_keys_and_tokens(visit):
     assert visit.api("admin", f"/v1/payout-runs/{run_id}")["items"][0]["status"] == "paid"
     await visit.shot("operator-payouts")
 
+    await page.click("a[data-nav=webhooks]")
+    await page.fill("#wh-url", "http://127.0.0.1:9/voucher-engine")
+    await page.click("#webhook-form button[type=submit]")
+    secret_text = await page.locator("[data-secret=webhook]").inner_text()
+    assert len(secret_text) >= 32
+    await page.wait_for_selector("#webhook-list [data-webhook]")
+    listed = visit.api("admin", "/v1/webhooks")["items"]
+    assert [w["url"] for w in listed] == ["http://127.0.0.1:9/voucher-engine"]
+    assert "secret" not in listed[0]
+    await visit.shot("operator-webhooks")
+    await page.click(f"[data-webhook='{listed[0]['id']}']")
+    await page.wait_for_selector("#delivery-list table")
+
     await page.click("a[data-nav=tokens]")
     await page.select_option("#token-form-role", "auditor")
     await page.click("#token-form button[type=submit]")
+    doomed = await page.locator("[data-secret=token]").inner_text()
+    doomed_id = httpx.get(site.base_url + "/v1/whoami", headers={"Authorization": f"Bearer {doomed}"}).json()[
+        "token_id"
+    ]
+    await page.wait_for_selector(f"button[data-revoke='{doomed_id}']")
+    page.once("dialog", lambda dialog: asyncio.ensure_future(dialog.accept()))
+    await page.click(f"button[data-revoke='{doomed_id}']")
+    await page.wait_for_selector(f"[data-revoked='{doomed_id}']")
+    assert httpx.get(site.base_url + "/v1/whoami", headers={"Authorization": f"Bearer {doomed}"}).status_code == 401
+    await page.click("#token-form button[type=submit]")
     token = await page.locator("[data-secret=token]").inner_text()
+    assert token != doomed
     await visit.shot("operator-tokens")
     await page.click("#signout")
     await page.fill("#token", token)

@@ -171,7 +171,7 @@ def test_never_true_warnings() -> None:
         "can never be true" in w
         for w in warnings(
             DINING.replace(
-                "merchant.region within 310000", "merchant.region within 310000\n merchant.region within 320000"
+                "merchant.region within 310000", "merchant.region within 310104\n merchant.region within 310115"
             )
         )
     )

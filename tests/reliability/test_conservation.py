@@ -1,4 +1,5 @@
-"""Conservation under a random workload: a hypothesis state machine funds, activates, pauses, issues, claims,
+"""Conservation under a random workload: a hypothesis state machine funds (after a co-funder's approval or
+decline, or before either), activates, pauses, issues, claims,
 redeems (retries and conflicting retries too), refunds (partly, wholly, too much, retried), moves the clock,
 expires and closes at random, against the real service over HTTP (the app in process, test clock on), and after
 every step checks that the books hold:
@@ -13,6 +14,8 @@ every step checks that the books hold:
   clawbacks are steps too; per merchant settled + payout + merchant = credited less refunds and clawbacks, the
   payout account holds exactly the items still at the bank, the settled account exactly the paid ones, and a held
   merchant is in no run.
+- a co-funded campaign is funded only while its co-funder's standing decision is an approval, and its detail shows
+  the decision the machine last gave.
 
 The service runs on an event loop of its own in a thread, because hypothesis drives the machine synchronously.
 """
@@ -100,7 +103,8 @@ payment {
 }
 # What each kind of request may answer besides success: anything else (a 5xx above all) fails the machine.
 REFUSALS = {
-    "move": {"INVALID_STATE"},
+    "move": {"INVALID_STATE", "FUNDING_NOT_APPROVED"},
+    "decide": {"INVALID_STATE"},
     "issue": {"CAMPAIGN_NOT_ACTIVE", "INVALID_STATE", "SOLD_OUT", "HOLDER_LIMIT", "NOT_ELIGIBLE"},
     "claim": {"CAMPAIGN_NOT_ACTIVE", "INVALID_STATE", "SOLD_OUT", "HOLDER_LIMIT", "NOT_ELIGIBLE", "VALIDATION_ERROR"},
     "redeem": {
@@ -132,6 +136,8 @@ class Runner:
         self.service, self._close = self.run(start_service(database_url, data_dir, test_clock=True))
         self.world = self.run(build_world(self.service))
         self.gov = self.service.auth(self.world.gov["310000"])
+        # The district, co-funder of the "balance" campaigns.
+        self.district = self.service.auth(self.world.gov["310104"])
         self.auditor = self.service.auth(self.run(self.service.token("auditor")))
         self.till: Till = self.world.tills["xuhui-noodles"]
         self.conn: asyncpg.Connection = self.run(asyncpg.connect(plain_url(database_url)))
@@ -179,7 +185,9 @@ class Books(RuleBasedStateMachine):
         run = next(_runs)
         self.wallets = [f"61{run:05d}{n:09d}" for n in range(HOLDERS)]
         self.r.run(self.r.world.set_clock(self.now.isoformat()))
-        self.campaigns: dict[str, dict[str, Any]] = {}  # id -> {"kind", "status", "paid_fen", "clawed_fen"}
+        # id -> {"kind", "status", "paid_fen", "clawed_fen", "approval"} (approval: the district's share's standing
+        # decision on a co-funded campaign, None on one the city funds alone)
+        self.campaigns: dict[str, dict[str, Any]] = {}
         self.vouchers: list[tuple[str, str, str]] = []  # (campaign_id, code, wallet)
         self.redemptions: list[dict[str, Any]] = []  # 201 bodies, with the pos_txn_id and order
         self.refund_ids: list[tuple[str, str, int]] = []  # (redemption_id, refund_id, amount)
@@ -201,15 +209,16 @@ class Books(RuleBasedStateMachine):
     @initialize(kind=st.sampled_from(sorted(CONTRACTS)))
     def first_campaign(self, kind: str) -> None:
         """Every run starts with a live campaign whose vouchers are out, so money moves from the first steps."""
-        self.launch(kind, 2, [0, 1, 2])
+        self.launch(kind, 2, [0, 1, 2], True)
 
     @precondition(lambda self: len(self.campaigns) < 3)
     @rule(
         kind=st.sampled_from(sorted(CONTRACTS)),
         moves=st.sampled_from([0, 1, 2, 2, 2]),
         holders=st.lists(st.integers(0, HOLDERS - 1), max_size=3, unique=True),
+        consent=st.booleans(),
     )
-    def launch(self, kind: str, moves: int, holders: list[int]) -> None:
+    def launch(self, kind: str, moves: int, holders: list[int], consent: bool) -> None:
         wallets = [self.wallets[n] for n in holders]
 
         async def go():
@@ -217,7 +226,16 @@ class Books(RuleBasedStateMachine):
             created = await client.post("/v1/campaigns", json={"source": CONTRACTS[kind]}, headers=self.r.gov)
             assert created.status_code == 201, created.text
             campaign_id = created.json()["id"]
-            self.campaigns[campaign_id] = {"kind": kind, "status": "draft", "paid_fen": 0, "clawed_fen": 0}
+            cofunded = any(f["approval"] == "pending" for f in created.json()["funders"])
+            self.campaigns[campaign_id] = {
+                "kind": kind,
+                "status": "draft",
+                "paid_fen": 0,
+                "clawed_fen": 0,
+                "approval": "pending" if cofunded else None,
+            }
+            if cofunded and consent:
+                await self._decide(campaign_id, "approve")
             for action in ("fund", "activate")[:moves]:
                 await self._move(campaign_id, action)
             if wallets and kind == "balance":
@@ -246,11 +264,34 @@ class Books(RuleBasedStateMachine):
         )
         self.r.run(self._move(campaign_id, "close"))
 
+    @precondition(lambda self: any(c["approval"] is not None for c in self.campaigns.values()))
+    @rule(data=st.data(), action=st.sampled_from(["approve", "decline", "approve"]))
+    def decide(self, data, action: str) -> None:
+        """The district approves or declines its share (refused once the campaign is funded)."""
+        campaign_id = data.draw(st.sampled_from([c for c, v in self.campaigns.items() if v["approval"] is not None]))
+        self.r.run(self._decide(campaign_id, action))
+
+    async def _decide(self, campaign_id: str, action: str) -> None:
+        path = f"/v1/campaigns/{campaign_id}/funders/iss_310104/{action}"
+        response = await self.r.service.client.post(path, headers=self.r.district)
+        model = self.campaigns[campaign_id]
+        if _answer("decide", response):
+            assert model["status"] == "draft", (model, response.text)
+            model["approval"] = {"approve": "approved", "decline": "declined"}[action]
+            self.r.count(action)
+        else:
+            assert model["status"] != "draft", (model, response.text)
+
     async def _move(self, campaign_id: str, action: str) -> None:
         response = await self.r.service.client.post(f"/v1/campaigns/{campaign_id}/{action}", headers=self.r.gov)
+        model = self.campaigns[campaign_id]
         if _answer("move", response):
-            self.campaigns[campaign_id]["status"] = response.json()["status"]
+            if action == "fund":
+                assert model["approval"] in (None, "approved"), (model, response.text)
+            model["status"] = response.json()["status"]
             self.r.count(action)
+        elif response.json()["code"] == "FUNDING_NOT_APPROVED":
+            assert action == "fund" and model["approval"] in ("pending", "declined"), (model, response.text)
 
     @precondition(lambda self: any(c["kind"] != "balance" for c in self.campaigns.values()))
     @rule(data=st.data(), holders=st.lists(st.integers(0, HOLDERS - 1), min_size=1, max_size=3, unique=True))
@@ -518,6 +559,9 @@ class Books(RuleBasedStateMachine):
                 campaign = campaign.json()
                 totals = campaign["totals"]
                 assert campaign["status"] == model["status"], (campaign["status"], model)
+                shares = {f["issuer_id"]: f["approval"] for f in campaign["funders"]}
+                assert shares["iss_310000"] == "own"
+                assert shares.get("iss_310104") == model["approval"], (shares, model)
                 budget = campaign["budget_fen"]
                 assert totals["funded_fen"] == recon["funded_fen"] == (0 if model["status"] == "draft" else budget)
                 assert totals["redeemed_fen"] == recon["redeemed_fen"] == model["paid_fen"], (totals, model)

@@ -123,6 +123,14 @@ class Context:
             await self.gov("POST", f"/v1/campaigns/{campaign_id}/{move}")
         return campaign_id
 
+    async def cofunded(self) -> str:
+        """A draft of Suzhou's that names Shanghai as a co-funder."""
+        response = await self.service.client.post(
+            "/v1/campaigns", json={"source": COFUNDED}, headers=self.service.auth(self.tokens["gov_other"])
+        )
+        assert response.status_code == 201, response.text
+        return response.json()["id"]
+
     def wallet(self) -> str:
         return f"65{next(self.counter):014d}"
 
@@ -191,8 +199,38 @@ async def _revoke_key(ctx: Context, fresh: bool) -> tuple[str, Any]:
     return f"/v1/merchants/matrix-shop/keys/{key_id}", None
 
 
+async def _revoke_token(ctx: Context, fresh: bool) -> tuple[str, Any]:
+    token_id = ctx.ids["spare_token_id"]
+    if fresh:
+        made = await ctx.service.client.post("/v1/tokens", json={"role": "auditor"}, headers=ctx.service.admin)
+        token_id = made.json()["id"]
+    return f"/v1/tokens/{token_id}", None
+
+
+def funding_decision(action: str) -> Factory:
+    """Shanghai's decision on its share of a campaign of Suzhou's: on the shared one for callers who must be
+    refused, on a fresh one for Shanghai's government, whose share it is."""
+
+    async def make(ctx: Context, fresh: bool) -> tuple[str, Any]:
+        campaign_id = await ctx.cofunded() if fresh else ctx.ids["cofunded_campaign_id"]
+        return f"/v1/campaigns/{campaign_id}/funders/iss_310000/{action}", None
+
+    return make
+
+
 async def _new_issuer(ctx: Context, fresh: bool) -> tuple[str, Any]:
     return "/v1/issuers", {"name": "Guangdong", "region_code": "440000"}
+
+
+COFUNDED = """campaign "Suzhou and Shanghai" issuer 320500
+budget ¥1,000
+funders {
+    320500: 50%
+    310000: 50%
+}
+voucher fixed: ¥10 off
+valid during 2025 China time
+"""
 
 
 async def _clawback(ctx: Context, fresh: bool) -> tuple[str, Any]:
@@ -279,7 +317,12 @@ MATRIX: dict[tuple[str, str], tuple[dict[str, Any], Factory]] = {
     # Operator.
     ("POST", "/v1/issuers"): (ADMIN, _new_issuer),
     ("GET", "/v1/issuers"): (ADMIN, at("/v1/issuers")),
-    ("GET", "/v1/issuers/{issuer_id}"): (ADMIN, at("/v1/issuers/iss_310000")),
+    # An issuer (its appropriation and commitment): the operator, auditors and its own government.
+    ("GET", "/v1/issuers/{issuer_id}"): (
+        bearer("admin", "gov", "auditor", "auditor_bound", hidden=("gov_other",)),
+        at("/v1/issuers/iss_310000"),
+    ),
+    ("PATCH", "/v1/issuers/{issuer_id}"): (ADMIN, at("/v1/issuers/iss_310000", {"appropriation_fen": None})),
     ("PUT", "/v1/merchants/{merchant_id}"): (ADMIN, at("/v1/merchants/matrix-shop", MERCHANT_BODY)),
     ("GET", "/v1/merchants"): (ADMIN, at("/v1/merchants")),
     ("GET", "/v1/merchants/{merchant_id}"): (ADMIN, at("/v1/merchants/matrix-shop")),
@@ -288,6 +331,8 @@ MATRIX: dict[tuple[str, str], tuple[dict[str, Any], Factory]] = {
     ("POST", "/v1/merchants/{merchant_id}/keys"): (ADMIN, at("/v1/merchants/matrix-shop/keys")),
     ("DELETE", "/v1/merchants/{merchant_id}/keys/{key_id}"): (ADMIN, _revoke_key),
     ("POST", "/v1/tokens"): (ADMIN, at("/v1/tokens", {"role": "auditor"})),
+    ("GET", "/v1/tokens"): (ADMIN, at("/v1/tokens")),
+    ("DELETE", "/v1/tokens/{token_id}"): (ADMIN, _revoke_token),
     ("PUT", "/v1/test/clock"): (ADMIN, at("/v1/test/clock", {"now": NOW})),
     ("GET", "/v1/test/clock"): (ADMIN, at("/v1/test/clock")),
     ("DELETE", "/v1/test/clock"): (ADMIN, at("/v1/test/clock")),
@@ -324,6 +369,16 @@ MATRIX: dict[tuple[str, str], tuple[dict[str, Any], Factory]] = {
     ("POST", "/v1/campaigns/{campaign_id}/pause"): (CAMPAIGN_CHANGE, move("pause", ("fund", "activate"))),
     ("POST", "/v1/campaigns/{campaign_id}/close"): (CAMPAIGN_CHANGE, move("close", ("fund", "activate"))),
     ("POST", "/v1/campaigns/{campaign_id}/issuances"): (CAMPAIGN_CHANGE, _issuance),
+    # A co-funder's consent: only that co-funder's government (Shanghai, here, on Suzhou's campaign) gives it;
+    # Suzhou, whose campaign it is, may not consent for Shanghai.
+    ("POST", "/v1/campaigns/{campaign_id}/funders/{issuer_id}/approve"): (
+        bearer("gov"),
+        funding_decision("approve"),
+    ),
+    ("POST", "/v1/campaigns/{campaign_id}/funders/{issuer_id}/decline"): (
+        bearer("gov"),
+        funding_decision("decline"),
+    ),
     ("GET", "/v1/issuances/{issuance_id}"): (OWN_CAMPAIGN_READ, at("/v1/issuances/{issuance_id}")),
     ("POST", "/v1/campaigns/{campaign_id}/claims"): (CAMPAIGN_CHANGE, _claim),
     # Listings are filtered by scope rather than refused: another government gets its own (empty) list.
@@ -388,6 +443,9 @@ async def _context(service) -> Context:
         "merchant": world.tills["xuhui-noodles"],
         "merchant_other": Till(service, "xuhui-dumplings", other_key["key_id"], other_key["secret"]),
     }
+    ctx.ids["cofunded_campaign_id"] = await ctx.cofunded()
+    spare = await service.client.post("/v1/tokens", json={"role": "auditor"}, headers=service.admin)
+    ctx.ids["spare_token_id"] = spare.json()["id"]
     made = await service.client.post("/v1/attesters", json=_attester_body(), headers=service.admin)
     ctx.ids["attester_id"] = made.json()["id"]
     await service.merchant("matrix-shop")
@@ -490,6 +548,12 @@ async def test_every_endpoint_answers_every_caller_as_expected(service):
     assert campaign["status"] == "active"
     issuer = await service.client.get("/v1/issuers/iss_440000", headers=service.admin)
     assert issuer.status_code == 200  # made once, by the admin
+    # Nobody refused consented for Shanghai, and the spare token is still valid.
+    cofunded = await service.client.get(f"/v1/campaigns/{ctx.ids['cofunded_campaign_id']}", headers=service.admin)
+    assert [f["approval"] for f in cofunded.json()["funders"]] == ["own", "pending"]
+    tokens = await service.client.get("/v1/tokens?limit=1000", headers=service.admin)
+    spare = [t for t in tokens.json()["items"] if t["id"] == ctx.ids["spare_token_id"]]
+    assert spare and spare[0]["revoked_at"] is None
     # One refund of 100 fen (by the merchant) and two new redemptions (one per till), and two clawed back (by the
     # admin and the gov) of redemptions made for them: none by anyone refused.
     paid = await ctx.tills["merchant"].send("GET", f"/v1/redemptions/{ctx.ids['redemption_id']}")

@@ -109,7 +109,8 @@ async def assert_verified(service) -> None:
     assert report.ok, report.document()
     # The auditor's offline check: the whole export and a signed checkpoint, against the pinned key.
     auditor = service.auth(await service.token("auditor"))
-    made = await service.client.post("/v1/ledger/checkpoints", headers=auditor)
+    # Signing a checkpoint writes: the operator's (auditors are read-only); the auditor then reads it.
+    made = await service.client.post("/v1/ledger/checkpoints", headers=service.admin)
     assert made.status_code == 201, made.text
     key = (await service.client.get("/v1/ledger/public-key")).json()["public_key"]
     export = await service.client.get("/v1/ledger/export?format=csv", headers=auditor)

@@ -57,10 +57,6 @@ from voucher_engine.db.batcher import MicroBatcher
 from voucher_engine.errors import EngineError
 from voucher_engine.invariants import invariant
 
-CLAIMS_SQL = (
-    "SELECT campaign_claims($1, $2::text[], $3::text[], $4::text[], $5, $6, $7::timestamptz[],"
-    " $8::timestamptz[], $9::timestamptz[], $10, $11::text[], $12::bytea[], $13::text[])"
-)
 MAX_BATCH = 256
 MAX_INFLIGHT = 4
 MAX_RETRIES = 200
@@ -156,21 +152,21 @@ class ClaimRunner:
         try:
             if conn is None:
                 conn = await self.pool.acquire()
-            results = await conn.fetchval(
-                CLAIMS_SQL,
+            results = await repository.claim_batch(
+                conn,
                 terms.campaign_id,
-                [p.voucher_id for p in group],
-                [p.wallet_id for p in group],
-                [p.id_hash for p in group],
-                terms.per_holder_limit,
-                random.randrange(max(terms.stock_shards, 1)),
-                [p.now for p in group],
-                [p.valid_from for p in group],
-                [p.valid_until for p in group],
-                terms.face_value_fen,
-                [p.jti for p in group],
-                [p.attestation_sha256 for p in group],
-                [p.attester_id for p in group],
+                voucher_ids=[p.voucher_id for p in group],
+                wallet_ids=[p.wallet_id for p in group],
+                id_hashes=[p.id_hash for p in group],
+                per_holder_limit=terms.per_holder_limit,
+                first_shard=random.randrange(max(terms.stock_shards, 1)),
+                claimed_at=[p.now for p in group],
+                valid_from=[p.valid_from for p in group],
+                valid_until=[p.valid_until for p in group],
+                face_value_fen=terms.face_value_fen,
+                jtis=[p.jti for p in group],
+                attestation_sha256s=[p.attestation_sha256 for p in group],
+                attester_ids=[p.attester_id for p in group],
             )
             self.connections.put_nowait(conn)
         except BaseException:

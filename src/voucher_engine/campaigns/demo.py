@@ -64,7 +64,7 @@ async def seed(engine: AsyncEngine, issuer_id: str, settings: Any) -> dict:
     for action, needs in (("fund", "draft"), ("activate", "funded")):
         async with engine.begin() as conn:
             current = await repository.get_campaign(conn, campaign_id)
-            if current.status == needs:
+            if current is not None and current.status == needs:
                 await service.transition(conn, gov, campaign_id, action)
     # A restarted demo must print a voucher that can still be spent: the one issued last time if it is unspent,
     # else a fresh one for the next demo wallet (one voucher per holder).
@@ -90,6 +90,8 @@ async def seed(engine: AsyncEngine, issuer_id: str, settings: Any) -> dict:
         await issuance.run(engine, campaign_id, issuance_id, kind="targeted", holders=[(wallet_id, None, DEMO_HOLDER)])
         async with engine.connect() as conn:
             found = await _demo_voucher(conn, campaign_id)
+    if found is None:
+        raise RuntimeError(f"the demo voucher of {campaign_id} was issued but cannot be found")
     voucher_id, wallet_id, _ = found
     secret = load_server_secret(settings.resolved_server_secret_path)
     code = codes.make_code(secret, campaign_id, voucher_id, wallet_id)

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from datetime import timedelta
 from typing import Annotated, Any
 
@@ -22,6 +21,7 @@ from pydantic import ValidationError
 from voucher_engine import clock
 from voucher_engine.auth import service as auth_service
 from voucher_engine.auth.dependencies import require
+from voucher_engine.auth.gate import Coalescer
 from voucher_engine.auth.subjects import Subject
 from voucher_engine.campaigns import claims, expiry, ids, issuance, repository, service
 from voucher_engine.campaigns.schemas import (
@@ -55,26 +55,20 @@ router = APIRouter(tags=["campaigns"])
 
 Gov = Annotated[Subject, Depends(require("gov"))]
 
-# Claims come in bursts from a government's own app, with the same token; each worker remembers a successful
-# authentication for a few seconds so that a burst costs no token look-up per claim. A revoked token keeps working
-# for claims for at most this long. Failures are never remembered.
-CLAIM_AUTH_TTL_S = 5.0
-_claim_auth: dict[str, tuple[float, Subject]] = {}
-MAX_CLAIM_AUTH_ENTRIES = 10_000
+# Claims come in bursts from a government's own app, with the same token: concurrent claims with one token share
+# one look-up, each served by a look-up that began after it arrived (auth/gate.py), so a revoked token is refused
+# at once on every worker.
+_claim_auth: Coalescer[Subject] = Coalescer()
 
 
 async def authenticate_claim(state, authorization: str | None) -> Subject:
-    """The gov behind a claim's bearer token, remembered for `CLAIM_AUTH_TTL_S` after a successful check."""
-    now = time.monotonic()
-    cached = _claim_auth.get(authorization or "")
-    if cached is not None and cached[0] > now:
-        subject = cached[1]
-    else:
+    """The gov behind a claim's bearer token, looked up once for the claims that arrive together."""
+
+    async def lookup() -> Subject:
         async with state.engine.connect() as conn:
-            subject = await auth_service.authenticate(conn, authorization)
-        if len(_claim_auth) >= MAX_CLAIM_AUTH_ENTRIES:
-            _claim_auth.clear()
-        _claim_auth[authorization or ""] = (now + CLAIM_AUTH_TTL_S, subject)
+            return await auth_service.authenticate(conn, authorization)
+
+    subject = await _claim_auth.run((id(state), authorization or ""), lookup)
     if subject.role != "gov":
         raise EngineError("FORBIDDEN", f"This needs the role gov; the token is {subject.role}.")
     return subject
@@ -354,7 +348,7 @@ _TRANSITION_DOCS = {
                 "order_amount_fen": 12000,
             },
         },
-        errors=["INVALID_STATE", "INSUFFICIENT_FUNDS"],
+        errors=["INVALID_STATE", "INSUFFICIENT_FUNDS", "FUNDING_NOT_APPROVED"],
     ),
     "activate": operation(
         "Activate (or resume) a campaign (gov)",
@@ -470,6 +464,90 @@ for _action in ("fund", "activate", "pause", "close"):
         name=f"{_action}_campaign",
         responses={409: {"description": "INVALID_STATE: the move is not allowed from this status"}},
         **_TRANSITION_DOCS[_action],
+    )
+
+
+FunderIssuerId = Annotated[str, Path(max_length=64)]
+
+
+def _decision_endpoint(action: str):
+    async def endpoint(
+        campaign_id: CampaignId, issuer_id: FunderIssuerId, state: State, subject: Gov
+    ) -> CampaignDetail:
+        async with state.engine.begin() as conn:
+            return await service.decide_funding(conn, subject, campaign_id, issuer_id, action)
+
+    endpoint.__name__ = f"{action}_funding"
+    return endpoint
+
+
+_APPROVED_SHARE: dict[str, Any] = {
+    "issuer_id": "iss_000000",
+    "region_code": "000000",
+    "share_bp": 9000,
+    "amount_fen": 4_500_000_000,
+    "approval": "approved",
+    "decided_by": "tok_5f0c1a2b3c4d5e6f",
+    "decided_at": "2025-01-10T09:30:00+08:00",
+}
+_DECIDED_EXAMPLE: dict[str, Any] = {
+    "id": "cmp_7f3a9c2e1b4d5a60",
+    "name": "Appliance trade-in 2025",
+    "status": "draft",
+    "issuer_id": "iss_310000",
+    "budget_fen": 5_000_000_000,
+    "funders": [
+        {
+            "issuer_id": "iss_000000",
+            "region_code": "000000",
+            "share_bp": 9000,
+            "amount_fen": 4_500_000_000,
+            "approval": "approved",
+            "decided_by": "tok_5f0c1a2b3c4d5e6f",
+            "decided_at": "2025-01-10T09:30:00+08:00",
+        },
+        {
+            "issuer_id": "iss_310000",
+            "region_code": "310000",
+            "share_bp": 1000,
+            "amount_fen": 500_000_000,
+            "approval": "own",
+        },
+    ],
+    "funder_decisions": [
+        {
+            "issuer_id": "iss_000000",
+            "decision": "approved",
+            "token_id": "tok_5f0c1a2b3c4d5e6f",
+            "decided_at": "2025-01-10T09:30:00+08:00",
+        }
+    ],
+}
+
+for _action in ("approve", "decline"):
+    router.add_api_route(
+        f"/v1/campaigns/{{campaign_id}}/funders/{{issuer_id}}/{_action}",
+        _decision_endpoint(_action),
+        methods=["POST"],
+        response_model=CampaignDetail,
+        name=f"{_action}_funding",
+        **operation(
+            f"{_action.capitalize()} a co-funder's share of a campaign (that co-funder's gov)",
+            "The government of the co-funder `issuer_id` (a gov token bound to it) "
+            + ("approves" if _action == "approve" else "declines")
+            + " its share while the campaign is a draft. The answer is the campaign: `funders` show each share's "
+            "`approval`, `funder_decisions` keep every decision with the token that gave it and when. Deciding again "
+            "the way it stands changes nothing; once funded, consents are final (`INVALID_STATE`). "
+            + (
+                "Approving a share that would take the co-funder beyond its appropriation is `INSUFFICIENT_FUNDS`."
+                if _action == "approve"
+                else "A declined share blocks funding (`FUNDING_NOT_APPROVED`) until approved."
+            ),
+            response_example=_DECIDED_EXAMPLE
+            if _action == "approve"
+            else {**_DECIDED_EXAMPLE, "funders": [{**_APPROVED_SHARE, "approval": "declined"}]},
+            errors=["NOT_FOUND", "INVALID_STATE"] + (["INSUFFICIENT_FUNDS"] if _action == "approve" else []),
+        ),
     )
 
 

@@ -51,7 +51,9 @@ Progress = Callable[[int, int, int], Awaitable[None]]
 
 
 @dataclass
-class Outcome:
+class IssuanceTally:
+    """What an issuance run has done so far: counts, the rejections listed, the lottery's draw, the voucher ids."""
+
     processed: int = 0
     issued: int = 0
     rejected_count: int = 0
@@ -99,17 +101,13 @@ def explain_holder(failures: list, attributes: dict[str, Any], types: dict[str, 
     return explain
 
 
-def holder_key(wallet_id: str, id_hash: str | None) -> str:
-    return f"h:{id_hash}" if id_hash else f"w:{wallet_id}"
-
-
 async def _chunks_of(holders: Iterable[HolderTuple] | AsyncIterable[list[HolderTuple]]):
-    if hasattr(holders, "__aiter__"):
-        async for chunk in holders:  # type: ignore[union-attr]
-            yield chunk
+    if isinstance(holders, AsyncIterable):
+        async for given in holders:
+            yield given
         return
     chunk: list[HolderTuple] = []
-    for holder in holders:  # type: ignore[union-attr]
+    for holder in holders:
         chunk.append(holder)
         if len(chunk) == CHUNK:
             yield chunk
@@ -159,9 +157,9 @@ async def run(
     seed: bytes | None = None,
     progress: Progress | None = None,
     keep_voucher_ids: bool = False,
-) -> Outcome:
+) -> IssuanceTally:
     """Issue to a targeted list (`holders`) or draw a lottery (`applicants`, `seed`), in one transaction."""
-    outcome = Outcome()
+    outcome = IssuanceTally()
     async with engine.begin() as conn:
         await repository.lock_campaign(conn, campaign_id)
         row = await repository.get_campaign(conn, campaign_id)
@@ -271,7 +269,7 @@ async def _issue(
     remaining: int,
     had_vouchers: bool,
     checked: bool,
-    outcome: Outcome,
+    outcome: IssuanceTally,
     progress: Progress | None,
     keep_voucher_ids: bool,
 ) -> None:
@@ -427,7 +425,7 @@ class UsesWriter:
 
 
 async def _draw(
-    raw, terms: cache.Terms, gate: Gate, applicants: list[HolderTuple], seed: bytes, slots: int, outcome: Outcome
+    raw, terms: cache.Terms, gate: Gate, applicants: list[HolderTuple], seed: bytes, slots: int, outcome: IssuanceTally
 ) -> tuple[list[HolderTuple], dict[str, Any]]:
     """Run the lottery over the applicants; answers the winners (checked) and the publication."""
     by_key: dict[str, HolderTuple] = {}

@@ -107,10 +107,28 @@ class ClaimBody(Holder):
     model_config = ConfigDict(extra="forbid")
 
 
+Approval = Literal["own", "pending", "approved", "declined"]
+
+
 class Funding(BaseModel):
+    """One funder's share, and whether it has consented (`own` for the campaign's issuer, who needs no consent)."""
+
     region_code: str
     issuer_id: str
     share_bp: int
+    amount_fen: int = Field(description="This funder's part of the budget, to the fen, as funding moves it.")
+    approval: Approval
+    decided_by: str | None = Field(default=None, description="The token id that gave the standing decision.")
+    decided_at: datetime | None = None
+
+
+class FunderDecision(BaseModel):
+    """One approval or decline, kept for good: which funder, what, the token that gave it and when."""
+
+    issuer_id: str
+    decision: Literal["approved", "declined"]
+    token_id: str
+    decided_at: datetime
 
 
 class Totals(BaseModel):
@@ -158,6 +176,9 @@ class Campaign(BaseModel):
 class CampaignDetail(Campaign):
     contract_source: str
     summary: dict[str, Any]
+    funder_decisions: list[FunderDecision] = Field(
+        default_factory=list, description="Every approval and decline of a co-funder, oldest first (the last 100)."
+    )
 
 
 class Voucher(BaseModel):

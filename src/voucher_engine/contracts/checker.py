@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any, Union
 
+from . import area as area_rules
 from . import limits, regions
 from .diagnostics import Diagnostic
 from .explain import TYPE_WORDS, WEEKDAYS, expected_text, percent, yuan
@@ -317,7 +318,9 @@ class _Checker:
         funders = self.funders(issuer)
         voucher = self.seen.get("voucher")
         holder_rules = self.block(blocks.get("holder"), "holder")
-        payment_rules = self.block(blocks.get("payment"), "payment", self.spend_bound(voucher))
+        payment_rules = self.spending_area(
+            self.block(blocks.get("payment"), "payment", self.spend_bound(voucher)), issuer
+        )
         item_rules = self.block(blocks.get("items"), "items")
         terms = self.voucher(voucher, payment_rules, blocks.get("items")) if voucher is not None else None
         validity = self.validity(tz_name)
@@ -417,6 +420,14 @@ class _Checker:
         issuer = self.region_code(section.issuer, "the issuer")
         return (name if isinstance(name, str) else None), (issuer or regions.COUNTRY)
 
+    def spending_area(self, payment_rules: tuple[TRule, ...], issuer: str) -> tuple[TRule, ...]:
+        """Refuse regions outside the issuer's; confine an open contract to the issuer's region (area.py)."""
+        for c, beyond in area_rules.outside(payment_rules, issuer):
+            self.error(c.span, area_rules.message(c, beyond, issuer))
+        section = self.seen.get("campaign")
+        span = section.issuer.span if isinstance(section, Campaign) else Span(1, 1, 0, 0)
+        return area_rules.confinement(payment_rules, issuer, span)
+
     def region_code(self, lit: Literal, what: str) -> Union[str, None]:
         code = lit.raw.strip('"') if lit.kind in ("int", "string") else None
         if code is None or not regions.is_region_code(code):
@@ -489,7 +500,9 @@ class _Checker:
     def funders(self, issuer: str) -> Union[tuple[Funder, ...], None]:
         section = self.seen.get("funders")
         if section is None:
-            return (Funder(issuer, 10000),)  # POLICIES: a campaign names its funders, else its issuer pays
+            campaign = self.seen.get("campaign")
+            span = campaign.issuer.span if isinstance(campaign, Campaign) else None
+            return (Funder(issuer, 10000, span),)  # POLICIES: a campaign names its funders, else its issuer pays
         assert isinstance(section, Funders)
         if not section.entries:
             self.error(section.span, "the funders section is empty; name at least one funder, like `310000: 100%`")
@@ -527,7 +540,7 @@ class _Checker:
                 )
                 bad = True
             else:
-                out.append(Funder(code, int(basis_points)))
+                out.append(Funder(code, int(basis_points), entry.span))
         if unreadable:
             return None
         if total != 1:

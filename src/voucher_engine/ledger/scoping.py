@@ -2,35 +2,27 @@
 
 gov callers (and auditors bound to an issuer) see the transactions of their issuer's own campaigns and their own
 fiscal account. The ledger knows campaigns only as the `campaign_id` its rows carry, so the owner is looked up in
-the campaigns package's table when it exists: `campaigns(id, issuer_id)` (and `vouchers(id, campaign_id)` for a voucher
-not yet in the ledger). `to_regclass` keeps the ledger working, answering "nobody's", before that table exists.
+the campaigns' table (`campaigns(id, issuer_id)`, and `vouchers(id, campaign_id)` for a voucher not yet in the
+ledger), through the ledger's repository and the tables of db/schema: never through the campaigns room.
 """
 
 from __future__ import annotations
 
-import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from voucher_engine.auth.subjects import Subject
 from voucher_engine.errors import EngineError
-
-
-async def _table_exists(conn: AsyncConnection, table: str) -> bool:
-    return (await conn.execute(sa.text("SELECT to_regclass(:t) IS NOT NULL"), {"t": table})).scalar() is True
+from voucher_engine.ledger import repository
 
 
 async def campaign_issuer(conn: AsyncConnection, campaign_id: str) -> str | None:
-    """The issuer that owns `campaign_id`, or None (no such campaign, or no campaigns table yet)."""
-    if not await _table_exists(conn, "campaigns"):
-        return None
-    return (await conn.execute(sa.text("SELECT issuer_id FROM campaigns WHERE id = :id"), {"id": campaign_id})).scalar()
+    """The issuer that owns `campaign_id`, or None (no such campaign)."""
+    return await repository.campaign_issuer(conn, campaign_id)
 
 
 async def voucher_campaign(conn: AsyncConnection, voucher_id: str) -> str | None:
-    """The campaign of `voucher_id`, or None (no such voucher, or no vouchers table yet)."""
-    if not await _table_exists(conn, "vouchers"):
-        return None
-    return (await conn.execute(sa.text("SELECT campaign_id FROM vouchers WHERE id = :id"), {"id": voucher_id})).scalar()
+    """The campaign of `voucher_id`, or None (no such voucher)."""
+    return await repository.voucher_campaign(conn, voucher_id)
 
 
 def sees_everything(subject: Subject) -> bool:

@@ -24,7 +24,8 @@ worker needs one connection, and the adapter's per-checkout work and the pool's 
 the batch's own statements at a few dozen jobs.
 
 If the locked batch fails as a whole (a unique-key race, a CHECK such as an escrow that would go negative, a
-deadlock), every job is run again alone, so one bad job never fails its neighbours.
+deadlock), `run_batch` raises and the micro-batcher (db/batcher.py) runs every job again alone, so one bad job
+never fails its neighbours.
 """
 
 from __future__ import annotations
@@ -42,8 +43,7 @@ import orjson
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from voucher_engine import clock
-from voucher_engine.campaigns.cache import contract_for
-from voucher_engine.contracts import CompiledContract
+from voucher_engine.campaigns.cache import cached_contract, contract_for
 from voucher_engine.db.engine import plain_url
 from voucher_engine.db.errors import is_database_unavailable, is_unstorable_input, violated_constraint
 from voucher_engine.errors import EngineError
@@ -54,7 +54,6 @@ from voucher_engine.redemption import repository
 from voucher_engine.redemption.decide import MerchantView, Settlement, VoucherView, evaluate
 
 log = logging.getLogger("voucher_engine.redemption")
-MAX_CACHED_CONTRACTS = 1024
 
 
 @dataclass(slots=True)
@@ -184,7 +183,6 @@ class BatchRunner:
         self._max_connections = max_connections
         self._pool: asyncpg.Pool | None = None
         self._pool_lock = asyncio.Lock()
-        self._contracts: dict[str, CompiledContract] = {}
 
     async def _connections(self) -> asyncpg.Pool:
         # Made on first use (min_size 0: a worker starts even while the database is down). No reset query on
@@ -341,12 +339,9 @@ class BatchRunner:
 
     async def _contract(self, conn: asyncpg.Connection, sha256: str):
         """The compiled contract; contracts are immutable, so a digest never needs invalidating."""
-        compiled = self._contracts.get(sha256)
+        compiled = cached_contract(sha256)
         if compiled is None:
             compiled = contract_for(sha256, await repository.contract_source(conn, sha256))
-            if len(self._contracts) >= MAX_CACHED_CONTRACTS:
-                self._contracts.pop(next(iter(self._contracts)))
-            self._contracts[sha256] = compiled
         return compiled
 
 
@@ -363,7 +358,7 @@ class _Writes:
         self.versions: dict[tuple[str, str], int] = {}  # each voucher's version as read
         self.vouchers: dict[tuple[str, str], tuple[str, int]] = {}
         self.spend: dict[tuple[str, date], list[int]] = {}
-        self.redemptions: list[tuple] = []
+        self.redemptions: list[repository.NewRedemption] = []
         self.transactions: list[NewTransaction] = []
         self.bodies: list[dict[str, Any]] = []
 
@@ -378,20 +373,20 @@ class _Writes:
         )
         items_json = orjson.dumps(job.items).decode() if job.items is not None else None
         self.redemptions.append(
-            [
-                job.campaign_id,
-                redemption_id,
-                merchant_id,
-                job.pos_txn_id,
-                job.request_sha256,
-                job.voucher_id,
-                job.wallet_id,
-                job.order_amount_fen,
-                settlement.subsidy_fen,
-                None,
-                settlement.spend_day,
-                items_json,
-            ]
+            repository.NewRedemption(
+                campaign_id=job.campaign_id,
+                id=redemption_id,
+                merchant_id=merchant_id,
+                pos_txn_id=job.pos_txn_id,
+                request_sha256=job.request_sha256,
+                voucher_id=job.voucher_id,
+                wallet_id=job.wallet_id,
+                order_amount_fen=job.order_amount_fen,
+                subsidy_fen=settlement.subsidy_fen,
+                ledger_tx_id=None,  # named in flush, once the batch's ledger ids are made
+                spend_day=settlement.spend_day,
+                items_json=items_json,
+            )
         )
         body = {
             "id": redemption_id,
@@ -427,11 +422,10 @@ class _Writes:
         )
         invariant(len(self.bodies) == len(self.redemptions), "one answer per redemption", len(self.bodies))
         ids = ledger.new_tx_ids(len(self.transactions)) if self.transactions else []
-        for row, body, tx_id in zip(self.redemptions, self.bodies, ids):
-            row[9] = tx_id
+        for body, tx_id in zip(self.bodies, ids):
             body["ledger_tx_id"] = tx_id
+        redemptions = [row._replace(ledger_tx_id=tx_id) for row, tx_id in zip(self.redemptions, ids)]
         vouchers = [(c, v, s, b, self.versions[(c, v)]) for (c, v), (s, b) in sorted(self.vouchers.items())]
-        redemptions = [tuple(row) for row in self.redemptions]
         spend = [(c, d, amount, cap) for (c, d), (amount, cap) in sorted(self.spend.items())]
         if not self.transactions:
             if vouchers or spend or self.nonces:

@@ -38,8 +38,10 @@ log = logging.getLogger("voucher_engine.webhooks")
 
 MAX_LEDGER_PER_ROUND = 2000  # ledger transactions read per fan-out round
 MAX_OUTBOX_PER_ROUND = 1000
-MAX_IN_FLIGHT = 128  # requests at once, per dispatcher
-MAX_IN_FLIGHT_PER_SUBSCRIPTION = 32
+MAX_IN_FLIGHT = 256  # requests at once, per dispatcher
+# A few slow receivers cannot hold every sender; one busy one gets batches large enough that the rounds' database
+# work (three short transactions) is shared by many deliveries (at 32 a load run delivered about 100/s).
+MAX_IN_FLIGHT_PER_SUBSCRIPTION = 128
 MAX_RETRY_DELAY_S = 3600.0  # API.md: doubling, capped at an hour
 LEASE_MARGIN_S = 20.0  # lease = timeout + this: a live sender always finishes first
 HEARTBEAT_EVERY_S = 2.0
@@ -123,6 +125,8 @@ class Dispatcher:
     _results: list[Result] = field(default_factory=list)
     _progress: asyncio.Event = field(default_factory=asyncio.Event)
     _last_heartbeat: float = 0.0
+    _next_fan_out: float = 0.0  # monotonic time; rounds woken by finished sends fan out only this often
+    _cursor_was_busy: bool = False  # the last fan-out found another dispatcher fanning out
     metrics: Any = None  # an object with .delivery(type, outcome) (api/metrics.py), or None
 
     # -- the loop --------------------------------------------------------------------------------------------
@@ -149,7 +153,12 @@ class Dispatcher:
 
     async def step(self) -> bool:
         """One round: fan out, record finished attempts, start due ones. Answers whether there was work."""
-        fanned = await self.fan_out()
+        fanned = 0
+        if time.monotonic() >= self._next_fan_out:
+            fanned = await self.fan_out()
+            # A full round may have left more behind it: the next round looks again at once.
+            full = fanned >= MAX_OUTBOX_PER_ROUND
+            self._next_fan_out = 0.0 if full else time.monotonic() + self.config.poll_interval_s
         finished = await self.finish()
         started = await self.start_due()
         return bool(fanned or finished or started)
@@ -168,8 +177,9 @@ class Dispatcher:
         dispatcher started has ended and been recorded when it returns (a standby worker's turn, tests)."""
         end = time.monotonic() + deadline_s
         while time.monotonic() < end:
+            self._next_fan_out = 0.0  # every round of a drain looks for new events
             busy = await self.step()
-            if not busy and not self._in_flight:
+            if not busy and not self._in_flight and not self._cursor_was_busy:
                 return
             if self._in_flight:
                 await asyncio.wait(list(self._in_flight), timeout=0.05)
@@ -184,6 +194,7 @@ class Dispatcher:
         async with self.engine.begin() as conn:
             raw = await driver(conn)
             cursor = await raw.fetchval(sql.LOCK_CURSOR)
+            self._cursor_was_busy = cursor is None
             if cursor is None:
                 return 0  # another dispatcher is fanning out
             now = clock.real_now()

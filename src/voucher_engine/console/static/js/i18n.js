@@ -59,6 +59,13 @@ const zh = {
   "clawback.title": "追回补贴", "clawback.help": "把一笔核销仍在商户处的补贴收回资金池（活动已结束则退回出资方）。可重复提交，结果不变。", "clawback.redemption": "核销编号",
   "clawback.reason": "原因", "clawback.submit": "追回", "clawback.confirm": "确定追回这笔核销的补贴吗？", "clawback.done": "已追回 {amount}（账本交易 {tx}）",
   "merchants.hold": "暂停付款", "merchants.hold_button": "暂停付款", "merchants.release": "解除暂停", "merchants.hold_reason": "暂停付款的原因：",
+  "nav.webhooks": "事件推送", "webhooks.title": "事件推送（Webhook）", "webhooks.help": "事件发生时引擎向这些地址 POST 签名的 JSON（X-VE-Signature），失败按退避重试至少 24 小时。密钥只显示一次。",
+  "webhooks.events": "事件", "webhooks.pending": "待投递", "webhooks.delete": "删除", "webhooks.none": "暂无订阅", "webhooks.create": "新建订阅",
+  "webhooks.secret_once": "签名密钥只显示这一次：", "webhooks.event": "事件", "webhooks.attempt": "第几次", "webhooks.no_deliveries": "暂无投递记录",
+  "webhooks.outcome.delivered": "已送达", "webhooks.outcome.retrying": "重试中", "webhooks.outcome.failed": "已放弃",
+  "issuers.appropriation": "拨款上限", "issuers.committed": "已承诺", "issuers.no_limit": "不限", "issuers.appropriation_yuan": "拨款上限（元）",
+  "issuers.empty_no_limit": "空 = 不限", "issuers.set_appropriation": "设定拨款上限", "issuers.appropriation_set": "已设定：",
+  "tokens.last_used": "最近使用", "tokens.revoked": "吊销于", "tokens.revoke": "吊销", "tokens.revoke_confirm": "吊销后此令牌立即失效。确定吗？",
   "tokens.no_issuer": "（不绑定）", "tokens.create": "签发令牌", "tokens.once": "令牌只显示这一次",
 };
 
@@ -120,6 +127,13 @@ const en = {
   "clawback.title": "Claw back a subsidy", "clawback.help": "Takes the subsidy still standing on one redemption back from the merchant to escrow (on to the funders if the campaign has closed). Idempotent.", "clawback.redemption": "Redemption id",
   "clawback.reason": "Reason", "clawback.submit": "Claw back", "clawback.confirm": "Claw back this redemption's subsidy?", "clawback.done": "Clawed back {amount} (ledger transaction {tx})",
   "merchants.hold": "Payout hold", "merchants.hold_button": "Hold payouts", "merchants.release": "Release", "merchants.hold_reason": "Reason for the payout hold:",
+  "nav.webhooks": "Webhooks", "webhooks.title": "Webhooks", "webhooks.help": "When an event happens the engine POSTs signed JSON (X-VE-Signature) to these URLs, retrying with backoff for at least 24 hours. The secret is shown once.",
+  "webhooks.events": "Events", "webhooks.pending": "Pending", "webhooks.delete": "Delete", "webhooks.none": "No subscriptions yet", "webhooks.create": "Subscribe",
+  "webhooks.secret_once": "The signing secret, shown once:", "webhooks.event": "Event", "webhooks.attempt": "Attempt", "webhooks.no_deliveries": "No deliveries yet",
+  "webhooks.outcome.delivered": "delivered", "webhooks.outcome.retrying": "retrying", "webhooks.outcome.failed": "given up",
+  "issuers.appropriation": "Appropriation", "issuers.committed": "Committed", "issuers.no_limit": "no limit", "issuers.appropriation_yuan": "Appropriation (yuan)",
+  "issuers.empty_no_limit": "empty = no limit", "issuers.set_appropriation": "Set appropriation", "issuers.appropriation_set": "Set:",
+  "tokens.last_used": "Last used", "tokens.revoked": "Revoked", "tokens.revoke": "Revoke", "tokens.revoke_confirm": "The token stops working at once. Revoke it?",
   "tokens.no_issuer": "(none)", "tokens.create": "Make token", "tokens.once": "The token is shown once",
 };
 

@@ -8,6 +8,7 @@ import * as ledger from "./views/ledger.js";
 import * as verify from "./views/verify.js";
 import * as operator from "./views/operator.js";
 import * as settlement from "./views/settlement.js";
+import * as webhooks from "./views/webhooks.js";
 
 // What each role sees: exactly the views whose API calls its token may make.
 const ROUTES = {
@@ -27,6 +28,7 @@ const ROUTES = {
     ["merchants", "nav.merchants", operator.merchants],
     ["payouts", "nav.payouts", settlement.payouts],
     ["tokens", "nav.tokens", operator.tokens],
+    ["webhooks", "nav.webhooks", webhooks.render],
   ],
 };
 

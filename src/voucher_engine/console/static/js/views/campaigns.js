@@ -11,15 +11,16 @@ export async function list(main, _params, { me }) {
   main.appendChild(h("h1", { text: t("campaigns.title") }));
   const items = await all("/v1/campaigns");
   const shown = h("div", { id: "campaign-list" });
-  shown.appendChild(table([
+  shown.appendChild(table(([
     { title: t("campaign.name"), cell: (c) => link(`#/campaign/${encodeURIComponent(c.id)}`, c.name, { "data-campaign": c.id }) },
     { title: t("campaign.status"), cell: (c) => h("span", { class: `status ${c.status}`, text: t(`status.${c.status}`) }) },
     { title: t("campaign.issuer"), cell: (c) => regionName(c.issuer_region) },
-    { title: t("campaign.own"), cell: (c) => (me.issuer_id && c.issuer_id !== me.issuer_id ? t("campaign.cofunded") : t("campaign.yours")) },
+    // Only a government has campaigns of its own and campaigns it co-funds; for an auditor the column says nothing.
+    me.role === "gov" ? { title: t("campaign.own"), cell: (c) => (c.issuer_id !== me.issuer_id ? t("campaign.cofunded") : t("campaign.yours")) } : null,
     { title: t("campaign.budget"), num: true, cell: (c) => yuan(c.budget_fen) },
     { title: t("campaign.quantity"), num: true, cell: (c) => count(c.quantity) },
     { title: t("campaign.created"), cell: (c) => when(c.created_at) },
-  ], items, { empty: t("campaigns.none") }));
+  ]).filter(Boolean), items, { empty: t("campaigns.none") }));
   main.appendChild(shown);
   if (me.role === "gov") {
     main.appendChild(h("p", {}, link("#/editor", t("campaigns.new"), { class: "button" })));

@@ -2,7 +2,7 @@
 import { all, api } from "../api.js";
 import { clear, h, notice, table } from "../dom.js";
 import { t, mccName, regionName } from "../i18n.js";
-import { when } from "../format.js";
+import { when, yuan } from "../format.js";
 import { clawbackForm, hold, statementForm } from "./settlement.js";
 
 function form(id, fields, submitText, onSubmit) {
@@ -42,6 +42,8 @@ export async function issuers(main) {
       { title: t("issuers.region"), cell: (i) => `${regionName(i.region_code)} (${i.region_code})` },
       { title: "id", cell: (i) => h("code", { text: i.id }) },
       { title: t("issuers.fiscal"), cell: (i) => h("code", { text: i.fiscal_account }) },
+      { title: t("issuers.appropriation"), num: true, cell: (i) => (i.appropriation_fen === null || i.appropriation_fen === undefined ? t("issuers.no_limit") : yuan(i.appropriation_fen)) },
+      { title: t("issuers.committed"), num: true, cell: (i) => h("span", { "data-committed": i.id, text: yuan(i.committed_fen || 0) }) },
       { title: t("campaign.created"), cell: (i) => when(i.created_at) },
     ], items));
   };
@@ -49,6 +51,15 @@ export async function issuers(main) {
     t("issuers.create"), async (values, out) => {
       const made = await api("/v1/issuers", { method: "POST", body: values });
       out.appendChild(notice("ok", `${t("issuers.created")} ${made.id}`));
+      await refresh();
+    }));
+  main.appendChild(form("appropriation-form", [["issuer", "id", { placeholder: "iss_310000" }], ["yuan", t("issuers.appropriation_yuan"), { placeholder: t("issuers.empty_no_limit") }]],
+    t("issuers.set_appropriation"), async (values, out) => {
+      if (values.yuan && !/^\d+(\.\d{1,2})?$/.test(values.yuan)) throw new Error(t("sample.bad_amount"));
+      const [whole, cents = ""] = values.yuan.split(".");
+      const fen = values.yuan ? Number(BigInt(whole) * 100n + BigInt(cents.padEnd(2, "0"))) : null;
+      await api(`/v1/issuers/${encodeURIComponent(values.issuer)}`, { method: "PATCH", body: { appropriation_fen: fen } });
+      out.appendChild(notice("ok", `${t("issuers.appropriation_set")} ${fen === null ? t("issuers.no_limit") : yuan(fen)}`));
       await refresh();
     }));
   main.appendChild(list);
@@ -121,5 +132,25 @@ export async function tokens(main) {
     if (values.issuer_id) body.issuer_id = values.issuer_id;
     const made = await api("/v1/tokens", { method: "POST", body });
     out.appendChild(secret(`${t("tokens.once")} (${t(`role.${made.role}`)}, id ${made.id})`, made.token, "token"));
+    await refresh();
   }));
+  const list = h("div", { id: "token-list" });
+  const refresh = async () => {
+    const items = await all("/v1/tokens", {}, 1000);
+    clear(list).appendChild(table([
+      { title: "id", cell: (k) => h("code", { text: k.id }) },
+      { title: t("tokens.role"), cell: (k) => t(`role.${k.role}`) },
+      { title: t("tokens.issuer"), cell: (k) => k.issuer_id || "—" },
+      { title: t("campaign.created"), cell: (k) => when(k.created_at) },
+      { title: t("tokens.last_used"), cell: (k) => when(k.last_used_at) },
+      { title: t("tokens.revoked"), cell: (k) => (k.revoked_at ? h("span", { class: "status declined", "data-revoked": k.id, text: when(k.revoked_at) }) : "—") },
+      { title: "", cell: (k) => (k.revoked_at ? "" : h("button", { type: "button", "data-revoke": k.id, text: t("tokens.revoke"), onclick: async () => {
+        if (!window.confirm(t("tokens.revoke_confirm"))) return;
+        await api(`/v1/tokens/${encodeURIComponent(k.id)}`, { method: "DELETE" });
+        await refresh();
+      } })) },
+    ], items));
+  };
+  main.appendChild(list);
+  await refresh();
 }
