@@ -2,6 +2,7 @@
 
     python loadtest/bench_campaigns.py issuance [--holders 1000000]
     python loadtest/bench_campaigns.py claims [--clients 200] [--seconds 20] [--workers 2] [--profile FILE]
+    python loadtest/bench_campaigns.py attested [--holders 100000] [--rounds 2]
 
 Both start an embedded PostgreSQL in a temporary directory unless `DATABASE_URL` names a server (then a fresh
 database is created on it and dropped afterwards).
@@ -11,6 +12,9 @@ database is created on it and dropped afterwards).
   `voucher-engine issue CAMPAIGN holders.csv --quiet`, as a child process: it prints wall time, vouchers per
   second, the command's and the database's CPU time and the child's peak memory (targets: ≤ 20 s and ≤ 500 MB for
   1,000,000).
+- `attested` runs the same issuance twice per round on one database: once with raw attributes, once with an
+  attestation per holder (`"eligible": true`, signed beforehand by the reference attester for a campaign that
+  says `holder attested by`), and prints both and the ratio of wall times (target: attested ≤ 2x raw).
 - `claims` starts `voucher-engine serve --workers 2` (which answers claims by campaigns/fastpath.py in front of
   FastAPI), creates a first-come campaign with more stock than the run can claim, and drives it closed-loop with C
   keep-alive clients, each claiming for a new wallet in a loop, for S seconds (loadtest/harness.py); it prints
@@ -40,14 +44,14 @@ import uuid
 from pathlib import Path
 
 import asyncpg
+import sqlalchemy as sa
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(ROOT))
 
-from voucher_engine.db.engine import plain_url  # noqa: E402
-
 from loadtest import harness  # noqa: E402
+from voucher_engine.db.engine import plain_url  # noqa: E402
 
 CLI = [sys.executable, "-m", "voucher_engine.cli"]
 
@@ -113,8 +117,10 @@ async def _admin(url: str, statement: str) -> None:
         await conn.close()
 
 
-async def _campaign_in_database(url: str, region: str, source: str) -> str:
-    """Issuer, gov subject and an active campaign, made through the services (no HTTP)."""
+async def _campaign_in_database(url: str, region: str, source: str, attester_public_key: str | None = None) -> str:
+    """Issuer, gov subject and an active campaign, made through the services (no HTTP); with a public key, the
+    attester `Bench operator` is registered first (answers the attester's id instead of nothing then: see
+    `_attested_campaign`)."""
     from voucher_engine.auth.subjects import Subject
     from voucher_engine.campaigns import service
     from voucher_engine.db.engine import create_engine
@@ -124,8 +130,15 @@ async def _campaign_in_database(url: str, region: str, source: str) -> str:
     engine = create_engine(url, pool_size=2)
     try:
         async with engine.begin() as conn:
-            issuer = await issuers.create(conn, IssuerCreate(name=f"Bench {region}", region_code=region))
-            gov = Subject(role="gov", token_id="bench", issuer_id=issuer.id, issuer_region=region)
+            if attester_public_key is not None:
+                from voucher_engine.attestations import service as attestations
+                from voucher_engine.attestations.schemas import AttesterCreate
+
+                await attestations.create(conn, AttesterCreate(name="Bench operator", public_key=attester_public_key))
+            issuer_id = f"iss_{region}"
+            if await conn.scalar(sa.text("SELECT count(*) FROM issuers WHERE id = :i"), {"i": issuer_id}) == 0:
+                await issuers.create(conn, IssuerCreate(name=f"Bench {region}", region_code=region))
+            gov = Subject(role="gov", token_id="bench", issuer_id=issuer_id, issuer_region=region)
             campaign = await service.create(conn, gov, source)
         for action in ("fund", "activate"):
             async with engine.begin() as conn:
@@ -156,38 +169,109 @@ def bench_issuance(holders: int) -> dict:
             flush=True,
         )
         campaign_id = asyncio.run(_campaign_in_database(url, "310000", targeted_contract(holders)))
-        env = {**os.environ, "DATABASE_URL": url}
-        before_usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-        before = before_usage.ru_maxrss
-        db_cpu = tree_cpu_s(postmaster_pid(tmp))
-        started = time.perf_counter()
-        done = subprocess.run(
-            [*CLI, "issue", campaign_id, str(csv_path), "--quiet"], env=env, capture_output=True, text=True, check=False
-        )
-        seconds = time.perf_counter() - started
-        db_cpu = tree_cpu_s(postmaster_pid(tmp)) - db_cpu
-        usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-        peak_kb = usage.ru_maxrss
-        cpu_s = (usage.ru_utime - before_usage.ru_utime) + (usage.ru_stime - before_usage.ru_stime)
-        if done.returncode != 0:
-            raise SystemExit(f"voucher-engine issue failed:\n{done.stderr}")
-        result = json.loads(done.stdout)
-        count = asyncio.run(_count(url, campaign_id))
-        assert count == result["issued"], (count, result)
-        report = {
-            "benchmark": "targeted issuance (voucher-engine issue CAMPAIGN holders.csv)",
+        return _run_issue(url, tmp, campaign_id, csv_path, holders)
+
+
+def _run_issue(url: str, tmp: Path, campaign_id: str, csv_path: Path, holders: int) -> dict:
+    """`voucher-engine issue CAMPAIGN FILE --quiet` as a child process, measured."""
+    env = {**os.environ, "DATABASE_URL": url}
+    before_usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    before = before_usage.ru_maxrss
+    db_cpu = tree_cpu_s(postmaster_pid(tmp))
+    started = time.perf_counter()
+    done = subprocess.run(
+        [*CLI, "issue", campaign_id, str(csv_path), "--quiet"], env=env, capture_output=True, text=True, check=False
+    )
+    seconds = time.perf_counter() - started
+    db_cpu = tree_cpu_s(postmaster_pid(tmp)) - db_cpu
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    peak_kb = usage.ru_maxrss
+    cpu_s = (usage.ru_utime - before_usage.ru_utime) + (usage.ru_stime - before_usage.ru_stime)
+    if done.returncode != 0:
+        raise SystemExit(f"voucher-engine issue failed:\n{done.stderr}")
+    result = json.loads(done.stdout)
+    count = asyncio.run(_count(url, campaign_id))
+    assert count == result["issued"], (count, result)
+    report = {
+        "benchmark": "targeted issuance (voucher-engine issue CAMPAIGN holders.csv)",
+        "holders": holders,
+        "issued": result["issued"],
+        "rejected": result["rejected_count"],
+        "seconds": round(seconds, 2),
+        "vouchers_per_s": round(result["issued"] / seconds),
+        "command_cpu_s": round(cpu_s, 2),
+        "database_cpu_s": round(db_cpu, 2) if db_cpu else None,
+        "peak_rss_mb": round(max(peak_kb, before) / 1024),
+        "load_average_1m": round(os.getloadavg()[0], 2),
+        "target": "<= 20 s, <= 500 MB",
+    }
+    return report
+
+
+def bench_attested(holders: int, rounds: int) -> dict:
+    """Raw-attributes and attested issuance of the same holders, alternating, on one database."""
+    from voucher_engine.attestations import reference
+
+    key_pem, public = reference.keygen()
+    with database() as (url, tmp):
+        (tmp / "attester.pem").write_bytes(key_pem)
+        key = reference.load_private_key(tmp / "attester.pem")
+        raw_csv = tmp / "holders.csv"
+        write_holders(raw_csv, holders)
+        runs: list[dict] = []
+        for round_no in range(rounds):
+            region = "310000"
+            raw_campaign = asyncio.run(_campaign_in_database(url, region, targeted_contract(holders)))
+            attested_source = targeted_contract(holders) + 'holder attested by "Bench operator"\n'
+            attested_campaign = asyncio.run(
+                _campaign_in_database(url, region, attested_source, public if round_no == 0 else None)
+            )
+            attester_id = asyncio.run(_attester_id(url))
+            attested_csv = tmp / "attested.csv"
+            started = time.perf_counter()
+            signer = reference.Attester(
+                attested_source, campaign_id=attested_campaign, attester_id=attester_id, key=key, ttl_s=3600
+            )
+            _write_attested(raw_csv, attested_csv, signer)
+            print(f"signed {holders:,} attestations in {time.perf_counter() - started:.1f} s", flush=True)
+            raw = _run_issue(url, tmp, raw_campaign, raw_csv, holders)
+            attested = _run_issue(url, tmp, attested_campaign, attested_csv, holders)
+            runs.append({"raw": raw, "attested": attested, "ratio": round(attested["seconds"] / raw["seconds"], 2)})
+            print(json.dumps(runs[-1]), flush=True)
+        return {
+            "benchmark": "targeted issuance, raw attributes vs an attestation per holder (voucher-engine issue)",
             "holders": holders,
-            "issued": result["issued"],
-            "rejected": result["rejected_count"],
-            "seconds": round(seconds, 2),
-            "vouchers_per_s": round(result["issued"] / seconds),
-            "command_cpu_s": round(cpu_s, 2),
-            "database_cpu_s": round(db_cpu, 2) if db_cpu else None,
-            "peak_rss_mb": round(max(peak_kb, before) / 1024),
-            "load_average_1m": round(os.getloadavg()[0], 2),
-            "target": "<= 20 s, <= 500 MB",
+            "rounds": runs,
+            "ratio_wall": [run["ratio"] for run in runs],
+            "ratio_cpu": [
+                round(
+                    (run["attested"]["command_cpu_s"] + (run["attested"]["database_cpu_s"] or 0))
+                    / (run["raw"]["command_cpu_s"] + (run["raw"]["database_cpu_s"] or 0)),
+                    2,
+                )
+                for run in runs
+            ],
+            "target": "attested <= 2x raw",
         }
-        return report
+
+
+def _write_attested(source: Path, out: Path, signer) -> None:
+    with source.open(newline="") as inside, out.open("w", newline="") as handle:
+        reader = csv.reader(inside)
+        next(reader)
+        writer = csv.writer(handle)
+        writer.writerow(["wallet_id", "id_hash", "attestation"])
+        for wallet_id, id_hash, age, region in reader:
+            attributes = {"age": int(age), "residence_region": region}
+            writer.writerow([wallet_id, id_hash, signer.attest(wallet_id, attributes, id_hash=id_hash)])
+
+
+async def _attester_id(url: str) -> str:
+    conn = await asyncpg.connect(plain_url(url))
+    try:
+        return await conn.fetchval("SELECT id FROM attesters WHERE name = 'Bench operator' LIMIT 1")
+    finally:
+        await conn.close()
 
 
 async def _count(url: str, campaign_id: str) -> int:
@@ -329,6 +413,9 @@ def main() -> None:
     sub = parser.add_subparsers(dest="which", required=True)
     issuance = sub.add_parser("issuance", help="targeted issuance by the command line")
     issuance.add_argument("--holders", type=int, default=1_000_000)
+    attested = sub.add_parser("attested", help="raw-attributes vs attested issuance, alternating")
+    attested.add_argument("--holders", type=int, default=100_000)
+    attested.add_argument("--rounds", type=int, default=2)
     claims = sub.add_parser("claims", help="first-come claims against voucher-engine serve")
     claims.add_argument("--clients", type=int, default=200)
     claims.add_argument("--seconds", type=float, default=20.0)
@@ -343,6 +430,8 @@ def main() -> None:
     args = parser.parse_args()
     if args.which == "issuance":
         report = bench_issuance(args.holders)
+    elif args.which == "attested":
+        report = bench_attested(args.holders, args.rounds)
     else:
         report = bench_claims(args.clients, args.seconds, args.workers, args.generators, args.profile)
     print(json.dumps(report, indent=2))

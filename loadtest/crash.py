@@ -22,6 +22,10 @@ funded, active campaign with one voucher per wallet, and starts `voucher-engine 
    their postings, no escrow negative, every redemption and refund matches its ledger transaction, ...) and
    `voucher-engine ledger verify` (hashes, Merkle tree, checkpoint signatures, balances) must pass.
 
+4. **Webhooks.** A receiver on a local port is subscribed to `redemption.settled` before the first redemption:
+   every redemption the database holds at the end (so every acknowledged one, and those the kill cut off after
+   they committed) must reach it, with a signature that verifies; sent twice is allowed (at least once).
+
 It prints the figures (requests sent, acknowledged, found after the crash, faults injected, 503s while down,
 recovery time) and exits non-zero if any check fails.
 """
@@ -53,10 +57,11 @@ sys.path.insert(0, str(ROOT / "tests" / "reliability"))
 
 import asyncpg  # noqa: E402
 import httpx  # noqa: E402
-
 from reliability_books import books_problems  # noqa: E402
+
 from voucher_engine.db.engine import plain_url  # noqa: E402
 from voucher_engine.merchants.client import signed_headers  # noqa: E402
+from voucher_engine.webhooks.receiver import Receiver  # noqa: E402
 
 MERCHANT = "crash-noodles"
 ORDER_FEN = 12_000
@@ -162,7 +167,12 @@ class Service:
         self.port = free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
         self.env = {k: v for k, v in os.environ.items() if not k.startswith("VE_")}
-        self.env.update(DATABASE_URL=database_url, VE_DATA_DIR=str(data_dir), VE_DB_POOL_SIZE="10")
+        self.env.update(
+            DATABASE_URL=database_url,
+            VE_DATA_DIR=str(data_dir),
+            VE_DB_POOL_SIZE="10",
+            VE_WEBHOOK_ALLOW_PRIVATE="1",  # the receiver of check 4 listens on this machine
+        )
         self.workers = workers
         self.log_path = log_path
         self.process: subprocess.Popen | None = None
@@ -188,7 +198,7 @@ class Service:
         )
         log_file.close()
 
-    async def ready(self, timeout_s: float = 90) -> None:
+    async def ready(self, timeout_s: float = 300) -> None:
         deadline = time.monotonic() + timeout_s
         async with httpx.AsyncClient(base_url=self.base_url, timeout=2) as http:
             while time.monotonic() < deadline:
@@ -255,15 +265,16 @@ class Seeded:
     secret: str
     campaign_id: str
     vouchers: list[tuple[str, str, str]]  # (wallet, voucher id, code)
+    webhook_secret: str = ""
 
 
-async def seed(database_url: str, data_dir: Path, count: int) -> Seeded:
+async def seed(database_url: str, data_dir: Path, count: int, webhook_url: str) -> Seeded:
     from voucher_engine.api.app import create_app
     from voucher_engine.auth import service as auth_service
     from voucher_engine.campaigns.codes import make_codes
     from voucher_engine.config import Settings
 
-    app = create_app(Settings(database_url=database_url, data_dir=data_dir))
+    app = create_app(Settings(database_url=database_url, data_dir=data_dir, webhook_allow_private=True))
     async with app.router.lifespan_context(app):
         async with app.state.ve.engine.begin() as conn:
             admin, _ = await auth_service.create_token(conn, "admin")
@@ -274,6 +285,13 @@ async def seed(database_url: str, data_dir: Path, count: int) -> Seeded:
             async def ok(response: httpx.Response) -> dict:
                 assert response.status_code < 300, response.text[:500]
                 return response.json()
+
+            # A subscriber to every redemption, before the first: each acknowledged one must reach it (check 4).
+            hook = await ok(
+                await client.post(
+                    "/v1/webhooks", headers=h, json={"url": webhook_url, "events": ["redemption.settled"]}
+                )
+            )
 
             issuer = (
                 await ok(
@@ -317,7 +335,9 @@ async def seed(database_url: str, data_dir: Path, count: int) -> Seeded:
                 )
             ).all()
         codes = make_codes(app.state.ve.server_secret, campaign, [r[1] for r in rows])
-    return Seeded(key["key_id"], key["secret"], campaign, [(r[0], r[1], c) for r, c in zip(rows, codes)])
+    return Seeded(
+        key["key_id"], key["secret"], campaign, [(r[0], r[1], c) for r, c in zip(rows, codes)], hook["secret"]
+    )
 
 
 # -- the tills ----------------------------------------------------------------------------------------------------
@@ -481,6 +501,47 @@ class Failed(Exception):
     pass
 
 
+async def webhook_check(
+    database_url: str, seeded: Seeded, receiver: Receiver, figures: dict, failures: list[str], timeout_s: float = 180
+) -> None:
+    conn = await asyncpg.connect(plain_url(database_url))
+    try:
+        ids = {
+            row["id"]
+            for row in await conn.fetch("SELECT id FROM redemptions WHERE campaign_id = $1", seeded.campaign_id)
+        }
+    finally:
+        await conn.close()
+    wanted = {f"evt_{tx}" for tx in await _ledger_tx_ids(database_url, seeded)}
+    began = time.monotonic()
+    while not wanted <= receiver.unique.keys() and time.monotonic() - began < timeout_s:
+        await asyncio.sleep(0.2)
+    arrived = wanted & receiver.unique.keys()
+    figures["webhooks"] = {
+        "redemptions": len(ids),
+        "events_delivered": len(arrived),
+        "duplicates": receiver.duplicates,
+        "bad_signatures": receiver.bad_signatures,
+        "waited_s": round(time.monotonic() - began, 1),
+    }
+    check(
+        len(wanted) == len(ids) and arrived == wanted,
+        f"every redemption in the database ({len(ids)}) reached the webhook receiver as redemption.settled "
+        f"({len(arrived)}; {receiver.duplicates} sent twice, which receivers deduplicate by id)",
+        failures,
+    )
+    check(receiver.bad_signatures == 0, "every delivery's signature verifies", failures)
+
+
+async def _ledger_tx_ids(database_url: str, seeded: Seeded) -> list[str]:
+    conn = await asyncpg.connect(plain_url(database_url))
+    try:
+        rows = await conn.fetch("SELECT ledger_tx_id FROM redemptions WHERE campaign_id = $1", seeded.campaign_id)
+    finally:
+        await conn.close()
+    return [row["ledger_tx_id"] for row in rows]
+
+
 def check(condition: bool, what: str, failures: list[str]) -> None:
     log(("ok    " if condition else "FAIL  ") + what)
     if not condition:
@@ -498,11 +559,14 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     tmp = Path(tempfile.mkdtemp(prefix="ve-crash-"))
     database = Database(tmp)
     service: Service | None = None
+    receiver = Receiver(record_all=False)
     try:
         await database.create()
         data_dir = tmp / "data"
+        webhook_url = await receiver.start()
         log(f"seeding {args.vouchers} vouchers")
-        seeded = await seed(database.url, data_dir, args.vouchers)
+        seeded = await seed(database.url, data_dir, args.vouchers, webhook_url)
+        receiver.secrets.append(seeded.webhook_secret)
         service = Service(database.url, data_dir, args.workers, tmp / "service.log")
         service.start()
         await service.ready()
@@ -713,6 +777,10 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             figures["postgres"]["ledger_verify"] = report.splitlines()[-1] if report else ""
             check(ok, "voucher-engine ledger verify passes after the PostgreSQL restart", failures)
 
+        # 4. Webhooks: every redemption the database holds (each acknowledged one among them, and the committed
+        # ones whose answer the kill took) reaches the subscriber as redemption.settled, the crash notwithstanding.
+        await webhook_check(database.url, seeded, receiver, figures, failures)
+
         service_log = service.log_path.read_text(errors="replace")
         check(
             seeded.secret not in service_log,
@@ -725,6 +793,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         figures["failures"] = failures
         return figures
     finally:
+        await receiver.stop()
         if service is not None:
             service.stop()
             if failures or args.keep:

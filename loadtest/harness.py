@@ -15,6 +15,7 @@ import contextlib
 import os
 import socket
 import subprocess
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -58,6 +59,15 @@ def tree_cpu_s(root_pid: int | None) -> float:
     return total
 
 
+def _log_tail(process: subprocess.Popen) -> str:
+    log = process.stderr if process.stderr is not None else getattr(process, "log", None)
+    if log is None:
+        return ""
+    if hasattr(log, "seek"):
+        log.seek(0)
+    return log.read().decode(errors="replace")[-3000:]
+
+
 def wait_ready(port: int, process: subprocess.Popen, path: str = "/readyz", timeout_s: float = 90.0) -> None:
     """Until GET `path` answers 200 (or the process exits, or `timeout_s` passes)."""
     import httpx
@@ -65,7 +75,7 @@ def wait_ready(port: int, process: subprocess.Popen, path: str = "/readyz", time
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise SystemExit(f"the server exited: {process.stderr.read().decode() if process.stderr else ''}")
+            raise SystemExit(f"the server exited: {_log_tail(process)}")
         try:
             if httpx.get(f"http://127.0.0.1:{port}{path}", timeout=2).status_code == 200:
                 return
@@ -89,7 +99,10 @@ def server(
     command: list[str], env: dict[str, str], port: int, *, cwd: str | None = None, ready_path: str = "/readyz"
 ) -> Iterator[subprocess.Popen]:
     """A server process (uvicorn or `voucher-engine serve`) listening on `port`, ready, stopped on exit."""
-    process = subprocess.Popen(command, env=env, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    # Its log to a file: a pipe nobody reads would stop the server once its request lines (one each) filled it.
+    log = tempfile.TemporaryFile()
+    process = subprocess.Popen(command, env=env, cwd=cwd, stdout=subprocess.DEVNULL, stderr=log)
+    process.log = log  # type: ignore[attr-defined]
     try:
         wait_ready(port, process, ready_path)
         yield process

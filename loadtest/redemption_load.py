@@ -72,6 +72,7 @@ class Seeded:
     secret: str
     wallets: list[str]
     codes: list[str]
+    admin_token: str = ""
 
 
 async def seed(database_url: str, data_dir: Path, count: int) -> Seeded:
@@ -126,7 +127,7 @@ async def seed(database_url: str, data_dir: Path, count: int) -> Seeded:
                 )
             ).all()
         codes = make_codes(app.state.ve.server_secret, campaign, [r[0] for r in rows])
-    return Seeded(key["key_id"], key["secret"], [r[1] for r in rows], codes)
+    return Seeded(key["key_id"], key["secret"], [r[1] for r in rows], codes, admin)
 
 
 def start(cmd: list[str], env: dict[str, str], log: Path) -> subprocess.Popen:
@@ -371,6 +372,12 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=1000.0, help="offered redemptions/s in the open-loop phase")
     parser.add_argument("--vouchers", type=int, default=0, help="default: enough for the run")
     parser.add_argument(
+        "--webhook",
+        action="store_true",
+        help="also run redemptions-only slices with a `redemption.settled` subscriber (a receiver on a local port) "
+        "alternating with slices without one, and report the ratio, the delivery lag and how long the backlog took",
+    )
+    parser.add_argument(
         "--profile",
         action="store_true",
         help="record a py-spy profile of one server worker during the redemptions-only phase",
@@ -382,7 +389,9 @@ def main() -> None:
         uvloop.install()
     except ImportError:
         pass
-    count = args.vouchers or int(15_000 * args.duration * 1.3 + args.rate * args.duration + 10_000)
+    count = args.vouchers or int(
+        15_000 * args.duration * (2.3 if args.webhook else 1.3) + args.rate * args.duration + 10_000
+    )
     tmp = Path(tempfile.mkdtemp(prefix="ve-load-"))
     database_url = os.environ.get("DATABASE_URL")
     if database_url is None:
@@ -400,6 +409,15 @@ def main() -> None:
     from voucher_engine.db.engine import plain_url
 
     env = {**os.environ, "DATABASE_URL": database_url, "VE_DATA_DIR": str(tmp / "data")}
+    receiver = None
+    if args.webhook:
+        env["VE_WEBHOOK_ALLOW_PRIVATE"] = "1"  # the receiver is on this machine
+        args.receiver_port = free_port()
+        receiver = start(
+            [sys.executable, "-m", "voucher_engine.webhooks.receiver", "--quiet", "--port", str(args.receiver_port)],
+            env,
+            tmp / "receiver.log",
+        )
     port, base_port = free_port(), free_port()
     server = start(
         [sys.executable, "-m", "voucher_engine.cli", "serve", "--workers", str(args.workers), "--port", str(port)],
@@ -431,12 +449,14 @@ def main() -> None:
         tmp / "baseline.log",
     )
     try:
-        wait_ready(port, server, "/readyz")
+        wait_ready(port, server, "/readyz", timeout_s=300)  # a shared machine has taken 50 s and more
         wait_ready(base_port, base, "/docs")
         phases = asyncio.run(run_phases(args, seeded, port, base_port, server.pid, base.pid))
     finally:
         stop(server)
         stop(base)
+        if receiver is not None:
+            stop(receiver)
     print()
     print(
         f"machine: {os.cpu_count()} cores; workers {args.workers} each; concurrency {args.concurrency}; "
@@ -458,6 +478,112 @@ def main() -> None:
         f"ratio {mix.name}: {len(mix.latencies_ms) / mix.wall_s / baseline_rate:.2f}x the baseline's req/s "
         f"({mix.settled / mix.wall_s / baseline_rate:.2f}x in settled/s)"
     )
+    if args.webhook:
+        hooked = next(p for p in phases if p.name.startswith("full: redemptions, with"))
+        print(
+            f"webhooks: redemptions/s with a redemption.settled subscriber {hooked.settled / hooked.wall_s:,.0f} vs "
+            f"{only.settled / only.wall_s:,.0f} without = {hooked.settled / hooked.wall_s / (only.settled / only.wall_s):.1%}"
+        )
+        for line in args.webhook_report:
+            print(f"webhooks: {line}")
+    for line in metrics_excerpt(args.metrics_scrape):
+        print(f"metrics: {line}")
+    report = log_report(tmp / "server.log", seeded)
+    print(f"logs: {report}")
+
+
+def metrics_excerpt(text: str) -> list[str]:
+    """GET /metrics at the end of the run, parsed with prometheus-client's parser: a line per family."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    out = []
+    for family in text_string_to_metric_families(text):
+        samples = [s for s in family.samples if not s.name.endswith(("_bucket", "_created"))]
+        if family.name == "ve_http_requests":
+            samples = sorted(samples, key=lambda s: -s.value)[:4]
+        shown = ", ".join(
+            f"{s.name}{{{','.join(f'{k}={v}' for k, v in s.labels.items())}}}={s.value:g}" for s in samples[:6]
+        )
+        out.append(f"{family.name} ({family.type}): {shown}")
+    return out
+
+
+def log_report(path: Path, seeded: Seeded) -> str:
+    """The service's log: one JSON line per request; no secret, token, signature or voucher code in it anywhere."""
+    text = path.read_text(errors="replace")
+    lines = [line for line in text.splitlines() if line.startswith("{")]
+    requests = 0
+    for line in lines:
+        if orjson.loads(line).get("msg") == "request":
+            requests += 1
+    secrets_seen = [
+        name
+        for name, value in (("POS secret", seeded.secret), ("admin token", seeded.admin_token))
+        + tuple(("voucher code", code) for code in seeded.codes[:2000])
+        if value and value in text
+    ]
+    for marker in ("x-ve-signature", "authorization", "whsec_", "Bearer "):
+        if marker.lower() in text.lower():
+            secrets_seen.append(marker)
+    verdict = "none found" if not secrets_seen else f"FOUND {sorted(set(secrets_seen))}"
+    return f"{requests:,} request lines of {len(lines):,} JSON lines; secrets, tokens, signatures, codes: {verdict}"
+
+
+DRAIN_WAIT_S = 25.0  # after a slice with a subscriber: the requests were signed before the rounds (±300 s)
+
+
+async def webhook_slice(args, seeded: Seeded, port: int, phase: Phase, server_pid: int, run) -> None:
+    """One slice with a `redemption.settled` subscriber: subscribe, run the slice, then wait (outside the measured
+    time, at most DRAIN_WAIT_S) for the events to reach the receiver, and unsubscribe, which drops what was still
+    queued, so that the next slices without a subscriber run without its backlog. Reports the delivery lag and how
+    much had arrived when the slice ended and when the wait ended."""
+    import httpx
+
+    admin = {"Authorization": f"Bearer {seeded.admin_token}"}
+    receiver = f"http://127.0.0.1:{args.receiver_port}"
+    async with httpx.AsyncClient(timeout=30) as http:
+        before = (await http.get(f"{receiver}/stats")).json()["unique"]
+        made = await http.post(
+            f"http://127.0.0.1:{port}/v1/webhooks",
+            json={"url": f"{receiver}/hook", "events": ["redemption.settled"]},
+            headers=admin,
+        )
+        assert made.status_code == 201, made.text
+        hook = made.json()
+        await http.post(f"{receiver}/secrets", content=hook["secret"])
+        settled_before = phase.settled
+        await measured(phase, server_pid, run)
+        ended = time.monotonic()
+        arrived_at_end = (await http.get(f"{receiver}/stats")).json()["unique"] - before
+        scrape = ""
+        while time.monotonic() - ended < DRAIN_WAIT_S:
+            scrape = (await http.get(f"http://127.0.0.1:{port}/metrics")).text
+            figures = dict(
+                line.rsplit(" ", 1)
+                for line in scrape.splitlines()
+                if line.startswith(
+                    (
+                        "ve_webhook_deliveries_pending ",
+                        "ve_webhook_ledger_backlog_transactions ",
+                        "ve_ledger_unsequenced_transactions ",
+                    )
+                )
+            )
+            if figures and all(float(v) == 0 for v in figures.values()):
+                break
+            await asyncio.sleep(0.2)
+        drained_s = time.monotonic() - ended
+        stats = (await http.get(f"{receiver}/stats")).json()
+        await http.delete(f"http://127.0.0.1:{port}/v1/webhooks/{hook['id']}", headers=admin)
+    settled = phase.settled - settled_before
+    args.webhook_report.append(
+        f"slice: {settled:,} settled; {arrived_at_end:,} events had arrived when it ended, "
+        f"{stats['unique'] - before:,} after {drained_s:.1f} s more; lag settled->received so far "
+        f"p50 {stats['settled_lag_s']['p50']} s, p99 {stats['settled_lag_s']['p99']} s, max "
+        f"{stats['settled_lag_s']['max']:.1f} s; duplicates {stats['duplicates']}, bad signatures "
+        f"{stats['bad_signatures']}"
+    )
+    args.metrics_scrape = scrape
 
 
 def _start_profiler(server_pid: int, seconds: float) -> subprocess.Popen:
@@ -527,12 +653,14 @@ async def run_phases(args, seeded: Seeded, port: int, base_port: int, server_pid
     await closed_loop(port, warm, 16, 2.0, redeem_op)
     await closed_loop(base_port, Phase("warm-up"), 16, 2.0, baseline_op)
     results = [Phase("baseline (bare UPDATE+INSERT)"), Phase("full: redemptions only"), Phase("full: realistic mix")]
+    hooked = Phase("full: redemptions, with a redemption.settled subscriber")
+    args.webhook_report = []
     # The baseline's requests are made ahead too, as the full path's are: the generator's share of the CPU is
     # then the same small one in both phases.
     # The two are compared in alternating rounds: this machine's speed drifts by tens of per cent within a minute
     # (other tenants of its host), and one long phase each would hand the drift to whichever ran in the slow part.
     base_ready = iter([baseline_op() for _ in range(closed_loop_budget)])
-    only = presigned(ops, closed_loop_budget)
+    only = presigned(ops, closed_loop_budget * (2 if args.webhook else 1))
     profiler = _start_profiler(server_pid, args.duration) if args.profile else None
     slice_s = args.duration / max(1, args.rounds)
     for _ in range(max(1, args.rounds)):
@@ -544,6 +672,10 @@ async def run_phases(args, seeded: Seeded, port: int, base_port: int, server_pid
             ),
         )
         await measured(results[1], server_pid, closed_loop(port, results[1], args.concurrency, slice_s, only))
+        if args.webhook:
+            await webhook_slice(
+                args, seeded, port, hooked, server_pid, closed_loop(port, hooked, args.concurrency, slice_s, only)
+            )
     if profiler is not None:
         profiler.wait()
     await measured(results[2], server_pid, closed_loop(port, results[2], args.concurrency, args.duration, mixed_op))
@@ -551,6 +683,12 @@ async def run_phases(args, seeded: Seeded, port: int, base_port: int, server_pid
     fixed_rate = presigned(ops, int(args.rate * args.duration) + 1)
     await measured(offered, server_pid, open_loop(port, offered, args.rate, args.duration, fixed_rate))
     results.append(offered)
+    if args.webhook:
+        results.append(hooked)
+    import httpx
+
+    async with httpx.AsyncClient(timeout=30) as http:
+        args.metrics_scrape = (await http.get(f"http://127.0.0.1:{port}/metrics")).text
     return results
 
 

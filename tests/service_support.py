@@ -60,6 +60,19 @@ class Service:
         assert response.status_code in (200, 201), response.text
         return response.json()
 
+    async def approve_cofunders(self, campaign_id: str) -> None:
+        """Each co-funder's government approves its pending share, as they would before the issuer funds."""
+        detail = await self.client.get(f"/v1/campaigns/{campaign_id}", headers=self.admin)
+        assert detail.status_code == 200, detail.text
+        for funder in detail.json()["funders"]:
+            if funder["approval"] != "pending":
+                continue
+            token = await self.token("gov", funder["issuer_id"])
+            response = await self.client.post(
+                f"/v1/campaigns/{campaign_id}/funders/{funder['issuer_id']}/approve", headers=self.auth(token)
+            )
+            assert response.status_code == 200, response.text
+
     async def pos_key(self, merchant_id: str) -> dict:
         response = await self.client.post(f"/v1/merchants/{merchant_id}/keys", headers=self.admin)
         assert response.status_code == 201, response.text

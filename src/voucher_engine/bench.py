@@ -18,9 +18,16 @@ SCRIPTS = {
         "bench_contracts.py",
         "Median time to evaluate the Shanghai dining contract, vs a hand-written lambda.",
     ),
+    "checker": (
+        "bench_checker.py",
+        "The contract checker on generated worst-case contracts: each one's time, and the worst (bound 50 ms).",
+    ),
     "ledger": ("bench_ledger.py", "Ledger verify, inclusion proof and CSV export over N transactions."),
     "campaigns": ("bench_campaigns.py", "Targeted issuance of 1,000,000 vouchers; first-come claims per second."),
+    "attestations": ("bench_attestations.py", "CPU per attestation verified (budget 100 us), beside PyJWT's."),
     "redemption": ("redemption_load.py", "The signed redemption path against a bare baseline in the same run."),
+    "payouts": ("bench_payouts.py", "A payout run over 100,000 merchants' balances: time and peak memory."),
+    "stats": ("bench_stats.py", "Campaign stats over 1,000,000 redemptions: rollup time, GET latency, freshness."),
 }
 
 

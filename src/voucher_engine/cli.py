@@ -11,12 +11,16 @@ from typing import Annotated, Optional
 import typer
 
 from voucher_engine import bench
+from voucher_engine.attestations import cli as attestations_cli
 from voucher_engine.campaigns import cli as campaigns_cli
+from voucher_engine.campaigns import remote as campaigns_remote
 from voucher_engine.config import Settings, get_settings, settings_for
 from voucher_engine.contracts import cli as contracts_cli
 from voucher_engine.db.migrate import prepare_database
+from voucher_engine.issuers import cli as issuers_cli
 from voucher_engine.ledger import checkpoints
 from voucher_engine.ledger import cli as ledger_cli
+from voucher_engine.merchants import admin_cli as merchants_admin_cli
 from voucher_engine.merchants import cli as merchants_cli
 from voucher_engine.secrets_store import load_server_secret
 
@@ -25,10 +29,34 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
 )
+
+
+def _version(value: bool) -> None:
+    if value:
+        from voucher_engine import __version__
+
+        typer.echo(f"voucher-engine {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
+    ] = False,
+) -> None:
+    """Targeted consumption subsidies paid as e-CNY smart-contract vouchers."""
+
+
 token_app = typer.Typer(help="Bearer tokens for admin, gov and auditor.", no_args_is_help=True)
 app.add_typer(token_app, name="token")
 
-DataDir = Annotated[Optional[Path], typer.Option("--data-dir", help="Where the embedded PostgreSQL and keys live.")]
+DataDir = Annotated[
+    Optional[Path],
+    typer.Option(
+        "--data-dir", help="Where the embedded PostgreSQL and keys live (default: $VE_DATA_DIR, else ./ve-data)."
+    ),
+]
 
 
 def prepare_keys(settings: Settings) -> None:
@@ -42,11 +70,17 @@ def run_server(settings: Settings) -> None:
 
     import uvicorn
 
+    from voucher_engine.api import http  # noqa: F401  (checks, before anything starts, that uvicorn has what it needs)
+
     # uvicorn re-raises the signal that stopped it once it has shut down; with the default SIGTERM action that
     # would kill this process before its exit handlers stop the embedded PostgreSQL. Exit normally instead.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
 
+    _prepare_metrics(settings)
     ledger = _start_ledger_process(settings)
+    webhooks = _start_webhooks_process(settings)
+    # The variables set above for the child processes hold for this one too (with --workers 1 the app runs here).
+    get_settings.cache_clear()
     try:
         uvicorn.run(
             "voucher_engine.api.app:create_app",
@@ -64,8 +98,35 @@ def run_server(settings: Settings) -> None:
             proxy_headers=False,
         )
     finally:
-        ledger.terminate()
-        ledger.join(timeout=10)
+        for process in (webhooks, ledger):
+            process.terminate()
+        for process in (webhooks, ledger):
+            process.join(timeout=10)
+
+
+def _prepare_metrics(settings: Settings) -> None:
+    """prometheus-client's multi-process mode (observability/metrics.py): one empty directory for this run, named
+    in the environment before any worker or background process starts. An operator's PROMETHEUS_MULTIPROC_DIR is
+    used (and emptied) if set."""
+    from voucher_engine.observability import multiproc
+
+    multiproc.prepare_dir(Path(os.environ.get("PROMETHEUS_MULTIPROC_DIR") or settings.data_dir / "metrics"))
+
+
+def _start_webhooks_process(settings: Settings):
+    """The webhook dispatcher in a process of its own (webhooks/background.py says why); the workers keep a standby
+    loop that takes over if it stops."""
+    import multiprocessing
+
+    from voucher_engine.webhooks import background
+
+    os.environ["VE_WEBHOOK_DISPATCHER"] = "process"
+    own = settings.model_copy(update={"webhook_dispatcher": "process", "served": True})
+    process = multiprocessing.get_context("spawn").Process(
+        target=background.run_process, args=(own,), name="voucher-engine webhooks", daemon=True
+    )
+    process.start()
+    return process
 
 
 def _start_ledger_process(settings: Settings):
@@ -142,12 +203,81 @@ def token_create(
     sys.stdout.write(token + "\n")
 
 
+def _run_on_database(data_dir: Path | None, work):
+    """Run `work(conn)` in one transaction on the service's database; EngineError ends the command with code 2."""
+    from voucher_engine.db.engine import create_engine
+    from voucher_engine.errors import EngineError
+
+    url = prepare_database(settings_for(data_dir))
+
+    async def run():
+        engine = create_engine(url, pool_size=1)
+        try:
+            async with engine.begin() as conn:
+                return await work(conn)
+        finally:
+            await engine.dispose()
+
+    try:
+        return asyncio.run(run())
+    except EngineError as exc:
+        typer.echo(f"error: {exc.detail}", err=True)
+        raise typer.Exit(2) from None
+
+
+@token_app.command("list")
+def token_list(
+    issuer_id: Annotated[Optional[str], typer.Option(help="Only tokens bound to this issuer.")] = None,
+    active: Annotated[bool, typer.Option("--active", help="Only tokens not revoked.")] = False,
+    data_dir: DataDir = None,
+) -> None:
+    """Print the tokens (never their secrets) as JSON lines: id, role, issuer_id, created_at, last_used_at,
+    revoked_at."""
+    from voucher_engine.auth import service
+
+    async def work(conn):
+        found, after = [], None
+        while True:
+            page = await service.list_tokens(conn, after=after, limit=1000, issuer_id=issuer_id, active_only=active)
+            found += page
+            if len(page) < 1000:
+                return found
+            after = page[-1].id
+
+    for token in _run_on_database(data_dir, work):
+        sys.stdout.write(token.model_dump_json() + "\n")
+
+
+@token_app.command("revoke")
+def token_revoke(
+    token_id: Annotated[str, typer.Argument(help="The token's id (tok_...), as `token list` shows it.")],
+    data_dir: DataDir = None,
+) -> None:
+    """Revoke a token: every worker refuses it from now on. Revoking it again changes nothing."""
+    from voucher_engine.auth import service
+
+    async def work(conn):
+        return await service.revoke_token(conn, token_id)
+
+    token = _run_on_database(data_dir, work)
+    typer.echo(f"revoked {token.id} ({token.role}) at {token.revoked_at.isoformat()}", err=True)
+
+
 @app.command()
 def demo(
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
-    data_dir: DataDir = Path("./ve-demo-data"),
-    test_clock: Annotated[bool, typer.Option("--test-clock/--no-test-clock")] = True,
+    data_dir: Annotated[
+        Path, typer.Option("--data-dir", help="Where the demo's PostgreSQL and keys live (its demo.env too).")
+    ] = Path("./ve-demo-data"),
+    test_clock: Annotated[
+        bool,
+        typer.Option(
+            "--test-clock/--no-test-clock",
+            help="Allow PUT /v1/test/clock, so you can move the demo's business time (on by default in the demo; "
+            "never in production).",
+        ),
+    ] = True,
 ) -> None:
     """Serve with a demo issuer, two merchants and a funded, active campaign; print commands to try it."""
     from voucher_engine import demo as demo_module
@@ -166,6 +296,14 @@ app.add_typer(ledger_cli.app, name="ledger", help="Verify the ledger offline or 
 app.add_typer(campaigns_cli.app, name="issue", help="Issue vouchers from a CSV of holders.")
 app.add_typer(bench.app, name="bench", help="Benchmarks that print figures.")
 app.add_typer(merchants_cli.app, name="pos", help="A signing POS client: ping, quote, redeem, refund.")
+app.add_typer(attestations_cli.app, name="attester", help="The reference attester: keygen, sign, sign-csv.")
+# Against a running service, with a bearer token (demo.env's $VE, $GOV, $ADMIN):
+app.add_typer(
+    campaigns_remote.app, name="campaign", help="A campaign's life over the API: check, create, fund, close..."
+)
+app.add_typer(issuers_cli.app, name="issuer", help="Issuers over the API: create, show, list.")
+app.add_typer(merchants_admin_cli.merchant_app, name="merchant", help="Merchants over the API: put, show, suspend...")
+app.add_typer(merchants_admin_cli.key_app, name="key", help="POS keys over the API: create, revoke.")
 
 
 def main() -> None:

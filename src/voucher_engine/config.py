@@ -41,6 +41,18 @@ class Settings(BaseSettings):
     ledger_sequencer: Literal["workers", "process"] = "workers"
     # Set by `serve` for its workers: long-lived server processes, tuned as such (api/app.py: the garbage collector).
     served: bool = False
+    # Webhooks (webhooks/): the first retry this long after a failure, each later one twice as long (capped at an
+    # hour), for at least `webhook_give_up_s`; receivers at loopback or private addresses only when allowed.
+    webhook_retry_base_s: float = Field(default=10.0, gt=0, le=3600)
+    webhook_timeout_s: float = Field(default=10.0, gt=0, le=60)
+    webhook_give_up_s: float = Field(default=86400.0, gt=0)
+    webhook_max_pending: int = Field(default=1_000_000, ge=1)
+    webhook_allow_private: bool = False
+    # Where the dispatcher runs: "workers" (a loop in each worker: tests, scripts) or "process" (set by `serve`: a
+    # process of its own; the workers keep a standby loop that takes over when its heartbeat stops).
+    webhook_dispatcher: Literal["workers", "process"] = "workers"
+    # One line per request: "json" or "text"; unset = json under `serve`, no request lines otherwise.
+    log_format: Literal["json", "text"] | None = None
 
     @property
     def resolved_signing_key_path(self) -> Path:

@@ -10,13 +10,14 @@ from __future__ import annotations
 import asyncio
 import json
 import shlex
+from typing import Any
 
 from voucher_engine.config import Settings
 from voucher_engine.db.engine import create_engine
 from voucher_engine.secrets_store import load_server_secret
 
 DEMO_ISSUER = {"name": "Shanghai Municipal Commission of Commerce (demo)", "region_code": "310000"}
-DEMO_MERCHANTS = {
+DEMO_MERCHANTS: dict[str, dict[str, Any]] = {
     "demo-noodle-bar": {
         "name": "Xuhui Noodle Bar",
         "mcc": "5812",
@@ -36,6 +37,7 @@ DEMO_MERCHANTS = {
 
 async def _seed(settings: Settings) -> dict:
     from voucher_engine.auth import service as auth_service
+    from voucher_engine.campaigns import demo as campaign_demo
     from voucher_engine.issuers import repository as issuer_repository
     from voucher_engine.issuers import service as issuer_service
     from voucher_engine.issuers.schemas import IssuerCreate
@@ -43,6 +45,8 @@ async def _seed(settings: Settings) -> dict:
     from voucher_engine.merchants.schemas import MerchantPut
 
     server_secret = load_server_secret(settings.resolved_server_secret_path)
+    if settings.database_url is None:
+        raise RuntimeError("the demo seeds the database prepare_database started: DATABASE_URL must be set")
     engine = create_engine(settings.database_url, pool_size=2)
     seeded: dict = {"merchants": {}}
     try:
@@ -57,12 +61,7 @@ async def _seed(settings: Settings) -> dict:
             seeded["admin_token"], _ = await auth_service.create_token(conn, "admin")
             seeded["gov_token"], _ = await auth_service.create_token(conn, "gov", issuer_id)
             seeded["auditor_token"], _ = await auth_service.create_token(conn, "auditor")
-        try:
-            from voucher_engine.campaigns import demo as campaign_demo
-        except ImportError:
-            campaign_demo = None
-        if campaign_demo is not None:
-            seeded.update(await campaign_demo.seed(engine, issuer_id, settings))
+        seeded.update(await campaign_demo.seed(engine, issuer_id, settings))
     finally:
         await engine.dispose()
     return seeded
@@ -78,6 +77,8 @@ def seed_and_print(settings: Settings) -> dict:
             f"export {name}={shlex.quote(value)}\n"
             for name, value in {
                 "VE": base,
+                # Every later command in this shell then reads the demo's data, not an empty ./ve-data.
+                "VE_DATA_DIR": str(settings.data_dir.resolve()),
                 "ADMIN": seeded["admin_token"],
                 "GOV": seeded["gov_token"],
                 "AUDITOR": seeded["auditor_token"],
@@ -104,13 +105,17 @@ def seed_and_print(settings: Settings) -> dict:
     voucher = seeded.get("voucher")
     if voucher:
         till = f"--code {voucher['code']} --wallet {voucher['wallet_id']}"
+        txn = seeded["pos_txn_id"]
         lines += [
             "",
-            "At the till (signed with demo-noodle-bar's POS key from demo.env):",
+            "At the till (signed with demo-noodle-bar's POS key from demo.env; in another terminal, first",
+            f"  . .venv/bin/activate   and   source {env_path}   ):",
             "  voucher-engine pos ping",
             f"  voucher-engine pos quote {till} --amount-fen 12000",
-            f"  voucher-engine pos redeem {till} --amount-fen 12000 --pos-txn-id demo-0001",
-            "  voucher-engine pos refund <redemption id from the answer> --amount-fen 12000",
+            f"  voucher-engine pos redeem {till} --amount-fen 12000 --pos-txn-id {txn}",
+            f"  voucher-engine pos refund --pos-txn-id {txn} --refund-id {txn}-r1 --amount-fen 12000",
+            "  (each is safe to repeat: the same ids answer the same redemption or refund)",
+            "  voucher-engine ledger verify",
             "",
             "A demo voucher: " + json.dumps(voucher),
         ]

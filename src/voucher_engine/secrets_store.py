@@ -12,12 +12,13 @@ import hashlib
 import hmac
 import os
 import secrets
+from collections.abc import Callable
 from pathlib import Path
 
 SERVER_SECRET_BYTES = 32
 
 
-def load_or_create(path: Path, make: callable) -> bytes:
+def load_or_create(path: Path, make: Callable[[], bytes]) -> bytes:
     """Read the file, or create it atomically with owner-only permissions (two starters agree on one winner)."""
     if path.exists():
         return path.read_bytes()

@@ -8,7 +8,6 @@ import textwrap
 from dataclasses import dataclass
 from pathlib import Path
 
-
 CONTRACTS = Path(__file__).resolve().parents[2] / "contracts"
 
 
@@ -82,6 +81,9 @@ class Gov:
         return response.json()
 
     async def move(self, campaign_id: str, action: str) -> dict:
+        if action == "fund":
+            # Co-funders consent first (campaigns/consent.py); tests of consent itself post `fund` directly.
+            await self.service.approve_cofunders(campaign_id)
         response = await self.post(f"/v1/campaigns/{campaign_id}/{action}")
         assert response.status_code == 200, response.text
         return response.json()

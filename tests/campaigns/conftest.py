@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest_asyncio
-
 from campaign_helpers import Gov, make_gov, set_clock
 
 

@@ -8,7 +8,6 @@ import random
 
 import pytest_asyncio
 import sqlalchemy as sa
-
 from campaign_helpers import make_gov, policy, set_clock, wallet
 
 
@@ -130,7 +129,9 @@ async def test_claims_check_holder_conditions_with_explain(service):
     )
     assert response.status_code == 422 and response.json()["code"] == "NOT_ELIGIBLE"
     explain = response.json()["explain"]
-    assert explain[0]["rule"] == "age >= 18" and explain[0]["actual"] == 16 and explain[0]["line"] > 0
+    assert explain[0]["rule"] == "age >= 18" and explain[0]["line"] > 0
+    # The rule and what it needs, never the holder's value (issue 18: error details carry no attribute values).
+    assert "actual" not in explain[0] and "16" not in response.text
 
 
 async def test_close_stops_claims_and_revokes(service):
@@ -185,7 +186,8 @@ async def test_the_claims_fast_path_answers_as_the_route_does(service):
 
 
 async def _claim_batch(service, campaign_id: str, holders: list[tuple[str, str | None]], limit: int) -> list[str]:
-    """One call of the claims function (migration 0006) with a batch of (wallet, id_hash), as a batcher sends it."""
+    """One call of the claims function (migrations 0006, 0012) with a batch of (wallet, id_hash), as a batcher sends
+    it (no attestations)."""
     from datetime import datetime, timezone
 
     import asyncpg
@@ -197,7 +199,7 @@ async def _claim_batch(service, campaign_id: str, holders: list[tuple[str, str |
     conn = await asyncpg.connect(plain_url(service.settings.database_url))
     try:
         return await conn.fetchval(
-            "SELECT campaign_claims($1, $2, $3, $4, $5, 0, $6, $7, $8, 1000, $9::jsonb[])",
+            "SELECT campaign_claims($1, $2, $3, $4, $5, 0, $6, $7, $8, 1000, $9::text[], $10::bytea[], $11::text[])",
             campaign_id,
             [f"vch_{i:032x}" for i in range(len(holders))],
             [w for w, _ in holders],
@@ -206,7 +208,9 @@ async def _claim_batch(service, campaign_id: str, holders: list[tuple[str, str |
             [now] * len(holders),
             [now] * len(holders),
             [until] * len(holders),
-            ["{}"] * len(holders),
+            [None] * len(holders),
+            [None] * len(holders),
+            [None] * len(holders),
         )
     finally:
         await conn.close()

@@ -12,12 +12,12 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 
 import httpx
 import orjson
 import sqlalchemy as sa
-
 from campaign_helpers import make_gov, set_clock, wallet
 from test_campaign_claims import county_fair
 
@@ -45,11 +45,13 @@ async def test_2000_claims_for_500_vouchers_against_two_server_workers(service):
     env.update(
         DATABASE_URL=service.settings.database_url, VE_DATA_DIR=str(service.settings.data_dir), VE_DB_POOL_SIZE="8"
     )
+    # Its log to a file: a pipe nobody reads would stop the server once its request lines (one each) filled it.
+    log = tempfile.TemporaryFile()
     server = subprocess.Popen(
         [sys.executable, "-m", "voucher_engine.cli", "serve", "--workers", "2", "--port", str(port)],
         env=env,
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
+        stderr=log,
         start_new_session=True,
     )
     try:
@@ -60,7 +62,7 @@ async def test_2000_claims_for_500_vouchers_against_two_server_workers(service):
                     break
             except httpx.HTTPError:
                 pass
-            assert server.poll() is None, server.stderr.read().decode()[-3000:]
+            assert server.poll() is None, (log.seek(0), log.read().decode()[-3000:])[1]
             assert time.monotonic() < deadline, "server not ready"
             await asyncio.sleep(0.2)
         path = f"/v1/campaigns/{campaign['id']}/claims"

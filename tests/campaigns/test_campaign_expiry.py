@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sqlalchemy as sa
-
 from campaign_helpers import make_gov, policy, set_clock, wallet
 
 from voucher_engine import clock

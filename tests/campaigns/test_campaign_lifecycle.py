@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from campaign_helpers import ADULT, dining, make_gov, policy, set_clock, wallet
 
 from voucher_engine.campaigns.service import TRANSITIONS
@@ -76,15 +75,15 @@ async def test_odd_budgets_give_the_leftover_fen_to_the_first_funder(service, sh
     assert district - await balance(service, "fiscal:iss_310104") == 3334
 
 
-async def test_funding_needs_every_funder_registered(service):
+async def test_every_funder_must_be_registered_when_the_campaign_is_created(service):
     await set_clock(service, "2025-01-10T10:00:00+08:00")
     gov = await make_gov(service, "310000")  # the central government (000000) is not registered
-    campaign = await gov.create(policy("appliance-trade-in-2025"))
-    refused = await gov.post(f"/v1/campaigns/{campaign['id']}/fund")
-    assert refused.status_code == 409 and refused.json()["code"] == "CONFLICT"
-    assert refused.json()["missing_funders"] == ["000000"]
-    assert (await gov.campaign(campaign["id"]))["status"] == "draft"
-    assert await balance(service, f"escrow:{campaign['id']}") == 0
+    refused = await gov.post("/v1/campaigns", {"source": policy("appliance-trade-in-2025")})
+    assert refused.status_code == 422 and refused.json()["code"] == "CONTRACT_INVALID"
+    [error] = refused.json()["errors"]
+    assert error["line"] == 6 and "000000" in error["message"], error
+    listed = await gov.get("/v1/campaigns")
+    assert listed.json()["items"] == []
 
 
 async def test_early_close_revokes_and_returns_everything_unspent_in_shares(service, shanghai):

@@ -8,7 +8,6 @@ import json
 from dataclasses import dataclass, field
 
 import pytest
-
 from campaign_helpers import make_gov, policy, set_clock, wallet
 
 from voucher_engine.merchants.client import signed_headers

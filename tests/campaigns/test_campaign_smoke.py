@@ -70,8 +70,8 @@ async def test_openapi_describes_the_campaign_api(service):
 
 
 async def test_the_stored_contract_cannot_be_changed(service, shanghai):
-    import sqlalchemy as sa
     import pytest
+    import sqlalchemy as sa
 
     campaign = await shanghai.create(dining())
     with pytest.raises(sa.exc.DBAPIError):

@@ -5,10 +5,9 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
+from contract_helpers import POLICY_FILES, cst, pay, policy, source
 
 from voucher_engine.contracts import FixedWindow, Item, RelativeValidity, check_contract
-
-from contract_helpers import POLICY_FILES, cst, pay, policy, source
 
 
 @pytest.mark.parametrize("name", POLICY_FILES)

@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import datetime as dt
 
+from contract_helpers import POLICY_FILES, pay, source
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from voucher_engine.contracts import ContractInvalid, Item, Payment, check_contract, compile_contract
-from voucher_engine.contracts import reference
-
-from contract_helpers import POLICY_FILES, pay, source
+from voucher_engine.contracts import ContractInvalid, Item, Payment, check_contract, compile_contract, reference
 
 REGIONS = ["000000", "310000", "310100", "310104", "310101", "320000", "320500", "320505", "330127", "330100"]
 MCCS = ["5812", "5813", "5411", "5499", "7832", "1520"]
@@ -372,5 +370,7 @@ def test_limits_are_clean_errors() -> None:
     assert "conditions; the limit is 200" in check_contract(many).errors[0].message
     long_lines = base + "\n" * 3000
     assert "lines; the limit" in check_contract(long_lines).errors[0].message
-    parens = base.replace("age >= 18", "(" * 5000 + "age >= 18" + ")" * 5000)
+    parens = base.replace("age >= 18", "(" * 200 + "age >= 18" + ")" * 200)
     assert check_contract(parens).ok  # brackets alone do not nest the tree
+    many_parens = base.replace("age >= 18", "(" * 5000 + "age >= 18" + ")" * 5000)
+    assert "words, numbers and symbols; the limit is" in check_contract(many_parens).errors[0].message

@@ -15,11 +15,12 @@ MERCHANT_BODY = {
     "tags": [],
 }
 
-# (method, path, body) of every bearer-token endpoint of the foundation, all admin-only.
+# (method, path, body) of every admin-only bearer-token endpoint of the foundation. (`GET /v1/issuers/{id}` is
+# also the issuer's own government's and auditors': tests/reliability/test_security_matrix.py covers it.)
 ADMIN_ENDPOINTS = [
     ("POST", "/v1/issuers", {"name": "x", "region_code": "320000"}),
     ("GET", "/v1/issuers", None),
-    ("GET", "/v1/issuers/iss_310000", None),
+    ("PATCH", "/v1/issuers/iss_310000", {"appropriation_fen": None}),
     ("PUT", "/v1/merchants/m-auth", MERCHANT_BODY),
     ("GET", "/v1/merchants", None),
     ("GET", "/v1/merchants/m-auth", None),
@@ -28,6 +29,8 @@ ADMIN_ENDPOINTS = [
     ("POST", "/v1/merchants/m-auth/keys", None),
     ("DELETE", "/v1/merchants/m-auth/keys/key_x", None),
     ("POST", "/v1/tokens", {"role": "auditor"}),
+    ("GET", "/v1/tokens", None),
+    ("DELETE", "/v1/tokens/tok_x", None),
     ("PUT", "/v1/test/clock", {"now": "2025-01-01T00:00:00+08:00"}),
     ("GET", "/v1/test/clock", None),
     ("DELETE", "/v1/test/clock", None),

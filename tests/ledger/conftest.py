@@ -40,7 +40,7 @@ def fund(campaign: str, parts: dict[str, int]) -> NewTransaction:
     postings = [Posting(f"fiscal:{funder}", credit_fen=amount) for funder, amount in parts.items()]
     postings.append(Posting(f"escrow:{campaign}", debit_fen=sum(parts.values())))
     return NewTransaction(
-        kind="fund", postings=tuple(postings), refs={"shares_bp": {f: 1 for f in parts}}, at=AT, campaign_id=campaign
+        kind="fund", postings=tuple(postings), refs={"shares_bp": dict.fromkeys(parts, 1)}, at=AT, campaign_id=campaign
     )
 
 

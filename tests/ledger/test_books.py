@@ -11,7 +11,7 @@ from voucher_engine.errors import EngineError
 from voucher_engine.ledger import sequencer
 from voucher_engine.ledger import service as ledger
 
-from .conftest import fund, open_accounts, redeem, refund, seed, superuser
+from .conftest import fund, open_accounts, redeem, seed, superuser
 
 
 async def test_balances_equal_the_sum_of_postings_and_every_transaction_balances(engine, database_url):
@@ -240,7 +240,7 @@ async def test_racing_funds_and_redemptions_never_show_a_negative_escrow_in_seq_
         await open_accounts(conn, "fiscal:iss_310000", "escrow:c1", *[f"merchant:m{i}" for i in range(3)])
 
     async def funder(w: int) -> None:
-        for round_ in range(25):
+        for _round in range(25):
             async with engine.begin() as conn:
                 await ledger.post_many(conn, [fund("c1", {"iss_310000": 20})], savepoint=savepoint)
                 await asyncio.sleep(0.002 * (w + 1))

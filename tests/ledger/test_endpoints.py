@@ -139,7 +139,7 @@ async def test_checkpoints_and_proofs_verify_against_the_published_key(service, 
 
 async def test_export_streams_a_verifiable_csv(service, owners):
     auditor = await _setup(service)
-    latest = (await service.client.post("/v1/ledger/checkpoints", headers=auditor)).json()
+    latest = (await service.client.post("/v1/ledger/checkpoints", headers=service.admin)).json()  # signs now
     response = await service.client.get("/v1/ledger/export", params={"format": "csv"}, headers=auditor)
     assert response.status_code == 200 and response.headers["content-type"].startswith("text/csv")
     pinned = base64.b64decode(latest["public_key"])

@@ -99,6 +99,7 @@ class World:
         created = await client.post("/v1/campaigns", json={"source": source}, headers=headers)
         assert created.status_code == 201, created.text
         campaign_id = created.json()["id"]
+        await self.service.approve_cofunders(campaign_id)
         for action in ("fund", "activate"):
             moved = await client.post(f"/v1/campaigns/{campaign_id}/{action}", headers=headers)
             assert moved.status_code == 200, moved.text

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import secrets
 
-from redemption_world import WALLET, holder
+from redemption_world import holder
 
 from voucher_engine.ledger import service as ledger
 

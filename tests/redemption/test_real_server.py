@@ -10,6 +10,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 
 import httpx
@@ -40,11 +41,13 @@ async def test_5000_attempts_on_1000_vouchers_from_50_clients(world):
     port = _free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("VE_")}
     env.update(DATABASE_URL=svc.settings.database_url, VE_DATA_DIR=str(svc.settings.data_dir))
+    # Its log to a file: a pipe nobody reads would stop the server once its request lines (one each) filled it.
+    log = tempfile.TemporaryFile()
     server = subprocess.Popen(
         [sys.executable, "-m", "voucher_engine.cli", "serve", "--workers", "2", "--port", str(port), "--test-clock"],
         env=env,
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
+        stderr=log,
         start_new_session=True,
     )
     try:
@@ -55,7 +58,7 @@ async def test_5000_attempts_on_1000_vouchers_from_50_clients(world):
                     break
             except httpx.HTTPError:
                 pass
-            assert server.poll() is None, server.stderr.read().decode()[-3000:]
+            assert server.poll() is None, (log.seek(0), log.read().decode()[-3000:])[1]
             assert time.monotonic() < deadline, "server not ready"
             await asyncio.sleep(0.2)
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest_asyncio
-
 from reliability_helpers import build_world
 
 

@@ -8,8 +8,57 @@ import asyncpg
 BOOKS_CHECKS: dict[str, str] = {
     # Every transaction's debits equal its credits.
     "unbalanced transactions": "SELECT id FROM ledger_transactions WHERE (SELECT sum(a) FROM unnest(amounts_fen) AS a) <> 0",
-    # Escrows and merchants hold what they were given; only fiscal accounts go negative (by what they funded).
-    "negative escrow or merchant balances": "SELECT account, balance_fen FROM ledger_accounts WHERE kind IN ('escrow', 'merchant') AND balance_fen < 0",
+    # Escrows and payouts in flight hold what they were given; only fiscal accounts go negative (by what they funded),
+    # and a merchant's only by a clawback of money already paid out (checked below).
+    "negative escrow or payout balances": "SELECT account, balance_fen FROM ledger_accounts WHERE kind IN ('escrow', 'payout') AND balance_fen < 0",
+    "merchants below zero by more than their clawbacks": """
+        SELECT a.account, a.balance_fen FROM ledger_accounts a
+        LEFT JOIN (SELECT 'merchant:' || merchant_id AS account, sum(amount_fen) AS clawed FROM clawbacks GROUP BY 1) c
+               ON c.account = a.account
+        WHERE a.kind = 'merchant' AND a.balance_fen < -coalesce(c.clawed, 0)""",
+    # Per merchant: settled + payout + merchant = what it was credited, less refunds and clawbacks.
+    "merchants whose three accounts are not credited less refunds and clawbacks": """
+        SELECT m.id, coalesce(b.held, 0) AS held, coalesce(f.net, 0) AS net FROM merchants m
+        LEFT JOIN (SELECT split_part(account, ':', 2) AS merchant_id, sum(balance_fen) AS held FROM ledger_accounts
+                   WHERE kind IN ('merchant', 'payout', 'settled') GROUP BY 1) b ON b.merchant_id = m.id
+        LEFT JOIN (SELECT split_part(u.account, ':', 2) AS merchant_id, sum(u.amount) AS net
+                   FROM ledger_transactions t, unnest(t.accounts, t.amounts_fen) AS u(account, amount)
+                   WHERE t.kind IN ('redeem', 'refund', 'clawback') AND u.account LIKE 'merchant:%'
+                   GROUP BY 1) f ON f.merchant_id = m.id
+        WHERE coalesce(b.held, 0) <> coalesce(f.net, 0)""",
+    # Each clawback is one clawback transaction of its amount, merchant to escrow; and the reverse.
+    "clawbacks without their ledger transaction": """
+        SELECT c.id FROM clawbacks c LEFT JOIN ledger_transactions t ON t.id = c.ledger_tx_id
+        LEFT JOIN redemptions r ON r.campaign_id = c.campaign_id AND r.id = c.redemption_id
+        WHERE t.id IS NULL OR t.kind <> 'clawback' OR t.refs->>'redemption_id' <> c.redemption_id
+           OR t.accounts <> ARRAY['merchant:' || c.merchant_id, 'escrow:' || c.campaign_id]
+           OR t.amounts_fen <> ARRAY[-c.amount_fen, c.amount_fen] OR r.clawed_back_fen <> c.amount_fen""",
+    "clawback transactions without their clawback": """
+        SELECT t.id FROM ledger_transactions t LEFT JOIN clawbacks c ON c.ledger_tx_id = t.id
+        WHERE t.kind = 'clawback' AND c.id IS NULL""",
+    # Each payout item is one payout transaction of its amount, and once confirmed one confirm or reversal of it.
+    "payout items without their ledger transactions": """
+        SELECT i.id FROM payout_items i
+        LEFT JOIN ledger_transactions p ON p.id = i.ledger_tx_id
+        LEFT JOIN ledger_transactions c ON c.id = i.confirm_tx_id
+        WHERE p.id IS NULL OR p.kind <> 'payout' OR p.amounts_fen <> ARRAY[-i.amount_fen, i.amount_fen]
+           OR p.accounts <> ARRAY['merchant:' || i.merchant_id, 'payout:' || i.merchant_id]
+           OR (i.status = 'sent') <> (c.id IS NULL)
+           OR (i.status = 'paid' AND (c.kind <> 'payout_confirm' OR c.amounts_fen <> ARRAY[-i.amount_fen, i.amount_fen]))
+           OR (i.status = 'failed' AND (c.kind <> 'payout_reversal' OR c.amounts_fen <> ARRAY[-i.amount_fen, i.amount_fen]))""",
+    "payout transactions without their item": """
+        SELECT t.id FROM ledger_transactions t
+        LEFT JOIN payout_items i ON t.id IN (i.ledger_tx_id, i.confirm_tx_id)
+        WHERE t.kind IN ('payout', 'payout_confirm', 'payout_reversal') AND i.id IS NULL""",
+    # payout:<m> holds exactly its items still at the bank, settled:<m> exactly its paid items.
+    "payout and settled accounts that are not their items": """
+        SELECT a.account, a.balance_fen, coalesce(i.amount, 0) FROM ledger_accounts a
+        LEFT JOIN (SELECT 'payout:' || merchant_id AS account, sum(amount_fen) AS amount FROM payout_items
+                   WHERE status = 'sent' GROUP BY 1
+                   UNION ALL
+                   SELECT 'settled:' || merchant_id, sum(amount_fen) FROM payout_items WHERE status = 'paid' GROUP BY 1
+                  ) i ON i.account = a.account
+        WHERE a.kind IN ('payout', 'settled') AND a.balance_fen <> coalesce(i.amount, 0)""",
     # Every stored balance is the sum of its postings.
     "balances that are not the sum of their postings": """
         SELECT a.account, a.balance_fen, coalesce(p.total, 0) AS postings
@@ -49,18 +98,19 @@ BOOKS_CHECKS: dict[str, str] = {
     # A capped day's spend is what its redemptions paid, less what refunds gave back; never above the cap.
     "daily spend that is not the redemptions'": """
         SELECT d.campaign_id, d.day, d.spent_fen, coalesce(r.net, 0) AS net FROM daily_spend d
-        LEFT JOIN (SELECT campaign_id, spend_day, sum(subsidy_fen - subsidy_refunded_fen) AS net FROM redemptions
+        LEFT JOIN (SELECT campaign_id, spend_day, sum(subsidy_fen - subsidy_refunded_fen - clawed_back_fen) AS net
+                   FROM redemptions
                    GROUP BY 1, 2) r ON r.campaign_id = d.campaign_id AND r.spend_day = d.day
         WHERE d.spent_fen <> coalesce(r.net, 0) OR d.spent_fen > d.cap_fen""",
     # A closed campaign's escrow is empty: everything unspent went back to the funders.
     "closed campaigns holding money": """
         SELECT c.id, a.balance_fen FROM campaigns c JOIN ledger_accounts a ON a.account = 'escrow:' || c.id
         WHERE c.status = 'closed' AND a.balance_fen <> 0""",
-    # A campaign holds in escrow exactly funded - redeemed + refunded - returned.
-    "escrows that are not funded - redeemed + refunded - returned": """
+    # A campaign holds in escrow exactly funded - redeemed + refunded + clawed back - returned.
+    "escrows that are not funded - redeemed + refunded + clawed back - returned": """
         SELECT a.account, a.balance_fen, coalesce(f.flow, 0) FROM ledger_accounts a
         LEFT JOIN (SELECT 'escrow:' || campaign_id AS account,
-                          sum(CASE kind WHEN 'fund' THEN amount WHEN 'refund' THEN amount ELSE -amount END) AS flow
+                          sum(CASE WHEN kind IN ('fund', 'refund', 'clawback') THEN amount ELSE -amount END) AS flow
                    FROM (SELECT t.campaign_id, t.kind, abs(u.amount) AS amount
                          FROM ledger_transactions t, unnest(t.accounts, t.amounts_fen) AS u(account, amount)
                          WHERE u.account = 'escrow:' || t.campaign_id) x GROUP BY 1) f ON f.account = a.account

@@ -212,7 +212,7 @@ class RealServer:
 
 # -- the books ----------------------------------------------------------------------------------------------------
 
-from reliability_books import BOOKS_CHECKS, books_problems  # noqa: E402  (shared with loadtest/crash.py)
+from reliability_books import books_problems  # noqa: E402  (shared with loadtest/crash.py)
 
 
 async def assert_books_balance(database_url: str) -> None:

@@ -9,8 +9,8 @@ import base64
 import secrets
 
 import pytest
-
 from reliability_helpers import WALLET, Till, holder, start_service
+
 from voucher_engine.campaigns.codes import make_code
 from voucher_engine.redemption.dispatch import GUARD_KEY
 

@@ -1,4 +1,5 @@
-"""Conservation under a random workload: a hypothesis state machine funds, activates, pauses, issues, claims,
+"""Conservation under a random workload: a hypothesis state machine funds (after a co-funder's approval or
+decline, or before either), activates, pauses, issues, claims,
 redeems (retries and conflicting retries too), refunds (partly, wholly, too much, retried), moves the clock,
 expires and closes at random, against the real service over HTTP (the app in process, test clock on), and after
 every step checks that the books hold:
@@ -7,7 +8,14 @@ every step checks that the books hold:
   negative, money is neither made nor destroyed (reliability_helpers.BOOKS_CHECKS, in SQL);
 - `GET /v1/ledger/campaigns/{id}/reconciliation` says balanced for every campaign;
 - every campaign's totals (`GET /v1/campaigns/{id}`) agree with the ledger, and with what the machine was told:
-  the subsidies of the redemptions it got a 201 for, less the clawbacks of the refunds it got a 201 for.
+  the subsidies of the redemptions it got a 201 for, less the clawbacks of the refunds it got a 201 for, less the
+  clawbacks (追回) it got a 201 for;
+- merchant settlement: payout runs, the bank's confirmations (paid, failed, retried), payout holds and releases and
+  clawbacks are steps too; per merchant settled + payout + merchant = credited less refunds and clawbacks, the
+  payout account holds exactly the items still at the bank, the settled account exactly the paid ones, and a held
+  merchant is in no run.
+- a co-funded campaign is funded only while its co-funder's standing decision is an approval, and its detail shows
+  the decision the machine last gave.
 
 The service runs on an event loop of its own in a thread, because hypothesis drives the machine synchronously.
 """
@@ -31,8 +39,8 @@ from hypothesis.stateful import (
     rule,
     run_state_machine_as_test,
 )
-
 from reliability_helpers import Till, books_problems, build_world, start_service
+
 from voucher_engine.db.engine import plain_url
 
 EXAMPLES = 20
@@ -95,7 +103,8 @@ payment {
 }
 # What each kind of request may answer besides success: anything else (a 5xx above all) fails the machine.
 REFUSALS = {
-    "move": {"INVALID_STATE"},
+    "move": {"INVALID_STATE", "FUNDING_NOT_APPROVED"},
+    "decide": {"INVALID_STATE"},
     "issue": {"CAMPAIGN_NOT_ACTIVE", "INVALID_STATE", "SOLD_OUT", "HOLDER_LIMIT", "NOT_ELIGIBLE"},
     "claim": {"CAMPAIGN_NOT_ACTIVE", "INVALID_STATE", "SOLD_OUT", "HOLDER_LIMIT", "NOT_ELIGIBLE", "VALIDATION_ERROR"},
     "redeem": {
@@ -110,7 +119,9 @@ REFUSALS = {
         "INSUFFICIENT_FUNDS",
         "IDEMPOTENCY_CONFLICT",
     },
-    "refund": {"REFUND_EXCEEDS_ORDER", "IDEMPOTENCY_CONFLICT"},
+    "refund": {"REFUND_EXCEEDS_ORDER", "IDEMPOTENCY_CONFLICT", "INVALID_STATE"},
+    "clawback": {"INVALID_STATE"},
+    "confirm": {"INVALID_STATE"},
 }
 
 
@@ -125,6 +136,8 @@ class Runner:
         self.service, self._close = self.run(start_service(database_url, data_dir, test_clock=True))
         self.world = self.run(build_world(self.service))
         self.gov = self.service.auth(self.world.gov["310000"])
+        # The district, co-funder of the "balance" campaigns.
+        self.district = self.service.auth(self.world.gov["310104"])
         self.auditor = self.service.auth(self.run(self.service.token("auditor")))
         self.till: Till = self.world.tills["xuhui-noodles"]
         self.conn: asyncpg.Connection = self.run(asyncpg.connect(plain_url(database_url)))
@@ -172,25 +185,40 @@ class Books(RuleBasedStateMachine):
         run = next(_runs)
         self.wallets = [f"61{run:05d}{n:09d}" for n in range(HOLDERS)]
         self.r.run(self.r.world.set_clock(self.now.isoformat()))
-        self.campaigns: dict[str, dict[str, Any]] = {}  # id -> {"kind", "status", "paid_fen", "clawed_fen"}
+        # id -> {"kind", "status", "paid_fen", "clawed_fen", "approval"} (approval: the district's share's standing
+        # decision on a co-funded campaign, None on one the city funds alone)
+        self.campaigns: dict[str, dict[str, Any]] = {}
         self.vouchers: list[tuple[str, str, str]] = []  # (campaign_id, code, wallet)
         self.redemptions: list[dict[str, Any]] = []  # 201 bodies, with the pos_txn_id and order
         self.refund_ids: list[tuple[str, str, int]] = []  # (redemption_id, refund_id, amount)
+        self.clawed: dict[str, dict[str, Any]] = {}  # redemption id -> the clawback's 201 body
+        self.items: dict[str, dict[str, Any]] = {}  # payout item id -> item as last answered (this run's only)
+        self.held = False
+        # A merchant of this run's own, so that its accounts start empty: what a payout run finds must depend on
+        # this run's steps only (hypothesis replays a run and expects the same draws).
+        self.merchant = f"books-m{run}"
+        self.till = self.r.run(self._new_till(self.merchant))
+
+    async def _new_till(self, merchant_id: str) -> Till:
+        await self.r.service.merchant(merchant_id, mcc="5812", region_code="310104")
+        key = await self.r.service.pos_key(merchant_id)
+        return Till(self.r.service, merchant_id, key["key_id"], key["secret"])
 
     # -- rules --------------------------------------------------------------------------------------------------
 
     @initialize(kind=st.sampled_from(sorted(CONTRACTS)))
     def first_campaign(self, kind: str) -> None:
         """Every run starts with a live campaign whose vouchers are out, so money moves from the first steps."""
-        self.launch(kind, 2, [0, 1, 2])
+        self.launch(kind, 2, [0, 1, 2], True)
 
     @precondition(lambda self: len(self.campaigns) < 3)
     @rule(
         kind=st.sampled_from(sorted(CONTRACTS)),
         moves=st.sampled_from([0, 1, 2, 2, 2]),
         holders=st.lists(st.integers(0, HOLDERS - 1), max_size=3, unique=True),
+        consent=st.booleans(),
     )
-    def launch(self, kind: str, moves: int, holders: list[int]) -> None:
+    def launch(self, kind: str, moves: int, holders: list[int], consent: bool) -> None:
         wallets = [self.wallets[n] for n in holders]
 
         async def go():
@@ -198,7 +226,16 @@ class Books(RuleBasedStateMachine):
             created = await client.post("/v1/campaigns", json={"source": CONTRACTS[kind]}, headers=self.r.gov)
             assert created.status_code == 201, created.text
             campaign_id = created.json()["id"]
-            self.campaigns[campaign_id] = {"kind": kind, "status": "draft", "paid_fen": 0, "clawed_fen": 0}
+            cofunded = any(f["approval"] == "pending" for f in created.json()["funders"])
+            self.campaigns[campaign_id] = {
+                "kind": kind,
+                "status": "draft",
+                "paid_fen": 0,
+                "clawed_fen": 0,
+                "approval": "pending" if cofunded else None,
+            }
+            if cofunded and consent:
+                await self._decide(campaign_id, "approve")
             for action in ("fund", "activate")[:moves]:
                 await self._move(campaign_id, action)
             if wallets and kind == "balance":
@@ -223,21 +260,44 @@ class Books(RuleBasedStateMachine):
         """Closing returns what is unspent; refunds after it must pass the clawback on to the funders. (Only once
         money has moved: a close before any payment is the dull case, and would leave the run little to do.)"""
         campaign_id = data.draw(
-            st.sampled_from(list(c for c, v in self.campaigns.items() if v["status"] in ("active", "paused")))
+            st.sampled_from([c for c, v in self.campaigns.items() if v["status"] in ("active", "paused")])
         )
         self.r.run(self._move(campaign_id, "close"))
 
+    @precondition(lambda self: any(c["approval"] is not None for c in self.campaigns.values()))
+    @rule(data=st.data(), action=st.sampled_from(["approve", "decline", "approve"]))
+    def decide(self, data, action: str) -> None:
+        """The district approves or declines its share (refused once the campaign is funded)."""
+        campaign_id = data.draw(st.sampled_from([c for c, v in self.campaigns.items() if v["approval"] is not None]))
+        self.r.run(self._decide(campaign_id, action))
+
+    async def _decide(self, campaign_id: str, action: str) -> None:
+        path = f"/v1/campaigns/{campaign_id}/funders/iss_310104/{action}"
+        response = await self.r.service.client.post(path, headers=self.r.district)
+        model = self.campaigns[campaign_id]
+        if _answer("decide", response):
+            assert model["status"] == "draft", (model, response.text)
+            model["approval"] = {"approve": "approved", "decline": "declined"}[action]
+            self.r.count(action)
+        else:
+            assert model["status"] != "draft", (model, response.text)
+
     async def _move(self, campaign_id: str, action: str) -> None:
         response = await self.r.service.client.post(f"/v1/campaigns/{campaign_id}/{action}", headers=self.r.gov)
+        model = self.campaigns[campaign_id]
         if _answer("move", response):
-            self.campaigns[campaign_id]["status"] = response.json()["status"]
+            if action == "fund":
+                assert model["approval"] in (None, "approved"), (model, response.text)
+            model["status"] = response.json()["status"]
             self.r.count(action)
+        elif response.json()["code"] == "FUNDING_NOT_APPROVED":
+            assert action == "fund" and model["approval"] in ("pending", "declined"), (model, response.text)
 
     @precondition(lambda self: any(c["kind"] != "balance" for c in self.campaigns.values()))
     @rule(data=st.data(), holders=st.lists(st.integers(0, HOLDERS - 1), min_size=1, max_size=3, unique=True))
     def issue(self, data, holders: list[int]) -> None:
         wallets = [self.wallets[n] for n in holders]
-        campaign_id = data.draw(st.sampled_from(list(c for c, v in self.campaigns.items() if v["kind"] != "balance")))
+        campaign_id = data.draw(st.sampled_from([c for c, v in self.campaigns.items() if v["kind"] != "balance"]))
         self.r.run(self._issue(campaign_id, wallets))
 
     async def _issue(self, campaign_id: str, wallets: list[str]) -> None:
@@ -253,7 +313,7 @@ class Books(RuleBasedStateMachine):
     @rule(data=st.data(), holder=st.integers(0, HOLDERS - 1))
     def claim(self, data, holder: int) -> None:
         wallet = self.wallets[holder]
-        campaign_id = data.draw(st.sampled_from(list(c for c, v in self.campaigns.items() if v["kind"] == "balance")))
+        campaign_id = data.draw(st.sampled_from([c for c, v in self.campaigns.items() if v["kind"] == "balance"]))
         self.r.run(self._claim(campaign_id, wallet))
 
     async def _claim(self, campaign_id: str, wallet: str) -> None:
@@ -307,7 +367,7 @@ class Books(RuleBasedStateMachine):
                 # an IDEMPOTENCY_CONFLICT; neither moves money.
                 order = previous["order_amount_fen"]
                 body_amount = order if replay == "retry" else (order - 1 if order > 1 else order + 1)
-                response = await self.r.till.redeem(
+                response = await self.till.redeem(
                     previous["code"], body_amount, wallet=previous["wallet"], pos_txn_id=previous["pos_txn_id"]
                 )
                 if _answer("redeem", response):
@@ -315,7 +375,7 @@ class Books(RuleBasedStateMachine):
                     assert response.json()["id"] == previous["id"]
                     self.r.count("retried redemption")
                 return
-            response = await self.r.till.redeem(code, amount, wallet=wallet, pos_txn_id=pos_txn_id)
+            response = await self.till.redeem(code, amount, wallet=wallet, pos_txn_id=pos_txn_id)
             if _answer("redeem", response):
                 assert response.status_code == 201, response.text
                 body = response.json()
@@ -345,7 +405,9 @@ class Books(RuleBasedStateMachine):
             redemption = next(r for r in self.redemptions if r["id"] == redemption_id)
 
         async def go():
-            response = await self.r.till.refund(redemption["id"], amount, refund_id=refund_id, reason="books")
+            response = await self.till.refund(redemption["id"], amount, refund_id=refund_id, reason="books")
+            if response.status_code == 409 and response.json()["code"] == "INVALID_STATE":
+                assert redemption["id"] in self.clawed, response.text  # only a clawed-back redemption refuses so
             if _answer("refund", response):
                 body = response.json()
                 if response.status_code == 201:
@@ -356,6 +418,114 @@ class Books(RuleBasedStateMachine):
                     assert share == "retry", response.text
 
         self.r.run(go())
+
+    # -- merchant settlement -------------------------------------------------------------------------------------
+
+    @precondition(lambda self: self.redemptions)
+    @rule(data=st.data(), by=st.sampled_from(["admin", "gov"]))
+    def take_back(self, data, by: str) -> None:
+        """Clawbacks, weighted up like refunds (a second rule)."""
+        self.claw_back(data, by)
+
+    @precondition(lambda self: self.redemptions)
+    @rule(data=st.data(), by=st.sampled_from(["admin", "gov"]))
+    def claw_back(self, data, by: str) -> None:
+        """A clawback, or its retry (which answers the first and moves nothing)."""
+        redemption = data.draw(st.sampled_from(self.redemptions))
+        headers = self.r.service.admin if by == "admin" else self.r.gov
+
+        async def go():
+            response = await self.r.service.client.post(
+                f"/v1/redemptions/{redemption['id']}/clawback", json={"reason": "books"}, headers=headers
+            )
+            if _answer("clawback", response):
+                body = response.json()
+                assert body["redemption"]["status"] == "clawed_back"
+                if redemption["id"] in self.clawed:
+                    assert response.status_code == 200 and body["id"] == self.clawed[redemption["id"]]["id"]
+                    return
+                assert response.status_code == 201, response.text
+                self.clawed[redemption["id"]] = body
+                self.campaigns[redemption["campaign_id"]]["clawback_fen"] = (
+                    self.campaigns[redemption["campaign_id"]].get("clawback_fen", 0) + body["amount_fen"]
+                )
+                self.r.count("clawback")
+            else:  # refunds had already taken the whole subsidy back
+                assert redemption["id"] not in self.clawed
+
+        self.r.run(go())
+
+    @precondition(lambda self: self.redemptions)
+    @rule(data=st.data(), status=st.sampled_from(["paid", "failed"]))
+    def settle(self, data, status: str) -> None:
+        """A run, then the bank's answer for one of this run's items at once: weighted up like payments."""
+        self.payout_run()
+        sent = [item for item in self.items.values() if item["status"] == "sent"]
+        if sent:
+            self.confirm(data, status)
+
+    @rule()
+    def payout_run(self) -> None:
+        from voucher_engine import clock
+
+        async def go():
+            # Up to the service's own now: the redemptions just made are before it (the machine's `now` is when the
+            # clock was last set, and business time has run on since).
+            response = await self.r.service.client.post(
+                "/v1/payout-runs", json={"cutoff": clock.now().isoformat()}, headers=self.r.service.admin
+            )
+            assert response.status_code == 201, response.text
+            run = response.json()
+            mine = [item for item in run["items"] if item["merchant_id"] == self.merchant]
+            assert not (self.held and mine), run  # a held merchant is in no run
+            for item in mine:
+                assert item["amount_fen"] > 0 and item["status"] == "sent"
+                self.items[item["id"]] = item
+            self.r.count("payout run with an item" if mine else "payout run")
+
+        self.r.run(go())
+
+    @precondition(lambda self: self.items)
+    @rule(data=st.data(), status=st.sampled_from(["paid", "paid", "failed"]))
+    def confirm(self, data, status: str) -> None:
+        """The bank's answer for an item; for an item already answered, a retry (same) or a contradiction."""
+        item = data.draw(st.sampled_from(sorted(self.items.values(), key=lambda i: i["id"])))
+
+        async def go():
+            response = await self.r.service.client.post(
+                f"/v1/payout-runs/{item['run_id']}/confirmations",
+                json={"items": [{"item_id": item["id"], "status": status, "bank_reference": "books"}]},
+                headers=self.r.service.admin,
+            )
+            if _answer("confirm", response):
+                answered = response.json()["items"][0]
+                assert item["status"] in ("sent", status) and answered["status"] == status, (item, answered)
+                self.items[item["id"]] = answered
+                self.r.count(f"confirmation {status}")
+            else:
+                assert item["status"] not in ("sent", status), (item, response.text)
+
+        self.r.run(go())
+
+    @rule(hold=st.booleans())
+    def hold_or_release(self, hold: bool) -> None:
+        async def go():
+            if hold:
+                response = await self.r.service.client.post(
+                    f"/v1/merchants/{self.merchant}/hold", json={"reason": "books"}, headers=self.r.service.admin
+                )
+                assert response.status_code == 200 and response.json()["payout_hold"] is not None, response.text
+            else:
+                await self._release()
+            self.held = hold
+
+        self.r.run(go())
+
+    async def _release(self) -> None:
+        response = await self.r.service.client.post(
+            f"/v1/merchants/{self.merchant}/release", headers=self.r.service.admin
+        )
+        assert response.status_code == 200 and response.json()["payout_hold"] is None, response.text
 
     @rule(hours=st.sampled_from([1, 3, 6, 23, 25, 49]))
     def advance_clock(self, hours: int) -> None:
@@ -389,22 +559,54 @@ class Books(RuleBasedStateMachine):
                 campaign = campaign.json()
                 totals = campaign["totals"]
                 assert campaign["status"] == model["status"], (campaign["status"], model)
+                shares = {f["issuer_id"]: f["approval"] for f in campaign["funders"]}
+                assert shares["iss_310000"] == "own"
+                assert shares.get("iss_310104") == model["approval"], (shares, model)
                 budget = campaign["budget_fen"]
                 assert totals["funded_fen"] == recon["funded_fen"] == (0 if model["status"] == "draft" else budget)
                 assert totals["redeemed_fen"] == recon["redeemed_fen"] == model["paid_fen"], (totals, model)
                 assert totals["refunded_fen"] == recon["refunded_fen"] == model["clawed_fen"], (totals, model)
+                clawback = model.get("clawback_fen", 0)
+                assert totals["clawed_back_fen"] == recon["clawed_back_fen"] == clawback, (totals, model)
                 assert totals["returned_fen"] == recon["returned_fen"]
                 assert (
                     totals["outstanding_fen"]
                     == recon["escrow_balance_fen"]
-                    == (totals["funded_fen"] - totals["redeemed_fen"] + totals["refunded_fen"] - totals["returned_fen"])
+                    == (
+                        totals["funded_fen"]
+                        - totals["redeemed_fen"]
+                        + totals["refunded_fen"]
+                        + totals["clawed_back_fen"]
+                        - totals["returned_fen"]
+                    )
                 )
                 if model["status"] == "closed":
                     assert totals["outstanding_fen"] == 0
-                    assert totals["returned_fen"] == budget - model["paid_fen"] + model["clawed_fen"]
+                    assert totals["returned_fen"] == budget - model["paid_fen"] + model["clawed_fen"] + clawback
                 assert sum(line["funded_fen"] for line in recon["funders"]) == recon["funded_fen"]
+            await self._merchant_books()
 
         self.r.run(check())
+
+    async def _merchant_books(self) -> None:
+        """The till's merchant, as an auditor reads its three accounts: settled + payout + merchant equals what it
+        was credited less refunds and clawbacks; what is at the bank is in payout:, what was paid in settled:."""
+        balances = {}
+        for kind in ("merchant", "payout", "settled"):
+            answer = await self.r.service.client.get(
+                f"/v1/ledger/accounts/{kind}:{self.merchant}", headers=self.r.auditor
+            )
+            assert answer.status_code in (200, 404), answer.text
+            balances[kind] = answer.json()["balance_fen"] if answer.status_code == 200 else 0
+        net = await self.r.conn.fetchval(
+            "SELECT coalesce(sum(r.subsidy_fen - r.subsidy_refunded_fen - r.clawed_back_fen), 0) FROM redemptions r "
+            "WHERE r.merchant_id = $1",
+            self.merchant,
+        )
+        assert sum(balances.values()) == net, (balances, net)
+        sent = sum(i["amount_fen"] for i in self.items.values() if i["status"] == "sent")
+        paid = sum(i["amount_fen"] for i in self.items.values() if i["status"] == "paid")
+        assert (balances["payout"], balances["settled"]) == (sent, paid), (balances, self.items)
 
 
 def test_the_books_balance_after_every_step_of_a_random_workload(database_url, tmp_path):

@@ -13,7 +13,6 @@ import hypothesis
 import orjson
 import pytest
 from hypothesis import strategies as st
-
 from reliability_helpers import CONTRACTS, WALLET, assert_books_balance, holder
 
 NOW = "2025-01-15T12:00:00+08:00"

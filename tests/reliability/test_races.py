@@ -15,9 +15,7 @@ from typing import Any
 
 import httpx
 import orjson
-import pytest
 import pytest_asyncio
-
 from reliability_helpers import (
     RealServer,
     assert_books_balance,
@@ -26,6 +24,7 @@ from reliability_helpers import (
     drop_database,
     start_service,
 )
+
 from voucher_engine.campaigns.codes import make_codes
 from voucher_engine.merchants.client import signed_headers
 

@@ -17,16 +17,16 @@ import pytest_asyncio
 import requests
 import schemathesis
 from hypothesis import strategies as st
+from reliability_helpers import RealServer, build_world, create_database, drop_database, holder, start_service
 from schemathesis import GenerationMode
+from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import (
     content_type_conformance,
     response_headers_conformance,
     response_schema_conformance,
     status_code_conformance,
 )
-from schemathesis.checks import not_a_server_error
 
-from reliability_helpers import RealServer, build_world, create_database, drop_database, holder, start_service
 from voucher_engine.merchants.client import signed_headers
 
 EXAMPLES = int(os.environ.get("VE_SCHEMATHESIS_EXAMPLES", "20"))

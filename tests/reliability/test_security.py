@@ -15,9 +15,9 @@ import uuid
 import asyncpg
 import orjson
 import pytest
+from reliability_helpers import WALLET, Till, holder, start_service
 from sqlalchemy.engine import make_url
 
-from reliability_helpers import WALLET, Till, holder, start_service
 from voucher_engine.db.engine import plain_url
 from voucher_engine.merchants.client import signed_headers
 

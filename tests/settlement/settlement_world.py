@@ -3,17 +3,26 @@ auditor, and helpers that read balances and statements the way an operator and a
 
 from __future__ import annotations
 
+import base64
 import importlib.util
+import io
 import sys
 from pathlib import Path
 
-_WORLD = Path(__file__).resolve().parents[1] / "redemption" / "redemption_world.py"
-if "ve_settlement_redemption_world" not in sys.modules:
-    _spec = importlib.util.spec_from_file_location("ve_settlement_redemption_world", _WORLD)
-    _module = importlib.util.module_from_spec(_spec)
-    sys.modules["ve_settlement_redemption_world"] = _module
-    _spec.loader.exec_module(_module)
-_rw = sys.modules["ve_settlement_redemption_world"]
+
+def _load(name: str, path: Path):
+    """A shared test module, loaded once by path under a name of its own."""
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, path)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+    return sys.modules[name]
+
+
+_rw = _load(
+    "ve_settlement_redemption_world", Path(__file__).resolve().parents[1] / "redemption" / "redemption_world.py"
+)
 Till, World, holder, CONTRACTS = _rw.Till, _rw.World, _rw.holder, _rw.CONTRACTS
 
 RESTAURANTS = ("rest-a", "rest-b", "rest-c", "rest-h")
@@ -88,8 +97,57 @@ async def build(service) -> SettlementWorld:
 
 
 async def assert_verified(service) -> None:
-    """`voucher-engine ledger verify` over the test's database: every hash, balance, total and kind's shape."""
+    """`voucher-engine ledger verify` over the test's database (every hash, balance, total and kind's shape), and
+    the reliability suite's books checks (per merchant: settled + payout + merchant = credited - refunds - clawbacks;
+    payout and settled accounts equal their items; every clawback and item has its ledger transactions)."""
+    import asyncpg
+
+    from voucher_engine.db.engine import plain_url
     from voucher_engine.ledger import verify
 
     report = await verify.verify_database(service.state.engine, None)
     assert report.ok, report.document()
+    # The auditor's offline check: the whole export and a signed checkpoint, against the pinned key.
+    auditor = service.auth(await service.token("auditor"))
+    # Signing a checkpoint writes: the operator's (auditors are read-only); the auditor then reads it.
+    made = await service.client.post("/v1/ledger/checkpoints", headers=service.admin)
+    assert made.status_code == 201, made.text
+    key = (await service.client.get("/v1/ledger/public-key")).json()["public_key"]
+    export = await service.client.get("/v1/ledger/export?format=csv", headers=auditor)
+    assert export.status_code == 200, export.text
+    offline = verify.verify_csv(io.StringIO(export.text), base64.b64decode(key), [made.json()])
+    assert offline.ok and offline.transactions == made.json()["tree_size"], offline.document()
+    books = _load("ve_settlement_books", Path(__file__).resolve().parents[1] / "reliability" / "reliability_books.py")
+    conn = await asyncpg.connect(plain_url(service.settings.database_url))
+    try:
+        assert await books.books_problems(conn) == {}
+    finally:
+        await conn.close()
+
+
+CO_FUNDED = (
+    DINING.replace("budget ¥10,000,000", "budget ¥2,000")
+    .replace("quantity 500,000", "quantity 100")
+    .replace("    310000: 100%        # Shanghai municipal finance", "    310000: 70%\n    310104: 30%")
+)
+
+
+async def launch_co_funded(world: SettlementWorld, holders: int) -> tuple[str, list[tuple[str, str]]]:
+    """The dining contract at ¥2,000, funded 70 % by the city and 30 % by Xuhui district (which consents first,
+    where the engine asks for consent)."""
+    client, city = world.service.client, world.service.auth(world.gov["310000"])
+    created = await client.post("/v1/campaigns", json={"source": CO_FUNDED}, headers=city)
+    assert created.status_code == 201, created.text
+    campaign_id = created.json()["id"]
+    approve = f"/v1/campaigns/{campaign_id}/funders/{world.issuers['310104']}/approve"
+    approved = await client.post(approve, headers=world.service.auth(world.gov["310104"]))
+    assert approved.status_code in (200, 201, 404, 405), approved.text  # 404/405: no consent step on this build
+    for action in ("fund", "activate"):
+        moved = await client.post(f"/v1/campaigns/{campaign_id}/{action}", headers=city)
+        assert moved.status_code == 200, moved.text
+    wallets = [wallet(100 + i) for i in range(holders)]
+    issued = await client.post(
+        f"/v1/campaigns/{campaign_id}/issuances", json={"holders": [holder(w) for w in wallets]}, headers=city
+    )
+    assert issued.status_code == 201, issued.text
+    return campaign_id, [(w, await world.code(campaign_id, w)) for w in wallets]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections import Counter, defaultdict
 
-from redemption_world import holder
+from redemption_world import CONTRACTS, holder
 
 from voucher_engine.ledger import sequencer
 from voucher_engine.stats import service as stats
@@ -107,3 +107,39 @@ async def test_who_may_read_stats(service, world):
     assert (await service.client.get(url)).status_code == 401
     bad = await service.client.get(url + "?bucket=week", headers=service.auth(auditor))
     assert (bad.status_code, bad.json()["code"]) == (422, "VALIDATION_ERROR")
+
+
+async def test_whoami_and_a_sample_payment_explained(service, world):
+    gov = service.auth(world.gov["310000"])
+    me = (await service.client.get("/v1/whoami", headers=gov)).json()
+    assert (me["role"], me["issuer_region"]) == ("gov", "310000")
+    source = (CONTRACTS / "shanghai-dining-2025.contract").read_text()
+    payment = {"merchant": {"mcc": "5411", "region_code": "310104"}, "at": "2025-01-15T12:00:00+08:00"}
+    answer = await service.client.post(
+        "/v1/contracts/explain", json={"source": source, "payment": {**payment, "order_amount_fen": 30000}}, headers=gov
+    )
+    body = answer.json()
+    assert (answer.status_code, body["code"], body["eligible"], body["subsidy_fen"]) == (
+        200,
+        "RULE_NOT_SATISFIED",
+        False,
+        0,
+    )
+    assert [f["line"] for f in body["explain"]] == [next(i for i, x in enumerate(source.splitlines(), 1) if "mcc" in x)]
+    ok = await service.client.post(
+        "/v1/contracts/explain",
+        json={
+            "source": source,
+            "payment": {**payment, "merchant": {"mcc": "5812", "region_code": "310104"}, "order_amount_fen": 12000},
+        },
+        headers=gov,
+    )
+    assert (ok.json()["eligible"], ok.json()["subsidy_fen"], ok.json()["payable_fen"]) == (True, 2000, 10000)
+    bad = await service.client.post(
+        "/v1/contracts/explain", json={"source": source, "payment": {"at": "soon"}}, headers=gov
+    )
+    assert (bad.status_code, bad.json()["code"]) == (422, "VALIDATION_ERROR")
+    broken = await service.client.post(
+        "/v1/contracts/explain", json={"source": source + "\nnonsense", "payment": payment}, headers=gov
+    )
+    assert (broken.status_code, broken.json()["code"]) == (422, "CONTRACT_INVALID")

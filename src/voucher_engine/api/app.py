@@ -11,16 +11,20 @@ from functools import partial
 
 import sqlalchemy as sa
 from fastapi import APIRouter, FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from voucher_engine import __version__
-from voucher_engine.api import openapi, test_clock
+from voucher_engine.api import openapi, operations, test_clock
 from voucher_engine.api.limits import BodyLimitMiddleware
+from voucher_engine.api.observe import Observed
+from voucher_engine.attestations import endpoints as attestations_endpoints
 from voucher_engine.auth import endpoints as auth_endpoints
 from voucher_engine.campaigns import endpoints as campaigns_endpoints
 from voucher_engine.campaigns.fastpath import ClaimsFastPath
 from voucher_engine.config import Settings, get_settings
+from voucher_engine.console import endpoints as console_endpoints
 from voucher_engine.db import migrate
 from voucher_engine.db import test_clock as shared_test_clock
 from voucher_engine.db.engine import create_engine
@@ -28,6 +32,7 @@ from voucher_engine.issuers import endpoints as issuers_endpoints
 from voucher_engine.ledger import endpoints as ledger_endpoints
 from voucher_engine.merchants import endpoints as merchants_endpoints
 from voucher_engine.merchants import signing
+from voucher_engine.observability import logs, metrics
 from voucher_engine.redemption import dispatch as redemption_dispatch
 from voucher_engine.redemption import endpoints as redemption_endpoints
 from voucher_engine.redemption import guard
@@ -36,13 +41,20 @@ from voucher_engine.secrets_store import load_server_secret
 from voucher_engine.settlement import endpoints as settlement_endpoints
 from voucher_engine.stats import endpoints as stats_endpoints
 from voucher_engine.web import problems
+from voucher_engine.web.openapi import operation
 from voucher_engine.web.state import AppState
+from voucher_engine.webhooks import endpoints as webhooks_endpoints
 
 log = logging.getLogger("voucher_engine")
 
 # Paths whose bodies may be large (holder lists); every other body is held to the default limit.
 LARGE_BODY_SUFFIXES = ("/issuances",)
 MAINTENANCE_INTERVAL_S = 60.0
+API_DESCRIPTION = """Money is integer fen; times are RFC 3339; every error is `application/problem+json` with a
+stable `code` (each operation lists those it can answer). Governments, auditors and the operator use a bearer
+token; merchant tills sign each request with the four `X-VE-*` headers: `X-VE-Signature` is lowercase hex
+HMAC-SHA256(secret, `METHOD\\nPATH_WITH_QUERY\\nTIMESTAMP\\nNONCE\\nHEX_SHA256(BODY)`). The whole contract, in
+prose: `docs/api.md` in the repository."""
 GC_YOUNG_THRESHOLD = 20_000  # allocations between young-generation collections (CPython's default: 700)
 
 
@@ -52,12 +64,16 @@ ROUTERS: tuple[APIRouter, ...] = (
     merchants_endpoints.router,
     merchants_endpoints.pos_router,
     auth_endpoints.router,
+    auth_endpoints.whoami_router,
     ledger_endpoints.router,
     ledger_endpoints.public_router,
     campaigns_endpoints.router,
     redemption_endpoints.router,
     stats_endpoints.router,
+    webhooks_endpoints.router,
     *settlement_endpoints.routers,
+    console_endpoints.router,
+    attestations_endpoints.router,
 )
 
 # Per-worker start and stop of the rooms' caches and background work, started in this order and stopped in reverse.
@@ -67,6 +83,7 @@ LIFECYCLE: tuple[tuple[Hook, Hook], ...] = (
     (campaigns_endpoints.startup, campaigns_endpoints.shutdown),
     (redemption_dispatch.startup, redemption_dispatch.shutdown),
     (stats_endpoints.startup, stats_endpoints.shutdown),
+    (webhooks_endpoints.startup, webhooks_endpoints.shutdown),
 )
 
 
@@ -78,7 +95,7 @@ async def _maintenance(state: AppState) -> None:
             async with state.engine.begin() as conn:
                 await signing.prune_nonces(conn)
                 await guard.prune(conn)
-        except Exception:  # noqa: BLE001 - housekeeping must outlive a database restart
+        except Exception:
             log.warning("nonce pruning failed; will retry", exc_info=True)
 
 
@@ -93,13 +110,18 @@ class EngineApp(FastAPI):
 
     def install_front(self, front: ASGIApp) -> None:
         self._front = front
+        # Outside everything, the error answer below included: request id, log line, metrics (api/observe.py).
+        self._observed = Observed(self._answer)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        front = getattr(self, "_front", None)
-        if scope["type"] != "http" or front is None:
+        if scope["type"] != "http" or getattr(self, "_front", None) is None:
             await super().__call__(scope, receive, send)
             return
         scope["app"] = self  # what Starlette would set; the hot paths find the worker's state through it
+        await self._observed(scope, receive, send)
+
+    async def _answer(self, scope: Scope, receive: Receive, send: Send) -> None:
+        front = self._front
         try:
             await front(scope, receive, send)
         except Exception as exc:
@@ -151,12 +173,14 @@ def _tune_garbage_collector() -> None:
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
-    if settings.database_url is None:
+    database_url = settings.database_url
+    if database_url is None:
         raise RuntimeError("DATABASE_URL is not set: `voucher-engine serve` sets it after starting PostgreSQL")
+    logs.configure(settings)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        engine = create_engine(settings.database_url, pool_size=settings.db_pool_size)
+        engine = create_engine(database_url, pool_size=settings.db_pool_size)
         state = AppState(
             settings=settings,
             engine=engine,
@@ -181,16 +205,36 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         title="Voucher engine",
         version=__version__,
         summary="Targeted consumption subsidies paid as e-CNY smart-contract vouchers.",
+        description=API_DESCRIPTION,
         lifespan=lifespan,
+        # The docs pages are served by openapi.install, from local files instead of a CDN.
+        docs_url=None,
+        redoc_url=None,
     )
     problems.install(app)
     app.install_front(_front(app, settings))
 
-    @app.get("/healthz", tags=["health"])
+    @app.get(
+        "/healthz",
+        tags=["health"],
+        **operation(
+            "Liveness",
+            "Answers 200 while the process lives; needs nothing else (no database, no credentials).",
+            response_example={"status": "ok"},
+        ),
+    )
     async def healthz() -> dict:
         return {"status": "ok"}
 
-    @app.get("/readyz", tags=["health"])
+    @app.get(
+        "/readyz",
+        tags=["health"],
+        **operation(
+            "Readiness",
+            "200 once the database is reachable and its schema is at this build's newest migration; otherwise 503 `UNAVAILABLE`, saying which. For load balancers.",
+            response_example={"status": "ready", "schema": "0012_settlement"},
+        ),
+    )
     async def readyz(request: Request) -> JSONResponse:
         state: AppState = request.app.state.ve
         try:
@@ -201,6 +245,24 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if current != state.head_revision:
             return problems.problem_response("UNAVAILABLE", f"The schema is at {current}, not {state.head_revision}.")
         return JSONResponse({"status": "ready", "schema": current})
+
+    @app.get(
+        "/metrics",
+        tags=["operations"],
+        response_class=PlainTextResponse,
+        **operation(
+            "Prometheus metrics",
+            "Prometheus text format, no authentication: requests by route and status with a latency histogram, "
+            "redemption outcomes by code, batch sizes, ledger sequencing lag, webhook deliveries pending and failed, "
+            "escrow balance per campaign; added up across every worker process. Names and labels: "
+            "docs/operations.md.",
+            response_example='ve_http_requests_total{method="POST",route="/v1/redemptions",status="201"} 1024.0\n',
+        ),
+    )
+    async def prometheus_metrics(request: Request) -> Response:
+        state: AppState = request.app.state.ve
+        figures = await operations.database_figures(state.engine)
+        return Response(metrics.exposition(figures), media_type=CONTENT_TYPE_LATEST)
 
     for router in ROUTERS:
         app.include_router(router)

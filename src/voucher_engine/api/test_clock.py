@@ -13,6 +13,7 @@ from voucher_engine import clock
 from voucher_engine.auth.dependencies import Admin
 from voucher_engine.auth.schemas import StrictModel
 from voucher_engine.db.schema.foundation import test_clock
+from voucher_engine.web.openapi import operation
 from voucher_engine.web.state import State
 
 router = APIRouter(prefix="/v1/test/clock", tags=["test"])
@@ -33,7 +34,16 @@ def _state() -> ClockState:
     return ClockState(now=clock.now(), real_now=clock.real_now(), offset_seconds=int(clock.offset().total_seconds()))
 
 
-@router.put("", response_model=ClockState)
+@router.put(
+    "",
+    response_model=ClockState,
+    **operation(
+        "Set the business clock (admin, --test-clock only)",
+        "Every worker sees this time until it is set again or reset. Only when the service runs with `--test-clock`; never in production.",
+        request_example={"now": "2025-01-15T12:00:00+08:00"},
+        response_example={"now": "2025-01-15T12:00:00+08:00", "fixed": True},
+    ),
+)
 async def set_clock(body: ClockSet, state: State, _: Admin) -> ClockState:
     offset_us = int((body.now - clock.real_now()) / timedelta(microseconds=1))
     async with state.engine.begin() as conn:
@@ -45,12 +55,26 @@ async def set_clock(body: ClockSet, state: State, _: Admin) -> ClockState:
     return _state()
 
 
-@router.get("", response_model=ClockState)
+@router.get(
+    "",
+    response_model=ClockState,
+    **operation(
+        "The business clock (--test-clock only)",
+        "The time the engine sees now, and whether it is set.",
+        response_example={"now": "2025-01-15T12:00:00+08:00", "fixed": True},
+    ),
+)
 async def get_clock(_: Admin) -> ClockState:
     return _state()
 
 
-@router.delete("", status_code=204)
+@router.delete(
+    "",
+    status_code=204,
+    **operation(
+        "Back to the real clock (admin, --test-clock only)", "Removes the set time; 204.", response_example=None
+    ),
+)
 async def reset_clock(state: State, _: Admin) -> Response:
     async with state.engine.begin() as conn:
         await conn.execute(sa.delete(test_clock))

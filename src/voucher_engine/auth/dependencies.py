@@ -16,7 +16,9 @@ from voucher_engine.web.state import AppState
 async def get_subject(request: Request, authorization: Annotated[str | None, Header()] = None) -> Subject:
     state: AppState = request.app.state.ve
     async with state.engine.connect() as conn:
-        return await auth_service.authenticate(conn, authorization)
+        subject = await auth_service.authenticate(conn, authorization)
+    request.scope["ve.role"] = subject.role  # for the request's log line (api/observe.py)
+    return subject
 
 
 def require(*roles: str) -> Callable[..., Coroutine[Any, Any, Subject]]:

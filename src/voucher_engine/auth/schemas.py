@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -25,3 +26,14 @@ class TokenCreated(BaseModel):
     id: str
     role: str
     issuer_id: str | None = None
+
+
+class TokenInfo(BaseModel):
+    """A token as listed: never its secret (only its SHA-256 is kept, and not shown)."""
+
+    id: str
+    role: str
+    issuer_id: str | None = None
+    created_at: datetime
+    last_used_at: datetime | None = Field(default=None, description="Real time, to the minute.")
+    revoked_at: datetime | None = None

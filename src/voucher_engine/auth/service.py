@@ -1,19 +1,31 @@
-"""Making and checking bearer tokens."""
+"""Making, checking, listing and revoking bearer tokens.
+
+Tokens are looked up in the database on every request (auth/gate.py coalesces a burst's look-ups without ever
+answering from before the request), so a revocation takes effect at once on every worker. `last_used_at` is
+written at most once a minute per token and worker: a write per request would cost the hot paths a round trip.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import secrets
+import time
+from datetime import timedelta
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from voucher_engine import clock
 from voucher_engine.auth import repository
+from voucher_engine.auth.schemas import TokenInfo
 from voucher_engine.auth.subjects import ROLES, Subject
 from voucher_engine.errors import EngineError
 
 TOKEN_PREFIX = "ve_"
 MAX_TOKEN_CHARS = 128
+TOUCH_EVERY = timedelta(minutes=1)
+MAX_TOUCH_MEMO = 10_000
+# token id -> when this worker last wrote its last_used_at (monotonic seconds).
+_touched: dict[str, float] = {}
 
 
 def _hash(token: str) -> str:
@@ -50,4 +62,32 @@ async def authenticate(conn: AsyncConnection, authorization: str | None) -> Subj
     row = await repository.find_active_token(conn, _hash(token))
     if row is None:
         raise EngineError("UNAUTHENTICATED", "The token is unknown or revoked.")
+    await _touch(conn, row.id)
     return Subject(role=row.role, token_id=row.id, issuer_id=row.issuer_id, issuer_region=row.region_code)
+
+
+async def _touch(conn: AsyncConnection, token_id: str) -> None:
+    """Write last_used_at if this worker has not for a minute; commits on `conn` (a connection of its own)."""
+    now = time.monotonic()
+    if now - _touched.get(token_id, float("-inf")) < TOUCH_EVERY.total_seconds():
+        return
+    if len(_touched) >= MAX_TOUCH_MEMO:
+        _touched.clear()
+    _touched[token_id] = now
+    await repository.touch(conn, token_id, clock.real_now(), TOUCH_EVERY)
+    await conn.commit()
+
+
+async def list_tokens(
+    conn: AsyncConnection, *, after: str | None, limit: int, issuer_id: str | None = None, active_only: bool = False
+) -> list[TokenInfo]:
+    rows = await repository.list_page(conn, after=after, limit=limit, issuer_id=issuer_id, active_only=active_only)
+    return [TokenInfo.model_validate(row._mapping) for row in rows]
+
+
+async def revoke_token(conn: AsyncConnection, token_id: str) -> TokenInfo:
+    """Revoke a token at once (idempotent: revoking it again keeps the first time); NOT_FOUND if unknown."""
+    row = await repository.revoke(conn, token_id, clock.real_now())
+    if row is None:
+        raise EngineError("NOT_FOUND", f"no token {token_id!r}")
+    return TokenInfo.model_validate(row._mapping)

@@ -47,7 +47,17 @@ _contracts: OrderedDict[str, CompiledContract] = OrderedDict()
 _terms: OrderedDict[str, Terms] = OrderedDict()
 
 
+def cached_contract(sha256: str) -> CompiledContract | None:
+    """The compiled contract of `sha256` if this process has it (the till's path asks first, to skip reading the
+    source); contracts are immutable, so a digest never needs invalidating."""
+    compiled = _contracts.get(sha256)
+    if compiled is not None:
+        _contracts.move_to_end(sha256)
+    return compiled
+
+
 def contract_for(sha256: str, source: str) -> CompiledContract:
+    """The one per-process cache of compiled contracts (least recently used out past MAX_CONTRACTS)."""
     compiled = _contracts.get(sha256)
     if compiled is None:
         compiled = compile_contract(source)
@@ -86,3 +96,21 @@ def terms_from_row(row) -> Terms:
 
 def cached_terms(campaign_id: str) -> Terms | None:
     return _terms.get(campaign_id)
+
+
+def holder_types(contract) -> dict[str, str]:
+    """Attribute name -> type, from the contract's holder conditions."""
+    found: dict[str, str] = {}
+
+    def walk(node) -> None:
+        if hasattr(node, "parts"):
+            for part in node.parts:
+                walk(part)
+        elif hasattr(node, "part"):
+            walk(node.part)
+        elif hasattr(node, "path"):
+            found[node.path.removeprefix("holder.")] = node.ftype
+
+    for rule in getattr(contract.model, "holder_rules", ()):
+        walk(rule.condition)
+    return found

@@ -23,14 +23,18 @@ holds, `CHECK (remaining >= 0)` backs it, and the vouchers are inserted in the s
 taken. Close zeroes every shard (waiting for batches holding one) before it revokes, so no claim that started
 before a close can add a voucher after it.
 
-Why batches. Each commit waits for a WAL flush (milliseconds on small disks); a per-worker micro-batcher
-(`ClaimBatcher`) sends the claims that arrive while earlier batches are in flight as one call, so a burst costs one
-flush per batch, not per claim, while a lone claim still goes at once. At most `MAX_INFLIGHT` batches per worker
-are in flight, each of at most `MAX_BATCH` claims, each on a connection the batcher keeps (no pool reset per
-batch); a batch's claims are answered individually. Voucher ids are drawn per batch (`ids.voucher_id_block`).
+Why batches. Each commit waits for a WAL flush (milliseconds on small disks); the per-worker micro-batcher that
+redemption uses too (db/batcher.py) sends the claims that arrive while earlier batches are in flight as one call, so
+a burst costs one flush per batch, not per claim, while a lone claim still goes at once. At most `MAX_INFLIGHT`
+batches per worker are in flight, each of at most `MAX_BATCH` claims, each on a connection `ClaimRunner` keeps (no
+pool reset per batch); a batch's claims are answered individually, and a batch that fails in the database (a NUL in
+one claim's text) is run again one claim at a time, so only the bad claim fails. Voucher ids are drawn per batch
+(`ids.voucher_id_block`).
 
 Everything that needs no database is done before it: the holder conditions (`NOT_ELIGIBLE` with the failed
-conditions in `explain`), the campaign's terms (cached per process; they are immutable) and the voucher's window.
+conditions in `explain`, never the values seen), an attestation's checks but its jti's single use (the attesters
+from a per-process registry at most 2 s old), the campaign's terms (cached per process; they are immutable) and
+the voucher's window. The jti is locked, checked and spent by `campaign_claims` in the claim's own transaction.
 """
 
 from __future__ import annotations
@@ -44,21 +48,18 @@ import asyncpg
 import orjson
 
 from voucher_engine import clock
+from voucher_engine.attestations import service as attestation_service
+from voucher_engine.attestations.checks import Gate, holder_explain, invalid
 from voucher_engine.auth.subjects import Subject
 from voucher_engine.campaigns import cache, ids, repository
 from voucher_engine.campaigns.codes import make_code
+from voucher_engine.db.batcher import MicroBatcher
 from voucher_engine.errors import EngineError
+from voucher_engine.invariants import invariant
 
-CLAIMS_SQL = (
-    "SELECT campaign_claims($1, $2::text[], $3::text[], $4::text[], $5, $6, $7::timestamptz[],"
-    " $8::timestamptz[], $9::timestamptz[], $10, $11::jsonb[])"
-)
 MAX_BATCH = 256
 MAX_INFLIGHT = 4
 MAX_RETRIES = 200
-# Claims waiting for a batch, per worker: past this a claim is refused at once (UNAVAILABLE, retry) rather than
-# queued without bound behind a database that cannot keep up.
-MAX_QUEUED = 20_000
 _UTC_Z = orjson.OPT_UTC_Z
 
 _REFUSALS = {
@@ -66,6 +67,8 @@ _REFUSALS = {
     "HOLDER_LIMIT": "This holder already has as many vouchers of this campaign as the contract allows.",
     "CAMPAIGN_NOT_ACTIVE": "The campaign is not active: claims are taken only while it is.",
 }
+# campaign_claims' answer for a claim whose attestation's jti was spent before (or earlier in its batch).
+REPLAYED = "ATTESTATION_REPLAYED"
 
 
 async def terms_for(state, subject: Subject, campaign_id: str) -> cache.Terms:
@@ -88,7 +91,11 @@ class _Pending:
     terms: cache.Terms
     wallet_id: str
     id_hash: str | None
-    attributes_json: str
+    # The claim's attestation, as `attestation_uses` records it (all None for a claim with raw attributes, which
+    # are decided before the batch and never sent to the database).
+    jti: str | None
+    attestation_sha256: bytes | None
+    attester_id: str | None
     now: datetime
     valid_from: datetime
     valid_until: datetime
@@ -98,8 +105,9 @@ class _Pending:
     retries: int = 0
 
 
-class ClaimBatcher:
-    """Per-worker micro-batcher of claims: one `campaign_claims` call per campaign and batch."""
+class ClaimRunner:
+    """Runs the claims' micro-batches (db/batcher.py's `MicroBatcher`, up to `MAX_INFLIGHT` at once): one
+    `campaign_claims` call per campaign of a batch, each on a connection the runner keeps."""
 
     def __init__(self, pool: asyncpg.Pool) -> None:
         self.pool = pool
@@ -110,52 +118,32 @@ class ClaimBatcher:
         self.connections: asyncio.Queue[asyncpg.Connection | None] = asyncio.Queue()
         for _ in range(min(MAX_INFLIGHT, pool.get_max_size())):
             self.connections.put_nowait(None)
-        self.pending: list[_Pending] = []
-        self.wakeup = asyncio.Event()
-        self.inflight = asyncio.Semaphore(MAX_INFLIGHT)
-        self.flushes: set[asyncio.Task] = set()
-        self.task = asyncio.create_task(self._run())
-
-    async def submit(self, item: _Pending) -> str:
-        if len(self.pending) >= MAX_QUEUED:
-            raise EngineError("UNAVAILABLE", "Too many claims are waiting right now; try again.")
-        self.pending.append(item)
-        self.wakeup.set()
-        return await item.future
 
     async def close(self) -> None:
-        self.task.cancel()
-        for flush in list(self.flushes):
-            flush.cancel()
-        await asyncio.gather(self.task, *self.flushes, return_exceptions=True)
         while not self.connections.empty():
             conn = self.connections.get_nowait()
             if conn is not None:
                 await self.pool.release(conn)
 
-    async def _run(self) -> None:
-        while True:
-            await self.wakeup.wait()
-            self.wakeup.clear()
-            while self.pending:
-                await self.inflight.acquire()
-                # Claims that arrived while we waited for a free slot go together.
-                taken, self.pending = self.pending[:MAX_BATCH], self.pending[MAX_BATCH:]
-                by_campaign: dict[str, list[_Pending]] = {}
-                for item in taken:
-                    by_campaign.setdefault(item.terms.campaign_id, []).append(item)
-                groups = list(by_campaign.values())
-                flush = asyncio.create_task(self._flush(groups))
-                self.flushes.add(flush)
-                flush.add_done_callback(self.flushes.discard)
+    async def run_batch(self, batch: list[_Pending]) -> list[_Pending]:
+        """Answer every claim of `batch` or raise; hand back the claims to try again in a later batch (`RETRY`)."""
+        by_campaign: dict[str, list[_Pending]] = {}
+        for item in batch:
+            by_campaign.setdefault(item.terms.campaign_id, []).append(item)
+        results = await asyncio.gather(
+            *(self._run_group(group) for group in by_campaign.values()), return_exceptions=True
+        )
+        again: list[_Pending] = []
+        for result in results:
+            if isinstance(result, BaseException):
+                # The groups that succeeded are answered; the batcher runs the failed group's claims one by one.
+                raise result
+            again.extend(result)
+        if again:
+            await asyncio.sleep(0.001)  # the last units are held by another batch for a moment
+        return again
 
-    async def _flush(self, groups: list[list[_Pending]]) -> None:
-        try:
-            await asyncio.gather(*(self._flush_one(group) for group in groups))
-        finally:
-            self.inflight.release()
-
-    async def _flush_one(self, group: list[_Pending]) -> None:
+    async def _run_group(self, group: list[_Pending]) -> list[_Pending]:
         terms = group[0].terms
         fresh = [item for item in group if not item.voucher_id]
         for item, voucher_id in zip(fresh, ids.voucher_id_block(len(fresh))):
@@ -164,49 +152,43 @@ class ClaimBatcher:
         try:
             if conn is None:
                 conn = await self.pool.acquire()
-            results = await conn.fetchval(
-                CLAIMS_SQL,
+            results = await repository.claim_batch(
+                conn,
                 terms.campaign_id,
-                [p.voucher_id for p in group],
-                [p.wallet_id for p in group],
-                [p.id_hash for p in group],
-                terms.per_holder_limit,
-                random.randrange(max(terms.stock_shards, 1)),
-                [p.now for p in group],
-                [p.valid_from for p in group],
-                [p.valid_until for p in group],
-                terms.face_value_fen,
-                [p.attributes_json for p in group],
+                voucher_ids=[p.voucher_id for p in group],
+                wallet_ids=[p.wallet_id for p in group],
+                id_hashes=[p.id_hash for p in group],
+                per_holder_limit=terms.per_holder_limit,
+                first_shard=random.randrange(max(terms.stock_shards, 1)),
+                claimed_at=[p.now for p in group],
+                valid_from=[p.valid_from for p in group],
+                valid_until=[p.valid_until for p in group],
+                face_value_fen=terms.face_value_fen,
+                jtis=[p.jti for p in group],
+                attestation_sha256s=[p.attestation_sha256 for p in group],
+                attester_ids=[p.attester_id for p in group],
             )
             self.connections.put_nowait(conn)
-        except BaseException as exc:  # noqa: BLE001 - every waiting claim must hear of it
+        except BaseException:
             self.connections.put_nowait(None)
-            for item in group:
-                if not item.future.done():
-                    item.future.set_exception(exc if isinstance(exc, Exception) else asyncio.CancelledError())
             if conn is not None:
                 await _give_back(self.pool, conn)
-            if not isinstance(exc, Exception):
-                raise
-            return
-        assert len(results) == len(group), (len(results), len(group))
-        retry = False
+            raise
+        invariant(len(results) == len(group), "one result per claim of the group", len(results), len(group))
+        again: list[_Pending] = []
         for item, result in zip(group, results):
             if item.future.done():  # the claimant went away (cancelled); its voucher, if any, stays issued
                 continue
             if result == "RETRY" and item.retries < MAX_RETRIES:
                 item.retries += 1
-                self.pending.append(item)
-                retry = True
+                again.append(item)
             elif result == "RETRY":
                 item.future.set_exception(
                     EngineError("UNAVAILABLE", "The last vouchers are being claimed right now; try again.")
                 )
             else:
                 item.future.set_result(result)
-        if retry:
-            await asyncio.sleep(0.001)
-            self.wakeup.set()
+        return again
 
 
 async def _give_back(pool: asyncpg.Pool, conn: asyncpg.Connection) -> None:
@@ -219,12 +201,13 @@ async def _give_back(pool: asyncpg.Pool, conn: asyncpg.Connection) -> None:
 
 async def claim(
     state,
-    batcher: ClaimBatcher,
+    batcher: MicroBatcher[_Pending],
     subject: Subject,
     campaign_id: str,
     wallet_id: str,
     id_hash: str | None,
     attributes: dict,
+    attestation: str | None = None,
 ) -> bytes:
     """Claim one voucher; answers the voucher as the JSON document of `schemas.Voucher` (built directly: this is
     the burst's hot path, and the model's validation and serialisation cost more than the claim's own work)."""
@@ -237,24 +220,47 @@ async def claim(
     valid_from, valid_until = terms.window_for(now)
     if now >= valid_until:
         raise EngineError("CAMPAIGN_NOT_ACTIVE", "The campaign's validity window has ended.")
-    failures = terms.contract.check_holder(attributes)
+    use = None
+    if attestation is None and terms.contract.model.attester is None:
+        failures = terms.contract.check_holder(attributes)
+    else:
+        if attestation is not None and attributes:
+            raise EngineError("VALIDATION_ERROR", "A holder carries attributes or an attestation, not both.")
+        gate = Gate(
+            campaign_id=terms.campaign_id,
+            check_holder=terms.contract.check_holder,
+            attester_name=terms.contract.model.attester,
+            attesters=await attestation_service.cached(state.engine) if attestation is not None else {},
+            now_s=int(clock.real_now().timestamp()),  # a security window, like request signing's
+        )
+        decision = gate.decide_attested(wallet_id, id_hash, attestation, record=False) if attestation else None
+        if decision is None:
+            raise invalid("required")
+        if decision.code == "ATTESTATION_INVALID":
+            raise invalid(decision.check or "malformed")
+        failures, use = decision.failures, decision.use
     if failures:
         raise EngineError(
             "NOT_ELIGIBLE",
             "The holder does not meet the campaign's holder conditions.",
-            explain=[failure.to_dict() for failure in failures],
+            explain=holder_explain(failures),
         )
     item = _Pending(
         terms=terms,
         wallet_id=wallet_id,
         id_hash=id_hash,
-        attributes_json=orjson.dumps(attributes).decode() if attributes else "{}",
+        jti=use.jti if use is not None else None,
+        attestation_sha256=use.sha256 if use is not None else None,
+        attester_id=use.attester_id if use is not None else None,
         now=now,
         valid_from=valid_from,
         valid_until=valid_until,
         future=asyncio.get_running_loop().create_future(),
     )
-    result = await batcher.submit(item)
+    batcher.submit(item)
+    result = await item.future
+    if result == REPLAYED:
+        raise invalid("replayed")
     if result != "OK":
         raise EngineError(result, _REFUSALS[result])
     return voucher_document(state.server_secret, terms, item)

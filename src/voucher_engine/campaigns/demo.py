@@ -4,6 +4,7 @@ funded, active, with one voucher issued to wallet 0000000000000001. Idempotent: 
 from __future__ import annotations
 
 import json
+import secrets
 from datetime import timedelta
 from typing import Any
 
@@ -63,11 +64,14 @@ async def seed(engine: AsyncEngine, issuer_id: str, settings: Any) -> dict:
     for action, needs in (("fund", "draft"), ("activate", "funded")):
         async with engine.begin() as conn:
             current = await repository.get_campaign(conn, campaign_id)
-            if current.status == needs:
+            if current is not None and current.status == needs:
                 await service.transition(conn, gov, campaign_id, action)
+    # A restarted demo must print a voucher that can still be spent: the one issued last time if it is unspent,
+    # else a fresh one for the next demo wallet (one voucher per holder).
     async with engine.connect() as conn:
-        voucher_id = await _demo_voucher_id(conn, campaign_id)
-    if voucher_id is None:
+        found = await _demo_voucher(conn, campaign_id)
+    if found is None or found[2] != "issued":
+        wallet_id = _next_wallet(found[1]) if found else DEMO_WALLET
         issuance_id = ids.new_issuance_id()
         async with engine.begin() as conn:
             now = clock.now()
@@ -83,15 +87,18 @@ async def seed(engine: AsyncEngine, issuer_id: str, settings: Any) -> dict:
                     "updated_at": now,
                 },
             )
-        await issuance.run(
-            engine, campaign_id, issuance_id, kind="targeted", holders=[(DEMO_WALLET, None, DEMO_HOLDER)]
-        )
+        await issuance.run(engine, campaign_id, issuance_id, kind="targeted", holders=[(wallet_id, None, DEMO_HOLDER)])
         async with engine.connect() as conn:
-            voucher_id = await _demo_voucher_id(conn, campaign_id)
+            found = await _demo_voucher(conn, campaign_id)
+    if found is None:
+        raise RuntimeError(f"the demo voucher of {campaign_id} was issued but cannot be found")
+    voucher_id, wallet_id, _ = found
     secret = load_server_secret(settings.resolved_server_secret_path)
-    code = codes.make_code(secret, campaign_id, voucher_id, DEMO_WALLET)
+    code = codes.make_code(secret, campaign_id, voucher_id, wallet_id)
+    # New for every start: a voucher given back by a refund may be printed again, and must then redeem anew.
+    pos_txn_id = "demo-" + secrets.token_hex(4)
     body = json.dumps(
-        {"voucher_code": code, "wallet_id": DEMO_WALLET, "pos_txn_id": "demo-0001", "order_amount_fen": 12000},
+        {"voucher_code": code, "wallet_id": wallet_id, "pos_txn_id": pos_txn_id, "order_amount_fen": 12000},
         separators=(",", ":"),
     )
     redeem = (
@@ -102,10 +109,11 @@ async def seed(engine: AsyncEngine, issuer_id: str, settings: Any) -> dict:
     quote = redeem.replace("'/v1/redemptions'", "'/v1/redemptions/quote'")
     return {
         "campaign_id": campaign_id,
-        "voucher": {"id": voucher_id, "code": code, "campaign_id": campaign_id, "wallet_id": DEMO_WALLET},
+        "voucher": {"id": voucher_id, "code": code, "campaign_id": campaign_id, "wallet_id": wallet_id},
+        "pos_txn_id": pos_txn_id,
         "demo_commands": [
             f'curl -s -H "Authorization: Bearer $GOV" $VE/v1/campaigns/{campaign_id} | python -m json.tool',
-            f'curl -s -H "Authorization: Bearer $GOV" $VE/v1/wallets/{DEMO_WALLET}/vouchers | python -m json.tool',
+            f'curl -s -H "Authorization: Bearer $GOV" $VE/v1/wallets/{wallet_id}/vouchers | python -m json.tool',
             "# quote, then redeem the demo voucher at demo-noodle-bar (a ¥120 dinner: ¥20 off):",
             quote,
             redeem,
@@ -113,10 +121,17 @@ async def seed(engine: AsyncEngine, issuer_id: str, settings: Any) -> dict:
     }
 
 
-async def _demo_voucher_id(conn, campaign_id: str) -> str | None:
+async def _demo_voucher(conn, campaign_id: str) -> tuple[str, str, str] | None:
+    """(id, wallet, status) of the demo voucher issued last (demo wallets count up from DEMO_WALLET)."""
     query = (
-        sa.select(vouchers.c.id)
-        .where(vouchers.c.campaign_id == campaign_id, vouchers.c.wallet_id == DEMO_WALLET)
+        sa.select(vouchers.c.id, vouchers.c.wallet_id, vouchers.c.status)
+        .where(vouchers.c.campaign_id == campaign_id, vouchers.c.wallet_id.like("00000000000%"))
+        .order_by(vouchers.c.wallet_id.desc())
         .limit(1)
     )
-    return (await conn.execute(query)).scalar()
+    row = (await conn.execute(query)).first()
+    return (row.id, row.wallet_id, row.status) if row else None
+
+
+def _next_wallet(wallet_id: str) -> str:
+    return f"{int(wallet_id) + 1:016d}"

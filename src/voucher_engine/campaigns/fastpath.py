@@ -14,6 +14,7 @@ JSON as `claims.voucher_document` builds it (the same document the route gives, 
 from __future__ import annotations
 
 import re
+from typing import Any
 
 from pydantic import ValidationError
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -24,7 +25,7 @@ from voucher_engine.errors import EngineError
 from voucher_engine.web.lean import read_body, respond, respond_problem, validation_error
 
 CLAIM_PATH = re.compile(r"^/v1/campaigns/([^/]{1,64})/claims$")
-# A claim is a wallet, an id_hash and a few attributes; anything longer is not one.
+# A claim is a wallet, an id_hash and a few attributes or an attestation; anything longer is not one.
 MAX_CLAIM_BODY_BYTES = 16 * 1024
 
 
@@ -39,6 +40,7 @@ class ClaimsFastPath:
         if match is None:
             await self.app(scope, receive, send)
             return
+        scope["ve.route"] = "/v1/campaigns/{campaign_id}/claims"  # api/observe.py: this request's route label
         try:
             body = await read_body(receive, MAX_CLAIM_BODY_BYTES)
             if body is None:
@@ -51,13 +53,15 @@ class ClaimsFastPath:
     async def _claim(self, scope: Scope, campaign_id: str, body: bytes) -> bytes:
         from voucher_engine.campaigns.endpoints import BATCHER_KEY, authenticate_claim
 
-        state = (scope.get("app") or self.app).state.ve
+        app: Any = scope.get("app") or self.app  # EngineApp sets scope["app"]; a test may wrap the app directly
+        state = app.state.ve
         authorization = None
         for name, value in scope["headers"]:
             if name == b"authorization":
                 authorization = value.decode("latin-1")
                 break
         subject = await authenticate_claim(state, authorization)
+        scope["ve.role"] = subject.role
         try:
             request = ClaimBody.model_validate_json(body)
         except ValidationError as exc:
@@ -70,4 +74,5 @@ class ClaimsFastPath:
             request.wallet_id,
             request.id_hash,
             request.attributes,
+            request.attestation,
         )

@@ -28,14 +28,17 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-import orjson
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from voucher_engine import clock
+from voucher_engine.attestations import repository as attestation_repository
+from voucher_engine.attestations import service as attestation_service
+from voucher_engine.attestations.checks import CHECKS, Gate, holder_explain
 from voucher_engine.campaigns import cache, ids, lottery, repository
 from voucher_engine.campaigns.schemas import MAX_REJECTED_LISTED, HolderTuple
 from voucher_engine.db.raw import driver
 from voucher_engine.errors import EngineError
+from voucher_engine.invariants import InvariantViolation, invariant
 
 log = logging.getLogger("voucher_engine.campaigns.issuance")
 
@@ -48,31 +51,63 @@ Progress = Callable[[int, int, int], Awaitable[None]]
 
 
 @dataclass
-class Outcome:
+class IssuanceTally:
+    """What an issuance run has done so far: counts, the rejections listed, the lottery's draw, the voucher ids."""
+
     processed: int = 0
     issued: int = 0
     rejected_count: int = 0
-    rejected: list[dict[str, str]] = field(default_factory=list)
+    rejected: list[dict[str, Any]] = field(default_factory=list)
     lottery: dict[str, Any] | None = None
     voucher_ids: list[str] = field(default_factory=list)
 
-    def reject(self, wallet_id: str, code: str) -> None:
+    def reject(
+        self, wallet_id: str, code: str, check: str | None = None, explain: Callable[[], list] | None = None
+    ) -> None:
+        """Count a rejection and list it (the first MAX_REJECTED_LISTED). `explain`, for NOT_ELIGIBLE, is called only
+        for a listed rejection: the failed conditions are worked out again only for those a person will read."""
         self.rejected_count += 1
         if len(self.rejected) < MAX_REJECTED_LISTED:
-            self.rejected.append({"wallet_id": wallet_id, "code": code})
+            entry: dict[str, Any] = {"wallet_id": wallet_id, "code": code}
+            if check is not None:  # which of an attestation's checks failed, never what the token says
+                entry.update(check=check, detail=CHECKS[check])
+            if explain is not None:
+                entry["explain"] = explain()
+            self.rejected.append(entry)
 
 
-def holder_key(wallet_id: str, id_hash: str | None) -> str:
-    return f"h:{id_hash}" if id_hash else f"w:{wallet_id}"
+# JSON types a holder attribute must have, by the type the contract gives it.
+_JSON_TYPES = {"int": int, "integer": int, "money": int, "text": str, "region": str, "date": str}
+
+
+def explain_holder(failures: list, attributes: dict[str, Any], types: dict[str, str]) -> list[dict[str, Any]]:
+    """A NOT_ELIGIBLE rejection's `explain`: the failed conditions (without the holder's values: no personal data in
+    answers), and, where an attribute was sent as the wrong JSON type, a `note` saying so (a `residence_region` sent
+    as a number is never within a region; nobody should have to guess that)."""
+    explain = holder_explain(failures)
+    for entry in explain:
+        for name, ftype in types.items():
+            value = attributes.get(name)
+            wanted = _JSON_TYPES.get(ftype)
+            if value is None or wanted is None or name not in entry.get("rule", ""):
+                continue
+            if type(value) is not wanted:
+                shown = "a string" if wanted is str else "a whole number"
+                example = ' such as "310104"' if ftype == "region" else ""
+                entry["note"] = (
+                    f"{name} was sent as a JSON {type(value).__name__}; the contract reads it as {ftype}: send {shown}"
+                    f"{example}"
+                )
+    return explain
 
 
 async def _chunks_of(holders: Iterable[HolderTuple] | AsyncIterable[list[HolderTuple]]):
-    if hasattr(holders, "__aiter__"):
-        async for chunk in holders:  # type: ignore[union-attr]
-            yield chunk
+    if isinstance(holders, AsyncIterable):
+        async for given in holders:
+            yield given
         return
     chunk: list[HolderTuple] = []
-    for holder in holders:  # type: ignore[union-attr]
+    for holder in holders:
         chunk.append(holder)
         if len(chunk) == CHUNK:
             yield chunk
@@ -122,9 +157,9 @@ async def run(
     seed: bytes | None = None,
     progress: Progress | None = None,
     keep_voucher_ids: bool = False,
-) -> Outcome:
+) -> IssuanceTally:
     """Issue to a targeted list (`holders`) or draw a lottery (`applicants`, `seed`), in one transaction."""
-    outcome = Outcome()
+    outcome = IssuanceTally()
     async with engine.begin() as conn:
         await repository.lock_campaign(conn, campaign_id)
         row = await repository.get_campaign(conn, campaign_id)
@@ -136,18 +171,34 @@ async def run(
         raw = await driver(conn)
         existing = await raw.fetchval("SELECT count(*) FROM vouchers WHERE campaign_id = $1", campaign_id)
         remaining = row.quantity - existing
-        assert remaining >= 0, (row.quantity, existing)
+        invariant(remaining >= 0, "no more vouchers issued than the quantity", row.quantity, existing)
+        # Attesters and the campaign's spent jtis read now, in this transaction, before the COPY takes the
+        # connection (issuances of one campaign are serialised by its lock, so the spent set stays exact).
+        gate = Gate(
+            campaign_id=campaign_id,
+            check_holder=terms.contract.check_holder,
+            attester_name=terms.contract.model.attester,
+            attesters=await attestation_service.load(conn),
+            now_s=int(clock.real_now().timestamp()),  # a security window, like request signing's
+            spent=await attestation_repository.spent_jtis(raw, campaign_id),
+        )
+        uses = UsesWriter(campaign_id, issuance_id, issued_at)
         if kind == "lottery":
-            assert applicants is not None and seed is not None
-            winners, outcome.lottery = await _draw(raw, terms, applicants, seed, remaining, outcome)
+            if applicants is None or seed is None:
+                raise InvariantViolation("a lottery issuance has its applicants and its seed")
+            winners, outcome.lottery = await _draw(raw, terms, gate, applicants, seed, remaining, outcome)
+            uses.collect(gate)
             source: Any = winners
             checked = True
         else:
-            assert holders is not None
+            if holders is None:
+                raise InvariantViolation("a targeted issuance has its holders")
             source, checked = holders, False
         await _issue(
             raw,
             terms,
+            gate,
+            uses,
             issuance_id,
             source,
             issued_at,
@@ -158,6 +209,7 @@ async def run(
             progress,
             keep_voucher_ids,
         )
+        await uses.write(raw)
         await repository.update_issuance(
             conn,
             issuance_id,
@@ -195,14 +247,9 @@ def _timestamptz(value: datetime) -> bytes:
     return struct.pack(">iq", 8, (value - _PG_EPOCH) // timedelta(microseconds=1))
 
 
-def _jsonb(json_bytes: bytes) -> bytes:
-    return _pack_length(len(json_bytes) + 1) + b"\x01" + json_bytes
-
-
 # A row is built as one str and a chunk encoded once as latin-1, which maps code points 0-255 to the same bytes:
 # the binary parts (lengths, times) are written as such characters, every per-row text (wallet, id_hash, key,
-# voucher id) is ASCII by the holder rules, and the JSON of attributes (UTF-8 bytes) is carried through latin-1
-# decoding unchanged. One f-string per row instead of a bytes object per field.
+# voucher id) is ASCII by the holder rules. One f-string per row instead of a bytes object per field.
 _LENGTH = [_pack_length(n).decode("latin-1") for n in range(260)]
 _NULL_FIELD = _NULL.decode("latin-1")
 
@@ -214,21 +261,26 @@ def _field(value: bytes) -> str:
 async def _issue(
     raw,
     terms: cache.Terms,
+    gate: Gate,
+    uses: UsesWriter,
     issuance_id: str,
     holders,
     issued_at: datetime,
     remaining: int,
     had_vouchers: bool,
     checked: bool,
-    outcome: Outcome,
+    outcome: IssuanceTally,
     progress: Progress | None,
     keep_voucher_ids: bool,
 ) -> None:
     """Decide each holder in Python and stream the accepted vouchers to PostgreSQL in ONE binary COPY, so that the
-    database inserts chunk k while Python decides chunk k+1 (two cores, both busy)."""
+    database inserts chunk k while Python decides chunk k+1 (two cores, both busy). Holders given with an
+    attestation (or any holder, where the contract requires one) are decided by the gate; raw attributes are
+    decided by the compiled holder check, memoised per distinct set. No attribute is written anywhere."""
     campaign_id = terms.campaign_id
     limit = terms.per_holder_limit
     check_holder = terms.contract.check_holder
+    attribute_types = cache.holder_types(terms.contract)
     valid_from, valid_until = terms.window_for(issued_at)
     face = terms.face_value_fen
     # Everything a row repeats, encoded once (PostgreSQL's binary COPY: no text parsing of times and numbers).
@@ -243,22 +295,21 @@ async def _issue(
         + _text(issuance_id)
     )
     tail = _field(_bigint(1) + _timestamptz(issued_at))
+    gated = gate.mandatory
     # Vouchers held per holder key: the campaign's before this issuance, then this issuance's own (exact; about
     # 150 bytes a holder, so a million-holder list stays well inside the memory budget).
     held_by = await _held_by_holder(raw, campaign_id) if had_vouchers else {}
-    # Per distinct attribute set: eligible or not, and its JSON as a COPY field. Looked up by the dict's identity
-    # first (the CSV reader hands out one dict per distinct set; the entry keeps the dict alive, so its id cannot
-    # be reused), then by its items.
-    memo: dict[tuple, tuple[bool, str]] = {}
-    by_identity: dict[int, tuple[dict, tuple[bool, str]]] = {}
-    dumps = orjson.dumps
+    # Per distinct attribute set: eligible or not. Looked up by the dict's identity first (the CSV reader hands out
+    # one dict per distinct set; the entry keeps the dict alive, so its id cannot be reused), then by its items.
+    memo: dict[tuple, bool] = {}
+    by_identity: dict[int, tuple[dict, bool]] = {}
     length = _LENGTH
 
-    def decide(attributes: dict) -> tuple[bool, str]:
+    def decide(attributes: dict) -> bool:
         memo_key = tuple(attributes.items())
         known = memo.get(memo_key)
         if known is None:
-            known = (checked or not check_holder(attributes), _field(_jsonb(dumps(attributes))))
+            known = checked or not check_holder(attributes)
             if len(memo) < 100_000:
                 memo[memo_key] = known
         if len(by_identity) < 10_000:
@@ -268,15 +319,34 @@ async def _issue(
     async def rows():
         nonlocal remaining
         async for chunk in _chunks_of(holders):
-            assert len(chunk) <= ids.MAX_BLOCK, len(chunk)
+            invariant(len(chunk) <= ids.MAX_BLOCK, "a chunk of holders fits one block of voucher ids", len(chunk))
             stem = ids.voucher_id_stem()
+            noise, width = ids.voucher_id_noise(len(chunk)), ids.VOUCHER_ID_NOISE_CHARS
             parts: list[str] = []
-            for wallet_id, id_hash, attributes in chunk:
-                cached = by_identity.get(id(attributes))
-                known = cached[1] if cached is not None and cached[0] is attributes else decide(attributes)
-                if not known[0]:
-                    outcome.reject(wallet_id, "NOT_ELIGIBLE")
-                    continue
+            for wallet_id, id_hash, evidence in chunk:
+                if checked:  # lottery winners, decided before the draw
+                    pass
+                elif gated or type(evidence) is str:
+                    decision = gate.decide(wallet_id, id_hash, evidence)
+                    if decision.code is not None:
+                        failures = decision.failures
+                        outcome.reject(
+                            wallet_id,
+                            decision.code,
+                            decision.check,
+                            (lambda f=failures: holder_explain(f)) if failures else None,
+                        )
+                        continue
+                else:
+                    cached = by_identity.get(id(evidence))
+                    known = cached[1] if cached is not None and cached[0] is evidence else decide(evidence)
+                    if not known:
+                        outcome.reject(
+                            wallet_id,
+                            "NOT_ELIGIBLE",
+                            explain=lambda e=evidence: explain_holder(check_holder(e), e, attribute_types),
+                        )
+                        continue
                 key = f"h:{id_hash}" if id_hash else f"w:{wallet_id}"
                 held = held_by.get(key, 0)
                 if held >= limit:
@@ -288,11 +358,14 @@ async def _issue(
                 held_by[key] = held + 1
                 remaining -= 1
                 hash_field = _NULL_FIELD if id_hash is None else length[len(id_hash)] + id_hash
+                n = len(parts)
                 parts.append(
-                    f"{head}{stem}{len(parts):06x}{length[len(wallet_id)]}{wallet_id}{hash_field}"
-                    f"{length[len(key)]}{key}{middle}{known[1]}{tail}"
+                    f"{head}{stem}{n:06x}{noise[width * n : width * (n + 1)]}"
+                    f"{length[len(wallet_id)]}{wallet_id}{hash_field}"
+                    f"{length[len(key)]}{key}{middle}{tail}"
                 )
             outcome.processed += len(chunk)
+            uses.collect(gate)
             if parts:
                 yield "".join(parts).encode("latin-1")
                 outcome.issued += len(parts)
@@ -308,23 +381,67 @@ async def _issue(
         yield _COPY_TRAILER
 
     await raw.copy_to_table("vouchers", source=stream(), columns=repository.VOUCHER_COPY_COLUMNS, format="binary")
-    assert remaining >= 0
+    invariant(remaining >= 0, "no more vouchers issued than the quantity", remaining)
+
+
+class UsesWriter:
+    """The attestations an issuance spent (`attestation_uses`), encoded for a binary COPY chunk by chunk as the gate
+    accepts them (about 150 bytes each), and written after the vouchers' COPY in the same transaction."""
+
+    def __init__(self, campaign_id: str, issuance_id: str, used_at: datetime) -> None:
+        self.head = _field(struct.pack(">h", len(attestation_repository.USE_COPY_COLUMNS)) + _text(campaign_id))
+        self.tail = _field(_text(issuance_id) + _timestamptz(used_at))
+        self.parts: list[bytes] = []
+        self.count = 0
+
+    def collect(self, gate: Gate) -> None:
+        if not gate.uses:
+            return
+        length, head, tail = _LENGTH, self.head, self.tail
+        rows = [
+            f"{head}{length[len(u.jti.encode())]}{u.jti}{length[32]}{u.sha256.decode('latin-1')}"
+            f"{length[len(u.attester_id)]}{u.attester_id}{length[16]}{u.wallet_id}{length[len(u.decision)]}{u.decision}"
+            f"{tail}"
+            for u in gate.uses
+        ]
+        # Every text here is ASCII (jti: checks.verify requires it), so the row strings encode as their bytes.
+        self.parts.append("".join(rows).encode("latin-1"))
+        self.count += len(gate.uses)
+        gate.uses.clear()
+
+    async def write(self, raw) -> None:
+        if not self.count:
+            return
+
+        async def stream():
+            yield _COPY_HEADER
+            for part in self.parts:
+                yield part
+            yield _COPY_TRAILER
+
+        await raw.copy_to_table(
+            "attestation_uses", source=stream(), columns=attestation_repository.USE_COPY_COLUMNS, format="binary"
+        )
 
 
 async def _draw(
-    raw, terms: cache.Terms, applicants: list[HolderTuple], seed: bytes, slots: int, outcome: Outcome
+    raw, terms: cache.Terms, gate: Gate, applicants: list[HolderTuple], seed: bytes, slots: int, outcome: IssuanceTally
 ) -> tuple[list[HolderTuple], dict[str, Any]]:
     """Run the lottery over the applicants; answers the winners (checked) and the publication."""
     by_key: dict[str, HolderTuple] = {}
     for holder in applicants:
         by_key.setdefault(lottery.applicant_key(holder[0], holder[1]), holder)
     keys = sorted(by_key)
-    check_holder = terms.contract.check_holder
     excluded: list[dict[str, str]] = []
     candidates: list[str] = []
+    checks: dict[str, str] = {}
     for key in keys:
-        if check_holder(by_key[key][2]):
-            excluded.append({"key": key, "code": "NOT_ELIGIBLE"})
+        wallet_id, id_hash, evidence = by_key[key]
+        decision = gate.decide(wallet_id, id_hash, evidence)
+        if decision.code is not None:
+            excluded.append({"key": key, "code": decision.code})
+            if decision.check is not None:
+                checks[key] = decision.check
         else:
             candidates.append(key)
     held = await _held_by_holder(raw, terms.campaign_id)
@@ -339,7 +456,7 @@ async def _draw(
     # Millions of HMACs and a sort: off the event loop, so the worker keeps answering while it draws.
     winners = await asyncio.to_thread(lottery.draw, seed, still, slots, limit, prior)
     for entry in excluded:
-        outcome.reject(by_key[entry["key"]][0], entry["code"])
+        outcome.reject(by_key[entry["key"]][0], entry["code"], checks.get(entry["key"]))
     outcome.processed = len(applicants) - len(winners)
     publication: dict[str, Any] = {
         "algorithm": lottery.ALGORITHM,

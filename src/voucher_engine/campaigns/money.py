@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from voucher_engine import clock
 from voucher_engine.campaigns.shares import split_by_shares
+from voucher_engine.invariants import invariant
 from voucher_engine.ledger.model import NewTransaction, Posting
 
 
@@ -74,7 +75,7 @@ async def return_unspent(
 ) -> tuple[str | None, int]:
     """Return everything left in escrow to the funders in their shares; answers (transaction id or None, amount)."""
     amount_fen = await escrow_balance(conn, campaign_id)
-    assert amount_fen >= 0, amount_fen
+    invariant(amount_fen >= 0, "the escrow is not negative before the return", campaign_id, amount_fen)
     if amount_fen == 0:
         return None, 0
     parts = split_by_shares(amount_fen, [funder.share_bp for funder in funders])
@@ -93,7 +94,8 @@ async def return_unspent(
         ),
     )
     # The pair of the assertion above: escrow is empty after the return, to the fen.
-    assert await escrow_balance(conn, campaign_id) == 0
+    left_fen = await escrow_balance(conn, campaign_id)
+    invariant(left_fen == 0, "the escrow is empty after the return", campaign_id, left_fen)
     return _tx_id(tx), amount_fen
 
 
@@ -122,4 +124,4 @@ async def totals(conn: AsyncConnection, campaign_id: str) -> LedgerTotals:
 
 
 def _tx_id(tx) -> str:
-    return tx if isinstance(tx, str) else str(getattr(tx, "id"))
+    return tx if isinstance(tx, str) else str(tx.id)

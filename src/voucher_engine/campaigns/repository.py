@@ -5,10 +5,18 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+import asyncpg
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from voucher_engine.db.schema.campaigns import campaign_funders, campaigns, claim_stock, issuances, vouchers
+from voucher_engine.db.schema.campaigns import (
+    campaign_funder_decisions,
+    campaign_funders,
+    campaigns,
+    claim_stock,
+    issuances,
+    vouchers,
+)
 
 # Columns of `vouchers` in the order issuance writes them by COPY.
 VOUCHER_COPY_COLUMNS = (
@@ -24,7 +32,6 @@ VOUCHER_COPY_COLUMNS = (
     "balance_fen",
     "issued_at",
     "issuance_id",
-    "attributes",
     "version",
     "updated_at",
 )
@@ -73,12 +80,56 @@ async def find_by_name(conn: AsyncConnection, issuer_id: str, name: str) -> sa.R
 async def list_campaigns(
     conn: AsyncConnection, *, issuer_id: str | None, after: str | None, limit: int
 ) -> list[sa.Row]:
+    """A page of campaigns; with `issuer_id`, that issuer's own and those that name it as a co-funder."""
     query = sa.select(campaigns).order_by(campaigns.c.id).limit(limit)
     if issuer_id is not None:
-        query = query.where(campaigns.c.issuer_id == issuer_id)
+        cofunded = sa.select(campaign_funders.c.campaign_id).where(campaign_funders.c.issuer_id == issuer_id)
+        query = query.where(sa.or_(campaigns.c.issuer_id == issuer_id, campaigns.c.id.in_(cofunded)))
     if after is not None:
         query = query.where(campaigns.c.id > after)
     return list((await conn.execute(query)).all())
+
+
+async def is_funder(conn: AsyncConnection, campaign_id: str, issuer_id: str) -> bool:
+    query = sa.select(campaign_funders.c.position).where(
+        campaign_funders.c.campaign_id == campaign_id, campaign_funders.c.issuer_id == issuer_id
+    )
+    return (await conn.execute(query)).first() is not None
+
+
+async def count_decisions(conn: AsyncConnection, campaign_id: str, issuer_id: str) -> int:
+    query = sa.select(sa.func.count()).where(
+        campaign_funder_decisions.c.campaign_id == campaign_id, campaign_funder_decisions.c.issuer_id == issuer_id
+    )
+    return int((await conn.execute(query)).scalar_one())
+
+
+async def record_decision(
+    conn: AsyncConnection, *, campaign_id: str, issuer_id: str, decision: str, token_id: str, at: datetime
+) -> None:
+    """The funder's standing decision, and the same kept for good in the decisions' history."""
+    await conn.execute(
+        sa.update(campaign_funders)
+        .where(campaign_funders.c.campaign_id == campaign_id, campaign_funders.c.issuer_id == issuer_id)
+        .values(approval=decision, decided_by=token_id, decided_at=at)
+    )
+    await conn.execute(
+        sa.insert(campaign_funder_decisions).values(
+            campaign_id=campaign_id, issuer_id=issuer_id, decision=decision, token_id=token_id, decided_at=at
+        )
+    )
+
+
+async def decisions_of(conn: AsyncConnection, campaign_id: str, *, limit: int) -> list[sa.Row]:
+    """The campaign's funder decisions, oldest first (the last `limit` of them)."""
+    latest = (
+        sa.select(campaign_funder_decisions)
+        .where(campaign_funder_decisions.c.campaign_id == campaign_id)
+        .order_by(campaign_funder_decisions.c.id.desc())
+        .limit(limit)
+        .subquery()
+    )
+    return list((await conn.execute(sa.select(latest).order_by(latest.c.id))).all())
 
 
 async def funders_of(conn: AsyncConnection, campaign_id: str) -> list[sa.Row]:
@@ -241,3 +292,112 @@ async def fail_stale_issuances(conn: AsyncConnection, older_than: datetime, at: 
         )
     )
     return result.rowcount
+
+
+# -- expiry (expiry.py) --------------------------------------------------------------------------------------------
+
+# The due rows are chosen once (a MATERIALIZED CTE): as a subquery in FROM, a plan that rescans it would run the
+# LIMIT ... SKIP LOCKED again and could expire more than `limit` vouchers.
+_EXPIRE_ONE_CAMPAIGN = sa.text(
+    "WITH due AS MATERIALIZED ("
+    "    SELECT campaign_id, id FROM vouchers"
+    "     WHERE campaign_id = :campaign_id AND status = 'issued' AND valid_until <= :now"
+    "     LIMIT :limit FOR UPDATE SKIP LOCKED)"
+    " UPDATE vouchers v SET status = 'expired', updated_at = :now, version = v.version + 1"
+    " FROM due WHERE v.campaign_id = due.campaign_id AND v.id = due.id AND v.status = 'issued'"
+)
+
+# A fixed-window campaign's vouchers all share its window: none is due before the campaign's own end, so the sweep
+# looks only at those past it, and at campaigns whose windows run from each voucher's issue.
+_OPEN_CAMPAIGNS = sa.text(
+    "SELECT id FROM campaigns WHERE status IN ('funded', 'active', 'paused')"
+    " AND (validity_seconds IS NOT NULL OR valid_until <= :now) ORDER BY id"
+)
+
+
+async def expire_due_vouchers(conn: AsyncConnection, campaign_id: str, now: datetime, limit: int) -> int:
+    """Expire up to `limit` vouchers of the campaign past their window (skipping rows another batch holds)."""
+    result = await conn.execute(_EXPIRE_ONE_CAMPAIGN, {"campaign_id": campaign_id, "now": now, "limit": limit})
+    return result.rowcount
+
+
+async def campaigns_with_due_vouchers(conn: AsyncConnection, now: datetime) -> list[str]:
+    """The open campaigns that may have vouchers past their window at `now`."""
+    return list((await conn.execute(_OPEN_CAMPAIGNS, {"now": now})).scalars())
+
+
+async def expire_all_due_vouchers(conn: AsyncConnection, campaign_id: str, now: datetime) -> int:
+    result = await conn.execute(
+        sa.text(
+            "UPDATE vouchers SET status = 'expired', updated_at = :now, version = version + 1"
+            " WHERE campaign_id = :campaign_id AND status = 'issued' AND valid_until <= :now"
+        ),
+        {"campaign_id": campaign_id, "now": now},
+    )
+    return result.rowcount
+
+
+async def expire_voucher_if_due(conn: AsyncConnection, campaign_id: str, voucher_id: str, now: datetime) -> bool:
+    result = await conn.execute(
+        sa.text(
+            "UPDATE vouchers SET status = 'expired', updated_at = :now, version = version + 1"
+            " WHERE campaign_id = :campaign_id AND id = :voucher_id AND status = 'issued' AND valid_until <= :now"
+        ),
+        {"campaign_id": campaign_id, "voucher_id": voucher_id, "now": now},
+    )
+    return result.rowcount == 1
+
+
+async def try_session_lock(conn: AsyncConnection, key: int) -> bool:
+    """A session-level advisory lock (one worker sweeps at a time); False when another session holds it."""
+    return (await conn.execute(sa.text("SELECT pg_try_advisory_lock(:k)"), {"k": key})).scalar() is True
+
+
+async def session_unlock(conn: AsyncConnection, key: int) -> None:
+    await conn.execute(sa.text("SELECT pg_advisory_unlock(:k)"), {"k": key})
+
+
+# -- first-come claims (claims.py): one call of the SQL function of migration 0006 per campaign and batch -----------
+
+CLAIMS_SQL = (
+    "SELECT campaign_claims($1, $2::text[], $3::text[], $4::text[], $5, $6, $7::timestamptz[],"
+    " $8::timestamptz[], $9::timestamptz[], $10, $11::text[], $12::bytea[], $13::text[])"
+)
+
+
+async def claim_batch(
+    conn: asyncpg.Connection,
+    campaign_id: str,
+    *,
+    voucher_ids: list[str],
+    wallet_ids: list[str],
+    id_hashes: list[str | None],
+    per_holder_limit: int,
+    first_shard: int,
+    claimed_at: list[datetime],
+    valid_from: list[datetime],
+    valid_until: list[datetime],
+    face_value_fen: int,
+    jtis: list[str | None],
+    attestation_sha256s: list[bytes | None],
+    attester_ids: list[str | None],
+) -> list[str]:
+    """Decide a batch of one campaign's claims in one statement and transaction; answer one result per claim, in
+    order: OK, SOLD_OUT, HOLDER_LIMIT, CAMPAIGN_NOT_ACTIVE, RETRY (stock held by another batch) or a replay mark."""
+    results = await conn.fetchval(
+        CLAIMS_SQL,
+        campaign_id,
+        voucher_ids,
+        wallet_ids,
+        id_hashes,
+        per_holder_limit,
+        first_shard,
+        claimed_at,
+        valid_from,
+        valid_until,
+        face_value_fen,
+        jtis,
+        attestation_sha256s,
+        attester_ids,
+    )
+    return list(results)

@@ -22,7 +22,11 @@ MAX_LOTTERY_APPLICANTS = 2_000_000
 MAX_ATTRIBUTES = 32
 MAX_ATTRIBUTE_KEY_CHARS = 64
 MAX_ATTRIBUTE_VALUE_CHARS = 256
+# Numbers in attributes: strictly within ±2^63, what a 64-bit signed integer holds. Past it a number cannot be stored
+# or written back as JSON by most clients (nor by the JSON writer here), so it is refused at the door, never a 500.
+ATTRIBUTE_NUMBER_BOUND = 2**63
 MAX_ID_HASH_CHARS = 128
+MAX_ATTESTATION_CHARS = 8192
 MAX_SEED_HEX_CHARS = 128
 MIN_SEED_HEX_CHARS = 32
 # Issuances this large run as a background job answered with 202 and polled at GET /v1/issuances/{id}.
@@ -45,8 +49,20 @@ class SourceBody(BaseModel):
     source: str = Field(max_length=MAX_CONTRACT_CHARS, description="The contract's text.")
 
 
+# Text with a NUL (U+0000) is refused at the edge, as everywhere in the service: PostgreSQL cannot store it, and an
+# attribute that reached the database with one would fail the claims batched with it.
+NO_NUL_PATTERN = r"^[^\x00]*$"
 AttributeValue = Annotated[
-    Union[StrictBool, StrictInt, float, Annotated[str, Field(max_length=MAX_ATTRIBUTE_VALUE_CHARS)], None], "a scalar"
+    Union[
+        StrictBool,
+        Annotated[StrictInt, Field(gt=-ATTRIBUTE_NUMBER_BOUND, lt=ATTRIBUTE_NUMBER_BOUND)],
+        Annotated[
+            float, Field(gt=-float(ATTRIBUTE_NUMBER_BOUND), lt=float(ATTRIBUTE_NUMBER_BOUND), allow_inf_nan=False)
+        ],
+        Annotated[str, Field(max_length=MAX_ATTRIBUTE_VALUE_CHARS, pattern=NO_NUL_PATTERN)],
+        None,
+    ],
+    "a scalar",
 ]
 
 
@@ -59,8 +75,19 @@ class Holder(BaseModel):
         pattern=ID_HASH_PATTERN,
         description="Salted hash of the real-name identity: limits count across wallets.",
     )
-    attributes: dict[Annotated[str, Field(max_length=MAX_ATTRIBUTE_KEY_CHARS)], AttributeValue] = Field(
-        default_factory=dict, max_length=MAX_ATTRIBUTES
+    attributes: dict[
+        Annotated[str, Field(max_length=MAX_ATTRIBUTE_KEY_CHARS, pattern=NO_NUL_PATTERN)], AttributeValue
+    ] = Field(
+        default_factory=dict,
+        max_length=MAX_ATTRIBUTES,
+        description="Raw holder attributes, evaluated against the contract's holder conditions and never stored. "
+        "Refused (ATTESTATION_INVALID) where the contract says `holder attested by`.",
+    )
+    attestation: str | None = Field(
+        default=None,
+        max_length=MAX_ATTESTATION_CHARS,
+        description="Instead of attributes: a compact JWS (EdDSA) signed by a registered attester, for this "
+        "campaign (aud) and this wallet (sub); see docs/attestations.md.",
     )
 
 
@@ -80,10 +107,28 @@ class ClaimBody(Holder):
     model_config = ConfigDict(extra="forbid")
 
 
+Approval = Literal["own", "pending", "approved", "declined"]
+
+
 class Funding(BaseModel):
+    """One funder's share, and whether it has consented (`own` for the campaign's issuer, who needs no consent)."""
+
     region_code: str
     issuer_id: str
     share_bp: int
+    amount_fen: int = Field(description="This funder's part of the budget, to the fen, as funding moves it.")
+    approval: Approval
+    decided_by: str | None = Field(default=None, description="The token id that gave the standing decision.")
+    decided_at: datetime | None = None
+
+
+class FunderDecision(BaseModel):
+    """One approval or decline, kept for good: which funder, what, the token that gave it and when."""
+
+    issuer_id: str
+    decision: Literal["approved", "declined"]
+    token_id: str
+    decided_at: datetime
 
 
 class Totals(BaseModel):
@@ -131,6 +176,9 @@ class Campaign(BaseModel):
 class CampaignDetail(Campaign):
     contract_source: str
     summary: dict[str, Any]
+    funder_decisions: list[FunderDecision] = Field(
+        default_factory=list, description="Every approval and decline of a co-funder, oldest first (the last 100)."
+    )
 
 
 class Voucher(BaseModel):
@@ -148,6 +196,9 @@ class Voucher(BaseModel):
 
 
 class Rejection(BaseModel):
+    """A holder not issued to; ATTESTATION_INVALID rejections add `check` and `detail` (which check failed)."""
+
+    model_config = ConfigDict(extra="allow")
     wallet_id: str
     code: str
 
@@ -174,11 +225,38 @@ class CheckAnswer(BaseModel):
     warnings: list[dict[str, Any]] = []
 
 
+class ExplainBody(BaseModel):
+    """A contract and one sample payment (and, optionally, a holder's attributes) to explain."""
+
+    model_config = ConfigDict(extra="forbid")
+    source: str = Field(max_length=MAX_CONTRACT_CHARS, description="The contract's text.")
+    payment: dict[str, Any] = Field(
+        description='{"merchant": {"mcc", "region_code", "tags"}, "at", "order_amount_fen", "items"?, "balance_fen"?}',
+        json_schema_extra={"maxProperties": 16},
+    )
+    holder: dict[str, AttributeValue] | None = Field(None, max_length=MAX_ATTRIBUTES)
+    issued_at: datetime | None = Field(None, description="When the voucher was issued, for validity from issue.")
+
+
+class ExplainAnswer(BaseModel):
+    contract: str
+    kind: str
+    code: str | None = Field(description="The code a till would get, or null when the payment would settle.")
+    eligible: bool
+    subsidy_fen: int
+    payable_fen: int
+    validity: dict[str, Any]
+    explain: list[dict[str, Any]] = Field(description="Each failed payment condition, with its line and column.")
+    holder_explain: list[dict[str, Any]] | None = None
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # Fast validation of holder lists.
 
-HolderTuple = tuple[str, "str | None", dict]
-_HOLDER_KEYS = frozenset({"wallet_id", "id_hash", "attributes"})
+# (wallet_id, id_hash, evidence): the evidence is the holder's raw attributes (a dict) or its attestation (the
+# compact JWS, a str); attestations/checks.py's Gate decides either.
+HolderTuple = tuple[str, "str | None", "dict | str"]
+_HOLDER_KEYS = frozenset({"wallet_id", "id_hash", "attributes", "attestation"})
 
 
 def parse_holder(item: object, where: str) -> HolderTuple:
@@ -202,14 +280,24 @@ def parse_holder(item: object, where: str) -> HolderTuple:
                 len(key) > MAX_ATTRIBUTE_KEY_CHARS
                 or isinstance(value, (dict, list))
                 or (isinstance(value, str) and len(value) > MAX_ATTRIBUTE_VALUE_CHARS)
+                or (isinstance(value, (int, float)) and not -ATTRIBUTE_NUMBER_BOUND < value < ATTRIBUTE_NUMBER_BOUND)
             ):
                 raise _bad(
                     where,
                     "attribute names are at most 64 characters and values are scalars "
-                    f"(text at most {MAX_ATTRIBUTE_VALUE_CHARS} characters)",
+                    f"(text at most {MAX_ATTRIBUTE_VALUE_CHARS} characters, numbers strictly within ±2^63)",
                 )
+            if "\x00" in key or (isinstance(value, str) and "\x00" in value):
+                raise _bad(where, "attribute text must not contain NUL (U+0000) characters")
     if not item.keys() <= _HOLDER_KEYS:
-        raise _bad(where, "a holder has only wallet_id, id_hash and attributes")
+        raise _bad(where, "a holder has only wallet_id, id_hash, and attributes or attestation")
+    attestation = item.get("attestation")
+    if attestation is not None:
+        if not isinstance(attestation, str) or not 0 < len(attestation) <= MAX_ATTESTATION_CHARS:
+            raise _bad(where, f"attestation is a compact JWS of at most {MAX_ATTESTATION_CHARS} characters")
+        if attributes:
+            raise _bad(where, "a holder carries attributes or an attestation, not both")
+        return wallet_id, id_hash, attestation
     return wallet_id, id_hash, attributes
 
 

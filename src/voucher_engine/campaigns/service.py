@@ -11,7 +11,9 @@ Every other move is refused with `INVALID_STATE`. Moves are conditional UPDATEs 
 
 - **Fund** moves the whole budget from each funder's fiscal account to the campaign's escrow in one balanced `fund`
   transaction, in the contract's shares (rounded down to the fen; the leftover fen to the first funder listed).
-  Every funder must be a registered issuer (`iss_<region>`), else `CONFLICT` naming the missing ones.
+  Every funder must be a registered issuer (`iss_<region>`; checked at creation, consent.py), every co-funder must
+  have approved its share (`FUNDING_NOT_APPROVED`), and no funder may go beyond its appropriation
+  (`INSUFFICIENT_FUNDS`): all checked under the campaign's lock and the funders' issuer locks.
 - **Close** first expires the vouchers whose window has ended, then revokes every voucher still spendable (an
   early close: some voucher was still within, or not yet in, its window), stops first-come stock, and returns the
   whole escrow balance to the funders in one `return` transaction split by the same rule. For a fixed window the
@@ -19,14 +21,19 @@ Every other move is refused with `INVALID_STATE`. Moves are conditional UPDATEs 
   issued has passed its own `valid_until`. Closing is allowed from `active` and `paused`.
 
 Scoping: gov creates campaigns only for contracts whose issuer region lies within its own region, and sees and
-changes only its own issuer's campaigns (another's answer 404). Auditors read (a bound auditor, one issuer's);
-admins read everything.
+changes only its own issuer's campaigns (another's answer 404); a co-funder named by a campaign's contract reads it
+too and approves or declines its share (consent.py). Auditors read (a bound auditor, one issuer's, and those it
+co-funds); admins read everything.
 """
 
 from __future__ import annotations
 
+import asyncio
+import re
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
 import orjson
@@ -34,13 +41,27 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from voucher_engine import clock
+from voucher_engine.attestations import service as attestation_service
 from voucher_engine.auth.subjects import Subject, region_contains
-from voucher_engine.campaigns import codes, expiry, ids, money, repository
-from voucher_engine.campaigns.schemas import Campaign, CampaignDetail, CheckAnswer, Funding, Totals, Voucher
+from voucher_engine.campaigns import codes, consent, expiry, ids, money, repository
+from voucher_engine.campaigns.schemas import (
+    Campaign,
+    CampaignDetail,
+    CheckAnswer,
+    FunderDecision,
+    Funding,
+    Totals,
+    Voucher,
+)
 from voucher_engine.contracts import ContractInvalid, FixedWindow, check_contract, compile_contract
-from voucher_engine.db.schema.foundation import issuers
+from voucher_engine.contracts.sample import explain_payment
 from voucher_engine.errors import EngineError
+from voucher_engine.webhooks import service as webhooks
 
+T = TypeVar("T")
+
+# A campaign's detail shows at most this many funder decisions (the latest; all are kept).
+MAX_DECISIONS_SHOWN = 100
 # First-come stock is split over this many rows at most (fewer when the quantity is smaller).
 MAX_STOCK_SHARDS = 64
 
@@ -50,6 +71,22 @@ TRANSITIONS: dict[str, tuple[tuple[str, ...], str]] = {
     "pause": (("active",), "paused"),
     "close": (("active", "paused"), "closed"),
 }
+
+
+# Checking and compiling a contract is CPU only (contracts/limits.py bounds it to tens of milliseconds); it runs in a
+# thread of its own so that the worker's event loop keeps answering (/healthz, tills, claims) meanwhile. One thread:
+# concurrent checks queue behind each other rather than multiply threads that fight the loop for the GIL.
+_CONTRACT_THREAD = ThreadPoolExecutor(max_workers=1, thread_name_prefix="contract-check")
+
+
+async def off_loop(function: Callable[..., T], *args: Any) -> T:
+    """`function(*args)` on the contract thread, awaited."""
+    return await asyncio.get_running_loop().run_in_executor(_CONTRACT_THREAD, function, *args)
+
+
+async def check_off_loop(source: str) -> CheckAnswer:
+    """`check`, off the event loop."""
+    return await off_loop(check, source)
 
 
 def check(source: str) -> CheckAnswer:
@@ -63,6 +100,17 @@ def check(source: str) -> CheckAnswer:
     return CheckAnswer(ok=True, summary=result.summary, warnings=[d.to_dict() for d in result.warnings])
 
 
+def explain(source: str, payment: dict[str, Any], holder: dict[str, Any] | None, issued_at: Any) -> dict[str, Any]:
+    """What the contract does with one sample payment (contracts.sample), after the same check as `check`."""
+    check(source)
+    if issued_at is not None and issued_at.tzinfo is None:
+        raise EngineError("VALIDATION_ERROR", "issued_at must carry an offset, like +08:00.")
+    try:
+        return explain_payment(compile_contract(source), payment, holder, issued_at)
+    except (ValueError, TypeError) as exc:
+        raise EngineError("VALIDATION_ERROR", f"The payment cannot be read: {exc}.") from None
+
+
 def stock_split(quantity: int) -> list[int]:
     shards = min(MAX_STOCK_SHARDS, quantity)
     base, extra = divmod(quantity, shards)
@@ -73,13 +121,14 @@ async def create(conn: AsyncConnection, subject: Subject, source: str) -> Campai
     if subject.role != "gov" or subject.issuer_id is None or subject.issuer_region is None:
         raise EngineError("FORBIDDEN", "Only a government (gov) token creates campaigns.")
     try:
-        contract = compile_contract(source)
+        contract = await off_loop(compile_contract, source)
     except ContractInvalid as exc:
         raise EngineError(
             "CONTRACT_INVALID",
             f"The contract has {len(exc.errors)} error(s).",
             errors=[d.to_dict() for d in exc.errors],
         ) from None
+    await _resolve_attester(conn, source, contract.model.attester)
     if not region_contains(subject.issuer_region, contract.issuer_region):
         raise EngineError(
             "FORBIDDEN",
@@ -115,26 +164,35 @@ async def create(conn: AsyncConnection, subject: Subject, source: str) -> Campai
         "created_at": now,
         "updated_at": now,
     }
-    funders = [
-        {
-            "campaign_id": campaign_id,
-            "position": position,
-            "region_code": funder.region_code,
-            "issuer_id": f"iss_{funder.region_code}",
-            "share_bp": funder.share_bp,
-        }
-        for position, funder in enumerate(contract.funders)
-    ]
+    funders = await consent.funder_rows(conn, contract.funders, campaign_id, subject.issuer_id)
     await repository.insert_campaign(conn, values, funders, stock)
     await money.open_escrow(conn, campaign_id)
     return await get(conn, subject, campaign_id)
+
+
+async def _resolve_attester(conn: AsyncConnection, source: str, name: str | None) -> None:
+    """`holder attested by "<name>"` must name a registered attester (any of its keys, active or not: a name's keys
+    rotate) when the campaign is created; the contract language itself cannot know the registry."""
+    if name is None or await attestation_service.name_registered(conn, name):
+        return
+    match = re.search(r"holder\s+attested\s+by\s+\"", source)
+    line = source.count("\n", 0, match.end()) + 1 if match else 1
+    column = match.end() - source.rfind("\n", 0, match.end()) - 1 if match else 1
+    raise EngineError(
+        "CONTRACT_INVALID",
+        "The contract has 1 error(s).",
+        errors=[{"line": line, "column": column, "message": f"no attester named {name!r} is registered"}],
+    )
 
 
 async def _visible_row(conn: AsyncConnection, subject: Subject, campaign_id: str, *, lock: bool = False) -> sa.Row:
     if lock:
         await repository.lock_campaign(conn, campaign_id)
     row = await repository.get_campaign(conn, campaign_id)
-    if row is None or not subject.can_see_issuer(row.issuer_id):
+    if row is None or not (
+        subject.can_see_issuer(row.issuer_id)
+        or (subject.issuer_id is not None and await repository.is_funder(conn, campaign_id, subject.issuer_id))
+    ):
         raise EngineError("NOT_FOUND", f"No campaign {campaign_id!r}.")
     return row
 
@@ -143,7 +201,17 @@ async def get(conn: AsyncConnection, subject: Subject, campaign_id: str, *, with
     row = await _visible_row(conn, subject, campaign_id)
     funders = await repository.funders_of(conn, campaign_id)
     totals = await campaign_totals(conn, campaign_id) if with_totals else None
-    return to_detail(row, funders, totals)
+    decisions = await repository.decisions_of(conn, campaign_id, limit=MAX_DECISIONS_SHOWN)
+    return to_detail(row, funders, totals, decisions)
+
+
+async def decide_funding(
+    conn: AsyncConnection, subject: Subject, campaign_id: str, issuer_id: str, action: str
+) -> CampaignDetail:
+    """A co-funder's `approve` or `decline` of its share, under the campaign's lock (consent.py)."""
+    row = await _visible_row(conn, subject, campaign_id, lock=True)
+    await consent.decide(conn, subject, row, issuer_id, action)
+    return await get(conn, subject, campaign_id)
 
 
 async def list_campaigns(conn: AsyncConnection, subject: Subject, *, after: str | None, limit: int) -> list[Campaign]:
@@ -205,20 +273,24 @@ async def transition(conn: AsyncConnection, subject: Subject, campaign_id: str, 
             raise _refuse(row, action)
     else:
         await _close(conn, row, now)
-    return await get(conn, subject, campaign_id)
+    detail = await get(conn, subject, campaign_id)
+    event = CAMPAIGN_EVENTS.get(action)
+    if event is not None:
+        # In the move's own transaction: the event exists exactly when the move does (webhooks/service.py).
+        data = detail.model_dump(mode="json")
+        await webhooks.record(conn, event, data, campaign_id=campaign_id, issuer_id=row.issuer_id, at=now)
+    return detail
+
+
+CAMPAIGN_EVENTS = {"fund": "campaign.funded", "activate": "campaign.activated", "close": "campaign.closed"}
 
 
 async def _fund(conn: AsyncConnection, row: sa.Row, now: datetime) -> None:
+    # Under the campaign's lock (transition), which approvals and declines also take: what is checked here is
+    # what stands when the money moves.
     funders = await repository.funders_of(conn, row.id)
-    wanted = [funder.issuer_id for funder in funders]
-    registered = set((await conn.execute(sa.select(issuers.c.id).where(issuers.c.id.in_(wanted)))).scalars())
-    missing = [funder.region_code for funder in funders if funder.issuer_id not in registered]
-    if missing:
-        raise EngineError(
-            "CONFLICT",
-            "Every funder must be a registered issuer before funding; not registered: " + ", ".join(missing) + ".",
-            missing_funders=missing,
-        )
+    consent.require_fundable(funders)
+    await consent.check_appropriations(conn, row.budget_fen, funders)
     moved = await repository.move_status(conn, row.id, ("draft",), "funded", now, funded_at=now)
     if moved is None:
         raise _refuse(row, "fund")
@@ -257,6 +329,21 @@ def _validity(row: sa.Row) -> dict[str, Any]:
     }
 
 
+def _funding(row: sa.Row, funders: list[sa.Row]) -> list[Funding]:
+    return [
+        Funding(
+            region_code=f.region_code,
+            issuer_id=f.issuer_id,
+            share_bp=f.share_bp,
+            amount_fen=amount_fen,
+            approval=f.approval,
+            decided_by=f.decided_by,
+            decided_at=f.decided_at,
+        )
+        for f, amount_fen in zip(funders, consent.amounts_fen(row.budget_fen, funders))
+    ]
+
+
 def _fields(row: sa.Row, funders: list[sa.Row], totals: Totals | None) -> dict[str, Any]:
     return dict(
         id=row.id,
@@ -272,7 +359,7 @@ def _fields(row: sa.Row, funders: list[sa.Row], totals: Totals | None) -> dict[s
         per_holder_limit=row.per_holder_limit,
         face_value_fen=row.face_value_fen,
         daily_cap_fen=row.daily_cap_fen,
-        funders=[Funding(region_code=f.region_code, issuer_id=f.issuer_id, share_bp=f.share_bp) for f in funders],
+        funders=_funding(row, funders),
         validity=_validity(row),
         terms=row.summary.get("terms", {}),
         created_at=row.created_at,
@@ -289,8 +376,18 @@ def to_model(row: sa.Row, funders: list[sa.Row], totals: Totals | None) -> Campa
     return Campaign(**_fields(row, funders, totals))
 
 
-def to_detail(row: sa.Row, funders: list[sa.Row], totals: Totals | None) -> CampaignDetail:
-    return CampaignDetail(**_fields(row, funders, totals), contract_source=row.contract_source, summary=row.summary)
+def to_detail(
+    row: sa.Row, funders: list[sa.Row], totals: Totals | None, decisions: list[sa.Row] = ()
+) -> CampaignDetail:
+    return CampaignDetail(
+        **_fields(row, funders, totals),
+        contract_source=row.contract_source,
+        summary=row.summary,
+        funder_decisions=[
+            FunderDecision(issuer_id=d.issuer_id, decision=d.decision, token_id=d.token_id, decided_at=d.decided_at)
+            for d in decisions
+        ],
+    )
 
 
 def voucher_model(server_secret: bytes, row: Any, terms: dict[str, Any], tz: str = "Asia/Shanghai") -> Voucher:

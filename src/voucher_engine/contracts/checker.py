@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any, Union
 
+from . import area as area_rules
 from . import limits, regions
 from .diagnostics import Diagnostic
 from .explain import TYPE_WORDS, WEEKDAYS, expected_text, percent, yuan
@@ -123,6 +124,7 @@ _SECTION_NAMES = {
     "Validity": "valid",
     "TimeZone": "timezone",
     "Distribution": "distribution",
+    "Attested": "holder attested by",
 }
 
 
@@ -159,6 +161,9 @@ def check(source: str) -> CheckResult:
     syntax, diagnostics = parse(source)
     model = None
     if syntax is not None:
+        over = _over_limits(syntax)
+        if over:
+            return CheckResult(False, over, [])  # refused before any analysis: its cost is what the limits bound
         checker = _Checker(syntax, diagnostics)
         model = checker.run()
     errors = sorted((d for d in diagnostics if d.severity == "error"), key=lambda d: (d.line, d.column))
@@ -172,6 +177,52 @@ def check(source: str) -> CheckResult:
         return CheckResult(False, errors, warnings)
     assert model is not None
     return CheckResult(True, [], warnings, summarize(model), model)
+
+
+def _over_limits(syntax: ContractSyntax) -> list[Diagnostic]:
+    """Every count limit of the contract, from the syntax tree alone, before any analysis (linear, iterative)."""
+    errors: list[Diagnostic] = []
+    conditions: list[Condition] = []
+    declarations = 0
+    for section in syntax.sections:
+        if isinstance(section, Block):
+            conditions.extend(rule.condition for rule in section.rules)
+        elif isinstance(section, Voucher):
+            conditions.extend(rate.condition for rate in section.rates if rate.condition is not None)
+            if len(section.rates) > limits.MAX_RATES:
+                errors.append(
+                    Diagnostic(
+                        section.span.line,
+                        section.span.column,
+                        f"there are {len(section.rates)} rates; the limit is {limits.MAX_RATES}",
+                    )
+                )
+        elif isinstance(section, Funders) and len(section.entries) > limits.MAX_FUNDERS:
+            errors.append(
+                Diagnostic(
+                    section.span.line,
+                    section.span.column,
+                    f"there are {len(section.entries)} funders; the limit is {limits.MAX_FUNDERS}",
+                )
+            )
+        elif isinstance(section, Declare):
+            declarations += 1
+    if declarations > limits.MAX_DECLARATIONS:
+        errors.append(Diagnostic(1, 1, f"at most {limits.MAX_DECLARATIONS} attributes can be declared"))
+    comparisons = 0
+    while conditions:
+        node = conditions.pop()
+        if isinstance(node, (And, Or)):
+            conditions.extend(node.parts)
+        elif isinstance(node, Not):
+            conditions.append(node.part)
+        else:
+            comparisons += 1
+    if comparisons > limits.MAX_CONDITIONS:
+        errors.append(
+            Diagnostic(1, 1, f"the contract has {comparisons} conditions; the limit is {limits.MAX_CONDITIONS}")
+        )
+    return errors
 
 
 def summarize(model: ContractModel) -> dict[str, Any]:
@@ -207,6 +258,7 @@ def summarize(model: ContractModel) -> dict[str, Any]:
         "holder_conditions": [r.text for r in model.holder_rules],
         "payment_conditions": [r.text for r in model.payment_rules],
         "item_conditions": [r.text for r in model.item_rules],
+        **({"attested_by": model.attester} if model.attester is not None else {}),
     }
 
 
@@ -266,7 +318,9 @@ class _Checker:
         funders = self.funders(issuer)
         voucher = self.seen.get("voucher")
         holder_rules = self.block(blocks.get("holder"), "holder")
-        payment_rules = self.block(blocks.get("payment"), "payment", self.spend_bound(voucher))
+        payment_rules = self.spending_area(
+            self.block(blocks.get("payment"), "payment", self.spend_bound(voucher)), issuer
+        )
         item_rules = self.block(blocks.get("items"), "items")
         terms = self.voucher(voucher, payment_rules, blocks.get("items")) if voucher is not None else None
         validity = self.validity(tz_name)
@@ -351,6 +405,7 @@ class _Checker:
             item_rules=item_rules,
             worst_case_fen=worst,
             needs_escrow_check=worst > budget_fen,
+            attester=self.attester(),
         )
 
     # ---- sections ---------------------------------------------------------------------------------------
@@ -364,6 +419,14 @@ class _Checker:
             self.error(section.name.span, 'the campaign needs a name, like "Shanghai dining vouchers 2025"')
         issuer = self.region_code(section.issuer, "the issuer")
         return (name if isinstance(name, str) else None), (issuer or regions.COUNTRY)
+
+    def spending_area(self, payment_rules: tuple[TRule, ...], issuer: str) -> tuple[TRule, ...]:
+        """Refuse regions outside the issuer's; confine an open contract to the issuer's region (area.py)."""
+        for c, beyond in area_rules.outside(payment_rules, issuer):
+            self.error(c.span, area_rules.message(c, beyond, issuer))
+        section = self.seen.get("campaign")
+        span = section.issuer.span if isinstance(section, Campaign) else Span(1, 1, 0, 0)
+        return area_rules.confinement(payment_rules, issuer, span)
 
     def region_code(self, lit: Literal, what: str) -> Union[str, None]:
         code = lit.raw.strip('"') if lit.kind in ("int", "string") else None
@@ -401,6 +464,18 @@ class _Checker:
             return None
         return value
 
+    def attester(self) -> Union[str, None]:
+        """The attester named by `holder attested by "<name>"`. Only its shape is checked here (the language is
+        pure): whether such an attester is registered is decided when the campaign is created."""
+        section = self.seen.get("holder attested by")
+        if section is None:
+            return None
+        name = section.name.value
+        if not isinstance(name, str) or not name.strip() or len(name) > 100:
+            self.error(section.name.span, "name the attester as registered, in 1 to 100 characters")
+            return None
+        return name
+
     def timezone(self) -> str:
         section = self.seen.get("timezone")
         validity = self.seen.get("valid")
@@ -425,7 +500,9 @@ class _Checker:
     def funders(self, issuer: str) -> Union[tuple[Funder, ...], None]:
         section = self.seen.get("funders")
         if section is None:
-            return (Funder(issuer, 10000),)  # POLICIES: a campaign names its funders, else its issuer pays
+            campaign = self.seen.get("campaign")
+            span = campaign.issuer.span if isinstance(campaign, Campaign) else None
+            return (Funder(issuer, 10000, span),)  # POLICIES: a campaign names its funders, else its issuer pays
         assert isinstance(section, Funders)
         if not section.entries:
             self.error(section.span, "the funders section is empty; name at least one funder, like `310000: 100%`")
@@ -436,11 +513,13 @@ class _Checker:
         out: list[Funder] = []
         total = Fraction(0)
         seen: dict[str, int] = {}
-        bad = False
+        bad = unreadable = False
         for entry in section.entries:
             code = self.region_code(entry.region, "a funder")
             share = entry.share.value
-            assert isinstance(share, Fraction)
+            if not isinstance(share, Fraction):
+                unreadable = True  # the parser has said why (a percentage too long to read)
+                continue
             total += share
             if code is None:
                 bad = True
@@ -461,7 +540,9 @@ class _Checker:
                 )
                 bad = True
             else:
-                out.append(Funder(code, int(basis_points)))
+                out.append(Funder(code, int(basis_points), entry.span))
+        if unreadable:
+            return None
         if total != 1:
             self.error(
                 section.span,
@@ -610,7 +691,8 @@ class _Checker:
         after_otherwise = False
         for rate in section.rates:
             value = rate.percent.value
-            assert isinstance(value, Fraction)
+            if not isinstance(value, Fraction):
+                continue  # the parser has said why (a percentage too long to read)
             if not 0 < value <= 1:
                 self.error(rate.percent.span, "a rate must be more than 0% and at most 100%")
             if after_otherwise:
@@ -835,9 +917,10 @@ class _Checker:
         """Warn when the top-level conditions of one section contradict each other (or one cannot hold).
 
         Only single-field comparisons are analysed, by intersecting what each allows; a warning is where the
-        contradiction is provable from them, silence proves nothing.
+        contradiction is provable from them, silence proves nothing. Each condition costs time in proportion to its
+        own size (its set), never to the conditions before it: this runs on any text anyone may post.
         """
-        state: dict[str, dict[str, Any]] = {}
+        state: dict[str, _Allowed] = {}
         for rule in rules:
             c = rule.condition
             if not isinstance(c, TCompare):
@@ -847,29 +930,14 @@ class _Checker:
                 continue
             if c.ftype not in ("int", "money", "time", "date", "text", "mcc", "region", "weekday"):
                 continue
-            s = state.setdefault(
-                c.path, {"lo": None, "hi": None, "allowed": None, "excluded": set(), "within": [], "first": c}
-            )
-            v = c.value
-            if c.op in ("<", "<=", ">", ">="):
-                key = v.toordinal() if isinstance(v, dt.date) else v
-                if c.op in (">", ">="):
-                    bound = key + (1 if c.op == ">" else 0)
-                    s["lo"] = bound if s["lo"] is None else max(s["lo"], bound)
-                else:
-                    bound = key - (1 if c.op == "<" else 0)
-                    s["hi"] = bound if s["hi"] is None else min(s["hi"], bound)
-            elif c.op in ("=", "in"):
-                values = {v} if c.op == "=" else set(v)
-                s["allowed"] = values if s["allowed"] is None else s["allowed"] & values
-            elif c.op in ("!=", "not_in"):
-                s["excluded"] |= {v} if c.op == "!=" else set(v)
-            elif c.op == "within":
-                s["within"].append(v)
-            else:
+            if c.op not in ("<", "<=", ">", ">=", "=", "in", "!=", "not_in", "within"):
                 continue
-            if self.impossible(s):
-                first = s["first"]
+            allowed = state.get(c.path)
+            if allowed is None:
+                allowed = state[c.path] = _Allowed(c)
+            allowed.add(c.op, c.value)
+            if allowed.impossible():
+                first = allowed.first
                 other = f" together with `{first.text}` (line {first.span.line})" if first is not c else ""
                 self.warn(
                     c.span,
@@ -879,29 +947,136 @@ class _Checker:
                 )
                 state.pop(c.path)
 
-    @staticmethod
-    def impossible(s: dict[str, Any]) -> bool:
-        lo, hi = s["lo"], s["hi"]
-        if lo is not None and hi is not None and lo > hi:
+
+def _key(value: Any) -> Any:
+    """What a range compares: dates by their day number, everything else (fen, seconds, integers) as it is."""
+    return value.toordinal() if isinstance(value, dt.date) else value
+
+
+def _ancestors(code: str) -> tuple[str, ...]:
+    """The regions a region code lies within, itself included: `regions.within(code, area)` exactly when `area` is
+    one of these (GB/T 2260 codes nest by their digits: county, prefecture, province, country)."""
+    return (code, code[:4] + "00", code[:2] + "0000", regions.COUNTRY)
+
+
+class _Regions:
+    """A set of regions (the ground they cover together) with, for each region, which of its members lie within it,
+    so that keeping the members within some area of a new set costs the new set's size, not this one's."""
+
+    def __init__(self, codes: Any) -> None:
+        self.members: set[str] = set(codes)
+        self.under: dict[str, set[str]] = {}
+        for code in self.members:
+            self._index(code)
+
+    def _index(self, code: str) -> None:
+        for area in set(_ancestors(code)):
+            self.under.setdefault(area, set()).add(code)
+
+    def covers(self, code: str) -> bool:
+        """Whether `code` lies within a member."""
+        members = self.members
+        return any(area in members for area in _ancestors(code))
+
+    def within(self, areas: Any) -> set[str]:
+        """The members that lie within one of `areas`."""
+        kept: set[str] = set()
+        for area in areas:
+            inside = self.under.get(area)
+            if inside:
+                kept |= inside & self.members
+        return kept
+
+    def intersect(self, areas: Any) -> None:
+        """Keep the ground both this set and `areas` cover: members within an area, and areas within a member."""
+        added = {area for area in areas if self.covers(area)}
+        self.members = self.within(areas) | added
+        for code in added:
+            self._index(code)
+
+
+class _Allowed:
+    """What the top-level conditions on one field allow so far: a range, a set of values (`=`, `in`) still alive,
+    values excluded, and the regions `within` allows. Each `add` costs the new condition's size (amortised)."""
+
+    def __init__(self, first: TCompare) -> None:
+        self.first = first
+        self.lo: Any = None
+        self.hi: Any = None
+        self.excluded: set[Any] = set()
+        self.areas: Union[_Regions, None] = None
+        self.alive: Union[set[Any], None] = None  # values of every `=`/`in` so far that fit everything else
+        self.alive_regions: Union[_Regions, None] = None  # the same, indexed by region, for `within`
+        self.by_key: list[tuple[Any, Any]] = []  # the alive values that have a range key, in key order
+        self.below = 0  # by_key[:below] and by_key[above:] have been dropped for the range
+        self.above = 0
+
+    def add(self, op: str, value: Any) -> None:
+        if op in ("<", "<=", ">", ">="):
+            key = _key(value)
+            if op in (">", ">="):
+                bound = key + (1 if op == ">" else 0)
+                self.lo = bound if self.lo is None else max(self.lo, bound)
+            else:
+                bound = key - (1 if op == "<" else 0)
+                self.hi = bound if self.hi is None else min(self.hi, bound)
+            self._drop_out_of_range()
+        elif op in ("=", "in"):
+            values = {value} if op == "=" else set(value)
+            if self.alive is None:
+                self._first_values(values)
+            else:
+                self.alive &= values
+        elif op in ("!=", "not_in"):
+            values = {value} if op == "!=" else set(value)
+            self.excluded |= values
+            if self.alive is not None:
+                self.alive -= values
+        elif op == "within":
+            if self.areas is None:
+                self.areas = _Regions(value)
+            else:
+                self.areas.intersect(value)
+            if self.alive is not None and self.alive_regions is not None:
+                self.alive &= self.alive_regions.within(value)
+
+    def _first_values(self, values: set[Any]) -> None:
+        """The first `=`/`in`: its values, less those the conditions before it rule out (costs its own size)."""
+        lo, hi, areas = self.lo, self.hi, self.areas
+        alive = set()
+        for value in values:
+            if value in self.excluded:
+                continue
+            key = _key(value)
+            if isinstance(key, int) and ((lo is not None and key < lo) or (hi is not None and key > hi)):
+                continue
+            if areas is not None and not (isinstance(value, str) and areas.covers(value)):
+                continue
+            alive.add(value)
+        self.alive = alive
+        if self.first.ftype == "region":
+            self.alive_regions = _Regions(alive)
+        self.by_key = sorted(((_key(v), v) for v in alive if isinstance(_key(v), int)), key=lambda kv: kv[0])
+        self.below, self.above = 0, len(self.by_key)
+
+    def _drop_out_of_range(self) -> None:
+        # Each value is dropped at most once, from one end or the other of the sorted list: linear in all.
+        if self.alive is None:
+            return
+        by_key = self.by_key
+        while self.below < self.above and self.lo is not None and by_key[self.below][0] < self.lo:
+            self.alive.discard(by_key[self.below][1])
+            self.below += 1
+        while self.above > self.below and self.hi is not None and by_key[self.above - 1][0] > self.hi:
+            self.alive.discard(by_key[self.above - 1][1])
+            self.above -= 1
+
+    def impossible(self) -> bool:
+        if self.lo is not None and self.hi is not None and self.lo > self.hi:
             return True
-        allowed = s["allowed"]
-        if allowed is not None:
-
-            def fits(x: Any) -> bool:
-                key = x.toordinal() if isinstance(x, dt.date) else x
-                if isinstance(key, int) and ((lo is not None and key < lo) or (hi is not None and key > hi)):
-                    return False
-                if x in s["excluded"]:
-                    return False
-                return all(any(regions.within(x, area) for area in areas) for areas in s["within"])
-
-            return not any(fits(x) for x in allowed)
-        areas_list = s["within"]
-        for i, first in enumerate(areas_list):
-            for second in areas_list[i + 1 :]:
-                if not any(regions.overlaps(a, b) for a in first for b in second):
-                    return True
-        return False
+        if self.alive is not None:
+            return not self.alive
+        return self.areas is not None and not self.areas.members
 
 
 def _literal_words(lit: Literal) -> str:

@@ -14,7 +14,7 @@ from typing import Any, Callable
 from .checker import CheckResult, check, summarize
 from .compiler import compile_model
 from .diagnostics import ContractInvalid, Diagnostic
-from .model import ContractModel, FixedWindow, Funder, RelativeValidity
+from .model import ContractModel, FixedWindow, Funder, RelativeValidity, TCompare
 from .runtime import Evaluation, Failure, Payment
 
 
@@ -57,8 +57,30 @@ class CompiledContract:
         "_summary",
     )
 
+    # Declared for readers and type checkers: __init__ sets every slot once (the object is immutable after).
+    source: str
+    sha256: str
+    name: str
+    issuer_region: str
+    timezone: str
+    budget_fen: int
+    funders: tuple[Funder, ...]
+    kind: str
+    face_value_fen: int
+    quantity: int
+    per_holder_limit: int
+    daily_cap_fen: int | None
+    distribution: str
+    validity: FixedWindow | RelativeValidity
+    needs_items: bool
+    worst_case_fen: int
+    needs_escrow_check: bool
+    warnings: tuple[Diagnostic, ...]
+    model: ContractModel
+    python_source: str
     evaluate: Callable[[Payment], Evaluation]
     check_holder: Callable[[dict[str, Any]], list[Failure]]
+    model: ContractModel
 
     def __init__(self, source: str, model: ContractModel, warnings: list[Diagnostic]) -> None:
         compiled = compile_model(model)
@@ -101,6 +123,21 @@ class CompiledContract:
         import copy
 
         return copy.deepcopy(self._summary)
+
+    @property
+    def minimum_order_fen(self) -> int:
+        """The smallest order the voucher can be used on (0: none): its `spend` and any top-level `order.amount >=`,
+        `>` or `=` payment condition. A partial refund that takes an order below it claws back the whole subsidy."""
+        floor = self.model.spend_fen or 0
+        for rule in self.model.payment_rules:
+            condition = rule.condition
+            if (
+                isinstance(condition, TCompare)
+                and condition.path == "order.amount"
+                and condition.op in (">=", ">", "=")
+            ):
+                floor = max(floor, condition.value + (1 if condition.op == ">" else 0))
+        return floor
 
     def window_for(self, issued_at: dt.datetime) -> tuple[dt.datetime, dt.datetime]:
         """The validity window of a voucher issued at `issued_at`: [valid_from, valid_until)."""

@@ -18,6 +18,11 @@ MAX_NESTING_DEPTH = 12
 MAX_SET_SIZE = 500
 # Elementary comparisons in the whole contract (holder + payment + item + rates).
 MAX_CONDITIONS = 200
+# Words, numbers and symbols outside comments and quotes (about the parser's tokens; counted before parsing). The
+# parser is the checker's one cost that grows with the text (tens of microseconds a token), so this bounds a check's
+# time to about 15 ms on a quiet core (`voucher-engine bench checker`): the six reference policies have 40 to 70;
+# one set of 500 values (1,000: each value and its comma) and a hundred short conditions fit.
+MAX_TOKENS = 1_500
 MAX_FUNDERS = 16
 MAX_RATES = 16
 MAX_DECLARATIONS = 32

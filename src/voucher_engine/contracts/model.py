@@ -9,7 +9,7 @@ numbers, seconds of the day, frozensets), so neither the compiler nor the refere
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any, Union
 
@@ -79,6 +79,9 @@ class Funder:
 
     region_code: str
     share_bp: int
+    # Where the contract names this funder (its `funders` line, or the issuer's code when it names none), so that
+    # a caller who finds the funder unregistered can say where; not part of the funder's identity.
+    span: Union[Span, None] = field(default=None, compare=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,3 +167,6 @@ class ContractModel:
     item_rules: tuple[TRule, ...]
     worst_case_fen: int
     needs_escrow_check: bool
+    # `holder attested by "<name>"`: the registered attester whose attestations holders must carry (None: any
+    # holder may come with raw attributes or an attestation). The name is resolved when the campaign is created.
+    attester: Union[str, None] = None

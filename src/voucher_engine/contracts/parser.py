@@ -19,6 +19,7 @@ from . import limits
 from .diagnostics import Diagnostic
 from .syntax import (
     And,
+    Attested,
     Block,
     Budget,
     Campaign,
@@ -81,7 +82,7 @@ _TERMINAL_WORDS = {
 
 _SECTION_WORDS = (
     "campaign, budget, funders, voucher, quantity, limit, daily cap, valid, timezone, distribution, holder, "
-    "payment, items or declare"
+    "holder attested by, payment, items or declare"
 )
 
 _OPS = {"==": "=", "≥": ">=", "≤": "<=", "≠": "!="}
@@ -103,6 +104,9 @@ def parse(source: str) -> tuple[Union[ContractSyntax, None], list[Diagnostic]]:
         return None, [Diagnostic(1, 1, f"the contract has {lines:,} lines; the limit is {limits.MAX_LINES:,}")]
     if not source.strip():
         return None, [Diagnostic(1, 1, "the contract is empty")]
+    too_much = _over_limits(source)
+    if too_much is not None:
+        return None, [too_much]
     try:
         tree = _LARK.parse(source)
     except UnexpectedInput as exc:
@@ -115,6 +119,42 @@ def parse(source: str) -> tuple[Union[ContractSyntax, None], list[Diagnostic]]:
     builder = _Builder(source)
     sections = tuple(s for s in (builder.section(child) for child in tree.children) if s is not None)
     return ContractSyntax(sections, source), builder.diagnostics
+
+
+# The limits counted before the parser runs, by regular expressions (C speed, linear in the text): the parser costs
+# tens of microseconds per token, so it must never be handed more tokens than a contract within the limits has.
+# Texts in quotes and comments are blanked first: what they contain is neither words nor conditions.
+_QUOTED_OR_COMMENT = re.compile(r'"[^"\n]*"|#[^\n]*')
+# Roughly the parser's tokens: names, numbers (digits with their decimal point, colons, dashes), single symbols.
+# Commas always count, so `¥10,000` is three and `500,000` two: the count errs on the high side, and only there.
+_LEXEME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*|[0-9][0-9.:%％-]*|[^\sA-Za-z0-9_]")
+# One per elementary comparison: a field name followed by its operator (`merchant.mcc not in`, `age >=`).
+_COMPARISON = re.compile(
+    r"[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*[ \t\r\n]*"
+    r"(?:>=|<=|!=|==|=|>|<|≥|≤|≠|not[ \t\r\n]+in\b|not[ \t\r\n]+within\b|in\b|within\b|like\b|has\b|is\b)"
+)
+
+
+def _over_limits(source: str) -> Union[Diagnostic, None]:
+    """The first limit the text is over that can be counted without parsing it: conditions, then tokens."""
+    bare = _QUOTED_OR_COMMENT.sub(_blank, source)
+    conditions = sum(1 for _ in _COMPARISON.finditer(bare))
+    if conditions > limits.MAX_CONDITIONS:
+        return Diagnostic(1, 1, f"the contract has {conditions:,} conditions; the limit is {limits.MAX_CONDITIONS}")
+    tokens = len(_LEXEME.findall(bare))
+    if tokens > limits.MAX_TOKENS:
+        return Diagnostic(
+            1,
+            1,
+            f"the contract has about {tokens:,} words, numbers and symbols; the limit is {limits.MAX_TOKENS:,}: "
+            "write shorter conditions or smaller sets",
+        )
+    return None
+
+
+def _blank(match: re.Match) -> str:
+    # A text in quotes stays one token (one name, spaced so that it never joins its neighbours); a comment is nothing.
+    return " S " if match.group().startswith('"') else ""
 
 
 def _syntax_error(exc: UnexpectedInput, source: str) -> Diagnostic:
@@ -220,6 +260,11 @@ def _span_of(node: Union[Tree, Token]) -> Span:
     return Span(meta.line, meta.column, meta.start_pos, meta.end_pos)
 
 
+# Numbers past these are codes or mistakes, never counts or shares: refused before int() or Fraction() sees them
+# (Python refuses int() of more than 4,300 digits with a ValueError, which must never escape as a 500).
+_MAX_NUMBER_DIGITS = 18
+_MAX_PERCENT_CHARS = 12
+
 _MONEY_RE = re.compile(r"(?:CNY[ \t]*|[¥￥])([0-9,]+)(?:\.([0-9]+))?")
 
 
@@ -266,6 +311,8 @@ class _Builder:
             return TimeZone(self.literal(ch[0]), span)
         if kind == "distribution":
             return Distribution(str(ch[0].data), span)
+        if kind == "attested":
+            return Attested(self.literal(ch[0]), span)
         if kind == "voucher":
             return self.voucher(ch[0], span)
         if kind in ("holder_block", "payment_block", "items_block"):
@@ -359,14 +406,14 @@ class _Builder:
             self.error(span, f"this name is longer than {limits.MAX_NAME_CHARS} characters")
         return Field(path, span)
 
-    def value(self, node: Tree) -> Union[Literal, SetLiteral]:
-        if node.data == "set":
+    def value(self, node: Union[Tree, Token]) -> Union[Literal, SetLiteral]:
+        if isinstance(node, Tree) and node.data == "set":
             span = _span_of(node)
-            items = tuple(self.literal(v.children[0]) for v in node.children)
+            items = tuple(self.literal(v) for v in node.children)
             if len(items) > limits.MAX_SET_SIZE:
                 self.error(span, f"this set has {len(items):,} elements; the limit is {limits.MAX_SET_SIZE:,}")
             return SetLiteral(items, span)
-        return self.literal(node.children[0])
+        return self.literal(node)
 
     def code(self, node: Tree) -> Literal:
         return self.literal(node.children[0])
@@ -381,12 +428,20 @@ class _Builder:
             return Literal("money", raw, self.money(raw, span), span)
         if kind == "PERCENT":
             number = raw.rstrip("%％")
+            if len(number) > _MAX_PERCENT_CHARS:
+                # Fraction() of thousands of digits is slow, and past 4,300 digits Python refuses it outright.
+                self.error(span, f"the percentage {raw[:20]}... is too long")
+                return Literal("percent", raw, None, span)
             return Literal("percent", raw, Fraction(number) / 100, span)
         if kind == "COUNT":
-            return Literal("count", raw, int(raw.replace(",", "")), span)
+            digits = raw.replace(",", "")
+            if len(digits) > _MAX_NUMBER_DIGITS:
+                self.error(span, f"the number {raw[:20]}... is too long")
+                return Literal("count", raw, None, span)
+            return Literal("count", raw, int(digits), span)
         if kind == "INT":
             # Long digit strings are codes or mistakes, never amounts; cap them before int() does big arithmetic.
-            if len(raw) > 18:
+            if len(raw) > _MAX_NUMBER_DIGITS:
                 self.error(span, f"the number {raw[:20]}... is too long")
                 return Literal("int", raw, None, span)
             return Literal("int", raw, int(raw), span)

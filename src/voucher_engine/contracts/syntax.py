@@ -206,6 +206,14 @@ class Distribution:
 
 
 @dataclass(frozen=True, slots=True)
+class Attested:
+    """`holder attested by "<attester name>"`: holders must come with an attestation from that attester."""
+
+    name: Literal
+    span: Span
+
+
+@dataclass(frozen=True, slots=True)
 class Block:
     """`holder { ... }`, `payment { ... }` or `items { ... }`; context names which."""
 
@@ -223,7 +231,9 @@ class Declare:
     span: Span
 
 
-Section = Union[Campaign, Budget, Funders, Voucher, Count, DailyCap, Validity, TimeZone, Distribution, Block, Declare]
+Section = Union[
+    Campaign, Budget, Funders, Voucher, Count, DailyCap, Validity, TimeZone, Distribution, Attested, Block, Declare
+]
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,7 +16,7 @@ _UNAVAILABLE = (
 )
 
 
-def is_database_unavailable(exc: BaseException) -> bool:
+def is_database_unavailable(exc: BaseException | None) -> bool:
     seen = 0
     while exc is not None and seen < 8:  # walk the cause chain a bounded number of links
         if isinstance(exc, _UNAVAILABLE):
@@ -36,7 +36,7 @@ def is_database_unavailable(exc: BaseException) -> bool:
 _UNSTORABLE = (asyncpg.exceptions.CharacterNotInRepertoireError, asyncpg.exceptions.UntranslatableCharacterError)
 
 
-def is_unstorable_input(exc: BaseException) -> bool:
+def is_unstorable_input(exc: BaseException | None) -> bool:
     seen = 0
     while exc is not None and seen < 8:
         if isinstance(exc, _UNSTORABLE):
@@ -45,3 +45,18 @@ def is_unstorable_input(exc: BaseException) -> bool:
         exc = orig if orig is not None and orig is not exc else exc.__cause__
         seen += 1
     return False
+
+
+def violated_constraint(exc: BaseException) -> str | None:
+    """The name of the constraint a database error says was violated (a CHECK, a unique key, a foreign key), or
+    None. Errors are classified by this name, never by searching their message text: a message that happens to
+    mention "balance" says nothing about which rule broke."""
+    current: BaseException | None = exc
+    seen = 0
+    while current is not None and seen < 8:
+        if isinstance(current, asyncpg.exceptions.IntegrityConstraintViolationError):
+            return getattr(current, "constraint_name", None)
+        orig = getattr(current, "orig", None)
+        current = orig if orig is not None and orig is not current else current.__cause__
+        seen += 1
+    return None

@@ -45,13 +45,17 @@ async def upgrade_async(url: str) -> None:
     await asyncio.to_thread(upgrade, url)
 
 
-def prepare_database(settings: Settings) -> str:
+def prepare_database(settings: Settings, *, existing: bool = False) -> str:
     """Start the embedded PostgreSQL when no DATABASE_URL is given, bring the schema to head, answer the URL.
 
-    The URL is also put into this process's environment, so that worker processes started later inherit it.
+    `existing`: the command reads data that must already be there (ledger verify, issue), so a data folder without
+    engine data raises `embedded.NoEngineData` instead of being created. The URL is also put into this process's
+    environment, so that worker processes started later inherit it.
     """
     from voucher_engine.db import embedded  # the embedded PostgreSQL wheel is loaded only when it is needed
 
+    if existing and not settings.database_url:
+        embedded.require_engine_data(settings.data_dir)
     url = settings.database_url or embedded.start(settings.data_dir)
     upgrade(url)
     os.environ["DATABASE_URL"] = url

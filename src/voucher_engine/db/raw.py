@@ -10,6 +10,8 @@ from __future__ import annotations
 import asyncpg
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from voucher_engine.invariants import invariant
+
 
 async def driver(conn: AsyncConnection) -> asyncpg.Connection:
     """The asyncpg connection under `conn`, inside `conn`'s transaction when `conn` has begun one."""
@@ -22,5 +24,8 @@ async def driver(conn: AsyncConnection) -> asyncpg.Connection:
             await start()
         else:  # a future SQLAlchemy without the private hook: any statement through the adapter begins it
             await conn.exec_driver_sql("SELECT 1")
-    assert not conn.in_transaction() or raw.is_in_transaction()
+    invariant(
+        not conn.in_transaction() or raw.is_in_transaction(),
+        "a connection in a transaction hands out its driver connection in that transaction",
+    )
     return raw

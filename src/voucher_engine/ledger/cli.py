@@ -13,6 +13,8 @@ from typing import Annotated, Optional
 
 import typer
 
+from voucher_engine.config import Settings
+
 app = typer.Typer(help="Verify the ledger offline or against the database.", no_args_is_help=True, add_completion=False)
 
 DataDir = Annotated[Optional[Path], typer.Option("--data-dir", help="Where the embedded PostgreSQL and keys live.")]
@@ -24,11 +26,16 @@ PublicKeyOpt = Annotated[
 ]
 
 
-def _database(data_dir: Path | None) -> tuple[str, object]:
+def _database(data_dir: Path | None) -> tuple[str, Settings]:
     from voucher_engine.config import get_settings, settings_for
+    from voucher_engine.db.embedded import NoEngineData
     from voucher_engine.db.migrate import prepare_database
 
-    url = prepare_database(settings_for(data_dir))
+    try:
+        url = prepare_database(settings_for(data_dir), existing=True)
+    except NoEngineData as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
     return url, get_settings()
 
 
@@ -43,6 +50,8 @@ def _print_report(report, as_json: bool) -> None:
     )
     for note in report.notes:
         typer.echo(f"note: {note}")
+    if report.transactions == 0:
+        typer.echo("note: the ledger is empty: there was nothing to check (is this the data you meant?)")
     if first is None:
         typer.echo("OK: every hash, the tree, every checkpoint signature and every balance verify")
         return

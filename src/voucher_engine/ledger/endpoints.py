@@ -33,6 +33,7 @@ from voucher_engine.ledger.schemas import (
     TransactionPage,
     VoucherTrace,
 )
+from voucher_engine.web.openapi import operation
 from voucher_engine.web.paging import DEFAULT_LIMIT, Cursor, Limit, decode_cursor, encode_cursor
 from voucher_engine.web.state import AppState, State
 
@@ -42,7 +43,8 @@ router = APIRouter(prefix="/v1/ledger", tags=["ledger"])
 public_router = APIRouter(prefix="/v1/ledger", tags=["ledger"])
 
 Reader = Annotated[Subject, Depends(require("auditor", "gov"))]
-Requester = Annotated[Subject, Depends(require("auditor", "admin"))]
+# Signing a checkpoint on demand writes (it sequences and signs): the operator's; auditors are read-only.
+Signer = Annotated[Subject, Depends(require("admin"))]
 Id = Annotated[str, Path(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")]
 AccountName = Annotated[str, Path(max_length=80, pattern=model.ACCOUNT_PATTERN.pattern)]
 _SAFE_FILENAME = re.compile(r"[^A-Za-z0-9_.-]")
@@ -87,7 +89,37 @@ def _window(at_from: datetime | None, at_to: datetime | None) -> None:
         raise EngineError("VALIDATION_ERROR", "`to` is before `from`")
 
 
-@router.get("/transactions", response_model=TransactionPage)
+@router.get(
+    "/transactions",
+    response_model=TransactionPage,
+    **operation(
+        "Ledger transactions (auditor; gov: its own campaigns)",
+        "Sequenced double-entry transactions in `seq` order, filtered by campaign, merchant, voucher or time; each with its hash-chain fields. A committed transaction appears within about a second.",
+        response_example={
+            "items": [
+                {
+                    "id": "tx_01HZY3K8M2",
+                    "seq": 42,
+                    "kind": "redeem",
+                    "at": "2025-01-15T04:00:00.000000+00:00",
+                    "postings": [
+                        {"account": "escrow:cmp_7f3a9c2e1b4d5a60", "credit_fen": 2000},
+                        {"account": "merchant:demo-noodle-bar", "debit_fen": 2000},
+                    ],
+                    "refs": {
+                        "campaign_id": "cmp_7f3a9c2e1b4d5a60",
+                        "voucher_id": "vch_7f3a9c2e1b4d5a6001",
+                        "redemption_id": "rdm_7f3a9c2e1b4d5a60a1b2c3d4e5f6a7b8c9d0e1f2",
+                        "merchant_id": "demo-noodle-bar",
+                    },
+                    "hash": "5be1…c0",
+                    "prev_hash": "a9d4…11",
+                }
+            ],
+            "next_cursor": None,
+        },
+    ),
+)
 async def list_transactions(
     state: State,
     subject: Reader,
@@ -119,17 +151,80 @@ async def list_transactions(
     return {"items": items, "next_cursor": next_cursor}
 
 
-@router.get("/transactions/{tx_id}", response_model=TransactionOut)
+@router.get(
+    "/transactions/{tx_id}",
+    response_model=TransactionOut,
+    **operation(
+        "One ledger transaction",
+        "By id; `seq` is null until the sequencer has placed it.",
+        response_example={
+            "id": "tx_01HZY3K8M2",
+            "seq": 42,
+            "kind": "redeem",
+            "at": "2025-01-15T04:00:00.000000+00:00",
+            "postings": [
+                {"account": "escrow:cmp_7f3a9c2e1b4d5a60", "credit_fen": 2000},
+                {"account": "merchant:demo-noodle-bar", "debit_fen": 2000},
+            ],
+            "refs": {
+                "campaign_id": "cmp_7f3a9c2e1b4d5a60",
+                "voucher_id": "vch_7f3a9c2e1b4d5a6001",
+                "redemption_id": "rdm_7f3a9c2e1b4d5a60a1b2c3d4e5f6a7b8c9d0e1f2",
+                "merchant_id": "demo-noodle-bar",
+            },
+            "hash": "5be1…c0",
+            "prev_hash": "a9d4…11",
+        },
+    ),
+)
 async def get_transaction(tx_id: Id, state: State, subject: Reader) -> dict[str, Any]:
     async with state.engine.connect() as conn:
-        row = await (await repository.driver(conn)).fetchrow(repository.TX_BY_ID, tx_id)
-        if row is None or row["seq"] is None:
-            raise EngineError("NOT_FOUND", f"no sequenced ledger transaction {tx_id!r}")
-        await scoping.require_campaign(conn, subject, row["campaign_id"])
+        row = await _visible_transaction(conn, subject, tx_id)
     return service.served_row(row)
 
 
-@router.get("/accounts/{account}", response_model=AccountOut)
+async def _visible_transaction(conn, subject: Subject, tx_id: str):
+    """The sequenced transaction, or NOT_FOUND: the same answer, word for word, whether it does not exist or is
+    another issuer's (whose existence is none of the caller's business)."""
+    row = await (await repository.driver(conn)).fetchrow(repository.TX_BY_ID, tx_id)
+    if row is None or row["seq"] is None or not await scoping.can_see_campaign(conn, subject, row["campaign_id"]):
+        raise EngineError("NOT_FOUND", f"no sequenced ledger transaction {tx_id!r}")
+    return row
+
+
+@router.get(
+    "/accounts/{account}",
+    response_model=AccountOut,
+    **operation(
+        "An account's balance and transactions",
+        "`fiscal:<issuer>`, `escrow:<campaign>`, `merchant:<m>`, `payout:<m>`, `settled:<m>`. `balance_fen` is money in minus money out.",
+        response_example={
+            "account": "escrow:cmp_7f3a9c2e1b4d5a60",
+            "balance_fen": 999998000,
+            "items": [
+                {
+                    "id": "tx_01HZY3K8M2",
+                    "seq": 42,
+                    "kind": "redeem",
+                    "at": "2025-01-15T04:00:00.000000+00:00",
+                    "postings": [
+                        {"account": "escrow:cmp_7f3a9c2e1b4d5a60", "credit_fen": 2000},
+                        {"account": "merchant:demo-noodle-bar", "debit_fen": 2000},
+                    ],
+                    "refs": {
+                        "campaign_id": "cmp_7f3a9c2e1b4d5a60",
+                        "voucher_id": "vch_7f3a9c2e1b4d5a6001",
+                        "redemption_id": "rdm_7f3a9c2e1b4d5a60a1b2c3d4e5f6a7b8c9d0e1f2",
+                        "merchant_id": "demo-noodle-bar",
+                    },
+                    "hash": "5be1…c0",
+                    "prev_hash": "a9d4…11",
+                }
+            ],
+            "next_cursor": None,
+        },
+    ),
+)
 async def get_account(
     account: AccountName, state: State, subject: Reader, limit: Limit = DEFAULT_LIMIT, cursor: Cursor = None
 ) -> dict[str, Any]:
@@ -152,7 +247,38 @@ async def get_account(
     return {"account": account, "balance_fen": balance_fen, "items": items, "next_cursor": next_cursor}
 
 
-@router.get("/vouchers/{voucher_id}/trace", response_model=VoucherTrace)
+@router.get(
+    "/vouchers/{voucher_id}/trace",
+    response_model=VoucherTrace,
+    **operation(
+        "A voucher's money trail",
+        "Every transaction that moved this voucher's money, from funding to settlement or return.",
+        response_example={
+            "voucher_id": "vch_7f3a9c2e1b4d5a6001",
+            "campaign_id": "cmp_7f3a9c2e1b4d5a60",
+            "items": [
+                {
+                    "id": "tx_01HZY3K8M2",
+                    "seq": 42,
+                    "kind": "redeem",
+                    "at": "2025-01-15T04:00:00.000000+00:00",
+                    "postings": [
+                        {"account": "escrow:cmp_7f3a9c2e1b4d5a60", "credit_fen": 2000},
+                        {"account": "merchant:demo-noodle-bar", "debit_fen": 2000},
+                    ],
+                    "refs": {
+                        "campaign_id": "cmp_7f3a9c2e1b4d5a60",
+                        "voucher_id": "vch_7f3a9c2e1b4d5a6001",
+                        "redemption_id": "rdm_7f3a9c2e1b4d5a60a1b2c3d4e5f6a7b8c9d0e1f2",
+                        "merchant_id": "demo-noodle-bar",
+                    },
+                    "hash": "5be1…c0",
+                    "prev_hash": "a9d4…11",
+                }
+            ],
+        },
+    ),
+)
 async def trace_voucher(
     voucher_id: Id, state: State, subject: Reader, limit: Limit = DEFAULT_LIMIT, cursor: Cursor = None
 ) -> dict[str, Any]:
@@ -164,10 +290,10 @@ async def trace_voucher(
         if not campaigns:
             found = await scoping.voucher_campaign(conn, voucher_id)
             campaigns = [found] if found else []
-        if not campaigns:
+        # The same answer, word for word, for a voucher that does not exist and for another issuer's.
+        visible = [await scoping.can_see_campaign(conn, subject, campaign_id) for campaign_id in campaigns]
+        if not campaigns or not all(visible):
             raise EngineError("NOT_FOUND", f"no voucher {voucher_id!r} in the ledger")
-        for campaign_id in campaigns:
-            await scoping.require_campaign(conn, subject, campaign_id)
         sql, params = repository.list_query(
             campaign_id=None,
             merchant_id=None,
@@ -186,14 +312,48 @@ async def trace_voucher(
     return {"voucher_id": voucher_id, "campaign_id": campaigns[0], "items": items, "next_cursor": next_cursor}
 
 
-@router.get("/campaigns/{campaign_id}/reconciliation", response_model=Reconciliation)
+@router.get(
+    "/campaigns/{campaign_id}/reconciliation",
+    response_model=Reconciliation,
+    **operation(
+        "A campaign's books",
+        "funded = escrow balance + (redeemed − refunded − clawed back) + returned, in total and per funder, with `balanced`.",
+        response_example={
+            "campaign_id": "cmp_7f3a9c2e1b4d5a60",
+            "funded_fen": 1000000000,
+            "escrow_fen": 999998000,
+            "redeemed_fen": 2000,
+            "refunded_fen": 0,
+            "clawed_back_fen": 0,
+            "returned_fen": 0,
+            "balanced": True,
+            "funders": [],
+        },
+    ),
+)
 async def reconciliation(campaign_id: Id, state: State, subject: Reader) -> dict[str, Any]:
     async with state.engine.begin() as conn:
         await scoping.require_campaign(conn, subject, campaign_id)
         return await service.reconcile(conn, campaign_id)
 
 
-@router.get("/checkpoints/latest", response_model=CheckpointOut)
+@router.get(
+    "/checkpoints/latest",
+    response_model=CheckpointOut,
+    **operation(
+        "The newest signed checkpoint",
+        "The tree size and root hash, signed with Ed25519 (C2SP checkpoint text in `body`). Verify against the key pinned from `/v1/ledger/public-key`.",
+        response_example={
+            "origin": "voucher-engine/ledger",
+            "tree_size": 1024,
+            "root_hash": "9f2c…e1",
+            "body": "voucher-engine/ledger\n1024\nnyxs…4Q=\n",
+            "signature": "MEUC…==",
+            "public_key": "3q2+7w…=",
+            "signed_at": "2025-01-15T04:00:00+00:00",
+        },
+    ),
+)
 async def latest_checkpoint(state: State, _: Reader) -> dict[str, Any]:
     """A checkpoint of everything sequenced: the newest stored one, or one signed now if the log has grown since."""
     async with state.engine.connect() as conn:
@@ -206,7 +366,23 @@ async def latest_checkpoint(state: State, _: Reader) -> dict[str, Any]:
     return found.document()
 
 
-@router.get("/checkpoints", response_model=CheckpointPage | CheckpointOut)
+@router.get(
+    "/checkpoints",
+    response_model=CheckpointPage | CheckpointOut,
+    **operation(
+        "Checkpoints, or the one at a tree size",
+        "With `tree_size=N`: the checkpoint of that size; without: a page of checkpoints.",
+        response_example={
+            "origin": "voucher-engine/ledger",
+            "tree_size": 1024,
+            "root_hash": "9f2c…e1",
+            "body": "voucher-engine/ledger\n1024\nnyxs…4Q=\n",
+            "signature": "MEUC…==",
+            "public_key": "3q2+7w…=",
+            "signed_at": "2025-01-15T04:00:00+00:00",
+        },
+    ),
+)
 async def checkpoints_at(
     state: State, _: Reader, tree_size: Size = None, limit: Limit = DEFAULT_LIMIT, cursor: Cursor = None
 ) -> dict[str, Any]:
@@ -220,8 +396,26 @@ async def checkpoints_at(
     return {"items": items, "next_cursor": encode_cursor(str(items[-1]["tree_size"])) if len(rows) > limit else None}
 
 
-@router.post("/checkpoints", response_model=CheckpointOut, status_code=201)
-async def make_checkpoint(state: State, _: Requester) -> dict[str, Any]:
+@router.post(
+    "/checkpoints",
+    response_model=CheckpointOut,
+    status_code=201,
+    **operation(
+        "Sign a checkpoint now (admin)",
+        "Sequences everything committed and signs the head, rather than waiting for the periodic checkpoint. "
+        "Admin only: it writes, and auditors are read-only.",
+        response_example={
+            "origin": "voucher-engine/ledger",
+            "tree_size": 1024,
+            "root_hash": "9f2c…e1",
+            "body": "voucher-engine/ledger\n1024\nnyxs…4Q=\n",
+            "signature": "MEUC…==",
+            "public_key": "3q2+7w…=",
+            "signed_at": "2025-01-15T04:00:00+00:00",
+        },
+    ),
+)
+async def make_checkpoint(state: State, _: Signer) -> dict[str, Any]:
     """Sequence everything committed and sign the head now (an extension: on-demand checkpoints)."""
     found = await service.checkpoint_now(state.engine, _key(state))
     if found is None:
@@ -236,14 +430,33 @@ async def _checkpoint_at(state: AppState, size: int) -> checkpoints.Checkpoint:
     return found
 
 
-@router.get("/transactions/{tx_id}/proof", response_model=InclusionProof)
+@router.get(
+    "/transactions/{tx_id}/proof",
+    response_model=InclusionProof,
+    **operation(
+        "Inclusion proof of a transaction",
+        "RFC 6962 §2.1.1 audit path from the transaction's leaf to the root of the checkpoint at `tree_size` (default: the latest).",
+        response_example={
+            "leaf_index": 41,
+            "tree_size": 1024,
+            "leaf_hash": "77ab…",
+            "audit_path": ["c3d4…", "19ef…"],
+            "checkpoint": {
+                "origin": "voucher-engine/ledger",
+                "tree_size": 1024,
+                "root_hash": "9f2c…e1",
+                "body": "voucher-engine/ledger\n1024\nnyxs…4Q=\n",
+                "signature": "MEUC…==",
+                "public_key": "3q2+7w…=",
+                "signed_at": "2025-01-15T04:00:00+00:00",
+            },
+        },
+    ),
+)
 async def inclusion_proof(tx_id: Id, state: State, subject: Reader, tree_size: Size = None) -> dict[str, Any]:
     """RFC 6962 inclusion proof of the transaction in the tree of `tree_size` (default: the latest checkpoint)."""
     async with state.engine.connect() as conn:
-        row = await (await repository.driver(conn)).fetchrow(repository.TX_BY_ID, tx_id)
-        if row is None or row["seq"] is None:
-            raise EngineError("NOT_FOUND", f"no sequenced ledger transaction {tx_id!r}")
-        await scoping.require_campaign(conn, subject, row["campaign_id"])
+        row = await _visible_transaction(conn, subject, tx_id)
     if tree_size is None:
         async with state.engine.connect() as conn:
             latest = await service.get_checkpoint(conn)
@@ -266,7 +479,15 @@ async def inclusion_proof(tx_id: Id, state: State, subject: Reader, tree_size: S
     }
 
 
-@router.get("/consistency", response_model=ConsistencyProof)
+@router.get(
+    "/consistency",
+    response_model=ConsistencyProof,
+    **operation(
+        "Consistency proof between two tree sizes",
+        "RFC 6962 §2.1.2: proves the tree of size `to` extends the one of size `from` (nothing rewritten).",
+        response_example={"first": 512, "second": 1024, "path": ["aa01…", "bb02…"]},
+    ),
+)
 async def consistency_proof(
     state: State,
     _: Reader,
@@ -295,6 +516,11 @@ async def consistency_proof(
             "content": {"text/csv": {"schema": {"type": "string"}}},
         }
     },
+    **operation(
+        "Export transactions as CSV",
+        "Streamed, in `seq` order (optionally one campaign's); `voucher-engine ledger verify --csv` checks it offline.",
+        response_example="seq,id,kind,at,postings,refs,hash,prev_hash\n1,tx_…,fund,…\n",
+    ),
 )
 async def export_csv(
     state: State,
@@ -327,7 +553,19 @@ async def export_csv(
     )
 
 
-@public_router.get("/public-key", response_model=PublicKey)
+@public_router.get(
+    "/public-key",
+    response_model=PublicKey,
+    **operation(
+        "The checkpoint signing key",
+        "Ed25519 public key (base64 raw and PEM) for auditors to pin. No credentials needed.",
+        response_example={
+            "public_key": "3q2+7w…=",
+            "pem": "-----BEGIN PUBLIC KEY-----\n…\n-----END PUBLIC KEY-----\n",
+            "algorithm": "Ed25519",
+        },
+    ),
+)
 async def public_key(state: State) -> dict[str, Any]:
     """The checkpoint signing key, for auditors to pin (public: no credential needed)."""
     raw = checkpoints.raw_public_key(_key(state))

@@ -14,6 +14,7 @@ import asyncio
 from collections.abc import AsyncIterator
 from datetime import datetime
 
+import asyncpg
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from voucher_engine.ledger import repository
@@ -49,7 +50,7 @@ async def csv_chunks(
         try:
             async with engine.connect() as conn:
                 try:
-                    raw = (await conn.get_raw_connection()).driver_connection
+                    raw: asyncpg.Connection = (await conn.get_raw_connection()).driver_connection
                     async with raw.transaction(isolation="repeatable_read", readonly=True):
                         await raw.copy_from_query(sql, *params, output=put, format="csv", header=True)
                 except BaseException:

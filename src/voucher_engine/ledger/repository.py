@@ -13,6 +13,10 @@ import asyncpg
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from voucher_engine.db.schema.campaigns import campaigns as campaigns_table
+from voucher_engine.db.schema.campaigns import vouchers as vouchers_table
+from voucher_engine.invariants import invariant
+
 # One sequencer at a time across every worker and replica; also taken (blocking) by `sequence_now`.
 SEQUENCER_LOCK_KEY = 7_412_930_004
 
@@ -23,10 +27,10 @@ async def driver(conn: AsyncConnection) -> asyncpg.Connection:
     SQLAlchemy opens the database transaction lazily, on its first statement; a statement sent straight to asyncpg
     before that would run outside the caller's transaction (autocommit), so make sure one has been sent.
     """
-    raw = (await conn.get_raw_connection()).driver_connection
+    raw: asyncpg.Connection = (await conn.get_raw_connection()).driver_connection
     if not raw.is_in_transaction():
         await conn.execute(sa.text("SELECT 1"))  # SQLAlchemy autobegins (or joins) the transaction
-    assert raw.is_in_transaction()
+    invariant(raw.is_in_transaction(), "the ledger is written inside the caller's transaction")
     return raw
 
 
@@ -338,3 +342,95 @@ WHERE t.id IN (SELECT tx_id FROM ledger_sequence WHERE campaign_id = $1
   AND t.campaign_id = $1
 GROUP BY t.kind, p.account
 """
+
+
+# -- who owns what (scoping.py): the campaigns' tables, read through db/schema -------------------------------------
+
+
+async def campaign_issuer(conn: AsyncConnection, campaign_id: str) -> str | None:
+    query = sa.select(campaigns_table.c.issuer_id).where(campaigns_table.c.id == campaign_id)
+    return (await conn.execute(query)).scalar()
+
+
+async def voucher_campaign(conn: AsyncConnection, voucher_id: str) -> str | None:
+    query = sa.select(vouchers_table.c.campaign_id).where(vouchers_table.c.id == voucher_id).limit(1)
+    return (await conn.execute(query)).scalar()
+
+
+# -- what the verifier reads besides the streamed rows (verify.py), inside its read-only snapshot ----------------
+
+
+async def all_checkpoints(raw: asyncpg.Connection) -> list[asyncpg.Record]:
+    return list(await raw.fetch("SELECT * FROM ledger_checkpoints ORDER BY tree_size"))
+
+
+async def sequenced_count(raw: asyncpg.Connection) -> int:
+    """How many transactions are sequenced (the tree's size)."""
+    return int(await raw.fetchval("SELECT coalesce(max(seq), 0) FROM ledger_sequence"))
+
+
+async def export_snapshot(raw: asyncpg.Connection) -> str:
+    """The snapshot's name, for the verifier's second process to read the very same ledger."""
+    return str(await raw.fetchval("SELECT pg_export_snapshot()"))
+
+
+async def hash_at_or_before(raw: asyncpg.Connection, seq: int) -> bytes | None:
+    """The chain hash of the last sequenced transaction at or before `seq` (None before the first)."""
+    found = await raw.fetchval("SELECT hash FROM ledger_sequence WHERE seq <= $1 ORDER BY seq DESC LIMIT 1", seq)
+    return bytes(found) if found is not None else None
+
+
+async def pending_transactions(raw: asyncpg.Connection) -> list[asyncpg.Record]:
+    """(campaign_id, kind, accounts, amounts_fen) of the transactions still waiting for the sequencer."""
+    return list(
+        await raw.fetch(
+            "SELECT t.campaign_id, t.kind, t.accounts, t.amounts_fen FROM ledger_transactions t "
+            "WHERE t.id IN (SELECT unnest(tx_ids) FROM ledger_pending)"
+        )
+    )
+
+
+async def all_balances(raw: asyncpg.Connection) -> dict[str, int]:
+    """Every account's stored balance."""
+    return {
+        row["account"]: row["balance_fen"]
+        for row in await raw.fetch("SELECT account, balance_fen FROM ledger_accounts")
+    }
+
+
+async def all_campaign_totals(raw: asyncpg.Connection) -> dict[tuple[str, str, str], tuple[int, int]]:
+    """(campaign_id, kind, funder) -> (amount_fen, tx_count), as stored."""
+    return {
+        (row["campaign_id"], row["kind"], row["funder"]): (row["amount_fen"], row["tx_count"])
+        for row in await raw.fetch("SELECT * FROM ledger_campaign_totals")
+    }
+
+
+async def transaction_count(raw: asyncpg.Connection) -> int:
+    return int(await raw.fetchval("SELECT count(*) FROM ledger_transactions"))
+
+
+async def unaccounted_transactions(raw: asyncpg.Connection, *, limit: int) -> list[str]:
+    """Ids of transactions neither sequenced nor queued (written behind the engine's back), at most `limit`."""
+    rows = await raw.fetch(
+        "SELECT t.id FROM ledger_transactions t WHERE NOT EXISTS "
+        "(SELECT 1 FROM ledger_sequence s WHERE s.tx_id = t.id) AND t.id NOT IN "
+        "(SELECT unnest(tx_ids) FROM ledger_pending) LIMIT $1",
+        limit,
+    )
+    return [row["id"] for row in rows]
+
+
+async def tree_node_count(raw: asyncpg.Connection) -> int:
+    return int(await raw.fetchval("SELECT count(*) FROM ledger_tree"))
+
+
+async def tree_nodes(raw: asyncpg.Connection, positions: list[tuple[int, int]]) -> dict[tuple[int, int], bytes]:
+    """The stored nodes at (level, index) `positions` (those missing are absent from the answer)."""
+    rows = await raw.fetch(
+        "SELECT t.level, t.idx, t.hash FROM ledger_tree t JOIN unnest($1::int[], $2::bigint[]) "
+        "AS n(level, idx) ON t.level = n.level AND t.idx = n.idx",
+        [level for level, _ in positions],
+        [idx for _, idx in positions],
+    )
+    return {(row["level"], row["idx"]): bytes(row["hash"]) for row in rows}

@@ -2,35 +2,27 @@
 
 gov callers (and auditors bound to an issuer) see the transactions of their issuer's own campaigns and their own
 fiscal account. The ledger knows campaigns only as the `campaign_id` its rows carry, so the owner is looked up in
-the campaigns package's table when it exists: `campaigns(id, issuer_id)` (and `vouchers(id, campaign_id)` for a voucher
-not yet in the ledger). `to_regclass` keeps the ledger working, answering "nobody's", before that table exists.
+the campaigns' table (`campaigns(id, issuer_id)`, and `vouchers(id, campaign_id)` for a voucher not yet in the
+ledger), through the ledger's repository and the tables of db/schema: never through the campaigns room.
 """
 
 from __future__ import annotations
 
-import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from voucher_engine.auth.subjects import Subject
 from voucher_engine.errors import EngineError
-
-
-async def _table_exists(conn: AsyncConnection, table: str) -> bool:
-    return (await conn.execute(sa.text("SELECT to_regclass(:t) IS NOT NULL"), {"t": table})).scalar() is True
+from voucher_engine.ledger import repository
 
 
 async def campaign_issuer(conn: AsyncConnection, campaign_id: str) -> str | None:
-    """The issuer that owns `campaign_id`, or None (no such campaign, or no campaigns table yet)."""
-    if not await _table_exists(conn, "campaigns"):
-        return None
-    return (await conn.execute(sa.text("SELECT issuer_id FROM campaigns WHERE id = :id"), {"id": campaign_id})).scalar()
+    """The issuer that owns `campaign_id`, or None (no such campaign)."""
+    return await repository.campaign_issuer(conn, campaign_id)
 
 
 async def voucher_campaign(conn: AsyncConnection, voucher_id: str) -> str | None:
-    """The campaign of `voucher_id`, or None (no such voucher, or no vouchers table yet)."""
-    if not await _table_exists(conn, "vouchers"):
-        return None
-    return (await conn.execute(sa.text("SELECT campaign_id FROM vouchers WHERE id = :id"), {"id": voucher_id})).scalar()
+    """The campaign of `voucher_id`, or None (no such voucher)."""
+    return await repository.voucher_campaign(conn, voucher_id)
 
 
 def sees_everything(subject: Subject) -> bool:
@@ -38,11 +30,18 @@ def sees_everything(subject: Subject) -> bool:
     return subject.role == "auditor" and subject.issuer_id is None
 
 
+async def can_see_campaign(conn: AsyncConnection, subject: Subject, campaign_id: str | None) -> bool:
+    """Whether the caller may read this campaign's books (an unbound auditor: every campaign's)."""
+    if sees_everything(subject):
+        return True
+    if subject.issuer_id is None or campaign_id is None:
+        return False  # a transaction of no campaign (a payout) is the operator's and the unbound auditor's
+    return await campaign_issuer(conn, campaign_id) == subject.issuer_id
+
+
 async def require_campaign(conn: AsyncConnection, subject: Subject, campaign_id: str) -> None:
     """NOT_FOUND (never FORBIDDEN: another issuer's campaigns are none of the caller's business) unless visible."""
-    if sees_everything(subject):
-        return
-    if subject.issuer_id is None or await campaign_issuer(conn, campaign_id) != subject.issuer_id:
+    if not await can_see_campaign(conn, subject, campaign_id):
         raise EngineError("NOT_FOUND", f"no campaign {campaign_id!r} in the caller's ledger")
 
 
@@ -52,8 +51,7 @@ async def require_account(conn: AsyncConnection, subject: Subject, account: str)
     kind, _, owner = account.partition(":")
     if kind == "fiscal" and owner == subject.issuer_id:
         return
-    if kind == "escrow":
-        await require_campaign(conn, subject, owner)
+    if kind == "escrow" and await can_see_campaign(conn, subject, owner):
         return
     # A merchant's settlement account mixes every issuer's campaigns.
     raise EngineError("NOT_FOUND", f"no ledger account {account!r} visible to the caller")

@@ -25,6 +25,7 @@ import os
 import orjson
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from voucher_engine.invariants import invariant
 from voucher_engine.ledger import canonical, merkle, repository
 
 log = logging.getLogger("voucher_engine.ledger")
@@ -130,7 +131,11 @@ async def _round(conn: AsyncConnection, *, wait: bool) -> tuple[int, bool]:
         [idx for _, idx, _ in completed],
         [digest for _, _, digest in completed],
     )
-    assert tuple(written) == (len(rows), len(entry_seqs), len(completed)), (tuple(written), len(rows))
+    invariant(written[0] == len(rows), "every transaction of the round was sequenced", written[0], len(rows))
+    invariant(
+        written[1] == len(entry_seqs), "every account entry of the round was written", written[1], len(entry_seqs)
+    )
+    invariant(written[2] == len(completed), "every completed Merkle node was stored", written[2], len(completed))
     if database not in _edges and len(_edges) >= MAX_REMEMBERED_DATABASES:
         _edges.pop(next(iter(_edges)))
     _edges[database] = (seq, prev, tree)

@@ -35,6 +35,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from voucher_engine import clock
 from voucher_engine.errors import EngineError
+from voucher_engine.invariants import InvariantViolation, invariant
 from voucher_engine.ledger import canonical, checkpoints, merkle, model, repository, sequencer
 from voucher_engine.ledger.model import NewTransaction, PostedTransaction, Posting
 
@@ -159,7 +160,7 @@ class _Batch:
     ids: list[str]
     deltas: dict[str, int]
     accounts: list[str]
-    total_keys: list[tuple[str, str, str]]
+    total_keys: list[tuple[str | None, str, str]]
     args: tuple
 
 
@@ -178,7 +179,7 @@ def _prepare(txs: Sequence[NewTransaction], ids: Sequence[str] | None) -> _Batch
             raise EngineError("VALIDATION_ERROR", "ledger transaction ids must be distinct, each from new_tx_ids()")
 
     deltas: dict[str, int] = {}
-    totals: dict[tuple[str, str, str], list[int]] = {}
+    totals: dict[tuple[str | None, str, str], list[int]] = {}
     flat_ix: list[int] = []
     flat_accounts: list[str] = []
     flat_amounts: list[int] = []
@@ -202,7 +203,7 @@ def _prepare(txs: Sequence[NewTransaction], ids: Sequence[str] | None) -> _Batch
         whole[0] += moved_fen
         whole[1] += 1
     # Invariant, before writing: the batch as a whole moves no money into or out of existence.
-    assert sum(deltas.values()) == 0, deltas
+    invariant(sum(deltas.values()) == 0, "the batch moves no money into or out of existence", deltas)
     accounts_sorted = sorted(deltas)
     total_keys = sorted(totals)
     args = (
@@ -252,11 +253,16 @@ async def _landed(raw: asyncpg.Connection, batch: _Batch, result: asyncpg.Record
         missing = [account for account in batch.accounts if account not in opened]
         raise EngineError("INVALID_STATE", f"ledger account(s) not open: {', '.join(missing[:5])}")
     # The pair of the assertion in _prepare, after writing: every row landed.
-    assert (
-        result["inserted"] == len(batch.txs)
-        and result["totals"] == len(batch.total_keys)
-        and result["batch"] is not None
-    ), dict(result)
+    invariant(
+        result["inserted"] == len(batch.txs), "every transaction was inserted", result["inserted"], len(batch.txs)
+    )
+    invariant(
+        result["totals"] == len(batch.total_keys),
+        "every running total was updated",
+        result["totals"],
+        len(batch.total_keys),
+    )
+    invariant(result["batch"] is not None, "the batch was recorded for the sequencer")
     return [
         PostedTransaction(
             id=tx_id, kind=tx.kind, at=tx.at, campaign_id=campaign_id, postings=tuple(tx.postings), refs=refs
@@ -323,9 +329,12 @@ async def campaign_totals(conn: AsyncConnection, campaign_id: str) -> dict[str, 
             funder[names[row["kind"]]] = int(row["amount_fen"])
     out["outstanding_fen"] = out["escrow_balance_fen"]
     # The books' equation holds at every commit: escrow = funded - redeemed + refunded + clawed back - returned.
-    assert out["escrow_balance_fen"] == (
-        out["funded_fen"] - out["redeemed_fen"] + out["refunded_fen"] + out["clawed_back_fen"] - out["returned_fen"]
-    ), out
+    invariant(
+        out["escrow_balance_fen"]
+        == out["funded_fen"] - out["redeemed_fen"] + out["refunded_fen"] + out["clawed_back_fen"] - out["returned_fen"],
+        "escrow = funded - redeemed + refunded + clawed back - returned",
+        out,
+    )
     return out
 
 
@@ -395,7 +404,9 @@ async def make_checkpoint(
         signed.signed_at,
     )
     stored = await get_checkpoint(conn, size)
-    assert stored is not None and stored.body == signed.body
+    if stored is None:
+        raise InvariantViolation(f"the checkpoint of tree size {size} just stored cannot be read back")
+    invariant(stored.body == signed.body, "the stored checkpoint is the one signed", size)
     return stored
 
 

@@ -37,13 +37,13 @@ from typing import Any
 
 import orjson
 
-from voucher_engine.ledger import canonical, checkpoints, merkle
+from voucher_engine.ledger import canonical, checkpoints, merkle, repository
 from voucher_engine.ledger.verify_rows import (
     SESSION,
     UNBOUNDED,
     ZERO_HASH,
     Discrepancy,
-    Job,
+    RangeJob,
     RangeResult,
     RowVerifier,
     keep_first,
@@ -106,8 +106,8 @@ def _signed_roots(report: Report, public_key: bytes | None, documents: Iterable[
                 raise checkpoints.CheckpointError("no public key was pinned to check it against")
             size, root = checkpoints.verify_document(document, public_key)
         except checkpoints.CheckpointError as exc:
-            size = document.get("tree_size") if isinstance(document.get("tree_size"), int) else None
-            report.problem(size, "checkpoint", str(exc))
+            claimed = document.get("tree_size")
+            report.problem(claimed if isinstance(claimed, int) else None, "checkpoint", str(exc))
             continue
         roots[size] = root
     return roots
@@ -192,8 +192,8 @@ def plan_parts(size: int, parts: int) -> tuple[int, list[int]]:
 WORKER = "from voucher_engine.ledger.verify_rows import worker_main; worker_main()"
 
 
-async def _run_worker(job: Job) -> RangeResult:
-    """One part in a child process: this interpreter, the same import path, the Job in on stdin (pickle, our own
+async def _run_worker(job: RangeJob) -> RangeResult:
+    """One part in a child process: this interpreter, the same import path, the RangeJob in on stdin (pickle, our own
     child), the result out on stdout."""
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(path for path in sys.path if path)
@@ -248,12 +248,9 @@ async def verify_database(
         async with raw.transaction(isolation="repeatable_read", readonly=True):
             for statement in SESSION:
                 await raw.execute(statement)
-            documents = [
-                service._checkpoint_from_row(row).document()
-                for row in await raw.fetch("SELECT * FROM ledger_checkpoints ORDER BY tree_size")
-            ]
+            documents = [service._checkpoint_from_row(row).document() for row in await repository.all_checkpoints(raw)]
             roots = _signed_roots(report, public_key, documents)
-            size = int(await raw.fetchval("SELECT coalesce(max(seq), 0) FROM ledger_sequence"))
+            size = await repository.sequenced_count(raw)
             if workers is None:
                 workers = 2 if size >= PARALLEL_MIN_ROWS and (os.cpu_count() or 1) > 1 else 1
             block_level, cuts = plan_parts(size, workers)
@@ -261,14 +258,12 @@ async def verify_database(
             jobs: list[asyncio.Task[RangeResult]] = []
             starts: list[bytes] = [ZERO_HASH]
             if len(cuts) > 2:
-                snapshot = await raw.fetchval("SELECT pg_export_snapshot()")
+                snapshot = await repository.export_snapshot(raw)
                 for i in range(1, len(cuts) - 1):
                     # The chain of part i starts from the stored hash the part before it ends on.
-                    start = await raw.fetchval(
-                        "SELECT hash FROM ledger_sequence WHERE seq <= $1 ORDER BY seq DESC LIMIT 1", cuts[i]
-                    )
-                    starts.append(bytes(start) if start is not None else ZERO_HASH)
-                    job = Job(
+                    start = await repository.hash_at_or_before(raw, cuts[i])
+                    starts.append(start if start is not None else ZERO_HASH)
+                    job = RangeJob(
                         url=_url_of(engine),
                         snapshot=snapshot,
                         lo=cuts[i],
@@ -301,38 +296,25 @@ async def verify_database(
 
             for statement in ("SET LOCAL enable_hashjoin = on", "SET LOCAL enable_mergejoin = on"):
                 await raw.execute(statement)
-            pending = await raw.fetch(
-                "SELECT t.campaign_id, t.kind, t.accounts, t.amounts_fen FROM ledger_transactions t "
-                "WHERE t.id IN (SELECT unnest(tx_ids) FROM ledger_pending)"
-            )
+            pending = await repository.pending_transactions(raw)
             pending_balances, pending_totals = _pending_postings(pending)
             if pending:
                 report.notes.append(f"{len(pending)} transactions were still waiting for the sequencer")
-            stored = {
-                row["account"]: row["balance_fen"]
-                for row in await raw.fetch("SELECT account, balance_fen FROM ledger_accounts")
-            }
+            stored = await repository.all_balances(raw)
             _compare_balances(report, balances, stored, pending_balances)
-            stored_totals = {
-                (row["campaign_id"], row["kind"], row["funder"]): (row["amount_fen"], row["tx_count"])
-                for row in await raw.fetch("SELECT * FROM ledger_campaign_totals")
-            }
+            stored_totals = await repository.all_campaign_totals(raw)
             _compare_totals(report, totals, stored_totals, pending_totals)
             # Every transaction row is sequenced (and was read above) or queued. Counting is enough to know; only
             # when the counts differ is the anti-join over both tables run, to name the strays.
-            written = await raw.fetchval("SELECT count(*) FROM ledger_transactions")
+            written = await repository.transaction_count(raw)
             accounted = sum(result.rows - result.missing for result in results) + len(pending)
             if written != accounted:
-                orphans = await raw.fetch(
-                    "SELECT t.id FROM ledger_transactions t WHERE NOT EXISTS "
-                    "(SELECT 1 FROM ledger_sequence s WHERE s.tx_id = t.id) AND t.id NOT IN "
-                    "(SELECT unnest(tx_ids) FROM ledger_pending) LIMIT 10"
-                )
-                for row in orphans:
+                orphans = await repository.unaccounted_transactions(raw, limit=10)
+                for tx_id in orphans:
                     report.problem(
                         None,
                         "orphan",
-                        f"transaction {row['id']} is neither sequenced nor queued: written behind the engine's back",
+                        f"transaction {tx_id} is neither sequenced nor queued: written behind the engine's back",
                     )
                 if not orphans:
                     report.problem(
@@ -343,7 +325,7 @@ async def verify_database(
             if check_nodes:
                 leaves = results[-1].size
                 expected_nodes = sum(leaves >> level for level in range(1, leaves.bit_length() + 1))
-                stored_nodes = await raw.fetchval("SELECT count(*) FROM ledger_tree")
+                stored_nodes = await repository.tree_node_count(raw)
                 if stored_nodes != expected_nodes and not any(d.check == "tree" for d in report.discrepancies):
                     report.problem(None, "tree", f"{stored_nodes} stored tree nodes, {expected_nodes} expected")
     report.discrepancies.sort(key=lambda d: (d.seq is None, d.seq or 0))
@@ -471,13 +453,7 @@ async def _join_tree(
 
 
 async def _compare_joined_nodes(raw, report: Report, completed: list[tuple[int, int, bytes]]) -> None:
-    rows = await raw.fetch(
-        "SELECT t.level, t.idx, t.hash FROM ledger_tree t JOIN unnest($1::int[], $2::bigint[]) "
-        "AS n(level, idx) ON t.level = n.level AND t.idx = n.idx",
-        [level for level, _, _ in completed],
-        [idx for _, idx, _ in completed],
-    )
-    found = {(row["level"], row["idx"]): bytes(row["hash"]) for row in rows}
+    found = await repository.tree_nodes(raw, [(level, idx) for level, idx, _ in completed])
     for level, idx, digest in completed:
         have = found.get((level, idx))
         if have != digest:

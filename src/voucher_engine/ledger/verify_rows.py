@@ -625,7 +625,7 @@ async def _windows(raw, verifier: RowVerifier, lo: int, hi: int, sink, *, check_
 
 
 @dataclass(frozen=True)
-class Job:
+class RangeJob:
     """One part of the ledger for a worker process: seqs (lo, hi] in the coordinator's exported snapshot."""
 
     url: str
@@ -641,7 +641,7 @@ class Job:
 _SNAPSHOT_ID = re.compile(r"^[0-9A-Fa-f-]{1,64}$")
 
 
-async def run_job(job: Job) -> RangeResult:
+async def run_job(job: RangeJob) -> RangeResult:
     import asyncpg
 
     if not _SNAPSHOT_ID.match(job.snapshot):
@@ -657,7 +657,7 @@ async def run_job(job: Job) -> RangeResult:
                 prev_hash=job.prev_hash,
                 block_level=job.block_level,
                 start_balances=None,
-                checkpoint_roots={size: b"" for size in job.checkpoint_sizes},
+                checkpoint_roots=dict.fromkeys(job.checkpoint_sizes, b""),
             )
             await verify_range(conn, verifier, job.lo, job.hi, check_nodes=job.check_nodes)
             return verifier.result()
@@ -666,7 +666,7 @@ async def run_job(job: Job) -> RangeResult:
 
 
 def worker_main() -> None:
-    """`python -c 'from voucher_engine.ledger.verify_rows import worker_main; worker_main()'`: a Job in on stdin
+    """`python -c 'from voucher_engine.ledger.verify_rows import worker_main; worker_main()'`: a RangeJob in on stdin
     (pickled by the coordinator, our own parent), a RangeResult out on stdout."""
     job = pickle.load(sys.stdin.buffer)
     result = asyncio.run(run_job(job))

@@ -21,6 +21,7 @@ async def get_signed_caller(
     state: AppState = request.app.state.ve
     body = await request.body()
     path = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    request.scope["ve.role"] = "merchant"  # for the request's log line (api/observe.py)
     async with state.engine.begin() as conn:
         return await signing.verify(
             conn,
@@ -50,6 +51,7 @@ async def get_pos_signature(
     state: AppState = request.app.state.ve
     body = await request.body()
     path = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    request.scope["ve.role"] = "merchant"
     return signing.verify_without_database(
         state.server_secret,
         method=request.method,

@@ -8,7 +8,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from voucher_engine.db.schema.foundation import merchant_keys, merchants
+from voucher_engine.db.schema.foundation import merchant_keys, merchants, request_nonces
 
 
 async def get(conn: AsyncConnection, merchant_id: str) -> sa.Row | None:
@@ -16,8 +16,8 @@ async def get(conn: AsyncConnection, merchant_id: str) -> sa.Row | None:
 
 
 async def upsert(conn: AsyncConnection, merchant_id: str, values: dict, at: datetime) -> sa.Row:
-    statement = pg_insert(merchants).values(id=merchant_id, created_at=at, updated_at=at, **values)
-    statement = statement.on_conflict_do_update(
+    insert = pg_insert(merchants).values(id=merchant_id, created_at=at, updated_at=at, **values)
+    statement = insert.on_conflict_do_update(
         index_elements=[merchants.c.id],
         set_={**values, "updated_at": at, "version": merchants.c.version + 1},
     ).returning(*merchants.c)
@@ -64,3 +64,23 @@ async def active_key_merchant(conn: AsyncConnection, key_id: str) -> str | None:
         merchant_keys.c.key_id == key_id, merchant_keys.c.revoked_at.is_(None)
     )
     return (await conn.execute(query)).scalar()
+
+
+async def insert_nonce(conn: AsyncConnection, key_id: str, nonce: str, seen_at: datetime) -> bool:
+    """Record a request's nonce; False when this key has used it before (a replay)."""
+    statement = (
+        pg_insert(request_nonces)
+        .values(key_id=key_id, nonce=nonce, seen_at=seen_at)
+        .on_conflict_do_nothing()
+        .returning(request_nonces.c.nonce)
+    )
+    return (await conn.execute(statement)).first() is not None
+
+
+async def delete_nonces_before(conn: AsyncConnection, cutoff: datetime, limit: int) -> int:
+    """Delete up to `limit` nonces seen before `cutoff`; answer how many went."""
+    victims = (
+        sa.select(request_nonces.c.key_id, request_nonces.c.nonce).where(request_nonces.c.seen_at < cutoff).limit(limit)
+    )
+    statement = sa.delete(request_nonces).where(sa.tuple_(request_nonces.c.key_id, request_nonces.c.nonce).in_(victims))
+    return (await conn.execute(statement)).rowcount or 0

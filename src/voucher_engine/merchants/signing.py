@@ -15,12 +15,9 @@ from dataclasses import dataclass
 from datetime import timedelta
 from functools import lru_cache
 
-import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from voucher_engine import clock
-from voucher_engine.db.schema.foundation import request_nonces
 from voucher_engine.errors import EngineError
 from voucher_engine.merchants import repository
 from voucher_engine.secrets_store import derive
@@ -110,25 +107,13 @@ def check_signature(
 
 async def claim_nonce(conn: AsyncConnection, key_id: str, nonce: str) -> None:
     """Record the nonce; REPLAYED_REQUEST if this key used it before within the window."""
-    statement = (
-        pg_insert(request_nonces)
-        .values(key_id=key_id, nonce=nonce, seen_at=clock.real_now())
-        .on_conflict_do_nothing()
-        .returning(request_nonces.c.nonce)
-    )
-    if (await conn.execute(statement)).first() is None:
+    if not await repository.insert_nonce(conn, key_id, nonce, clock.real_now()):
         raise EngineError("REPLAYED_REQUEST", "This nonce was already used with this key.")
 
 
 async def prune_nonces(conn: AsyncConnection, limit: int = 10_000) -> int:
     """Delete up to `limit` nonces too old to matter; answer how many went."""
-    cutoff = clock.real_now() - NONCE_RETENTION
-    victims = (
-        sa.select(request_nonces.c.key_id, request_nonces.c.nonce).where(request_nonces.c.seen_at < cutoff).limit(limit)
-    )
-    statement = sa.delete(request_nonces).where(sa.tuple_(request_nonces.c.key_id, request_nonces.c.nonce).in_(victims))
-    result = await conn.execute(statement)
-    return result.rowcount or 0
+    return await repository.delete_nonces_before(conn, clock.real_now() - NONCE_RETENTION, limit)
 
 
 def verify_without_database(

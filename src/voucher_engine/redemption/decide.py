@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo
 
 from voucher_engine.contracts import CompiledContract, Item, Payment
 from voucher_engine.errors import EngineError
+from voucher_engine.invariants import invariant
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,8 +127,11 @@ def evaluate(
     if subsidy <= 0:
         raise EngineError("RULE_NOT_SATISFIED", "The payment earns no subsidy under the voucher's terms.", explain=[])
     # Invariants that guard the money, checked again here whatever the contract said.
-    assert 0 < subsidy <= order_amount_fen, (subsidy, order_amount_fen)
-    assert subsidy <= voucher.balance_fen, (subsidy, voucher.balance_fen)
+    invariant(subsidy > 0, "the subsidy is positive", subsidy)
+    invariant(subsidy <= order_amount_fen, "the subsidy is at most the order", subsidy, order_amount_fen)
+    invariant(
+        subsidy <= voucher.balance_fen, "the subsidy is at most the voucher's balance", subsidy, voucher.balance_fen
+    )
     if voucher.kind == "balance":
         remaining = voucher.balance_fen - subsidy
         new_status = "issued" if remaining > 0 else "redeemed"
@@ -143,13 +147,35 @@ def evaluate(
 
 
 def clawback_for(
-    subsidy_fen: int, order_amount_fen: int, refunded_before_fen: int, clawed_before_fen: int, amount_fen: int
+    subsidy_fen: int,
+    order_amount_fen: int,
+    refunded_before_fen: int,
+    clawed_before_fen: int,
+    amount_fen: int,
+    minimum_order_fen: int = 0,
 ) -> int:
-    """The subsidy a refund of `amount_fen` takes back: the proportional share of the running total, rounded up
-    (in the fund's favour), less what earlier refunds took. A refund of the whole order takes back all of it."""
+    """The subsidy a refund of `amount_fen` takes back.
+
+    Proportional to the running total refunded, rounded up (in the fund's favour), less what earlier refunds took;
+    all of it for a refund of the whole order. When what the customer keeps falls below the voucher's minimum order
+    (`minimum_order_fen`: a threshold voucher's `spend`, or an `order.amount >=` condition), all of what is left of
+    the subsidy: the kept order would never have earned the voucher (docs/policies.md, "Refunds")."""
     total_refunded = refunded_before_fen + amount_fen
-    assert 0 < total_refunded <= order_amount_fen
+    invariant(total_refunded > 0, "the refunds add up to more than nothing", total_refunded)
+    invariant(
+        total_refunded <= order_amount_fen, "the refunds add up to at most the order", total_refunded, order_amount_fen
+    )
+    kept_fen = order_amount_fen - total_refunded
+    if 0 < kept_fen < minimum_order_fen:
+        return subsidy_fen - clawed_before_fen
     owed_total = -(-subsidy_fen * total_refunded // order_amount_fen)  # ceiling division, integers only
     clawback = owed_total - clawed_before_fen
-    assert 0 <= clawback <= subsidy_fen - clawed_before_fen
+    invariant(clawback >= 0, "a refund takes no subsidy back negatively", clawback)
+    invariant(
+        clawback <= subsidy_fen - clawed_before_fen,
+        "a refund takes back at most the subsidy not yet taken back",
+        clawback,
+        subsidy_fen,
+        clawed_before_fen,
+    )
     return clawback

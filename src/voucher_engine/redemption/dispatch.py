@@ -8,11 +8,14 @@ import logging
 from typing import Any
 
 from voucher_engine.campaigns.codes import parse_code
+from voucher_engine.db.batcher import MicroBatcher
+from voucher_engine.db.raw import driver
 from voucher_engine.errors import EngineError
-from voucher_engine.redemption.batcher import MicroBatcher, Overloaded
+from voucher_engine.observability.metrics import Metrics
+from voucher_engine.redemption import repository
 from voucher_engine.redemption.guard import CodeGuard
 from voucher_engine.redemption.schemas import QuoteRequest
-from voucher_engine.redemption.service import BatchRunner, Job, Outcome
+from voucher_engine.redemption.service import BatchRunner, Job, Outcome, as_engine_error
 from voucher_engine.web.state import AppState
 
 log = logging.getLogger("voucher_engine.redemption")
@@ -23,7 +26,13 @@ RUNNER_KEY = "redemption.runner"
 
 async def startup(state: AppState) -> None:
     runner = BatchRunner(state.engine)
-    batcher = MicroBatcher(runner.run_batch)
+    metrics = Metrics.get()
+
+    async def run_batch(jobs: list[Job]) -> None:  # the batch's size counted for /metrics (it hands nothing back)
+        metrics.batch(len(jobs))
+        await runner.run_batch(jobs)
+
+    batcher = MicroBatcher(run_batch, name="redemption", classify=as_engine_error)
     batcher.start()
     state.extras[RUNNER_KEY] = runner
     state.extras[EXTRA_KEY] = batcher
@@ -58,25 +67,61 @@ def make_job(state: AppState, kind: str, signature, body: QuoteRequest, **extra:
     return job
 
 
+_OUTCOMES = {("redeem", 201): "settled", ("redeem", 200): "replayed"}
+
+
 async def through_batcher(state: AppState, job: Job) -> Outcome:
+    """The job's answer, counted by outcome code for /metrics (`settled`, `replayed`, `quoted` or the refusal's)."""
+    try:
+        outcome = await _answer(state, job)
+    except EngineError as exc:
+        Metrics.get().redemption(job.kind, exc.code)
+        raise
+    Metrics.get().redemption(job.kind, _OUTCOMES.get((job.kind, outcome.status), "quoted"))
+    return outcome
+
+
+async def _answer(state: AppState, job: Job) -> Outcome:
     guard: CodeGuard = state.extras[GUARD_KEY]
     guard.check(job.key_id)  # a key caught guessing codes is refused before any database work
-    try:
-        state.extras[EXTRA_KEY].submit(job)
-    except Overloaded:
-        raise EngineError("RATE_LIMITED", "The service is at capacity; retry in a moment.") from None
+    state.extras[EXTRA_KEY].submit(job)
     try:
         return await job.future
     except EngineError as refusal:
+        if refusal.code == "VOUCHER_ALREADY_REDEEMED" and job.kind == "redeem":
+            raise await _naming_own_redemption(state, job, refusal) from None
         if refusal.code != "VOUCHER_UNKNOWN":
             raise
         # The failure path alone pays for the count (one round trip); the answer that crosses the limit is
         # already the refusal.
         try:
             over = await guard.record_unknown(job.key_id)
-        except Exception:  # noqa: BLE001 - the till's answer matters more than the count
+        except Exception:
             log.warning("could not count an unknown voucher code", exc_info=True)
             raise refusal from None
         if over:
             raise guard.refusal(job.key_id) from None
         raise
+
+
+async def _naming_own_redemption(state: AppState, job: Job, refusal: EngineError) -> EngineError:
+    """A till that retried under a new pos_txn_id learns which of its own redemptions spent the voucher (another
+    merchant's redemption is not named). The refusal path only: one look-up, never on a settling request."""
+    if job.campaign_id is None or job.voucher_id is None:  # a code that did not parse spent no voucher
+        return refusal
+    try:
+        async with state.engine.connect() as sa_conn:
+            own = await repository.own_redemption_of_voucher(
+                await driver(sa_conn), job.campaign_id, job.voucher_id, job.key_id
+            )
+    except Exception:  # noqa: BLE001 - the refusal stands without the name
+        log.warning("could not look up the redemption that spent a voucher", exc_info=True)
+        return refusal
+    if own is None:
+        return refusal
+    return EngineError(
+        "VOUCHER_ALREADY_REDEEMED",
+        f"The voucher has already been used, by your redemption {own['id']} (pos_txn_id {own['pos_txn_id']!r}).",
+        redemption_id=own["id"],
+        pos_txn_id=own["pos_txn_id"],
+    )

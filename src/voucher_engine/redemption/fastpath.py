@@ -41,6 +41,7 @@ class RedemptionFastPath:
         if kind is None or scope.get("query_string"):
             await self.app(scope, receive, send)
             return
+        scope["ve.route"] = scope["path"]  # api/observe.py: this request's route label
         try:
             # In front of the general body limit (api/app.py), so it holds the body to the same size itself.
             body = await read_body(receive, self.max_body_bytes)
@@ -65,12 +66,13 @@ class RedemptionFastPath:
             body=body,
             **{f: found.get(f) for f in _SIGNATURE_HEADERS.values()},
         )
+        scope["ve.role"] = "merchant"
         model = RedeemRequest if kind == "redeem" else QuoteRequest
         try:
             request = model.model_validate_json(body)
         except ValidationError as exc:
             raise validation_error(exc) from None
-        if kind == "quote":
+        if not isinstance(request, RedeemRequest):
             outcome = await through_batcher(state, make_job(state, "quote", signature, request))
             return outcome.status, outcome.body
         job = make_job(

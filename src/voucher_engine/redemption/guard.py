@@ -17,12 +17,12 @@ import os
 import time
 from datetime import datetime, timedelta
 
-import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from voucher_engine import clock
 from voucher_engine.db.raw import driver
 from voucher_engine.errors import EngineError
+from voucher_engine.redemption import repository
 
 log = logging.getLogger("voucher_engine.redemption.guard")
 
@@ -32,23 +32,6 @@ GUESS_LIMIT = int(os.environ.get("VE_CODE_GUESS_LIMIT", "20"))
 GUESS_WINDOW_MINUTES = int(os.environ.get("VE_CODE_GUESS_WINDOW_MINUTES", "5"))
 BLOCK_S = float(os.environ.get("VE_CODE_GUESS_BLOCK_S", "60"))
 MAX_BLOCKED_KEYS = 100_000  # memory bound of one worker's block list
-
-# Add one to this minute's count and answer the window's total (the CTE's snapshot does not see its own upsert,
-# so the current minute comes from RETURNING and the earlier minutes from the table). Rows of this key older than
-# the window go in the same statement.
-RECORD = """
-WITH up AS (
-    INSERT INTO code_guess_failures (key_id, minute, failures) VALUES ($1, $2, 1)
-    ON CONFLICT (key_id, minute) DO UPDATE SET failures = code_guess_failures.failures + 1
-    RETURNING failures
-), old AS (
-    DELETE FROM code_guess_failures WHERE key_id = $1 AND minute < $3
-)
-SELECT (SELECT failures FROM up)
-     + COALESCE((SELECT sum(failures) FROM code_guess_failures WHERE key_id = $1 AND minute >= $3 AND minute < $2),
-                0) AS total
-"""
-PRUNE = sa.text("DELETE FROM code_guess_failures WHERE minute < :cutoff")
 
 
 def _minute(at: datetime) -> datetime:
@@ -89,7 +72,7 @@ class CodeGuard:
         now = _minute(clock.real_now())
         since = now - timedelta(minutes=self.window_minutes - 1)
         async with self.engine.begin() as sa_conn:
-            total = await (await driver(sa_conn)).fetchval(RECORD, key_id, now, since)
+            total = await repository.record_code_failure(await driver(sa_conn), key_id, now, since)
         if total < self.limit:
             return False
         if key_id not in self._blocked_until:
@@ -126,4 +109,4 @@ class CodeGuard:
 async def prune(conn: AsyncConnection, window_minutes: int = GUESS_WINDOW_MINUTES) -> int:
     """Delete counts older than any window (housekeeping; the failure path prunes its own key as it goes)."""
     cutoff = _minute(clock.real_now()) - timedelta(minutes=window_minutes + 1)
-    return (await conn.execute(PRUNE, {"cutoff": cutoff})).rowcount or 0
+    return await repository.delete_code_failures_before(conn, cutoff)

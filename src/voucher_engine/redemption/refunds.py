@@ -1,8 +1,9 @@
 """Refunds (退款) of settled redemptions, and the merchant's look-ups of its own redemptions.
 
 A refund is one database transaction: lock the redemption, answer a retry from the stored refund, claw back the
-subsidy's proportional share (rounded up, in the fund's favour) from the merchant to escrow, and — when the
-whole order has been refunded — give the voucher back while its window is open. If the campaign has closed
+subsidy's proportional share (rounded up, in the fund's favour) from the merchant to escrow (all of it when the
+kept order falls below the voucher's minimum spend: decide.clawback_for says why), and, when the whole order has
+been refunded, give the voucher back while its window is open. If the campaign has closed
 meanwhile, the clawed-back subsidy goes on to the funders in the same transaction (a `return`), because a closed
 campaign's escrow must stay empty.
 """
@@ -17,45 +18,16 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from voucher_engine import clock
 from voucher_engine.campaigns import money
 from voucher_engine.campaigns import repository as campaign_repository
+from voucher_engine.campaigns.cache import contract_for
 from voucher_engine.db.raw import driver
 from voucher_engine.errors import EngineError
 from voucher_engine.ledger import service as ledger
 from voucher_engine.ledger.model import NewTransaction, Posting
+from voucher_engine.redemption import repository
 from voucher_engine.redemption.decide import clawback_for
 from voucher_engine.redemption.schemas import Refund, RefundRequest
 from voucher_engine.redemption.service import campaign_of_redemption, fingerprint, redemption_body
-
-# A refund holds its campaign's row in share mode: refunds do not wait for each other, but a lifecycle move
-# (close above all) waits for the refunds in flight, and a refund that starts during a close waits for it and then
-# sees the campaign closed (its clawback goes on to the funders). Without it a refund could read "active", and post
-# its clawback into an escrow that a close had just emptied.
-LOCK_CAMPAIGN = "SELECT status FROM campaigns WHERE id = $1 FOR SHARE"
-LOCK_REDEMPTION = "SELECT * FROM redemptions WHERE campaign_id = $1 AND id = $2 FOR UPDATE"
-READ_REDEMPTION = "SELECT * FROM redemptions WHERE campaign_id = $1 AND id = $2"
-FIND_BY_POS_TXN = "SELECT * FROM redemptions WHERE merchant_id = $1 AND pos_txn_id = $2"
-READ_REFUND = "SELECT * FROM refunds WHERE campaign_id = $1 AND redemption_id = $2 AND refund_id = $3"
-LOCK_VOUCHER = """
-SELECT v.status, v.valid_until, v.face_value_fen, v.balance_fen, c.status AS campaign_status, c.kind
-FROM vouchers v JOIN campaigns c ON c.id = v.campaign_id
-WHERE v.campaign_id = $1 AND v.id = $2 FOR UPDATE OF v
-"""
-UPDATE_VOUCHER = """
-UPDATE vouchers SET status = $3, balance_fen = $4, version = version + 1, updated_at = $5
-WHERE campaign_id = $1 AND id = $2
-"""
-UPDATE_REDEMPTION = """
-UPDATE redemptions SET refunded_fen = refunded_fen + $3, subsidy_refunded_fen = subsidy_refunded_fen + $4
-WHERE campaign_id = $1 AND id = $2 RETURNING *
-"""
-GIVE_BACK_DAILY = """
-UPDATE daily_spend SET spent_fen = spent_fen - $3 WHERE campaign_id = $1 AND day = $2
-"""
-INSERT_REFUND = """
-INSERT INTO refunds (campaign_id, redemption_id, refund_id, request_sha256, amount_fen, subsidy_clawback_fen,
-                     reason, ledger_tx_id, voucher_restored, created_at)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
-RETURNING *
-"""
+from voucher_engine.webhooks import service as webhooks
 
 
 def _not_found() -> EngineError:
@@ -86,16 +58,21 @@ async def refund(engine: AsyncEngine, merchant_id: str, redemption_id: str, body
     now = clock.now()
     async with engine.begin() as sa_conn:
         conn = await driver(sa_conn)
-        await conn.fetchval(LOCK_CAMPAIGN, campaign_id)
-        redemption = await conn.fetchrow(LOCK_REDEMPTION, campaign_id, redemption_id)
+        campaign = await repository.lock_campaign_for_refund(conn, campaign_id)
+        redemption = await repository.lock_redemption(conn, campaign_id, redemption_id)
         if redemption is None or redemption["merchant_id"] != merchant_id:
             raise _not_found()
-        voucher = await conn.fetchrow(LOCK_VOUCHER, campaign_id, redemption["voucher_id"])
-        existing = await conn.fetchrow(READ_REFUND, campaign_id, redemption_id, body.refund_id)
+        voucher = await repository.lock_voucher_for_refund(conn, campaign_id, redemption["voucher_id"])
+        existing = await repository.read_refund(conn, campaign_id, redemption_id, body.refund_id)
         if existing is not None:
             if existing["request_sha256"] != request_sha:
+                fields = [name for name in ("amount_fen", "reason") if existing[name] != getattr(body, name)]
                 raise EngineError(
-                    "IDEMPOTENCY_CONFLICT", f"refund_id {body.refund_id!r} was already used for a different refund."
+                    "IDEMPOTENCY_CONFLICT",
+                    f"refund_id {body.refund_id!r} was already used for a different refund"
+                    f" (it differs in {', '.join(fields) or 'its body'}); use a new refund_id for a new refund,"
+                    " or send the first one again unchanged.",
+                    fields=fields,
                 )
             return _refund_model(existing, redemption, voucher["status"]), False
         if redemption["clawed_back_fen"]:
@@ -112,15 +89,16 @@ async def refund(engine: AsyncEngine, merchant_id: str, redemption_id: str, body
             redemption["refunded_fen"],
             redemption["subsidy_refunded_fen"],
             body.amount_fen,
+            _minimum_order_fen(campaign),
         )
         whole_order = body.amount_fen == left
         tx_id = ledger.new_tx_ids(1)[0] if clawback > 0 else None
         if clawback > 0 and redemption["spend_day"] is not None:
-            await conn.execute(GIVE_BACK_DAILY, campaign_id, redemption["spend_day"], clawback)
+            await repository.give_back_daily_spend(conn, campaign_id, redemption["spend_day"], clawback)
         restored, voucher_status = await _restore_voucher(conn, redemption, voucher, clawback, whole_order, now)
-        updated = await conn.fetchrow(UPDATE_REDEMPTION, campaign_id, redemption_id, body.amount_fen, clawback)
-        stored = await conn.fetchrow(
-            INSERT_REFUND,
+        updated = await repository.add_refunded(conn, campaign_id, redemption_id, body.amount_fen, clawback)
+        stored = await repository.insert_refund(
+            conn,
             campaign_id,
             redemption_id,
             body.refund_id,
@@ -132,12 +110,24 @@ async def refund(engine: AsyncEngine, merchant_id: str, redemption_id: str, body
             restored,
             now,
         )
+        answer = _refund_model(stored, updated, voucher_status)
+        # In the refund's own transaction: the event exists exactly when the refund does (webhooks/service.py).
+        await webhooks.record(
+            sa_conn, "refund.created", answer.model_dump(mode="json"), campaign_id=campaign_id, at=now
+        )
         if tx_id is not None:
             # The ledger last, just before COMMIT, as in a redemption batch: the campaign's escrow row, which every
             # batch of the campaign also needs, is then locked for this statement and the commit only (posted
             # first, it was held across the refund's other round trips and redemptions queued behind it).
             await _post_clawback(sa_conn, redemption, clawback, now, voucher["campaign_status"], tx_id)
-        return _refund_model(stored, updated, voucher_status), True
+        return answer, True
+
+
+def _minimum_order_fen(campaign: Any) -> int:
+    """The voucher's minimum order, from the campaign's contract (compiled once per process and digest)."""
+    if campaign is None:
+        return 0
+    return contract_for(campaign["contract_sha256"], campaign["contract_source"]).minimum_order_fen
 
 
 async def _post_clawback(
@@ -187,7 +177,7 @@ async def _restore_voucher(
     else:
         balance = voucher["face_value_fen"]
     status = "issued" if spendable else "expired"
-    await conn.execute(UPDATE_VOUCHER, redemption["campaign_id"], redemption["voucher_id"], status, balance, now)
+    await repository.set_voucher_state(conn, redemption["campaign_id"], redemption["voucher_id"], status, balance, now)
     return spendable, status
 
 
@@ -196,7 +186,7 @@ async def get_redemption(engine: AsyncEngine, merchant_id: str, redemption_id: s
     if campaign_id is None:
         raise _not_found()
     async with engine.connect() as sa_conn:
-        row = await (await driver(sa_conn)).fetchrow(READ_REDEMPTION, campaign_id, redemption_id)
+        row = await repository.read_redemption(await driver(sa_conn), campaign_id, redemption_id)
     if row is None or row["merchant_id"] != merchant_id:
         raise _not_found()
     return redemption_body(row)
@@ -204,5 +194,5 @@ async def get_redemption(engine: AsyncEngine, merchant_id: str, redemption_id: s
 
 async def find_by_pos_txn(engine: AsyncEngine, merchant_id: str, pos_txn_id: str) -> dict[str, Any] | None:
     async with engine.connect() as sa_conn:
-        row = await (await driver(sa_conn)).fetchrow(FIND_BY_POS_TXN, merchant_id, pos_txn_id)
+        row = await repository.find_by_pos_txn(await driver(sa_conn), merchant_id, pos_txn_id)
     return redemption_body(row) if row is not None else None

@@ -6,9 +6,19 @@ Each function is one round trip whatever the batch size (arrays in, `unnest` ins
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import date, datetime
+from typing import NamedTuple
 
 import asyncpg
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from voucher_engine.invariants import invariant
+
+# The CHECK that keeps a day's spend within the campaign's daily cap (db/schema/redemption.py): the one constraint
+# whose violation on a redemption is the caller's answer (DAILY_BUDGET_EXHAUSTED) rather than a bug.
+DAILY_CAP_CHECK = "ck_daily_spend_within_cap"
 
 # One round trip opens the batch: find each job's key, nonce, voucher, merchant, campaign and earlier redemption
 # under its idempotency key. One row per job, in job order. Two ways, the same columns:
@@ -66,6 +76,9 @@ PREVIOUS_COLUMNS = (
     "clawed_back_fen",
     "ledger_tx_id",
     "settled_at",
+    # For naming the fields that differ when a retry's body does not match (IDEMPOTENCY_CONFLICT).
+    "wallet_id",
+    "items",
 )
 _PREVIOUS = ", ".join(f"r.{c} AS previous_{c}" for c in PREVIOUS_COLUMNS)
 LOAD_BATCH = (
@@ -193,7 +206,7 @@ async def load_batch(
     in job order."""
     columns = list(map(list, zip(*jobs)))
     rows = await (conn.fetch(LOAD_BATCH, *columns, real_now) if locked else conn.fetch(PEEK_BATCH, *columns))
-    assert len(rows) == len(jobs)
+    invariant(len(rows) == len(jobs), "one row read per job", len(rows), len(jobs))
     return rows
 
 
@@ -212,14 +225,31 @@ async def daily_spend(conn: asyncpg.Connection, keys: list[tuple[str, date, int]
     return {(row["campaign_id"], row["day"]): row["spent_fen"] for row in rows}
 
 
-def _columns(rows: list[tuple], width: int) -> list[list]:
+def _columns(rows: Sequence[tuple], width: int) -> list[list]:
     return [list(column) for column in zip(*rows)] if rows else [[] for _ in range(width)]
+
+
+class NewRedemption(NamedTuple):
+    """One redemption row as WRITE_BATCH inserts it (its fields in the order of the statement's arrays)."""
+
+    campaign_id: str
+    id: str
+    merchant_id: str
+    pos_txn_id: str | None
+    request_sha256: str | None
+    voucher_id: str
+    wallet_id: str
+    order_amount_fen: int
+    subsidy_fen: int
+    ledger_tx_id: str | None
+    spend_day: date | None
+    items_json: str | None
 
 
 def write_args(
     at: datetime,
     vouchers: list[tuple[str, str, str, int, int]],
-    redemptions: list[tuple],
+    redemptions: list[NewRedemption],
     spend: list[tuple[str, date, int, int]],
     nonces: list[tuple[str, str]],
     seen_at: datetime,
@@ -243,19 +273,22 @@ def write_args(
 def check_written(row: asyncpg.Record, vouchers: list, redemptions: list, spend: list, nonces: list) -> None:
     # The pair of the decisions made in Python: every row they named was written (in an unlocked batch,
     # WRITE_BATCH_WHOLE has already made sure of it in the database; this says so here too).
-    assert (row["vouchers"], row["redemptions"], row["days"], row["nonces"]) == (
-        len(vouchers),
+    invariant(row["vouchers"] == len(vouchers), "every voucher decided on was written", row["vouchers"], len(vouchers))
+    invariant(
+        row["redemptions"] == len(redemptions),
+        "every redemption decided on was written",
+        row["redemptions"],
         len(redemptions),
-        len(spend),
-        len(nonces),
-    ), row
+    )
+    invariant(row["days"] == len(spend), "every day's spend decided on was written", row["days"], len(spend))
+    invariant(row["nonces"] == len(nonces), "every nonce to spend was spent", row["nonces"], len(nonces))
 
 
 async def write_batch(
     conn: asyncpg.Connection,
     at: datetime,
     vouchers: list[tuple[str, str, str, int, int]],
-    redemptions: list[tuple],
+    redemptions: list[NewRedemption],
     spend: list[tuple[str, date, int, int]],
     nonces: list[tuple[str, str]],
     seen_at: datetime,
@@ -267,3 +300,165 @@ async def write_batch(
 
 async def contract_source(conn: asyncpg.Connection, sha256: str) -> str:
     return await conn.fetchval(CONTRACT_SOURCE, sha256)
+
+
+# The caller's own latest redemption of a voucher, for a VOUCHER_ALREADY_REDEEMED answer (the refusal path only).
+OWN_REDEMPTION_OF_VOUCHER = """
+SELECT r.id, r.pos_txn_id FROM redemptions r
+JOIN merchant_keys k ON k.merchant_id = r.merchant_id AND k.key_id = $3
+WHERE r.campaign_id = $1 AND r.voucher_id = $2
+ORDER BY r.settled_at DESC LIMIT 1
+"""
+
+
+async def own_redemption_of_voucher(
+    conn: asyncpg.Connection, campaign_id: str, voucher_id: str, key_id: str
+) -> asyncpg.Record | None:
+    return await conn.fetchrow(OWN_REDEMPTION_OF_VOUCHER, campaign_id, voucher_id, key_id)
+
+
+# -- code guessing (guard.py) --------------------------------------------------------------------------------------
+
+# Add one to this minute's count and answer the window's total (the CTE's snapshot does not see its own upsert,
+# so the current minute comes from RETURNING and the earlier minutes from the table). Rows of this key older than
+# the window go in the same statement.
+CODE_FAILURE = """
+WITH up AS (
+    INSERT INTO code_guess_failures (key_id, minute, failures) VALUES ($1, $2, 1)
+    ON CONFLICT (key_id, minute) DO UPDATE SET failures = code_guess_failures.failures + 1
+    RETURNING failures
+), old AS (
+    DELETE FROM code_guess_failures WHERE key_id = $1 AND minute < $3
+)
+SELECT (SELECT failures FROM up)
+     + COALESCE((SELECT sum(failures) FROM code_guess_failures WHERE key_id = $1 AND minute >= $3 AND minute < $2),
+                0) AS total
+"""
+_PRUNE_CODE_FAILURES = sa.text("DELETE FROM code_guess_failures WHERE minute < :cutoff")
+
+
+async def record_code_failure(conn: asyncpg.Connection, key_id: str, minute: datetime, since: datetime) -> int:
+    """Count one unknown voucher code of `key_id` in `minute`; answer the key's total from `since` on."""
+    return int(await conn.fetchval(CODE_FAILURE, key_id, minute, since))
+
+
+async def delete_code_failures_before(conn: AsyncConnection, cutoff: datetime) -> int:
+    """Delete the counts of minutes before `cutoff`; answer how many rows went."""
+    return (await conn.execute(_PRUNE_CODE_FAILURES, {"cutoff": cutoff})).rowcount or 0
+
+
+# -- refunds (refunds.py) ------------------------------------------------------------------------------------------
+
+# A refund holds its campaign's row in share mode: refunds do not wait for each other, but a lifecycle move
+# (close above all) waits for the refunds in flight, and a refund that starts during a close waits for it and then
+# sees the campaign closed (its clawback goes on to the funders). Without it a refund could read "active", and post
+# its clawback into an escrow that a close had just emptied.
+LOCK_CAMPAIGN = "SELECT status, contract_sha256, contract_source FROM campaigns WHERE id = $1 FOR SHARE"
+LOCK_REDEMPTION = "SELECT * FROM redemptions WHERE campaign_id = $1 AND id = $2 FOR UPDATE"
+READ_REDEMPTION = "SELECT * FROM redemptions WHERE campaign_id = $1 AND id = $2"
+FIND_BY_POS_TXN = "SELECT * FROM redemptions WHERE merchant_id = $1 AND pos_txn_id = $2"
+READ_REFUND = "SELECT * FROM refunds WHERE campaign_id = $1 AND redemption_id = $2 AND refund_id = $3"
+LOCK_VOUCHER = """
+SELECT v.status, v.valid_until, v.face_value_fen, v.balance_fen, c.status AS campaign_status, c.kind
+FROM vouchers v JOIN campaigns c ON c.id = v.campaign_id
+WHERE v.campaign_id = $1 AND v.id = $2 FOR UPDATE OF v
+"""
+UPDATE_VOUCHER = """
+UPDATE vouchers SET status = $3, balance_fen = $4, version = version + 1, updated_at = $5
+WHERE campaign_id = $1 AND id = $2
+"""
+UPDATE_REDEMPTION = """
+UPDATE redemptions SET refunded_fen = refunded_fen + $3, subsidy_refunded_fen = subsidy_refunded_fen + $4
+WHERE campaign_id = $1 AND id = $2 RETURNING *
+"""
+GIVE_BACK_DAILY = """
+UPDATE daily_spend SET spent_fen = spent_fen - $3 WHERE campaign_id = $1 AND day = $2
+"""
+INSERT_REFUND = """
+INSERT INTO refunds (campaign_id, redemption_id, refund_id, request_sha256, amount_fen, subsidy_clawback_fen,
+                     reason, ledger_tx_id, voucher_restored, created_at)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+RETURNING *
+"""
+
+
+async def lock_campaign_for_refund(conn: asyncpg.Connection, campaign_id: str) -> asyncpg.Record | None:
+    """The campaign's status and contract (the refund rule needs its minimum order), its row held in share mode."""
+    return await conn.fetchrow(LOCK_CAMPAIGN, campaign_id)
+
+
+async def lock_redemption(conn: asyncpg.Connection, campaign_id: str, redemption_id: str) -> asyncpg.Record | None:
+    return await conn.fetchrow(LOCK_REDEMPTION, campaign_id, redemption_id)
+
+
+async def read_redemption(conn: asyncpg.Connection, campaign_id: str, redemption_id: str) -> asyncpg.Record | None:
+    return await conn.fetchrow(READ_REDEMPTION, campaign_id, redemption_id)
+
+
+async def find_by_pos_txn(conn: asyncpg.Connection, merchant_id: str, pos_txn_id: str) -> asyncpg.Record | None:
+    return await conn.fetchrow(FIND_BY_POS_TXN, merchant_id, pos_txn_id)
+
+
+async def read_refund(
+    conn: asyncpg.Connection, campaign_id: str, redemption_id: str, refund_id: str
+) -> asyncpg.Record | None:
+    return await conn.fetchrow(READ_REFUND, campaign_id, redemption_id, refund_id)
+
+
+async def lock_voucher_for_refund(conn: asyncpg.Connection, campaign_id: str, voucher_id: str) -> asyncpg.Record:
+    """The voucher (status, window, face value, balance) with its campaign's status and kind, locked."""
+    row = await conn.fetchrow(LOCK_VOUCHER, campaign_id, voucher_id)
+    if row is None:  # a redemption's voucher always exists (a foreign key)
+        raise RuntimeError(f"voucher {voucher_id} of a redemption is missing")
+    return row
+
+
+async def set_voucher_state(
+    conn: asyncpg.Connection, campaign_id: str, voucher_id: str, status: str, balance_fen: int, at: datetime
+) -> None:
+    await conn.execute(UPDATE_VOUCHER, campaign_id, voucher_id, status, balance_fen, at)
+
+
+async def add_refunded(
+    conn: asyncpg.Connection, campaign_id: str, redemption_id: str, amount_fen: int, subsidy_fen: int
+) -> asyncpg.Record:
+    """Add a refund's amounts to its redemption; answer the redemption as it now is."""
+    row = await conn.fetchrow(UPDATE_REDEMPTION, campaign_id, redemption_id, amount_fen, subsidy_fen)
+    if row is None:  # the caller holds the row's lock: it cannot have gone
+        raise RuntimeError(f"redemption {redemption_id} vanished under its lock")
+    return row
+
+
+async def give_back_daily_spend(conn: asyncpg.Connection, campaign_id: str, day: date, amount_fen: int) -> None:
+    await conn.execute(GIVE_BACK_DAILY, campaign_id, day, amount_fen)
+
+
+async def insert_refund(
+    conn: asyncpg.Connection,
+    campaign_id: str,
+    redemption_id: str,
+    refund_id: str,
+    request_sha256: str,
+    amount_fen: int,
+    clawback_fen: int,
+    reason: str | None,
+    ledger_tx_id: str | None,
+    voucher_restored: bool,
+    at: datetime,
+) -> asyncpg.Record:
+    row = await conn.fetchrow(
+        INSERT_REFUND,
+        campaign_id,
+        redemption_id,
+        refund_id,
+        request_sha256,
+        amount_fen,
+        clawback_fen,
+        reason,
+        ledger_tx_id,
+        voucher_restored,
+        at,
+    )
+    if row is None:
+        raise RuntimeError("INSERT ... RETURNING answered no row")
+    return row

@@ -5,11 +5,12 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-from pydantic import BaseModel, Field, StrictInt, StringConstraints
+from pydantic import BaseModel, Field, StrictInt, StringConstraints, field_validator
 
 from voucher_engine.auth.schemas import StrictModel
 
 MAX_ITEMS = 100
+ATTRIBUTE_NUMBER_BOUND = 2**63  # as campaigns.schemas: numbers strictly within ±2^63 (a 64-bit signed integer)
 MAX_ORDER_FEN = 10**12  # ¥10 billion: far above any till's order, far below int64
 WalletId = Annotated[str, StringConstraints(pattern=r"^[0-9]{16}$")]
 PosTxnId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9._:-]{1,64}$")]
@@ -22,6 +23,18 @@ class OrderItem(StrictModel):
     category: str = Field(min_length=1, max_length=64)
     amount_fen: Fen
     attributes: dict[str, Any] = Field(default_factory=dict, max_length=32)
+
+    @field_validator("attributes")
+    @classmethod
+    def _numbers_fit_64_bits(cls, attributes: dict[str, Any]) -> dict[str, Any]:
+        # A number past 64 bits cannot be written back as JSON (the batch stores the items) or stored: refused here,
+        # as a 422, rather than failing the batch as a 500.
+        for key, value in attributes.items():
+            if isinstance(value, (int, float)) and not -ATTRIBUTE_NUMBER_BOUND < value < ATTRIBUTE_NUMBER_BOUND:
+                raise ValueError(f"attribute {key[:64]!r}: numbers must lie strictly within ±2^63")
+            if isinstance(value, (dict, list)):
+                raise ValueError(f"attribute {key[:64]!r}: attribute values are scalars")
+        return attributes
 
 
 class QuoteRequest(StrictModel):

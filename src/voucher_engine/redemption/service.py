@@ -24,7 +24,8 @@ worker needs one connection, and the adapter's per-checkout work and the pool's 
 the batch's own statements at a few dozen jobs.
 
 If the locked batch fails as a whole (a unique-key race, a CHECK such as an escrow that would go negative, a
-deadlock), every job is run again alone, so one bad job never fails its neighbours.
+deadlock), `run_batch` raises and the micro-batcher (db/batcher.py) runs every job again alone, so one bad job
+never fails its neighbours.
 """
 
 from __future__ import annotations
@@ -42,18 +43,17 @@ import orjson
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from voucher_engine import clock
-from voucher_engine.campaigns.cache import contract_for
-from voucher_engine.contracts import CompiledContract
+from voucher_engine.campaigns.cache import cached_contract, contract_for
 from voucher_engine.db.engine import plain_url
-from voucher_engine.db.errors import is_database_unavailable, is_unstorable_input
+from voucher_engine.db.errors import is_database_unavailable, is_unstorable_input, violated_constraint
 from voucher_engine.errors import EngineError
+from voucher_engine.invariants import invariant
 from voucher_engine.ledger import service as ledger
 from voucher_engine.ledger.model import NewTransaction, Posting
 from voucher_engine.redemption import repository
 from voucher_engine.redemption.decide import MerchantView, Settlement, VoucherView, evaluate
 
 log = logging.getLogger("voucher_engine.redemption")
-MAX_CACHED_CONTRACTS = 1024
 
 
 @dataclass(slots=True)
@@ -183,7 +183,6 @@ class BatchRunner:
         self._max_connections = max_connections
         self._pool: asyncpg.Pool | None = None
         self._pool_lock = asyncio.Lock()
-        self._contracts: dict[str, CompiledContract] = {}
 
     async def _connections(self) -> asyncpg.Pool:
         # Made on first use (min_size 0: a worker starts even while the database is down). No reset query on
@@ -213,31 +212,20 @@ class BatchRunner:
             self._pool = None
 
     async def run_batch(self, jobs: list[Job]) -> None:
+        """Settle every job, or raise: the micro-batcher (db/batcher.py) then runs each job alone, so that one bad
+        job never fails its neighbours, and answers a lone job's error through `as_engine_error`."""
         try:
             outcomes = await self._attempt(jobs, locked=False)
         except Exception as exc:  # noqa: BLE001 - the unlocked attempt wrote nothing; run it again under locks
             log.debug("unlocked batch of %d not written (%s); running it under locks", len(jobs), type(exc).__name__)
+            if is_database_unavailable(exc):
+                raise
             try:
-                if is_database_unavailable(exc):
-                    raise
                 outcomes = await self._attempt(jobs, locked=True)
-            except Exception as locked_exc:  # noqa: BLE001 - the shared transaction failed: each job alone
-                await self._one_by_one(jobs, locked_exc)
-                return
+            except Exception as locked_exc:
+                _log_if_bug(locked_exc, jobs)
+                raise
         for job, outcome in zip(jobs, outcomes):
-            _settle(job, outcome)
-
-    async def _one_by_one(self, jobs: list[Job], exc: BaseException) -> None:
-        """Each job of a failed batch alone, under locks, so that one bad job never fails its neighbours."""
-        if len(jobs) == 1:
-            _settle(jobs[0], _as_engine_error(exc))
-            return
-        log.info("batch of %d failed (%s); running its jobs one by one", len(jobs), type(exc).__name__)
-        for job in jobs:
-            try:
-                outcome = (await self._attempt([job], locked=True))[0]
-            except Exception as single_exc:  # noqa: BLE001
-                outcome = _as_engine_error(single_exc)
             _settle(job, outcome)
 
     async def _attempt(self, jobs: list[Job], *, locked: bool) -> list[Outcome | EngineError]:
@@ -351,12 +339,9 @@ class BatchRunner:
 
     async def _contract(self, conn: asyncpg.Connection, sha256: str):
         """The compiled contract; contracts are immutable, so a digest never needs invalidating."""
-        compiled = self._contracts.get(sha256)
+        compiled = cached_contract(sha256)
         if compiled is None:
             compiled = contract_for(sha256, await repository.contract_source(conn, sha256))
-            if len(self._contracts) >= MAX_CACHED_CONTRACTS:
-                self._contracts.pop(next(iter(self._contracts)))
-            self._contracts[sha256] = compiled
         return compiled
 
 
@@ -373,7 +358,7 @@ class _Writes:
         self.versions: dict[tuple[str, str], int] = {}  # each voucher's version as read
         self.vouchers: dict[tuple[str, str], tuple[str, int]] = {}
         self.spend: dict[tuple[str, date], list[int]] = {}
-        self.redemptions: list[tuple] = []
+        self.redemptions: list[repository.NewRedemption] = []
         self.transactions: list[NewTransaction] = []
         self.bodies: list[dict[str, Any]] = []
 
@@ -388,20 +373,20 @@ class _Writes:
         )
         items_json = orjson.dumps(job.items).decode() if job.items is not None else None
         self.redemptions.append(
-            [
-                job.campaign_id,
-                redemption_id,
-                merchant_id,
-                job.pos_txn_id,
-                job.request_sha256,
-                job.voucher_id,
-                job.wallet_id,
-                job.order_amount_fen,
-                settlement.subsidy_fen,
-                None,
-                settlement.spend_day,
-                items_json,
-            ]
+            repository.NewRedemption(
+                campaign_id=job.campaign_id,
+                id=redemption_id,
+                merchant_id=merchant_id,
+                pos_txn_id=job.pos_txn_id,
+                request_sha256=job.request_sha256,
+                voucher_id=job.voucher_id,
+                wallet_id=job.wallet_id,
+                order_amount_fen=job.order_amount_fen,
+                subsidy_fen=settlement.subsidy_fen,
+                ledger_tx_id=None,  # named in flush, once the batch's ledger ids are made
+                spend_day=settlement.spend_day,
+                items_json=items_json,
+            )
         )
         body = {
             "id": redemption_id,
@@ -418,6 +403,8 @@ class _Writes:
             "ledger_tx_id": None,
             "settled_at": now,
             "_request_sha256": job.request_sha256,
+            "_wallet_id": job.wallet_id,
+            "_items": job.items,
         }
         self.bodies.append(body)
         return body
@@ -427,13 +414,18 @@ class _Writes:
         # escrow and totals rows, which every batch of the campaign needs, are then locked for that statement and
         # the commit only. Its ids are made first, so that the redemption rows can name them. No savepoint: any
         # error fails the whole batch transaction, which run_batch rolls back and retries job by job.
-        assert len(self.transactions) == len(self.redemptions) == len(self.bodies)
+        invariant(
+            len(self.transactions) == len(self.redemptions),
+            "one ledger transaction per redemption",
+            len(self.transactions),
+            len(self.redemptions),
+        )
+        invariant(len(self.bodies) == len(self.redemptions), "one answer per redemption", len(self.bodies))
         ids = ledger.new_tx_ids(len(self.transactions)) if self.transactions else []
-        for row, body, tx_id in zip(self.redemptions, self.bodies, ids):
-            row[9] = tx_id
+        for body, tx_id in zip(self.bodies, ids):
             body["ledger_tx_id"] = tx_id
+        redemptions = [row._replace(ledger_tx_id=tx_id) for row, tx_id in zip(self.redemptions, ids)]
         vouchers = [(c, v, s, b, self.versions[(c, v)]) for (c, v), (s, b) in sorted(self.vouchers.items())]
-        redemptions = [tuple(row) for row in self.redemptions]
         spend = [(c, d, amount, cap) for (c, d), (amount, cap) in sorted(self.spend.items())]
         if not self.transactions:
             if vouchers or spend or self.nonces:
@@ -451,7 +443,7 @@ class _Writes:
             repository.WRITE_BATCH_FIRST,
         )
         repository.check_written(row, vouchers, redemptions, spend, self.nonces)
-        assert [tx.id for tx in posted] == ids
+        invariant([tx.id for tx in posted] == ids, "the ledger posted the transactions under the ids made for them")
 
 
 class _NeedsLocks(Exception):
@@ -484,11 +476,33 @@ def _replay(previous: Any, job: Job) -> Outcome | EngineError:
     in_batch = isinstance(previous, dict) and "_request_sha256" in previous
     stored_sha = previous["_request_sha256"] if in_batch else previous["request_sha256"]
     if stored_sha != job.request_sha256:
+        fields = _differing_fields(previous, job)
         return EngineError(
-            "IDEMPOTENCY_CONFLICT", f"pos_txn_id {job.pos_txn_id!r} was already used for a different request."
+            "IDEMPOTENCY_CONFLICT",
+            f"pos_txn_id {job.pos_txn_id!r} was already used for a different request"
+            f" (it differs in {', '.join(fields) or 'its body'}); use a new pos_txn_id for a new order,"
+            " or send the first request again unchanged.",
+            fields=fields,
         )
     # A body made earlier in this batch is shared, not copied: its ledger_tx_id is filled in when the batch writes.
     return Outcome(200, previous if in_batch else redemption_body(previous))
+
+
+def _differing_fields(previous: Any, job: Job) -> list[str]:
+    """Which of the request's fields differ from the first request's, for a conflict's answer (conflicts only: off
+    the hot path). `previous` is a body made earlier in this batch or a stored redemption's columns."""
+    in_batch = isinstance(previous, dict) and "_request_sha256" in previous
+    wallet_id = previous["_wallet_id"] if in_batch else previous["wallet_id"]
+    items = previous["_items"] if in_batch else previous["items"]
+    if isinstance(items, str):  # JSONB as asyncpg reads it
+        items = orjson.loads(items)
+    compared = (
+        ("voucher_code", previous["voucher_id"], job.voucher_id),
+        ("wallet_id", wallet_id, job.wallet_id),
+        ("order_amount_fen", previous["order_amount_fen"], job.order_amount_fen),
+        ("items", items, job.items),
+    )
+    return [name for name, first, now in compared if first != now]
 
 
 def _quote_refusal(refusal: EngineError, job: Job) -> Outcome | EngineError:
@@ -504,21 +518,58 @@ def _quote_refusal(refusal: EngineError, job: Job) -> Outcome | EngineError:
     return Outcome(200, body)
 
 
-def _as_engine_error(exc: BaseException) -> EngineError:
+def as_engine_error(exc: BaseException) -> EngineError:
+    """What a job of a failed batch, run alone, answers (the micro-batcher's `classify`). The database's refusals
+    are told apart by the name of the constraint that refused, never by the message's text; anything not known to
+    be the caller's answer is a bug (a voucher's balance out of its range, an unbalanced ledger transaction, an
+    invariant): INTERNAL, logged (`run_batch` has logged the jobs of the batch it failed in)."""
     if isinstance(exc, EngineError):
         return exc
     if is_database_unavailable(exc):
         return EngineError("UNAVAILABLE", "The database is unreachable; try again shortly.")
     if is_unstorable_input(exc):
         return EngineError("VALIDATION_ERROR", "Text in the request must not contain NUL (U+0000) characters.")
-    if "ck_daily_spend_within_cap" in str(exc):
+    answer = _refusal_by_constraint(exc)
+    if answer is not None:
+        return answer
+    log.error("redemption failed (%s, constraint %s)", type(exc).__name__, violated_constraint(exc), exc_info=exc)
+    return EngineError("INTERNAL", "The redemption could not be completed; nothing was changed.")
+
+
+def _refusal_by_constraint(exc: BaseException) -> EngineError | None:
+    """The till's answer for a database refusal that is one (by the violated constraint's name), else None."""
+    constraint = violated_constraint(exc)
+    if constraint == repository.DAILY_CAP_CHECK:
         # The database's CHECK is the cap's last line: refuse as the decision would have.
         return EngineError("DAILY_BUDGET_EXHAUSTED", "Today's budget of this campaign is spent; try again tomorrow.")
-    text = str(exc)
-    if "escrow" in text or "balance" in text:
+    if constraint == ledger.ESCROW_CHECK:
+        # The ledger turns this one into INSUFFICIENT_FUNDS itself; kept here should it ever arrive raw.
         return EngineError("INSUFFICIENT_FUNDS", "The campaign's escrow cannot cover this subsidy.")
-    log.error("redemption failed", exc_info=exc)
-    return EngineError("INTERNAL", "The redemption could not be completed; nothing was changed.")
+    return None
+
+
+def _log_if_bug(exc: BaseException, jobs: list[Job]) -> None:
+    """Log a failed batch with its jobs when the failure is not an answer to a till (nor the database gone)."""
+    if isinstance(exc, EngineError) or is_database_unavailable(exc) or is_unstorable_input(exc):
+        return
+    if _refusal_by_constraint(exc) is not None:
+        return
+    log.error(
+        "redemption batch of %d failed (%s, constraint %s); jobs: %s",
+        len(jobs),
+        type(exc).__name__,
+        violated_constraint(exc),
+        "; ".join(_job_summary(job) for job in jobs),
+        exc_info=exc,
+    )
+
+
+def _job_summary(job: Job) -> str:
+    # What finds the request again in the till's and the database's records; no wallet, no code, no items.
+    return (
+        f"{job.kind} campaign={job.campaign_id} voucher={job.voucher_id} key={job.key_id} "
+        f"pos_txn_id={job.pos_txn_id} order_fen={job.order_amount_fen}"
+    )
 
 
 def _settle(job: Job, outcome: Outcome | EngineError) -> None:

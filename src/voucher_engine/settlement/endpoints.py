@@ -26,6 +26,7 @@ from voucher_engine.settlement.schemas import (
     RunPage,
     Statement,
 )
+from voucher_engine.web.openapi import operation
 from voucher_engine.web.paging import Cursor, Limit, decode_cursor, encode_cursor
 from voucher_engine.web.state import State
 
@@ -56,9 +57,22 @@ redemptions = APIRouter(prefix="/v1/redemptions", tags=["redemption"])
 @holds.post(
     "/{merchant_id}/hold",
     response_model=Merchant,
-    summary="Put a merchant on payout hold",
-    description="The merchant keeps redeeming but is left out of payout runs until released. Admin only.",
     responses={404: {"description": "NOT_FOUND: no such merchant."}},
+    **operation(
+        "Put a merchant on payout hold",
+        "The merchant keeps redeeming but is left out of payout runs until released. Admin only.",
+        request_example={"reason": "documents under review"},
+        response_example={
+            "id": "demo-noodle-bar",
+            "name": "Xuhui Noodle Bar",
+            "mcc": "5812",
+            "region_code": "310104",
+            "settlement_wallet": "0012345678901234",
+            "tags": ["ecny-signed"],
+            "status": "active",
+            "payout_hold": {"reason": "documents under review", "since": "2025-01-15T12:00:00+08:00"},
+        },
+    ),
 )
 async def hold_merchant(merchant_id: MerchantId, body: HoldRequest, state: State, subject: Admin) -> Merchant:
     async with state.engine.begin() as conn:
@@ -68,9 +82,21 @@ async def hold_merchant(merchant_id: MerchantId, body: HoldRequest, state: State
 @holds.post(
     "/{merchant_id}/release",
     response_model=Merchant,
-    summary="Release a merchant's payout hold",
-    description="The next payout run pays the merchant again. Admin only; a merchant not on hold is answered as is.",
     responses={404: {"description": "NOT_FOUND: no such merchant."}},
+    **operation(
+        "Release a merchant's payout hold",
+        "The next payout run pays the merchant again. Admin only; a merchant not on hold is answered as is.",
+        response_example={
+            "id": "demo-noodle-bar",
+            "name": "Xuhui Noodle Bar",
+            "mcc": "5812",
+            "region_code": "310104",
+            "settlement_wallet": "0012345678901234",
+            "tags": ["ecny-signed"],
+            "status": "active",
+            "payout_hold": None,
+        },
+    ),
 )
 async def release_merchant(merchant_id: MerchantId, state: State, subject: Admin) -> Merchant:
     async with state.engine.begin() as conn:
@@ -91,10 +117,28 @@ def _statement_response(found: Statement, format: str) -> Any:
 @holds.get(
     "/{merchant_id}/statement",
     response_model=Statement,
-    summary="A merchant's daily statement",
-    description="One China calendar day of `merchant:<m>`: opening + lines = closing, to the fen. Admin, or an "
-    "auditor bound to no issuer (a merchant's account mixes every issuer's campaigns).",
     responses=STATEMENT_RESPONSES,
+    **operation(
+        "A merchant's daily statement",
+        "One China calendar day of `merchant:<m>`: opening + lines = closing, to the fen. Admin, or an "
+        "auditor bound to no issuer (a merchant's account mixes every issuer's campaigns).",
+        response_example={
+            "merchant_id": "demo-noodle-bar",
+            "date": "2025-01-15",
+            "opening_fen": 0,
+            "closing_fen": 2000,
+            "lines": [
+                {
+                    "ledger_tx_id": "tx_01HZY3K8M2",
+                    "kind": "redeem",
+                    "at": "2025-01-15T04:00:00+00:00",
+                    "amount_fen": 2000,
+                    "redemption_id": "rdm_7f3a9c2e1b4d5a60a1b2c3d4e5f6a7b8c9d0e1f2",
+                    "campaign_id": "cmp_7f3a9c2e1b4d5a60",
+                }
+            ],
+        },
+    ),
 )
 async def merchant_statement(
     merchant_id: MerchantId, state: State, subject: StatementReader, day: Day, format: Format = "json"
@@ -108,9 +152,27 @@ async def merchant_statement(
 @pos.get(
     "/statement",
     response_model=Statement,
-    summary="The calling merchant's own daily statement (signed)",
-    description="As `GET /v1/merchants/{id}/statement`, for the merchant whose POS key signed the request.",
     responses=STATEMENT_RESPONSES,
+    **operation(
+        "The calling merchant's own daily statement (signed)",
+        "As `GET /v1/merchants/{id}/statement`, for the merchant whose POS key signed the request.",
+        response_example={
+            "merchant_id": "demo-noodle-bar",
+            "date": "2025-01-15",
+            "opening_fen": 0,
+            "closing_fen": 2000,
+            "lines": [
+                {
+                    "ledger_tx_id": "tx_01HZY3K8M2",
+                    "kind": "redeem",
+                    "at": "2025-01-15T04:00:00+00:00",
+                    "amount_fen": 2000,
+                    "redemption_id": "rdm_7f3a9c2e1b4d5a60a1b2c3d4e5f6a7b8c9d0e1f2",
+                    "campaign_id": "cmp_7f3a9c2e1b4d5a60",
+                }
+            ],
+        },
+    ),
 )
 async def pos_statement(caller: SignedCaller, state: State, day: Day, format: Format = "json") -> Any:
     found = await statements.statement(state.engine, caller.merchant_id, statements.parse_day(day))
@@ -121,11 +183,31 @@ async def pos_statement(caller: SignedCaller, state: State, day: Day, format: Fo
     "",
     status_code=201,
     response_model=PayoutRun,
-    summary="Start a payout run",
-    description="One item per merchant not on hold whose account holds a positive amount credited before the "
-    "cutoff; each item moves that amount merchant:<m> -> payout:<m> (`payout`). A second run pays only what came "
-    "since. One run at a time; the answer carries the first page of items.",
     responses={422: {"description": "VALIDATION_ERROR: a cutoff without an offset, or in the future."}},
+    **operation(
+        "Start a payout run",
+        "One item per merchant not on hold whose account holds a positive amount credited before the "
+        "cutoff; each item moves that amount merchant:<m> -> payout:<m> (`payout`). A second run pays only what came "
+        "since. One run at a time; the answer carries the first page of items.",
+        request_example={"cutoff": "2025-01-16T00:00:00+08:00"},
+        response_example={
+            "id": "run_01HZY9",
+            "cutoff": "2025-01-16T00:00:00+08:00",
+            "total_fen": 2000,
+            "items": [
+                {
+                    "id": "poi_1",
+                    "merchant_id": "demo-noodle-bar",
+                    "settlement_wallet": "0012345678901234",
+                    "amount_fen": 2000,
+                    "status": "sent",
+                    "ledger_tx_id": "tx_01HZY9P",
+                }
+            ],
+            "next_cursor": None,
+        },
+        errors=["CONFLICT"],
+    ),
 )
 async def create_run(body: PayoutRunRequest, state: State, subject: Admin) -> PayoutRun:
     figures = await service.create_run(state.engine, subject, body.cutoff)
@@ -139,7 +221,18 @@ def _encoded(run: PayoutRun) -> PayoutRun:
     return run
 
 
-@runs.get("", response_model=RunPage, summary="List payout runs", description="Admin only.")
+@runs.get(
+    "",
+    response_model=RunPage,
+    **operation(
+        "List payout runs",
+        "Every payout run, newest first, paged by cursor. Admin only.",
+        response_example={
+            "items": [{"id": "run_01HZY9", "cutoff": "2025-01-16T00:00:00+08:00", "total_fen": 2000}],
+            "next_cursor": None,
+        },
+    ),
+)
 async def list_runs(state: State, _: Admin, limit: Limit = 100, cursor: Cursor = None) -> RunPage:
     async with state.engine.connect() as conn:
         items, more = await service.list_runs(conn, before=decode_cursor(cursor), limit=limit)
@@ -149,9 +242,27 @@ async def list_runs(state: State, _: Admin, limit: Limit = 100, cursor: Cursor =
 @runs.get(
     "/{run_id}",
     response_model=PayoutRun,
-    summary="A payout run and a page of its items",
-    description="Admin only. Items in id order, `limit` (default 1000) at a time; `next_cursor` for more.",
     responses={404: {"description": "NOT_FOUND: no such run."}},
+    **operation(
+        "A payout run and a page of its items",
+        "Admin only. Items in id order, `limit` (default 1000) at a time; `next_cursor` for more.",
+        response_example={
+            "id": "run_01HZY9",
+            "cutoff": "2025-01-16T00:00:00+08:00",
+            "total_fen": 2000,
+            "items": [
+                {
+                    "id": "poi_1",
+                    "merchant_id": "demo-noodle-bar",
+                    "settlement_wallet": "0012345678901234",
+                    "amount_fen": 2000,
+                    "status": "sent",
+                    "ledger_tx_id": "tx_01HZY9P",
+                }
+            ],
+            "next_cursor": None,
+        },
+    ),
 )
 async def get_run(run_id: RunId, state: State, _: Admin, limit: Limit = 1000, cursor: Cursor = None) -> PayoutRun:
     async with state.engine.connect() as conn:
@@ -161,9 +272,12 @@ async def get_run(run_id: RunId, state: State, _: Admin, limit: Limit = 1000, cu
 @runs.get(
     "/{run_id}/file",
     response_class=StreamingResponse,
-    summary="The run's instructions for the operating bank, as CSV",
-    description="`item_id,merchant_id,settlement_wallet,amount_fen,reference`, one row per item. Admin only.",
     responses={200: {"description": "The bank file.", **CSV_RESPONSE}, 404: {"description": "NOT_FOUND"}},
+    **operation(
+        "The run's instructions for the operating bank, as CSV",
+        "`item_id,merchant_id,settlement_wallet,amount_fen,reference`, one row per item. Admin only.",
+        response_example="item_id,merchant_id,settlement_wallet,amount_fen,reference\npoi_1,demo-noodle-bar,0012345678901234,2000,run_01HZY9/poi_1\n",
+    ),
 )
 async def run_file(run_id: RunId, state: State, _: Admin) -> StreamingResponse:
     pages = service.file_pages(state.engine, run_id)
@@ -192,14 +306,31 @@ async def run_file(run_id: RunId, state: State, _: Admin) -> StreamingResponse:
 @runs.post(
     "/{run_id}/confirmations",
     response_model=ConfirmationsResult,
-    summary="Record the bank's answers for a run's items",
-    description="Idempotent per item: `paid` moves the amount payout:<m> -> settled:<m> (`payout_confirm`), "
-    "`failed` back to merchant:<m> (`payout_reversal`). All or nothing: an item already confirmed the other way is "
-    "INVALID_STATE and nothing is applied. Admin only.",
     responses={
         404: {"description": "NOT_FOUND: no such run, or an item not in it."},
         409: {"description": "INVALID_STATE: an item was already confirmed the other way."},
     },
+    **operation(
+        "Record the bank's answers for a run's items",
+        "Idempotent per item: `paid` moves the amount payout:<m> -> settled:<m> (`payout_confirm`), "
+        "`failed` back to merchant:<m> (`payout_reversal`). All or nothing: an item already confirmed the other way is "
+        "INVALID_STATE and nothing is applied. Admin only.",
+        request_example={"items": [{"item_id": "poi_1", "status": "paid", "bank_reference": "B20250116-0001"}]},
+        response_example={
+            "run_id": "run_01HZY9",
+            "items": [
+                {
+                    "id": "poi_1",
+                    "merchant_id": "demo-noodle-bar",
+                    "settlement_wallet": "0012345678901234",
+                    "amount_fen": 2000,
+                    "status": "paid",
+                    "ledger_tx_id": "tx_01HZY9P",
+                }
+            ],
+        },
+        errors=["INVALID_STATE", "CONFLICT"],
+    ),
 )
 async def confirm(run_id: RunId, body: ConfirmationsRequest, state: State, subject: Admin) -> ConfirmationsResult:
     items = await service.confirm(state.engine, subject, run_id, body.items)
@@ -210,16 +341,27 @@ async def confirm(run_id: RunId, body: ConfirmationsRequest, state: State, subje
     "/{redemption_id}/clawback",
     status_code=201,
     response_model=Clawback,
-    summary="Claw back a redemption's subsidy",
-    description="Takes the subsidy still standing (less what refunds took back) from the merchant back to the "
-    "campaign's escrow (`clawback`), straight on to the funders if the campaign is closed (a `return`). The "
-    "redemption becomes `clawed_back`. Idempotent: a second call answers the same clawback (200). Admin, or the gov "
-    "of the campaign's issuer. A merchant already paid out goes below zero; the next payout nets it.",
     responses={
         200: {"model": Clawback, "description": "A retry: the original clawback."},
         404: {"description": "NOT_FOUND: no such redemption visible to the caller."},
         409: {"description": "INVALID_STATE: refunds already took back the whole subsidy."},
     },
+    **operation(
+        "Claw back a redemption's subsidy",
+        "Takes the subsidy still standing (less what refunds took back) from the merchant back to the "
+        "campaign's escrow (`clawback`), straight on to the funders if the campaign is closed (a `return`). The "
+        "redemption becomes `clawed_back`. Idempotent: a second call answers the same clawback (200). Admin, or the gov "
+        "of the campaign's issuer. A merchant already paid out goes below zero; the next payout nets it.",
+        request_example={"reason": "fraud confirmed"},
+        response_example={
+            "redemption_id": "rdm_7f3a9c2e1b4d5a60a1b2c3d4e5f6a7b8c9d0e1f2",
+            "amount_fen": 2000,
+            "reason": "fraud confirmed",
+            "ledger_tx_id": "tx_01HZYA",
+            "created_at": "2025-01-20T10:00:00+08:00",
+        },
+        errors=["INVALID_STATE"],
+    ),
 )
 async def claw_back(
     redemption_id: RedemptionId, body: ClawbackRequest, state: State, subject: Clawer, response: Response

@@ -26,9 +26,12 @@ CSV_COLUMNS = ("ledger_tx_id", "kind", "at", "amount_fen", "redemption_id", "cam
 
 def parse_day(text: str) -> date:
     try:
-        return date.fromisoformat(text) if len(text) == 10 else date.fromisoformat("invalid")
+        day = date.fromisoformat(text) if len(text) == 10 else date.fromisoformat("invalid")
     except ValueError:
         raise EngineError("VALIDATION_ERROR", f"date must be YYYY-MM-DD, not {text[:20]!r}") from None
+    if not 2 <= day.year <= 9998:  # the day's bounds, a day either side, must be datetimes
+        raise EngineError("VALIDATION_ERROR", f"date {text} is out of range")
+    return day
 
 
 async def statement(engine: AsyncEngine, merchant_id: str, day: date) -> Statement:

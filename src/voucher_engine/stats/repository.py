@@ -2,22 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncConnection
-
 STATS_LOCK_KEY = 7_412_930_017  # beside the sequencer's and the expiry sweep's keys
 
-_MONEY = ("redemptions", "redeemed_fen", "refunded_fen", "clawed_back_fen", "order_amount_fen", "order_refunded_fen")
-_SUMS = ", ".join(f"sum({column})::bigint" for column in _MONEY)
-_NAMED_SUMS = ", ".join(f"sum({column})::bigint AS {column}" for column in _MONEY)
-_COLUMNS = ", ".join(_MONEY)
+MONEY = ("redemptions", "redeemed_fen", "refunded_fen", "clawed_back_fen", "order_amount_fen", "order_refunded_fen")
+_SUMS = ", ".join(f"sum({column})::bigint" for column in MONEY)
+_NAMED_SUMS = ", ".join(f"sum({column})::bigint AS {column}" for column in MONEY)
+_COLUMNS = ", ".join(MONEY)
 
 
 def _add(table: str, key: str) -> str:
     """An upsert of the round's facts into one rollup, grouped by (campaign_id, key)."""
-    updates = ", ".join(f"{column} = r.{column} + excluded.{column}" for column in _MONEY)
+    updates = ", ".join(f"{column} = r.{column} + excluded.{column}" for column in MONEY)
     return f"""
     INSERT INTO {table} AS r (campaign_id, {key}, {_COLUMNS})
     SELECT campaign_id, {key}, {_SUMS} FROM facts GROUP BY campaign_id, {key}
@@ -74,51 +69,46 @@ SELECT (SELECT count(*) FROM taken) AS taken, (SELECT count(*) FROM moves) AS mo
 TRY_LOCK = "SELECT pg_try_advisory_xact_lock($1)"
 
 
-async def cursor(conn: AsyncConnection) -> sa.Row:
-    """(last_seq, updated_at): how far the rollups have got in the ledger."""
-    query = sa.text("SELECT last_seq, updated_at FROM stats_cursor WHERE id = 1")
-    return (await conn.execute(query)).one()
-
-
-async def timezone_of(conn: AsyncConnection, campaign_id: str) -> str:
-    """The campaign's calendar (an IANA zone, China Standard Time unless its contract says otherwise)."""
-    query = sa.text("SELECT timezone FROM campaigns WHERE id = :c")
-    return (await conn.execute(query, {"c": campaign_id})).scalar_one()
-
-
-async def ledger_head(conn: AsyncConnection) -> int:
-    return (await conn.execute(sa.text("SELECT coalesce(max(seq), 0) FROM ledger_sequence"))).scalar_one()
-
-
-async def hourly(conn: AsyncConnection, campaign_id: str, limit: int) -> list[sa.Row]:
-    """The campaign's latest `limit` hours with activity, oldest first."""
-    query = sa.text(
-        f"SELECT * FROM (SELECT hour AS start, {_COLUMNS} FROM stats_hourly WHERE campaign_id = :c"
-        " ORDER BY hour DESC LIMIT :limit) h ORDER BY start"
-    )
-    return list((await conn.execute(query, {"c": campaign_id, "limit": limit})).all())
-
-
-async def daily(conn: AsyncConnection, campaign_id: str, timezone: str, limit: int) -> list[sa.Row]:
-    """The campaign's latest `limit` days with activity (calendar days of `timezone`), oldest first."""
-    query = sa.text(
-        f"SELECT * FROM (SELECT (hour AT TIME ZONE :tz)::date AS start, {_NAMED_SUMS}"
-        " FROM stats_hourly WHERE campaign_id = :c GROUP BY 1 ORDER BY 1 DESC LIMIT :limit) d ORDER BY start"
-    )
-    return list((await conn.execute(query, {"c": campaign_id, "tz": timezone, "limit": limit})).all())
-
-
-async def breakdown(conn: AsyncConnection, table: str, key: str, campaign_id: str, limit: int) -> list[sa.Row]:
-    """Rows of `stats_by_region` or `stats_by_mcc`, the largest subsidy first."""
-    assert (table, key) in (("stats_by_region", "region_code"), ("stats_by_mcc", "mcc")), table
-    query = sa.text(
-        f"SELECT {key}, {_COLUMNS} FROM {table} WHERE campaign_id = :c ORDER BY redeemed_fen DESC, {key} LIMIT :limit"
-    )
-    return list((await conn.execute(query, {"c": campaign_id, "limit": limit})).all())
-
-
-async def whole(conn: AsyncConnection, campaign_id: str) -> dict[str, Any]:
-    """The campaign's sums over every hour."""
-    query = sa.text(f"SELECT {_SUMS} FROM stats_hourly WHERE campaign_id = :c")
-    row = (await conn.execute(query, {"c": campaign_id})).one()
-    return {column: int(value or 0) for column, value in zip(_MONEY, row, strict=True)}
+# The whole answer of the stats endpoint in one round trip: who may see the campaign, its calendar, the buckets
+# (as arrays, oldest first), the two breakdowns, the sums and how far the rollups have got. $2 is the number of
+# latest buckets, $3 of breakdown rows. Buckets come as [start, the six money columns]: an epoch second for hours,
+# a date for days (the caller writes them in the campaign's time zone).
+_ROW = "jsonb_build_array(" + ", ".join(MONEY) + ")"
+_STATS_HEAD = """
+WITH c AS (
+    SELECT id, issuer_id, timezone,
+           ARRAY(SELECT f.issuer_id FROM campaign_funders f WHERE f.campaign_id = campaigns.id) AS funders
+      FROM campaigns WHERE id = $1
+)
+SELECT c.issuer_id, c.funders, c.timezone, (SELECT last_seq FROM stats_cursor WHERE id = 1) AS last_seq,
+       (SELECT updated_at FROM stats_cursor WHERE id = 1) AS updated_at,
+       (SELECT coalesce(max(seq), 0) FROM ledger_sequence) AS head_seq,
+"""
+_STATS_TAIL = f"""
+       (SELECT coalesce(jsonb_agg(jsonb_build_array(region_code) || {_ROW} ORDER BY redeemed_fen DESC,
+                                 region_code), '[]')
+          FROM (SELECT * FROM stats_by_region WHERE campaign_id = $1 ORDER BY redeemed_fen DESC, region_code
+                LIMIT $3) x) AS by_region,
+       (SELECT coalesce(jsonb_agg(jsonb_build_array(mcc) || {_ROW} ORDER BY redeemed_fen DESC, mcc), '[]')
+          FROM (SELECT * FROM stats_by_mcc WHERE campaign_id = $1 ORDER BY redeemed_fen DESC, mcc LIMIT $3) x)
+       AS by_mcc,
+       (SELECT jsonb_build_array({_SUMS}) FROM stats_hourly WHERE campaign_id = $1) AS sums
+  FROM c
+"""
+STATS_BY_HOUR = (
+    _STATS_HEAD
+    + f"""
+       (SELECT coalesce(jsonb_agg(jsonb_build_array(extract(epoch FROM hour)::bigint) || {_ROW} ORDER BY hour),
+                        '[]')
+          FROM (SELECT * FROM stats_hourly WHERE campaign_id = $1 ORDER BY hour DESC LIMIT $2) x) AS buckets,"""
+    + _STATS_TAIL
+)
+STATS_BY_DAY = (
+    _STATS_HEAD
+    + f"""
+       (SELECT coalesce(jsonb_agg(jsonb_build_array(day) || jsonb_build_array({", ".join(MONEY)}) ORDER BY day),
+                        '[]')
+          FROM (SELECT (hour AT TIME ZONE c.timezone)::date AS day, {_NAMED_SUMS}
+                  FROM stats_hourly WHERE campaign_id = $1 GROUP BY 1 ORDER BY 1 DESC LIMIT $2) x) AS buckets,"""
+    + _STATS_TAIL
+)

@@ -1,7 +1,7 @@
 """The one `MetaData` every table of the engine is declared on; Alembic's migrations must build exactly this.
 
-Each domain declares its tables in a module of its own here (foundation, ledger, campaigns, redemption,
-reliability) so that the schema reads as the money path does; importing this package imports them all.
+Each room declares its tables in a module of its own here, so that the schema reads as the money path does;
+importing this package imports them all (listed at the bottom).
 """
 
 from __future__ import annotations
@@ -19,12 +19,15 @@ NAMING_CONVENTION = {
 
 metadata = sa.MetaData(naming_convention=NAMING_CONVENTION)
 
-from . import foundation  # noqa: E402,F401  (registers tables on `metadata`)
-
-for _optional in ("ledger", "campaigns", "redemption", "reliability", "stats", "settlement"):
-    # Domains land one by one; a module that is not written yet simply declares nothing.
-    try:
-        __import__(f"{__name__}.{_optional}")
-    except ModuleNotFoundError as exc:  # pragma: no cover - only while a domain is absent
-        if exc.name != f"{__name__}.{_optional}":
-            raise
+# Every room's tables, registered on `metadata` by importing their module. A new room adds its module here.
+from . import (  # noqa: E402,F401
+    attestations,
+    campaigns,
+    foundation,
+    ledger,
+    redemption,
+    reliability,
+    settlement,
+    stats,
+    webhooks,
+)

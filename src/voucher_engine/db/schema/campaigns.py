@@ -86,7 +86,30 @@ campaign_funders = sa.Table(
     # `iss_<region_code>`; not a foreign key because a funder need only be registered by the time of funding.
     sa.Column("issuer_id", sa.Text, nullable=False),
     sa.Column("share_bp", sa.Integer, nullable=False),
+    # Consent (出资同意): `own` for the campaign's own issuer, else `pending` until that funder's gov approves or
+    # declines; the latest decision's who and when beside it, every decision in campaign_funder_decisions.
+    sa.Column("approval", sa.Text, nullable=False),
+    sa.Column("decided_by", sa.Text, nullable=True),
+    sa.Column("decided_at", TS, nullable=True),
     sa.CheckConstraint("share_bp > 0 AND share_bp <= 10000", name="share_range"),
+    sa.CheckConstraint("approval IN ('own', 'pending', 'approved', 'declined')", name="approval_known"),
+)
+
+FUNDER_DECISIONS = ("approved", "declined")
+
+campaign_funder_decisions = sa.Table(
+    "campaign_funder_decisions",
+    metadata,
+    # Every approval and decline a co-funder gave, kept for good (append-only: a trigger of migration 0014 refuses
+    # UPDATE and DELETE).
+    sa.Column("id", sa.BigInteger, sa.Identity(), primary_key=True),
+    sa.Column("campaign_id", sa.Text, sa.ForeignKey("campaigns.id"), nullable=False, index=True),
+    sa.Column("issuer_id", sa.Text, nullable=False),
+    sa.Column("decision", sa.Text, nullable=False),
+    # The token that gave it (its id, never the secret) and the business time it was given.
+    sa.Column("token_id", sa.Text, nullable=False),
+    sa.Column("decided_at", TS, nullable=False),
+    sa.CheckConstraint("decision IN ('approved', 'declined')", name="decision_known"),
 )
 
 VOUCHERS_FILLFACTOR = 85
@@ -109,7 +132,8 @@ vouchers = sa.Table(
     sa.Column("issued_at", TS, nullable=False),
     # NULL for vouchers won by a first-come claim.
     sa.Column("issuance_id", sa.Text, nullable=True),
-    sa.Column("attributes", pg.JSONB, nullable=False),
+    # No holder attributes: eligibility is decided at issue and only the decision is kept (migration 0012 dropped
+    # the column; attested holders leave their attestation's digest and jti in `attestation_uses`).
     sa.Column("version", sa.BigInteger, nullable=False, server_default="1"),
     sa.Column("updated_at", TS, nullable=False),
     sa.CheckConstraint("status IN ('issued', 'redeemed', 'expired', 'revoked')", name="status_known"),

@@ -17,7 +17,11 @@ issuers = sa.Table(
     # GB/T 2260 code; one issuer per region, because contracts name funders by region code.
     sa.Column("region_code", sa.Text, nullable=False, unique=True),
     sa.Column("created_at", TS, nullable=False),
+    # The appropriation (预算额度): the most this issuer may have committed at once (its share of every funded
+    # campaign, less what came back); NULL = no limit. What it has committed is read from its fiscal account.
+    sa.Column("appropriation_fen", sa.BigInteger, nullable=True),
     sa.CheckConstraint("region_code ~ '^[0-9]{6}$'", name="region_code_format"),
+    sa.CheckConstraint("appropriation_fen IS NULL OR appropriation_fen >= 0", name="appropriation_not_negative"),
 )
 
 merchants = sa.Table(
@@ -62,6 +66,8 @@ api_tokens = sa.Table(
     sa.Column("issuer_id", sa.Text, sa.ForeignKey("issuers.id"), nullable=True),
     sa.Column("created_at", TS, nullable=False),
     sa.Column("revoked_at", TS, nullable=True),
+    # Real time, written at most once a minute per token and worker (auth/service.py), not on every request.
+    sa.Column("last_used_at", TS, nullable=True),
     sa.CheckConstraint("role IN ('admin', 'gov', 'auditor')", name="role_known"),
     sa.CheckConstraint("role <> 'gov' OR issuer_id IS NOT NULL", name="gov_has_issuer"),
     sa.CheckConstraint("role <> 'admin' OR issuer_id IS NULL", name="admin_unbound"),

@@ -1,0 +1,281 @@
+"""Campaign statistics over 1,000,000 redemptions: `python loadtest/bench_stats.py [N]` (`voucher-engine bench stats`).
+
+Prints how long the rollup poller takes to take N sequenced redemptions into the rollups, then the latency of
+`GET /v1/campaigns/{id}/stats` (by day and by hour) over HTTP against `voucher-engine serve`, next to the scan of the
+redemptions table that the rollups spare each call, and how long a new redemption takes to show in the answer.
+Target (issue 17): <= 50 ms for a campaign with 1,000,000 redemptions.
+
+The N redemptions are written straight into the tables in SQL (redemptions, ledger transactions, ledger sequence rows
+with placeholder hashes, 1% of them refunded), spread over 30 days, 60 merchants, 15 districts and 4 categories:
+what is measured is the rollup and the read, not the till, and the rollup reads exactly the rows that the real path
+writes. The scratch database is dropped at the end (its ledger would not verify: the hashes are placeholders).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import statistics
+import subprocess
+import sys
+import time
+
+import asyncpg
+import httpx
+import orjson
+import sqlalchemy as sa
+
+from bench_campaigns import database
+from harness import free_port, stop, wait_ready
+from voucher_engine.db.engine import plain_url
+
+CONTRACT = """campaign "Stats bench" issuer 310000
+budget ¥100,000,000
+funders {
+    310000: 100%
+}
+voucher threshold: spend ¥100, get ¥20 off
+quantity 5,000,000
+limit 1 per holder
+distribution targeted
+valid from 2025-01-01 00:00 to 2025-12-31 23:59 China time
+payment {
+    merchant.region within 310000
+}
+"""
+DISTRICTS = ("310101", "310104", "310105", "310106", "310107", "310109", "310110", "310112", "310113", "310114",
+             "310115", "310116", "310117", "310118", "310120")  # fmt: skip
+MCCS = ("5812", "5813", "5814", "5411")
+MERCHANTS = 60
+REQUESTS = 200
+
+SEED = """
+WITH head AS (SELECT coalesce(max(seq), 0) AS seq FROM ledger_sequence),
+r AS (
+    INSERT INTO redemptions (campaign_id, id, merchant_id, pos_txn_id, request_sha256, voucher_id, wallet_id,
+                             order_amount_fen, subsidy_fen, payable_fen, ledger_tx_id, settled_at, spend_day)
+    SELECT $1, 'rdm_b' || i, 'bm' || (i % $3), 'p' || i, 'x', 'vch_b' || i, lpad(i::text, 16, '0'),
+           10000 + (i * 7919) % 40000, 2000, 8000 + (i * 7919) % 40000, 'ltx_b' || i,
+           timestamptz '2025-03-01 00:00+08' + (i * interval '30 days') / $2, date '2025-03-01'
+      FROM generate_series(1::bigint, $2::bigint) AS i
+    RETURNING 1
+),
+t AS (
+    INSERT INTO ledger_transactions (id, campaign_id, kind, at, refs, accounts, amounts_fen)
+    SELECT 'ltx_b' || i, $1, 'redeem', timestamptz '2025-03-01 00:00+08' + (i * interval '30 days') / $2,
+           jsonb_build_object('campaign_id', $1, 'voucher_id', 'vch_b' || i, 'redemption_id', 'rdm_b' || i,
+                              'merchant_id', 'bm' || (i % $3)),
+           ARRAY['escrow:' || $1, 'merchant:bm' || (i % $3)], ARRAY[-2000, 2000]::bigint[]
+      FROM generate_series(1::bigint, $2::bigint) AS i
+    RETURNING 1
+)
+INSERT INTO ledger_sequence (seq, tx_id, campaign_id, merchant_id, voucher_id, hash, prev_hash, leaf_hash)
+SELECT head.seq + i, 'ltx_b' || i, $1, 'bm' || (i % $3), 'vch_b' || i, sha256(i::text::bytea),
+       sha256((i - 1)::text::bytea), sha256(('l' || i)::bytea)
+  FROM head, generate_series(1::bigint, $2::bigint) AS i
+"""
+# 1% of the redemptions half refunded, each refund its own sequenced ledger transaction after the redemptions.
+SEED_REFUNDS = """
+WITH head AS (SELECT max(seq) AS seq FROM ledger_sequence),
+f AS (
+    INSERT INTO refunds (campaign_id, redemption_id, refund_id, request_sha256, amount_fen, subsidy_clawback_fen,
+                         reason, ledger_tx_id, voucher_restored, created_at)
+    SELECT $1, 'rdm_b' || (i * 100), 'f1', 'x', 5000, 1000, 'bench', 'ltx_f' || i, false,
+           timestamptz '2025-03-01 00:00+08' + (i * 100 * interval '30 days') / $2 + interval '1 hour'
+      FROM generate_series(1::bigint, $2::bigint / 100) AS i
+    RETURNING 1
+),
+t AS (
+    INSERT INTO ledger_transactions (id, campaign_id, kind, at, refs, accounts, amounts_fen)
+    SELECT 'ltx_f' || i, $1, 'refund', timestamptz '2025-03-01 00:00+08' + (i * 100 * interval '30 days') / $2
+           + interval '1 hour',
+           jsonb_build_object('campaign_id', $1, 'voucher_id', 'vch_b' || (i * 100),
+                              'redemption_id', 'rdm_b' || (i * 100), 'merchant_id', 'bm' || ((i * 100) % $3)),
+           ARRAY['merchant:bm' || ((i * 100) % $3), 'escrow:' || $1], ARRAY[-1000, 1000]::bigint[]
+      FROM generate_series(1::bigint, $2::bigint / 100) AS i
+    RETURNING 1
+)
+INSERT INTO ledger_sequence (seq, tx_id, campaign_id, merchant_id, voucher_id, hash, prev_hash, leaf_hash)
+SELECT head.seq + i, 'ltx_f' || i, $1, 'bm' || ((i * 100) % $3), 'vch_b' || (i * 100), sha256(('f' || i)::bytea),
+       sha256(('g' || i)::bytea), sha256(('h' || i)::bytea)
+  FROM head, generate_series(1::bigint, $2::bigint / 100) AS i
+"""
+# What each call would cost without the rollups: the same figures by a scan of the campaign's redemptions.
+SCAN = """
+SELECT (settled_at AT TIME ZONE 'Asia/Shanghai')::date AS day, m.region_code, m.mcc, count(*),
+       sum(r.subsidy_fen), sum(r.order_amount_fen)
+  FROM redemptions r JOIN merchants m ON m.id = r.merchant_id
+ WHERE r.campaign_id = $1 GROUP BY 1, 2, 3
+"""
+
+
+def _line(name: str, value: str, note: str = "") -> None:
+    print(f"  {name:<52} {value:>16}  {note}", flush=True)
+
+
+async def _setup(url: str, redemptions: int) -> tuple[str, str]:
+    """An issuer, a funded active campaign (through the services), merchants, a gov token; then the N rows."""
+    from voucher_engine.auth import service as auth
+    from voucher_engine.auth.subjects import Subject
+    from voucher_engine.campaigns import service as campaigns
+    from voucher_engine.db.engine import create_engine
+    from voucher_engine.issuers import service as issuers
+    from voucher_engine.issuers.schemas import IssuerCreate
+    from voucher_engine.ledger import sequencer
+    from voucher_engine.ledger import service as ledger
+
+    engine = create_engine(url, pool_size=2)
+    try:
+        async with engine.begin() as conn:
+            issuer = await issuers.create(conn, IssuerCreate(name="Shanghai (bench)", region_code="310000"))
+            gov = Subject(role="gov", token_id="bench", issuer_id=issuer.id, issuer_region="310000")
+            campaign = await campaigns.create(conn, gov, CONTRACT)
+            token, _ = await auth.create_token(conn, "gov", issuer.id)
+            for m in range(MERCHANTS):
+                await conn.execute(
+                    sa.text(
+                        "INSERT INTO merchants (id, name, mcc, region_code, settlement_wallet, tags, created_at,"
+                        " updated_at) VALUES (:id, :id, :mcc, :region, '0000000000000001', '{}', now(), now())"
+                    ),
+                    {"id": f"bm{m}", "mcc": MCCS[m % len(MCCS)], "region": DISTRICTS[m % len(DISTRICTS)]},
+                )
+                await ledger.open_account(conn, f"merchant:bm{m}")
+        for action in ("fund", "activate"):
+            async with engine.begin() as conn:
+                await campaigns.transition(conn, gov, campaign.id, action)
+        await sequencer.drain(engine)
+    finally:
+        await engine.dispose()
+    conn = await asyncpg.connect(plain_url(url))
+    try:
+        started = time.perf_counter()
+        await conn.execute(SEED, campaign.id, redemptions, MERCHANTS)
+        await conn.execute(SEED_REFUNDS, campaign.id, redemptions, MERCHANTS)
+        await conn.execute("ANALYZE")
+        _line("seed (SQL, not measured against a target)", f"{time.perf_counter() - started:.1f} s")
+    finally:
+        await conn.close()
+    return campaign.id, token
+
+
+async def _rollup(url: str) -> int:
+    from voucher_engine.db.engine import create_engine
+    from voucher_engine.stats import service as stats
+
+    engine = create_engine(url, pool_size=2)
+    try:
+        return await stats.catch_up(engine)
+    finally:
+        await engine.dispose()
+
+
+async def _scan_ms(url: str, campaign_id: str) -> float:
+    conn = await asyncpg.connect(plain_url(url))
+    try:
+        times = []
+        for _ in range(5):
+            started = time.perf_counter()
+            await conn.fetch(SCAN, campaign_id)
+            times.append((time.perf_counter() - started) * 1000)
+        return statistics.median(times)
+    finally:
+        await conn.close()
+
+
+async def _one_more(url: str, campaign_id: str) -> None:
+    """One more redemption, sequenced: the same three rows the real path and the sequencer write."""
+    conn = await asyncpg.connect(plain_url(url))
+    try:
+        await conn.execute(
+            SEED.replace("'rdm_b' ||", "'rdm_n' ||").replace("'ltx_b' ||", "'ltx_n' ||").replace("'p' ||", "'q' ||"),
+            campaign_id,
+            1,
+            MERCHANTS,
+        )
+    finally:
+        await conn.close()
+
+
+async def _in_process(url: str, campaign_id: str, bucket: str) -> list[float]:
+    """The answer built without HTTP or authentication: the one statement and the JSON, per call."""
+    from voucher_engine.auth.subjects import Subject
+    from voucher_engine.db.engine import create_engine
+    from voucher_engine.stats import service as stats
+
+    engine = create_engine(url, pool_size=1)
+    auditor = Subject(role="auditor", token_id="bench")
+    samples = []
+    try:
+        async with engine.connect() as conn:
+            for n in range(10 + REQUESTS):
+                started = time.perf_counter()
+                orjson.dumps(await stats.campaign_stats(conn, auditor, campaign_id, bucket))  # type: ignore[arg-type]
+                if n >= 10:
+                    samples.append((time.perf_counter() - started) * 1000)
+    finally:
+        await engine.dispose()
+    return samples
+
+
+def _percentiles(samples: list[float]) -> str:
+    ordered = sorted(samples)
+    p = lambda q: ordered[min(len(ordered) - 1, int(q * len(ordered)))]  # noqa: E731
+    return f"p50 {p(0.5):.1f} ms, p99 {p(0.99):.1f} ms, max {ordered[-1]:.1f} ms"
+
+
+def main(redemptions: int) -> None:
+    load = " ".join(f"{x:.1f}" for x in os.getloadavg())
+    print(f"stats bench: {redemptions:,} redemptions in one campaign (load average {load} on {os.cpu_count()} cores)")
+    with database() as (url, tmp):
+        campaign_id, token = asyncio.run(_setup(url, redemptions))
+        started = time.perf_counter()
+        taken = asyncio.run(_rollup(url))
+        elapsed = time.perf_counter() - started
+        _line("rollup of every sequenced transaction", f"{elapsed:.1f} s", f"{taken:,} ({taken / elapsed:,.0f}/s)")
+        _line("a scan of the redemptions instead (per call)", f"{asyncio.run(_scan_ms(url, campaign_id)):.0f} ms")
+        for bucket in ("day", "hour"):
+            samples = asyncio.run(_in_process(url, campaign_id, bucket))
+            _line(f"stats by {bucket} built in process (no HTTP, no auth)", _percentiles(samples))
+        port = free_port()
+        env = {**os.environ, "DATABASE_URL": url, "VE_DATA_DIR": str(tmp / "data"), "VE_LOG_LEVEL": "warning"}
+        server = subprocess.Popen(
+            [sys.executable, "-m", "voucher_engine.cli", "serve", "--port", str(port)],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+        try:
+            wait_ready(port, server)
+            path = f"/v1/campaigns/{campaign_id}/stats"
+            with httpx.Client(
+                base_url=f"http://127.0.0.1:{port}", headers={"Authorization": f"Bearer {token}"}, timeout=30
+            ) as http:
+                for bucket in ("day", "hour"):
+                    for _ in range(10):  # warm the worker's connections and plans
+                        http.get(path, params={"bucket": bucket})
+                    samples = []
+                    for _ in range(REQUESTS):
+                        started = time.perf_counter()
+                        answer = http.get(path, params={"bucket": bucket})
+                        samples.append((time.perf_counter() - started) * 1000)
+                        assert answer.status_code == 200, answer.text
+                    body = answer.json()
+                    count = sum(b["redemptions"] for b in body["buckets"])
+                    _line(f"GET stats?bucket={bucket} over HTTP ({REQUESTS} calls)", _percentiles(samples), "<= 50 ms")
+                    _line(f"  its {len(body['buckets'])} buckets count", f"{count:,}", "redemptions")
+                before = http.get(path).json()["as_of"]["ledger_seq"]
+                asyncio.run(_one_more(url, campaign_id))
+                started = time.perf_counter()
+                while http.get(path).json()["as_of"]["ledger_seq"] == before:
+                    time.sleep(0.02)
+                _line(
+                    "a new sequenced redemption shows after",
+                    f"{(time.perf_counter() - started) * 1000:.0f} ms",
+                    "poller every VE_STATS_INTERVAL_S (1 s)",
+                )
+        finally:
+            stop(server)
+
+
+if __name__ == "__main__":
+    main(int(sys.argv[1]) if len(sys.argv) > 1 else 1_000_000)

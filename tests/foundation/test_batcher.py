@@ -1,0 +1,77 @@
+"""The micro-batcher that claims and redemption share (db/batcher.py), without a database."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+
+import pytest
+
+from voucher_engine.db.batcher import MicroBatcher
+from voucher_engine.errors import EngineError
+
+
+@dataclass
+class _Job:
+    value: int
+    future: asyncio.Future = field(default_factory=lambda: asyncio.get_running_loop().create_future())
+
+
+async def test_a_failed_batch_runs_again_one_by_one_and_only_the_bad_job_fails():
+    sizes: list[int] = []
+
+    async def run_batch(jobs: list[_Job]) -> None:
+        sizes.append(len(jobs))
+        if any(job.value < 0 for job in jobs):
+            raise ValueError("a bad job in the batch")
+        for job in jobs:
+            job.future.set_result(job.value * 2)
+
+    batcher = MicroBatcher(run_batch, name="test", classify=lambda exc: EngineError("VALIDATION_ERROR", str(exc)))
+    jobs = [_Job(-1 if n % 4 == 3 else n) for n in range(12)]
+    for job in jobs:
+        batcher.submit(job)  # queued before the loop starts: they leave as one batch
+    batcher.start()
+    results = await asyncio.gather(*(job.future for job in jobs), return_exceptions=True)
+    await batcher.stop()
+    assert sizes[0] == 12 and sizes[1:] == [1] * 12
+    for job, result in zip(jobs, results, strict=True):
+        if job.value < 0:
+            assert isinstance(result, EngineError) and result.code == "VALIDATION_ERROR"
+        else:
+            assert result == job.value * 2
+
+
+async def test_a_full_queue_is_refused_at_once_with_rate_limited_and_a_retry_after():
+    async def run_batch(jobs: list[_Job]) -> None:
+        for job in jobs:
+            job.future.set_result(None)
+
+    batcher = MicroBatcher(run_batch, name="test", max_queue=2)
+    batcher.submit(_Job(1))
+    batcher.submit(_Job(2))
+    with pytest.raises(EngineError) as refused:
+        batcher.submit(_Job(3))
+    assert refused.value.code == "RATE_LIMITED" and refused.value.extra["retry_after_s"] == 1
+    await batcher.stop()  # never started: what is queued is refused, not left waiting
+
+
+async def test_jobs_handed_back_run_in_a_later_batch():
+    seen: list[list[int]] = []
+
+    async def run_batch(jobs: list[_Job]) -> list[_Job]:
+        seen.append([job.value for job in jobs])
+        again = [job for job in jobs if job.value == 1 and len(seen) == 1]
+        for job in jobs:
+            if job not in again:
+                job.future.set_result(job.value)
+        return again
+
+    batcher = MicroBatcher(run_batch, name="test", max_inflight=4)
+    jobs = [_Job(n) for n in range(3)]
+    for job in jobs:
+        batcher.submit(job)
+    batcher.start()
+    assert await asyncio.gather(*(job.future for job in jobs)) == [0, 1, 2]
+    await batcher.stop()
+    assert seen == [[0, 1, 2], [1]]
