@@ -31,6 +31,12 @@ HELD_EVERY = 100
 
 
 def _peak_rss_mb() -> float:
+    """This process's own peak resident memory (VmHWM). Not getrusage's ru_maxrss: Linux carries that over exec
+    from the parent, so a child started by a parent that has seeded 100,000 merchants would report the parent's."""
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
@@ -57,9 +63,10 @@ async def seed(url: str, merchants: int, now: datetime) -> None:
         now,
         HELD_EVERY,
     )
+    # The three accounts registration opens for every merchant (merchants.service).
     await conn.execute(
         "INSERT INTO ledger_accounts (account, kind, balance_fen, opened_at) "
-        "SELECT 'merchant:' || id, 'merchant', 0, $2 FROM unnest($1::text[]) AS m(id)",
+        "SELECT k || ':' || id, k, 0, $2 FROM unnest($1::text[]) AS m(id), unnest('{merchant,payout,settled}'::text[]) k",
         ids,
         now,
     )
@@ -122,6 +129,8 @@ async def run_once(url: str, cutoff: datetime) -> None:
         async for page in service.file_pages(engine, figures.run_id):
             rows += len(page)
         file_s = time.perf_counter() - started
+        phases = " ".join(f"{name} {seconds:.2f} s," for name, seconds in figures.phases_s.items())
+        print(f"PHASES {phases.rstrip(',')}")
         print(f"RESULT {figures.item_count} {figures.total_fen} {run_s:.3f} {run_peak:.1f} {rows} {file_s:.3f}")
     finally:
         await engine.dispose()
@@ -186,6 +195,8 @@ async def _scratch(server_url: str, merchants: int) -> None:
         held = len(range(0, merchants, HELD_EVERY)) if merchants else 0
         wrong, paid = await check(url, merchants)
         print(f"  payout run: {int(items):,} items, {int(total):,} fen in {float(run_s):.2f} s (target <= 30 s)")
+        phases = next(line for line in child.stdout.splitlines() if line.startswith("PHASES "))
+        print(f"  of which: {phases[7:]}")
         print(f"  peak memory of the run's process: {float(peak):.0f} MB (target <= 300 MB)")
         print(f"  bank file: {int(rows):,} rows read in {float(file_s):.2f} s")
         print(

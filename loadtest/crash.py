@@ -198,7 +198,7 @@ class Service:
         )
         log_file.close()
 
-    async def ready(self, timeout_s: float = 90) -> None:
+    async def ready(self, timeout_s: float = 300) -> None:
         deadline = time.monotonic() + timeout_s
         async with httpx.AsyncClient(base_url=self.base_url, timeout=2) as http:
             while time.monotonic() < deadline:

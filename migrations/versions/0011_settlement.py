@@ -45,6 +45,13 @@ def upgrade() -> None:
         op.f("ck_ledger_accounts_payout_not_negative"), "ledger_accounts", "kind <> 'payout' OR balance_fen >= 0"
     )
 
+    # Every registered merchant gets the two accounts settlement moves its money to (new ones get them at
+    # registration).
+    op.execute(
+        "INSERT INTO ledger_accounts (account, kind, balance_fen, opened_at) "
+        "SELECT k.kind || ':' || m.id, k.kind, 0, now() FROM merchants m "
+        "CROSS JOIN (VALUES ('payout'), ('settled')) AS k(kind) ON CONFLICT (account) DO NOTHING"
+    )
     op.add_column("merchants", sa.Column("payout_hold_reason", sa.Text(), nullable=True))
     op.add_column("merchants", sa.Column("payout_hold_since", TS, nullable=True))
     op.create_check_constraint(

@@ -10,15 +10,15 @@ from __future__ import annotations
 
 import asyncio
 import os
-import signal
-import socket
 import subprocess
 import sys
-import time
 from collections import Counter
+from dataclasses import dataclass
+from typing import Any
 
 import httpx
 import pytest_asyncio
+from reliability_helpers import RealServer, create_database, drop_database, start_service
 
 CLI = [sys.executable, "-m", "voucher_engine.cli"]
 
@@ -30,51 +30,36 @@ valid from 2025-01-01 to 2034-12-31 China time
 """
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def _env(service) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("VE_")}
-    env.update(
-        DATABASE_URL=service.settings.database_url, VE_DATA_DIR=str(service.settings.data_dir), VE_DB_POOL_SIZE="12"
-    )
+    env.update(DATABASE_URL=service.settings.database_url, VE_DATA_DIR=str(service.settings.data_dir))
     return env
 
 
-@pytest_asyncio.fixture(loop_scope="session")
-async def server(service):
-    """The service's database served by a real two-worker server; answers its base URL."""
-    port = _free_port()
-    process = subprocess.Popen(
-        [*CLI, "serve", "--workers", "2", "--port", str(port)],
-        env=_env(service),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        start_new_session=True,
-    )
-    base = f"http://127.0.0.1:{port}"
+@dataclass
+class Arena:
+    service: Any
+    base: str
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="session")
+async def arena(server_url, template_database, tmp_path_factory):
+    """A database of its own, the app in process over it (for setting up), and a real two-worker server over the
+    same database (for the races); shared by this module's tests, which use issuers of their own."""
+    name, url = await create_database(server_url, template_database)
+    data_dir = tmp_path_factory.mktemp("governance") / "data"
+    service, close = await start_service(url, data_dir)
+    server = None
     try:
-        deadline = time.monotonic() + 90
-        while True:
-            try:
-                if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert process.poll() is None, process.stderr.read().decode()[-3000:]
-            assert time.monotonic() < deadline, "server not ready"
-            await asyncio.sleep(0.2)
-        yield base
+        server = RealServer(url, data_dir, workers=2, pool_size=12)
+        # Generous: the machine these run on may be shared with other suites.
+        await server.ready(timeout_s=180)
+        yield Arena(service, server.base_url)
     finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
+        if server is not None:
+            server.stop()
+        await close()
+        await drop_database(server_url, name)
 
 
 async def _at_once(base: str, requests: list[tuple[str, str, dict]]) -> list[httpx.Response]:
@@ -90,7 +75,8 @@ async def _at_once(base: str, requests: list[tuple[str, str, dict]]) -> list[htt
     return await asyncio.gather(*(one(*request) for request in requests))
 
 
-async def test_20_racing_fundings_never_exceed_one_appropriation(service, server):
+async def test_20_racing_fundings_never_exceed_one_appropriation(arena):
+    service, server = arena.service, arena.base
     issuer_id = await service.issuer("310000")
     gov = service.auth(await service.token("gov", issuer_id))
     budget_fen = 100_000
@@ -120,7 +106,8 @@ async def test_20_racing_fundings_never_exceed_one_appropriation(service, server
         assert detail["totals"]["funded_fen"] == (budget_fen if cid in funded else 0)
 
 
-async def test_a_revoked_token_is_refused_at_once_by_every_worker(service, server):
+async def test_a_revoked_token_is_refused_at_once_by_every_worker(arena):
+    service, server = arena.service, arena.base
     issuer_id = await service.issuer("330000")
     made = await service.client.post("/v1/tokens", json={"role": "gov", "issuer_id": issuer_id}, headers=service.admin)
     token_id, token = made.json()["id"], made.json()["token"]

@@ -12,6 +12,7 @@ dependencies or the lean handlers put in `scope["ve.role"]`.
 
 from __future__ import annotations
 
+import itertools
 import os
 import re
 from time import perf_counter
@@ -28,8 +29,13 @@ QUIET_ROUTES = frozenset({"/metrics", "/healthz", "/readyz"})
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
 
+_PREFIX = os.urandom(4).hex()  # this process's; made again in each worker (module import happens per process)
+_counter = itertools.count(1)
+
+
 def new_request_id() -> str:
-    return os.urandom(8).hex()
+    """Unique across processes and restarts without a system call per request (os.urandom showed in profiles)."""
+    return f"{_PREFIX}{next(_counter) & 0xFFFFFFFF:08x}"
 
 
 class Observed:

@@ -71,4 +71,6 @@ async def revoke_key(conn: AsyncConnection, merchant_id: str, key_id: str) -> No
 
 
 async def _open_settlement_account(conn: AsyncConnection, merchant_id: str) -> None:
-    await ledger.open_account(conn, f"merchant:{merchant_id}")
+    # payout: and settled: too (where settlement moves its money), so that a payout run need not open them.
+    for kind in ("merchant", "payout", "settled"):
+        await ledger.open_account(conn, f"{kind}:{merchant_id}")

@@ -24,7 +24,8 @@ worker needs one connection, and the adapter's per-checkout work and the pool's 
 the batch's own statements at a few dozen jobs.
 
 If the locked batch fails as a whole (a unique-key race, a CHECK such as an escrow that would go negative, a
-deadlock), every job is run again alone, so one bad job never fails its neighbours.
+deadlock), `run_batch` raises and the micro-batcher (db/batcher.py) runs every job again alone, so one bad job
+never fails its neighbours.
 """
 
 from __future__ import annotations

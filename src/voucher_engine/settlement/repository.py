@@ -13,10 +13,19 @@ RUN_LOCK_KEY = 7_412_930_113
 
 LOCK_RUNS = "SELECT pg_advisory_xact_lock($1)"
 
+# A run's working set lives in two temporary tables dropped at commit, so that a run over 100,000 merchants holds
+# one chunk of them in memory at a time, never the whole list.
+RUN_TABLES = """
+CREATE TEMP TABLE payout_run_accounts (account text PRIMARY KEY) ON COMMIT DROP;
+CREATE TEMP TABLE payout_run_payable (merchant_id text PRIMARY KEY, settlement_wallet text NOT NULL,
+                                      amount_fen bigint NOT NULL) ON COMMIT DROP
+"""
+
 # The merchant accounts a run may pay, locked in name order (the order every ledger batch locks accounts in, so a
 # run and a redemption batch never wait on each other in a cycle). A held merchant is left out. After the locks
 # no redemption can move these balances until the run commits, so the next statement reads them still.
 LOCK_PAYABLE_ACCOUNTS = """
+INSERT INTO payout_run_accounts
 SELECT a.account FROM ledger_accounts a
 JOIN merchants m ON a.account = 'merchant:' || m.id
 WHERE a.kind = 'merchant' AND a.balance_fen > 0 AND m.payout_hold_since IS NULL
@@ -26,27 +35,38 @@ FOR UPDATE OF a
 
 # What each locked account holds of money credited before the cutoff: its balance less what redemptions credited
 # it at or after the cutoff (a failed payout's reversal is old money: it stays payable). Outflows after the cutoff
-# (refunds, clawbacks) have already lowered the balance, so they are netted, never paid. Read in a statement of its
-# own, after the locks: its snapshot then holds every commit that moved these accounts.
+# (refunds, clawbacks) have already lowered the balance, so they are netted, never paid. A statement of its own,
+# after the locks: its snapshot then holds every commit that moved these accounts. `at >= cutoff` reads the BRIN
+# index on the transactions' time.
 PAYABLE_AMOUNTS = """
+INSERT INTO payout_run_payable
 WITH since AS (
     SELECT p.account, sum(p.amount_fen)::bigint AS credited_fen
     FROM ledger_transactions t
     CROSS JOIN LATERAL unnest(t.accounts, t.amounts_fen) AS p(account, amount_fen)
-    WHERE t.kind = 'redeem' AND t.at >= $2 AND p.amount_fen > 0 AND p.account = ANY($1::text[])
+    WHERE t.kind = 'redeem' AND t.at >= $1 AND p.amount_fen > 0
+      AND p.account IN (SELECT account FROM payout_run_accounts)
     GROUP BY p.account
 )
-SELECT m.id AS merchant_id, m.settlement_wallet, (a.balance_fen - coalesce(s.credited_fen, 0))::bigint AS amount_fen
-FROM ledger_accounts a
+SELECT m.id, m.settlement_wallet, (a.balance_fen - coalesce(s.credited_fen, 0))::bigint
+FROM payout_run_accounts r
+JOIN ledger_accounts a ON a.account = r.account
 JOIN merchants m ON a.account = 'merchant:' || m.id
 LEFT JOIN since s ON s.account = a.account
-WHERE a.account = ANY($1::text[]) AND a.balance_fen - coalesce(s.credited_fen, 0) > 0
-ORDER BY m.id
+WHERE a.balance_fen - coalesce(s.credited_fen, 0) > 0
 """
+PAYABLE_PAGE = """
+SELECT merchant_id, settlement_wallet, amount_fen FROM payout_run_payable
+WHERE ($1::text IS NULL OR merchant_id > $1) ORDER BY merchant_id LIMIT $2
+"""
+PAYABLE_COUNT = "SELECT count(*) FROM payout_run_payable"
 
+# Registration opens them (merchants.service); this is for a merchant registered before settlement existed. The
+# anti-join first: an ON CONFLICT insert checks each row's CHECKs before it finds the conflict.
 OPEN_ACCOUNTS = """
 INSERT INTO ledger_accounts (account, kind, balance_fen, opened_at)
-SELECT account, split_part(account, ':', 1), 0, $2 FROM unnest($1::text[]) AS a(account)
+SELECT n.account, split_part(n.account, ':', 1), 0, $2 FROM unnest($1::text[]) AS n(account)
+WHERE NOT EXISTS (SELECT 1 FROM ledger_accounts a WHERE a.account = n.account)
 ON CONFLICT (account) DO NOTHING
 """
 

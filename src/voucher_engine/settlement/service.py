@@ -12,8 +12,9 @@ webhook events `payout.sent`, `payout.paid` and `payout.failed` can be recorded 
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -81,6 +82,12 @@ class RunFigures:
     total_fen: int = 0
     item_count: int = 0
     merchants_locked: int = 0
+    phases_s: dict[str, float] = field(default_factory=dict)
+
+    def lap(self, phase: str, started: float) -> float:
+        now = time.perf_counter()
+        self.phases_s[phase] = self.phases_s.get(phase, 0.0) + now - started
+        return now
 
 
 async def create_run(engine: AsyncEngine, subject: Subject, cutoff: datetime) -> RunFigures:
@@ -96,17 +103,29 @@ async def create_run(engine: AsyncEngine, subject: Subject, cutoff: datetime) ->
         raw = await driver(conn)
         await raw.execute(repository.LOCK_RUNS, repository.RUN_LOCK_KEY)
         await raw.execute(repository.INSERT_RUN, figures.run_id, cutoff, actor(subject), now)
-        locked = [row["account"] for row in await raw.fetch(repository.LOCK_PAYABLE_ACCOUNTS)]
-        figures.merchants_locked = len(locked)
-        payable = await raw.fetch(repository.PAYABLE_AMOUNTS, locked, cutoff) if locked else []
-        del locked
-        for start in range(0, len(payable), MAX_BATCH):
-            await _send_items(raw, figures, payable[start : start + MAX_BATCH], now)
+        await raw.execute(repository.RUN_TABLES)
+        lap = time.perf_counter()
+        figures.merchants_locked = _count(await raw.execute(repository.LOCK_PAYABLE_ACCOUNTS))
+        lap = figures.lap("lock", lap)
+        payable = _count(await raw.execute(repository.PAYABLE_AMOUNTS, cutoff))
+        lap = figures.lap("amounts", lap)
+        after: str | None = None
+        while chunk := await raw.fetch(repository.PAYABLE_PAGE, after, MAX_BATCH):
+            await _send_items(raw, figures, chunk, now)
+            after = chunk[-1]["merchant_id"]
+        lap = figures.lap("items", lap)
         finished = await raw.fetchrow(repository.FINISH_RUN, figures.run_id, figures.total_fen, figures.item_count)
         # The pair of what was asked of each chunk: the run's figures are the sum of its items.
-        if finished["item_count"] != len(payable):
+        if finished["item_count"] != payable:
             raise EngineError("INTERNAL", "payout run items do not match the payable merchants")
+        lap = time.perf_counter()
+    figures.lap("commit", lap)
     return figures
+
+
+def _count(status: str) -> int:
+    """The row count of an `INSERT 0 N` status."""
+    return int(status.rsplit(" ", 1)[1])
 
 
 async def _send_items(
@@ -119,10 +138,13 @@ async def _send_items(
     item_ids = new_item_ids(len(chunk))
     tx_ids = ledger.new_tx_ids(len(chunk))
     opened = [f"{kind}:{merchant_id}" for merchant_id in merchant_ids for kind in ("payout", "settled")]
+    lap = time.perf_counter()
     await raw.execute(repository.OPEN_ACCOUNTS, opened, now)
+    lap = figures.lap("items: accounts opened", lap)
     await repository.insert_items(
         raw, figures.run_id, item_ids, merchant_ids, [row["settlement_wallet"] for row in chunk], amounts, tx_ids
     )
+    lap = figures.lap("items: rows", lap)
     txs = [
         NewTransaction(
             kind="payout",
@@ -133,6 +155,7 @@ async def _send_items(
         for m, amount, item_id in zip(merchant_ids, amounts, item_ids)
     ]
     await ledger.post_many(raw, txs, ids=tx_ids, savepoint=False)
+    figures.lap("items: ledger", lap)
     figures.total_fen += sum(amounts)
     figures.item_count += len(chunk)
 
