@@ -13,11 +13,14 @@ import typer
 from voucher_engine import bench
 from voucher_engine.attestations import cli as attestations_cli
 from voucher_engine.campaigns import cli as campaigns_cli
+from voucher_engine.campaigns import remote as campaigns_remote
 from voucher_engine.config import Settings, get_settings, settings_for
 from voucher_engine.contracts import cli as contracts_cli
 from voucher_engine.db.migrate import prepare_database
+from voucher_engine.issuers import cli as issuers_cli
 from voucher_engine.ledger import checkpoints
 from voucher_engine.ledger import cli as ledger_cli
+from voucher_engine.merchants import admin_cli as merchants_admin_cli
 from voucher_engine.merchants import cli as merchants_cli
 from voucher_engine.secrets_store import load_server_secret
 
@@ -294,6 +297,13 @@ app.add_typer(campaigns_cli.app, name="issue", help="Issue vouchers from a CSV o
 app.add_typer(bench.app, name="bench", help="Benchmarks that print figures.")
 app.add_typer(merchants_cli.app, name="pos", help="A signing POS client: ping, quote, redeem, refund.")
 app.add_typer(attestations_cli.app, name="attester", help="The reference attester: keygen, sign, sign-csv.")
+# Against a running service, with a bearer token (demo.env's $VE, $GOV, $ADMIN):
+app.add_typer(
+    campaigns_remote.app, name="campaign", help="A campaign's life over the API: check, create, fund, close..."
+)
+app.add_typer(issuers_cli.app, name="issuer", help="Issuers over the API: create, show, list.")
+app.add_typer(merchants_admin_cli.merchant_app, name="merchant", help="Merchants over the API: put, show, suspend...")
+app.add_typer(merchants_admin_cli.key_app, name="key", help="POS keys over the API: create, revoke.")
 
 
 def main() -> None:

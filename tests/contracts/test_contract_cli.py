@@ -52,6 +52,7 @@ def test_explain_success_and_failure() -> None:
     assert "subsidy ¥20.00 (2000 fen)" in result.output and "result: ok" in result.output
     result = runner.invoke(app, ["explain", DINING, "--payment", payment(9999), "--json"])
     answer = json.loads(result.output)
+    assert result.exit_code == 1  # a refusal exits 1 (issue 14, item 12)
     assert answer["code"] == "RULE_NOT_SATISFIED" and answer["eligible"] is False
     assert answer["explain"][0]["rule"] == "spend ¥100" and answer["explain"][0]["line"] == 9
 
@@ -63,7 +64,8 @@ def test_explain_validity_and_holder(tmp_path: Path) -> None:
     holder.write_text('{"age": 17, "residence_region": "310104"}')
     result = runner.invoke(app, ["explain", DINING, "--payment", payment(12000), "--holder", f"@{holder}", "--json"])
     answer = json.loads(result.output)
-    assert answer["code"] == "NOT_ELIGIBLE" and answer["holder_explain"][0]["rule"] == "age >= 18"
+    assert result.exit_code == 1 and answer["code"] == "NOT_ELIGIBLE"
+    assert answer["holder_explain"][0]["rule"] == "age >= 18"
     suzhou = str(CONTRACTS_DIR / "suzhou-ecny-red-envelope.contract")
     envelope = json.dumps(
         {

@@ -117,6 +117,13 @@ def test_the_demo_as_a_newcomer_meets_it(tmp_path: Path):
         quoted = _run(by_verb["pos quote"] + " --json", env, tmp_path)
         assert quoted.returncode == 0 and json.loads(quoted.stdout)["eligible"] is True  # --json: jq reads it
 
+        # Item 8: an item fact beside `sku` instead of under `attributes` is refused, saying where it goes.
+        misplaced = '[{"sku": "FR-1", "category": "appliance.refrigerator", "amount_fen": 12000, "energy_grade": 1}]'
+        refused = _run(by_verb["pos quote"] + f" --items '{misplaced}' --json", env, tmp_path)
+        problem = json.loads(refused.stdout)
+        assert refused.returncode == 1 and problem["code"] == "VALIDATION_ERROR"
+        assert "Unknown field items.0.energy_grade" in problem["detail"] and "attributes" in problem["detail"]
+
         # Item 3: the printed redeem, twice: one redemption, the second answer is the same one.
         first = _run(by_verb["pos redeem"] + " --json", env, tmp_path)
         again = _run(by_verb["pos redeem"] + " --json", env, tmp_path)
@@ -182,5 +189,71 @@ def test_the_demo_as_a_newcomer_meets_it(tmp_path: Path):
         assert json.loads(quoted.stdout)["eligible"] is True, quoted.stdout
         spent = _run(by_verb["pos redeem"] + " --json", env, tmp_path)
         assert spent.returncode == 0 and json.loads(spent.stdout)["refunded_fen"] == 0, spent
+    finally:
+        demo.stop()
+
+
+CONTRACT = """# A campaign written by an officer, posted as the file it is.
+campaign "Xuhui weekend dining" issuer 310000
+budget ¥100,000
+voucher threshold: spend ¥100, get ¥20 off
+valid during 2025
+payment {
+    merchant.region within 310104
+}
+"""
+
+
+def test_an_officer_runs_a_campaign_from_the_command_line(tmp_path: Path):
+    """Item 6: campaign / issuer / merchant / key commands against a served instance, with demo.env's tokens."""
+    (tmp_path / "dining.contract").write_text(CONTRACT)
+    (tmp_path / "broken.contract").write_text(CONTRACT.replace("¥100,000", "¥10"))
+    demo = Demo(tmp_path, _free_port())
+    try:
+        env = _sourced(tmp_path / "ve-demo-data" / "demo.env")
+        checked = _run("voucher-engine campaign check dining.contract", env, tmp_path)
+        assert checked.returncode == 0 and "OK" in checked.stdout, checked
+        broken = _run("voucher-engine campaign create broken.contract", env, tmp_path)
+        assert broken.returncode == 1 and "CONTRACT_INVALID" in broken.stderr and "line 3, column 1" in broken.stderr, (
+            broken
+        )
+
+        created = _run("voucher-engine campaign create dining.contract --json", env, tmp_path)
+        assert created.returncode == 0, created
+        campaign = json.loads(created.stdout)
+        assert campaign["status"] == "draft" and campaign["contract_source"] == CONTRACT  # sent as text/plain
+        cid = campaign["id"]
+        for action in ("fund", "activate"):
+            moved = _run(f"voucher-engine campaign {action} {cid}", env, tmp_path)
+            assert moved.returncode == 0 and cid in moved.stdout, moved
+        assert _run(f"voucher-engine campaign pause {cid}", env, tmp_path).returncode == 0
+        again = _run(f"voucher-engine campaign pause {cid}", env, tmp_path)
+        assert again.returncode == 1 and "INVALID_STATE" in again.stderr
+
+        plan = _run(f"voucher-engine campaign close {cid} --dry-run", env, tmp_path)
+        assert plan.returncode == 0 and "would return ¥100,000.00" in plan.stdout and "dry run" in plan.stdout, plan
+        shown = json.loads(_run(f"voucher-engine campaign show {cid}", env, tmp_path).stdout)
+        assert shown["status"] == "paused"  # the dry run changed nothing
+        closed = _run(f"voucher-engine campaign close {cid} --json", env, tmp_path)
+        assert closed.returncode == 0 and json.loads(closed.stdout)["status"] == "closed"
+        assert cid in _run("voucher-engine campaign list", env, tmp_path).stdout
+
+        issuer = _run("voucher-engine issuer create --name 'Suzhou Commerce' --region 320500", env, tmp_path)
+        assert issuer.returncode == 0 and "320500" in issuer.stdout, issuer
+        assert "320500" in _run("voucher-engine issuer list", env, tmp_path).stdout
+        put = _run(
+            "voucher-engine merchant put gusu-tea --name 'Gusu Tea' --mcc 5814 --region 320508"
+            " --wallet 0012345678909999 --tag ecny-signed",
+            env,
+            tmp_path,
+        )
+        assert put.returncode == 0 and "gusu-tea" in put.stdout, put
+        key = _run("voucher-engine key create gusu-tea", env, tmp_path)
+        assert key.returncode == 0 and key.stdout.startswith("export KEY_ID="), key
+        key_id = key.stdout.split()[1].removeprefix("KEY_ID=")
+        assert _run(f"voucher-engine key revoke gusu-tea {key_id}", env, tmp_path).returncode == 0
+        # A gov token may not register merchants: the refusal is one line, exit 1.
+        refused = _run("voucher-engine merchant suspend gusu-tea --token " + env["GOV"], env, tmp_path)
+        assert refused.returncode == 1 and "FORBIDDEN" in refused.stderr
     finally:
         demo.stop()

@@ -46,17 +46,18 @@ async def test_a_clawback_before_payout_goes_back_to_escrow_once(sw, service):
     seen = await sw.tills["rest-a"].send("GET", f"/v1/redemptions/{first['id']}")
     assert seen.json()["status"] == "clawed_back"
 
-    # After a partial refund only the subsidy still standing is taken: 2000 - ceil(2000 * 6000 / 12000) = 1000.
-    refunded = await sw.tills["rest-a"].refund(second["id"], 6000)
+    # After a partial refund only the subsidy still standing is taken: 2000 - ceil(2000 * 1000 / 12000) = 1833 (the
+    # kept ¥110 still meets the ¥100 minimum; below it a refund takes the whole subsidy, docs/policies.md).
+    refunded = await sw.tills["rest-a"].refund(second["id"], 1000)
     assert refunded.status_code == 201, refunded.text
     assert (await sw.clawback(second["id"]))["amount_fen"] == SUBSIDY - refunded.json()["subsidy_clawback_fen"]
     assert await sw.balance("merchant:rest-a") == 0
 
     totals = await _totals(sw, campaign_id)
-    assert totals["clawed_back_fen"] == SUBSIDY + 1000 and totals["refunded_fen"] == 1000
+    assert totals["clawed_back_fen"] == SUBSIDY + 1833 and totals["refunded_fen"] == 167
     assert totals["outstanding_fen"] == BUDGET_FEN
     books = await _reconciliation(sw, campaign_id)
-    assert books["balanced"] and books["clawed_back_fen"] == 3000 and books["escrow_balance_fen"] == BUDGET_FEN
+    assert books["balanced"] and books["clawed_back_fen"] == 3833 and books["escrow_balance_fen"] == BUDGET_FEN
     await assert_verified(service)
 
 

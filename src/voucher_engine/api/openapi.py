@@ -145,8 +145,9 @@ def error_codes(path: str, operation_doc: dict[str, Any], kind: str | None) -> l
 def _place_examples(operation_doc: dict[str, Any]) -> None:
     request_example = operation_doc.get("x-ve-request-example")
     if request_example is not None and "requestBody" in operation_doc:
-        for media in operation_doc["requestBody"].get("content", {}).values():
-            media["example"] = request_example
+        for media_type, media in operation_doc["requestBody"].get("content", {}).items():
+            if media_type == "application/json":  # other media (text/plain contracts) have their own shape
+                media["example"] = request_example
     if "x-ve-response-example" not in operation_doc:
         return
     for status, response in operation_doc["responses"].items():

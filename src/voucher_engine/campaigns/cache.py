@@ -96,3 +96,21 @@ def terms_from_row(row) -> Terms:
 
 def cached_terms(campaign_id: str) -> Terms | None:
     return _terms.get(campaign_id)
+
+
+def holder_types(contract) -> dict[str, str]:
+    """Attribute name -> type, from the contract's holder conditions."""
+    found: dict[str, str] = {}
+
+    def walk(node) -> None:
+        if hasattr(node, "parts"):
+            for part in node.parts:
+                walk(part)
+        elif hasattr(node, "part"):
+            walk(node.part)
+        elif hasattr(node, "path"):
+            found[node.path.removeprefix("holder.")] = node.ftype
+
+    for rule in getattr(contract.model, "holder_rules", ()):
+        walk(rule.condition)
+    return found

@@ -15,6 +15,7 @@ row stops the issuance, whose single transaction then issues nothing, and the er
 from __future__ import annotations
 
 import asyncio
+import codecs
 import csv
 import re
 import sys
@@ -37,24 +38,6 @@ app = typer.Typer(
 INTEGER_TYPES = {"int", "integer", "money"}
 
 
-def holder_types(contract) -> dict[str, str]:
-    """Attribute name -> type, from the contract's holder conditions."""
-    found: dict[str, str] = {}
-
-    def walk(node) -> None:
-        if hasattr(node, "parts"):
-            for part in node.parts:
-                walk(part)
-        elif hasattr(node, "part"):
-            walk(node.part)
-        elif hasattr(node, "path"):
-            found[node.path.removeprefix("holder.")] = node.ftype
-
-    for rule in getattr(contract.model, "holder_rules", ()):
-        walk(rule.condition)
-    return found
-
-
 def read_csv(path: Path, types: dict[str, str], chunk_size: int) -> Iterator[list[tuple]]:
     """Chunks of (wallet_id, id_hash, attributes) from the file, held to the same rules as API holders
     (schemas.parse_holder), checked inline because this loop runs a million times."""
@@ -67,7 +50,8 @@ def read_csv(path: Path, types: dict[str, str], chunk_size: int) -> Iterator[lis
 
     wallet_ok = re.compile(WALLET_PATTERN).match
     id_hash_ok = re.compile(ID_HASH_PATTERN).match
-    with path.open(newline="", encoding="utf-8-sig") as handle:
+    encoding = csv_encoding(path)
+    with path.open(newline="", encoding=encoding) as handle:
         reader = csv.reader(handle)
         header = next(reader, None)
         if not header or "wallet_id" not in header:
@@ -106,9 +90,7 @@ def read_csv(path: Path, types: dict[str, str], chunk_size: int) -> Iterator[lis
                 try:
                     attributes = {name: convert(cell) for (_, name, convert), cell in zip(columns, cells) if cell != ""}
                 except ValueError:
-                    raise EngineError(
-                        "VALIDATION_ERROR", f"{path}: line {line_no}: an integer attribute is not an integer"
-                    ) from None
+                    raise _bad_cell(path, line_no, columns, cells) from None
                 if any(len(cell) > MAX_ATTRIBUTE_VALUE_CHARS for cell in cells):
                     raise EngineError(
                         "VALIDATION_ERROR",
@@ -132,6 +114,36 @@ def read_csv(path: Path, types: dict[str, str], chunk_size: int) -> Iterator[lis
         if chunk:
             _check_ids(path, chunk, lines, wallet_ok, id_hash_ok)
             yield chunk
+
+
+def csv_encoding(path: Path) -> str:
+    """UTF-8 (a BOM, as Excel writes with "CSV UTF-8", is dropped) when the whole file decodes as UTF-8; otherwise
+    GB18030, the superset of GBK that Excel and WPS write on Chinese Windows. The check streams the file once."""
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    try:
+        with path.open("rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                decoder.decode(block)
+            decoder.decode(b"", final=True)
+    except UnicodeDecodeError:
+        return "gb18030"
+    return "utf-8-sig"
+
+
+def _bad_cell(path: Path, line_no: int, columns: list, cells: tuple) -> EngineError:
+    """Which column of the line holds what is not a whole number, and what to do."""
+    for (_, name, convert), cell in zip(columns, cells):
+        if cell == "":
+            continue
+        try:
+            convert(cell)
+        except ValueError:
+            return EngineError(
+                "VALIDATION_ERROR",
+                f"{path}: line {line_no}, column {name!r}: {cell[:40]!r} is not a whole number"
+                f" (the contract reads {name} as an integer); correct the cell or leave it empty",
+            )
+    return EngineError("VALIDATION_ERROR", f"{path}: line {line_no}: a cell is not a whole number")
 
 
 # A whole chunk's wallets and id_hashes checked at once, by C-level passes over the joined values (lengths, then
@@ -204,7 +216,7 @@ async def issue_file(
                     "updated_at": now,
                 },
             )
-        types = holder_types(terms.contract)
+        types = cache.holder_types(terms.contract)
         # The bar goes to standard error: standard output carries only the result, as JSON.
         bar = Progress(
             TextColumn("[bold]issuing"),
@@ -296,5 +308,11 @@ def issue(
         result = asyncio.run(issue_file(url, campaign_id, holders, show_progress=not quiet))
     except EngineError as exc:
         typer.echo(f"error: {exc.code}: {exc.detail}", err=True)
+        raise typer.Exit(2) from None
+    except (UnicodeDecodeError, csv.Error) as exc:
+        typer.echo(
+            f"error: {holders}: not readable as CSV text ({exc}); save it as 'CSV UTF-8' (or GB18030) and try again",
+            err=True,
+        )
         raise typer.Exit(2) from None
     sys.stdout.write(orjson.dumps(result, option=orjson.OPT_INDENT_2).decode() + "\n")

@@ -14,7 +14,9 @@ from typing import Annotated, Any
 import asyncpg
 import orjson
 from fastapi import APIRouter, Depends, Header, Path, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from pydantic import ValidationError
 
 from voucher_engine import clock
 from voucher_engine.auth import service as auth_service
@@ -142,6 +144,42 @@ STALE_JOB_AFTER = timedelta(minutes=10)
 # Contracts and campaigns.
 
 
+async def _contract_body(request: Request) -> SourceBody:
+    """The contract to check or create: `{"source": "..."}` as JSON, or the contract's text itself as `text/plain`
+    (UTF-8), so that nobody has to JSON-escape a contract by hand (`curl --data-binary @f.contract -H
+    'Content-Type: text/plain'`)."""
+    raw = await request.body()
+    media = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    if media == "text/plain":
+        try:
+            data: Any = {"source": raw.decode("utf-8")}
+        except UnicodeDecodeError:
+            raise EngineError("VALIDATION_ERROR", "A text/plain contract must be UTF-8 text.") from None
+    else:
+        try:
+            data = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            raise RequestValidationError(
+                [{"type": "json_invalid", "loc": ("body",), "msg": "JSON decode error", "input": None}]
+            ) from None
+    try:
+        return SourceBody.model_validate(data)
+    except ValidationError as exc:
+        raise RequestValidationError([{**e, "loc": ("body", *e["loc"])} for e in exc.errors()]) from None
+
+
+ContractBody = Annotated[SourceBody, Depends(_contract_body)]
+CONTRACT_REQUEST_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {"schema": SourceBody.model_json_schema()},
+            "text/plain": {"schema": {"type": "string", "description": "The contract's text itself (UTF-8)."}},
+        },
+    }
+}
+
+
 @router.post(
     "/v1/contracts/check",
     response_model=CheckAnswer,
@@ -158,9 +196,10 @@ STALE_JOB_AFTER = timedelta(minutes=10)
             "warnings": [],
         },
         errors=["CONTRACT_INVALID"],
+        openapi_extra=CONTRACT_REQUEST_BODY,
     ),
 )
-async def check_contract(body: SourceBody, _: Reader) -> CheckAnswer:
+async def check_contract(body: ContractBody, _: Reader) -> CheckAnswer:
     return await service.check_off_loop(body.source)
 
 
@@ -239,9 +278,10 @@ async def explain_contract(body: ExplainBody, _: Reader) -> ExplainAnswer:
             },
         },
         errors=["CONTRACT_INVALID"],
+        openapi_extra=CONTRACT_REQUEST_BODY,
     ),
 )
-async def create_campaign(body: SourceBody, state: State, subject: Gov) -> CampaignDetail:
+async def create_campaign(body: ContractBody, state: State, subject: Gov) -> CampaignDetail:
     async with state.engine.begin() as conn:
         return await service.create(conn, subject, body.source)
 

@@ -33,7 +33,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from voucher_engine import clock
 from voucher_engine.attestations import repository as attestation_repository
 from voucher_engine.attestations import service as attestation_service
-from voucher_engine.attestations.checks import CHECKS, Gate
+from voucher_engine.attestations.checks import CHECKS, Gate, holder_explain
 from voucher_engine.campaigns import cache, ids, lottery, repository
 from voucher_engine.campaigns.schemas import MAX_REJECTED_LISTED, HolderTuple
 from voucher_engine.db.raw import driver
@@ -57,17 +57,48 @@ class IssuanceTally:
     processed: int = 0
     issued: int = 0
     rejected_count: int = 0
-    rejected: list[dict[str, str]] = field(default_factory=list)
+    rejected: list[dict[str, Any]] = field(default_factory=list)
     lottery: dict[str, Any] | None = None
     voucher_ids: list[str] = field(default_factory=list)
 
-    def reject(self, wallet_id: str, code: str, check: str | None = None) -> None:
+    def reject(
+        self, wallet_id: str, code: str, check: str | None = None, explain: Callable[[], list] | None = None
+    ) -> None:
+        """Count a rejection and list it (the first MAX_REJECTED_LISTED). `explain`, for NOT_ELIGIBLE, is called only
+        for a listed rejection: the failed conditions are worked out again only for those a person will read."""
         self.rejected_count += 1
         if len(self.rejected) < MAX_REJECTED_LISTED:
-            entry = {"wallet_id": wallet_id, "code": code}
+            entry: dict[str, Any] = {"wallet_id": wallet_id, "code": code}
             if check is not None:  # which of an attestation's checks failed, never what the token says
                 entry.update(check=check, detail=CHECKS[check])
+            if explain is not None:
+                entry["explain"] = explain()
             self.rejected.append(entry)
+
+
+# JSON types a holder attribute must have, by the type the contract gives it.
+_JSON_TYPES = {"int": int, "integer": int, "money": int, "text": str, "region": str, "date": str}
+
+
+def explain_holder(failures: list, attributes: dict[str, Any], types: dict[str, str]) -> list[dict[str, Any]]:
+    """A NOT_ELIGIBLE rejection's `explain`: the failed conditions (without the holder's values: no personal data in
+    answers), and, where an attribute was sent as the wrong JSON type, a `note` saying so (a `residence_region` sent
+    as a number is never within a region; nobody should have to guess that)."""
+    explain = holder_explain(failures)
+    for entry in explain:
+        for name, ftype in types.items():
+            value = attributes.get(name)
+            wanted = _JSON_TYPES.get(ftype)
+            if value is None or wanted is None or name not in entry.get("rule", ""):
+                continue
+            if type(value) is not wanted:
+                shown = "a string" if wanted is str else "a whole number"
+                example = ' such as "310104"' if ftype == "region" else ""
+                entry["note"] = (
+                    f"{name} was sent as a JSON {type(value).__name__}; the contract reads it as {ftype}: send {shown}"
+                    f"{example}"
+                )
+    return explain
 
 
 async def _chunks_of(holders: Iterable[HolderTuple] | AsyncIterable[list[HolderTuple]]):
@@ -249,6 +280,7 @@ async def _issue(
     campaign_id = terms.campaign_id
     limit = terms.per_holder_limit
     check_holder = terms.contract.check_holder
+    attribute_types = cache.holder_types(terms.contract)
     valid_from, valid_until = terms.window_for(issued_at)
     face = terms.face_value_fen
     # Everything a row repeats, encoded once (PostgreSQL's binary COPY: no text parsing of times and numbers).
@@ -297,13 +329,23 @@ async def _issue(
                 elif gated or type(evidence) is str:
                     decision = gate.decide(wallet_id, id_hash, evidence)
                     if decision.code is not None:
-                        outcome.reject(wallet_id, decision.code, decision.check)
+                        failures = decision.failures
+                        outcome.reject(
+                            wallet_id,
+                            decision.code,
+                            decision.check,
+                            (lambda f=failures: holder_explain(f)) if failures else None,
+                        )
                         continue
                 else:
                     cached = by_identity.get(id(evidence))
                     known = cached[1] if cached is not None and cached[0] is evidence else decide(evidence)
                     if not known:
-                        outcome.reject(wallet_id, "NOT_ELIGIBLE")
+                        outcome.reject(
+                            wallet_id,
+                            "NOT_ELIGIBLE",
+                            explain=lambda e=evidence: explain_holder(check_holder(e), e, attribute_types),
+                        )
                         continue
                 key = f"h:{id_hash}" if id_hash else f"w:{wallet_id}"
                 held = held_by.get(key, 0)

@@ -3,7 +3,7 @@
 A typer sub-app (`app`), mounted by the main CLI. `check FILE...` prints diagnostics the way compilers do
 (`file:line:col: error: message`) and exits 1 when any file has an error. `explain FILE --payment JSON` says what
 would happen to one payment and why: the validity window, the holder's conditions (with --holder), the payment's
-conditions, and the subsidy.
+conditions, and the subsidy; it exits 0 when the payment would settle and 1 when it would be refused.
 """
 
 from __future__ import annotations
@@ -146,7 +146,7 @@ def explain_command(
         answer["holder_explain"] = [f.to_dict() for f in holder_failures]
     if as_json:
         typer.echo(json.dumps(answer, ensure_ascii=False, indent=2))
-        return
+        raise typer.Exit(1 if code else 0)  # a refusal (NOT_ELIGIBLE, RULE_NOT_SATISFIED, ...) is not a success
     typer.echo(f"{contract.name} ({contract.kind} voucher), order {yuan(p.order_amount_fen)} at {p.at.isoformat()}")
     validity = answer["validity"]
     if "valid_from" in validity:
@@ -174,3 +174,5 @@ def explain_command(
             f"({evaluation.subsidy_fen} fen), the holder pays {yuan(evaluation.payable_fen)}"
         )
     typer.echo(f"  result: {code or 'ok'}")
+    if code:
+        raise typer.Exit(1)

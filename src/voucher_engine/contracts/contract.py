@@ -14,7 +14,7 @@ from typing import Any, Callable
 from .checker import CheckResult, check, summarize
 from .compiler import compile_model
 from .diagnostics import ContractInvalid, Diagnostic
-from .model import ContractModel, FixedWindow, Funder, RelativeValidity
+from .model import ContractModel, FixedWindow, Funder, RelativeValidity, TCompare
 from .runtime import Evaluation, Failure, Payment
 
 
@@ -80,6 +80,7 @@ class CompiledContract:
     python_source: str
     evaluate: Callable[[Payment], Evaluation]
     check_holder: Callable[[dict[str, Any]], list[Failure]]
+    model: ContractModel
 
     def __init__(self, source: str, model: ContractModel, warnings: list[Diagnostic]) -> None:
         compiled = compile_model(model)
@@ -122,6 +123,21 @@ class CompiledContract:
         import copy
 
         return copy.deepcopy(self._summary)
+
+    @property
+    def minimum_order_fen(self) -> int:
+        """The smallest order the voucher can be used on (0: none): its `spend` and any top-level `order.amount >=`,
+        `>` or `=` payment condition. A partial refund that takes an order below it claws back the whole subsidy."""
+        floor = self.model.spend_fen or 0
+        for rule in self.model.payment_rules:
+            condition = rule.condition
+            if (
+                isinstance(condition, TCompare)
+                and condition.path == "order.amount"
+                and condition.op in (">=", ">", "=")
+            ):
+                floor = max(floor, condition.value + (1 if condition.op == ">" else 0))
+        return floor
 
     def window_for(self, issued_at: dt.datetime) -> tuple[dt.datetime, dt.datetime]:
         """The validity window of a voucher issued at `issued_at`: [valid_from, valid_until)."""

@@ -147,15 +147,27 @@ def evaluate(
 
 
 def clawback_for(
-    subsidy_fen: int, order_amount_fen: int, refunded_before_fen: int, clawed_before_fen: int, amount_fen: int
+    subsidy_fen: int,
+    order_amount_fen: int,
+    refunded_before_fen: int,
+    clawed_before_fen: int,
+    amount_fen: int,
+    minimum_order_fen: int = 0,
 ) -> int:
-    """The subsidy a refund of `amount_fen` takes back: the proportional share of the running total, rounded up
-    (in the fund's favour), less what earlier refunds took. A refund of the whole order takes back all of it."""
+    """The subsidy a refund of `amount_fen` takes back.
+
+    Proportional to the running total refunded, rounded up (in the fund's favour), less what earlier refunds took;
+    all of it for a refund of the whole order. When what the customer keeps falls below the voucher's minimum order
+    (`minimum_order_fen`: a threshold voucher's `spend`, or an `order.amount >=` condition), all of what is left of
+    the subsidy: the kept order would never have earned the voucher (docs/policies.md, "Refunds")."""
     total_refunded = refunded_before_fen + amount_fen
     invariant(total_refunded > 0, "the refunds add up to more than nothing", total_refunded)
     invariant(
         total_refunded <= order_amount_fen, "the refunds add up to at most the order", total_refunded, order_amount_fen
     )
+    kept_fen = order_amount_fen - total_refunded
+    if 0 < kept_fen < minimum_order_fen:
+        return subsidy_fen - clawed_before_fen
     owed_total = -(-subsidy_fen * total_refunded // order_amount_fen)  # ceiling division, integers only
     clawback = owed_total - clawed_before_fen
     invariant(clawback >= 0, "a refund takes no subsidy back negatively", clawback)

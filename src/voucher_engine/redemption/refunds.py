@@ -1,8 +1,9 @@
 """Refunds (退款) of settled redemptions, and the merchant's look-ups of its own redemptions.
 
 A refund is one database transaction: lock the redemption, answer a retry from the stored refund, claw back the
-subsidy's proportional share (rounded up, in the fund's favour) from the merchant to escrow, and — when the
-whole order has been refunded — give the voucher back while its window is open. If the campaign has closed
+subsidy's proportional share (rounded up, in the fund's favour) from the merchant to escrow (all of it when the
+kept order falls below the voucher's minimum spend: decide.clawback_for says why), and, when the whole order has
+been refunded, give the voucher back while its window is open. If the campaign has closed
 meanwhile, the clawed-back subsidy goes on to the funders in the same transaction (a `return`), because a closed
 campaign's escrow must stay empty.
 """
@@ -17,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from voucher_engine import clock
 from voucher_engine.campaigns import money
 from voucher_engine.campaigns import repository as campaign_repository
+from voucher_engine.campaigns.cache import contract_for
 from voucher_engine.db.raw import driver
 from voucher_engine.errors import EngineError
 from voucher_engine.ledger import service as ledger
@@ -56,7 +58,7 @@ async def refund(engine: AsyncEngine, merchant_id: str, redemption_id: str, body
     now = clock.now()
     async with engine.begin() as sa_conn:
         conn = await driver(sa_conn)
-        await repository.lock_campaign_for_refund(conn, campaign_id)
+        campaign = await repository.lock_campaign_for_refund(conn, campaign_id)
         redemption = await repository.lock_redemption(conn, campaign_id, redemption_id)
         if redemption is None or redemption["merchant_id"] != merchant_id:
             raise _not_found()
@@ -87,6 +89,7 @@ async def refund(engine: AsyncEngine, merchant_id: str, redemption_id: str, body
             redemption["refunded_fen"],
             redemption["subsidy_refunded_fen"],
             body.amount_fen,
+            _minimum_order_fen(campaign),
         )
         whole_order = body.amount_fen == left
         tx_id = ledger.new_tx_ids(1)[0] if clawback > 0 else None
@@ -118,6 +121,13 @@ async def refund(engine: AsyncEngine, merchant_id: str, redemption_id: str, body
             # first, it was held across the refund's other round trips and redemptions queued behind it).
             await _post_clawback(sa_conn, redemption, clawback, now, voucher["campaign_status"], tx_id)
         return answer, True
+
+
+def _minimum_order_fen(campaign: Any) -> int:
+    """The voucher's minimum order, from the campaign's contract (compiled once per process and digest)."""
+    if campaign is None:
+        return 0
+    return contract_for(campaign["contract_sha256"], campaign["contract_source"]).minimum_order_fen
 
 
 async def _post_clawback(

@@ -353,7 +353,7 @@ async def delete_code_failures_before(conn: AsyncConnection, cutoff: datetime) -
 # (close above all) waits for the refunds in flight, and a refund that starts during a close waits for it and then
 # sees the campaign closed (its clawback goes on to the funders). Without it a refund could read "active", and post
 # its clawback into an escrow that a close had just emptied.
-LOCK_CAMPAIGN = "SELECT status FROM campaigns WHERE id = $1 FOR SHARE"
+LOCK_CAMPAIGN = "SELECT status, contract_sha256, contract_source FROM campaigns WHERE id = $1 FOR SHARE"
 LOCK_REDEMPTION = "SELECT * FROM redemptions WHERE campaign_id = $1 AND id = $2 FOR UPDATE"
 READ_REDEMPTION = "SELECT * FROM redemptions WHERE campaign_id = $1 AND id = $2"
 FIND_BY_POS_TXN = "SELECT * FROM redemptions WHERE merchant_id = $1 AND pos_txn_id = $2"
@@ -382,8 +382,9 @@ RETURNING *
 """
 
 
-async def lock_campaign_for_refund(conn: asyncpg.Connection, campaign_id: str) -> None:
-    await conn.fetchval(LOCK_CAMPAIGN, campaign_id)
+async def lock_campaign_for_refund(conn: asyncpg.Connection, campaign_id: str) -> asyncpg.Record | None:
+    """The campaign's status and contract (the refund rule needs its minimum order), its row held in share mode."""
+    return await conn.fetchrow(LOCK_CAMPAIGN, campaign_id)
 
 
 async def lock_redemption(conn: asyncpg.Connection, campaign_id: str, redemption_id: str) -> asyncpg.Record | None:

@@ -11,7 +11,7 @@ from pydantic import ValidationError
 from starlette.types import Receive, Send
 
 from voucher_engine.errors import EngineError
-from voucher_engine.web.problems import problem_document
+from voucher_engine.web.problems import problem_document, shape_detail
 
 JSON = [(b"content-type", b"application/json")]
 PROBLEM = [(b"content-type", b"application/problem+json")]
@@ -68,4 +68,4 @@ def validation_error(exc: ValidationError) -> EngineError:
         error = EngineError("VALIDATION_ERROR", "The body is not valid JSON.", errors=errors)
         error.extra["status"] = 400
         return error
-    return EngineError("VALIDATION_ERROR", "The request does not match the expected shape.", errors=errors)
+    return EngineError("VALIDATION_ERROR", shape_detail(errors), errors=errors)

@@ -87,6 +87,25 @@ def _validation_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
     ]
 
 
+def shape_detail(errors: list[dict[str, Any]]) -> str:
+    """The sentence of a VALIDATION_ERROR: where the first problem is and what it is, so that a person reading only
+    `detail` can fix the request (a misplaced key above all: it is refused, never ignored)."""
+    if not errors:
+        return "The request does not match the expected shape."
+    first = errors[0]
+    where = ".".join(part for part in first["loc"] if part != "body") or "the body"
+    if first["type"] == "extra_forbidden":
+        hint = ""
+        if "items" in first["loc"]:
+            hint = (
+                " An order item takes only sku, category, amount_fen and attributes; what the contract reads about an"
+                " item (energy_grade, trade_in_certificate, ...) goes under attributes."
+            )
+        return f"Unknown field {where}: it is not part of this request.{hint}"
+    more = f" ({len(errors) - 1} more in `errors`)" if len(errors) > 1 else ""
+    return f"The request does not match the expected shape: {where}: {first['message']}{more}."
+
+
 def install(app: FastAPI) -> None:
     """Turn every error the app can raise into problem+json."""
 
@@ -100,7 +119,7 @@ def install(app: FastAPI) -> None:
         errors = _validation_errors(exc)
         if any(error["type"] == "json_invalid" for error in errors):
             return problem_response("VALIDATION_ERROR", "The body is not valid JSON.", status=400, errors=errors)
-        return problem_response("VALIDATION_ERROR", "The request does not match the expected shape.", errors=errors)
+        return problem_response("VALIDATION_ERROR", shape_detail(errors), errors=errors)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
