@@ -176,10 +176,13 @@ async def test_an_attestation_with_attributes_is_evaluated_by_the_engine(shangha
         ],
     )
     assert result["issued"] == 2
-    assert result["rejected"] == [
+    assert [{"wallet_id": r["wallet_id"], "code": r["code"]} for r in result["rejected"]] == [
         {"wallet_id": wallet(1), "code": "NOT_ELIGIBLE"},
         {"wallet_id": wallet(3), "code": "NOT_ELIGIBLE"},
     ]
+    # The engine evaluated the attested attributes: the failed condition is named, never the value (issue 14).
+    assert result["rejected"][0]["explain"][0]["rule"] == "age >= 18"
+    assert "actual" not in result["rejected"][0]["explain"][0]
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -1,7 +1,9 @@
 """Making, checking, listing and revoking bearer tokens.
 
 Tokens are looked up in the database on every request (auth/gate.py coalesces a burst's look-ups without ever
-answering from before the request), so a revocation takes effect at once on every worker. `last_used_at` is
+answering from before the request), so a revocation takes effect at once on every worker. Claims remember a gov
+token's identity and check that it is live in their own batch statement instead (campaigns/endpoints.py), which is
+just as immediate. `last_used_at` is
 written at most once a minute per token and worker: a write per request would cost the hot paths a round trip.
 """
 
@@ -12,7 +14,7 @@ import secrets
 import time
 from datetime import timedelta
 
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from voucher_engine import clock
 from voucher_engine.auth import repository
@@ -64,6 +66,14 @@ async def authenticate(conn: AsyncConnection, authorization: str | None) -> Subj
         raise EngineError("UNAUTHENTICATED", "The token is unknown or revoked.")
     await _touch(conn, row.id)
     return Subject(role=row.role, token_id=row.id, issuer_id=row.issuer_id, issuer_region=row.region_code)
+
+
+async def touch_remembered(engine: AsyncEngine, token_id: str) -> None:
+    """Write last_used_at for a token used without a look-up (claims remember theirs), at most once a minute."""
+    if time.monotonic() - _touched.get(token_id, float("-inf")) < TOUCH_EVERY.total_seconds():
+        return
+    async with engine.connect() as conn:
+        await _touch(conn, token_id)
 
 
 async def _touch(conn: AsyncConnection, token_id: str) -> None:

@@ -69,6 +69,8 @@ _REFUSALS = {
 }
 # campaign_claims' answer for a claim whose attestation's jti was spent before (or earlier in its batch).
 REPLAYED = "ATTESTATION_REPLAYED"
+# campaign_claims_by_token's answer for a claim whose bearer token was revoked before its batch ran.
+REVOKED = "UNAUTHENTICATED"
 
 
 async def terms_for(state, subject: Subject, campaign_id: str) -> cache.Terms:
@@ -100,6 +102,8 @@ class _Pending:
     valid_from: datetime
     valid_until: datetime
     future: asyncio.Future
+    # The bearer token the claim came with: the batch's statement refuses the claim if it is revoked by then.
+    token_id: str
     # Given when the claim's first batch is sent: one random stem per batch (ids.voucher_id_block), not per claim.
     voucher_id: str = ""
     retries: int = 0
@@ -167,6 +171,7 @@ class ClaimRunner:
                 jtis=[p.jti for p in group],
                 attestation_sha256s=[p.attestation_sha256 for p in group],
                 attester_ids=[p.attester_id for p in group],
+                token_ids=[p.token_id for p in group],
             )
             self.connections.put_nowait(conn)
         except BaseException:
@@ -256,11 +261,14 @@ async def claim(
         valid_from=valid_from,
         valid_until=valid_until,
         future=asyncio.get_running_loop().create_future(),
+        token_id=subject.token_id,
     )
     batcher.submit(item)
     result = await item.future
     if result == REPLAYED:
         raise invalid("replayed")
+    if result == REVOKED:
+        raise EngineError("UNAUTHENTICATED", "The token is unknown or revoked.")
     if result != "OK":
         raise EngineError(result, _REFUSALS[result])
     return voucher_document(state.server_secret, terms, item)

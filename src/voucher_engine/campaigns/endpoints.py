@@ -55,27 +55,75 @@ router = APIRouter(tags=["campaigns"])
 
 Gov = Annotated[Subject, Depends(require("gov"))]
 
-# Claims come in bursts from a government's own app, with the same token: concurrent claims with one token share
-# one look-up, each served by a look-up that began after it arrived (auth/gate.py), so a revoked token is refused
-# at once on every worker.
+# Claims come in bursts from a government's own app, with the same token. What a token is (its id, role and issuer)
+# never changes, so each worker remembers it per Authorization header once a look-up found a live gov token; whether
+# it is still live is what revocation changes, and that is checked by each claim's own batch statement (migration
+# 0015: `campaign_claims_by_token`), whose snapshot is taken after the claim arrived. So a token revoked (committed)
+# before a claim arrived gets that claim no voucher on any worker, without a look-up per claim. A claim refused
+# before its batch (bad body, unknown campaign, another issuer's...) with a remembered token is looked up again, so
+# a revoked token gets UNAUTHENTICATED as before, never an answer about the campaign. Look-ups of tokens not
+# remembered (first use, unknown, other roles) share one query per burst (auth/gate.py).
 _claim_auth: Coalescer[Subject] = Coalescer()
+_claim_subjects: dict[tuple[int, str], Subject] = {}
+MAX_CLAIM_SUBJECTS = 10_000
 
 
-async def authenticate_claim(state, authorization: str | None) -> Subject:
-    """The gov behind a claim's bearer token, looked up once for the claims that arrive together."""
+def _claim_key(state, authorization: str | None) -> tuple[int, str]:
+    return (id(state), authorization or "")
+
+
+async def _look_up_claim_token(state, authorization: str | None) -> Subject:
+    """The subject behind the token, from a query that began after this call (coalesced with concurrent ones)."""
 
     async def lookup() -> Subject:
         async with state.engine.connect() as conn:
             return await auth_service.authenticate(conn, authorization)
 
-    subject = await _claim_auth.run((id(state), authorization or ""), lookup)
-    if subject.role != "gov":
-        raise EngineError("FORBIDDEN", f"This needs the role gov; the token is {subject.role}.")
+    key = _claim_key(state, authorization)
+    try:
+        subject = await _claim_auth.run(key, lookup)
+    except EngineError:
+        _claim_subjects.pop(key, None)
+        raise
+    if subject.role == "gov":
+        if len(_claim_subjects) >= MAX_CLAIM_SUBJECTS:
+            _claim_subjects.clear()
+        _claim_subjects[key] = subject
     return subject
 
 
+async def authenticate_claim(state, authorization: str | None, *, remember: bool = True) -> tuple[Subject, bool]:
+    """The gov behind a claim's bearer token, and whether it was remembered rather than looked up (then the
+    claim's batch checks the token is live; `refusal` re-checks it for a claim refused before its batch)."""
+    subject = _claim_subjects.get(_claim_key(state, authorization)) if remember else None
+    remembered = subject is not None
+    if subject is None:
+        subject = await _look_up_claim_token(state, authorization)
+    else:
+        await auth_service.touch_remembered(state.engine, subject.token_id)
+    if subject.role != "gov":
+        raise EngineError("FORBIDDEN", f"This needs the role gov; the token is {subject.role}.")
+    return subject, remembered
+
+
+async def refusal(state, authorization: str | None, exc: EngineError) -> EngineError:
+    """The answer to a claim refused with `exc` whose token was remembered: UNAUTHENTICATED if the token is revoked
+    by now (what a look-up first would have answered), else `exc`."""
+    if exc.code == "UNAUTHENTICATED":  # the batch found the token revoked
+        _claim_subjects.pop(_claim_key(state, authorization), None)
+        return exc
+    try:
+        await _look_up_claim_token(state, authorization)
+    except EngineError as unauthenticated:
+        return unauthenticated
+    return exc
+
+
 async def claims_subject(request: Request, authorization: Annotated[str | None, Header()] = None) -> Subject:
-    return await authenticate_claim(request.app.state.ve, authorization)
+    # The framework's route validates the body along with this dependency, so it looks the token up every time
+    # (the fast path, campaigns/fastpath.py, serves the bursts).
+    subject, _ = await authenticate_claim(request.app.state.ve, authorization, remember=False)
+    return subject
 
 
 ClaimsGov = Annotated[Subject, Depends(claims_subject)]

@@ -1,8 +1,8 @@
 """`POST /v1/campaigns/{id}/claims` served as a lean ASGI handler, for the burst when a round opens.
 
 The FastAPI route stays registered (it describes the endpoint in the OpenAPI document and answers whenever this
-handler is not installed); this handler answers the same requests the same way — the same bearer check (with the
-claims' short per-worker memory), the same pydantic model, the same service call and problem+json documents —
+handler is not installed); this handler answers the same requests the same way — the same bearer check (a token's
+identity remembered per worker, its revocation checked in the claim's own batch), the same pydantic model, the same service call and problem+json documents —
 without the framework's per-request machinery (matching over every route of every domain, dependency solving,
 response re-validation), which profiling showed to cost several times the claim's own work.
 
@@ -51,7 +51,7 @@ class ClaimsFastPath:
             await respond_problem(send, exc)
 
     async def _claim(self, scope: Scope, campaign_id: str, body: bytes) -> bytes:
-        from voucher_engine.campaigns.endpoints import BATCHER_KEY, authenticate_claim
+        from voucher_engine.campaigns.endpoints import BATCHER_KEY, authenticate_claim, refusal
 
         app: Any = scope.get("app") or self.app  # EngineApp sets scope["app"]; a test may wrap the app directly
         state = app.state.ve
@@ -60,19 +60,24 @@ class ClaimsFastPath:
             if name == b"authorization":
                 authorization = value.decode("latin-1")
                 break
-        subject = await authenticate_claim(state, authorization)
+        subject, remembered = await authenticate_claim(state, authorization)
         scope["ve.role"] = subject.role
         try:
-            request = ClaimBody.model_validate_json(body)
-        except ValidationError as exc:
-            raise validation_error(exc) from None
-        return await claims.claim(
-            state,
-            state.extras[BATCHER_KEY],
-            subject,
-            campaign_id,
-            request.wallet_id,
-            request.id_hash,
-            request.attributes,
-            request.attestation,
-        )
+            try:
+                request = ClaimBody.model_validate_json(body)
+            except ValidationError as exc:
+                raise validation_error(exc) from None
+            return await claims.claim(
+                state,
+                state.extras[BATCHER_KEY],
+                subject,
+                campaign_id,
+                request.wallet_id,
+                request.id_hash,
+                request.attributes,
+                request.attestation,
+            )
+        except EngineError as exc:
+            if not remembered:
+                raise
+            raise await refusal(state, authorization, exc) from None

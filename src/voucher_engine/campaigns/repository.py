@@ -357,10 +357,10 @@ async def session_unlock(conn: AsyncConnection, key: int) -> None:
     await conn.execute(sa.text("SELECT pg_advisory_unlock(:k)"), {"k": key})
 
 
-# -- first-come claims (claims.py): one call of the SQL function of migration 0006 per campaign and batch -----------
+# -- first-come claims (claims.py): one call of the SQL function of migration 0015 per campaign and batch -----------
 
 CLAIMS_SQL = (
-    "SELECT campaign_claims($1, $2::text[], $3::text[], $4::text[], $5, $6, $7::timestamptz[],"
+    "SELECT campaign_claims_by_token($14::text[], $1, $2::text[], $3::text[], $4::text[], $5, $6, $7::timestamptz[],"
     " $8::timestamptz[], $9::timestamptz[], $10, $11::text[], $12::bytea[], $13::text[])"
 )
 
@@ -381,9 +381,11 @@ async def claim_batch(
     jtis: list[str | None],
     attestation_sha256s: list[bytes | None],
     attester_ids: list[str | None],
+    token_ids: list[str],
 ) -> list[str]:
     """Decide a batch of one campaign's claims in one statement and transaction; answer one result per claim, in
-    order: OK, SOLD_OUT, HOLDER_LIMIT, CAMPAIGN_NOT_ACTIVE, RETRY (stock held by another batch) or a replay mark."""
+    order: OK, SOLD_OUT, HOLDER_LIMIT, CAMPAIGN_NOT_ACTIVE, RETRY (stock held by another batch), a replay mark, or
+    UNAUTHENTICATED (the claim's bearer token, `token_ids`, is revoked: checked in the same statement)."""
     results = await conn.fetchval(
         CLAIMS_SQL,
         campaign_id,
@@ -399,5 +401,6 @@ async def claim_batch(
         jtis,
         attestation_sha256s,
         attester_ids,
+        token_ids,
     )
     return list(results)

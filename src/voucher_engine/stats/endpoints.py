@@ -21,6 +21,7 @@ router = APIRouter(tags=["campaigns"])
 
 READERS = ("gov", "auditor")
 POLLER_KEY = "stats.poller"
+SHUTDOWN_WAIT_S = 5.0
 
 _EXAMPLE = {
     "campaign_id": "cmp_01",
@@ -105,5 +106,6 @@ async def shutdown(state) -> None:
     task = state.extras.pop(POLLER_KEY, None)
     if task is not None:
         task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        # Bounded: a worker's stop must never wait on a round stuck in the database.
+        with contextlib.suppress(asyncio.CancelledError, asyncio.TimeoutError):
+            await asyncio.wait_for(task, SHUTDOWN_WAIT_S)
