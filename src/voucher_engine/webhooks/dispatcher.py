@@ -143,8 +143,11 @@ class Dispatcher:
                     await asyncio.sleep(1.0)
                     continue
                 if not busy:
+                    # asyncio.timeout, not wait_for: on Python 3.11 wait_for swallows a cancellation that arrives
+                    # as the event is set, and this loop then outlived its worker's shutdown (the suite hung on it).
                     try:
-                        await asyncio.wait_for(self._progress.wait(), self.config.poll_interval_s)
+                        async with asyncio.timeout(self.config.poll_interval_s):
+                            await self._progress.wait()
                     except TimeoutError:
                         pass
                 self._progress.clear()

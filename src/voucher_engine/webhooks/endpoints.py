@@ -39,11 +39,15 @@ async def startup(state: AppState) -> None:
     state.extras[TASK_KEY] = asyncio.create_task(run(state.engine, settings, state.server_secret, Metrics.get()))
 
 
+SHUTDOWN_WAIT_S = 5.0
+
+
 async def shutdown(state: AppState) -> None:
     task = state.extras.pop(TASK_KEY, None)
     if task is not None:
         task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
+        # Bounded, as the stats poller's: a worker's stop must never wait on a round stuck in the database.
+        await asyncio.wait([task], timeout=SHUTDOWN_WAIT_S)
 
 
 @router.post(
