@@ -8,7 +8,7 @@ import asyncio
 import sqlalchemy as sa
 from campaign_helpers import make_gov, policy, set_clock, wallet
 
-from voucher_engine.auth.subjects import Subject
+from voucher_engine.auth import service as auth_service
 from voucher_engine.campaigns import claims
 from voucher_engine.campaigns.endpoints import BATCHER_KEY
 from voucher_engine.errors import EngineError
@@ -61,7 +61,10 @@ async def test_a_claim_the_database_refuses_fails_alone_in_its_batch(service):
     zhejiang = await make_gov(service, "330000")
     campaign = await zhejiang.active(_county_fair(100))
     state = service.state
-    subject = Subject(role="gov", token_id="test", issuer_id=campaign["issuer_id"])
+    # A live token's subject: claims check in their batch that the token is still live (not revoked).
+    async with state.engine.connect() as conn:
+        subject = await auth_service.authenticate(conn, zhejiang.headers["Authorization"])
+    assert subject.role == "gov" and subject.issuer_id == campaign["issuer_id"]
 
     async def one(n: int) -> bytes | BaseException:
         id_hash = f"person{n}\u0000" if n % 4 == 3 else f"person{n}"
