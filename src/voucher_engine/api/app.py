@@ -87,6 +87,9 @@ LIFECYCLE: tuple[tuple[Hook, Hook], ...] = (
 )
 
 
+SHUTDOWN_HOOK_S = 10.0
+
+
 async def _maintenance(state: AppState) -> None:
     """Per-worker housekeeping: prune spent nonces and old code-guessing counts. Errors are logged, never fatal."""
     while True:
@@ -198,7 +201,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         finally:
             maintenance.cancel()
             for _, shutdown in reversed(LIFECYCLE):
-                await shutdown(state)
+                # Each room's stop is bounded: a stop that never ends (a pool waiting for a connection that is not
+                # given back) hung the test suite's teardown; a worker must always get to the end of its stop.
+                stopping = asyncio.ensure_future(shutdown(state))
+                done, _ = await asyncio.wait([stopping], timeout=SHUTDOWN_HOOK_S)
+                if not done:
+                    log.warning("a room's shutdown did not end within %s s; going on", SHUTDOWN_HOOK_S)
             await engine.dispose()
 
     app = EngineApp(
