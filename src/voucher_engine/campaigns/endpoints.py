@@ -238,6 +238,38 @@ async def explain_contract(body: ExplainBody, _: Reader) -> ExplainAnswer:
     return ExplainAnswer(**service.explain(body.source, body.payment, body.holder, body.issued_at))
 
 
+# One campaign as the detail endpoints answer it; each operation's example differs only in its status.
+_CAMPAIGN_EXAMPLE: dict[str, Any] = {
+    "id": "cmp_7f3a9c2e1b4d5a60",
+    "name": "Shanghai dining vouchers 2025",
+    "status": "active",
+    "issuer_id": "iss_4c1d2e3f5a6b",
+    "budget_fen": 1000000000,
+    "contract_sha256": "e3b0…55",
+    "funders": [
+        {
+            "issuer_id": "iss_4c1d2e3f5a6b",
+            "region_code": "310000",
+            "share_bp": 10000,
+            "amount_fen": 1000000000,
+            "approval": "own",
+        }
+    ],
+    "totals": {
+        "funded_fen": 1000000000,
+        "issued_fen": 200000,
+        "redeemed_fen": 2000,
+        "refunded_fen": 0,
+        "returned_fen": 0,
+        "outstanding_fen": 999998000,
+        "vouchers_issued": 10,
+        "vouchers_redeemed": 1,
+        "clawed_back_fen": 0,
+        "order_amount_fen": 12000,
+    },
+}
+
+
 @router.post(
     "/v1/campaigns",
     status_code=201,
@@ -248,35 +280,7 @@ async def explain_contract(body: ExplainBody, _: Reader) -> ExplainAnswer:
         request_example={
             "source": 'campaign "Shanghai dining vouchers 2025" issuer 310000\nbudget ¥10,000,000\nvoucher threshold: spend ¥100, get ¥20 off\nvalid from 2025-01-01 00:00 to 2025-01-31 23:59 China time\n'
         },
-        response_example={
-            "id": "cmp_7f3a9c2e1b4d5a60",
-            "name": "Shanghai dining vouchers 2025",
-            "status": "draft",
-            "issuer_id": "iss_4c1d2e3f5a6b",
-            "budget_fen": 1000000000,
-            "contract_sha256": "e3b0…55",
-            "funders": [
-                {
-                    "issuer_id": "iss_4c1d2e3f5a6b",
-                    "region_code": "310000",
-                    "share_bp": 10000,
-                    "amount_fen": 1000000000,
-                    "approval": "own",
-                }
-            ],
-            "totals": {
-                "funded_fen": 1000000000,
-                "issued_fen": 200000,
-                "redeemed_fen": 2000,
-                "refunded_fen": 0,
-                "returned_fen": 0,
-                "outstanding_fen": 999998000,
-                "vouchers_issued": 10,
-                "vouchers_redeemed": 1,
-                "clawed_back_fen": 0,
-                "order_amount_fen": 12000,
-            },
-        },
+        response_example={**_CAMPAIGN_EXAMPLE, "status": "draft"},
         errors=["CONTRACT_INVALID"],
         openapi_extra=CONTRACT_REQUEST_BODY,
     ),
@@ -318,35 +322,7 @@ async def list_campaigns(state: State, subject: Reader, limit: Limit = 100, curs
     **operation(
         "A campaign and its totals",
         "Status, budget, funders with their approval, and where every fen stands.",
-        response_example={
-            "id": "cmp_7f3a9c2e1b4d5a60",
-            "name": "Shanghai dining vouchers 2025",
-            "status": "active",
-            "issuer_id": "iss_4c1d2e3f5a6b",
-            "budget_fen": 1000000000,
-            "contract_sha256": "e3b0…55",
-            "funders": [
-                {
-                    "issuer_id": "iss_4c1d2e3f5a6b",
-                    "region_code": "310000",
-                    "share_bp": 10000,
-                    "amount_fen": 1000000000,
-                    "approval": "own",
-                }
-            ],
-            "totals": {
-                "funded_fen": 1000000000,
-                "issued_fen": 200000,
-                "redeemed_fen": 2000,
-                "refunded_fen": 0,
-                "returned_fen": 0,
-                "outstanding_fen": 999998000,
-                "vouchers_issued": 10,
-                "vouchers_redeemed": 1,
-                "clawed_back_fen": 0,
-                "order_amount_fen": 12000,
-            },
-        },
+        response_example={**_CAMPAIGN_EXAMPLE, "status": "active"},
     ),
 )
 async def get_campaign(campaign_id: CampaignId, state: State, subject: Reader) -> CampaignDetail:
@@ -367,137 +343,25 @@ _TRANSITION_DOCS = {
     "fund": operation(
         "Fund a campaign (gov)",
         "Locks the whole budget: one ledger transaction moves each funder's share from its fiscal account to the campaign's escrow. Every co-funder's share must be approved, and within its appropriation.",
-        response_example={
-            "id": "cmp_7f3a9c2e1b4d5a60",
-            "name": "Shanghai dining vouchers 2025",
-            "status": "funded",
-            "issuer_id": "iss_4c1d2e3f5a6b",
-            "budget_fen": 1000000000,
-            "contract_sha256": "e3b0…55",
-            "funders": [
-                {
-                    "issuer_id": "iss_4c1d2e3f5a6b",
-                    "region_code": "310000",
-                    "share_bp": 10000,
-                    "amount_fen": 1000000000,
-                    "approval": "own",
-                }
-            ],
-            "totals": {
-                "funded_fen": 1000000000,
-                "issued_fen": 200000,
-                "redeemed_fen": 2000,
-                "refunded_fen": 0,
-                "returned_fen": 0,
-                "outstanding_fen": 999998000,
-                "vouchers_issued": 10,
-                "vouchers_redeemed": 1,
-                "clawed_back_fen": 0,
-                "order_amount_fen": 12000,
-            },
-        },
+        response_example={**_CAMPAIGN_EXAMPLE, "status": "funded"},
         errors=["INVALID_STATE", "INSUFFICIENT_FUNDS", "FUNDING_NOT_APPROVED"],
     ),
     "activate": operation(
         "Activate (or resume) a campaign (gov)",
         "From funded or paused: vouchers can be issued, claimed and spent.",
-        response_example={
-            "id": "cmp_7f3a9c2e1b4d5a60",
-            "name": "Shanghai dining vouchers 2025",
-            "status": "active",
-            "issuer_id": "iss_4c1d2e3f5a6b",
-            "budget_fen": 1000000000,
-            "contract_sha256": "e3b0…55",
-            "funders": [
-                {
-                    "issuer_id": "iss_4c1d2e3f5a6b",
-                    "region_code": "310000",
-                    "share_bp": 10000,
-                    "amount_fen": 1000000000,
-                    "approval": "own",
-                }
-            ],
-            "totals": {
-                "funded_fen": 1000000000,
-                "issued_fen": 200000,
-                "redeemed_fen": 2000,
-                "refunded_fen": 0,
-                "returned_fen": 0,
-                "outstanding_fen": 999998000,
-                "vouchers_issued": 10,
-                "vouchers_redeemed": 1,
-                "clawed_back_fen": 0,
-                "order_amount_fen": 12000,
-            },
-        },
+        response_example={**_CAMPAIGN_EXAMPLE, "status": "active"},
         errors=["INVALID_STATE"],
     ),
     "pause": operation(
         "Pause a campaign (gov)",
         "Nothing is issued or spent until activated again.",
-        response_example={
-            "id": "cmp_7f3a9c2e1b4d5a60",
-            "name": "Shanghai dining vouchers 2025",
-            "status": "paused",
-            "issuer_id": "iss_4c1d2e3f5a6b",
-            "budget_fen": 1000000000,
-            "contract_sha256": "e3b0…55",
-            "funders": [
-                {
-                    "issuer_id": "iss_4c1d2e3f5a6b",
-                    "region_code": "310000",
-                    "share_bp": 10000,
-                    "amount_fen": 1000000000,
-                    "approval": "own",
-                }
-            ],
-            "totals": {
-                "funded_fen": 1000000000,
-                "issued_fen": 200000,
-                "redeemed_fen": 2000,
-                "refunded_fen": 0,
-                "returned_fen": 0,
-                "outstanding_fen": 999998000,
-                "vouchers_issued": 10,
-                "vouchers_redeemed": 1,
-                "clawed_back_fen": 0,
-                "order_amount_fen": 12000,
-            },
-        },
+        response_example={**_CAMPAIGN_EXAMPLE, "status": "paused"},
         errors=["INVALID_STATE"],
     ),
     "close": operation(
         "Close a campaign (gov)",
         "After the validity window, or early (which revokes every unredeemed voucher). Every unspent fen goes back to the funders in their shares (`voucher-engine campaign close --dry-run` shows what would happen).",
-        response_example={
-            "id": "cmp_7f3a9c2e1b4d5a60",
-            "name": "Shanghai dining vouchers 2025",
-            "status": "closed",
-            "issuer_id": "iss_4c1d2e3f5a6b",
-            "budget_fen": 1000000000,
-            "contract_sha256": "e3b0…55",
-            "funders": [
-                {
-                    "issuer_id": "iss_4c1d2e3f5a6b",
-                    "region_code": "310000",
-                    "share_bp": 10000,
-                    "amount_fen": 1000000000,
-                    "approval": "own",
-                }
-            ],
-            "totals": {
-                "funded_fen": 1000000000,
-                "issued_fen": 200000,
-                "redeemed_fen": 2000,
-                "refunded_fen": 0,
-                "returned_fen": 0,
-                "outstanding_fen": 999998000,
-                "vouchers_issued": 10,
-                "vouchers_redeemed": 1,
-                "clawed_back_fen": 0,
-                "order_amount_fen": 12000,
-            },
-        },
+        response_example={**_CAMPAIGN_EXAMPLE, "status": "closed"},
         errors=["INVALID_STATE"],
     ),
 }
@@ -545,15 +409,7 @@ _DECIDED_EXAMPLE: dict[str, Any] = {
     "issuer_id": "iss_310000",
     "budget_fen": 5_000_000_000,
     "funders": [
-        {
-            "issuer_id": "iss_000000",
-            "region_code": "000000",
-            "share_bp": 9000,
-            "amount_fen": 4_500_000_000,
-            "approval": "approved",
-            "decided_by": "tok_5f0c1a2b3c4d5e6f",
-            "decided_at": "2025-01-10T09:30:00+08:00",
-        },
+        _APPROVED_SHARE,
         {
             "issuer_id": "iss_310000",
             "region_code": "310000",
