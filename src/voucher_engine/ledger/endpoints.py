@@ -89,6 +89,27 @@ def _window(at_from: datetime | None, at_to: datetime | None) -> None:
         raise EngineError("VALIDATION_ERROR", "`to` is before `from`")
 
 
+# One sequenced transaction as the ledger serves it: the example of every list and lookup below.
+_TX_EXAMPLE: dict[str, Any] = {
+    "id": "tx_01HZY3K8M2",
+    "seq": 42,
+    "kind": "redeem",
+    "at": "2025-01-15T04:00:00.000000+00:00",
+    "postings": [
+        {"account": "escrow:cmp_7f3a9c2e1b4d5a60", "credit_fen": 2000},
+        {"account": "merchant:demo-noodle-bar", "debit_fen": 2000},
+    ],
+    "refs": {
+        "campaign_id": "cmp_7f3a9c2e1b4d5a60",
+        "voucher_id": "vch_7f3a9c2e1b4d5a6001",
+        "redemption_id": "rdm_7f3a9c2e1b4d5a60a1b2c3d4e5f6a7b8c9d0e1f2",
+        "merchant_id": "demo-noodle-bar",
+    },
+    "hash": "5be1…c0",
+    "prev_hash": "a9d4…11",
+}
+
+
 @router.get(
     "/transactions",
     response_model=TransactionPage,
@@ -96,26 +117,7 @@ def _window(at_from: datetime | None, at_to: datetime | None) -> None:
         "Ledger transactions (auditor; gov: its own campaigns)",
         "Sequenced double-entry transactions in `seq` order, filtered by campaign, merchant, voucher or time; each with its hash-chain fields. A committed transaction appears within about a second.",
         response_example={
-            "items": [
-                {
-                    "id": "tx_01HZY3K8M2",
-                    "seq": 42,
-                    "kind": "redeem",
-                    "at": "2025-01-15T04:00:00.000000+00:00",
-                    "postings": [
-                        {"account": "escrow:cmp_7f3a9c2e1b4d5a60", "credit_fen": 2000},
-                        {"account": "merchant:demo-noodle-bar", "debit_fen": 2000},
-                    ],
-                    "refs": {
-                        "campaign_id": "cmp_7f3a9c2e1b4d5a60",
-                        "voucher_id": "vch_7f3a9c2e1b4d5a6001",
-                        "redemption_id": "rdm_7f3a9c2e1b4d5a60a1b2c3d4e5f6a7b8c9d0e1f2",
-                        "merchant_id": "demo-noodle-bar",
-                    },
-                    "hash": "5be1…c0",
-                    "prev_hash": "a9d4…11",
-                }
-            ],
+            "items": [_TX_EXAMPLE],
             "next_cursor": None,
         },
     ),
@@ -157,24 +159,7 @@ async def list_transactions(
     **operation(
         "One ledger transaction",
         "By id; `seq` is null until the sequencer has placed it.",
-        response_example={
-            "id": "tx_01HZY3K8M2",
-            "seq": 42,
-            "kind": "redeem",
-            "at": "2025-01-15T04:00:00.000000+00:00",
-            "postings": [
-                {"account": "escrow:cmp_7f3a9c2e1b4d5a60", "credit_fen": 2000},
-                {"account": "merchant:demo-noodle-bar", "debit_fen": 2000},
-            ],
-            "refs": {
-                "campaign_id": "cmp_7f3a9c2e1b4d5a60",
-                "voucher_id": "vch_7f3a9c2e1b4d5a6001",
-                "redemption_id": "rdm_7f3a9c2e1b4d5a60a1b2c3d4e5f6a7b8c9d0e1f2",
-                "merchant_id": "demo-noodle-bar",
-            },
-            "hash": "5be1…c0",
-            "prev_hash": "a9d4…11",
-        },
+        response_example=_TX_EXAMPLE,
     ),
 )
 async def get_transaction(tx_id: Id, state: State, subject: Reader) -> dict[str, Any]:
@@ -201,26 +186,7 @@ async def _visible_transaction(conn, subject: Subject, tx_id: str):
         response_example={
             "account": "escrow:cmp_7f3a9c2e1b4d5a60",
             "balance_fen": 999998000,
-            "items": [
-                {
-                    "id": "tx_01HZY3K8M2",
-                    "seq": 42,
-                    "kind": "redeem",
-                    "at": "2025-01-15T04:00:00.000000+00:00",
-                    "postings": [
-                        {"account": "escrow:cmp_7f3a9c2e1b4d5a60", "credit_fen": 2000},
-                        {"account": "merchant:demo-noodle-bar", "debit_fen": 2000},
-                    ],
-                    "refs": {
-                        "campaign_id": "cmp_7f3a9c2e1b4d5a60",
-                        "voucher_id": "vch_7f3a9c2e1b4d5a6001",
-                        "redemption_id": "rdm_7f3a9c2e1b4d5a60a1b2c3d4e5f6a7b8c9d0e1f2",
-                        "merchant_id": "demo-noodle-bar",
-                    },
-                    "hash": "5be1…c0",
-                    "prev_hash": "a9d4…11",
-                }
-            ],
+            "items": [_TX_EXAMPLE],
             "next_cursor": None,
         },
     ),
@@ -256,26 +222,7 @@ async def get_account(
         response_example={
             "voucher_id": "vch_7f3a9c2e1b4d5a6001",
             "campaign_id": "cmp_7f3a9c2e1b4d5a60",
-            "items": [
-                {
-                    "id": "tx_01HZY3K8M2",
-                    "seq": 42,
-                    "kind": "redeem",
-                    "at": "2025-01-15T04:00:00.000000+00:00",
-                    "postings": [
-                        {"account": "escrow:cmp_7f3a9c2e1b4d5a60", "credit_fen": 2000},
-                        {"account": "merchant:demo-noodle-bar", "debit_fen": 2000},
-                    ],
-                    "refs": {
-                        "campaign_id": "cmp_7f3a9c2e1b4d5a60",
-                        "voucher_id": "vch_7f3a9c2e1b4d5a6001",
-                        "redemption_id": "rdm_7f3a9c2e1b4d5a60a1b2c3d4e5f6a7b8c9d0e1f2",
-                        "merchant_id": "demo-noodle-bar",
-                    },
-                    "hash": "5be1…c0",
-                    "prev_hash": "a9d4…11",
-                }
-            ],
+            "items": [_TX_EXAMPLE],
         },
     ),
 )
