@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Response
 
@@ -25,6 +25,24 @@ from voucher_engine.web.state import State
 
 router = APIRouter(prefix="/v1/redemptions", tags=["redemption"])
 RedemptionId = Annotated[str, Path(max_length=64)]
+
+
+# One redemption as the till gets it: the example of every redemption answer below.
+_REDEMPTION_EXAMPLE: dict[str, Any] = {
+    "id": "rdm_7f3a9c2e1b4d5a60a1b2c3d4e5f6a7b8c9d0e1f2",
+    "status": "settled",
+    "voucher_id": "vch_7f3a9c2e1b4d5a6001",
+    "campaign_id": "cmp_7f3a9c2e1b4d5a60",
+    "merchant_id": "demo-noodle-bar",
+    "pos_txn_id": "till7-000123",
+    "order_amount_fen": 12000,
+    "subsidy_fen": 2000,
+    "payable_fen": 10000,
+    "refunded_fen": 0,
+    "subsidy_refunded_fen": 0,
+    "ledger_tx_id": "tx_01HZY3K8M2",
+    "settled_at": "2025-01-15T12:00:00+08:00",
+}
 
 
 @router.post(
@@ -63,21 +81,7 @@ async def quote(body: QuoteRequest, signature: PosSignature, state: State) -> di
             "order_amount_fen": 12000,
             "pos_txn_id": "till7-000123",
         },
-        response_example={
-            "id": "rdm_7f3a9c2e1b4d5a60a1b2c3d4e5f6a7b8c9d0e1f2",
-            "status": "settled",
-            "voucher_id": "vch_7f3a9c2e1b4d5a6001",
-            "campaign_id": "cmp_7f3a9c2e1b4d5a60",
-            "merchant_id": "demo-noodle-bar",
-            "pos_txn_id": "till7-000123",
-            "order_amount_fen": 12000,
-            "subsidy_fen": 2000,
-            "payable_fen": 10000,
-            "refunded_fen": 0,
-            "subsidy_refunded_fen": 0,
-            "ledger_tx_id": "tx_01HZY3K8M2",
-            "settled_at": "2025-01-15T12:00:00+08:00",
-        },
+        response_example=_REDEMPTION_EXAMPLE,
         errors=[
             "VOUCHER_UNKNOWN",
             "VOUCHER_NOT_HOLDER",
@@ -129,19 +133,10 @@ async def redeem(body: RedeemRequest, signature: PosSignature, state: State, res
             "voucher_status": "issued",
             "created_at": "2025-01-15T12:30:00+08:00",
             "redemption": {
-                "id": "rdm_7f3a9c2e1b4d5a60a1b2c3d4e5f6a7b8c9d0e1f2",
+                **_REDEMPTION_EXAMPLE,
                 "status": "refunded",
-                "voucher_id": "vch_7f3a9c2e1b4d5a6001",
-                "campaign_id": "cmp_7f3a9c2e1b4d5a60",
-                "merchant_id": "demo-noodle-bar",
-                "pos_txn_id": "till7-000123",
-                "order_amount_fen": 12000,
-                "subsidy_fen": 2000,
-                "payable_fen": 10000,
                 "refunded_fen": 12000,
                 "subsidy_refunded_fen": 2000,
-                "ledger_tx_id": "tx_01HZY3K8M2",
-                "settled_at": "2025-01-15T12:00:00+08:00",
             },
         },
         errors=["REFUND_EXCEEDS_ORDER", "IDEMPOTENCY_CONFLICT"],
@@ -161,21 +156,7 @@ async def refund(
     **operation(
         "One of the merchant's redemptions (till)",
         "A merchant sees only its own.",
-        response_example={
-            "id": "rdm_7f3a9c2e1b4d5a60a1b2c3d4e5f6a7b8c9d0e1f2",
-            "status": "settled",
-            "voucher_id": "vch_7f3a9c2e1b4d5a6001",
-            "campaign_id": "cmp_7f3a9c2e1b4d5a60",
-            "merchant_id": "demo-noodle-bar",
-            "pos_txn_id": "till7-000123",
-            "order_amount_fen": 12000,
-            "subsidy_fen": 2000,
-            "payable_fen": 10000,
-            "refunded_fen": 0,
-            "subsidy_refunded_fen": 0,
-            "ledger_tx_id": "tx_01HZY3K8M2",
-            "settled_at": "2025-01-15T12:00:00+08:00",
-        },
+        response_example=_REDEMPTION_EXAMPLE,
     ),
 )
 async def get_redemption(redemption_id: RedemptionId, caller: SignedCaller, state: State) -> dict:
@@ -189,23 +170,7 @@ async def get_redemption(redemption_id: RedemptionId, caller: SignedCaller, stat
         "Find a redemption by till transaction id (till)",
         "The merchant's redemption made with this `pos_txn_id`, as a one-item list (empty if none): what a till that lost an answer asks.",
         response_example={
-            "items": [
-                {
-                    "id": "rdm_7f3a9c2e1b4d5a60a1b2c3d4e5f6a7b8c9d0e1f2",
-                    "status": "settled",
-                    "voucher_id": "vch_7f3a9c2e1b4d5a6001",
-                    "campaign_id": "cmp_7f3a9c2e1b4d5a60",
-                    "merchant_id": "demo-noodle-bar",
-                    "pos_txn_id": "till7-000123",
-                    "order_amount_fen": 12000,
-                    "subsidy_fen": 2000,
-                    "payable_fen": 10000,
-                    "refunded_fen": 0,
-                    "subsidy_refunded_fen": 0,
-                    "ledger_tx_id": "tx_01HZY3K8M2",
-                    "settled_at": "2025-01-15T12:00:00+08:00",
-                }
-            ],
+            "items": [_REDEMPTION_EXAMPLE],
             "next_cursor": None,
         },
     ),
