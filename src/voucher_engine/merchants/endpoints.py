@@ -12,7 +12,7 @@ from voucher_engine import clock
 from voucher_engine.auth.dependencies import Admin
 from voucher_engine.merchants import repository, service
 from voucher_engine.merchants.dependencies import SignedCaller
-from voucher_engine.merchants.schemas import MERCHANT_ID_PATTERN, KeyCreated, Merchant, MerchantPut
+from voucher_engine.merchants.schemas import MERCHANT_EXAMPLE, MERCHANT_ID_PATTERN, KeyCreated, Merchant, MerchantPut
 from voucher_engine.web.openapi import operation
 from voucher_engine.web.paging import Cursor, Limit, Page, decode_cursor, encode_cursor
 from voucher_engine.web.state import State
@@ -35,16 +35,7 @@ MerchantId = Annotated[str, Path(pattern=MERCHANT_ID_PATTERN)]
             "settlement_wallet": "0012345678901234",
             "tags": ["ecny-signed"],
         },
-        response_example={
-            "id": "demo-noodle-bar",
-            "name": "Xuhui Noodle Bar",
-            "mcc": "5812",
-            "region_code": "310104",
-            "settlement_wallet": "0012345678901234",
-            "tags": ["ecny-signed"],
-            "status": "active",
-            "payout_hold": None,
-        },
+        response_example=MERCHANT_EXAMPLE,
     ),
 )
 async def put_merchant(
@@ -63,18 +54,7 @@ async def put_merchant(
         "List merchants (admin, auditor)",
         "Every merchant, paged by cursor.",
         response_example={
-            "items": [
-                {
-                    "id": "demo-noodle-bar",
-                    "name": "Xuhui Noodle Bar",
-                    "mcc": "5812",
-                    "region_code": "310104",
-                    "settlement_wallet": "0012345678901234",
-                    "tags": ["ecny-signed"],
-                    "status": "active",
-                    "payout_hold": None,
-                }
-            ],
+            "items": [MERCHANT_EXAMPLE],
             "next_cursor": None,
         },
     ),
@@ -92,16 +72,7 @@ async def list_merchants(state: State, _: Admin, limit: Limit = 100, cursor: Cur
     **operation(
         "A merchant (admin, auditor)",
         "The merchant as registered, with its status and payout hold.",
-        response_example={
-            "id": "demo-noodle-bar",
-            "name": "Xuhui Noodle Bar",
-            "mcc": "5812",
-            "region_code": "310104",
-            "settlement_wallet": "0012345678901234",
-            "tags": ["ecny-signed"],
-            "status": "active",
-            "payout_hold": None,
-        },
+        response_example=MERCHANT_EXAMPLE,
     ),
 )
 async def get_merchant(merchant_id: MerchantId, state: State, _: Admin) -> Merchant:
@@ -115,16 +86,7 @@ async def get_merchant(merchant_id: MerchantId, state: State, _: Admin) -> Merch
     **operation(
         "Suspend a merchant (admin)",
         "Its tills are refused (`MERCHANT_SUSPENDED`) until resumed. Idempotent.",
-        response_example={
-            "id": "demo-noodle-bar",
-            "name": "Xuhui Noodle Bar",
-            "mcc": "5812",
-            "region_code": "310104",
-            "settlement_wallet": "0012345678901234",
-            "tags": ["ecny-signed"],
-            "status": "suspended",
-            "payout_hold": None,
-        },
+        response_example={**MERCHANT_EXAMPLE, "status": "suspended"},
     ),
 )
 async def suspend_merchant(merchant_id: MerchantId, state: State, _: Admin) -> Merchant:
@@ -138,16 +100,7 @@ async def suspend_merchant(merchant_id: MerchantId, state: State, _: Admin) -> M
     **operation(
         "Resume a suspended merchant (admin)",
         "Its tills are served again. Idempotent.",
-        response_example={
-            "id": "demo-noodle-bar",
-            "name": "Xuhui Noodle Bar",
-            "mcc": "5812",
-            "region_code": "310104",
-            "settlement_wallet": "0012345678901234",
-            "tags": ["ecny-signed"],
-            "status": "active",
-            "payout_hold": None,
-        },
+        response_example=MERCHANT_EXAMPLE,
     ),
 )
 async def resume_merchant(merchant_id: MerchantId, state: State, _: Admin) -> Merchant:

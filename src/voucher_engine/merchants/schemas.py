@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import BaseModel, Field, StringConstraints
 
@@ -43,6 +43,20 @@ class Merchant(BaseModel):
     created_at: datetime
     updated_at: datetime
     payout_hold: PayoutHold | None = Field(default=None, description="Set while the merchant is on payout hold.")
+
+
+# A registered merchant as the API shows it: the OpenAPI example of every answer that is a merchant (this room's and
+# settlement's holds).
+MERCHANT_EXAMPLE: dict[str, Any] = {
+    "id": "demo-noodle-bar",
+    "name": "Xuhui Noodle Bar",
+    "mcc": "5812",
+    "region_code": "310104",
+    "settlement_wallet": "0012345678901234",
+    "tags": ["ecny-signed"],
+    "status": "active",
+    "payout_hold": None,
+}
 
 
 class KeyCreated(BaseModel):

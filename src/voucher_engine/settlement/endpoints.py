@@ -12,7 +12,7 @@ from voucher_engine.auth.dependencies import Admin, require
 from voucher_engine.auth.subjects import Subject
 from voucher_engine.errors import EngineError
 from voucher_engine.merchants.dependencies import SignedCaller
-from voucher_engine.merchants.schemas import MERCHANT_ID_PATTERN, Merchant
+from voucher_engine.merchants.schemas import MERCHANT_EXAMPLE, MERCHANT_ID_PATTERN, Merchant
 from voucher_engine.settlement import clawbacks, service, statements
 from voucher_engine.settlement.schemas import (
     RUN_ID_PATTERN,
@@ -63,13 +63,7 @@ redemptions = APIRouter(prefix="/v1/redemptions", tags=["redemption"])
         "The merchant keeps redeeming but is left out of payout runs until released. Admin only.",
         request_example={"reason": "documents under review"},
         response_example={
-            "id": "demo-noodle-bar",
-            "name": "Xuhui Noodle Bar",
-            "mcc": "5812",
-            "region_code": "310104",
-            "settlement_wallet": "0012345678901234",
-            "tags": ["ecny-signed"],
-            "status": "active",
+            **MERCHANT_EXAMPLE,
             "payout_hold": {"reason": "documents under review", "since": "2025-01-15T12:00:00+08:00"},
         },
     ),
@@ -86,16 +80,7 @@ async def hold_merchant(merchant_id: MerchantId, body: HoldRequest, state: State
     **operation(
         "Release a merchant's payout hold",
         "The next payout run pays the merchant again. Admin only; a merchant not on hold is answered as is.",
-        response_example={
-            "id": "demo-noodle-bar",
-            "name": "Xuhui Noodle Bar",
-            "mcc": "5812",
-            "region_code": "310104",
-            "settlement_wallet": "0012345678901234",
-            "tags": ["ecny-signed"],
-            "status": "active",
-            "payout_hold": None,
-        },
+        response_example=MERCHANT_EXAMPLE,
     ),
 )
 async def release_merchant(merchant_id: MerchantId, state: State, subject: Admin) -> Merchant:
