@@ -164,6 +164,25 @@ async def pos_statement(caller: SignedCaller, state: State, day: Day, format: Fo
     return _statement_response(found, format)
 
 
+# A payout run as the API answers it: the example of the run's creation and of its lookup.
+_RUN_EXAMPLE: dict[str, Any] = {
+    "id": "run_01HZY9",
+    "cutoff": "2025-01-16T00:00:00+08:00",
+    "total_fen": 2000,
+    "items": [
+        {
+            "id": "poi_1",
+            "merchant_id": "demo-noodle-bar",
+            "settlement_wallet": "0012345678901234",
+            "amount_fen": 2000,
+            "status": "sent",
+            "ledger_tx_id": "tx_01HZY9P",
+        }
+    ],
+    "next_cursor": None,
+}
+
+
 @runs.post(
     "",
     status_code=201,
@@ -175,22 +194,7 @@ async def pos_statement(caller: SignedCaller, state: State, day: Day, format: Fo
         "cutoff; each item moves that amount merchant:<m> -> payout:<m> (`payout`). A second run pays only what came "
         "since. One run at a time; the answer carries the first page of items.",
         request_example={"cutoff": "2025-01-16T00:00:00+08:00"},
-        response_example={
-            "id": "run_01HZY9",
-            "cutoff": "2025-01-16T00:00:00+08:00",
-            "total_fen": 2000,
-            "items": [
-                {
-                    "id": "poi_1",
-                    "merchant_id": "demo-noodle-bar",
-                    "settlement_wallet": "0012345678901234",
-                    "amount_fen": 2000,
-                    "status": "sent",
-                    "ledger_tx_id": "tx_01HZY9P",
-                }
-            ],
-            "next_cursor": None,
-        },
+        response_example=_RUN_EXAMPLE,
         errors=["CONFLICT"],
     ),
 )
@@ -231,22 +235,7 @@ async def list_runs(state: State, _: Admin, limit: Limit = 100, cursor: Cursor =
     **operation(
         "A payout run and a page of its items",
         "Admin only. Items in id order, `limit` (default 1000) at a time; `next_cursor` for more.",
-        response_example={
-            "id": "run_01HZY9",
-            "cutoff": "2025-01-16T00:00:00+08:00",
-            "total_fen": 2000,
-            "items": [
-                {
-                    "id": "poi_1",
-                    "merchant_id": "demo-noodle-bar",
-                    "settlement_wallet": "0012345678901234",
-                    "amount_fen": 2000,
-                    "status": "sent",
-                    "ledger_tx_id": "tx_01HZY9P",
-                }
-            ],
-            "next_cursor": None,
-        },
+        response_example=_RUN_EXAMPLE,
     ),
 )
 async def get_run(run_id: RunId, state: State, _: Admin, limit: Limit = 1000, cursor: Cursor = None) -> PayoutRun:
