@@ -13,7 +13,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from voucher_engine import clock
 from voucher_engine.campaigns import money
@@ -119,7 +119,15 @@ async def refund(engine: AsyncEngine, merchant_id: str, redemption_id: str, body
             # The ledger last, just before COMMIT, as in a redemption batch: the campaign's escrow row, which every
             # batch of the campaign also needs, is then locked for this statement and the commit only (posted
             # first, it was held across the refund's other round trips and redemptions queued behind it).
-            await _post_clawback(sa_conn, redemption, clawback, now, voucher["campaign_status"], tx_id)
+            await take_back_subsidy(
+                sa_conn,
+                redemption,
+                clawback,
+                kind="refund",
+                now=now,
+                campaign_status=voucher["campaign_status"],
+                tx_id=tx_id,
+            )
         return answer, True
 
 
@@ -130,20 +138,28 @@ def _minimum_order_fen(campaign: Any) -> int:
     return contract_for(campaign["contract_sha256"], campaign["contract_source"]).minimum_order_fen
 
 
-async def _post_clawback(
-    sa_conn, redemption: Any, clawback_fen: int, now: datetime, campaign_status: str, tx_id: str
-) -> None:
-    """merchant → escrow, and on to the funders if the campaign has closed. No savepoint: any error rolls the whole
-    refund back."""
+async def take_back_subsidy(
+    sa_conn: AsyncConnection,
+    redemption: Any,
+    amount_fen: int,
+    *,
+    kind: str,
+    now: datetime,
+    campaign_status: str,
+    tx_id: str,
+) -> tuple[str | None, int]:
+    """merchant → escrow, as a `refund` or a `clawback` of the redemption's subsidy, and on to the funders if the
+    campaign has closed; answers the return's (transaction id, amount), (None, 0) while the campaign is open. No
+    savepoint: any error rolls the caller's whole transaction back."""
     campaign_id = redemption["campaign_id"]
     await ledger.post_many(
         sa_conn,
         [
             NewTransaction(
-                kind="refund",
+                kind=kind,
                 postings=(
-                    Posting(f"merchant:{redemption['merchant_id']}", credit_fen=clawback_fen),
-                    Posting(f"escrow:{campaign_id}", debit_fen=clawback_fen),
+                    Posting(f"merchant:{redemption['merchant_id']}", credit_fen=amount_fen),
+                    Posting(f"escrow:{campaign_id}", debit_fen=amount_fen),
                 ),
                 refs={
                     "campaign_id": campaign_id,
@@ -158,9 +174,11 @@ async def _post_clawback(
         ids=[tx_id],
         savepoint=False,
     )
-    if campaign_status == "closed":
-        funders = await campaign_repository.funders_of(sa_conn, campaign_id)
-        await money.return_unspent(sa_conn, campaign_id, [money.FunderShare(f.issuer_id, f.share_bp) for f in funders])
+    if campaign_status != "closed":
+        return None, 0
+    funders = await campaign_repository.funders_of(sa_conn, campaign_id)
+    shares = [money.FunderShare(f.issuer_id, f.share_bp) for f in funders]
+    return await money.return_unspent(sa_conn, campaign_id, shares)
 
 
 async def _restore_voucher(

@@ -18,12 +18,10 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from voucher_engine import clock
 from voucher_engine.auth.subjects import Subject
-from voucher_engine.campaigns import money
-from voucher_engine.campaigns import repository as campaign_repository
 from voucher_engine.db.raw import driver
 from voucher_engine.errors import EngineError
 from voucher_engine.ledger import service as ledger
-from voucher_engine.ledger.model import NewTransaction, Posting
+from voucher_engine.redemption.refunds import take_back_subsidy
 from voucher_engine.redemption.service import campaign_of_redemption, redemption_body
 from voucher_engine.settlement.schemas import Clawback
 from voucher_engine.settlement.service import actor
@@ -113,35 +111,12 @@ async def _record_clawback(
         await conn.execute(GIVE_BACK_DAILY, campaign_id, redemption["spend_day"], amount_fen)
     updated = await conn.fetchrow(MARK_REDEMPTION, campaign_id, redemption["id"], amount_fen)
     tx_id = ledger.new_tx_ids(1)[0]
-    await ledger.post_many(
-        conn,
-        [
-            NewTransaction(
-                kind="clawback",
-                postings=(
-                    Posting(f"merchant:{merchant_id}", credit_fen=amount_fen),
-                    Posting(f"escrow:{campaign_id}", debit_fen=amount_fen),
-                ),
-                refs={
-                    "campaign_id": campaign_id,
-                    "voucher_id": redemption["voucher_id"],
-                    "redemption_id": redemption["id"],
-                    "merchant_id": merchant_id,
-                },
-                at=now,
-                campaign_id=campaign_id,
-            )
-        ],
-        ids=[tx_id],
-        savepoint=False,
+    return_tx_id, returned = await take_back_subsidy(
+        sa_conn, redemption, amount_fen, kind="clawback", now=now, campaign_status=campaign_status, tx_id=tx_id
     )
-    return_tx_id = None
-    if campaign_status == "closed":
-        funders = await campaign_repository.funders_of(sa_conn, campaign_id)
-        shares = [money.FunderShare(f.issuer_id, f.share_bp) for f in funders]
-        return_tx_id, returned = await money.return_unspent(sa_conn, campaign_id, shares)
-        if returned != amount_fen:  # a closed campaign's escrow held nothing before the clawback
-            raise EngineError("INTERNAL", f"closed campaign {campaign_id} returned {returned}, not {amount_fen}")
+    if campaign_status == "closed" and returned != amount_fen:
+        # A closed campaign's escrow held nothing before the clawback.
+        raise EngineError("INTERNAL", f"closed campaign {campaign_id} returned {returned}, not {amount_fen}")
     stored = await conn.fetchrow(
         INSERT_CLAWBACK,
         campaign_id,
