@@ -127,7 +127,7 @@ class Dispatcher:
     _last_heartbeat: float = 0.0
     _next_fan_out: float = 0.0  # monotonic time; rounds woken by finished sends fan out only this often
     _cursor_was_busy: bool = False  # the last fan-out found another dispatcher fanning out
-    metrics: Any = None  # an object with .delivery(type, outcome) (api/metrics.py), or None
+    metrics: Any = None  # an object with .webhook_delivery(type, outcome) (observability/metrics.py), or None
 
     # -- the loop --------------------------------------------------------------------------------------------
 
