@@ -295,16 +295,16 @@ def postgres_pid(database_url: str) -> int:
 
     from voucher_engine.db.engine import plain_url
 
-    async def backend() -> int:
+    async def postmaster() -> int:
         conn = await asyncpg.connect(plain_url(database_url))
-        try:
-            return await conn.fetchval("SELECT pg_backend_pid()")
+        try:  # read while the backend lives
+            backend = await conn.fetchval("SELECT pg_backend_pid()")
+            with open(f"/proc/{backend}/stat") as handle:
+                return int(handle.read().rsplit(")", 1)[1].split()[1])
         finally:
             await conn.close()
 
-    pid = asyncio.run(backend())
-    with open(f"/proc/{pid}/stat") as handle:
-        return int(handle.read().rsplit(")", 1)[1].split()[1])
+    return asyncio.run(postmaster())
 
 
 def report(run: Run, best: dict[str, Step | None], closed: list[Step], fixed: list[Step], args) -> None:
