@@ -4,7 +4,7 @@ Kept by the risk room's detector off the redemption path: it tails `ledger_seque
 `risk_w_cursor.last_seq` (starting at 0, so an existing ledger is read on the first passes after this migration).
 
 Revision ID: 0018_risk_windows
-Revises: 0015_claims_token_check
+Revises: 0016_risk_flags
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from alembic import op
 from sqlalchemy.dialects import postgresql as pg
 
 revision = "0018_risk_windows"
-down_revision = "0015_claims_token_check"
+down_revision = "0016_risk_flags"
 branch_labels = None
 depends_on = None
 

@@ -27,6 +27,7 @@ from . import (  # noqa: E402,F401
     ledger,
     redemption,
     reliability,
+    risk,
     risk_windows,
     settlement,
     stats,
