@@ -1,5 +1,7 @@
 """risk windows: the window detector's cursor, its recent events, merchant hours, holder–merchant pairs, claims seen
 
+Also: `risk_flags.merchant_id` may be NULL (a pattern of no one merchant: a holder's spread, a claims burst).
+
 Kept by the risk room's detector off the redemption path: it tails `ledger_sequence` by seq from
 `risk_w_cursor.last_seq` (starting at 0, so an existing ledger is read on the first passes after this migration).
 
@@ -22,6 +24,8 @@ TS = sa.DateTime(timezone=True)
 
 
 def upgrade() -> None:
+    # A flag may name no merchant: one holder across many merchants, a claims burst on a first-come campaign.
+    op.alter_column("risk_flags", "merchant_id", nullable=True)
     op.create_table(
         "risk_w_cursor",
         sa.Column("id", sa.SmallInteger, nullable=False),
@@ -80,3 +84,5 @@ def upgrade() -> None:
 def downgrade() -> None:
     for table in ("risk_w_claims_seen", "risk_w_pairs", "risk_w_merchant_hours", "risk_w_events", "risk_w_cursor"):
         op.drop_table(table)
+    op.execute("UPDATE risk_flags SET merchant_id = '' WHERE merchant_id IS NULL")
+    op.alter_column("risk_flags", "merchant_id", nullable=False)

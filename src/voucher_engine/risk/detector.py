@@ -32,6 +32,7 @@ from voucher_engine.clock import CHINA_TZ
 from voucher_engine.contracts.risk import DEFAULTS, RiskRule, RiskRules
 from voucher_engine.db.raw import driver
 from voucher_engine.risk import detector_repository as repository
+from voucher_engine.risk import service
 from voucher_engine.risk import windows as w
 from voucher_engine.risk.windows import SHAPES, limit, rules_for
 
@@ -406,8 +407,6 @@ async def run_pass(conn: AsyncConnection, rules: RiskRules = DEFAULTS, limit_: i
 
 
 async def open_finding(conn: AsyncConnection, finding: Finding) -> None:
-    from voucher_engine.risk import service
-
     await service.open_flag(
         conn,
         signal=finding.signal,

@@ -90,14 +90,6 @@ SELECT redemption_id, campaign_id FROM risk_w_events
  ORDER BY seq DESC LIMIT $3
 """
 
-# New merchants' volume: their redemptions in the 24 hours up to their latest one.
-NEW_MERCHANT_DAY = """
-SELECT count(*) AS n, (array_agg(redemption_id ORDER BY seq DESC))[1:$4] AS ids,
-       (array_agg(campaign_id ORDER BY seq DESC))[1:$4] AS campaigns
-  FROM risk_w_events
- WHERE merchant_id = $1 AND kind = 'redeem' AND at > $2 - $3::interval AND at <= $2
-"""
-
 # Orders that hug the threshold, per merchant touched, over its threshold-voucher redemptions of the window up to
 # its latest: how many, how many within the band, the most repeated exact amount, and the redemptions in the band.
 HUGGING = """
@@ -208,9 +200,9 @@ CLAIMS_LATEST = "SELECT max(issued_at) FROM vouchers WHERE campaign_id = ANY($1)
 # Window state older than the longest window is dropped (events after their last window, hours after the history,
 # pairs after theirs): relative to the newest event the pass took, so a test clock moving days ahead prunes alike.
 PRUNE = """
-WITH e AS (DELETE FROM risk_w_events WHERE at < $1 - $2::interval RETURNING 1),
-     h AS (DELETE FROM risk_w_merchant_hours WHERE hour < $1 - $3::interval RETURNING 1),
-     p AS (DELETE FROM risk_w_pairs WHERE last_at < $1 - $4::interval RETURNING 1)
+WITH e AS (DELETE FROM risk_w_events WHERE at < $1::timestamptz - $2::interval RETURNING 1),
+     h AS (DELETE FROM risk_w_merchant_hours WHERE hour < $1::timestamptz - $3::interval RETURNING 1),
+     p AS (DELETE FROM risk_w_pairs WHERE last_at < $1::timestamptz - $4::interval RETURNING 1)
 SELECT (SELECT count(*) FROM e) + (SELECT count(*) FROM h) + (SELECT count(*) FROM p)
 """
 
