@@ -113,12 +113,12 @@ async def detect_pass(conn: AsyncConnection, rules: RiskRules = DEFAULTS, limit_
         events = [r for r in rows if r["kind"] in ("redeem", "refund") and r["redemption_id"] is not None]
         result.events = len(events)
         if events:
-            await repository.insert_events(raw, events)
+            fresh = await repository.insert_events(raw, events)
             span = (cursor["last_seq"], last_seq)
             result.findings += await _merchant_hours(raw, rules, span)
             result.findings += await _threshold_share(raw, rules, span)
             result.findings += await _exact_repeat(raw, rules, span)
-            result.findings += await _pairs(raw, rules, span)
+            result.findings += await _pairs(raw, rules, fresh)
             result.findings += await _holder_spread(raw, rules, span)
             await raw.fetchval(
                 repository.PRUNE,
@@ -301,10 +301,10 @@ async def _exact_repeat(raw: Any, rules: RiskRules, span: tuple[int, int]) -> li
     return found
 
 
-async def _pairs(raw: Any, rules: RiskRules, span: tuple[int, int]) -> list[Finding]:
+async def _pairs(raw: Any, rules: RiskRules, fresh: list[int]) -> list[Finding]:
     found = []
     pair_rules = rules_for(rules, w.PAIR_RECURRENCE)
-    for row in await raw.fetch(repository.ADD_PAIRS, *span):
+    for row in await raw.fetch(repository.ADD_PAIRS, fresh):
         for rule in pair_rules:
             vouchers, campaigns = limit(rule, "vouchers") or 1, limit(rule, "campaigns") or 1
             if row["redemptions"] < vouchers or len(row["campaigns"]) < campaigns:

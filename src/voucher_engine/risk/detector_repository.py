@@ -49,6 +49,7 @@ INSERT INTO risk_w_events (seq, kind, at, campaign_id, redemption_id, merchant_i
 SELECT * FROM unnest($1::bigint[], $2::text[], $3::timestamptz[], $4::text[], $5::text[], $6::text[], $7::text[],
                      $8::text[], $9::bigint[], $10::bigint[])
 ON CONFLICT (seq) DO NOTHING
+RETURNING seq
 """
 
 # The hours the pass touched, counted again from the events (so a pass that ran twice counts once), each with
@@ -134,12 +135,13 @@ SELECT DISTINCT ON (n.merchant_id) n.merchant_id, n.order_amount_fen, n.min_spen
  ORDER BY n.merchant_id, x.n DESC, n.seq
 """
 
-# Holder–merchant pairs: the pass's redemptions added, and the pairs that now recur.
+# Holder–merchant pairs: the redemptions new to the events ($1: their seqs; a span read again adds nothing twice)
+# added, and the pairs they touched.
 ADD_PAIRS = """
 WITH fresh AS (
     SELECT holder, merchant_id, count(*) AS n, array_agg(DISTINCT campaign_id) AS campaigns,
            (array_agg(redemption_id ORDER BY seq DESC))[1:50] AS ids, min(at) AS first_at, max(at) AS last_at
-      FROM risk_w_events WHERE seq > $1 AND seq <= $2 AND kind = 'redeem'
+      FROM risk_w_events WHERE seq = ANY($1::bigint[]) AND kind = 'redeem'
      GROUP BY holder, merchant_id
 )
 INSERT INTO risk_w_pairs AS p (holder, merchant_id, redemptions, campaigns, redemption_ids, first_at, last_at)
@@ -207,9 +209,10 @@ SELECT (SELECT count(*) FROM e) + (SELECT count(*) FROM h) + (SELECT count(*) FR
 """
 
 
-async def insert_events(raw: asyncpg.Connection, events: list[Any]) -> None:
+async def insert_events(raw: asyncpg.Connection, events: list[Any]) -> list[int]:
+    """Copy the events in; answer the seqs that were new (a span read again inserts none)."""
     columns = ("seq", "kind", "at", "campaign_id", "redemption_id", "merchant_id", "holder", "voucher_id")
     arrays = [[e[c] for e in events] for c in columns]
     arrays.append([e["order_amount_fen"] for e in events])
     arrays.append([e["min_spend_fen"] for e in events])
-    await raw.execute(INSERT_EVENTS, *arrays)
+    return [row["seq"] for row in await raw.fetch(INSERT_EVENTS, *arrays)]
