@@ -15,10 +15,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "redemption"))
 
 from redemption_world import Till, World  # noqa: E402
 
-from voucher_engine.auth.subjects import Subject  # noqa: E402
 from voucher_engine.ledger import sequencer  # noqa: E402
 from voucher_engine.risk import detector  # noqa: E402
-from voucher_engine.risk import service as risk  # noqa: E402
 
 CONTRACT = """campaign "{name}" issuer 310000
 budget ¥1,000,000
@@ -113,10 +111,9 @@ async def _caught_up(service) -> None:
 
 
 async def _flags(service, **params) -> list[dict]:
-    """The flags as the operator reads them (risk.service.list_flags, what GET /v1/risk/flags answers)."""
-    async with service.state.engine.connect() as conn:
-        flags, _ = await risk.list_flags(conn, Subject(role="admin", token_id="test"), **params)
-    return [flag.model_dump(mode="json") for flag in flags]
+    answer = await service.client.get("/v1/risk/flags", params=params, headers=service.admin)
+    assert answer.status_code == 200, answer.text
+    return answer.json()["items"]
 
 
 async def _launch(plant: Plant, name: str, distribution: str = "targeted") -> str:
