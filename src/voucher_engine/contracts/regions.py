@@ -50,7 +50,7 @@ def name(code: str) -> str:
     """The code's name with the province (and prefecture) it lies in: `上海市 徐汇区`, `浙江省 杭州市 西湖区`."""
     if code == COUNTRY:
         return "全国"
-    parts = []
+    parts: list[str] = []
     for area in (code[:2] + "0000", code[:4] + "00", code):
         part = NAMES.get(area)
         if part is not None and (not parts or part not in _GROUPINGS or area == code) and part not in parts:
