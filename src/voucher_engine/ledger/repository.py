@@ -5,8 +5,6 @@ Every function takes a connection already inside a transaction (the caller's, or
 
 from __future__ import annotations
 
-import functools
-import re
 from typing import Any
 
 import asyncpg
@@ -16,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from voucher_engine.db.schema.campaigns import campaigns as campaigns_table
 from voucher_engine.db.schema.campaigns import vouchers as vouchers_table
 from voucher_engine.invariants import invariant
+from voucher_engine.ledger.model import PostingResult, PreparedPosting
 
 # One sequencer at a time across every worker and replica; also taken (blocking) by `sequence_now`.
 SEQUENCER_LOCK_KEY = 7_412_930_004
@@ -45,91 +44,19 @@ BALANCE = "SELECT balance_fen FROM ledger_accounts WHERE account = $1"
 
 BALANCES = "SELECT account, balance_fen FROM ledger_accounts WHERE account = ANY($1::text[])"
 
-# The hot path, in one statement (one round trip): a micro-batch's balances, transactions, queue entry and totals.
-#
-# 1. `locked` locks the batch's accounts in name order (two batches that share accounts can never wait on each other
-#    in a cycle); `moved` then moves each balance by the batch's net amount, but only if every account is open (else
-#    nothing at all is written and `moved` is 0). The CHECK on escrow rows is what refuses an overdraft.
-# 2. Everything else reads `ready`, the count of moved balances, so it is data-dependent on step 1: PostgreSQL runs
-#    the sub-statements of a WITH in no set order, but none of these can form a row before every balance row is
-#    locked and moved. That is the order the sequencer relies on: the queue number (`ledger_pending.batch`, an
-#    identity) is drawn after the locks, so a batch that waited for another one's escrow always sorts after it, and
-#    seq order never shows an escrow below zero; and the campaign totals rows are locked after the accounts, in key
-#    order, in every batch.
-POST_BATCH_CTES = """
-delta AS (
-    SELECT account, delta_fen FROM unnest($1::text[], $2::bigint[]) AS d(account, delta_fen)
-), locked AS MATERIALIZED (
-    SELECT a.account FROM ledger_accounts a WHERE a.account = ANY($1::text[]){AFTER} ORDER BY a.account FOR UPDATE
-), moved AS (
-    UPDATE ledger_accounts a SET balance_fen = a.balance_fen + delta.delta_fen
-    FROM delta JOIN locked ON locked.account = delta.account
-    WHERE a.account = delta.account AND (SELECT count(*) FROM locked) = cardinality($1::text[])
-    RETURNING a.account
-), ready AS MATERIALIZED (
-    SELECT count(*) = cardinality($1::text[]) AS ok, count(*) AS moved FROM moved
-), p AS (
-    SELECT tx_ix, array_agg(account ORDER BY ord) AS accounts, array_agg(amount_fen ORDER BY ord) AS amounts_fen
-    FROM unnest($8::int[], $9::text[], $10::bigint[]) WITH ORDINALITY AS p(tx_ix, account, amount_fen, ord)
-    GROUP BY tx_ix
-), tx AS (
-    INSERT INTO ledger_transactions (id, campaign_id, kind, at, refs, accounts, amounts_fen)
-    SELECT t.id, t.campaign_id, t.kind, t.at, t.refs::jsonb, p.accounts, p.amounts_fen
-    FROM unnest($3::text[], $4::text[], $5::text[], $6::timestamptz[], $7::text[]) WITH ORDINALITY
-         AS t(id, campaign_id, kind, at, refs, ix)
-    JOIN p ON p.tx_ix = t.ix
-    WHERE (SELECT ok FROM ready)
-    RETURNING 1
-), queued AS (
-    INSERT INTO ledger_pending (tx_ids) SELECT $3::text[] WHERE (SELECT ok FROM ready)
-    RETURNING batch
-), totals AS (
-    INSERT INTO ledger_campaign_totals AS c (campaign_id, kind, funder, amount_fen, tx_count)
-    SELECT * FROM unnest($11::text[], $12::text[], $13::text[], $14::bigint[], $15::bigint[])
-    WHERE (SELECT ok FROM ready)
-    ON CONFLICT (campaign_id, kind, funder) DO UPDATE
-        SET amount_fen = c.amount_fen + excluded.amount_fen, tx_count = c.tx_count + excluded.tx_count
-    RETURNING 1
-)
+# The hot path, in one statement (one round trip): a micro-batch's balances, transactions, queue entry and totals,
+# by the database function `ledger_post_batch` (migration 0020, which says how it orders its locks and why). A
+# caller that posts in its own statement calls the same function there with `PreparedPosting.args`.
+POST_BATCH = """
+SELECT moved, inserted, batch, totals
+FROM ledger_post_batch($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
 """
-# What POST_BATCH answers: accounts moved, transactions inserted, the queued batch, campaign totals rows.
-POST_BATCH_RESULT = """(SELECT moved FROM ready) AS moved, (SELECT count(*) FROM tx) AS inserted, (SELECT batch FROM queued) AS batch,
-       (SELECT count(*) FROM totals) AS totals"""
-POST_BATCH = f"WITH {POST_BATCH_CTES.replace('{AFTER}', '')} SELECT {POST_BATCH_RESULT}"
 
 
-# True when every row POST_BATCH names landed: each account moved, each transaction, the queue entry, each total.
-POST_BATCH_WHOLE = """(SELECT ok FROM ready) AND (SELECT count(*) FROM tx) = cardinality($3::text[])
-       AND (SELECT batch FROM queued) IS NOT NULL AND (SELECT count(*) FROM totals) = cardinality($11::text[])"""
-
-
-def _shifted(sql: str, arg_count: int) -> str:
-    return re.sub(r"\$(\d+)", lambda m: f"${int(m.group(1)) + arg_count}", sql)
-
-
-@functools.lru_cache(maxsize=16)  # a hot path asks for the same few statements, once per batch
-def post_batch_alongside(
-    ctes: str, arg_count: int, result: str, whole: str | None = None, after: str | None = None
-) -> str:
-    """POST_BATCH sent in one statement with a caller's own writes: `ctes` (WITH items numbered $1..$arg_count),
-    the ledger's items after them (renumbered), and the caller's `result` select list after the ledger's.
-
-    `after`, an expression over the caller's items (no parameters), is made an input of the ledger's account locks, so that the
-    caller's writes are done before the accounts are locked (PostgreSQL runs the items of a WITH in no set order,
-    but an item that reads another's output waits for it): accounts that every batch of a campaign moves, such as
-    its escrow, are then locked for the ledger's own rows and the commit only.
-
-    `whole`, a condition over the caller's items, makes the statement all or nothing by itself (for a statement that
-    is its own transaction, where the caller cannot roll back after looking at the counts): unless it and
-    POST_BATCH_WHOLE both hold, `batch_written_whole` (migration 0008) raises and nothing is written."""
-    select = f"SELECT {POST_BATCH_RESULT},\n{result}"
-    if whole is not None:
-        select += (
-            f",\nbatch_written_whole(({_shifted(POST_BATCH_WHOLE, arg_count)}) AND ({whole}), "
-            "'ledger or redemption rows') AS whole"
-        )
-    ledger = POST_BATCH_CTES.replace("{AFTER}", f" AND ({after}) IS NOT NULL" if after else "")
-    return f"WITH {ctes},\n{_shifted(ledger, arg_count)} {select}"
+async def post_batch(raw: asyncpg.Connection, posting: PreparedPosting) -> PostingResult:
+    """Post a prepared batch by itself; the caller turns the database's refusals into errors."""
+    row = await raw.fetchrow(POST_BATCH, *posting.args)
+    return PostingResult(row["moved"], row["inserted"], row["batch"], row["totals"])
 
 
 OPEN_ACCOUNTS = "SELECT account FROM ledger_accounts WHERE account = ANY($1::text[])"

@@ -432,17 +432,13 @@ class _Writes:
                 await repository.write_batch(conn, now, vouchers, redemptions, spend, self.nonces, self.seen_at)
             return
         # One round trip for the batch's own rows and its ledger transactions, all or nothing.
-        posted, row = await ledger.post_many_alongside(
-            conn,
-            self.transactions,
-            ids,
-            repository.WRITE_BATCH_CTES,
-            repository.write_args(now, vouchers, redemptions, spend, self.nonces, self.seen_at),
-            repository.WRITE_BATCH_RESULT,
-            repository.WRITE_BATCH_WHOLE if self.by_itself else None,
-            repository.WRITE_BATCH_FIRST,
-        )
-        repository.check_written(row, vouchers, redemptions, spend, self.nonces)
+        posting = ledger.prepare(self.transactions, ids)
+        with ledger.refusals(posting):
+            written, result = await repository.write_batch_and_post(
+                conn, now, vouchers, redemptions, spend, self.nonces, self.seen_at, posting, whole=self.by_itself
+            )
+        posted = await ledger.landed(conn, posting, result)
+        repository.check_written(written, vouchers, redemptions, spend, self.nonces)
         invariant([tx.id for tx in posted] == ids, "the ledger posted the transactions under the ids made for them")
 
 
