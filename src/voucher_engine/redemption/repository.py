@@ -487,6 +487,20 @@ async def give_back_daily_spend(conn: asyncpg.Connection, campaign_id: str, day:
     await conn.execute(GIVE_BACK_DAILY, campaign_id, day, amount_fen)
 
 
+# A clawback (settlement/clawbacks.py) marks what it took back on the redemption, under the redemption's lock.
+MARK_CLAWED_BACK = "UPDATE redemptions SET clawed_back_fen = $3 WHERE campaign_id = $1 AND id = $2 RETURNING *"
+
+
+async def mark_clawed_back(
+    conn: asyncpg.Connection, campaign_id: str, redemption_id: str, amount_fen: int
+) -> asyncpg.Record:
+    """Record a clawback's amount on its redemption; answer the redemption as it now is."""
+    row = await conn.fetchrow(MARK_CLAWED_BACK, campaign_id, redemption_id, amount_fen)
+    if row is None:  # the caller holds the row's lock: it cannot have gone
+        raise RuntimeError(f"redemption {redemption_id} vanished under its lock")
+    return row
+
+
 async def insert_refund(
     conn: asyncpg.Connection,
     campaign_id: str,
