@@ -25,7 +25,7 @@ It answers one row: accounts moved, transactions inserted, the queued batch, cam
 when every row the batch names landed (for a statement that is its own transaction and must refuse itself).
 
 Revision ID: 0020_ledger_post_batch
-Revises: 0015_claims_token_check
+Revises: 0018_risk_windows
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ from __future__ import annotations
 from alembic import op
 
 revision = "0020_ledger_post_batch"
-down_revision = "0015_claims_token_check"
+down_revision = "0018_risk_windows"
 branch_labels = None
 depends_on = None
 
