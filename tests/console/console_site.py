@@ -7,6 +7,8 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
+from datetime import datetime
+from zoneinfo import ZoneInfo
 
 import httpx
 from redemption_world import CONTRACTS as WORLD_CONTRACTS
@@ -18,6 +20,7 @@ from voucher_engine.risk import service as risk
 from voucher_engine.stats import service as stats
 
 EXTRA_MERCHANTS = {"jingan-bar": ("5813", "310106", []), "pudong-fastfood": ("5814", "310115", [])}
+CHINA = ZoneInfo("Asia/Shanghai")
 HOSTILE_NAME = '<img src=x onerror="document.title=1">Odd & Co'
 MERCHANT_BODY = {"mcc": "5812", "region_code": "310104", "settlement_wallet": "0000000000000009", "tags": []}
 SPEND = [  # (day, merchant, order fen) for the dining campaign: 11 redemptions on four days at three merchants
@@ -129,7 +132,7 @@ async def _odd_hour_flags(service, redemptions: list[dict]) -> None:
                 evidence={
                     "rule": "odd_hour: flag",
                     "source": "platform default",
-                    "actual": r["settled_at"][11:16],
+                    "actual": datetime.fromisoformat(r["settled_at"]).astimezone(CHINA).strftime("%H:%M"),
                     "expected": "outside the category's odd hours",
                     "order_amount_fen": r["order_amount_fen"],
                     "subsidy_fen": r["subsidy_fen"],
