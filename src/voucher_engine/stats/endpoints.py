@@ -61,7 +61,7 @@ _EXAMPLE = {
             "(the largest 1,000), and the leverage ratio (撬动比): order amounts per fen of subsidy, net of refunds "
             "and clawbacks. Read from rollups that a background poller keeps from the sequenced ledger, so the answer "
             "costs the same for ten redemptions or ten million; it trails the ledger by about a second (`as_of` says "
-            "how far it has got). gov: its own campaigns; auditor: all, or its issuer's. Errors: 401 UNAUTHENTICATED, "
+            "how far it has got). A worker keeps each answer until the campaign's rollups move again. gov: its own campaigns; auditor: all, or its issuer's. Errors: 401 UNAUTHENTICATED, "
             "403 FORBIDDEN (another role), 404 NOT_FOUND (no such campaign visible to the caller), 422 "
             "VALIDATION_ERROR (a bucket other than hour or day)."
         ),
