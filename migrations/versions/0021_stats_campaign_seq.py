@@ -5,7 +5,7 @@ worker under it and builds the answer again only when it has moved. Campaigns al
 cursor.
 
 Revision ID: 0021_stats_campaign_seq
-Revises: 0018_risk_windows
+Revises: 0020_ledger_post_batch
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0021_stats_campaign_seq"
-down_revision = "0018_risk_windows"
+down_revision = "0020_ledger_post_batch"
 branch_labels = None
 depends_on = None
 

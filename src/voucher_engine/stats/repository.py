@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncpg
+
 from voucher_engine.auth.repository import ACTIVE_TOKEN
 
 STATS_LOCK_KEY = 7_412_930_017  # beside the sequencer's and the expiry sweep's keys
@@ -159,3 +161,27 @@ SELECT tok.id AS token_id, tok.role, tok.issuer_id AS token_issuer_id, tok.regio
 
 
 STATS = {"hour": _stats("hour"), "day": _stats("day")}
+
+
+async def rollup_round(raw: asyncpg.Connection, limit: int) -> tuple[int, int, int | None] | None:
+    """One round of ROLLUP_ROUND under the stats try-lock: (transactions taken, of which moves, the cursor after),
+    or None when another poller holds the lock."""
+    if not await raw.fetchval(TRY_LOCK, STATS_LOCK_KEY):
+        return None
+    row = await raw.fetchrow(ROLLUP_ROUND, limit)
+    return int(row["taken"]), int(row["moves"]), row["last_seq"]
+
+
+async def stats_answer(
+    raw: asyncpg.Connection | asyncpg.Pool,
+    token_digest: str,
+    campaign_id: str,
+    *,
+    bucket: str,
+    kept_version: int,
+    max_buckets: int,
+    max_breakdown_rows: int,
+) -> asyncpg.Record:
+    """STATS[bucket]'s one row: the token, the campaign, its rollup sequence, the cursor, and the answer's JSON
+    text unless the sequence is `kept_version` (-1: none kept)."""
+    return await raw.fetchrow(STATS[bucket], token_digest, campaign_id, kept_version, max_buckets, max_breakdown_rows)

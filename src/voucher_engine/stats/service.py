@@ -48,11 +48,8 @@ async def rollup_round(conn: AsyncConnection, limit: int = ROUND_LIMIT) -> Round
 
     Only one round runs at a time (a transaction-scoped try-lock): another poller's round answers nothing taken.
     """
-    raw = await driver(conn)
-    if not await raw.fetchval(repository.TRY_LOCK, repository.STATS_LOCK_KEY):
-        return RoundResult(0, 0, None)
-    row = await raw.fetchrow(repository.ROLLUP_ROUND, limit)
-    return RoundResult(int(row["taken"]), int(row["moves"]), row["last_seq"])
+    done = await repository.rollup_round(await driver(conn), limit)
+    return RoundResult(0, 0, None) if done is None else RoundResult(*done)
 
 
 async def catch_up(engine: AsyncEngine, limit: int = ROUND_LIMIT) -> int:
@@ -121,8 +118,14 @@ async def answer(
     added to every answer, fresh."""
     digest = auth_service.bearer_digest(authorization)
     kept = cache.get(campaign_id, bucket) if cache is not None else None
-    row = await raw.fetchrow(
-        repository.STATS[bucket], digest, campaign_id, kept[0] if kept else -1, MAX_BUCKETS, MAX_BREAKDOWN_ROWS
+    row = await repository.stats_answer(
+        raw,
+        digest,
+        campaign_id,
+        bucket=bucket,
+        kept_version=kept[0] if kept else -1,
+        max_buckets=MAX_BUCKETS,
+        max_breakdown_rows=MAX_BREAKDOWN_ROWS,
     )
     if row is None or row["token_id"] is None:
         raise EngineError("UNAUTHENTICATED", auth_service.UNKNOWN_TOKEN)
