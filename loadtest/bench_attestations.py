@@ -51,9 +51,7 @@ def main() -> None:
     args = parser.parse_args()
     key = Ed25519PrivateKey.generate()
     public = key.public_key()
-    attester = checks.Attester(
-        "att_bench", "Bench", public.public_bytes_raw(), public, datetime.now(timezone.utc), None
-    )
+    attester = checks.Attester("att_bench", "Bench", public.public_bytes_raw(), datetime.now(timezone.utc), None)
     registry = {attester.id: attester}
     now = int(time.time())
     holders = []

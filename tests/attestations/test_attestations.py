@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import logging
+import sys
 import time
 
 import jwt
@@ -13,7 +14,7 @@ from attestation_helpers import register
 from campaign_helpers import contract, wallet
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from voucher_engine.attestations import checks, jws
+from voucher_engine.attestations import checks, jws, verifier
 
 ADULT = {"age": 30, "residence_region": "310104"}
 
@@ -301,7 +302,7 @@ def test_tokens_pyjwt_makes_verify_here_and_tampered_ones_fail_both():
     claims = {"iss": "att_1", "sub": "1" * 16, "aud": "cmp_1", "iat": 1, "exp": 2, "jti": "j", "eligible": True}
     token = jwt.encode(claims, key, algorithm="EdDSA", headers={"typ": "ve-attestation+jwt"})
     parsed = jws.parse(token)
-    assert parsed.claims == claims and jws.signature_ok(parsed, key.public_key())
+    assert parsed.claims == claims and jws.signature_ok(parsed, key.public_key().public_bytes_raw())
     header, payload, signature = token.split(".")
     tampered_payload = jws.sign({**claims, "sub": "2" * 16}, key).split(".")[1]
     for bad in (
@@ -311,7 +312,7 @@ def test_tokens_pyjwt_makes_verify_here_and_tampered_ones_fail_both():
     ):
         with pytest.raises(jwt.InvalidSignatureError):
             jwt.decode(bad, key.public_key(), algorithms=["EdDSA"], options={"verify_exp": False, "verify_aud": False})
-        assert not jws.signature_ok(jws.parse(bad), key.public_key())
+        assert not jws.signature_ok(jws.parse(bad), key.public_key().public_bytes_raw())
     for malformed, check in (
         (token + "=", "malformed"),
         (token.replace(".", "..", 1), "malformed"),
@@ -321,3 +322,83 @@ def test_tokens_pyjwt_makes_verify_here_and_tampered_ones_fail_both():
         with pytest.raises(jws.Malformed) as refused:
             jws.parse(malformed)
         assert refused.value.check == check
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Large lists: attestations verified by worker processes (attestations/verifier.py).
+
+
+@pytest.fixture
+def small_slices(monkeypatch):
+    """Worker processes from the first slice of 100 attestations on, in slices of 300 holders: a list of a
+    thousand goes through the same pipeline as one of a million."""
+    monkeypatch.setattr(verifier, "MIN_TOKENS", 100)
+    monkeypatch.setattr(verifier, "SLICE", 300)
+    monkeypatch.setattr(verifier, "WORKERS", 2)
+
+
+async def _large_list(operator, cid: str, count: int) -> tuple[list[dict], list[tuple[str, str]]]:
+    """`count` attested holders with a forged signature, another wallet's token and an expired one among them,
+    and, last, wallet 5 again with its token (spent slices before): the list, and (wallet, check) refused."""
+    now = int(time.time())
+    bad = {
+        wallet(77): ("signature", operator.token(cid, wallet(77), key=Ed25519PrivateKey.generate())),
+        wallet(350): ("subject", operator.token(cid, wallet(351))),
+        wallet(640): ("expired", operator.token(cid, wallet(640), iat=now - 3600, exp=now - 120)),
+    }
+    holders = [
+        {
+            "wallet_id": wallet(n),
+            "id_hash": f"person-{n}",
+            "attestation": bad[wallet(n)][1] if wallet(n) in bad else operator.token(cid, wallet(n)),
+        }
+        for n in range(1, count + 1)
+    ]
+    holders.append(dict(holders[4]))
+    refused = [(w, check) for w, (check, _) in bad.items()] + [(wallet(5), "replayed")]
+    return holders, sorted(refused)
+
+
+async def test_a_large_list_is_verified_by_worker_processes_and_its_bad_tokens_refused(
+    service, shanghai, operator, small_slices, caplog
+):
+    caplog.set_level(logging.INFO, logger="voucher_engine.attestations.verifier")
+    campaign = await shanghai.active(campaign_text(attested_by=operator.name))
+    cid = campaign["id"]
+    holders, refused = await _large_list(operator, cid, 1_000)
+    result = await shanghai.issue(cid, holders)
+    assert result["issued"] == 1_000 - 3
+    assert sorted((r["wallet_id"], r["check"]) for r in result["rejected"]) == refused
+    assert all(
+        r["code"] == "ATTESTATION_INVALID" and r["detail"] == checks.CHECKS[r["check"]] for r in result["rejected"]
+    )
+    # Every token of the list went to the workers (none was verified in the issuance's process).
+    assert "attestations verified: 1001 by 2 worker processes, 0 in the issuance's process" in caplog.text
+    async with service.state.engine.connect() as conn:
+        uses = await conn.scalar(sa.text("SELECT count(*) FROM attestation_uses WHERE campaign_id = :c"), {"c": cid})
+        vouchers = await conn.scalar(sa.text("SELECT count(*) FROM vouchers WHERE campaign_id = :c"), {"c": cid})
+    assert uses == vouchers == result["issued"]
+
+
+@pytest.mark.parametrize(
+    "worker",
+    [
+        ["/nonexistent/python3"],  # cannot be started
+        [sys.executable, "-c", "import sys; sys.stdin.buffer.read(100)"],  # dies in the middle of a request
+    ],
+    ids=["not-started", "died"],
+)
+async def test_when_worker_processes_fail_the_issuance_verifies_itself_with_the_same_outcome(
+    service, shanghai, operator, small_slices, monkeypatch, caplog, worker
+):
+    monkeypatch.setattr(verifier, "command", lambda: worker)
+    caplog.set_level(logging.INFO, logger="voucher_engine.attestations.verifier")
+    campaign = await shanghai.active(campaign_text(attested_by=operator.name))
+    holders, refused = await _large_list(operator, campaign["id"], 700)
+    result = await shanghai.issue(campaign["id"], holders)
+    assert result["issued"] == 700 - 3
+    assert sorted((r["wallet_id"], r["check"]) for r in result["rejected"]) == refused
+    assert "attestation verifier processes failed" in caplog.text
+    assert "by 2 worker processes" not in caplog.text
+    # The warning names what failed, never a token or what it carries.
+    assert not [h for h in holders if h["attestation"].split(".")[1] in caplog.text]

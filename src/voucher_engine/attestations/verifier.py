@@ -1,0 +1,251 @@
+"""Attestations verified in worker processes, beside an issuance's own work.
+
+An Ed25519 verification costs about 45 us of CPU, a hundred times what deciding a holder with raw attributes costs;
+an issuance of 100,000 attested holders on one core would spend most of its time there while PostgreSQL waits. So
+an issuance's chunks are verified by `WORKERS` child processes (`python -m voucher_engine.attestations.verifier`),
+each given its share of a chunk, while the issuance's own process settles the chunk before (single use, decision,
+the COPY rows) and reads the next: verification of chunk N+1 overlaps the insert of chunk N.
+
+What crosses to a worker: the holders' wallet, id_hash and token, the campaign's id, the contract's attester name,
+the registry of attesters (ids, names, public keys, retirement) and the time; what comes back is `checks.Verified`
+or the failed check's name per token, in order. The worker runs `checks.verify_all`, the very function the
+issuance would run itself: the checks are the same wherever they run, and the jti's single use stays in the
+issuance's process, in holder order (`Gate.settle`). A worker writes nothing else: no log, no error output (a
+token's payload may carry a person's attributes).
+
+Workers are started at the first slice of at least `MIN_TOKENS` attestations (about 0.2 s of verification; below
+that, starting processes costs more than it saves); smaller issuances verify in their own process. If a worker cannot be started, dies or answers nonsense, the pool is closed, a warning
+logged (without any token's content), and that chunk and the rest are verified in the issuance's process: the
+outcome is the same, only slower.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import pickle
+import struct
+import sys
+from collections import deque
+from collections.abc import AsyncIterable, AsyncIterator, Sequence
+from pathlib import Path
+from typing import Any
+
+from voucher_engine.attestations.checks import Gate, Verdict, verify_all
+
+log = logging.getLogger("voucher_engine.attestations.verifier")
+
+# Two cores here: two workers beside the issuance's process and PostgreSQL (the OS shares the cores between them).
+WORKERS = min(4, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
+MIN_TOKENS = 4_000
+# Chunks are cut into slices of SLICE holders, and up to LOOKAHEAD slices are verified ahead of the one the
+# issuance is settling: small enough that the first slice's wait is short, enough ahead that workers never idle.
+SLICE = 5_000
+LOOKAHEAD = 3
+_FRAME = struct.Struct(">Q")
+_STREAM_LIMIT = 1 << 22
+# Where `voucher_engine` is, installed or not (a worker imports it from there).
+_SOURCE_ROOT = str(Path(__file__).resolve().parents[2])
+
+
+def command() -> list[str]:
+    """The worker's command line (the same interpreter; tests point it at failing stand-ins)."""
+    return [sys.executable, "-m", "voucher_engine.attestations.verifier"]
+
+
+class WorkerFailed(Exception):
+    """A worker died or answered something that is not a verdict per token."""
+
+
+class _Worker:
+    def __init__(self, process: asyncio.subprocess.Process) -> None:
+        self.process = process
+        self.lock = asyncio.Lock()
+
+    async def verify(self, request: bytes, count: int) -> list[Verdict]:
+        stdin, stdout = self.process.stdin, self.process.stdout
+        if stdin is None or stdout is None:
+            raise WorkerFailed("no pipes")
+        async with self.lock:  # one request at a time; the next one waits here, already encoded
+            try:
+                stdin.write(_FRAME.pack(len(request)) + request)
+                await stdin.drain()
+                (size,) = _FRAME.unpack(await stdout.readexactly(_FRAME.size))
+                answer = pickle.loads(await stdout.readexactly(size))
+            except (OSError, asyncio.IncompleteReadError, pickle.UnpicklingError, EOFError, struct.error) as exc:
+                raise WorkerFailed(type(exc).__name__) from None
+        if not isinstance(answer, list) or len(answer) != count:
+            raise WorkerFailed("a verdict per token expected")
+        return answer
+
+    def kill(self) -> None:
+        if self.process.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                self.process.kill()
+
+
+class Verifier:
+    """Verifies the attestations of one issuance's chunks (an async context manager: workers end with it).
+
+    `chunks(source)` yields the source's chunks of (wallet_id, id_hash, evidence), in slices of at most `SLICE`
+    holders, each with its verdicts (a list aligned with the slice: a `Verdict` where the evidence is a token, None
+    elsewhere), verifying up to `LOOKAHEAD` slices ahead of the one the caller is working on."""
+
+    def __init__(self, gate: Gate) -> None:
+        self.gate = gate
+        self.wanted = WORKERS if WORKERS > 1 else 0  # one core: nothing to overlap with
+        self.min_tokens = MIN_TOKENS
+        self.workers: list[_Worker] = []
+        self.failed = False
+        self.by_workers = 0
+        self.inline = 0
+        self.pending: deque[tuple[list[tuple], asyncio.Task]] = deque()
+
+    async def __aenter__(self) -> Verifier:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self._cancel_pending()  # an issuance that failed half way: nothing more to verify
+        await self.close(clean=exc_info[0] is None)
+        if self.by_workers:
+            log.info(
+                "attestations verified: %d by %d worker processes, %d in the issuance's process",
+                self.by_workers,
+                self.wanted,
+                self.inline,
+            )
+
+    async def chunks(
+        self, source: AsyncIterable[list[tuple]], *, verify: bool = True
+    ) -> AsyncIterator[tuple[list[tuple], Sequence[Verdict | None]]]:
+        if not verify:  # holders decided already (lottery winners)
+            async for chunk in source:
+                yield chunk, [None] * len(chunk)
+            return
+        pending = self.pending
+        try:
+            async for whole in source:
+                for start in range(0, len(whole), SLICE):
+                    chunk = whole[start : start + SLICE]
+                    pending.append((chunk, asyncio.ensure_future(self.verdicts(chunk))))
+                    if len(pending) > LOOKAHEAD:
+                        done, task = pending.popleft()
+                        yield done, await task
+            while pending:
+                done, task = pending.popleft()
+                yield done, await task
+        finally:
+            await self._cancel_pending()
+
+    async def _cancel_pending(self) -> None:
+        tasks = [task for _, task in self.pending]
+        self.pending.clear()
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def verdicts(self, chunk: Sequence[tuple]) -> list[Verdict | None]:
+        """The verdict of each holder of the chunk that carries a token (None for the others)."""
+        at = [i for i, holder in enumerate(chunk) if type(holder[2]) is str]
+        out: list[Verdict | None] = [None] * len(chunk)
+        if not at:
+            return out
+        tokens = [chunk[i] for i in at]
+        found: list[Verdict] | None = None
+        if (self.workers or len(tokens) >= self.min_tokens) and await self._started():
+            try:
+                found = await self._by_workers(tokens)
+                self.by_workers += len(tokens)
+            except WorkerFailed as exc:
+                await self._broken(str(exc))
+        if found is None:
+            found = verify_all(tokens, self.gate.attesters, *self.gate.context)
+            self.inline += len(tokens)
+        for i, verdict in zip(at, found):
+            out[i] = verdict
+        return out
+
+    async def _by_workers(self, tokens: list[tuple]) -> list[Verdict]:
+        workers = self.workers
+        share = -(-len(tokens) // len(workers))
+        context = (self.gate.attesters, *self.gate.context)
+        pieces = [tokens[n : n + share] for n in range(0, len(tokens), share)]
+        answers = await asyncio.gather(
+            *(
+                worker.verify(pickle.dumps((piece, context), protocol=pickle.HIGHEST_PROTOCOL), len(piece))
+                for worker, piece in zip(workers, pieces)
+            ),
+            return_exceptions=True,
+        )
+        found: list[Verdict] = []
+        for answer in answers:
+            if isinstance(answer, BaseException):
+                raise answer
+            found.extend(answer)
+        return found
+
+    async def _started(self) -> bool:
+        if self.failed or not self.wanted:
+            return False
+        if self.workers:
+            return True
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [_SOURCE_ROOT, os.environ.get("PYTHONPATH")]))}
+        try:
+            for _ in range(self.wanted):
+                process = await asyncio.create_subprocess_exec(
+                    *command(),
+                    stdin=asyncio.subprocess.PIPE,
+                    stdout=asyncio.subprocess.PIPE,
+                    stderr=asyncio.subprocess.DEVNULL,
+                    env=env,
+                    limit=_STREAM_LIMIT,
+                )
+                self.workers.append(_Worker(process))
+        except OSError as exc:
+            await self._broken(f"not started ({type(exc).__name__})")
+            return False
+        return True
+
+    async def _broken(self, why: str) -> None:
+        if not self.failed:
+            log.warning("attestation verifier processes failed (%s); verifying in the issuance's process", why)
+        self.failed = True
+        await self.close(clean=False)
+
+    async def close(self, *, clean: bool) -> None:
+        workers, self.workers = self.workers, []
+        for worker in workers:
+            if clean and worker.process.stdin is not None:
+                worker.process.stdin.close()  # end of input: the worker returns
+            else:
+                worker.kill()
+        for worker in workers:
+            try:
+                await asyncio.wait_for(worker.process.wait(), 5)
+            except asyncio.TimeoutError:
+                worker.kill()
+                await worker.process.wait()
+
+
+def serve(stdin: Any = None, stdout: Any = None) -> None:
+    """A worker: length-prefixed requests (holders, context) in, length-prefixed verdict lists out, until EOF."""
+    stdin = stdin or sys.stdin.buffer
+    stdout = stdout or sys.stdout.buffer
+    while True:
+        head = stdin.read(_FRAME.size)
+        if len(head) < _FRAME.size:
+            return
+        (size,) = _FRAME.unpack(head)
+        holders, (attesters, campaign_id, attester_name, now_s) = pickle.loads(stdin.read(size))
+        answer = pickle.dumps(
+            verify_all(holders, attesters, campaign_id, attester_name, now_s), protocol=pickle.HIGHEST_PROTOCOL
+        )
+        stdout.write(_FRAME.pack(len(answer)))
+        stdout.write(answer)
+        stdout.flush()
+
+
+if __name__ == "__main__":
+    serve()
