@@ -378,6 +378,20 @@ async def test_a_large_list_is_verified_by_worker_processes_and_its_bad_tokens_r
         uses = await conn.scalar(sa.text("SELECT count(*) FROM attestation_uses WHERE campaign_id = :c"), {"c": cid})
         vouchers = await conn.scalar(sa.text("SELECT count(*) FROM vouchers WHERE campaign_id = :c"), {"c": cid})
     assert uses == vouchers == result["issued"]
+    # A lottery's applicants go through the workers too; the forged one is excluded before the draw.
+    lottery = await shanghai.active(campaign_text(attested_by=operator.name, distribution="lottery"))
+    applicants = [
+        {"wallet_id": wallet(n), "attestation": operator.token(lottery["id"], wallet(n))} for n in range(1, 151)
+    ]
+    applicants[9]["attestation"] = operator.token(lottery["id"], wallet(10), key=Ed25519PrivateKey.generate())
+    caplog.clear()
+    drawn = await shanghai.post(
+        f"/v1/campaigns/{lottery['id']}/issuances", {"lottery": {"applicants": applicants, "seed": "cd" * 16}}
+    )
+    assert drawn.status_code == 201, drawn.text
+    assert drawn.json()["issued"] == 149
+    assert [(r["wallet_id"], r["check"]) for r in drawn.json()["rejected"]] == [(wallet(10), "signature")]
+    assert "attestations verified: 150 by 2 worker processes" in caplog.text
 
 
 @pytest.mark.parametrize(

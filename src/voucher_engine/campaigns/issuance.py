@@ -441,9 +441,11 @@ async def _draw(
     excluded: list[dict[str, str]] = []
     candidates: list[str] = []
     checks: dict[str, str] = {}
-    for key in keys:
+    async with Verifier(gate) as verifier:  # attestations by worker processes when there are many
+        verdicts = await verifier.verdicts([by_key[key] for key in keys])
+    for key, verdict in zip(keys, verdicts):
         wallet_id, id_hash, evidence = by_key[key]
-        decision = gate.decide(wallet_id, id_hash, evidence)
+        decision = gate.decide(wallet_id, id_hash, evidence, verdict)
         if decision.code is not None:
             excluded.append({"key": key, "code": decision.code})
             if decision.check is not None:
