@@ -37,6 +37,8 @@ from voucher_engine.redemption import dispatch as redemption_dispatch
 from voucher_engine.redemption import endpoints as redemption_endpoints
 from voucher_engine.redemption import guard
 from voucher_engine.redemption.fastpath import RedemptionFastPath
+from voucher_engine.risk import detector as risk_detector
+from voucher_engine.risk import endpoints as risk_endpoints
 from voucher_engine.secrets_store import load_server_secret
 from voucher_engine.settlement import endpoints as settlement_endpoints
 from voucher_engine.stats import endpoints as stats_endpoints
@@ -74,6 +76,7 @@ ROUTERS: tuple[APIRouter, ...] = (
     *settlement_endpoints.routers,
     console_endpoints.router,
     attestations_endpoints.router,
+    risk_endpoints.router,
 )
 
 # Per-worker start and stop of the rooms' caches and background work, started in this order and stopped in reverse.
@@ -83,6 +86,7 @@ LIFECYCLE: tuple[tuple[Hook, Hook], ...] = (
     (campaigns_endpoints.startup, campaigns_endpoints.shutdown),
     (redemption_dispatch.startup, redemption_dispatch.shutdown),
     (stats_endpoints.startup, stats_endpoints.shutdown),
+    (risk_detector.startup, risk_detector.shutdown),
     (webhooks_endpoints.startup, webhooks_endpoints.shutdown),
 )
 

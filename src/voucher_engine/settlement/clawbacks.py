@@ -59,29 +59,39 @@ def _model(row: Any, redemption: Any) -> Clawback:
 
 async def claw_back(engine: AsyncEngine, subject: Subject, redemption_id: str, reason: str) -> tuple[Clawback, bool]:
     """Answer (clawback, created). Idempotent per redemption: a second call answers the first clawback."""
+    if campaign_of_redemption(redemption_id) is None:
+        raise _not_found(redemption_id)
+    async with engine.begin() as sa_conn:
+        return await claw_back_in(sa_conn, subject, redemption_id, reason)
+
+
+async def claw_back_in(
+    sa_conn: AsyncConnection, subject: Subject, redemption_id: str, reason: str
+) -> tuple[Clawback, bool]:
+    """`claw_back` in the caller's transaction (a confirmed risk flag claws back its redemptions with its
+    decision, all or nothing). Raises before writing anything when the caller may not or nothing stands."""
     campaign_id = campaign_of_redemption(redemption_id)
     if campaign_id is None:
         raise _not_found(redemption_id)
     now = clock.now()
-    async with engine.begin() as sa_conn:
-        conn = await driver(sa_conn)
-        campaign = await conn.fetchrow(LOCK_CAMPAIGN, campaign_id)
-        if campaign is None:
-            raise _not_found(redemption_id)
-        _require_clawer(subject, campaign["issuer_id"], redemption_id)
-        redemption = await conn.fetchrow(LOCK_REDEMPTION, campaign_id, redemption_id)
-        if redemption is None:
-            raise _not_found(redemption_id)
-        existing = await conn.fetchrow(READ_CLAWBACK, campaign_id, redemption_id)
-        if existing is not None:
-            return _model(existing, redemption), False
-        amount = redemption["subsidy_fen"] - redemption["subsidy_refunded_fen"]
-        if amount <= 0:
-            raise EngineError("INVALID_STATE", "Refunds already took back this redemption's whole subsidy.")
-        stored, updated = await _record_clawback(
-            sa_conn, conn, subject, redemption, amount, reason, campaign["status"], now
-        )
-        return _model(stored, updated), True
+    conn = await driver(sa_conn)
+    campaign = await conn.fetchrow(LOCK_CAMPAIGN, campaign_id)
+    if campaign is None:
+        raise _not_found(redemption_id)
+    _require_clawer(subject, campaign["issuer_id"], redemption_id)
+    redemption = await conn.fetchrow(LOCK_REDEMPTION, campaign_id, redemption_id)
+    if redemption is None:
+        raise _not_found(redemption_id)
+    existing = await conn.fetchrow(READ_CLAWBACK, campaign_id, redemption_id)
+    if existing is not None:
+        return _model(existing, redemption), False
+    amount = redemption["subsidy_fen"] - redemption["subsidy_refunded_fen"]
+    if amount <= 0:
+        raise EngineError("INVALID_STATE", "Refunds already took back this redemption's whole subsidy.")
+    stored, updated = await _record_clawback(
+        sa_conn, conn, subject, redemption, amount, reason, campaign["status"], now
+    )
+    return _model(stored, updated), True
 
 
 def _require_clawer(subject: Subject, issuer_id: str, redemption_id: str) -> None:

@@ -106,6 +106,19 @@ WHERE id = $1 RETURNING id
 """
 CLEAR_HOLD = "UPDATE merchants SET payout_hold_reason = NULL, payout_hold_since = NULL WHERE id = $1 RETURNING id"
 HOLD_EVENT = "INSERT INTO payout_hold_events (merchant_id, action, reason, actor, at) VALUES ($1, $2, $3, $4, $5)"
+# A hold put on by a cause (risk control): answers whether the merchant was off hold before (the cause put it on).
+SET_HOLD_NEWLY = """
+WITH old AS (SELECT id, payout_hold_since FROM merchants WHERE id = $1 FOR UPDATE)
+UPDATE merchants m SET payout_hold_reason = $2, payout_hold_since = coalesce(m.payout_hold_since, $3)
+FROM old WHERE m.id = old.id RETURNING old.payout_hold_since IS NULL AS newly
+"""
+# The actors of the holds since the merchant's last release (who the current hold stands for).
+HOLDERS_SINCE_RELEASE = """
+SELECT coalesce(array_agg(DISTINCT e.actor), '{}') FROM payout_hold_events e
+WHERE e.merchant_id = $1 AND e.action = 'hold'
+  AND e.id > coalesce((SELECT max(r.id) FROM payout_hold_events r
+                       WHERE r.merchant_id = $1 AND r.action = 'release'), 0)
+"""
 
 # -- statements ------------------------------------------------------------------------------------------------------
 

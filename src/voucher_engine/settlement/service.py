@@ -71,6 +71,28 @@ async def release(conn: AsyncConnection, subject: Subject, merchant_id: str) -> 
     return await merchants.get(conn, merchant_id)
 
 
+async def hold_by_cause(raw: asyncpg.Connection, merchant_id: str, reason: str, actor: str, at: datetime) -> bool:
+    """Hold the merchant for a cause that is not a caller (risk control names its flag as `actor`), in the caller's
+    transaction; answers whether the merchant was off hold before, i.e. whether this cause put it on hold."""
+    newly = await raw.fetchval(repository.SET_HOLD_NEWLY, merchant_id, reason, at)
+    if newly is None:
+        raise EngineError("NOT_FOUND", f"no merchant {merchant_id!r}")
+    await repository.hold_event(raw, merchant_id, "hold", reason, actor, at)
+    return bool(newly)
+
+
+async def release_by_cause(raw: asyncpg.Connection, merchant_id: str, actor: str, at: datetime) -> None:
+    """Release the merchant for a cause that is not a caller (the flag that held it was cleared)."""
+    if await raw.fetchval(repository.CLEAR_HOLD, merchant_id) is None:
+        raise EngineError("NOT_FOUND", f"no merchant {merchant_id!r}")
+    await repository.hold_event(raw, merchant_id, "release", None, actor, at)
+
+
+async def holders_since_release(raw: asyncpg.Connection, merchant_id: str) -> list[str]:
+    """Who put on or renewed the merchant's current hold (actors of its hold events since the last release)."""
+    return list(await raw.fetchval(repository.HOLDERS_SINCE_RELEASE, merchant_id))
+
+
 # -- runs ------------------------------------------------------------------------------------------------------------
 
 

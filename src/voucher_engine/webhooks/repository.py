@@ -66,6 +66,18 @@ async def insert_outbox(
     )
 
 
+INSERT_OUTBOX = """
+INSERT INTO webhook_outbox (id, type, campaign_id, issuer_id, created_at, data) VALUES ($1, $2, $3, $4, $5, $6::jsonb)
+"""
+
+
+async def insert_outbox_raw(
+    raw: asyncpg.Connection, event_id: str, type_: str, campaign_id: str | None, issuer_id: str | None, at, data: Any
+) -> None:
+    """insert_outbox on the asyncpg connection of a cause that runs raw (a redemption batch)."""
+    await raw.execute(INSERT_OUTBOX, event_id, type_, campaign_id, issuer_id, at, orjson.dumps(data).decode())
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # The dispatcher's statements (raw asyncpg).
 

@@ -10,6 +10,7 @@ import os
 from datetime import datetime
 from typing import Any
 
+import asyncpg
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from voucher_engine import clock
@@ -147,6 +148,20 @@ async def record(
     return event_id
 
 
-async def risk_flag_opened(conn: AsyncConnection, flag: dict[str, Any], *, campaign_id: str, issuer_id: str) -> str:
-    """The hook for risk control: call it in the transaction that opens the flag, with the flag as API.md shows it."""
-    return await record(conn, "risk.flag_opened", flag, campaign_id=campaign_id, issuer_id=issuer_id)
+async def risk_flag_opened(
+    conn: AsyncConnection | asyncpg.Connection,
+    flag: dict[str, Any],
+    *,
+    campaign_id: str | None,
+    issuer_id: str | None,
+    at: datetime | None = None,
+) -> str:
+    """The hook for risk control: call it in the transaction that opens the flag, with the flag as API.md shows it
+    (on the asyncpg connection itself where the cause runs raw, as a redemption batch does)."""
+    if not isinstance(conn, asyncpg.Connection):
+        return await record(conn, "risk.flag_opened", flag, campaign_id=campaign_id, issuer_id=issuer_id, at=at)
+    event_id = new_event_id()
+    await repository.insert_outbox_raw(
+        conn, event_id, "risk.flag_opened", campaign_id, issuer_id, at or clock.now(), repository.plain_json(flag)
+    )
+    return event_id

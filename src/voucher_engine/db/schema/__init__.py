@@ -27,6 +27,8 @@ from . import (  # noqa: E402,F401
     ledger,
     redemption,
     reliability,
+    risk,
+    risk_windows,
     settlement,
     stats,
     webhooks,
