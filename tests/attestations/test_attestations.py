@@ -6,6 +6,7 @@ import base64
 import logging
 import sys
 import time
+from datetime import UTC, datetime
 
 import jwt
 import pytest
@@ -335,6 +336,7 @@ def small_slices(monkeypatch):
     monkeypatch.setattr(verifier, "MIN_TOKENS", 100)
     monkeypatch.setattr(verifier, "SLICE", 300)
     monkeypatch.setattr(verifier, "WORKERS", 2)
+    monkeypatch.setattr(verifier, "START_STEP", 0)  # wait for the workers rather than verify while they start
 
 
 async def _large_list(operator, cid: str, count: int) -> tuple[list[dict], list[tuple[str, str]]]:
@@ -416,3 +418,39 @@ async def test_when_worker_processes_fail_the_issuance_verifies_itself_with_the_
     assert "by 2 worker processes" not in caplog.text
     # The warning names what failed, never a token or what it carries.
     assert not [h for h in holders if h["attestation"].split(".")[1] in caplog.text]
+
+
+async def test_verifier_processes_give_the_verdicts_the_issuance_would_give_itself(monkeypatch):
+    """Slices verified partly here while the workers start, then by them: each token's verdict, in order, is
+    `checks.verify_all`'s on the whole list."""
+    monkeypatch.setattr(verifier, "MIN_TOKENS", 50)
+    monkeypatch.setattr(verifier, "SLICE", 200)
+    monkeypatch.setattr(verifier, "WORKERS", 2)
+    monkeypatch.setattr(verifier, "START_STEP", 20)
+    key, now = Ed25519PrivateKey.generate(), int(time.time())
+    public = key.public_key().public_bytes_raw()
+    registry = {"att_1": checks.Attester("att_1", "Operator", public, datetime.now(UTC), None)}
+    holders: list[tuple] = []
+    for n in range(1, 1_001):
+        claims = {"iss": "att_1", "sub": wallet(n), "aud": "cmp_1", "iat": now, "exp": now + 60, "jti": f"j{n}"}
+        signer = Ed25519PrivateKey.generate() if n % 97 == 0 else key  # a forged one now and then
+        token = jws.sign({**claims, "eligible": True} if n % 5 else {**claims, "attributes": {"age": n}}, signer)
+        holders.append((wallet(n), None, token if n % 7 else ADULT if n % 2 else "not.a.token"))
+    gate = checks.Gate(
+        campaign_id="cmp_1", check_holder=lambda a: [], attester_name=None, attesters=registry, now_s=now
+    )
+
+    async def chunks():
+        for start in range(0, len(holders), 450):
+            yield holders[start : start + 450]
+
+    got: list = []
+    async with verifier.Verifier(gate) as pool:
+        async for chunk, verdicts in pool.chunks(chunks()):
+            assert len(chunk) == len(verdicts) <= 200
+            got += verdicts
+    tokens = [h for h in holders if type(h[2]) is str]
+    expected = iter(checks.verify_all(tokens, registry, "cmp_1", None, now))
+    assert got == [next(expected) if type(h[2]) is str else None for h in holders]
+    assert pool.by_workers > 0 and pool.by_workers + pool.inline == len(tokens)
+    assert sum(1 for v in got if v == "signature") == sum(1 for n in range(1, 1_001) if n % 97 == 0 and n % 7)

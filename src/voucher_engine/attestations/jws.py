@@ -18,12 +18,14 @@ from __future__ import annotations
 import base64
 import re
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from nacl.bindings import crypto_core_ed25519_is_valid_point, crypto_sign_open
 from nacl.exceptions import BadSignatureError
+
+if TYPE_CHECKING:  # `cryptography` is imported where keys are made or read, not by verifier workers
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 HEADER = {"alg": "EdDSA", "typ": "ve-attestation+jwt"}
 MAX_TOKEN_CHARS = 8192
@@ -109,4 +111,6 @@ def public_key_from_base64(text: str) -> Ed25519PublicKey:
         raise ValueError("an Ed25519 public key is 32 bytes")
     if not crypto_core_ed25519_is_valid_point(data):  # small order or not on the curve: nothing would verify
         raise ValueError("not an Ed25519 public key of the main subgroup")
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
     return Ed25519PublicKey.from_public_bytes(data)

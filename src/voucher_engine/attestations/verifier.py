@@ -2,7 +2,7 @@
 
 An Ed25519 verification costs about 45 us of CPU, a hundred times what deciding a holder with raw attributes costs;
 an issuance of 100,000 attested holders on one core would spend most of its time there while PostgreSQL waits. So
-an issuance's chunks are verified by `WORKERS` child processes (`python -m voucher_engine.attestations.verifier`),
+an issuance's chunks are verified by `WORKERS` child processes (`python -m voucher_engine.attestations.worker`),
 each given its share of a chunk, while the issuance's own process settles the chunk before (single use, decision,
 the COPY rows) and reads the next: verification of chunk N+1 overlaps the insert of chunk N.
 
@@ -14,7 +14,8 @@ issuance's process, in holder order (`Gate.settle`). A worker writes nothing els
 token's payload may carry a person's attributes).
 
 Workers are started at the first slice of at least `MIN_TOKENS` attestations (about 0.2 s of verification; below
-that, starting processes costs more than it saves); smaller issuances verify in their own process. If a worker cannot be started, dies or answers nonsense, the pool is closed, a warning
+that, starting processes costs more than it saves); smaller issuances verify in their own process, and so do the
+slices that come while the workers start (they do not wait for them). If a worker cannot be started, dies or answers nonsense, the pool is closed, a warning
 logged (without any token's content), and that chunk and the rest are verified in the issuance's process: the
 outcome is the same, only slower.
 """
@@ -31,9 +32,9 @@ import sys
 from collections import deque
 from collections.abc import AsyncIterable, AsyncIterator, Sequence
 from pathlib import Path
-from typing import Any
 
 from voucher_engine.attestations.checks import Gate, Verdict, verify_all
+from voucher_engine.attestations.worker import FRAME as _FRAME
 
 log = logging.getLogger("voucher_engine.attestations.verifier")
 
@@ -44,7 +45,8 @@ MIN_TOKENS = 4_000
 # issuance is settling: small enough that the first slice's wait is short, enough ahead that workers never idle.
 SLICE = 5_000
 LOOKAHEAD = 3
-_FRAME = struct.Struct(">Q")
+# Attestations verified in the issuance's process at a time while the workers start (0: wait for them).
+START_STEP = 500
 _STREAM_LIMIT = 1 << 22
 # Where `voucher_engine` is, installed or not (a worker imports it from there).
 _SOURCE_ROOT = str(Path(__file__).resolve().parents[2])
@@ -52,7 +54,7 @@ _SOURCE_ROOT = str(Path(__file__).resolve().parents[2])
 
 def command() -> list[str]:
     """The worker's command line (the same interpreter; tests point it at failing stand-ins)."""
-    return [sys.executable, "-m", "voucher_engine.attestations.verifier"]
+    return [sys.executable, "-m", "voucher_engine.attestations.worker"]
 
 
 class WorkerFailed(Exception):
@@ -102,6 +104,7 @@ class Verifier:
         self.by_workers = 0
         self.inline = 0
         self.pending: deque[tuple[list[tuple], asyncio.Task]] = deque()
+        self.starting: asyncio.Future | None = None
 
     async def __aenter__(self) -> Verifier:
         return self
@@ -153,22 +156,36 @@ class Verifier:
         if not at:
             return out
         tokens = [chunk[i] for i in at]
-        found: list[Verdict] | None = None
-        if (self.workers or len(tokens) >= self.min_tokens) and await self._started():
-            try:
-                found = await self._by_workers(tokens)
-                self.by_workers += len(tokens)
-            except WorkerFailed as exc:
-                await self._broken(str(exc))
-        if found is None:
-            found = verify_all(tokens, self.gate.attesters, *self.gate.context)
-            self.inline += len(tokens)
+        found: list[Verdict] = []
+        if self.wanted and not self.failed and (self.workers or len(tokens) >= self.min_tokens):
+            if self.starting is None:
+                self.starting = asyncio.ensure_future(self._start())
+            # While the workers start (a second or two under load), verify here, a step at a time so that
+            # starting them goes on in between; then hand them the rest.
+            while START_STEP and not self.starting.done() and len(found) < len(tokens):
+                found += self._inline(tokens[len(found) : len(found) + START_STEP])
+                await asyncio.sleep(0)
+            if len(found) < len(tokens):
+                await asyncio.shield(self.starting)
+            if len(found) < len(tokens) and self.workers and not self.failed:
+                try:
+                    found += await self._by_workers(tokens[len(found) :])
+                except WorkerFailed as exc:
+                    await self._broken(str(exc))
+        if len(found) < len(tokens):
+            found += self._inline(tokens[len(found) :])
         for i, verdict in zip(at, found):
             out[i] = verdict
         return out
 
+    def _inline(self, tokens: list[tuple]) -> list[Verdict]:
+        self.inline += len(tokens)
+        return verify_all(tokens, self.gate.attesters, *self.gate.context)
+
     async def _by_workers(self, tokens: list[tuple]) -> list[Verdict]:
-        workers = self.workers
+        workers = list(self.workers)
+        if not workers:
+            raise WorkerFailed("closed")
         share = -(-len(tokens) // len(workers))
         context = (self.gate.attesters, *self.gate.context)
         pieces = [tokens[n : n + share] for n in range(0, len(tokens), share)]
@@ -184,13 +201,10 @@ class Verifier:
             if isinstance(answer, BaseException):
                 raise answer
             found.extend(answer)
+        self.by_workers += len(found)
         return found
 
-    async def _started(self) -> bool:
-        if self.failed or not self.wanted:
-            return False
-        if self.workers:
-            return True
+    async def _start(self) -> None:
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [_SOURCE_ROOT, os.environ.get("PYTHONPATH")]))}
         try:
             for _ in range(self.wanted):
@@ -204,9 +218,15 @@ class Verifier:
                 )
                 self.workers.append(_Worker(process))
         except OSError as exc:
-            await self._broken(f"not started ({type(exc).__name__})")
-            return False
-        return True
+            log.warning(
+                "attestation verifier processes failed (not started: %s); verifying in the issuance's process",
+                type(exc).__name__,
+            )
+            self.failed = True
+            workers, self.workers = self.workers, []
+            for worker in workers:
+                worker.kill()
+                await worker.process.wait()
 
     async def _broken(self, why: str) -> None:
         if not self.failed:
@@ -215,6 +235,9 @@ class Verifier:
         await self.close(clean=False)
 
     async def close(self, *, clean: bool) -> None:
+        if self.starting is not None and not self.starting.done():
+            self.starting.cancel()
+            await asyncio.gather(self.starting, return_exceptions=True)
         workers, self.workers = self.workers, []
         for worker in workers:
             if clean and worker.process.stdin is not None:
@@ -227,25 +250,3 @@ class Verifier:
             except asyncio.TimeoutError:
                 worker.kill()
                 await worker.process.wait()
-
-
-def serve(stdin: Any = None, stdout: Any = None) -> None:
-    """A worker: length-prefixed requests (holders, context) in, length-prefixed verdict lists out, until EOF."""
-    stdin = stdin or sys.stdin.buffer
-    stdout = stdout or sys.stdout.buffer
-    while True:
-        head = stdin.read(_FRAME.size)
-        if len(head) < _FRAME.size:
-            return
-        (size,) = _FRAME.unpack(head)
-        holders, (attesters, campaign_id, attester_name, now_s) = pickle.loads(stdin.read(size))
-        answer = pickle.dumps(
-            verify_all(holders, attesters, campaign_id, attester_name, now_s), protocol=pickle.HIGHEST_PROTOCOL
-        )
-        stdout.write(_FRAME.pack(len(answer)))
-        stdout.write(answer)
-        stdout.flush()
-
-
-if __name__ == "__main__":
-    serve()
