@@ -43,7 +43,7 @@ WORKERS = min(4, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity"
 MIN_TOKENS = 4_000
 # Chunks are cut into slices of SLICE holders, and up to LOOKAHEAD slices are verified ahead of the one the
 # issuance is settling: small enough that the first slice's wait is short, enough ahead that workers never idle.
-SLICE = 5_000
+SLICE = 4_000
 LOOKAHEAD = 3
 # Attestations verified in the issuance's process at a time while the workers start (0: wait for them).
 START_STEP = 500
@@ -62,23 +62,36 @@ class WorkerFailed(Exception):
 
 
 class _Worker:
+    """One worker process. Requests are written as soon as they are made (the worker finds the next one waiting in
+    its input when it finishes one: worker.py widens both pipes to hold a whole request or answer) and answers are
+    read in the same order."""
+
     def __init__(self, process: asyncio.subprocess.Process) -> None:
         self.process = process
-        self.lock = asyncio.Lock()
+        self.last: asyncio.Future | None = None  # the read of the latest request's answer
 
     async def verify(self, request: bytes, count: int) -> list[Verdict]:
         stdin, stdout = self.process.stdin, self.process.stdout
         if stdin is None or stdout is None:
             raise WorkerFailed("no pipes")
-        async with self.lock:  # one request at a time; the next one waits here, already encoded
-            try:
-                stdin.write(_FRAME.pack(len(request)) + request)
-                await stdin.drain()
-                (size,) = _FRAME.unpack(await stdout.readexactly(_FRAME.size))
-                answer = pickle.loads(await stdout.readexactly(size))
-            except (OSError, asyncio.IncompleteReadError, pickle.UnpicklingError, EOFError, struct.error) as exc:
-                raise WorkerFailed(type(exc).__name__) from None
+        previous, mine = self.last, asyncio.get_running_loop().create_future()
+        self.last = mine
+        try:
+            stdin.write(_FRAME.pack(len(request)) + request)
+            if previous is not None:  # answers come back in the order of the requests
+                await asyncio.wait([previous])
+            (size,) = _FRAME.unpack(await stdout.readexactly(_FRAME.size))
+            answer = pickle.loads(await stdout.readexactly(size))
+        except (OSError, asyncio.IncompleteReadError, pickle.UnpicklingError, EOFError, struct.error) as exc:
+            self.kill()
+            raise WorkerFailed(type(exc).__name__) from None
+        except BaseException:  # cancelled half way: this worker's answers would no longer match its requests
+            self.kill()
+            raise
+        finally:
+            mine.set_result(None)
         if not isinstance(answer, list) or len(answer) != count:
+            self.kill()
             raise WorkerFailed("a verdict per token expected")
         return answer
 
@@ -105,6 +118,7 @@ class Verifier:
         self.inline = 0
         self.pending: deque[tuple[list[tuple], asyncio.Task]] = deque()
         self.starting: asyncio.Future | None = None
+        self.starting_lock = asyncio.Lock()
 
     async def __aenter__(self) -> Verifier:
         return self
@@ -162,9 +176,10 @@ class Verifier:
                 self.starting = asyncio.ensure_future(self._start())
             # While the workers start (a second or two under load), verify here, a step at a time so that
             # starting them goes on in between; then hand them the rest.
-            while START_STEP and not self.starting.done() and len(found) < len(tokens):
-                found += self._inline(tokens[len(found) : len(found) + START_STEP])
-                await asyncio.sleep(0)
+            async with self.starting_lock:  # one slice at a time, or the start would wait for all of them
+                while START_STEP and not self.starting.done() and len(found) < len(tokens):
+                    found += self._inline(tokens[len(found) : len(found) + START_STEP])
+                    await asyncio.sleep(0)
             if len(found) < len(tokens):
                 await asyncio.shield(self.starting)
             if len(found) < len(tokens) and self.workers and not self.failed:
