@@ -285,6 +285,10 @@ async def test_attesters_refuse_bad_keys_and_duplicates(service):
         headers=service.admin,
     )
     assert bad.status_code == 422 and bad.json()["code"] == "VALIDATION_ERROR", bad.text
+    # A point of small order (here the neutral element) is 32 bytes but no key: nothing it "signs" could be trusted.
+    small = base64.b64encode(b"\x01" + bytes(31)).decode()
+    refused = await service.client.post("/v1/attesters", json={"name": "x", "public_key": small}, headers=service.admin)
+    assert refused.status_code == 422 and refused.json()["code"] == "VALIDATION_ERROR", refused.text
     public = base64.b64encode(Ed25519PrivateKey.generate().public_key().public_bytes_raw()).decode()
     body = {"name": "Operator", "public_key": public}
     assert (await service.client.post("/v1/attesters", json=body, headers=service.admin)).status_code == 201
