@@ -21,8 +21,12 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import orjson
-from nacl.bindings import crypto_core_ed25519_is_valid_point, crypto_sign_open
-from nacl.exceptions import BadSignatureError
+
+try:
+    from nacl.bindings import crypto_core_ed25519_is_valid_point, crypto_sign_open
+    from nacl.exceptions import BadSignatureError
+except ImportError:  # an environment installed before PyNaCl was a dependency: OpenSSL's verification (slower)
+    crypto_sign_open = None  # type: ignore[assignment]
 
 if TYPE_CHECKING:  # `cryptography` is imported where keys are made or read, not by verifier workers
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
@@ -90,9 +94,22 @@ def parse(token: object) -> Compact:
 
 def signature_ok(compact: Compact, public_key: bytes) -> bool:
     """The signature over the signing input, with a raw 32-byte Ed25519 public key (the registry's bytes)."""
+    if crypto_sign_open is None:
+        return _openssl_signature_ok(compact, public_key)
     try:
         crypto_sign_open(compact.signature + compact.signing_input, public_key)
     except BadSignatureError:
+        return False
+    return True
+
+
+def _openssl_signature_ok(compact: Compact, public_key: bytes) -> bool:
+    from cryptography.exceptions import InvalidSignature
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+    try:
+        Ed25519PublicKey.from_public_bytes(public_key).verify(compact.signature, compact.signing_input)
+    except InvalidSignature:
         return False
     return True
 
@@ -109,7 +126,9 @@ def public_key_from_base64(text: str) -> Ed25519PublicKey:
     data = base64.b64decode(text.replace("-", "+").replace("_", "/") + "=" * (-len(text) % 4), validate=True)
     if len(data) != 32:
         raise ValueError("an Ed25519 public key is 32 bytes")
-    if not crypto_core_ed25519_is_valid_point(data):  # small order or not on the curve: nothing would verify
+    if crypto_sign_open is not None and not crypto_core_ed25519_is_valid_point(
+        data
+    ):  # small order or not on the curve: nothing would verify
         raise ValueError("not an Ed25519 public key of the main subgroup")
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
