@@ -67,6 +67,20 @@ const zh = {
   "issuers.empty_no_limit": "空 = 不限", "issuers.set_appropriation": "设定拨款上限", "issuers.appropriation_set": "已设定：",
   "tokens.last_used": "最近使用", "tokens.revoked": "吊销于", "tokens.revoke": "吊销", "tokens.revoke_confirm": "吊销后此令牌立即失效。确定吗？",
   "tokens.no_issuer": "（不绑定）", "tokens.create": "签发令牌", "tokens.once": "令牌只显示这一次",
+  "nav.risk": "风险核查", "risk.title": "风险核查（反欺诈）", "risk.help": "风控规则命中时开立的核查单：每单列出命中的规则、看到的数值与限值，以及涉及的核销。确认（confirm）将追回所列核销的补贴并保持暂停付款；排除（clear）将解除由此单造成的暂停付款。每个决定都记录决定人。",
+  "risk.help_auditor": "审计可以查看核查单及其证据和决定，不能作出决定。", "risk.campaign": "活动编号", "risk.merchant": "商户编号", "risk.status": "状态", "risk.signal": "信号", "risk.all": "全部",
+  "risk.filter": "筛选", "risk.none": "没有符合条件的核查单", "risk.opened": "开立时间", "risk.outcome": "处置", "risk.redemptions": "涉及核销", "risk.open_flag": "查看",
+  "risk.status.open": "待核查", "risk.status.cleared": "已排除", "risk.status.confirmed": "已确认", "risk.outcome.flag": "标记", "risk.outcome.hold": "暂停付款", "risk.outcome.refuse": "拒绝",
+  "risk.evidence": "证据", "risk.rule": "命中规则", "risk.figure": "项目", "risk.value": "值", "risk.hold_caused": "开立时暂停了该商户的付款",
+  "risk.redemption": "核销编号", "risk.at": "时间", "risk.subsidy": "补贴", "risk.kind": "账本交易", "risk.not_in_ledger": "（账本中未找到）", "risk.ids_only": "运营角色不能读账本：只列核销编号。",
+  "risk.decide": "作出决定", "risk.note": "说明（会与决定一并保存）", "risk.clear": "排除（无问题）", "risk.confirm": "确认（追回补贴）", "risk.confirm_ask": "确认将追回本单所列每笔核销的补贴，并保持商户暂停付款。确定吗？",
+  "risk.decision": "决定", "risk.decision.clear": "已排除", "risk.decision.confirm": "已确认", "risk.decided_by": "决定人", "risk.clawbacks": "追回", "risk.released": "已解除由此单造成的暂停付款",
+  "risk.back": "风险核查", "risk.signal.odd_hour": "非营业时段", "risk.signal.refund_reredeem": "退款后再核销", "risk.signal.threshold_hugging": "贴近门槛", "risk.signal.merchant_velocity": "商户核销过快",
+  "risk.signal.threshold_share": "门槛订单占比", "risk.signal.exact_repeat": "金额重复", "risk.signal.pair_recurrence": "持券人与商户反复配对", "risk.signal.new_merchant_volume": "新商户突增",
+  "risk.signal.holder_spread": "持券人跨商户过快", "risk.signal.claims_burst": "领券突增",
+  "approval.title": "共同出资审批", "approval.column": "审批", "approval.own": "本级出资", "approval.pending": "待审批", "approval.approved": "已同意", "approval.declined": "已拒绝",
+  "approval.approve": "同意出资", "approval.decline": "拒绝出资", "approval.yours": "本活动请您（{region}）出资 {amount}（{share}），请审批。", "approval.final": "活动已注资，出资决定不可再改。",
+  "approval.history": "审批记录", "approval.decided_at": "时间", "approval.token": "令牌", "approval.awaiting": "待您审批", "approval.your_decision": "您的审批",
 };
 
 const en = {
@@ -135,6 +149,20 @@ const en = {
   "issuers.empty_no_limit": "empty = no limit", "issuers.set_appropriation": "Set appropriation", "issuers.appropriation_set": "Set:",
   "tokens.last_used": "Last used", "tokens.revoked": "Revoked", "tokens.revoke": "Revoke", "tokens.revoke_confirm": "The token stops working at once. Revoke it?",
   "tokens.no_issuer": "(none)", "tokens.create": "Make token", "tokens.once": "The token is shown once",
+  "nav.risk": "Risk flags", "risk.title": "Risk flags (anti-fraud)", "risk.help": "Flags opened when a risk rule is met: each shows the rule, the value seen and the limit, and the redemptions it names. Confirm claws back every named redemption's subsidy and keeps the payout hold; clear releases a hold the flag caused. Every decision is kept with who made it.",
+  "risk.help_auditor": "Auditors read flags, their evidence and decisions; they do not decide.", "risk.campaign": "Campaign id", "risk.merchant": "Merchant id", "risk.status": "Status", "risk.signal": "Signal", "risk.all": "all",
+  "risk.filter": "Filter", "risk.none": "No flags match", "risk.opened": "Opened", "risk.outcome": "Outcome", "risk.redemptions": "Redemptions", "risk.open_flag": "Open",
+  "risk.status.open": "open", "risk.status.cleared": "cleared", "risk.status.confirmed": "confirmed", "risk.outcome.flag": "flag", "risk.outcome.hold": "hold", "risk.outcome.refuse": "refuse",
+  "risk.evidence": "Evidence", "risk.rule": "Rule met", "risk.figure": "Figure", "risk.value": "Value", "risk.hold_caused": "Opening it put the merchant on payout hold",
+  "risk.redemption": "Redemption", "risk.at": "At", "risk.subsidy": "Subsidy", "risk.kind": "Ledger", "risk.not_in_ledger": "(not found in the ledger)", "risk.ids_only": "The operator does not read the ledger: the redemption ids only.",
+  "risk.decide": "Decide", "risk.note": "Note (kept with the decision)", "risk.clear": "Clear (nothing wrong)", "risk.confirm": "Confirm (claw back)", "risk.confirm_ask": "Confirming claws back the subsidy of every redemption this flag names and keeps the merchant's payout hold. Go ahead?",
+  "risk.decision": "Decision", "risk.decision.clear": "cleared", "risk.decision.confirm": "confirmed", "risk.decided_by": "Decided by", "risk.clawbacks": "Clawbacks", "risk.released": "The hold this flag caused was released",
+  "risk.back": "Risk flags", "risk.signal.odd_hour": "odd hour", "risk.signal.refund_reredeem": "refund then redeem again", "risk.signal.threshold_hugging": "order hugs the threshold", "risk.signal.merchant_velocity": "merchant velocity",
+  "risk.signal.threshold_share": "share of threshold orders", "risk.signal.exact_repeat": "exact repeats", "risk.signal.pair_recurrence": "holder–merchant pair recurs", "risk.signal.new_merchant_volume": "new merchant's sudden volume",
+  "risk.signal.holder_spread": "holder across merchants", "risk.signal.claims_burst": "claims burst",
+  "approval.title": "Co-funding approval", "approval.column": "Approval", "approval.own": "own", "approval.pending": "pending", "approval.approved": "approved", "approval.declined": "declined",
+  "approval.approve": "Approve the share", "approval.decline": "Decline the share", "approval.yours": "This campaign asks you ({region}) for {amount} ({share}): please decide.", "approval.final": "The campaign is funded: consents are final.",
+  "approval.history": "Decisions", "approval.decided_at": "At", "approval.token": "Token", "approval.awaiting": "awaiting your decision", "approval.your_decision": "Your approval",
 };
 
 const WORDS = { zh, en };
