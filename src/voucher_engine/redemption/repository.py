@@ -576,7 +576,7 @@ FOR UPDATE OF r, v
 """
 # A refund's own rows, as WITH items: the redemption's refunded amounts, the refund, the voucher given back (when
 # $11), the day's spend given back (when $15). Sent alone, or before the ledger's posting in its statement
-# (ledger.service.post_many_alongside).
+# (REFUND_WRITE_AND_POST).
 REFUND_WRITE_CTES = """
 r AS (
     UPDATE redemptions SET refunded_fen = refunded_fen + $3, subsidy_refunded_fen = subsidy_refunded_fen + $4
@@ -602,6 +602,12 @@ REFUND_WRITE_RESULT = (
 # Read by the ledger's account locks: the refund's rows are written before its campaign's escrow is locked.
 REFUND_WRITE_FIRST = "(SELECT count(*) FROM r) + (SELECT count(*) FROM f) + (SELECT count(*) FROM v)"
 REFUND_WRITE = f"WITH {REFUND_WRITE_CTES} SELECT {REFUND_WRITE_RESULT}"
+# The refund's rows and its posting in one statement (as WRITE_AND_POST): `ledger_post_batch` (migration 0020) after
+# the refund's items, its arguments the ledger's `PreparedPosting.args` ($17..$31).
+REFUND_WRITE_AND_POST = f"""WITH {REFUND_WRITE_CTES}
+SELECT {REFUND_WRITE_RESULT}, l.moved, l.inserted, l.batch, l.totals
+FROM ledger_post_batch($17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $28, $29, $30, $31,
+                       {REFUND_WRITE_FIRST}) AS l"""
 
 
 class RefundWrite(NamedTuple):
@@ -646,6 +652,15 @@ async def lock_redemption_and_voucher(
 async def write_refund(conn: asyncpg.Connection, write: RefundWrite) -> asyncpg.Record:
     """REFUND_WRITE alone (a refund that moves no money)."""
     return await conn.fetchrow(REFUND_WRITE, *write)
+
+
+async def write_refund_and_post(
+    conn: asyncpg.Connection, write: RefundWrite, posting: PreparedPosting
+) -> tuple[asyncpg.Record, PostingResult]:
+    """REFUND_WRITE_AND_POST: the refund's rows and its ledger posting in one round trip. The caller wraps it in
+    `ledger.refusals(posting)` and hands the `PostingResult` to `ledger.landed`."""
+    row = await conn.fetchrow(REFUND_WRITE_AND_POST, *write, *posting.args)
+    return row, PostingResult(row["moved"], row["inserted"], row["batch"], row["totals"])
 
 
 def check_refund_written(row: asyncpg.Record, write: RefundWrite) -> None:
