@@ -10,11 +10,12 @@ from fastapi import APIRouter, Depends, Path, Query
 from voucher_engine.auth.dependencies import require
 from voucher_engine.auth.subjects import Subject
 from voucher_engine.errors import EngineError
+from voucher_engine.redemption.dispatch import RUNNER_KEY
 from voucher_engine.risk import decisions, service
 from voucher_engine.risk.schemas import FLAG_ID_PATTERN, DecisionRequest, FlagPage, RiskFlag
 from voucher_engine.web.openapi import operation
 from voucher_engine.web.paging import Cursor, Limit, decode_cursor, encode_cursor
-from voucher_engine.web.state import State
+from voucher_engine.web.state import AppState, State
 
 Reader = Annotated[Subject, Depends(require("admin", "auditor", "gov"))]
 Decider = Annotated[Subject, Depends(require("admin", "gov"))]
@@ -24,6 +25,19 @@ IdFilter = Annotated[str | None, Query(min_length=1, max_length=128)]
 SignalFilter = Annotated[str | None, Query(pattern="^[a-z_]{1,64}$")]
 
 router = APIRouter(prefix="/v1/risk", tags=["risk"])
+
+
+async def startup(state: AppState) -> None:
+    """Give the worker's redemption batches the function that opens their flags (the redemption room judges the
+    per-redemption rules itself, from contracts/risk.py, but does not depend on this room)."""
+    runner = state.extras.get(RUNNER_KEY)
+    if runner is not None:
+        runner.flag_writer = service.open_batch_flags
+
+
+async def shutdown(state: AppState) -> None:
+    return None
+
 
 FLAG_EXAMPLE: dict[str, Any] = {
     "id": "rf_5b1e0c7d9a2f4e6b8c0d",

@@ -22,6 +22,7 @@ from voucher_engine.auth.subjects import Subject
 from voucher_engine.contracts.risk import OUTCOMES, SIGNALS
 from voucher_engine.db.raw import driver
 from voucher_engine.errors import EngineError
+from voucher_engine.redemption.service import RiskFlagged
 from voucher_engine.risk import repository
 from voucher_engine.risk.schemas import STATUSES, Decision, RiskFlag
 from voucher_engine.settlement import service as settlement
@@ -140,6 +141,30 @@ def to_model(row: Any) -> RiskFlag:
         hold_caused=row["hold_caused"],
         decision=decision,
     )
+
+
+async def open_batch_flags(raw: asyncpg.Connection, flagged: list[RiskFlagged], at: datetime) -> None:
+    """The flags of a redemption batch's redemptions that met risk rules (redemption/service.py calls it, once
+    registered by `startup`, in the batch's transaction): one flag per redemption and signal."""
+    for item in flagged:
+        hit = item.hit
+        evidence = {
+            **hit.explain(),
+            **hit.evidence,
+            "order_amount_fen": item.order_amount_fen,
+            "voucher_id": item.voucher_id,
+        }
+        await open_flag(
+            raw,
+            signal=hit.signal,
+            outcome=hit.outcome,
+            merchant_id=item.merchant_id,
+            campaign_id=item.campaign_id,
+            redemption_ids=[item.redemption_id],
+            evidence=evidence,
+            dedupe_key=f"{hit.signal}:{item.redemption_id}",
+            at=at,
+        )
 
 
 # -- reading ---------------------------------------------------------------------------------------------------------
