@@ -63,7 +63,7 @@ async def test_a_contract_tightens_the_rules_and_a_refused_request_can_be_retrie
         "risk {\n    odd_hour from 22:00 to 11:00: refuse\n    threshold_hugging within 2%: hold\n}\n\npayment {",
     )
     await rw.set_clock("2025-01-10T10:59:00+08:00")
-    _, vouchers = await rw.launch_dining(3, source=source)
+    campaign_id, vouchers = await rw.launch_dining(3, source=source)
     wallet, code = vouchers[0]
     till = rw.tills["rest-c"]
     refused = await till.redeem(code, ORDER, wallet=wallet, pos_txn_id="pos-1")
@@ -72,6 +72,12 @@ async def test_a_contract_tightens_the_rules_and_a_refused_request_can_be_retrie
     assert explain["rule"] == "odd_hour from 22:00 to 11:00: refuse" and explain["source"] == "contract"
     assert explain["line"] == source.splitlines().index("    odd_hour from 22:00 to 11:00: refuse") + 1
     assert explain["column"] == 5 and explain["actual"] == "10:59"
+    in_force = await rw.service.client.get(f"/v1/risk/rules?campaign_id={campaign_id}", headers=rw.auditor)
+    written = [r for r in in_force.json()["rules"] if r["source"] == "contract"]
+    assert [(r["signal"], r["outcome"], r["limits"]) for r in written] == [
+        ("odd_hour", "refuse", {"from": 22 * 3600, "to": 11 * 3600}),
+        ("threshold_hugging", "hold", {"within": 200}),
+    ]
     quoted = await till.quote(code, ORDER, wallet=wallet)
     assert quoted.json()["eligible"] is False and quoted.json()["code"] == "RISK_REFUSED"
 

@@ -207,6 +207,7 @@ _SECTION_START_TERMINALS = {
     "PAYMENT",
     "ITEMS",
     "DECLARE",
+    "RISK",
 }
 
 

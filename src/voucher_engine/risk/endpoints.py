@@ -12,7 +12,7 @@ from voucher_engine.auth.subjects import Subject
 from voucher_engine.errors import EngineError
 from voucher_engine.redemption.dispatch import RUNNER_KEY
 from voucher_engine.risk import decisions, service
-from voucher_engine.risk.schemas import FLAG_ID_PATTERN, DecisionRequest, FlagPage, RiskFlag
+from voucher_engine.risk.schemas import FLAG_ID_PATTERN, DecisionRequest, FlagPage, RiskFlag, RuleSet
 from voucher_engine.web.openapi import operation
 from voucher_engine.web.paging import Cursor, Limit, decode_cursor, encode_cursor
 from voucher_engine.web.state import AppState, State
@@ -151,3 +151,34 @@ async def get_flag(flag_id: FlagId, state: State, subject: Reader) -> RiskFlag:
 )
 async def decide(flag_id: FlagId, body: DecisionRequest, state: State, subject: Decider) -> RiskFlag:
     return await decisions.decide(state.engine, subject, flag_id, body.decision, body.note)
+
+
+@router.get(
+    "/rules",
+    response_model=RuleSet,
+    responses={404: {"description": "NOT_FOUND: a campaign_id the caller cannot see."}},
+    **operation(
+        "The risk rules in force",
+        "Without `campaign_id`, the platform's default rules with their thresholds; with it, the campaign's: the "
+        "defaults with its contract's `risk { … }` section applied (each rule says where it was written). Admin, "
+        "auditors, the campaign's gov.",
+        response_example={
+            "campaign_id": None,
+            "rules": [
+                {
+                    "signal": "refund_reredeem",
+                    "outcome": "refuse",
+                    "limits": {"after": 3},
+                    "rule": "refund_reredeem after 3: refuse",
+                    "source": "platform default",
+                    "line": None,
+                    "column": None,
+                }
+            ],
+        },
+        errors=["NOT_FOUND"],
+    ),
+)
+async def rules(state: State, subject: Reader, campaign_id: IdFilter = None) -> RuleSet:
+    async with state.engine.connect() as conn:
+        return await service.rules(conn, subject, campaign_id)
