@@ -37,6 +37,7 @@ from voucher_engine.redemption import dispatch as redemption_dispatch
 from voucher_engine.redemption import endpoints as redemption_endpoints
 from voucher_engine.redemption import guard
 from voucher_engine.redemption.fastpath import RedemptionFastPath
+from voucher_engine.risk import detector as risk_detector
 from voucher_engine.risk import endpoints as risk_endpoints
 from voucher_engine.secrets_store import load_server_secret
 from voucher_engine.settlement import endpoints as settlement_endpoints
@@ -86,6 +87,7 @@ LIFECYCLE: tuple[tuple[Hook, Hook], ...] = (
     (redemption_dispatch.startup, redemption_dispatch.shutdown),
     (risk_endpoints.startup, risk_endpoints.shutdown),
     (stats_endpoints.startup, stats_endpoints.shutdown),
+    (risk_detector.startup, risk_detector.shutdown),
     (webhooks_endpoints.startup, webhooks_endpoints.shutdown),
 )
 

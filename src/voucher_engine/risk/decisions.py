@@ -58,9 +58,10 @@ async def decide(engine: AsyncEngine, subject: Subject, flag_id: str, decision: 
                         raise
                     continue
                 clawback_ids.append(clawback.id)
-            await settlement.hold_by_cause(
-                raw, flag.merchant_id, f"risk flag {flag_id} confirmed: {flag.signal}", hold_actor(flag_id), now
-            )
+            if flag.merchant_id is not None:  # a holder's spread or a claims burst names no merchant to hold
+                await settlement.hold_by_cause(
+                    raw, flag.merchant_id, f"risk flag {flag_id} confirmed: {flag.signal}", hold_actor(flag_id), now
+                )
         else:
             released = await _release_if_ours(raw, flag, now)
         status = "confirmed" if decision == "confirm" else "cleared"
@@ -84,6 +85,8 @@ async def decide(engine: AsyncEngine, subject: Subject, flag_id: str, decision: 
 
 
 async def _release_if_ours(raw, flag: RiskFlag, now) -> bool:
+    if flag.merchant_id is None:
+        return False  # a pattern of no one merchant held no one
     holders = await settlement.holders_since_release(raw, flag.merchant_id)
     if hold_actor(flag.id) not in holders:
         return False  # the flag did not hold the merchant (or an operator has released it since)

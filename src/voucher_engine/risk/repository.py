@@ -67,7 +67,7 @@ async def insert_flag(
     flag_id: str,
     signal: str,
     outcome: str,
-    merchant_id: str,
+    merchant_id: str | None,
     campaign_id: str | None,
     redemption_ids: list[str],
     evidence: dict[str, Any],

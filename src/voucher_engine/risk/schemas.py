@@ -28,7 +28,9 @@ class RiskFlag(BaseModel):
     id: str
     signal: str = Field(description="The signal whose rule was met (docs/risk.md lists them).")
     outcome: Literal["flag", "hold", "refuse"]
-    merchant_id: str
+    merchant_id: str | None = Field(
+        description="Null for a pattern of no one merchant: one holder across many merchants, a claims burst."
+    )
     campaign_id: str | None = Field(description="Null for a pattern across campaigns (operator's and auditors').")
     redemption_ids: list[str]
     evidence: dict[str, Any] = Field(description="The figures the rule saw: the value, the limit, the rule's text.")

@@ -62,7 +62,7 @@ async def open_flag(
     *,
     signal: str,
     outcome: str,
-    merchant_id: str,
+    merchant_id: str | None,
     campaign_id: str | None,
     redemption_ids: list[str],
     evidence: dict[str, Any],
@@ -92,7 +92,7 @@ async def open_flag(
         if existing is None:  # pragma: no cover - the conflicting row is committed or ours
             raise EngineError("CONFLICT", f"risk flag {dedupe_key!r} is being opened by another transaction")
         return Opened(to_model(existing), False)
-    if outcome == "hold":
+    if outcome == "hold" and merchant_id is not None:  # a pattern of no one merchant holds no one
         reason = f"risk flag {flag_id}: {signal}"
         if await settlement.hold_by_cause(raw, merchant_id, reason, hold_actor(flag_id), at):
             await repository.execute(raw, repository.SET_HOLD_CAUSED, flag_id)

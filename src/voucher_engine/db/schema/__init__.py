@@ -28,6 +28,7 @@ from . import (  # noqa: E402,F401
     redemption,
     reliability,
     risk,
+    risk_windows,
     settlement,
     stats,
     webhooks,

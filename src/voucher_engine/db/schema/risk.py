@@ -24,7 +24,8 @@ risk_flags = sa.Table(
     sa.Column("seq", sa.BigInteger, sa.Identity(), nullable=False, unique=True),
     sa.Column("signal", sa.Text, nullable=False),
     sa.Column("outcome", sa.Text, nullable=False),
-    sa.Column("merchant_id", sa.Text, nullable=False),
+    # NULL for a pattern of no one merchant (one holder across many merchants, a claims burst): migration 0018.
+    sa.Column("merchant_id", sa.Text, nullable=True),
     sa.Column("campaign_id", sa.Text, nullable=True),
     sa.Column("redemption_ids", pg.ARRAY(sa.Text), nullable=False),
     sa.Column("evidence", pg.JSONB, nullable=False),

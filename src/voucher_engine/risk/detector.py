@@ -1,0 +1,454 @@
+"""The window detector (反欺诈, patterns over time): off the till's path, as the data arrives.
+
+A pass takes the ledger's newly sequenced transactions after its cursor (as the stats poller does), copies the
+redemptions and refunds among them into its window state (`risk_w_*`, migration 0018), judges the windows that
+those events touched — a merchant's hour and minute against its own history, orders that hug the voucher's
+minimum spend, a holder–merchant pair that recurs across vouchers and campaigns, refunds followed by new
+redemptions at the same merchant, a new merchant's sudden volume, one holder at many merchants in minutes — and
+the first-come claims since its claims cursor, and opens a flag through `risk.service.open_flag` for each pattern
+it finds, with the redemptions and the figures as evidence and a dedupe key, so that a pattern seen again (the
+next event of the same burst, a pass run twice) opens nothing new. The cursor, the state and the flags are written
+in one transaction: a crash loses nothing and counts nothing twice. (Odd hours and a refund followed by the same
+voucher's redemption are judged per redemption, in the redemption batch: not here.)
+
+Every worker runs the loop; a transaction-scoped try-lock lets one pass run at a time. Freshness: a redemption is
+judged once the ledger has sequenced it and the next pass has run (`VE_RISK_DETECT_INTERVAL_S`, 1 s).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from voucher_engine.clock import CHINA_TZ
+from voucher_engine.contracts.risk import DEFAULTS, RiskRule, RiskRules
+from voucher_engine.db.raw import driver
+from voucher_engine.risk import detector_repository as repository
+from voucher_engine.risk import service
+from voucher_engine.risk import windows as w
+from voucher_engine.risk.windows import SHAPES, limit, rules_for
+
+log = logging.getLogger("voucher_engine.risk.detector")
+
+PASS_LIMIT = 5_000  # ledger transactions per pass; a backlog is worked off by passes that come back full
+POLL_INTERVAL_S = float(os.environ.get("VE_RISK_DETECT_INTERVAL_S", "1.0"))
+STATE_KEY = "risk.detector"
+
+
+@dataclass(frozen=True)
+class Finding:
+    """A pattern the windows show, and the rule it met: what `risk.service.open_flag` is given."""
+
+    signal: str
+    outcome: str
+    merchant_id: str | None
+    campaign_id: str | None
+    redemption_ids: list[str]
+    evidence: dict[str, Any]
+    dedupe_key: str
+
+
+@dataclass
+class PassResult:
+    taken: int = 0  # ledger transactions read
+    events: int = 0  # of which redemptions and refunds
+    findings: list[Finding] = field(default_factory=list)
+    locked_out: bool = False  # another worker's pass held the lock
+
+
+def _day(at: datetime) -> str:
+    return at.astimezone(CHINA_TZ).date().isoformat()
+
+
+def _week(at: datetime) -> str:
+    year, week, _ = at.astimezone(CHINA_TZ).isocalendar()
+    return f"{year}-W{week:02d}"
+
+
+def _main_campaign(campaigns: Sequence[str | None]) -> str | None:
+    """The campaign most of the evidence belongs to (a flag is shown to that campaign's government)."""
+    counted = Counter(c for c in campaigns if c)
+    return counted.most_common(1)[0][0] if counted else None
+
+
+def _found(
+    rule: RiskRule,
+    merchant_id: str | None,
+    campaigns: Sequence[str | None],
+    ids: Sequence[str],
+    evidence: dict[str, Any],
+    key: str,
+) -> Finding:
+    return Finding(
+        signal=rule.signal,
+        outcome=rule.outcome or "flag",
+        merchant_id=merchant_id,
+        campaign_id=_main_campaign(campaigns),
+        redemption_ids=list(ids)[: w.MAX_EVIDENCE_IDS],
+        evidence={**evidence, "rule": rule.text},
+        dedupe_key=key,
+    )
+
+
+async def detect_pass(conn: AsyncConnection, rules: RiskRules = DEFAULTS, limit_: int = PASS_LIMIT) -> PassResult:
+    """One pass in `conn`'s transaction (the caller commits): take the new events, update the windows, and answer
+    the findings, most severe rule first (flags are opened by `run_pass`, in the same transaction)."""
+    raw = await driver(conn)
+    if not await raw.fetchval(repository.TRY_LOCK, repository.LOCK_KEY):
+        return PassResult(locked_out=True)
+    cursor = await raw.fetchrow(repository.READ_CURSOR)
+    result = PassResult()
+    rows = await raw.fetch(repository.TAKE, cursor["last_seq"], limit_)
+    if rows:
+        result.taken = len(rows)
+        last_seq = rows[-1]["seq"]
+        events = [r for r in rows if r["kind"] in ("redeem", "refund") and r["redemption_id"] is not None]
+        result.events = len(events)
+        if events:
+            fresh = await repository.insert_events(raw, events)
+            span = (cursor["last_seq"], last_seq)
+            result.findings += await _merchant_hours(raw, rules, span)
+            result.findings += await _threshold_share(raw, rules, span)
+            result.findings += await _exact_repeat(raw, rules, span)
+            result.findings += await _pairs(raw, rules, fresh)
+            result.findings += await _holder_spread(raw, rules, span)
+            await raw.fetchval(
+                repository.PRUNE,
+                max(e["at"] for e in events),
+                SHAPES.share_window + timedelta(days=1),
+                SHAPES.history + timedelta(days=1),
+                SHAPES.pair_window,
+            )
+        await raw.execute(repository.MOVE_CURSOR, last_seq)
+    result.findings += await _claims(raw, rules, cursor["claims_at"])
+    return result
+
+
+def _velocity_met(rule: RiskRule, row: Any, warm: bool) -> dict[str, Any] | None:
+    """The figures of a velocity rule met by one merchant hour, or None."""
+    per_minute, per_hour = limit(rule, "per_minute"), limit(rule, "per_hour")
+    over_history = limit(rule, "over_history")
+    met = []
+    if per_minute is not None and row["max_minute"] >= per_minute:
+        met.append("per_minute")
+    if per_hour is not None and row["redemptions"] >= per_hour:
+        met.append("per_hour")
+    history_limit = None
+    if warm and over_history is not None:
+        history_limit = max(SHAPES.hour_floor, -(-row["max_hour"] * over_history // 10_000))
+        if row["redemptions"] >= history_limit and row["redemptions"] > row["max_hour"]:
+            met.append("over_history")
+    if not met:
+        return None
+    return {
+        "met": met,
+        "hour_start": row["hour"].isoformat(),
+        "redemptions_in_hour": row["redemptions"],
+        "busiest_minute": row["max_minute"],
+        "history_busiest_hour": row["max_hour"] if warm else None,
+        "history_days": SHAPES.history.days if warm else 0,
+        "limit_per_minute": per_minute,
+        "limit_per_hour": per_hour,
+        "limit_over_history": history_limit,
+    }
+
+
+async def _merchant_hours(raw: Any, rules: RiskRules, span: tuple[int, int]) -> list[Finding]:
+    """Per merchant hour the pass touched: velocity against the merchant's own history, or, for a merchant
+    registered lately (no history of its own to be judged against), its sudden volume."""
+    found: list[Finding] = []
+    velocity = rules_for(rules, w.MERCHANT_VELOCITY)
+    newness = rules_for(rules, w.NEW_MERCHANT_VOLUME)
+    for row in await raw.fetch(repository.TOUCH_HOURS, *span, SHAPES.history):
+        merchant, hour, registered = row["merchant_id"], row["hour"], row["registered_at"]
+        new_rule = _new_rule_met(newness, row)
+        age = (hour - registered) if registered is not None else None
+        if any(age is not None and age < timedelta(days=limit(r, "days") or 0) for r in newness):
+            if new_rule is not None:
+                found.append(await _new_merchant(raw, new_rule, row))
+            continue
+        warm = row["first_hour"] is not None and row["first_hour"] <= hour - SHAPES.history_min
+        for rule in velocity:
+            figures = _velocity_met(rule, row, warm)
+            if figures is None:
+                continue
+            ids = await raw.fetch(repository.HOUR_REDEMPTIONS, merchant, hour, w.MAX_EVIDENCE_IDS)
+            found.append(
+                _found(
+                    rule,
+                    merchant,
+                    [r["campaign_id"] for r in ids],
+                    [r["redemption_id"] for r in ids],
+                    figures,
+                    f"{w.MERCHANT_VELOCITY}:{merchant}:{_day(hour)}",
+                )
+            )
+            break
+    return found
+
+
+def _new_rule_met(newness: tuple[RiskRule, ...], row: Any) -> RiskRule | None:
+    registered = row["registered_at"]
+    if registered is None:
+        return None
+    for rule in newness:
+        days, per_hour = limit(rule, "days"), limit(rule, "per_hour")
+        if days is None or per_hour is None:
+            continue
+        if row["hour"] - registered < timedelta(days=days) and row["redemptions"] >= per_hour:
+            return rule
+    return None
+
+
+async def _new_merchant(raw: Any, rule: RiskRule, row: Any) -> Finding:
+    merchant = row["merchant_id"]
+    ids = await raw.fetch(repository.HOUR_REDEMPTIONS, merchant, row["hour"], w.MAX_EVIDENCE_IDS)
+    return _found(
+        rule,
+        merchant,
+        [r["campaign_id"] for r in ids],
+        [r["redemption_id"] for r in ids],
+        {
+            "registered_at": row["registered_at"].isoformat(),
+            "hour_start": row["hour"].isoformat(),
+            "redemptions_in_hour": row["redemptions"],
+            "busiest_minute": row["max_minute"],
+            "limit_days": limit(rule, "days"),
+            "limit_per_hour": limit(rule, "per_hour"),
+        },
+        f"{w.NEW_MERCHANT_VOLUME}:{merchant}",
+    )
+
+
+async def _threshold_share(raw: Any, rules: RiskRules, span: tuple[int, int]) -> list[Finding]:
+    found = []
+    for rule in rules_for(rules, w.THRESHOLD_SHARE):
+        within, share, at_least = limit(rule, "within"), limit(rule, "share"), limit(rule, "at_least")
+        if within is None or share is None or at_least is None:
+            continue
+        rows = await raw.fetch(repository.HUGGING, *span, SHAPES.share_window, within, w.MAX_EVIDENCE_IDS, at_least)
+        for row in rows:
+            if row["near"] * 10_000 < share * row["orders"]:
+                continue
+            found.append(
+                _found(
+                    rule,
+                    row["merchant_id"],
+                    row["near_campaigns"] or [],
+                    row["near_ids"] or [],
+                    {
+                        "orders": row["orders"],
+                        "orders_within_band": row["near"],
+                        "share_within_band_bp": row["near"] * 10_000 // row["orders"],
+                        "min_spend_fen": row["min_spend_fen"],
+                        "most_repeated_amount_fen": row["top_amount_fen"],
+                        "most_repeated_count": row["top_count"],
+                        "limit_within_bp": within,
+                        "limit_share_bp": share,
+                        "limit_at_least": at_least,
+                        "window_days": SHAPES.share_window.days,
+                    },
+                    f"{w.THRESHOLD_SHARE}:{row['merchant_id']}:{_week(row['until'])}",
+                )
+            )
+    return found
+
+
+def _share_band(rules: RiskRules) -> int:
+    """The band above the minimum spend where an exact repeat counts: threshold_share's `within`."""
+    for rule in rules_for(rules, w.THRESHOLD_SHARE) or tuple(r for r in DEFAULTS.for_signal(w.THRESHOLD_SHARE)):
+        within = limit(rule, "within")
+        if within is not None:
+            return within
+    return 0
+
+
+async def _exact_repeat(raw: Any, rules: RiskRules, span: tuple[int, int]) -> list[Finding]:
+    found = []
+    band = _share_band(rules)
+    for rule in rules_for(rules, w.EXACT_REPEAT):
+        times, minutes = limit(rule, "times"), limit(rule, "minutes")
+        if times is None or minutes is None:
+            continue
+        window = timedelta(minutes=minutes)
+        for row in await raw.fetch(repository.EXACT_REPEAT, *span, window, band, times, w.MAX_EVIDENCE_IDS):
+            found.append(
+                _found(
+                    rule,
+                    row["merchant_id"],
+                    row["campaigns"],
+                    row["ids"],
+                    {
+                        "order_amount_fen": row["order_amount_fen"],
+                        "min_spend_fen": row["min_spend_fen"],
+                        "repeats": row["n"],
+                        "until": row["at"].isoformat(),
+                        "limit_times": times,
+                        "limit_minutes": minutes,
+                        "band_bp": band,
+                    },
+                    f"{w.EXACT_REPEAT}:{row['merchant_id']}:{_day(row['at'])}",
+                )
+            )
+    return found
+
+
+async def _pairs(raw: Any, rules: RiskRules, fresh: list[int]) -> list[Finding]:
+    found = []
+    pair_rules = rules_for(rules, w.PAIR_RECURRENCE)
+    for row in await raw.fetch(repository.ADD_PAIRS, fresh):
+        for rule in pair_rules:
+            vouchers, campaigns = limit(rule, "vouchers") or 1, limit(rule, "campaigns") or 1
+            if row["redemptions"] < vouchers or len(row["campaigns"]) < campaigns:
+                continue
+            found.append(
+                _found(
+                    rule,
+                    row["merchant_id"],
+                    list(row["campaigns"]),
+                    row["redemption_ids"],
+                    {
+                        "holder": row["holder"],
+                        "redemptions": row["redemptions"],
+                        "campaigns": list(row["campaigns"]),
+                        "first_at": row["first_at"].isoformat(),
+                        "last_at": row["last_at"].isoformat(),
+                        "limit_vouchers": vouchers,
+                        "limit_campaigns": campaigns,
+                    },
+                    f"{w.PAIR_RECURRENCE}:{row['holder']}:{row['merchant_id']}",
+                )
+            )
+            break
+    return found
+
+
+async def _holder_spread(raw: Any, rules: RiskRules, span: tuple[int, int]) -> list[Finding]:
+    found = []
+    for rule in rules_for(rules, w.HOLDER_SPREAD):
+        merchants, minutes = limit(rule, "merchants"), limit(rule, "minutes")
+        if merchants is None or minutes is None:
+            continue
+        for row in await raw.fetch(repository.HOLDER_VELOCITY, *span, timedelta(minutes=minutes), merchants):
+            found.append(
+                _found(
+                    rule,
+                    None,
+                    row["campaigns"],
+                    list(row["ids"])[-w.MAX_EVIDENCE_IDS :],
+                    {
+                        "holder": row["holder"],
+                        "merchants": row["merchants"],
+                        "merchant_ids": sorted(row["merchant_ids"]),
+                        "until": row["at"].isoformat(),
+                        "limit_merchants": merchants,
+                        "limit_minutes": minutes,
+                    },
+                    f"{w.HOLDER_SPREAD}:{row['holder']}:{_day(row['at'])}",
+                )
+            )
+    return found
+
+
+async def _claims(raw: Any, rules: RiskRules, claims_at: datetime | None) -> list[Finding]:
+    """Claims bursts on first-come campaigns, read only for campaigns whose stock moved since the last pass."""
+    burst_rules = [r for r in rules_for(rules, w.CLAIMS_BURST) if limit(r, "per_minute") is not None]
+    moved = await raw.fetchval(repository.CLAIMS_MOVED)
+    if not moved or not burst_rules:
+        return []
+    since = (claims_at - timedelta(minutes=1)) if claims_at is not None else datetime(2000, 1, 1, tzinfo=CHINA_TZ)
+    least = min(limit(r, "per_minute") or 0 for r in burst_rules)
+    rows = await raw.fetch(
+        repository.CLAIMS_BURSTS, moved, since, SHAPES.wallet_block_digits, least, w.MAX_EVIDENCE_IDS
+    )
+    latest = await raw.fetchval(repository.CLAIMS_LATEST, moved)
+    if latest is not None and (claims_at is None or latest > claims_at):
+        await raw.execute(repository.MOVE_CLAIMS_CURSOR, latest)
+    found = []
+    for row in rows:
+        rule = next(r for r in burst_rules if row["claims"] >= (limit(r, "per_minute") or 0))
+        found.append(
+            Finding(
+                signal=w.CLAIMS_BURST,
+                outcome=rule.outcome or "flag",
+                merchant_id=None,
+                campaign_id=row["campaign_id"],
+                redemption_ids=[],
+                evidence={
+                    "wallet_block": row["wallet_block"],
+                    "claims_in_minute": row["claims"],
+                    "minute_start": row["minute"].isoformat(),
+                    "voucher_ids": list(row["voucher_ids"]),
+                    "first_at": row["first_at"].isoformat(),
+                    "last_at": row["last_at"].isoformat(),
+                    "limit_per_minute": limit(rule, "per_minute"),
+                    "rule": rule.text,
+                },
+                dedupe_key=f"{w.CLAIMS_BURST}:{row['campaign_id']}:{row['wallet_block']}",
+            )
+        )
+    return found
+
+
+async def run_pass(conn: AsyncConnection, rules: RiskRules = DEFAULTS, limit_: int = PASS_LIMIT) -> PassResult:
+    """A pass and its flags, in `conn`'s transaction (the caller commits)."""
+    result = await detect_pass(conn, rules, limit_)
+    for finding in result.findings:
+        await open_finding(conn, finding)
+    return result
+
+
+async def open_finding(conn: AsyncConnection, finding: Finding) -> None:
+    await service.open_flag(
+        conn,
+        signal=finding.signal,
+        outcome=finding.outcome,
+        merchant_id=finding.merchant_id,
+        campaign_id=finding.campaign_id,
+        redemption_ids=finding.redemption_ids,
+        evidence=finding.evidence,
+        dedupe_key=finding.dedupe_key,
+    )
+
+
+async def catch_up(engine: AsyncEngine, limit: int = PASS_LIMIT) -> int:
+    """Passes, each committed, until one comes back short; answers how many transactions were read."""
+    total = 0
+    while True:
+        async with engine.begin() as conn:
+            done = await run_pass(conn, limit_=limit)
+        total += done.taken
+        if done.taken < limit:
+            return total
+
+
+async def run_forever(engine: AsyncEngine, interval_s: float | None = None) -> None:
+    """The detector's loop: every worker runs one; the lock makes all but one of them idle at any moment."""
+    while True:
+        try:
+            await catch_up(engine)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.warning("risk detector pass failed; will retry", exc_info=True)
+        await asyncio.sleep(POLL_INTERVAL_S if interval_s is None else interval_s)
+
+
+async def startup(state: Any) -> None:
+    state.extras[STATE_KEY] = asyncio.create_task(run_forever(state.engine))
+
+
+async def shutdown(state: Any) -> None:
+    task = state.extras.pop(STATE_KEY, None)
+    if task is not None:
+        task.cancel()
+        # The app bounds how long a room's stop may take (api/app.py), for every room alike.
+        await asyncio.gather(task, return_exceptions=True)

@@ -1,0 +1,218 @@
+"""SQL of the window detector: one read of the newly sequenced redemptions and refunds, the window state's
+upserts, and one statement per window signal over the merchants, holders and pairs a pass touched.
+
+Buckets are aligned on UTC (`date_bin` from 2000-01-01Z): every China-time hour and minute is one of them.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import asyncpg
+
+LOCK_KEY = 7_412_930_018  # beside the stats poller's key: one detector pass at a time, across workers
+TRY_LOCK = "SELECT pg_try_advisory_xact_lock($1)"
+_ORIGIN = "timestamptz '2000-01-01 00:00Z'"
+
+READ_CURSOR = "SELECT last_seq, claims_at FROM risk_w_cursor WHERE id = 1 FOR UPDATE"
+MOVE_CURSOR = "UPDATE risk_w_cursor SET last_seq = $1, updated_at = now() WHERE id = 1"
+MOVE_CLAIMS_CURSOR = "UPDATE risk_w_cursor SET claims_at = $1, updated_at = now() WHERE id = 1"
+
+# The next sequenced transactions after the cursor (at most $2): every one of them (so the cursor can move past
+# the kinds the windows do not read), with the redemption-side facts of redemptions and refunds. The holder is the
+# voucher's id_hash, else its wallet; the minimum spend is the voucher's terms' (0 when it has none).
+TAKE = """
+WITH taken AS MATERIALIZED (
+    SELECT s.seq, t.id AS tx_id, t.kind, t.at, t.campaign_id, t.refs ->> 'redemption_id' AS redemption_id
+      FROM ledger_sequence s JOIN ledger_transactions t ON t.id = s.tx_id
+     WHERE s.seq > $1
+     ORDER BY s.seq LIMIT $2
+)
+SELECT t.seq, t.kind, t.campaign_id, r.id AS redemption_id, r.merchant_id, r.voucher_id, r.order_amount_fen,
+       coalesce(v.id_hash, 'w:' || r.wallet_id) AS holder,
+       CASE WHEN t.kind = 'redeem' THEN r.settled_at ELSE coalesce(f.created_at, t.at) END AS at,
+       coalesce((c.summary -> 'terms' ->> 'min_spend_fen')::bigint, 0) AS min_spend_fen
+  FROM taken t
+  LEFT JOIN redemptions r
+         ON t.kind IN ('redeem', 'refund') AND r.campaign_id = t.campaign_id AND r.id = t.redemption_id
+  LEFT JOIN refunds f
+         ON t.kind = 'refund' AND f.campaign_id = t.campaign_id AND f.redemption_id = t.redemption_id
+        AND f.ledger_tx_id = t.tx_id
+  LEFT JOIN vouchers v ON v.campaign_id = r.campaign_id AND v.id = r.voucher_id
+  LEFT JOIN campaigns c ON c.id = t.campaign_id
+ ORDER BY t.seq
+"""
+
+INSERT_EVENTS = """
+INSERT INTO risk_w_events (seq, kind, at, campaign_id, redemption_id, merchant_id, holder, voucher_id,
+                           order_amount_fen, min_spend_fen)
+SELECT * FROM unnest($1::bigint[], $2::text[], $3::timestamptz[], $4::text[], $5::text[], $6::text[], $7::text[],
+                     $8::text[], $9::bigint[], $10::bigint[])
+ON CONFLICT (seq) DO NOTHING
+RETURNING seq
+"""
+
+# The hours the pass touched, counted again from the events (so a pass that ran twice counts once), each with
+# the busiest hour and minute of the merchant's history before it, how far that history goes back, and when the
+# merchant was registered.
+TOUCH_HOURS = f"""
+WITH keys AS (
+    SELECT DISTINCT merchant_id, date_bin('1 hour', at, {_ORIGIN}) AS hour
+      FROM risk_w_events WHERE seq > $1 AND seq <= $2 AND kind = 'redeem'
+), counted AS (
+    SELECT k.merchant_id, k.hour, date_bin('1 minute', e.at, {_ORIGIN}) AS minute, count(*) AS n
+      FROM keys k
+      JOIN risk_w_events e ON e.merchant_id = k.merchant_id AND e.at >= k.hour AND e.at < k.hour + interval '1 hour'
+     WHERE e.kind = 'redeem'
+     GROUP BY 1, 2, 3
+), upserted AS (
+    INSERT INTO risk_w_merchant_hours AS h (merchant_id, hour, redemptions, max_minute)
+    SELECT merchant_id, hour, sum(n)::int, max(n)::int FROM counted GROUP BY 1, 2
+    ON CONFLICT (merchant_id, hour) DO UPDATE SET redemptions = excluded.redemptions,
+                                                  max_minute = excluded.max_minute
+    RETURNING merchant_id, hour, redemptions, max_minute
+)
+SELECT u.merchant_id, u.hour, u.redemptions, u.max_minute, m.created_at AS registered_at,
+       hist.max_hour, hist.max_minute AS hist_max_minute, hist.first_hour
+  FROM upserted u
+  LEFT JOIN merchants m ON m.id = u.merchant_id
+  CROSS JOIN LATERAL (
+      SELECT coalesce(max(h.redemptions), 0) AS max_hour, coalesce(max(h.max_minute), 0) AS max_minute,
+             (SELECT min(f.hour) FROM risk_w_merchant_hours f WHERE f.merchant_id = u.merchant_id) AS first_hour
+        FROM risk_w_merchant_hours h
+       WHERE h.merchant_id = u.merchant_id AND h.hour >= u.hour - $3::interval AND h.hour < u.hour
+  ) hist
+"""
+
+# A merchant's redemptions of one hour (the evidence of a velocity flag), the latest first.
+HOUR_REDEMPTIONS = """
+SELECT redemption_id, campaign_id FROM risk_w_events
+ WHERE merchant_id = $1 AND kind = 'redeem' AND at >= $2 AND at < $2 + interval '1 hour'
+ ORDER BY seq DESC LIMIT $3
+"""
+
+# Orders that hug the threshold, per merchant touched, over its threshold-voucher redemptions of the window up to
+# its latest: how many, how many within the band, the most repeated exact amount, and the redemptions in the band.
+HUGGING = """
+WITH touched AS (
+    SELECT merchant_id, max(at) AS until FROM risk_w_events
+     WHERE seq > $1 AND seq <= $2 AND kind = 'redeem' AND min_spend_fen > 0 GROUP BY merchant_id
+), orders AS (
+    SELECT e.*, (e.order_amount_fen * 10000 <= e.min_spend_fen * (10000 + $4)) AS near
+      FROM touched t JOIN risk_w_events e ON e.merchant_id = t.merchant_id
+     WHERE e.kind = 'redeem' AND e.min_spend_fen > 0 AND e.at > t.until - $3::interval AND e.at <= t.until
+), tops AS (
+    SELECT DISTINCT ON (merchant_id) merchant_id, order_amount_fen, n, near
+      FROM (SELECT merchant_id, order_amount_fen, bool_or(near) AS near, count(*) AS n
+              FROM orders GROUP BY merchant_id, order_amount_fen) x
+     ORDER BY merchant_id, n DESC, order_amount_fen
+)
+SELECT o.merchant_id, count(*) AS orders, count(*) FILTER (WHERE o.near) AS near,
+       (array_agg(o.redemption_id ORDER BY o.seq DESC) FILTER (WHERE o.near))[1:$5] AS near_ids,
+       (array_agg(o.campaign_id ORDER BY o.seq DESC) FILTER (WHERE o.near))[1:$5] AS near_campaigns,
+       t.order_amount_fen AS top_amount_fen, t.n AS top_count, t.near AS top_near,
+       min(o.min_spend_fen) AS min_spend_fen, max(o.at) AS until
+  FROM orders o JOIN tops t ON t.merchant_id = o.merchant_id
+ GROUP BY o.merchant_id, t.order_amount_fen, t.n, t.near
+HAVING count(*) >= $6
+"""
+
+# One exact amount repeated at a merchant: for each of the pass's threshold-voucher redemptions whose amount hugs the
+# minimum spend (within $4 basis points above it), the merchant's orders of that same amount in the $3 before it;
+# the most per merchant.
+EXACT_REPEAT = """
+SELECT DISTINCT ON (n.merchant_id) n.merchant_id, n.order_amount_fen, n.min_spend_fen, n.at, x.n, x.ids, x.campaigns
+  FROM risk_w_events n
+  CROSS JOIN LATERAL (
+      SELECT count(*) AS n, (array_agg(e.redemption_id ORDER BY e.seq DESC))[1:$6] AS ids,
+             (array_agg(e.campaign_id ORDER BY e.seq DESC))[1:$6] AS campaigns
+        FROM risk_w_events e
+       WHERE e.merchant_id = n.merchant_id AND e.kind = 'redeem' AND e.order_amount_fen = n.order_amount_fen
+         AND e.at > n.at - $3::interval AND e.at <= n.at
+  ) x
+ WHERE n.seq > $1 AND n.seq <= $2 AND n.kind = 'redeem' AND n.min_spend_fen > 0
+   AND n.order_amount_fen * 10000 <= n.min_spend_fen * (10000 + $4) AND x.n >= $5
+ ORDER BY n.merchant_id, x.n DESC, n.seq
+"""
+
+# Holder–merchant pairs: the redemptions new to the events ($1: their seqs; a span read again adds nothing twice)
+# added, and the pairs they touched.
+ADD_PAIRS = """
+WITH fresh AS (
+    SELECT holder, merchant_id, count(*) AS n, array_agg(DISTINCT campaign_id) AS campaigns,
+           (array_agg(redemption_id ORDER BY seq DESC))[1:50] AS ids, min(at) AS first_at, max(at) AS last_at
+      FROM risk_w_events WHERE seq = ANY($1::bigint[]) AND kind = 'redeem'
+     GROUP BY holder, merchant_id
+)
+INSERT INTO risk_w_pairs AS p (holder, merchant_id, redemptions, campaigns, redemption_ids, first_at, last_at)
+SELECT holder, merchant_id, n, campaigns, ids, first_at, last_at FROM fresh
+ON CONFLICT (holder, merchant_id) DO UPDATE
+   SET redemptions = p.redemptions + excluded.redemptions,
+       campaigns = ARRAY(SELECT DISTINCT c FROM unnest(p.campaigns || excluded.campaigns) AS c ORDER BY c),
+       redemption_ids = (excluded.redemption_ids || p.redemption_ids)[1:50],
+       last_at = greatest(p.last_at, excluded.last_at)
+RETURNING holder, merchant_id, redemptions, campaigns, redemption_ids, first_at, last_at
+"""
+
+# One holder across many merchants: for each of the pass's redemptions, the holder's distinct merchants in the
+# window up to it; the widest per holder.
+HOLDER_VELOCITY = """
+SELECT DISTINCT ON (n.holder) n.holder, n.at, w.merchants, w.merchant_ids, w.ids, w.campaigns
+  FROM risk_w_events n
+  CROSS JOIN LATERAL (
+      SELECT count(DISTINCT e.merchant_id) AS merchants, array_agg(DISTINCT e.merchant_id) AS merchant_ids,
+             array_agg(e.redemption_id ORDER BY e.seq) AS ids, array_agg(e.campaign_id ORDER BY e.seq) AS campaigns
+        FROM risk_w_events e
+       WHERE e.holder = n.holder AND e.kind = 'redeem' AND e.at > n.at - $3::interval AND e.at <= n.at
+  ) w
+ WHERE n.seq > $1 AND n.seq <= $2 AND n.kind = 'redeem' AND w.merchants >= $4
+ ORDER BY n.holder, w.merchants DESC, n.seq
+"""
+
+# First-come campaigns whose stock moved since the detector last read their claims.
+CLAIMS_MOVED = """
+WITH stock AS (
+    SELECT c.id AS campaign_id, sum(s.remaining)::bigint AS remaining
+      FROM campaigns c JOIN claim_stock s ON s.campaign_id = c.id
+     WHERE c.distribution = 'first_come' AND c.status IN ('active', 'paused')
+     GROUP BY c.id
+), moved AS (
+    INSERT INTO risk_w_claims_seen AS seen (campaign_id, remaining)
+    SELECT campaign_id, remaining FROM stock
+    ON CONFLICT (campaign_id) DO UPDATE SET remaining = excluded.remaining
+     WHERE seen.remaining IS DISTINCT FROM excluded.remaining
+    RETURNING campaign_id
+)
+SELECT array_agg(campaign_id) FROM moved
+"""
+
+# Claims of those campaigns since the claims cursor (less a minute, for bursts that straddle passes), per campaign,
+# block of wallets and minute, where a minute holds a burst.
+CLAIMS_BURSTS = f"""
+SELECT campaign_id, left(wallet_id, $3) AS wallet_block, date_bin('1 minute', issued_at, {_ORIGIN}) AS minute,
+       count(*) AS claims, (array_agg(id ORDER BY issued_at))[1:$5] AS voucher_ids,
+       min(issued_at) AS first_at, max(issued_at) AS last_at
+  FROM vouchers
+ WHERE campaign_id = ANY($1) AND issuance_id IS NULL AND issued_at > $2
+ GROUP BY 1, 2, 3
+HAVING count(*) >= $4
+"""
+CLAIMS_LATEST = "SELECT max(issued_at) FROM vouchers WHERE campaign_id = ANY($1) AND issuance_id IS NULL"
+
+# Window state older than the longest window is dropped (events after their last window, hours after the history,
+# pairs after theirs): relative to the newest event the pass took, so a test clock moving days ahead prunes alike.
+PRUNE = """
+WITH e AS (DELETE FROM risk_w_events WHERE at < $1::timestamptz - $2::interval RETURNING 1),
+     h AS (DELETE FROM risk_w_merchant_hours WHERE hour < $1::timestamptz - $3::interval RETURNING 1),
+     p AS (DELETE FROM risk_w_pairs WHERE last_at < $1::timestamptz - $4::interval RETURNING 1)
+SELECT (SELECT count(*) FROM e) + (SELECT count(*) FROM h) + (SELECT count(*) FROM p)
+"""
+
+
+async def insert_events(raw: asyncpg.Connection, events: list[Any]) -> list[int]:
+    """Copy the events in; answer the seqs that were new (a span read again inserts none)."""
+    columns = ("seq", "kind", "at", "campaign_id", "redemption_id", "merchant_id", "holder", "voucher_id")
+    arrays = [[e[c] for e in events] for c in columns]
+    arrays.append([e["order_amount_fen"] for e in events])
+    arrays.append([e["min_spend_fen"] for e in events])
+    return [row["seq"] for row in await raw.fetch(INSERT_EVENTS, *arrays)]
