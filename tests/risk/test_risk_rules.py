@@ -59,7 +59,8 @@ def test_a_section_replaces_the_defaults_of_the_signals_it_names():
     assert "odd_hour: flag" not in texts and "odd_hour from 00:00 to 06:00: hold" in texts
     assert not contract.risk.for_signal("refund_reredeem")
     [spread] = contract.risk.for_signal("holder_spread")
-    assert spread.limit("merchants") == 3 and spread.limit("minutes") == 10  # the default's, where not given
+    [default] = DEFAULTS.for_signal("holder_spread")
+    assert spread.limit("merchants") == 3 and spread.limit("minutes") == default.limit("minutes")  # where not given
     assert contract.summary()["risk_rules"][0] == "odd_hour from 00:00 to 06:00: hold"
     assert compile_contract(DINING).risk.rules == DEFAULTS.rules
 
