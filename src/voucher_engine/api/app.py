@@ -9,7 +9,6 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from functools import partial
 
-import sqlalchemy as sa
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST
@@ -252,7 +251,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         state: AppState = request.app.state.ve
         try:
             async with state.engine.connect() as conn:
-                current = (await conn.execute(sa.text("SELECT version_num FROM alembic_version"))).scalar()
+                current = await migrate.current_revision(conn)
         except Exception as exc:  # noqa: BLE001 - any failure to reach the database means "not ready"
             return problems.problem_response("UNAVAILABLE", f"The database is not reachable: {type(exc).__name__}.")
         if current != state.head_revision:

@@ -169,7 +169,7 @@ async def run(
         check_issuable(row, kind, issued_at)
         terms = cache.terms_from_row(row)
         raw = await driver(conn)
-        existing = await raw.fetchval("SELECT count(*) FROM vouchers WHERE campaign_id = $1", campaign_id)
+        existing = await repository.count_vouchers(conn, campaign_id)
         remaining = row.quantity - existing
         invariant(remaining >= 0, "no more vouchers issued than the quantity", row.quantity, existing)
         # Attesters and the campaign's spent jtis read now, in this transaction, before the COPY takes the

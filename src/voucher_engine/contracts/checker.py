@@ -336,7 +336,14 @@ class _Checker:
                 Span(1, 1, 0, 0),
                 f"the contract has {self.comparisons} conditions; the limit is {limits.MAX_CONDITIONS}",
             )
-        if terms is None or budget_fen is None or name is None or validity is None or funders is None:
+        if (
+            terms is None
+            or voucher is None
+            or budget_fen is None
+            or name is None
+            or validity is None
+            or funders is None
+        ):
             return None
 
         face = terms["face"]
@@ -563,26 +570,26 @@ class _Checker:
         assert isinstance(section, ValiditySyntax)
         tz = zoneinfo.ZoneInfo(tz_name)
         if section.kind == "relative":
-            amount = section.amount.value if section.amount is not None else None
-            if amount is None:
+            written = section.amount
+            amount = written.whole() if written is not None else None
+            if written is None or amount is None:
                 return None
             seconds = amount * (86400 if section.unit.startswith("day") else 3600)
             if amount < 1:
-                self.error(section.amount.span, "a voucher must be valid for at least 1 hour")
+                self.error(written.span, "a voucher must be valid for at least 1 hour")
                 return None
             if seconds > limits.MAX_VALIDITY_SECONDS:
-                self.error(section.amount.span, "a voucher may be valid for at most ten years")
+                self.error(written.span, "a voucher may be valid for at most ten years")
                 return None
             return RelativeValidity(seconds)
         if section.kind == "year":
-            year = section.year.value if section.year is not None else None
+            year = section.year.whole() if section.year is not None else None
             if year is None or not 2000 <= year <= 2200:
                 self.error(
                     section.span, f"{section.year.raw if section.year else ''} is not a year I accept (2000 to 2200)"
                 )
                 return None
-            start = dt.datetime(year, 1, 1, tzinfo=tz)
-            return FixedWindow(start, dt.datetime(year + 1, 1, 1, tzinfo=tz))
+            return FixedWindow(dt.datetime(year, 1, 1, tzinfo=tz), dt.datetime(year + 1, 1, 1, tzinfo=tz))
         start = self.moment(section.start, tz, end=False)
         end = self.moment(section.end, tz, end=True)
         if start is None or end is None:
@@ -620,7 +627,7 @@ class _Checker:
         terms: dict[str, Any] = {"kind": kind}
         spend = None
         if section.spend is not None:
-            spend = section.spend.amount.value
+            spend = section.spend.amount.whole()
             if spend is not None and spend <= 0:
                 self.error(section.spend.amount.span, "the minimum spend must be more than ¥0")
                 return None
@@ -642,39 +649,42 @@ class _Checker:
                 "an `items` section only applies to a `voucher per item`; this voucher pays on the whole order",
             )
         if kind in ("fixed", "threshold", "balance"):
-            amount = section.amount.value if section.amount is not None else None
-            if amount is None:
+            written = section.amount
+            amount = written.whole() if written is not None else None
+            if written is None or amount is None:
                 return None
             if amount <= 0:
-                self.error(section.amount.span, "a voucher must be worth more than ¥0")
+                self.error(written.span, "a voucher must be worth more than ¥0")
                 return None
             terms["amount"] = amount
             terms["face"] = amount
             if kind != "balance" and floor is not None and amount > floor:
                 self.error(
-                    section.amount.span,
+                    written.span,
                     f"the voucher is worth {yuan(amount)} but the order it needs can be as small as {yuan(floor)} "
                     f"(`{floor_text}`): a voucher must not be worth more than the order it needs",
                 )
                 return None
         elif kind == "percent":
-            rate = section.percent.value if section.percent is not None else None
-            cap = section.cap.value if section.cap is not None else None
-            if rate is None or cap is None:
+            rate_written, cap_written = section.percent, section.cap
+            rate = rate_written.fraction() if rate_written is not None else None
+            cap = cap_written.whole() if cap_written is not None else None
+            if rate_written is None or rate is None or cap_written is None or cap is None:
                 return None
             if not 0 < rate <= 1:
-                self.error(section.percent.span, "a percentage off must be more than 0% and at most 100%")
+                self.error(rate_written.span, "a percentage off must be more than 0% and at most 100%")
                 return None
             if cap <= 0:
-                self.error(section.cap.span, "the cap must be more than ¥0")
+                self.error(cap_written.span, "the cap must be more than ¥0")
                 return None
             terms.update(rate=rate, cap=cap, face=cap)
         elif kind == "item_percent":
-            cap = section.cap.value if section.cap is not None else None
-            if cap is None:
+            cap_written = section.cap
+            cap = cap_written.whole() if cap_written is not None else None
+            if cap_written is None or cap is None:
                 return None
             if cap <= 0:
-                self.error(section.cap.span, "the cap must be more than ¥0")
+                self.error(cap_written.span, "the cap must be more than ¥0")
                 return None
             terms.update(cap=cap, face=cap, rates=self.rates(section))
             if terms["rates"] is None:
@@ -874,7 +884,7 @@ class _Checker:
         if ftype == "int":
             if kind == "int":
                 return lit.value
-            if kind == "string" and lit.value.isdigit():
+            if kind == "string" and (lit.text() or "").isdigit():
                 raise _TypeError(lit.span, f"`{path}` is a whole number: write {lit.value} without quotes")
         elif ftype == "money":
             if kind == "money":
@@ -883,7 +893,8 @@ class _Checker:
                 raise _TypeError(lit.span, f"`{path}` is an amount of money: write it with ¥, like ¥{lit.raw}")
         elif ftype in ("text", "mcc"):
             if kind == "string":
-                if ftype == "mcc" and not (len(lit.value) == 4 and lit.value.isascii() and lit.value.isdigit()):
+                mcc = lit.text() or ""
+                if ftype == "mcc" and not (len(mcc) == 4 and mcc.isascii() and mcc.isdigit()):
                     raise _TypeError(
                         lit.span, f'{lit.raw} is not a merchant category code: those are four digits, like "5812"'
                     )
@@ -905,7 +916,7 @@ class _Checker:
         elif ftype == "weekday":
             if kind == "name":
                 for number, day in enumerate(WEEKDAYS):
-                    if lit.value.lower() in (day.lower(), day[:3].lower()):
+                    if (lit.text() or "").lower() in (day.lower(), day[:3].lower()):
                         return number
                 raise _TypeError(lit.span, f"{lit.raw} is not a day of the week; write Monday ... Sunday")
         elif ftype == "time":

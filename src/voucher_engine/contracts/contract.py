@@ -84,7 +84,7 @@ class CompiledContract:
     check_holder: Callable[[dict[str, Any]], list[Failure]]
     # The campaign's risk rules: the platform's defaults with the contract's `risk { … }` section applied.
     risk: RiskRules
-    model: ContractModel
+    _summary: dict[str, Any]
 
     def __init__(self, source: str, model: ContractModel, warnings: list[Diagnostic]) -> None:
         compiled = compile_model(model)

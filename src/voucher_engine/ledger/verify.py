@@ -39,7 +39,6 @@ import orjson
 
 from voucher_engine.ledger import canonical, checkpoints, merkle, repository
 from voucher_engine.ledger.verify_rows import (
-    SESSION,
     UNBOUNDED,
     ZERO_HASH,
     Discrepancy,
@@ -246,8 +245,7 @@ async def verify_database(
     async with engine.connect() as conn:
         raw = (await conn.get_raw_connection()).driver_connection
         async with raw.transaction(isolation="repeatable_read", readonly=True):
-            for statement in SESSION:
-                await raw.execute(statement)
+            await repository.begin_verifier_session(raw)
             documents = [service._checkpoint_from_row(row).document() for row in await repository.all_checkpoints(raw)]
             roots = _signed_roots(report, public_key, documents)
             size = await repository.sequenced_count(raw)
@@ -294,8 +292,7 @@ async def verify_database(
             balances, totals = await _join_books(raw, report, results, cuts, starts, block_level, roots, check_nodes)
             await _join_tree(raw, report, results, cuts, block_level, roots, check_nodes)
 
-            for statement in ("SET LOCAL enable_hashjoin = on", "SET LOCAL enable_mergejoin = on"):
-                await raw.execute(statement)
+            await repository.end_verifier_streaming(raw)
             pending = await repository.pending_transactions(raw)
             pending_balances, pending_totals = _pending_postings(pending)
             if pending:

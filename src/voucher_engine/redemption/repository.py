@@ -15,6 +15,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from voucher_engine.invariants import invariant
+from voucher_engine.ledger.model import PostingResult, PreparedPosting
 
 # The CHECK that keeps a day's spend within the campaign's daily cap (db/schema/redemption.py): the one constraint
 # whose violation on a redemption is the caller's answer (DAILY_BUDGET_EXHAUSTED) rather than a bug.
@@ -155,8 +156,8 @@ ON CONFLICT (campaign_id, day) DO UPDATE SET spent_fen = daily_spend.spent_fen
 RETURNING campaign_id, day, spent_fen
 """
 
-# What a batch decided: vouchers, redemption rows, daily spend, as WITH items (sent alone as WRITE_BATCH, or in
-# the ledger's statement by `ledger.service.post_many_alongside`). Counts come back so the caller can assert every
+# What a batch decided: vouchers, redemption rows, daily spend, as WITH items (sent alone as WRITE_BATCH, or with
+# the batch's ledger transactions as WRITE_AND_POST). Counts come back so the caller can assert every
 # row landed.
 WRITE_BATCH_CTES = """
 v AS (
@@ -192,7 +193,7 @@ WRITE_BATCH_RESULT = (
 WRITE_BATCH_WHOLE = """(SELECT count(*) FROM v) = cardinality($2::text[])
        AND (SELECT count(*) FROM r) = cardinality($6::text[]) AND (SELECT count(*) FROM d) = cardinality($18::text[])
        AND (SELECT count(*) FROM n) = cardinality($23::text[])"""
-# Read by the ledger's account locks (ledger.repository.post_batch_alongside's `after`): the batch's own rows are
+# The last argument of the ledger's function in WRITE_AND_POST (evaluated before the call): the batch's own rows are
 # written before its campaign's escrow is locked. Nonces, then vouchers, then accounts: the order a locked batch
 # takes them in (LOAD_BATCH, then the write), so that the two ways cannot wait on each other in a cycle.
 WRITE_BATCH_FIRST = (
@@ -201,6 +202,19 @@ WRITE_BATCH_FIRST = (
 WRITE_BATCH = (
     f"WITH {WRITE_BATCH_CTES} SELECT {WRITE_BATCH_RESULT}, "
     f"batch_written_whole({WRITE_BATCH_WHOLE}, 'redemption rows') AS whole"
+)
+
+# The batch's rows and its ledger transactions in one statement (one round trip, all or nothing): the ledger's own
+# posting function (`ledger_post_batch`, migration 0020) after WRITE_BATCH's items, its arguments the ledger's
+# `PreparedPosting.args` ($26..$40). The `_WHOLE` form is for a statement that is its own transaction: unless every
+# row of both landed, batch_written_whole raises and nothing is written.
+_WRITE_AND_POST = f"""WITH {WRITE_BATCH_CTES}
+SELECT {WRITE_BATCH_RESULT}, l.moved, l.inserted, l.batch, l.totals{{whole}}
+FROM ledger_post_batch($26, $27, $28, $29, $30, $31, $32, $33, $34, $35, $36, $37, $38, $39, $40,
+                       {WRITE_BATCH_FIRST}) AS l"""
+WRITE_AND_POST = _WRITE_AND_POST.format(whole="")
+WRITE_AND_POST_WHOLE = _WRITE_AND_POST.format(
+    whole=f",\n       batch_written_whole(l.whole AND {WRITE_BATCH_WHOLE}, 'ledger or redemption rows') AS whole"
 )
 
 CONTRACT_SOURCE = "SELECT contract_source FROM campaigns WHERE contract_sha256 = $1 LIMIT 1"
@@ -284,18 +298,33 @@ def write_args(
     )
 
 
-def check_written(row: asyncpg.Record, vouchers: list, redemptions: list, spend: list, nonces: list) -> None:
+class Written(NamedTuple):
+    """How many rows of each kind a batch's write wrote."""
+
+    vouchers: int
+    redemptions: int
+    days: int
+    nonces: int
+
+
+def check_written(written: Written, vouchers: list, redemptions: list, spend: list, nonces: list) -> None:
     # The pair of the decisions made in Python: every row they named was written (in an unlocked batch,
     # WRITE_BATCH_WHOLE has already made sure of it in the database; this says so here too).
-    invariant(row["vouchers"] == len(vouchers), "every voucher decided on was written", row["vouchers"], len(vouchers))
     invariant(
-        row["redemptions"] == len(redemptions),
+        written.vouchers == len(vouchers), "every voucher decided on was written", written.vouchers, len(vouchers)
+    )
+    invariant(
+        written.redemptions == len(redemptions),
         "every redemption decided on was written",
-        row["redemptions"],
+        written.redemptions,
         len(redemptions),
     )
-    invariant(row["days"] == len(spend), "every day's spend decided on was written", row["days"], len(spend))
-    invariant(row["nonces"] == len(nonces), "every nonce to spend was spent", row["nonces"], len(nonces))
+    invariant(written.days == len(spend), "every day's spend decided on was written", written.days, len(spend))
+    invariant(written.nonces == len(nonces), "every nonce to spend was spent", written.nonces, len(nonces))
+
+
+def _written(row: asyncpg.Record) -> Written:
+    return Written(row["vouchers"], row["redemptions"], row["days"], row["nonces"])
 
 
 async def write_batch(
@@ -309,7 +338,32 @@ async def write_batch(
 ) -> None:
     """WRITE_BATCH alone (a batch that moves no money: lazy expiry, spent nonces)."""
     row = await conn.fetchrow(WRITE_BATCH, *write_args(at, vouchers, redemptions, spend, nonces, seen_at))
-    check_written(row, vouchers, redemptions, spend, nonces)
+    check_written(_written(row), vouchers, redemptions, spend, nonces)
+
+
+async def write_batch_and_post(
+    conn: asyncpg.Connection,
+    at: datetime,
+    vouchers: list[tuple[str, str, str, int, int]],
+    redemptions: list[NewRedemption],
+    spend: list[tuple[str, date, int, int]],
+    nonces: list[tuple[str, str]],
+    seen_at: datetime,
+    posting: PreparedPosting,
+    *,
+    whole: bool,
+) -> tuple[Written, PostingResult]:
+    """WRITE_AND_POST: the batch's rows (as `write_batch`) and its ledger transactions, in one round trip.
+
+    `whole`: the statement is its own transaction (no BEGIN): it writes everything or raises
+    asyncpg.SerializationError and writes nothing. The caller wraps it in `ledger.refusals(posting)` and hands the
+    `PostingResult` to `ledger.landed`."""
+    row = await conn.fetchrow(
+        WRITE_AND_POST_WHOLE if whole else WRITE_AND_POST,
+        *write_args(at, vouchers, redemptions, spend, nonces, seen_at),
+        *posting.args,
+    )
+    return _written(row), PostingResult(row["moved"], row["inserted"], row["batch"], row["totals"])
 
 
 async def contract_source(conn: asyncpg.Connection, sha256: str) -> str:
@@ -445,6 +499,20 @@ async def add_refunded(
 
 async def give_back_daily_spend(conn: asyncpg.Connection, campaign_id: str, day: date, amount_fen: int) -> None:
     await conn.execute(GIVE_BACK_DAILY, campaign_id, day, amount_fen)
+
+
+# A clawback (settlement/clawbacks.py) marks what it took back on the redemption, under the redemption's lock.
+MARK_CLAWED_BACK = "UPDATE redemptions SET clawed_back_fen = $3 WHERE campaign_id = $1 AND id = $2 RETURNING *"
+
+
+async def mark_clawed_back(
+    conn: asyncpg.Connection, campaign_id: str, redemption_id: str, amount_fen: int
+) -> asyncpg.Record:
+    """Record a clawback's amount on its redemption; answer the redemption as it now is."""
+    row = await conn.fetchrow(MARK_CLAWED_BACK, campaign_id, redemption_id, amount_fen)
+    if row is None:  # the caller holds the row's lock: it cannot have gone
+        raise RuntimeError(f"redemption {redemption_id} vanished under its lock")
+    return row
 
 
 async def insert_refund(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncpg
+
 STATS_LOCK_KEY = 7_412_930_017  # beside the sequencer's and the expiry sweep's keys
 
 MONEY = ("redemptions", "redeemed_fen", "refunded_fen", "clawed_back_fen", "order_amount_fen", "order_refunded_fen")
@@ -112,3 +114,19 @@ STATS_BY_DAY = (
                   FROM stats_hourly WHERE campaign_id = $1 GROUP BY 1 ORDER BY 1 DESC LIMIT $2) x) AS buckets,"""
     + _STATS_TAIL
 )
+
+
+async def rollup_round(raw: asyncpg.Connection, limit: int) -> tuple[int, int, int | None] | None:
+    """One round of ROLLUP_ROUND under the stats try-lock: (transactions taken, of which moves, the cursor after),
+    or None when another poller holds the lock."""
+    if not await raw.fetchval(TRY_LOCK, STATS_LOCK_KEY):
+        return None
+    row = await raw.fetchrow(ROLLUP_ROUND, limit)
+    return int(row["taken"]), int(row["moves"]), row["last_seq"]
+
+
+async def campaign_figures(
+    raw: asyncpg.Connection, campaign_id: str, *, by_hour: bool, max_buckets: int, max_breakdown_rows: int
+) -> asyncpg.Record | None:
+    """STATS_BY_HOUR or STATS_BY_DAY's one row for the campaign (None: no such campaign)."""
+    return await raw.fetchrow(STATS_BY_HOUR if by_hour else STATS_BY_DAY, campaign_id, max_buckets, max_breakdown_rows)

@@ -47,11 +47,8 @@ async def rollup_round(conn: AsyncConnection, limit: int = ROUND_LIMIT) -> Round
 
     Only one round runs at a time (a transaction-scoped try-lock): another poller's round answers nothing taken.
     """
-    raw = await driver(conn)
-    if not await raw.fetchval(repository.TRY_LOCK, repository.STATS_LOCK_KEY):
-        return RoundResult(0, 0, None)
-    row = await raw.fetchrow(repository.ROLLUP_ROUND, limit)
-    return RoundResult(int(row["taken"]), int(row["moves"]), row["last_seq"])
+    done = await repository.rollup_round(await driver(conn), limit)
+    return RoundResult(0, 0, None) if done is None else RoundResult(*done)
 
 
 async def catch_up(engine: AsyncEngine, limit: int = ROUND_LIMIT) -> int:
@@ -95,9 +92,13 @@ def _money(values: list[int]) -> dict[str, int]:
 async def campaign_stats(conn: AsyncConnection, subject: Subject, campaign_id: str, bucket: Bucket) -> dict[str, Any]:
     """The campaign's figures from the rollups only, in one statement: a few hundred rows read whatever the
     number of redemptions, and no model objects on the way out (the answer is JSON as the schema describes)."""
-    raw = await driver(conn)
-    query = repository.STATS_BY_HOUR if bucket == "hour" else repository.STATS_BY_DAY
-    row = await raw.fetchrow(query, campaign_id, MAX_BUCKETS, MAX_BREAKDOWN_ROWS)
+    row = await repository.campaign_figures(
+        await driver(conn),
+        campaign_id,
+        by_hour=bucket == "hour",
+        max_buckets=MAX_BUCKETS,
+        max_breakdown_rows=MAX_BREAKDOWN_ROWS,
+    )
     # Who may read: as for the campaign itself (its issuer's gov, auditors of all or of that issuer), and a
     # government named as a co-funder. Anyone else is told there is no such campaign.
     if row is None or not (
