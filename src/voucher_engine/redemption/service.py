@@ -48,6 +48,7 @@ from voucher_engine.campaigns.cache import cached_contract, contract_for
 from voucher_engine.contracts.risk import RiskHit
 from voucher_engine.db.engine import plain_url
 from voucher_engine.db.errors import is_database_unavailable, is_unstorable_input, violated_constraint
+from voucher_engine.db.raw import no_reset
 from voucher_engine.errors import EngineError
 from voucher_engine.invariants import invariant, present
 from voucher_engine.ledger import service as ledger
@@ -218,7 +219,7 @@ class BatchRunner:
                     self._dsn,
                     min_size=0,
                     max_size=self._max_connections,
-                    reset=_no_reset,
+                    reset=no_reset,
                     statement_cache_size=512,
                     server_settings={
                         "application_name": "voucher-engine batcher",
@@ -544,10 +545,6 @@ def _check_daily_cap(voucher: VoucherView, settlement: Settlement, spent: dict[t
             "DAILY_BUDGET_EXHAUSTED",
             f"Today's budget of this campaign is spent ({already} of {voucher.daily_cap_fen} fen); try again tomorrow.",
         )
-
-
-async def _no_reset(conn: asyncpg.Connection) -> None:
-    return None
 
 
 def _replay(previous: Any, job: Job) -> Outcome | EngineError:
