@@ -35,6 +35,7 @@ import orjson
 ANSWER_GRACE_S = 10.0  # a request still unanswered this long after the step's last send counts as failed
 MAX_SAMPLES = 3
 TICK_S = 0.001
+IDLE_REUSE_S = 2.0
 
 
 def request_bytes(method: str, path: str, body: bytes, headers: dict[str, str]) -> bytes:
@@ -51,6 +52,7 @@ class Conn(asyncio.Protocol):
         self.buffer = bytearray()
         self.callback: Any = None
         self.alive = False
+        self.last_used = time.monotonic()  # uvicorn closes a keep-alive connection idle for 5 s
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
@@ -80,6 +82,7 @@ class Conn(asyncio.Protocol):
         status = int(buffer[9:12])
         body = bytes(buffer[end + 4 : end + 4 + length])
         del buffer[: end + 4 + length]
+        self.last_used = time.monotonic()
         callback, self.callback = self.callback, None
         if callback is not None:
             callback(status, body)
@@ -242,10 +245,17 @@ class _Worker:
     async def connections(self, port: int, count: int) -> list[Conn]:
         loop = asyncio.get_running_loop()
         await asyncio.sleep(0.01)  # the loop was idle between commands: let it see the closes that came meanwhile
+        # A connection idle for a while may be closed by the server (uvicorn: after 5 s) just as the step begins:
+        # such ones are replaced, as a till would reconnect after a quiet spell.
+        fresh_after = time.monotonic() - IDLE_REUSE_S
         alive = [
             c
             for c in self.conns.get(port, [])
-            if c.alive and c.callback is None and c.transport is not None and not c.transport.is_closing()
+            if c.alive
+            and c.callback is None
+            and c.last_used > fresh_after
+            and c.transport is not None
+            and not c.transport.is_closing()
         ]
         for c in self.conns.get(port, []):
             if c not in alive and c.transport is not None:
@@ -275,7 +285,7 @@ class _Worker:
         result = StepResult()
         total = int(rate * duration_s)
         mine = range(me, total, of)
-        idle = list(conns)
+        idle = collections.deque(conns)  # first in, first out: every connection stays in use, none idles out
         backlog: collections.deque[float] = collections.deque()
         outstanding = 0
         finished = asyncio.get_running_loop().create_future()
@@ -298,9 +308,11 @@ class _Worker:
 
         def take() -> Conn | None:
             while idle:
-                conn = idle.pop()
+                conn = idle.popleft()
                 if conn.alive and not conn.transport.is_closing():  # type: ignore[union-attr]
-                    return conn
+                    if conn.last_used > clock() - IDLE_REUSE_S:
+                        return conn
+                    conn.transport.close()  # type: ignore[union-attr]  # about to be closed by the server
                 replace()
             return None
 
