@@ -36,6 +36,7 @@ ANSWER_GRACE_S = 10.0  # a request still unanswered this long after the step's l
 MAX_SAMPLES = 3
 TICK_S = 0.001
 IDLE_REUSE_S = 2.0
+STALE_SIGNED_S = 120.0
 
 
 def request_bytes(method: str, path: str, body: bytes, headers: dict[str, str]) -> bytes:
@@ -113,7 +114,10 @@ class Source:
         self.next_baseline = iter(seeds.baseline_ids)
         self.answered: list[tuple[int, bytes]] = []  # (voucher index, body) of redemptions answered 201
         self.settled_ids: list[str] = []  # to refund
-        self.ready: collections.deque[tuple[bytes, tuple[int, ...], str]] = collections.deque()
+        # Signed ahead, per kind, with when: what a step did not use serves the next one while it is fresh.
+        self.ready: dict[str, collections.deque[tuple[bytes, tuple[int, ...], str]]] = {}
+        self.signed_at: dict[str, float] = {}
+        self.kind = "redeem"
 
     def _signed(self, path: str, raw: bytes) -> bytes:
         return request_bytes("POST", path, raw, self._signed_headers(self.s.key_id, self.s.secret, "POST", path, raw))
@@ -139,15 +143,17 @@ class Source:
         return head % len(body) + body, (201,), ""
 
     def prepare(self, kind: str, count: int) -> None:
-        """Sign `count` requests ahead (those that do not depend on earlier answers)."""
-        self.ready.clear()
-        for _ in range(count):
-            if kind == "baseline":
-                self.ready.append(self._baseline())
-            elif kind == "redeem":
-                self.ready.append(self._fresh())
-            else:
-                self.ready.append(self._mixed_ahead())
+        """Have `count` requests signed ahead (those that do not depend on earlier answers). Left-overs of an
+        earlier step of the same kind are used first unless older than STALE_SIGNED_S (a signature's timestamp
+        must stay within the server's ±300 s window)."""
+        ready = self.ready.setdefault(kind, collections.deque())
+        if time.monotonic() - self.signed_at.get(kind, 0.0) > STALE_SIGNED_S:
+            ready.clear()
+            self.signed_at[kind] = time.monotonic()
+        make = self._baseline if kind == "baseline" else self._fresh if kind == "redeem" else self._mixed_ahead
+        for _ in range(count - len(ready)):
+            ready.append(make())
+        self.kind = kind
 
     def _mixed_ahead(self) -> tuple[bytes, tuple[int, ...], str]:
         roll = self.rng.random()
@@ -162,7 +168,8 @@ class Source:
         return b"", (), "retry" if roll < 0.91 else ("spent" if roll < 0.96 else "refund")
 
     def next(self, kind: str) -> tuple[bytes, tuple[int, ...], str]:
-        item = self.ready.popleft() if self.ready else None
+        ready = self.ready.get(kind)
+        item = ready.popleft() if ready else None
         if item is None:
             item = (
                 self._baseline() if kind == "baseline" else self._fresh() if kind == "redeem" else self._mixed_ahead()
