@@ -216,6 +216,31 @@ async def test_editor_marks_an_error_at_its_line_and_explains_a_payment(visit):
     assert await page.locator("h1").first.inner_text() != ""
 
 
+async def test_editor_shows_the_checkers_warnings_as_warnings(visit):
+    """Issue 14 item 9: `merchant.region = 310000` is accepted with a warning ("did you mean `within`?"), which the
+    editor shows as a warning, with or without errors beside it."""
+    page = visit.page
+    await visit.sign_in("gov")
+    await page.click("a[data-nav=editor]")
+    await page.wait_for_selector("#check-state[data-state=ok]")
+    source = (CONTRACTS / "shanghai-dining-2025.contract").read_text()
+    source = source.replace("merchant.region within 310000", "merchant.region = 310000")
+    await page.fill("#source", source)
+    warned = page.locator("#diagnostics li.warning")
+    await warned.wait_for()
+    assert "merchant.region within 310000" in await warned.inner_text()
+    assert "警告" in await warned.inner_text()
+    assert await page.get_attribute("#check-state", "data-state") == "ok"
+    # An error beside it (a category code of three digits): both are listed, the warning still as a warning.
+    mcc_line = next(n for n, line in enumerate(source.splitlines(), 1) if "merchant.mcc in" in line)
+    await page.fill("#source", source.replace('"5812", "5813", "5814"', '"581"'))
+    await page.wait_for_selector("#check-state[data-state=invalid]")
+    assert await page.locator("#diagnostics li.warning").count() == 1
+    assert await page.locator("#diagnostics li:not(.warning)").count() == 1
+    assert await page.locator("#gutter div.bad").all_inner_texts() == [str(mcc_line)]
+    await visit.shot("gov-editor-warning")
+
+
 async def test_auditor_explores_the_ledger(visit):
     page, site = visit.page, visit.site
     await visit.sign_in("auditor")

@@ -23,7 +23,7 @@ const zh = {
   "flow.refunded": "退款退回资金池", "flow.clawed_back": "追回", "flow.kept": "商户实得", "flow.unfunded": "活动尚未注资，还没有资金流动。",
   "stats.as_of": "统计已汇总至账本第 {seq} 笔（账本共 {head} 笔），更新于 {at}；统计比账本晚约一秒。", "stats.none": "还没有核销。",
   "editor.title": "合约编辑器", "editor.help": "边写边检查：错误标在所在的行和列。右侧可用一笔样例支付试算补贴。", "editor.source": "合约文本",
-  "editor.checking": "检查中…", "editor.typing": "输入中…", "editor.ok": "合约有效", "editor.errors": "{n} 处错误", "editor.at": "第 {line} 行，第 {column} 列",
+  "editor.checking": "检查中…", "editor.typing": "输入中…", "editor.ok": "合约有效", "editor.errors": "{n} 处错误", "editor.at": "第 {line} 行，第 {column} 列", "editor.warning": "警告：",
   "editor.diagnostics": "检查结果", "editor.field": "项目", "editor.value": "值", "editor.create": "用此合约创建活动",
   "sample.title": "样例支付试算", "sample.mcc": "商户行业 MCC", "sample.region": "商户地区", "sample.tags": "商户标签", "sample.at": "支付时间", "sample.amount": "订单金额（元）",
   "sample.holder_json": "持券人属性（JSON，可空）", "sample.explain": "试算", "sample.settles": "可以核销：补贴 {subsidy}，持券人支付 {payable}",
@@ -105,7 +105,7 @@ const en = {
   "flow.refunded": "Refunds back to escrow", "flow.clawed_back": "Clawed back", "flow.kept": "Kept by merchants", "flow.unfunded": "Not funded yet: no money has moved.",
   "stats.as_of": "Figures include the ledger up to transaction {seq} (the ledger has {head}), updated {at}; they trail the ledger by about a second.", "stats.none": "No redemptions yet.",
   "editor.title": "Contract editor", "editor.help": "Checked as you type: errors are marked at their line and column. Try a sample payment on the right.", "editor.source": "Contract text",
-  "editor.checking": "Checking…", "editor.typing": "Typing…", "editor.ok": "The contract is valid", "editor.errors": "{n} error(s)", "editor.at": "line {line}, column {column}",
+  "editor.checking": "Checking…", "editor.typing": "Typing…", "editor.ok": "The contract is valid", "editor.errors": "{n} error(s)", "editor.at": "line {line}, column {column}", "editor.warning": "Warning:",
   "editor.diagnostics": "Check", "editor.field": "Field", "editor.value": "Value", "editor.create": "Create the campaign",
   "sample.title": "Sample payment", "sample.mcc": "Merchant MCC", "sample.region": "Merchant region", "sample.tags": "Merchant tags", "sample.at": "Paid at", "sample.amount": "Order (yuan)",
   "sample.holder_json": "Holder attributes (JSON, optional)", "sample.explain": "Explain", "sample.settles": "Would settle: subsidy {subsidy}, the holder pays {payable}",
@@ -172,7 +172,7 @@ const REGIONS = {
   "000000": ["中央", "Central"], "310000": ["上海市", "Shanghai"], "310101": ["黄浦区", "Huangpu"], "310104": ["徐汇区", "Xuhui"],
   "310105": ["长宁区", "Changning"], "310106": ["静安区", "Jing'an"], "310107": ["普陀区", "Putuo"], "310110": ["杨浦区", "Yangpu"],
   "310115": ["浦东新区", "Pudong"], "320500": ["苏州市", "Suzhou"], "320505": ["虎丘区", "Huqiu"], "320508": ["姑苏区", "Gusu"],
-  "330000": ["浙江省", "Zhejiang"], "330122": ["桐庐县", "Tonglu"], "330127": ["淳安县", "Chun'an"], "330185": ["临安区", "Lin'an"],
+  "330000": ["浙江省", "Zhejiang"], "330122": ["桐庐县", "Tonglu"], "330127": ["淳安县", "Chun'an"], "330112": ["临安区", "Lin'an"],
   "110000": ["北京市", "Beijing"], "440300": ["深圳市", "Shenzhen"], "510100": ["成都市", "Chengdu"], "420100": ["武汉市", "Wuhan"],
 };
 const MCCS = {
