@@ -150,7 +150,7 @@ def _velocity_met(rule: RiskRule, row: Any, warm: bool) -> dict[str, Any] | None
         return None
     return {
         "met": met,
-        "hour_start": row["hour"].isoformat(),
+        "hour_until": row["until"].isoformat(),
         "redemptions_in_hour": row["redemptions"],
         "busiest_minute": row["max_minute"],
         "history_busiest_hour": row["max_hour"] if warm else None,
@@ -167,8 +167,8 @@ async def _merchant_hours(raw: Any, rules: RiskRules, span: tuple[int, int]) -> 
     found: list[Finding] = []
     velocity = rules_for(rules, w.MERCHANT_VELOCITY)
     newness = rules_for(rules, w.NEW_MERCHANT_VOLUME)
-    for row in await raw.fetch(repository.TOUCH_HOURS, *span, SHAPES.history):
-        merchant, hour, registered = row["merchant_id"], row["hour"], row["registered_at"]
+    for row in await raw.fetch(repository.TOUCH_MERCHANTS, *span, SHAPES.history):
+        merchant, hour, registered = row["merchant_id"], row["until"], row["registered_at"]
         new_rule = _new_rule_met(newness, row)
         age = (hour - registered) if registered is not None else None
         if any(age is not None and age < timedelta(days=limit(r, "days") or 0) for r in newness):
@@ -180,7 +180,7 @@ async def _merchant_hours(raw: Any, rules: RiskRules, span: tuple[int, int]) -> 
             figures = _velocity_met(rule, row, warm)
             if figures is None:
                 continue
-            ids = await raw.fetch(repository.HOUR_REDEMPTIONS, merchant, hour, w.MAX_EVIDENCE_IDS)
+            ids = await raw.fetch(repository.HOUR_REDEMPTIONS, merchant, row["until"], w.MAX_EVIDENCE_IDS)
             found.append(
                 _found(
                     rule,
@@ -203,14 +203,14 @@ def _new_rule_met(newness: tuple[RiskRule, ...], row: Any) -> RiskRule | None:
         days, per_hour = limit(rule, "days"), limit(rule, "per_hour")
         if days is None or per_hour is None:
             continue
-        if row["hour"] - registered < timedelta(days=days) and row["redemptions"] >= per_hour:
+        if row["until"] - registered < timedelta(days=days) and row["redemptions"] >= per_hour:
             return rule
     return None
 
 
 async def _new_merchant(raw: Any, rule: RiskRule, row: Any) -> Finding:
     merchant = row["merchant_id"]
-    ids = await raw.fetch(repository.HOUR_REDEMPTIONS, merchant, row["hour"], w.MAX_EVIDENCE_IDS)
+    ids = await raw.fetch(repository.HOUR_REDEMPTIONS, merchant, row["until"], w.MAX_EVIDENCE_IDS)
     return _found(
         rule,
         merchant,
@@ -218,7 +218,7 @@ async def _new_merchant(raw: Any, rule: RiskRule, row: Any) -> Finding:
         [r["redemption_id"] for r in ids],
         {
             "registered_at": row["registered_at"].isoformat(),
-            "hour_start": row["hour"].isoformat(),
+            "hour_until": row["until"].isoformat(),
             "redemptions_in_hour": row["redemptions"],
             "busiest_minute": row["max_minute"],
             "limit_days": limit(rule, "days"),
