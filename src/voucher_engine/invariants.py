@@ -11,7 +11,9 @@ turn it into a business error code; it ends as `INTERNAL` (500), logged with its
 
 from __future__ import annotations
 
-from typing import NoReturn
+from typing import NoReturn, TypeVar
+
+T = TypeVar("T")
 
 
 class InvariantViolation(AssertionError):
@@ -29,10 +31,18 @@ def invariant(condition: object, message: str, *values: object) -> None:
         _fail(message, values)
 
 
+def present(value: T | None, message: str) -> T:
+    """`value`, which must not be None (`message` says why it cannot be); raises InvariantViolation if it is. For a
+    value optional in general but always there on this path: the check stays on and the type checker knows it."""
+    if value is None:
+        _fail(message, ())
+    return value
+
+
 def _fail(message: str, values: tuple[object, ...]) -> NoReturn:
     if values:
         message = f"{message}: " + ", ".join(repr(value) for value in values)
     raise InvariantViolation(message)
 
 
-__all__ = ["InvariantViolation", "invariant"]
+__all__ = ["InvariantViolation", "invariant", "present"]

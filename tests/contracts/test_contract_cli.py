@@ -8,7 +8,9 @@ from pathlib import Path
 from contract_helpers import CONTRACTS_DIR, POLICY_FILES, source
 from typer.testing import CliRunner
 
+from voucher_engine.contracts import compile_contract
 from voucher_engine.contracts.cli import app
+from voucher_engine.contracts.sample import explain_payment
 
 runner = CliRunner()
 DINING = str(CONTRACTS_DIR / "shanghai-dining-2025.contract")
@@ -76,6 +78,20 @@ def test_explain_validity_and_holder(tmp_path: Path) -> None:
     )
     result = runner.invoke(app, ["explain", suzhou, "--payment", envelope, "--issued-at", "2025-05-01T10:00:00+08:00"])
     assert "VOUCHER_EXPIRED" in result.output
+
+
+def test_a_refused_payment_shows_no_subsidy_on_the_command_line_as_in_the_console() -> None:
+    # The payment's own conditions hold (a ¥120 dinner), but the voucher expired on 2025-02-01: the till would be
+    # refused, so the subsidy shown is 0 and the whole order is payable, in the CLI as in the console's answer.
+    late = payment(12000, at="2025-02-01T10:00:00+08:00")
+    result = runner.invoke(app, ["explain", DINING, "--payment", late, "--json"])
+    answer = json.loads(result.output)
+    assert result.exit_code == 1 and answer["code"] == "VOUCHER_EXPIRED" and answer["explain"] == []
+    assert answer["subsidy_fen"] == 0 and answer["payable_fen"] == 12000
+    assert answer == explain_payment(compile_contract(source("shanghai-dining-2025")), json.loads(late))
+    text = runner.invoke(app, ["explain", DINING, "--payment", late]).output
+    assert "all payment conditions hold" in text
+    assert "subsidy ¥0.00 (0 fen), the holder pays ¥120.00" in text and "result: VOUCHER_EXPIRED" in text
 
 
 def test_explain_bad_input() -> None:

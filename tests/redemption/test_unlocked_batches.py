@@ -113,14 +113,8 @@ async def test_a_write_with_one_stale_voucher_writes_nothing(world):
         ]
         nonces = [(key_id, "stale-nonce-1"), (key_id, "stale-nonce-2")]
         with pytest.raises(asyncpg.SerializationError):
-            await ledger.post_many_alongside(
-                conn,
-                txs,
-                tx_ids,
-                repository.WRITE_BATCH_CTES,
-                repository.write_args(now, sorted(read), rows, [], nonces, now),
-                repository.WRITE_BATCH_RESULT,
-                repository.WRITE_BATCH_WHOLE,
+            await repository.write_batch_and_post(
+                conn, now, sorted(read), rows, [], nonces, now, ledger.prepare(txs, tx_ids), whole=True
             )
         # Nothing of it: not the fresh voucher's update, no redemption, no money moved, no nonce spent, no ledger row.
         assert [await _voucher(conn, campaign, w) for w in wallets] == vouchers

@@ -9,13 +9,15 @@ BOOKS_CHECKS: dict[str, str] = {
     # Every transaction's debits equal its credits.
     "unbalanced transactions": "SELECT id FROM ledger_transactions WHERE (SELECT sum(a) FROM unnest(amounts_fen) AS a) <> 0",
     # Escrows and payouts in flight hold what they were given; only fiscal accounts go negative (by what they funded),
-    # and a merchant's only by a clawback of money already paid out (checked below).
-    "negative escrow or payout balances": "SELECT account, balance_fen FROM ledger_accounts WHERE kind IN ('escrow', 'payout') AND balance_fen < 0",
-    "merchants below zero by more than their clawbacks": """
+    # and a merchant's only by what refunds and clawbacks took back of money already paid out (a refund after a
+    # payout run is netted by later runs, as a clawback is).
+    "merchants below zero by more than refunds and clawbacks took back": """
         SELECT a.account, a.balance_fen FROM ledger_accounts a
-        LEFT JOIN (SELECT 'merchant:' || merchant_id AS account, sum(amount_fen) AS clawed FROM clawbacks GROUP BY 1) c
+        LEFT JOIN (SELECT u.account, -sum(u.amount) AS taken FROM ledger_transactions t,
+                          unnest(t.accounts, t.amounts_fen) AS u(account, amount)
+                   WHERE t.kind IN ('refund', 'clawback') AND u.account LIKE 'merchant:%' GROUP BY 1) c
                ON c.account = a.account
-        WHERE a.kind = 'merchant' AND a.balance_fen < -coalesce(c.clawed, 0)""",
+        WHERE a.kind = 'merchant' AND a.balance_fen < -coalesce(c.taken, 0)""",
     # Per merchant: settled + payout + merchant = what it was credited, less refunds and clawbacks.
     "merchants whose three accounts are not credited less refunds and clawbacks": """
         SELECT m.id, coalesce(b.held, 0) AS held, coalesce(f.net, 0) AS net FROM merchants m

@@ -100,9 +100,7 @@ async def assert_verified(service) -> None:
     """`voucher-engine ledger verify` over the test's database (every hash, balance, total and kind's shape), and
     the reliability suite's books checks (per merchant: settled + payout + merchant = credited - refunds - clawbacks;
     payout and settled accounts equal their items; every clawback and item has its ledger transactions)."""
-    import asyncpg
 
-    from voucher_engine.db.engine import plain_url
     from voucher_engine.ledger import verify
 
     report = await verify.verify_database(service.state.engine, None)
@@ -117,10 +115,19 @@ async def assert_verified(service) -> None:
     assert export.status_code == 200, export.text
     offline = verify.verify_csv(io.StringIO(export.text), base64.b64decode(key), [made.json()])
     assert offline.ok and offline.transactions == made.json()["tree_size"], offline.document()
+    assert await books_problems(service) == {}
+
+
+async def books_problems(service) -> dict:
+    """The reliability suite's books checks (SQL over the ledger and settlement tables) on the test's database."""
+    import asyncpg
+
+    from voucher_engine.db.engine import plain_url
+
     books = _load("ve_settlement_books", Path(__file__).resolve().parents[1] / "reliability" / "reliability_books.py")
     conn = await asyncpg.connect(plain_url(service.settings.database_url))
     try:
-        assert await books.books_problems(conn) == {}
+        return await books.books_problems(conn)
     finally:
         await conn.close()
 

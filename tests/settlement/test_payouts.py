@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 import io
 
-from settlement_world import SUBSIDY, assert_verified
+from settlement_world import SUBSIDY, assert_verified, books_problems
 
 BUDGET_FEN = 1_000_000_000  # ¥10,000,000
 
@@ -96,4 +96,32 @@ async def test_a_full_payout_cycle(sw, service):
     assert await sw.balances("rest-h") == {"merchant": 0, "payout": 0, "settled": 2000}
     assert await sw.balance(f"escrow:{campaign_id}") == BUDGET_FEN - 6 * SUBSIDY
     assert await sw.balance(f"fiscal:{sw.issuers['310000']}") == -BUDGET_FEN
+    await assert_verified(service)
+
+
+async def test_a_refund_after_the_payout_is_netted_by_later_runs(sw, service):
+    """A refund of money already paid out takes the subsidy back from the merchant's account, below zero; the next
+    run pays nothing until later redemptions have made up for it, then only the difference."""
+    await sw.set_clock("2025-01-10T10:00:00+08:00")
+    _, vouchers = await sw.launch_dining(4)
+    first = await sw.redeem("rest-a", vouchers[0])
+    await sw.redeem("rest-a", vouchers[1])
+    await sw.set_clock("2025-01-10T11:00:00+08:00")
+    run1 = await sw.run("2025-01-10T11:00:00+08:00")
+    assert [(i["merchant_id"], i["amount_fen"]) for i in run1["items"]] == [("rest-a", 2 * SUBSIDY)]
+
+    refund = await sw.tills["rest-a"].refund(first["id"], 12000)
+    assert refund.status_code == 201, refund.text
+    assert await sw.balances("rest-a") == {"merchant": -SUBSIDY, "payout": 2 * SUBSIDY, "settled": 0}
+    assert await books_problems(service) == {}  # below zero by what a refund took back is what the books allow
+    await sw.redeem("rest-a", vouchers[2])
+    await sw.set_clock("2025-01-10T12:00:00+08:00")
+    run2 = await sw.run("2025-01-10T12:00:00+08:00")
+    assert run2["items"] == [], "a merchant at zero after netting the refund is owed nothing"
+
+    await sw.redeem("rest-a", vouchers[3])
+    await sw.set_clock("2025-01-10T13:00:00+08:00")
+    run3 = await sw.run("2025-01-10T13:00:00+08:00")
+    assert [(i["merchant_id"], i["amount_fen"]) for i in run3["items"]] == [("rest-a", SUBSIDY)]
+    assert await sw.balances("rest-a") == {"merchant": 0, "payout": 3 * SUBSIDY, "settled": 0}
     await assert_verified(service)

@@ -9,7 +9,6 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from functools import partial
 
-import sqlalchemy as sa
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST
@@ -42,6 +41,7 @@ from voucher_engine.risk import endpoints as risk_endpoints
 from voucher_engine.secrets_store import load_server_secret
 from voucher_engine.settlement import endpoints as settlement_endpoints
 from voucher_engine.stats import endpoints as stats_endpoints
+from voucher_engine.stats.fastpath import StatsFastPath
 from voucher_engine.web import problems
 from voucher_engine.web.openapi import operation
 from voucher_engine.web.state import AppState
@@ -157,7 +157,7 @@ class TestClockFollower:
 
 
 def _front(app: EngineApp, settings: Settings) -> ASGIApp:
-    """Outermost first: the test clock, the claims and redemption hot paths (which hold their bodies to their own
+    """Outermost first: the test clock, the stats, claims and redemption hot paths (which hold their bodies to their own
     limits as they read them), the body limit for everything else, then the framework."""
     framework: ASGIApp = BodyLimitMiddleware(
         partial(FastAPI.__call__, app),
@@ -165,7 +165,7 @@ def _front(app: EngineApp, settings: Settings) -> ASGIApp:
         large_bytes=settings.max_issuance_body_bytes,
         large_suffixes=LARGE_BODY_SUFFIXES,
     )
-    front = ClaimsFastPath(RedemptionFastPath(framework, max_body_bytes=settings.max_body_bytes))
+    front = StatsFastPath(ClaimsFastPath(RedemptionFastPath(framework, max_body_bytes=settings.max_body_bytes)))
     return TestClockFollower(front) if settings.test_clock else front
 
 
@@ -251,7 +251,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         state: AppState = request.app.state.ve
         try:
             async with state.engine.connect() as conn:
-                current = (await conn.execute(sa.text("SELECT version_num FROM alembic_version"))).scalar()
+                current = await migrate.current_revision(conn)
         except Exception as exc:  # noqa: BLE001 - any failure to reach the database means "not ready"
             return problems.problem_response("UNAVAILABLE", f"The database is not reachable: {type(exc).__name__}.")
         if current != state.head_revision:

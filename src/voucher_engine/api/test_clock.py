@@ -4,15 +4,13 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-import sqlalchemy as sa
 from fastapi import APIRouter, Response
 from pydantic import AwareDatetime, BaseModel, Field
-from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from voucher_engine import clock
 from voucher_engine.auth.dependencies import Admin
 from voucher_engine.auth.schemas import StrictModel
-from voucher_engine.db.schema.foundation import test_clock
+from voucher_engine.db import test_clock as shared_test_clock
 from voucher_engine.web.openapi import operation
 from voucher_engine.web.state import State
 
@@ -47,10 +45,7 @@ def _state() -> ClockState:
 async def set_clock(body: ClockSet, state: State, _: Admin) -> ClockState:
     offset_us = int((body.now - clock.real_now()) / timedelta(microseconds=1))
     async with state.engine.begin() as conn:
-        statement = pg_insert(test_clock).values(id=1, offset_us=offset_us)
-        await conn.execute(
-            statement.on_conflict_do_update(index_elements=[test_clock.c.id], set_={"offset_us": offset_us})
-        )
+        await shared_test_clock.store_offset(conn, offset_us)
     clock.set_offset(timedelta(microseconds=offset_us))
     return _state()
 
@@ -77,6 +72,6 @@ async def get_clock(_: Admin) -> ClockState:
 )
 async def reset_clock(state: State, _: Admin) -> Response:
     async with state.engine.begin() as conn:
-        await conn.execute(sa.delete(test_clock))
+        await shared_test_clock.clear_offset(conn)
     clock.set_offset(timedelta(0))
     return Response(status_code=204)

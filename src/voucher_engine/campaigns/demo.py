@@ -8,13 +8,11 @@ import secrets
 from datetime import timedelta
 from typing import Any
 
-import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from voucher_engine import clock
 from voucher_engine.auth.subjects import Subject
 from voucher_engine.campaigns import codes, ids, issuance, repository, service
-from voucher_engine.db.schema.campaigns import vouchers
 from voucher_engine.secrets_store import load_server_secret
 
 DEMO_NAME = "Shanghai dining demo"
@@ -69,7 +67,7 @@ async def seed(engine: AsyncEngine, issuer_id: str, settings: Any) -> dict:
     # A restarted demo must print a voucher that can still be spent: the one issued last time if it is unspent,
     # else a fresh one for the next demo wallet (one voucher per holder).
     async with engine.connect() as conn:
-        found = await _demo_voucher(conn, campaign_id)
+        found = await repository.latest_demo_voucher(conn, campaign_id)
     if found is None or found[2] != "issued":
         wallet_id = _next_wallet(found[1]) if found else DEMO_WALLET
         issuance_id = ids.new_issuance_id()
@@ -89,7 +87,7 @@ async def seed(engine: AsyncEngine, issuer_id: str, settings: Any) -> dict:
             )
         await issuance.run(engine, campaign_id, issuance_id, kind="targeted", holders=[(wallet_id, None, DEMO_HOLDER)])
         async with engine.connect() as conn:
-            found = await _demo_voucher(conn, campaign_id)
+            found = await repository.latest_demo_voucher(conn, campaign_id)
     if found is None:
         raise RuntimeError(f"the demo voucher of {campaign_id} was issued but cannot be found")
     voucher_id, wallet_id, _ = found
@@ -119,18 +117,6 @@ async def seed(engine: AsyncEngine, issuer_id: str, settings: Any) -> dict:
             redeem,
         ],
     }
-
-
-async def _demo_voucher(conn, campaign_id: str) -> tuple[str, str, str] | None:
-    """(id, wallet, status) of the demo voucher issued last (demo wallets count up from DEMO_WALLET)."""
-    query = (
-        sa.select(vouchers.c.id, vouchers.c.wallet_id, vouchers.c.status)
-        .where(vouchers.c.campaign_id == campaign_id, vouchers.c.wallet_id.like("00000000000%"))
-        .order_by(vouchers.c.wallet_id.desc())
-        .limit(1)
-    )
-    row = (await conn.execute(query)).first()
-    return (row.id, row.wallet_id, row.status) if row else None
 
 
 def _next_wallet(wallet_id: str) -> str:

@@ -201,6 +201,18 @@ async def count_vouchers(conn: AsyncConnection, campaign_id: str) -> int:
     ).scalar_one()
 
 
+async def latest_demo_voucher(conn: AsyncConnection, campaign_id: str) -> tuple[str, str, str] | None:
+    """(id, wallet, status) of the demo voucher issued last (demo wallets count up from `demo.DEMO_WALLET`)."""
+    query = (
+        sa.select(vouchers.c.id, vouchers.c.wallet_id, vouchers.c.status)
+        .where(vouchers.c.campaign_id == campaign_id, vouchers.c.wallet_id.like("00000000000%"))
+        .order_by(vouchers.c.wallet_id.desc())
+        .limit(1)
+    )
+    row = (await conn.execute(query)).first()
+    return (row.id, row.wallet_id, row.status) if row else None
+
+
 async def end_stock(conn: AsyncConnection, campaign_id: str) -> None:
     """Zero a first-come campaign's stock. Waits for claims holding a shard, so that after it no claim that
     started before can still add a voucher."""

@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from typing import Any, TypeVar
@@ -96,6 +96,7 @@ def check(source: str) -> CheckAnswer:
             "CONTRACT_INVALID",
             f"The contract has {len(result.errors)} error(s).",
             errors=[d.to_dict() for d in result.errors],
+            warnings=[d.to_dict() for d in result.warnings],
         )
     return CheckAnswer(ok=True, summary=result.summary, warnings=[d.to_dict() for d in result.warnings])
 
@@ -138,7 +139,11 @@ async def create(conn: AsyncConnection, subject: Subject, source: str) -> Campai
     now = clock.now()
     campaign_id = ids.new_campaign_id()
     validity = contract.validity
-    fixed = isinstance(validity, FixedWindow)
+    window: tuple[datetime | None, datetime | None]
+    if isinstance(validity, FixedWindow):
+        window, validity_seconds = (validity.valid_from, validity.valid_until), None
+    else:
+        window, validity_seconds = (None, None), validity.seconds
     stock = stock_split(contract.quantity) if contract.distribution == "first_come" else []
     values = {
         "id": campaign_id,
@@ -156,9 +161,9 @@ async def create(conn: AsyncConnection, subject: Subject, source: str) -> Campai
         "distribution": contract.distribution,
         "face_value_fen": contract.face_value_fen,
         "daily_cap_fen": contract.daily_cap_fen,
-        "valid_from": validity.valid_from if fixed else None,
-        "valid_until": validity.valid_until if fixed else None,
-        "validity_seconds": None if fixed else validity.seconds,
+        "valid_from": window[0],
+        "valid_until": window[1],
+        "validity_seconds": validity_seconds,
         "summary": contract.summary(),
         "stock_shards": len(stock),
         "created_at": now,
@@ -377,7 +382,7 @@ def to_model(row: sa.Row, funders: list[sa.Row], totals: Totals | None) -> Campa
 
 
 def to_detail(
-    row: sa.Row, funders: list[sa.Row], totals: Totals | None, decisions: list[sa.Row] = ()
+    row: sa.Row, funders: list[sa.Row], totals: Totals | None, decisions: Sequence[sa.Row] = ()
 ) -> CampaignDetail:
     return CampaignDetail(
         **_fields(row, funders, totals),

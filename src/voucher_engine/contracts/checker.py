@@ -332,9 +332,9 @@ class _Checker:
                 Span(1, 1, 0, 0),
                 f"the contract has {self.comparisons} conditions; the limit is {limits.MAX_CONDITIONS}",
             )
-        if terms is None or budget_fen is None or name is None or validity is None or funders is None:
+        if terms is None or voucher is None or budget_fen is None:
             return None
-
+        # The budget is proven whatever else is wrong (name, validity, funders): every error is reported at once.
         face = terms["face"]
         quantity = self.count("quantity", None, limits.MAX_QUANTITY, "the quantity")
         quantity_span = self.seen["quantity"].span if "quantity" in self.seen else self.seen["budget"].span
@@ -351,7 +351,7 @@ class _Checker:
                     f"the budget pays for {quantity:,} vouchers; the limit is "
                     f"{limits.MAX_QUANTITY:,}: give a smaller `quantity`",
                 )
-        if quantity is None or per_holder is None:
+        if quantity is None:
             return None
         worst = quantity * face
         exact = terms["kind"] in ("fixed", "threshold", "balance")
@@ -364,7 +364,7 @@ class _Checker:
                 self.error(quantity_span, message + "; lower the quantity or raise the budget")
             else:
                 self.warn(quantity_span, message + "; redemptions will stop when the budget is spent")
-        if 0 < quantity < per_holder:
+        if per_holder is not None and 0 < quantity < per_holder:
             # Without a `limit` line the per-holder limit is the default of one, which no positive quantity is below.
             limit_span = self.seen["limit"].span if "limit" in self.seen else quantity_span
             self.warn(limit_span, f"the limit per holder ({per_holder}) is more than the quantity ({quantity:,})")
@@ -376,7 +376,7 @@ class _Checker:
                     self.seen["daily cap"].span,
                     f"one voucher can pay {yuan(face)}, more than the whole daily cap of {yuan(daily_cap)}",
                 )
-        if self.failed:
+        if self.failed or name is None or validity is None or funders is None or per_holder is None:
             return None
         return ContractModel(
             name=name,
@@ -430,11 +430,14 @@ class _Checker:
 
     def region_code(self, lit: Literal, what: str) -> Union[str, None]:
         code = lit.raw.strip('"') if lit.kind in ("int", "string") else None
-        if code is None or not regions.is_region_code(code):
+        if code is None or not regions.is_well_formed(code):
             self.error(
                 lit.span,
                 f"{what} must be a six-digit region code (GB/T 2260), like 310000 for Shanghai; {lit.raw} is not one",
             )
+            return None
+        if not regions.is_region_code(code):
+            self.error(lit.span, f"{what} must be a region code: {regions.why_not(lit.raw)}")
             return None
         return code
 
@@ -558,26 +561,26 @@ class _Checker:
         assert isinstance(section, ValiditySyntax)
         tz = zoneinfo.ZoneInfo(tz_name)
         if section.kind == "relative":
-            amount = section.amount.value if section.amount is not None else None
-            if amount is None:
+            written = section.amount
+            amount = written.whole() if written is not None else None
+            if written is None or amount is None:
                 return None
             seconds = amount * (86400 if section.unit.startswith("day") else 3600)
             if amount < 1:
-                self.error(section.amount.span, "a voucher must be valid for at least 1 hour")
+                self.error(written.span, "a voucher must be valid for at least 1 hour")
                 return None
             if seconds > limits.MAX_VALIDITY_SECONDS:
-                self.error(section.amount.span, "a voucher may be valid for at most ten years")
+                self.error(written.span, "a voucher may be valid for at most ten years")
                 return None
             return RelativeValidity(seconds)
         if section.kind == "year":
-            year = section.year.value if section.year is not None else None
+            year = section.year.whole() if section.year is not None else None
             if year is None or not 2000 <= year <= 2200:
                 self.error(
                     section.span, f"{section.year.raw if section.year else ''} is not a year I accept (2000 to 2200)"
                 )
                 return None
-            start = dt.datetime(year, 1, 1, tzinfo=tz)
-            return FixedWindow(start, dt.datetime(year + 1, 1, 1, tzinfo=tz))
+            return FixedWindow(dt.datetime(year, 1, 1, tzinfo=tz), dt.datetime(year + 1, 1, 1, tzinfo=tz))
         start = self.moment(section.start, tz, end=False)
         end = self.moment(section.end, tz, end=True)
         if start is None or end is None:
@@ -615,7 +618,7 @@ class _Checker:
         terms: dict[str, Any] = {"kind": kind}
         spend = None
         if section.spend is not None:
-            spend = section.spend.amount.value
+            spend = section.spend.amount.whole()
             if spend is not None and spend <= 0:
                 self.error(section.spend.amount.span, "the minimum spend must be more than ¥0")
                 return None
@@ -637,39 +640,42 @@ class _Checker:
                 "an `items` section only applies to a `voucher per item`; this voucher pays on the whole order",
             )
         if kind in ("fixed", "threshold", "balance"):
-            amount = section.amount.value if section.amount is not None else None
-            if amount is None:
+            written = section.amount
+            amount = written.whole() if written is not None else None
+            if written is None or amount is None:
                 return None
             if amount <= 0:
-                self.error(section.amount.span, "a voucher must be worth more than ¥0")
+                self.error(written.span, "a voucher must be worth more than ¥0")
                 return None
             terms["amount"] = amount
             terms["face"] = amount
             if kind != "balance" and floor is not None and amount > floor:
                 self.error(
-                    section.amount.span,
+                    written.span,
                     f"the voucher is worth {yuan(amount)} but the order it needs can be as small as {yuan(floor)} "
                     f"(`{floor_text}`): a voucher must not be worth more than the order it needs",
                 )
                 return None
         elif kind == "percent":
-            rate = section.percent.value if section.percent is not None else None
-            cap = section.cap.value if section.cap is not None else None
-            if rate is None or cap is None:
+            rate_written, cap_written = section.percent, section.cap
+            rate = rate_written.fraction() if rate_written is not None else None
+            cap = cap_written.whole() if cap_written is not None else None
+            if rate_written is None or rate is None or cap_written is None or cap is None:
                 return None
             if not 0 < rate <= 1:
-                self.error(section.percent.span, "a percentage off must be more than 0% and at most 100%")
+                self.error(rate_written.span, "a percentage off must be more than 0% and at most 100%")
                 return None
             if cap <= 0:
-                self.error(section.cap.span, "the cap must be more than ¥0")
+                self.error(cap_written.span, "the cap must be more than ¥0")
                 return None
             terms.update(rate=rate, cap=cap, face=cap)
         elif kind == "item_percent":
-            cap = section.cap.value if section.cap is not None else None
-            if cap is None:
+            cap_written = section.cap
+            cap = cap_written.whole() if cap_written is not None else None
+            if cap_written is None or cap is None:
                 return None
             if cap <= 0:
-                self.error(section.cap.span, "the cap must be more than ¥0")
+                self.error(cap_written.span, "the cap must be more than ¥0")
                 return None
             terms.update(cap=cap, face=cap, rates=self.rates(section))
             if terms["rates"] is None:
@@ -832,7 +838,33 @@ class _Checker:
         except _TypeError as exc:
             self.error(exc.span, exc.message)
             return None
+        if ftype == "region":
+            self.exact_area(node, op, value)
         return TCompare(op, path, ftype, value, node.text, node.span, expected_text(op, ftype, value))
+
+    def exact_area(self, node: Comparison, op: str, value: Any) -> None:
+        """Warn when `=`, `!=`, `in` or `not in` names a province or prefecture that has counties: it compares codes
+        exactly, so `merchant.region = 310000` holds for no merchant registered in one of Shanghai's districts."""
+        if op not in ("=", "!=", "in", "not_in"):
+            return
+        areas = [
+            code for code in ((value,) if isinstance(value, str) else sorted(value)) if regions.has_subdivisions(code)
+        ]
+        if not areas:
+            return
+        written = node.value
+        if written is None:
+            return
+        target = written.raw if isinstance(written, Literal) else "{" + ", ".join(v.raw for v in written.items) + "}"
+        who = "merchant" if node.field.path.startswith("merchant.") else "holder"
+        instead = "within" if op in ("=", "in") else "not within"
+        missed = f"does not match {areas[0]}" if op in ("=", "in") else "is not excluded"
+        self.warn(
+            node.span,
+            f"{OP_WORDS[op]} compares region codes exactly, and {areas[0]} ({regions.name(areas[0])}) has regions "
+            f"within it: a {who} registered in one of them {missed}; "
+            f"did you mean `{node.field.path} {instead} {target}`?",
+        )
 
     def constant(self, op: str, ftype: str, path: str, value: Union[Literal, SetLiteral, None]) -> Any:
         assert value is not None
@@ -869,7 +901,7 @@ class _Checker:
         if ftype == "int":
             if kind == "int":
                 return lit.value
-            if kind == "string" and lit.value.isdigit():
+            if kind == "string" and (lit.text() or "").isdigit():
                 raise _TypeError(lit.span, f"`{path}` is a whole number: write {lit.value} without quotes")
         elif ftype == "money":
             if kind == "money":
@@ -878,7 +910,8 @@ class _Checker:
                 raise _TypeError(lit.span, f"`{path}` is an amount of money: write it with ¥, like ¥{lit.raw}")
         elif ftype in ("text", "mcc"):
             if kind == "string":
-                if ftype == "mcc" and not (len(lit.value) == 4 and lit.value.isascii() and lit.value.isdigit()):
+                mcc = lit.text() or ""
+                if ftype == "mcc" and not (len(mcc) == 4 and mcc.isascii() and mcc.isdigit()):
                     raise _TypeError(
                         lit.span, f'{lit.raw} is not a merchant category code: those are four digits, like "5812"'
                     )
@@ -892,15 +925,11 @@ class _Checker:
                 code = lit.raw.strip('"')
                 if regions.is_region_code(code):
                     return code
-                raise _TypeError(
-                    lit.span,
-                    f"{lit.raw} is not a region code: those are six digits (GB/T 2260), "
-                    "like 310000 for Shanghai or 310104 for Xuhui District",
-                )
+                raise _TypeError(lit.span, regions.why_not(lit.raw))
         elif ftype == "weekday":
             if kind == "name":
                 for number, day in enumerate(WEEKDAYS):
-                    if lit.value.lower() in (day.lower(), day[:3].lower()):
+                    if (lit.text() or "").lower() in (day.lower(), day[:3].lower()):
                         return number
                 raise _TypeError(lit.span, f"{lit.raw} is not a day of the week; write Monday ... Sunday")
         elif ftype == "time":

@@ -20,7 +20,7 @@ from .contract import check_contract, compile_contract
 from .diagnostics import ContractInvalid
 from .explain import yuan
 from .jsonio import payment_from_json
-from .model import FixedWindow
+from .sample import explain
 
 app = typer.Typer(
     help="Check voucher contracts and explain their decisions.", no_args_is_help=True, add_completion=False
@@ -116,34 +116,8 @@ def explain_command(
         typer.echo(f"error: {exc}")
         raise typer.Exit(2) from None
 
-    answer: dict[str, Any] = {"contract": contract.name, "kind": contract.kind}
-    code = None
-    if isinstance(contract.validity, FixedWindow) or issued is not None:
-        start, end = (
-            contract.window_for(issued) if issued else (contract.validity.valid_from, contract.validity.valid_until)
-        )
-        answer["validity"] = {"valid_from": start.isoformat(), "valid_until": end.isoformat(), "end": "exclusive"}
-        if p.at < start:
-            code = "VOUCHER_NOT_YET_VALID"
-        elif p.at >= end:
-            code = "VOUCHER_EXPIRED"
-    else:
-        answer["validity"] = {"seconds_from_issue": contract.validity.seconds, "checked": False}
-    holder_failures = contract.check_holder(attributes) if attributes is not None else []
-    evaluation = contract.evaluate(p)
-    if code is None and holder_failures:
-        code = "NOT_ELIGIBLE"
-    if code is None and not evaluation.ok:
-        code = "RULE_NOT_SATISFIED"
-    answer.update(
-        code=code,
-        eligible=code is None,
-        subsidy_fen=evaluation.subsidy_fen,
-        payable_fen=evaluation.payable_fen,
-        explain=[f.to_dict() for f in evaluation.failures],
-    )
-    if attributes is not None:
-        answer["holder_explain"] = [f.to_dict() for f in holder_failures]
+    answer = explain(contract, p, attributes, issued)
+    code = answer["code"]
     if as_json:
         typer.echo(json.dumps(answer, ensure_ascii=False, indent=2))
         raise typer.Exit(1 if code else 0)  # a refusal (NOT_ELIGIBLE, RULE_NOT_SATISFIED, ...) is not a success
@@ -163,16 +137,18 @@ def explain_command(
             f"  valid for {validity['seconds_from_issue'] // 3600} hours from issue "
             "(give --issued-at to check the window)"
         )
-    for title, failures in (("holder", holder_failures), ("payment", evaluation.failures)):
+    for title, failures in (("holder", answer.get("holder_explain", [])), ("payment", answer["explain"])):
         for f in failures:
-            where = f" (item {f.item})" if f.item else ""
-            typer.echo(f"  {title} condition failed, line {f.line}, column {f.column}: {f.rule}{where}")
-            typer.echo(f"      actual: {json.dumps(f.actual, ensure_ascii=False)}; expected: {f.expected}")
-    if evaluation.ok:
-        typer.echo(
-            f"  all payment conditions hold: subsidy {yuan(evaluation.subsidy_fen)} "
-            f"({evaluation.subsidy_fen} fen), the holder pays {yuan(evaluation.payable_fen)}"
-        )
+            where = f" (item {f['item']})" if f.get("item") else ""
+            typer.echo(f"  {title} condition failed, line {f['line']}, column {f['column']}: {f['rule']}{where}")
+            typer.echo(f"      actual: {json.dumps(f['actual'], ensure_ascii=False)}; expected: {f['expected']}")
+    if not answer["explain"]:
+        typer.echo("  all payment conditions hold")
+    # A refused payment is paid nothing, whatever its conditions would have paid (contracts/sample.explain).
+    typer.echo(
+        f"  subsidy {yuan(answer['subsidy_fen'])} ({answer['subsidy_fen']} fen), "
+        f"the holder pays {yuan(answer['payable_fen'])}"
+    )
     typer.echo(f"  result: {code or 'ok'}")
     if code:
         raise typer.Exit(1)

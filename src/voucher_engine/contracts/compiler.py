@@ -356,6 +356,8 @@ class _Generator:
                 f"        f.append({self.failure(rule, self.actual(rule.condition, lambda c: _PAYMENT_ACCESS[c.path]))})"
             )
         if m.spend_fen:
+            if m.spend_span is None:  # the checker gives every spend the span it was written at
+                raise ValueError("a spend without the place it was written")
             meta = self.const((m.spend_text, m.spend_span.line, m.spend_span.column))
             slow.append(f"    if not o >= {m.spend_fen}:")
             slow.append(

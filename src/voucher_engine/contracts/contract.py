@@ -80,7 +80,7 @@ class CompiledContract:
     python_source: str
     evaluate: Callable[[Payment], Evaluation]
     check_holder: Callable[[dict[str, Any]], list[Failure]]
-    model: ContractModel
+    _summary: dict[str, Any]
 
     def __init__(self, source: str, model: ContractModel, warnings: list[Diagnostic]) -> None:
         compiled = compile_model(model)

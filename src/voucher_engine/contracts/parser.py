@@ -162,7 +162,8 @@ def _syntax_error(exc: UnexpectedInput, source: str) -> Diagnostic:
     line = max(1, getattr(exc, "line", 1) or 1)
     column = max(1, getattr(exc, "column", 1) or 1)
     if isinstance(exc, UnexpectedCharacters):
-        ch = source[exc.pos_in_stream] if 0 <= exc.pos_in_stream < len(source) else "?"
+        pos = exc.pos_in_stream
+        ch = source[pos] if pos is not None and 0 <= pos < len(source) else "?"
         if ch == '"':
             return Diagnostic(line, column, 'this text in quotes is not closed: add the closing " on the same line')
         return Diagnostic(line, column, f"I cannot read the character {ch!r} here{_expected(exc.allowed)}")
@@ -420,7 +421,10 @@ class _Builder:
 
     # ---- literals -----------------------------------------------------------------------------------------
 
-    def literal(self, token: Token) -> Literal:
+    def literal(self, node: Union[Tree, Token]) -> Literal:
+        if not isinstance(node, Token):  # the grammar puts a token wherever a literal is read
+            raise TypeError(f"a literal is a token, not the tree {node.data!r}")
+        token = node
         span = _span_of(token)
         raw = str(token)
         kind = token.type
@@ -458,11 +462,11 @@ class _Builder:
             date_part, time_part = re.split(r"T|[ \t]+", raw, maxsplit=1)
             day = self.date(date_part, span)
             seconds = self.time(time_part, span)
-            value = None
+            at = None
             if day is not None and seconds is not None:
-                value = dt.datetime.combine(day, dt.time(seconds // 3600, seconds // 60 % 60, seconds % 60))
+                at = dt.datetime.combine(day, dt.time(seconds // 3600, seconds // 60 % 60, seconds % 60))
             precision = "second" if time_part.count(":") == 2 else "minute"
-            return Literal("datetime", raw, value, span, precision)
+            return Literal("datetime", raw, at, span, precision)
         if kind == "NAME":
             return Literal("name", raw, raw, span)
         return Literal(kind.lower(), raw, raw, span)  # pragma: no cover

@@ -159,16 +159,19 @@ def _payment_lookup(model: ContractModel, p: Payment) -> Any:
     local = p.at.astimezone(zoneinfo.ZoneInfo(model.timezone)) if p.at.tzinfo is not None else None
 
     def lookup(path: str) -> Any:
-        if path in ("payment.weekday", "payment.time", "payment.date") and local is None:
-            raise ValueError("naive datetime")
+        if path in ("payment.weekday", "payment.time", "payment.date"):
+            if local is None:
+                raise ValueError("naive datetime")
+            if path == "payment.weekday":
+                return local.weekday()
+            if path == "payment.time":
+                return local.hour * 3600 + local.minute * 60 + local.second
+            return local.date()
         return {
             "merchant.mcc": lambda: p.merchant_mcc,
             "merchant.region": lambda: p.merchant_region,
             "merchant.tags": lambda: p.merchant_tags,
             "order.amount": lambda: p.order_amount_fen,
-            "payment.weekday": lambda: local.weekday(),
-            "payment.time": lambda: local.hour * 3600 + local.minute * 60 + local.second,
-            "payment.date": lambda: local.date(),
         }[path]()
 
     return lookup

@@ -14,6 +14,7 @@ from typing import Any
 from .contract import CompiledContract
 from .jsonio import payment_from_json
 from .model import FixedWindow
+from .runtime import Payment
 
 
 def explain_payment(
@@ -22,24 +23,39 @@ def explain_payment(
     holder: dict[str, Any] | None = None,
     issued_at: dt.datetime | None = None,
 ) -> dict[str, Any]:
-    """The answer for one payment; ValueError when the payment cannot be read (its message says why)."""
-    p = payment_from_json(payment)
+    """The answer for one payment given as JSON; ValueError when the payment cannot be read (its message says why)."""
+    return explain(contract, payment_from_json(payment), holder, issued_at)
+
+
+def explain(
+    contract: CompiledContract, p: Payment, holder: dict[str, Any] | None = None, issued_at: dt.datetime | None = None
+) -> dict[str, Any]:
+    """What a till would be answered for `p`, and why: {"contract", "kind", "validity", "code" (None when it
+    settles), "eligible", "subsidy_fen", "payable_fen", "explain" (the payment's failed conditions), and
+    "holder_explain" when `holder` is given}. The console, `POST /v1/contracts/explain` and `voucher-engine
+    contract explain` all answer this.
+
+    A refused payment (any `code`: outside the validity window, a holder or a payment condition failed) shows
+    subsidy 0 and the whole order payable, as the till would be answered, even when the payment's own conditions
+    hold and the contract's evaluation alone would pay: the subsidy shown is the one that would be paid.
+    """
     answer: dict[str, Any] = {"contract": contract.name, "kind": contract.kind}
     code = None
     validity = contract.validity
-    if isinstance(validity, FixedWindow) or issued_at is not None:
-        if issued_at is not None:
-            start, end = contract.window_for(issued_at)
-        else:
-            assert isinstance(validity, FixedWindow)  # for the type checker: the condition above
-            start, end = validity.valid_from, validity.valid_until
+    window: tuple[dt.datetime, dt.datetime] | None = None
+    if issued_at is not None:
+        window = contract.window_for(issued_at)
+    elif isinstance(validity, FixedWindow):
+        window = validity.valid_from, validity.valid_until
+    else:  # counted from an issue not given: not checked
+        answer["validity"] = {"seconds_from_issue": validity.seconds, "checked": False}
+    if window is not None:
+        start, end = window
         answer["validity"] = {"valid_from": start.isoformat(), "valid_until": end.isoformat(), "end": "exclusive"}
         if p.at < start:
             code = "VOUCHER_NOT_YET_VALID"
         elif p.at >= end:
             code = "VOUCHER_EXPIRED"
-    else:
-        answer["validity"] = {"seconds_from_issue": validity.seconds, "checked": False}
     holder_failures = contract.check_holder(holder) if holder is not None else []
     evaluation = contract.evaluate(p)
     if code is None and holder_failures:

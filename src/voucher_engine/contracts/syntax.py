@@ -39,6 +39,27 @@ class Literal:
     # `to 23:59` can cover the whole minute.
     precision: str = ""
 
+    # The value as the type its kind gives it (None: it could not be read, and the parser has said why). The parser
+    # makes each kind's value of one type; a value of another is a bug, and raises TypeError.
+
+    def whole(self) -> Union[int, None]:
+        """An int, count, money (in fen) or time (seconds since midnight) literal's value."""
+        if self.value is None or type(self.value) is int:
+            return self.value
+        raise TypeError(f"the {self.kind} literal {self.raw!r} holds {type(self.value).__name__}, not int")
+
+    def fraction(self) -> Union[Fraction, None]:
+        """A percent literal's value (a fraction of one)."""
+        if self.value is None or isinstance(self.value, Fraction):
+            return self.value
+        raise TypeError(f"the {self.kind} literal {self.raw!r} holds {type(self.value).__name__}, not Fraction")
+
+    def text(self) -> Union[str, None]:
+        """A string or name literal's value."""
+        if self.value is None or isinstance(self.value, str):
+            return self.value
+        raise TypeError(f"the {self.kind} literal {self.raw!r} holds {type(self.value).__name__}, not str")
+
 
 @dataclass(frozen=True, slots=True)
 class SetLiteral:

@@ -9,6 +9,8 @@ from pathlib import Path
 from alembic import command
 from alembic.config import Config
 from alembic.script import ScriptDirectory
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 import voucher_engine
 from voucher_engine.config import Settings, get_settings
@@ -34,6 +36,11 @@ def head_revision() -> str:
     head = ScriptDirectory.from_config(alembic_config("postgresql://unused")).get_current_head()
     assert head is not None, "the migrations folder has no revisions"
     return head
+
+
+async def current_revision(conn: AsyncConnection) -> str | None:
+    """The revision the database's schema is at (None before the first migration finished)."""
+    return (await conn.execute(text("SELECT version_num FROM alembic_version"))).scalar()
 
 
 def upgrade(url: str) -> None:

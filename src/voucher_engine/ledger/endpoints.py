@@ -137,18 +137,16 @@ async def list_transactions(
     _window(at_from, at_to)
     async with state.engine.connect() as conn:
         await _scope_filters(conn, subject, campaign_id)
-        raw = await repository.driver(conn)
-        sql, params = repository.list_query(
+        rows = await repository.sequenced_transactions(
+            conn,
             campaign_id=campaign_id,
             merchant_id=merchant_id,
             voucher_id=voucher_id,
-            account=None,
             at_from=at_from,
             at_to=at_to,
             after_seq=_after(cursor),
             limit=limit + 1,
         )
-        rows = await raw.fetch(sql, *params)
     items, next_cursor = _page(rows, limit)
     return {"items": items, "next_cursor": next_cursor}
 
@@ -171,7 +169,7 @@ async def get_transaction(tx_id: Id, state: State, subject: Reader) -> dict[str,
 async def _visible_transaction(conn, subject: Subject, tx_id: str):
     """The sequenced transaction, or NOT_FOUND: the same answer, word for word, whether it does not exist or is
     another issuer's (whose existence is none of the caller's business)."""
-    row = await (await repository.driver(conn)).fetchrow(repository.TX_BY_ID, tx_id)
+    row = await repository.transaction_by_id(conn, tx_id)
     if row is None or row["seq"] is None or not await scoping.can_see_campaign(conn, subject, row["campaign_id"]):
         raise EngineError("NOT_FOUND", f"no sequenced ledger transaction {tx_id!r}")
     return row
@@ -198,17 +196,7 @@ async def get_account(
     async with state.engine.connect() as conn:
         await scoping.require_account(conn, subject, account)
         balance_fen = await service.balance(conn, account)
-        sql, params = repository.list_query(
-            campaign_id=None,
-            merchant_id=None,
-            voucher_id=None,
-            account=account,
-            at_from=None,
-            at_to=None,
-            after_seq=_after(cursor),
-            limit=limit + 1,
-        )
-        rows = await (await repository.driver(conn)).fetch(sql, *params)
+        rows = await repository.sequenced_transactions(conn, account=account, after_seq=_after(cursor), limit=limit + 1)
     items, next_cursor = _page(rows, limit)
     return {"account": account, "balance_fen": balance_fen, "items": items, "next_cursor": next_cursor}
 
@@ -232,8 +220,7 @@ async def trace_voucher(
     """The campaign's funding, every transaction of this voucher (redeem, refund), and the campaign's return."""
     after = _after(cursor)
     async with state.engine.connect() as conn:
-        raw = await repository.driver(conn)
-        campaigns = [row["campaign_id"] for row in await raw.fetch(repository.VOUCHER_CAMPAIGNS, voucher_id)]
+        campaigns = await repository.voucher_campaigns(conn, voucher_id)
         if not campaigns:
             found = await scoping.voucher_campaign(conn, voucher_id)
             campaigns = [found] if found else []
@@ -241,19 +228,9 @@ async def trace_voucher(
         visible = [await scoping.can_see_campaign(conn, subject, campaign_id) for campaign_id in campaigns]
         if not campaigns or not all(visible):
             raise EngineError("NOT_FOUND", f"no voucher {voucher_id!r} in the ledger")
-        sql, params = repository.list_query(
-            campaign_id=None,
-            merchant_id=None,
-            voucher_id=voucher_id,
-            account=None,
-            at_from=None,
-            at_to=None,
-            after_seq=0,
-            limit=None,
-        )
-        rows = list(await raw.fetch(sql, *params))
+        rows = await repository.sequenced_transactions(conn, voucher_id=voucher_id, limit=None)
         for campaign_id in campaigns:
-            rows.extend(await raw.fetch(repository.CAMPAIGN_FUND_AND_RETURN, campaign_id))
+            rows.extend(await repository.campaign_fund_and_return(conn, campaign_id))
     rows = sorted((row for row in rows if row["seq"] > after), key=lambda row: row["seq"])[: limit + 1]
     items, next_cursor = _page(rows, limit)
     return {"voucher_id": voucher_id, "campaign_id": campaigns[0], "items": items, "next_cursor": next_cursor}
@@ -338,7 +315,7 @@ async def checkpoints_at(
         return (await _checkpoint_at(state, tree_size)).document()
     before = _after(cursor) or (1 << 62)
     async with state.engine.connect() as conn:
-        rows = await (await repository.driver(conn)).fetch(repository.LIST_CHECKPOINTS, before, limit + 1)
+        rows = await repository.checkpoints_before(conn, before, limit + 1)
     items = [service._checkpoint_from_row(row).document() for row in rows[:limit]]
     return {"items": items, "next_cursor": encode_cursor(str(items[-1]["tree_size"])) if len(rows) > limit else None}
 

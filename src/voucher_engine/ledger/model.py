@@ -24,7 +24,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from voucher_engine.errors import EngineError
 
@@ -113,6 +113,33 @@ class PostedTransaction:
     campaign_id: str | None
     postings: tuple[Posting, ...]
     refs: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class PreparedPosting:
+    """A checked micro-batch of transactions, ready to post (`service.prepare`): nothing is sent yet.
+
+    `args` are the arguments of the database function `ledger_post_batch` (migration 0020), in its order: a caller
+    that posts in a statement of its own (to save a round trip) passes them to that function, and hands what it
+    answered to `service.landed` as a `PostingResult`.
+    """
+
+    txs: tuple[NewTransaction, ...]
+    ids: tuple[str, ...]
+    checked: tuple[tuple[str | None, dict[str, Any], list[str], list[int]], ...]  # `validate` of each transaction
+    deltas: dict[str, int]  # each account's net movement
+    accounts: tuple[str, ...]  # the accounts moved, in lock (name) order
+    total_keys: tuple[tuple[str | None, str, str], ...]  # the campaign totals rows moved: (campaign, kind, funder)
+    args: tuple[Any, ...]
+
+
+class PostingResult(NamedTuple):
+    """What `ledger_post_batch` answers: accounts moved, transactions inserted, the queued batch, totals rows."""
+
+    moved: int
+    inserted: int
+    batch: int | None
+    totals: int
 
 
 def _check_ref_value(value: Any, depth: int, where: str) -> None:

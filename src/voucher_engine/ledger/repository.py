@@ -5,9 +5,10 @@ Every function takes a connection already inside a transaction (the caller's, or
 
 from __future__ import annotations
 
-import functools
 import re
-from typing import Any
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+from typing import Any, NamedTuple
 
 import asyncpg
 import sqlalchemy as sa
@@ -16,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from voucher_engine.db.schema.campaigns import campaigns as campaigns_table
 from voucher_engine.db.schema.campaigns import vouchers as vouchers_table
 from voucher_engine.invariants import invariant
+from voucher_engine.ledger.model import PostingResult, PreparedPosting
 
 # One sequencer at a time across every worker and replica; also taken (blocking) by `sequence_now`.
 SEQUENCER_LOCK_KEY = 7_412_930_004
@@ -45,91 +47,19 @@ BALANCE = "SELECT balance_fen FROM ledger_accounts WHERE account = $1"
 
 BALANCES = "SELECT account, balance_fen FROM ledger_accounts WHERE account = ANY($1::text[])"
 
-# The hot path, in one statement (one round trip): a micro-batch's balances, transactions, queue entry and totals.
-#
-# 1. `locked` locks the batch's accounts in name order (two batches that share accounts can never wait on each other
-#    in a cycle); `moved` then moves each balance by the batch's net amount, but only if every account is open (else
-#    nothing at all is written and `moved` is 0). The CHECK on escrow rows is what refuses an overdraft.
-# 2. Everything else reads `ready`, the count of moved balances, so it is data-dependent on step 1: PostgreSQL runs
-#    the sub-statements of a WITH in no set order, but none of these can form a row before every balance row is
-#    locked and moved. That is the order the sequencer relies on: the queue number (`ledger_pending.batch`, an
-#    identity) is drawn after the locks, so a batch that waited for another one's escrow always sorts after it, and
-#    seq order never shows an escrow below zero; and the campaign totals rows are locked after the accounts, in key
-#    order, in every batch.
-POST_BATCH_CTES = """
-delta AS (
-    SELECT account, delta_fen FROM unnest($1::text[], $2::bigint[]) AS d(account, delta_fen)
-), locked AS MATERIALIZED (
-    SELECT a.account FROM ledger_accounts a WHERE a.account = ANY($1::text[]){AFTER} ORDER BY a.account FOR UPDATE
-), moved AS (
-    UPDATE ledger_accounts a SET balance_fen = a.balance_fen + delta.delta_fen
-    FROM delta JOIN locked ON locked.account = delta.account
-    WHERE a.account = delta.account AND (SELECT count(*) FROM locked) = cardinality($1::text[])
-    RETURNING a.account
-), ready AS MATERIALIZED (
-    SELECT count(*) = cardinality($1::text[]) AS ok, count(*) AS moved FROM moved
-), p AS (
-    SELECT tx_ix, array_agg(account ORDER BY ord) AS accounts, array_agg(amount_fen ORDER BY ord) AS amounts_fen
-    FROM unnest($8::int[], $9::text[], $10::bigint[]) WITH ORDINALITY AS p(tx_ix, account, amount_fen, ord)
-    GROUP BY tx_ix
-), tx AS (
-    INSERT INTO ledger_transactions (id, campaign_id, kind, at, refs, accounts, amounts_fen)
-    SELECT t.id, t.campaign_id, t.kind, t.at, t.refs::jsonb, p.accounts, p.amounts_fen
-    FROM unnest($3::text[], $4::text[], $5::text[], $6::timestamptz[], $7::text[]) WITH ORDINALITY
-         AS t(id, campaign_id, kind, at, refs, ix)
-    JOIN p ON p.tx_ix = t.ix
-    WHERE (SELECT ok FROM ready)
-    RETURNING 1
-), queued AS (
-    INSERT INTO ledger_pending (tx_ids) SELECT $3::text[] WHERE (SELECT ok FROM ready)
-    RETURNING batch
-), totals AS (
-    INSERT INTO ledger_campaign_totals AS c (campaign_id, kind, funder, amount_fen, tx_count)
-    SELECT * FROM unnest($11::text[], $12::text[], $13::text[], $14::bigint[], $15::bigint[])
-    WHERE (SELECT ok FROM ready)
-    ON CONFLICT (campaign_id, kind, funder) DO UPDATE
-        SET amount_fen = c.amount_fen + excluded.amount_fen, tx_count = c.tx_count + excluded.tx_count
-    RETURNING 1
-)
+# The hot path, in one statement (one round trip): a micro-batch's balances, transactions, queue entry and totals,
+# by the database function `ledger_post_batch` (migration 0020, which says how it orders its locks and why). A
+# caller that posts in its own statement calls the same function there with `PreparedPosting.args`.
+POST_BATCH = """
+SELECT moved, inserted, batch, totals
+FROM ledger_post_batch($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
 """
-# What POST_BATCH answers: accounts moved, transactions inserted, the queued batch, campaign totals rows.
-POST_BATCH_RESULT = """(SELECT moved FROM ready) AS moved, (SELECT count(*) FROM tx) AS inserted, (SELECT batch FROM queued) AS batch,
-       (SELECT count(*) FROM totals) AS totals"""
-POST_BATCH = f"WITH {POST_BATCH_CTES.replace('{AFTER}', '')} SELECT {POST_BATCH_RESULT}"
 
 
-# True when every row POST_BATCH names landed: each account moved, each transaction, the queue entry, each total.
-POST_BATCH_WHOLE = """(SELECT ok FROM ready) AND (SELECT count(*) FROM tx) = cardinality($3::text[])
-       AND (SELECT batch FROM queued) IS NOT NULL AND (SELECT count(*) FROM totals) = cardinality($11::text[])"""
-
-
-def _shifted(sql: str, arg_count: int) -> str:
-    return re.sub(r"\$(\d+)", lambda m: f"${int(m.group(1)) + arg_count}", sql)
-
-
-@functools.lru_cache(maxsize=16)  # a hot path asks for the same few statements, once per batch
-def post_batch_alongside(
-    ctes: str, arg_count: int, result: str, whole: str | None = None, after: str | None = None
-) -> str:
-    """POST_BATCH sent in one statement with a caller's own writes: `ctes` (WITH items numbered $1..$arg_count),
-    the ledger's items after them (renumbered), and the caller's `result` select list after the ledger's.
-
-    `after`, an expression over the caller's items (no parameters), is made an input of the ledger's account locks, so that the
-    caller's writes are done before the accounts are locked (PostgreSQL runs the items of a WITH in no set order,
-    but an item that reads another's output waits for it): accounts that every batch of a campaign moves, such as
-    its escrow, are then locked for the ledger's own rows and the commit only.
-
-    `whole`, a condition over the caller's items, makes the statement all or nothing by itself (for a statement that
-    is its own transaction, where the caller cannot roll back after looking at the counts): unless it and
-    POST_BATCH_WHOLE both hold, `batch_written_whole` (migration 0008) raises and nothing is written."""
-    select = f"SELECT {POST_BATCH_RESULT},\n{result}"
-    if whole is not None:
-        select += (
-            f",\nbatch_written_whole(({_shifted(POST_BATCH_WHOLE, arg_count)}) AND ({whole}), "
-            "'ledger or redemption rows') AS whole"
-        )
-    ledger = POST_BATCH_CTES.replace("{AFTER}", f" AND ({after}) IS NOT NULL" if after else "")
-    return f"WITH {ctes},\n{_shifted(ledger, arg_count)} {select}"
+async def post_batch(raw: asyncpg.Connection, posting: PreparedPosting) -> PostingResult:
+    """Post a prepared batch by itself; the caller turns the database's refusals into errors."""
+    row = await raw.fetchrow(POST_BATCH, *posting.args)
+    return PostingResult(row["moved"], row["inserted"], row["batch"], row["totals"])
 
 
 OPEN_ACCOUNTS = "SELECT account FROM ledger_accounts WHERE account = ANY($1::text[])"
@@ -285,6 +215,52 @@ def list_query(
     return sql, params
 
 
+async def sequenced_transactions(
+    conn: AsyncConnection,
+    *,
+    campaign_id: str | None = None,
+    merchant_id: str | None = None,
+    voucher_id: str | None = None,
+    account: str | None = None,
+    at_from: Any = None,
+    at_to: Any = None,
+    after_seq: int = 0,
+    limit: int | None,
+) -> list[asyncpg.Record]:
+    """Rows of TX_COLUMNS: the sequenced transactions after `after_seq` matching the filters, in seq order."""
+    sql, params = list_query(
+        campaign_id=campaign_id,
+        merchant_id=merchant_id,
+        voucher_id=voucher_id,
+        account=account,
+        at_from=at_from,
+        at_to=at_to,
+        after_seq=after_seq,
+        limit=limit,
+    )
+    return list(await (await driver(conn)).fetch(sql, *params))
+
+
+async def transaction_by_id(conn: AsyncConnection, tx_id: str) -> asyncpg.Record | None:
+    """A row of TX_COLUMNS (and `leaf_hash`); `seq` is null while the transaction waits for the sequencer."""
+    return await (await driver(conn)).fetchrow(TX_BY_ID, tx_id)
+
+
+async def voucher_campaigns(conn: AsyncConnection, voucher_id: str) -> list[str]:
+    """The campaigns whose sequenced transactions name the voucher."""
+    return [row["campaign_id"] for row in await (await driver(conn)).fetch(VOUCHER_CAMPAIGNS, voucher_id)]
+
+
+async def campaign_fund_and_return(conn: AsyncConnection, campaign_id: str) -> list[asyncpg.Record]:
+    """Rows of TX_COLUMNS: the campaign's sequenced fund and return transactions."""
+    return list(await (await driver(conn)).fetch(CAMPAIGN_FUND_AND_RETURN, campaign_id))
+
+
+async def checkpoints_before(conn: AsyncConnection, tree_size: int, limit: int) -> list[asyncpg.Record]:
+    """Stored checkpoints below `tree_size`, newest first, at most `limit`."""
+    return list(await (await driver(conn)).fetch(LIST_CHECKPOINTS, tree_size, limit))
+
+
 def _posting_json(i: int) -> str:
     """Posting i (1-based) of `t` as compact JSON, {"account","debit_fen"|"credit_fen"}, the account JSON-escaped."""
     return (
@@ -342,6 +318,38 @@ WHERE t.id IN (SELECT tx_id FROM ledger_sequence WHERE campaign_id = $1
   AND t.campaign_id = $1
 GROUP BY t.kind, p.account
 """
+
+
+# -- operations' figures (GET /metrics, api/operations.py) ---------------------------------------------------------
+
+SEQUENCER_BACKLOG = """
+SELECT coalesce(sum(cardinality(p.tx_ids)), 0) AS unsequenced,
+       (SELECT extract(epoch FROM $1 - min(t.at)) FROM ledger_transactions t
+         WHERE t.id = (SELECT tx_ids[1] FROM ledger_pending ORDER BY batch LIMIT 1)) AS lag_s
+FROM ledger_pending p
+"""
+# Open escrows of campaigns not closed, newest first; a closed campaign's escrow is empty by construction.
+OPEN_ESCROWS = """
+SELECT c.id, a.balance_fen FROM campaigns c JOIN ledger_accounts a ON a.account = 'escrow:' || c.id
+WHERE c.status <> 'closed' ORDER BY c.created_at DESC LIMIT $1
+"""
+
+
+class SequencerBacklog(NamedTuple):
+    """Transactions posted but not yet sequenced, and how long the oldest of them has waited."""
+
+    unsequenced: int
+    lag_s: float
+
+
+async def sequencer_backlog(raw: asyncpg.Connection, now: datetime) -> SequencerBacklog:
+    row = await raw.fetchrow(SEQUENCER_BACKLOG, now)
+    return SequencerBacklog(int(row["unsequenced"]), float(row["lag_s"] or 0))
+
+
+async def open_escrows(raw: asyncpg.Connection, limit: int) -> list[tuple[str, int]]:
+    """(campaign id, escrow balance) of the newest `limit` campaigns not closed."""
+    return [(row["id"], row["balance_fen"]) for row in await raw.fetch(OPEN_ESCROWS, limit)]
 
 
 # -- who owns what (scoping.py): the campaigns' tables, read through db/schema -------------------------------------
@@ -434,3 +442,104 @@ async def tree_nodes(raw: asyncpg.Connection, positions: list[tuple[int, int]]) 
         [idx for _, idx in positions],
     )
     return {(row["level"], row["idx"]): bytes(row["hash"]) for row in rows}
+
+
+# -- the verifier's streamed rows (verify_rows.py), inside its read-only snapshot ---------------------------------
+
+# The fields of one verified row, in the order of the JSON arrays below (RowVerifier.feed reads them by position:
+# it is the verifier's inner loop).
+VERIFIED_ROW = ("seq", "hash", "prev_hash", "leaf_hash", "id", "kind", "at", "accounts", "amounts_fen", "refs")
+
+# One JSON array per sequenced transaction, in seq order, as COPY text lines: the verifier parses a whole chunk of
+# them with one orjson call. The join is forced to a nested loop along the seq index (see SESSION): rows leave as
+# soon as they are joined, so PostgreSQL and the verifier work side by side; a sort-based plan would make the
+# verifier wait for the whole range first.
+ROWS = """
+SELECT json_build_array(s.seq, encode(s.hash, 'hex'), encode(s.prev_hash, 'hex'), encode(s.leaf_hash, 'hex'),
+                        t.id, t.kind, t.at, t.accounts, t.amounts_fen, t.refs)
+FROM ledger_sequence s LEFT JOIN ledger_transactions t ON t.id = s.tx_id
+WHERE s.seq > $1 AND s.seq <= $2
+ORDER BY s.seq
+"""
+
+# The same arrays, a block of $3 seqs to a COPY line (comma-separated, in seq order), for seqs from 0 up: each COPY
+# line costs PostgreSQL and asyncpg a protocol message and some bookkeeping, which one transaction per line paid for
+# (measured: some 1.5 us of the verifier's and 1 us of the server's CPU per row). Empty blocks give no line. Same join,
+# same plan per block (an index range scan of a block's seqs); the aggregate orders its rows by seq itself.
+ROWS_IN_BLOCKS = """
+SELECT b.rows
+FROM generate_series($1::bigint, $2::bigint - 1, $3::bigint) AS g(lo)
+CROSS JOIN LATERAL (
+    SELECT string_agg(json_build_array(s.seq, encode(s.hash, 'hex'), encode(s.prev_hash, 'hex'),
+                                       encode(s.leaf_hash, 'hex'), t.id, t.kind, t.at, t.accounts, t.amounts_fen,
+                                       t.refs)::text, ',' ORDER BY s.seq) AS rows
+    FROM ledger_sequence s LEFT JOIN ledger_transactions t ON t.id = s.tx_id
+    WHERE s.seq > g.lo AND s.seq <= least(g.lo + $3, $2)) b
+WHERE b.rows IS NOT NULL
+"""
+
+# For the verifier's own read-only transaction only (SET LOCAL): timestamps in UTC; no parallel workers and no hash
+# or merge joins for the streaming query (the verifier runs its own second process).
+SESSION = (
+    "SET LOCAL TimeZone = 'UTC'",
+    "SET LOCAL max_parallel_workers_per_gather = 0",
+    "SET LOCAL enable_hashjoin = off",
+    "SET LOCAL enable_mergejoin = off",
+)
+
+# The stored complete subtrees of one window, level by level, concatenated in index order: an index range scan per
+# level, aggregated in the order the ordered subquery hands them over (a quarter of the cost of an aggregate that
+# sorts). Nothing depends on that order but speed: any difference sends the level to a node-by-node comparison.
+STORED_NODES = """
+SELECT r.level, q.nodes, q.hashes
+FROM unnest($1::int[], $2::bigint[], $3::bigint[]) AS r(level, lo, hi)
+CROSS JOIN LATERAL (SELECT count(*) AS nodes, string_agg(s.hash, ''::bytea) AS hashes
+                    FROM (SELECT t.hash FROM ledger_tree t WHERE t.level = r.level AND t.idx >= r.lo AND t.idx < r.hi
+                          ORDER BY t.idx) s) q
+"""
+
+NODES_OF_LEVEL = "SELECT idx, hash FROM ledger_tree WHERE level = $1 AND idx >= $2 AND idx < $3 ORDER BY idx"
+
+_SNAPSHOT_ID = re.compile(r"^[0-9A-Fa-f-]{1,64}$")
+
+
+async def begin_verifier_session(raw: asyncpg.Connection, *, snapshot: str | None = None) -> None:
+    """Set up the verifier's read-only transaction (already begun on `raw`): the exported `snapshot` of the
+    coordinator, if one is given, then SESSION."""
+    if snapshot is not None:
+        if not _SNAPSHOT_ID.match(snapshot):
+            raise ValueError("not a snapshot id")
+        await raw.execute(f"SET TRANSACTION SNAPSHOT '{snapshot}'")
+    for statement in SESSION:
+        await raw.execute(statement)
+
+
+async def end_verifier_streaming(raw: asyncpg.Connection) -> None:
+    """Hash and merge joins back on for the reads after the streamed rows (whole-table joins, not streams)."""
+    for statement in ("SET LOCAL enable_hashjoin = on", "SET LOCAL enable_mergejoin = on"):
+        await raw.execute(statement)
+
+
+async def copy_sequenced_rows(
+    raw: asyncpg.Connection, lo: int, hi: int, sink: Callable[[bytes], Awaitable[None]]
+) -> None:
+    """Seqs (lo, hi] to `sink` as COPY text, one JSON array of VERIFIED_ROW per line (any seq, even below 1)."""
+    await raw.copy_from_query(ROWS, lo, hi, output=sink, format="text")
+
+
+async def copy_sequenced_blocks(
+    raw: asyncpg.Connection, lo: int, hi: int, block_rows: int, sink: Callable[[bytes], Awaitable[None]]
+) -> None:
+    """Seqs (lo, hi], lo >= 0, to `sink` as COPY text, `block_rows` seqs' JSON arrays to a line, comma-separated."""
+    await raw.copy_from_query(ROWS_IN_BLOCKS, lo, hi, block_rows, output=sink, format="text")
+
+
+async def stored_subtrees(raw: asyncpg.Connection, ranges: list[tuple[int, int, int]]) -> dict[int, tuple[int, bytes]]:
+    """For each (level, lo, hi) of `ranges`: {level: (how many nodes are stored, their hashes concatenated)}."""
+    rows = await raw.fetch(STORED_NODES, [r[0] for r in ranges], [r[1] for r in ranges], [r[2] for r in ranges])
+    return {row["level"]: (row["nodes"], bytes(row["hashes"] or b"")) for row in rows}
+
+
+async def nodes_of_level(raw: asyncpg.Connection, level: int, lo: int, hi: int) -> dict[int, bytes]:
+    """The stored nodes of `level` with index in [lo, hi), by index."""
+    return {row["idx"]: bytes(row["hash"]) for row in await raw.fetch(NODES_OF_LEVEL, level, lo, hi)}

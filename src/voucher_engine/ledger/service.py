@@ -21,11 +21,11 @@ chain and Merkle tree are added shortly after commit by the sequencer (sequencer
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import asyncpg
@@ -37,13 +37,16 @@ from voucher_engine import clock
 from voucher_engine.errors import EngineError
 from voucher_engine.invariants import InvariantViolation, invariant
 from voucher_engine.ledger import canonical, checkpoints, merkle, model, repository, sequencer
-from voucher_engine.ledger.model import NewTransaction, PostedTransaction, Posting
+from voucher_engine.ledger.model import NewTransaction, PostedTransaction, Posting, PostingResult, PreparedPosting
 
 __all__ = [
     "open_account",
     "post",
     "post_many",
     "new_tx_ids",
+    "prepare",
+    "refusals",
+    "landed",
     "balance",
     "campaign_totals",
     "sequence_now",
@@ -53,6 +56,8 @@ __all__ = [
     "NewTransaction",
     "Posting",
     "PostedTransaction",
+    "PreparedPosting",
+    "PostingResult",
 ]
 
 ESCROW_CHECK = "ck_ledger_accounts_escrow_not_negative"
@@ -119,53 +124,38 @@ async def post_many(
     transaction back on any error anyway (one round trip): after INSUFFICIENT_FUNDS or CONFLICT the caller's
     transaction is aborted by PostgreSQL and can only be rolled back; after VALIDATION_ERROR and INVALID_STATE
     nothing was sent or written and it is still usable.
+
+    To post in a statement of one's own instead (the redemption batch writes its rows and the ledger's in one round
+    trip): `prepare`, call `ledger_post_batch` with the prepared `args` under `refusals`, then `landed`.
     """
     if not txs:
         return []
-    batch = _prepare(txs, ids)
+    posting = prepare(txs, ids)
     # A hot path may hand its own asyncpg connection, already in its transaction.
     raw = await repository.driver(conn) if isinstance(conn, AsyncConnection) else conn
-    result = await _send(raw, batch, repository.POST_BATCH, batch.args, savepoint=savepoint)
-    return await _landed(raw, batch, result)
+    if savepoint:
+        try:
+            async with raw.transaction():  # a savepoint inside the caller's transaction
+                result = await repository.post_batch(raw, posting)
+        except asyncpg.CheckViolationError as exc:
+            if exc.constraint_name != ESCROW_CHECK:
+                raise
+            # The savepoint is rolled back, so the caller's transaction can still say what each escrow holds.
+            raise EngineError("INSUFFICIENT_FUNDS", await _overdraft_detail(raw, posting.deltas)) from None
+        except asyncpg.UniqueViolationError as exc:
+            conflict = _refusal(exc, posting)
+            if conflict is None:
+                raise
+            raise conflict from None
+    else:
+        with refusals(posting):
+            result = await repository.post_batch(raw, posting)
+    return await landed(raw, posting, result)
 
 
-async def post_many_alongside(
-    conn: asyncpg.Connection,
-    txs: Sequence[NewTransaction],
-    ids: Sequence[str],
-    ctes: str,
-    args: Sequence[Any],
-    result: str,
-    whole: str | None = None,
-    after: str | None = None,
-) -> tuple[list[PostedTransaction], asyncpg.Record]:
-    """`post_many` (no savepoint) in one statement with the caller's own writes, to save the caller a round trip:
-    `ctes` are WITH items numbered $1..$len(args), `result` a select list over them, whose values come back in the
-    returned row beside the ledger's. Same errors as `post_many`; on any of them the caller's writes are not made
-    either, and the caller's transaction must be rolled back.
-
-    With `whole` (a condition over the caller's items, see repository.post_batch_alongside) the statement may be
-    sent outside a transaction block: it then writes everything or raises asyncpg.SerializationError and writes
-    nothing. With `after` the caller's writes are made before the ledger's accounts are locked."""
-    batch = _prepare(txs, ids)
-    sql = repository.post_batch_alongside(ctes, len(args), result, whole, after)
-    row = await _send(conn, batch, sql, (*args, *batch.args), savepoint=False)
-    return await _landed(conn, batch, row), row
-
-
-@dataclass(slots=True)
-class _Batch:
-    txs: Sequence[NewTransaction]
-    checked: list
-    ids: list[str]
-    deltas: dict[str, int]
-    accounts: list[str]
-    total_keys: list[tuple[str | None, str, str]]
-    args: tuple
-
-
-def _prepare(txs: Sequence[NewTransaction], ids: Sequence[str] | None) -> _Batch:
-    """Check the batch and turn it into POST_BATCH's arrays; nothing is sent."""
+def prepare(txs: Sequence[NewTransaction], ids: Sequence[str] | None = None) -> PreparedPosting:
+    """Check the batch and turn it into `ledger_post_batch`'s arguments; nothing is sent. Raises VALIDATION_ERROR
+    (unbalanced or ill-formed, more than `model.MAX_BATCH`, or `ids` that are not one fresh `new_tx_ids` each)."""
     if len(txs) > model.MAX_BATCH:
         raise EngineError("VALIDATION_ERROR", f"at most {model.MAX_BATCH} ledger transactions per batch")
     checked = [model.validate(tx) for tx in txs]
@@ -223,51 +213,56 @@ def _prepare(txs: Sequence[NewTransaction], ids: Sequence[str] | None) -> _Batch
         [totals[key][0] for key in total_keys],
         [totals[key][1] for key in total_keys],
     )
-    return _Batch(txs, checked, ids, deltas, accounts_sorted, total_keys, args)
+    return PreparedPosting(
+        tuple(txs), tuple(ids), tuple(checked), deltas, tuple(accounts_sorted), tuple(total_keys), args
+    )
 
 
-async def _send(
-    raw: asyncpg.Connection, batch: _Batch, sql: str, args: Sequence[Any], *, savepoint: bool
-) -> asyncpg.Record:
-    """Run the posting statement, turning the database's refusals into the engine's errors."""
+@contextlib.contextmanager
+def refusals(posting: PreparedPosting) -> Iterator[None]:
+    """Around a statement that calls `ledger_post_batch` with no savepoint: the database's refusals of the posting
+    become the engine's errors (INSUFFICIENT_FUNDS, CONFLICT); the caller's transaction is aborted after either."""
     try:
-        if savepoint:
-            async with raw.transaction():  # a savepoint inside the caller's transaction
-                return await raw.fetchrow(sql, *args)
-        return await raw.fetchrow(sql, *args)
-    except asyncpg.CheckViolationError as exc:
-        if exc.constraint_name == ESCROW_CHECK:
-            detail = await _overdraft_detail(raw, batch.deltas) if savepoint else _overdraft_asked(batch.deltas)
-            raise EngineError("INSUFFICIENT_FUNDS", detail) from None
-        raise
-    except asyncpg.UniqueViolationError as exc:
-        if exc.constraint_name == UNIQUE_TX_ID:
-            raise EngineError("CONFLICT", "a ledger transaction id of this batch is already in the ledger") from None
-        raise
+        yield
+    except (asyncpg.CheckViolationError, asyncpg.UniqueViolationError) as exc:
+        refusal = _refusal(exc, posting)
+        if refusal is None:
+            raise
+        raise refusal from None
 
 
-async def _landed(raw: asyncpg.Connection, batch: _Batch, result: asyncpg.Record) -> list[PostedTransaction]:
-    if result["moved"] != len(batch.accounts):
+def _refusal(exc: asyncpg.PostgresError, posting: PreparedPosting) -> EngineError | None:
+    """The engine's error for a refusal of the posting, told by the violated constraint's name; else None."""
+    constraint = getattr(exc, "constraint_name", None)
+    if isinstance(exc, asyncpg.CheckViolationError) and constraint == ESCROW_CHECK:
+        return EngineError("INSUFFICIENT_FUNDS", _overdraft_asked(posting.deltas))
+    if isinstance(exc, asyncpg.UniqueViolationError) and constraint == UNIQUE_TX_ID:
+        return EngineError("CONFLICT", "a ledger transaction id of this batch is already in the ledger")
+    return None
+
+
+async def landed(raw: asyncpg.Connection, posting: PreparedPosting, result: PostingResult) -> list[PostedTransaction]:
+    """The posted transactions, once `ledger_post_batch` answered `result` for `posting`; raises INVALID_STATE when
+    an account was never opened (then nothing of the posting was written)."""
+    if result.moved != len(posting.accounts):
         # Nothing was written (the statement moves balances only when every account is open).
-        opened = {row["account"] for row in await raw.fetch(repository.OPEN_ACCOUNTS, batch.accounts)}
-        missing = [account for account in batch.accounts if account not in opened]
+        opened = {row["account"] for row in await raw.fetch(repository.OPEN_ACCOUNTS, list(posting.accounts))}
+        missing = [account for account in posting.accounts if account not in opened]
         raise EngineError("INVALID_STATE", f"ledger account(s) not open: {', '.join(missing[:5])}")
-    # The pair of the assertion in _prepare, after writing: every row landed.
+    # The pair of the check in `prepare`, after writing: every row landed.
+    invariant(result.inserted == len(posting.txs), "every transaction was inserted", result.inserted, len(posting.txs))
     invariant(
-        result["inserted"] == len(batch.txs), "every transaction was inserted", result["inserted"], len(batch.txs)
-    )
-    invariant(
-        result["totals"] == len(batch.total_keys),
+        result.totals == len(posting.total_keys),
         "every running total was updated",
-        result["totals"],
-        len(batch.total_keys),
+        result.totals,
+        len(posting.total_keys),
     )
-    invariant(result["batch"] is not None, "the batch was recorded for the sequencer")
+    invariant(result.batch is not None, "the batch was recorded for the sequencer")
     return [
         PostedTransaction(
             id=tx_id, kind=tx.kind, at=tx.at, campaign_id=campaign_id, postings=tuple(tx.postings), refs=refs
         )
-        for tx_id, tx, (campaign_id, refs, _, _) in zip(batch.ids, batch.txs, batch.checked)
+        for tx_id, tx, (campaign_id, refs, _, _) in zip(posting.ids, posting.txs, posting.checked)
     ]
 
 

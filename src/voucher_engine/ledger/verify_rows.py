@@ -29,16 +29,18 @@ import json
 import pickle
 import re
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
 
-from voucher_engine.ledger import canonical, merkle, model
+from voucher_engine.ledger import canonical, merkle, model, repository
 
 MAX_DISCREPANCIES = 100
 ZERO_HASH = bytes(32)
 UNBOUNDED = 64  # a block level that is never reached: the verifier that starts at seq 0 keeps the whole tree
+BLOCK_ROWS = 256  # seqs per COPY line from seq 1 up (see repository.copy_sequenced_rows)
 WINDOW_ROWS = 131_072  # rows per COPY; the stored subtrees of one window are held in memory (32 bytes each)
 MAX_AMOUNT_FEN = model.MAX_AMOUNT_FEN
 
@@ -383,57 +385,10 @@ class RowVerifier:
 
 
 # -- rows from PostgreSQL --------------------------------------------------------------------------------------------
+# The statements are in repository.py (the verifier's section): `copy_sequenced_rows` streams JSON arrays of
+# `repository.VERIFIED_ROW` fields as COPY text, which ChunkParser reads.
 
-# One JSON array per sequenced transaction, in seq order, as COPY text lines: the verifier parses a whole chunk of
-# them with one orjson call. The join is forced to a nested loop along the seq index (see SESSION): rows leave as
-# soon as they are joined, so PostgreSQL and the verifier work side by side; a sort-based plan would make the
-# verifier wait for the whole range first.
-ROWS = """
-SELECT json_build_array(s.seq, encode(s.hash, 'hex'), encode(s.prev_hash, 'hex'), encode(s.leaf_hash, 'hex'),
-                        t.id, t.kind, t.at, t.accounts, t.amounts_fen, t.refs)
-FROM ledger_sequence s LEFT JOIN ledger_transactions t ON t.id = s.tx_id
-WHERE s.seq > $1 AND s.seq <= $2
-ORDER BY s.seq
-"""
-
-# The same arrays, a block of $3 seqs to a COPY line (comma-separated, in seq order), for seqs from 0 up: each COPY
-# line costs PostgreSQL and asyncpg a protocol message and some bookkeeping, which one transaction per line paid for
-# (measured: some 1.5 us of the verifier's and 1 us of the server's CPU per row). Empty blocks give no line. Same join,
-# same plan per block (an index range scan of BLOCK_ROWS seqs); the aggregate orders its rows by seq itself.
-BLOCK_ROWS = 256
-ROWS_IN_BLOCKS = """
-SELECT b.rows
-FROM generate_series($1::bigint, $2::bigint - 1, $3::bigint) AS g(lo)
-CROSS JOIN LATERAL (
-    SELECT string_agg(json_build_array(s.seq, encode(s.hash, 'hex'), encode(s.prev_hash, 'hex'),
-                                       encode(s.leaf_hash, 'hex'), t.id, t.kind, t.at, t.accounts, t.amounts_fen,
-                                       t.refs)::text, ',' ORDER BY s.seq) AS rows
-    FROM ledger_sequence s LEFT JOIN ledger_transactions t ON t.id = s.tx_id
-    WHERE s.seq > g.lo AND s.seq <= least(g.lo + $3, $2)) b
-WHERE b.rows IS NOT NULL
-"""
-
-# For the verifier's own read-only transaction only (SET LOCAL): timestamps in UTC; no parallel workers and no hash
-# or merge joins for the streaming query (the verifier runs its own second process).
-SESSION = (
-    "SET LOCAL TimeZone = 'UTC'",
-    "SET LOCAL max_parallel_workers_per_gather = 0",
-    "SET LOCAL enable_hashjoin = off",
-    "SET LOCAL enable_mergejoin = off",
-)
-
-# The stored complete subtrees of one window, level by level, concatenated in index order: an index range scan per
-# level, aggregated in the order the ordered subquery hands them over (a quarter of the cost of an aggregate that
-# sorts). Nothing depends on that order but speed: any difference sends the level to a node-by-node comparison.
-STORED_NODES = """
-SELECT r.level, q.nodes, q.hashes
-FROM unnest($1::int[], $2::bigint[], $3::bigint[]) AS r(level, lo, hi)
-CROSS JOIN LATERAL (SELECT count(*) AS nodes, string_agg(s.hash, ''::bytea) AS hashes
-                    FROM (SELECT t.hash FROM ledger_tree t WHERE t.level = r.level AND t.idx >= r.lo AND t.idx < r.hi
-                          ORDER BY t.idx) s) q
-"""
-
-NODES_OF_LEVEL = "SELECT idx, hash FROM ledger_tree WHERE level = $1 AND idx >= $2 AND idx < $3 ORDER BY idx"
+_AT = repository.VERIFIED_ROW.index("at")
 
 _JSON_AT = re.compile(r"(\d{4,}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d{1,6}))?\+00:00")
 
@@ -448,7 +403,7 @@ def json_at(text: str) -> str:
 
 
 class ChunkParser:
-    """COPY text chunks of ROWS into the rows `RowVerifier.feed` takes."""
+    """COPY text chunks of the verifier's rows (`repository.copy_sequenced_rows`) into the rows `RowVerifier.feed` takes."""
 
     def __init__(self, verifier: RowVerifier):
         self.verifier = verifier
@@ -460,18 +415,18 @@ class ChunkParser:
             # COPY text doubles every backslash; JSON text has no raw control characters, so nothing else is escaped.
             chunk = chunk.replace(b"\\\\", b"\\")
         try:
-            # A line is one row (ROWS) or a block of rows joined by commas (ROWS_IN_BLOCKS): either way, joining the
+            # A line is one row or a block of rows joined by commas (see `repository.copy_sequenced_rows`): either way, joining the
             # lines with commas gives the rows of the chunk.
             rows = orjson.loads(b"[" + chunk.rstrip(b"\n").replace(b"\n", b",") + b"]")
         except orjson.JSONDecodeError:
             rows = [row for line in chunk.split(b"\n") if line for row in self._line(line)]
         for row in rows:
-            at = row[6]
+            at = row[_AT]
             # Six fractional digits are 32 characters; a time whose fraction ends in zeros is written shorter.
             if at is not None and len(at) != 32:
                 if at != self._at_text:
                     self._at_text, self._at = at, json_at(at) if isinstance(at, str) else at
-                row[6] = self._at
+                row[_AT] = self._at
         return rows
 
     def _line(self, line: bytes) -> list[list[Any]]:
@@ -537,10 +492,7 @@ def node_ranges(start: int, end: int, max_level: int) -> list[tuple[int, int, in
 
 
 async def _stored_nodes(raw, ranges: list[tuple[int, int, int]]) -> dict[int, tuple[int, bytes]]:
-    if not ranges:
-        return {}
-    rows = await raw.fetch(STORED_NODES, [r[0] for r in ranges], [r[1] for r in ranges], [r[2] for r in ranges])
-    return {row["level"]: (row["nodes"], bytes(row["hashes"] or b"")) for row in rows}
+    return await repository.stored_subtrees(raw, ranges) if ranges else {}
 
 
 async def _compare_nodes(
@@ -557,10 +509,7 @@ async def _compare_nodes(
             continue
         # Something differs: find the first node that does, one by one.
         mine_lo = start >> level
-        found = {
-            row["idx"]: bytes(row["hash"])
-            for row in await raw.fetch(NODES_OF_LEVEL, level, min(lo, mine_lo), max(hi, mine_lo + len(mine) // 32))
-        }
+        found = await repository.nodes_of_level(raw, level, min(lo, mine_lo), max(hi, mine_lo + len(mine) // 32))
         for k in range(len(mine) // 32):
             idx = mine_lo + k
             have = found.get(idx)
@@ -572,16 +521,26 @@ async def _compare_nodes(
 
 
 async def verify_range(
-    raw, verifier: RowVerifier, lo: int, hi: int, *, check_nodes: bool = True, window: int = WINDOW_ROWS
+    raw,
+    verifier: RowVerifier,
+    lo: int,
+    hi: int,
+    *,
+    check_nodes: bool = True,
+    window: int = WINDOW_ROWS,
+    progress: Callable[[int], None] | None = None,
 ) -> None:
     """Stream seqs (lo, hi] through `verifier`, a window at a time; `raw` is in the verifier's snapshot already.
 
-    `lo` may be below 0 for the first part (rows with a seq below 1 are then read and reported too).
+    `lo` may be below 0 for the first part (rows with a seq below 1 are then read and reported too). `progress`,
+    if given, is told the last seq checked after each chunk of rows (for a progress bar).
     """
     parser = ChunkParser(verifier)
 
     async def sink(chunk: bytes) -> None:
         verifier.feed(parser.parse(chunk))
+        if progress is not None:
+            progress(verifier.expected_seq - 1)
 
     # The rows make no reference cycles; without the cyclic collector walking the young ones every few hundred
     # allocations, a row costs some 5% less.
@@ -611,9 +570,9 @@ async def _windows(raw, verifier: RowVerifier, lo: int, hi: int, sink, *, check_
         verifier.take_nodes()
         if start < 0:
             # Seqs below 1 exist only if someone wrote them: read them one per line, then the rest in blocks.
-            await raw.copy_from_query(ROWS, start, min(end, 0), output=sink, format="text")
+            await repository.copy_sequenced_rows(raw, start, min(end, 0), sink)
         if end > 0:
-            await raw.copy_from_query(ROWS_IN_BLOCKS, max(start, 0), end, BLOCK_ROWS, output=sink, format="text")
+            await repository.copy_sequenced_blocks(raw, max(start, 0), end, BLOCK_ROWS, sink)
         if check_nodes:
             await _compare_nodes(raw, verifier, expected_start, expected_end, stored)
         if end >= hi:
@@ -638,20 +597,13 @@ class RangeJob:
     check_nodes: bool
 
 
-_SNAPSHOT_ID = re.compile(r"^[0-9A-Fa-f-]{1,64}$")
-
-
 async def run_job(job: RangeJob) -> RangeResult:
     import asyncpg
 
-    if not _SNAPSHOT_ID.match(job.snapshot):
-        raise ValueError("not a snapshot id")
     conn = await asyncpg.connect(job.url)
     try:
         async with conn.transaction(isolation="repeatable_read", readonly=True):
-            await conn.execute(f"SET TRANSACTION SNAPSHOT '{job.snapshot}'")
-            for statement in SESSION:
-                await conn.execute(statement)
+            await repository.begin_verifier_session(conn, snapshot=job.snapshot)
             verifier = RowVerifier(
                 lo=job.lo,
                 prev_hash=job.prev_hash,

@@ -15,6 +15,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from voucher_engine.invariants import invariant
+from voucher_engine.ledger.model import PostingResult, PreparedPosting
 
 # The CHECK that keeps a day's spend within the campaign's daily cap (db/schema/redemption.py): the one constraint
 # whose violation on a redemption is the caller's answer (DAILY_BUDGET_EXHAUSTED) rather than a bug.
@@ -144,8 +145,8 @@ ON CONFLICT (campaign_id, day) DO UPDATE SET spent_fen = daily_spend.spent_fen
 RETURNING campaign_id, day, spent_fen
 """
 
-# What a batch decided: vouchers, redemption rows, daily spend, as WITH items (sent alone as WRITE_BATCH, or in
-# the ledger's statement by `ledger.service.post_many_alongside`). Counts come back so the caller can assert every
+# What a batch decided: vouchers, redemption rows, daily spend, as WITH items (sent alone as WRITE_BATCH, or with
+# the batch's ledger transactions as WRITE_AND_POST). Counts come back so the caller can assert every
 # row landed.
 WRITE_BATCH_CTES = """
 v AS (
@@ -181,7 +182,7 @@ WRITE_BATCH_RESULT = (
 WRITE_BATCH_WHOLE = """(SELECT count(*) FROM v) = cardinality($2::text[])
        AND (SELECT count(*) FROM r) = cardinality($6::text[]) AND (SELECT count(*) FROM d) = cardinality($18::text[])
        AND (SELECT count(*) FROM n) = cardinality($23::text[])"""
-# Read by the ledger's account locks (ledger.repository.post_batch_alongside's `after`): the batch's own rows are
+# The last argument of the ledger's function in WRITE_AND_POST (evaluated before the call): the batch's own rows are
 # written before its campaign's escrow is locked. Nonces, then vouchers, then accounts: the order a locked batch
 # takes them in (LOAD_BATCH, then the write), so that the two ways cannot wait on each other in a cycle.
 WRITE_BATCH_FIRST = (
@@ -190,6 +191,19 @@ WRITE_BATCH_FIRST = (
 WRITE_BATCH = (
     f"WITH {WRITE_BATCH_CTES} SELECT {WRITE_BATCH_RESULT}, "
     f"batch_written_whole({WRITE_BATCH_WHOLE}, 'redemption rows') AS whole"
+)
+
+# The batch's rows and its ledger transactions in one statement (one round trip, all or nothing): the ledger's own
+# posting function (`ledger_post_batch`, migration 0020) after WRITE_BATCH's items, its arguments the ledger's
+# `PreparedPosting.args` ($26..$40). The `_WHOLE` form is for a statement that is its own transaction: unless every
+# row of both landed, batch_written_whole raises and nothing is written.
+_WRITE_AND_POST = f"""WITH {WRITE_BATCH_CTES}
+SELECT {WRITE_BATCH_RESULT}, l.moved, l.inserted, l.batch, l.totals{{whole}}
+FROM ledger_post_batch($26, $27, $28, $29, $30, $31, $32, $33, $34, $35, $36, $37, $38, $39, $40,
+                       {WRITE_BATCH_FIRST}) AS l"""
+WRITE_AND_POST = _WRITE_AND_POST.format(whole="")
+WRITE_AND_POST_WHOLE = _WRITE_AND_POST.format(
+    whole=f",\n       batch_written_whole(l.whole AND {WRITE_BATCH_WHOLE}, 'ledger or redemption rows') AS whole"
 )
 
 CONTRACT_SOURCE = "SELECT contract_source FROM campaigns WHERE contract_sha256 = $1 LIMIT 1"
@@ -270,18 +284,33 @@ def write_args(
     )
 
 
-def check_written(row: asyncpg.Record, vouchers: list, redemptions: list, spend: list, nonces: list) -> None:
+class Written(NamedTuple):
+    """How many rows of each kind a batch's write wrote."""
+
+    vouchers: int
+    redemptions: int
+    days: int
+    nonces: int
+
+
+def check_written(written: Written, vouchers: list, redemptions: list, spend: list, nonces: list) -> None:
     # The pair of the decisions made in Python: every row they named was written (in an unlocked batch,
     # WRITE_BATCH_WHOLE has already made sure of it in the database; this says so here too).
-    invariant(row["vouchers"] == len(vouchers), "every voucher decided on was written", row["vouchers"], len(vouchers))
     invariant(
-        row["redemptions"] == len(redemptions),
+        written.vouchers == len(vouchers), "every voucher decided on was written", written.vouchers, len(vouchers)
+    )
+    invariant(
+        written.redemptions == len(redemptions),
         "every redemption decided on was written",
-        row["redemptions"],
+        written.redemptions,
         len(redemptions),
     )
-    invariant(row["days"] == len(spend), "every day's spend decided on was written", row["days"], len(spend))
-    invariant(row["nonces"] == len(nonces), "every nonce to spend was spent", row["nonces"], len(nonces))
+    invariant(written.days == len(spend), "every day's spend decided on was written", written.days, len(spend))
+    invariant(written.nonces == len(nonces), "every nonce to spend was spent", written.nonces, len(nonces))
+
+
+def _written(row: asyncpg.Record) -> Written:
+    return Written(row["vouchers"], row["redemptions"], row["days"], row["nonces"])
 
 
 async def write_batch(
@@ -295,7 +324,32 @@ async def write_batch(
 ) -> None:
     """WRITE_BATCH alone (a batch that moves no money: lazy expiry, spent nonces)."""
     row = await conn.fetchrow(WRITE_BATCH, *write_args(at, vouchers, redemptions, spend, nonces, seen_at))
-    check_written(row, vouchers, redemptions, spend, nonces)
+    check_written(_written(row), vouchers, redemptions, spend, nonces)
+
+
+async def write_batch_and_post(
+    conn: asyncpg.Connection,
+    at: datetime,
+    vouchers: list[tuple[str, str, str, int, int]],
+    redemptions: list[NewRedemption],
+    spend: list[tuple[str, date, int, int]],
+    nonces: list[tuple[str, str]],
+    seen_at: datetime,
+    posting: PreparedPosting,
+    *,
+    whole: bool,
+) -> tuple[Written, PostingResult]:
+    """WRITE_AND_POST: the batch's rows (as `write_batch`) and its ledger transactions, in one round trip.
+
+    `whole`: the statement is its own transaction (no BEGIN): it writes everything or raises
+    asyncpg.SerializationError and writes nothing. The caller wraps it in `ledger.refusals(posting)` and hands the
+    `PostingResult` to `ledger.landed`."""
+    row = await conn.fetchrow(
+        WRITE_AND_POST_WHOLE if whole else WRITE_AND_POST,
+        *write_args(at, vouchers, redemptions, spend, nonces, seen_at),
+        *posting.args,
+    )
+    return _written(row), PostingResult(row["moved"], row["inserted"], row["batch"], row["totals"])
 
 
 async def contract_source(conn: asyncpg.Connection, sha256: str) -> str:
@@ -433,6 +487,20 @@ async def give_back_daily_spend(conn: asyncpg.Connection, campaign_id: str, day:
     await conn.execute(GIVE_BACK_DAILY, campaign_id, day, amount_fen)
 
 
+# A clawback (settlement/clawbacks.py) marks what it took back on the redemption, under the redemption's lock.
+MARK_CLAWED_BACK = "UPDATE redemptions SET clawed_back_fen = $3 WHERE campaign_id = $1 AND id = $2 RETURNING *"
+
+
+async def mark_clawed_back(
+    conn: asyncpg.Connection, campaign_id: str, redemption_id: str, amount_fen: int
+) -> asyncpg.Record:
+    """Record a clawback's amount on its redemption; answer the redemption as it now is."""
+    row = await conn.fetchrow(MARK_CLAWED_BACK, campaign_id, redemption_id, amount_fen)
+    if row is None:  # the caller holds the row's lock: it cannot have gone
+        raise RuntimeError(f"redemption {redemption_id} vanished under its lock")
+    return row
+
+
 async def insert_refund(
     conn: asyncpg.Connection,
     campaign_id: str,
@@ -462,3 +530,127 @@ async def insert_refund(
     if row is None:
         raise RuntimeError("INSERT ... RETURNING answered no row")
     return row
+
+
+# -- the till's refund (refunds.refund_signed) ---------------------------------------------------------------------
+
+# A till's refund opens with the half of its signature check that needs the database, in the refund's own
+# transaction: the key is known and not revoked, then its nonce is spent (only for a live key: nobody without the
+# secret can burn a till's nonces), and the campaign's row is held in share mode as LOCK_CAMPAIGN does. One round
+# trip instead of a transaction of its own (BEGIN, two statements, COMMIT) before the refund's.
+OPEN_REFUND = """
+WITH k AS (
+    SELECT merchant_id FROM merchant_keys WHERE key_id = $1 AND revoked_at IS NULL
+), n AS (
+    INSERT INTO request_nonces (key_id, nonce, seen_at)
+    SELECT $1, $2, $3 WHERE EXISTS (SELECT 1 FROM k)
+    ON CONFLICT DO NOTHING
+    RETURNING 1
+), c AS (
+    SELECT status, contract_sha256, contract_source FROM campaigns WHERE id = $4 FOR SHARE
+)
+SELECT (SELECT merchant_id FROM k) AS merchant_id, EXISTS (SELECT 1 FROM n) AS fresh,
+       c.status, c.contract_sha256, c.contract_source
+FROM (SELECT 1) AS one LEFT JOIN c ON true
+"""
+# The key's check and the nonce alone: a refund whose writes failed still spends its nonce, as every signed
+# request does.
+SPEND_NONCE = """
+INSERT INTO request_nonces (key_id, nonce, seen_at)
+SELECT $1, $2, $3 WHERE EXISTS (SELECT 1 FROM merchant_keys WHERE key_id = $1 AND revoked_at IS NULL)
+ON CONFLICT DO NOTHING
+"""
+# The redemption and its voucher, both locked (in that order, as lock_redemption then lock_voucher_for_refund),
+# with the voucher's campaign's status and kind. The earlier refund under the same refund_id is read by its own
+# statement after this one: a statement's snapshot is taken before its locks are granted, and a refund of this
+# redemption that committed while this one waited must be seen.
+LOCK_REDEMPTION_AND_VOUCHER = """
+SELECT r.*, v.status AS voucher_status, v.valid_until AS voucher_valid_until,
+       v.face_value_fen AS voucher_face_value_fen, v.balance_fen AS voucher_balance_fen,
+       c.status AS voucher_campaign_status, c.kind AS voucher_kind
+FROM redemptions r
+JOIN vouchers v ON v.campaign_id = r.campaign_id AND v.id = r.voucher_id
+JOIN campaigns c ON c.id = v.campaign_id
+WHERE r.campaign_id = $1 AND r.id = $2
+FOR UPDATE OF r, v
+"""
+# A refund's own rows, as WITH items: the redemption's refunded amounts, the refund, the voucher given back (when
+# $11), the day's spend given back (when $15). Sent alone, or before the ledger's posting in its statement
+# (ledger.service.post_many_alongside).
+REFUND_WRITE_CTES = """
+r AS (
+    UPDATE redemptions SET refunded_fen = refunded_fen + $3, subsidy_refunded_fen = subsidy_refunded_fen + $4
+    WHERE campaign_id = $1 AND id = $2
+    RETURNING 1
+), f AS (
+    INSERT INTO refunds (campaign_id, redemption_id, refund_id, request_sha256, amount_fen, subsidy_clawback_fen,
+                         reason, ledger_tx_id, voucher_restored, created_at)
+    VALUES ($1, $2, $5, $6, $3, $4, $7, $8, $9, $10)
+    RETURNING 1
+), v AS (
+    UPDATE vouchers SET status = $12, balance_fen = $13, version = version + 1, updated_at = $10
+    WHERE campaign_id = $1 AND id = $14 AND $11
+    RETURNING 1
+), d AS (
+    UPDATE daily_spend SET spent_fen = spent_fen - $4 WHERE campaign_id = $1 AND day = $16 AND $15
+    RETURNING 1
+)"""
+REFUND_WRITE_RESULT = (
+    "(SELECT count(*) FROM r) AS redemptions, (SELECT count(*) FROM f) AS refunds, "
+    "(SELECT count(*) FROM v) AS vouchers, (SELECT count(*) FROM d) AS days"
+)
+# Read by the ledger's account locks: the refund's rows are written before its campaign's escrow is locked.
+REFUND_WRITE_FIRST = "(SELECT count(*) FROM r) + (SELECT count(*) FROM f) + (SELECT count(*) FROM v)"
+REFUND_WRITE = f"WITH {REFUND_WRITE_CTES} SELECT {REFUND_WRITE_RESULT}"
+
+
+class RefundWrite(NamedTuple):
+    """What a refund writes (REFUND_WRITE_CTES's arguments, in their order)."""
+
+    campaign_id: str
+    redemption_id: str
+    amount_fen: int
+    clawback_fen: int
+    refund_id: str
+    request_sha256: str
+    reason: str
+    ledger_tx_id: str | None
+    voucher_restored: bool
+    at: datetime
+    voucher_changes: bool
+    voucher_status: str
+    voucher_balance_fen: int
+    voucher_id: str
+    daily_changes: bool
+    spend_day: date | None
+
+
+async def open_refund(
+    conn: asyncpg.Connection, key_id: str, nonce: str, seen_at: datetime, campaign_id: str
+) -> asyncpg.Record:
+    """OPEN_REFUND's row: merchant_id (None: the key is unknown or revoked), fresh (the nonce was unspent), and the
+    campaign's status and contract (None when there is no such campaign), its row held in share mode."""
+    return await conn.fetchrow(OPEN_REFUND, key_id, nonce, seen_at, campaign_id)
+
+
+async def spend_nonce(conn: asyncpg.Connection, key_id: str, nonce: str, seen_at: datetime) -> None:
+    await conn.execute(SPEND_NONCE, key_id, nonce, seen_at)
+
+
+async def lock_redemption_and_voucher(
+    conn: asyncpg.Connection, campaign_id: str, redemption_id: str
+) -> asyncpg.Record | None:
+    return await conn.fetchrow(LOCK_REDEMPTION_AND_VOUCHER, campaign_id, redemption_id)
+
+
+async def write_refund(conn: asyncpg.Connection, write: RefundWrite) -> asyncpg.Record:
+    """REFUND_WRITE alone (a refund that moves no money)."""
+    return await conn.fetchrow(REFUND_WRITE, *write)
+
+
+def check_refund_written(row: asyncpg.Record, write: RefundWrite) -> None:
+    # The pair of the decision made in Python: every row it named was written.
+    invariant(row["redemptions"] == 1, "the refunded redemption was updated", row["redemptions"])
+    invariant(row["refunds"] == 1, "the refund row was written", row["refunds"])
+    invariant(row["vouchers"] == int(write.voucher_changes), "the voucher given back was written", row["vouchers"])
+    invariant(row["days"] <= int(write.daily_changes), "at most the refund's day was given back", row["days"])

@@ -46,8 +46,9 @@ from voucher_engine import clock
 from voucher_engine.campaigns.cache import cached_contract, contract_for
 from voucher_engine.db.engine import plain_url
 from voucher_engine.db.errors import is_database_unavailable, is_unstorable_input, violated_constraint
+from voucher_engine.db.raw import no_reset
 from voucher_engine.errors import EngineError
-from voucher_engine.invariants import invariant
+from voucher_engine.invariants import invariant, present
 from voucher_engine.ledger import service as ledger
 from voucher_engine.ledger.model import NewTransaction, Posting
 from voucher_engine.redemption import repository
@@ -197,7 +198,7 @@ class BatchRunner:
                     self._dsn,
                     min_size=0,
                     max_size=self._max_connections,
-                    reset=_no_reset,
+                    reset=no_reset,
                     statement_cache_size=512,
                     server_settings={
                         "application_name": "voucher-engine batcher",
@@ -290,9 +291,13 @@ class BatchRunner:
         for index in live:
             job, row = jobs[index], loaded[index]
             merchant = _merchant_view(row)
-            key = (job.campaign_id, job.voucher_id)
+            key = (
+                present(job.campaign_id, "a live job's code named its campaign"),
+                present(job.voucher_id, "a live job's code named its voucher"),
+            )
+            pos_txn_id = present(job.pos_txn_id, "a redemption has its pos_txn_id") if job.kind == "redeem" else ""
             if job.kind == "redeem":
-                idem_key = (merchant.merchant_id, job.pos_txn_id)
+                idem_key = (merchant.merchant_id, pos_txn_id)
                 previous = repository.previous_of(row) or new_by_key.get(idem_key)
                 if previous is not None:
                     outcomes[index] = _replay(previous, job)
@@ -310,7 +315,7 @@ class BatchRunner:
                     writes.vouchers[key] = ("expired", balance)  # lazy expiry
                 outcomes[index] = _quote_refusal(refusal, job) if job.kind == "quote" else refusal
                 if job.kind == "redeem" and row["raced"]:
-                    look_again[index] = (merchant.merchant_id, job.pos_txn_id)
+                    look_again[index] = (merchant.merchant_id, pos_txn_id)
                 continue
             if job.kind == "quote":
                 outcomes[index] = Outcome(
@@ -325,7 +330,7 @@ class BatchRunner:
             state[key] = (settlement.new_status, settlement.new_balance_fen)
             writes.vouchers[key] = state[key]
             body = writes.add_redemption(job, merchant.merchant_id, settlement, now)
-            new_by_key[(merchant.merchant_id, job.pos_txn_id)] = body
+            new_by_key[(merchant.merchant_id, pos_txn_id)] = body
             outcomes[index] = Outcome(201, body)
 
         if look_again:
@@ -367,19 +372,21 @@ class _Writes:
         entry[0] += amount_fen
 
     def add_redemption(self, job: Job, merchant_id: str, settlement: Settlement, now: datetime) -> dict[str, Any]:
-        redemption_id = new_redemption_id(job.campaign_id)
+        campaign_id = present(job.campaign_id, "a redemption's code named its campaign")
+        voucher_id = present(job.voucher_id, "a redemption's code named its voucher")
+        redemption_id = new_redemption_id(campaign_id)
         self.transactions.append(
-            redeem_transaction(job.campaign_id, merchant_id, job.voucher_id, redemption_id, settlement.subsidy_fen, now)
+            redeem_transaction(campaign_id, merchant_id, voucher_id, redemption_id, settlement.subsidy_fen, now)
         )
         items_json = orjson.dumps(job.items).decode() if job.items is not None else None
         self.redemptions.append(
             repository.NewRedemption(
-                campaign_id=job.campaign_id,
+                campaign_id=campaign_id,
                 id=redemption_id,
                 merchant_id=merchant_id,
                 pos_txn_id=job.pos_txn_id,
                 request_sha256=job.request_sha256,
-                voucher_id=job.voucher_id,
+                voucher_id=voucher_id,
                 wallet_id=job.wallet_id,
                 order_amount_fen=job.order_amount_fen,
                 subsidy_fen=settlement.subsidy_fen,
@@ -432,17 +439,13 @@ class _Writes:
                 await repository.write_batch(conn, now, vouchers, redemptions, spend, self.nonces, self.seen_at)
             return
         # One round trip for the batch's own rows and its ledger transactions, all or nothing.
-        posted, row = await ledger.post_many_alongside(
-            conn,
-            self.transactions,
-            ids,
-            repository.WRITE_BATCH_CTES,
-            repository.write_args(now, vouchers, redemptions, spend, self.nonces, self.seen_at),
-            repository.WRITE_BATCH_RESULT,
-            repository.WRITE_BATCH_WHOLE if self.by_itself else None,
-            repository.WRITE_BATCH_FIRST,
-        )
-        repository.check_written(row, vouchers, redemptions, spend, self.nonces)
+        posting = ledger.prepare(self.transactions, ids)
+        with ledger.refusals(posting):
+            written, result = await repository.write_batch_and_post(
+                conn, now, vouchers, redemptions, spend, self.nonces, self.seen_at, posting, whole=self.by_itself
+            )
+        posted = await ledger.landed(conn, posting, result)
+        repository.check_written(written, vouchers, redemptions, spend, self.nonces)
         invariant([tx.id for tx in posted] == ids, "the ledger posted the transactions under the ids made for them")
 
 
@@ -465,10 +468,6 @@ def _check_daily_cap(voucher: VoucherView, settlement: Settlement, spent: dict[t
             "DAILY_BUDGET_EXHAUSTED",
             f"Today's budget of this campaign is spent ({already} of {voucher.daily_cap_fen} fen); try again tomorrow.",
         )
-
-
-async def _no_reset(conn: asyncpg.Connection) -> None:
-    return None
 
 
 def _replay(previous: Any, job: Job) -> Outcome | EngineError:

@@ -21,21 +21,12 @@ from voucher_engine.auth.subjects import Subject
 from voucher_engine.db.raw import driver
 from voucher_engine.errors import EngineError
 from voucher_engine.ledger import service as ledger
+from voucher_engine.redemption import repository as redemption_repository
 from voucher_engine.redemption.refunds import take_back_subsidy
 from voucher_engine.redemption.service import campaign_of_redemption, redemption_body
+from voucher_engine.settlement import repository
 from voucher_engine.settlement.schemas import Clawback
 from voucher_engine.settlement.service import actor
-
-LOCK_CAMPAIGN = "SELECT status, issuer_id FROM campaigns WHERE id = $1 FOR SHARE"
-LOCK_REDEMPTION = "SELECT * FROM redemptions WHERE campaign_id = $1 AND id = $2 FOR UPDATE"
-READ_CLAWBACK = "SELECT * FROM clawbacks WHERE campaign_id = $1 AND redemption_id = $2"
-MARK_REDEMPTION = "UPDATE redemptions SET clawed_back_fen = $3 WHERE campaign_id = $1 AND id = $2 RETURNING *"
-GIVE_BACK_DAILY = "UPDATE daily_spend SET spent_fen = spent_fen - $3 WHERE campaign_id = $1 AND day = $2"
-INSERT_CLAWBACK = """
-INSERT INTO clawbacks (campaign_id, redemption_id, id, merchant_id, amount_fen, reason, ledger_tx_id, return_tx_id,
-                       created_by, created_at)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING *
-"""
 
 
 def _not_found(redemption_id: str) -> EngineError:
@@ -75,22 +66,21 @@ async def claw_back_in(
         raise _not_found(redemption_id)
     now = clock.now()
     conn = await driver(sa_conn)
-    campaign = await conn.fetchrow(LOCK_CAMPAIGN, campaign_id)
+    campaign = await repository.lock_campaign_for_clawback(conn, campaign_id)
     if campaign is None:
         raise _not_found(redemption_id)
-    _require_clawer(subject, campaign["issuer_id"], redemption_id)
-    redemption = await conn.fetchrow(LOCK_REDEMPTION, campaign_id, redemption_id)
+    campaign_status, issuer_id = campaign
+    _require_clawer(subject, issuer_id, redemption_id)
+    redemption = await redemption_repository.lock_redemption(conn, campaign_id, redemption_id)
     if redemption is None:
         raise _not_found(redemption_id)
-    existing = await conn.fetchrow(READ_CLAWBACK, campaign_id, redemption_id)
+    existing = await repository.read_clawback(conn, campaign_id, redemption_id)
     if existing is not None:
         return _model(existing, redemption), False
     amount = redemption["subsidy_fen"] - redemption["subsidy_refunded_fen"]
     if amount <= 0:
         raise EngineError("INVALID_STATE", "Refunds already took back this redemption's whole subsidy.")
-    stored, updated = await _record_clawback(
-        sa_conn, conn, subject, redemption, amount, reason, campaign["status"], now
-    )
+    stored, updated = await _record_clawback(sa_conn, conn, subject, redemption, amount, reason, campaign_status, now)
     return _model(stored, updated), True
 
 
@@ -118,8 +108,8 @@ async def _record_clawback(
     campaign_id, merchant_id = redemption["campaign_id"], redemption["merchant_id"]
     if redemption["spend_day"] is not None:
         # A daily cap counts what stands: the day gets the subsidy back, as it does on a refund.
-        await conn.execute(GIVE_BACK_DAILY, campaign_id, redemption["spend_day"], amount_fen)
-    updated = await conn.fetchrow(MARK_REDEMPTION, campaign_id, redemption["id"], amount_fen)
+        await redemption_repository.give_back_daily_spend(conn, campaign_id, redemption["spend_day"], amount_fen)
+    updated = await redemption_repository.mark_clawed_back(conn, campaign_id, redemption["id"], amount_fen)
     tx_id = ledger.new_tx_ids(1)[0]
     return_tx_id, returned = await take_back_subsidy(
         sa_conn, redemption, amount_fen, kind="clawback", now=now, campaign_status=campaign_status, tx_id=tx_id
@@ -127,17 +117,17 @@ async def _record_clawback(
     if campaign_status == "closed" and returned != amount_fen:
         # A closed campaign's escrow held nothing before the clawback.
         raise EngineError("INTERNAL", f"closed campaign {campaign_id} returned {returned}, not {amount_fen}")
-    stored = await conn.fetchrow(
-        INSERT_CLAWBACK,
-        campaign_id,
-        redemption["id"],
-        "clb_" + os.urandom(10).hex(),
-        merchant_id,
-        amount_fen,
-        reason,
-        tx_id,
-        return_tx_id,
-        actor(subject),
-        now,
+    stored = await repository.insert_clawback(
+        conn,
+        campaign_id=campaign_id,
+        redemption_id=redemption["id"],
+        clawback_id="clb_" + os.urandom(10).hex(),
+        merchant_id=merchant_id,
+        amount_fen=amount_fen,
+        reason=reason,
+        ledger_tx_id=tx_id,
+        return_tx_id=return_tx_id,
+        created_by=actor(subject),
+        created_at=now,
     )
     return stored, updated

@@ -165,3 +165,71 @@ async def hold_event(
     conn: asyncpg.Connection, merchant_id: str, action: str, reason: str | None, actor: str, at: datetime
 ) -> None:
     await conn.execute(HOLD_EVENT, merchant_id, action, reason, actor, at)
+
+
+# -- clawbacks (clawbacks.py) --------------------------------------------------------------------------------------
+
+# The campaign's row in share mode, as a refund takes it: a close waits for the clawback, and a clawback that starts
+# during a close waits for it and then sees the campaign closed.
+LOCK_CAMPAIGN_FOR_CLAWBACK = "SELECT status, issuer_id FROM campaigns WHERE id = $1 FOR SHARE"
+READ_CLAWBACK = "SELECT * FROM clawbacks WHERE campaign_id = $1 AND redemption_id = $2"
+INSERT_CLAWBACK = """
+INSERT INTO clawbacks (campaign_id, redemption_id, id, merchant_id, amount_fen, reason, ledger_tx_id, return_tx_id,
+                       created_by, created_at)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING *
+"""
+
+
+async def lock_campaign_for_clawback(conn: asyncpg.Connection, campaign_id: str) -> tuple[str, str] | None:
+    """(status, issuer_id) of the campaign, its row held in share mode; None when there is no such campaign."""
+    row = await conn.fetchrow(LOCK_CAMPAIGN_FOR_CLAWBACK, campaign_id)
+    return (row["status"], row["issuer_id"]) if row is not None else None
+
+
+async def read_clawback(conn: asyncpg.Connection, campaign_id: str, redemption_id: str) -> asyncpg.Record | None:
+    return await conn.fetchrow(READ_CLAWBACK, campaign_id, redemption_id)
+
+
+async def insert_clawback(
+    conn: asyncpg.Connection,
+    *,
+    campaign_id: str,
+    redemption_id: str,
+    clawback_id: str,
+    merchant_id: str,
+    amount_fen: int,
+    reason: str,
+    ledger_tx_id: str,
+    return_tx_id: str | None,
+    created_by: str,
+    created_at: datetime,
+) -> asyncpg.Record:
+    """The clawback's row as stored."""
+    row = await conn.fetchrow(
+        INSERT_CLAWBACK,
+        campaign_id,
+        redemption_id,
+        clawback_id,
+        merchant_id,
+        amount_fen,
+        reason,
+        ledger_tx_id,
+        return_tx_id,
+        created_by,
+        created_at,
+    )
+    if row is None:  # an INSERT ... RETURNING answers its row
+        raise RuntimeError(f"the clawback of {redemption_id} was not stored")
+    return row
+
+
+# -- statements (statements.py) ------------------------------------------------------------------------------------
+
+
+async def account_moves(
+    raw: asyncpg.Connection, account: str, start: datetime, end: datetime
+) -> tuple[list[asyncpg.Record], int | None]:
+    """ACCOUNT_MOVES's rows for the account around [start, end), and its balance now (None: no such account), read
+    in the caller's snapshot."""
+    rows = await raw.fetch(ACCOUNT_MOVES, account, start, end)
+    return list(rows), await raw.fetchval(BALANCE, account)

@@ -45,8 +45,7 @@ async def statement(engine: AsyncEngine, merchant_id: str, day: date) -> Stateme
         await conn.rollback()  # the look-up's implicit transaction; the snapshot below is a transaction of its own
         raw = await driver(conn)
         async with raw.transaction(isolation="repeatable_read", readonly=True):
-            rows = await raw.fetch(repository.ACCOUNT_MOVES, account, start, end)
-            balance = await raw.fetchval(repository.BALANCE, account)
+            rows, balance = await repository.account_moves(raw, account, start, end)
     opening = sum(row["amount_fen"] for row in rows if row["before"])
     after = sum(row["amount_fen"] for row in rows if row["after"])
     day_rows = [row for row in rows if not row["before"] and not row["after"]]

@@ -222,8 +222,7 @@ class Dispatcher:
         unknown = sorted({row["campaign_id"] for row in taken if row["issuer_id"] is None and row["campaign_id"]})
         issuers: dict[str, str] = {}
         if unknown:
-            found = await raw.fetch("SELECT id, issuer_id FROM campaigns WHERE id = ANY($1::text[])", unknown)
-            issuers = {row["id"]: row["issuer_id"] for row in found}
+            issuers = await sql.issuers_of_campaigns(raw, unknown)
         out = []
         for row in taken:
             data = orjson.loads(row["data"]) if isinstance(row["data"], (str, bytes)) else row["data"]

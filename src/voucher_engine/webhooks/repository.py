@@ -182,3 +182,9 @@ def plain_json(value: Any) -> Any:
 
 async def queue_figures(raw: asyncpg.Connection, now: datetime) -> asyncpg.Record:
     return await raw.fetchrow(QUEUE_FIGURES, now)
+
+
+async def issuers_of_campaigns(raw: asyncpg.Connection, campaign_ids: list[str]) -> dict[str, str]:
+    """{campaign id: its issuer} of the campaigns that exist among `campaign_ids`."""
+    rows = await raw.fetch("SELECT id, issuer_id FROM campaigns WHERE id = ANY($1::text[])", campaign_ids)
+    return {row["id"]: row["issuer_id"] for row in rows}
