@@ -79,6 +79,31 @@ def _main_campaign(campaigns: Sequence[str | None]) -> str | None:
     return counted.most_common(1)[0][0] if counted else None
 
 
+# Per signal: the figure a flag's `actual` quotes and the limits its `expected` names (first one set), as the
+# per-redemption flags' evidence does.
+_QUOTED = {
+    w.MERCHANT_VELOCITY: ("redemptions_in_hour", ("limit_over_history", "limit_per_hour")),
+    w.NEW_MERCHANT_VOLUME: ("redemptions_in_hour", ("limit_per_hour",)),
+    w.THRESHOLD_SHARE: ("share_within_band_bp", ("limit_share_bp",)),
+    w.EXACT_REPEAT: ("repeats", ("limit_times",)),
+    w.PAIR_RECURRENCE: ("redemptions", ("limit_vouchers",)),
+    w.HOLDER_SPREAD: ("merchants", ("limit_merchants",)),
+    w.CLAIMS_BURST: ("claims_in_minute", ("limit_per_minute",)),
+}
+
+
+def _quoted(rule: RiskRule, evidence: dict[str, Any]) -> dict[str, Any]:
+    actual, limits = _QUOTED[rule.signal]
+    expected = next((evidence[k] for k in limits if evidence.get(k) is not None), None)
+    return {
+        **evidence,
+        "rule": rule.text,
+        "source": "platform default" if rule.line is None else "contract",
+        "actual": evidence[actual],
+        "expected": f"< {expected}",
+    }
+
+
 def _found(
     rule: RiskRule,
     merchant_id: str | None,
@@ -93,7 +118,7 @@ def _found(
         merchant_id=merchant_id,
         campaign_id=_main_campaign(campaigns),
         redemption_ids=list(ids)[: w.MAX_EVIDENCE_IDS],
-        evidence={**evidence, "rule": rule.text},
+        evidence=_quoted(rule, evidence),
         dedupe_key=key,
     )
 
@@ -382,16 +407,18 @@ async def _claims(raw: Any, rules: RiskRules, claims_at: datetime | None) -> lis
                 merchant_id=None,
                 campaign_id=row["campaign_id"],
                 redemption_ids=[],
-                evidence={
-                    "wallet_block": row["wallet_block"],
-                    "claims_in_minute": row["claims"],
-                    "minute_start": row["minute"].isoformat(),
-                    "voucher_ids": list(row["voucher_ids"]),
-                    "first_at": row["first_at"].isoformat(),
-                    "last_at": row["last_at"].isoformat(),
-                    "limit_per_minute": limit(rule, "per_minute"),
-                    "rule": rule.text,
-                },
+                evidence=_quoted(
+                    rule,
+                    {
+                        "wallet_block": row["wallet_block"],
+                        "claims_in_minute": row["claims"],
+                        "minute_start": row["minute"].isoformat(),
+                        "voucher_ids": list(row["voucher_ids"]),
+                        "first_at": row["first_at"].isoformat(),
+                        "last_at": row["last_at"].isoformat(),
+                        "limit_per_minute": limit(rule, "per_minute"),
+                    },
+                ),
                 dedupe_key=f"{w.CLAIMS_BURST}:{row['campaign_id']}:{row['wallet_block']}",
             )
         )
