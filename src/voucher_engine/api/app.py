@@ -85,6 +85,7 @@ LIFECYCLE: tuple[tuple[Hook, Hook], ...] = (
     (ledger_endpoints.startup, ledger_endpoints.shutdown),
     (campaigns_endpoints.startup, campaigns_endpoints.shutdown),
     (redemption_dispatch.startup, redemption_dispatch.shutdown),
+    (risk_endpoints.startup, risk_endpoints.shutdown),
     (stats_endpoints.startup, stats_endpoints.shutdown),
     (risk_detector.startup, risk_detector.shutdown),
     (webhooks_endpoints.startup, webhooks_endpoints.shutdown),

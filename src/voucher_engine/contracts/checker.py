@@ -18,6 +18,7 @@ from typing import Any, Union
 
 from . import area as area_rules
 from . import limits, regions
+from . import risk as risk_rules
 from .diagnostics import Diagnostic
 from .explain import TYPE_WORDS, WEEKDAYS, expected_text, percent, yuan
 from .model import (
@@ -125,6 +126,7 @@ _SECTION_NAMES = {
     "TimeZone": "timezone",
     "Distribution": "distribution",
     "Attested": "holder attested by",
+    "RiskBlock": "risk",
 }
 
 
@@ -259,6 +261,7 @@ def summarize(model: ContractModel) -> dict[str, Any]:
         "payment_conditions": [r.text for r in model.payment_rules],
         "item_conditions": [r.text for r in model.item_rules],
         **({"attested_by": model.attester} if model.attester is not None else {}),
+        **({"risk_rules": [r.text for r in model.risk_rules]} if model.risk_rules else {}),
     }
 
 
@@ -322,6 +325,7 @@ class _Checker:
             self.block(blocks.get("payment"), "payment", self.spend_bound(voucher)), issuer
         )
         item_rules = self.block(blocks.get("items"), "items")
+        risk = risk_rules.check_section(self.seen["risk"], self.error) if "risk" in self.seen else ()
         terms = self.voucher(voucher, payment_rules, blocks.get("items")) if voucher is not None else None
         validity = self.validity(tz_name)
         distribution = self.seen["distribution"].kind if "distribution" in self.seen else "targeted"
@@ -406,6 +410,7 @@ class _Checker:
             worst_case_fen=worst,
             needs_escrow_check=worst > budget_fen,
             attester=self.attester(),
+            risk_rules=risk,
         )
 
     # ---- sections ---------------------------------------------------------------------------------------

@@ -261,16 +261,12 @@ async def _apply(sa_conn: AsyncConnection, conn: asyncpg.Connection, decided: _D
             tx_id=write.ledger_tx_id,
         )
         return decided.answer
-    posted, row = await ledger.post_many_alongside(
-        conn,
-        [_take_back_transaction(decided.redemption, write.clawback_fen, "refund", write.at)],
-        [write.ledger_tx_id],
-        repository.REFUND_WRITE_CTES,
-        tuple(write),
-        repository.REFUND_WRITE_RESULT,
-        None,
-        repository.REFUND_WRITE_FIRST,
+    posting = ledger.prepare(
+        [_take_back_transaction(decided.redemption, write.clawback_fen, "refund", write.at)], [write.ledger_tx_id]
     )
+    with ledger.refusals(posting):
+        row, result = await repository.write_refund_and_post(conn, write, posting)
+    posted = await ledger.landed(conn, posting, result)
     repository.check_refund_written(row, write)
     invariant([tx.id for tx in posted] == [write.ledger_tx_id], "the refund's posting went under its id")
     return decided.answer

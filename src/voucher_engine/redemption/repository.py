@@ -51,7 +51,8 @@ SELECT j.ix, j.key_id, {FRESH_COLUMN} AS fresh,
        l.campaign_id, l.id, l.wallet_id, l.status, l.valid_from, l.valid_until, l.face_value_fen, l.balance_fen,
        l.version, {RACED} AS raced,
        c.status AS campaign_status, c.kind, c.daily_cap_fen, c.timezone, c.contract_sha256,
-       {PREVIOUS}
+       {PREVIOUS},
+       {REFUNDS_HERE} AS refunds_here
 FROM j{FRESH_JOIN}
 LEFT JOIN merchant_keys k ON k.key_id = j.key_id AND k.revoked_at IS NULL
 LEFT JOIN merchants m ON m.id = k.merchant_id
@@ -117,6 +118,16 @@ LEFT JOIN LATERAL (SELECT n.key_id FROM request_nonces n
     )
     .replace("{PREVIOUS}", _PREVIOUS)
 )
+
+
+# Risk control's refund_reredeem signal (contracts/risk.py): this voucher's earlier redemptions at this merchant that
+# were refunded. Only for a voucher that has been written since issue (version > 0) and only with risk rules on
+# (`$n`): a fresh voucher, the till's usual case, costs no probe.
+_REFUNDS_HERE = """CASE WHEN {ON} AND l.version > 0 THEN (SELECT count(*) FROM redemptions x
+           WHERE x.campaign_id = l.campaign_id AND x.voucher_id = l.id AND x.merchant_id = m.id
+             AND x.refunded_fen > 0) ELSE 0 END"""
+LOAD_BATCH = LOAD_BATCH.replace("{REFUNDS_HERE}", _REFUNDS_HERE.replace("{ON}", "$7::boolean"))
+PEEK_BATCH = PEEK_BATCH.replace("{REFUNDS_HERE}", _REFUNDS_HERE.replace("{ON}", "$6::boolean"))
 
 
 def previous_of(row: asyncpg.Record) -> dict | None:
@@ -215,11 +226,14 @@ async def load_batch(
     real_now: datetime,
     *,
     locked: bool,
+    risk: bool = True,
 ) -> list[asyncpg.Record]:
     """Rows of LOAD_BATCH (`locked`) or PEEK_BATCH for jobs of (key_id, nonce, campaign_id, voucher_id, pos_txn_id),
-    in job order."""
+    in job order; `risk`: read what the per-redemption risk rules need."""
     columns = list(map(list, zip(*jobs)))
-    rows = await (conn.fetch(LOAD_BATCH, *columns, real_now) if locked else conn.fetch(PEEK_BATCH, *columns))
+    rows = await (
+        conn.fetch(LOAD_BATCH, *columns, real_now, risk) if locked else conn.fetch(PEEK_BATCH, *columns, risk)
+    )
     invariant(len(rows) == len(jobs), "one row read per job", len(rows), len(jobs))
     return rows
 
@@ -576,7 +590,7 @@ FOR UPDATE OF r, v
 """
 # A refund's own rows, as WITH items: the redemption's refunded amounts, the refund, the voucher given back (when
 # $11), the day's spend given back (when $15). Sent alone, or before the ledger's posting in its statement
-# (ledger.service.post_many_alongside).
+# (REFUND_WRITE_AND_POST).
 REFUND_WRITE_CTES = """
 r AS (
     UPDATE redemptions SET refunded_fen = refunded_fen + $3, subsidy_refunded_fen = subsidy_refunded_fen + $4
@@ -602,6 +616,12 @@ REFUND_WRITE_RESULT = (
 # Read by the ledger's account locks: the refund's rows are written before its campaign's escrow is locked.
 REFUND_WRITE_FIRST = "(SELECT count(*) FROM r) + (SELECT count(*) FROM f) + (SELECT count(*) FROM v)"
 REFUND_WRITE = f"WITH {REFUND_WRITE_CTES} SELECT {REFUND_WRITE_RESULT}"
+# The refund's rows and its posting in one statement (as WRITE_AND_POST): `ledger_post_batch` (migration 0020) after
+# the refund's items, its arguments the ledger's `PreparedPosting.args` ($17..$31).
+REFUND_WRITE_AND_POST = f"""WITH {REFUND_WRITE_CTES}
+SELECT {REFUND_WRITE_RESULT}, l.moved, l.inserted, l.batch, l.totals
+FROM ledger_post_batch($17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $28, $29, $30, $31,
+                       {REFUND_WRITE_FIRST}) AS l"""
 
 
 class RefundWrite(NamedTuple):
@@ -646,6 +666,15 @@ async def lock_redemption_and_voucher(
 async def write_refund(conn: asyncpg.Connection, write: RefundWrite) -> asyncpg.Record:
     """REFUND_WRITE alone (a refund that moves no money)."""
     return await conn.fetchrow(REFUND_WRITE, *write)
+
+
+async def write_refund_and_post(
+    conn: asyncpg.Connection, write: RefundWrite, posting: PreparedPosting
+) -> tuple[asyncpg.Record, PostingResult]:
+    """REFUND_WRITE_AND_POST: the refund's rows and its ledger posting in one round trip. The caller wraps it in
+    `ledger.refusals(posting)` and hands the `PostingResult` to `ledger.landed`."""
+    row = await conn.fetchrow(REFUND_WRITE_AND_POST, *write, *posting.args)
+    return row, PostingResult(row["moved"], row["inserted"], row["batch"], row["totals"])
 
 
 def check_refund_written(row: asyncpg.Record, write: RefundWrite) -> None:
