@@ -24,7 +24,9 @@ app = FastAPI()
 
 @app.on_event("startup")
 async def _startup() -> None:
-    app.state.pool = await asyncpg.create_pool(os.environ["DATABASE_URL"], min_size=4, max_size=16)
+    # BASELINE_POOL_SIZE: connections per worker (loadtest/capacity.py looks for the baseline's best).
+    size = int(os.environ.get("BASELINE_POOL_SIZE", "16"))
+    app.state.pool = await asyncpg.create_pool(os.environ["DATABASE_URL"], min_size=min(4, size), max_size=size)
 
 
 @app.post("/redeem")

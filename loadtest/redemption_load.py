@@ -1,6 +1,7 @@
 """Redemption load test: the full signed path against a bare baseline, in the same run, on this machine.
 
     python loadtest/redemption_load.py [--duration 10] [--rounds 5] [--concurrency 128] [--workers 2] [--rate 1000]
+                                       [--risk on|off|both]
 
 It starts PostgreSQL (embedded, or DATABASE_URL), seeds a funded, active campaign with vouchers, starts
 `voucher-engine serve --workers N` and the baseline (`loadtest/baseline.py`, uvicorn with the same workers), then:
@@ -13,6 +14,10 @@ It starts PostgreSQL (embedded, or DATABASE_URL), seeds a funded, active campaig
 
 It prints throughput, p50/p99 latency and unexpected answers for each phase, the ratio to the baseline, and the
 generator's own CPU use (it must stay well below one core to be sure it is not the bottleneck).
+
+`--risk` sets the per-redemption risk rules of the service (VE_RISK; on by default, as in production). `--risk both`
+starts a second service with them off over the same database and alternates the two in the redemptions-only rounds
+and in the open loop (in four slices, on and off in turn), then prints the on/off ratio of settled/s and the p99s.
 """
 
 from __future__ import annotations
@@ -329,7 +334,8 @@ async def open_loop(port: int, phase: Phase, rate: float, duration_s: float, mak
             phase.record(status, (time.perf_counter() - due) * 1000, expected, body)
 
     await asyncio.gather(*(sender(c) for c in conns))
-    phase.wall_s, phase.cpu_s = time.perf_counter() - start, _cpu() - cpu0
+    phase.wall_s += time.perf_counter() - start  # added up: a phase may run in several slices
+    phase.cpu_s += _cpu() - cpu0
     await asyncio.gather(*(c.close() for c in conns))
 
 
@@ -378,6 +384,12 @@ def main() -> None:
         "alternating with slices without one, and report the ratio, the delivery lag and how long the backlog took",
     )
     parser.add_argument(
+        "--risk",
+        choices=("on", "off", "both"),
+        default="on",
+        help="the per-redemption risk rules (VE_RISK); both: a second service with them off, compared in alternation",
+    )
+    parser.add_argument(
         "--profile",
         action="store_true",
         help="record a py-spy profile of one server worker during the redemptions-only phase",
@@ -421,9 +433,28 @@ def main() -> None:
     port, base_port = free_port(), free_port()
     server = start(
         [sys.executable, "-m", "voucher_engine.cli", "serve", "--workers", str(args.workers), "--port", str(port)],
-        env,
+        {**env, "VE_RISK": "off" if args.risk == "off" else "on"},
         tmp / "server.log",
     )
+    args.off = None
+    risk_off = None
+    if args.risk == "both":
+        off_port = free_port()
+        risk_off = start(
+            [
+                sys.executable,
+                "-m",
+                "voucher_engine.cli",
+                "serve",
+                "--workers",
+                str(args.workers),
+                "--port",
+                str(off_port),
+            ],
+            {**env, "VE_RISK": "off"},
+            tmp / "server-risk-off.log",
+        )
+        args.off = (off_port, risk_off.pid)
     from loadtest import baseline
 
     asyncio.run(baseline.seed(plain_url(database_url), int(PRESIGNED_PER_S * args.duration * 1.2) + 50_000))
@@ -450,10 +481,14 @@ def main() -> None:
     )
     try:
         wait_ready(port, server, "/readyz", timeout_s=300)  # a shared machine has taken 50 s and more
+        if risk_off is not None:
+            wait_ready(args.off[0], risk_off, "/readyz", timeout_s=300)
         wait_ready(base_port, base, "/docs")
         phases = asyncio.run(run_phases(args, seeded, port, base_port, server.pid, base.pid))
     finally:
         stop(server)
+        if risk_off is not None:
+            stop(risk_off)
         stop(base)
         if receiver is not None:
             stop(receiver)
@@ -486,10 +521,32 @@ def main() -> None:
         )
         for line in args.webhook_report:
             print(f"webhooks: {line}")
+    if args.off is not None:
+        for line in risk_report(phases):
+            print(f"risk: {line}")
     for line in metrics_excerpt(args.metrics_scrape):
         print(f"metrics: {line}")
     report = log_report(tmp / "server.log", seeded)
     print(f"logs: {report}")
+
+
+def _p99(phase: Phase) -> float:
+    lat = sorted(phase.latencies_ms) or [0.0]
+    return lat[min(len(lat) - 1, int(len(lat) * 0.99))]
+
+
+def risk_report(phases: list[Phase]) -> list[str]:
+    """Risk rules on against off, from the phases run in alternation (`--risk both`)."""
+    by_name = {p.name: p for p in phases}
+    on, off = by_name["full: redemptions only"], by_name["full: redemptions only, risk off"]
+    open_on = next(p for p in phases if p.name.startswith("full: open loop") and not p.name.endswith("risk off"))
+    open_off = next(p for p in phases if p.name.startswith("full: open loop") and p.name.endswith("risk off"))
+    on_rate, off_rate = on.settled / on.wall_s, off.settled / off.wall_s
+    return [
+        f"redemptions only, settled/s: rules on {on_rate:,.0f} vs off {off_rate:,.0f} = {on_rate / off_rate:.1%}",
+        f"open loop p99: rules on {_p99(open_on):.2f} ms vs off {_p99(open_off):.2f} ms "
+        f"({_p99(open_on) - _p99(open_off):+.2f} ms)",
+    ]
 
 
 def metrics_excerpt(text: str) -> list[str]:
@@ -651,6 +708,9 @@ async def run_phases(args, seeded: Seeded, port: int, base_port: int, server_pid
 
     warm = Phase("warm-up")
     await closed_loop(port, warm, 16, 2.0, redeem_op)
+    off_only = Phase("full: redemptions only, risk off")
+    if args.off is not None:
+        await closed_loop(args.off[0], Phase("warm-up"), 16, 2.0, redeem_op)
     await closed_loop(base_port, Phase("warm-up"), 16, 2.0, baseline_op)
     results = [Phase("baseline (bare UPDATE+INSERT)"), Phase("full: redemptions only"), Phase("full: realistic mix")]
     hooked = Phase("full: redemptions, with a redemption.settled subscriber")
@@ -663,7 +723,7 @@ async def run_phases(args, seeded: Seeded, port: int, base_port: int, server_pid
     only = presigned(ops, closed_loop_budget * (2 if args.webhook else 1))
     profiler = _start_profiler(server_pid, args.duration) if args.profile else None
     slice_s = args.duration / max(1, args.rounds)
-    for _ in range(max(1, args.rounds)):
+    for round_ in range(max(1, args.rounds)):
         await measured(
             results[0],
             base_pid,
@@ -671,7 +731,12 @@ async def run_phases(args, seeded: Seeded, port: int, base_port: int, server_pid
                 base_port, results[0], args.concurrency, slice_s, lambda: next(base_ready, None) or baseline_op()
             ),
         )
-        await measured(results[1], server_pid, closed_loop(port, results[1], args.concurrency, slice_s, only))
+        full = [(port, server_pid, results[1])]
+        if args.off is not None:  # rules on and off in turn, each first in every other round
+            full.append((args.off[0], args.off[1], off_only))
+            full = full if round_ % 2 == 0 else full[::-1]
+        for full_port, full_pid, phase in full:
+            await measured(phase, full_pid, closed_loop(full_port, phase, args.concurrency, slice_s, only))
         if args.webhook:
             await webhook_slice(
                 args, seeded, port, hooked, server_pid, closed_loop(port, hooked, args.concurrency, slice_s, only)
@@ -680,9 +745,17 @@ async def run_phases(args, seeded: Seeded, port: int, base_port: int, server_pid
         profiler.wait()
     await measured(results[2], server_pid, closed_loop(port, results[2], args.concurrency, args.duration, mixed_op))
     offered = Phase(f"full: open loop {args.rate:.0f}/s")
-    fixed_rate = presigned(ops, int(args.rate * args.duration) + 1)
-    await measured(offered, server_pid, open_loop(port, offered, args.rate, args.duration, fixed_rate))
-    results.append(offered)
+    if args.off is None:
+        fixed_rate = presigned(ops, int(args.rate * args.duration) + 1)
+        await measured(offered, server_pid, open_loop(port, offered, args.rate, args.duration, fixed_rate))
+        results.append(offered)
+    else:
+        offered_off = Phase(f"full: open loop {args.rate:.0f}/s, risk off")
+        quarter = args.duration / 4
+        for target_port, pid, phase in ((port, server_pid, offered), (args.off[0], args.off[1], offered_off)) * 2:
+            stock = presigned(ops, int(args.rate * quarter) + 1)
+            await measured(phase, pid, open_loop(target_port, phase, args.rate, quarter, stock))
+        results += [offered, offered_off, off_only]
     if args.webhook:
         results.append(hooked)
     import httpx

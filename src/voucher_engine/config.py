@@ -53,6 +53,8 @@ class Settings(BaseSettings):
     webhook_dispatcher: Literal["workers", "process"] = "workers"
     # One line per request: "json" or "text"; unset = json under `serve`, no request lines otherwise.
     log_format: Literal["json", "text"] | None = None
+    # Risk rules judged in the redemption batch (docs/risk.md): "off" only to measure what they cost.
+    risk: Literal["on", "off"] = "on"
 
     @property
     def resolved_signing_key_path(self) -> Path:

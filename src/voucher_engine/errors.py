@@ -38,6 +38,7 @@ STABLE_CODES = frozenset(
         "INSUFFICIENT_FUNDS",
         "RATE_LIMITED",
         "FUNDING_NOT_APPROVED",
+        "RISK_REFUSED",
     }
 )
 EXTENSION_CODES = frozenset(

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import base64
 import logging
+import sys
 import time
+from datetime import UTC, datetime
 
 import jwt
 import pytest
@@ -13,7 +15,7 @@ from attestation_helpers import register
 from campaign_helpers import contract, wallet
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from voucher_engine.attestations import checks, jws
+from voucher_engine.attestations import checks, jws, verifier
 
 ADULT = {"age": 30, "residence_region": "310104"}
 
@@ -283,6 +285,10 @@ async def test_attesters_refuse_bad_keys_and_duplicates(service):
         headers=service.admin,
     )
     assert bad.status_code == 422 and bad.json()["code"] == "VALIDATION_ERROR", bad.text
+    # A point of small order (here the neutral element) is 32 bytes but no key: nothing it "signs" could be trusted.
+    small = base64.b64encode(b"\x01" + bytes(31)).decode()
+    refused = await service.client.post("/v1/attesters", json={"name": "x", "public_key": small}, headers=service.admin)
+    assert refused.status_code == 422 and refused.json()["code"] == "VALIDATION_ERROR", refused.text
     public = base64.b64encode(Ed25519PrivateKey.generate().public_key().public_bytes_raw()).decode()
     body = {"name": "Operator", "public_key": public}
     assert (await service.client.post("/v1/attesters", json=body, headers=service.admin)).status_code == 201
@@ -301,7 +307,7 @@ def test_tokens_pyjwt_makes_verify_here_and_tampered_ones_fail_both():
     claims = {"iss": "att_1", "sub": "1" * 16, "aud": "cmp_1", "iat": 1, "exp": 2, "jti": "j", "eligible": True}
     token = jwt.encode(claims, key, algorithm="EdDSA", headers={"typ": "ve-attestation+jwt"})
     parsed = jws.parse(token)
-    assert parsed.claims == claims and jws.signature_ok(parsed, key.public_key())
+    assert parsed.claims == claims and jws.signature_ok(parsed, key.public_key().public_bytes_raw())
     header, payload, signature = token.split(".")
     tampered_payload = jws.sign({**claims, "sub": "2" * 16}, key).split(".")[1]
     for bad in (
@@ -311,7 +317,7 @@ def test_tokens_pyjwt_makes_verify_here_and_tampered_ones_fail_both():
     ):
         with pytest.raises(jwt.InvalidSignatureError):
             jwt.decode(bad, key.public_key(), algorithms=["EdDSA"], options={"verify_exp": False, "verify_aud": False})
-        assert not jws.signature_ok(jws.parse(bad), key.public_key())
+        assert not jws.signature_ok(jws.parse(bad), key.public_key().public_bytes_raw())
     for malformed, check in (
         (token + "=", "malformed"),
         (token.replace(".", "..", 1), "malformed"),
@@ -321,3 +327,134 @@ def test_tokens_pyjwt_makes_verify_here_and_tampered_ones_fail_both():
         with pytest.raises(jws.Malformed) as refused:
             jws.parse(malformed)
         assert refused.value.check == check
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Large lists: attestations verified by worker processes (attestations/verifier.py).
+
+
+@pytest.fixture
+def small_slices(monkeypatch):
+    """Worker processes from the first slice of 100 attestations on, in slices of 300 holders: a list of a
+    thousand goes through the same pipeline as one of a million."""
+    monkeypatch.setattr(verifier, "MIN_TOKENS", 100)
+    monkeypatch.setattr(verifier, "SLICE", 300)
+    monkeypatch.setattr(verifier, "WORKERS", 2)
+    monkeypatch.setattr(verifier, "START_STEP", 0)  # wait for the workers rather than verify while they start
+
+
+async def _large_list(operator, cid: str, count: int) -> tuple[list[dict], list[tuple[str, str]]]:
+    """`count` attested holders with a forged signature, another wallet's token and an expired one among them,
+    and, last, wallet 5 again with its token (spent slices before): the list, and (wallet, check) refused."""
+    now = int(time.time())
+    bad = {
+        wallet(77): ("signature", operator.token(cid, wallet(77), key=Ed25519PrivateKey.generate())),
+        wallet(350): ("subject", operator.token(cid, wallet(351))),
+        wallet(640): ("expired", operator.token(cid, wallet(640), iat=now - 3600, exp=now - 120)),
+    }
+    holders = [
+        {
+            "wallet_id": wallet(n),
+            "id_hash": f"person-{n}",
+            "attestation": bad[wallet(n)][1] if wallet(n) in bad else operator.token(cid, wallet(n)),
+        }
+        for n in range(1, count + 1)
+    ]
+    holders.append(dict(holders[4]))
+    refused = [(w, check) for w, (check, _) in bad.items()] + [(wallet(5), "replayed")]
+    return holders, sorted(refused)
+
+
+async def test_a_large_list_is_verified_by_worker_processes_and_its_bad_tokens_refused(
+    service, shanghai, operator, small_slices, caplog
+):
+    caplog.set_level(logging.INFO, logger="voucher_engine.attestations.verifier")
+    campaign = await shanghai.active(campaign_text(attested_by=operator.name))
+    cid = campaign["id"]
+    holders, refused = await _large_list(operator, cid, 1_000)
+    result = await shanghai.issue(cid, holders)
+    assert result["issued"] == 1_000 - 3
+    assert sorted((r["wallet_id"], r["check"]) for r in result["rejected"]) == refused
+    assert all(
+        r["code"] == "ATTESTATION_INVALID" and r["detail"] == checks.CHECKS[r["check"]] for r in result["rejected"]
+    )
+    # Every token of the list went to the workers (none was verified in the issuance's process).
+    assert "attestations verified: 1001 by 2 worker processes, 0 in the issuance's process" in caplog.text
+    async with service.state.engine.connect() as conn:
+        uses = await conn.scalar(sa.text("SELECT count(*) FROM attestation_uses WHERE campaign_id = :c"), {"c": cid})
+        vouchers = await conn.scalar(sa.text("SELECT count(*) FROM vouchers WHERE campaign_id = :c"), {"c": cid})
+    assert uses == vouchers == result["issued"]
+    # A lottery's applicants go through the workers too; the forged one is excluded before the draw.
+    lottery = await shanghai.active(campaign_text(attested_by=operator.name, distribution="lottery"))
+    applicants = [
+        {"wallet_id": wallet(n), "attestation": operator.token(lottery["id"], wallet(n))} for n in range(1, 151)
+    ]
+    applicants[9]["attestation"] = operator.token(lottery["id"], wallet(10), key=Ed25519PrivateKey.generate())
+    caplog.clear()
+    drawn = await shanghai.post(
+        f"/v1/campaigns/{lottery['id']}/issuances", {"lottery": {"applicants": applicants, "seed": "cd" * 16}}
+    )
+    assert drawn.status_code == 201, drawn.text
+    assert drawn.json()["issued"] == 149
+    assert [(r["wallet_id"], r["check"]) for r in drawn.json()["rejected"]] == [(wallet(10), "signature")]
+    assert "attestations verified: 150 by 2 worker processes" in caplog.text
+
+
+@pytest.mark.parametrize(
+    "worker",
+    [
+        ["/nonexistent/python3"],  # cannot be started
+        [sys.executable, "-c", "import sys; sys.stdin.buffer.read(100)"],  # dies in the middle of a request
+    ],
+    ids=["not-started", "died"],
+)
+async def test_when_worker_processes_fail_the_issuance_verifies_itself_with_the_same_outcome(
+    service, shanghai, operator, small_slices, monkeypatch, caplog, worker
+):
+    monkeypatch.setattr(verifier, "command", lambda: worker)
+    caplog.set_level(logging.INFO, logger="voucher_engine.attestations.verifier")
+    campaign = await shanghai.active(campaign_text(attested_by=operator.name))
+    holders, refused = await _large_list(operator, campaign["id"], 700)
+    result = await shanghai.issue(campaign["id"], holders)
+    assert result["issued"] == 700 - 3
+    assert sorted((r["wallet_id"], r["check"]) for r in result["rejected"]) == refused
+    assert "attestation verifier processes failed" in caplog.text
+    assert "by 2 worker processes" not in caplog.text
+    # The warning names what failed, never a token or what it carries.
+    assert not [h for h in holders if h["attestation"].split(".")[1] in caplog.text]
+
+
+async def test_verifier_processes_give_the_verdicts_the_issuance_would_give_itself(monkeypatch):
+    """Slices verified partly here while the workers start, then by them: each token's verdict, in order, is
+    `checks.verify_all`'s on the whole list."""
+    monkeypatch.setattr(verifier, "MIN_TOKENS", 50)
+    monkeypatch.setattr(verifier, "SLICE", 200)
+    monkeypatch.setattr(verifier, "WORKERS", 2)
+    monkeypatch.setattr(verifier, "START_STEP", 20)
+    key, now = Ed25519PrivateKey.generate(), int(time.time())
+    public = key.public_key().public_bytes_raw()
+    registry = {"att_1": checks.Attester("att_1", "Operator", public, datetime.now(UTC), None)}
+    holders: list[tuple] = []
+    for n in range(1, 1_001):
+        claims = {"iss": "att_1", "sub": wallet(n), "aud": "cmp_1", "iat": now, "exp": now + 60, "jti": f"j{n}"}
+        signer = Ed25519PrivateKey.generate() if n % 97 == 0 else key  # a forged one now and then
+        token = jws.sign({**claims, "eligible": True} if n % 5 else {**claims, "attributes": {"age": n}}, signer)
+        holders.append((wallet(n), None, token if n % 7 else ADULT if n % 2 else "not.a.token"))
+    gate = checks.Gate(
+        campaign_id="cmp_1", check_holder=lambda a: [], attester_name=None, attesters=registry, now_s=now
+    )
+
+    async def chunks():
+        for start in range(0, len(holders), 450):
+            yield holders[start : start + 450]
+
+    got: list = []
+    async with verifier.Verifier(gate) as pool:
+        async for chunk, verdicts in pool.chunks(chunks()):
+            assert len(chunk) == len(verdicts) <= 200
+            got += verdicts
+    tokens = [h for h in holders if type(h[2]) is str]
+    expected = iter(checks.verify_all(tokens, registry, "cmp_1", None, now))
+    assert got == [next(expected) if type(h[2]) is str else None for h in holders]
+    assert pool.by_workers > 0 and pool.by_workers + pool.inline == len(tokens)
+    assert sum(1 for v in got if v == "signature") == sum(1 for n in range(1, 1_001) if n % 97 == 0 and n % 7)

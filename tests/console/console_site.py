@@ -7,15 +7,20 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
+from datetime import datetime
+from zoneinfo import ZoneInfo
 
 import httpx
 from redemption_world import CONTRACTS as WORLD_CONTRACTS
 from redemption_world import ISSUER_REGIONS, MERCHANTS, Till, World, holder
 
 from voucher_engine.ledger import sequencer
+from voucher_engine.risk import detector
+from voucher_engine.risk import service as risk
 from voucher_engine.stats import service as stats
 
 EXTRA_MERCHANTS = {"jingan-bar": ("5813", "310106", []), "pudong-fastfood": ("5814", "310115", [])}
+CHINA = ZoneInfo("Asia/Shanghai")
 HOSTILE_NAME = '<img src=x onerror="document.title=1">Odd & Co'
 MERCHANT_BODY = {"mcc": "5812", "region_code": "310104", "settlement_wallet": "0000000000000009", "tags": []}
 SPEND = [  # (day, merchant, order fen) for the dining campaign: 11 redemptions on four days at three merchants
@@ -31,15 +36,22 @@ SPEND = [  # (day, merchant, order fen) for the dining campaign: 11 redemptions 
     ("2025-01-08T12:30:00+08:00", "pudong-fastfood", 20000),
     ("2025-01-08T18:00:00+08:00", "xuhui-noodles", 13300),
 ]
+# Two more, at hours when the shop is shut (docs/risk.md: restaurants 03:00–06:00, fast food 04:00–06:00): each
+# opens an odd_hour risk flag (outcome flag) for the risk view to show and decide.
+ODD_HOURS = [
+    ("2025-01-09T04:10:00+08:00", "xuhui-noodles", 15000),
+    ("2025-01-09T04:40:00+08:00", "pudong-fastfood", 12500),
+]
 
 
 @dataclass
 class Site:
-    tokens: dict[str, str]  # role -> bearer token (gov: Shanghai)
+    tokens: dict[str, str]  # role -> bearer token (gov: Shanghai; cofunder: the Xuhui government, a gov)
     dining: str  # campaign ids
     elderly: str
     redemption_ids: list[str]
     ledger_tx_ids: list[str]
+    odd_hour_ids: list[str]  # the redemptions that opened the two odd_hour flags
     issuers: dict[str, str] = field(default_factory=dict)
     base_url: str = ""
 
@@ -57,10 +69,10 @@ async def build(service) -> Site:
     hostile = {**MERCHANT_BODY, "name": HOSTILE_NAME}
     assert (await service.client.put("/v1/merchants/odd-name", json=hostile, headers=service.admin)).status_code < 300
     await world.set_clock("2025-01-04T09:00:00+08:00")
-    wallets = [f"62000000000002{i:02d}" for i in range(len(SPEND))]
+    wallets = [f"62000000000002{i:02d}" for i in range(len(SPEND) + len(ODD_HOURS))]
     dining = await world.launch("shanghai-dining-2025.contract", [holder(w) for w in wallets])
     settled = []
-    for (when, merchant, order_fen), wallet in zip(SPEND, wallets, strict=True):
+    for (when, merchant, order_fen), wallet in zip(SPEND, wallets[: len(SPEND)], strict=True):
         await world.set_clock(when)
         answer = await world.tills[merchant].redeem(await world.code(dining, wallet), order_fen, wallet=wallet)
         assert answer.status_code == 201, answer.text
@@ -68,6 +80,14 @@ async def build(service) -> Site:
     await world.set_clock("2025-01-08T20:00:00+08:00")
     refund = await world.tills["xuhui-noodles"].refund(settled[7]["id"], 21000, reason="partial return")
     assert refund.status_code == 201, refund.text
+    odd = []
+    for (when, merchant, order_fen), wallet in zip(ODD_HOURS, wallets[len(SPEND) :], strict=True):
+        await world.set_clock(when)
+        answer = await world.tills[merchant].redeem(await world.code(dining, wallet), order_fen, wallet=wallet)
+        assert answer.status_code == 201, answer.text
+        odd.append(answer.json())
+    await world.set_clock("2025-01-09T09:00:00+08:00")
+    await _odd_hour_flags(service, odd)
     gov = service.auth(world.gov["310000"])
     elderly = await service.client.post(
         "/v1/campaigns",
@@ -77,17 +97,48 @@ async def build(service) -> Site:
     assert elderly.status_code == 201, elderly.text
     await sequencer.drain(service.state.engine)
     await stats.catch_up(service.state.engine)
+    await detector.catch_up(service.state.engine)
     auditor = await service.token("auditor")
     made = await service.client.post("/v1/ledger/checkpoints", headers=service.admin)
     assert made.status_code in (200, 201), made.text
     return Site(
-        tokens={"gov": world.gov["310000"], "auditor": auditor, "admin": service.admin_token},
+        tokens={
+            "gov": world.gov["310000"],
+            "cofunder": world.gov["310104"],
+            "auditor": auditor,
+            "admin": service.admin_token,
+        },
         dining=dining,
         elderly=elderly.json()["id"],
         redemption_ids=[r["id"] for r in settled],
         ledger_tx_ids=[r["ledger_tx_id"] for r in settled],
+        odd_hour_ids=[r["id"] for r in odd],
         issuers=issuers,
     )
+
+
+async def _odd_hour_flags(service, redemptions: list[dict]) -> None:
+    """The odd_hour flags of the two redemptions, opened the way the redemption batch opens them (one per
+    redemption, dedupe key `odd_hour:<redemption id>`): where the batch has already opened one, nothing more is done."""
+    async with service.state.engine.begin() as conn:
+        for r in redemptions:
+            await risk.open_flag(
+                conn,
+                signal="odd_hour",
+                outcome="flag",
+                merchant_id=r["merchant_id"],
+                campaign_id=r["campaign_id"],
+                redemption_ids=[r["id"]],
+                evidence={
+                    "rule": "odd_hour: flag",
+                    "source": "platform default",
+                    "actual": datetime.fromisoformat(r["settled_at"]).astimezone(CHINA).strftime("%H:%M"),
+                    "expected": "outside the category's odd hours",
+                    "order_amount_fen": r["order_amount_fen"],
+                    "subsidy_fen": r["subsidy_fen"],
+                },
+                dedupe_key=f"odd_hour:{r['id']}",
+            )
 
 
 def _free_port() -> int:

@@ -71,11 +71,15 @@ class Visit:
             return
         self.problems.append(f"{message.text} at {message.location}")
 
-    async def sign_in(self, role: str) -> None:
+    async def sign_in(self, who: str, role: str | None = None) -> None:
+        """Sign in with the site's token `who` (a role, or "cofunder": the Xuhui government, role gov)."""
         await self.page.goto(f"{self.site.base_url}/console")
-        await self.page.fill("#token", self.site.tokens[role])
+        await self.page.fill("#token", self.site.tokens[who])
         await self.page.click("#signin button[type=submit]")
-        await self.page.wait_for_selector(f"#who[data-role={role}]")
+        await self.page.wait_for_selector(f"#who[data-role={role or who}]")
+
+    async def nav(self) -> list[str]:
+        return [await a.inner_text() for a in await self.page.locator("#nav a").all()]
 
     async def shot(self, name: str) -> None:
         folder = Path(SHOTS) if SHOTS else Path(os.environ.get("TMPDIR", "/tmp")) / "ve-console-shots"
@@ -109,7 +113,7 @@ async def test_government_sees_its_campaigns_and_the_charts_add_up(visit):
     await visit.sign_in("gov")
     await page.wait_for_selector(f"a[data-campaign='{site.dining}']")
     assert await page.locator("a[data-campaign]").count() == 2
-    assert [await a.inner_text() for a in await page.locator("#nav a").all()] == ["活动", "合约编辑器"]
+    assert await visit.nav() == ["活动", "合约编辑器", "风险核查"]
     await visit.shot("gov-campaigns")
 
     await page.click(f"a[data-campaign='{site.dining}']")
@@ -212,10 +216,35 @@ async def test_editor_marks_an_error_at_its_line_and_explains_a_payment(visit):
     assert await page.locator("h1").first.inner_text() != ""
 
 
+async def test_editor_shows_the_checkers_warnings_as_warnings(visit):
+    """Issue 14 item 9: `merchant.region = 310000` is accepted with a warning ("did you mean `within`?"), which the
+    editor shows as a warning, with or without errors beside it."""
+    page = visit.page
+    await visit.sign_in("gov")
+    await page.click("a[data-nav=editor]")
+    await page.wait_for_selector("#check-state[data-state=ok]")
+    source = (CONTRACTS / "shanghai-dining-2025.contract").read_text()
+    source = source.replace("merchant.region within 310000", "merchant.region = 310000")
+    await page.fill("#source", source)
+    warned = page.locator("#diagnostics li.warning")
+    await warned.wait_for()
+    assert "merchant.region within 310000" in await warned.inner_text()
+    assert "警告" in await warned.inner_text()
+    assert await page.get_attribute("#check-state", "data-state") == "ok"
+    # An error beside it (a category code of three digits): both are listed, the warning still as a warning.
+    mcc_line = next(n for n, line in enumerate(source.splitlines(), 1) if "merchant.mcc in" in line)
+    await page.fill("#source", source.replace('"5812", "5813", "5814"', '"581"'))
+    await page.wait_for_selector("#check-state[data-state=invalid]")
+    assert await page.locator("#diagnostics li.warning").count() == 1
+    assert await page.locator("#diagnostics li:not(.warning)").count() == 1
+    assert await page.locator("#gutter div.bad").all_inner_texts() == [str(mcc_line)]
+    await visit.shot("gov-editor-warning")
+
+
 async def test_auditor_explores_the_ledger(visit):
     page, site = visit.page, visit.site
     await visit.sign_in("auditor")
-    assert [await a.inner_text() for a in await page.locator("#nav a").all()] == ["活动", "账本", "核验"]
+    assert await visit.nav() == ["活动", "账本", "核验", "风险核查"]
     await page.click("a[data-nav=ledger]")
     await page.fill("#f-campaign", site.dining)
     await page.press("#f-campaign", "Enter")
@@ -305,13 +334,7 @@ async def test_auditor_verify_is_green_for_a_good_proof_and_red_for_a_tampered_o
 async def test_operator_manages_issuers_merchants_keys_and_tokens(visit):
     page, site = visit.page, visit.site
     await visit.sign_in("admin")
-    assert [await a.inner_text() for a in await page.locator("#nav a").all()] == [
-        "发行方",
-        "商户",
-        "付款批次",
-        "令牌",
-        "事件推送",
-    ]
+    assert await visit.nav() == ["发行方", "商户", "付款批次", "令牌", "事件推送", "风险核查"]
     await page.wait_for_selector("#issuer-list tbody tr")
     assert await page.locator("#issuer-list tbody tr").count() == len(site.issuers)
     await page.fill("#issuer-form-name", "深圳市财政局")
@@ -405,3 +428,100 @@ async def test_console_answers_carry_a_policy_that_forbids_other_hosts(site):
     assert httpx.get(site.base_url + "/console/vendor/echarts/LICENSE").status_code == 200
     assert httpx.get(site.base_url + "/console/../pyproject.toml").status_code == 404
     assert httpx.get(site.base_url + "/console/js/nope.js").json()["code"] == "NOT_FOUND"
+
+
+async def test_cofunder_approves_its_share_and_sees_the_decision(visit):
+    page, site = visit.page, visit.site
+    xuhui = site.issuers["310104"]
+    await visit.sign_in("cofunder", role="gov")
+    await page.wait_for_selector(f"a[data-campaign='{site.elderly}']")
+    assert await page.locator("a[data-campaign]").count() == 1  # only the campaign it is named in as co-funder
+    assert await visit.nav() == ["活动", "合约编辑器", "风险核查"]
+    assert await page.locator(f"[data-my-approval='{site.elderly}']").inner_text() == "待您审批"
+    await page.click(f"a[data-campaign='{site.elderly}']")
+    await expect(page.locator(f"[data-approval='{xuhui}']")).to_have_text("待审批")
+    share = next(
+        f for f in visit.api("cofunder", f"/v1/campaigns/{site.elderly}")["funders"] if f["issuer_id"] == xuhui
+    )
+    assert fen(await page.locator("#approval p").inner_text()) == share["amount_fen"]
+    await visit.shot("gov-cofunding")
+
+    await page.click(f"[data-decline='{xuhui}']")
+    await expect(page.locator(f"[data-approval='{xuhui}']")).to_have_text("已拒绝")
+    await page.click(f"[data-approve='{xuhui}']")
+    await expect(page.locator(f"[data-approval='{xuhui}']")).to_have_text("已同意")
+    campaign = visit.api("cofunder", f"/v1/campaigns/{site.elderly}")
+    assert next(f for f in campaign["funders"] if f["issuer_id"] == xuhui)["approval"] == "approved"
+    assert [d["decision"] for d in campaign["funder_decisions"]] == ["declined", "approved"]
+    assert await page.locator("#approval-history [data-decision]").all_inner_texts() == ["已拒绝", "已同意"]
+    assert await page.locator(f"[data-approve='{xuhui}']").is_disabled()
+    await visit.shot("gov-cofunding-approved")
+
+    # The flags it sees are its own issuer's campaigns' only: none here (the flags are on Shanghai's campaign).
+    await page.click("a[data-nav=risk]")
+    await page.wait_for_selector("#flag-list[data-count]")
+    assert await page.locator("#flag-list").get_attribute("data-count") == "0"
+
+
+async def test_risk_flags_show_their_evidence_and_a_decision_changes_their_status(visit):
+    page, site = visit.page, visit.site
+    await visit.sign_in("gov")
+    await page.click("a[data-nav=risk]")
+    await page.wait_for_selector("#flag-list[data-count]")
+    flags = visit.api("gov", "/v1/risk/flags?limit=500")["items"]
+    odd = {f["redemption_ids"][0]: f for f in flags if f["signal"] == "odd_hour"}
+    assert sorted(odd) == sorted(site.odd_hour_ids)
+    assert await page.locator("#flag-list [data-flag]").count() == len(flags)
+    await page.select_option("#rf-status", "confirmed")
+    await page.click("#flag-filters button[type=submit]")
+    await page.wait_for_selector("#flag-list[data-count='0']")
+    await page.select_option("#rf-status", "open")
+    await page.click("#flag-filters button[type=submit]")
+    await page.wait_for_selector(f"#flag-list[data-count='{sum(f['status'] == 'open' for f in flags)}']")
+    await visit.shot("gov-risk")
+
+    # One flag's evidence: the rule, the figures the rule saw, the redemption with its subsidy from the ledger.
+    flag = odd[site.odd_hour_ids[0]]
+    await page.click(f"[data-flag='{flag['id']}']")
+    await page.wait_for_selector("#flag-evidence")
+    assert await page.locator("[data-rule]").inner_text() == flag["evidence"]["rule"]
+    for key, value in flag["evidence"].items():
+        if key != "rule" and not isinstance(value, (dict, list)):
+            shown = await page.locator(f"[data-evidence='{key}']").inner_text()
+            assert (fen(shown) if key.endswith("_fen") else shown) == (value if key.endswith("_fen") else str(value))
+    ledger = visit.api("gov", f"/v1/ledger/transactions?campaign_id={site.dining}&limit=200")["items"]
+    redeem = next(tx for tx in ledger if tx["refs"].get("redemption_id") == flag["redemption_ids"][0])
+    paid = next(p["debit_fen"] for p in redeem["postings"] if p["account"].startswith("merchant:"))
+    assert fen(await page.locator(f"[data-subsidy='{flag['redemption_ids'][0]}']").inner_text()) == paid
+    await visit.shot("gov-risk-flag")
+
+    # Confirmed by the campaign's government: the status changes, the decision is shown with its note and clawback.
+    await page.fill("#flag-note", "凌晨四点的堂食订单 no dine-in at 4 a.m.")
+    page.once("dialog", lambda dialog: asyncio.ensure_future(dialog.accept()))
+    await page.click("[data-decide=confirm]")
+    await page.wait_for_selector("#flag-decision[data-decision=confirm]")
+    assert await page.locator(f"h1 [data-flag-status='{flag['id']}']").inner_text() == "已确认"
+    decided = visit.api("gov", f"/v1/risk/flags/{flag['id']}")
+    assert decided["status"] == "confirmed" and decided["decision"]["note"] == "凌晨四点的堂食订单 no dine-in at 4 a.m."
+    assert len(decided["decision"]["clawback_ids"]) == 1
+    assert await page.locator("#flag-decision [data-note]").inner_text() == decided["decision"]["note"]
+    await visit.shot("gov-risk-decided")
+
+    # The auditor reads the other flag and may not decide; the operator clears it.
+    other = odd[site.odd_hour_ids[1]]
+    await page.click("#signout")
+    await visit.sign_in("auditor")
+    await page.goto(f"{site.base_url}/console#/risk/{other['id']}")
+    await page.wait_for_selector(f"[data-redemption='{other['redemption_ids'][0]}']")
+    assert await page.locator("[data-decide]").count() == 0
+    await visit.shot("auditor-risk-flag")
+    await page.click("#signout")
+    await visit.sign_in("admin")
+    await page.goto(f"{site.base_url}/console#/risk/{other['id']}")
+    await page.click("[data-decide=clear]")
+    await page.wait_for_selector("#flag-decision[data-decision=clear]")
+    assert visit.api("admin", f"/v1/risk/flags/{other['id']}")["status"] == "cleared"
+    await page.click("a[data-nav=risk]")
+    await page.wait_for_selector(f"[data-flag-status='{other['id']}']")
+    assert await page.locator(f"[data-flag-status='{other['id']}']").inner_text() == "已排除"
+    await visit.shot("operator-risk")

@@ -11,79 +11,11 @@ into a second shell that sourced demo.env, then the demo restarted (items 1, 3 a
 from __future__ import annotations
 
 import json
-import os
 import re
-import shlex
-import signal
-import socket
 import subprocess
-import sys
-import time
 from pathlib import Path
 
-import httpx
-
-CLI = [sys.executable, "-m", "voucher_engine.cli"]
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _clean_env() -> dict[str, str]:
-    return {k: v for k, v in os.environ.items() if not k.startswith("VE_") and k not in ("DATABASE_URL", "VE")}
-
-
-class Demo:
-    def __init__(self, cwd: Path, port: int):
-        self.cwd, self.port = cwd, port
-        self.out = cwd / f"demo-{time.monotonic_ns()}.log"
-        self.process = subprocess.Popen(
-            [*CLI, "demo", "--port", str(port)],
-            cwd=cwd,
-            env=_clean_env(),
-            stdout=self.out.open("wb"),
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        deadline = time.monotonic() + 90
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert self.process.poll() is None, self.out.read_text()
-            time.sleep(0.3)
-        else:
-            raise AssertionError(self.out.read_text())
-
-    def printed(self) -> str:
-        return self.out.read_text()
-
-    def stop(self) -> None:
-        self.process.send_signal(signal.SIGTERM)
-        try:
-            self.process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait()
-
-
-def _sourced(env_file: Path) -> dict[str, str]:
-    env = _clean_env()
-    for line in env_file.read_text().splitlines():
-        name, _, value = line.removeprefix("export ").partition("=")
-        env[name] = shlex.split(value)[0]
-    return env
-
-
-def _run(command: str, env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess:
-    args = shlex.split(command)
-    assert args[0] == "voucher-engine"
-    return subprocess.run([*CLI, *args[1:]], env=env, cwd=cwd, capture_output=True, text=True, timeout=120)
+from firsthour_support import CLI, Demo, _clean_env, _free_port, _run, _sourced
 
 
 def test_the_demo_as_a_newcomer_meets_it(tmp_path: Path):
@@ -204,56 +136,53 @@ payment {
 """
 
 
-def test_an_officer_runs_a_campaign_from_the_command_line(tmp_path: Path):
+def test_an_officer_runs_a_campaign_from_the_command_line(served: Demo):
     """Item 6: campaign / issuer / merchant / key commands against a served instance, with demo.env's tokens."""
+    tmp_path = served.cwd
     (tmp_path / "dining.contract").write_text(CONTRACT)
     (tmp_path / "broken.contract").write_text(CONTRACT.replace("¥100,000", "¥10"))
-    demo = Demo(tmp_path, _free_port())
-    try:
-        env = _sourced(tmp_path / "ve-demo-data" / "demo.env")
-        checked = _run("voucher-engine campaign check dining.contract", env, tmp_path)
-        assert checked.returncode == 0 and "OK" in checked.stdout, checked
-        broken = _run("voucher-engine campaign create broken.contract", env, tmp_path)
-        assert broken.returncode == 1 and "CONTRACT_INVALID" in broken.stderr and "line 3, column 1" in broken.stderr, (
-            broken
-        )
+    env = _sourced(tmp_path / "ve-demo-data" / "demo.env")
+    checked = _run("voucher-engine campaign check dining.contract", env, tmp_path)
+    assert checked.returncode == 0 and "OK" in checked.stdout, checked
+    broken = _run("voucher-engine campaign create broken.contract", env, tmp_path)
+    assert broken.returncode == 1 and "CONTRACT_INVALID" in broken.stderr and "line 3, column 1" in broken.stderr, (
+        broken
+    )
 
-        created = _run("voucher-engine campaign create dining.contract --json", env, tmp_path)
-        assert created.returncode == 0, created
-        campaign = json.loads(created.stdout)
-        assert campaign["status"] == "draft" and campaign["contract_source"] == CONTRACT  # sent as text/plain
-        cid = campaign["id"]
-        for action in ("fund", "activate"):
-            moved = _run(f"voucher-engine campaign {action} {cid}", env, tmp_path)
-            assert moved.returncode == 0 and cid in moved.stdout, moved
-        assert _run(f"voucher-engine campaign pause {cid}", env, tmp_path).returncode == 0
-        again = _run(f"voucher-engine campaign pause {cid}", env, tmp_path)
-        assert again.returncode == 1 and "INVALID_STATE" in again.stderr
+    created = _run("voucher-engine campaign create dining.contract --json", env, tmp_path)
+    assert created.returncode == 0, created
+    campaign = json.loads(created.stdout)
+    assert campaign["status"] == "draft" and campaign["contract_source"] == CONTRACT  # sent as text/plain
+    cid = campaign["id"]
+    for action in ("fund", "activate"):
+        moved = _run(f"voucher-engine campaign {action} {cid}", env, tmp_path)
+        assert moved.returncode == 0 and cid in moved.stdout, moved
+    assert _run(f"voucher-engine campaign pause {cid}", env, tmp_path).returncode == 0
+    again = _run(f"voucher-engine campaign pause {cid}", env, tmp_path)
+    assert again.returncode == 1 and "INVALID_STATE" in again.stderr
 
-        plan = _run(f"voucher-engine campaign close {cid} --dry-run", env, tmp_path)
-        assert plan.returncode == 0 and "would return ¥100,000.00" in plan.stdout and "dry run" in plan.stdout, plan
-        shown = json.loads(_run(f"voucher-engine campaign show {cid}", env, tmp_path).stdout)
-        assert shown["status"] == "paused"  # the dry run changed nothing
-        closed = _run(f"voucher-engine campaign close {cid} --json", env, tmp_path)
-        assert closed.returncode == 0 and json.loads(closed.stdout)["status"] == "closed"
-        assert cid in _run("voucher-engine campaign list", env, tmp_path).stdout
+    plan = _run(f"voucher-engine campaign close {cid} --dry-run", env, tmp_path)
+    assert plan.returncode == 0 and "would return ¥100,000.00" in plan.stdout and "dry run" in plan.stdout, plan
+    shown = json.loads(_run(f"voucher-engine campaign show {cid}", env, tmp_path).stdout)
+    assert shown["status"] == "paused"  # the dry run changed nothing
+    closed = _run(f"voucher-engine campaign close {cid} --json", env, tmp_path)
+    assert closed.returncode == 0 and json.loads(closed.stdout)["status"] == "closed"
+    assert cid in _run("voucher-engine campaign list", env, tmp_path).stdout
 
-        issuer = _run("voucher-engine issuer create --name 'Suzhou Commerce' --region 320500", env, tmp_path)
-        assert issuer.returncode == 0 and "320500" in issuer.stdout, issuer
-        assert "320500" in _run("voucher-engine issuer list", env, tmp_path).stdout
-        put = _run(
-            "voucher-engine merchant put gusu-tea --name 'Gusu Tea' --mcc 5814 --region 320508"
-            " --wallet 0012345678909999 --tag ecny-signed",
-            env,
-            tmp_path,
-        )
-        assert put.returncode == 0 and "gusu-tea" in put.stdout, put
-        key = _run("voucher-engine key create gusu-tea", env, tmp_path)
-        assert key.returncode == 0 and key.stdout.startswith("export KEY_ID="), key
-        key_id = key.stdout.split()[1].removeprefix("KEY_ID=")
-        assert _run(f"voucher-engine key revoke gusu-tea {key_id}", env, tmp_path).returncode == 0
-        # A gov token may not register merchants: the refusal is one line, exit 1.
-        refused = _run("voucher-engine merchant suspend gusu-tea --token " + env["GOV"], env, tmp_path)
-        assert refused.returncode == 1 and "FORBIDDEN" in refused.stderr
-    finally:
-        demo.stop()
+    issuer = _run("voucher-engine issuer create --name 'Suzhou Commerce' --region 320500", env, tmp_path)
+    assert issuer.returncode == 0 and "320500" in issuer.stdout, issuer
+    assert "320500" in _run("voucher-engine issuer list", env, tmp_path).stdout
+    put = _run(
+        "voucher-engine merchant put gusu-tea --name 'Gusu Tea' --mcc 5814 --region 320508"
+        " --wallet 0012345678909999 --tag ecny-signed",
+        env,
+        tmp_path,
+    )
+    assert put.returncode == 0 and "gusu-tea" in put.stdout, put
+    key = _run("voucher-engine key create gusu-tea", env, tmp_path)
+    assert key.returncode == 0 and key.stdout.startswith("export KEY_ID="), key
+    key_id = key.stdout.split()[1].removeprefix("KEY_ID=")
+    assert _run(f"voucher-engine key revoke gusu-tea {key_id}", env, tmp_path).returncode == 0
+    # A gov token may not register merchants: the refusal is one line, exit 1.
+    refused = _run("voucher-engine merchant suspend gusu-tea --token " + env["GOV"], env, tmp_path)
+    assert refused.returncode == 1 and "FORBIDDEN" in refused.stderr

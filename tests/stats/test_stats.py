@@ -143,3 +143,52 @@ async def test_whoami_and_a_sample_payment_explained(service, world):
         "/v1/contracts/explain", json={"source": source + "\nnonsense", "payment": payment}, headers=gov
     )
     assert (broken.status_code, broken.json()["code"]) == (422, "CONTRACT_INVALID")
+
+
+async def test_a_kept_answer_follows_the_rollups_and_a_revoked_token_is_refused_at_once(service, world):
+    campaign_id, settled, _ = await _launch_and_spend(world)
+    await _caught_up(service)
+    auditor = await service.token("auditor")
+    url = f"/v1/campaigns/{campaign_id}/stats?bucket=hour"
+    first = (await service.client.get(url, headers=service.auth(auditor))).json()
+    assert sum(b["redemptions"] for b in first["buckets"]) == len(settled)
+    # A seventh redemption: once the rollups have it, the answer this worker kept is not given again.
+    await world.set_clock("2025-01-07T12:30:00+08:00")
+    wallet = "6200000000000199"
+    issued = await service.client.post(
+        f"/v1/campaigns/{campaign_id}/issuances",
+        json={"holders": [holder(wallet)]},
+        headers=service.auth(world.gov["310000"]),
+    )
+    assert issued.status_code == 201, issued.text
+    code = await world.code(campaign_id, wallet)
+    assert (await world.tills["xuhui-noodles"].redeem(code, 15000, wallet=wallet)).status_code == 201
+    await _caught_up(service)
+    again = (await service.client.get(url, headers=service.auth(auditor))).json()
+    assert sum(b["redemptions"] for b in again["buckets"]) == len(settled) + 1
+    assert again["buckets"][-1]["start"] == "2025-01-07T12:00:00+08:00"
+    assert again["as_of"]["ledger_seq"] > first["as_of"]["ledger_seq"]
+    # The token is checked in the answer's own statement: a revoked one is refused, kept answer or not.
+    whoami = (await service.client.get("/v1/whoami", headers=service.auth(auditor))).json()
+    assert (await service.client.delete(f"/v1/tokens/{whoami['token_id']}", headers=service.admin)).status_code == 204
+    refused = await service.client.get(url, headers=service.auth(auditor))
+    assert (refused.status_code, refused.json()["code"]) == (401, "UNAUTHENTICATED")
+
+
+async def test_bucket_starts_are_written_as_python_writes_them_in_any_time_zone(service):
+    from datetime import datetime, timedelta, timezone
+    from zoneinfo import ZoneInfo
+
+    from voucher_engine.stats import repository
+
+    moments = [datetime(2025, 3, 9, 5, 0, tzinfo=timezone.utc) + timedelta(hours=h) for h in range(0, 24 * 245, 7)]
+    sql = (
+        f"SELECT {repository._iso('local', 'utc_offset')} FROM (SELECT "
+        f"{repository._local('t')} FROM unnest($1::timestamptz[]) AS t, (SELECT $2::text AS timezone) c) x"
+    )
+    async with service.state.engine.connect() as conn:
+        raw = (await conn.get_raw_connection()).driver_connection
+        # Across New York's spring-forward and fall-back, a half-hour offset, China time and UTC.
+        for zone in ("America/New_York", "Asia/Kolkata", "Asia/Shanghai", "UTC"):
+            rows = await raw.fetch(sql, moments, zone)
+            assert [r[0] for r in rows] == [m.astimezone(ZoneInfo(zone)).isoformat() for m in moments], zone

@@ -41,6 +41,7 @@ from voucher_engine.risk import endpoints as risk_endpoints
 from voucher_engine.secrets_store import load_server_secret
 from voucher_engine.settlement import endpoints as settlement_endpoints
 from voucher_engine.stats import endpoints as stats_endpoints
+from voucher_engine.stats.fastpath import StatsFastPath
 from voucher_engine.web import problems
 from voucher_engine.web.openapi import operation
 from voucher_engine.web.state import AppState
@@ -84,6 +85,7 @@ LIFECYCLE: tuple[tuple[Hook, Hook], ...] = (
     (ledger_endpoints.startup, ledger_endpoints.shutdown),
     (campaigns_endpoints.startup, campaigns_endpoints.shutdown),
     (redemption_dispatch.startup, redemption_dispatch.shutdown),
+    (risk_endpoints.startup, risk_endpoints.shutdown),
     (stats_endpoints.startup, stats_endpoints.shutdown),
     (risk_detector.startup, risk_detector.shutdown),
     (webhooks_endpoints.startup, webhooks_endpoints.shutdown),
@@ -156,7 +158,7 @@ class TestClockFollower:
 
 
 def _front(app: EngineApp, settings: Settings) -> ASGIApp:
-    """Outermost first: the test clock, the claims and redemption hot paths (which hold their bodies to their own
+    """Outermost first: the test clock, the stats, claims and redemption hot paths (which hold their bodies to their own
     limits as they read them), the body limit for everything else, then the framework."""
     framework: ASGIApp = BodyLimitMiddleware(
         partial(FastAPI.__call__, app),
@@ -164,7 +166,7 @@ def _front(app: EngineApp, settings: Settings) -> ASGIApp:
         large_bytes=settings.max_issuance_body_bytes,
         large_suffixes=LARGE_BODY_SUFFIXES,
     )
-    front = ClaimsFastPath(RedemptionFastPath(framework, max_body_bytes=settings.max_body_bytes))
+    front = StatsFastPath(ClaimsFastPath(RedemptionFastPath(framework, max_body_bytes=settings.max_body_bytes)))
     return TestClockFollower(front) if settings.test_clock else front
 
 

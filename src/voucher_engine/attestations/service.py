@@ -14,7 +14,6 @@ import secrets
 import time
 from datetime import UTC, datetime
 
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from voucher_engine import clock
@@ -79,8 +78,7 @@ def _attester(row) -> Attester:
     return Attester(
         id=row.id,
         name=row.name,
-        public_key=row.public_key,
-        key=Ed25519PublicKey.from_public_bytes(row.public_key),
+        public_key=bytes(row.public_key),
         created_at=row.created_at,
         retired_at=row.retired_at,
     )
@@ -124,7 +122,7 @@ async def audit(conn: AsyncConnection, subject: Subject, token: str) -> AuditAns
     issuer = claims.get("iss")
     row = await repository.get_attester(conn, issuer) if isinstance(issuer, str) else None
     attester = _attester(row) if row is not None else None
-    valid = attester is not None and jws.signature_ok(compact, attester.key)
+    valid = attester is not None and jws.signature_ok(compact, attester.public_key)
     issued_at = _when(claims.get("iat"))
     before = None
     if attester is not None and attester.retired_at is not None and issued_at is not None:

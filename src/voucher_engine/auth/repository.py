@@ -30,6 +30,14 @@ async def insert_token(
     )
 
 
+# The same look-up in raw SQL, for a statement that checks its token itself (one round trip; stats/repository.py):
+# format `digest` with the statement's parameter holding `service.bearer_digest(...)`.
+ACTIVE_TOKEN = """
+SELECT t.id, t.role, t.issuer_id, i.region_code
+  FROM api_tokens t LEFT JOIN issuers i ON i.id = t.issuer_id
+ WHERE t.token_sha256 = {digest} AND t.revoked_at IS NULL"""
+
+
 async def find_active_token(conn: AsyncConnection, token_sha256: str) -> sa.Row | None:
     query = (
         sa.select(api_tokens.c.id, api_tokens.c.role, api_tokens.c.issuer_id, issuers.c.region_code)

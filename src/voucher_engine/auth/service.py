@@ -53,17 +53,27 @@ async def create_token(conn: AsyncConnection, role: str, issuer_id: str | None =
     return token, token_id
 
 
-async def authenticate(conn: AsyncConnection, authorization: str | None) -> Subject:
-    """The subject behind an `Authorization: Bearer ...` header, or UNAUTHENTICATED."""
+def bearer_digest(authorization: str | None) -> str:
+    """The SHA-256 under which the `Authorization: Bearer ...` header's token would be stored, or UNAUTHENTICATED.
+
+    For a statement that checks the token itself (`repository.ACTIVE_TOKEN`), as `authenticate` does."""
     if not authorization:
         raise EngineError("UNAUTHENTICATED", "A bearer token is required.")
     scheme, _, token = authorization.partition(" ")
     token = token.strip()
     if scheme.lower() != "bearer" or not token or len(token) > MAX_TOKEN_CHARS:
         raise EngineError("UNAUTHENTICATED", "The Authorization header must be 'Bearer <token>'.")
-    row = await repository.find_active_token(conn, _hash(token))
+    return _hash(token)
+
+
+UNKNOWN_TOKEN = "The token is unknown or revoked."
+
+
+async def authenticate(conn: AsyncConnection, authorization: str | None) -> Subject:
+    """The subject behind an `Authorization: Bearer ...` header, or UNAUTHENTICATED."""
+    row = await repository.find_active_token(conn, bearer_digest(authorization))
     if row is None:
-        raise EngineError("UNAUTHENTICATED", "The token is unknown or revoked.")
+        raise EngineError("UNAUTHENTICATED", UNKNOWN_TOKEN)
     await _touch(conn, row.id)
     return Subject(role=row.role, token_id=row.id, issuer_id=row.issuer_id, issuer_region=row.region_code)
 

@@ -34,6 +34,7 @@ from voucher_engine import clock
 from voucher_engine.attestations import repository as attestation_repository
 from voucher_engine.attestations import service as attestation_service
 from voucher_engine.attestations.checks import CHECKS, Gate, holder_explain
+from voucher_engine.attestations.verifier import Verifier
 from voucher_engine.campaigns import cache, ids, lottery, repository
 from voucher_engine.campaigns.schemas import MAX_REJECTED_LISTED, HolderTuple
 from voucher_engine.db.raw import driver
@@ -316,18 +317,20 @@ async def _issue(
             by_identity[id(attributes)] = (attributes, known)
         return known
 
-    async def rows():
+    async def rows(verifier):
         nonlocal remaining
-        async for chunk in _chunks_of(holders):
+        # Attestations are verified by worker processes a chunk ahead (attestations/verifier.py): `verdicts` has
+        # each token's, and the gate only settles it here (single use, decision), in holder order.
+        async for chunk, verdicts in verifier.chunks(_chunks_of(holders), verify=not checked):
             invariant(len(chunk) <= ids.MAX_BLOCK, "a chunk of holders fits one block of voucher ids", len(chunk))
             stem = ids.voucher_id_stem()
             noise, width = ids.voucher_id_noise(len(chunk)), ids.VOUCHER_ID_NOISE_CHARS
             parts: list[str] = []
-            for wallet_id, id_hash, evidence in chunk:
+            for (wallet_id, id_hash, evidence), verdict in zip(chunk, verdicts):
                 if checked:  # lottery winners, decided before the draw
                     pass
                 elif gated or type(evidence) is str:
-                    decision = gate.decide(wallet_id, id_hash, evidence)
+                    decision = gate.decide(wallet_id, id_hash, evidence, verdict)
                     if decision.code is not None:
                         failures = decision.failures
                         outcome.reject(
@@ -374,13 +377,16 @@ async def _issue(
             if progress is not None:
                 await progress(outcome.processed, outcome.issued, outcome.rejected_count)
 
-    async def stream():
+    async def stream(verifier):
         yield _COPY_HEADER
-        async for data in rows():
+        async for data in rows(verifier):
             yield data
         yield _COPY_TRAILER
 
-    await raw.copy_to_table("vouchers", source=stream(), columns=repository.VOUCHER_COPY_COLUMNS, format="binary")
+    async with Verifier(gate) as verifier:
+        await raw.copy_to_table(
+            "vouchers", source=stream(verifier), columns=repository.VOUCHER_COPY_COLUMNS, format="binary"
+        )
     invariant(remaining >= 0, "no more vouchers issued than the quantity", remaining)
 
 
@@ -435,9 +441,11 @@ async def _draw(
     excluded: list[dict[str, str]] = []
     candidates: list[str] = []
     checks: dict[str, str] = {}
-    for key in keys:
+    async with Verifier(gate) as verifier:  # attestations by worker processes when there are many
+        verdicts = await verifier.verdicts([by_key[key] for key in keys])
+    for key, verdict in zip(keys, verdicts):
         wallet_id, id_hash, evidence = by_key[key]
-        decision = gate.decide(wallet_id, id_hash, evidence)
+        decision = gate.decide(wallet_id, id_hash, evidence, verdict)
         if decision.code is not None:
             excluded.append({"key": key, "code": decision.code})
             if decision.check is not None:

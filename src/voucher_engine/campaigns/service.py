@@ -96,6 +96,7 @@ def check(source: str) -> CheckAnswer:
             "CONTRACT_INVALID",
             f"The contract has {len(result.errors)} error(s).",
             errors=[d.to_dict() for d in result.errors],
+            warnings=[d.to_dict() for d in result.warnings],
         )
     return CheckAnswer(ok=True, summary=result.summary, warnings=[d.to_dict() for d in result.warnings])
 

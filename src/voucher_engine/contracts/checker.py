@@ -18,6 +18,7 @@ from typing import Any, Union
 
 from . import area as area_rules
 from . import limits, regions
+from . import risk as risk_rules
 from .diagnostics import Diagnostic
 from .explain import TYPE_WORDS, WEEKDAYS, expected_text, percent, yuan
 from .model import (
@@ -125,6 +126,7 @@ _SECTION_NAMES = {
     "TimeZone": "timezone",
     "Distribution": "distribution",
     "Attested": "holder attested by",
+    "RiskBlock": "risk",
 }
 
 
@@ -259,6 +261,7 @@ def summarize(model: ContractModel) -> dict[str, Any]:
         "payment_conditions": [r.text for r in model.payment_rules],
         "item_conditions": [r.text for r in model.item_rules],
         **({"attested_by": model.attester} if model.attester is not None else {}),
+        **({"risk_rules": [r.text for r in model.risk_rules]} if model.risk_rules else {}),
     }
 
 
@@ -322,6 +325,7 @@ class _Checker:
             self.block(blocks.get("payment"), "payment", self.spend_bound(voucher)), issuer
         )
         item_rules = self.block(blocks.get("items"), "items")
+        risk = risk_rules.check_section(self.seen["risk"], self.error) if "risk" in self.seen else ()
         terms = self.voucher(voucher, payment_rules, blocks.get("items")) if voucher is not None else None
         validity = self.validity(tz_name)
         distribution = self.seen["distribution"].kind if "distribution" in self.seen else "targeted"
@@ -332,16 +336,9 @@ class _Checker:
                 Span(1, 1, 0, 0),
                 f"the contract has {self.comparisons} conditions; the limit is {limits.MAX_CONDITIONS}",
             )
-        if (
-            terms is None
-            or voucher is None
-            or budget_fen is None
-            or name is None
-            or validity is None
-            or funders is None
-        ):
+        if terms is None or voucher is None or budget_fen is None:
             return None
-
+        # The budget is proven whatever else is wrong (name, validity, funders): every error is reported at once.
         face = terms["face"]
         quantity = self.count("quantity", None, limits.MAX_QUANTITY, "the quantity")
         quantity_span = self.seen["quantity"].span if "quantity" in self.seen else self.seen["budget"].span
@@ -358,7 +355,7 @@ class _Checker:
                     f"the budget pays for {quantity:,} vouchers; the limit is "
                     f"{limits.MAX_QUANTITY:,}: give a smaller `quantity`",
                 )
-        if quantity is None or per_holder is None:
+        if quantity is None:
             return None
         worst = quantity * face
         exact = terms["kind"] in ("fixed", "threshold", "balance")
@@ -371,7 +368,7 @@ class _Checker:
                 self.error(quantity_span, message + "; lower the quantity or raise the budget")
             else:
                 self.warn(quantity_span, message + "; redemptions will stop when the budget is spent")
-        if 0 < quantity < per_holder:
+        if per_holder is not None and 0 < quantity < per_holder:
             # Without a `limit` line the per-holder limit is the default of one, which no positive quantity is below.
             limit_span = self.seen["limit"].span if "limit" in self.seen else quantity_span
             self.warn(limit_span, f"the limit per holder ({per_holder}) is more than the quantity ({quantity:,})")
@@ -383,7 +380,7 @@ class _Checker:
                     self.seen["daily cap"].span,
                     f"one voucher can pay {yuan(face)}, more than the whole daily cap of {yuan(daily_cap)}",
                 )
-        if self.failed:
+        if self.failed or name is None or validity is None or funders is None or per_holder is None:
             return None
         return ContractModel(
             name=name,
@@ -413,6 +410,7 @@ class _Checker:
             worst_case_fen=worst,
             needs_escrow_check=worst > budget_fen,
             attester=self.attester(),
+            risk_rules=risk,
         )
 
     # ---- sections ---------------------------------------------------------------------------------------
@@ -437,11 +435,14 @@ class _Checker:
 
     def region_code(self, lit: Literal, what: str) -> Union[str, None]:
         code = lit.raw.strip('"') if lit.kind in ("int", "string") else None
-        if code is None or not regions.is_region_code(code):
+        if code is None or not regions.is_well_formed(code):
             self.error(
                 lit.span,
                 f"{what} must be a six-digit region code (GB/T 2260), like 310000 for Shanghai; {lit.raw} is not one",
             )
+            return None
+        if not regions.is_region_code(code):
+            self.error(lit.span, f"{what} must be a region code: {regions.why_not(lit.raw)}")
             return None
         return code
 
@@ -842,7 +843,33 @@ class _Checker:
         except _TypeError as exc:
             self.error(exc.span, exc.message)
             return None
+        if ftype == "region":
+            self.exact_area(node, op, value)
         return TCompare(op, path, ftype, value, node.text, node.span, expected_text(op, ftype, value))
+
+    def exact_area(self, node: Comparison, op: str, value: Any) -> None:
+        """Warn when `=`, `!=`, `in` or `not in` names a province or prefecture that has counties: it compares codes
+        exactly, so `merchant.region = 310000` holds for no merchant registered in one of Shanghai's districts."""
+        if op not in ("=", "!=", "in", "not_in"):
+            return
+        areas = [
+            code for code in ((value,) if isinstance(value, str) else sorted(value)) if regions.has_subdivisions(code)
+        ]
+        if not areas:
+            return
+        written = node.value
+        if written is None:
+            return
+        target = written.raw if isinstance(written, Literal) else "{" + ", ".join(v.raw for v in written.items) + "}"
+        who = "merchant" if node.field.path.startswith("merchant.") else "holder"
+        instead = "within" if op in ("=", "in") else "not within"
+        missed = f"does not match {areas[0]}" if op in ("=", "in") else "is not excluded"
+        self.warn(
+            node.span,
+            f"{OP_WORDS[op]} compares region codes exactly, and {areas[0]} ({regions.name(areas[0])}) has regions "
+            f"within it: a {who} registered in one of them {missed}; "
+            f"did you mean `{node.field.path} {instead} {target}`?",
+        )
 
     def constant(self, op: str, ftype: str, path: str, value: Union[Literal, SetLiteral, None]) -> Any:
         assert value is not None
@@ -903,11 +930,7 @@ class _Checker:
                 code = lit.raw.strip('"')
                 if regions.is_region_code(code):
                     return code
-                raise _TypeError(
-                    lit.span,
-                    f"{lit.raw} is not a region code: those are six digits (GB/T 2260), "
-                    "like 310000 for Shanghai or 310104 for Xuhui District",
-                )
+                raise _TypeError(lit.span, regions.why_not(lit.raw))
         elif ftype == "weekday":
             if kind == "name":
                 for number, day in enumerate(WEEKDAYS):

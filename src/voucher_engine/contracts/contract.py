@@ -15,6 +15,7 @@ from .checker import CheckResult, check, summarize
 from .compiler import compile_model
 from .diagnostics import ContractInvalid, Diagnostic
 from .model import ContractModel, FixedWindow, Funder, RelativeValidity, TCompare
+from .risk import RiskRules
 from .runtime import Evaluation, Failure, Payment
 
 
@@ -54,6 +55,7 @@ class CompiledContract:
         "python_source",
         "evaluate",
         "check_holder",
+        "risk",
         "_summary",
     )
 
@@ -80,6 +82,8 @@ class CompiledContract:
     python_source: str
     evaluate: Callable[[Payment], Evaluation]
     check_holder: Callable[[dict[str, Any]], list[Failure]]
+    # The campaign's risk rules: the platform's defaults with the contract's `risk { … }` section applied.
+    risk: RiskRules
     _summary: dict[str, Any]
 
     def __init__(self, source: str, model: ContractModel, warnings: list[Diagnostic]) -> None:
@@ -111,6 +115,7 @@ class CompiledContract:
         }
         for key, value in values.items():
             object.__setattr__(self, key, value)
+        object.__setattr__(self, "risk", RiskRules(model.risk_rules, minimum_fen=self.minimum_order_fen))
 
     def __setattr__(self, key: str, value: Any) -> None:
         raise AttributeError("a CompiledContract is immutable")

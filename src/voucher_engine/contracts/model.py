@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any, Union
 
+from .risk import RiskRule
 from .syntax import Span
 
 
@@ -170,3 +171,5 @@ class ContractModel:
     # `holder attested by "<name>"`: the registered attester whose attestations holders must carry (None: any
     # holder may come with raw attributes or an attestation). The name is resolved when the campaign is created.
     attester: Union[str, None] = None
+    # `risk { … }`: the contract's own risk rules (contracts/risk.py), replacing the defaults of the signals named.
+    risk_rules: tuple[RiskRule, ...] = ()

@@ -37,6 +37,8 @@ from .syntax import (
     Not,
     Or,
     Rate,
+    RiskBlock,
+    RiskLine,
     Rule,
     Section,
     SetLiteral,
@@ -82,7 +84,7 @@ _TERMINAL_WORDS = {
 
 _SECTION_WORDS = (
     "campaign, budget, funders, voucher, quantity, limit, daily cap, valid, timezone, distribution, holder, "
-    "holder attested by, payment, items or declare"
+    "holder attested by, payment, items, risk or declare"
 )
 
 _OPS = {"==": "=", "≥": ">=", "≤": "<=", "≠": "!="}
@@ -206,6 +208,7 @@ _SECTION_START_TERMINALS = {
     "PAYMENT",
     "ITEMS",
     "DECLARE",
+    "RISK",
 }
 
 
@@ -325,7 +328,17 @@ class _Builder:
             return Block(context, tuple(rules), span)
         if kind == "declare":
             return Declare(self.field(ch[0]), str(ch[1].children[0]), span)
+        if kind == "risk_block":
+            return RiskBlock(tuple(self.risk_line(c) for c in ch if isinstance(c, Tree)), span)
         return None  # pragma: no cover - every grammar section is handled above
+
+    def risk_line(self, node: Tree) -> RiskLine:
+        span = _span_of(node)
+        ch = node.children
+        params = tuple(
+            (self.literal(p.children[0]), self.literal(p.children[1])) for p in ch[1:-1] if isinstance(p, Tree)
+        )
+        return RiskLine(self.literal(ch[0]), params, self.literal(ch[-1]), self.text(span), span)
 
     def validity(self, node: Tree, span: Span) -> Validity:
         inner = node.children[0]

@@ -2,30 +2,88 @@
 
 A code is six ASCII digits: two for the province, two for the prefecture (city), two for the county (district).
 `310104` (Xuhui District) is within `310100` (Shanghai's city level) and within `310000` (Shanghai); `000000` is
-the whole country, the central government's issuer code. Containment is decided from the digits alone; the
-engine does not carry the full national table, so a code is accepted when its province exists.
+the whole country, the central government's issuer code. Containment is decided from the digits alone; whether a
+code exists at all is decided by the national list shipped with the package (`data/gbt2260.tsv`: its source, date
+and licence are in `data/README.md`), read once when this module is imported: the language's only read of anything.
 """
 
 from __future__ import annotations
 
-# The province-level prefixes in GB/T 2260 (mainland provinces, municipalities, autonomous regions, and the
-# codes used for Taiwan, Hong Kong and Macao).
-PROVINCES = frozenset(
-    "11 12 13 14 15 21 22 23 31 32 33 34 35 36 37 41 42 43 44 45 46 50 51 52 53 54 61 62 63 64 65 71 81 82".split()
-)
+from pathlib import Path
+
 COUNTRY = "000000"
 
 
+def _load() -> dict[str, str]:
+    names: dict[str, str] = {}
+    with Path(__file__).with_name("data").joinpath("gbt2260.tsv").open(encoding="utf-8") as f:
+        for line in f:
+            if line.startswith("#") or not line.strip():
+                continue
+            code, _, name = line.rstrip("\n").partition("\t")
+            names[code] = name
+    return names
+
+
+# code -> name (北京市, 市辖区, 东城区, ...) for every province, prefecture and county in the list.
+NAMES: dict[str, str] = _load()
+PROVINCES = frozenset(code[:2] for code in NAMES if code.endswith("0000"))
+# The codes that have at least one other code of the list within them (a province, or a prefecture with counties).
+_PARENTS = frozenset({code[:2] + "0000" for code in NAMES if not code.endswith("0000")}) | frozenset(
+    {code[:4] + "00" for code in NAMES if not code.endswith("00")}
+)
+# Names GB/T 2260 gives the groupings of a municipality's or province's counties, which say nothing alone.
+_GROUPINGS = ("市辖区", "县", "省直辖县级行政区划", "自治区直辖县级行政区划")
+
+
+def is_well_formed(code: object) -> bool:
+    """Six ASCII digits."""
+    return type(code) is str and len(code) == 6 and code.isascii() and code.isdigit()
+
+
 def is_region_code(code: object) -> bool:
-    """True for a well-formed six-digit code whose province exists, or for the country code 000000."""
-    if type(code) is not str or len(code) != 6 or not (code.isascii() and code.isdigit()):
-        return False
+    """True for a code in the GB/T 2260 list (province, prefecture or county), or for the country code 000000."""
+    return is_well_formed(code) and (code == COUNTRY or code in NAMES)
+
+
+def name(code: str) -> str:
+    """The code's name with the province (and prefecture) it lies in: `上海市 徐汇区`, `浙江省 杭州市 西湖区`."""
     if code == COUNTRY:
-        return True
-    if code[:2] not in PROVINCES:
-        return False
-    # A county code under no prefecture (e.g. 310004) is not a thing; neither is 3100xx beyond 310000 itself.
-    return not (code[2:4] == "00" and code[4:] != "00")
+        return "全国"
+    parts: list[str] = []
+    for area in (code[:2] + "0000", code[:4] + "00", code):
+        part = NAMES.get(area)
+        if part is not None and (not parts or part not in _GROUPINGS or area == code) and part not in parts:
+            parts.append(part)
+    return " ".join(parts)
+
+
+def why_not(raw: str) -> str:
+    """Why `raw` (as written) is not a region code, in one sentence that names it."""
+    code = raw.strip('"')
+    if not is_well_formed(code):
+        return (
+            f"{raw} is not a region code: those are six digits (GB/T 2260), "
+            "like 310000 for Shanghai or 310104 for Xuhui District"
+        )
+    province, prefecture = code[:2] + "0000", code[:4] + "00"
+    if province not in NAMES:
+        return f"{raw} is not a region code in GB/T 2260: there is no province {code[:2]} (its first two digits)"
+    if code[2:4] == "00":
+        return (
+            f"{raw} is not a region code in GB/T 2260: a county's code has its prefecture's digits in the middle "
+            f"({province} is {name(province)})"
+        )
+    if prefecture not in NAMES:
+        return f"{raw} is not a region code in GB/T 2260: {name(province)} ({province}) has no prefecture {prefecture}"
+    return (
+        f"{raw} is not a region code in GB/T 2260: {name(prefecture)} ({prefecture}) has no county or district {code}"
+    )
+
+
+def has_subdivisions(code: str) -> bool:
+    """Whether other codes of the list lie within `code` (a province; a prefecture that has counties)."""
+    return code in _PARENTS
 
 
 def level(code: str) -> int:

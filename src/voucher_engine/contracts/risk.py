@@ -21,7 +21,7 @@ flag). A contract that names a signal replaces every default rule of that signal
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Union
+from typing import Any, Callable, Union
 
 OUTCOMES = ("flag", "hold", "refuse")
 SEVERITY = {"flag": 1, "hold": 2, "refuse": 3}
@@ -107,7 +107,13 @@ SIGNALS: dict[str, Signal] = {
             (
                 _count("per_minute", "redemptions at the merchant in one minute"),
                 _count("per_hour", "redemptions at the merchant in one hour"),
-                _percent("over_history", "the hour's count against the merchant's own hourly history (300% = 3x)"),
+                Param(
+                    "over_history",
+                    "percent",
+                    100,
+                    1_000_000,
+                    "the hour's count against the merchant's own busiest hour of its history (300% = 3x)",
+                ),
             ),
             "a merchant redeeming far faster than itself",
         ),
@@ -244,7 +250,7 @@ DEFAULT_RULES: tuple[RiskRule, ...] = (
     rule("refund_reredeem", "flag", after=1),
     rule("refund_reredeem", "refuse", after=3),
     # The window rules' figures were tuned on the scenario generator's default run (docs/risk.md, "Window signals").
-    rule("merchant_velocity", "flag", per_minute=20, per_hour=120, over_history=300),
+    rule("merchant_velocity", "flag", per_minute=20, per_hour=120, over_history=30_000),
     rule("threshold_share", "hold", within=300, share=6000, at_least=12),
     rule("exact_repeat", "flag", times=8, minutes=60),
     rule("pair_recurrence", "flag", vouchers=6, campaigns=2),
@@ -290,9 +296,11 @@ class RiskRules:
     """A campaign's effective rules: the defaults with its contract's `risk { … }` section applied. Built once per
     contract (CompiledContract.risk); `judge_redemption` is what the redemption batch calls per job."""
 
-    __slots__ = ("rules", "by_signal", "_odd", "_hug", "_reredeem", "per_redemption")
+    __slots__ = ("rules", "by_signal", "minimum_fen", "_odd", "_hug", "_reredeem", "per_redemption")
 
-    def __init__(self, overrides: tuple[RiskRule, ...] = ()) -> None:
+    def __init__(self, overrides: tuple[RiskRule, ...] = (), *, minimum_fen: int = 0) -> None:
+        # The voucher's minimum spend (CompiledContract.minimum_order_fen), what threshold_hugging hugs.
+        self.minimum_fen = minimum_fen
         named = {r.signal for r in overrides}
         kept = [r for r in DEFAULT_RULES if r.signal not in named]
         self.rules: tuple[RiskRule, ...] = tuple(kept) + tuple(r for r in overrides if r.outcome is not None)
@@ -316,11 +324,12 @@ class RiskRules:
         return [r.to_dict() for r in self.rules]
 
     def judge_redemption(
-        self, *, mcc: str, local_seconds: int, order_amount_fen: int, minimum_fen: int, refunds_here: int
+        self, *, mcc: str, local_seconds: int, order_amount_fen: int, refunds_here: int
     ) -> tuple[RiskHit, ...]:
         """The per-redemption signals met by one redemption, one hit per signal (its most severe rule met)."""
         if not self.per_redemption:
             return ()
+        minimum_fen = self.minimum_fen
         hits: list[RiskHit] = []
         for r in self._odd:
             window = odd_window(r, mcc)
@@ -362,6 +371,118 @@ class RiskRules:
                 )
                 break
         return tuple(hits)
+
+
+# -- the contract's `risk { … }` section (checker.py calls check_section) ------------------------------------------
+
+
+def check_section(block: Any, error: Callable[[Any, str], None]) -> tuple[RiskRule, ...]:
+    """The rules of a `risk { … }` section (syntax.RiskBlock), each checked against SIGNALS; every problem is
+    reported through `error(span, message)` at its line and column. A parameter left out takes the value of the
+    signal's first default rule, so that every rule carries all its limits."""
+    rules: list[RiskRule] = []
+    seen: dict[tuple[str, str], int] = {}
+    for line in block.lines:
+        checked = _check_line(line, error)
+        if checked is None:
+            continue
+        key = (checked.signal, checked.outcome or OFF)
+        if key in seen:
+            error(line.span, f"`{checked.signal}: {checked.outcome or OFF}` is given twice (first on line {seen[key]})")
+            continue
+        seen[key] = line.span.line
+        rules.append(checked)
+    for signal in {r.signal for r in rules if r.outcome is None}:
+        if any(r.signal == signal and r.outcome is not None for r in rules):
+            first = next(line for line in block.lines if line.signal.raw == signal)
+            error(first.span, f"`{signal}` is turned off and given rules too; keep one")
+    return tuple(rules)
+
+
+def _check_line(line: Any, error: Callable[[Any, str], None]) -> Union[RiskRule, None]:
+    signal = SIGNALS.get(line.signal.raw)
+    if signal is None:
+        error(line.signal.span, f"there is no risk signal `{line.signal.raw}`; the signals are {', '.join(SIGNALS)}")
+        return None
+    outcome = line.outcome.raw
+    if outcome not in OUTCOMES and outcome != OFF:
+        error(line.outcome.span, f"a risk rule's outcome is flag, hold, refuse or off, not `{outcome}`")
+        return None
+    if outcome == "refuse" and signal.where == WINDOW:
+        error(
+            line.outcome.span,
+            f"`{signal.name}` is judged over a window, after the redemptions settled: it can flag or hold, not refuse",
+        )
+        return None
+    if outcome == OFF and line.params:
+        error(line.params[0][0].span, f"`{signal.name}: off` takes no parameters")
+        return None
+    limits: dict[str, int] = {}
+    for name, value in line.params:
+        param = signal.param(name.raw)
+        if param is None:
+            known = ", ".join(p.name for p in signal.params)
+            error(name.span, f"`{signal.name}` has no parameter `{name.raw}`; it has {known}")
+            return None
+        if param.name in limits:
+            error(name.span, f"`{param.name}` is given twice")
+            return None
+        number = _value_of(param, value, error)
+        if number is None:
+            return None
+        limits[param.name] = number
+    if signal.name == "odd_hour" and len(limits) == 1:
+        error(line.span, "give odd hours as both `from` and `to` (or neither, for each category's own)")
+        return None
+    if signal.name == "odd_hour" and limits.get("from") == limits.get("to") and limits:
+        error(line.span, "odd hours `from` and `to` are the same time: the window is empty")
+        return None
+    if outcome != OFF:
+        for default in DEFAULT_RULES:
+            if default.signal == signal.name:
+                for name, number in default.limits:
+                    limits.setdefault(name, number)
+                break
+    return RiskRule(
+        signal.name,
+        None if outcome == OFF else outcome,
+        tuple(limits.items()),
+        " ".join(line.text.split()),
+        line.span.line,
+        line.span.column,
+    )
+
+
+_WRITTEN_AS = {
+    "count": ("count", "int"),
+    "minutes": ("count", "int"),
+    "percent": ("percent",),
+    "time": ("time",),
+    "money": ("money",),
+}
+_EXAMPLE = {"count": "3", "minutes": "10", "percent": "2%", "time": "01:00", "money": "¥100"}
+
+
+def _value_of(param: Param, value: Any, error: Callable[[Any, str], None]) -> Union[int, None]:
+    if value.kind not in _WRITTEN_AS[param.kind] or value.value is None:
+        if value.value is not None or value.kind not in _WRITTEN_AS[param.kind]:
+            error(value.span, f"`{param.name}` is {param.kind}, written like {_EXAMPLE[param.kind]}; not {value.raw}")
+        return None
+    number = value.value
+    if param.kind == "percent":
+        basis_points = number * 10_000
+        if basis_points.denominator != 1:
+            error(value.span, f"{value.raw} is finer than a hundredth of a per cent")
+            return None
+        number = int(basis_points)
+    if not param.minimum <= number <= param.maximum:
+        shown = {"percent": lambda n: f"{n / 100:g}%", "time": _clock}.get(param.kind, str)
+        error(
+            value.span,
+            f"`{param.name}` must be from {shown(param.minimum)} to {shown(param.maximum)}; {value.raw} is not",
+        )
+        return None
+    return int(number)
 
 
 def odd_window(r: RiskRule, mcc: str) -> Union[tuple[int, int], None]:

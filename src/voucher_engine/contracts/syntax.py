@@ -252,8 +252,39 @@ class Declare:
     span: Span
 
 
+@dataclass(frozen=True, slots=True)
+class RiskLine:
+    """One line of `risk { ... }`: `odd_hour from 00:00 to 06:00: hold` (contracts/risk.py checks it)."""
+
+    signal: Literal
+    params: tuple[tuple[Literal, Literal], ...]
+    outcome: Literal
+    text: str
+    span: Span
+
+
+@dataclass(frozen=True, slots=True)
+class RiskBlock:
+    """`risk { ... }`: the contract's own risk rules, replacing the platform's defaults of the signals it names."""
+
+    lines: tuple[RiskLine, ...]
+    span: Span
+
+
 Section = Union[
-    Campaign, Budget, Funders, Voucher, Count, DailyCap, Validity, TimeZone, Distribution, Attested, Block, Declare
+    Campaign,
+    Budget,
+    Funders,
+    Voucher,
+    Count,
+    DailyCap,
+    Validity,
+    TimeZone,
+    Distribution,
+    Attested,
+    Block,
+    Declare,
+    RiskBlock,
 ]
 
 

@@ -29,3 +29,9 @@ async def driver(conn: AsyncConnection) -> asyncpg.Connection:
         "a connection in a transaction hands out its driver connection in that transaction",
     )
     return raw
+
+
+async def no_reset(conn: asyncpg.Connection) -> None:
+    """A pool's `reset` that sends nothing on release (asyncpg's default costs a round trip): for pools whose every
+    use is single statements, or one transaction block closed by its context manager."""
+    return None

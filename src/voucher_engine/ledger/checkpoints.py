@@ -177,15 +177,23 @@ def verify_document(
         raise CheckpointError("the checkpoint body does not say the tree size and root the fields say")
     if "origin" in document and lines[0] != document["origin"]:
         raise CheckpointError("the checkpoint body names another origin")
+    pinned = base64.b64encode(pinned_public_key).decode()
     if public_key != pinned_public_key:
-        raise CheckpointError("the checkpoint is signed by a key other than the pinned one")
+        raise CheckpointError(
+            f"the checkpoint's signature does not verify under the pinned key ({pinned}): it names another key "
+            f"({base64.b64encode(public_key).decode()}). Check that --public-key is the key you pinned from "
+            "GET /v1/ledger/public-key; if it is, this checkpoint was not signed by that ledger"
+        )
     try:
         Ed25519PublicKey.from_public_bytes(pinned_public_key).verify(signature, body.encode())
     except (InvalidSignature, ValueError):
-        raise CheckpointError("the checkpoint's signature does not verify") from None
+        raise CheckpointError(
+            f"the checkpoint's signature does not verify under the pinned key ({pinned}): "
+            "the checkpoint was altered or not signed by that ledger"
+        ) from None
     if not_older_than is not None and tree_size < not_older_than:
         raise CheckpointError(
-            f"the checkpoint is for {tree_size} transactions, older than the {not_older_than} "
-            "already trusted: an old checkpoint replayed"
+            f"the checkpoint's signature verifies, but it is for {tree_size} transactions, fewer than the "
+            f"{not_older_than} already trusted: an old checkpoint replayed"
         )
     return tree_size, root

@@ -1,4 +1,5 @@
-"""`voucher-engine ledger ...`: verify (against the database, or offline), export, checkpoint, check-proof, bench.
+"""`voucher-engine ledger ...`: verify (against the database, or offline), export, checkpoint, check-proof,
+check-consistency, bench.
 
 `verify` exits 0 when everything holds and 1 with the first discrepancy's seq otherwise (2 for a usage error).
 """
@@ -37,6 +38,34 @@ def _database(data_dir: Path | None) -> tuple[str, Settings]:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
     return url, get_settings()
+
+
+def _progress(what: str):
+    """A progress bar on standard error while it is a terminal, and silent otherwise (a pipe, a file, CI):
+    standard output carries the command's own answer, unchanged."""
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    return Progress(
+        TextColumn(f"[bold]{what}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("transactions"),
+        TimeElapsedColumn(),
+        console=Console(stderr=True),
+        disable=not sys.stderr.isatty(),
+        transient=True,
+    )
+
+
+def _counted_lines(handle, bar, task, every: int = 8192):
+    """The file's lines, telling the bar how many rows were read every `every` lines (cheap for a million)."""
+    rows = 0
+    for rows, line in enumerate(handle):  # line 0 is the header: after line i, i rows were read
+        yield line
+        if rows % every == 0:
+            bar.update(task, completed=rows)
+    bar.update(task, completed=rows)
 
 
 def _print_report(report, as_json: bool) -> None:
@@ -92,9 +121,15 @@ def verify(
             raise typer.Exit(2)
         documents = [json.loads(path.read_text()) for path in checkpoint or []]
         documents = [doc.get("checkpoint", doc) for doc in documents]
-        with csv_file.open(newline="", encoding="utf-8") as handle:
+        bar = _progress("verifying")
+        with bar, csv_file.open(newline="", encoding="utf-8") as handle:
+            task = bar.add_task("verify", total=None)
             report = verifier.verify_csv(
-                handle, pinned, documents, partial=partial, trusted_tree_size=trusted_tree_size
+                _counted_lines(handle, bar, task),
+                pinned,
+                documents,
+                partial=partial,
+                trusted_tree_size=trusted_tree_size,
             )
     else:
         url, settings = _database(data_dir)
@@ -111,8 +146,16 @@ async def _verify_database(url: str, pinned: bytes, sequence_first: bool):
     from voucher_engine.ledger import verify as verifier
 
     engine = create_engine(url, pool_size=2)
+    bar = _progress("verifying")
+    task = bar.add_task("verify", total=None)
     try:
-        return await verifier.verify_database(engine, pinned, sequence_first=sequence_first)
+        with bar:
+            return await verifier.verify_database(
+                engine,
+                pinned,
+                sequence_first=sequence_first,
+                progress=lambda done, total: bar.update(task, completed=done, total=total),
+            )
     finally:
         await engine.dispose()
 
@@ -131,12 +174,23 @@ def export(
 async def _export(url: str, out: Path, campaign_id: str | None) -> None:
     from voucher_engine.db.engine import create_engine
     from voucher_engine.ledger import export as exporter
+    from voucher_engine.ledger import service
 
     engine = create_engine(url, pool_size=2)
+    total = None
+    if campaign_id is None:  # the whole ledger: every sequenced transaction (a campaign's part: counted as it comes)
+        async with engine.connect() as conn:
+            total = await service.tree_size(conn)
     handle = sys.stdout.buffer if str(out) == "-" else out.open("wb")
+    bar = _progress("exporting")
+    task = bar.add_task("export", total=total)
+    rows = -1  # the header line
     try:
-        async for chunk in exporter.csv_chunks(engine, campaign_id=campaign_id):
-            handle.write(chunk)
+        with bar:
+            async for chunk in exporter.csv_chunks(engine, campaign_id=campaign_id):
+                handle.write(chunk)
+                rows += chunk.count(b"\n")
+                bar.update(task, completed=max(0, rows))
     finally:
         if handle is not sys.stdout.buffer:
             handle.close()
@@ -189,6 +243,29 @@ def check_proof(
         typer.echo(f"FAILED: {exc}")
         raise typer.Exit(1) from None
     typer.echo(f"OK: included in the signed tree of {size} transactions")
+
+
+@app.command("check-consistency")
+def check_consistency(
+    first: Annotated[Path, typer.Option(help="The older checkpoint JSON you verified before, as served.")],
+    second: Annotated[Path, typer.Option(help="The newer checkpoint JSON, as served.")],
+    proof: Annotated[Path, typer.Option(help="GET /v1/ledger/consistency?from=M&to=N, as served.")],
+    public_key: Annotated[str, typer.Option("--public-key", help="The pinned key (base64, PEM or a file).")],
+) -> None:
+    """Offline: check that the signed tree of the second checkpoint extends the first's (RFC 6962 consistency):
+    nothing the first checkpoint signed was changed or removed since."""
+    from voucher_engine.ledger import checkpoints as cps
+    from voucher_engine.ledger import merkle
+    from voucher_engine.ledger import verify as verifier
+
+    try:
+        documents = [json.loads(path.read_text()) for path in (first, second, proof)]
+        older, newer = (doc.get("checkpoint", doc) for doc in documents[:2])
+        m, n = verifier.verify_consistency_offline(older, newer, documents[2], cps.parse_public_key(public_key))
+    except (merkle.ProofError, cps.CheckpointError, ValueError, KeyError, AttributeError, OSError) as exc:
+        typer.echo(f"FAILED: {exc}")
+        raise typer.Exit(1) from None
+    typer.echo(f"OK: the signed tree of {n} transactions extends the signed tree of {m}: the first {m} are unchanged")
 
 
 @app.command()

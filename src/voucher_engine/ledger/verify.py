@@ -27,11 +27,10 @@ from __future__ import annotations
 
 import asyncio
 import csv
-import io
 import os
 import pickle
 import sys
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -49,7 +48,16 @@ from voucher_engine.ledger.verify_rows import (
     verify_range,
 )
 
-__all__ = ["Discrepancy", "Report", "verify_database", "verify_csv", "verify_proof", "csv_rows", "CSV_COLUMNS"]
+__all__ = [
+    "Discrepancy",
+    "Report",
+    "verify_database",
+    "verify_csv",
+    "verify_proof",
+    "verify_consistency_offline",
+    "csv_rows",
+    "CSV_COLUMNS",
+]
 
 CSV_COLUMNS = ("seq", "id", "kind", "at", "postings", "refs", "hash", "prev_hash")
 # Below this many rows a second process costs more (its start, about half a second) than it saves.
@@ -231,11 +239,13 @@ async def verify_database(
     sequence_first: bool = True,
     check_nodes: bool = True,
     workers: int | None = None,
+    progress: Callable[[int, int], None] | None = None,
 ) -> Report:
     """Verify the whole ledger in one consistent snapshot (REPEATABLE READ, read only).
 
     `workers`: how many processes read the rows (default: 2 when the ledger has PARALLEL_MIN_ROWS rows or more and
-    the machine more than one core, else 1).
+    the machine more than one core, else 1). `progress(done, total)`, if given, is told how many of the sequenced
+    transactions are checked (this process's part as it goes, the second process's when it is done).
     """
     from voucher_engine.ledger import sequencer, service
 
@@ -276,8 +286,9 @@ async def verify_database(
             first = RowVerifier(
                 lo=0, start_balances={}, checkpoint_roots={s: root for s, root in roots.items() if s <= cuts[1]}
             )
+            first_part = (lambda seq: progress(max(0, seq), size)) if progress is not None else None
             try:
-                await verify_range(raw, first, FIRST_SEQ, cuts[1], check_nodes=check_nodes)
+                await verify_range(raw, first, FIRST_SEQ, cuts[1], check_nodes=check_nodes, progress=first_part)
             except BaseException:
                 for job_task in jobs:
                     job_task.cancel()
@@ -289,6 +300,8 @@ async def verify_database(
                 except Exception as exc:  # noqa: BLE001 - the part is verified here instead
                     report.notes.append(f"the second process failed ({exc}); its part was verified in this one")
                     results.append(await _part_here(raw, cuts, i, starts[i], block_level, roots, None, check_nodes))
+            if progress is not None:
+                progress(size, size)
             balances, totals = await _join_books(raw, report, results, cuts, starts, block_level, roots, check_nodes)
             await _join_tree(raw, report, results, cuts, block_level, roots, check_nodes)
 
@@ -463,7 +476,7 @@ async def _compare_joined_nodes(raw, report: Report, completed: list[tuple[int, 
 CSV_BATCH = 4096
 
 
-def csv_rows(handle: io.TextIOBase) -> Iterator[list[str]]:
+def csv_rows(handle: Iterable[str]) -> Iterator[list[str]]:
     """The rows of an export after its header (which must be CSV_COLUMNS), as lists of the eight fields."""
     csv.field_size_limit(sys.maxsize)
     reader = csv.reader(handle)
@@ -474,7 +487,7 @@ def csv_rows(handle: io.TextIOBase) -> Iterator[list[str]]:
 
 
 def verify_csv(
-    handle: io.TextIOBase,
+    handle: Iterable[str],
     public_key: bytes | None,
     checkpoint_documents: list[dict[str, Any]],
     *,
@@ -490,6 +503,7 @@ def verify_csv(
     """
     report = Report()
     roots = _signed_roots(report, public_key, checkpoint_documents)
+    refused = {d.seq: d.detail for d in report.discrepancies if d.check == "checkpoint"}
     if trusted_tree_size is not None:
         for size in sorted(roots):
             if size < trusted_tree_size:
@@ -549,12 +563,7 @@ def verify_csv(
                 )
         covered = max(roots, default=0)
         if covered < report.transactions:
-            report.problem(
-                covered + 1,
-                "checkpoint",
-                f"the newest checkpoint covers {covered} of {report.transactions} transactions: the rows "
-                "after it are not proven (an old checkpoint replayed?)",
-            )
+            report.problem(covered + 1, "checkpoint", _unproven(covered, report.transactions, refused, roots))
     else:
         report.notes.append(
             "a partial export: each row's hash was checked; links between rows, the tree and the "
@@ -567,6 +576,54 @@ def verify_csv(
     )
     report.discrepancies.sort(key=lambda d: (d.seq is None, d.seq or 0))
     return report
+
+
+def _unproven(covered: int, rows: int, refused: dict[int | None, str], roots: dict[int, bytes]) -> str:
+    """Why the rows after `covered` are not proven by a signature, the real cause first: no checkpoint given, a
+    checkpoint that does not verify under the pinned key, or (only when every checkpoint given verifies) one that
+    is older than the file, which is what an old checkpoint replayed looks like."""
+    after = f"transactions {covered + 1} to {rows} are" if covered + 1 < rows else f"transaction {rows} is"
+    if not roots and not refused:
+        return (
+            f"no checkpoint was given (--checkpoint FILE, as served by GET /v1/ledger/checkpoints/latest), so no "
+            f"signature proves the {rows} transactions of this file are the ledger's"
+        )
+    newer = [size for size in refused if size is not None and size > covered]
+    if newer or not roots:
+        size = max(newer, default=None)
+        detail = refused[size] if size is not None else next(iter(refused.values()))
+        return f"{detail}. Until a checkpoint verifies, {after} not proven"
+    return (
+        f"the newest checkpoint given covers {covered} of {rows} transactions, and its signature verifies: "
+        f"{after} not proven by any signature. Give a newer checkpoint (GET /v1/ledger/checkpoints/latest); "
+        "if the server answered this one as its latest, it is replaying an old checkpoint"
+    )
+
+
+def verify_consistency_offline(
+    first_checkpoint: dict[str, Any], second_checkpoint: dict[str, Any], proof: dict[str, Any], public_key: bytes
+) -> tuple[int, int]:
+    """Check two served checkpoints against the pinned key and a served consistency proof between them
+    (`GET /v1/ledger/consistency?from=M&to=N`): the tree of the second extends the tree of the first, per RFC 9162
+    §2.1.4.2. Answers (M, N). Raises checkpoints.CheckpointError (a signature, first) or merkle.ProofError."""
+    first, first_root = checkpoints.verify_document(first_checkpoint, public_key)
+    second, second_root = checkpoints.verify_document(second_checkpoint, public_key)
+    if second < first:
+        raise merkle.ProofError(
+            f"both signatures verify, but the second checkpoint ({second} transactions) is older than the first "
+            f"({first}): a log only grows, so the newer one you were given is an old checkpoint replayed"
+        )
+    if proof.get("first") != first or proof.get("second") != second:
+        raise merkle.ProofError(
+            f"the proof is between tree sizes {proof.get('first')} and {proof.get('second')}, the checkpoints are "
+            f"{first} and {second}: ask for GET /v1/ledger/consistency?from={first}&to={second}"
+        )
+    try:
+        path = [bytes.fromhex(item) for item in proof["path"]]
+    except (TypeError, ValueError, KeyError):
+        raise merkle.ProofError("the consistency path is not a list of hex hashes") from None
+    merkle.verify_consistency(first, second, first_root, second_root, path)
+    return first, second
 
 
 def verify_proof(

@@ -29,6 +29,7 @@ import json
 import pickle
 import re
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -520,16 +521,26 @@ async def _compare_nodes(
 
 
 async def verify_range(
-    raw, verifier: RowVerifier, lo: int, hi: int, *, check_nodes: bool = True, window: int = WINDOW_ROWS
+    raw,
+    verifier: RowVerifier,
+    lo: int,
+    hi: int,
+    *,
+    check_nodes: bool = True,
+    window: int = WINDOW_ROWS,
+    progress: Callable[[int], None] | None = None,
 ) -> None:
     """Stream seqs (lo, hi] through `verifier`, a window at a time; `raw` is in the verifier's snapshot already.
 
-    `lo` may be below 0 for the first part (rows with a seq below 1 are then read and reported too).
+    `lo` may be below 0 for the first part (rows with a seq below 1 are then read and reported too). `progress`,
+    if given, is told the last seq checked after each chunk of rows (for a progress bar).
     """
     parser = ChunkParser(verifier)
 
     async def sink(chunk: bytes) -> None:
         verifier.feed(parser.parse(chunk))
+        if progress is not None:
+            progress(verifier.expected_seq - 1)
 
     # The rows make no reference cycles; without the cyclic collector walking the young ones every few hundred
     # allocations, a row costs some 5% less.

@@ -25,7 +25,7 @@ RUNNER_KEY = "redemption.runner"
 
 
 async def startup(state: AppState) -> None:
-    runner = BatchRunner(state.engine)
+    runner = BatchRunner(state.engine, risk=state.settings.risk == "on")
     metrics = Metrics.get()
 
     async def run_batch(jobs: list[Job]) -> None:  # the batch's size counted for /metrics (it hands nothing back)

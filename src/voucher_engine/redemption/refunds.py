@@ -10,9 +10,12 @@ campaign's escrow must stay empty.
 
 from __future__ import annotations
 
+import logging
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+import asyncpg
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from voucher_engine import clock
@@ -21,13 +24,17 @@ from voucher_engine.campaigns import repository as campaign_repository
 from voucher_engine.campaigns.cache import contract_for
 from voucher_engine.db.raw import driver
 from voucher_engine.errors import EngineError
+from voucher_engine.invariants import invariant
 from voucher_engine.ledger import service as ledger
 from voucher_engine.ledger.model import NewTransaction, Posting
+from voucher_engine.merchants.signing import SignatureHeaders
 from voucher_engine.redemption import repository
 from voucher_engine.redemption.decide import clawback_for
 from voucher_engine.redemption.schemas import Refund, RefundRequest
 from voucher_engine.redemption.service import campaign_of_redemption, fingerprint, redemption_body
 from voucher_engine.webhooks import service as webhooks
+
+log = logging.getLogger("voucher_engine.redemption")
 
 
 def _not_found() -> EngineError:
@@ -50,85 +57,219 @@ def _refund_model(row: Any, redemption: Any, voucher_status: str) -> Refund:
 
 
 async def refund(engine: AsyncEngine, merchant_id: str, redemption_id: str, body: RefundRequest) -> tuple[Refund, bool]:
-    """Answer (refund, created). Idempotent by `refund_id` within the redemption."""
+    """Answer (refund, created) for a caller whose signature (and nonce) has been checked already. Idempotent by
+    `refund_id` within the redemption."""
     campaign_id = campaign_of_redemption(redemption_id)
     if campaign_id is None:
         raise _not_found()
-    request_sha = fingerprint(body.model_dump(mode="json"))
     now = clock.now()
     async with engine.begin() as sa_conn:
         conn = await driver(sa_conn)
         campaign = await repository.lock_campaign_for_refund(conn, campaign_id)
-        redemption = await repository.lock_redemption(conn, campaign_id, redemption_id)
-        if redemption is None or redemption["merchant_id"] != merchant_id:
-            raise _not_found()
-        voucher = await repository.lock_voucher_for_refund(conn, campaign_id, redemption["voucher_id"])
-        existing = await repository.read_refund(conn, campaign_id, redemption_id, body.refund_id)
-        if existing is not None:
-            if existing["request_sha256"] != request_sha:
-                fields = [name for name in ("amount_fen", "reason") if existing[name] != getattr(body, name)]
-                raise EngineError(
-                    "IDEMPOTENCY_CONFLICT",
-                    f"refund_id {body.refund_id!r} was already used for a different refund"
-                    f" (it differs in {', '.join(fields) or 'its body'}); use a new refund_id for a new refund,"
-                    " or send the first one again unchanged.",
-                    fields=fields,
+        decided = await _decide(conn, merchant_id, campaign_id, redemption_id, body, campaign, now)
+        if isinstance(decided, Refund):
+            return decided, False
+        return await _apply(sa_conn, conn, decided), True
+
+
+async def refund_signed(
+    engine: AsyncEngine, signature: SignatureHeaders, redemption_id: str, body: RefundRequest
+) -> tuple[Refund, bool]:
+    """A till's refund on the lean path (fastpath.py): its signature has been checked in memory; the key's
+    revocation and the nonce are checked in the refund's own transaction, in its first statement, and the refund's
+    rows go with its ledger posting in its last. A refusal keeps the nonce spent (the transaction, which has written
+    nothing else, commits); a refund whose writes fail is rolled back and its nonce spent on its own."""
+    now = clock.now()
+    seen_at = clock.real_now()
+    campaign_id = campaign_of_redemption(redemption_id)
+    async with engine.connect() as sa_conn:
+        async with sa_conn.begin() as transaction:
+            conn = await driver(sa_conn)
+            try:
+                opened = await repository.open_refund(
+                    conn, signature.key_id, signature.nonce, seen_at, campaign_id or ""
                 )
-            return _refund_model(existing, redemption, voucher["status"]), False
-        if redemption["clawed_back_fen"]:
-            # The subsidy is gone already: a refund would take it from the merchant a second time.
-            raise EngineError("INVALID_STATE", "This redemption was clawed back; it can no longer be refunded.")
-        left = redemption["order_amount_fen"] - redemption["refunded_fen"]
-        if body.amount_fen > left:
+                _check_opened(opened)
+                if campaign_id is None:
+                    raise _not_found()
+                campaign = opened if opened["status"] is not None else None
+                decided = await _decide(conn, opened["merchant_id"], campaign_id, redemption_id, body, campaign, now)
+            except EngineError:
+                await transaction.commit()  # nothing written but the nonce
+                raise
+            if isinstance(decided, Refund):
+                await transaction.commit()
+                return decided, False
+            try:
+                answer = await _apply(sa_conn, conn, decided)
+            except BaseException:
+                await transaction.rollback()
+                await _spend_nonce_alone(engine, signature, seen_at)
+                raise
+            await transaction.commit()
+            return answer, True
+
+
+async def check_key_and_spend_nonce(engine: AsyncEngine, signature: SignatureHeaders) -> None:
+    """The database half of a signature check on its own, for a refund refused before its transaction (its body did
+    not validate): BAD_SIGNATURE for a key unknown or revoked, REPLAYED_REQUEST for a nonce spent, else the nonce is
+    spent now, as the framework's signed routes do before they look at the body."""
+    async with engine.begin() as sa_conn:
+        opened = await repository.open_refund(
+            await driver(sa_conn), signature.key_id, signature.nonce, clock.real_now(), ""
+        )
+    _check_opened(opened)
+
+
+def _check_opened(opened: asyncpg.Record) -> None:
+    if opened["merchant_id"] is None:
+        raise EngineError("BAD_SIGNATURE", "The key is unknown or revoked.")
+    if not opened["fresh"]:
+        raise EngineError("REPLAYED_REQUEST", "This nonce was already used with this key.")
+
+
+async def _spend_nonce_alone(engine: AsyncEngine, signature: SignatureHeaders, seen_at: datetime) -> None:
+    try:
+        async with engine.begin() as sa_conn:
+            await repository.spend_nonce(await driver(sa_conn), signature.key_id, signature.nonce, seen_at)
+    except Exception:  # noqa: BLE001 - the request's own error is the answer; the nonce's timestamp expires anyway
+        log.warning("could not spend the nonce of a failed refund", exc_info=True)
+
+
+@dataclass(slots=True)
+class _Decided:
+    """A refund decided under its locks, to be written."""
+
+    redemption: Any
+    voucher: dict[str, Any]
+    write: repository.RefundWrite
+    campaign_status: str
+    answer: Refund
+
+
+async def _decide(
+    conn: asyncpg.Connection,
+    merchant_id: str,
+    campaign_id: str,
+    redemption_id: str,
+    body: RefundRequest,
+    campaign: Any,
+    now: datetime,
+) -> _Decided | Refund:
+    """Lock the redemption and its voucher and decide: the stored refund (a retry), or what to write. Raises the
+    refusals (NOT_FOUND, IDEMPOTENCY_CONFLICT, INVALID_STATE, REFUND_EXCEEDS_ORDER) before anything is written."""
+    locked = await repository.lock_redemption_and_voucher(conn, campaign_id, redemption_id)
+    if locked is None or locked["merchant_id"] != merchant_id:
+        raise _not_found()
+    redemption = locked
+    voucher = {
+        "status": locked["voucher_status"],
+        "valid_until": locked["voucher_valid_until"],
+        "face_value_fen": locked["voucher_face_value_fen"],
+        "balance_fen": locked["voucher_balance_fen"],
+        "campaign_status": locked["voucher_campaign_status"],
+        "kind": locked["voucher_kind"],
+    }
+    request_sha = fingerprint(body.model_dump(mode="json"))
+    existing = await repository.read_refund(conn, campaign_id, redemption_id, body.refund_id)
+    if existing is not None:
+        if existing["request_sha256"] != request_sha:
+            fields = [name for name in ("amount_fen", "reason") if existing[name] != getattr(body, name)]
             raise EngineError(
-                "REFUND_EXCEEDS_ORDER", f"Only {left} fen of this order are left to refund.", refundable_fen=left
+                "IDEMPOTENCY_CONFLICT",
+                f"refund_id {body.refund_id!r} was already used for a different refund"
+                f" (it differs in {', '.join(fields) or 'its body'}); use a new refund_id for a new refund,"
+                " or send the first one again unchanged.",
+                fields=fields,
             )
-        clawback = clawback_for(
-            redemption["subsidy_fen"],
-            redemption["order_amount_fen"],
-            redemption["refunded_fen"],
-            redemption["subsidy_refunded_fen"],
-            body.amount_fen,
-            _minimum_order_fen(campaign),
+        return _refund_model(existing, redemption, voucher["status"])
+    if redemption["clawed_back_fen"]:
+        # The subsidy is gone already: a refund would take it from the merchant a second time.
+        raise EngineError("INVALID_STATE", "This redemption was clawed back; it can no longer be refunded.")
+    left = redemption["order_amount_fen"] - redemption["refunded_fen"]
+    if body.amount_fen > left:
+        raise EngineError(
+            "REFUND_EXCEEDS_ORDER", f"Only {left} fen of this order are left to refund.", refundable_fen=left
         )
-        whole_order = body.amount_fen == left
-        tx_id = ledger.new_tx_ids(1)[0] if clawback > 0 else None
-        if clawback > 0 and redemption["spend_day"] is not None:
-            await repository.give_back_daily_spend(conn, campaign_id, redemption["spend_day"], clawback)
-        restored, voucher_status = await _restore_voucher(conn, redemption, voucher, clawback, whole_order, now)
-        updated = await repository.add_refunded(conn, campaign_id, redemption_id, body.amount_fen, clawback)
-        stored = await repository.insert_refund(
-            conn,
-            campaign_id,
-            redemption_id,
-            body.refund_id,
-            request_sha,
-            body.amount_fen,
-            clawback,
-            body.reason,
-            tx_id,
-            restored,
-            now,
+    clawback = clawback_for(
+        redemption["subsidy_fen"],
+        redemption["order_amount_fen"],
+        redemption["refunded_fen"],
+        redemption["subsidy_refunded_fen"],
+        body.amount_fen,
+        _minimum_order_fen(campaign),
+    )
+    tx_id = ledger.new_tx_ids(1)[0] if clawback > 0 else None
+    restored, voucher_status, balance_fen, voucher_changes = _restored_voucher(
+        voucher, clawback, body.amount_fen == left, now
+    )
+    write = repository.RefundWrite(
+        campaign_id=campaign_id,
+        redemption_id=redemption_id,
+        amount_fen=body.amount_fen,
+        clawback_fen=clawback,
+        refund_id=body.refund_id,
+        request_sha256=request_sha,
+        reason=body.reason,
+        ledger_tx_id=tx_id,
+        voucher_restored=restored,
+        at=now,
+        voucher_changes=voucher_changes,
+        voucher_status=voucher_status,
+        voucher_balance_fen=balance_fen,
+        voucher_id=redemption["voucher_id"],
+        daily_changes=clawback > 0 and redemption["spend_day"] is not None,
+        spend_day=redemption["spend_day"],
+    )
+    # The answer is known before the write: the redemption with this refund's amounts added, the refund as stored.
+    updated = {
+        **dict(redemption),
+        "refunded_fen": redemption["refunded_fen"] + body.amount_fen,
+        "subsidy_refunded_fen": redemption["subsidy_refunded_fen"] + clawback,
+    }
+    stored = {**write._asdict(), "subsidy_clawback_fen": clawback, "created_at": now}
+    answer = _refund_model(stored, updated, voucher_status)
+    return _Decided(redemption, voucher, write, voucher["campaign_status"], answer)
+
+
+async def _apply(sa_conn: AsyncConnection, conn: asyncpg.Connection, decided: _Decided) -> Refund:
+    """Write a decided refund: its event, then its rows and its ledger posting in one statement, the last before
+    COMMIT, so that the campaign's escrow row (which every redemption batch of the campaign also needs) is locked
+    for that statement and the commit only."""
+    write = decided.write
+    # In the refund's own transaction: the event exists exactly when the refund does (webhooks/service.py).
+    await webhooks.record(
+        sa_conn,
+        "refund.created",
+        decided.answer.model_dump(mode="json"),
+        campaign_id=write.campaign_id,
+        at=write.at,
+    )
+    if write.ledger_tx_id is None:
+        repository.check_refund_written(await repository.write_refund(conn, write), write)
+        return decided.answer
+    if decided.campaign_status == "closed":
+        # After close the clawed-back subsidy goes on to the funders: take_back_subsidy's return, in its own steps.
+        repository.check_refund_written(await repository.write_refund(conn, write), write)
+        await take_back_subsidy(
+            sa_conn,
+            decided.redemption,
+            write.clawback_fen,
+            kind="refund",
+            now=write.at,
+            campaign_status=decided.campaign_status,
+            tx_id=write.ledger_tx_id,
         )
-        answer = _refund_model(stored, updated, voucher_status)
-        # In the refund's own transaction: the event exists exactly when the refund does (webhooks/service.py).
-        await webhooks.record(
-            sa_conn, "refund.created", answer.model_dump(mode="json"), campaign_id=campaign_id, at=now
-        )
-        if tx_id is not None:
-            # The ledger last, just before COMMIT, as in a redemption batch: the campaign's escrow row, which every
-            # batch of the campaign also needs, is then locked for this statement and the commit only (posted
-            # first, it was held across the refund's other round trips and redemptions queued behind it).
-            await take_back_subsidy(
-                sa_conn,
-                redemption,
-                clawback,
-                kind="refund",
-                now=now,
-                campaign_status=voucher["campaign_status"],
-                tx_id=tx_id,
-            )
-        return answer, True
+        return decided.answer
+    posting = ledger.prepare(
+        [_take_back_transaction(decided.redemption, write.clawback_fen, "refund", write.at)], [write.ledger_tx_id]
+    )
+    with ledger.refusals(posting):
+        row, result = await repository.write_refund_and_post(conn, write, posting)
+    posted = await ledger.landed(conn, posting, result)
+    repository.check_refund_written(row, write)
+    invariant([tx.id for tx in posted] == [write.ledger_tx_id], "the refund's posting went under its id")
+    return decided.answer
 
 
 def _minimum_order_fen(campaign: Any) -> int:
@@ -151,52 +292,50 @@ async def take_back_subsidy(
     """merchant → escrow, as a `refund` or a `clawback` of the redemption's subsidy, and on to the funders if the
     campaign has closed; answers the return's (transaction id, amount), (None, 0) while the campaign is open. No
     savepoint: any error rolls the caller's whole transaction back."""
-    campaign_id = redemption["campaign_id"]
     await ledger.post_many(
-        sa_conn,
-        [
-            NewTransaction(
-                kind=kind,
-                postings=(
-                    Posting(f"merchant:{redemption['merchant_id']}", credit_fen=amount_fen),
-                    Posting(f"escrow:{campaign_id}", debit_fen=amount_fen),
-                ),
-                refs={
-                    "campaign_id": campaign_id,
-                    "voucher_id": redemption["voucher_id"],
-                    "redemption_id": redemption["id"],
-                    "merchant_id": redemption["merchant_id"],
-                },
-                at=now,
-                campaign_id=campaign_id,
-            )
-        ],
-        ids=[tx_id],
-        savepoint=False,
+        sa_conn, [_take_back_transaction(redemption, amount_fen, kind, now)], ids=[tx_id], savepoint=False
     )
     if campaign_status != "closed":
         return None, 0
+    campaign_id = redemption["campaign_id"]
     funders = await campaign_repository.funders_of(sa_conn, campaign_id)
     shares = [money.FunderShare(f.issuer_id, f.share_bp) for f in funders]
     return await money.return_unspent(sa_conn, campaign_id, shares)
 
 
-async def _restore_voucher(
-    conn, redemption: Any, voucher: Any, clawback_fen: int, whole_order: bool, now: datetime
-) -> tuple[bool, str]:
-    """Give the voucher back after a refund of the whole order, while it can still be spent."""
-    if not whole_order or voucher is None:
-        return False, voucher["status"] if voucher else "unknown"
+def _take_back_transaction(redemption: Any, amount_fen: int, kind: str, at: datetime) -> NewTransaction:
+    """merchant → escrow: a `refund` or `clawback` of a redemption's subsidy."""
+    campaign_id = redemption["campaign_id"]
+    return NewTransaction(
+        kind=kind,
+        postings=(
+            Posting(f"merchant:{redemption['merchant_id']}", credit_fen=amount_fen),
+            Posting(f"escrow:{campaign_id}", debit_fen=amount_fen),
+        ),
+        refs={
+            "campaign_id": campaign_id,
+            "voucher_id": redemption["voucher_id"],
+            "redemption_id": redemption["id"],
+            "merchant_id": redemption["merchant_id"],
+        },
+        at=at,
+        campaign_id=campaign_id,
+    )
+
+
+def _restored_voucher(
+    voucher: dict[str, Any], clawback_fen: int, whole_order: bool, now: datetime
+) -> tuple[bool, str, int, bool]:
+    """(restored, status, balance, changed): a refund of the whole order gives the voucher back while it can still
+    be spent (expired once its window or campaign has ended); revoked or expired vouchers stay so."""
+    if not whole_order or voucher["status"] not in ("issued", "redeemed"):
+        return False, voucher["status"], voucher["balance_fen"], False
     spendable = voucher["campaign_status"] in ("active", "paused") and now < voucher["valid_until"]
-    if voucher["status"] not in ("issued", "redeemed"):
-        return False, voucher["status"]  # revoked or expired stays so
     if voucher["kind"] == "balance":
         balance = min(voucher["face_value_fen"], voucher["balance_fen"] + clawback_fen)
     else:
         balance = voucher["face_value_fen"]
-    status = "issued" if spendable else "expired"
-    await repository.set_voucher_state(conn, redemption["campaign_id"], redemption["voucher_id"], status, balance, now)
-    return spendable, status
+    return spendable, "issued" if spendable else "expired", balance, True
 
 
 async def get_redemption(engine: AsyncEngine, merchant_id: str, redemption_id: str) -> dict[str, Any]:

@@ -51,7 +51,8 @@ SELECT j.ix, j.key_id, {FRESH_COLUMN} AS fresh,
        l.campaign_id, l.id, l.wallet_id, l.status, l.valid_from, l.valid_until, l.face_value_fen, l.balance_fen,
        l.version, {RACED} AS raced,
        c.status AS campaign_status, c.kind, c.daily_cap_fen, c.timezone, c.contract_sha256,
-       {PREVIOUS}
+       {PREVIOUS},
+       {REFUNDS_HERE} AS refunds_here
 FROM j{FRESH_JOIN}
 LEFT JOIN merchant_keys k ON k.key_id = j.key_id AND k.revoked_at IS NULL
 LEFT JOIN merchants m ON m.id = k.merchant_id
@@ -117,6 +118,16 @@ LEFT JOIN LATERAL (SELECT n.key_id FROM request_nonces n
     )
     .replace("{PREVIOUS}", _PREVIOUS)
 )
+
+
+# Risk control's refund_reredeem signal (contracts/risk.py): this voucher's earlier redemptions at this merchant that
+# were refunded. Only for a voucher that has been written since issue (version > 0) and only with risk rules on
+# (`$n`): a fresh voucher, the till's usual case, costs no probe.
+_REFUNDS_HERE = """CASE WHEN {ON} AND l.version > 0 THEN (SELECT count(*) FROM redemptions x
+           WHERE x.campaign_id = l.campaign_id AND x.voucher_id = l.id AND x.merchant_id = m.id
+             AND x.refunded_fen > 0) ELSE 0 END"""
+LOAD_BATCH = LOAD_BATCH.replace("{REFUNDS_HERE}", _REFUNDS_HERE.replace("{ON}", "$7::boolean"))
+PEEK_BATCH = PEEK_BATCH.replace("{REFUNDS_HERE}", _REFUNDS_HERE.replace("{ON}", "$6::boolean"))
 
 
 def previous_of(row: asyncpg.Record) -> dict | None:
@@ -215,11 +226,14 @@ async def load_batch(
     real_now: datetime,
     *,
     locked: bool,
+    risk: bool = True,
 ) -> list[asyncpg.Record]:
     """Rows of LOAD_BATCH (`locked`) or PEEK_BATCH for jobs of (key_id, nonce, campaign_id, voucher_id, pos_txn_id),
-    in job order."""
+    in job order; `risk`: read what the per-redemption risk rules need."""
     columns = list(map(list, zip(*jobs)))
-    rows = await (conn.fetch(LOAD_BATCH, *columns, real_now) if locked else conn.fetch(PEEK_BATCH, *columns))
+    rows = await (
+        conn.fetch(LOAD_BATCH, *columns, real_now, risk) if locked else conn.fetch(PEEK_BATCH, *columns, risk)
+    )
     invariant(len(rows) == len(jobs), "one row read per job", len(rows), len(jobs))
     return rows
 
@@ -530,3 +544,142 @@ async def insert_refund(
     if row is None:
         raise RuntimeError("INSERT ... RETURNING answered no row")
     return row
+
+
+# -- the till's refund (refunds.refund_signed) ---------------------------------------------------------------------
+
+# A till's refund opens with the half of its signature check that needs the database, in the refund's own
+# transaction: the key is known and not revoked, then its nonce is spent (only for a live key: nobody without the
+# secret can burn a till's nonces), and the campaign's row is held in share mode as LOCK_CAMPAIGN does. One round
+# trip instead of a transaction of its own (BEGIN, two statements, COMMIT) before the refund's.
+OPEN_REFUND = """
+WITH k AS (
+    SELECT merchant_id FROM merchant_keys WHERE key_id = $1 AND revoked_at IS NULL
+), n AS (
+    INSERT INTO request_nonces (key_id, nonce, seen_at)
+    SELECT $1, $2, $3 WHERE EXISTS (SELECT 1 FROM k)
+    ON CONFLICT DO NOTHING
+    RETURNING 1
+), c AS (
+    SELECT status, contract_sha256, contract_source FROM campaigns WHERE id = $4 FOR SHARE
+)
+SELECT (SELECT merchant_id FROM k) AS merchant_id, EXISTS (SELECT 1 FROM n) AS fresh,
+       c.status, c.contract_sha256, c.contract_source
+FROM (SELECT 1) AS one LEFT JOIN c ON true
+"""
+# The key's check and the nonce alone: a refund whose writes failed still spends its nonce, as every signed
+# request does.
+SPEND_NONCE = """
+INSERT INTO request_nonces (key_id, nonce, seen_at)
+SELECT $1, $2, $3 WHERE EXISTS (SELECT 1 FROM merchant_keys WHERE key_id = $1 AND revoked_at IS NULL)
+ON CONFLICT DO NOTHING
+"""
+# The redemption and its voucher, both locked (in that order, as lock_redemption then lock_voucher_for_refund),
+# with the voucher's campaign's status and kind. The earlier refund under the same refund_id is read by its own
+# statement after this one: a statement's snapshot is taken before its locks are granted, and a refund of this
+# redemption that committed while this one waited must be seen.
+LOCK_REDEMPTION_AND_VOUCHER = """
+SELECT r.*, v.status AS voucher_status, v.valid_until AS voucher_valid_until,
+       v.face_value_fen AS voucher_face_value_fen, v.balance_fen AS voucher_balance_fen,
+       c.status AS voucher_campaign_status, c.kind AS voucher_kind
+FROM redemptions r
+JOIN vouchers v ON v.campaign_id = r.campaign_id AND v.id = r.voucher_id
+JOIN campaigns c ON c.id = v.campaign_id
+WHERE r.campaign_id = $1 AND r.id = $2
+FOR UPDATE OF r, v
+"""
+# A refund's own rows, as WITH items: the redemption's refunded amounts, the refund, the voucher given back (when
+# $11), the day's spend given back (when $15). Sent alone, or before the ledger's posting in its statement
+# (REFUND_WRITE_AND_POST).
+REFUND_WRITE_CTES = """
+r AS (
+    UPDATE redemptions SET refunded_fen = refunded_fen + $3, subsidy_refunded_fen = subsidy_refunded_fen + $4
+    WHERE campaign_id = $1 AND id = $2
+    RETURNING 1
+), f AS (
+    INSERT INTO refunds (campaign_id, redemption_id, refund_id, request_sha256, amount_fen, subsidy_clawback_fen,
+                         reason, ledger_tx_id, voucher_restored, created_at)
+    VALUES ($1, $2, $5, $6, $3, $4, $7, $8, $9, $10)
+    RETURNING 1
+), v AS (
+    UPDATE vouchers SET status = $12, balance_fen = $13, version = version + 1, updated_at = $10
+    WHERE campaign_id = $1 AND id = $14 AND $11
+    RETURNING 1
+), d AS (
+    UPDATE daily_spend SET spent_fen = spent_fen - $4 WHERE campaign_id = $1 AND day = $16 AND $15
+    RETURNING 1
+)"""
+REFUND_WRITE_RESULT = (
+    "(SELECT count(*) FROM r) AS redemptions, (SELECT count(*) FROM f) AS refunds, "
+    "(SELECT count(*) FROM v) AS vouchers, (SELECT count(*) FROM d) AS days"
+)
+# Read by the ledger's account locks: the refund's rows are written before its campaign's escrow is locked.
+REFUND_WRITE_FIRST = "(SELECT count(*) FROM r) + (SELECT count(*) FROM f) + (SELECT count(*) FROM v)"
+REFUND_WRITE = f"WITH {REFUND_WRITE_CTES} SELECT {REFUND_WRITE_RESULT}"
+# The refund's rows and its posting in one statement (as WRITE_AND_POST): `ledger_post_batch` (migration 0020) after
+# the refund's items, its arguments the ledger's `PreparedPosting.args` ($17..$31).
+REFUND_WRITE_AND_POST = f"""WITH {REFUND_WRITE_CTES}
+SELECT {REFUND_WRITE_RESULT}, l.moved, l.inserted, l.batch, l.totals
+FROM ledger_post_batch($17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $28, $29, $30, $31,
+                       {REFUND_WRITE_FIRST}) AS l"""
+
+
+class RefundWrite(NamedTuple):
+    """What a refund writes (REFUND_WRITE_CTES's arguments, in their order)."""
+
+    campaign_id: str
+    redemption_id: str
+    amount_fen: int
+    clawback_fen: int
+    refund_id: str
+    request_sha256: str
+    reason: str
+    ledger_tx_id: str | None
+    voucher_restored: bool
+    at: datetime
+    voucher_changes: bool
+    voucher_status: str
+    voucher_balance_fen: int
+    voucher_id: str
+    daily_changes: bool
+    spend_day: date | None
+
+
+async def open_refund(
+    conn: asyncpg.Connection, key_id: str, nonce: str, seen_at: datetime, campaign_id: str
+) -> asyncpg.Record:
+    """OPEN_REFUND's row: merchant_id (None: the key is unknown or revoked), fresh (the nonce was unspent), and the
+    campaign's status and contract (None when there is no such campaign), its row held in share mode."""
+    return await conn.fetchrow(OPEN_REFUND, key_id, nonce, seen_at, campaign_id)
+
+
+async def spend_nonce(conn: asyncpg.Connection, key_id: str, nonce: str, seen_at: datetime) -> None:
+    await conn.execute(SPEND_NONCE, key_id, nonce, seen_at)
+
+
+async def lock_redemption_and_voucher(
+    conn: asyncpg.Connection, campaign_id: str, redemption_id: str
+) -> asyncpg.Record | None:
+    return await conn.fetchrow(LOCK_REDEMPTION_AND_VOUCHER, campaign_id, redemption_id)
+
+
+async def write_refund(conn: asyncpg.Connection, write: RefundWrite) -> asyncpg.Record:
+    """REFUND_WRITE alone (a refund that moves no money)."""
+    return await conn.fetchrow(REFUND_WRITE, *write)
+
+
+async def write_refund_and_post(
+    conn: asyncpg.Connection, write: RefundWrite, posting: PreparedPosting
+) -> tuple[asyncpg.Record, PostingResult]:
+    """REFUND_WRITE_AND_POST: the refund's rows and its ledger posting in one round trip. The caller wraps it in
+    `ledger.refusals(posting)` and hands the `PostingResult` to `ledger.landed`."""
+    row = await conn.fetchrow(REFUND_WRITE_AND_POST, *write, *posting.args)
+    return row, PostingResult(row["moved"], row["inserted"], row["batch"], row["totals"])
+
+
+def check_refund_written(row: asyncpg.Record, write: RefundWrite) -> None:
+    # The pair of the decision made in Python: every row it named was written.
+    invariant(row["redemptions"] == 1, "the refunded redemption was updated", row["redemptions"])
+    invariant(row["refunds"] == 1, "the refund row was written", row["refunds"])
+    invariant(row["vouchers"] == int(write.voucher_changes), "the voucher given back was written", row["vouchers"])
+    invariant(row["days"] <= int(write.daily_changes), "at most the refund's day was given back", row["days"])

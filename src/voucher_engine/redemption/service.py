@@ -34,9 +34,10 @@ import asyncio
 import hashlib
 import logging
 import secrets
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 import asyncpg
 import orjson
@@ -44,14 +45,16 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from voucher_engine import clock
 from voucher_engine.campaigns.cache import cached_contract, contract_for
+from voucher_engine.contracts.risk import RiskHit
 from voucher_engine.db.engine import plain_url
 from voucher_engine.db.errors import is_database_unavailable, is_unstorable_input, violated_constraint
+from voucher_engine.db.raw import no_reset
 from voucher_engine.errors import EngineError
 from voucher_engine.invariants import invariant, present
 from voucher_engine.ledger import service as ledger
 from voucher_engine.ledger.model import NewTransaction, Posting
 from voucher_engine.redemption import repository
-from voucher_engine.redemption.decide import MerchantView, Settlement, VoucherView, evaluate
+from voucher_engine.redemption.decide import MerchantView, Settlement, VoucherView, evaluate, zone
 
 log = logging.getLogger("voucher_engine.redemption")
 
@@ -175,14 +178,33 @@ def redeem_transaction(
     )
 
 
+class RiskFlagged(NamedTuple):
+    """A redemption of the batch that met a risk rule whose outcome lets it settle (flag or hold)."""
+
+    hit: RiskHit
+    merchant_id: str
+    campaign_id: str
+    voucher_id: str
+    redemption_id: str
+    order_amount_fen: int
+
+
+# Opens the flags of a batch's redemptions on the batch's connection, in its transaction: risk control's
+# (risk/service.py), registered by the risk room at start (this room does not import it).
+FlagWriter = Callable[[asyncpg.Connection, list[RiskFlagged], datetime], Awaitable[None]]
+
+
 class BatchRunner:
     """Runs batches of jobs against the database; one per worker process."""
 
-    def __init__(self, engine: AsyncEngine, *, max_connections: int = 2):
+    def __init__(self, engine: AsyncEngine, *, max_connections: int = 2, risk: bool = True):
         self._dsn = plain_url(engine.url.render_as_string(hide_password=False))
         self._max_connections = max_connections
         self._pool: asyncpg.Pool | None = None
         self._pool_lock = asyncio.Lock()
+        # Per-redemption risk rules (contracts/risk.py): judged in the batch unless the service runs with VE_RISK=off.
+        self.risk = risk
+        self.flag_writer: FlagWriter | None = None
 
     async def _connections(self) -> asyncpg.Pool:
         # Made on first use (min_size 0: a worker starts even while the database is down). No reset query on
@@ -197,7 +219,7 @@ class BatchRunner:
                     self._dsn,
                     min_size=0,
                     max_size=self._max_connections,
-                    reset=_no_reset,
+                    reset=no_reset,
                     statement_cache_size=512,
                     server_settings={
                         "application_name": "voucher-engine batcher",
@@ -249,6 +271,7 @@ class BatchRunner:
             [(j.key_id, j.nonce, j.campaign_id, j.voucher_id, j.pos_txn_id) for j in jobs],
             real_now,
             locked=locked,
+            risk=self.risk,
         )
         writes = _Writes(real_now, by_itself=not locked)
         live: list[int] = []
@@ -287,6 +310,7 @@ class BatchRunner:
         state: dict[tuple[str, str], tuple[str, int]] = {}  # voucher → (status, balance) after earlier jobs
         new_by_key: dict[tuple[str, str], dict[str, Any]] = {}
         look_again: dict[int, tuple[str, str]] = {}  # refused jobs whose voucher changed while they waited
+        flagged: list[tuple[dict[str, Any], tuple[RiskHit, ...]]] = []  # redemptions that open risk flags
         for index in live:
             job, row = jobs[index], loaded[index]
             merchant = _merchant_view(row)
@@ -308,6 +332,7 @@ class BatchRunner:
                 contract = await self._contract(conn, row["contract_sha256"])
                 settlement = evaluate(contract, merchant, voucher, job.wallet_id, now, job.order_amount_fen, job.items)
                 _check_daily_cap(voucher, settlement, spent)
+                hits = _judge_risk(contract.risk, merchant, voucher, now, job, row) if self.risk else ()
             except EngineError as refusal:
                 if refusal.code == "VOUCHER_EXPIRED" and voucher.status == "issued" and job.kind == "redeem":
                     state[key] = ("expired", balance)
@@ -326,11 +351,15 @@ class BatchRunner:
                 day_key = (voucher.campaign_id, settlement.spend_day)
                 spent[day_key] = spent.get(day_key, 0) + settlement.subsidy_fen
                 writes.add_spend(day_key, settlement.subsidy_fen, voucher.daily_cap_fen)
+            if hits and not locked:
+                raise _NeedsLocks()  # a flag is opened in the batch's transaction: only the locked way has one
             state[key] = (settlement.new_status, settlement.new_balance_fen)
             writes.vouchers[key] = state[key]
             body = writes.add_redemption(job, merchant.merchant_id, settlement, now)
             new_by_key[(merchant.merchant_id, pos_txn_id)] = body
             outcomes[index] = Outcome(201, body)
+            if hits:
+                flagged.append((body, hits))
 
         if look_again:
             # Now that the locks are held, an original that committed while this batch waited is visible.
@@ -339,7 +368,34 @@ class BatchRunner:
                 if idem_key in found:
                     outcomes[index] = _replay(found[idem_key], jobs[index])
         await writes.flush(conn, now)
+        if flagged:
+            await self._open_flags(conn, flagged, now)
         return outcomes  # type: ignore[return-value]
+
+    async def _open_flags(
+        self, conn: asyncpg.Connection, flagged: list[tuple[dict[str, Any], tuple[RiskHit, ...]]], now: datetime
+    ) -> None:
+        """The risk flags of the batch's redemptions, in the batch's transaction (locked batches only)."""
+        invariant(conn.is_in_transaction(), "risk flags are opened in the batch's transaction")
+        if self.flag_writer is None:
+            log.warning("%d redemptions met risk rules but no flag writer is registered", len(flagged))
+            return
+        await self.flag_writer(
+            conn,
+            [
+                RiskFlagged(
+                    hit,
+                    body["merchant_id"],
+                    body["campaign_id"],
+                    body["voucher_id"],
+                    body["id"],
+                    body["order_amount_fen"],
+                )
+                for body, hits in flagged
+                for hit in hits
+            ],
+            now,
+        )
 
     async def _contract(self, conn: asyncpg.Connection, sha256: str):
         """The compiled contract; contracts are immutable, so a digest never needs invalidating."""
@@ -453,9 +509,31 @@ class _NeedsLocks(Exception):
 
 
 def _day(row: asyncpg.Record, now: datetime) -> date:
-    from voucher_engine.redemption.decide import zone
-
     return now.astimezone(zone(row["timezone"])).date()
+
+
+def _judge_risk(
+    rules: Any, merchant: MerchantView, voucher: VoucherView, now: datetime, job: Job, row: asyncpg.Record
+) -> tuple[RiskHit, ...]:
+    """The per-redemption risk rules this job meets (contracts/risk.py); RISK_REFUSED where one refuses."""
+    if not rules.per_redemption:
+        return ()
+    local = now.astimezone(zone(voucher.timezone))
+    hits = rules.judge_redemption(
+        mcc=merchant.mcc,
+        local_seconds=local.hour * 3600 + local.minute * 60 + local.second,
+        order_amount_fen=job.order_amount_fen,
+        refunds_here=row["refunds_here"],
+    )
+    refused = [hit for hit in hits if hit.outcome == "refuse"]
+    if refused:
+        first = refused[0]
+        raise EngineError(
+            "RISK_REFUSED",
+            f"Risk control refuses this payment: {first.rule.text} (seen {first.actual}).",
+            explain=[hit.explain() for hit in refused],
+        )
+    return hits
 
 
 def _check_daily_cap(voucher: VoucherView, settlement: Settlement, spent: dict[tuple[str, date], int]) -> None:
@@ -467,10 +545,6 @@ def _check_daily_cap(voucher: VoucherView, settlement: Settlement, spent: dict[t
             "DAILY_BUDGET_EXHAUSTED",
             f"Today's budget of this campaign is spent ({already} of {voucher.daily_cap_fen} fen); try again tomorrow.",
         )
-
-
-async def _no_reset(conn: asyncpg.Connection) -> None:
-    return None
 
 
 def _replay(previous: Any, job: Job) -> Outcome | EngineError:

@@ -10,11 +10,12 @@ from fastapi import APIRouter, Depends, Path, Query
 from voucher_engine.auth.dependencies import require
 from voucher_engine.auth.subjects import Subject
 from voucher_engine.errors import EngineError
+from voucher_engine.redemption.dispatch import RUNNER_KEY
 from voucher_engine.risk import decisions, service
-from voucher_engine.risk.schemas import FLAG_ID_PATTERN, DecisionRequest, FlagPage, RiskFlag
+from voucher_engine.risk.schemas import FLAG_ID_PATTERN, DecisionRequest, FlagPage, RiskFlag, RuleSet
 from voucher_engine.web.openapi import operation
 from voucher_engine.web.paging import Cursor, Limit, decode_cursor, encode_cursor
-from voucher_engine.web.state import State
+from voucher_engine.web.state import AppState, State
 
 Reader = Annotated[Subject, Depends(require("admin", "auditor", "gov"))]
 Decider = Annotated[Subject, Depends(require("admin", "gov"))]
@@ -24,6 +25,19 @@ IdFilter = Annotated[str | None, Query(min_length=1, max_length=128)]
 SignalFilter = Annotated[str | None, Query(pattern="^[a-z_]{1,64}$")]
 
 router = APIRouter(prefix="/v1/risk", tags=["risk"])
+
+
+async def startup(state: AppState) -> None:
+    """Give the worker's redemption batches the function that opens their flags (the redemption room judges the
+    per-redemption rules itself, from contracts/risk.py, but does not depend on this room)."""
+    runner = state.extras.get(RUNNER_KEY)
+    if runner is not None:
+        runner.flag_writer = service.open_batch_flags
+
+
+async def shutdown(state: AppState) -> None:
+    return None
+
 
 FLAG_EXAMPLE: dict[str, Any] = {
     "id": "rf_5b1e0c7d9a2f4e6b8c0d",
@@ -137,3 +151,34 @@ async def get_flag(flag_id: FlagId, state: State, subject: Reader) -> RiskFlag:
 )
 async def decide(flag_id: FlagId, body: DecisionRequest, state: State, subject: Decider) -> RiskFlag:
     return await decisions.decide(state.engine, subject, flag_id, body.decision, body.note)
+
+
+@router.get(
+    "/rules",
+    response_model=RuleSet,
+    responses={404: {"description": "NOT_FOUND: a campaign_id the caller cannot see."}},
+    **operation(
+        "The risk rules in force",
+        "Without `campaign_id`, the platform's default rules with their thresholds; with it, the campaign's: the "
+        "defaults with its contract's `risk { … }` section applied (each rule says where it was written). Admin, "
+        "auditors, the campaign's gov.",
+        response_example={
+            "campaign_id": None,
+            "rules": [
+                {
+                    "signal": "refund_reredeem",
+                    "outcome": "refuse",
+                    "limits": {"after": 3},
+                    "rule": "refund_reredeem after 3: refuse",
+                    "source": "platform default",
+                    "line": None,
+                    "column": None,
+                }
+            ],
+        },
+        errors=["NOT_FOUND"],
+    ),
+)
+async def rules(state: State, subject: Reader, campaign_id: IdFilter = None) -> RuleSet:
+    async with state.engine.connect() as conn:
+        return await service.rules(conn, subject, campaign_id)

@@ -59,6 +59,7 @@ SELECT count(*) FROM risk_flags
 WHERE merchant_id = $1 AND id <> $2 AND ((status = 'open' AND outcome = 'hold') OR status = 'confirmed')
 """
 CAMPAIGN_ISSUER = "SELECT issuer_id FROM campaigns WHERE id = $1"
+CAMPAIGN_CONTRACT = "SELECT issuer_id, contract_sha256, contract_source FROM campaigns WHERE id = $1"
 
 
 async def insert_flag(

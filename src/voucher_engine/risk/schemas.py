@@ -40,6 +40,23 @@ class RiskFlag(BaseModel):
     decision: Decision | None = None
 
 
+class RuleOut(BaseModel):
+    signal: str
+    outcome: str = Field(description="flag | hold | refuse")
+    limits: dict[str, int] = Field(
+        description="Thresholds by parameter: counts, basis points (2% = 200), seconds since midnight."
+    )
+    rule: str = Field(description="The rule as written.")
+    source: str = Field(description="`platform default` or `contract`.")
+    line: int | None
+    column: int | None
+
+
+class RuleSet(BaseModel):
+    campaign_id: str | None
+    rules: list[RuleOut]
+
+
 class FlagPage(BaseModel):
     items: list[RiskFlag]
     next_cursor: str | None

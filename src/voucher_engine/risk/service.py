@@ -19,11 +19,13 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from voucher_engine import clock
 from voucher_engine.auth.subjects import Subject
-from voucher_engine.contracts.risk import OUTCOMES, SIGNALS
+from voucher_engine.campaigns.cache import contract_for
+from voucher_engine.contracts.risk import DEFAULTS, OUTCOMES, SIGNALS
 from voucher_engine.db.raw import driver
 from voucher_engine.errors import EngineError
+from voucher_engine.redemption.service import RiskFlagged
 from voucher_engine.risk import repository
-from voucher_engine.risk.schemas import STATUSES, Decision, RiskFlag
+from voucher_engine.risk.schemas import STATUSES, Decision, RiskFlag, RuleOut, RuleSet
 from voucher_engine.settlement import service as settlement
 from voucher_engine.webhooks import service as webhooks
 
@@ -140,6 +142,44 @@ def to_model(row: Any) -> RiskFlag:
         hold_caused=row["hold_caused"],
         decision=decision,
     )
+
+
+async def open_batch_flags(raw: asyncpg.Connection, flagged: list[RiskFlagged], at: datetime) -> None:
+    """The flags of a redemption batch's redemptions that met risk rules (redemption/service.py calls it, once
+    registered by `startup`, in the batch's transaction): one flag per redemption and signal."""
+    for item in flagged:
+        hit = item.hit
+        evidence = {
+            **hit.explain(),
+            **hit.evidence,
+            "order_amount_fen": item.order_amount_fen,
+            "voucher_id": item.voucher_id,
+        }
+        await open_flag(
+            raw,
+            signal=hit.signal,
+            outcome=hit.outcome,
+            merchant_id=item.merchant_id,
+            campaign_id=item.campaign_id,
+            redemption_ids=[item.redemption_id],
+            evidence=evidence,
+            dedupe_key=f"{hit.signal}:{item.redemption_id}",
+            at=at,
+        )
+
+
+async def rules(conn: Connection, subject: Subject, campaign_id: str | None) -> RuleSet:
+    """The risk rules in force: the platform's defaults, or a campaign's (its contract's `risk { … }` applied)."""
+    require_reader(subject)
+    if campaign_id is None:
+        return RuleSet(campaign_id=None, rules=[RuleOut(**r) for r in DEFAULTS.to_list()])
+    raw = await raw_of(conn)
+    row = await repository.fetchrow(raw, repository.CAMPAIGN_CONTRACT, campaign_id)
+    everything = subject.role == "admin" or (subject.role == "auditor" and subject.issuer_id is None)
+    if row is None or not (everything or row["issuer_id"] == subject.issuer_id):
+        raise EngineError("NOT_FOUND", f"no campaign {campaign_id!r} visible to the caller")
+    contract = contract_for(row["contract_sha256"], row["contract_source"])
+    return RuleSet(campaign_id=campaign_id, rules=[RuleOut(**r) for r in contract.risk.to_list()])
 
 
 # -- reading ---------------------------------------------------------------------------------------------------------

@@ -5,12 +5,13 @@ from __future__ import annotations
 import asyncio
 from typing import Annotated
 
-import orjson
+import asyncpg
 from fastapi import APIRouter, Header, Path, Query
 from fastapi.responses import Response
 
 from voucher_engine.auth import service as auth_service
-from voucher_engine.errors import EngineError
+from voucher_engine.db.engine import plain_url
+from voucher_engine.db.raw import no_reset
 from voucher_engine.stats import service
 from voucher_engine.stats.schemas import Bucket, CampaignStats
 from voucher_engine.web.openapi import operation
@@ -18,8 +19,9 @@ from voucher_engine.web.state import State
 
 router = APIRouter(tags=["campaigns"])
 
-READERS = ("gov", "auditor")
 POLLER_KEY = "stats.poller"
+POOL_KEY = "stats.pool"
+CACHE_KEY = "stats.cache"
 
 _EXAMPLE = {
     "campaign_id": "cmp_01",
@@ -59,7 +61,7 @@ _EXAMPLE = {
             "(the largest 1,000), and the leverage ratio (撬动比): order amounts per fen of subsidy, net of refunds "
             "and clawbacks. Read from rollups that a background poller keeps from the sequenced ledger, so the answer "
             "costs the same for ten redemptions or ten million; it trails the ledger by about a second (`as_of` says "
-            "how far it has got). gov: its own campaigns; auditor: all, or its issuer's. Errors: 401 UNAUTHENTICATED, "
+            "how far it has got). A worker keeps each answer until the campaign's rollups move again. gov: its own campaigns; auditor: all, or its issuer's. Errors: 401 UNAUTHENTICATED, "
             "403 FORBIDDEN (another role), 404 NOT_FOUND (no such campaign visible to the caller), 422 "
             "VALIDATION_ERROR (a bucket other than hour or day)."
         ),
@@ -85,18 +87,27 @@ async def campaign_stats(
     bucket: Annotated[Bucket, Query(description="hour or day (calendar days of the campaign's time zone)")] = "day",
     authorization: Annotated[str | None, Header()] = None,
 ) -> Response:
-    # The token is checked on the same connection as the statement that answers (one pool checkout, not two):
-    # dashboards poll this, and on a busy worker each checkout and transaction costs more than the answer's query.
-    async with state.engine.connect() as conn:
-        subject = await auth_service.authenticate(conn, authorization)
-        if subject.role not in READERS:
-            raise EngineError("FORBIDDEN", f"This needs the role gov or auditor; the token is {subject.role}.")
-        answer = await service.campaign_stats(conn, subject, campaign_id, bucket)
-    # Written as it is (it has the schema's shape): a model per bucket cost more than the query on a busy worker.
-    return Response(orjson.dumps(answer), media_type="application/json")
+    # One round trip on the room's own pool: the token, who may read, the campaign's rollup sequence and — only when
+    # that sequence has moved since this worker last built the answer — the answer itself, written by the database.
+    # Dashboards poll this; on a busy machine every checkout, BEGIN, ROLLBACK and round trip costs more than the
+    # answer's query (docs/console.md, "Statistics"). stats/fastpath.py answers the same requests in front of FastAPI.
+    body, subject = await service.answer(
+        state.extras[POOL_KEY], state.extras[CACHE_KEY], authorization, campaign_id, bucket
+    )
+    await auth_service.touch_remembered(state.engine, subject.token_id)
+    return Response(body, media_type="application/json")
 
 
 async def startup(state) -> None:
+    state.extras[POOL_KEY] = await asyncpg.create_pool(
+        plain_url(state.settings.database_url),
+        min_size=1,
+        max_size=max(2, min(4, state.settings.db_pool_size)),
+        reset=no_reset,
+        statement_cache_size=64,
+        server_settings={"application_name": "voucher-engine stats"},
+    )
+    state.extras[CACHE_KEY] = service.AnswerCache()
     state.extras[POLLER_KEY] = asyncio.create_task(service.run_forever(state.engine))
 
 
@@ -106,3 +117,6 @@ async def shutdown(state) -> None:
         task.cancel()
         # The app bounds how long a room's stop may take (api/app.py), for every room alike.
         await asyncio.gather(task, return_exceptions=True)
+    pool = state.extras.pop(POOL_KEY, None)
+    if pool is not None:
+        await pool.close()

@@ -11,15 +11,15 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+from collections import OrderedDict
 from dataclasses import dataclass
-from datetime import date, datetime, time
 from decimal import ROUND_DOWN, Decimal
-from typing import Any
-from zoneinfo import ZoneInfo
 
+import asyncpg
 import orjson
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from voucher_engine.auth import service as auth_service
 from voucher_engine.auth.subjects import Subject
 from voucher_engine.db.raw import driver
 from voucher_engine.errors import EngineError
@@ -32,7 +32,8 @@ ROUND_LIMIT = 20_000  # ledger transactions per round: one statement of about a 
 POLL_INTERVAL_S = float(os.environ.get("VE_STATS_INTERVAL_S", "1.0"))
 MAX_BUCKETS = 10_000  # hours or days per answer (the latest ones): over a year of hours
 MAX_BREAKDOWN_ROWS = 1_000  # regions or categories per answer, the largest first
-MONEY_FIELDS = repository.MONEY
+MAX_CACHED_ANSWERS = 256  # per worker: a few hundred rows each (an hourly answer of a month is about 125 kB)
+READERS = ("gov", "auditor")
 
 
 @dataclass(frozen=True)
@@ -80,58 +81,77 @@ def ratio(order_amount_fen: int, subsidy_fen: int) -> str:
     return str((Decimal(order_amount_fen) / Decimal(subsidy_fen)).quantize(Decimal("0.01"), rounding=ROUND_DOWN))
 
 
-def _json(value: Any) -> Any:
-    # The pool's connections decode jsonb themselves; a bare asyncpg connection hands over the text.
-    return orjson.loads(value) if isinstance(value, (str, bytes)) else value
+class AnswerCache:
+    """The latest answers this worker built, by (campaign, bucket), each kept under the campaign's rollup sequence.
+
+    An answer is good for as long as the campaign's sequence has not moved (nothing changed its rollups). Bounded:
+    the least recently used answer goes first."""
+
+    def __init__(self, max_answers: int = MAX_CACHED_ANSWERS):
+        self._answers: OrderedDict[tuple[str, str], tuple[int, bytes]] = OrderedDict()
+        self._max = max_answers
+
+    def get(self, campaign_id: str, bucket: str) -> tuple[int, bytes] | None:
+        found = self._answers.get((campaign_id, bucket))
+        if found is not None:
+            self._answers.move_to_end((campaign_id, bucket))
+        return found
+
+    def put(self, campaign_id: str, bucket: str, version: int, body: bytes) -> None:
+        self._answers[(campaign_id, bucket)] = (version, body)
+        self._answers.move_to_end((campaign_id, bucket))
+        while len(self._answers) > self._max:
+            self._answers.popitem(last=False)
 
 
-def _money(values: list[int]) -> dict[str, int]:
-    return dict(zip(MONEY_FIELDS, values, strict=True))
+async def answer(
+    raw: asyncpg.Connection | asyncpg.Pool,
+    cache: AnswerCache | None,
+    authorization: str | None,
+    campaign_id: str,
+    bucket: Bucket,
+) -> tuple[bytes, Subject]:
+    """The stats endpoint's answer as JSON bytes, and who asked.
 
-
-async def campaign_stats(conn: AsyncConnection, subject: Subject, campaign_id: str, bucket: Bucket) -> dict[str, Any]:
-    """The campaign's figures from the rollups only, in one statement: a few hundred rows read whatever the
-    number of redemptions, and no model objects on the way out (the answer is JSON as the schema describes)."""
-    row = await repository.campaign_figures(
-        await driver(conn),
+    One statement checks the token (revoked answers UNAUTHENTICATED at once), finds the campaign and its rollup
+    sequence, and builds the answer from the rollups only when `cache` has none under that sequence; `as_of` is
+    added to every answer, fresh."""
+    digest = auth_service.bearer_digest(authorization)
+    kept = cache.get(campaign_id, bucket) if cache is not None else None
+    row = await repository.stats_answer(
+        raw,
+        digest,
         campaign_id,
-        by_hour=bucket == "hour",
+        bucket=bucket,
+        kept_version=kept[0] if kept else -1,
         max_buckets=MAX_BUCKETS,
         max_breakdown_rows=MAX_BREAKDOWN_ROWS,
     )
+    if row is None or row["token_id"] is None:
+        raise EngineError("UNAUTHENTICATED", auth_service.UNKNOWN_TOKEN)
+    subject = Subject(
+        role=row["role"], token_id=row["token_id"], issuer_id=row["token_issuer_id"], issuer_region=row["token_region"]
+    )
+    if subject.role not in READERS:
+        raise EngineError("FORBIDDEN", f"This needs the role gov or auditor; the token is {subject.role}.")
     # Who may read: as for the campaign itself (its issuer's gov, auditors of all or of that issuer), and a
     # government named as a co-funder. Anyone else is told there is no such campaign.
-    if row is None or not (
+    if row["issuer_id"] is None or not (
         subject.can_see_issuer(row["issuer_id"]) or (subject.role == "gov" and subject.issuer_id in row["funders"])
     ):
         raise EngineError("NOT_FOUND", f"No campaign {campaign_id!r}.")
-    zone = ZoneInfo(row["timezone"])
-    buckets = []
-    for start, *money in _json(row["buckets"]):
-        when = (
-            datetime.fromtimestamp(start, zone)
-            if bucket == "hour"
-            else datetime.combine(date.fromisoformat(start), time(0), zone)
-        )
-        buckets.append({"start": when.isoformat(), **_money(money)})
-    sums = _money([int(x or 0) for x in _json(row["sums"])])
-    order_fen = sums["order_amount_fen"] - sums["order_refunded_fen"]
-    subsidy_fen = sums["redeemed_fen"] - sums["refunded_fen"] - sums["clawed_back_fen"]
-    return {
-        "campaign_id": campaign_id,
-        "bucket": bucket,
-        "buckets": buckets,
-        "by_region": [{"region_code": code, **_breakdown(money)} for code, *money in _json(row["by_region"])],
-        "by_mcc": [{"mcc": code, **_breakdown(money)} for code, *money in _json(row["by_mcc"])],
-        "leverage": {"order_amount_fen": order_fen, "subsidy_fen": subsidy_fen, "ratio": ratio(order_fen, subsidy_fen)},
-        "as_of": {
-            "ledger_seq": row["last_seq"],
-            "ledger_head_seq": row["head_seq"],
-            "updated_at": row["updated_at"].isoformat(),
-        },
-    }
+    if row["body"] is not None:
+        body = row["body"].encode()
+        if cache is not None:
+            cache.put(campaign_id, bucket, row["version"], body)
+    else:
+        assert kept is not None  # the statement builds the answer whenever the sequence is not the kept one
+        body = kept[1]
+    as_of = {"ledger_seq": row["last_seq"], "ledger_head_seq": row["head_seq"], "updated_at": row["updated_at"]}
+    return body[:-1] + b',"as_of":' + orjson.dumps(as_of) + b"}", subject
 
 
-def _breakdown(values: list[int]) -> dict[str, int]:
-    money = _money(values)
-    return {key: money[key] for key in ("redemptions", "redeemed_fen", "refunded_fen", "clawed_back_fen")}
+async def campaign_stats(conn: AsyncConnection, authorization: str | None, campaign_id: str, bucket: Bucket) -> dict:
+    """The answer as a dict, built afresh on `conn` (for scripts and tests)."""
+    body, _ = await answer(await driver(conn), None, authorization, campaign_id, bucket)
+    return orjson.loads(body)

@@ -67,6 +67,12 @@ def show(status: int, document: Any, as_json: bool, summary: str | None = None) 
             for error in document.get("errors") or []:
                 if "line" in error:
                     typer.echo(f"  line {error['line']}, column {error['column']}: {error['message']}", err=True)
+            for warning in document.get("warnings") or []:  # a contract's warnings, beside its errors
+                if isinstance(warning, dict) and "line" in warning:
+                    typer.echo(
+                        f"  warning: line {warning['line']}, column {warning['column']}: {warning['message']}",
+                        err=True,
+                    )
         else:
             typer.echo(f"error: HTTP {status}: {str(document)[:300]}", err=True)
         raise typer.Exit(1)

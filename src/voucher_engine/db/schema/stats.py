@@ -63,3 +63,12 @@ stats_by_mcc = sa.Table(
     sa.Column("mcc", sa.Text, primary_key=True),
     *_money_columns(),
 )
+
+# Each campaign's rollup sequence: the last ledger seq whose transaction changed this campaign's rollups, moved in
+# the same statement as they are. The stats endpoint keeps its answer per worker under it (migration 0021).
+stats_campaigns = sa.Table(
+    "stats_campaigns",
+    metadata,
+    sa.Column("campaign_id", sa.Text, primary_key=True),
+    sa.Column("last_seq", sa.BigInteger, nullable=False),
+)

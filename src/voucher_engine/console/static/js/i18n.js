@@ -23,7 +23,7 @@ const zh = {
   "flow.refunded": "退款退回资金池", "flow.clawed_back": "追回", "flow.kept": "商户实得", "flow.unfunded": "活动尚未注资，还没有资金流动。",
   "stats.as_of": "统计已汇总至账本第 {seq} 笔（账本共 {head} 笔），更新于 {at}；统计比账本晚约一秒。", "stats.none": "还没有核销。",
   "editor.title": "合约编辑器", "editor.help": "边写边检查：错误标在所在的行和列。右侧可用一笔样例支付试算补贴。", "editor.source": "合约文本",
-  "editor.checking": "检查中…", "editor.typing": "输入中…", "editor.ok": "合约有效", "editor.errors": "{n} 处错误", "editor.at": "第 {line} 行，第 {column} 列",
+  "editor.checking": "检查中…", "editor.typing": "输入中…", "editor.ok": "合约有效", "editor.errors": "{n} 处错误", "editor.at": "第 {line} 行，第 {column} 列", "editor.warning": "警告：",
   "editor.diagnostics": "检查结果", "editor.field": "项目", "editor.value": "值", "editor.create": "用此合约创建活动",
   "sample.title": "样例支付试算", "sample.mcc": "商户行业 MCC", "sample.region": "商户地区", "sample.tags": "商户标签", "sample.at": "支付时间", "sample.amount": "订单金额（元）",
   "sample.holder_json": "持券人属性（JSON，可空）", "sample.explain": "试算", "sample.settles": "可以核销：补贴 {subsidy}，持券人支付 {payable}",
@@ -67,6 +67,20 @@ const zh = {
   "issuers.empty_no_limit": "空 = 不限", "issuers.set_appropriation": "设定拨款上限", "issuers.appropriation_set": "已设定：",
   "tokens.last_used": "最近使用", "tokens.revoked": "吊销于", "tokens.revoke": "吊销", "tokens.revoke_confirm": "吊销后此令牌立即失效。确定吗？",
   "tokens.no_issuer": "（不绑定）", "tokens.create": "签发令牌", "tokens.once": "令牌只显示这一次",
+  "nav.risk": "风险核查", "risk.title": "风险核查（反欺诈）", "risk.help": "风控规则命中时开立的核查单：每单列出命中的规则、看到的数值与限值，以及涉及的核销。确认（confirm）将追回所列核销的补贴并保持暂停付款；排除（clear）将解除由此单造成的暂停付款。每个决定都记录决定人。",
+  "risk.help_auditor": "审计可以查看核查单及其证据和决定，不能作出决定。", "risk.campaign": "活动编号", "risk.merchant": "商户编号", "risk.status": "状态", "risk.signal": "信号", "risk.all": "全部",
+  "risk.filter": "筛选", "risk.none": "没有符合条件的核查单", "risk.opened": "开立时间", "risk.outcome": "处置", "risk.redemptions": "涉及核销", "risk.open_flag": "查看",
+  "risk.status.open": "待核查", "risk.status.cleared": "已排除", "risk.status.confirmed": "已确认", "risk.outcome.flag": "标记", "risk.outcome.hold": "暂停付款", "risk.outcome.refuse": "拒绝",
+  "risk.evidence": "证据", "risk.rule": "命中规则", "risk.figure": "项目", "risk.value": "值", "risk.hold_caused": "开立时暂停了该商户的付款",
+  "risk.redemption": "核销编号", "risk.at": "时间", "risk.subsidy": "补贴", "risk.kind": "账本交易", "risk.not_in_ledger": "（账本中未找到）", "risk.ids_only": "运营角色不能读账本：只列核销编号。",
+  "risk.decide": "作出决定", "risk.note": "说明（会与决定一并保存）", "risk.clear": "排除（无问题）", "risk.confirm": "确认（追回补贴）", "risk.confirm_ask": "确认将追回本单所列每笔核销的补贴，并保持商户暂停付款。确定吗？",
+  "risk.decision": "决定", "risk.decision.clear": "已排除", "risk.decision.confirm": "已确认", "risk.decided_by": "决定人", "risk.clawbacks": "追回", "risk.released": "已解除由此单造成的暂停付款",
+  "risk.back": "风险核查", "risk.signal.odd_hour": "非营业时段", "risk.signal.refund_reredeem": "退款后再核销", "risk.signal.threshold_hugging": "贴近门槛", "risk.signal.merchant_velocity": "商户核销过快",
+  "risk.signal.threshold_share": "门槛订单占比", "risk.signal.exact_repeat": "金额重复", "risk.signal.pair_recurrence": "持券人与商户反复配对", "risk.signal.new_merchant_volume": "新商户突增",
+  "risk.signal.holder_spread": "持券人跨商户过快", "risk.signal.claims_burst": "领券突增",
+  "approval.title": "共同出资审批", "approval.column": "审批", "approval.own": "本级出资", "approval.pending": "待审批", "approval.approved": "已同意", "approval.declined": "已拒绝",
+  "approval.approve": "同意出资", "approval.decline": "拒绝出资", "approval.yours": "本活动请您（{region}）出资 {amount}（{share}），请审批。", "approval.final": "活动已注资，出资决定不可再改。",
+  "approval.history": "审批记录", "approval.decided_at": "时间", "approval.token": "令牌", "approval.awaiting": "待您审批", "approval.your_decision": "您的审批",
 };
 
 const en = {
@@ -91,7 +105,7 @@ const en = {
   "flow.refunded": "Refunds back to escrow", "flow.clawed_back": "Clawed back", "flow.kept": "Kept by merchants", "flow.unfunded": "Not funded yet: no money has moved.",
   "stats.as_of": "Figures include the ledger up to transaction {seq} (the ledger has {head}), updated {at}; they trail the ledger by about a second.", "stats.none": "No redemptions yet.",
   "editor.title": "Contract editor", "editor.help": "Checked as you type: errors are marked at their line and column. Try a sample payment on the right.", "editor.source": "Contract text",
-  "editor.checking": "Checking…", "editor.typing": "Typing…", "editor.ok": "The contract is valid", "editor.errors": "{n} error(s)", "editor.at": "line {line}, column {column}",
+  "editor.checking": "Checking…", "editor.typing": "Typing…", "editor.ok": "The contract is valid", "editor.errors": "{n} error(s)", "editor.at": "line {line}, column {column}", "editor.warning": "Warning:",
   "editor.diagnostics": "Check", "editor.field": "Field", "editor.value": "Value", "editor.create": "Create the campaign",
   "sample.title": "Sample payment", "sample.mcc": "Merchant MCC", "sample.region": "Merchant region", "sample.tags": "Merchant tags", "sample.at": "Paid at", "sample.amount": "Order (yuan)",
   "sample.holder_json": "Holder attributes (JSON, optional)", "sample.explain": "Explain", "sample.settles": "Would settle: subsidy {subsidy}, the holder pays {payable}",
@@ -135,6 +149,20 @@ const en = {
   "issuers.empty_no_limit": "empty = no limit", "issuers.set_appropriation": "Set appropriation", "issuers.appropriation_set": "Set:",
   "tokens.last_used": "Last used", "tokens.revoked": "Revoked", "tokens.revoke": "Revoke", "tokens.revoke_confirm": "The token stops working at once. Revoke it?",
   "tokens.no_issuer": "(none)", "tokens.create": "Make token", "tokens.once": "The token is shown once",
+  "nav.risk": "Risk flags", "risk.title": "Risk flags (anti-fraud)", "risk.help": "Flags opened when a risk rule is met: each shows the rule, the value seen and the limit, and the redemptions it names. Confirm claws back every named redemption's subsidy and keeps the payout hold; clear releases a hold the flag caused. Every decision is kept with who made it.",
+  "risk.help_auditor": "Auditors read flags, their evidence and decisions; they do not decide.", "risk.campaign": "Campaign id", "risk.merchant": "Merchant id", "risk.status": "Status", "risk.signal": "Signal", "risk.all": "all",
+  "risk.filter": "Filter", "risk.none": "No flags match", "risk.opened": "Opened", "risk.outcome": "Outcome", "risk.redemptions": "Redemptions", "risk.open_flag": "Open",
+  "risk.status.open": "open", "risk.status.cleared": "cleared", "risk.status.confirmed": "confirmed", "risk.outcome.flag": "flag", "risk.outcome.hold": "hold", "risk.outcome.refuse": "refuse",
+  "risk.evidence": "Evidence", "risk.rule": "Rule met", "risk.figure": "Figure", "risk.value": "Value", "risk.hold_caused": "Opening it put the merchant on payout hold",
+  "risk.redemption": "Redemption", "risk.at": "At", "risk.subsidy": "Subsidy", "risk.kind": "Ledger", "risk.not_in_ledger": "(not found in the ledger)", "risk.ids_only": "The operator does not read the ledger: the redemption ids only.",
+  "risk.decide": "Decide", "risk.note": "Note (kept with the decision)", "risk.clear": "Clear (nothing wrong)", "risk.confirm": "Confirm (claw back)", "risk.confirm_ask": "Confirming claws back the subsidy of every redemption this flag names and keeps the merchant's payout hold. Go ahead?",
+  "risk.decision": "Decision", "risk.decision.clear": "cleared", "risk.decision.confirm": "confirmed", "risk.decided_by": "Decided by", "risk.clawbacks": "Clawbacks", "risk.released": "The hold this flag caused was released",
+  "risk.back": "Risk flags", "risk.signal.odd_hour": "odd hour", "risk.signal.refund_reredeem": "refund then redeem again", "risk.signal.threshold_hugging": "order hugs the threshold", "risk.signal.merchant_velocity": "merchant velocity",
+  "risk.signal.threshold_share": "share of threshold orders", "risk.signal.exact_repeat": "exact repeats", "risk.signal.pair_recurrence": "holder–merchant pair recurs", "risk.signal.new_merchant_volume": "new merchant's sudden volume",
+  "risk.signal.holder_spread": "holder across merchants", "risk.signal.claims_burst": "claims burst",
+  "approval.title": "Co-funding approval", "approval.column": "Approval", "approval.own": "own", "approval.pending": "pending", "approval.approved": "approved", "approval.declined": "declined",
+  "approval.approve": "Approve the share", "approval.decline": "Decline the share", "approval.yours": "This campaign asks you ({region}) for {amount} ({share}): please decide.", "approval.final": "The campaign is funded: consents are final.",
+  "approval.history": "Decisions", "approval.decided_at": "At", "approval.token": "Token", "approval.awaiting": "awaiting your decision", "approval.your_decision": "Your approval",
 };
 
 const WORDS = { zh, en };
@@ -144,7 +172,7 @@ const REGIONS = {
   "000000": ["中央", "Central"], "310000": ["上海市", "Shanghai"], "310101": ["黄浦区", "Huangpu"], "310104": ["徐汇区", "Xuhui"],
   "310105": ["长宁区", "Changning"], "310106": ["静安区", "Jing'an"], "310107": ["普陀区", "Putuo"], "310110": ["杨浦区", "Yangpu"],
   "310115": ["浦东新区", "Pudong"], "320500": ["苏州市", "Suzhou"], "320505": ["虎丘区", "Huqiu"], "320508": ["姑苏区", "Gusu"],
-  "330000": ["浙江省", "Zhejiang"], "330122": ["桐庐县", "Tonglu"], "330127": ["淳安县", "Chun'an"], "330185": ["临安区", "Lin'an"],
+  "330000": ["浙江省", "Zhejiang"], "330122": ["桐庐县", "Tonglu"], "330127": ["淳安县", "Chun'an"], "330112": ["临安区", "Lin'an"],
   "110000": ["北京市", "Beijing"], "440300": ["深圳市", "Shenzhen"], "510100": ["成都市", "Chengdu"], "420100": ["武汉市", "Wuhan"],
 };
 const MCCS = {

@@ -9,6 +9,7 @@ import * as verify from "./views/verify.js";
 import * as operator from "./views/operator.js";
 import * as settlement from "./views/settlement.js";
 import * as webhooks from "./views/webhooks.js";
+import * as risk from "./views/risk.js";
 
 // What each role sees: exactly the views whose API calls its token may make.
 const ROUTES = {
@@ -16,12 +17,14 @@ const ROUTES = {
     ["campaigns", "nav.campaigns", campaigns.list],
     ["campaign", null, campaigns.detail],
     ["editor", "nav.editor", editor.render],
+    ["risk", "nav.risk", risk.render],
   ],
   auditor: [
     ["campaigns", "nav.campaigns", campaigns.list],
     ["campaign", null, campaigns.detail],
     ["ledger", "nav.ledger", ledger.render],
     ["verify", "nav.verify", verify.render],
+    ["risk", "nav.risk", risk.render],
   ],
   admin: [
     ["issuers", "nav.issuers", operator.issuers],
@@ -29,6 +32,7 @@ const ROUTES = {
     ["payouts", "nav.payouts", settlement.payouts],
     ["tokens", "nav.tokens", operator.tokens],
     ["webhooks", "nav.webhooks", webhooks.render],
+    ["risk", "nav.risk", risk.render],
   ],
 };
 

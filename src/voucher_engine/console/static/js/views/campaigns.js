@@ -17,6 +17,12 @@ export async function list(main, _params, { me }) {
     { title: t("campaign.issuer"), cell: (c) => regionName(c.issuer_region) },
     // Only a government has campaigns of its own and campaigns it co-funds; for an auditor the column says nothing.
     me.role === "gov" ? { title: t("campaign.own"), cell: (c) => (c.issuer_id !== me.issuer_id ? t("campaign.cofunded") : t("campaign.yours")) } : null,
+    me.role === "gov" ? { title: t("approval.your_decision"), cell: (c) => {
+      const mine = (c.funders || []).find((f) => f.issuer_id === me.issuer_id && f.approval !== "own");
+      if (!mine) return "";
+      const waiting = mine.approval === "pending" && c.status === "draft";
+      return h("span", { class: `status ${mine.approval}`, "data-my-approval": c.id, text: waiting ? t("approval.awaiting") : t(`approval.${mine.approval}`) });
+    } } : null,
     { title: t("campaign.budget"), num: true, cell: (c) => yuan(c.budget_fen) },
     { title: t("campaign.quantity"), num: true, cell: (c) => count(c.quantity) },
     { title: t("campaign.created"), cell: (c) => when(c.created_at) },
@@ -68,6 +74,52 @@ function lifecycle(campaign, me, rerender) {
   return h("div", {}, box, message);
 }
 
+// Each funder's share and its consent; the co-funder's government approves or declines its own share here while
+// the campaign is a draft (POST /v1/campaigns/{id}/funders/{issuer_id}/approve|decline), and every decision is listed.
+function funders(campaign, flows, me, rerender) {
+  const box = h("div", { id: "funders" }, h("h2", { text: t("campaign.funders") }));
+  const mine = (campaign.funders || []).find((f) => me.role === "gov" && f.issuer_id === me.issuer_id && f.approval !== "own");
+  const out = h("div", { id: "approval-out" });
+  const decide = async (action) => {
+    clear(out);
+    try {
+      await api(`/v1/campaigns/${encodeURIComponent(campaign.id)}/funders/${encodeURIComponent(me.issuer_id)}/${action}`, { method: "POST" });
+      await rerender();
+    } catch (err) {
+      out.appendChild(notice("error", `${err.code || ""} ${err.message}`));
+    }
+  };
+  if (mine && campaign.status === "draft") {
+    box.appendChild(h("div", { class: "card", id: "approval" }, h("h3", { text: t("approval.title") }),
+      h("p", { text: t("approval.yours", { region: `${regionName(mine.region_code)} ${mine.region_code}`, amount: yuan(mine.amount_fen), share: `${(mine.share_bp / 100).toFixed(2)}%` }) }),
+      h("div", { class: "row" },
+        h("button", { type: "button", class: "primary", "data-approve": mine.issuer_id, disabled: mine.approval === "approved", text: t("approval.approve"), onclick: () => decide("approve") }),
+        h("button", { type: "button", "data-decline": mine.issuer_id, disabled: mine.approval === "declined", text: t("approval.decline"), onclick: () => decide("decline") })),
+      out));
+  } else if (mine) {
+    box.appendChild(notice("info", t("approval.final")));
+  }
+  box.appendChild(table([
+    { title: t("campaign.funder"), cell: (f) => `${regionName(f.region_code)} (${f.region_code})` },
+    { title: t("campaign.share"), num: true, cell: (f) => `${(f.share_bp / 100).toFixed(2)}%` },
+    { title: t("campaign.budget"), num: true, cell: (f) => yuan(f.amount_fen) },
+    { title: t("approval.column"), cell: (f) => h("span", { class: `status ${f.approval}`, "data-approval": f.issuer_id, text: t(`approval.${f.approval}`) }) },
+    { title: t("approval.decided_at"), cell: (f) => (f.decided_at ? when(f.decided_at) : "") },
+    { title: t("campaign.funded_part"), num: true, cell: (f) => yuan((flows.find(([r]) => r === f.region_code) || [null, 0])[1]) },
+  ], campaign.funders || []));
+  const decisions = campaign.funder_decisions || [];
+  if (decisions.length) {
+    box.appendChild(h("h3", { text: t("approval.history") }));
+    box.appendChild(h("div", { id: "approval-history" }, table([
+      { title: t("approval.decided_at"), cell: (d) => when(d.decided_at) },
+      { title: t("campaign.funder"), cell: (d) => h("code", { text: d.issuer_id }) },
+      { title: t("approval.column"), cell: (d) => h("span", { class: `status ${d.decision}`, "data-decision": d.decision, text: t(`approval.${d.decision}`) }) },
+      { title: t("approval.token"), cell: (d) => h("code", { text: d.token_id }) },
+    ], decisions)));
+  }
+  return box;
+}
+
 export async function detail(main, [id], ctx) {
   charts.disposeAll();
   const path = `/v1/campaigns/${encodeURIComponent(id)}`;
@@ -77,7 +129,11 @@ export async function detail(main, [id], ctx) {
   main.appendChild(h("h1", {}, campaign.name, " ", h("span", { class: `status ${campaign.status}`, "data-status": campaign.status, text: t(`status.${campaign.status}`) })));
   main.appendChild(h("p", { class: "muted" }, `${t("campaign.id")} `, h("code", { text: campaign.id }), ` · SHA-256 `, h("code", { text: campaign.contract_sha256 })));
   const rerender = async () => detail(clear(main), [id], ctx);
-  main.appendChild(lifecycle(campaign, ctx.me, rerender));
+  const moves = lifecycle(campaign, ctx.me, rerender);
+  if (moves) main.appendChild(moves);
+  const flows = fundedByFunder(campaign);
+  // A draft has no money to draw yet: what it waits for — the co-funders' consent — comes first.
+  if (campaign.status === "draft") main.appendChild(funders(campaign, flows, ctx.me, rerender));
 
   const redeemedNet = (totals.redeemed_fen || 0) - (totals.refunded_fen || 0) - (totals.clawed_back_fen || 0);
   main.appendChild(h("div", { class: "cards" },
@@ -102,7 +158,6 @@ export async function detail(main, [id], ctx) {
   const mcc = chartCard(t("chart.by_mcc"), "mcc", `${t("chart.total_redeemed")} ${yuan(sum(stats.by_mcc, "redeemed_fen"))} · ${count(sum(stats.by_mcc, "redemptions"))} ${t("chart.redemptions")}`);
   const lev = chartCard(t("chart.leverage"), "leverage",
     `${t("chart.orders")} ${yuan(stats.leverage.order_amount_fen)} · ${t("chart.subsidy")} ${yuan(stats.leverage.subsidy_fen)} · ${t("fig.leverage")} ${stats.leverage.ratio}`);
-  const flows = fundedByFunder(campaign);
   const flow = chartCard(t("chart.fund_flow"), "fund-flow", `${t("fig.funded")} ${yuan(totals.funded_fen)} · ${t("flow.merchants")} ${yuan(totals.redeemed_fen)} · ${t("flow.returned")} ${yuan(totals.returned_fen)}`);
   main.appendChild(h("div", { class: "grid2" }, burn.card, lev.card, region.card, mcc.card));
   main.appendChild(flow.card);
@@ -122,12 +177,7 @@ export async function detail(main, [id], ctx) {
   if (ctx.me.role === "gov" && campaign.issuer_id === ctx.me.issuer_id && campaign.status !== "draft") {
     main.appendChild(clawbackForm());
   }
-  main.appendChild(h("h2", { text: t("campaign.funders") }));
-  main.appendChild(table([
-    { title: t("campaign.funder"), cell: (f) => `${regionName(f.region_code)} (${f.region_code})` },
-    { title: t("campaign.share"), num: true, cell: (f) => `${(f.share_bp / 100).toFixed(2)}%` },
-    { title: t("campaign.funded_part"), num: true, cell: (f) => yuan((flows.find(([r]) => r === f.region_code) || [null, 0])[1]) },
-  ], campaign.funders || []));
+  if (campaign.status !== "draft") main.appendChild(funders(campaign, flows, ctx.me, rerender));
   main.appendChild(h("h2", { text: t("campaign.terms") }));
   main.appendChild(h("pre", { class: "card mono", text: JSON.stringify({ validity: campaign.validity, terms: campaign.terms }, null, 2) }));
   if (campaign.contract_source) {

@@ -71,12 +71,20 @@ export async function render(main, _params, { me }) {
     state.textContent = t("editor.checking");
     let answer;
     let errors = [];
+    let warnings = [];
     try {
       answer = await api("/v1/contracts/check", { method: "POST", body: { source: text.value } });
+      warnings = answer.warnings || [];
     } catch (err) {
       if (!(err instanceof ApiError)) throw err;
       errors = err.problem.errors || [{ line: 1, column: 1, message: err.message }];
+      warnings = err.problem.warnings || [];
     }
+    // The checker's warnings, as warnings, whether or not the contract also has errors.
+    const showWarnings = () => {
+      if (warnings.length) diagnostics.appendChild(h("ul", { class: "diagnostics warnings" }, warnings.map((w) => h("li", { class: "warning", "data-line": w.line, "data-column": w.column },
+        h("a", { onclick: () => goTo(w.line, w.column), text: `${t("editor.warning")} ${t("editor.at", { line: w.line, column: w.column })}` }), " ", w.message))));
+    };
     if (mine !== sequence) return; // a newer check is on its way
     paint(new Set(errors.map((e) => e.line)));
     clear(diagnostics);
@@ -87,6 +95,7 @@ export async function render(main, _params, { me }) {
       state.textContent = t("editor.errors", { n: errors.length });
       diagnostics.appendChild(h("ul", { class: "diagnostics" }, errors.map((e) => h("li", { "data-line": e.line, "data-column": e.column },
         h("a", { onclick: () => goTo(e.line, e.column), text: t("editor.at", { line: e.line, column: e.column }) }), " ", e.message))));
+      showWarnings();
       return;
     }
     state.setAttribute("data-state", "ok");
@@ -95,7 +104,7 @@ export async function render(main, _params, { me }) {
     const s = answer.summary || {};
     diagnostics.appendChild(table([{ title: t("editor.field"), cell: (r) => r[0] }, { title: t("editor.value"), cell: (r) => r[1] }],
       Object.entries(s).filter(([, v]) => typeof v !== "object" || v === null).map(([k, v]) => [k, k.endsWith("_fen") ? yuan(v) : String(v)])));
-    for (const w of answer.warnings || []) diagnostics.appendChild(notice("info", `${t("editor.at", { line: w.line, column: w.column })} ${w.message}`));
+    showWarnings();
   };
   text.addEventListener("input", () => {
     paint(new Set());

@@ -1,0 +1,428 @@
+"""Capacity at a latency target: the highest offered rate a side sustains with p99 ≤ 25 ms and nothing failing.
+
+    python loadtest/capacity.py [--step-s 4] [--start-rate 400] [--factor 1.15] [--max-rate 6000]
+                                [--baseline 2x16,1x16] [--full 2x10,1x10] [--closed 16,32,64,128] [--at 1000]
+
+A till does not care how much a server does for 128 clients that wait their turn; it cares how long its own payment
+takes while the city is busy. So the headline figure is measured open loop: requests leave on a schedule at an
+offered rate whatever the answers do, and each request's latency runs from its scheduled moment, so a queue in the
+server (or in the generator) is counted, never hidden (loadtest/lean_client.py).
+
+The run starts PostgreSQL (embedded, or DATABASE_URL), seeds a campaign (loadtest/redemption_load.py's seed) and
+the bare baseline's table (loadtest/baseline.py), then, for each group of configurations (the i-th of --baseline
+with the i-th of --full: workers x pool size), starts both servers and steps the offered rate up a geometric ladder,
+the sides alternating at each rung: the baseline, the full path with redemptions only, and the realistic mix
+(80 % redemptions, quotes, retries, vouchers already spent, refunds). A rung passes when p99 ≤ --target-ms and no
+request failed (an unexpected status, a dropped connection, or no answer). A side leaves the ladder after two
+failing rungs in a row; one rung between its last pass and its first failure is then tried (the geometric middle).
+Its capacity is the highest rate that passed. Each side's best configuration is taken, and with those:
+
+- the closed loop at --closed clients, the sides alternating at each count (throughput, p50, p99);
+- the full path's redemptions offered at --at per second (and the baseline's, alternating), for the 15 ms target.
+
+For every rung it prints the CPU per request of the service's process tree, of PostgreSQL's (the postmaster's
+tree: a backend that exits is counted in its parent) and of the generator's processes, read from /proc, and the
+load average; at each side's capacity, those are its CPU per redemption at the knee.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import itertools
+import math
+import os
+import resource
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "src"))
+
+from loadtest.harness import free_port, tree_cpu_s, wait_ready  # noqa: E402
+from loadtest.lean_client import Generators, StepResult  # noqa: E402
+
+SIDES = (("baseline", "baseline"), ("full: redemptions only", "redeem"), ("full: realistic mix", "mix"))
+WARM_UP_S = 2.0
+
+
+@dataclass(frozen=True)
+class Config:
+    """A server's shape: worker processes and database pool size (per worker)."""
+
+    workers: int
+    pool: int
+
+    def __str__(self) -> str:
+        return f"{self.workers}w/{self.pool}"
+
+
+def configs(text: str) -> list[Config]:
+    out = []
+    for part in text.split(","):
+        workers, pool = part.lower().split("x")
+        out.append(Config(int(workers), int(pool)))
+    return out
+
+
+@dataclass
+class Step:
+    side: str
+    config: Config
+    rate: float  # offered per second (open loop) or clients (closed loop)
+    result: StepResult
+    service_cpu_s: float
+    postgres_cpu_s: float
+    generator_cpu_s: float
+    load: float
+    target_ms: float
+
+    @property
+    def p50_ms(self) -> float:
+        return self.result.percentile_ms(0.50)
+
+    @property
+    def p99_ms(self) -> float:
+        return self.result.percentile_ms(0.99)
+
+    @property
+    def passed(self) -> bool:
+        return self.result.failed == 0 and self.result.answered() > 0 and self.p99_ms <= self.target_ms
+
+    def per_request_us(self, cpu_s: float) -> float:
+        return 1e6 * cpu_s / max(1, self.result.answered())
+
+    def throughput(self) -> float:
+        return self.result.answered() / max(1e-9, self.result.wall_s)
+
+    def cpu_text(self) -> str:
+        wall = max(1e-9, self.result.wall_s)
+        return (
+            f"CPU/req service {self.per_request_us(self.service_cpu_s):4.0f} µs, postgres "
+            f"{self.per_request_us(self.postgres_cpu_s):4.0f} µs, generator {self.per_request_us(self.generator_cpu_s):3.0f}"
+            f" µs ({self.generator_cpu_s / wall:.0%} of a core)"
+        )
+
+    def line(self, unit: str) -> str:
+        verdict = "pass" if self.passed else "FAIL"
+        lag = self.result.percentile_ms(0.99, self.result.lags_s) if self.result.lags_s else 0.0
+        statuses = dict(sorted(self.result.statuses.items()))
+        return (
+            f"{self.side:<24} {str(self.config):<6} {self.rate:7.0f}{unit} -> {self.throughput():6.0f}/s  "
+            f"p50 {self.p50_ms:6.2f}  p99 {self.p99_ms:7.2f} ms  failed {self.result.failed:4d}  "
+            f"send lag p99 {lag:5.2f} ms  {self.cpu_text()}  load {self.load:4.2f}  {verdict}  {statuses}"
+        )
+
+
+class Meter:
+    """CPU seconds of the service's tree, PostgreSQL's tree and this process (the generators report their own)."""
+
+    def __init__(self, postgres_pid: int):
+        self.postgres_pid = postgres_pid
+
+    def read(self, server_pid: int, *, first: bool) -> tuple[float, float, float]:
+        # This process's own reading of /proc falls outside the window: before it at the end, after it at the start.
+        own = resource.getrusage(resource.RUSAGE_SELF) if not first else None
+        server, postgres = tree_cpu_s(server_pid), tree_cpu_s(self.postgres_pid)
+        own = own or resource.getrusage(resource.RUSAGE_SELF)
+        return server, postgres, own.ru_utime + own.ru_stime
+
+
+@dataclass
+class Servers:
+    """The servers up at a time: one baseline and one full service (they share PostgreSQL)."""
+
+    database_url: str
+    data_dir: Path
+    log_dir: Path
+    up: dict[str, tuple[Config, object, int]] = field(default_factory=dict)  # kind -> (config, process, port)
+
+    def ensure(self, kind: str, config: Config) -> tuple[int, int]:
+        """(port, pid) of a server of `kind` (baseline or full) with `config`, (re)started if needed."""
+        from loadtest.redemption_load import start, stop
+        from voucher_engine.db.engine import plain_url
+
+        current = self.up.get(kind)
+        if current is not None and current[0] == config:
+            return current[2], current[1].pid  # type: ignore[attr-defined]
+        if current is not None:
+            stop(current[1])  # type: ignore[arg-type]
+        port = free_port()
+        env = {**os.environ, "DATABASE_URL": self.database_url, "VE_DATA_DIR": str(self.data_dir)}
+        if kind == "baseline":
+            env.update(DATABASE_URL=plain_url(self.database_url), BASELINE_POOL_SIZE=str(config.pool))
+            command = [
+                sys.executable, "-m", "uvicorn", "loadtest.baseline:app", "--workers", str(config.workers),
+                "--port", str(port), "--log-level", "warning", "--no-access-log", "--loop", "uvloop",
+                "--http", "httptools",
+            ]  # fmt: skip
+            ready = "/docs"
+        else:
+            env["VE_DB_POOL_SIZE"] = str(config.pool)
+            command = [
+                sys.executable, "-m", "voucher_engine.cli", "serve", "--workers", str(config.workers),
+                "--port", str(port),
+            ]  # fmt: skip
+            ready = "/readyz"
+        process = start(command, env, self.log_dir / f"{kind}-{config.workers}x{config.pool}.log")
+        wait_ready(port, process, ready, timeout_s=300)
+        self.up[kind] = (config, process, port)
+        return port, process.pid
+
+    def stop_all(self) -> None:
+        from loadtest.redemption_load import stop
+
+        for _, process, _ in self.up.values():
+            stop(process)  # type: ignore[arg-type]
+        self.up.clear()
+
+
+def ladder(start: float, factor: float, top: float) -> list[float]:
+    rates, rate = [], start
+    while rate <= top * 1.0001:
+        rates.append(round(rate, -1))
+        rate *= factor
+    return rates
+
+
+class Run:
+    def __init__(self, args, generators: Generators, servers: Servers, meter: Meter):
+        self.args = args
+        self.gens = generators
+        self.servers = servers
+        self.meter = meter
+        self.steps: list[Step] = []
+
+    def _side_server(self, kind: str, config: Config) -> tuple[int, int]:
+        return self.servers.ensure("baseline" if kind == "baseline" else "full", config)
+
+    def measure(self, side: str, kind: str, config: Config, rate: float, *, clients: int = 0) -> Step:
+        port, pid = self._side_server(kind, config)
+        load = os.getloadavg()[0]
+        before = self.meter.read(pid, first=True)
+        if clients:
+            result = self.gens.closed_loop(port, kind, clients, self.args.closed_s, expected_rate=7000)
+        else:
+            result = self.gens.open_loop(port, kind, rate, self.args.step_s, self.args.connections)
+        after = self.meter.read(pid, first=False)
+        step = Step(
+            side,
+            config,
+            clients or rate,
+            result,
+            after[0] - before[0],
+            after[1] - before[1],
+            result.cpu_s + after[2] - before[2],
+            load,
+            self.args.target_ms,
+        )
+        print(step.line(" clients" if clients else "/s"), flush=True)
+        for sample in result.samples:
+            print(f"    unexpected: {sample}", flush=True)
+        time.sleep(self.args.pause_s)  # what a failing rung left queued drains before the next
+        return step
+
+    def warm(self, kind: str, config: Config) -> None:
+        port, _ = self._side_server(kind, config)
+        self.gens.closed_loop(port, kind, 16, WARM_UP_S, expected_rate=3000)
+
+    def capacity(self, group: list[tuple[str, str, Config]]) -> dict[str, Step | None]:
+        """Step each side of `group` up the ladder, alternating; answer each side's step at its capacity."""
+        rates = ladder(self.args.start_rate, self.args.factor, self.args.max_rate)
+        passed: dict[str, Step | None] = {side: None for side, _, _ in group}
+        first_fail: dict[str, float] = {}
+        fails = {side: 0 for side, _, _ in group}
+        active = list(group)
+        for rate in rates:
+            for side, kind, config in list(active):
+                step = self.measure(side, kind, config, rate)
+                self.steps.append(step)
+                if step.passed:
+                    passed[side], fails[side] = step, 0
+                    first_fail.pop(side, None)
+                else:
+                    fails[side] += 1
+                    first_fail.setdefault(side, rate)
+                    if fails[side] >= 2:
+                        active.remove((side, kind, config))
+            if not active:
+                break
+        for side, kind, config in group:  # one rung between the last pass and the first failure above it
+            best = passed[side]
+            if best is None or side not in first_fail:
+                continue
+            middle = round(math.sqrt(best.rate * first_fail[side]), -1)
+            if best.rate < middle < first_fail[side]:
+                step = self.measure(side, kind, config, middle)
+                self.steps.append(step)
+                if step.passed:
+                    passed[side] = step
+        return passed
+
+
+def seed_all(args, tmp: Path) -> tuple[str, object, int]:
+    from loadtest import baseline
+    from loadtest.redemption_load import seed
+    from voucher_engine.db import migrate
+    from voucher_engine.db.engine import plain_url
+
+    database_url = os.environ.get("DATABASE_URL")
+    if database_url is None:
+        from voucher_engine.db import embedded
+
+        database_url = embedded.start(tmp / "data")
+    migrate.upgrade(database_url)
+    rungs = ladder(args.start_rate, args.factor, args.max_rate)
+    groups = max(len(args.baseline), len(args.full))
+    per_side = sum(rungs) * args.step_s * 1.2
+    closed = len(args.closed) * args.closed_s * 7000
+    vouchers = args.vouchers or int(groups * per_side * 2 + closed * 2 + args.at * args.at_s * 2 + 20_000)
+    print(f"seeding {vouchers:,} vouchers and as many baseline rows ...", flush=True)
+    began = time.monotonic()
+    seeded = asyncio.run(seed(database_url, tmp / "data", vouchers))
+    asyncio.run(baseline.seed(plain_url(database_url), vouchers))
+    print(f"seeded in {time.monotonic() - began:.0f} s", flush=True)
+    return database_url, seeded, vouchers
+
+
+def postgres_pid(database_url: str) -> int:
+    """The postmaster's pid: the parent of a backend of ours."""
+    import asyncpg
+
+    from voucher_engine.db.engine import plain_url
+
+    async def postmaster() -> int:
+        conn = await asyncpg.connect(plain_url(database_url))
+        try:  # read while the backend lives
+            backend = await conn.fetchval("SELECT pg_backend_pid()")
+            with open(f"/proc/{backend}/stat") as handle:
+                return int(handle.read().rsplit(")", 1)[1].split()[1])
+        finally:
+            await conn.close()
+
+    return asyncio.run(postmaster())
+
+
+def report(run: Run, best: dict[str, Step | None], closed: list[Step], fixed: list[Step], args) -> None:
+    print()
+    print(
+        f"machine: {os.cpu_count()} cores; target p99 ≤ {args.target_ms:g} ms, nothing failing; rungs of {args.step_s:g} s"
+    )
+    print("capacity (each side at its best configuration):")
+    print(f"  {'side':<24} {'config':<6} {'capacity':>9}  {'p50':>6}  {'p99':>6}  CPU per request at the knee  load")
+    for side, _ in SIDES:
+        step = best.get(side)
+        if step is None:
+            print(f"  {side:<24} no rung passed")
+            continue
+        print(
+            f"  {side:<24} {str(step.config):<6} {step.rate:7,.0f}/s  {step.p50_ms:6.2f}  {step.p99_ms:6.2f}  "
+            f"{step.cpu_text()}  {step.load:4.2f}"
+        )
+    base = best.get("baseline")
+    for side, _ in SIDES[1:]:
+        step = best.get(side)
+        if base is not None and step is not None:
+            print(f"  ratio {side}: {step.rate / base.rate:.2f}x the baseline's capacity")
+    if closed:
+        print("closed loop (requests/s, p50/p99 ms):")
+        counts = sorted({int(s.rate) for s in closed})
+        names = [s for s, _ in SIDES if any(c.side == s for c in closed)]
+        print("  clients  " + "  ".join(f"{n:>36}" for n in names) + "  ratio full/baseline")
+        for count in counts:
+            row = {s.side: s for s in closed if int(s.rate) == count}
+            cells = [
+                f"{row[n].throughput():7,.0f}/s {row[n].p50_ms:6.1f}/{row[n].p99_ms:6.1f} f{row[n].result.failed} l{row[n].load:.1f}"
+                if n in row
+                else ""
+                for n in names
+            ]
+            ratio = (
+                f"{row['full: redemptions only'].throughput() / row['baseline'].throughput():.2f}x"
+                if "baseline" in row and "full: redemptions only" in row
+                else ""
+            )
+            print(f"  {count:7d}  " + "  ".join(f"{c:>36}" for c in cells) + f"  {ratio}")
+    for step in fixed:
+        print(
+            f"offered {step.rate:,.0f}/s, {step.side} ({step.config}): p50 {step.p50_ms:.2f} ms, p99 {step.p99_ms:.2f} ms, "
+            f"failed {step.result.failed}, load {step.load:.2f}"
+        )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--step-s", type=float, default=4.0, help="seconds per rung of the ladder")
+    parser.add_argument("--start-rate", type=float, default=400.0)
+    parser.add_argument("--factor", type=float, default=1.15, help="each rung offers this much more than the last")
+    parser.add_argument("--max-rate", type=float, default=6000.0)
+    parser.add_argument("--target-ms", type=float, default=25.0, help="p99 a rung must stay within")
+    parser.add_argument("--baseline", type=configs, default=configs("2x16"), help="workers x pool, comma-separated")
+    parser.add_argument("--full", type=configs, default=configs("2x10"), help="workers x pool, comma-separated")
+    parser.add_argument("--sides", default="baseline,redeem,mix", help="which of baseline, redeem, mix to step")
+    parser.add_argument("--closed", type=lambda t: [int(x) for x in t.split(",") if x], default=[16, 32, 64, 128])
+    parser.add_argument("--closed-s", type=float, default=4.0)
+    parser.add_argument("--at", type=float, default=1000.0, help="offered redemptions/s of the fixed-rate phase")
+    parser.add_argument("--at-s", type=float, default=10.0)
+    parser.add_argument("--connections", type=int, default=256, help="open-loop connections (tills), all processes")
+    parser.add_argument("--generators", type=int, default=2, help="load-generator processes")
+    parser.add_argument("--pause-s", type=float, default=0.5)
+    parser.add_argument("--vouchers", type=int, default=0, help="default: enough for the run")
+    args = parser.parse_args()
+    kinds = set(args.sides.split(","))
+    tmp = Path(tempfile.mkdtemp(prefix="ve-capacity-"))
+    database_url, seeded, vouchers = seed_all(args, tmp)
+    meter = Meter(postgres_pid(database_url))
+    generators = Generators(
+        args.generators,
+        seeded.key_id,
+        seeded.secret,
+        seeded.codes,
+        seeded.wallets,
+        vouchers,  # type: ignore[attr-defined]
+    )
+    servers = Servers(database_url, tmp / "data", tmp)
+    run = Run(args, generators, servers, meter)
+    best: dict[str, Step | None] = {}
+    closed: list[Step] = []
+    fixed: list[Step] = []
+    try:
+        groups = list(itertools.zip_longest(args.baseline, args.full))
+        last_base, last_full = args.baseline[-1], args.full[-1]
+        for base_config, full_config in groups:
+            base_config, full_config = base_config or last_base, full_config or last_full
+            group = [
+                (side, kind, base_config if kind == "baseline" else full_config)
+                for side, kind in SIDES
+                if kind in kinds
+            ]
+            for _, kind, config in group:
+                run.warm(kind, config)
+            for side, step in run.capacity(group).items():
+                if step is not None and (best.get(side) is None or step.rate > best[side].rate):  # type: ignore[union-attr]
+                    best[side] = step
+        chosen = {kind: (best[side].config if best.get(side) else None) for side, kind in SIDES}  # type: ignore[union-attr]
+        base_config = chosen["baseline"] or last_base
+        full_config = chosen["redeem"] or last_full
+        for count in args.closed:
+            for side, kind in SIDES:
+                if kind in kinds:
+                    config = base_config if kind == "baseline" else (chosen[kind] or full_config)
+                    closed.append(run.measure(side, kind, config, 0, clients=count))
+        if args.at:
+            saved, args.step_s = args.step_s, args.at_s
+            fixed.append(run.measure("baseline", "baseline", base_config, args.at))
+            fixed.append(run.measure("full: redemptions only", "redeem", full_config, args.at))
+            args.step_s = saved
+    finally:
+        generators.close()
+        servers.stop_all()
+    report(run, best, closed, fixed, args)
+
+
+if __name__ == "__main__":
+    main()
