@@ -114,6 +114,8 @@ async def test_government_sees_its_campaigns_and_the_charts_add_up(visit):
     await page.wait_for_selector(f"a[data-campaign='{site.dining}']")
     assert await page.locator("a[data-campaign]").count() == 2
     assert await visit.nav() == ["活动", "合约编辑器", "风险核查"]
+    # Its co-funded draft waits for the Xuhui government's consent (given in a test below).
+    assert await page.locator(f"[data-cofunders='{site.elderly}']").inner_text() == "1 个出资方待审批"
     await visit.shot("gov-campaigns")
 
     await page.click(f"a[data-campaign='{site.dining}']")
