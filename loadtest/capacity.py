@@ -409,11 +409,11 @@ def main() -> None:
         groups = list(itertools.zip_longest(args.baseline, args.full))
         last_base, last_full = args.baseline[-1], args.full[-1]
         for base_config, full_config in groups:
-            base_config, full_config = base_config or last_base, full_config or last_full
+            # A side whose list of configurations is shorter sits the later groups out.
             group = [
                 (side, kind, base_config if kind == "baseline" else full_config)
                 for side, kind in SIDES
-                if kind in kinds
+                if kind in kinds and (base_config if kind == "baseline" else full_config) is not None
             ]
             for _, kind, config in group:
                 run.warm(kind, config)
