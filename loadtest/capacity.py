@@ -280,7 +280,7 @@ def seed_all(args, tmp: Path) -> tuple[str, object, int]:
         database_url = embedded.start(tmp / "data")
     migrate.upgrade(database_url)
     rungs = ladder(args.start_rate, args.factor, args.max_rate)
-    groups = max(len(args.baseline), len(args.full))
+    groups = len(args.full)  # the full path spends vouchers; the baseline its own rows, as many
     per_side = sum(rung for rung in rungs if rung <= args.expect_knee * 1.25) * args.step_s
     closed = len(args.closed) * args.closed_s * 5000
     vouchers = args.vouchers or int(groups * per_side * 2 + closed * 2 + args.at * args.at_s * 2 + 20_000)
