@@ -357,6 +357,18 @@ def report(run: Run, best: dict[str, Step | None], closed: list[Step], fixed: li
         )
 
 
+def _best_config(steps: list[Step], side: str, best: Step | None) -> Config | None:
+    """The configuration of the side's capacity; when no rung passed anywhere, the one with the lowest p99 at the
+    lowest rung offered (so that the closed loop and the fixed rate are not run on whichever came last)."""
+    if best is not None:
+        return best.config
+    tried = [s for s in steps if s.side == side]
+    if not tried:
+        return None
+    lowest = min(s.rate for s in tried)
+    return min((s for s in tried if s.rate == lowest), key=lambda s: s.p99_ms).config
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--step-s", type=float, default=4.0, help="seconds per rung of the ladder")
@@ -407,7 +419,6 @@ def main() -> None:
     fixed: list[Step] = []
     try:
         groups = list(itertools.zip_longest(args.baseline, args.full))
-        last_base, last_full = args.baseline[-1], args.full[-1]
         for base_config, full_config in groups:
             # A side whose list of configurations is shorter sits the later groups out.
             group = [
@@ -420,9 +431,9 @@ def main() -> None:
             for side, step in run.capacity(group).items():
                 if step is not None and (best.get(side) is None or step.rate > best[side].rate):  # type: ignore[union-attr]
                     best[side] = step
-        chosen = {kind: (best[side].config if best.get(side) else None) for side, kind in SIDES}  # type: ignore[union-attr]
-        base_config = chosen["baseline"] or last_base
-        full_config = chosen["redeem"] or last_full
+        chosen = {kind: _best_config(run.steps, side, best.get(side)) for side, kind in SIDES}
+        base_config = chosen["baseline"] or args.baseline[0]
+        full_config = chosen["redeem"] or args.full[0]
         for count in args.closed:
             for side, kind in SIDES:
                 if kind in kinds:
