@@ -107,7 +107,13 @@ SIGNALS: dict[str, Signal] = {
             (
                 _count("per_minute", "redemptions at the merchant in one minute"),
                 _count("per_hour", "redemptions at the merchant in one hour"),
-                _percent("over_history", "the hour's count against the merchant's own hourly history (300% = 3x)"),
+                Param(
+                    "over_history",
+                    "percent",
+                    100,
+                    1_000_000,
+                    "the hour's count against the merchant's own busiest hour of its history (300% = 3x)",
+                ),
             ),
             "a merchant redeeming far faster than itself",
         ),
@@ -244,7 +250,7 @@ DEFAULT_RULES: tuple[RiskRule, ...] = (
     rule("refund_reredeem", "flag", after=1),
     rule("refund_reredeem", "refuse", after=3),
     # The window rules' figures were tuned on the scenario generator's default run (docs/risk.md, "Window signals").
-    rule("merchant_velocity", "flag", per_minute=20, per_hour=120, over_history=300),
+    rule("merchant_velocity", "flag", per_minute=20, per_hour=120, over_history=30_000),
     rule("threshold_share", "hold", within=300, share=6000, at_least=12),
     rule("exact_repeat", "flag", times=8, minutes=60),
     rule("pair_recurrence", "flag", vouchers=6, campaigns=2),
