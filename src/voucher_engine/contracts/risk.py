@@ -142,8 +142,9 @@ SIGNALS: dict[str, Signal] = {
             (
                 _count("vouchers", "vouchers of one holder redeemed at one merchant"),
                 _count("campaigns", "campaigns in which the pair recurs", 1000),
+                _percent("hugging", "share of the pair's orders within threshold_share's band above the minimum spend"),
             ),
-            "a holder-merchant pair that keeps recurring across vouchers and campaigns",
+            "a holder-merchant pair that keeps recurring across vouchers and campaigns, its sales rung at the threshold",
         ),
         Signal(
             "new_merchant_volume",
@@ -253,7 +254,7 @@ DEFAULT_RULES: tuple[RiskRule, ...] = (
     rule("merchant_velocity", "flag", per_minute=20, per_hour=120, over_history=30_000),
     rule("threshold_share", "hold", within=300, share=6000, at_least=12),
     rule("exact_repeat", "flag", times=8, minutes=60),
-    rule("pair_recurrence", "flag", vouchers=6, campaigns=2),
+    rule("pair_recurrence", "flag", vouchers=6, campaigns=2, hugging=6000),
     rule("new_merchant_volume", "flag", days=7, per_hour=15),
     # No merchant to hold: the holder redeems at honest shops.
     rule("holder_spread", "flag", merchants=4, minutes=30),
