@@ -248,7 +248,9 @@ def _written(signal: str, name: str, value: int) -> str:
 # (threshold_share, judged over a window). A contract may turn it on, e.g. `threshold_hugging within 2%: flag`.
 DEFAULT_RULES: tuple[RiskRule, ...] = (
     rule("odd_hour", "flag"),
-    rule("refund_reredeem", "flag", after=1),
+    # Not after 1: an honest till refunds a wrong order and rings it up again (the scenario's honest shops, where
+    # 0.2 % of redemptions are so corrected, had 9 of 158 flagged at `after 1`); recycling does it again.
+    rule("refund_reredeem", "flag", after=2),
     rule("refund_reredeem", "refuse", after=3),
     # The window rules' figures were tuned on the scenario generator's default run (docs/risk.md, "Window signals").
     rule("merchant_velocity", "flag", per_minute=20, per_hour=120, over_history=30_000),
