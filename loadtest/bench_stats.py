@@ -50,6 +50,7 @@ MCCS = ("5812", "5813", "5814", "5411")
 MERCHANTS = 60
 REQUESTS = 200
 TRICKLE_S = 0.1
+TRICKLE_PHASE_S = 10.0
 
 SEED = """
 WITH head AS (SELECT coalesce(max(seq), 0) AS seq FROM ledger_sequence),
@@ -171,17 +172,17 @@ async def _rollup(url: str) -> int:
         await engine.dispose()
 
 
-async def _detector(url: str) -> int:
-    """The risk detector tails the same ledger (risk/detector.py): caught up here, before the server starts, so that
-    its first passes over the N rows do not run beside the measured calls."""
-    from voucher_engine.db.engine import create_engine
-    from voucher_engine.risk import detector
-
-    engine = create_engine(url, pool_size=2)
+async def _detector_to_head(url: str) -> int:
+    """The risk detector tails the same ledger (risk/detector.py). Its first passes over N synthetic rows took 16 min
+    at N = 1,000,000 and would run beside the measured calls: its cursor is set to the ledger's head instead (what
+    is measured here is the stats answer; the detector still judges every redemption the bench adds later)."""
+    conn = await asyncpg.connect(plain_url(url))
     try:
-        return await detector.catch_up(engine)
+        return await conn.fetchval(
+            "UPDATE risk_w_cursor SET last_seq = (SELECT max(seq) FROM ledger_sequence) WHERE id = 1 RETURNING last_seq"
+        )
     finally:
-        await engine.dispose()
+        await conn.close()
 
 
 async def _scan_ms(url: str, campaign_id: str) -> float:
@@ -280,13 +281,7 @@ def main(redemptions: int) -> None:
         taken = asyncio.run(_rollup(url))
         elapsed = time.perf_counter() - started
         _line("rollup of every sequenced transaction", f"{elapsed:.1f} s", f"{taken:,} ({taken / elapsed:,.0f}/s)")
-        started = time.perf_counter()
-        read = asyncio.run(_detector(url))
-        _line(
-            "risk detector's catch-up (not measured against a target)",
-            f"{time.perf_counter() - started:.1f} s",
-            f"{read:,}",
-        )
+        _line("risk detector's cursor set to the ledger's head", f"{asyncio.run(_detector_to_head(url)):,}")
         _line("a scan of the redemptions instead (per call)", f"{asyncio.run(_scan_ms(url, campaign_id)):.0f} ms")
         for bucket in ("day", "hour"):
             samples = asyncio.run(_in_process(url, campaign_id, token, bucket))
@@ -318,19 +313,22 @@ def main(redemptions: int) -> None:
                     _line(f"GET stats?bucket={bucket} over HTTP ({REQUESTS} calls)", _percentiles(samples), _load())
                     _line(f"  its {len(body['buckets'])} buckets count", f"{count:,}", "redemptions")
                 # While redemptions land: the campaign's rollup sequence moves every poller round (1 s), so the
-                # first call after each round builds the answer again in the database.
+                # first call after each round builds the answer again in the database. 10 s of calls per bucket.
                 stop_at = threading.Event()
                 trickle = threading.Thread(target=_trickle, args=(url, campaign_id, stop_at))
                 trickle.start()
                 try:
                     for bucket in ("day", "hour"):
-                        first = http.get(path, params={"bucket": bucket}).json()["as_of"]["ledger_seq"]
-                        samples, body = _timed_gets(http, path, bucket, REQUESTS * 2)
-                        rounds = body["as_of"]["ledger_seq"] != first
+                        samples, seen = [], set()
+                        until = time.monotonic() + TRICKLE_PHASE_S
+                        while time.monotonic() < until:
+                            more, body = _timed_gets(http, path, bucket, 20)
+                            samples += more
+                            seen.add(body["as_of"]["ledger_seq"])
                         _line(
-                            f"  ...while a redemption lands every {TRICKLE_S * 1000:.0f} ms ({REQUESTS * 2} calls)",
+                            f"  ...by {bucket} while a redemption lands every {TRICKLE_S * 1000:.0f} ms",
                             _percentiles(samples),
-                            f"{_load()}; rollups moved: {'yes' if rounds else 'NO'}",
+                            f"{_load()}; {len(samples)} calls, {len(seen)} rollup rounds seen",
                         )
                 finally:
                     stop_at.set()

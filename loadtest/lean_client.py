@@ -35,6 +35,8 @@ import orjson
 ANSWER_GRACE_S = 10.0  # a request still unanswered this long after the step's last send counts as failed
 MAX_SAMPLES = 3
 TICK_S = 0.001
+IDLE_REUSE_S = 2.0
+STALE_SIGNED_S = 120.0
 
 
 def request_bytes(method: str, path: str, body: bytes, headers: dict[str, str]) -> bytes:
@@ -51,6 +53,7 @@ class Conn(asyncio.Protocol):
         self.buffer = bytearray()
         self.callback: Any = None
         self.alive = False
+        self.last_used = time.monotonic()  # uvicorn closes a keep-alive connection idle for 5 s
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
@@ -80,6 +83,7 @@ class Conn(asyncio.Protocol):
         status = int(buffer[9:12])
         body = bytes(buffer[end + 4 : end + 4 + length])
         del buffer[: end + 4 + length]
+        self.last_used = time.monotonic()
         callback, self.callback = self.callback, None
         if callback is not None:
             callback(status, body)
@@ -110,7 +114,10 @@ class Source:
         self.next_baseline = iter(seeds.baseline_ids)
         self.answered: list[tuple[int, bytes]] = []  # (voucher index, body) of redemptions answered 201
         self.settled_ids: list[str] = []  # to refund
-        self.ready: collections.deque[tuple[bytes, tuple[int, ...], str]] = collections.deque()
+        # Signed ahead, per kind, with when: what a step did not use serves the next one while it is fresh.
+        self.ready: dict[str, collections.deque[tuple[bytes, tuple[int, ...], str]]] = {}
+        self.signed_at: dict[str, float] = {}
+        self.kind = "redeem"
 
     def _signed(self, path: str, raw: bytes) -> bytes:
         return request_bytes("POST", path, raw, self._signed_headers(self.s.key_id, self.s.secret, "POST", path, raw))
@@ -136,15 +143,17 @@ class Source:
         return head % len(body) + body, (201,), ""
 
     def prepare(self, kind: str, count: int) -> None:
-        """Sign `count` requests ahead (those that do not depend on earlier answers)."""
-        self.ready.clear()
-        for _ in range(count):
-            if kind == "baseline":
-                self.ready.append(self._baseline())
-            elif kind == "redeem":
-                self.ready.append(self._fresh())
-            else:
-                self.ready.append(self._mixed_ahead())
+        """Have `count` requests signed ahead (those that do not depend on earlier answers). Left-overs of an
+        earlier step of the same kind are used first unless older than STALE_SIGNED_S (a signature's timestamp
+        must stay within the server's ±300 s window)."""
+        ready = self.ready.setdefault(kind, collections.deque())
+        if time.monotonic() - self.signed_at.get(kind, 0.0) > STALE_SIGNED_S:
+            ready.clear()
+            self.signed_at[kind] = time.monotonic()
+        make = self._baseline if kind == "baseline" else self._fresh if kind == "redeem" else self._mixed_ahead
+        for _ in range(count - len(ready)):
+            ready.append(make())
+        self.kind = kind
 
     def _mixed_ahead(self) -> tuple[bytes, tuple[int, ...], str]:
         roll = self.rng.random()
@@ -159,7 +168,8 @@ class Source:
         return b"", (), "retry" if roll < 0.91 else ("spent" if roll < 0.96 else "refund")
 
     def next(self, kind: str) -> tuple[bytes, tuple[int, ...], str]:
-        item = self.ready.popleft() if self.ready else None
+        ready = self.ready.get(kind)
+        item = ready.popleft() if ready else None
         if item is None:
             item = (
                 self._baseline() if kind == "baseline" else self._fresh() if kind == "redeem" else self._mixed_ahead()
@@ -242,10 +252,17 @@ class _Worker:
     async def connections(self, port: int, count: int) -> list[Conn]:
         loop = asyncio.get_running_loop()
         await asyncio.sleep(0.01)  # the loop was idle between commands: let it see the closes that came meanwhile
+        # A connection idle for a while may be closed by the server (uvicorn: after 5 s) just as the step begins:
+        # such ones are replaced, as a till would reconnect after a quiet spell.
+        fresh_after = time.monotonic() - IDLE_REUSE_S
         alive = [
             c
             for c in self.conns.get(port, [])
-            if c.alive and c.callback is None and c.transport is not None and not c.transport.is_closing()
+            if c.alive
+            and c.callback is None
+            and c.last_used > fresh_after
+            and c.transport is not None
+            and not c.transport.is_closing()
         ]
         for c in self.conns.get(port, []):
             if c not in alive and c.transport is not None:
@@ -275,7 +292,7 @@ class _Worker:
         result = StepResult()
         total = int(rate * duration_s)
         mine = range(me, total, of)
-        idle = list(conns)
+        idle = collections.deque(conns)  # first in, first out: every connection stays in use, none idles out
         backlog: collections.deque[float] = collections.deque()
         outstanding = 0
         finished = asyncio.get_running_loop().create_future()
@@ -298,9 +315,11 @@ class _Worker:
 
         def take() -> Conn | None:
             while idle:
-                conn = idle.pop()
+                conn = idle.popleft()
                 if conn.alive and not conn.transport.is_closing():  # type: ignore[union-attr]
-                    return conn
+                    if conn.last_used > clock() - IDLE_REUSE_S:
+                        return conn
+                    conn.transport.close()  # type: ignore[union-attr]  # about to be closed by the server
                 replace()
             return None
 

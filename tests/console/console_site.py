@@ -7,8 +7,6 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
-from datetime import datetime
-from zoneinfo import ZoneInfo
 
 import httpx
 from redemption_world import CONTRACTS as WORLD_CONTRACTS
@@ -16,11 +14,9 @@ from redemption_world import ISSUER_REGIONS, MERCHANTS, Till, World, holder
 
 from voucher_engine.ledger import sequencer
 from voucher_engine.risk import detector
-from voucher_engine.risk import service as risk
 from voucher_engine.stats import service as stats
 
 EXTRA_MERCHANTS = {"jingan-bar": ("5813", "310106", []), "pudong-fastfood": ("5814", "310115", [])}
-CHINA = ZoneInfo("Asia/Shanghai")
 HOSTILE_NAME = '<img src=x onerror="document.title=1">Odd & Co'
 MERCHANT_BODY = {"mcc": "5812", "region_code": "310104", "settlement_wallet": "0000000000000009", "tags": []}
 SPEND = [  # (day, merchant, order fen) for the dining campaign: 11 redemptions on four days at three merchants
@@ -36,8 +32,8 @@ SPEND = [  # (day, merchant, order fen) for the dining campaign: 11 redemptions 
     ("2025-01-08T12:30:00+08:00", "pudong-fastfood", 20000),
     ("2025-01-08T18:00:00+08:00", "xuhui-noodles", 13300),
 ]
-# Two more, at hours when the shop is shut (docs/risk.md: restaurants 03:00–06:00, fast food 04:00–06:00): each
-# opens an odd_hour risk flag (outcome flag) for the risk view to show and decide.
+# Two more, at hours when the shop is shut (docs/risk.md: restaurants 03:00–06:00, fast food 04:00–06:00): the
+# redemption batch opens an odd_hour risk flag (outcome flag) for each, for the risk view to show and decide.
 ODD_HOURS = [
     ("2025-01-09T04:10:00+08:00", "xuhui-noodles", 15000),
     ("2025-01-09T04:40:00+08:00", "pudong-fastfood", 12500),
@@ -85,9 +81,8 @@ async def build(service) -> Site:
         await world.set_clock(when)
         answer = await world.tills[merchant].redeem(await world.code(dining, wallet), order_fen, wallet=wallet)
         assert answer.status_code == 201, answer.text
-        odd.append(answer.json())
+        odd.append(answer.json())  # each opens its odd_hour flag in the redemption batch (docs/risk.md)
     await world.set_clock("2025-01-09T09:00:00+08:00")
-    await _odd_hour_flags(service, odd)
     gov = service.auth(world.gov["310000"])
     elderly = await service.client.post(
         "/v1/campaigns",
@@ -115,30 +110,6 @@ async def build(service) -> Site:
         odd_hour_ids=[r["id"] for r in odd],
         issuers=issuers,
     )
-
-
-async def _odd_hour_flags(service, redemptions: list[dict]) -> None:
-    """The odd_hour flags of the two redemptions, opened the way the redemption batch opens them (one per
-    redemption, dedupe key `odd_hour:<redemption id>`): where the batch has already opened one, nothing more is done."""
-    async with service.state.engine.begin() as conn:
-        for r in redemptions:
-            await risk.open_flag(
-                conn,
-                signal="odd_hour",
-                outcome="flag",
-                merchant_id=r["merchant_id"],
-                campaign_id=r["campaign_id"],
-                redemption_ids=[r["id"]],
-                evidence={
-                    "rule": "odd_hour: flag",
-                    "source": "platform default",
-                    "actual": datetime.fromisoformat(r["settled_at"]).astimezone(CHINA).strftime("%H:%M"),
-                    "expected": "outside the category's odd hours",
-                    "order_amount_fen": r["order_amount_fen"],
-                    "subsidy_fen": r["subsidy_fen"],
-                },
-                dedupe_key=f"odd_hour:{r['id']}",
-            )
 
 
 def _free_port() -> int:

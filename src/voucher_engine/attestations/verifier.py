@@ -44,6 +44,8 @@ MIN_TOKENS = 4_000
 # Chunks are cut into slices of SLICE holders, and up to LOOKAHEAD slices are verified ahead of the one the
 # issuance is settling: small enough that the first slice's wait is short, enough ahead that workers never idle.
 SLICE = 4_000
+# At most this many tokens per request to a worker (~850 KB: the worker's pipes hold a whole one).
+PIECE = 2_000
 LOOKAHEAD = 3
 # Attestations verified in the issuance's process at a time while the workers start (0: wait for them).
 START_STEP = 500
@@ -201,13 +203,17 @@ class Verifier:
         workers = list(self.workers)
         if not workers:
             raise WorkerFailed("closed")
-        share = -(-len(tokens) // len(workers))
+        # Each worker an equal share, in requests of at most PIECE tokens (a lottery's list may be a million):
+        # request i goes to worker i mod n, which answers its requests in order.
+        share = min(PIECE, -(-len(tokens) // len(workers)))
         context = (self.gate.attesters, *self.gate.context)
         pieces = [tokens[n : n + share] for n in range(0, len(tokens), share)]
         answers = await asyncio.gather(
             *(
-                worker.verify(pickle.dumps((piece, context), protocol=pickle.HIGHEST_PROTOCOL), len(piece))
-                for worker, piece in zip(workers, pieces)
+                workers[i % len(workers)].verify(
+                    pickle.dumps((piece, context), protocol=pickle.HIGHEST_PROTOCOL), len(piece)
+                )
+                for i, piece in enumerate(pieces)
             ),
             return_exceptions=True,
         )

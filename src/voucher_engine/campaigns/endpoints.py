@@ -183,10 +183,12 @@ CONTRACT_REQUEST_BODY = {
 @router.post(
     "/v1/contracts/check",
     response_model=CheckAnswer,
-    responses={422: {"description": "CONTRACT_INVALID: `errors` lists each {line, column, message}"}},
+    responses={
+        422: {"description": "CONTRACT_INVALID: `errors` lists each {line, column, message}, `warnings` the same way"}
+    },
     **operation(
         "Check a contract (gov)",
-        "Parses and checks a contract without creating anything: a summary and warnings, or 422 `CONTRACT_INVALID` listing every error with line and column. The body may also be the contract text itself with `Content-Type: text/plain`.",
+        "Parses and checks a contract without creating anything: a summary and warnings, or 422 `CONTRACT_INVALID` listing every error with line and column (and the warnings beside them). The body may also be the contract text itself with `Content-Type: text/plain`.",
         request_example={
             "source": 'campaign "Shanghai dining vouchers 2025" issuer 310000\nbudget ¥10,000,000\nvoucher threshold: spend ¥100, get ¥20 off\nvalid from 2025-01-01 00:00 to 2025-01-31 23:59 China time\n'
         },

@@ -861,13 +861,13 @@ class _Checker:
         if written is None:
             return
         target = written.raw if isinstance(written, Literal) else "{" + ", ".join(v.raw for v in written.items) + "}"
-        who = "merchant" if node.field.path.startswith("merchant.") else "holder"
+        who = "merchant registered" if node.field.path.startswith("merchant.") else "holder whose region is"
         instead = "within" if op in ("=", "in") else "not within"
         missed = f"does not match {areas[0]}" if op in ("=", "in") else "is not excluded"
         self.warn(
             node.span,
             f"{OP_WORDS[op]} compares region codes exactly, and {areas[0]} ({regions.name(areas[0])}) has regions "
-            f"within it: a {who} registered in one of them {missed}; "
+            f"within it: a {who} in one of them {missed}; "
             f"did you mean `{node.field.path} {instead} {target}`?",
         )
 

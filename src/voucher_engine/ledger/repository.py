@@ -47,6 +47,27 @@ BALANCE = "SELECT balance_fen FROM ledger_accounts WHERE account = $1"
 
 BALANCES = "SELECT account, balance_fen FROM ledger_accounts WHERE account = ANY($1::text[])"
 
+
+async def open_account(raw: asyncpg.Connection, account: str, kind: str, at: datetime) -> None:
+    await raw.execute(OPEN_ACCOUNT, account, kind, at)
+
+
+async def balance(raw: asyncpg.Connection, account: str) -> int | None:
+    """The account's balance (None: no such account)."""
+    value = await raw.fetchval(BALANCE, account)
+    return int(value) if value is not None else None
+
+
+async def balances(raw: asyncpg.Connection, accounts: list[str]) -> dict[str, int]:
+    """{account: balance} of those of `accounts` that are open."""
+    return {row["account"]: int(row["balance_fen"]) for row in await raw.fetch(BALANCES, accounts)}
+
+
+async def open_accounts(raw: asyncpg.Connection, accounts: list[str]) -> set[str]:
+    """Which of `accounts` are open."""
+    return {row["account"] for row in await raw.fetch(OPEN_ACCOUNTS, accounts)}
+
+
 # The hot path, in one statement (one round trip): a micro-batch's balances, transactions, queue entry and totals,
 # by the database function `ledger_post_batch` (migration 0020, which says how it orders its locks and why). A
 # caller that posts in its own statement calls the same function there with `PreparedPosting.args`.
@@ -67,6 +88,23 @@ OPEN_ACCOUNTS = "SELECT account FROM ledger_accounts WHERE account = ANY($1::tex
 CAMPAIGN_TOTALS = """
 SELECT kind, funder, amount_fen, tx_count FROM ledger_campaign_totals WHERE campaign_id = $1
 """
+
+
+class CampaignTotal(NamedTuple):
+    """One running total of a campaign: a kind's whole (`funder` "") or one funder's part of a fund or return."""
+
+    kind: str
+    funder: str
+    amount_fen: int
+    tx_count: int
+
+
+async def campaign_totals(raw: asyncpg.Connection, campaign_id: str) -> list[CampaignTotal]:
+    return [
+        CampaignTotal(row["kind"], row["funder"], int(row["amount_fen"]), int(row["tx_count"]))
+        for row in await raw.fetch(CAMPAIGN_TOTALS, campaign_id)
+    ]
+
 
 # -- the sequencer -----------------------------------------------------------------------------------------------
 
@@ -109,6 +147,55 @@ WITH s AS (
 SELECT (SELECT count(*) FROM s) AS sequenced, (SELECT count(*) FROM e) AS entries, (SELECT count(*) FROM n) AS nodes
 """
 
+
+class Appended(NamedTuple):
+    """What APPEND_SEQUENCED wrote: sequence rows, account entries, completed subtrees."""
+
+    sequenced: int
+    entries: int
+    nodes: int
+
+
+async def take_sequencer_lock(raw: asyncpg.Connection, *, wait: bool) -> bool:
+    """The sequencer's lock for this transaction: waited for (`wait`), or tried (False: another sequencer runs)."""
+    if wait:
+        await raw.execute(LOCK, SEQUENCER_LOCK_KEY)
+        return True
+    return bool(await raw.fetchval(TRY_LOCK, SEQUENCER_LOCK_KEY))
+
+
+async def take_pending(raw: asyncpg.Connection, max_batches: int) -> list[asyncpg.Record]:
+    """TAKE_PENDING_TXS: the oldest committed batches taken off the queue, their transactions in order."""
+    return list(await raw.fetch(TAKE_PENDING_TXS, max_batches))
+
+
+async def sequence_head(raw: asyncpg.Connection) -> tuple[int, bytes] | None:
+    """(seq, hash) of the last sequenced transaction; None while nothing is sequenced."""
+    row = await raw.fetchrow(HEAD)
+    return (row["seq"], bytes(row["hash"])) if row is not None else None
+
+
+async def append_sequenced(
+    raw: asyncpg.Connection,
+    columns: tuple[list, ...],
+    entry_accounts: list[str],
+    entry_seqs: list[int],
+    nodes: list[tuple[int, int, bytes]],
+) -> Appended:
+    """APPEND_SEQUENCED: `columns` are the sequence rows' eight arrays (seq, tx_id, campaign_id, merchant_id,
+    voucher_id, hash, prev_hash, leaf_hash); `nodes` the completed subtrees as (level, index, hash)."""
+    row = await raw.fetchrow(
+        APPEND_SEQUENCED,
+        *columns,
+        entry_accounts,
+        entry_seqs,
+        [level for level, _, _ in nodes],
+        [idx for _, idx, _ in nodes],
+        [digest for _, _, digest in nodes],
+    )
+    return Appended(row["sequenced"], row["entries"], row["nodes"])
+
+
 NODES = """
 SELECT 0 AS level, seq - 1 AS idx, leaf_hash AS hash FROM ledger_sequence WHERE seq = ANY($1::bigint[])
 UNION ALL
@@ -142,6 +229,36 @@ ON CONFLICT (tree_size) DO NOTHING
 LIST_CHECKPOINTS = f"""
 SELECT {CHECKPOINT_COLUMNS} FROM ledger_checkpoints WHERE tree_size < $1 ORDER BY tree_size DESC LIMIT $2
 """
+
+
+async def tree_size(raw: asyncpg.Connection) -> int:
+    """How many transactions are sequenced."""
+    return int(await raw.fetchval(TREE_SIZE))
+
+
+async def checkpoint_row(raw: asyncpg.Connection, size: int | None) -> asyncpg.Record | None:
+    """The stored checkpoint (CHECKPOINT_COLUMNS) at tree size `size`, or the latest one when `size` is None."""
+    return await (raw.fetchrow(LATEST_CHECKPOINT) if size is None else raw.fetchrow(CHECKPOINT_AT, size))
+
+
+async def nothing_written(raw: asyncpg.Connection) -> bool:
+    """Whether this transaction has written nothing yet (so what it reads was committed by others)."""
+    return bool(await raw.fetchval(NOTHING_WRITTEN))
+
+
+async def insert_checkpoint(
+    raw: asyncpg.Connection,
+    *,
+    tree_size: int,
+    origin: str,
+    root_hash: bytes,
+    signature: bytes,
+    public_key: bytes,
+    signed_at: datetime,
+) -> None:
+    """Store a signed checkpoint (a second one at the same size is ignored)."""
+    await raw.execute(INSERT_CHECKPOINT, tree_size, origin, root_hash, signature, public_key, signed_at)
+
 
 # -- reading transactions ----------------------------------------------------------------------------------------
 
@@ -213,6 +330,23 @@ def list_query(
         params.append(limit)
         sql += f" LIMIT ${len(params)}"
     return sql, params
+
+
+async def copy_export(
+    raw: asyncpg.Connection,
+    sink: Callable[[bytes], Awaitable[None]],
+    *,
+    campaign_id: str | None,
+    merchant_id: str | None,
+    voucher_id: str | None,
+    at_from: Any,
+    at_to: Any,
+) -> None:
+    """The export (`export_query`) to `sink` as CSV with its header, by COPY, in the caller's snapshot."""
+    sql, params = export_query(
+        campaign_id=campaign_id, merchant_id=merchant_id, voucher_id=voucher_id, at_from=at_from, at_to=at_to
+    )
+    await raw.copy_from_query(sql, *params, output=sink, format="csv", header=True)
 
 
 async def sequenced_transactions(
@@ -318,6 +452,23 @@ WHERE t.id IN (SELECT tx_id FROM ledger_sequence WHERE campaign_id = $1
   AND t.campaign_id = $1
 GROUP BY t.kind, p.account
 """
+
+
+class CampaignPostings(NamedTuple):
+    """A campaign's postings to one account by one kind of transaction: their sum and how many transactions."""
+
+    kind: str
+    account: str
+    amount_fen: int
+    postings: int
+
+
+async def campaign_postings(raw: asyncpg.Connection, campaign_id: str) -> list[CampaignPostings]:
+    """CAMPAIGN_POSTINGS: the campaign's postings (sequenced or queued), summed by kind and account."""
+    return [
+        CampaignPostings(row["kind"], row["account"], int(row["amount_fen"]), int(row["postings"]))
+        for row in await raw.fetch(CAMPAIGN_POSTINGS, campaign_id)
+    ]
 
 
 # -- operations' figures (GET /metrics, api/operations.py) ---------------------------------------------------------

@@ -44,10 +44,10 @@ MAX_REMEMBERED_DATABASES = 64
 
 
 async def _head(raw, database: str) -> tuple[int, bytes, merkle.CompactTree]:
-    row = await raw.fetchrow(repository.HEAD)
-    if row is None:
+    head = await repository.sequence_head(raw)
+    if head is None:
         return 0, canonical.ZERO_HASH, merkle.CompactTree()
-    size, digest = row["seq"], bytes(row["hash"])
+    size, digest = head
     remembered = _edges.get(database)
     if remembered is not None and remembered[:2] == (size, digest):
         return size, digest, merkle.CompactTree(size, remembered[2].stack)  # a copy: the round appends to it
@@ -67,11 +67,9 @@ async def sequence_round(conn: AsyncConnection, *, wait: bool) -> int:
 async def _round(conn: AsyncConnection, *, wait: bool) -> tuple[int, bool]:
     """(transactions sequenced, whether the queue may hold more committed batches than this round took)."""
     raw = await repository.driver(conn)
-    if wait:
-        await raw.execute(repository.LOCK, repository.SEQUENCER_LOCK_KEY)
-    elif not await raw.fetchval(repository.TRY_LOCK, repository.SEQUENCER_LOCK_KEY):
+    if not await repository.take_sequencer_lock(raw, wait=wait):
         return 0, False
-    rows = await raw.fetch(repository.TAKE_PENDING_TXS, MAX_BATCHES_PER_ROUND)
+    rows = await repository.take_pending(raw, MAX_BATCHES_PER_ROUND)
     if not rows:
         return 0, False
     missing = [row["queued_id"] for row in rows if row["id"] is None][:5]
@@ -122,20 +120,17 @@ async def _round(conn: AsyncConnection, *, wait: bool) -> tuple[int, bool]:
             entry_accounts.append(account)
             entry_seqs.append(seq)
         prev = digest
-    written = await raw.fetchrow(
-        repository.APPEND_SEQUENCED,
-        *columns,
-        entry_accounts,
-        entry_seqs,
-        [level for level, _, _ in completed],
-        [idx for _, idx, _ in completed],
-        [digest for _, _, digest in completed],
-    )
-    invariant(written[0] == len(rows), "every transaction of the round was sequenced", written[0], len(rows))
+    written = await repository.append_sequenced(raw, columns, entry_accounts, entry_seqs, completed)
     invariant(
-        written[1] == len(entry_seqs), "every account entry of the round was written", written[1], len(entry_seqs)
+        written.sequenced == len(rows), "every transaction of the round was sequenced", written.sequenced, len(rows)
     )
-    invariant(written[2] == len(completed), "every completed Merkle node was stored", written[2], len(completed))
+    invariant(
+        written.entries == len(entry_seqs),
+        "every account entry of the round was written",
+        written.entries,
+        len(entry_seqs),
+    )
+    invariant(written.nodes == len(completed), "every completed Merkle node was stored", written.nodes, len(completed))
     if database not in _edges and len(_edges) >= MAX_REMEMBERED_DATABASES:
         _edges.pop(next(iter(_edges)))
     _edges[database] = (seq, prev, tree)

@@ -77,17 +77,17 @@ async def open_account(conn: AsyncConnection, name: str) -> None:
     """Open `fiscal:<issuer>`, `escrow:<campaign>` or `merchant:<merchant>` with a zero balance; idempotent."""
     kind = model.account_kind(name)
     raw = await repository.driver(conn)
-    await raw.execute(repository.OPEN_ACCOUNT, name, kind, clock.now())
+    await repository.open_account(raw, name, kind, clock.now())
 
 
 async def balance(conn: AsyncConnection, account: str) -> int:
     """Money in minus money out, including every transaction committed or written in this transaction so far."""
     model.account_kind(account)
     raw = await repository.driver(conn)
-    value = await raw.fetchval(repository.BALANCE, account)
+    value = await repository.balance(raw, account)
     if value is None:
         raise EngineError("NOT_FOUND", f"no ledger account {account!r}")
-    return int(value)
+    return value
 
 
 async def post(conn: AsyncConnection, tx: NewTransaction) -> PostedTransaction:
@@ -246,7 +246,7 @@ async def landed(raw: asyncpg.Connection, posting: PreparedPosting, result: Post
     an account was never opened (then nothing of the posting was written)."""
     if result.moved != len(posting.accounts):
         # Nothing was written (the statement moves balances only when every account is open).
-        opened = {row["account"] for row in await raw.fetch(repository.OPEN_ACCOUNTS, list(posting.accounts))}
+        opened = await repository.open_accounts(raw, list(posting.accounts))
         missing = [account for account in posting.accounts if account not in opened]
         raise EngineError("INVALID_STATE", f"ledger account(s) not open: {', '.join(missing[:5])}")
     # The pair of the check in `prepare`, after writing: every row landed.
@@ -278,11 +278,11 @@ def _overdraft_asked(deltas: dict[str, int]) -> str:
 
 async def _overdraft_detail(raw: asyncpg.Connection, deltas: dict[str, int]) -> str:
     escrows = [account for account, delta in deltas.items() if account.startswith("escrow:") and delta < 0]
-    rows = await raw.fetch(repository.BALANCES, escrows)
+    held = await repository.balances(raw, escrows)
     short = [
-        f"{row['account']} holds {row['balance_fen']} fen, {-deltas[row['account']]} asked"
-        for row in rows
-        if row["balance_fen"] + deltas[row["account"]] < 0
+        f"{account} holds {balance_fen} fen, {-deltas[account]} asked"
+        for account, balance_fen in held.items()
+        if balance_fen + deltas[account] < 0
     ]
     return "escrow would go negative: " + ("; ".join(short) if short else ", ".join(escrows))
 
@@ -295,8 +295,8 @@ async def campaign_totals(conn: AsyncConnection, campaign_id: str) -> dict[str, 
     "returned_fen"}}}. Read from running totals kept by `post_many`; `verify` recomputes them from the postings.
     """
     raw = await repository.driver(conn)
-    rows = await raw.fetch(repository.CAMPAIGN_TOTALS, campaign_id)
-    escrow = await raw.fetchval(repository.BALANCE, model.escrow_account(campaign_id))
+    rows = await repository.campaign_totals(raw, campaign_id)
+    escrow = await repository.balance(raw, model.escrow_account(campaign_id))
     out: dict[str, Any] = {
         "campaign_id": campaign_id,
         "funded_fen": 0,
@@ -304,7 +304,7 @@ async def campaign_totals(conn: AsyncConnection, campaign_id: str) -> dict[str, 
         "refunded_fen": 0,
         "returned_fen": 0,
         "clawed_back_fen": 0,
-        "escrow_balance_fen": int(escrow or 0),
+        "escrow_balance_fen": escrow or 0,
         "transactions": {kind: 0 for kind in model.KINDS if kind not in model.MERCHANT_KINDS},
         "funders": {},
     }
@@ -316,12 +316,12 @@ async def campaign_totals(conn: AsyncConnection, campaign_id: str) -> dict[str, 
         "clawback": "clawed_back_fen",
     }
     for row in rows:
-        if row["funder"] == "":
-            out[names[row["kind"]]] = int(row["amount_fen"])
-            out["transactions"][row["kind"]] = int(row["tx_count"])
+        if row.funder == "":
+            out[names[row.kind]] = row.amount_fen
+            out["transactions"][row.kind] = row.tx_count
         else:
-            funder = out["funders"].setdefault(row["funder"], {"funded_fen": 0, "returned_fen": 0})
-            funder[names[row["kind"]]] = int(row["amount_fen"])
+            funder = out["funders"].setdefault(row.funder, {"funded_fen": 0, "returned_fen": 0})
+            funder[names[row.kind]] = row.amount_fen
     out["outstanding_fen"] = out["escrow_balance_fen"]
     # The books' equation holds at every commit: escrow = funded - redeemed + refunded + clawed back - returned.
     invariant(
@@ -349,7 +349,7 @@ def _checkpoint_from_row(row) -> checkpoints.Checkpoint:
 
 async def tree_size(conn: AsyncConnection) -> int:
     raw = await repository.driver(conn)
-    return int(await raw.fetchval(repository.TREE_SIZE))
+    return await repository.tree_size(raw)
 
 
 async def root_at(conn: AsyncConnection, size: int) -> bytes:
@@ -362,9 +362,7 @@ async def root_at(conn: AsyncConnection, size: int) -> bytes:
 async def get_checkpoint(conn: AsyncConnection, size: int | None = None) -> checkpoints.Checkpoint | None:
     """The stored checkpoint at `size`, or the latest one."""
     raw = await repository.driver(conn)
-    row = await (
-        raw.fetchrow(repository.LATEST_CHECKPOINT) if size is None else raw.fetchrow(repository.CHECKPOINT_AT, size)
-    )
+    row = await repository.checkpoint_row(raw, size)
     return _checkpoint_from_row(row) if row is not None else None
 
 
@@ -377,9 +375,9 @@ async def make_checkpoint(
     reads was committed by others and can no longer change); use `checkpoint_now` to sequence and sign in one call.
     """
     raw = await repository.driver(conn)
-    if not await raw.fetchval(repository.NOTHING_WRITTEN):
+    if not await repository.nothing_written(raw):
         raise RuntimeError("a checkpoint is signed only in a transaction that has written nothing")
-    head = int(await raw.fetchval(repository.TREE_SIZE))
+    head = await repository.tree_size(raw)
     size = head if size is None else size
     if size < 1:
         return None
@@ -389,14 +387,14 @@ async def make_checkpoint(
     if existing is not None:
         return existing
     signed = checkpoints.sign(key, checkpoints.origin(), size, await root_at(conn, size), clock.now())
-    await raw.execute(
-        repository.INSERT_CHECKPOINT,
-        signed.tree_size,
-        signed.origin,
-        signed.root_hash,
-        signed.signature,
-        signed.public_key,
-        signed.signed_at,
+    await repository.insert_checkpoint(
+        raw,
+        tree_size=signed.tree_size,
+        origin=signed.origin,
+        root_hash=signed.root_hash,
+        signature=signed.signature,
+        public_key=signed.public_key,
+        signed_at=signed.signed_at,
     )
     stored = await get_checkpoint(conn, size)
     if stored is None:
@@ -475,24 +473,24 @@ async def reconcile(conn: AsyncConnection, campaign_id: str) -> dict[str, Any]:
     a funder line is balanced when that remainder is not negative (beyond a fen per funder of rounding).
     """
     raw = await repository.driver(conn)
-    rows = await raw.fetch(repository.CAMPAIGN_POSTINGS, campaign_id)
+    rows = await repository.campaign_postings(raw, campaign_id)
     escrow = model.escrow_account(campaign_id)
     flows = {"fund": 0, "redeem": 0, "refund": 0, "return": 0, "clawback": 0}
     counts = {kind: 0 for kind in model.KINDS if kind not in model.MERCHANT_KINDS}
     funded_by: dict[str, int] = {}
     returned_by: dict[str, int] = {}
     for row in rows:
-        kind, account, amount = row["kind"], row["account"], int(row["amount_fen"])
+        kind, account, amount = row.kind, row.account, row.amount_fen
         if account == escrow:
             flows[kind] += abs(amount)
-            counts[kind] += int(row["postings"])
+            counts[kind] += row.postings
         elif account.startswith("fiscal:"):
             target = funded_by if kind == "fund" else returned_by
             target[account[7:]] = target.get(account[7:], 0) + abs(amount)
-    stored_balance = await raw.fetchval(repository.BALANCE, escrow)
-    if stored_balance is None and not rows:
+    balance_read = await repository.balance(raw, escrow)
+    if balance_read is None and not rows:
         raise EngineError("NOT_FOUND", f"no ledger account {escrow!r}")
-    stored_balance = int(stored_balance or 0)
+    stored_balance = balance_read or 0
     totals = await campaign_totals(conn, campaign_id)
     funded, redeemed, refunded, returned = flows["fund"], flows["redeem"], flows["refund"], flows["return"]
     clawed_back = flows["clawback"]

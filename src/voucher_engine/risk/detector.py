@@ -79,6 +79,31 @@ def _main_campaign(campaigns: Sequence[str | None]) -> str | None:
     return counted.most_common(1)[0][0] if counted else None
 
 
+# Per signal: the figure a flag's `actual` quotes and the limits its `expected` names (first one set), as the
+# per-redemption flags' evidence does.
+_QUOTED = {
+    w.MERCHANT_VELOCITY: ("redemptions_in_hour", ("limit_over_history", "limit_per_hour")),
+    w.NEW_MERCHANT_VOLUME: ("redemptions_in_hour", ("limit_per_hour",)),
+    w.THRESHOLD_SHARE: ("share_within_band_bp", ("limit_share_bp",)),
+    w.EXACT_REPEAT: ("repeats", ("limit_times",)),
+    w.PAIR_RECURRENCE: ("redemptions", ("limit_vouchers",)),
+    w.HOLDER_SPREAD: ("merchants", ("limit_merchants",)),
+    w.CLAIMS_BURST: ("claims_in_minute", ("limit_per_minute",)),
+}
+
+
+def _quoted(rule: RiskRule, evidence: dict[str, Any]) -> dict[str, Any]:
+    actual, limits = _QUOTED[rule.signal]
+    expected = next((evidence[k] for k in limits if evidence.get(k) is not None), None)
+    return {
+        **evidence,
+        "rule": rule.text,
+        "source": "platform default" if rule.line is None else "contract",
+        "actual": evidence[actual],
+        "expected": f"< {expected}",
+    }
+
+
 def _found(
     rule: RiskRule,
     merchant_id: str | None,
@@ -93,7 +118,7 @@ def _found(
         merchant_id=merchant_id,
         campaign_id=_main_campaign(campaigns),
         redemption_ids=list(ids)[: w.MAX_EVIDENCE_IDS],
-        evidence={**evidence, "rule": rule.text},
+        evidence=_quoted(rule, evidence),
         dedupe_key=key,
     )
 
@@ -150,7 +175,7 @@ def _velocity_met(rule: RiskRule, row: Any, warm: bool) -> dict[str, Any] | None
         return None
     return {
         "met": met,
-        "hour_start": row["hour"].isoformat(),
+        "hour_until": row["until"].isoformat(),
         "redemptions_in_hour": row["redemptions"],
         "busiest_minute": row["max_minute"],
         "history_busiest_hour": row["max_hour"] if warm else None,
@@ -167,8 +192,8 @@ async def _merchant_hours(raw: Any, rules: RiskRules, span: tuple[int, int]) -> 
     found: list[Finding] = []
     velocity = rules_for(rules, w.MERCHANT_VELOCITY)
     newness = rules_for(rules, w.NEW_MERCHANT_VOLUME)
-    for row in await raw.fetch(repository.TOUCH_HOURS, *span, SHAPES.history):
-        merchant, hour, registered = row["merchant_id"], row["hour"], row["registered_at"]
+    for row in await raw.fetch(repository.TOUCH_MERCHANTS, *span, SHAPES.history):
+        merchant, hour, registered = row["merchant_id"], row["until"], row["registered_at"]
         new_rule = _new_rule_met(newness, row)
         age = (hour - registered) if registered is not None else None
         if any(age is not None and age < timedelta(days=limit(r, "days") or 0) for r in newness):
@@ -180,7 +205,7 @@ async def _merchant_hours(raw: Any, rules: RiskRules, span: tuple[int, int]) -> 
             figures = _velocity_met(rule, row, warm)
             if figures is None:
                 continue
-            ids = await raw.fetch(repository.HOUR_REDEMPTIONS, merchant, hour, w.MAX_EVIDENCE_IDS)
+            ids = await raw.fetch(repository.HOUR_REDEMPTIONS, merchant, row["until"], w.MAX_EVIDENCE_IDS)
             found.append(
                 _found(
                     rule,
@@ -203,14 +228,14 @@ def _new_rule_met(newness: tuple[RiskRule, ...], row: Any) -> RiskRule | None:
         days, per_hour = limit(rule, "days"), limit(rule, "per_hour")
         if days is None or per_hour is None:
             continue
-        if row["hour"] - registered < timedelta(days=days) and row["redemptions"] >= per_hour:
+        if row["until"] - registered < timedelta(days=days) and row["redemptions"] >= per_hour:
             return rule
     return None
 
 
 async def _new_merchant(raw: Any, rule: RiskRule, row: Any) -> Finding:
     merchant = row["merchant_id"]
-    ids = await raw.fetch(repository.HOUR_REDEMPTIONS, merchant, row["hour"], w.MAX_EVIDENCE_IDS)
+    ids = await raw.fetch(repository.HOUR_REDEMPTIONS, merchant, row["until"], w.MAX_EVIDENCE_IDS)
     return _found(
         rule,
         merchant,
@@ -218,7 +243,7 @@ async def _new_merchant(raw: Any, rule: RiskRule, row: Any) -> Finding:
         [r["redemption_id"] for r in ids],
         {
             "registered_at": row["registered_at"].isoformat(),
-            "hour_start": row["hour"].isoformat(),
+            "hour_until": row["until"].isoformat(),
             "redemptions_in_hour": row["redemptions"],
             "busiest_minute": row["max_minute"],
             "limit_days": limit(rule, "days"),
@@ -304,10 +329,13 @@ async def _exact_repeat(raw: Any, rules: RiskRules, span: tuple[int, int]) -> li
 async def _pairs(raw: Any, rules: RiskRules, fresh: list[int]) -> list[Finding]:
     found = []
     pair_rules = rules_for(rules, w.PAIR_RECURRENCE)
-    for row in await raw.fetch(repository.ADD_PAIRS, fresh):
+    for row in await raw.fetch(repository.ADD_PAIRS, fresh, _share_band(rules)):
         for rule in pair_rules:
             vouchers, campaigns = limit(rule, "vouchers") or 1, limit(rule, "campaigns") or 1
+            hugging = limit(rule, "hugging") or 0
             if row["redemptions"] < vouchers or len(row["campaigns"]) < campaigns:
+                continue
+            if row["hugging"] * 10_000 < hugging * row["redemptions"]:
                 continue
             found.append(
                 _found(
@@ -318,11 +346,13 @@ async def _pairs(raw: Any, rules: RiskRules, fresh: list[int]) -> list[Finding]:
                     {
                         "holder": row["holder"],
                         "redemptions": row["redemptions"],
+                        "hugging": row["hugging"],
                         "campaigns": list(row["campaigns"]),
                         "first_at": row["first_at"].isoformat(),
                         "last_at": row["last_at"].isoformat(),
                         "limit_vouchers": vouchers,
                         "limit_campaigns": campaigns,
+                        "limit_hugging_bp": hugging,
                     },
                     f"{w.PAIR_RECURRENCE}:{row['holder']}:{row['merchant_id']}",
                 )
@@ -382,16 +412,18 @@ async def _claims(raw: Any, rules: RiskRules, claims_at: datetime | None) -> lis
                 merchant_id=None,
                 campaign_id=row["campaign_id"],
                 redemption_ids=[],
-                evidence={
-                    "wallet_block": row["wallet_block"],
-                    "claims_in_minute": row["claims"],
-                    "minute_start": row["minute"].isoformat(),
-                    "voucher_ids": list(row["voucher_ids"]),
-                    "first_at": row["first_at"].isoformat(),
-                    "last_at": row["last_at"].isoformat(),
-                    "limit_per_minute": limit(rule, "per_minute"),
-                    "rule": rule.text,
-                },
+                evidence=_quoted(
+                    rule,
+                    {
+                        "wallet_block": row["wallet_block"],
+                        "claims_in_minute": row["claims"],
+                        "minute_start": row["minute"].isoformat(),
+                        "voucher_ids": list(row["voucher_ids"]),
+                        "first_at": row["first_at"].isoformat(),
+                        "last_at": row["last_at"].isoformat(),
+                        "limit_per_minute": limit(rule, "per_minute"),
+                    },
+                ),
                 dedupe_key=f"{w.CLAIMS_BURST}:{row['campaign_id']}:{row['wallet_block']}",
             )
         )

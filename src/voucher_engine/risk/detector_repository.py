@@ -52,16 +52,21 @@ ON CONFLICT (seq) DO NOTHING
 RETURNING seq
 """
 
-# The hours the pass touched, counted again from the events (so a pass that ran twice counts once), each with
-# the busiest hour and minute of the merchant's history before it, how far that history goes back, and when the
-# merchant was registered.
-TOUCH_HOURS = f"""
-WITH keys AS (
-    SELECT DISTINCT merchant_id, date_bin('1 hour', at, {_ORIGIN}) AS hour
+# The merchants the pass touched: their hours counted again from the events (so a pass that ran twice counts once),
+# for the history of later passes; and per merchant the busiest sliding hour (60 minutes up to a minute the pass
+# touched: a burst that straddles a clock hour is still one hour's) and busiest minute among the touched ones,
+# with the busiest hour and minute of its history before that hour, how far its history goes back, and when the
+# merchant was registered. (The history is read as it was before this statement: the hours updated here are the
+# current ones, which the history leaves out anyway.)
+TOUCH_MERCHANTS = f"""
+WITH touched AS (
+    SELECT DISTINCT merchant_id, date_bin('1 minute', at, {_ORIGIN}) AS minute
       FROM risk_w_events WHERE seq > $1 AND seq <= $2 AND kind = 'redeem'
+), hours AS (
+    SELECT DISTINCT merchant_id, date_bin('1 hour', minute, {_ORIGIN}) AS hour FROM touched
 ), counted AS (
     SELECT k.merchant_id, k.hour, date_bin('1 minute', e.at, {_ORIGIN}) AS minute, count(*) AS n
-      FROM keys k
+      FROM hours k
       JOIN risk_w_events e ON e.merchant_id = k.merchant_id AND e.at >= k.hour AND e.at < k.hour + interval '1 hour'
      WHERE e.kind = 'redeem'
      GROUP BY 1, 2, 3
@@ -70,24 +75,39 @@ WITH keys AS (
     SELECT merchant_id, hour, sum(n)::int, max(n)::int FROM counted GROUP BY 1, 2
     ON CONFLICT (merchant_id, hour) DO UPDATE SET redemptions = excluded.redemptions,
                                                   max_minute = excluded.max_minute
-    RETURNING merchant_id, hour, redemptions, max_minute
+    RETURNING 1
+), windows AS (
+    SELECT t.merchant_id, t.minute + interval '1 minute' AS until,
+           (SELECT count(*) FROM risk_w_events e
+             WHERE e.merchant_id = t.merchant_id AND e.kind = 'redeem'
+               AND e.at >= t.minute + interval '1 minute' - interval '1 hour'
+               AND e.at < t.minute + interval '1 minute') AS in_hour,
+           (SELECT count(*) FROM risk_w_events e
+             WHERE e.merchant_id = t.merchant_id AND e.kind = 'redeem'
+               AND e.at >= t.minute AND e.at < t.minute + interval '1 minute') AS in_minute
+      FROM touched t
+), best AS (
+    SELECT DISTINCT ON (merchant_id) merchant_id, until, in_hour,
+           max(in_minute) OVER (PARTITION BY merchant_id) AS max_minute
+      FROM windows ORDER BY merchant_id, in_hour DESC, until
 )
-SELECT u.merchant_id, u.hour, u.redemptions, u.max_minute, m.created_at AS registered_at,
-       hist.max_hour, hist.max_minute AS hist_max_minute, hist.first_hour
-  FROM upserted u
-  LEFT JOIN merchants m ON m.id = u.merchant_id
+SELECT b.merchant_id, b.until, b.in_hour AS redemptions, b.max_minute, m.created_at AS registered_at,
+       hist.max_hour, hist.max_minute AS hist_max_minute, hist.first_hour, (SELECT count(*) FROM upserted) AS hours
+  FROM best b
+  LEFT JOIN merchants m ON m.id = b.merchant_id
   CROSS JOIN LATERAL (
       SELECT coalesce(max(h.redemptions), 0) AS max_hour, coalesce(max(h.max_minute), 0) AS max_minute,
-             (SELECT min(f.hour) FROM risk_w_merchant_hours f WHERE f.merchant_id = u.merchant_id) AS first_hour
+             (SELECT min(f.hour) FROM risk_w_merchant_hours f WHERE f.merchant_id = b.merchant_id) AS first_hour
         FROM risk_w_merchant_hours h
-       WHERE h.merchant_id = u.merchant_id AND h.hour >= u.hour - $3::interval AND h.hour < u.hour
+       WHERE h.merchant_id = b.merchant_id AND h.hour >= b.until - $3::interval
+         AND h.hour < date_bin('1 hour', b.until - interval '1 hour', {_ORIGIN})
   ) hist
 """
 
-# A merchant's redemptions of one hour (the evidence of a velocity flag), the latest first.
+# A merchant's redemptions of the 60 minutes up to $2 (the evidence of a velocity flag), the latest first.
 HOUR_REDEMPTIONS = """
 SELECT redemption_id, campaign_id FROM risk_w_events
- WHERE merchant_id = $1 AND kind = 'redeem' AND at >= $2 AND at < $2 + interval '1 hour'
+ WHERE merchant_id = $1 AND kind = 'redeem' AND at >= $2::timestamptz - interval '1 hour' AND at < $2
  ORDER BY seq DESC LIMIT $3
 """
 
@@ -136,22 +156,25 @@ SELECT DISTINCT ON (n.merchant_id) n.merchant_id, n.order_amount_fen, n.min_spen
 """
 
 # Holder–merchant pairs: the redemptions new to the events ($1: their seqs; a span read again adds nothing twice)
-# added, and the pairs they touched.
+# added, with how many of them hug the minimum spend (within $2 basis points), and the pairs they touched.
 ADD_PAIRS = """
 WITH fresh AS (
     SELECT holder, merchant_id, count(*) AS n, array_agg(DISTINCT campaign_id) AS campaigns,
+           count(*) FILTER (WHERE min_spend_fen > 0 AND order_amount_fen * 10000 <= min_spend_fen * (10000 + $2))
+             AS hugging,
            (array_agg(redemption_id ORDER BY seq DESC))[1:50] AS ids, min(at) AS first_at, max(at) AS last_at
       FROM risk_w_events WHERE seq = ANY($1::bigint[]) AND kind = 'redeem'
      GROUP BY holder, merchant_id
 )
-INSERT INTO risk_w_pairs AS p (holder, merchant_id, redemptions, campaigns, redemption_ids, first_at, last_at)
-SELECT holder, merchant_id, n, campaigns, ids, first_at, last_at FROM fresh
+INSERT INTO risk_w_pairs AS p (holder, merchant_id, redemptions, campaigns, hugging, redemption_ids, first_at,
+                               last_at)
+SELECT holder, merchant_id, n, campaigns, hugging, ids, first_at, last_at FROM fresh
 ON CONFLICT (holder, merchant_id) DO UPDATE
-   SET redemptions = p.redemptions + excluded.redemptions,
+   SET redemptions = p.redemptions + excluded.redemptions, hugging = p.hugging + excluded.hugging,
        campaigns = ARRAY(SELECT DISTINCT c FROM unnest(p.campaigns || excluded.campaigns) AS c ORDER BY c),
        redemption_ids = (excluded.redemption_ids || p.redemption_ids)[1:50],
        last_at = greatest(p.last_at, excluded.last_at)
-RETURNING holder, merchant_id, redemptions, campaigns, redemption_ids, first_at, last_at
+RETURNING holder, merchant_id, redemptions, campaigns, hugging, redemption_ids, first_at, last_at
 """
 
 # One holder across many merchants: for each of the pass's redemptions, the holder's distinct merchants in the

@@ -167,6 +167,98 @@ async def hold_event(
     await conn.execute(HOLD_EVENT, merchant_id, action, reason, actor, at)
 
 
+# -- holds (service.py) ----------------------------------------------------------------------------------------------
+
+
+async def set_hold(conn: asyncpg.Connection, merchant_id: str, reason: str, at: datetime) -> bool:
+    """Hold the merchant (keeping an earlier hold's `since`); False when there is no such merchant."""
+    return await conn.fetchval(SET_HOLD, merchant_id, reason, at) is not None
+
+
+async def set_hold_newly(conn: asyncpg.Connection, merchant_id: str, reason: str, at: datetime) -> bool | None:
+    """Hold the merchant; whether it was off hold before (None: no such merchant)."""
+    newly = await conn.fetchval(SET_HOLD_NEWLY, merchant_id, reason, at)
+    return None if newly is None else bool(newly)
+
+
+async def clear_hold(conn: asyncpg.Connection, merchant_id: str) -> bool:
+    """Release the merchant; False when there is no such merchant."""
+    return await conn.fetchval(CLEAR_HOLD, merchant_id) is not None
+
+
+async def holders_since_release(conn: asyncpg.Connection, merchant_id: str) -> list[str]:
+    return list(await conn.fetchval(HOLDERS_SINCE_RELEASE, merchant_id))
+
+
+# -- runs (service.py) -----------------------------------------------------------------------------------------------
+
+
+def _count(status: str) -> int:
+    """The row count of an `INSERT 0 N` status."""
+    return int(status.rsplit(" ", 1)[1])
+
+
+async def begin_run(conn: asyncpg.Connection, run_id: str, cutoff: datetime, created_by: str, at: datetime) -> None:
+    """Take the one-run-at-a-time lock, record the run and make its working tables (dropped at commit)."""
+    await conn.execute(LOCK_RUNS, RUN_LOCK_KEY)
+    await conn.execute(INSERT_RUN, run_id, cutoff, created_by, at)
+    await conn.execute(RUN_TABLES)
+
+
+async def lock_payable_accounts(conn: asyncpg.Connection) -> int:
+    """LOCK_PAYABLE_ACCOUNTS; answers how many merchant accounts are locked."""
+    return _count(await conn.execute(LOCK_PAYABLE_ACCOUNTS))
+
+
+async def payable_amounts(conn: asyncpg.Connection, cutoff: datetime) -> int:
+    """PAYABLE_AMOUNTS; answers how many merchants are payable."""
+    return _count(await conn.execute(PAYABLE_AMOUNTS, cutoff))
+
+
+async def payable_page(conn: asyncpg.Connection, after: str | None, limit: int) -> list[asyncpg.Record]:
+    """The next payable merchants (merchant_id, settlement_wallet, amount_fen) after `after`, in id order."""
+    return list(await conn.fetch(PAYABLE_PAGE, after, limit))
+
+
+async def finish_run(conn: asyncpg.Connection, run_id: str, total_fen: int, item_count: int) -> asyncpg.Record:
+    row = await conn.fetchrow(FINISH_RUN, run_id, total_fen, item_count)
+    if row is None:  # made earlier in this transaction
+        raise RuntimeError(f"payout run {run_id} vanished")
+    return row
+
+
+async def open_payout_accounts(conn: asyncpg.Connection, accounts: list[str], at: datetime) -> None:
+    await conn.execute(OPEN_ACCOUNTS, accounts, at)
+
+
+async def get_run(conn: asyncpg.Connection, run_id: str) -> asyncpg.Record | None:
+    return await conn.fetchrow(GET_RUN, run_id)
+
+
+async def items_page(conn: asyncpg.Connection, run_id: str, after: str | None, limit: int) -> list[asyncpg.Record]:
+    return list(await conn.fetch(ITEMS_PAGE, run_id, after, limit))
+
+
+async def list_runs(conn: asyncpg.Connection, before: str | None, limit: int) -> list[asyncpg.Record]:
+    return list(await conn.fetch(LIST_RUNS, before, limit))
+
+
+async def file_page(conn: asyncpg.Connection, run_id: str, after: str | None, limit: int) -> list[asyncpg.Record]:
+    return list(await conn.fetch(FILE_PAGE, run_id, after, limit))
+
+
+async def lock_items(conn: asyncpg.Connection, run_id: str, item_ids: list[str]) -> dict[str, asyncpg.Record]:
+    """The run's items among `item_ids`, locked in id order, by id."""
+    return {row["id"]: row for row in await conn.fetch(LOCK_ITEMS, run_id, item_ids)}
+
+
+async def confirm_item(
+    conn: asyncpg.Connection, run_id: str, item_id: str, status: str, tx_id: str, bank_reference: str, at: datetime
+) -> asyncpg.Record | None:
+    """Mark a `sent` item paid or failed; the item as it now is (None: it was not `sent`)."""
+    return await conn.fetchrow(CONFIRM_ITEM, run_id, item_id, status, tx_id, bank_reference, at)
+
+
 # -- clawbacks (clawbacks.py) --------------------------------------------------------------------------------------
 
 # The campaign's row in share mode, as a refund takes it: a close waits for the clawback, and a clawback that starts

@@ -56,7 +56,7 @@ async def hold(conn: AsyncConnection, subject: Subject, merchant_id: str, reason
     """Leave the merchant out of payout runs until released; it keeps redeeming. Holding a held merchant again
     keeps its `since` and takes the new reason."""
     raw = await driver(conn)
-    if await raw.fetchval(repository.SET_HOLD, merchant_id, reason, clock.now()) is None:
+    if not await repository.set_hold(raw, merchant_id, reason, clock.now()):
         raise EngineError("NOT_FOUND", f"no merchant {merchant_id!r}")
     await repository.hold_event(raw, merchant_id, "hold", reason, actor(subject), clock.now())
     return await merchants.get(conn, merchant_id)
@@ -65,7 +65,7 @@ async def hold(conn: AsyncConnection, subject: Subject, merchant_id: str, reason
 async def release(conn: AsyncConnection, subject: Subject, merchant_id: str) -> Merchant:
     """Put the merchant back into payout runs (a no-op for one that is not held)."""
     raw = await driver(conn)
-    if await raw.fetchval(repository.CLEAR_HOLD, merchant_id) is None:
+    if not await repository.clear_hold(raw, merchant_id):
         raise EngineError("NOT_FOUND", f"no merchant {merchant_id!r}")
     await repository.hold_event(raw, merchant_id, "release", None, actor(subject), clock.now())
     return await merchants.get(conn, merchant_id)
@@ -74,23 +74,23 @@ async def release(conn: AsyncConnection, subject: Subject, merchant_id: str) -> 
 async def hold_by_cause(raw: asyncpg.Connection, merchant_id: str, reason: str, actor: str, at: datetime) -> bool:
     """Hold the merchant for a cause that is not a caller (risk control names its flag as `actor`), in the caller's
     transaction; answers whether the merchant was off hold before, i.e. whether this cause put it on hold."""
-    newly = await raw.fetchval(repository.SET_HOLD_NEWLY, merchant_id, reason, at)
+    newly = await repository.set_hold_newly(raw, merchant_id, reason, at)
     if newly is None:
         raise EngineError("NOT_FOUND", f"no merchant {merchant_id!r}")
     await repository.hold_event(raw, merchant_id, "hold", reason, actor, at)
-    return bool(newly)
+    return newly
 
 
 async def release_by_cause(raw: asyncpg.Connection, merchant_id: str, actor: str, at: datetime) -> None:
     """Release the merchant for a cause that is not a caller (the flag that held it was cleared)."""
-    if await raw.fetchval(repository.CLEAR_HOLD, merchant_id) is None:
+    if not await repository.clear_hold(raw, merchant_id):
         raise EngineError("NOT_FOUND", f"no merchant {merchant_id!r}")
     await repository.hold_event(raw, merchant_id, "release", None, actor, at)
 
 
 async def holders_since_release(raw: asyncpg.Connection, merchant_id: str) -> list[str]:
     """Who put on or renewed the merchant's current hold (actors of its hold events since the last release)."""
-    return list(await raw.fetchval(repository.HOLDERS_SINCE_RELEASE, merchant_id))
+    return await repository.holders_since_release(raw, merchant_id)
 
 
 # -- runs ------------------------------------------------------------------------------------------------------------
@@ -123,31 +123,24 @@ async def create_run(engine: AsyncEngine, subject: Subject, cutoff: datetime) ->
     figures = RunFigures(new_run_id())
     async with engine.begin() as conn:
         raw = await driver(conn)
-        await raw.execute(repository.LOCK_RUNS, repository.RUN_LOCK_KEY)
-        await raw.execute(repository.INSERT_RUN, figures.run_id, cutoff, actor(subject), now)
-        await raw.execute(repository.RUN_TABLES)
+        await repository.begin_run(raw, figures.run_id, cutoff, actor(subject), now)
         lap = time.perf_counter()
-        figures.merchants_locked = _count(await raw.execute(repository.LOCK_PAYABLE_ACCOUNTS))
+        figures.merchants_locked = await repository.lock_payable_accounts(raw)
         lap = figures.lap("lock", lap)
-        payable = _count(await raw.execute(repository.PAYABLE_AMOUNTS, cutoff))
+        payable = await repository.payable_amounts(raw, cutoff)
         lap = figures.lap("amounts", lap)
         after: str | None = None
-        while chunk := await raw.fetch(repository.PAYABLE_PAGE, after, MAX_BATCH):
+        while chunk := await repository.payable_page(raw, after, MAX_BATCH):
             await _send_items(raw, figures, chunk, now)
             after = chunk[-1]["merchant_id"]
         lap = figures.lap("items", lap)
-        finished = await raw.fetchrow(repository.FINISH_RUN, figures.run_id, figures.total_fen, figures.item_count)
+        finished = await repository.finish_run(raw, figures.run_id, figures.total_fen, figures.item_count)
         # The pair of what was asked of each chunk: the run's figures are the sum of its items.
         if finished["item_count"] != payable:
             raise EngineError("INTERNAL", "payout run items do not match the payable merchants")
         lap = time.perf_counter()
     figures.lap("commit", lap)
     return figures
-
-
-def _count(status: str) -> int:
-    """The row count of an `INSERT 0 N` status."""
-    return int(status.rsplit(" ", 1)[1])
 
 
 async def _send_items(
@@ -161,7 +154,7 @@ async def _send_items(
     tx_ids = ledger.new_tx_ids(len(chunk))
     opened = [f"{kind}:{merchant_id}" for merchant_id in merchant_ids for kind in ("payout", "settled")]
     lap = time.perf_counter()
-    await raw.execute(repository.OPEN_ACCOUNTS, opened, now)
+    await repository.open_payout_accounts(raw, opened, now)
     lap = figures.lap("items: accounts opened", lap)
     await repository.insert_items(
         raw, figures.run_id, item_ids, merchant_ids, [row["settlement_wallet"] for row in chunk], amounts, tx_ids
@@ -213,10 +206,10 @@ async def get_run(
 ) -> PayoutRun:
     """The run with a page of its items (in item id order)."""
     raw = await driver(conn)
-    row = await raw.fetchrow(repository.GET_RUN, run_id)
+    row = await repository.get_run(raw, run_id)
     if row is None:
         raise EngineError("NOT_FOUND", f"no payout run {run_id!r}")
-    items = await raw.fetch(repository.ITEMS_PAGE, run_id, after, limit + 1)
+    items = await repository.items_page(raw, run_id, after, limit + 1)
     more = len(items) > limit
     page = [_item(item) for item in items[:limit]]
     summary = _summary(row)
@@ -226,7 +219,7 @@ async def get_run(
 async def list_runs(conn: AsyncConnection, *, before: str | None, limit: int) -> tuple[list[PayoutRunSummary], bool]:
     """Runs, newest id first... ids are random, so the order is stable, not chronological."""
     raw = await driver(conn)
-    rows = await raw.fetch(repository.LIST_RUNS, before, limit + 1)
+    rows = await repository.list_runs(raw, before, limit + 1)
     return [_summary(row) for row in rows[:limit]], len(rows) > limit
 
 
@@ -236,9 +229,9 @@ async def file_pages(engine: AsyncEngine, run_id: str, page_size: int = 5000):
     while True:
         async with engine.connect() as conn:
             raw = await driver(conn)
-            if after is None and await raw.fetchrow(repository.GET_RUN, run_id) is None:
+            if after is None and await repository.get_run(raw, run_id) is None:
                 raise EngineError("NOT_FOUND", f"no payout run {run_id!r}")
-            rows = await raw.fetch(repository.FILE_PAGE, run_id, after, page_size)
+            rows = await repository.file_page(raw, run_id, after, page_size)
         yield rows
         if len(rows) < page_size:
             return
@@ -261,9 +254,9 @@ async def confirm(
     now = clock.now()
     async with engine.begin() as conn:
         raw = await driver(conn)
-        if await raw.fetchrow(repository.GET_RUN, run_id) is None:
+        if await repository.get_run(raw, run_id) is None:
             raise EngineError("NOT_FOUND", f"no payout run {run_id!r}")
-        rows = {row["id"]: row for row in await raw.fetch(repository.LOCK_ITEMS, run_id, list(wanted))}
+        rows = await repository.lock_items(raw, run_id, list(wanted))
         missing = [item_id for item_id in wanted if item_id not in rows]
         if missing:
             raise EngineError("NOT_FOUND", f"no item {missing[0]} in payout run {run_id}")
@@ -301,9 +294,7 @@ async def _move_item(
 ) -> Any:
     merchant_id, amount = item["merchant_id"], int(item["amount_fen"])
     tx_id = ledger.new_tx_ids(1)[0]
-    updated = await raw.fetchrow(
-        repository.CONFIRM_ITEM, item["run_id"], item["id"], status, tx_id, bank_reference, now
-    )
+    updated = await repository.confirm_item(raw, item["run_id"], item["id"], status, tx_id, bank_reference, now)
     if updated is None:  # the row is locked and was `sent`: never expected
         raise EngineError("INTERNAL", f"payout item {item['id']} could not be confirmed")
     tx = NewTransaction(

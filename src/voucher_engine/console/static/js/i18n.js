@@ -81,6 +81,7 @@ const zh = {
   "approval.title": "共同出资审批", "approval.column": "审批", "approval.own": "本级出资", "approval.pending": "待审批", "approval.approved": "已同意", "approval.declined": "已拒绝",
   "approval.approve": "同意出资", "approval.decline": "拒绝出资", "approval.yours": "本活动请您（{region}）出资 {amount}（{share}），请审批。", "approval.final": "活动已注资，出资决定不可再改。",
   "approval.history": "审批记录", "approval.decided_at": "时间", "approval.token": "令牌", "approval.awaiting": "待您审批", "approval.your_decision": "您的审批",
+  "approval.list_column": "出资审批", "approval.others_pending": "{n} 个出资方待审批", "approval.others_declined": "{n} 个出资方已拒绝", "approval.all_approved": "出资方均已同意",
 };
 
 const en = {
@@ -163,6 +164,7 @@ const en = {
   "approval.title": "Co-funding approval", "approval.column": "Approval", "approval.own": "own", "approval.pending": "pending", "approval.approved": "approved", "approval.declined": "declined",
   "approval.approve": "Approve the share", "approval.decline": "Decline the share", "approval.yours": "This campaign asks you ({region}) for {amount} ({share}): please decide.", "approval.final": "The campaign is funded: consents are final.",
   "approval.history": "Decisions", "approval.decided_at": "At", "approval.token": "Token", "approval.awaiting": "awaiting your decision", "approval.your_decision": "Your approval",
+  "approval.list_column": "Co-funding", "approval.others_pending": "{n} co-funder(s) pending", "approval.others_declined": "{n} co-funder(s) declined", "approval.all_approved": "co-funders all approved",
 };
 
 const WORDS = { zh, en };

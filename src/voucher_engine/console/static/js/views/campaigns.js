@@ -17,12 +17,7 @@ export async function list(main, _params, { me }) {
     { title: t("campaign.issuer"), cell: (c) => regionName(c.issuer_region) },
     // Only a government has campaigns of its own and campaigns it co-funds; for an auditor the column says nothing.
     me.role === "gov" ? { title: t("campaign.own"), cell: (c) => (c.issuer_id !== me.issuer_id ? t("campaign.cofunded") : t("campaign.yours")) } : null,
-    me.role === "gov" ? { title: t("approval.your_decision"), cell: (c) => {
-      const mine = (c.funders || []).find((f) => f.issuer_id === me.issuer_id && f.approval !== "own");
-      if (!mine) return "";
-      const waiting = mine.approval === "pending" && c.status === "draft";
-      return h("span", { class: `status ${mine.approval}`, "data-my-approval": c.id, text: waiting ? t("approval.awaiting") : t(`approval.${mine.approval}`) });
-    } } : null,
+    me.role === "gov" ? { title: t("approval.list_column"), cell: (c) => coFunding(c, me) } : null,
     { title: t("campaign.budget"), num: true, cell: (c) => yuan(c.budget_fen) },
     { title: t("campaign.quantity"), num: true, cell: (c) => count(c.quantity) },
     { title: t("campaign.created"), cell: (c) => when(c.created_at) },
@@ -31,6 +26,24 @@ export async function list(main, _params, { me }) {
   if (me.role === "gov") {
     main.appendChild(h("p", {}, link("#/editor", t("campaigns.new"), { class: "button" })));
   }
+}
+
+// The list's co-funding column for a government: its own decision on a campaign it co-funds; on its own campaigns,
+// what the co-funders have decided.
+function coFunding(c, me) {
+  const funders = c.funders || [];
+  const mine = funders.find((f) => f.issuer_id === me.issuer_id && f.approval !== "own");
+  if (mine) {
+    const waiting = mine.approval === "pending" && c.status === "draft";
+    return h("span", { class: `status ${mine.approval}`, "data-my-approval": c.id, text: waiting ? t("approval.awaiting") : t(`approval.${mine.approval}`) });
+  }
+  const others = funders.filter((f) => f.approval !== "own");
+  if (!others.length) return "";
+  const count = (approval) => others.filter((f) => f.approval === approval).length;
+  const [kind, text] = count("declined") ? ["declined", t("approval.others_declined", { n: count("declined") })]
+    : count("pending") ? ["pending", t("approval.others_pending", { n: count("pending") })]
+    : ["approved", t("approval.all_approved")];
+  return h("span", { class: `status ${kind}`, "data-cofunders": c.id, text });
 }
 
 // Each funder's part of what was funded: as the API gives it, else by share (round down, leftover to the first).

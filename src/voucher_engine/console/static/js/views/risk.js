@@ -20,6 +20,7 @@ function signalName(signal) {
 
 // An evidence figure as a person reads it: money in yuan, everything else as its own text.
 function figureText(key, value) {
+  if (value === null || value === undefined) return "—";
   if (key.endsWith("_fen") && Number.isInteger(value)) return yuan(value);
   if (value !== null && typeof value === "object") return JSON.stringify(value);
   return String(value);
