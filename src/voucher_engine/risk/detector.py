@@ -475,6 +475,8 @@ async def run_forever(engine: AsyncEngine, interval_s: float | None = None) -> N
 
 
 async def startup(state: Any) -> None:
+    if state.settings.risk == "off":  # VE_RISK=off: no risk rules at all in this process (what they cost is measured)
+        return
     state.extras[STATE_KEY] = asyncio.create_task(run_forever(state.engine))
 
 
