@@ -13,7 +13,8 @@ Patterns and their planted actors (an actor is what a flag is judged by: a merch
   merchant_velocity   brokers' tills: ordinary shops that ring up 30–45 bought vouchers in a quarter of an hour
   threshold           orders that hug the minimum spend (threshold_share: most orders 0–3 % above it) and exact
                       amounts repeated (exact_repeat: exactly ¥100.00, ten times in an hour)
-  pair_recurrence     a holder and a shop splitting subsidies: eight vouchers of two campaigns, always there
+  pair_recurrence     a holder and a shop splitting subsidies: eight vouchers of two campaigns, always there, each
+                      a "sale" rung at the minimum spend (honest regulars use their vouchers at their shop too)
   new_merchant_volume shops registered on day 2 that sell 20–30 vouchers an hour from day 3
   holder_spread       one holder (id_hash) at five shops in twenty minutes (a spoofed location, a stolen account)
   claims_burst        bots: 25 claims from one block of wallets within two minutes of a first-come opening
@@ -75,6 +76,8 @@ CATEGORIES = {
     "5499": (0.10, (0, 24), ((8.0, 1.0, 1.0), (19.0, 2.0, 1.0), (23.5, 1.5, 0.6))),  # convenience, round the clock
     "5311": (0.10, (10, 22), ((15.0, 2.5, 1.0), (20.0, 1.0, 1.0))),  # department stores
 }
+REGULARS = 0.5  # the share of holders with a favourite shop
+REGULAR_SHARE = 0.2  # the share of a shop's customers who are its regulars (where it has any)
 WEEKDAY_FACTOR = (1.0, 1.0, 1.0, 1.0, 1.15, 1.45, 1.35)  # Monday..Sunday
 
 
@@ -193,6 +196,15 @@ class World:
         self._by_district: dict[str, list[str]] = defaultdict(list)
         for w, h in self.holders.items():
             self._by_district[h.district].append(w)
+        # Regulars: some holders have a favourite shop in their district, which takes some of its customers from
+        # them (an honest holder–merchant pair that recurs).
+        self._regulars: dict[str, list[str]] = defaultdict(list)
+        shops: dict[str, list[str]] = defaultdict(list)
+        for m in self.merchants.values():
+            shops[m.district].append(m.id)
+        for w, h in self.holders.items():
+            if self.rng.random() < REGULARS:
+                self._regulars[self.rng.choice(shops[h.district])].append(w)
 
     def _new_holder(self, vouchers: dict[str, int], district: str = DISTRICTS[0]) -> Holder:
         wallet = self._wallet()
@@ -250,9 +262,10 @@ class World:
                 if day < m.registered_day:
                     continue
                 count = _poisson(rng, m.daily * WEEKDAY_FACTOR[weekday])
-                pool = self._by_district[m.district]
+                pool, regulars = self._by_district[m.district], self._regulars[m.id]
                 for _ in range(count):
-                    wallet = next((w for w in (rng.choice(pool) for _ in range(8)) if self._take_peek(w)), None)
+                    choose = pool if not regulars or rng.random() >= REGULAR_SHARE else regulars
+                    wallet = next((w for w in (rng.choice(choose) for _ in range(8)) if self._take_peek(w)), None)
                     if wallet is None:
                         continue
                     campaign = self._take_voucher(wallet)
@@ -279,12 +292,14 @@ class World:
 
     # -- planted patterns -----------------------------------------------------------------------------------------
 
-    def _honest_pick(self, mcc: str | None = None, exclude: set[str] | None = None, max_daily: float = 1e9) -> Merchant:
+    def _honest_pick(
+        self, mcc: str | None = None, exclude: set[str] | None = None, max_daily: float = 1e9, min_daily: float = 0.0
+    ) -> Merchant:
         pool = [
             m
             for m in self.merchants.values()
             if m.registered_day < 0
-            and m.daily <= max_daily
+            and min_daily <= m.daily <= max_daily
             and m.id in self.truth.honest_merchants
             and (mcc is None or m.mcc == mcc)
             and m.id not in (exclude or set())
@@ -333,11 +348,12 @@ class World:
                     )  # fmt: skip
         # A holder and a shop splitting subsidies: eight vouchers of two campaigns, always at that shop.
         for _ in range(10):
-            m = self._actor("pair_recurrence", self._honest_pick())
+            m = self._actor("pair_recurrence", self._honest_pick(min_daily=5.0))  # a real business
             partner = self._new_holder({"A": 4, "C": 4}, m.district)
             for i, campaign in enumerate(rng.sample(["A"] * 4 + ["C"] * 4, 8)):
                 at = self._when(i * days // 8, rng.uniform(10 * 60, 21 * 60))
-                amount = self._honest_amount(campaign, m)
+                spend = CAMPAIGNS[campaign][0] * 100
+                amount = spend + spend * rng.randrange(0, 250) // 10_000  # a fake sale, rung at the threshold
                 self.events.append(Event(at, "redeem", m.id, partner.wallet, campaign, amount))
         # New merchants' sudden volume: registered on day 2, 20-30 vouchers an hour from day 3.
         for n in range(6):

@@ -68,6 +68,7 @@ def upgrade() -> None:
         sa.Column("merchant_id", sa.Text, nullable=False),
         sa.Column("redemptions", sa.Integer, nullable=False),
         sa.Column("campaigns", pg.ARRAY(sa.Text), nullable=False),
+        sa.Column("hugging", sa.Integer, nullable=False),
         sa.Column("redemption_ids", pg.ARRAY(sa.Text), nullable=False),
         sa.Column("first_at", TS, nullable=False),
         sa.Column("last_at", TS, nullable=False),

@@ -188,8 +188,8 @@ async def test_pair_recurrence_and_holder_spread(service, plant):
     regular = "6299000000000001"
     pair = (await plant.vouchers(first, 3, wallet=regular)) + (await plant.vouchers(second, 3, wallet=regular))
     ids = []
-    for day, voucher in enumerate(pair):  # one holder, six vouchers, two campaigns, always the same shop
-        ids += await plant.spend("corner-shop", [voucher], _at(day, 19))
+    for day, voucher in enumerate(pair):  # one holder, six vouchers, two campaigns, one shop, "sales" at ¥101
+        ids += await plant.spend("corner-shop", [voucher], _at(day, 19), lambda i: 10_100)
     rover = "6299000000000002"
     spread = await plant.vouchers(first, 4, wallet=rover)
     roving = []
@@ -201,6 +201,7 @@ async def test_pair_recurrence_and_holder_spread(service, plant):
     (recurring,) = [f for f in flags if f["signal"] == "pair_recurrence"]
     assert recurring["merchant_id"] == "corner-shop" and set(recurring["redemption_ids"]) == set(ids)
     assert recurring["evidence"]["holder"] == "h-" + regular and recurring["evidence"]["redemptions"] == 6
+    assert recurring["evidence"]["hugging"] == 6 and recurring["evidence"]["actual"] == 6
     assert sorted(recurring["evidence"]["campaigns"]) == sorted([first, second])
     (roving_flag,) = [f for f in flags if f["signal"] == "holder_spread"]
     assert roving_flag["merchant_id"] is None and roving_flag["outcome"] == "flag"

@@ -192,3 +192,11 @@ async def test_bucket_starts_are_written_as_python_writes_them_in_any_time_zone(
         for zone in ("America/New_York", "Asia/Kolkata", "Asia/Shanghai", "UTC"):
             rows = await raw.fetch(sql, moments, zone)
             assert [r[0] for r in rows] == [m.astimezone(ZoneInfo(zone)).isoformat() for m in moments], zone
+
+
+async def test_a_malformed_campaign_id_is_a_problem_not_a_500(service, world):
+    auditor = service.auth(await service.token("auditor"))
+    for campaign_id in ("%00", "a%00b", "%C3%28", "x" * 64):
+        answer = await service.client.get(f"/v1/campaigns/{campaign_id}/stats", headers=auditor)
+        assert answer.status_code in (404, 422), (campaign_id, answer.status_code, answer.text)
+        assert answer.headers["content-type"] == "application/problem+json"

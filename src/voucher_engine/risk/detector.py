@@ -329,10 +329,13 @@ async def _exact_repeat(raw: Any, rules: RiskRules, span: tuple[int, int]) -> li
 async def _pairs(raw: Any, rules: RiskRules, fresh: list[int]) -> list[Finding]:
     found = []
     pair_rules = rules_for(rules, w.PAIR_RECURRENCE)
-    for row in await raw.fetch(repository.ADD_PAIRS, fresh):
+    for row in await raw.fetch(repository.ADD_PAIRS, fresh, _share_band(rules)):
         for rule in pair_rules:
             vouchers, campaigns = limit(rule, "vouchers") or 1, limit(rule, "campaigns") or 1
+            hugging = limit(rule, "hugging") or 0
             if row["redemptions"] < vouchers or len(row["campaigns"]) < campaigns:
+                continue
+            if row["hugging"] * 10_000 < hugging * row["redemptions"]:
                 continue
             found.append(
                 _found(
@@ -343,11 +346,13 @@ async def _pairs(raw: Any, rules: RiskRules, fresh: list[int]) -> list[Finding]:
                     {
                         "holder": row["holder"],
                         "redemptions": row["redemptions"],
+                        "hugging": row["hugging"],
                         "campaigns": list(row["campaigns"]),
                         "first_at": row["first_at"].isoformat(),
                         "last_at": row["last_at"].isoformat(),
                         "limit_vouchers": vouchers,
                         "limit_campaigns": campaigns,
+                        "limit_hugging_bp": hugging,
                     },
                     f"{w.PAIR_RECURRENCE}:{row['holder']}:{row['merchant_id']}",
                 )
@@ -470,6 +475,8 @@ async def run_forever(engine: AsyncEngine, interval_s: float | None = None) -> N
 
 
 async def startup(state: Any) -> None:
+    if state.settings.risk == "off":  # VE_RISK=off: no risk rules at all in this process (what they cost is measured)
+        return
     state.extras[STATE_KEY] = asyncio.create_task(run_forever(state.engine))
 
 

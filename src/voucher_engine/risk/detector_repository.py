@@ -156,22 +156,25 @@ SELECT DISTINCT ON (n.merchant_id) n.merchant_id, n.order_amount_fen, n.min_spen
 """
 
 # Holder–merchant pairs: the redemptions new to the events ($1: their seqs; a span read again adds nothing twice)
-# added, and the pairs they touched.
+# added, with how many of them hug the minimum spend (within $2 basis points), and the pairs they touched.
 ADD_PAIRS = """
 WITH fresh AS (
     SELECT holder, merchant_id, count(*) AS n, array_agg(DISTINCT campaign_id) AS campaigns,
+           count(*) FILTER (WHERE min_spend_fen > 0 AND order_amount_fen * 10000 <= min_spend_fen * (10000 + $2))
+             AS hugging,
            (array_agg(redemption_id ORDER BY seq DESC))[1:50] AS ids, min(at) AS first_at, max(at) AS last_at
       FROM risk_w_events WHERE seq = ANY($1::bigint[]) AND kind = 'redeem'
      GROUP BY holder, merchant_id
 )
-INSERT INTO risk_w_pairs AS p (holder, merchant_id, redemptions, campaigns, redemption_ids, first_at, last_at)
-SELECT holder, merchant_id, n, campaigns, ids, first_at, last_at FROM fresh
+INSERT INTO risk_w_pairs AS p (holder, merchant_id, redemptions, campaigns, hugging, redemption_ids, first_at,
+                               last_at)
+SELECT holder, merchant_id, n, campaigns, hugging, ids, first_at, last_at FROM fresh
 ON CONFLICT (holder, merchant_id) DO UPDATE
-   SET redemptions = p.redemptions + excluded.redemptions,
+   SET redemptions = p.redemptions + excluded.redemptions, hugging = p.hugging + excluded.hugging,
        campaigns = ARRAY(SELECT DISTINCT c FROM unnest(p.campaigns || excluded.campaigns) AS c ORDER BY c),
        redemption_ids = (excluded.redemption_ids || p.redemption_ids)[1:50],
        last_at = greatest(p.last_at, excluded.last_at)
-RETURNING holder, merchant_id, redemptions, campaigns, redemption_ids, first_at, last_at
+RETURNING holder, merchant_id, redemptions, campaigns, hugging, redemption_ids, first_at, last_at
 """
 
 # One holder across many merchants: for each of the pass's redemptions, the holder's distinct merchants in the

@@ -99,9 +99,10 @@ async def campaign_stats(
 
 
 async def startup(state) -> None:
+    # min_size 0: connections are made on first use, so a worker starts even while the database is away.
     state.extras[POOL_KEY] = await asyncpg.create_pool(
         plain_url(state.settings.database_url),
-        min_size=1,
+        min_size=0,
         max_size=max(2, min(4, state.settings.db_pool_size)),
         reset=no_reset,
         statement_cache_size=64,

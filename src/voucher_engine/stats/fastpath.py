@@ -13,13 +13,16 @@ from __future__ import annotations
 import re
 from typing import Any
 
+import asyncpg
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from voucher_engine.auth import service as auth_service
+from voucher_engine.db.errors import is_database_unavailable, is_unstorable_input
 from voucher_engine.errors import EngineError
 from voucher_engine.stats import service
 from voucher_engine.stats.schemas import Bucket
 from voucher_engine.web.lean import respond, respond_problem
+from voucher_engine.web.problems import UNSTORABLE_DETAIL
 
 STATS_PATH = re.compile(r"^/v1/campaigns/([^/]{1,64})/stats$")
 BUCKETS: dict[bytes, Bucket] = {b"": "day", b"bucket=day": "day", b"bucket=hour": "hour"}
@@ -40,7 +43,17 @@ class StatsFastPath:
             return
         scope["ve.route"] = ROUTE  # api/observe.py: this request's route label
         try:
-            await respond(send, 200, await self._answer(scope, match.group(1), bucket))
+            try:
+                body = await self._answer(scope, match.group(1), bucket)
+            except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as exc:
+                # As the app's handlers answer them (web/problems.py): 503 while the database is away, 422 for
+                # text it cannot store (a NUL in the id); anything else goes up as an unexpected error.
+                if is_database_unavailable(exc):
+                    raise EngineError("UNAVAILABLE", "The database is unreachable; try again shortly.") from None
+                if is_unstorable_input(exc):
+                    raise EngineError("VALIDATION_ERROR", UNSTORABLE_DETAIL) from None
+                raise
+            await respond(send, 200, body)
         except EngineError as exc:
             await respond_problem(send, exc)
 

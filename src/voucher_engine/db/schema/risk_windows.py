@@ -68,6 +68,8 @@ risk_w_pairs = sa.Table(
     sa.Column("merchant_id", sa.Text, primary_key=True),
     sa.Column("redemptions", sa.Integer, nullable=False),
     sa.Column("campaigns", pg.ARRAY(sa.Text), nullable=False),
+    # Of its redemptions, those whose order hugs the voucher's minimum spend (a sale rung at the threshold).
+    sa.Column("hugging", sa.Integer, nullable=False),
     # The latest redemptions of the pair (at most 50), for a flag's evidence.
     sa.Column("redemption_ids", pg.ARRAY(sa.Text), nullable=False),
     sa.Column("first_at", TS, nullable=False),
