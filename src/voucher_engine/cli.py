@@ -79,7 +79,6 @@ def run_server(settings: Settings) -> None:
     _prepare_metrics(settings)
     ledger = _start_ledger_process(settings)
     webhooks = _start_webhooks_process(settings)
-    tailers = _start_tailers_process(settings)
     # The variables set above for the child processes hold for this one too (with --workers 1 the app runs here).
     get_settings.cache_clear()
     try:
@@ -99,10 +98,9 @@ def run_server(settings: Settings) -> None:
             proxy_headers=False,
         )
     finally:
-        background = [process for process in (tailers, webhooks, ledger) if process is not None]
-        for process in background:
+        for process in (webhooks, ledger):
             process.terminate()
-        for process in background:
+        for process in (webhooks, ledger):
             process.join(timeout=10)
 
 
@@ -126,24 +124,6 @@ def _start_webhooks_process(settings: Settings):
     own = settings.model_copy(update={"webhook_dispatcher": "process", "served": True})
     process = multiprocessing.get_context("spawn").Process(
         target=background.run_process, args=(own,), name="voucher-engine webhooks", daemon=True
-    )
-    process.start()
-    return process
-
-
-def _start_tailers_process(settings: Settings):
-    """The stats poller and the risk window detector in a process of their own (api/tailers.py says why); the
-    workers, told so through the environment they inherit, keep only a standby loop."""
-    import multiprocessing
-
-    from voucher_engine.api import tailers
-
-    if os.environ.get("VE_TAILERS") == "workers":  # an operator's choice (and the benchmark's way to compare)
-        return None
-    os.environ["VE_TAILERS"] = "process"
-    own = settings.model_copy(update={"tailers": "process"})
-    process = multiprocessing.get_context("spawn").Process(
-        target=tailers.run_process, args=(own,), name="voucher-engine tailers", daemon=True
     )
     process.start()
     return process

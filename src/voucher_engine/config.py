@@ -56,10 +56,6 @@ class Settings(BaseSettings):
     # Risk rules (docs/risk.md): those judged in the redemption batch and this process's window detector. "off"
     # only to measure what they cost (loadtest/redemption_load.py --risk).
     risk: Literal["on", "off"] = "on"
-    # Where the ledger's tailers run — the stats poller and the risk window detector: "workers" (a loop in every
-    # worker: tests, scripts) or "process" (set by `serve`: a process of its own, api/tailers.py, so that their
-    # passes never hold a worker's event loop while a till waits; the workers keep a rare standby loop).
-    tailers: Literal["workers", "process"] = "workers"
 
     @property
     def resolved_signing_key_path(self) -> Path:
@@ -68,11 +64,6 @@ class Settings(BaseSettings):
     @property
     def resolved_server_secret_path(self) -> Path:
         return self.server_secret_path or self.data_dir / "server-secret.key"
-
-
-# The workers' tailer loops while the tailers' process runs: rare, so that their passes stay off the till's event loop,
-# yet a dead process leaves the figures and the risk windows late by at most this long.
-TAILERS_STANDBY_INTERVAL_S = 30.0
 
 
 @lru_cache(maxsize=1)

@@ -29,7 +29,6 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from voucher_engine.clock import CHINA_TZ
-from voucher_engine.config import TAILERS_STANDBY_INTERVAL_S
 from voucher_engine.contracts.risk import DEFAULTS, RiskRule, RiskRules
 from voucher_engine.db.raw import driver
 from voucher_engine.risk import detector_repository as repository
@@ -478,9 +477,7 @@ async def run_forever(engine: AsyncEngine, interval_s: float | None = None) -> N
 async def startup(state: Any) -> None:
     if state.settings.risk == "off":  # VE_RISK=off: no risk rules at all in this process (what they cost is measured)
         return
-    # Under `serve` the detector runs in the tailers' process (api/tailers.py); here only a rare standby.
-    standby = TAILERS_STANDBY_INTERVAL_S if state.settings.tailers == "process" else None
-    state.extras[STATE_KEY] = asyncio.create_task(run_forever(state.engine, standby))
+    state.extras[STATE_KEY] = asyncio.create_task(run_forever(state.engine))
 
 
 async def shutdown(state: Any) -> None:

@@ -10,7 +10,6 @@ from fastapi import APIRouter, Header, Path, Query
 from fastapi.responses import Response
 
 from voucher_engine.auth import service as auth_service
-from voucher_engine.config import TAILERS_STANDBY_INTERVAL_S
 from voucher_engine.db.engine import plain_url
 from voucher_engine.db.raw import no_reset
 from voucher_engine.stats import service
@@ -110,9 +109,7 @@ async def startup(state) -> None:
         server_settings={"application_name": "voucher-engine stats"},
     )
     state.extras[CACHE_KEY] = service.AnswerCache()
-    # Under `serve` the poller runs in the tailers' process (api/tailers.py); here only a rare standby.
-    standby = TAILERS_STANDBY_INTERVAL_S if state.settings.tailers == "process" else None
-    state.extras[POLLER_KEY] = asyncio.create_task(service.run_forever(state.engine, standby))
+    state.extras[POLLER_KEY] = asyncio.create_task(service.run_forever(state.engine))
 
 
 async def shutdown(state) -> None:
