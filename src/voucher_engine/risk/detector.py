@@ -475,6 +475,10 @@ async def run_forever(engine: AsyncEngine, interval_s: float | None = None) -> N
 
 
 async def startup(state: Any) -> None:
+    """Start this worker's detector loop; none with `VE_RISK=off` (the rules off, as a throughput comparison of
+    the rules on and off must include the window rules' cost)."""
+    if getattr(state.settings, "risk", "on") == "off":
+        return
     state.extras[STATE_KEY] = asyncio.create_task(run_forever(state.engine))
 
 
