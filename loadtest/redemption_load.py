@@ -15,9 +15,12 @@ It starts PostgreSQL (embedded, or DATABASE_URL), seeds a funded, active campaig
 It prints throughput, p50/p99 latency and unexpected answers for each phase, the ratio to the baseline, and the
 generator's own CPU use (it must stay well below one core to be sure it is not the bottleneck).
 
-`--risk` sets the per-redemption risk rules of the service (VE_RISK; on by default, as in production). `--risk both`
-starts a second service with them off over the same database and alternates the two in the redemptions-only rounds
-and in the open loop (in four slices, on and off in turn), then prints the on/off ratio of settled/s and the p99s.
+`--risk` sets the risk rules of the service (VE_RISK: the per-redemption rules and the window detector; on by
+default, as in production). `--risk both` starts a second service with them off over the same database and alternates
+the two in the redemptions-only rounds and in the open loop (in four slices, on and off in turn), then prints the
+on/off ratio of settled/s and the p99s. The detector of the service with rules on reads every redemption of the
+database, the other's too, a poll later: part of its cost falls in the slices of the service without rules, so the
+same-run ratio is the till's own cost of the rules; `--risk on` against `--risk off` in two runs counts all of it.
 """
 
 from __future__ import annotations

@@ -53,7 +53,8 @@ class Settings(BaseSettings):
     webhook_dispatcher: Literal["workers", "process"] = "workers"
     # One line per request: "json" or "text"; unset = json under `serve`, no request lines otherwise.
     log_format: Literal["json", "text"] | None = None
-    # Risk rules judged in the redemption batch (docs/risk.md): "off" only to measure what they cost.
+    # Risk rules (docs/risk.md): those judged in the redemption batch and this process's window detector. "off"
+    # only to measure what they cost (loadtest/redemption_load.py --risk).
     risk: Literal["on", "off"] = "on"
 
     @property

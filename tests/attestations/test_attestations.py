@@ -430,7 +430,7 @@ async def test_verifier_processes_give_the_verdicts_the_issuance_would_give_itse
     monkeypatch.setattr(verifier, "MIN_TOKENS", 50)
     monkeypatch.setattr(verifier, "SLICE", 200)
     monkeypatch.setattr(verifier, "WORKERS", 2)
-    monkeypatch.setattr(verifier, "START_STEP", 20)
+    monkeypatch.setattr(verifier, "START_STEP", 5)
     key, now = Ed25519PrivateKey.generate(), int(time.time())
     public = key.public_key().public_bytes_raw()
     registry = {"att_1": checks.Attester("att_1", "Operator", public, datetime.now(UTC), None)}

@@ -513,6 +513,12 @@ async def test_risk_flags_show_their_evidence_and_a_decision_changes_their_statu
     assert len(decided["decision"]["clawback_ids"]) == 1
     assert await page.locator("#flag-decision [data-note]").inner_text() == decided["decision"]["note"]
     await visit.shot("gov-risk-decided")
+    await page.click("#lang")
+    await page.wait_for_selector("text=Evidence")
+    assert await page.locator(f"h1 [data-flag-status='{flag['id']}']").inner_text() == "confirmed"
+    await visit.shot("gov-risk-decided-en")
+    await page.click("#lang")
+    await page.wait_for_selector("text=证据")
 
     # The auditor reads the other flag and may not decide; the operator clears it.
     other = odd[site.odd_hour_ids[1]]
@@ -521,6 +527,8 @@ async def test_risk_flags_show_their_evidence_and_a_decision_changes_their_statu
     await page.goto(f"{site.base_url}/console#/risk/{other['id']}")
     await page.wait_for_selector(f"[data-redemption='{other['redemption_ids'][0]}']")
     assert await page.locator("[data-decide]").count() == 0
+    # The campaign list the sign-in began to draw does not end up inside this page.
+    assert await page.locator("a[data-campaign]").count() == 0
     await visit.shot("auditor-risk-flag")
     await page.click("#signout")
     await visit.sign_in("admin")

@@ -78,3 +78,21 @@ async def test_refund_after_close_goes_back_to_the_funders(world):
     async with world.service.state.engine.begin() as conn:
         fiscal = await ledger.balance(conn, "fiscal:iss_310000")
     assert fiscal == 0  # every fen funded came back: 10,000,000 yuan out, all of it returned
+
+
+async def test_a_retried_refund_answers_the_first_answer_and_moves_nothing_more(world):
+    # The lean path answers a new refund from what it wrote and a retry from the stored rows: the till must get the
+    # same document both times, and the books must move once.
+    await world.set_clock("2025-01-15T12:00:00+08:00")
+    campaign = await world.launch("shanghai-dining-2025.contract", [holder()])
+    till = world.tills["xuhui-noodles"]
+    paid = (await till.redeem(await world.code(campaign), 12000)).json()
+    first = await till.refund(paid["id"], 1000, refund_id="till7-r1", reason="one bowl back")
+    assert first.status_code == 201, first.text
+    balances = await _balances(world, campaign)
+    again = await till.refund(paid["id"], 1000, refund_id="till7-r1", reason="one bowl back")
+    assert again.status_code == 200, again.text
+    assert again.json() == first.json()
+    assert await _balances(world, campaign) == balances
+    other = await till.refund(paid["id"], 2000, refund_id="till7-r1", reason="one bowl back")
+    assert other.status_code == 409 and other.json()["code"] == "IDEMPOTENCY_CONFLICT"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from datetime import datetime
 
 import sqlalchemy as sa
@@ -72,7 +73,7 @@ async def spent_jtis(raw, campaign_id: str) -> set[str]:
     """The campaign's spent jtis, in one pass over its primary key range (raw asyncpg connection)."""
     spent: set[str] = set()
     async for record in raw.cursor("SELECT jti FROM attestation_uses WHERE campaign_id = $1", campaign_id):
-        spent.add(record[0])
+        spent.add(record["jti"])
     return spent
 
 
@@ -86,3 +87,8 @@ async def get_use(conn: AsyncConnection, campaign_id: str, jti: str) -> sa.Row |
         .where(attestation_uses.c.campaign_id == campaign_id, attestation_uses.c.jti == jti)
     )
     return (await conn.execute(query)).first()
+
+
+async def copy_uses(raw, source: AsyncIterator[bytes]) -> None:
+    """COPY attestation_uses in PostgreSQL's binary format (rows of USE_COPY_COLUMNS, header and trailer included)."""
+    await raw.copy_to_table("attestation_uses", source=source, columns=USE_COPY_COLUMNS, format="binary")

@@ -134,19 +134,6 @@ def check_issuable(row, kind: str, now: datetime) -> None:
         raise EngineError("INVALID_STATE", "The campaign's validity window has ended; no voucher can be issued.")
 
 
-async def _held_by_holder(raw, campaign_id: str) -> dict[str, int]:
-    """Vouchers of the campaign per holder key, in one pass over its primary key range (no per-holder index:
-    issued vouchers are kept out of the holder index, which only claims need)."""
-    held: dict[str, int] = {}
-    async for record in raw.cursor(
-        "SELECT holder_key, count(*) FROM vouchers WHERE campaign_id = $1 GROUP BY holder_key",
-        campaign_id,
-        prefetch=10_000,
-    ):
-        held[record[0]] = record[1]
-    return held
-
-
 async def run(
     engine: AsyncEngine,
     campaign_id: str,
@@ -299,7 +286,7 @@ async def _issue(
     gated = gate.mandatory
     # Vouchers held per holder key: the campaign's before this issuance, then this issuance's own (exact; about
     # 150 bytes a holder, so a million-holder list stays well inside the memory budget).
-    held_by = await _held_by_holder(raw, campaign_id) if had_vouchers else {}
+    held_by = await repository.vouchers_held_by_holder(raw, campaign_id) if had_vouchers else {}
     # Per distinct attribute set: eligible or not. Looked up by the dict's identity first (the CSV reader hands out
     # one dict per distinct set; the entry keeps the dict alive, so its id cannot be reused), then by its items.
     memo: dict[tuple, bool] = {}
@@ -384,9 +371,7 @@ async def _issue(
         yield _COPY_TRAILER
 
     async with Verifier(gate) as verifier:
-        await raw.copy_to_table(
-            "vouchers", source=stream(verifier), columns=repository.VOUCHER_COPY_COLUMNS, format="binary"
-        )
+        await repository.copy_vouchers(raw, stream(verifier))
     invariant(remaining >= 0, "no more vouchers issued than the quantity", remaining)
 
 
@@ -425,9 +410,7 @@ class UsesWriter:
                 yield part
             yield _COPY_TRAILER
 
-        await raw.copy_to_table(
-            "attestation_uses", source=stream(), columns=attestation_repository.USE_COPY_COLUMNS, format="binary"
-        )
+        await attestation_repository.copy_uses(raw, stream())
 
 
 async def _draw(
@@ -452,7 +435,7 @@ async def _draw(
                 checks[key] = decision.check
         else:
             candidates.append(key)
-    held = await _held_by_holder(raw, terms.campaign_id)
+    held = await repository.vouchers_held_by_holder(raw, terms.campaign_id)
     prior = {key: held[key] for key in {lottery.holder_key_of(key) for key in candidates} if key in held}
     limit = terms.per_holder_limit
     still: list[str] = []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Any
 
@@ -416,3 +417,24 @@ async def claim_batch(
         token_ids,
     )
     return list(results)
+
+
+# -- issuance (issuance.py): a binary COPY of vouchers, and who holds how many ------------------------------------
+
+
+async def copy_vouchers(raw: asyncpg.Connection, source: AsyncIterator[bytes]) -> None:
+    """COPY vouchers in PostgreSQL's binary format (rows of VOUCHER_COPY_COLUMNS, header and trailer included)."""
+    await raw.copy_to_table("vouchers", source=source, columns=VOUCHER_COPY_COLUMNS, format="binary")
+
+
+async def vouchers_held_by_holder(raw: asyncpg.Connection, campaign_id: str) -> dict[str, int]:
+    """Vouchers of the campaign per holder key, in one pass over its primary key range (no per-holder index:
+    issued vouchers are kept out of the holder index, which only claims need)."""
+    held: dict[str, int] = {}
+    async for record in raw.cursor(
+        "SELECT holder_key, count(*) AS held FROM vouchers WHERE campaign_id = $1 GROUP BY holder_key",
+        campaign_id,
+        prefetch=10_000,
+    ):
+        held[record["holder_key"]] = record["held"]
+    return held

@@ -34,9 +34,6 @@ async def csv_chunks(
     at_to: datetime | None = None,
 ) -> AsyncIterator[bytes]:
     """The export as bytes chunks, the header first, read in one snapshot (REPEATABLE READ, read only)."""
-    sql, params = repository.export_query(
-        campaign_id=campaign_id, merchant_id=merchant_id, voucher_id=voucher_id, at_from=at_from, at_to=at_to
-    )
     queue: asyncio.Queue[bytes | BaseException | None] = asyncio.Queue(maxsize=QUEUE_CHUNKS)
 
     async def put(chunk: bytes | bytearray) -> None:
@@ -52,7 +49,15 @@ async def csv_chunks(
                 try:
                     raw: asyncpg.Connection = (await conn.get_raw_connection()).driver_connection
                     async with raw.transaction(isolation="repeatable_read", readonly=True):
-                        await raw.copy_from_query(sql, *params, output=put, format="csv", header=True)
+                        await repository.copy_export(
+                            raw,
+                            put,
+                            campaign_id=campaign_id,
+                            merchant_id=merchant_id,
+                            voucher_id=voucher_id,
+                            at_from=at_from,
+                            at_to=at_to,
+                        )
                 except BaseException:
                     # A COPY cancelled or failed mid-stream may leave asyncpg's connection closed; the pool must not
                     # hand it to the next caller (who would get "connection is closed"): discard it.

@@ -332,6 +332,23 @@ def list_query(
     return sql, params
 
 
+async def copy_export(
+    raw: asyncpg.Connection,
+    sink: Callable[[bytes], Awaitable[None]],
+    *,
+    campaign_id: str | None,
+    merchant_id: str | None,
+    voucher_id: str | None,
+    at_from: Any,
+    at_to: Any,
+) -> None:
+    """The export (`export_query`) to `sink` as CSV with its header, by COPY, in the caller's snapshot."""
+    sql, params = export_query(
+        campaign_id=campaign_id, merchant_id=merchant_id, voucher_id=voucher_id, at_from=at_from, at_to=at_to
+    )
+    await raw.copy_from_query(sql, *params, output=sink, format="csv", header=True)
+
+
 async def sequenced_transactions(
     conn: AsyncConnection,
     *,

@@ -48,7 +48,7 @@ async def standby(engine: AsyncEngine, settings: Settings, server_secret: bytes,
             await asyncio.sleep(STANDBY_INTERVAL_S)
             try:
                 async with engine.connect() as conn:
-                    beat = await (await driver(conn)).fetchval(sql.HEARTBEAT)
+                    beat = await sql.heartbeat(await driver(conn))
                 if beat is None or (clock.real_now() - beat).total_seconds() > STALE_AFTER_S:
                     log.warning("the webhook dispatcher process is silent; this worker dispatches for a while")
                     await active.drain(deadline_s=STANDBY_INTERVAL_S * 2)

@@ -196,25 +196,25 @@ class Dispatcher:
         """Turn new ledger transactions and outbox rows into deliveries; answers how many events were read."""
         async with self.engine.begin() as conn:
             raw = await driver(conn)
-            cursor = await raw.fetchval(sql.LOCK_CURSOR)
+            cursor = await sql.lock_cursor(raw)
             self._cursor_was_busy = cursor is None
             if cursor is None:
                 return 0  # another dispatcher is fanning out
             now = clock.real_now()
-            subscriptions = await raw.fetch(sql.ACTIVE_SUBSCRIPTIONS)
+            subscriptions = await sql.active_subscriptions(raw)
             wanted = {type_ for row in subscriptions for type_ in row["events"]}
             kinds = [kind for kind, type_ in LEDGER_EVENTS.items() if type_ in wanted]
-            upto = min(await raw.fetchval(sql.LEDGER_TOP), cursor + MAX_LEDGER_PER_ROUND)
+            upto = min(await sql.ledger_top(raw), cursor + MAX_LEDGER_PER_ROUND)
             events: list[tuple[str, str, str | None, bytes]] = []
             if kinds and upto > cursor:
-                events.extend(_ledger_event(row) for row in await raw.fetch(sql.LEDGER_EVENTS, cursor, upto, kinds))
-            taken = await raw.fetch(sql.TAKE_OUTBOX, MAX_OUTBOX_PER_ROUND)
+                events.extend(_ledger_event(row) for row in await sql.ledger_events(raw, cursor, upto, kinds))
+            taken = await sql.take_outbox(raw, MAX_OUTBOX_PER_ROUND)
             events.extend(await self._outbox_events(raw, taken))
             if events and subscriptions:
                 await self._write_deliveries(raw, subscriptions, events, now)
             beat = time.monotonic()
             if upto != cursor or beat - self._last_heartbeat >= HEARTBEAT_EVERY_S:
-                await raw.execute(sql.MOVE_CURSOR, max(upto, cursor), now)
+                await sql.move_cursor(raw, max(upto, cursor), now)
                 self._last_heartbeat = beat
             return len(events)
 
@@ -251,15 +251,15 @@ class Dispatcher:
                     column.append(value)
         if not columns[0]:
             return
-        await raw.execute(sql.INSERT_DELIVERIES, *columns)
+        await sql.insert_deliveries(raw, columns)
         if added:
-            await raw.execute(sql.ADD_PENDING, list(added), list(added.values()))
+            await sql.add_pending(raw, added)
         if overflow:
             # The bound of the outbox: a subscription whose receiver has fallen this far behind loses the newest
             # events, each logged as given up (attempt 0) and counted, rather than the queue growing without end.
             n = len(overflow)
-            await raw.execute(
-                sql.INSERT_ATTEMPTS,
+            await sql.insert_attempts(
+                raw,
                 [s for s, _, _ in overflow],
                 [e for _, e, _ in overflow],
                 [t for _, _, t in overflow],
@@ -287,7 +287,7 @@ class Dispatcher:
         lease_end = now + timedelta(seconds=self.config.timeout_s + LEASE_MARGIN_S)
         async with self.engine.begin() as conn:
             raw = await driver(conn)
-            rows = await raw.fetch(sql.CLAIM_DUE, now, MAX_IN_FLIGHT_PER_SUBSCRIPTION, free, lease_end, full)
+            rows = await sql.claim_due(raw, now, MAX_IN_FLIGHT_PER_SUBSCRIPTION, free, lease_end, full)
         for row in rows:
             claimed = Claimed(
                 id=row["id"],
@@ -371,33 +371,35 @@ class Dispatcher:
                 raw = await driver(conn)
                 done: list[str] = []
                 if delivered:
-                    rows = await raw.fetch(
-                        sql.FINISH_DELIVERED, [r.claimed.id for r in delivered], [r.claimed.attempt for r in delivered]
+                    done.extend(
+                        await sql.finish_delivered(
+                            raw, [r.claimed.id for r in delivered], [r.claimed.attempt for r in delivered]
+                        )
                     )
-                    done.extend(row["subscription_id"] for row in rows)
                 if retrying:
-                    await raw.execute(
-                        sql.FINISH_RETRY,
+                    await sql.finish_retry(
+                        raw,
                         [r.claimed.id for r in retrying],
                         [r.claimed.attempt for r in retrying],
                         [r.next_at for r in retrying],
                         [r.status_code for r in retrying],
                     )
                 if failed:
-                    rows = await raw.fetch(
-                        sql.FINISH_FAILED,
-                        [r.claimed.id for r in failed],
-                        [r.claimed.attempt for r in failed],
-                        [r.status_code for r in failed],
+                    done.extend(
+                        await sql.finish_failed(
+                            raw,
+                            [r.claimed.id for r in failed],
+                            [r.claimed.attempt for r in failed],
+                            [r.status_code for r in failed],
+                        )
                     )
-                    done.extend(row["subscription_id"] for row in rows)
                 if done:
                     counts: dict[str, int] = {}
                     for sub_id in done:
                         counts[sub_id] = counts.get(sub_id, 0) - 1
-                    await raw.execute(sql.ADD_PENDING, list(counts), list(counts.values()))
-                await raw.execute(
-                    sql.INSERT_ATTEMPTS,
+                    await sql.add_pending(raw, counts)
+                await sql.insert_attempts(
+                    raw,
                     [r.claimed.subscription_id for r in results],
                     [r.claimed.event_id for r in results],
                     [r.claimed.type for r in results],
@@ -424,5 +426,4 @@ async def prune(engine: AsyncEngine, *, keep_days: int = 30, limit: int = 10_000
     before = clock.real_now() - timedelta(days=keep_days)
     async with engine.begin() as conn:
         raw = await driver(conn)
-        await raw.execute(sql.PRUNE_ATTEMPTS, before, limit)
-        await raw.execute(sql.PRUNE_FAILED, before, limit)
+        await sql.prune(raw, before, limit)

@@ -188,3 +188,96 @@ async def issuers_of_campaigns(raw: asyncpg.Connection, campaign_ids: list[str])
     """{campaign id: its issuer} of the campaigns that exist among `campaign_ids`."""
     rows = await raw.fetch("SELECT id, issuer_id FROM campaigns WHERE id = ANY($1::text[])", campaign_ids)
     return {row["id"]: row["issuer_id"] for row in rows}
+
+
+# -- the dispatcher's statements (dispatcher.py, background.py), each in the caller's transaction ----------------
+
+
+async def lock_cursor(raw: asyncpg.Connection) -> int | None:
+    """The ledger seq fanned out so far, its row locked; None when another dispatcher holds it."""
+    return await raw.fetchval(LOCK_CURSOR)
+
+
+async def move_cursor(raw: asyncpg.Connection, ledger_seq: int, at: datetime) -> None:
+    """Fanned out up to `ledger_seq`; also the dispatcher's heartbeat."""
+    await raw.execute(MOVE_CURSOR, ledger_seq, at)
+
+
+async def heartbeat(raw: asyncpg.Connection) -> datetime | None:
+    """When the dispatcher last moved its cursor (None: never)."""
+    return await raw.fetchval(HEARTBEAT)
+
+
+async def active_subscriptions(raw: asyncpg.Connection) -> list[asyncpg.Record]:
+    """(id, events, issuer_id, pending) of every subscription not deleted."""
+    return list(await raw.fetch(ACTIVE_SUBSCRIPTIONS))
+
+
+async def ledger_top(raw: asyncpg.Connection) -> int:
+    """The newest sequenced seq (0: none)."""
+    return int(await raw.fetchval(LEDGER_TOP))
+
+
+async def ledger_events(raw: asyncpg.Connection, after: int, upto: int, kinds: list[str]) -> list[asyncpg.Record]:
+    """LEDGER_EVENTS: the sequenced transactions (after, upto] of `kinds`."""
+    return list(await raw.fetch(LEDGER_EVENTS, after, upto, kinds))
+
+
+async def take_outbox(raw: asyncpg.Connection, limit: int) -> list[asyncpg.Record]:
+    """TAKE_OUTBOX: the oldest outbox events, taken off it."""
+    return list(await raw.fetch(TAKE_OUTBOX, limit))
+
+
+async def insert_deliveries(raw: asyncpg.Connection, columns: tuple[list, ...]) -> None:
+    """INSERT_DELIVERIES of six arrays: subscription, event id, type, body, created at, status."""
+    await raw.execute(INSERT_DELIVERIES, *columns)
+
+
+async def add_pending(raw: asyncpg.Connection, counts: dict[str, int]) -> None:
+    """Move each subscription's `pending` count by {subscription id: delta}."""
+    await raw.execute(ADD_PENDING, list(counts), list(counts.values()))
+
+
+async def insert_attempts(
+    raw: asyncpg.Connection,
+    subscription_ids: list[str],
+    event_ids: list[str],
+    types: list[str],
+    attempts: list[int],
+    status_codes: list[int | None],
+    ats: list[datetime],
+    outcomes: list[str],
+    errors: list[str | None],
+) -> None:
+    await raw.execute(
+        INSERT_ATTEMPTS, subscription_ids, event_ids, types, attempts, status_codes, ats, outcomes, errors
+    )
+
+
+async def claim_due(
+    raw: asyncpg.Connection, now: datetime, per_subscription: int, limit: int, lease_end: datetime, full: list[str]
+) -> list[asyncpg.Record]:
+    """CLAIM_DUE: deliveries due now, leased until `lease_end`, none of the subscriptions in `full`."""
+    return list(await raw.fetch(CLAIM_DUE, now, per_subscription, limit, lease_end, full))
+
+
+async def finish_delivered(raw: asyncpg.Connection, ids: list[int], attempts: list[int]) -> list[str]:
+    """Mark deliveries delivered; answers their subscriptions (one per delivery finished)."""
+    return [row["subscription_id"] for row in await raw.fetch(FINISH_DELIVERED, ids, attempts)]
+
+
+async def finish_retry(
+    raw: asyncpg.Connection, ids: list[int], attempts: list[int], next_ats: list, status_codes: list
+) -> None:
+    await raw.execute(FINISH_RETRY, ids, attempts, next_ats, status_codes)
+
+
+async def finish_failed(raw: asyncpg.Connection, ids: list[int], attempts: list[int], status_codes: list) -> list[str]:
+    """Mark deliveries given up; answers their subscriptions (one per delivery finished)."""
+    return [row["subscription_id"] for row in await raw.fetch(FINISH_FAILED, ids, attempts, status_codes)]
+
+
+async def prune(raw: asyncpg.Connection, before: datetime, limit: int) -> None:
+    """Forget attempts and given-up deliveries older than `before`, at most `limit` of each."""
+    await raw.execute(PRUNE_ATTEMPTS, before, limit)
+    await raw.execute(PRUNE_FAILED, before, limit)

@@ -95,7 +95,10 @@ async function route() {
     return;
   }
   chrome();
-  const target = clear(main());
+  // Each render gets an element of its own: a view still waiting for the API when the user moves on finishes into
+  // a detached element instead of appending to the next view.
+  const target = h("div", { class: "view", "data-view": name });
+  clear(main()).appendChild(target);
   try {
     await found[2](target, params, { me });
   } catch (err) {
