@@ -192,6 +192,7 @@ async def _merchant_hours(raw: Any, rules: RiskRules, span: tuple[int, int]) -> 
     found: list[Finding] = []
     velocity = rules_for(rules, w.MERCHANT_VELOCITY)
     newness = rules_for(rules, w.NEW_MERCHANT_VOLUME)
+    await raw.execute(repository.UPSERT_HOURS, *span)
     for row in await raw.fetch(repository.TOUCH_MERCHANTS, *span, SHAPES.history):
         merchant, hour, registered = row["merchant_id"], row["until"], row["registered_at"]
         new_rule = _new_rule_met(newness, row)
