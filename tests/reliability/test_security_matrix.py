@@ -79,6 +79,7 @@ LEDGER_READERS = ("gov", "gov_other", "auditor", "auditor_bound")  # the operato
 OWN_CAMPAIGN_READ = bearer("gov", "auditor", "auditor_bound", "admin", hidden=("gov_other",))
 OWN_LEDGER_READ = bearer("gov", "auditor", "auditor_bound", hidden=("gov_other",))
 CAMPAIGN_CHANGE = bearer("gov", hidden=("gov_other",))
+CAMPAIGN_DECIDE = bearer("admin", "gov", hidden=("gov_other",))
 
 
 @dataclass
@@ -300,6 +301,31 @@ async def _delete_webhook(ctx: Context, fresh: bool) -> tuple[str, Any]:
 
 EXPLAIN_BODY = {**CHECK_BODY, "payment": SAMPLE_PAYMENT}
 
+
+async def _open_flag(ctx: Context, key: str) -> str:
+    """A risk flag on Shanghai's campaign, opened the way the redemption batch and the detector open theirs."""
+    from voucher_engine.risk import service as risk
+
+    async with ctx.service.state.engine.begin() as conn:
+        opened = await risk.open_flag(
+            conn,
+            signal="pair_recurrence",
+            outcome="flag",
+            merchant_id="xuhui-noodles",
+            campaign_id=ctx.ids["campaign_id"],
+            redemption_ids=[ctx.ids["redemption_id"]],
+            evidence={"vouchers": 1},
+            dedupe_key=key,
+        )
+    return opened.flag.id
+
+
+async def _flag_decision(ctx: Context, fresh: bool) -> tuple[str, Any]:
+    """A decision: refused callers on the shared flag; a caller who may, on a flag opened for it."""
+    flag_id = await _open_flag(ctx, f"matrix:{next(ctx.counter)}") if fresh else ctx.ids["flag_id"]
+    return f"/v1/risk/flags/{flag_id}/decision", {"decision": "clear", "note": "matrix"}
+
+
 # (method, path as routed) -> (expected answer per caller, the request)
 MATRIX: dict[tuple[str, str], tuple[dict[str, Any], Factory]] = {
     # Public: documentation, health, the ledger's public key.
@@ -411,6 +437,11 @@ MATRIX: dict[tuple[str, str], tuple[dict[str, Any], Factory]] = {
         at("/v1/redemptions/{redemption_id}"),
     ),
     ("GET", "/v1/redemptions"): (signed(*SIGNERS), at("/v1/redemptions?pos_txn_id={pos_txn_id}")),
+    # Risk control: the operator, auditors and the campaign's gov read flags; the operator and that gov decide.
+    ("GET", "/v1/risk/flags"): (bearer(*READERS), at("/v1/risk/flags")),
+    ("GET", "/v1/risk/flags/{flag_id}"): (OWN_CAMPAIGN_READ, at("/v1/risk/flags/{flag_id}")),
+    ("GET", "/v1/risk/rules"): (bearer(*READERS), at("/v1/risk/rules")),
+    ("POST", "/v1/risk/flags/{flag_id}/decision"): (CAMPAIGN_DECIDE, _flag_decision),
     # Webhooks: the operator's and each government's own (another government's are not found).
     ("POST", "/v1/webhooks"): (bearer("admin", "gov", "gov_other"), at("/v1/webhooks", WEBHOOK_BODY)),
     ("GET", "/v1/webhooks"): (bearer("admin", "gov", "gov_other"), at("/v1/webhooks")),
@@ -467,6 +498,7 @@ async def _context(service) -> Context:
         wallet_id=wallets[0],
         voucher_id=vouchers[wallets[0]]["id"],
     )
+    ctx.ids["flag_id"] = await _open_flag(ctx, "matrix:shared")
     campaign = await ctx.gov("GET", f"/v1/campaigns/{campaign_id}")
     ctx.ids["fund_tx_id"] = campaign["fund_tx_id"]
     from voucher_engine import clock  # the app runs in process: its business time, just after the redemption
