@@ -192,6 +192,7 @@ async def _merchant_hours(raw: Any, rules: RiskRules, span: tuple[int, int]) -> 
     found: list[Finding] = []
     velocity = rules_for(rules, w.MERCHANT_VELOCITY)
     newness = rules_for(rules, w.NEW_MERCHANT_VOLUME)
+    await raw.execute(repository.UPSERT_HOURS, *span)
     for row in await raw.fetch(repository.TOUCH_MERCHANTS, *span, SHAPES.history):
         merchant, hour, registered = row["merchant_id"], row["until"], row["registered_at"]
         new_rule = _new_rule_met(newness, row)
@@ -288,8 +289,9 @@ async def _threshold_share(raw: Any, rules: RiskRules, span: tuple[int, int]) ->
 
 
 def _share_band(rules: RiskRules) -> int:
-    """The band above the minimum spend where an exact repeat counts: threshold_share's `within`."""
-    for rule in rules_for(rules, w.THRESHOLD_SHARE) or tuple(r for r in DEFAULTS.for_signal(w.THRESHOLD_SHARE)):
+    """The band above the minimum spend where an exact repeat or a pair's sale hugs the threshold: threshold_share's
+    `within` (the platform default's when threshold_share is off)."""
+    for rule in rules_for(rules, w.THRESHOLD_SHARE) or DEFAULTS.for_signal(w.THRESHOLD_SHARE):
         within = limit(rule, "within")
         if within is not None:
             return within

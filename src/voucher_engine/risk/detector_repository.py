@@ -52,30 +52,32 @@ ON CONFLICT (seq) DO NOTHING
 RETURNING seq
 """
 
-# The merchants the pass touched: their hours counted again from the events (so a pass that ran twice counts once),
-# for the history of later passes; and per merchant the busiest sliding hour (60 minutes up to a minute the pass
-# touched: a burst that straddles a clock hour is still one hour's) and busiest minute among the touched ones,
-# with the busiest hour and minute of its history before that hour, how far its history goes back, and when the
-# merchant was registered. (The history is read as it was before this statement: the hours updated here are the
-# current ones, which the history leaves out anyway.)
-TOUCH_MERCHANTS = f"""
-WITH touched AS (
-    SELECT DISTINCT merchant_id, date_bin('1 minute', at, {_ORIGIN}) AS minute
+# The hours the pass touched, counted again from the events (so a pass that ran twice counts once): each merchant's
+# history for the windows judged after it, in this pass (a backlog of days) as in later ones.
+UPSERT_HOURS = f"""
+WITH hours AS (
+    SELECT DISTINCT merchant_id, date_bin('1 hour', at, {_ORIGIN}) AS hour
       FROM risk_w_events WHERE seq > $1 AND seq <= $2 AND kind = 'redeem'
-), hours AS (
-    SELECT DISTINCT merchant_id, date_bin('1 hour', minute, {_ORIGIN}) AS hour FROM touched
 ), counted AS (
     SELECT k.merchant_id, k.hour, date_bin('1 minute', e.at, {_ORIGIN}) AS minute, count(*) AS n
       FROM hours k
       JOIN risk_w_events e ON e.merchant_id = k.merchant_id AND e.at >= k.hour AND e.at < k.hour + interval '1 hour'
      WHERE e.kind = 'redeem'
      GROUP BY 1, 2, 3
-), upserted AS (
-    INSERT INTO risk_w_merchant_hours AS h (merchant_id, hour, redemptions, max_minute)
-    SELECT merchant_id, hour, sum(n)::int, max(n)::int FROM counted GROUP BY 1, 2
-    ON CONFLICT (merchant_id, hour) DO UPDATE SET redemptions = excluded.redemptions,
-                                                  max_minute = excluded.max_minute
-    RETURNING 1
+)
+INSERT INTO risk_w_merchant_hours AS h (merchant_id, hour, redemptions, max_minute)
+SELECT merchant_id, hour, sum(n)::int, max(n)::int FROM counted GROUP BY 1, 2
+ON CONFLICT (merchant_id, hour) DO UPDATE SET redemptions = excluded.redemptions, max_minute = excluded.max_minute
+"""
+
+# Per merchant the pass touched, and per day (a backlog of days is judged day by day): the busiest sliding hour (60 minutes up to a minute the pass touched: a burst
+# that straddles a clock hour is still one hour's) and the busiest minute among the touched ones, with the busiest
+# clock hour and minute of its history before that window (hours that end before it starts), how far its history
+# goes back, and when the merchant was registered. Run after UPSERT_HOURS.
+TOUCH_MERCHANTS = f"""
+WITH touched AS (
+    SELECT DISTINCT merchant_id, date_bin('1 minute', at, {_ORIGIN}) AS minute
+      FROM risk_w_events WHERE seq > $1 AND seq <= $2 AND kind = 'redeem'
 ), windows AS (
     SELECT t.merchant_id, t.minute + interval '1 minute' AS until,
            (SELECT count(*) FROM risk_w_events e
@@ -87,12 +89,13 @@ WITH touched AS (
                AND e.at >= t.minute AND e.at < t.minute + interval '1 minute') AS in_minute
       FROM touched t
 ), best AS (
-    SELECT DISTINCT ON (merchant_id) merchant_id, until, in_hour,
-           max(in_minute) OVER (PARTITION BY merchant_id) AS max_minute
-      FROM windows ORDER BY merchant_id, in_hour DESC, until
+    SELECT DISTINCT ON (merchant_id, day) merchant_id, until, in_hour,
+           max(in_minute) OVER (PARTITION BY merchant_id, day) AS max_minute
+      FROM (SELECT *, date_bin('1 day', until, {_ORIGIN}) AS day FROM windows) w
+     ORDER BY merchant_id, day, in_hour DESC, until
 )
 SELECT b.merchant_id, b.until, b.in_hour AS redemptions, b.max_minute, m.created_at AS registered_at,
-       hist.max_hour, hist.max_minute AS hist_max_minute, hist.first_hour, (SELECT count(*) FROM upserted) AS hours
+       hist.max_hour, hist.max_minute AS hist_max_minute, hist.first_hour
   FROM best b
   LEFT JOIN merchants m ON m.id = b.merchant_id
   CROSS JOIN LATERAL (
