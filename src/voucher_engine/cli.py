@@ -79,6 +79,7 @@ def run_server(settings: Settings) -> None:
     _prepare_metrics(settings)
     ledger = _start_ledger_process(settings)
     webhooks = _start_webhooks_process(settings)
+    risk = _start_risk_process(settings)
     # The variables set above for the child processes hold for this one too (with --workers 1 the app runs here).
     get_settings.cache_clear()
     try:
@@ -98,9 +99,10 @@ def run_server(settings: Settings) -> None:
             proxy_headers=False,
         )
     finally:
-        for process in (webhooks, ledger):
+        processes = [p for p in (webhooks, ledger, risk) if p is not None]
+        for process in processes:
             process.terminate()
-        for process in (webhooks, ledger):
+        for process in processes:
             process.join(timeout=10)
 
 
@@ -124,6 +126,24 @@ def _start_webhooks_process(settings: Settings):
     own = settings.model_copy(update={"webhook_dispatcher": "process", "served": True})
     process = multiprocessing.get_context("spawn").Process(
         target=background.run_process, args=(own,), name="voucher-engine webhooks", daemon=True
+    )
+    process.start()
+    return process
+
+
+def _start_risk_process(settings: Settings):
+    """The risk window detector in a process of its own (risk/detector.run_process says why), unless risk control is
+    off (VE_RISK=off); the workers, told so through the environment they inherit, run no detector loop."""
+    import multiprocessing
+
+    from voucher_engine.risk import detector
+
+    if settings.risk == "off":
+        return None
+    os.environ["VE_RISK_DETECTOR"] = "process"
+    own = settings.model_copy(update={"risk_detector": "process"})
+    process = multiprocessing.get_context("spawn").Process(
+        target=detector.run_process, args=(own,), name="voucher-engine risk detector", daemon=True
     )
     process.start()
     return process

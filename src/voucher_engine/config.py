@@ -56,6 +56,9 @@ class Settings(BaseSettings):
     # Risk rules (docs/risk.md): those judged in the redemption batch and this process's window detector. "off"
     # only to measure what they cost (loadtest/redemption_load.py --risk).
     risk: Literal["on", "off"] = "on"
+    # Where the window detector runs: "workers" (a loop in each worker: tests, scripts) or "process" (set by `serve`:
+    # a process of its own, so that its passes never hold a worker's event loop while tills wait).
+    risk_detector: Literal["workers", "process"] = "workers"
 
     @property
     def resolved_signing_key_path(self) -> Path:

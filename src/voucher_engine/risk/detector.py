@@ -476,10 +476,42 @@ async def run_forever(engine: AsyncEngine, interval_s: float | None = None) -> N
         await asyncio.sleep(POLL_INTERVAL_S if interval_s is None else interval_s)
 
 
+DETECTOR_NICENESS = 5  # behind the API workers for the CPU, as the ledger's process: a pass can wait, a till cannot
+
+
+def run_process(settings: Any) -> None:
+    """The detector's own process under `serve` (a `multiprocessing` target): its passes read and write in bulk and
+    would hold a worker's event loop for milliseconds while tills wait; here they hold nobody's. Runs until its
+    parent is gone."""
+    logging.basicConfig(level=settings.log_level.upper(), format="%(levelname)s:     risk detector: %(message)s")
+    os.nice(DETECTOR_NICENESS)
+    asyncio.run(_serve_process(settings, os.getppid()))
+
+
+async def _serve_process(settings: Any, parent_pid: int) -> None:
+    from voucher_engine.db.engine import create_engine
+
+    if settings.database_url is None:
+        raise RuntimeError("the risk detector process needs DATABASE_URL (serve sets it before starting it)")
+    engine = create_engine(settings.database_url, pool_size=2, application_name="voucher-engine risk detector")
+    try:
+        while os.getppid() == parent_pid:  # the service was killed without stopping us: nothing to watch
+            try:
+                await catch_up(engine)
+            except Exception:
+                log.warning("risk detector pass failed; will retry", exc_info=True)
+            await asyncio.sleep(POLL_INTERVAL_S)
+    finally:
+        await engine.dispose()
+
+
 async def startup(state: Any) -> None:
     """Start this worker's detector loop; none with `VE_RISK=off` (the rules off, as a throughput comparison of
-    the rules on and off must include the window rules' cost)."""
+    the rules on and off must include the window rules' cost), nor under `serve`, which runs it in a process of its
+    own (`run_process`)."""
     if state.settings.risk == "off":  # VE_RISK=off: no risk rules at all in this process (what they cost is measured)
+        return
+    if state.settings.risk_detector == "process":
         return
     state.extras[STATE_KEY] = asyncio.create_task(run_forever(state.engine))
 
