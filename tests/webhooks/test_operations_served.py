@@ -125,7 +125,10 @@ async def test_served_logs_and_metrics(hooked_world, receiver, tmp_path):
 
             # Every worker's figures in one scrape, parsed as Prometheus parses it.
             scraped = ""
-            end = time.monotonic() + 30
+            # Longer than a delivery lease (10 s timeout + 20 s margin, webhooks/dispatcher.py): a row leased by one
+            # worker's dispatcher whose attempt did not finish is taken by the other only when the lease ends; a
+            # 30 s window was exactly one lease and failed once in a full CI run with no delivery counted yet.
+            end = time.monotonic() + 75
             while time.monotonic() < end:
                 scraped = (await http.get("/metrics")).text
                 delivered = 've_webhook_deliveries_total{outcome="delivered",type="redemption.settled"} 40.0'
