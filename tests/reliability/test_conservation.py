@@ -133,7 +133,10 @@ class Runner:
         self.thread = threading.Thread(target=self.loop.run_forever, name="conservation-loop", daemon=True)
         self.thread.start()
         self.database_url = database_url
-        self.service, self._close = self.run(start_service(database_url, data_dir, test_clock=True))
+        # Risk rules off: this machine models where money goes, and its random refunds and re-redemptions of one
+        # voucher at one till are what refund_reredeem refuses after three (RISK_REFUSED, which the model does not
+        # foresee; tests/risk covers it). A refusal there failed the machine in CI and made hypothesis's replay flaky.
+        self.service, self._close = self.run(start_service(database_url, data_dir, test_clock=True, risk="off"))
         self.world = self.run(build_world(self.service))
         self.gov = self.service.auth(self.world.gov["310000"])
         # The district, co-funder of the "balance" campaigns.
