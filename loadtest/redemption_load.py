@@ -17,8 +17,9 @@ generator's own CPU use (it must stay well below one core to be sure it is not t
 
 `--risk` sets the risk rules of the service (VE_RISK: the per-redemption rules and the window detector; on by
 default, as in production). `--risk both` starts a second service with them off over the same database and alternates
-the two in the redemptions-only rounds and in the open loop (in four slices, on and off in turn), then prints the
-on/off ratio of settled/s and the p99s. The detector of the service with rules on reads every redemption of the
+the two in the redemptions-only rounds and in the open loop (in `--open-pairs` pairs of slices, on and off in turn,
+each first in every other pair), then prints the on/off ratio of settled/s, the p99s, each pair's p99 difference and
+their median (one slow stretch of a shared machine moves one pair, not the median). The detector of the service with rules on reads every redemption of the
 database, the other's too, a poll later: part of its cost falls in the slices of the service without rules, so the
 same-run ratio is the till's own cost of the rules; `--risk on` against `--risk off` in two runs counts all of it.
 """
@@ -32,6 +33,7 @@ import random
 import resource
 import secrets
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -379,6 +381,13 @@ def main() -> None:
     )
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--rate", type=float, default=1000.0, help="offered redemptions/s in the open-loop phase")
+    parser.add_argument(
+        "--open-pairs",
+        type=int,
+        default=2,
+        help="with --risk both: the open loop alternates rules on and off in this many pairs of slices of "
+        "duration/(2 x pairs) each, and reports each pair's p99 difference and their median",
+    )
     parser.add_argument("--vouchers", type=int, default=0, help="default: enough for the run")
     parser.add_argument(
         "--webhook",
@@ -525,7 +534,7 @@ def main() -> None:
         for line in args.webhook_report:
             print(f"webhooks: {line}")
     if args.off is not None:
-        for line in risk_report(phases):
+        for line in risk_report(phases, args.open_pair_p99s):
             print(f"risk: {line}")
     for line in metrics_excerpt(args.metrics_scrape):
         print(f"metrics: {line}")
@@ -533,12 +542,16 @@ def main() -> None:
     print(f"logs: {report}")
 
 
-def _p99(phase: Phase) -> float:
-    lat = sorted(phase.latencies_ms) or [0.0]
+def _p99_of(latencies_ms: list[float]) -> float:
+    lat = sorted(latencies_ms) or [0.0]
     return lat[min(len(lat) - 1, int(len(lat) * 0.99))]
 
 
-def risk_report(phases: list[Phase]) -> list[str]:
+def _p99(phase: Phase) -> float:
+    return _p99_of(phase.latencies_ms)
+
+
+def risk_report(phases: list[Phase], pair_p99s: list[tuple[float, float]]) -> list[str]:
     """Risk rules on against off, from the phases run in alternation (`--risk both`)."""
     by_name = {p.name: p for p in phases}
     on, off = by_name["full: redemptions only"], by_name["full: redemptions only, risk off"]
@@ -549,6 +562,10 @@ def risk_report(phases: list[Phase]) -> list[str]:
         f"redemptions only, settled/s: rules on {on_rate:,.0f} vs off {off_rate:,.0f} = {on_rate / off_rate:.1%}",
         f"open loop p99: rules on {_p99(open_on):.2f} ms vs off {_p99(open_off):.2f} ms "
         f"({_p99(open_on) - _p99(open_off):+.2f} ms)",
+        "open loop p99 per pair of slices, on/off (difference): "
+        + ", ".join(f"{on_ms:.1f}/{off_ms:.1f} ({on_ms - off_ms:+.1f})" for on_ms, off_ms in pair_p99s),
+        f"open loop p99 difference, median of {len(pair_p99s)} pairs: "
+        f"{statistics.median(on_ms - off_ms for on_ms, off_ms in pair_p99s):+.2f} ms",
     ]
 
 
@@ -754,10 +771,18 @@ async def run_phases(args, seeded: Seeded, port: int, base_port: int, server_pid
         results.append(offered)
     else:
         offered_off = Phase(f"full: open loop {args.rate:.0f}/s, risk off")
-        quarter = args.duration / 4
-        for target_port, pid, phase in ((port, server_pid, offered), (args.off[0], args.off[1], offered_off)) * 2:
-            stock = presigned(ops, int(args.rate * quarter) + 1)
-            await measured(phase, pid, open_loop(target_port, phase, args.rate, quarter, stock))
+        pairs = max(1, args.open_pairs)
+        slice_s = args.duration / (2 * pairs)
+        args.open_pair_p99s = []
+        for pair in range(pairs):
+            sides = [(port, server_pid, offered), (args.off[0], args.off[1], offered_off)]
+            p99s = {}
+            for target_port, pid, phase in sides if pair % 2 == 0 else sides[::-1]:  # each first in turn
+                stock = presigned(ops, int(args.rate * slice_s) + 1)
+                before = len(phase.latencies_ms)
+                await measured(phase, pid, open_loop(target_port, phase, args.rate, slice_s, stock))
+                p99s[phase is offered] = _p99_of(phase.latencies_ms[before:])
+            args.open_pair_p99s.append((p99s[True], p99s[False]))
         results += [offered, offered_off, off_only]
     if args.webhook:
         results.append(hooked)

@@ -139,6 +139,7 @@ async def detect_pass(conn: AsyncConnection, rules: RiskRules = DEFAULTS, limit_
         result.events = len(events)
         if events:
             fresh = await repository.insert_events(raw, events)
+            await raw.fetchval(repository.ADD_COUNTS, fresh)
             span = (cursor["last_seq"], last_seq)
             result.findings += await _merchant_hours(raw, rules, span)
             result.findings += await _threshold_share(raw, rules, span)
@@ -151,6 +152,7 @@ async def detect_pass(conn: AsyncConnection, rules: RiskRules = DEFAULTS, limit_
                 SHAPES.share_window + timedelta(days=1),
                 SHAPES.history + timedelta(days=1),
                 SHAPES.pair_window,
+                SHAPES.minutes_kept,
             )
         await raw.execute(repository.MOVE_CURSOR, last_seq)
     result.findings += await _claims(raw, rules, cursor["claims_at"])
@@ -192,7 +194,6 @@ async def _merchant_hours(raw: Any, rules: RiskRules, span: tuple[int, int]) -> 
     found: list[Finding] = []
     velocity = rules_for(rules, w.MERCHANT_VELOCITY)
     newness = rules_for(rules, w.NEW_MERCHANT_VOLUME)
-    await raw.execute(repository.UPSERT_HOURS, *span)
     for row in await raw.fetch(repository.TOUCH_MERCHANTS, *span, SHAPES.history):
         merchant, hour, registered = row["merchant_id"], row["until"], row["registered_at"]
         new_rule = _new_rule_met(newness, row)
@@ -260,16 +261,24 @@ async def _threshold_share(raw: Any, rules: RiskRules, span: tuple[int, int]) ->
         within, share, at_least = limit(rule, "within"), limit(rule, "share"), limit(rule, "at_least")
         if within is None or share is None or at_least is None:
             continue
-        rows = await raw.fetch(repository.HUGGING, *span, SHAPES.share_window, within, w.MAX_EVIDENCE_IDS, at_least)
+        rows = await raw.fetch(repository.HUGGING, *span, SHAPES.share_window, within, at_least)
         for row in rows:
             if row["near"] * 10_000 < share * row["orders"]:
                 continue
+            near = await raw.fetch(
+                repository.NEAR_REDEMPTIONS,
+                row["merchant_id"],
+                row["until"],
+                SHAPES.share_window,
+                within,
+                w.MAX_EVIDENCE_IDS,
+            )
             found.append(
                 _found(
                     rule,
                     row["merchant_id"],
-                    row["near_campaigns"] or [],
-                    row["near_ids"] or [],
+                    [r["campaign_id"] for r in near],
+                    [r["redemption_id"] for r in near],
                     {
                         "orders": row["orders"],
                         "orders_within_band": row["near"],
@@ -490,10 +499,13 @@ def run_process(settings: Any) -> None:
 
 async def _serve_process(settings: Any, parent_pid: int) -> None:
     from voucher_engine.db.engine import create_engine
+    from voucher_engine.db.niceness import lower_backends
 
     if settings.database_url is None:
         raise RuntimeError("the risk detector process needs DATABASE_URL (serve sets it before starting it)")
     engine = create_engine(settings.database_url, pool_size=2, application_name="voucher-engine risk detector")
+    # Its passes are SQL, run by its backends: behind the tills' backends too, where the server is on this machine.
+    lower_backends(engine, settings.database_url, DETECTOR_NICENESS)
     try:
         while os.getppid() == parent_pid:  # the service was killed without stopping us: nothing to watch
             try:

@@ -52,41 +52,53 @@ ON CONFLICT (seq) DO NOTHING
 RETURNING seq
 """
 
-# The hours the pass touched, counted again from the events (so a pass that ran twice counts once): each merchant's
-# history for the windows judged after it, in this pass (a backlog of days) as in later ones.
-UPSERT_HOURS = f"""
-WITH hours AS (
-    SELECT DISTINCT merchant_id, date_bin('1 hour', at, {_ORIGIN}) AS hour
-      FROM risk_w_events WHERE seq > $1 AND seq <= $2 AND kind = 'redeem'
-), counted AS (
-    SELECT k.merchant_id, k.hour, date_bin('1 minute', e.at, {_ORIGIN}) AS minute, count(*) AS n
-      FROM hours k
-      JOIN risk_w_events e ON e.merchant_id = k.merchant_id AND e.at >= k.hour AND e.at < k.hour + interval '1 hour'
-     WHERE e.kind = 'redeem'
-     GROUP BY 1, 2, 3
+# The pass's new events ($1: their seqs, as INSERT_EVENTS answered them; a span read again adds nothing twice) added
+# to each merchant's minutes, hours and threshold orders. A window is then read from these counts, never by counting
+# a merchant's events again: a pass costs what its new events cost, not what the merchant's whole window holds. The
+# hours' busiest minute is the greatest of the minutes as they now stand (counts only grow).
+ADD_COUNTS = f"""
+WITH fresh AS MATERIALIZED (
+    SELECT merchant_id, at, min_spend_fen, order_amount_fen FROM risk_w_events
+     WHERE seq = ANY($1::bigint[]) AND kind = 'redeem'
+), minutes AS (
+    INSERT INTO risk_w_merchant_minutes AS m (merchant_id, minute, redemptions)
+    SELECT merchant_id, date_bin('1 minute', at, {_ORIGIN}), count(*) FROM fresh GROUP BY 1, 2
+    ON CONFLICT (merchant_id, minute) DO UPDATE SET redemptions = m.redemptions + excluded.redemptions
+    RETURNING merchant_id, minute, redemptions
+), hours AS (
+    INSERT INTO risk_w_merchant_hours AS h (merchant_id, hour, redemptions, max_minute)
+    SELECT f.merchant_id, f.hour, f.n, b.busiest
+      FROM (SELECT merchant_id, date_bin('1 hour', at, {_ORIGIN}) AS hour, count(*)::int AS n FROM fresh GROUP BY 1, 2) f
+      JOIN (SELECT merchant_id, date_bin('1 hour', minute, {_ORIGIN}) AS hour, max(redemptions) AS busiest
+              FROM minutes GROUP BY 1, 2) b ON b.merchant_id = f.merchant_id AND b.hour = f.hour
+    ON CONFLICT (merchant_id, hour) DO UPDATE
+       SET redemptions = h.redemptions + excluded.redemptions, max_minute = greatest(h.max_minute, excluded.max_minute)
+    RETURNING 1
+), amounts AS (
+    INSERT INTO risk_w_merchant_amounts AS a (merchant_id, hour, min_spend_fen, order_amount_fen, orders)
+    SELECT merchant_id, date_bin('1 hour', at, {_ORIGIN}), min_spend_fen, order_amount_fen, count(*)
+      FROM fresh WHERE min_spend_fen > 0 GROUP BY 1, 2, 3, 4
+    ON CONFLICT (merchant_id, hour, min_spend_fen, order_amount_fen) DO UPDATE SET orders = a.orders + excluded.orders
+    RETURNING 1
 )
-INSERT INTO risk_w_merchant_hours AS h (merchant_id, hour, redemptions, max_minute)
-SELECT merchant_id, hour, sum(n)::int, max(n)::int FROM counted GROUP BY 1, 2
-ON CONFLICT (merchant_id, hour) DO UPDATE SET redemptions = excluded.redemptions, max_minute = excluded.max_minute
+SELECT (SELECT count(*) FROM minutes) + (SELECT count(*) FROM hours) + (SELECT count(*) FROM amounts)
 """
 
 # Per merchant the pass touched, and per day (a backlog of days is judged day by day): the busiest sliding hour (60 minutes up to a minute the pass touched: a burst
 # that straddles a clock hour is still one hour's) and the busiest minute among the touched ones, with the busiest
 # clock hour and minute of its history before that window (hours that end before it starts), how far its history
-# goes back, and when the merchant was registered. Run after UPSERT_HOURS.
+# goes back, and when the merchant was registered. Read from the minutes and hours (ADD_COUNTS, run first).
 TOUCH_MERCHANTS = f"""
 WITH touched AS (
     SELECT DISTINCT merchant_id, date_bin('1 minute', at, {_ORIGIN}) AS minute
       FROM risk_w_events WHERE seq > $1 AND seq <= $2 AND kind = 'redeem'
 ), windows AS (
     SELECT t.merchant_id, t.minute + interval '1 minute' AS until,
-           (SELECT count(*) FROM risk_w_events e
-             WHERE e.merchant_id = t.merchant_id AND e.kind = 'redeem'
-               AND e.at >= t.minute + interval '1 minute' - interval '1 hour'
-               AND e.at < t.minute + interval '1 minute') AS in_hour,
-           (SELECT count(*) FROM risk_w_events e
-             WHERE e.merchant_id = t.merchant_id AND e.kind = 'redeem'
-               AND e.at >= t.minute AND e.at < t.minute + interval '1 minute') AS in_minute
+           (SELECT coalesce(sum(m.redemptions), 0) FROM risk_w_merchant_minutes m
+             WHERE m.merchant_id = t.merchant_id AND m.minute > t.minute - interval '1 hour'
+               AND m.minute <= t.minute) AS in_hour,
+           (SELECT coalesce(sum(m.redemptions), 0) FROM risk_w_merchant_minutes m
+             WHERE m.merchant_id = t.merchant_id AND m.minute = t.minute) AS in_minute
       FROM touched t
 ), best AS (
     SELECT DISTINCT ON (merchant_id, day) merchant_id, until, in_hour,
@@ -107,45 +119,62 @@ SELECT b.merchant_id, b.until, b.in_hour AS redemptions, b.max_minute, m.created
   ) hist
 """
 
-# A merchant's redemptions of the 60 minutes up to $2 (the evidence of a velocity flag), the latest first.
+# A merchant's redemptions of the 60 minutes up to $2 (the evidence of a velocity flag), the latest first (by time,
+# so that the index on (merchant_id, at) is read backwards and stops at the limit, however busy the hour).
 HOUR_REDEMPTIONS = """
 SELECT redemption_id, campaign_id FROM risk_w_events
  WHERE merchant_id = $1 AND kind = 'redeem' AND at >= $2::timestamptz - interval '1 hour' AND at < $2
- ORDER BY seq DESC LIMIT $3
+ ORDER BY at DESC, seq DESC LIMIT $3
 """
 
-# Orders that hug the threshold, per merchant touched, over its threshold-voucher redemptions of the window up to
-# its latest: how many, how many within the band, the most repeated exact amount, and the redemptions in the band.
+# Orders that hug the threshold, per merchant touched, over its threshold-voucher orders of the window (whole hours)
+# up to its latest: how many, how many within the band ($4 basis points above the minimum spend), the most repeated
+# exact amount. Read from the merchant's hourly amounts (ADD_COUNTS), not its events.
 HUGGING = """
 WITH touched AS (
     SELECT merchant_id, max(at) AS until FROM risk_w_events
      WHERE seq > $1 AND seq <= $2 AND kind = 'redeem' AND min_spend_fen > 0 GROUP BY merchant_id
 ), orders AS (
-    SELECT e.*, (e.order_amount_fen * 10000 <= e.min_spend_fen * (10000 + $4)) AS near
-      FROM touched t JOIN risk_w_events e ON e.merchant_id = t.merchant_id
-     WHERE e.kind = 'redeem' AND e.min_spend_fen > 0 AND e.at > t.until - $3::interval AND e.at <= t.until
+    SELECT a.merchant_id, t.until, a.order_amount_fen, a.min_spend_fen, a.orders,
+           (a.order_amount_fen * 10000 <= a.min_spend_fen * (10000 + $4)) AS near
+      FROM touched t JOIN risk_w_merchant_amounts a ON a.merchant_id = t.merchant_id
+     WHERE a.hour > t.until - $3::interval AND a.hour <= t.until
 ), tops AS (
-    SELECT DISTINCT ON (merchant_id) merchant_id, order_amount_fen, n, near
-      FROM (SELECT merchant_id, order_amount_fen, bool_or(near) AS near, count(*) AS n
-              FROM orders GROUP BY merchant_id, order_amount_fen) x
+    SELECT DISTINCT ON (merchant_id) merchant_id, order_amount_fen, n
+      FROM (SELECT merchant_id, order_amount_fen, sum(orders) AS n FROM orders GROUP BY merchant_id, order_amount_fen) x
      ORDER BY merchant_id, n DESC, order_amount_fen
 )
-SELECT o.merchant_id, count(*) AS orders, count(*) FILTER (WHERE o.near) AS near,
-       (array_agg(o.redemption_id ORDER BY o.seq DESC) FILTER (WHERE o.near))[1:$5] AS near_ids,
-       (array_agg(o.campaign_id ORDER BY o.seq DESC) FILTER (WHERE o.near))[1:$5] AS near_campaigns,
-       t.order_amount_fen AS top_amount_fen, t.n AS top_count, t.near AS top_near,
-       min(o.min_spend_fen) AS min_spend_fen, max(o.at) AS until
+SELECT o.merchant_id, sum(o.orders) AS orders, coalesce(sum(o.orders) FILTER (WHERE o.near), 0) AS near,
+       t.order_amount_fen AS top_amount_fen, t.n AS top_count, min(o.min_spend_fen) AS min_spend_fen,
+       max(o.until) AS until
   FROM orders o JOIN tops t ON t.merchant_id = o.merchant_id
- GROUP BY o.merchant_id, t.order_amount_fen, t.n, t.near
-HAVING count(*) >= $6
+ GROUP BY o.merchant_id, t.order_amount_fen, t.n
+HAVING sum(o.orders) >= $5
 """
 
-# One exact amount repeated at a merchant: for each of the pass's threshold-voucher redemptions whose amount hugs the
-# minimum spend (within $4 basis points above it), the merchant's orders of that same amount in the $3 before it;
-# the most per merchant.
-EXACT_REPEAT = """
+# The redemptions in the band of a merchant that HUGGING found hugging (the flag's evidence), the latest first.
+NEAR_REDEMPTIONS = """
+SELECT redemption_id, campaign_id FROM risk_w_events
+ WHERE merchant_id = $1 AND kind = 'redeem' AND min_spend_fen > 0
+   AND order_amount_fen * 10000 <= min_spend_fen * (10000 + $4)
+   AND at > $2::timestamptz - $3::interval AND at <= $2
+ ORDER BY at DESC, seq DESC LIMIT $5
+"""
+
+# One exact amount repeated at a merchant: for the pass's threshold-voucher redemptions whose amount hugs the minimum
+# spend (within $4 basis points above it), the merchant's orders of that same amount in the $3 up to each; the most
+# per merchant. One look per merchant, amount and minute (at its latest redemption), not one per redemption: a till
+# ringing the same amount a hundred times a minute costs one count, not a hundred.
+EXACT_REPEAT = f"""
+WITH news AS (
+    SELECT DISTINCT ON (merchant_id, order_amount_fen, date_bin('1 minute', at, {_ORIGIN})) *
+      FROM risk_w_events
+     WHERE seq > $1 AND seq <= $2 AND kind = 'redeem' AND min_spend_fen > 0
+       AND order_amount_fen * 10000 <= min_spend_fen * (10000 + $4)
+     ORDER BY merchant_id, order_amount_fen, date_bin('1 minute', at, {_ORIGIN}), at DESC, seq DESC
+)
 SELECT DISTINCT ON (n.merchant_id) n.merchant_id, n.order_amount_fen, n.min_spend_fen, n.at, x.n, x.ids, x.campaigns
-  FROM risk_w_events n
+  FROM news n
   CROSS JOIN LATERAL (
       SELECT count(*) AS n, (array_agg(e.redemption_id ORDER BY e.seq DESC))[1:$6] AS ids,
              (array_agg(e.campaign_id ORDER BY e.seq DESC))[1:$6] AS campaigns
@@ -153,8 +182,7 @@ SELECT DISTINCT ON (n.merchant_id) n.merchant_id, n.order_amount_fen, n.min_spen
        WHERE e.merchant_id = n.merchant_id AND e.kind = 'redeem' AND e.order_amount_fen = n.order_amount_fen
          AND e.at > n.at - $3::interval AND e.at <= n.at
   ) x
- WHERE n.seq > $1 AND n.seq <= $2 AND n.kind = 'redeem' AND n.min_spend_fen > 0
-   AND n.order_amount_fen * 10000 <= n.min_spend_fen * (10000 + $4) AND x.n >= $5
+ WHERE x.n >= $5
  ORDER BY n.merchant_id, x.n DESC, n.seq
 """
 
@@ -229,9 +257,12 @@ CLAIMS_LATEST = "SELECT max(issued_at) FROM vouchers WHERE campaign_id = ANY($1)
 # pairs after theirs): relative to the newest event the pass took, so a test clock moving days ahead prunes alike.
 PRUNE = """
 WITH e AS (DELETE FROM risk_w_events WHERE at < $1::timestamptz - $2::interval RETURNING 1),
+     a AS (DELETE FROM risk_w_merchant_amounts WHERE hour < $1::timestamptz - $2::interval RETURNING 1),
      h AS (DELETE FROM risk_w_merchant_hours WHERE hour < $1::timestamptz - $3::interval RETURNING 1),
-     p AS (DELETE FROM risk_w_pairs WHERE last_at < $1::timestamptz - $4::interval RETURNING 1)
-SELECT (SELECT count(*) FROM e) + (SELECT count(*) FROM h) + (SELECT count(*) FROM p)
+     p AS (DELETE FROM risk_w_pairs WHERE last_at < $1::timestamptz - $4::interval RETURNING 1),
+     m AS (DELETE FROM risk_w_merchant_minutes WHERE minute < $1::timestamptz - $5::interval RETURNING 1)
+SELECT (SELECT count(*) FROM e) + (SELECT count(*) FROM a) + (SELECT count(*) FROM h) + (SELECT count(*) FROM p)
+       + (SELECT count(*) FROM m)
 """
 
 

@@ -42,8 +42,11 @@ class Shapes:
     history: timedelta = timedelta(days=7)
     history_min: timedelta = timedelta(hours=20)
     hour_floor: int = 20
-    # Threshold share: over the merchant's threshold-voucher orders of the last `share_window`.
+    # Threshold share: over the merchant's threshold-voucher orders of the last `share_window` (in whole hours).
     share_window: timedelta = timedelta(days=7)
+    # A merchant's per-minute counts are kept this long behind the newest event: its sliding hours need the last
+    # hour; the rest is room for events that arrive late.
+    minutes_kept: timedelta = timedelta(days=1)
     # Pairs recur over weeks (campaign rounds); a pair idle this long is forgotten.
     pair_window: timedelta = timedelta(days=60)
     # Claims bursts: the "source" of a claim is its block of wallets (ids sharing their first `wallet_block_digits`

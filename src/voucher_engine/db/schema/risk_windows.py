@@ -61,6 +61,28 @@ risk_w_merchant_hours = sa.Table(
     sa.Column("max_minute", sa.Integer, nullable=False),
 )
 
+# Each merchant's redemptions per minute (kept a day): its sliding hour and busiest minute are read from at most 60
+# of these rows instead of counting its events again (migration 0022).
+risk_w_merchant_minutes = sa.Table(
+    "risk_w_merchant_minutes",
+    metadata,
+    sa.Column("merchant_id", sa.Text, primary_key=True),
+    sa.Column("minute", TS, primary_key=True),
+    sa.Column("redemptions", sa.Integer, nullable=False),
+)
+
+# Each merchant's threshold-voucher orders per hour, minimum spend and exact amount (kept as long as the events):
+# its share of orders that hug the minimum spend, and its most repeated amount, over the week.
+risk_w_merchant_amounts = sa.Table(
+    "risk_w_merchant_amounts",
+    metadata,
+    sa.Column("merchant_id", sa.Text, primary_key=True),
+    sa.Column("hour", TS, primary_key=True),
+    sa.Column("min_spend_fen", sa.BigInteger, primary_key=True),
+    sa.Column("order_amount_fen", sa.BigInteger, primary_key=True),
+    sa.Column("orders", sa.Integer, nullable=False),
+)
+
 risk_w_pairs = sa.Table(
     "risk_w_pairs",
     metadata,
