@@ -33,10 +33,16 @@ payment {{
 }}
 """
 SHOPS = ("busy-noodles", "broker-till", "family-diner", "corner-shop", "tea-house", "bakery", "florist", "gym")
+# Each with its own campaign's rules (test_a_campaigns_risk_section_...).
+RULED_SHOPS = ("defaults-diner", "loose-diner", "tight-diner", "defaults-cafe")
 
 
-def _contract(name: str, distribution: str = "targeted") -> str:
-    return CONTRACT.format(name=name, distribution=distribution)
+def _contract(name: str, distribution: str = "targeted", risk: tuple[str, ...] = ()) -> str:
+    source = CONTRACT.format(name=name, distribution=distribution)
+    if not risk:
+        return source
+    section = "risk {\n" + "".join(f"    {line}\n" for line in risk) + "}\n\n"
+    return source.replace("payment {", section + "payment {")
 
 
 def _at(day: int, hour: int, minute: int = 0) -> str:
@@ -87,7 +93,7 @@ async def plant(service) -> Plant:
     issuer_id = await service.issuer("310000")
     world.gov["310000"] = await service.token("gov", issuer_id)
     await world.set_clock(_at(-10, 9))  # every shop registered well before the days the tests spend on
-    for shop in SHOPS:
+    for shop in SHOPS + RULED_SHOPS:
         await service.merchant(shop, mcc="5812", region_code="310104")
         key = await service.pos_key(shop)
         world.tills[shop] = Till(service, shop, key["key_id"], key["secret"])
@@ -116,9 +122,9 @@ async def _flags(service, **params) -> list[dict]:
     return answer.json()["items"]
 
 
-async def _launch(plant: Plant, name: str, distribution: str = "targeted") -> str:
+async def _launch(plant: Plant, name: str, distribution: str = "targeted", risk: tuple[str, ...] = ()) -> str:
     world = plant.world
-    return await world.launch("", [], source=_contract(name, distribution))
+    return await world.launch("", [], source=_contract(name, distribution, risk))
 
 
 async def test_velocity_against_its_own_history_and_an_honest_lunch_rush(service, plant):
@@ -239,3 +245,41 @@ async def test_new_merchants_sudden_volume_and_claims_burst(service, plant):
     assert burst["campaign_id"] == rush and burst["merchant_id"] is None
     assert burst["evidence"]["wallet_block"] == "628812345678" and burst["evidence"]["claims_in_minute"] == 12
     assert len(flags) == 2
+
+
+async def test_a_campaigns_risk_section_loosens_and_tightens_its_window_rules(service, plant):
+    """The detector judges the windows a campaign's redemptions touch under that campaign's rules: the family
+    restaurant's pattern (14 orders at exactly the minimum spend) is flagged under the defaults and not under a
+    campaign that asks for 20 orders; five such orders are not flagged under the defaults (12 orders, 8 repeats)
+    and are under a campaign that asks for 4."""
+    defaults = await _launch(plant, "Dining G")
+    loose = await _launch(plant, "Dining H", risk=("threshold_share at_least 20: hold", "exact_repeat times 20: flag"))
+    tight = await _launch(plant, "Dining I", risk=("threshold_share at_least 4: hold", "exact_repeat times 4: flag"))
+    at_minimum = lambda i: 10_000  # noqa: E731 - ¥100.00, exactly the minimum spend, every time
+    planted: dict[str, list[str]] = {}
+    for shop, campaign, count in (
+        ("defaults-diner", defaults, 14),
+        ("loose-diner", loose, 14),
+        ("tight-diner", tight, 5),
+        ("defaults-cafe", defaults, 5),
+    ):
+        vouchers = await plant.vouchers(campaign, count)
+        planted[shop] = []
+        for minute in range(count):
+            planted[shop] += await plant.spend(shop, vouchers[minute : minute + 1], _at(6, 18, 3 * minute), at_minimum)
+    await _caught_up(service)
+
+    def signals(shop: str) -> dict[str, dict]:
+        return {f["signal"]: f for f in flagged if f["merchant_id"] == shop}
+
+    flagged = await _flags(service)
+    assert set(signals("defaults-diner")) == {"threshold_share", "exact_repeat"}
+    assert signals("loose-diner") == {}  # the same pattern, under a campaign that loosened both rules
+    assert signals("defaults-cafe") == {}  # five are below the defaults
+    tightened = signals("tight-diner")  # and above the tightened campaign's
+    assert set(tightened) == {"threshold_share", "exact_repeat"}
+    share, repeat = tightened["threshold_share"], tightened["exact_repeat"]
+    assert share["outcome"] == "hold" and set(share["redemption_ids"]) == set(planted["tight-diner"])
+    assert share["campaign_id"] == tight and share["evidence"]["limit_at_least"] == 4
+    assert share["evidence"]["source"] == "contract" and share["evidence"]["rule"] == "threshold_share at_least 4: hold"
+    assert repeat["evidence"]["limit_times"] == 4 and repeat["evidence"]["repeats"] == 5

@@ -28,6 +28,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from voucher_engine.campaigns.cache import cached_contract, contract_for
 from voucher_engine.clock import CHINA_TZ
 from voucher_engine.contracts.risk import DEFAULTS, RiskRule, RiskRules
 from voucher_engine.db.raw import driver
@@ -123,39 +124,96 @@ def _found(
     )
 
 
-async def detect_pass(conn: AsyncConnection, rules: RiskRules = DEFAULTS, limit_: int = PASS_LIMIT) -> PassResult:
+class Book:
+    """The rules of the campaigns whose events a pass reads: each campaign's own (its contract's `risk { … }` section
+    applied to the defaults), the platform defaults for a campaign not found. A window spans campaigns; what a pass
+    judges is the windows that each campaign's new redemptions touched, under that campaign's rules, so a campaign
+    that loosens a rule loosens it for the patterns its own redemptions make, and one that tightens it, tightens it
+    for them. Where the same window is touched by campaigns of different rules, each judges it (and the flag is
+    opened once: the dedupe key is the pattern's)."""
+
+    def __init__(self, by_campaign: dict[str, RiskRules]) -> None:
+        self.by_campaign = by_campaign
+
+    def rules(self, campaign_id: str | None) -> RiskRules:
+        return self.by_campaign.get(campaign_id or "", DEFAULTS)
+
+    def groups(self, *signals: str, banded: bool = False) -> list[Group]:
+        """The campaigns of the pass that judge `signals` alike (their rules; with `banded`, threshold_share's band
+        too), each group with its campaigns and the rules of one of them; one group of every campaign (campaigns
+        None: no filter) when all of them keep the platform defaults, the usual case."""
+
+        def key(rules: RiskRules) -> tuple:
+            return tuple(rules_for(rules, s) for s in signals), _share_band(rules) if banded else 0
+
+        grouped: dict[tuple, list[str]] = {}
+        for campaign_id, rules in self.by_campaign.items():
+            grouped.setdefault(key(rules), []).append(campaign_id)
+        if set(grouped) <= {key(DEFAULTS)}:
+            return [Group(DEFAULTS, None)]
+        return [Group(self.by_campaign[ids[0]], sorted(ids)) for ids in grouped.values()]
+
+
+@dataclass(frozen=True)
+class Group:
+    """Campaigns that judge some signals alike: the rules of one of them, and the campaigns (None: every one)."""
+
+    rules: RiskRules
+    campaigns: list[str] | None
+
+    def of(self, signal: str) -> tuple[RiskRule, ...]:
+        return rules_for(self.rules, signal)
+
+    @property
+    def band(self) -> int:
+        return _share_band(self.rules)
+
+
+async def load_book(raw: Any, campaign_ids: Sequence[str]) -> Book:
+    """The rules of these campaigns, their contracts compiled once per process (campaigns/cache.py)."""
+    digests = await repository.campaign_contracts(raw, sorted(set(campaign_ids)))
+    missing = sorted({d for d in digests.values() if cached_contract(d) is None})
+    sources = await repository.contract_sources(raw, missing) if missing else {}
+    by_campaign = {}
+    for campaign_id, digest in digests.items():
+        compiled = cached_contract(digest) or contract_for(digest, sources[digest])
+        by_campaign[campaign_id] = compiled.risk
+    return Book(by_campaign)
+
+
+async def detect_pass(conn: AsyncConnection, limit_: int = PASS_LIMIT) -> PassResult:
     """One pass in `conn`'s transaction (the caller commits): take the new events, update the windows, and answer
     the findings, most severe rule first (flags are opened by `run_pass`, in the same transaction)."""
     raw = await driver(conn)
-    if not await raw.fetchval(repository.TRY_LOCK, repository.LOCK_KEY):
+    if not await repository.try_lock(raw):
         return PassResult(locked_out=True)
-    cursor = await raw.fetchrow(repository.READ_CURSOR)
+    last_seq, claims_at = await repository.read_cursor(raw)
     result = PassResult()
-    rows = await raw.fetch(repository.TAKE, cursor["last_seq"], limit_)
+    rows = await repository.take(raw, last_seq, limit_)
     if rows:
         result.taken = len(rows)
-        last_seq = rows[-1]["seq"]
         events = [r for r in rows if r["kind"] in ("redeem", "refund") and r["redemption_id"] is not None]
         result.events = len(events)
         if events:
+            book = await load_book(raw, [e["campaign_id"] for e in events])
             fresh = await repository.insert_events(raw, events)
-            await raw.fetchval(repository.ADD_COUNTS, fresh)
-            span = (cursor["last_seq"], last_seq)
-            result.findings += await _merchant_hours(raw, rules, span)
-            result.findings += await _threshold_share(raw, rules, span)
-            result.findings += await _exact_repeat(raw, rules, span)
-            result.findings += await _pairs(raw, rules, fresh)
-            result.findings += await _holder_spread(raw, rules, span)
-            await raw.fetchval(
-                repository.PRUNE,
+            await repository.add_counts(raw, fresh)
+            span = (last_seq, rows[-1]["seq"])
+            result.findings += await _merchant_hours(raw, book, span)
+            result.findings += await _threshold_share(raw, book, span)
+            result.findings += await _exact_repeat(raw, book, span)
+            result.findings += await _pairs(raw, book, fresh)
+            result.findings += await _holder_spread(raw, book, span)
+            await repository.prune(
+                raw,
                 max(e["at"] for e in events),
                 SHAPES.share_window + timedelta(days=1),
                 SHAPES.history + timedelta(days=1),
                 SHAPES.pair_window,
                 SHAPES.minutes_kept,
             )
-        await raw.execute(repository.MOVE_CURSOR, last_seq)
-    result.findings += await _claims(raw, rules, cursor["claims_at"])
+        await repository.move_cursor(raw, rows[-1]["seq"])
+    result.findings += await _claims(raw, claims_at)
     return result
 
 
@@ -188,38 +246,45 @@ def _velocity_met(rule: RiskRule, row: Any, warm: bool) -> dict[str, Any] | None
     }
 
 
-async def _merchant_hours(raw: Any, rules: RiskRules, span: tuple[int, int]) -> list[Finding]:
+async def _merchant_hours(raw: Any, book: Book, span: tuple[int, int]) -> list[Finding]:
     """Per merchant hour the pass touched: velocity against the merchant's own history, or, for a merchant
-    registered lately (no history of its own to be judged against), its sudden volume."""
+    registered lately (no history of its own to be judged against), its sudden volume (judged together: newness
+    decides which applies)."""
     found: list[Finding] = []
-    velocity = rules_for(rules, w.MERCHANT_VELOCITY)
-    newness = rules_for(rules, w.NEW_MERCHANT_VOLUME)
-    for row in await raw.fetch(repository.TOUCH_MERCHANTS, *span, SHAPES.history):
-        merchant, hour, registered = row["merchant_id"], row["until"], row["registered_at"]
-        new_rule = _new_rule_met(newness, row)
-        age = (hour - registered) if registered is not None else None
-        if any(age is not None and age < timedelta(days=limit(r, "days") or 0) for r in newness):
-            if new_rule is not None:
-                found.append(await _new_merchant(raw, new_rule, row))
+    for group in book.groups(w.MERCHANT_VELOCITY, w.NEW_MERCHANT_VOLUME):
+        velocity, newness = group.of(w.MERCHANT_VELOCITY), group.of(w.NEW_MERCHANT_VOLUME)
+        if not velocity and not newness:
             continue
-        warm = row["first_hour"] is not None and row["first_hour"] <= hour - SHAPES.history_min
-        for rule in velocity:
-            figures = _velocity_met(rule, row, warm)
-            if figures is None:
-                continue
-            ids = await raw.fetch(repository.HOUR_REDEMPTIONS, merchant, row["until"], w.MAX_EVIDENCE_IDS)
-            found.append(
-                _found(
-                    rule,
-                    merchant,
-                    [r["campaign_id"] for r in ids],
-                    [r["redemption_id"] for r in ids],
-                    figures,
-                    f"{w.MERCHANT_VELOCITY}:{merchant}:{_day(hour)}",
-                )
-            )
-            break
+        for row in await repository.touch_merchants(raw, span, SHAPES.history, group.campaigns):
+            finding = await _merchant_hour(raw, row, velocity, newness)
+            if finding is not None:
+                found.append(finding)
     return found
+
+
+async def _merchant_hour(
+    raw: Any, row: Any, velocity: tuple[RiskRule, ...], newness: tuple[RiskRule, ...]
+) -> Finding | None:
+    merchant, hour, registered = row["merchant_id"], row["until"], row["registered_at"]
+    age = (hour - registered) if registered is not None else None
+    if any(age is not None and age < timedelta(days=limit(r, "days") or 0) for r in newness):
+        new_rule = _new_rule_met(newness, row)
+        return await _new_merchant(raw, new_rule, row) if new_rule is not None else None
+    warm = row["first_hour"] is not None and row["first_hour"] <= hour - SHAPES.history_min
+    for rule in velocity:
+        figures = _velocity_met(rule, row, warm)
+        if figures is None:
+            continue
+        ids = await repository.hour_redemptions(raw, merchant, row["until"], w.MAX_EVIDENCE_IDS)
+        return _found(
+            rule,
+            merchant,
+            [r["campaign_id"] for r in ids],
+            [r["redemption_id"] for r in ids],
+            figures,
+            f"{w.MERCHANT_VELOCITY}:{merchant}:{_day(hour)}",
+        )
+    return None
 
 
 def _new_rule_met(newness: tuple[RiskRule, ...], row: Any) -> RiskRule | None:
@@ -237,7 +302,7 @@ def _new_rule_met(newness: tuple[RiskRule, ...], row: Any) -> RiskRule | None:
 
 async def _new_merchant(raw: Any, rule: RiskRule, row: Any) -> Finding:
     merchant = row["merchant_id"]
-    ids = await raw.fetch(repository.HOUR_REDEMPTIONS, merchant, row["until"], w.MAX_EVIDENCE_IDS)
+    ids = await repository.hour_redemptions(raw, merchant, row["until"], w.MAX_EVIDENCE_IDS)
     return _found(
         rule,
         merchant,
@@ -255,46 +320,44 @@ async def _new_merchant(raw: Any, rule: RiskRule, row: Any) -> Finding:
     )
 
 
-async def _threshold_share(raw: Any, rules: RiskRules, span: tuple[int, int]) -> list[Finding]:
+async def _threshold_share(raw: Any, book: Book, span: tuple[int, int]) -> list[Finding]:
     found = []
-    for rule in rules_for(rules, w.THRESHOLD_SHARE):
-        within, share, at_least = limit(rule, "within"), limit(rule, "share"), limit(rule, "at_least")
-        if within is None or share is None or at_least is None:
-            continue
-        rows = await raw.fetch(repository.HUGGING, *span, SHAPES.share_window, within, at_least)
-        for row in rows:
-            if row["near"] * 10_000 < share * row["orders"]:
+    for group in book.groups(w.THRESHOLD_SHARE):
+        for rule in group.of(w.THRESHOLD_SHARE):
+            within, share, at_least = limit(rule, "within"), limit(rule, "share"), limit(rule, "at_least")
+            if within is None or share is None or at_least is None:
                 continue
-            near = await raw.fetch(
-                repository.NEAR_REDEMPTIONS,
-                row["merchant_id"],
-                row["until"],
-                SHAPES.share_window,
-                within,
-                w.MAX_EVIDENCE_IDS,
-            )
-            found.append(
-                _found(
-                    rule,
-                    row["merchant_id"],
-                    [r["campaign_id"] for r in near],
-                    [r["redemption_id"] for r in near],
-                    {
-                        "orders": row["orders"],
-                        "orders_within_band": row["near"],
-                        "share_within_band_bp": row["near"] * 10_000 // row["orders"],
-                        "min_spend_fen": row["min_spend_fen"],
-                        "most_repeated_amount_fen": row["top_amount_fen"],
-                        "most_repeated_count": row["top_count"],
-                        "limit_within_bp": within,
-                        "limit_share_bp": share,
-                        "limit_at_least": at_least,
-                        "window_days": SHAPES.share_window.days,
-                    },
-                    f"{w.THRESHOLD_SHARE}:{row['merchant_id']}:{_week(row['until'])}",
-                )
-            )
+            rows = await repository.hugging(raw, span, SHAPES.share_window, within, at_least, group.campaigns)
+            for row in rows:
+                if row["near"] * 10_000 < share * row["orders"]:
+                    continue
+                found.append(await _share_finding(raw, rule, row, within, share, at_least))
     return found
+
+
+async def _share_finding(raw: Any, rule: RiskRule, row: Any, within: int, share: int, at_least: int) -> Finding:
+    near = await repository.near_redemptions(
+        raw, row["merchant_id"], row["until"], SHAPES.share_window, within, w.MAX_EVIDENCE_IDS
+    )
+    return _found(
+        rule,
+        row["merchant_id"],
+        [r["campaign_id"] for r in near],
+        [r["redemption_id"] for r in near],
+        {
+            "orders": row["orders"],
+            "orders_within_band": row["near"],
+            "share_within_band_bp": row["near"] * 10_000 // row["orders"],
+            "min_spend_fen": row["min_spend_fen"],
+            "most_repeated_amount_fen": row["top_amount_fen"],
+            "most_repeated_count": row["top_count"],
+            "limit_within_bp": within,
+            "limit_share_bp": share,
+            "limit_at_least": at_least,
+            "window_days": SHAPES.share_window.days,
+        },
+        f"{w.THRESHOLD_SHARE}:{row['merchant_id']}:{_week(row['until'])}",
+    )
 
 
 def _share_band(rules: RiskRules) -> int:
@@ -307,143 +370,168 @@ def _share_band(rules: RiskRules) -> int:
     return 0
 
 
-async def _exact_repeat(raw: Any, rules: RiskRules, span: tuple[int, int]) -> list[Finding]:
+async def _exact_repeat(raw: Any, book: Book, span: tuple[int, int]) -> list[Finding]:
     found = []
-    band = _share_band(rules)
-    for rule in rules_for(rules, w.EXACT_REPEAT):
-        times, minutes = limit(rule, "times"), limit(rule, "minutes")
-        if times is None or minutes is None:
-            continue
-        window = timedelta(minutes=minutes)
-        for row in await raw.fetch(repository.EXACT_REPEAT, *span, window, band, times, w.MAX_EVIDENCE_IDS):
-            found.append(
-                _found(
-                    rule,
-                    row["merchant_id"],
-                    row["campaigns"],
-                    row["ids"],
-                    {
-                        "order_amount_fen": row["order_amount_fen"],
-                        "min_spend_fen": row["min_spend_fen"],
-                        "repeats": row["n"],
-                        "until": row["at"].isoformat(),
-                        "limit_times": times,
-                        "limit_minutes": minutes,
-                        "band_bp": band,
-                    },
-                    f"{w.EXACT_REPEAT}:{row['merchant_id']}:{_day(row['at'])}",
-                )
-            )
-    return found
-
-
-async def _pairs(raw: Any, rules: RiskRules, fresh: list[int]) -> list[Finding]:
-    found = []
-    pair_rules = rules_for(rules, w.PAIR_RECURRENCE)
-    for row in await raw.fetch(repository.ADD_PAIRS, fresh, _share_band(rules)):
-        for rule in pair_rules:
-            vouchers, campaigns = limit(rule, "vouchers") or 1, limit(rule, "campaigns") or 1
-            hugging = limit(rule, "hugging") or 0
-            if row["redemptions"] < vouchers or len(row["campaigns"]) < campaigns:
+    for group in book.groups(w.EXACT_REPEAT, banded=True):
+        for rule in group.of(w.EXACT_REPEAT):
+            times, minutes = limit(rule, "times"), limit(rule, "minutes")
+            if times is None or minutes is None:
                 continue
-            if row["hugging"] * 10_000 < hugging * row["redemptions"]:
-                continue
-            found.append(
-                _found(
-                    rule,
-                    row["merchant_id"],
-                    list(row["campaigns"]),
-                    row["redemption_ids"],
-                    {
-                        "holder": row["holder"],
-                        "redemptions": row["redemptions"],
-                        "hugging": row["hugging"],
-                        "campaigns": list(row["campaigns"]),
-                        "first_at": row["first_at"].isoformat(),
-                        "last_at": row["last_at"].isoformat(),
-                        "limit_vouchers": vouchers,
-                        "limit_campaigns": campaigns,
-                        "limit_hugging_bp": hugging,
-                    },
-                    f"{w.PAIR_RECURRENCE}:{row['holder']}:{row['merchant_id']}",
-                )
+            window = timedelta(minutes=minutes)
+            rows = await repository.exact_repeats(
+                raw, span, window, group.band, times, w.MAX_EVIDENCE_IDS, group.campaigns
             )
-            break
+            for row in rows:
+                found.append(
+                    _found(
+                        rule,
+                        row["merchant_id"],
+                        row["campaigns"],
+                        row["ids"],
+                        {
+                            "order_amount_fen": row["order_amount_fen"],
+                            "min_spend_fen": row["min_spend_fen"],
+                            "repeats": row["n"],
+                            "until": row["at"].isoformat(),
+                            "limit_times": times,
+                            "limit_minutes": minutes,
+                            "band_bp": group.band,
+                        },
+                        f"{w.EXACT_REPEAT}:{row['merchant_id']}:{_day(row['at'])}",
+                    )
+                )
     return found
 
 
-async def _holder_spread(raw: Any, rules: RiskRules, span: tuple[int, int]) -> list[Finding]:
+async def _pairs(raw: Any, book: Book, fresh: list[int]) -> list[Finding]:
+    """The pairs the new redemptions touched, each judged under the rules of the campaigns of those redemptions (a
+    sale hugs the threshold within its own campaign's band)."""
+    band = _share_band(DEFAULTS)
+    bands = {c: b for c, r in book.by_campaign.items() if (b := _share_band(r)) != band}
     found = []
-    for rule in rules_for(rules, w.HOLDER_SPREAD):
-        merchants, minutes = limit(rule, "merchants"), limit(rule, "minutes")
-        if merchants is None or minutes is None:
-            continue
-        for row in await raw.fetch(repository.HOLDER_VELOCITY, *span, timedelta(minutes=minutes), merchants):
-            found.append(
-                _found(
-                    rule,
-                    None,
-                    row["campaigns"],
-                    list(row["ids"])[-w.MAX_EVIDENCE_IDS :],
-                    {
-                        "holder": row["holder"],
-                        "merchants": row["merchants"],
-                        "merchant_ids": sorted(row["merchant_ids"]),
-                        "until": row["at"].isoformat(),
-                        "limit_merchants": merchants,
-                        "limit_minutes": minutes,
-                    },
-                    f"{w.HOLDER_SPREAD}:{row['holder']}:{_day(row['at'])}",
-                )
-            )
+    for row in await repository.add_pairs(raw, fresh, band, bands):
+        judged = dict.fromkeys(rules_for(book.rules(c), w.PAIR_RECURRENCE) for c in sorted(row["new_campaigns"]))
+        for pair_rules in judged:
+            finding = _pair_met(pair_rules, row)
+            if finding is not None:
+                found.append(finding)
+                break
     return found
 
 
-async def _claims(raw: Any, rules: RiskRules, claims_at: datetime | None) -> list[Finding]:
-    """Claims bursts on first-come campaigns, read only for campaigns whose stock moved since the last pass."""
-    burst_rules = [r for r in rules_for(rules, w.CLAIMS_BURST) if limit(r, "per_minute") is not None]
-    moved = await raw.fetchval(repository.CLAIMS_MOVED)
-    if not moved or not burst_rules:
+def _pair_met(pair_rules: tuple[RiskRule, ...], row: Any) -> Finding | None:
+    for rule in pair_rules:
+        vouchers, campaigns = limit(rule, "vouchers") or 1, limit(rule, "campaigns") or 1
+        hugging = limit(rule, "hugging") or 0
+        if row["redemptions"] < vouchers or len(row["campaigns"]) < campaigns:
+            continue
+        if row["hugging"] * 10_000 < hugging * row["redemptions"]:
+            continue
+        return _found(
+            rule,
+            row["merchant_id"],
+            list(row["campaigns"]),
+            row["redemption_ids"],
+            {
+                "holder": row["holder"],
+                "redemptions": row["redemptions"],
+                "hugging": row["hugging"],
+                "campaigns": list(row["campaigns"]),
+                "first_at": row["first_at"].isoformat(),
+                "last_at": row["last_at"].isoformat(),
+                "limit_vouchers": vouchers,
+                "limit_campaigns": campaigns,
+                "limit_hugging_bp": hugging,
+            },
+            f"{w.PAIR_RECURRENCE}:{row['holder']}:{row['merchant_id']}",
+        )
+    return None
+
+
+async def _holder_spread(raw: Any, book: Book, span: tuple[int, int]) -> list[Finding]:
+    found = []
+    for group in book.groups(w.HOLDER_SPREAD):
+        for rule in group.of(w.HOLDER_SPREAD):
+            merchants, minutes = limit(rule, "merchants"), limit(rule, "minutes")
+            if merchants is None or minutes is None:
+                continue
+            window = timedelta(minutes=minutes)
+            for row in await repository.holder_spread(raw, span, window, merchants, group.campaigns):
+                found.append(
+                    _found(
+                        rule,
+                        None,
+                        row["campaigns"],
+                        list(row["ids"])[-w.MAX_EVIDENCE_IDS :],
+                        {
+                            "holder": row["holder"],
+                            "merchants": row["merchants"],
+                            "merchant_ids": sorted(row["merchant_ids"]),
+                            "until": row["at"].isoformat(),
+                            "limit_merchants": merchants,
+                            "limit_minutes": minutes,
+                        },
+                        f"{w.HOLDER_SPREAD}:{row['holder']}:{_day(row['at'])}",
+                    )
+                )
+    return found
+
+
+async def _claims(raw: Any, claims_at: datetime | None) -> list[Finding]:
+    """Claims bursts on first-come campaigns, read only for campaigns whose stock moved since the last pass, each
+    judged under its campaign's rules."""
+    moved = await repository.claims_moved(raw)
+    if not moved:
+        return []
+    book = await load_book(raw, moved)
+    burst_rules = {
+        c: [r for r in rules_for(book.rules(c), w.CLAIMS_BURST) if limit(r, "per_minute") is not None] for c in moved
+    }
+    watched = sorted(c for c, rules in burst_rules.items() if rules)
+    if not watched:
         return []
     since = (claims_at - timedelta(minutes=1)) if claims_at is not None else datetime(2000, 1, 1, tzinfo=CHINA_TZ)
-    least = min(limit(r, "per_minute") or 0 for r in burst_rules)
-    rows = await raw.fetch(
-        repository.CLAIMS_BURSTS, moved, since, SHAPES.wallet_block_digits, least, w.MAX_EVIDENCE_IDS
-    )
-    latest = await raw.fetchval(repository.CLAIMS_LATEST, moved)
+    least = min(limit(r, "per_minute") or 0 for c in watched for r in burst_rules[c])
+    rows = await repository.claims_bursts(raw, watched, since, SHAPES.wallet_block_digits, least, w.MAX_EVIDENCE_IDS)
+    latest = await repository.claims_latest(raw, watched)
     if latest is not None and (claims_at is None or latest > claims_at):
-        await raw.execute(repository.MOVE_CLAIMS_CURSOR, latest)
+        await repository.move_claims_cursor(raw, latest)
     found = []
     for row in rows:
-        rule = next(r for r in burst_rules if row["claims"] >= (limit(r, "per_minute") or 0))
-        found.append(
-            Finding(
-                signal=w.CLAIMS_BURST,
-                outcome=rule.outcome or "flag",
-                merchant_id=None,
-                campaign_id=row["campaign_id"],
-                redemption_ids=[],
-                evidence=_quoted(
-                    rule,
-                    {
-                        "wallet_block": row["wallet_block"],
-                        "claims_in_minute": row["claims"],
-                        "minute_start": row["minute"].isoformat(),
-                        "voucher_ids": list(row["voucher_ids"]),
-                        "first_at": row["first_at"].isoformat(),
-                        "last_at": row["last_at"].isoformat(),
-                        "limit_per_minute": limit(rule, "per_minute"),
-                    },
-                ),
-                dedupe_key=f"{w.CLAIMS_BURST}:{row['campaign_id']}:{row['wallet_block']}",
-            )
+        rule = next(
+            (r for r in burst_rules[row["campaign_id"]] if row["claims"] >= (limit(r, "per_minute") or 0)), None
         )
+        if rule is not None:
+            found.append(_claims_finding(rule, row))
     return found
 
 
-async def run_pass(conn: AsyncConnection, rules: RiskRules = DEFAULTS, limit_: int = PASS_LIMIT) -> PassResult:
+def _claims_finding(rule: RiskRule, row: Any) -> Finding:
+    return Finding(
+        signal=w.CLAIMS_BURST,
+        outcome=rule.outcome or "flag",
+        merchant_id=None,
+        campaign_id=row["campaign_id"],
+        redemption_ids=[],
+        evidence=_quoted(
+            rule,
+            {
+                "wallet_block": row["wallet_block"],
+                "claims_in_minute": row["claims"],
+                "minute_start": row["minute"].isoformat(),
+                "voucher_ids": list(row["voucher_ids"]),
+                "first_at": row["first_at"].isoformat(),
+                "last_at": row["last_at"].isoformat(),
+                "limit_per_minute": limit(rule, "per_minute"),
+            },
+        ),
+        dedupe_key=f"{w.CLAIMS_BURST}:{row['campaign_id']}:{row['wallet_block']}",
+    )
+
+
+async def run_pass(conn: AsyncConnection, limit_: int = PASS_LIMIT) -> PassResult:
     """A pass and its flags, in `conn`'s transaction (the caller commits)."""
-    result = await detect_pass(conn, rules, limit_)
+    result = await detect_pass(conn, limit_)
     for finding in result.findings:
         await open_finding(conn, finding)
     return result

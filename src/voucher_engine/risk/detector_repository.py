@@ -6,6 +6,7 @@ Buckets are aligned on UTC (`date_bin` from 2000-01-01Z): every China-time hour 
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
 from typing import Any
 
 import asyncpg
@@ -84,14 +85,15 @@ WITH fresh AS MATERIALIZED (
 SELECT (SELECT count(*) FROM minutes) + (SELECT count(*) FROM hours) + (SELECT count(*) FROM amounts)
 """
 
-# Per merchant the pass touched, and per day (a backlog of days is judged day by day): the busiest sliding hour (60 minutes up to a minute the pass touched: a burst
+# Per merchant the pass touched (by redemptions of the campaigns $4; NULL: of any), and per day (a backlog of days is judged day by day): the busiest sliding hour (60 minutes up to a minute the pass touched: a burst
 # that straddles a clock hour is still one hour's) and the busiest minute among the touched ones, with the busiest
 # clock hour and minute of its history before that window (hours that end before it starts), how far its history
 # goes back, and when the merchant was registered. Read from the minutes and hours (ADD_COUNTS, run first).
 TOUCH_MERCHANTS = f"""
 WITH touched AS (
     SELECT DISTINCT merchant_id, date_bin('1 minute', at, {_ORIGIN}) AS minute
-      FROM risk_w_events WHERE seq > $1 AND seq <= $2 AND kind = 'redeem'
+      FROM risk_w_events
+     WHERE seq > $1 AND seq <= $2 AND kind = 'redeem' AND ($4::text[] IS NULL OR campaign_id = ANY($4::text[]))
 ), windows AS (
     SELECT t.merchant_id, t.minute + interval '1 minute' AS until,
            (SELECT coalesce(sum(m.redemptions), 0) FROM risk_w_merchant_minutes m
@@ -127,13 +129,15 @@ SELECT redemption_id, campaign_id FROM risk_w_events
  ORDER BY at DESC, seq DESC LIMIT $3
 """
 
-# Orders that hug the threshold, per merchant touched, over its threshold-voucher orders of the window (whole hours)
+# Orders that hug the threshold, per merchant touched (by the campaigns $6; NULL: any), over its threshold-voucher orders of the window (whole hours)
 # up to its latest: how many, how many within the band ($4 basis points above the minimum spend), the most repeated
 # exact amount. Read from the merchant's hourly amounts (ADD_COUNTS), not its events.
 HUGGING = """
 WITH touched AS (
     SELECT merchant_id, max(at) AS until FROM risk_w_events
-     WHERE seq > $1 AND seq <= $2 AND kind = 'redeem' AND min_spend_fen > 0 GROUP BY merchant_id
+     WHERE seq > $1 AND seq <= $2 AND kind = 'redeem' AND min_spend_fen > 0
+       AND ($6::text[] IS NULL OR campaign_id = ANY($6::text[]))
+     GROUP BY merchant_id
 ), orders AS (
     SELECT a.merchant_id, t.until, a.order_amount_fen, a.min_spend_fen, a.orders,
            (a.order_amount_fen * 10000 <= a.min_spend_fen * (10000 + $4)) AS near
@@ -161,7 +165,8 @@ SELECT redemption_id, campaign_id FROM risk_w_events
  ORDER BY at DESC, seq DESC LIMIT $5
 """
 
-# One exact amount repeated at a merchant: for the pass's threshold-voucher redemptions whose amount hugs the minimum
+# One exact amount repeated at a merchant: for the pass's threshold-voucher redemptions (of the campaigns $7; NULL:
+# any) whose amount hugs the minimum
 # spend (within $4 basis points above it), the merchant's orders of that same amount in the $3 up to each; the most
 # per merchant. One look per merchant, amount and minute (at its latest redemption), not one per redemption: a till
 # ringing the same amount a hundred times a minute costs one count, not a hundred.
@@ -171,6 +176,7 @@ WITH news AS (
       FROM risk_w_events
      WHERE seq > $1 AND seq <= $2 AND kind = 'redeem' AND min_spend_fen > 0
        AND order_amount_fen * 10000 <= min_spend_fen * (10000 + $4)
+       AND ($7::text[] IS NULL OR campaign_id = ANY($7::text[]))
      ORDER BY merchant_id, order_amount_fen, date_bin('1 minute', at, {_ORIGIN}), at DESC, seq DESC
 )
 SELECT DISTINCT ON (n.merchant_id) n.merchant_id, n.order_amount_fen, n.min_spend_fen, n.at, x.n, x.ids, x.campaigns
@@ -187,28 +193,36 @@ SELECT DISTINCT ON (n.merchant_id) n.merchant_id, n.order_amount_fen, n.min_spen
 """
 
 # Holder–merchant pairs: the redemptions new to the events ($1: their seqs; a span read again adds nothing twice)
-# added, with how many of them hug the minimum spend (within $2 basis points), and the pairs they touched.
+# added, with how many of them hug the minimum spend (within their campaign's band: $3/$4, campaigns and basis
+# points, else $2), and the pairs they touched with the campaigns of the new redemptions (whose rules judge them).
 ADD_PAIRS = """
-WITH fresh AS (
-    SELECT holder, merchant_id, count(*) AS n, array_agg(DISTINCT campaign_id) AS campaigns,
-           count(*) FILTER (WHERE min_spend_fen > 0 AND order_amount_fen * 10000 <= min_spend_fen * (10000 + $2))
+WITH bands AS (
+    SELECT * FROM unnest($3::text[], $4::bigint[]) AS b(campaign_id, band)
+), fresh AS (
+    SELECT e.holder, e.merchant_id, count(*) AS n, array_agg(DISTINCT e.campaign_id) AS campaigns,
+           count(*) FILTER (WHERE e.min_spend_fen > 0
+                              AND e.order_amount_fen * 10000 <= e.min_spend_fen * (10000 + coalesce(b.band, $2)))
              AS hugging,
-           (array_agg(redemption_id ORDER BY seq DESC))[1:50] AS ids, min(at) AS first_at, max(at) AS last_at
-      FROM risk_w_events WHERE seq = ANY($1::bigint[]) AND kind = 'redeem'
-     GROUP BY holder, merchant_id
+           (array_agg(e.redemption_id ORDER BY e.seq DESC))[1:50] AS ids, min(e.at) AS first_at, max(e.at) AS last_at
+      FROM risk_w_events e LEFT JOIN bands b ON b.campaign_id = e.campaign_id
+     WHERE e.seq = ANY($1::bigint[]) AND e.kind = 'redeem'
+     GROUP BY e.holder, e.merchant_id
+), up AS (
+    INSERT INTO risk_w_pairs AS p (holder, merchant_id, redemptions, campaigns, hugging, redemption_ids, first_at,
+                                   last_at)
+    SELECT holder, merchant_id, n, campaigns, hugging, ids, first_at, last_at FROM fresh
+    ON CONFLICT (holder, merchant_id) DO UPDATE
+       SET redemptions = p.redemptions + excluded.redemptions, hugging = p.hugging + excluded.hugging,
+           campaigns = ARRAY(SELECT DISTINCT c FROM unnest(p.campaigns || excluded.campaigns) AS c ORDER BY c),
+           redemption_ids = (excluded.redemption_ids || p.redemption_ids)[1:50],
+           last_at = greatest(p.last_at, excluded.last_at)
+    RETURNING holder, merchant_id, redemptions, campaigns, hugging, redemption_ids, first_at, last_at
 )
-INSERT INTO risk_w_pairs AS p (holder, merchant_id, redemptions, campaigns, hugging, redemption_ids, first_at,
-                               last_at)
-SELECT holder, merchant_id, n, campaigns, hugging, ids, first_at, last_at FROM fresh
-ON CONFLICT (holder, merchant_id) DO UPDATE
-   SET redemptions = p.redemptions + excluded.redemptions, hugging = p.hugging + excluded.hugging,
-       campaigns = ARRAY(SELECT DISTINCT c FROM unnest(p.campaigns || excluded.campaigns) AS c ORDER BY c),
-       redemption_ids = (excluded.redemption_ids || p.redemption_ids)[1:50],
-       last_at = greatest(p.last_at, excluded.last_at)
-RETURNING holder, merchant_id, redemptions, campaigns, hugging, redemption_ids, first_at, last_at
+SELECT up.*, f.campaigns AS new_campaigns
+  FROM up JOIN fresh f ON f.holder = up.holder AND f.merchant_id = up.merchant_id
 """
 
-# One holder across many merchants: for each of the pass's redemptions, the holder's distinct merchants in the
+# One holder across many merchants: for each of the pass's redemptions (of the campaigns $5; NULL: any), the holder's distinct merchants in the
 # window up to it; the widest per holder.
 HOLDER_VELOCITY = """
 SELECT DISTINCT ON (n.holder) n.holder, n.at, w.merchants, w.merchant_ids, w.ids, w.campaigns
@@ -220,6 +234,7 @@ SELECT DISTINCT ON (n.holder) n.holder, n.at, w.merchants, w.merchant_ids, w.ids
        WHERE e.holder = n.holder AND e.kind = 'redeem' AND e.at > n.at - $3::interval AND e.at <= n.at
   ) w
  WHERE n.seq > $1 AND n.seq <= $2 AND n.kind = 'redeem' AND w.merchants >= $4
+   AND ($5::text[] IS NULL OR n.campaign_id = ANY($5::text[]))
  ORDER BY n.holder, w.merchants DESC, n.seq
 """
 
@@ -266,6 +281,32 @@ SELECT (SELECT count(*) FROM e) + (SELECT count(*) FROM a) + (SELECT count(*) FR
 """
 
 
+async def try_lock(raw: asyncpg.Connection) -> bool:
+    """Take the pass's lock for the caller's transaction, or answer False: another pass holds it."""
+    return bool(await raw.fetchval(TRY_LOCK, LOCK_KEY))
+
+
+async def read_cursor(raw: asyncpg.Connection) -> tuple[int, datetime | None]:
+    """The cursors (the last ledger seq taken, the latest claim read), the row locked to the end of the pass."""
+    row = await raw.fetchrow(READ_CURSOR)
+    if row is None:  # migration 0018 inserts the one row
+        raise RuntimeError("risk_w_cursor has no row")
+    return row["last_seq"], row["claims_at"]
+
+
+async def move_cursor(raw: asyncpg.Connection, last_seq: int) -> None:
+    await raw.execute(MOVE_CURSOR, last_seq)
+
+
+async def move_claims_cursor(raw: asyncpg.Connection, at: datetime) -> None:
+    await raw.execute(MOVE_CLAIMS_CURSOR, at)
+
+
+async def take(raw: asyncpg.Connection, after_seq: int, limit: int) -> list[asyncpg.Record]:
+    """TAKE's rows: the next sequenced transactions after `after_seq`, at most `limit`, in seq order."""
+    return await raw.fetch(TAKE, after_seq, limit)
+
+
 async def insert_events(raw: asyncpg.Connection, events: list[Any]) -> list[int]:
     """Copy the events in; answer the seqs that were new (a span read again inserts none)."""
     columns = ("seq", "kind", "at", "campaign_id", "redemption_id", "merchant_id", "holder", "voucher_id")
@@ -273,3 +314,113 @@ async def insert_events(raw: asyncpg.Connection, events: list[Any]) -> list[int]
     arrays.append([e["order_amount_fen"] for e in events])
     arrays.append([e["min_spend_fen"] for e in events])
     return [row["seq"] for row in await raw.fetch(INSERT_EVENTS, *arrays)]
+
+
+CAMPAIGN_CONTRACTS = "SELECT id, contract_sha256 FROM campaigns WHERE id = ANY($1::text[])"
+CONTRACT_SOURCES = """
+SELECT DISTINCT ON (contract_sha256) contract_sha256, contract_source FROM campaigns
+ WHERE contract_sha256 = ANY($1::text[])
+"""
+
+
+async def campaign_contracts(raw: asyncpg.Connection, campaign_ids: list[str]) -> dict[str, str]:
+    """Each campaign's contract digest (campaigns not found are left out)."""
+    return {row["id"]: row["contract_sha256"] for row in await raw.fetch(CAMPAIGN_CONTRACTS, campaign_ids)}
+
+
+async def contract_sources(raw: asyncpg.Connection, digests: list[str]) -> dict[str, str]:
+    """The source of each contract digest."""
+    return {row["contract_sha256"]: row["contract_source"] for row in await raw.fetch(CONTRACT_SOURCES, digests)}
+
+
+async def add_counts(raw: asyncpg.Connection, fresh: list[int]) -> None:
+    """Add the new events (their seqs) to the merchants' minutes, hours and threshold orders."""
+    await raw.fetchval(ADD_COUNTS, fresh)
+
+
+async def touch_merchants(
+    raw: asyncpg.Connection, span: tuple[int, int], history: timedelta, campaigns: list[str] | None
+) -> list[asyncpg.Record]:
+    """TOUCH_MERCHANTS's rows for the span's redemptions of `campaigns` (None: of any campaign)."""
+    return await raw.fetch(TOUCH_MERCHANTS, *span, history, campaigns)
+
+
+async def hour_redemptions(
+    raw: asyncpg.Connection, merchant_id: str, until: datetime, limit: int
+) -> list[asyncpg.Record]:
+    """The merchant's redemptions (redemption_id, campaign_id) of the hour up to `until`, the latest first."""
+    return await raw.fetch(HOUR_REDEMPTIONS, merchant_id, until, limit)
+
+
+async def hugging(
+    raw: asyncpg.Connection,
+    span: tuple[int, int],
+    window: timedelta,
+    within_bp: int,
+    at_least: int,
+    campaigns: list[str] | None,
+) -> list[asyncpg.Record]:
+    """HUGGING's rows: per merchant the span's redemptions of `campaigns` touched, with `at_least` orders."""
+    return await raw.fetch(HUGGING, *span, window, within_bp, at_least, campaigns)
+
+
+async def near_redemptions(
+    raw: asyncpg.Connection, merchant_id: str, until: datetime, window: timedelta, within_bp: int, limit: int
+) -> list[asyncpg.Record]:
+    """The merchant's orders within `within_bp` above the minimum spend, in the window up to `until`, latest first."""
+    return await raw.fetch(NEAR_REDEMPTIONS, merchant_id, until, window, within_bp, limit)
+
+
+async def exact_repeats(
+    raw: asyncpg.Connection,
+    span: tuple[int, int],
+    window: timedelta,
+    band_bp: int,
+    times: int,
+    limit: int,
+    campaigns: list[str] | None,
+) -> list[asyncpg.Record]:
+    """EXACT_REPEAT's rows: per merchant, its most repeated amount in the band, repeated at least `times`."""
+    return await raw.fetch(EXACT_REPEAT, *span, window, band_bp, times, limit, campaigns)
+
+
+async def add_pairs(
+    raw: asyncpg.Connection, fresh: list[int], band_bp: int, bands: dict[str, int]
+) -> list[asyncpg.Record]:
+    """Add the new events to the holder–merchant pairs; answer the pairs touched. `bands`: campaigns whose band
+    above the minimum spend is not `band_bp`."""
+    return await raw.fetch(ADD_PAIRS, fresh, band_bp, list(bands), list(bands.values()))
+
+
+async def holder_spread(
+    raw: asyncpg.Connection, span: tuple[int, int], window: timedelta, merchants: int, campaigns: list[str] | None
+) -> list[asyncpg.Record]:
+    """HOLDER_VELOCITY's rows: holders of the span's redemptions of `campaigns` at `merchants` or more in the window."""
+    return await raw.fetch(HOLDER_VELOCITY, *span, window, merchants, campaigns)
+
+
+async def claims_moved(raw: asyncpg.Connection) -> list[str]:
+    """First-come campaigns whose stock moved since the last look (and remember their stock now)."""
+    return list(await raw.fetchval(CLAIMS_MOVED) or [])
+
+
+async def claims_bursts(
+    raw: asyncpg.Connection, campaigns: list[str], since: datetime, block_digits: int, least: int, limit: int
+) -> list[asyncpg.Record]:
+    return await raw.fetch(CLAIMS_BURSTS, campaigns, since, block_digits, least, limit)
+
+
+async def claims_latest(raw: asyncpg.Connection, campaigns: list[str]) -> datetime | None:
+    return await raw.fetchval(CLAIMS_LATEST, campaigns)
+
+
+async def prune(
+    raw: asyncpg.Connection,
+    newest: datetime,
+    events: timedelta,
+    hours: timedelta,
+    pairs: timedelta,
+    minutes: timedelta,
+) -> int:
+    """Drop window state older than its window, relative to the newest event; answer how many rows went."""
+    return int(await raw.fetchval(PRUNE, newest, events, hours, pairs, minutes))
