@@ -21,7 +21,7 @@ import asyncio
 import logging
 import os
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -31,6 +31,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from voucher_engine.campaigns.cache import cached_contract, contract_for
 from voucher_engine.clock import CHINA_TZ
 from voucher_engine.contracts.risk import DEFAULTS, RiskRule, RiskRules
+from voucher_engine.db import tailer
 from voucher_engine.db.raw import driver
 from voucher_engine.risk import detector_repository as repository
 from voucher_engine.risk import service
@@ -550,27 +551,29 @@ async def open_finding(conn: AsyncConnection, finding: Finding) -> None:
     )
 
 
+async def _pass_taken(conn: AsyncConnection, limit_: int) -> int:
+    return (await run_pass(conn, limit_)).taken
+
+
 async def catch_up(engine: AsyncEngine, limit: int = PASS_LIMIT) -> int:
     """Passes, each committed, until one comes back short; answers how many transactions were read."""
-    total = 0
-    while True:
-        async with engine.begin() as conn:
-            done = await run_pass(conn, limit_=limit)
-        total += done.taken
-        if done.taken < limit:
-            return total
+    return await tailer.catch_up(engine, _pass_taken, limit)
 
 
-async def run_forever(engine: AsyncEngine, interval_s: float | None = None) -> None:
-    """The detector's loop: every worker runs one; the lock makes all but one of them idle at any moment."""
-    while True:
-        try:
-            await catch_up(engine)
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            log.warning("risk detector pass failed; will retry", exc_info=True)
-        await asyncio.sleep(POLL_INTERVAL_S if interval_s is None else interval_s)
+async def run_forever(
+    engine: AsyncEngine, interval_s: float | None = None, keep_going: Callable[[], bool] = tailer.always
+) -> None:
+    """The detector's loop: in every worker of an in-process app (the lock makes all but one of them idle at any
+    moment), or alone in its own process under `serve`."""
+    await tailer.run_forever(
+        engine,
+        _pass_taken,
+        PASS_LIMIT,
+        lambda: POLL_INTERVAL_S if interval_s is None else interval_s,
+        log,
+        "risk detector pass",
+        keep_going,
+    )
 
 
 DETECTOR_NICENESS = 5  # behind the API workers for the CPU, as the ledger's process: a pass can wait, a till cannot
@@ -595,12 +598,8 @@ async def _serve_process(settings: Any, parent_pid: int) -> None:
     # Its passes are SQL, run by its backends: behind the tills' backends too, where the server is on this machine.
     lower_backends(engine, settings.database_url, DETECTOR_NICENESS)
     try:
-        while os.getppid() == parent_pid:  # the service was killed without stopping us: nothing to watch
-            try:
-                await catch_up(engine)
-            except Exception:
-                log.warning("risk detector pass failed; will retry", exc_info=True)
-            await asyncio.sleep(POLL_INTERVAL_S)
+        # Until the service is gone (killed without stopping us: nothing left to watch).
+        await run_forever(engine, keep_going=lambda: os.getppid() == parent_pid)
     finally:
         await engine.dispose()
 

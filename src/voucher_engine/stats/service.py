@@ -8,7 +8,6 @@ back full, so a backlog (a restart, a new deployment over an old ledger) is work
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import os
 from collections import OrderedDict
@@ -21,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from voucher_engine.auth import service as auth_service
 from voucher_engine.auth.subjects import Subject
+from voucher_engine.db import tailer
 from voucher_engine.db.raw import driver
 from voucher_engine.errors import EngineError
 from voucher_engine.stats import repository
@@ -52,27 +52,25 @@ async def rollup_round(conn: AsyncConnection, limit: int = ROUND_LIMIT) -> Round
     return RoundResult(0, 0, None) if done is None else RoundResult(*done)
 
 
+async def _round_taken(conn: AsyncConnection, limit: int) -> int:
+    return (await rollup_round(conn, limit)).taken
+
+
 async def catch_up(engine: AsyncEngine, limit: int = ROUND_LIMIT) -> int:
     """Run rounds, each committed, until one comes back short; answers how many transactions were read."""
-    total = 0
-    while True:
-        async with engine.begin() as conn:
-            done = await rollup_round(conn, limit)
-        total += done.taken
-        if done.taken < limit:
-            return total
+    return await tailer.catch_up(engine, _round_taken, limit)
 
 
 async def run_forever(engine: AsyncEngine, interval_s: float | None = None) -> None:
     """The poller: every worker runs one; the lock makes all but one of them idle at any moment."""
-    while True:
-        try:
-            await catch_up(engine)
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            log.warning("stats rollup failed; will retry", exc_info=True)
-        await asyncio.sleep(POLL_INTERVAL_S if interval_s is None else interval_s)
+    await tailer.run_forever(
+        engine,
+        _round_taken,
+        ROUND_LIMIT,
+        lambda: POLL_INTERVAL_S if interval_s is None else interval_s,
+        log,
+        "stats rollup",
+    )
 
 
 def ratio(order_amount_fen: int, subsidy_fen: int) -> str:
