@@ -9,8 +9,8 @@ CPU time per token (best and median of R passes over all of them) for:
   signature, times, audience, wallet, id_hash, the token's SHA-256);
 - `Gate.decide_attested`: the above plus the jti's single use and the decision, as issuance calls it;
 - for comparison: PyJWT's `PyJWS.decode_complete` and `jwt.decode` with the same key (what using the library on the
-  hot path would cost), and Ed25519 verification alone, by libsodium (PyNaCl, what `jws.py` uses: the floor) and
-  by OpenSSL (`cryptography`, what PyJWT uses).
+  hot path would cost), and Ed25519 verification alone, by ed25519-zebra (what `jws.py` uses: the floor), by
+  libsodium (PyNaCl, its fallback) and by OpenSSL (`cryptography`, what PyJWT uses).
 """
 
 from __future__ import annotations
@@ -98,6 +98,12 @@ def main() -> None:
         for signature, message in items:
             crypto_sign_open(signature + message, raw_public)
 
+    def zebra_all(items):
+        if jws.zebra_verify is None:
+            return
+        for signature, message in items:
+            assert jws.zebra_verify(signature, message, raw_public)
+
     report = {
         "benchmark": "attestation verification, CPU per token (best, median of passes)",
         "tokens": args.tokens,
@@ -106,6 +112,7 @@ def main() -> None:
         "gate.decide_attested_us": _cpu_per_item_us(gate_all, holders, args.repeats),
         "pyjwt.PyJWS.decode_complete_us": _cpu_per_item_us(pyjws_all, holders, args.repeats),
         "pyjwt.decode_us": _cpu_per_item_us(pyjwt_all, holders, args.repeats),
+        "ed25519_zebra_alone_us": _cpu_per_item_us(zebra_all, signed, args.repeats) if jws.zebra_verify else None,
         "ed25519_libsodium_alone_us": _cpu_per_item_us(libsodium_all, signed, args.repeats),
         "ed25519_openssl_alone_us": _cpu_per_item_us(ed25519_all, signed, args.repeats),
         "load_average_1m": round(os.getloadavg()[0], 2),
