@@ -1,14 +1,16 @@
-"""Pure pieces: voucher codes, share splits, the lottery draw, the stock split."""
+"""Pure pieces: voucher codes, share splits, the lottery draw, the stock split, the holders CSV's rows."""
 
 from __future__ import annotations
 
+import csv
+import io
 import time
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from voucher_engine.campaigns import codes, ids, lottery
+from voucher_engine.campaigns import cli, codes, ids, lottery
 from voucher_engine.campaigns.service import stock_split
 from voucher_engine.campaigns.shares import split_by_shares
 from voucher_engine.errors import EngineError
@@ -157,3 +159,30 @@ def test_a_claimed_voucher_is_answered_as_the_voucher_model_serialises_it():
             terms=terms.public_terms,
         )
         assert orjson.loads(voucher_document(secret, terms, item)) == model.model_dump(mode="json")
+
+
+@pytest.mark.parametrize("block_chars", [1, 16, 1 << 20])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "wallet_id,age\n0000000000000001,30\n\n0000000000000002,\n",
+        "wallet_id,age\r\n0000000000000001,30\r\n\r\n0000000000000002,31",  # CRLF, no final line break
+        "a,b\r1,2\r\r3,4\r",  # old Mac line breaks
+        "a,b,c\n1,,\n,,\n ,x , \n",  # empty and blank cells, spaces kept
+        'a,b\n1,2\n3,"x,y"\n4,"two\nlines"\n5,6\n',  # quoted cells later in the file
+        'a,b\n"1","2"\n',
+        "a,b\n1,2\n3,\x004\n",  # NUL: csv refuses it, and so must the fast path
+    ],
+)
+def test_csv_rows_are_csv_readers_rows(monkeypatch, text, block_chars):
+    """`voucher-engine issue` splits quote-free blocks itself (campaigns/cli.py, csv_rows): the same rows as
+    csv.reader, wherever the blocks end."""
+    monkeypatch.setattr(cli, "CSV_BLOCK_CHARS", block_chars)
+
+    def rows(reader_of):
+        try:
+            return list(reader_of(io.StringIO(text, newline="")))
+        except csv.Error as exc:
+            return type(exc)
+
+    assert rows(cli.csv_rows) == rows(csv.reader)

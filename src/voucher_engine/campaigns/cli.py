@@ -17,12 +17,13 @@ from __future__ import annotations
 import asyncio
 import codecs
 import csv
+import itertools
 import re
 import sys
 from collections.abc import AsyncIterator, Iterator
 from operator import itemgetter
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Optional, TextIO
 
 import typer
 
@@ -52,7 +53,7 @@ def read_csv(path: Path, types: dict[str, str], chunk_size: int) -> Iterator[lis
     id_hash_ok = re.compile(ID_HASH_PATTERN).match
     encoding = csv_encoding(path)
     with path.open(newline="", encoding=encoding) as handle:
-        reader = csv.reader(handle)
+        reader = csv_rows(handle)
         header = next(reader, None)
         if not header or "wallet_id" not in header:
             raise EngineError("VALIDATION_ERROR", f"{path}: the first row must name the columns, with wallet_id")
@@ -114,6 +115,29 @@ def read_csv(path: Path, types: dict[str, str], chunk_size: int) -> Iterator[lis
         if chunk:
             _check_ids(path, chunk, lines, wallet_ok, id_hash_ok)
             yield chunk
+
+
+# Lines read at a time by csv_rows (whole lines: a block is at least one line, whatever its length).
+CSV_BLOCK_CHARS = 1 << 20
+
+
+def csv_rows(handle: TextIO) -> Iterator[list[str]]:
+    """The rows csv.reader gives for a file opened with newline="", faster: a block of lines that holds no quote
+    character (nor a NUL, which csv refuses) is split at its commas by str.split, where csv reads each character
+    through its state machine. Attested lists have ~450-character rows, the whole row a cell without quotes: csv cost
+    ~3 us a row more than split there (~0.3 s of the issuance's process for 100,000 holders). From the first block
+    with a quote on, csv.reader reads the rest of the file (a quoted cell may hold a line break)."""
+    while True:
+        lines = handle.readlines(CSV_BLOCK_CHARS)
+        if not lines:
+            return
+        block = "".join(lines)
+        if '"' in block or "\x00" in block:
+            yield from csv.reader(itertools.chain(lines, handle))
+            return
+        for line in lines:
+            cells = line.rstrip("\r\n")
+            yield cells.split(",") if cells else []  # csv.reader's row for an empty line is []
 
 
 def csv_encoding(path: Path) -> str:
