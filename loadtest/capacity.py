@@ -181,6 +181,26 @@ class Servers:
         self.up.clear()
 
 
+BURST_GAP_S = 0.05
+
+
+def bursts(slow: list[tuple[float, float]], wall_s: float) -> str:
+    """How the slow answers of a failing rung fall in time: a few bursts mean the service (or the machine) stalled
+    now and then, slow answers spread over the whole rung mean it is beyond its capacity."""
+    groups: list[list[tuple[float, float]]] = []
+    for due, latency in sorted(slow):
+        if groups and due - groups[-1][-1][0] < BURST_GAP_S:
+            groups[-1].append((due, latency))
+        else:
+            groups.append([(due, latency)])
+    spread = sum(group[-1][0] - group[0][0] for group in groups)
+    worst = max(groups, key=lambda group: max(latency for _, latency in group))
+    return (
+        f"slow answers (> 15 ms): {len(slow)} in {len(groups)} bursts covering {spread:.2f} of {wall_s:.1f} s; "
+        f"the worst {max(latency for _, latency in worst) * 1000:.0f} ms in a burst of {len(worst)}"
+    )
+
+
 def ladder(start: float, factor: float, top: float) -> list[float]:
     rates, rate = [], start
     while rate <= top * 1.0001:
@@ -226,6 +246,8 @@ class Run:
         print(step.line(" clients" if clients else "/s"), flush=True)
         for sample in result.samples:
             print(f"    unexpected: {sample}", flush=True)
+        if not clients and not step.passed and result.slow:
+            print(f"    {bursts(result.slow, result.wall_s)}", flush=True)
         time.sleep(self.args.pause_s)  # what a failing rung left queued drains before the next
         return step
 

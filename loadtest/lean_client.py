@@ -34,6 +34,9 @@ import orjson
 
 ANSWER_GRACE_S = 10.0  # a request still unanswered this long after the step's last send counts as failed
 MAX_SAMPLES = 3
+# Answers slower than this are kept with their due moment (StepResult.slow), at most MAX_SLOW per process.
+SLOW_S = 0.015
+MAX_SLOW = 5_000
 TICK_S = 0.001
 IDLE_REUSE_S = 2.0
 STALE_SIGNED_S = 120.0
@@ -220,9 +223,13 @@ class StepResult:
     cpu_s: float = 0.0
     wall_s: float = 0.0
     sent: int = 0
+    # The slowest answers' due moments (time.monotonic, the same clock in every process) and latencies, at most
+    # MAX_SLOW per process: whether slow answers come together (the server stalled) or alone (a slow request).
+    slow: list[tuple[float, float]] = field(default_factory=list)
 
     def merge(self, other: "StepResult") -> None:
         self.latencies_s.extend(other.latencies_s)
+        self.slow.extend(other.slow)
         self.lags_s.extend(other.lags_s)
         for status, n in other.statuses.items():
             self.statuses[status] = self.statuses.get(status, 0) + n
@@ -275,9 +282,12 @@ class _Worker:
         self.conns[port] = alive
         return alive[:count]
 
-    def _record(self, result: StepResult, kind: str, item, status: int, body: bytes, latency_s: float) -> None:
+    def _record(self, result: StepResult, kind: str, item, status: int, body: bytes, due: float, now: float) -> None:
         raw, expected, tag = item
+        latency_s = now - due
         result.latencies_s.append(latency_s)
+        if latency_s > SLOW_S and len(result.slow) < MAX_SLOW:
+            result.slow.append((due, latency_s))
         result.statuses[status] = result.statuses.get(status, 0) + 1
         if status not in expected:
             result.failed += 1
@@ -333,7 +343,7 @@ class _Worker:
             def answered(status: int, body: bytes) -> None:
                 nonlocal outstanding
                 outstanding -= 1
-                self._record(result, kind, item, status, body, clock() - due)
+                self._record(result, kind, item, status, body, due, clock())
                 if backlog and conn.alive:
                     dispatch(conn, backlog.popleft())
                 elif conn.alive:
@@ -401,7 +411,7 @@ class _Worker:
             result.sent += 1
 
             def answered(status: int, body: bytes) -> None:
-                self._record(result, kind, item, status, body, clock() - sent)
+                self._record(result, kind, item, status, body, sent, clock())
                 go(conn)
 
             conn.send(item[0], answered)
