@@ -36,8 +36,8 @@ async def decide(engine: AsyncEngine, subject: Subject, flag_id: str, decision: 
         raise EngineError("VALIDATION_ERROR", "decision is clear or confirm")
     async with engine.begin() as sa_conn:
         raw = await driver(sa_conn)
-        locked = await repository.fetchrow(raw, repository.LOCK_FLAG, flag_id)
-        row = await repository.fetchrow(raw, repository.GET_FLAG, flag_id) if locked is not None else None
+        locked = await repository.lock_flag(raw, flag_id)
+        row = await repository.get_flag(raw, flag_id) if locked else None
         if row is None or not visible(subject, to_model(row), row["campaign_issuer_id"]):
             raise EngineError("NOT_FOUND", f"no risk flag {flag_id!r}")
         flag = to_model(row)
@@ -65,11 +65,10 @@ async def decide(engine: AsyncEngine, subject: Subject, flag_id: str, decision: 
         else:
             released = await _release_if_ours(raw, flag, now)
         status = "confirmed" if decision == "confirm" else "cleared"
-        if await repository.fetchrow(raw, repository.DECIDE_FLAG, flag_id, status, now) is None:
+        if not await repository.decide_flag(raw, flag_id, status, now):
             raise EngineError("INVALID_STATE", f"risk flag {flag_id} was already decided.")  # pragma: no cover
-        await repository.execute(
+        await repository.insert_decision(
             raw,
-            repository.INSERT_DECISION,
             flag_id,
             decision,
             note,
@@ -80,7 +79,7 @@ async def decide(engine: AsyncEngine, subject: Subject, flag_id: str, decision: 
             clawback_ids,
             released,
         )
-        stored = await repository.fetchrow(raw, repository.GET_FLAG, flag_id)
+        stored = await repository.get_flag(raw, flag_id)
     return to_model(stored)
 
 
@@ -92,7 +91,7 @@ async def _release_if_ours(raw, flag: RiskFlag, now) -> bool:
         return False  # the flag did not hold the merchant (or an operator has released it since)
     if any(not holder.startswith("risk:") for holder in holders):
         return False  # held by hand too: the operator's to release
-    if await repository.fetchval(raw, repository.OTHER_HOLDING_FLAGS, flag.merchant_id, flag.id):
+    if await repository.other_holding_flags(raw, flag.merchant_id, flag.id):
         return False  # another flag still needs it
     await settlement.release_by_cause(raw, flag.merchant_id, hold_actor(flag.id), now)
     return True

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 import asyncpg
 import orjson
@@ -88,17 +88,83 @@ async def insert_flag(
     )
 
 
-async def fetch(raw: asyncpg.Connection, sql: str, *args: Any) -> list[asyncpg.Record]:
-    return await raw.fetch(sql, *args)
+async def flag_by_dedupe_key(raw: asyncpg.Connection, dedupe_key: str) -> asyncpg.Record | None:
+    """The flag opened under `dedupe_key` with its campaign's issuer and its decision (the columns of to_model)."""
+    return await raw.fetchrow(BY_DEDUPE_KEY, dedupe_key)
 
 
-async def fetchrow(raw: asyncpg.Connection, sql: str, *args: Any) -> asyncpg.Record | None:
-    return await raw.fetchrow(sql, *args)
+async def get_flag(raw: asyncpg.Connection, flag_id: str) -> asyncpg.Record | None:
+    """The flag with its campaign's issuer and its decision (the columns of to_model)."""
+    return await raw.fetchrow(GET_FLAG, flag_id)
 
 
-async def fetchval(raw: asyncpg.Connection, sql: str, *args: Any) -> Any:
-    return await raw.fetchval(sql, *args)
+async def lock_flag(raw: asyncpg.Connection, flag_id: str) -> bool:
+    """Lock the flag's row to the end of the transaction; answer whether there is one."""
+    return await raw.fetchrow(LOCK_FLAG, flag_id) is not None
 
 
-async def execute(raw: asyncpg.Connection, sql: str, *args: Any) -> None:
-    await raw.execute(sql, *args)
+async def set_hold_caused(raw: asyncpg.Connection, flag_id: str) -> None:
+    """Record that the flag put its merchant on payout hold (a `clear` may then release it)."""
+    await raw.execute(SET_HOLD_CAUSED, flag_id)
+
+
+async def list_flags(
+    raw: asyncpg.Connection,
+    *,
+    campaign_id: str | None,
+    merchant_id: str | None,
+    status: str | None,
+    issuer_id: str | None,
+    unscoped_too: bool,
+    signal: str | None,
+    before_seq: int | None,
+    limit: int,
+) -> list[asyncpg.Record]:
+    """LIST_FLAGS's rows, newest first: `issuer_id` only that issuer's campaigns' flags; `unscoped_too` flags of no
+    campaign as well."""
+    return await raw.fetch(
+        LIST_FLAGS, campaign_id, merchant_id, status, issuer_id, unscoped_too, signal, before_seq, limit
+    )
+
+
+async def decide_flag(raw: asyncpg.Connection, flag_id: str, status: str, at: datetime) -> bool:
+    """Move an open flag to `status`; answer False when it was not open (decided already)."""
+    return await raw.fetchrow(DECIDE_FLAG, flag_id, status, at) is not None
+
+
+async def insert_decision(
+    raw: asyncpg.Connection,
+    flag_id: str,
+    decision: str,
+    note: str | None,
+    role: str,
+    token_id: str | None,
+    issuer_id: str | None,
+    at: datetime,
+    clawback_ids: list[str],
+    released_hold: bool,
+) -> None:
+    await raw.execute(
+        INSERT_DECISION, flag_id, decision, note, role, token_id, issuer_id, at, clawback_ids, released_hold
+    )
+
+
+async def other_holding_flags(raw: asyncpg.Connection, merchant_id: str, flag_id: str) -> int:
+    """How many other flags of the merchant still need its payout hold."""
+    return int(await raw.fetchval(OTHER_HOLDING_FLAGS, merchant_id, flag_id))
+
+
+async def campaign_issuer(raw: asyncpg.Connection, campaign_id: str) -> str | None:
+    return await raw.fetchval(CAMPAIGN_ISSUER, campaign_id)
+
+
+class CampaignContract(NamedTuple):
+    issuer_id: str
+    contract_sha256: str
+    contract_source: str
+
+
+async def campaign_contract(raw: asyncpg.Connection, campaign_id: str) -> CampaignContract | None:
+    """The campaign's issuer and contract (None: no such campaign)."""
+    row = await raw.fetchrow(CAMPAIGN_CONTRACT, campaign_id)
+    return None if row is None else CampaignContract(row["issuer_id"], row["contract_sha256"], row["contract_source"])

@@ -88,15 +88,15 @@ async def open_flag(
         raw, flag_id, signal, outcome, merchant_id, campaign_id, list(redemption_ids), evidence, dedupe_key, at
     )
     if row is None:  # opened before under this key
-        existing = await repository.fetchrow(raw, repository.BY_DEDUPE_KEY, dedupe_key)
+        existing = await repository.flag_by_dedupe_key(raw, dedupe_key)
         if existing is None:  # pragma: no cover - the conflicting row is committed or ours
             raise EngineError("CONFLICT", f"risk flag {dedupe_key!r} is being opened by another transaction")
         return Opened(to_model(existing), False)
     if outcome == "hold" and merchant_id is not None:  # a pattern of no one merchant holds no one
         reason = f"risk flag {flag_id}: {signal}"
         if await settlement.hold_by_cause(raw, merchant_id, reason, hold_actor(flag_id), at):
-            await repository.execute(raw, repository.SET_HOLD_CAUSED, flag_id)
-    stored = await repository.fetchrow(raw, repository.GET_FLAG, flag_id)
+            await repository.set_hold_caused(raw, flag_id)
+    stored = await repository.get_flag(raw, flag_id)
     if stored is None:  # pragma: no cover - inserted above, in this transaction
         raise EngineError("INTERNAL", f"risk flag {flag_id} vanished in its own transaction")
     flag = to_model(stored)
@@ -174,11 +174,11 @@ async def rules(conn: Connection, subject: Subject, campaign_id: str | None) -> 
     if campaign_id is None:
         return RuleSet(campaign_id=None, rules=[RuleOut(**r) for r in DEFAULTS.to_list()])
     raw = await raw_of(conn)
-    row = await repository.fetchrow(raw, repository.CAMPAIGN_CONTRACT, campaign_id)
+    row = await repository.campaign_contract(raw, campaign_id)
     everything = subject.role == "admin" or (subject.role == "auditor" and subject.issuer_id is None)
-    if row is None or not (everything or row["issuer_id"] == subject.issuer_id):
+    if row is None or not (everything or row.issuer_id == subject.issuer_id):
         raise EngineError("NOT_FOUND", f"no campaign {campaign_id!r} visible to the caller")
-    contract = contract_for(row["contract_sha256"], row["contract_source"])
+    contract = contract_for(row.contract_sha256, row.contract_source)
     return RuleSet(campaign_id=campaign_id, rules=[RuleOut(**r) for r in contract.risk.to_list()])
 
 
@@ -200,7 +200,7 @@ def visible(subject: Subject, flag: RiskFlag, issuer_id: str | None) -> bool:
 async def get_flag(conn: Connection, subject: Subject, flag_id: str) -> RiskFlag:
     require_reader(subject)
     raw = await raw_of(conn)
-    row = await repository.fetchrow(raw, repository.GET_FLAG, flag_id)
+    row = await repository.get_flag(raw, flag_id)
     if row is None or not visible(subject, to_model(row), row["campaign_issuer_id"]):
         raise EngineError("NOT_FOUND", f"no risk flag {flag_id!r}")
     return to_model(row)
@@ -224,20 +224,19 @@ async def list_flags(
     raw = await raw_of(conn)
     everything = subject.role == "admin" or (subject.role == "auditor" and subject.issuer_id is None)
     if campaign_id is not None and not everything:
-        issuer_id = await repository.fetchval(raw, repository.CAMPAIGN_ISSUER, campaign_id)
+        issuer_id = await repository.campaign_issuer(raw, campaign_id)
         if issuer_id is None or issuer_id != subject.issuer_id:
             raise EngineError("NOT_FOUND", f"no campaign {campaign_id!r} visible to the caller")
-    rows = await repository.fetch(
+    rows = await repository.list_flags(
         raw,
-        repository.LIST_FLAGS,
-        campaign_id,
-        merchant_id,
-        status,
-        None if everything else subject.issuer_id,
-        everything,
-        signal,
-        before_seq,
-        limit + 1,
+        campaign_id=campaign_id,
+        merchant_id=merchant_id,
+        status=status,
+        issuer_id=None if everything else subject.issuer_id,
+        unscoped_too=everything,
+        signal=signal,
+        before_seq=before_seq,
+        limit=limit + 1,
     )
     page = rows[:limit]
     return [to_model(row) for row in page], (page[-1]["seq"] if len(rows) > limit else None)
