@@ -61,10 +61,13 @@ def run_process(settings: Settings) -> None:
 
 async def _serve(settings: Settings, parent_pid: int) -> None:
     from voucher_engine.db.engine import create_engine
+    from voucher_engine.db.niceness import lower_backends
 
     if settings.database_url is None:
         raise RuntimeError("the ledger process needs DATABASE_URL (serve sets it before starting it)")
     engine = create_engine(settings.database_url, pool_size=2, application_name=APPLICATION_NAME)
+    # Its SQL (the sequence, the tree) is done by its backends: behind the tills' batches too (db/niceness.py).
+    lower_backends(engine, settings.database_url, LEDGER_NICENESS)
     checkpoint = periodic_checkpoint(engine, checkpoints.load_signing_key(settings.resolved_signing_key_path))
 
     async def between_rounds() -> None:

@@ -89,10 +89,12 @@ def run_process(settings: Settings) -> None:
 
 async def _serve(settings: Settings, parent_pid: int, metrics) -> None:
     from voucher_engine.db.engine import create_engine
+    from voucher_engine.db.niceness import lower_backends
     from voucher_engine.secrets_store import load_server_secret
 
     assert settings.database_url is not None, "serve sets DATABASE_URL before starting this process"
     engine = create_engine(settings.database_url, pool_size=3, application_name=APPLICATION_NAME)
+    lower_backends(engine, settings.database_url, DISPATCHER_NICENESS)  # its backends behind the tills' too
     main = asyncio.create_task(
         in_worker(engine, settings, load_server_secret(settings.resolved_server_secret_path), metrics)
     )
