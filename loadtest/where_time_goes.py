@@ -1,0 +1,216 @@
+"""Where a redemption's CPU goes: per process of the service, per PostgreSQL backend (by its application name) and,
+where the server has pg_stat_statements loaded, per statement.
+
+    python loadtest/where_time_goes.py [--rate 500 | --clients 32] [--seconds 10] [--workers 1] [--pool 10]
+
+loadtest/capacity.py gives the CPU per request of the service's tree, PostgreSQL's tree and the generator at each
+rung; this takes one load (offered open loop at --rate, or closed loop with --clients) and splits those figures:
+
+- the service: each process of `serve`'s tree (the workers, the ledger's sequencer, the webhook dispatcher, the risk
+  window detector) in µs of CPU per answered request;
+- PostgreSQL: each backend, summed by `application_name` (the tills' batches are "voucher-engine batcher"), and the
+  server's own helper processes;
+- with pg_stat_statements: the statements by execution plus planning time per 1,000 answered requests, and how
+  often each runs per 1,000 (the redemption batch's write and its peek run once per batch: their calls per 1,000
+  say the mean batch size).
+
+PostgreSQL: an embedded server in a temporary directory unless DATABASE_URL names one (then a fresh database is
+made on it and dropped after). pg_stat_statements must be in the server's `shared_preload_libraries` for the
+statement table (`ALTER SYSTEM SET shared_preload_libraries = 'pg_stat_statements'` and a restart; with
+`pg_stat_statements.track = 'all'` the ledger's posting function's inner statement shows too); without it the
+table is left out. The numbers are CPU, so they are less at the mercy of a busy machine than latencies are, but
+a busy machine still lengthens them (caches, frequency): note the load printed beside them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "src"))
+
+from loadtest.capacity import Config, Servers, bursts, postgres_pid  # noqa: E402
+from loadtest.lean_client import Generators  # noqa: E402
+
+TOP_STATEMENTS = 20
+STATEMENT_CHARS = 140
+
+
+def process_table() -> dict[int, tuple[int, float, str]]:
+    """pid -> (parent pid, CPU seconds so far, command line), from /proc."""
+    tick = os.sysconf("SC_CLK_TCK")
+    table = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as handle:
+                fields = handle.read().rsplit(")", 1)[1].split()
+            with open(f"/proc/{entry}/cmdline", "rb") as handle:
+                command = handle.read().replace(b"\0", b" ").decode(errors="replace").strip()
+        except OSError:
+            continue
+        table[int(entry)] = (int(fields[1]), (int(fields[11]) + int(fields[12])) / tick, command)
+    return table
+
+
+def descendants(table: dict[int, tuple[int, float, str]], root: int) -> list[int]:
+    out, stack = [], [root]
+    while stack:
+        pid = stack.pop()
+        out.append(pid)
+        stack.extend(child for child, (parent, _, _) in table.items() if parent == pid)
+    return out
+
+
+def service_role(command: str, pid: int, root: int) -> str:
+    if pid == root:
+        return "serve (the worker, with --workers 1)"
+    if "resource_tracker" in command:
+        return "multiprocessing's resource tracker"
+    if "spawn_main" in command:
+        return "a background process (below: which, by its database backends)"
+    return command[:80]
+
+
+async def _fetch(url: str, query: str, *args):
+    import asyncpg
+
+    from voucher_engine.db.engine import plain_url
+
+    conn = await asyncpg.connect(plain_url(url))
+    try:
+        return await conn.fetch(query, *args)
+    finally:
+        await conn.close()
+
+
+def fetch(url: str, query: str, *args):
+    return asyncio.run(_fetch(url, query, *args))
+
+
+def has_statements(url: str) -> bool:
+    preloaded = fetch(url, "SELECT current_setting('shared_preload_libraries') AS libs")[0]["libs"]
+    if "pg_stat_statements" not in preloaded:
+        return False
+    fetch(url, "CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
+    return True
+
+
+def database(tmp: Path) -> tuple[str, object | None]:
+    """A URL of an empty database: on DATABASE_URL's server (made here), or an embedded server's."""
+    from sqlalchemy.engine import make_url
+
+    external = os.environ.get("DATABASE_URL")
+    if not external:
+        from voucher_engine.db import embedded
+
+        return embedded.start(tmp / "data"), None
+    name = f"ve_where_{uuid.uuid4().hex[:10]}"
+    fetch(external, f"CREATE DATABASE {name}")
+    return make_url(external).set(database=name).render_as_string(hide_password=False), name
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rate", type=float, default=500.0, help="offered redemptions per second (open loop)")
+    parser.add_argument("--clients", type=int, default=0, help="closed loop with this many clients instead")
+    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--pool", type=int, default=10)
+    parser.add_argument("--kind", default="redeem", choices=("redeem", "mix"))
+    args = parser.parse_args()
+
+    from loadtest import baseline
+    from loadtest.redemption_load import seed
+    from voucher_engine.db import migrate
+    from voucher_engine.db.engine import plain_url
+
+    tmp = Path(tempfile.mkdtemp(prefix="ve-where-"))
+    url, made = database(tmp)
+    external = os.environ.get("DATABASE_URL")
+    os.environ["DATABASE_URL"] = url  # the service started below uses it
+    migrate.upgrade(url)
+    expected = args.clients * 150 if args.clients else args.rate  # per second, generously
+    vouchers = int(expected * (args.seconds + 6) * 1.5) + 5_000
+    print(f"seeding {vouchers:,} vouchers ...", flush=True)
+    seeded = asyncio.run(seed(url, tmp / "data", vouchers))
+    asyncio.run(baseline.seed(plain_url(url), 1))
+    statements = has_statements(url)
+    generators = Generators(2, seeded.key_id, seeded.secret, seeded.codes, seeded.wallets, 1)
+    servers = Servers(url, tmp / "data", tmp)
+    try:
+        port, root = servers.ensure("full", Config(args.workers, args.pool))
+        generators.closed_loop(port, "redeem", 16, 2.0, expected_rate=3000)  # warm: caches, plans, pools
+        time.sleep(1.0)
+        postmaster = postgres_pid(url)
+        if statements:
+            fetch(url, "SELECT pg_stat_statements_reset()")
+        before = process_table()
+        began = time.monotonic()
+        if args.clients:
+            result = generators.closed_loop(port, args.kind, args.clients, args.seconds, expected_rate=expected)
+            shape = f"closed loop, {args.clients} clients"
+        else:
+            result = generators.open_loop(port, args.kind, args.rate, args.seconds, 256)
+            shape = f"open loop, {args.rate:.0f}/s offered"
+        after = process_table()
+        wall = time.monotonic() - began
+        answered = max(1, result.answered())
+        backends = {row["pid"]: row["name"] for row in fetch(url, _BACKENDS)}
+        per = 1e6 / answered
+
+        def used(pid: int) -> float:
+            return (after[pid][1] - before[pid][1]) if pid in before and pid in after else 0.0
+
+        print(
+            f"\n{shape}, {args.kind}: {answered:,} answered in {wall:.1f} s ({answered / wall:,.0f}/s), "
+            f"p50 {result.percentile_ms(0.5):.1f} ms, p99 {result.percentile_ms(0.99):.1f} ms, "
+            f"failed {result.failed}; load {os.getloadavg()[0]:.2f}"
+        )
+        if result.slow:
+            print(f"  {bursts(result.slow, result.wall_s)}")
+        service = descendants(after, root)
+        print(f"\nservice: {sum(used(p) for p in service) * per:,.0f} µs of CPU per request")
+        for pid in sorted(service, key=used, reverse=True):
+            print(f"  {used(pid) * per:7,.0f} µs  pid {pid}  {service_role(after[pid][2], pid, root)}")
+        server = descendants(after, postmaster)
+        by_name: dict[str, float] = {}
+        for pid in server:
+            name = backends.get(pid) or after[pid][2].split(":", 1)[-1].strip()[:50] or "postmaster"
+            by_name[name] = by_name.get(name, 0.0) + used(pid)
+        print(f"\nPostgreSQL: {sum(by_name.values()) * per:,.0f} µs of CPU per request (live processes)")
+        for name, cpu in sorted(by_name.items(), key=lambda item: -item[1]):
+            if cpu * per >= 1:
+                print(f"  {cpu * per:7,.0f} µs  {name}")
+        print(f"\ngenerator: {result.cpu_s * per:,.0f} µs of CPU per request")
+        if statements:
+            print("\nstatements, per 1,000 answered requests: execution + planning ms, calls")
+            for row in fetch(url, _STATEMENTS, TOP_STATEMENTS):
+                text = " ".join(row["query"].split())[:STATEMENT_CHARS]
+                print(f"  {row['ms'] * 1000 / answered:8.1f} ms  {row['calls'] * 1000 / answered:7.1f}  {text}")
+        else:
+            print("\n(no statement table: pg_stat_statements is not in the server's shared_preload_libraries)")
+    finally:
+        servers.stop_all()
+        generators.close()
+        if made is not None and external:
+            fetch(external, f"DROP DATABASE IF EXISTS {made} WITH (FORCE)")
+
+
+_BACKENDS = """SELECT pid, coalesce(nullif(application_name, ''), backend_type) AS name FROM pg_stat_activity"""
+_STATEMENTS = """SELECT calls, total_exec_time + total_plan_time AS ms, query FROM pg_stat_statements
+WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database())
+ORDER BY total_exec_time + total_plan_time DESC LIMIT $1"""
+
+
+if __name__ == "__main__":
+    main()
