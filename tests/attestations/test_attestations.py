@@ -16,6 +16,7 @@ from campaign_helpers import contract, wallet
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from voucher_engine.attestations import checks, jws, verifier
+from voucher_engine.campaigns import issuance
 
 ADULT = {"age": 30, "residence_region": "310104"}
 
@@ -335,8 +336,9 @@ def test_tokens_pyjwt_makes_verify_here_and_tampered_ones_fail_both():
 
 @pytest.fixture
 def small_slices(monkeypatch):
-    """Worker processes from the first slice of 100 attestations on, in slices of 300 holders: a list of a
-    thousand goes through the same pipeline as one of a million."""
+    """Worker processes from the first slice of 100 attestations on, in slices of 300 holders, the uses written
+    every 250 between COPYs of vouchers: a list of a thousand goes through the same pipeline as one of a million."""
+    monkeypatch.setattr(issuance, "USES_WRITE_EVERY", 250)
     monkeypatch.setattr(verifier, "MIN_TOKENS", 100)
     monkeypatch.setattr(verifier, "SLICE", 300)
     monkeypatch.setattr(verifier, "WORKERS", 2)

@@ -44,6 +44,8 @@ from voucher_engine.invariants import InvariantViolation, invariant
 log = logging.getLogger("voucher_engine.campaigns.issuance")
 
 CHUNK = 20_000
+# Attestation uses are written by COPY every this many (between two COPYs of vouchers), not all after the vouchers.
+USES_WRITE_EVERY = 20_000
 # Lottery publications list excluded applicants and winners up to this many; past it, digests and counts only.
 MAX_PUBLISHED_KEYS = 100_000
 ISSUABLE_STATUSES = ("funded", "active")
@@ -364,25 +366,40 @@ async def _issue(
             if progress is not None:
                 await progress(outcome.processed, outcome.issued, outcome.rejected_count)
 
-    async def stream(verifier):
-        yield _COPY_HEADER
-        async for data in rows(verifier):
-            yield data
-        yield _COPY_TRAILER
-
     async with Verifier(gate) as verifier:
-        await repository.copy_vouchers(raw, stream(verifier))
+        produced = rows(verifier)
+        finished = False
+
+        async def segment():
+            """One COPY of vouchers, until the attestations spent since the last write of their uses reach
+            USES_WRITE_EVERY: their COPY then goes in between, while the verifier processes work ahead, rather than
+            all at the end, when nothing else is left to run (~0.45 s of PostgreSQL's CPU for 100,000 uses)."""
+            nonlocal finished
+            yield _COPY_HEADER
+            async for data in produced:
+                yield data
+                if uses.pending >= USES_WRITE_EVERY:
+                    break
+            else:
+                finished = True
+            yield _COPY_TRAILER
+
+        while not finished:
+            await repository.copy_vouchers(raw, segment())
+            await uses.write(raw)
     invariant(remaining >= 0, "no more vouchers issued than the quantity", remaining)
 
 
 class UsesWriter:
     """The attestations an issuance spent (`attestation_uses`), encoded for a binary COPY chunk by chunk as the gate
-    accepts them (about 150 bytes each), and written after the vouchers' COPY in the same transaction."""
+    accepts them (about 150 bytes each), and written by COPY in the same transaction as the vouchers, every
+    USES_WRITE_EVERY of them and at the end."""
 
     def __init__(self, campaign_id: str, issuance_id: str, used_at: datetime) -> None:
         self.head = _field(struct.pack(">h", len(attestation_repository.USE_COPY_COLUMNS)) + _text(campaign_id))
         self.tail = _field(_text(issuance_id) + _timestamptz(used_at))
         self.parts: list[bytes] = []
+        self.pending = 0  # encoded, not yet written
         self.count = 0
 
     def collect(self, gate: Gate) -> None:
@@ -397,16 +414,18 @@ class UsesWriter:
         ]
         # Every text here is ASCII (jti: checks.verify requires it), so the row strings encode as their bytes.
         self.parts.append("".join(rows).encode("latin-1"))
+        self.pending += len(gate.uses)
         self.count += len(gate.uses)
         gate.uses.clear()
 
     async def write(self, raw) -> None:
-        if not self.count:
+        if not self.pending:
             return
+        parts, self.parts, self.pending = self.parts, [], 0
 
         async def stream():
             yield _COPY_HEADER
-            for part in self.parts:
+            for part in parts:
                 yield part
             yield _COPY_TRAILER
 
