@@ -56,24 +56,29 @@ async def bench(url: str, total: int, new: int) -> None:
         fresh = list(range(total - new + 1, total + 1))
         span = (total - new, total)
         statements = [
-            ("ADD_COUNTS", sql.ADD_COUNTS, (fresh,)),
-            ("TOUCH_MERCHANTS", sql.TOUCH_MERCHANTS, (*span, SHAPES.history)),
-            ("HOUR_REDEMPTIONS", sql.HOUR_REDEMPTIONS, (MERCHANT, now, MAX_EVIDENCE_IDS)),
-            ("HUGGING", sql.HUGGING, (*span, SHAPES.share_window, 300, 12)),
-            ("EXACT_REPEAT", sql.EXACT_REPEAT, (*span, timedelta(minutes=60), 300, 8, MAX_EVIDENCE_IDS)),
-            ("ADD_PAIRS", sql.ADD_PAIRS, (fresh, 300)),
-            ("HOLDER_VELOCITY", sql.HOLDER_VELOCITY, (*span, timedelta(minutes=30), 4)),
-            ("PRUNE", sql.PRUNE, (now, SHAPES.share_window, SHAPES.history, SHAPES.pair_window, SHAPES.minutes_kept)),
+            ("ADD_COUNTS", lambda: sql.add_counts(conn, fresh)),
+            ("TOUCH_MERCHANTS", lambda: sql.touch_merchants(conn, span, SHAPES.history, None)),
+            ("HOUR_REDEMPTIONS", lambda: sql.hour_redemptions(conn, MERCHANT, now, MAX_EVIDENCE_IDS)),
+            ("HUGGING", lambda: sql.hugging(conn, span, SHAPES.share_window, 300, 12, None)),
+            ("EXACT_REPEAT", lambda: sql.exact_repeats(conn, span, timedelta(minutes=60), 300, 8, 100, None)),
+            ("ADD_PAIRS", lambda: sql.add_pairs(conn, fresh, 300, {}, 6)),
+            ("HOLDER_VELOCITY", lambda: sql.holder_spread(conn, span, timedelta(minutes=30), 4, None)),
+            (
+                "PRUNE",
+                lambda: sql.prune(
+                    conn, now, SHAPES.share_window, SHAPES.history, SHAPES.pair_window, SHAPES.minutes_kept
+                ),
+            ),
         ]
         print(f"{total:,} redemptions at one merchant in the hour, {new:,} new; load average {_load()}")
         overall = 0.0
-        for name, statement, args in statements:
+        for name, statement in statements:
             best = float("inf")
             for _ in range(3):
                 transaction = conn.transaction()
                 await transaction.start()
                 began = time.perf_counter()
-                await conn.fetch(statement, *args)
+                await statement()
                 best = min(best, time.perf_counter() - began)
                 await transaction.rollback()
             overall += best

@@ -189,31 +189,27 @@ async def detect_pass(conn: AsyncConnection, limit_: int = PASS_LIMIT) -> PassRe
     if not await repository.try_lock(raw):
         return PassResult(locked_out=True)
     last_seq, claims_at = await repository.read_cursor(raw)
-    result = PassResult()
-    rows = await repository.take(raw, last_seq, limit_)
-    if rows:
-        result.taken = len(rows)
-        events = [r for r in rows if r["kind"] in ("redeem", "refund") and r["redemption_id"] is not None]
-        result.events = len(events)
-        if events:
-            book = await load_book(raw, [e["campaign_id"] for e in events])
-            fresh = await repository.insert_events(raw, events)
-            await repository.add_counts(raw, fresh)
-            span = (last_seq, rows[-1]["seq"])
+    taken = await repository.take_events(raw, last_seq, limit_)
+    result = PassResult(taken=taken.taken, events=taken.events)
+    if taken.last_seq is not None:
+        if taken.newest is not None:
+            book = await load_book(raw, taken.campaigns)
+            await repository.add_counts(raw, taken.fresh)
+            span = (last_seq, taken.last_seq)
             result.findings += await _merchant_hours(raw, book, span)
             result.findings += await _threshold_share(raw, book, span)
             result.findings += await _exact_repeat(raw, book, span)
-            result.findings += await _pairs(raw, book, fresh)
+            result.findings += await _pairs(raw, book, taken.fresh)
             result.findings += await _holder_spread(raw, book, span)
             await repository.prune(
                 raw,
-                max(e["at"] for e in events),
+                taken.newest,
                 SHAPES.share_window + timedelta(days=1),
                 SHAPES.history + timedelta(days=1),
                 SHAPES.pair_window,
                 SHAPES.minutes_kept,
             )
-        await repository.move_cursor(raw, rows[-1]["seq"])
+        await repository.move_cursor(raw, taken.last_seq)
     result.findings += await _claims(raw, claims_at)
     return result
 
@@ -409,8 +405,12 @@ async def _pairs(raw: Any, book: Book, fresh: list[int]) -> list[Finding]:
     sale hugs the threshold within its own campaign's band)."""
     band = _share_band(DEFAULTS)
     bands = {c: b for c, r in book.by_campaign.items() if (b := _share_band(r)) != band}
+    fewest = min(
+        (limit(r, "vouchers") or 1 for g in book.groups(w.PAIR_RECURRENCE) for r in g.of(w.PAIR_RECURRENCE)),
+        default=2**31 - 1,  # the signal is off everywhere: the pairs are kept, none is judged
+    )
     found = []
-    for row in await repository.add_pairs(raw, fresh, band, bands):
+    for row in await repository.add_pairs(raw, fresh, band, bands, fewest):
         judged = dict.fromkeys(rules_for(book.rules(c), w.PAIR_RECURRENCE) for c in sorted(row["new_campaigns"]))
         for pair_rules in judged:
             finding = _pair_met(pair_rules, row)

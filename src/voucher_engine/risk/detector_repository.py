@@ -7,7 +7,7 @@ Buckets are aligned on UTC (`date_bin` from 2000-01-01Z): every China-time hour 
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import Any
+from typing import NamedTuple
 
 import asyncpg
 
@@ -19,41 +19,46 @@ READ_CURSOR = "SELECT last_seq, claims_at FROM risk_w_cursor WHERE id = 1 FOR UP
 MOVE_CURSOR = "UPDATE risk_w_cursor SET last_seq = $1, updated_at = now() WHERE id = 1"
 MOVE_CLAIMS_CURSOR = "UPDATE risk_w_cursor SET claims_at = $1, updated_at = now() WHERE id = 1"
 
-# The next sequenced transactions after the cursor (at most $2): every one of them (so the cursor can move past
-# the kinds the windows do not read), with the redemption-side facts of redemptions and refunds. The holder is the
-# voucher's id_hash, else its wallet; the minimum spend is the voucher's terms' (0 when it has none).
-TAKE = """
+# The next sequenced transactions after the cursor (at most $2), and the redemptions and refunds among them copied
+# into the events, in one statement: the rows never travel to the detector and back (at 1,000 redemptions a second
+# that was most of the detector's own CPU). Every transaction is taken, so the cursor can move past the kinds the
+# windows do not read. An event's holder is the voucher's id_hash, else its wallet; its minimum spend is the voucher's
+# terms' (0 when it has none). Answers how many were taken, the last seq, how many were events, the seqs new to the
+# events (a span read again inserts none), the events' campaigns and the newest event's time.
+TAKE_EVENTS = """
 WITH taken AS MATERIALIZED (
     SELECT s.seq, t.id AS tx_id, t.kind, t.at, t.campaign_id, t.refs ->> 'redemption_id' AS redemption_id
       FROM ledger_sequence s JOIN ledger_transactions t ON t.id = s.tx_id
      WHERE s.seq > $1
      ORDER BY s.seq LIMIT $2
+), events AS MATERIALIZED (
+    SELECT t.seq, t.kind,
+           CASE WHEN t.kind = 'redeem' THEN r.settled_at ELSE coalesce(f.created_at, t.at) END AS at,
+           t.campaign_id, r.id AS redemption_id, r.merchant_id, coalesce(v.id_hash, 'w:' || r.wallet_id) AS holder,
+           r.voucher_id, r.order_amount_fen,
+           coalesce((c.summary -> 'terms' ->> 'min_spend_fen')::bigint, 0) AS min_spend_fen
+      FROM taken t
+      JOIN redemptions r ON r.campaign_id = t.campaign_id AND r.id = t.redemption_id
+      LEFT JOIN refunds f
+             ON t.kind = 'refund' AND f.campaign_id = t.campaign_id AND f.redemption_id = t.redemption_id
+            AND f.ledger_tx_id = t.tx_id
+      LEFT JOIN vouchers v ON v.campaign_id = r.campaign_id AND v.id = r.voucher_id
+      LEFT JOIN campaigns c ON c.id = t.campaign_id
+     WHERE t.kind IN ('redeem', 'refund')
+), fresh AS (
+    INSERT INTO risk_w_events (seq, kind, at, campaign_id, redemption_id, merchant_id, holder, voucher_id,
+                               order_amount_fen, min_spend_fen)
+    SELECT * FROM events
+    ON CONFLICT (seq) DO NOTHING
+    RETURNING seq
 )
-SELECT t.seq, t.kind, t.campaign_id, r.id AS redemption_id, r.merchant_id, r.voucher_id, r.order_amount_fen,
-       coalesce(v.id_hash, 'w:' || r.wallet_id) AS holder,
-       CASE WHEN t.kind = 'redeem' THEN r.settled_at ELSE coalesce(f.created_at, t.at) END AS at,
-       coalesce((c.summary -> 'terms' ->> 'min_spend_fen')::bigint, 0) AS min_spend_fen
-  FROM taken t
-  LEFT JOIN redemptions r
-         ON t.kind IN ('redeem', 'refund') AND r.campaign_id = t.campaign_id AND r.id = t.redemption_id
-  LEFT JOIN refunds f
-         ON t.kind = 'refund' AND f.campaign_id = t.campaign_id AND f.redemption_id = t.redemption_id
-        AND f.ledger_tx_id = t.tx_id
-  LEFT JOIN vouchers v ON v.campaign_id = r.campaign_id AND v.id = r.voucher_id
-  LEFT JOIN campaigns c ON c.id = t.campaign_id
- ORDER BY t.seq
+SELECT (SELECT count(*) FROM taken) AS taken, (SELECT max(seq) FROM taken) AS last_seq,
+       (SELECT count(*) FROM events) AS events, (SELECT array_agg(seq ORDER BY seq) FROM fresh) AS fresh,
+       (SELECT array_agg(DISTINCT campaign_id) FROM events) AS campaigns, (SELECT max(at) FROM events) AS newest
 """
 
-INSERT_EVENTS = """
-INSERT INTO risk_w_events (seq, kind, at, campaign_id, redemption_id, merchant_id, holder, voucher_id,
-                           order_amount_fen, min_spend_fen)
-SELECT * FROM unnest($1::bigint[], $2::text[], $3::timestamptz[], $4::text[], $5::text[], $6::text[], $7::text[],
-                     $8::text[], $9::bigint[], $10::bigint[])
-ON CONFLICT (seq) DO NOTHING
-RETURNING seq
-"""
 
-# The pass's new events ($1: their seqs, as INSERT_EVENTS answered them; a span read again adds nothing twice) added
+# The pass's new events ($1: their seqs, as TAKE_EVENTS answered them; a span read again adds nothing twice) added
 # to each merchant's minutes, hours and threshold orders. A window is then read from these counts, never by counting
 # a merchant's events again: a pass costs what its new events cost, not what the merchant's whole window holds. The
 # hours' busiest minute is the greatest of the minutes as they now stand (counts only grow).
@@ -194,7 +199,8 @@ SELECT DISTINCT ON (n.merchant_id) n.merchant_id, n.order_amount_fen, n.min_spen
 
 # Holder–merchant pairs: the redemptions new to the events ($1: their seqs; a span read again adds nothing twice)
 # added, with how many of them hug the minimum spend (within their campaign's band: $3/$4, campaigns and basis
-# points, else $2), and the pairs they touched with the campaigns of the new redemptions (whose rules judge them).
+# points, else $2), and the pairs they touched with the campaigns of the new redemptions (whose rules judge them),
+# only those with $5 redemptions or more (the fewest any rule asks for: most pairs are a first visit).
 ADD_PAIRS = """
 WITH bands AS (
     SELECT * FROM unnest($3::text[], $4::bigint[]) AS b(campaign_id, band)
@@ -220,6 +226,7 @@ WITH bands AS (
 )
 SELECT up.*, f.campaigns AS new_campaigns
   FROM up JOIN fresh f ON f.holder = up.holder AND f.merchant_id = up.merchant_id
+ WHERE up.redemptions >= $5
 """
 
 # One holder across many merchants: for each of the pass's redemptions (of the campaigns $5; NULL: any), the holder's distinct merchants in the
@@ -302,18 +309,31 @@ async def move_claims_cursor(raw: asyncpg.Connection, at: datetime) -> None:
     await raw.execute(MOVE_CLAIMS_CURSOR, at)
 
 
-async def take(raw: asyncpg.Connection, after_seq: int, limit: int) -> list[asyncpg.Record]:
-    """TAKE's rows: the next sequenced transactions after `after_seq`, at most `limit`, in seq order."""
-    return await raw.fetch(TAKE, after_seq, limit)
+class Taken(NamedTuple):
+    """What TAKE_EVENTS took: transactions, the last one's seq (None: none), events among them, the seqs new to the
+    events, the events' campaigns and the newest event's time (None: no events)."""
+
+    taken: int
+    last_seq: int | None
+    events: int
+    fresh: list[int]
+    campaigns: list[str]
+    newest: datetime | None
 
 
-async def insert_events(raw: asyncpg.Connection, events: list[Any]) -> list[int]:
-    """Copy the events in; answer the seqs that were new (a span read again inserts none)."""
-    columns = ("seq", "kind", "at", "campaign_id", "redemption_id", "merchant_id", "holder", "voucher_id")
-    arrays = [[e[c] for e in events] for c in columns]
-    arrays.append([e["order_amount_fen"] for e in events])
-    arrays.append([e["min_spend_fen"] for e in events])
-    return [row["seq"] for row in await raw.fetch(INSERT_EVENTS, *arrays)]
+async def take_events(raw: asyncpg.Connection, after_seq: int, limit: int) -> Taken:
+    """Take the next sequenced transactions after `after_seq` (at most `limit`) and copy their events in."""
+    row = await raw.fetchrow(TAKE_EVENTS, after_seq, limit)
+    if row is None:  # an aggregate always answers a row
+        raise RuntimeError("TAKE_EVENTS answered no row")
+    return Taken(
+        row["taken"],
+        row["last_seq"],
+        row["events"],
+        list(row["fresh"] or []),
+        list(row["campaigns"] or []),
+        row["newest"],
+    )
 
 
 CAMPAIGN_CONTRACTS = "SELECT id, contract_sha256 FROM campaigns WHERE id = ANY($1::text[])"
@@ -385,11 +405,11 @@ async def exact_repeats(
 
 
 async def add_pairs(
-    raw: asyncpg.Connection, fresh: list[int], band_bp: int, bands: dict[str, int]
+    raw: asyncpg.Connection, fresh: list[int], band_bp: int, bands: dict[str, int], at_least: int
 ) -> list[asyncpg.Record]:
-    """Add the new events to the holder–merchant pairs; answer the pairs touched. `bands`: campaigns whose band
-    above the minimum spend is not `band_bp`."""
-    return await raw.fetch(ADD_PAIRS, fresh, band_bp, list(bands), list(bands.values()))
+    """Add the new events to the holder–merchant pairs; answer the pairs touched that have `at_least` redemptions.
+    `bands`: campaigns whose band above the minimum spend is not `band_bp`."""
+    return await raw.fetch(ADD_PAIRS, fresh, band_bp, list(bands), list(bands.values()), at_least)
 
 
 async def holder_spread(
