@@ -19,9 +19,11 @@ generator's own CPU use (it must stay well below one core to be sure it is not t
 default, as in production). `--risk both` starts a second service with them off over the same database and alternates
 the two in the redemptions-only rounds and in the open loop (in `--open-pairs` pairs of slices, on and off in turn,
 each first in every other pair), then prints the on/off ratio of settled/s, the p99s, each pair's p99 difference and
-their median (one slow stretch of a shared machine moves one pair, not the median). The detector of the service with rules on reads every redemption of the
-database, the other's too, a poll later: part of its cost falls in the slices of the service without rules, so the
-same-run ratio is the till's own cost of the rules; `--risk on` against `--risk off` in two runs counts all of it.
+their median (one slow stretch of a shared machine moves one pair, not the median). `--risk control` runs the same
+comparison with the rules off on both sides: what it prints is the comparison's own noise on this machine. The
+detector of the service with rules on reads every redemption of the database, the other's too, a poll later: part of
+its cost falls in the slices of the service without rules, so the same-run ratio is the till's own cost of the
+rules; `--risk on` against `--risk off` in two runs counts all of it.
 """
 
 from __future__ import annotations
@@ -397,9 +399,10 @@ def main() -> None:
     )
     parser.add_argument(
         "--risk",
-        choices=("on", "off", "both"),
+        choices=("on", "off", "both", "control"),
         default="on",
-        help="the per-redemption risk rules (VE_RISK); both: a second service with them off, compared in alternation",
+        help="the per-redemption risk rules (VE_RISK); both: a second service with them off, compared in alternation; "
+        "control: as both, but the first service has them off too (the comparison's own noise)",
     )
     parser.add_argument(
         "--profile",
@@ -445,12 +448,12 @@ def main() -> None:
     port, base_port = free_port(), free_port()
     server = start(
         [sys.executable, "-m", "voucher_engine.cli", "serve", "--workers", str(args.workers), "--port", str(port)],
-        {**env, "VE_RISK": "off" if args.risk == "off" else "on"},
+        {**env, "VE_RISK": "off" if args.risk in ("off", "control") else "on"},
         tmp / "server.log",
     )
     args.off = None
     risk_off = None
-    if args.risk == "both":
+    if args.risk in ("both", "control"):
         off_port = free_port()
         risk_off = start(
             [
@@ -535,7 +538,7 @@ def main() -> None:
             print(f"webhooks: {line}")
     if args.off is not None:
         for line in risk_report(phases, args.open_pair_p99s):
-            print(f"risk: {line}")
+            print(f"risk{' (control: rules off on both sides)' if args.risk == 'control' else ''}: {line}")
     for line in metrics_excerpt(args.metrics_scrape):
         print(f"metrics: {line}")
     report = log_report(tmp / "server.log", seeded)
