@@ -1,18 +1,20 @@
 """The window detector (反欺诈, patterns over time): off the till's path, as the data arrives.
 
 A pass takes the ledger's newly sequenced transactions after its cursor (as the stats poller does), copies the
-redemptions and refunds among them into its window state (`risk_w_*`, migration 0018), judges the windows that
-those events touched — a merchant's hour and minute against its own history, orders that hug the voucher's
-minimum spend, a holder–merchant pair that recurs across vouchers and campaigns, refunds followed by new
-redemptions at the same merchant, a new merchant's sudden volume, one holder at many merchants in minutes — and
-the first-come claims since its claims cursor, and opens a flag through `risk.service.open_flag` for each pattern
+redemptions and refunds among them into its window state (`risk_w_*`, migrations 0018 and 0022: the windows are
+read from counts that each pass adds its new events to, so a pass costs what its events cost, not what a busy
+till's window holds), judges the windows that those events touched — a merchant's hour and minute against its own
+history, orders that hug the voucher's minimum spend, a holder–merchant pair that recurs across vouchers and
+campaigns, a new merchant's sudden volume, one holder at many merchants in minutes — under the rules of the
+campaigns whose events touched them (`Book`), and the first-come claims since its claims cursor, and opens a flag through `risk.service.open_flag` for each pattern
 it finds, with the redemptions and the figures as evidence and a dedupe key, so that a pattern seen again (the
 next event of the same burst, a pass run twice) opens nothing new. The cursor, the state and the flags are written
 in one transaction: a crash loses nothing and counts nothing twice. (Odd hours and a refund followed by the same
 voucher's redemption are judged per redemption, in the redemption batch: not here.)
 
-Every worker runs the loop; a transaction-scoped try-lock lets one pass run at a time. Freshness: a redemption is
-judged once the ledger has sequenced it and the next pass has run (`VE_RISK_DETECT_INTERVAL_S`, 1 s).
+Under `serve` the loop runs in a process of its own (`run_process`); in-process apps run it in every worker. A
+transaction-scoped try-lock lets one pass run at a time. Freshness: a redemption is judged once the ledger has
+sequenced it and the next pass has run (`VE_RISK_DETECT_INTERVAL_S`, 1 s).
 """
 
 from __future__ import annotations

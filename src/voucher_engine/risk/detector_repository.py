@@ -1,5 +1,7 @@
-"""SQL of the window detector: one read of the newly sequenced redemptions and refunds, the window state's
-upserts, and one statement per window signal over the merchants, holders and pairs a pass touched.
+"""SQL of the window detector: one statement that takes the newly sequenced redemptions and refunds into the
+events, one that adds them to the window counts, and one statement per window signal over the merchants, holders
+and pairs a pass touched (filtered to a group of campaigns where campaigns' rules differ). Each is a typed function
+below; the detector passes no SQL of its own.
 
 Buckets are aligned on UTC (`date_bin` from 2000-01-01Z): every China-time hour and minute is one of them.
 """
