@@ -36,7 +36,7 @@ payment {{
 """
 SHOPS = ("busy-noodles", "broker-till", "family-diner", "corner-shop", "tea-house", "bakery", "florist", "gym")
 # Each with its own campaign's rules (test_a_campaigns_risk_section_...).
-RULED_SHOPS = ("defaults-diner", "loose-diner", "tight-diner", "defaults-cafe")
+RULED_SHOPS = ("defaults-diner", "loose-diner", "tight-diner", "defaults-cafe", "wide-band-shop", "defaults-shop")
 
 
 def _contract(name: str, distribution: str = "targeted", risk: tuple[str, ...] = ()) -> str:
@@ -302,3 +302,29 @@ async def test_a_campaigns_risk_section_loosens_and_tightens_its_window_rules(se
     assert share["campaign_id"] == tight and share["evidence"]["limit_at_least"] == 4
     assert share["evidence"]["source"] == "contract" and share["evidence"]["rule"] == "threshold_share at_least 4: hold"
     assert repeat["evidence"]["limit_times"] == 4 and repeat["evidence"]["repeats"] == 5
+
+
+async def test_a_pairs_sales_hug_within_their_own_campaigns_band(service, plant):
+    """One holder, six vouchers over two campaigns, one shop, every sale at ¥108 on a ¥100 minimum spend (8 % above
+    it): under the defaults (threshold_share within 3 %) the sales do not hug and the pair is a regular; under two
+    campaigns that widen the band to 10 %, the same pair hugs and is flagged."""
+    wide = ("threshold_share within 10%: hold",)
+    plain = [await _launch(plant, "Dining J"), await _launch(plant, "Dining K")]
+    widened = [await _launch(plant, "Dining L", risk=wide), await _launch(plant, "Dining M", risk=wide)]
+    planted = {}
+    for shop, campaigns, wallet in (
+        ("defaults-shop", plain, "6299000000000011"),
+        ("wide-band-shop", widened, "6299000000000012"),
+    ):
+        vouchers = [v for c in campaigns for v in await plant.vouchers(c, 3, wallet=wallet)]
+        planted[shop] = []
+        for day, voucher in enumerate(vouchers):
+            planted[shop] += await plant.spend(shop, [voucher], _at(day, 19), lambda i: 10_800)
+    await _caught_up(service)
+
+    flags = await _flags(service)
+    assert [f for f in flags if f["merchant_id"] == "defaults-shop"] == []
+    (pair,) = [f for f in flags if f["merchant_id"] == "wide-band-shop"]
+    assert pair["signal"] == "pair_recurrence" and set(pair["redemption_ids"]) == set(planted["wide-band-shop"])
+    assert pair["evidence"]["hugging"] == 6 and pair["evidence"]["redemptions"] == 6
+    assert sorted(pair["evidence"]["campaigns"]) == sorted(widened)
