@@ -18,6 +18,7 @@ BACKGROUND = {
     "voucher-engine ledger": 5,
     "voucher-engine webhooks": 10,
     "voucher-engine risk detector": 5,
+    "voucher-engine stats poller": 5,  # in the worker, on its own connection
 }
 
 

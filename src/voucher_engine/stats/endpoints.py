@@ -10,7 +10,8 @@ from fastapi import APIRouter, Header, Path, Query
 from fastapi.responses import Response
 
 from voucher_engine.auth import service as auth_service
-from voucher_engine.db.engine import plain_url
+from voucher_engine.db.engine import create_engine, plain_url
+from voucher_engine.db.niceness import lower_backends
 from voucher_engine.db.raw import no_reset
 from voucher_engine.stats import service
 from voucher_engine.stats.schemas import Bucket, CampaignStats
@@ -20,6 +21,12 @@ from voucher_engine.web.state import State
 router = APIRouter(tags=["campaigns"])
 
 POLLER_KEY = "stats.poller"
+POLLER_ENGINE_KEY = "stats.poller_engine"
+# The rollup round's SQL runs behind the tills' batches (db/niceness.py), as the ledger's and the risk detector's
+# does: a round of a busy second is tens of milliseconds of PostgreSQL CPU, and at the server's own priority it took
+# a core from a batch's backend on a 2-core machine (the p99 of the worker that held the poller's lock rose).
+POLLER_NICENESS = 5
+POLLER_APPLICATION_NAME = "voucher-engine stats poller"
 POOL_KEY = "stats.pool"
 CACHE_KEY = "stats.cache"
 
@@ -109,7 +116,10 @@ async def startup(state) -> None:
         server_settings={"application_name": "voucher-engine stats"},
     )
     state.extras[CACHE_KEY] = service.AnswerCache()
-    state.extras[POLLER_KEY] = asyncio.create_task(service.run_forever(state.engine))
+    poller_engine = create_engine(state.settings.database_url, pool_size=1, application_name=POLLER_APPLICATION_NAME)
+    lower_backends(poller_engine, state.settings.database_url, POLLER_NICENESS)
+    state.extras[POLLER_ENGINE_KEY] = poller_engine
+    state.extras[POLLER_KEY] = asyncio.create_task(service.run_forever(poller_engine))
 
 
 async def shutdown(state) -> None:
@@ -118,6 +128,9 @@ async def shutdown(state) -> None:
         task.cancel()
         # The app bounds how long a room's stop may take (api/app.py), for every room alike.
         await asyncio.gather(task, return_exceptions=True)
+    poller_engine = state.extras.pop(POLLER_ENGINE_KEY, None)
+    if poller_engine is not None:
+        await poller_engine.dispose()
     pool = state.extras.pop(POOL_KEY, None)
     if pool is not None:
         await pool.close()
