@@ -21,7 +21,15 @@ async def driver(conn: AsyncConnection) -> asyncpg.Connection:
         adapted = fairy.dbapi_connection
         start = getattr(adapted, "_start_transaction", None)
         if start is not None:
-            await start()
+            try:
+                await start()
+            except BaseException:
+                # Cancelled (or failed) while BEGIN was on its way: the server may now be in a transaction the adapter
+                # never heard of, which its rollback on return would not end, and the reply may not even have
+                # arrived yet. The connection is dropped rather than pooled in a state nobody knows
+                # (tests/foundation/test_engine_checkin.py).
+                await conn.invalidate()
+                raise
         else:  # a future SQLAlchemy without the private hook: any statement through the adapter begins it
             await conn.exec_driver_sql("SELECT 1")
     invariant(
