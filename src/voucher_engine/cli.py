@@ -115,55 +115,47 @@ def _prepare_metrics(settings: Settings) -> None:
     multiproc.prepare_dir(Path(os.environ.get("PROMETHEUS_MULTIPROC_DIR") or settings.data_dir / "metrics"))
 
 
+def _spawn(target, settings: Settings, name: str):
+    """A background process of `serve`'s, started fresh (spawn: nothing of this process's state is inherited) and
+    ended with it (daemon)."""
+    import multiprocessing
+
+    process = multiprocessing.get_context("spawn").Process(target=target, args=(settings,), name=name, daemon=True)
+    process.start()
+    return process
+
+
 def _start_webhooks_process(settings: Settings):
     """The webhook dispatcher in a process of its own (webhooks/background.py says why); the workers keep a standby
     loop that takes over if it stops."""
-    import multiprocessing
-
     from voucher_engine.webhooks import background
 
     os.environ["VE_WEBHOOK_DISPATCHER"] = "process"
     own = settings.model_copy(update={"webhook_dispatcher": "process", "served": True})
-    process = multiprocessing.get_context("spawn").Process(
-        target=background.run_process, args=(own,), name="voucher-engine webhooks", daemon=True
-    )
-    process.start()
-    return process
+    return _spawn(background.run_process, own, "voucher-engine webhooks")
 
 
 def _start_risk_process(settings: Settings):
     """The risk window detector in a process of its own (risk/detector.run_process says why), unless risk control is
     off (VE_RISK=off); the workers, told so through the environment they inherit, run no detector loop."""
-    import multiprocessing
-
     from voucher_engine.risk import detector
 
     if settings.risk == "off":
         return None
     os.environ["VE_RISK_DETECTOR"] = "process"
     own = settings.model_copy(update={"risk_detector": "process"})
-    process = multiprocessing.get_context("spawn").Process(
-        target=detector.run_process, args=(own,), name="voucher-engine risk detector", daemon=True
-    )
-    process.start()
-    return process
+    return _spawn(detector.run_process, own, "voucher-engine risk detector")
 
 
 def _start_ledger_process(settings: Settings):
     """The ledger's sequencer and checkpoints in a process of their own (ledger/background.py says why); the workers,
     told so through the environment they inherit, keep only a standby loop."""
-    import multiprocessing
-
     from voucher_engine.ledger import background
 
     os.environ["VE_LEDGER_SEQUENCER"] = "process"
     os.environ["VE_SERVED"] = "1"
     own = settings.model_copy(update={"ledger_sequencer": "process"})
-    process = multiprocessing.get_context("spawn").Process(
-        target=background.run_process, args=(own,), name="voucher-engine ledger", daemon=True
-    )
-    process.start()
-    return process
+    return _spawn(background.run_process, own, "voucher-engine ledger")
 
 
 @app.command()
