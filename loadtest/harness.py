@@ -32,13 +32,11 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def tree_cpu_s(root_pid: int | None) -> float:
-    """CPU seconds (user + system) used so far by a process and all its descendants (Linux /proc)."""
-    if root_pid is None:
-        return 0.0
+def proc_stat() -> dict[int, tuple[int, float, float]]:
+    """pid -> (parent pid, its own CPU seconds, CPU seconds of its children it has reaped), user + system, from
+    Linux's /proc."""
     tick = os.sysconf("SC_CLK_TCK")
-    children: dict[int, list[int]] = {}
-    cpu: dict[int, float] = {}
+    table: dict[int, tuple[int, float, float]] = {}
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
@@ -47,16 +45,31 @@ def tree_cpu_s(root_pid: int | None) -> float:
                 fields = handle.read().rsplit(")", 1)[1].split()
         except OSError:
             continue
-        pid, ppid = int(entry), int(fields[1])
-        children.setdefault(ppid, []).append(pid)
-        # Own time plus that of reaped children (a backend that exited is counted in its postmaster).
-        cpu[pid] = sum(int(f) for f in fields[11:15]) / tick
-    total, stack = 0.0, [root_pid]
+        own, reaped = int(fields[11]) + int(fields[12]), int(fields[13]) + int(fields[14])
+        table[int(entry)] = (int(fields[1]), own / tick, reaped / tick)
+    return table
+
+
+def descendants(table: dict[int, tuple[int, float, float]], root: int) -> list[int]:
+    """`root` and every process below it in `table` (proc_stat's)."""
+    children: dict[int, list[int]] = {}
+    for pid, (parent, _, _) in table.items():
+        children.setdefault(parent, []).append(pid)
+    out, stack = [], [root]
     while stack:
         pid = stack.pop()
-        total += cpu.get(pid, 0.0)
+        out.append(pid)
         stack.extend(children.get(pid, []))
-    return total
+    return out
+
+
+def tree_cpu_s(root_pid: int | None) -> float:
+    """CPU seconds (user + system) used so far by a process and all its descendants (Linux /proc)."""
+    if root_pid is None:
+        return 0.0
+    table = proc_stat()
+    # Own time plus that of reaped children (a backend that exited is counted in its postmaster).
+    return sum(table[pid][1] + table[pid][2] for pid in descendants(table, root_pid) if pid in table)
 
 
 def _log_tail(process: subprocess.Popen) -> str:

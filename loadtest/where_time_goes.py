@@ -38,37 +38,19 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "src"))
 
 from loadtest.capacity import Config, Servers, bursts, postgres_pid  # noqa: E402
+from loadtest.harness import descendants, proc_stat  # noqa: E402
 from loadtest.lean_client import Generators  # noqa: E402
 
 TOP_STATEMENTS = 20
 STATEMENT_CHARS = 140
 
 
-def process_table() -> dict[int, tuple[int, float, str]]:
-    """pid -> (parent pid, CPU seconds so far, command line), from /proc."""
-    tick = os.sysconf("SC_CLK_TCK")
-    table = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as handle:
-                fields = handle.read().rsplit(")", 1)[1].split()
-            with open(f"/proc/{entry}/cmdline", "rb") as handle:
-                command = handle.read().replace(b"\0", b" ").decode(errors="replace").strip()
-        except OSError:
-            continue
-        table[int(entry)] = (int(fields[1]), (int(fields[11]) + int(fields[12])) / tick, command)
-    return table
-
-
-def descendants(table: dict[int, tuple[int, float, str]], root: int) -> list[int]:
-    out, stack = [], [root]
-    while stack:
-        pid = stack.pop()
-        out.append(pid)
-        stack.extend(child for child, (parent, _, _) in table.items() if parent == pid)
-    return out
+def command_line(pid: int) -> str:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as handle:
+            return handle.read().replace(b"\0", b" ").decode(errors="replace").strip()
+    except OSError:
+        return "?"
 
 
 def service_role(command: str, pid: int, root: int) -> str:
@@ -154,7 +136,7 @@ def main() -> None:
         postmaster = postgres_pid(url)
         if statements:
             fetch(url, "SELECT pg_stat_statements_reset()")
-        before = process_table()
+        before = proc_stat()
         began = time.monotonic()
         if args.clients:
             result = generators.closed_loop(port, args.kind, args.clients, args.seconds, expected_rate=expected)
@@ -162,7 +144,7 @@ def main() -> None:
         else:
             result = generators.open_loop(port, args.kind, args.rate, args.seconds, 256)
             shape = f"open loop, {args.rate:.0f}/s offered"
-        after = process_table()
+        after = proc_stat()
         wall = time.monotonic() - began
         answered = max(1, result.answered())
         backends = {row["pid"]: row["name"] for row in fetch(url, _BACKENDS)}
@@ -181,11 +163,11 @@ def main() -> None:
         service = descendants(after, root)
         print(f"\nservice: {sum(used(p) for p in service) * per:,.0f} µs of CPU per request")
         for pid in sorted(service, key=used, reverse=True):
-            print(f"  {used(pid) * per:7,.0f} µs  pid {pid}  {service_role(after[pid][2], pid, root)}")
+            print(f"  {used(pid) * per:7,.0f} µs  pid {pid}  {service_role(command_line(pid), pid, root)}")
         server = descendants(after, postmaster)
         by_name: dict[str, float] = {}
         for pid in server:
-            name = backends.get(pid) or after[pid][2].split(":", 1)[-1].strip()[:50] or "postmaster"
+            name = backends.get(pid) or command_line(pid).split(":", 1)[-1].strip()[:50] or "postmaster"
             by_name[name] = by_name.get(name, 0.0) + used(pid)
         print(f"\nPostgreSQL: {sum(by_name.values()) * per:,.0f} µs of CPU per request (live processes)")
         for name, cpu in sorted(by_name.items(), key=lambda item: -item[1]):
