@@ -43,7 +43,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "src"))
 
-from loadtest.harness import free_port, tree_cpu_s, wait_ready  # noqa: E402
+from loadtest.harness import free_port, tree_cpu_s, wait_ready, warm_wal  # noqa: E402
 from loadtest.lean_client import Generators, StepResult  # noqa: E402
 
 SIDES = (("baseline", "baseline"), ("full: redemptions only", "redeem"), ("full: realistic mix", "mix"))
@@ -184,9 +184,13 @@ class Servers:
 BURST_GAP_S = 0.05
 
 
-def bursts(slow: list[tuple[float, float]], wall_s: float) -> str:
+BURSTS_SHOWN = 8
+
+
+def bursts(slow: list[tuple[float, float]], wall_s: float, began: float | None = None) -> str:
     """How the slow answers of a failing rung fall in time: a few bursts mean the service (or the machine) stalled
-    now and then, slow answers spread over the whole rung mean it is beyond its capacity."""
+    now and then, slow answers spread over the whole rung mean it is beyond its capacity. With `began` (the load's
+    start, time.monotonic), the first bursts' moments too: whether they come at the start (warming up) or later."""
     groups: list[list[tuple[float, float]]] = []
     for due, latency in sorted(slow):
         if groups and due - groups[-1][-1][0] < BURST_GAP_S:
@@ -195,9 +199,16 @@ def bursts(slow: list[tuple[float, float]], wall_s: float) -> str:
             groups.append([(due, latency)])
     spread = sum(group[-1][0] - group[0][0] for group in groups)
     worst = max(groups, key=lambda group: max(latency for _, latency in group))
+    moments = ""
+    if began is not None:
+        shown = ", ".join(
+            f"{group[0][0] - began:.1f} s ({len(group)}, {max(latency for _, latency in group) * 1000:.0f} ms)"
+            for group in groups[:BURSTS_SHOWN]
+        )
+        moments = f"; at {shown}{', ...' if len(groups) > BURSTS_SHOWN else ''}"
     return (
         f"slow answers (> 15 ms): {len(slow)} in {len(groups)} bursts covering {spread:.2f} of {wall_s:.1f} s; "
-        f"the worst {max(latency for _, latency in worst) * 1000:.0f} ms in a burst of {len(worst)}"
+        f"the worst {max(latency for _, latency in worst) * 1000:.0f} ms in a burst of {len(worst)}{moments}"
     )
 
 
@@ -311,6 +322,7 @@ def seed_all(args, tmp: Path) -> tuple[str, object, int]:
     seeded = asyncio.run(seed(database_url, tmp / "data", vouchers))
     asyncio.run(baseline.seed(plain_url(database_url), vouchers))
     print(f"seeded in {time.monotonic() - began:.0f} s", flush=True)
+    warm_wal(database_url)
     return database_url, seeded, vouchers
 
 

@@ -26,6 +26,49 @@ REQUEST_TIMEOUT_S = 30.0
 MAX_RESPONSE_BYTES = 1 << 20
 
 
+# How much WAL `warm_wal` writes before its checkpoint: more than a measured phase writes between two checkpoints
+# (~5-8 MB/s of redemptions, with checkpoints every few hundred MB), so the phases find recycled segments ready.
+WARM_WAL_MB = 768
+
+
+def warm_wal(database_url: str, megabytes: int = WARM_WAL_MB) -> None:
+    """Give PostgreSQL the WAL segments a long-running server has: write `megabytes` of WAL into a scratch table,
+    drop it and checkpoint, so the segments written are recycled as the next ones.
+
+    Why: a fresh cluster (the embedded server in a temporary directory, or a new stock server) has no segments to
+    recycle. Each 16 MB segment is then created when the WAL reaches it, and `wal_init_zero` (on by default) writes
+    it full of zeros and fsyncs it while every commit waits: at 1,000 redemptions/s a stall of 50-100 ms every
+    3-4 s, which no production server that has run through a checkpoint sees, and which was most of the full path's
+    p99 in these benchmarks. CHECKPOINT needs a superuser (or pg_checkpoint); without one the run goes on unwarmed,
+    and says so."""
+    import asyncpg
+
+    async def run() -> None:
+        connection = await asyncpg.connect(plain(database_url))
+        try:
+            await connection.execute("DROP TABLE IF EXISTS loadtest_wal_warm")
+            await connection.execute("CREATE TABLE loadtest_wal_warm (filler text)")
+            rows = megabytes * 1024 * 1024 // 1100  # each row with its WAL record's overhead: ~1.1 kB
+            await connection.execute(
+                "INSERT INTO loadtest_wal_warm SELECT repeat(md5(g::text), 32) FROM generate_series(1, $1) AS g", rows
+            )
+            await connection.execute("DROP TABLE loadtest_wal_warm")
+            await connection.execute("CHECKPOINT")
+        except asyncpg.InsufficientPrivilegeError:
+            print("warning: no privilege to CHECKPOINT; WAL segments not warmed (expect stalls as they are made)")
+        finally:
+            await connection.close()
+
+    began = time.monotonic()
+    asyncio.run(run())
+    print(f"warmed {megabytes} MB of WAL segments in {time.monotonic() - began:.0f} s", flush=True)
+
+
+def plain(database_url: str) -> str:
+    """asyncpg's form of a SQLAlchemy URL (no `+driver`)."""
+    return database_url.replace("postgresql+asyncpg://", "postgresql://", 1)
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -50,7 +50,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "src"))
 
-from loadtest.harness import free_port, wait_ready  # noqa: E402
+from loadtest.harness import free_port, wait_ready, warm_wal  # noqa: E402
 from loadtest.http_client import Connection, request_bytes  # noqa: E402
 from voucher_engine.merchants.client import signed_headers  # noqa: E402
 
@@ -432,6 +432,7 @@ def main() -> None:
     began = time.monotonic()
     seeded = asyncio.run(seed(database_url, tmp / "data", count))
     print(f"seeded in {time.monotonic() - began:.1f} s", flush=True)
+    warm_wal(database_url)
 
     from voucher_engine.db.engine import plain_url
 

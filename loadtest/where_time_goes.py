@@ -30,6 +30,7 @@ import os
 import sys
 import tempfile
 import time
+import urllib.request
 import uuid
 from pathlib import Path
 
@@ -38,11 +39,23 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "src"))
 
 from loadtest.capacity import Config, Servers, bursts, postgres_pid  # noqa: E402
-from loadtest.harness import descendants, proc_stat  # noqa: E402
+from loadtest.harness import descendants, proc_stat, warm_wal  # noqa: E402
 from loadtest.lean_client import Generators  # noqa: E402
 
 TOP_STATEMENTS = 20
 STATEMENT_CHARS = 140
+
+
+def batch_figures(port: int) -> tuple[float, float]:
+    """(jobs, batches) of the service's redemption batcher so far, from /metrics (every worker's counts)."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as response:
+        text = response.read().decode()
+    figures = {"sum": 0.0, "count": 0.0}
+    for line in text.splitlines():
+        for suffix in figures:
+            if line.startswith(f"ve_redemption_batch_size_{suffix} "):
+                figures[suffix] = float(line.split()[1])
+    return figures["sum"], figures["count"]
 
 
 def command_line(pid: int) -> str:
@@ -126,6 +139,7 @@ def main() -> None:
     print(f"seeding {vouchers:,} vouchers ...", flush=True)
     seeded = asyncio.run(seed(url, tmp / "data", vouchers))
     asyncio.run(baseline.seed(plain_url(url), 1))
+    warm_wal(url)
     statements = has_statements(url)
     generators = Generators(2, seeded.key_id, seeded.secret, seeded.codes, seeded.wallets, 1)
     servers = Servers(url, tmp / "data", tmp)
@@ -136,6 +150,7 @@ def main() -> None:
         postmaster = postgres_pid(url)
         if statements:
             fetch(url, "SELECT pg_stat_statements_reset()")
+        batches_before = batch_figures(port)
         before = proc_stat()
         began = time.monotonic()
         if args.clients:
@@ -146,6 +161,7 @@ def main() -> None:
             shape = f"open loop, {args.rate:.0f}/s offered"
         after = proc_stat()
         wall = time.monotonic() - began
+        batches_after = batch_figures(port)
         answered = max(1, result.answered())
         backends = {row["pid"]: row["name"] for row in fetch(url, _BACKENDS)}
         per = 1e6 / answered
@@ -159,7 +175,10 @@ def main() -> None:
             f"failed {result.failed}; load {os.getloadavg()[0]:.2f}"
         )
         if result.slow:
-            print(f"  {bursts(result.slow, result.wall_s)}")
+            print(f"  {bursts(result.slow, result.wall_s, began)}")
+        jobs, batches = (after_ - before_ for after_, before_ in zip(batches_after, batches_before, strict=True))
+        if batches:
+            print(f"  redemption batches: {batches:,.0f}, {jobs / batches:.2f} jobs each on average")
         service = descendants(after, root)
         print(f"\nservice: {sum(used(p) for p in service) * per:,.0f} µs of CPU per request")
         for pid in sorted(service, key=used, reverse=True):

@@ -36,6 +36,9 @@ class Settings(BaseSettings):
     # Issuance bodies carry holder lists and may be larger.
     max_issuance_body_bytes: int = Field(default=64 << 20, ge=1024, le=1 << 30)
     log_level: str = "info"
+    # The redemption batcher's gather window (db/batcher.py): when tills' requests arrive closer together than this,
+    # a batch waits this long for company, so that its write's fixed cost in PostgreSQL is shared. 0 turns it off.
+    batch_gather_ms: float = Field(default=2.0, ge=0, le=20)
     # Where the ledger's sequencer runs: "workers" (a loop in every worker process: tests, scripts) or "process"
     # (set by `serve`: a process of its own, off the workers' event loops; ledger/background.py).
     ledger_sequencer: Literal["workers", "process"] = "workers"

@@ -75,3 +75,46 @@ async def test_jobs_handed_back_run_in_a_later_batch():
     assert await asyncio.gather(*(job.future for job in jobs)) == [0, 1, 2]
     await batcher.stop()
     assert seen == [[0, 1, 2], [1]]
+
+
+async def _batch_sizes(gather_s: float, gap_s: float, count: int) -> tuple[list[int], int]:
+    """Jobs submitted every `gap_s` to a batcher whose batches take no time: the sizes of its batches, and how many
+    waited out the gather window."""
+    sizes: list[int] = []
+
+    async def run_batch(jobs: list[_Job]) -> None:
+        sizes.append(len(jobs))
+        for job in jobs:
+            job.future.set_result(job.value)
+
+    batcher = MicroBatcher(run_batch, name="test", gather_s=gather_s)
+    batcher.start()
+    jobs = []
+    for n in range(count):
+        jobs.append(_Job(n))
+        batcher.submit(jobs[-1])
+        await asyncio.sleep(gap_s)
+    assert await asyncio.gather(*(job.future for job in jobs)) == list(range(count))
+    await batcher.stop()
+    return sizes, batcher.gathered
+
+
+async def test_jobs_arriving_closer_than_the_gather_window_leave_together():
+    alone, _ = await _batch_sizes(0.0, 0.001, 120)
+    gathered_sizes, gathered = await _batch_sizes(0.015, 0.001, 120)
+    assert max(alone) <= 2  # no window: each job leaves as it comes (the batch itself takes no time)
+    assert gathered > 0 and max(gathered_sizes) >= 5
+    assert len(gathered_sizes) < len(alone) / 2
+
+
+async def test_a_lone_till_never_waits_for_company():
+    sizes, gathered = await _batch_sizes(0.01, 0.03, 10)  # arrivals farther apart than the window
+    assert gathered == 0 and sizes == [1] * 10
+
+
+def test_a_gather_window_beyond_its_limit_is_refused():
+    async def run_batch(jobs: list[_Job]) -> None:
+        return None
+
+    with pytest.raises(ValueError):
+        MicroBatcher(run_batch, name="test", gather_s=1.0)

@@ -6,6 +6,14 @@ batch runs, arrivals accumulate and leave together as the next batch, up to `max
 to the load, each commit (the fsync that `synchronous_commit = on` requires) is shared by everyone in the batch, and
 a request never waits longer than one batch's round trips for its turn.
 
+A gather window (`gather_s`, redemption only, `VE_BATCH_GATHER_MS`): natural batching alone leaves batches of one
+or two jobs at moderate rates (a batch's round trips take a millisecond or two), and a batch's write has a fixed
+cost in PostgreSQL of several hundred µs whatever its size, so at 500-1,000 redemptions/s that fixed cost, paid per
+one or two jobs, is what fills the machine. When the jobs arrive close enough together that another is expected
+within the window (the mean gap between arrivals, a moving average, is shorter than the window) and fewer than
+`GATHER_ENOUGH` are queued, the batcher waits out the window before it takes the batch. A lone till (arrivals
+farther apart than the window) never waits; under heavy load the queue is already long and nobody waits either.
+
 With `max_inflight=1` (redemption) one batch runs at a time, inside the batcher's own task: as a batch ends, the
 next one is taken from the queue and its first statement sent in the same step of the event loop, before the
 answers of the batch just ended are written. Two redemption batches in flight were measured slower (half the batch
@@ -37,6 +45,10 @@ log = logging.getLogger("voucher_engine.batcher")
 MAX_BATCH = 256
 MAX_QUEUE = 20_000
 MAX_INFLIGHT = 16
+MAX_GATHER_S = 0.02  # a window longer than this would spend a till's latency budget on waiting
+GATHER_ENOUGH = 8  # queued jobs that already make a batch worth its fixed cost: no wait
+GAP_WEIGHT = 0.125  # the moving average's weight of each new gap between arrivals
+GAP_CAP_S = 1.0  # an idle second counts as one, so the average comes down within a few arrivals
 FULL_DETAIL = "The service is at capacity; retry in a moment."
 
 
@@ -74,8 +86,11 @@ class MicroBatcher(Generic[J]):
         max_batch: int = MAX_BATCH,
         max_queue: int = MAX_QUEUE,
         max_inflight: int = 1,
+        gather_s: float = 0.0,
     ) -> None:
         if not 1 <= max_batch <= 10_000 or not 1 <= max_inflight <= MAX_INFLIGHT or max_queue < 1:
+            raise ValueError(f"micro-batcher {name}: limits out of range")
+        if not 0 <= gather_s <= MAX_GATHER_S:
             raise ValueError(f"micro-batcher {name}: limits out of range")
         self.name = name
         self._run_batch = run_batch
@@ -83,6 +98,9 @@ class MicroBatcher(Generic[J]):
         self._max_batch = max_batch
         self._max_queue = max_queue
         self._max_inflight = max_inflight
+        self._gather_s = gather_s
+        self._mean_gap_s = GAP_CAP_S
+        self._last_arrival = 0.0
         self._queue: collections.deque[J] = collections.deque()
         self._ready = asyncio.Event()
         self._slots = asyncio.Semaphore(max_inflight)
@@ -92,6 +110,7 @@ class MicroBatcher(Generic[J]):
         self._stopping = False
         self.batches = 0
         self.jobs = 0
+        self.gathered = 0  # batches that waited out the gather window
 
     def start(self) -> None:
         if self._task is None:
@@ -119,6 +138,14 @@ class MicroBatcher(Generic[J]):
             raise EngineError("RATE_LIMITED", FULL_DETAIL, retry_after_s=1)
         self._queue.append(job)
         self._ready.set()
+        if self._gather_s:
+            now = asyncio.get_running_loop().time()
+            gap = min(now - self._last_arrival, GAP_CAP_S)
+            self._mean_gap_s += GAP_WEIGHT * (gap - self._mean_gap_s)
+            self._last_arrival = now
+
+    def _worth_gathering(self) -> bool:
+        return len(self._queue) < GATHER_ENOUGH and self._mean_gap_s < self._gather_s
 
     async def _loop(self) -> None:
         while not self._stopping:
@@ -128,6 +155,9 @@ class MicroBatcher(Generic[J]):
                     self._ready.clear()
                     await self._ready.wait()
                 await self._slots.acquire()
+                if self._gather_s and self._worth_gathering():
+                    self.gathered += 1
+                    await asyncio.sleep(self._gather_s)
             finally:
                 self._waiting = False
             batch = [self._queue.popleft() for _ in range(min(self._max_batch, len(self._queue)))]

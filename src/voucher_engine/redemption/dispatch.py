@@ -32,7 +32,9 @@ async def startup(state: AppState) -> None:
         metrics.batch(len(jobs))
         await runner.run_batch(jobs)
 
-    batcher = MicroBatcher(run_batch, name="redemption", classify=as_engine_error)
+    batcher = MicroBatcher(
+        run_batch, name="redemption", classify=as_engine_error, gather_s=state.settings.batch_gather_ms / 1000
+    )
     batcher.start()
     state.extras[RUNNER_KEY] = runner
     state.extras[EXTRA_KEY] = batcher
