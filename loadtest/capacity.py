@@ -56,9 +56,10 @@ class Config:
 
     workers: int
     pool: int
+    risk: str = "on"  # the full service's VE_RISK (loadtest/risk_cost.py compares on and off)
 
     def __str__(self) -> str:
-        return f"{self.workers}w/{self.pool}"
+        return f"{self.workers}w/{self.pool}" + ("" if self.risk == "on" else f" risk {self.risk}")
 
 
 def configs(text: str) -> list[Config]:
@@ -162,7 +163,7 @@ class Servers:
             ]  # fmt: skip
             ready = "/docs"
         else:
-            env["VE_DB_POOL_SIZE"] = str(config.pool)
+            env.update(VE_DB_POOL_SIZE=str(config.pool), VE_RISK=config.risk)
             command = [
                 sys.executable, "-m", "voucher_engine.cli", "serve", "--workers", str(config.workers),
                 "--port", str(port),

@@ -1,7 +1,7 @@
 """Redemption load test: the full signed path against a bare baseline, in the same run, on this machine.
 
     python loadtest/redemption_load.py [--duration 10] [--rounds 5] [--concurrency 128] [--workers 2] [--rate 1000]
-                                       [--risk on|off|both]
+                                       [--risk on|off|both|control|alone|alone-control]
 
 It starts PostgreSQL (embedded, or DATABASE_URL), seeds a funded, active campaign with vouchers, starts
 `voucher-engine serve --workers N` and the baseline (`loadtest/baseline.py`, uvicorn with the same workers), then:
@@ -24,6 +24,10 @@ comparison with the rules off on both sides: what it prints is the comparison's 
 detector of the service with rules on reads every redemption of the database, the other's too, a poll later: part of
 its cost falls in the slices of the service without rules, so the same-run ratio is the till's own cost of the
 rules; `--risk on` against `--risk off` in two runs counts all of it.
+
+`--risk alone` (and `alone-control`) makes the same comparison one service at a time (`loadtest/risk_cost.py`):
+each slice restarts `serve` with the rules on or off, measures throughput closed loop at 32 clients and p99 at
+`--rate` open loop with the lean generator, in `--open-pairs` pairs of `--duration`/(2 x pairs) seconds each.
 """
 
 from __future__ import annotations
@@ -399,10 +403,11 @@ def main() -> None:
     )
     parser.add_argument(
         "--risk",
-        choices=("on", "off", "both", "control"),
+        choices=("on", "off", "both", "control", "alone", "alone-control"),
         default="on",
         help="the per-redemption risk rules (VE_RISK); both: a second service with them off, compared in alternation; "
-        "control: as both, but the first service has them off too (the comparison's own noise)",
+        "control: as both, but the first service has them off too (the comparison's own noise); alone, "
+        "alone-control: the same one service at a time (loadtest/risk_cost.py)",
     )
     parser.add_argument(
         "--profile",
@@ -410,6 +415,18 @@ def main() -> None:
         help="record a py-spy profile of one server worker during the redemptions-only phase",
     )
     args = parser.parse_args()
+    if args.risk.startswith("alone"):
+        from loadtest import risk_cost
+
+        pairs = max(1, args.open_pairs)
+        risk_cost.run(
+            risk_cost.arguments(
+                [f"--rate={args.rate}", f"--pairs={pairs}", f"--slice-s={args.duration / (2 * pairs)}"]
+                + [f"--workers={args.workers}"]
+                + (["--control"] if args.risk == "alone-control" else [])
+            )
+        )
+        return
     try:
         import uvloop
 
