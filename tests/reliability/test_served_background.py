@@ -17,7 +17,7 @@ from voucher_engine.db.engine import plain_url
 BACKGROUND = {
     "voucher-engine ledger": 5,
     "voucher-engine webhooks": 10,
-    "voucher-engine risk detector": 5,
+    "voucher-engine risk detector": 15,
     "voucher-engine stats poller": 5,  # in the worker, on its own connection
 }
 

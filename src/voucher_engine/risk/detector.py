@@ -578,7 +578,7 @@ async def run_forever(
     )
 
 
-DETECTOR_NICENESS = 5  # behind the API workers for the CPU, as the ledger's process: a pass can wait, a till cannot
+DETECTOR_NICENESS = 15  # far behind the API workers for the CPU: a pass can wait for a quiet moment, a till cannot
 
 
 def run_process(settings: Any) -> None:
