@@ -57,16 +57,20 @@ class Config:
     workers: int
     pool: int
     risk: str = "on"  # the full service's VE_RISK (loadtest/risk_cost.py compares on and off)
+    gather_ms: float | None = None  # the full service's VE_BATCH_GATHER_MS; None: its default
 
     def __str__(self) -> str:
-        return f"{self.workers}w/{self.pool}" + ("" if self.risk == "on" else f" risk {self.risk}")
+        gather = "" if self.gather_ms is None else f"g{self.gather_ms:g}"
+        return f"{self.workers}w/{self.pool}{gather}" + ("" if self.risk == "on" else f" risk {self.risk}")
 
 
 def configs(text: str) -> list[Config]:
+    """`2x10` (workers x pool), or `2x10g4` with the full service's gather window in ms."""
     out = []
     for part in text.split(","):
-        workers, pool = part.lower().split("x")
-        out.append(Config(int(workers), int(pool)))
+        shape, _, gather = part.lower().partition("g")
+        workers, pool = shape.split("x")
+        out.append(Config(int(workers), int(pool), gather_ms=float(gather) if gather else None))
     return out
 
 
@@ -164,6 +168,8 @@ class Servers:
             ready = "/docs"
         else:
             env.update(VE_DB_POOL_SIZE=str(config.pool), VE_RISK=config.risk)
+            if config.gather_ms is not None:
+                env["VE_BATCH_GATHER_MS"] = str(config.gather_ms)
             command = [
                 sys.executable, "-m", "voucher_engine.cli", "serve", "--workers", str(config.workers),
                 "--port", str(port),
