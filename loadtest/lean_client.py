@@ -226,9 +226,13 @@ class StepResult:
     # The slowest answers' due moments (time.monotonic, the same clock in every process) and latencies, at most
     # MAX_SLOW per process: whether slow answers come together (the server stalled) or alone (a slow request).
     slow: list[tuple[float, float]] = field(default_factory=list)
+    # The mix's latencies by request: redeem, q (quote), retry, spent, refund.
+    mix_latencies_s: dict[str, array] = field(default_factory=dict)
 
     def merge(self, other: "StepResult") -> None:
         self.latencies_s.extend(other.latencies_s)
+        for part, values in other.mix_latencies_s.items():
+            self.mix_latencies_s.setdefault(part, array("d")).extend(values)
         self.slow.extend(other.slow)
         self.lags_s.extend(other.lags_s)
         for status, n in other.statuses.items():
@@ -295,6 +299,9 @@ class _Worker:
                 result.samples.append(f"{tag or kind}: {status} {body[:200].decode(errors='replace')}")
         elif kind == "mix":
             self.source.answered_with(tag, status, body, raw)
+        if kind == "mix":  # which requests of the mix are its slow ones
+            part = "redeem" if tag.startswith("v") else tag
+            result.mix_latencies_s.setdefault(part, array("d")).append(latency_s)
 
     async def open_loop(
         self, port: int, kind: str, rate: float, duration_s: float, start: float, me: int, of: int, conns: list[Conn]

@@ -176,6 +176,11 @@ def main() -> None:
         )
         if result.slow:
             print(f"  {bursts(result.slow, result.wall_s, began)}")
+        for part, values in sorted(result.mix_latencies_s.items()):
+            print(
+                f"  {part:<7} {len(values):6,} answered, p50 {result.percentile_ms(0.5, values):5.1f} ms, "
+                f"p99 {result.percentile_ms(0.99, values):5.1f} ms"
+            )
         jobs, batches = (after_ - before_ for after_, before_ in zip(batches_after, batches_before, strict=True))
         if batches:
             print(f"  redemption batches: {batches:,.0f}, {jobs / batches:.2f} jobs each on average")
