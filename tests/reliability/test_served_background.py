@@ -22,6 +22,13 @@ BACKGROUND = {
 }
 
 
+def _priority(pid: int) -> int:
+    try:
+        return os.getpriority(os.PRIO_PROCESS, pid)
+    except OSError:  # the backend has gone (its process reconnects): not there yet
+        return -1
+
+
 async def _backends(url: str) -> dict[str, list[int]]:
     conn = await asyncpg.connect(plain_url(url))
     try:
@@ -46,9 +53,13 @@ async def test_background_processes_and_their_backends_run_behind_the_workers(
         server = RealServer(url, data_dir, workers=1)
         await server.ready()
         found: dict[str, list[int]] = {}
-        for _ in range(100):  # each process connects once it has started (a second or two)
+        # Each process connects once it has started (a second or two). A backend shows in pg_stat_activity as soon
+        # as it is connected, a moment before the process's connect hook has reniced it: wait for that moment too.
+        for _ in range(100):
             found = await _backends(url)
-            if all(found.get(app) for app in BACKGROUND):
+            if all(found.get(app) for app in BACKGROUND) and all(
+                _priority(pid) >= niceness for app, niceness in BACKGROUND.items() for pid in found[app]
+            ):
                 break
             await asyncio.sleep(0.2)
         for app, niceness in BACKGROUND.items():
