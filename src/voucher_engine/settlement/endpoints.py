@@ -39,6 +39,25 @@ StatementReader = Annotated[Subject, Depends(require("admin", "auditor"))]
 Clawer = Annotated[Subject, Depends(require("admin", "gov"))]
 
 CSV_RESPONSE = {"content": {"text/csv": {"schema": {"type": "string"}}}}
+# A day's statement as both statement routes show it in the OpenAPI document.
+_STATEMENT_EXAMPLE = {
+    "merchant_id": "demo-noodle-bar",
+    "date": "2025-01-15",
+    "opening_fen": 0,
+    "closing_fen": 2000,
+    "lines": [
+        {
+            "ledger_tx_id": "tx_01HZY3K8M2",
+            "kind": "redeem",
+            "at": "2025-01-15T04:00:00+00:00",
+            "amount_fen": 2000,
+            "redemption_id": "rdm_7f3a9c2e1b4d5a60a1b2c3d4e5f6a7b8c9d0e1f2",
+            "campaign_id": "cmp_7f3a9c2e1b4d5a60",
+        }
+    ],
+}
+
+
 STATEMENT_RESPONSES: dict[int | str, dict[str, Any]] = {
     200: {
         "description": "The statement, as JSON or (`format=csv`) as CSV with opening and closing rows.",
@@ -107,22 +126,7 @@ def _statement_response(found: Statement, format: str) -> Any:
         "A merchant's daily statement",
         "One China calendar day of `merchant:<m>`: opening + lines = closing, to the fen. Admin, or an "
         "auditor bound to no issuer (a merchant's account mixes every issuer's campaigns).",
-        response_example={
-            "merchant_id": "demo-noodle-bar",
-            "date": "2025-01-15",
-            "opening_fen": 0,
-            "closing_fen": 2000,
-            "lines": [
-                {
-                    "ledger_tx_id": "tx_01HZY3K8M2",
-                    "kind": "redeem",
-                    "at": "2025-01-15T04:00:00+00:00",
-                    "amount_fen": 2000,
-                    "redemption_id": "rdm_7f3a9c2e1b4d5a60a1b2c3d4e5f6a7b8c9d0e1f2",
-                    "campaign_id": "cmp_7f3a9c2e1b4d5a60",
-                }
-            ],
-        },
+        response_example=_STATEMENT_EXAMPLE,
     ),
 )
 async def merchant_statement(
@@ -141,22 +145,7 @@ async def merchant_statement(
     **operation(
         "The calling merchant's own daily statement (signed)",
         "As `GET /v1/merchants/{id}/statement`, for the merchant whose POS key signed the request.",
-        response_example={
-            "merchant_id": "demo-noodle-bar",
-            "date": "2025-01-15",
-            "opening_fen": 0,
-            "closing_fen": 2000,
-            "lines": [
-                {
-                    "ledger_tx_id": "tx_01HZY3K8M2",
-                    "kind": "redeem",
-                    "at": "2025-01-15T04:00:00+00:00",
-                    "amount_fen": 2000,
-                    "redemption_id": "rdm_7f3a9c2e1b4d5a60a1b2c3d4e5f6a7b8c9d0e1f2",
-                    "campaign_id": "cmp_7f3a9c2e1b4d5a60",
-                }
-            ],
-        },
+        response_example=_STATEMENT_EXAMPLE,
     ),
 )
 async def pos_statement(caller: SignedCaller, state: State, day: Day, format: Format = "json") -> Any:
