@@ -43,8 +43,10 @@ def warm_wal(database_url: str, megabytes: int = WARM_WAL_MB) -> None:
     and says so."""
     import asyncpg
 
+    from voucher_engine.db.engine import plain_url
+
     async def run() -> None:
-        connection = await asyncpg.connect(plain(database_url))
+        connection = await asyncpg.connect(plain_url(database_url))
         try:
             await connection.execute("DROP TABLE IF EXISTS loadtest_wal_warm")
             await connection.execute("CREATE TABLE loadtest_wal_warm (filler text)")
@@ -64,9 +66,21 @@ def warm_wal(database_url: str, megabytes: int = WARM_WAL_MB) -> None:
     print(f"warmed {megabytes} MB of WAL segments in {time.monotonic() - began:.0f} s", flush=True)
 
 
-def plain(database_url: str) -> str:
-    """asyncpg's form of a SQLAlchemy URL (no `+driver`)."""
-    return database_url.replace("postgresql+asyncpg://", "postgresql://", 1)
+async def _fetch(url: str, query: str, *args):
+    import asyncpg
+
+    from voucher_engine.db.engine import plain_url
+
+    conn = await asyncpg.connect(plain_url(url))
+    try:
+        return await conn.fetch(query, *args)
+    finally:
+        await conn.close()
+
+
+def fetch(url: str, query: str, *args):
+    """Run one statement on a connection of its own and answer its rows (CREATE DATABASE included)."""
+    return asyncio.run(_fetch(url, query, *args))
 
 
 def free_port() -> int:

@@ -43,7 +43,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "src"))
 
 from loadtest.capacity import Config, Servers, bursts  # noqa: E402
-from loadtest.harness import warm_wal  # noqa: E402
+from loadtest.harness import fetch, warm_wal  # noqa: E402
 from loadtest.lean_client import Generators, StepResult  # noqa: E402
 
 WARM_S = 2.0
@@ -61,7 +61,6 @@ class Side:
     closed: StepResult = field(default_factory=StepResult)
     closed_wall_s: float = 0.0
     opened: StepResult = field(default_factory=StepResult)
-    p99s: list[float] = field(default_factory=list)
 
     def throughput(self) -> float:
         return self.closed.answered() / self.closed_wall_s if self.closed_wall_s else 0.0
@@ -82,7 +81,6 @@ def slice_of(side: Side, args) -> tuple[float, float, float]:
     opened = generators.open_loop(port, "redeem", args.rate, args.slice_s, CONNECTIONS)
     side.opened.merge(opened)
     p99 = opened.percentile_ms(0.99)
-    side.p99s.append(p99)
     if opened.slow:
         print(f"      {side.name}: {bursts(opened.slow, opened.wall_s, began)}", flush=True)
     if opened.failed or closed.failed:
@@ -109,7 +107,7 @@ def seed(args, tmp: Path) -> list[tuple[str, Path, object]]:
     sides = []
     for letter in "ab":
         name = f"ve_risk_cost_{letter}_{uuid.uuid4().hex[:8]}"
-        asyncio.run(execute(plain_url(url), f"CREATE DATABASE {name}"))
+        fetch(url, f"CREATE DATABASE {name}")
         side_url = make_url(url).set(database=name).render_as_string(hide_password=False)
         migrate.upgrade(side_url)
         print(f"seeding {vouchers:,} vouchers in {name} ...", flush=True)
@@ -119,16 +117,6 @@ def seed(args, tmp: Path) -> list[tuple[str, Path, object]]:
         sides.append((side_url, data_dir, seeded))
     warm_wal(url)
     return sides
-
-
-async def execute(url: str, statement: str) -> None:
-    import asyncpg
-
-    connection = await asyncpg.connect(url)
-    try:
-        await connection.execute(statement)
-    finally:
-        await connection.close()
 
 
 def run(args) -> None:

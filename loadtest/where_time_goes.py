@@ -39,7 +39,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "src"))
 
 from loadtest.capacity import Config, Servers, bursts, postgres_pid  # noqa: E402
-from loadtest.harness import descendants, proc_stat, warm_wal  # noqa: E402
+from loadtest.harness import descendants, fetch, proc_stat, warm_wal  # noqa: E402
 from loadtest.lean_client import Generators  # noqa: E402
 
 TOP_STATEMENTS = 20
@@ -74,22 +74,6 @@ def service_role(command: str, pid: int, root: int) -> str:
     if "spawn_main" in command:
         return "a background process (below: which, by its database backends)"
     return command[:80]
-
-
-async def _fetch(url: str, query: str, *args):
-    import asyncpg
-
-    from voucher_engine.db.engine import plain_url
-
-    conn = await asyncpg.connect(plain_url(url))
-    try:
-        return await conn.fetch(query, *args)
-    finally:
-        await conn.close()
-
-
-def fetch(url: str, query: str, *args):
-    return asyncio.run(_fetch(url, query, *args))
 
 
 def has_statements(url: str) -> bool:

@@ -88,9 +88,12 @@ class MicroBatcher(Generic[J]):
         max_inflight: int = 1,
         gather_s: float = 0.0,
     ) -> None:
-        if not 1 <= max_batch <= 10_000 or not 1 <= max_inflight <= MAX_INFLIGHT or max_queue < 1:
-            raise ValueError(f"micro-batcher {name}: limits out of range")
-        if not 0 <= gather_s <= MAX_GATHER_S:
+        if (
+            not 1 <= max_batch <= 10_000
+            or not 1 <= max_inflight <= MAX_INFLIGHT
+            or max_queue < 1
+            or not 0 <= gather_s <= MAX_GATHER_S
+        ):
             raise ValueError(f"micro-batcher {name}: limits out of range")
         self.name = name
         self._run_batch = run_batch
