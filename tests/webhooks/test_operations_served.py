@@ -132,7 +132,10 @@ async def test_served_logs_and_metrics(hooked_world, receiver, tmp_path):
             while time.monotonic() < end:
                 scraped = (await http.get("/metrics")).text
                 delivered = 've_webhook_deliveries_total{outcome="delivered",type="redemption.settled"} 40.0'
-                if 'route="/v1/redemptions",status="201"} 40.0' in scraped and delivered in scraped:
+                # The pending gauge is read from the database, where the delivery's row is settled a moment after
+                # the worker counts it delivered: wait for both.
+                settled = "\nve_webhook_deliveries_pending 0.0" in scraped
+                if 'route="/v1/redemptions",status="201"} 40.0' in scraped and delivered in scraped and settled:
                     break
                 await asyncio.sleep(0.3)
             families = {f.name: f for f in text_string_to_metric_families(scraped)}

@@ -54,6 +54,13 @@ class Metrics:
         self.batch_size = Histogram(
             "ve_redemption_batch_size", "Jobs per redemption micro-batch.", buckets=BATCH_BUCKETS
         )
+        self.write_ways = Counter(
+            "ve_write_ways_total",
+            "Redemption batches and refunds written, by the way they went: `unlocked` (read without locks, written in "
+            "one statement) or `locked` (the unlocked way's write was refused because what it read had changed, or "
+            "the case needs locks: a daily cap, a risk flag, a refund's retry or refusal, a closed campaign).",
+            ["kind", "way"],
+        )
         self.deliveries = Counter(
             "ve_webhook_deliveries_total",
             "Webhook delivery attempts ended, by event type and outcome "
@@ -62,6 +69,7 @@ class Metrics:
         )
         self._request_children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
         self._outcome_children: dict[tuple[str, str], Any] = {}
+        self._way_children: dict[tuple[str, str], Any] = {}
 
     @classmethod
     def get(cls) -> Metrics:
@@ -84,6 +92,12 @@ class Metrics:
         child = self._outcome_children.get((kind, code))
         if child is None:
             child = self._outcome_children[(kind, code)] = self.redemptions.labels(kind, code)
+        child.inc()
+
+    def write_way(self, kind: str, way: str) -> None:
+        child = self._way_children.get((kind, way))
+        if child is None:
+            child = self._way_children[(kind, way)] = self.write_ways.labels(kind, way)
         child.inc()
 
     def batch(self, size: int) -> None:

@@ -6,7 +6,7 @@ Each function is one round trip whatever the batch size (arrays in, `unnest` ins
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import date, datetime
 from typing import NamedTuple
 
@@ -579,22 +579,40 @@ ON CONFLICT DO NOTHING
 # statement after this one: a statement's snapshot is taken before its locks are granted, and a refund of this
 # redemption that committed while this one waited must be seen.
 LOCK_REDEMPTION_AND_VOUCHER = """
-SELECT r.*, v.status AS voucher_status, v.valid_until AS voucher_valid_until,
-       v.face_value_fen AS voucher_face_value_fen, v.balance_fen AS voucher_balance_fen,
-       c.status AS voucher_campaign_status, c.kind AS voucher_kind
+SELECT {REDEMPTION_AND_VOUCHER}
 FROM redemptions r
 JOIN vouchers v ON v.campaign_id = r.campaign_id AND v.id = r.voucher_id
 JOIN campaigns c ON c.id = v.campaign_id
 WHERE r.campaign_id = $1 AND r.id = $2
 FOR UPDATE OF r, v
 """
+_REDEMPTION_AND_VOUCHER = """r.*, v.status AS voucher_status, v.valid_until AS voucher_valid_until,
+       v.face_value_fen AS voucher_face_value_fen, v.balance_fen AS voucher_balance_fen, v.version AS voucher_version,
+       c.status AS voucher_campaign_status, c.kind AS voucher_kind"""
+LOCK_REDEMPTION_AND_VOUCHER = LOCK_REDEMPTION_AND_VOUCHER.replace("{REDEMPTION_AND_VOUCHER}", _REDEMPTION_AND_VOUCHER)
+# A refund's unlocked way (refunds.py) reads, in one statement without locks, what the locked way reads in three:
+# the key, whether the nonce is spent, the campaign, the redemption with its voucher, whether the refund_id is taken.
+PEEK_REFUND = f"""
+SELECT {_REDEMPTION_AND_VOUCHER},
+       k.merchant_id AS key_merchant_id,
+       EXISTS (SELECT 1 FROM request_nonces WHERE key_id = $3 AND nonce = $4) AS nonce_spent,
+       EXISTS (SELECT 1 FROM refunds WHERE campaign_id = $1 AND redemption_id = $2 AND refund_id = $5) AS refund_taken,
+       c.contract_sha256
+FROM (SELECT 1) AS one
+LEFT JOIN merchant_keys k ON k.key_id = $3 AND k.revoked_at IS NULL
+LEFT JOIN redemptions r ON r.campaign_id = $1 AND r.id = $2
+LEFT JOIN vouchers v ON v.campaign_id = r.campaign_id AND v.id = r.voucher_id
+LEFT JOIN campaigns c ON c.id = $1
+"""
 # A refund's own rows, as WITH items: the redemption's refunded amounts, the refund, the voucher given back (when
 # $11), the day's spend given back (when $15). Sent alone, or before the ledger's posting in its statement
-# (REFUND_WRITE_AND_POST).
+# (REFUND_WRITE_AND_POST). The redemption is updated only at the amounts it was decided on ($17, $18) and the
+# voucher only at its version ($19): under the locked way's locks they cannot differ; on the unlocked way a refund
+# that committed meanwhile makes the row not match, and the statement refuses itself (REFUND_ALONE_WHOLE).
 REFUND_WRITE_CTES = """
 r AS (
     UPDATE redemptions SET refunded_fen = refunded_fen + $3, subsidy_refunded_fen = subsidy_refunded_fen + $4
-    WHERE campaign_id = $1 AND id = $2
+    WHERE campaign_id = $1 AND id = $2 AND refunded_fen = $17 AND subsidy_refunded_fen = $18 AND clawed_back_fen = 0
     RETURNING 1
 ), f AS (
     INSERT INTO refunds (campaign_id, redemption_id, refund_id, request_sha256, amount_fen, subsidy_clawback_fen,
@@ -603,7 +621,7 @@ r AS (
     RETURNING 1
 ), v AS (
     UPDATE vouchers SET status = $12, balance_fen = $13, version = version + 1, updated_at = $10
-    WHERE campaign_id = $1 AND id = $14 AND $11
+    WHERE campaign_id = $1 AND id = $14 AND $11 AND version = $19
     RETURNING 1
 ), d AS (
     UPDATE daily_spend SET spent_fen = spent_fen - $4 WHERE campaign_id = $1 AND day = $16 AND $15
@@ -617,11 +635,53 @@ REFUND_WRITE_RESULT = (
 REFUND_WRITE_FIRST = "(SELECT count(*) FROM r) + (SELECT count(*) FROM f) + (SELECT count(*) FROM v)"
 REFUND_WRITE = f"WITH {REFUND_WRITE_CTES} SELECT {REFUND_WRITE_RESULT}"
 # The refund's rows and its posting in one statement (as WRITE_AND_POST): `ledger_post_batch` (migration 0020) after
-# the refund's items, its arguments the ledger's `PreparedPosting.args` ($17..$31).
+# the refund's items, its arguments the ledger's `PreparedPosting.args` ($20..$34).
+_POSTING_ARGS = ", ".join(f"${n}" for n in range(20, 35))
 REFUND_WRITE_AND_POST = f"""WITH {REFUND_WRITE_CTES}
 SELECT {REFUND_WRITE_RESULT}, l.moved, l.inserted, l.batch, l.totals
-FROM ledger_post_batch($17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $28, $29, $30, $31,
-                       {REFUND_WRITE_FIRST}) AS l"""
+FROM ledger_post_batch({_POSTING_ARGS}, {REFUND_WRITE_FIRST}) AS l"""
+
+
+def _alone_items(first: int, event_sql: str) -> str:
+    """The unlocked way's own WITH items, their arguments (RefundAlone's) numbered from `first`: the nonce spent
+    (for a live key only), the campaign's row held in share mode at the status it was decided on (a close that
+    committed meanwhile makes it not match; one in progress is waited for, as LOCK_CAMPAIGN makes it), the event."""
+    key, nonce, seen_at, status = (f"${first + i}" for i in range(4))
+    return f""", n AS (
+    INSERT INTO request_nonces (key_id, nonce, seen_at)
+    SELECT {key}, {nonce}, {seen_at}
+    WHERE EXISTS (SELECT 1 FROM merchant_keys WHERE key_id = {key} AND revoked_at IS NULL)
+    ON CONFLICT DO NOTHING
+    RETURNING 1
+), c AS (
+    SELECT 1 FROM campaigns WHERE id = $1 AND status = {status} FOR SHARE
+), e AS (
+    {event_sql}
+)"""
+
+
+# The campaign first, then the nonce, then the refund's rows, then (in the posting) the escrow: the order the
+# locked way and a close take them in, so that neither can wait on the other in a cycle.
+_ALONE_FIRST = f"(SELECT count(*) FROM c) + (SELECT count(*) FROM n) + {REFUND_WRITE_FIRST} + (SELECT count(*) FROM e)"
+# Every row named landed, each at what it was decided on; else serialization_failure, and nothing is written.
+_ALONE_WHOLE = """batch_written_whole((SELECT count(*) FROM c) = 1 AND (SELECT count(*) FROM n) = 1
+       AND (SELECT count(*) FROM r) = 1 AND (SELECT count(*) FROM f) = 1 AND (SELECT count(*) FROM e) = 1
+       AND (SELECT count(*) FROM v) = $11::int{ledger}, 'refund rows')"""
+
+
+def refund_alone(event_sql: Callable[[int], str], *, post: bool) -> str:
+    """The unlocked way's one statement, its own transaction: REFUND_WRITE's items, RefundAlone's, and (`post`) the
+    ledger's posting, all or nothing."""
+    if not post:
+        items = _alone_items(20, event_sql(24))
+        return (
+            f"WITH {REFUND_WRITE_CTES}{items}\nSELECT (SELECT count(*) FROM c) AS campaigns, "
+            f"{REFUND_WRITE_RESULT}, {_ALONE_WHOLE.format(ledger='')} AS whole"
+        )
+    items = _alone_items(35, event_sql(39))
+    return f"""WITH {REFUND_WRITE_CTES}{items}
+SELECT {REFUND_WRITE_RESULT}, l.moved, l.inserted, l.batch, l.totals, {_ALONE_WHOLE.format(ledger=" AND l.whole")} AS whole
+FROM ledger_post_batch({_POSTING_ARGS}, {_ALONE_FIRST}) AS l"""
 
 
 class RefundWrite(NamedTuple):
@@ -643,6 +703,19 @@ class RefundWrite(NamedTuple):
     voucher_id: str
     daily_changes: bool
     spend_day: date | None
+    # What it was decided on: the redemption's refunded amounts and the voucher's version.
+    refunded_fen: int
+    subsidy_refunded_fen: int
+    voucher_version: int
+
+
+class RefundAlone(NamedTuple):
+    """The unlocked way's own arguments (_alone_items's, in their order), before the event's."""
+
+    key_id: str
+    nonce: str
+    seen_at: datetime
+    campaign_status: str
 
 
 async def open_refund(
@@ -674,6 +747,29 @@ async def write_refund_and_post(
     """REFUND_WRITE_AND_POST: the refund's rows and its ledger posting in one round trip. The caller wraps it in
     `ledger.refusals(posting)` and hands the `PostingResult` to `ledger.landed`."""
     row = await conn.fetchrow(REFUND_WRITE_AND_POST, *write, *posting.args)
+    return row, PostingResult(row["moved"], row["inserted"], row["batch"], row["totals"])
+
+
+async def peek_refund(
+    conn: asyncpg.Connection, campaign_id: str, redemption_id: str, key_id: str, nonce: str, refund_id: str
+) -> asyncpg.Record:
+    """PEEK_REFUND's one row (its redemption's columns None when there is no such redemption)."""
+    return await conn.fetchrow(PEEK_REFUND, campaign_id, redemption_id, key_id, nonce, refund_id)
+
+
+async def write_refund_alone(
+    conn: asyncpg.Connection,
+    statement: str,
+    write: RefundWrite,
+    alone: RefundAlone,
+    event_args: tuple,
+    posting: PreparedPosting | None,
+) -> tuple[asyncpg.Record, PostingResult | None]:
+    """`refund_alone(…)`'s statement, outside any transaction: everything, or asyncpg.SerializationError (or the
+    error of a constraint) and nothing."""
+    if posting is None:
+        return await conn.fetchrow(statement, *write, *alone, *event_args), None
+    row = await conn.fetchrow(statement, *write, *posting.args, *alone, *event_args)
     return row, PostingResult(row["moved"], row["inserted"], row["batch"], row["totals"])
 
 

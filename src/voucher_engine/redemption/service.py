@@ -53,6 +53,7 @@ from voucher_engine.errors import EngineError
 from voucher_engine.invariants import invariant, present
 from voucher_engine.ledger import service as ledger
 from voucher_engine.ledger.model import NewTransaction, Posting
+from voucher_engine.observability.metrics import Metrics
 from voucher_engine.redemption import repository
 from voucher_engine.redemption.decide import MerchantView, Settlement, VoucherView, evaluate, zone
 
@@ -238,6 +239,7 @@ class BatchRunner:
         job never fails its neighbours, and answers a lone job's error through `as_engine_error`."""
         try:
             outcomes = await self._attempt(jobs, locked=False)
+            way = "unlocked"
         except Exception as exc:  # noqa: BLE001 - the unlocked attempt wrote nothing; run it again under locks
             log.debug("unlocked batch of %d not written (%s); running it under locks", len(jobs), type(exc).__name__)
             if is_database_unavailable(exc):
@@ -247,6 +249,8 @@ class BatchRunner:
             except Exception as locked_exc:
                 _log_if_bug(locked_exc, jobs)
                 raise
+            way = "locked"
+        Metrics.get().write_way("redemption_batch", way)
         for job, outcome in zip(jobs, outcomes):
             _settle(job, outcome)
 

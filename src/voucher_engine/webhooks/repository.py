@@ -71,11 +71,26 @@ INSERT INTO webhook_outbox (id, type, campaign_id, issuer_id, created_at, data) 
 """
 
 
+def outbox_item(first: int) -> str:
+    """INSERT_OUTBOX as a WITH item's body, its six arguments numbered from `first`: for a cause written in one
+    statement (a refund on its unlocked way), whose event must land in that statement."""
+    numbers = [f"${first + i}" for i in range(6)]
+    return (
+        "INSERT INTO webhook_outbox (id, type, campaign_id, issuer_id, created_at, data)"
+        f" VALUES ({', '.join(numbers[:5])}, {numbers[5]}::jsonb) RETURNING 1"
+    )
+
+
+def outbox_args(event_id: str, type_: str, campaign_id: str | None, issuer_id: str | None, at, data: Any) -> tuple:
+    """outbox_item's six arguments, in its order."""
+    return (event_id, type_, campaign_id, issuer_id, at, orjson.dumps(data).decode())
+
+
 async def insert_outbox_raw(
     raw: asyncpg.Connection, event_id: str, type_: str, campaign_id: str | None, issuer_id: str | None, at, data: Any
 ) -> None:
     """insert_outbox on the asyncpg connection of a cause that runs raw (a redemption batch)."""
-    await raw.execute(INSERT_OUTBOX, event_id, type_, campaign_id, issuer_id, at, orjson.dumps(data).decode())
+    await raw.execute(INSERT_OUTBOX, *outbox_args(event_id, type_, campaign_id, issuer_id, at, data))
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -148,6 +148,22 @@ async def record(
     return event_id
 
 
+class EventItem:
+    """An event to be written as an item of its cause's own statement (a cause that is one statement, its own
+    transaction, as a refund on its unlocked way is): the item's SQL, its arguments numbered from `first`."""
+
+    __slots__ = ("args",)
+
+    def __init__(self, type_: str, data: dict[str, Any], *, campaign_id: str | None, at: datetime) -> None:
+        assert type_ not in LEDGER_EVENTS.values(), f"{type_} is derived from the ledger, not recorded"
+        # orjson writes datetimes as plain_json would: the stored JSON is what record() stores.
+        self.args = repository.outbox_args(new_event_id(), type_, campaign_id, None, at, data)
+
+    @staticmethod
+    def sql(first: int) -> str:
+        return repository.outbox_item(first)
+
+
 async def risk_flag_opened(
     conn: AsyncConnection | asyncpg.Connection,
     flag: dict[str, Any],
