@@ -23,6 +23,7 @@ FAMILIES = {
     "ve_http_request_duration_seconds",
     "ve_redemption_outcomes",
     "ve_redemption_batch_size",
+    "ve_write_ways",
     "ve_ledger_unsequenced_transactions",
     "ve_ledger_sequencing_lag_seconds",
     "ve_webhook_deliveries",
@@ -145,6 +146,10 @@ async def test_served_logs_and_metrics(hooked_world, receiver, tmp_path):
             assert samples[key] == 40
             assert samples[("ve_redemption_outcomes_total", (("code", "settled"), ("kind", "redeem")))] == 40
             assert sum(v for (n, _), v in samples.items() if n == "ve_redemption_batch_size_sum") == 40
+            # Every batch was written one way or the other, counted across both workers.
+            batches = sum(v for (n, _), v in samples.items() if n == "ve_redemption_batch_size_count")
+            ways = [v for (n, labels), v in samples.items() if n == "ve_write_ways_total"]
+            assert batches >= 1 and sum(ways) == batches
             escrow = samples[("ve_campaign_escrow_balance_fen", (("campaign_id", campaign),))]
             assert escrow == 10_000_000_00 - 40 * 2000
             assert ("ve_http_requests_total", (("method", "GET"), ("route", "unmatched"), ("status", "404"))) in samples
