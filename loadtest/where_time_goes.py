@@ -46,16 +46,28 @@ TOP_STATEMENTS = 20
 STATEMENT_CHARS = 140
 
 
-def batch_figures(port: int) -> tuple[float, float]:
-    """(jobs, batches) of the service's redemption batcher so far, from /metrics (every worker's counts)."""
+# /metrics lines read around a load: the batcher's jobs and batches, and which way batches and refunds were written.
+SERVICE_FIGURES = {
+    "jobs": "ve_redemption_batch_size_sum ",
+    "batches": "ve_redemption_batch_size_count ",
+    **{
+        f"{kind} {way}": f've_write_ways_total{{kind="{kind}",way="{way}"}} '
+        for kind in ("redemption_batch", "refund")
+        for way in ("unlocked", "locked")
+    },
+}
+
+
+def service_figures(port: int) -> dict[str, float]:
+    """SERVICE_FIGURES's counts so far, from /metrics (every worker's, added up)."""
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as response:
         text = response.read().decode()
-    figures = {"sum": 0.0, "count": 0.0}
+    figures = dict.fromkeys(SERVICE_FIGURES, 0.0)
     for line in text.splitlines():
-        for suffix in figures:
-            if line.startswith(f"ve_redemption_batch_size_{suffix} "):
-                figures[suffix] = float(line.split()[1])
-    return figures["sum"], figures["count"]
+        for name, prefix in SERVICE_FIGURES.items():
+            if line.startswith(prefix):
+                figures[name] = float(line.split()[1])
+    return figures
 
 
 def command_line(pid: int) -> str:
@@ -134,7 +146,7 @@ def main() -> None:
         postmaster = postgres_pid(url)
         if statements:
             fetch(url, "SELECT pg_stat_statements_reset()")
-        batches_before = batch_figures(port)
+        figures_before = service_figures(port)
         before = proc_stat()
         began = time.monotonic()
         if args.clients:
@@ -145,7 +157,7 @@ def main() -> None:
             shape = f"open loop, {args.rate:.0f}/s offered"
         after = proc_stat()
         wall = time.monotonic() - began
-        batches_after = batch_figures(port)
+        figures_after = service_figures(port)
         answered = max(1, result.answered())
         backends = {row["pid"]: row["name"] for row in fetch(url, _BACKENDS)}
         per = 1e6 / answered
@@ -165,9 +177,16 @@ def main() -> None:
                 f"  {part:<7} {len(values):6,} answered, p50 {result.percentile_ms(0.5, values):5.1f} ms, "
                 f"p99 {result.percentile_ms(0.99, values):5.1f} ms"
             )
-        jobs, batches = (after_ - before_ for after_, before_ in zip(batches_after, batches_before, strict=True))
-        if batches:
-            print(f"  redemption batches: {batches:,.0f}, {jobs / batches:.2f} jobs each on average")
+        counted = {name: figures_after[name] - figures_before[name] for name in SERVICE_FIGURES}
+        if counted["batches"]:
+            print(
+                f"  redemption batches: {counted['batches']:,.0f}, "
+                f"{counted['jobs'] / counted['batches']:.2f} jobs each on average"
+            )
+        for kind, plural in (("redemption_batch", "redemption batches"), ("refund", "refunds")):
+            unlocked, locked = counted[f"{kind} unlocked"], counted[f"{kind} locked"]
+            if unlocked + locked:
+                print(f"  {plural} written the unlocked way {unlocked:,.0f}, the locked way {locked:,.0f}")
         service = descendants(after, root)
         print(f"\nservice: {sum(used(p) for p in service) * per:,.0f} µs of CPU per request")
         for pid in sorted(service, key=used, reverse=True):
