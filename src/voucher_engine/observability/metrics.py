@@ -68,8 +68,8 @@ class Metrics:
             ["type", "outcome"],
         )
         self._request_children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
-        self._outcome_children: dict[tuple[str, str], Any] = {}
-        self._way_children: dict[tuple[str, str], Any] = {}
+        # Labelled children of the two-label counters, made once: (counter, its labels) -> child.
+        self._children: dict[tuple[Counter, str, str], Any] = {}
 
     @classmethod
     def get(cls) -> Metrics:
@@ -89,15 +89,16 @@ class Metrics:
         children[1].observe(seconds)
 
     def redemption(self, kind: str, code: str) -> None:
-        child = self._outcome_children.get((kind, code))
-        if child is None:
-            child = self._outcome_children[(kind, code)] = self.redemptions.labels(kind, code)
-        child.inc()
+        self._count(self.redemptions, kind, code)
 
     def write_way(self, kind: str, way: str) -> None:
-        child = self._way_children.get((kind, way))
+        self._count(self.write_ways, kind, way)
+
+    def _count(self, counter: Counter, first: str, second: str) -> None:
+        key = (counter, first, second)
+        child = self._children.get(key)
         if child is None:
-            child = self._way_children[(kind, way)] = self.write_ways.labels(kind, way)
+            child = self._children[key] = counter.labels(first, second)
         child.inc()
 
     def batch(self, size: int) -> None:

@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from voucher_engine import clock
 from voucher_engine.campaigns import money
 from voucher_engine.campaigns import repository as campaign_repository
-from voucher_engine.campaigns.cache import cached_contract, contract_for
+from voucher_engine.campaigns.cache import contract_for
 from voucher_engine.db.raw import driver
 from voucher_engine.errors import EngineError
 from voucher_engine.invariants import invariant
@@ -32,7 +32,7 @@ from voucher_engine.observability.metrics import Metrics
 from voucher_engine.redemption import repository
 from voucher_engine.redemption.decide import clawback_for
 from voucher_engine.redemption.schemas import Refund, RefundRequest
-from voucher_engine.redemption.service import campaign_of_redemption, fingerprint, redemption_body
+from voucher_engine.redemption.service import campaign_of_redemption, compiled_contract, fingerprint, redemption_body
 from voucher_engine.webhooks import service as webhooks
 
 log = logging.getLogger("voucher_engine.redemption")
@@ -118,9 +118,7 @@ async def _refund_unlocked(
             or peeked["voucher_campaign_status"] in (None, "closed")  # after close the subsidy goes on to funders
         ):
             return None  # the locked way answers it (a refusal, a retry), spending the nonce as it must
-        contract = cached_contract(peeked["contract_sha256"]) or contract_for(
-            peeked["contract_sha256"], await repository.contract_source(conn, peeked["contract_sha256"])
-        )
+        contract = await compiled_contract(conn, peeked["contract_sha256"])
         try:
             decided = _decision(peeked, campaign_id, redemption_id, body, contract.minimum_order_fen, now)
         except EngineError:

@@ -578,18 +578,17 @@ ON CONFLICT DO NOTHING
 # with the voucher's campaign's status and kind. The earlier refund under the same refund_id is read by its own
 # statement after this one: a statement's snapshot is taken before its locks are granted, and a refund of this
 # redemption that committed while this one waited must be seen.
-LOCK_REDEMPTION_AND_VOUCHER = """
-SELECT {REDEMPTION_AND_VOUCHER}
+_REDEMPTION_AND_VOUCHER = """r.*, v.status AS voucher_status, v.valid_until AS voucher_valid_until,
+       v.face_value_fen AS voucher_face_value_fen, v.balance_fen AS voucher_balance_fen, v.version AS voucher_version,
+       c.status AS voucher_campaign_status, c.kind AS voucher_kind"""
+LOCK_REDEMPTION_AND_VOUCHER = f"""
+SELECT {_REDEMPTION_AND_VOUCHER}
 FROM redemptions r
 JOIN vouchers v ON v.campaign_id = r.campaign_id AND v.id = r.voucher_id
 JOIN campaigns c ON c.id = v.campaign_id
 WHERE r.campaign_id = $1 AND r.id = $2
 FOR UPDATE OF r, v
 """
-_REDEMPTION_AND_VOUCHER = """r.*, v.status AS voucher_status, v.valid_until AS voucher_valid_until,
-       v.face_value_fen AS voucher_face_value_fen, v.balance_fen AS voucher_balance_fen, v.version AS voucher_version,
-       c.status AS voucher_campaign_status, c.kind AS voucher_kind"""
-LOCK_REDEMPTION_AND_VOUCHER = LOCK_REDEMPTION_AND_VOUCHER.replace("{REDEMPTION_AND_VOUCHER}", _REDEMPTION_AND_VOUCHER)
 # A refund's unlocked way (refunds.py) reads, in one statement without locks, what the locked way reads in three:
 # the key, whether the nonce is spent, the campaign, the redemption with its voucher, whether the refund_id is taken.
 PEEK_REFUND = f"""
@@ -608,7 +607,7 @@ LEFT JOIN campaigns c ON c.id = $1
 # $11), the day's spend given back (when $15). Sent alone, or before the ledger's posting in its statement
 # (REFUND_WRITE_AND_POST). The redemption is updated only at the amounts it was decided on ($17, $18) and the
 # voucher only at its version ($19): under the locked way's locks they cannot differ; on the unlocked way a refund
-# that committed meanwhile makes the row not match, and the statement refuses itself (REFUND_ALONE_WHOLE).
+# that committed meanwhile makes the row not match, and the statement refuses itself (_ALONE_WHOLE).
 REFUND_WRITE_CTES = """
 r AS (
     UPDATE redemptions SET refunded_fen = refunded_fen + $3, subsidy_refunded_fen = subsidy_refunded_fen + $4
@@ -673,6 +672,8 @@ def refund_alone(event_sql: Callable[[int], str], *, post: bool) -> str:
     """The unlocked way's one statement, its own transaction: REFUND_WRITE's items, RefundAlone's, and (`post`) the
     ledger's posting, all or nothing."""
     if not post:
+        # The campaign's count comes first in the select list, so that its row is locked before the refund's rows
+        # (_ALONE_FIRST's order, which the posting's argument gives the other form).
         items = _alone_items(20, event_sql(24))
         return (
             f"WITH {REFUND_WRITE_CTES}{items}\nSELECT (SELECT count(*) FROM c) AS campaigns, "

@@ -45,6 +45,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from voucher_engine import clock
 from voucher_engine.campaigns.cache import cached_contract, contract_for
+from voucher_engine.contracts import CompiledContract
 from voucher_engine.contracts.risk import RiskHit
 from voucher_engine.db.engine import plain_url
 from voucher_engine.db.errors import is_database_unavailable, is_unstorable_input, violated_constraint
@@ -333,7 +334,7 @@ class BatchRunner:
             status, balance = state.get(key, (row["status"], row["balance_fen"]))
             voucher = _voucher_view(row, status, balance)
             try:
-                contract = await self._contract(conn, row["contract_sha256"])
+                contract = await compiled_contract(conn, row["contract_sha256"])
                 settlement = evaluate(contract, merchant, voucher, job.wallet_id, now, job.order_amount_fen, job.items)
                 _check_daily_cap(voucher, settlement, spent)
                 hits = _judge_risk(contract.risk, merchant, voucher, now, job, row) if self.risk else ()
@@ -401,12 +402,14 @@ class BatchRunner:
             now,
         )
 
-    async def _contract(self, conn: asyncpg.Connection, sha256: str):
-        """The compiled contract; contracts are immutable, so a digest never needs invalidating."""
-        compiled = cached_contract(sha256)
-        if compiled is None:
-            compiled = contract_for(sha256, await repository.contract_source(conn, sha256))
-        return compiled
+
+async def compiled_contract(conn: asyncpg.Connection, sha256: str) -> CompiledContract:
+    """The compiled contract of a digest, its source read only on this process's first use of it; contracts are
+    immutable, so a digest never needs invalidating."""
+    compiled = cached_contract(sha256)
+    if compiled is None:
+        compiled = contract_for(sha256, await repository.contract_source(conn, sha256))
+    return compiled
 
 
 class _Writes:

@@ -66,19 +66,17 @@ async def insert_outbox(
     )
 
 
-INSERT_OUTBOX = """
-INSERT INTO webhook_outbox (id, type, campaign_id, issuer_id, created_at, data) VALUES ($1, $2, $3, $4, $5, $6::jsonb)
-"""
-
-
 def outbox_item(first: int) -> str:
-    """INSERT_OUTBOX as a WITH item's body, its six arguments numbered from `first`: for a cause written in one
-    statement (a refund on its unlocked way), whose event must land in that statement."""
+    """The outbox row's INSERT, its six arguments (outbox_args) numbered from `first`: alone (INSERT_OUTBOX), or as
+    a WITH item of a cause written in one statement (a refund on its unlocked way), whose event must land in it."""
     numbers = [f"${first + i}" for i in range(6)]
     return (
         "INSERT INTO webhook_outbox (id, type, campaign_id, issuer_id, created_at, data)"
         f" VALUES ({', '.join(numbers[:5])}, {numbers[5]}::jsonb) RETURNING 1"
     )
+
+
+INSERT_OUTBOX = outbox_item(1)
 
 
 def outbox_args(event_id: str, type_: str, campaign_id: str | None, issuer_id: str | None, at, data: Any) -> tuple:
