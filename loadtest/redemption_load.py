@@ -63,9 +63,14 @@ ROUNDS = 5
 PRESIGNED_PER_S = 9_000  # redemptions signed ahead per second of the redemptions-only phase
 
 
-def contract_source(now: datetime, quantity: int) -> str:
+def contract_source(now: datetime, quantity: int, *, flag_every_redemption: bool = False) -> str:
+    """The load's campaign. Its `risk` section pins the one per-redemption rule that depends on the clock: by default
+    the dining odd hours (03:00-06:00 China time) would flag every redemption of a run made in them, and a flagged
+    redemption is written another way, so a figure would depend on the hour it was taken at. Off by default;
+    `flag_every_redemption` makes the odd hours the whole day instead (the flagged way, measured on purpose)."""
     start = (now - timedelta(days=1)).astimezone(timezone(timedelta(hours=8)))
     end = start + timedelta(days=60)
+    odd_hour = "odd_hour from 00:00 to 23:59: flag" if flag_every_redemption else "odd_hour: off"
     return f"""campaign "Load test dining vouchers" issuer 310000
 budget ¥{quantity * 20:,}
 funders {{
@@ -79,6 +84,9 @@ payment {{
     merchant.mcc in {{"5812", "5813", "5814"}}
     merchant.region within 310000
 }}
+risk {{
+    {odd_hour}
+}}
 """
 
 
@@ -91,7 +99,7 @@ class Seeded:
     admin_token: str = ""
 
 
-async def seed(database_url: str, data_dir: Path, count: int) -> Seeded:
+async def seed(database_url: str, data_dir: Path, count: int, *, flag_every_redemption: bool = False) -> Seeded:
     import httpx
 
     from voucher_engine.api.app import create_app
@@ -124,7 +132,13 @@ async def seed(database_url: str, data_dir: Path, count: int) -> Seeded:
             )
             key = (await client.post("/v1/merchants/load-noodles/keys", headers=h)).json()
             created = await client.post(
-                "/v1/campaigns", headers=g, json={"source": contract_source(datetime.now(timezone.utc), count)}
+                "/v1/campaigns",
+                headers=g,
+                json={
+                    "source": contract_source(
+                        datetime.now(timezone.utc), count, flag_every_redemption=flag_every_redemption
+                    )
+                },
             )
             assert created.status_code == 201, created.text
             campaign = created.json()["id"]

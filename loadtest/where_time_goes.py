@@ -118,6 +118,11 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--pool", type=int, default=10)
     parser.add_argument("--kind", default="redeem", choices=("redeem", "mix"))
+    parser.add_argument(
+        "--flag-every-redemption",
+        action="store_true",
+        help="the campaign's odd hours cover the whole day, so that every redemption opens a risk flag",
+    )
     args = parser.parse_args()
 
     from loadtest import baseline
@@ -133,7 +138,7 @@ def main() -> None:
     expected = args.clients * 150 if args.clients else args.rate  # per second, generously
     vouchers = int(expected * (args.seconds + 6) * 1.5) + 5_000
     print(f"seeding {vouchers:,} vouchers ...", flush=True)
-    seeded = asyncio.run(seed(url, tmp / "data", vouchers))
+    seeded = asyncio.run(seed(url, tmp / "data", vouchers, flag_every_redemption=args.flag_every_redemption))
     asyncio.run(baseline.seed(plain_url(url), 1))
     warm_wal(url)
     statements = has_statements(url)

@@ -5,10 +5,14 @@ A module of its own (not conftest) so that test files can import it by a name no
 
 from __future__ import annotations
 
+import contextlib
+
+import asyncpg
 import httpx
 
 from voucher_engine.api.app import create_app
 from voucher_engine.config import Settings
+from voucher_engine.db.engine import plain_url
 
 
 class Service:
@@ -96,3 +100,16 @@ async def start_service(database_url: str, data_dir, **settings_overrides):
         await lifespan.__aexit__(None, None, None)
 
     return Service(app, client, settings, admin_token), close
+
+
+@contextlib.asynccontextmanager
+async def outbox_kept(database_url: str):
+    """While held, the webhook dispatcher's fan-out (which takes events off the outbox) waits: it runs only under
+    the lock of its cursor's row, which this holds. The events written meanwhile can then be counted."""
+    conn = await asyncpg.connect(plain_url(database_url))
+    try:
+        async with conn.transaction():
+            await conn.execute("SELECT 1 FROM webhook_cursor WHERE id = 1 FOR UPDATE")
+            yield conn
+    finally:
+        await conn.close()

@@ -6,14 +6,12 @@ its write."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 
-import asyncpg
 import pytest
 from prometheus_client import REGISTRY
 from redemption_world import holder
 
-from voucher_engine.db.engine import plain_url
+from service_support import outbox_kept
 from voucher_engine.ledger import service as ledger
 from voucher_engine.redemption import repository
 
@@ -67,19 +65,6 @@ async def _stored(world, campaign: str, redemption_id: str):
     return redemption, refunds, events
 
 
-@contextlib.asynccontextmanager
-async def _outbox_kept(world):
-    """While held, the webhook dispatcher's fan-out (which takes events off the outbox) waits: it runs only under
-    the lock of its cursor's row, which this holds. The events written meanwhile can then be counted."""
-    conn = await asyncpg.connect(plain_url(world.service.settings.database_url))
-    try:
-        async with conn.transaction():
-            await conn.execute("SELECT 1 FROM webhook_cursor WHERE id = 1 FOR UPDATE")
-            yield
-    finally:
-        await conn.close()
-
-
 def _after_the_read(monkeypatch, meanwhile) -> list[str]:
     """Run `meanwhile()` once, after the next refund has read (PEEK_REFUND) and before it writes."""
     ran: list[str] = []
@@ -100,7 +85,7 @@ async def test_a_refund_goes_the_unlocked_way_with_its_event_and_a_retry_the_loc
     campaign, paid = await _paid(world)
     till = world.tills[NOODLES]
     books = await _books(world, campaign)
-    async with _outbox_kept(world):
+    async with outbox_kept(world.service.settings.database_url):
         ways = _ways()
         first = await till.refund(paid["id"], 3000, refund_id="r-1", reason="one dish back")
         assert first.status_code == 201, first.text
@@ -145,7 +130,7 @@ async def test_a_refund_that_landed_between_read_and_write_sends_the_later_one_t
 
     ran = _after_the_read(monkeypatch, another_refund)
     ways = _ways()
-    async with _outbox_kept(world):
+    async with outbox_kept(world.service.settings.database_url):
         late = await till.refund(paid["id"], amount_fen, refund_id="late")
         assert ran and other[0].status_code == 201, other[0].text
         assert late.status_code == status, late.text
@@ -214,7 +199,7 @@ async def test_refunds_racing_for_one_order_refund_it_exactly_once(world):
     till = world.tills[NOODLES]
     books = await _books(world, campaign)
     # Nine 4,000-fen refunds at once, on real connections, for an order of 30,000: seven fit.
-    async with _outbox_kept(world):
+    async with outbox_kept(world.service.settings.database_url):
         answers = await asyncio.gather(*(till.refund(paid["id"], 4000, refund_id=f"race-{i}") for i in range(9)))
         statuses = sorted(a.status_code for a in answers)
         assert statuses == [201] * 7 + [422] * 2, [a.text for a in answers]

@@ -6,8 +6,11 @@ not flagged."""
 from __future__ import annotations
 
 import asyncio
+import json
 
 from risk_world import DINING, SUBSIDY, flags, merchant
+
+from service_support import outbox_kept
 
 ORDER = 12000
 
@@ -26,6 +29,32 @@ async def test_an_odd_hour_redemption_settles_and_opens_a_flag_with_its_evidence
     assert evidence["rule"] == "odd_hour: flag" and evidence["order_amount_fen"] == ORDER
     assert (await merchant(rw, "rest-a"))["payout_hold"] is None
     assert await rw.balance("merchant:rest-a") == SUBSIDY  # a flag settles
+
+
+async def test_forty_odd_hour_redemptions_at_once_open_a_flag_and_an_event_each(rw, service):
+    # A batch's flags are written together: each redemption gets its own flag and its own risk.flag_opened event,
+    # and the event says what the API says of the flag.
+    await rw.set_clock("2025-01-10T04:20:00+08:00")
+    campaign_id, vouchers = await rw.launch_dining(40)
+    async with outbox_kept(service.settings.database_url) as conn:
+        redeemed = await asyncio.gather(
+            *(rw.redeem(("rest-a", "rest-b")[i % 2], voucher) for i, voucher in enumerate(vouchers))
+        )
+        events = await conn.fetch(
+            "SELECT e.data, e.issuer_id, e.campaign_id, c.issuer_id AS campaign_issuer FROM webhook_outbox e"
+            " JOIN campaigns c ON c.id = e.campaign_id WHERE e.type = 'risk.flag_opened'"
+        )
+    found = await flags(rw, signal="odd_hour")
+    assert sorted(f["redemption_ids"][0] for f in found) == sorted(r["id"] for r in redeemed)
+    assert {f["merchant_id"] for f in found} == {"rest-a", "rest-b"}
+    assert all(f["evidence"]["local_time"] == "04:20" and f["campaign_id"] == campaign_id for f in found)
+    by_flag = {json.loads(event["data"])["id"]: event for event in events}
+    assert len(events) == len(by_flag) == 40 and set(by_flag) == {f["id"] for f in found}
+    for flag in found:
+        event = by_flag[flag["id"]]
+        assert json.loads(event["data"]) == {k: v for k, v in flag.items() if k != "decision"}
+        assert event["campaign_id"] == campaign_id and event["issuer_id"] == event["campaign_issuer"]
+    assert await rw.balance("merchant:rest-a") + await rw.balance("merchant:rest-b") == 40 * SUBSIDY
 
 
 async def test_refund_then_redeem_again_is_flagged_and_the_third_time_refused_moving_nothing(rw, service):

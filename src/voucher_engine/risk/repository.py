@@ -16,6 +16,18 @@ VALUES ($1, $2, $3, $4, $5, $6::text[], $7::jsonb, 'open', $8, $9, false)
 ON CONFLICT (dedupe_key) DO NOTHING
 RETURNING *
 """
+# The flags a redemption batch opens, in one statement (each new: its redemption is the batch's own). The ids of
+# those inserted come back, so that only they get their event.
+INSERT_BATCH_FLAGS = """
+INSERT INTO risk_flags (id, signal, outcome, merchant_id, campaign_id, redemption_ids, evidence, status, dedupe_key,
+                        opened_at, hold_caused)
+SELECT id, signal, outcome, merchant_id, campaign_id, ARRAY[redemption_id], evidence::jsonb, 'open', dedupe_key, $9,
+       false
+FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[])
+    AS t(id, signal, outcome, merchant_id, campaign_id, redemption_id, evidence, dedupe_key)
+ON CONFLICT (dedupe_key) DO NOTHING
+RETURNING id
+"""
 SET_HOLD_CAUSED = "UPDATE risk_flags SET hold_caused = true WHERE id = $1 RETURNING *"
 
 _FLAG_COLUMNS = """
@@ -86,6 +98,27 @@ async def insert_flag(
         dedupe_key,
         at,
     )
+
+
+class BatchFlag(NamedTuple):
+    """One flag of a redemption batch, as INSERT_BATCH_FLAGS writes it."""
+
+    id: str
+    signal: str
+    outcome: str
+    merchant_id: str
+    campaign_id: str
+    redemption_id: str
+    evidence: dict[str, Any]
+    dedupe_key: str
+
+
+async def insert_batch_flags(raw: asyncpg.Connection, flags: list[BatchFlag], at: datetime) -> set[str]:
+    """INSERT_BATCH_FLAGS; the ids of the flags inserted."""
+    columns: list[list[Any]] = [list(column) for column in zip(*flags)]
+    columns[6] = [orjson.dumps(evidence).decode() for evidence in columns[6]]
+    rows = await raw.fetch(INSERT_BATCH_FLAGS, *columns, at)
+    return {row["id"] for row in rows}
 
 
 async def flag_by_dedupe_key(raw: asyncpg.Connection, dedupe_key: str) -> asyncpg.Record | None:

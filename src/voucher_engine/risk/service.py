@@ -146,7 +146,12 @@ def to_model(row: Any) -> RiskFlag:
 
 async def open_batch_flags(raw: asyncpg.Connection, flagged: list[RiskFlagged], at: datetime) -> None:
     """The flags of a redemption batch's redemptions that met risk rules (redemption/service.py calls it, once
-    registered by `startup`, in the batch's transaction): one flag per redemption and signal."""
+    registered by `startup`, in the batch's transaction): one flag per redemption and signal.
+
+    A flag whose outcome is `hold` goes through `open_flag` (it holds its merchant's payouts). The others, all of the
+    batch's at once: their rows in one statement and their events in another, since a batch in the odd hours of
+    a busy category opens one per redemption and every statement is waited for with the campaign's escrow locked."""
+    plain: list[repository.BatchFlag] = []
     for item in flagged:
         hit = item.hit
         evidence = {
@@ -155,17 +160,56 @@ async def open_batch_flags(raw: asyncpg.Connection, flagged: list[RiskFlagged], 
             "order_amount_fen": item.order_amount_fen,
             "voucher_id": item.voucher_id,
         }
-        await open_flag(
-            raw,
-            signal=hit.signal,
-            outcome=hit.outcome,
-            merchant_id=item.merchant_id,
-            campaign_id=item.campaign_id,
-            redemption_ids=[item.redemption_id],
-            evidence=evidence,
-            dedupe_key=f"{hit.signal}:{item.redemption_id}",
-            at=at,
+        dedupe_key = f"{hit.signal}:{item.redemption_id}"
+        if hit.outcome == "hold":
+            await open_flag(
+                raw,
+                signal=hit.signal,
+                outcome=hit.outcome,
+                merchant_id=item.merchant_id,
+                campaign_id=item.campaign_id,
+                redemption_ids=[item.redemption_id],
+                evidence=evidence,
+                dedupe_key=dedupe_key,
+                at=at,
+            )
+            continue
+        plain.append(
+            repository.BatchFlag(
+                new_flag_id(),
+                hit.signal,
+                hit.outcome,
+                item.merchant_id,
+                item.campaign_id,
+                item.redemption_id,
+                evidence,
+                dedupe_key,
+            )
         )
+    if not plain:
+        return
+    inserted = await repository.insert_batch_flags(raw, plain, at)
+    await webhooks.risk_flags_opened(
+        raw,
+        [(flag.campaign_id, public(_new_flag(flag, at))) for flag in plain if flag.id in inserted],
+        at=at,
+    )
+
+
+def _new_flag(flag: repository.BatchFlag, at: datetime) -> RiskFlag:
+    """A batch's flag as it was just written (what reading it back would give)."""
+    return RiskFlag(
+        id=flag.id,
+        signal=flag.signal,
+        outcome=flag.outcome,
+        merchant_id=flag.merchant_id,
+        campaign_id=flag.campaign_id,
+        redemption_ids=[flag.redemption_id],
+        evidence=flag.evidence,
+        status="open",
+        opened_at=at,
+        hold_caused=False,
+    )
 
 
 async def rules(conn: Connection, subject: Subject, campaign_id: str | None) -> RuleSet:

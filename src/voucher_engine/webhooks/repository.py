@@ -84,6 +84,31 @@ def outbox_args(event_id: str, type_: str, campaign_id: str | None, issuer_id: s
     return (event_id, type_, campaign_id, issuer_id, at, orjson.dumps(data).decode())
 
 
+# Many events at once (a redemption batch's risk flags): their issuers are their campaigns'.
+INSERT_OUTBOX_MANY = """
+INSERT INTO webhook_outbox (id, type, campaign_id, issuer_id, created_at, data)
+SELECT e.id, $2, e.campaign_id, c.issuer_id, $4, e.data::jsonb
+FROM unnest($1::text[], $3::text[], $5::text[]) WITH ORDINALITY AS e(id, campaign_id, data, n)
+LEFT JOIN campaigns c ON c.id = e.campaign_id
+ORDER BY e.n
+"""
+
+
+async def insert_outbox_many_raw(
+    raw: asyncpg.Connection, type_: str, events: list[tuple[str, str | None, Any]], at
+) -> None:
+    """Events of one type (event_id, campaign_id, data), in the cause's transaction on its asyncpg connection, in
+    one statement, in their order."""
+    await raw.execute(
+        INSERT_OUTBOX_MANY,
+        [event_id for event_id, _, _ in events],
+        type_,
+        [campaign_id for _, campaign_id, _ in events],
+        at,
+        [orjson.dumps(data).decode() for _, _, data in events],
+    )
+
+
 async def insert_outbox_raw(
     raw: asyncpg.Connection, event_id: str, type_: str, campaign_id: str | None, issuer_id: str | None, at, data: Any
 ) -> None:

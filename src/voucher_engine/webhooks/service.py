@@ -164,6 +164,20 @@ class EventItem:
         return repository.outbox_item(first)
 
 
+async def risk_flags_opened(
+    raw: asyncpg.Connection, flags: list[tuple[str | None, dict[str, Any]]], *, at: datetime
+) -> None:
+    """risk_flag_opened for many flags (campaign_id, the flag as API.md shows it), in one statement: a redemption
+    batch's, on its asyncpg connection."""
+    if flags:
+        await repository.insert_outbox_many_raw(
+            raw,
+            "risk.flag_opened",
+            [(new_event_id(), campaign_id, repository.plain_json(flag)) for campaign_id, flag in flags],
+            at,
+        )
+
+
 async def risk_flag_opened(
     conn: AsyncConnection | asyncpg.Connection,
     flag: dict[str, Any],
