@@ -8,11 +8,40 @@ from __future__ import annotations
 import asyncio
 import json
 
+import asyncpg
+from prometheus_client import REGISTRY
 from risk_world import DINING, SUBSIDY, flags, merchant
 
 from service_support import outbox_kept
+from voucher_engine.db.engine import plain_url
+from voucher_engine.redemption import repository
 
 ORDER = 12000
+
+
+def _batch_ways() -> dict[str, float]:
+    return {
+        way: REGISTRY.get_sample_value("ve_write_ways_total", {"kind": "redemption_batch", "way": way}) or 0.0
+        for way in ("unlocked", "locked")
+    }
+
+
+async def _flag_events(conn) -> list[dict]:
+    rows = await conn.fetch(
+        "SELECT e.data, e.issuer_id, e.campaign_id, c.issuer_id AS campaign_issuer FROM webhook_outbox e"
+        " JOIN campaigns c ON c.id = e.campaign_id WHERE e.type = 'risk.flag_opened'"
+    )
+    return [{**row, "data": json.loads(row["data"])} for row in rows]
+
+
+def _one_event_each(found: list[dict], events: list[dict], campaign_id: str) -> None:
+    """Each flag has exactly one risk.flag_opened event, which says what the API says of the flag."""
+    by_flag = {event["data"]["id"]: event for event in events}
+    assert len(events) == len(by_flag) == len(found) and set(by_flag) == {f["id"] for f in found}
+    for flag in found:
+        event = by_flag[flag["id"]]
+        assert event["data"] == {k: v for k, v in flag.items() if k != "decision"}
+        assert event["campaign_id"] == campaign_id and event["issuer_id"] == event["campaign_issuer"]
 
 
 async def test_an_odd_hour_redemption_settles_and_opens_a_flag_with_its_evidence(rw, service):
@@ -32,29 +61,72 @@ async def test_an_odd_hour_redemption_settles_and_opens_a_flag_with_its_evidence
 
 
 async def test_forty_odd_hour_redemptions_at_once_open_a_flag_and_an_event_each(rw, service):
-    # A batch's flags are written together: each redemption gets its own flag and its own risk.flag_opened event,
-    # and the event says what the API says of the flag.
+    # A batch's flags are written with it, in its one statement (the unlocked way): each redemption gets its own
+    # flag and its own risk.flag_opened event, and the event says what the API says of the flag.
     await rw.set_clock("2025-01-10T04:20:00+08:00")
     campaign_id, vouchers = await rw.launch_dining(40)
+    ways = _batch_ways()
     async with outbox_kept(service.settings.database_url) as conn:
         redeemed = await asyncio.gather(
             *(rw.redeem(("rest-a", "rest-b")[i % 2], voucher) for i, voucher in enumerate(vouchers))
         )
-        events = await conn.fetch(
-            "SELECT e.data, e.issuer_id, e.campaign_id, c.issuer_id AS campaign_issuer FROM webhook_outbox e"
-            " JOIN campaigns c ON c.id = e.campaign_id WHERE e.type = 'risk.flag_opened'"
-        )
+        events = await _flag_events(conn)
+    after = _batch_ways()
+    assert after["locked"] == ways["locked"] and after["unlocked"] > ways["unlocked"]
     found = await flags(rw, signal="odd_hour")
     assert sorted(f["redemption_ids"][0] for f in found) == sorted(r["id"] for r in redeemed)
     assert {f["merchant_id"] for f in found} == {"rest-a", "rest-b"}
     assert all(f["evidence"]["local_time"] == "04:20" and f["campaign_id"] == campaign_id for f in found)
-    by_flag = {json.loads(event["data"])["id"]: event for event in events}
-    assert len(events) == len(by_flag) == 40 and set(by_flag) == {f["id"] for f in found}
-    for flag in found:
-        event = by_flag[flag["id"]]
-        assert json.loads(event["data"]) == {k: v for k, v in flag.items() if k != "decision"}
-        assert event["campaign_id"] == campaign_id and event["issuer_id"] == event["campaign_issuer"]
+    _one_event_each(found, events, campaign_id)
     assert await rw.balance("merchant:rest-a") + await rw.balance("merchant:rest-b") == 40 * SUBSIDY
+
+
+async def test_a_batch_whose_write_is_refused_leaves_no_flag_and_the_locked_way_opens_each_once(
+    rw, service, monkeypatch
+):
+    # Between the unlocked read and the write, every voucher of the campaign changes (as a racing batch would
+    # change it): the write lands nothing, flags included, and the batch is decided again under locks.
+    await rw.set_clock("2025-01-10T04:30:00+08:00")
+    campaign_id, vouchers = await rw.launch_dining(6)
+    peek = repository.load_batch
+    changed: list[bool] = []
+
+    async def peek_then_change(conn, jobs, real_now, *, locked, risk=True):
+        rows = await peek(conn, jobs, real_now, locked=locked, risk=risk)
+        if not locked and not changed:
+            changed.append(True)
+            other = await asyncpg.connect(plain_url(service.settings.database_url))
+            try:
+                await other.execute("UPDATE vouchers SET version = version + 1 WHERE campaign_id = $1", campaign_id)
+            finally:
+                await other.close()
+        return rows
+
+    monkeypatch.setattr(repository, "load_batch", peek_then_change)
+    ways = _batch_ways()
+    async with outbox_kept(service.settings.database_url) as conn:
+        redeemed = await asyncio.gather(*(rw.redeem("rest-c", voucher) for voucher in vouchers))
+        events = await _flag_events(conn)
+    assert changed and _batch_ways()["locked"] > ways["locked"]
+    found = await flags(rw, merchant_id="rest-c")
+    assert sorted(f["redemption_ids"][0] for f in found) == sorted(r["id"] for r in redeemed)
+    _one_event_each(found, events, campaign_id)
+
+
+async def test_odd_hour_holds_are_opened_under_locks_and_hold_the_merchant(rw, service):
+    await rw.set_clock("2025-01-10T04:40:00+08:00")
+    source = DINING.replace("\nvoucher ", "\nrisk {\n    odd_hour from 00:00 to 06:00: hold\n}\nvoucher ", 1)
+    campaign_id, vouchers = await rw.launch_dining(5, source=source)
+    ways = _batch_ways()
+    async with outbox_kept(service.settings.database_url) as conn:
+        redeemed = await asyncio.gather(*(rw.redeem("rest-h", voucher) for voucher in vouchers))
+        events = await _flag_events(conn)
+    assert _batch_ways()["locked"] > ways["locked"]
+    found = await flags(rw, merchant_id="rest-h")
+    assert sorted(f["redemption_ids"][0] for f in found) == sorted(r["id"] for r in redeemed)
+    assert {f["outcome"] for f in found} == {"hold"} and sum(f["hold_caused"] for f in found) == 1
+    _one_event_each(found, events, campaign_id)
+    assert (await merchant(rw, "rest-h"))["payout_hold"] is not None
 
 
 async def test_refund_then_redeem_again_is_flagged_and_the_third_time_refused_moving_nothing(rw, service):

@@ -6,6 +6,7 @@ Each function is one round trip whatever the batch size (arrays in, `unnest` ins
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
 from datetime import date, datetime
 from typing import NamedTuple
@@ -208,14 +209,36 @@ WRITE_BATCH = (
 # posting function (`ledger_post_batch`, migration 0020) after WRITE_BATCH's items, its arguments the ledger's
 # `PreparedPosting.args` ($26..$40). The `_WHOLE` form is for a statement that is its own transaction: unless every
 # row of both landed, batch_written_whole raises and nothing is written.
-_WRITE_AND_POST = f"""WITH {WRITE_BATCH_CTES}
+_WRITE_AND_POST = f"""WITH {WRITE_BATCH_CTES}{{items}}
 SELECT {WRITE_BATCH_RESULT}, l.moved, l.inserted, l.batch, l.totals{{whole}}
 FROM ledger_post_batch($26, $27, $28, $29, $30, $31, $32, $33, $34, $35, $36, $37, $38, $39, $40,
-                       {WRITE_BATCH_FIRST}) AS l"""
-WRITE_AND_POST = _WRITE_AND_POST.format(whole="")
-WRITE_AND_POST_WHOLE = _WRITE_AND_POST.format(
-    whole=f",\n       batch_written_whole(l.whole AND {WRITE_BATCH_WHOLE}, 'ledger or redemption rows') AS whole"
-)
+                       {WRITE_BATCH_FIRST}{{items_first}}) AS l"""
+_WHOLE = ",\n       batch_written_whole(l.whole AND {checks}, 'ledger or redemption rows') AS whole"
+WRITE_AND_POST = _WRITE_AND_POST.format(items="", items_first="", whole="")
+WRITE_AND_POST_WHOLE = _WRITE_AND_POST.format(items="", items_first="", whole=_WHOLE.format(checks=WRITE_BATCH_WHOLE))
+# Where the arguments of another room's items in WRITE_AND_POST_WHOLE start (StatementItems).
+ITEMS_FIRST = 41
+
+
+class StatementItems(NamedTuple):
+    """WITH items another room writes in an unlocked batch's one statement (risk control: the batch's flags and
+    their events), so that they land exactly when the batch does: `ctes` (', name AS (...)'..., their arguments
+    numbered from ITEMS_FIRST), `written` (a count of their rows, evaluated before the ledger locks the escrow),
+    `whole` (true when all their rows landed) and `args`."""
+
+    ctes: str
+    written: str
+    whole: str
+    args: tuple
+
+
+@functools.lru_cache(maxsize=8)
+def write_and_post_whole_with(ctes: str, written: str, whole: str) -> str:
+    """WRITE_AND_POST_WHOLE with another room's items (one text per kind of item, so the cache stays small)."""
+    return _WRITE_AND_POST.format(
+        items=ctes, items_first=f" + {written}", whole=_WHOLE.format(checks=f"{WRITE_BATCH_WHOLE} AND {whole}")
+    )
+
 
 CONTRACT_SOURCE = "SELECT contract_source FROM campaigns WHERE contract_sha256 = $1 LIMIT 1"
 
@@ -352,16 +375,23 @@ async def write_batch_and_post(
     posting: PreparedPosting,
     *,
     whole: bool,
+    items: StatementItems | None = None,
 ) -> tuple[Written, PostingResult]:
     """WRITE_AND_POST: the batch's rows (as `write_batch`) and its ledger transactions, in one round trip.
 
     `whole`: the statement is its own transaction (no BEGIN): it writes everything or raises
     asyncpg.SerializationError and writes nothing. The caller wraps it in `ledger.refusals(posting)` and hands the
-    `PostingResult` to `ledger.landed`."""
+    `PostingResult` to `ledger.landed`. `items`: another room's rows, in a `whole` statement only."""
+    invariant(items is None or whole, "another room's items go only in a statement that is its own transaction")
+    if items is not None:
+        sql = write_and_post_whole_with(items.ctes, items.written, items.whole)
+    else:
+        sql = WRITE_AND_POST_WHOLE if whole else WRITE_AND_POST
     row = await conn.fetchrow(
-        WRITE_AND_POST_WHOLE if whole else WRITE_AND_POST,
+        sql,
         *write_args(at, vouchers, redemptions, spend, nonces, seen_at),
         *posting.args,
+        *(items.args if items is not None else ()),
     )
     return _written(row), PostingResult(row["moved"], row["inserted"], row["batch"], row["totals"])
 

@@ -34,10 +34,9 @@ import asyncio
 import hashlib
 import logging
 import secrets
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, Protocol
 
 import asyncpg
 import orjson
@@ -191,9 +190,16 @@ class RiskFlagged(NamedTuple):
     order_amount_fen: int
 
 
-# Opens the flags of a batch's redemptions on the batch's connection, in its transaction: risk control's
-# (risk/service.py), registered by the risk room at start (this room does not import it).
-FlagWriter = Callable[[asyncpg.Connection, list[RiskFlagged], datetime], Awaitable[None]]
+class FlagWriter(Protocol):
+    """Writes the flags of a batch's redemptions: risk control's (risk/service.py), registered by the risk room at
+    start (this room does not import it)."""
+
+    async def open_in_transaction(self, conn: asyncpg.Connection, flagged: list[RiskFlagged], at: datetime) -> None:
+        """In a locked batch's transaction, on its connection."""
+
+    def statement_items(self, flagged: list[RiskFlagged], at: datetime) -> repository.StatementItems | None:
+        """As items of an unlocked batch's one statement; None when they cannot be (a flag that holds payouts):
+        the batch then goes the locked way."""
 
 
 class BatchRunner:
@@ -356,8 +362,8 @@ class BatchRunner:
                 day_key = (voucher.campaign_id, settlement.spend_day)
                 spent[day_key] = spent.get(day_key, 0) + settlement.subsidy_fen
                 writes.add_spend(day_key, settlement.subsidy_fen, voucher.daily_cap_fen)
-            if hits and not locked:
-                raise _NeedsLocks()  # a flag is opened in the batch's transaction: only the locked way has one
+            if hits and not locked and self.flag_writer is None:
+                raise _NeedsLocks()  # the locked way says that no one writes the flags
             state[key] = (settlement.new_status, settlement.new_balance_fen)
             writes.vouchers[key] = state[key]
             body = writes.add_redemption(job, merchant.merchant_id, settlement, now)
@@ -372,8 +378,14 @@ class BatchRunner:
             for index, idem_key in look_again.items():
                 if idem_key in found:
                     outcomes[index] = _replay(found[idem_key], jobs[index])
+        if flagged and not locked:
+            # The flags land in the batch's one statement, or the batch goes the locked way.
+            items = self.flag_writer.statement_items(_risk_flagged(flagged), now) if self.flag_writer else None
+            if items is None:
+                raise _NeedsLocks()
+            writes.items = items
         await writes.flush(conn, now)
-        if flagged:
+        if flagged and locked:
             await self._open_flags(conn, flagged, now)
         return outcomes  # type: ignore[return-value]
 
@@ -385,22 +397,18 @@ class BatchRunner:
         if self.flag_writer is None:
             log.warning("%d redemptions met risk rules but no flag writer is registered", len(flagged))
             return
-        await self.flag_writer(
-            conn,
-            [
-                RiskFlagged(
-                    hit,
-                    body["merchant_id"],
-                    body["campaign_id"],
-                    body["voucher_id"],
-                    body["id"],
-                    body["order_amount_fen"],
-                )
-                for body, hits in flagged
-                for hit in hits
-            ],
-            now,
+        await self.flag_writer.open_in_transaction(conn, _risk_flagged(flagged), now)
+
+
+def _risk_flagged(flagged: list[tuple[dict[str, Any], tuple[RiskHit, ...]]]) -> list[RiskFlagged]:
+    """One per redemption and rule met: what risk control opens a flag for."""
+    return [
+        RiskFlagged(
+            hit, body["merchant_id"], body["campaign_id"], body["voucher_id"], body["id"], body["order_amount_fen"]
         )
+        for body, hits in flagged
+        for hit in hits
+    ]
 
 
 async def compiled_contract(conn: asyncpg.Connection, sha256: str) -> CompiledContract:
@@ -428,6 +436,7 @@ class _Writes:
         self.redemptions: list[repository.NewRedemption] = []
         self.transactions: list[NewTransaction] = []
         self.bodies: list[dict[str, Any]] = []
+        self.items: repository.StatementItems | None = None  # another room's rows (unlocked batches only)
 
     def add_spend(self, day_key: tuple[str, date], amount_fen: int, cap_fen: int) -> None:
         entry = self.spend.setdefault(day_key, [0, cap_fen])
@@ -497,6 +506,7 @@ class _Writes:
         vouchers = [(c, v, s, b, self.versions[(c, v)]) for (c, v), (s, b) in sorted(self.vouchers.items())]
         spend = [(c, d, amount, cap) for (c, d), (amount, cap) in sorted(self.spend.items())]
         if not self.transactions:
+            invariant(self.items is None, "flags come with redemptions")
             if vouchers or spend or self.nonces:
                 await repository.write_batch(conn, now, vouchers, redemptions, spend, self.nonces, self.seen_at)
             return
@@ -504,7 +514,16 @@ class _Writes:
         posting = ledger.prepare(self.transactions, ids)
         with ledger.refusals(posting):
             written, result = await repository.write_batch_and_post(
-                conn, now, vouchers, redemptions, spend, self.nonces, self.seen_at, posting, whole=self.by_itself
+                conn,
+                now,
+                vouchers,
+                redemptions,
+                spend,
+                self.nonces,
+                self.seen_at,
+                posting,
+                whole=self.by_itself,
+                items=self.items,
             )
         posted = await ledger.landed(conn, posting, result)
         repository.check_written(written, vouchers, redemptions, spend, self.nonces)

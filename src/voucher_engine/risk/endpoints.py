@@ -32,7 +32,7 @@ async def startup(state: AppState) -> None:
     per-redemption rules itself, from contracts/risk.py, but does not depend on this room)."""
     runner = state.extras.get(RUNNER_KEY)
     if runner is not None:
-        runner.flag_writer = service.open_batch_flags
+        runner.flag_writer = service.BatchFlags()
 
 
 async def shutdown(state: AppState) -> None:

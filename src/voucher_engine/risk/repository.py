@@ -16,18 +16,23 @@ VALUES ($1, $2, $3, $4, $5, $6::text[], $7::jsonb, 'open', $8, $9, false)
 ON CONFLICT (dedupe_key) DO NOTHING
 RETURNING *
 """
-# The flags a redemption batch opens, in one statement (each new: its redemption is the batch's own). The ids of
-# those inserted come back, so that only they get their event.
-INSERT_BATCH_FLAGS = """
-INSERT INTO risk_flags (id, signal, outcome, merchant_id, campaign_id, redemption_ids, evidence, status, dedupe_key,
-                        opened_at, hold_caused)
-SELECT id, signal, outcome, merchant_id, campaign_id, ARRAY[redemption_id], evidence::jsonb, 'open', dedupe_key, $9,
-       false
-FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[])
+
+
+def batch_flags_insert(first: int, *, tail: str) -> str:
+    """The flags a redemption batch opens, in one INSERT, its nine arguments (batch_flags_args) numbered from
+    `first`; `tail`: its ON CONFLICT and RETURNING clauses."""
+    n = [f"${first + i}" for i in range(9)]
+    return f"""INSERT INTO risk_flags (id, signal, outcome, merchant_id, campaign_id, redemption_ids, evidence, status,
+                        dedupe_key, opened_at, hold_caused)
+SELECT id, signal, outcome, merchant_id, campaign_id, ARRAY[redemption_id], evidence::jsonb, 'open', dedupe_key,
+       {n[8]}, false
+FROM unnest({", ".join(f"{a}::text[]" for a in n[:8])})
     AS t(id, signal, outcome, merchant_id, campaign_id, redemption_id, evidence, dedupe_key)
-ON CONFLICT (dedupe_key) DO NOTHING
-RETURNING id
-"""
+{tail}"""
+
+
+# Alone, in a locked batch's transaction: the ids of those inserted come back, so that only they get their event.
+INSERT_BATCH_FLAGS = batch_flags_insert(1, tail="ON CONFLICT (dedupe_key) DO NOTHING RETURNING id")
 SET_HOLD_CAUSED = "UPDATE risk_flags SET hold_caused = true WHERE id = $1 RETURNING *"
 
 _FLAG_COLUMNS = """
@@ -113,11 +118,16 @@ class BatchFlag(NamedTuple):
     dedupe_key: str
 
 
-async def insert_batch_flags(raw: asyncpg.Connection, flags: list[BatchFlag], at: datetime) -> set[str]:
-    """INSERT_BATCH_FLAGS; the ids of the flags inserted."""
+def batch_flags_args(flags: list[BatchFlag], at: datetime) -> tuple:
+    """batch_flags_insert's nine arguments."""
     columns: list[list[Any]] = [list(column) for column in zip(*flags)]
     columns[6] = [orjson.dumps(evidence).decode() for evidence in columns[6]]
-    rows = await raw.fetch(INSERT_BATCH_FLAGS, *columns, at)
+    return (*columns, at)
+
+
+async def insert_batch_flags(raw: asyncpg.Connection, flags: list[BatchFlag], at: datetime) -> set[str]:
+    """INSERT_BATCH_FLAGS; the ids of the flags inserted."""
+    rows = await raw.fetch(INSERT_BATCH_FLAGS, *batch_flags_args(flags, at))
     return {row["id"] for row in rows}
 
 

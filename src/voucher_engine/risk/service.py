@@ -23,6 +23,7 @@ from voucher_engine.campaigns.cache import contract_for
 from voucher_engine.contracts.risk import DEFAULTS, OUTCOMES, SIGNALS
 from voucher_engine.db.raw import driver
 from voucher_engine.errors import EngineError
+from voucher_engine.redemption.repository import ITEMS_FIRST, StatementItems
 from voucher_engine.redemption.service import RiskFlagged
 from voucher_engine.risk import repository
 from voucher_engine.risk.schemas import STATUSES, Decision, RiskFlag, RuleOut, RuleSet
@@ -144,14 +145,58 @@ def to_model(row: Any) -> RiskFlag:
     )
 
 
-async def open_batch_flags(raw: asyncpg.Connection, flagged: list[RiskFlagged], at: datetime) -> None:
-    """The flags of a redemption batch's redemptions that met risk rules (redemption/service.py calls it, once
-    registered by `startup`, in the batch's transaction): one flag per redemption and signal.
+class BatchFlags:
+    """The flags of a redemption batch's redemptions that met risk rules (registered by `startup` as the batch
+    runner's `flag_writer`): one flag per redemption and signal, each with its `risk.flag_opened` event.
 
-    A flag whose outcome is `hold` goes through `open_flag` (it holds its merchant's payouts). The others, all of the
-    batch's at once: their rows in one statement and their events in another, since a batch in the odd hours of
-    a busy category opens one per redemption and every statement is waited for with the campaign's escrow locked."""
-    plain: list[repository.BatchFlag] = []
+    In the odd hours of a busy category every redemption opens one, so they are written together: in an unlocked
+    batch as items of its one statement (they land exactly when the batch does), in a locked batch in two
+    statements of its transaction. A flag whose outcome is `hold` also holds its merchant's payouts (open_flag,
+    several statements): only a locked batch opens it."""
+
+    async def open_in_transaction(self, raw: asyncpg.Connection, flagged: list[RiskFlagged], at: datetime) -> None:
+        plain: list[repository.BatchFlag] = []
+        for flag in _batch_flags(flagged):
+            if flag.outcome != "hold":
+                plain.append(flag)
+                continue
+            await open_flag(
+                raw,
+                signal=flag.signal,
+                outcome=flag.outcome,
+                merchant_id=flag.merchant_id,
+                campaign_id=flag.campaign_id,
+                redemption_ids=[flag.redemption_id],
+                evidence=flag.evidence,
+                dedupe_key=flag.dedupe_key,
+                at=at,
+            )
+        if plain:
+            inserted = await repository.insert_batch_flags(raw, plain, at)
+            await webhooks.risk_flags_opened(raw, _events([f for f in plain if f.id in inserted], at), at=at)
+
+    def statement_items(self, flagged: list[RiskFlagged], at: datetime) -> StatementItems | None:
+        flags = _batch_flags(flagged)
+        if any(flag.outcome == "hold" for flag in flags):
+            return None
+        first = ITEMS_FIRST
+        events = webhooks.FlagEventsItem(_events(flags, at), at=at)
+        flag_args = repository.batch_flags_args(flags, at)
+        flags_sql = repository.batch_flags_insert(first, tail="RETURNING 1")
+        events_sql = events.sql(first + len(flag_args))
+        return StatementItems(
+            ctes=f", risk_flag_rows AS (\n{flags_sql}\n), risk_flag_events AS (\n{events_sql}\nRETURNING 1\n)",
+            written="(SELECT count(*) FROM risk_flag_rows) + (SELECT count(*) FROM risk_flag_events)",
+            whole=(
+                f"(SELECT count(*) FROM risk_flag_rows) = cardinality(${first}::text[])"
+                f" AND (SELECT count(*) FROM risk_flag_events) = cardinality(${first}::text[])"
+            ),
+            args=(*flag_args, *events.args),
+        )
+
+
+def _batch_flags(flagged: list[RiskFlagged]) -> list[repository.BatchFlag]:
+    flags = []
     for item in flagged:
         hit = item.hit
         evidence = {
@@ -160,21 +205,7 @@ async def open_batch_flags(raw: asyncpg.Connection, flagged: list[RiskFlagged], 
             "order_amount_fen": item.order_amount_fen,
             "voucher_id": item.voucher_id,
         }
-        dedupe_key = f"{hit.signal}:{item.redemption_id}"
-        if hit.outcome == "hold":
-            await open_flag(
-                raw,
-                signal=hit.signal,
-                outcome=hit.outcome,
-                merchant_id=item.merchant_id,
-                campaign_id=item.campaign_id,
-                redemption_ids=[item.redemption_id],
-                evidence=evidence,
-                dedupe_key=dedupe_key,
-                at=at,
-            )
-            continue
-        plain.append(
+        flags.append(
             repository.BatchFlag(
                 new_flag_id(),
                 hit.signal,
@@ -183,17 +214,14 @@ async def open_batch_flags(raw: asyncpg.Connection, flagged: list[RiskFlagged], 
                 item.campaign_id,
                 item.redemption_id,
                 evidence,
-                dedupe_key,
+                f"{hit.signal}:{item.redemption_id}",
             )
         )
-    if not plain:
-        return
-    inserted = await repository.insert_batch_flags(raw, plain, at)
-    await webhooks.risk_flags_opened(
-        raw,
-        [(flag.campaign_id, public(_new_flag(flag, at))) for flag in plain if flag.id in inserted],
-        at=at,
-    )
+    return flags
+
+
+def _events(flags: list[repository.BatchFlag], at: datetime) -> list[tuple[str | None, dict[str, Any]]]:
+    return [(flag.campaign_id, public(_new_flag(flag, at))) for flag in flags]
 
 
 def _new_flag(flag: repository.BatchFlag, at: datetime) -> RiskFlag:

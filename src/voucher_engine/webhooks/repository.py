@@ -84,14 +84,29 @@ def outbox_args(event_id: str, type_: str, campaign_id: str | None, issuer_id: s
     return (event_id, type_, campaign_id, issuer_id, at, orjson.dumps(data).decode())
 
 
-# Many events at once (a redemption batch's risk flags): their issuers are their campaigns'.
-INSERT_OUTBOX_MANY = """
-INSERT INTO webhook_outbox (id, type, campaign_id, issuer_id, created_at, data)
-SELECT e.id, $2, e.campaign_id, c.issuer_id, $4, e.data::jsonb
-FROM unnest($1::text[], $3::text[], $5::text[]) WITH ORDINALITY AS e(id, campaign_id, data, n)
+def outbox_many_insert(first: int) -> str:
+    """Many events of one type in one INSERT (a redemption batch's risk flags), its five arguments (outbox_many_args)
+    numbered from `first`: alone (INSERT_OUTBOX_MANY) or as a WITH item. Their issuers are their campaigns'."""
+    ids, type_, campaign_ids, at, data = (f"${first + i}" for i in range(5))
+    return f"""INSERT INTO webhook_outbox (id, type, campaign_id, issuer_id, created_at, data)
+SELECT e.id, {type_}, e.campaign_id, c.issuer_id, {at}, e.data::jsonb
+FROM unnest({ids}::text[], {campaign_ids}::text[], {data}::text[]) WITH ORDINALITY AS e(id, campaign_id, data, n)
 LEFT JOIN campaigns c ON c.id = e.campaign_id
-ORDER BY e.n
-"""
+ORDER BY e.n"""
+
+
+INSERT_OUTBOX_MANY = outbox_many_insert(1)
+
+
+def outbox_many_args(type_: str, events: list[tuple[str, str | None, Any]], at) -> tuple:
+    """outbox_many_insert's five arguments, of events (event_id, campaign_id, data as plain JSON values)."""
+    return (
+        [event_id for event_id, _, _ in events],
+        type_,
+        [campaign_id for _, campaign_id, _ in events],
+        at,
+        [orjson.dumps(data).decode() for _, _, data in events],
+    )
 
 
 async def insert_outbox_many_raw(
@@ -99,14 +114,7 @@ async def insert_outbox_many_raw(
 ) -> None:
     """Events of one type (event_id, campaign_id, data), in the cause's transaction on its asyncpg connection, in
     one statement, in their order."""
-    await raw.execute(
-        INSERT_OUTBOX_MANY,
-        [event_id for event_id, _, _ in events],
-        type_,
-        [campaign_id for _, campaign_id, _ in events],
-        at,
-        [orjson.dumps(data).decode() for _, _, data in events],
-    )
+    await raw.execute(INSERT_OUTBOX_MANY, *outbox_many_args(type_, events, at))
 
 
 async def insert_outbox_raw(

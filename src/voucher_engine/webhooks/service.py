@@ -164,18 +164,31 @@ class EventItem:
         return repository.outbox_item(first)
 
 
+def _flag_events(flags: list[tuple[str | None, dict[str, Any]]]) -> list[tuple[str, str | None, Any]]:
+    return [(new_event_id(), campaign_id, repository.plain_json(flag)) for campaign_id, flag in flags]
+
+
 async def risk_flags_opened(
     raw: asyncpg.Connection, flags: list[tuple[str | None, dict[str, Any]]], *, at: datetime
 ) -> None:
     """risk_flag_opened for many flags (campaign_id, the flag as API.md shows it), in one statement: a redemption
     batch's, on its asyncpg connection."""
     if flags:
-        await repository.insert_outbox_many_raw(
-            raw,
-            "risk.flag_opened",
-            [(new_event_id(), campaign_id, repository.plain_json(flag)) for campaign_id, flag in flags],
-            at,
-        )
+        await repository.insert_outbox_many_raw(raw, "risk.flag_opened", _flag_events(flags), at)
+
+
+class FlagEventsItem:
+    """risk_flags_opened as an item of its cause's own statement (an unlocked redemption batch's): the item's SQL,
+    its arguments numbered from `first`."""
+
+    __slots__ = ("args",)
+
+    def __init__(self, flags: list[tuple[str | None, dict[str, Any]]], *, at: datetime) -> None:
+        self.args = repository.outbox_many_args("risk.flag_opened", _flag_events(flags), at)
+
+    @staticmethod
+    def sql(first: int) -> str:
+        return repository.outbox_many_insert(first)
 
 
 async def risk_flag_opened(
