@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from voucher_engine.db.batcher import MicroBatcher
+from voucher_engine.db.batcher import GATHER_ENOUGH, MicroBatcher
 from voucher_engine.errors import EngineError
 
 
@@ -77,13 +77,15 @@ async def test_jobs_handed_back_run_in_a_later_batch():
     assert seen == [[0, 1, 2], [1]]
 
 
-async def _batch_sizes(gather_s: float, gap_s: float, count: int) -> tuple[list[int], int]:
-    """Jobs submitted every `gap_s` to a batcher whose batches take no time: the sizes of its batches, and how many
-    waited out the gather window."""
+async def _batch_sizes(gather_s: float, gap_s: float, count: int, batch_s: float = 0.0) -> tuple[list[int], int]:
+    """Jobs submitted every `gap_s` to a batcher whose batches take `batch_s`: the sizes of its batches, and how many
+    waited for the gather window."""
     sizes: list[int] = []
 
     async def run_batch(jobs: list[_Job]) -> None:
         sizes.append(len(jobs))
+        if batch_s:
+            await asyncio.sleep(batch_s)
         for job in jobs:
             job.future.set_result(job.value)
 
@@ -105,6 +107,15 @@ async def test_jobs_arriving_closer_than_the_gather_window_leave_together():
     assert max(alone) <= 2  # no window: each job leaves as it comes (the batch itself takes no time)
     assert gathered > 0 and max(gathered_sizes) >= 5
     assert len(gathered_sizes) < len(alone) / 2
+
+
+async def test_jobs_that_waited_through_the_batch_before_them_leave_at_once():
+    # Batches of 12 ms, a job every 2 ms: about six queue while a batch runs (short of GATHER_ENOUGH), and the
+    # oldest of them has waited longer than the 8 ms window by the time that batch ends, so the next batch leaves at
+    # once. The window used to be added after every such batch, lengthening every batch's cycle by the window.
+    sizes, gathered = await _batch_sizes(0.008, 0.002, 60, batch_s=0.012)
+    assert len(sizes) >= 6 and max(sizes) < GATHER_ENOUGH
+    assert gathered <= 1  # the first job, which came to an idle batcher, may wait for company
 
 
 async def test_a_lone_till_never_waits_for_company():

@@ -11,8 +11,11 @@ or two jobs at moderate rates (a batch's round trips take a millisecond or two),
 cost in PostgreSQL of several hundred µs whatever its size, so at 500-1,000 redemptions/s that fixed cost, paid per
 one or two jobs, is what fills the machine. When the jobs arrive close enough together that another is expected
 within the window (the mean gap between arrivals, a moving average, is shorter than the window) and fewer than
-`GATHER_ENOUGH` are queued, the batcher waits out the window before it takes the batch. A lone till (arrivals
-farther apart than the window) never waits; under heavy load the queue is already long and nobody waits either.
+`GATHER_ENOUGH` are queued, the batcher waits until the oldest queued job has waited the window, then takes the
+batch. The window bounds how long a job waits for company, counted from its arrival: jobs that queued while the
+previous batch ran have waited already, so the next batch leaves at once (a window added after every batch made each
+batch's cycle a window longer, and every till's wait with it). A lone till (arrivals farther apart than the window)
+never waits; under heavy load the queue is already long and nobody waits either.
 
 With `max_inflight=1` (redemption) one batch runs at a time, inside the batcher's own task: as a batch ends, the
 next one is taken from the queue and its first statement sent in the same step of the event loop, before the
@@ -104,6 +107,7 @@ class MicroBatcher(Generic[J]):
         self._gather_s = gather_s
         self._mean_gap_s = GAP_CAP_S
         self._last_arrival = 0.0
+        self._oldest_arrival = 0.0  # of the jobs queued now (the gather window runs from it)
         self._queue: collections.deque[J] = collections.deque()
         self._ready = asyncio.Event()
         self._slots = asyncio.Semaphore(max_inflight)
@@ -139,13 +143,15 @@ class MicroBatcher(Generic[J]):
         """Queue `job`; its future is answered when its batch has run. RATE_LIMITED at once when the queue is full."""
         if len(self._queue) >= self._max_queue:
             raise EngineError("RATE_LIMITED", FULL_DETAIL, retry_after_s=1)
-        self._queue.append(job)
-        self._ready.set()
         if self._gather_s:
             now = asyncio.get_running_loop().time()
+            if not self._queue:
+                self._oldest_arrival = now
             gap = min(now - self._last_arrival, GAP_CAP_S)
             self._mean_gap_s += GAP_WEIGHT * (gap - self._mean_gap_s)
             self._last_arrival = now
+        self._queue.append(job)
+        self._ready.set()
 
     def _worth_gathering(self) -> bool:
         return len(self._queue) < GATHER_ENOUGH and self._mean_gap_s < self._gather_s
@@ -159,8 +165,12 @@ class MicroBatcher(Generic[J]):
                     await self._ready.wait()
                 await self._slots.acquire()
                 if self._gather_s and self._worth_gathering():
-                    self.gathered += 1
-                    await asyncio.sleep(self._gather_s)
+                    # Jobs left behind by a full batch count as fresh arrivals: the queue then holds GATHER_ENOUGH
+                    # or more, and nobody waits.
+                    wait_s = self._oldest_arrival + self._gather_s - asyncio.get_running_loop().time()
+                    if wait_s > 0:
+                        self.gathered += 1
+                        await asyncio.sleep(wait_s)
             finally:
                 self._waiting = False
             batch = [self._queue.popleft() for _ in range(min(self._max_batch, len(self._queue)))]
