@@ -1,7 +1,8 @@
 """SQL of the redemption path: set-based statements over a whole micro-batch, on the raw asyncpg connection.
 
-Each function is one round trip whatever the batch size (arrays in, `unnest` inside). Vouchers are locked in
-(campaign_id, id) order so that two batches touching the same vouchers can never deadlock.
+Each function is one round trip whatever the batch size (arrays in, `unnest` inside; the batch's write takes its
+rows as JSON). Vouchers are locked in (campaign_id, id) order so that two batches touching the same vouchers can never
+deadlock.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from datetime import date, datetime
 from typing import NamedTuple
 
 import asyncpg
+import orjson
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -160,29 +162,33 @@ RETURNING campaign_id, day, spent_fen
 # What a batch decided: vouchers, redemption rows, daily spend, as WITH items (sent alone as WRITE_BATCH, or with
 # the batch's ledger transactions as WRITE_AND_POST). Counts come back so the caller can assert every
 # row landed.
+#
+# Each kind of row comes as one JSON array of rows ($2..$5, `json_rows`), not as one array argument per column: the
+# driver checks every element of an array argument on its way out (a Python-level isinstance per element), and
+# PostgreSQL reads one jsonb of rows no slower than twenty-three arrays (`python loadtest/bench_row_arguments.py`;
+# docs/redemption.md, "The morning of 2026-12-03"). jsonb, not json: `->>` on json parses its row's text again for
+# every field.
 WRITE_BATCH_CTES = """
 v AS (
-    UPDATE vouchers v SET status = u.status, balance_fen = u.balance, version = v.version + 1, updated_at = $1
-    FROM unnest($2::text[], $3::text[], $4::text[], $5::bigint[], $22::bigint[])
-        AS u(campaign_id, id, status, balance, version)
-    WHERE v.campaign_id = u.campaign_id AND v.id = u.id AND v.version = u.version
+    UPDATE vouchers v SET status = u->>2, balance_fen = (u->>3)::bigint, version = v.version + 1, updated_at = $1
+    FROM jsonb_array_elements($2::jsonb) AS u
+    WHERE v.campaign_id = u->>0 AND v.id = u->>1 AND v.version = (u->>4)::bigint
     RETURNING 1
 ), n AS (
     INSERT INTO request_nonces (key_id, nonce, seen_at)
-    SELECT key_id, nonce, $25 FROM unnest($23::text[], $24::text[]) AS n(key_id, nonce)
+    SELECT n->>0, n->>1, $6 FROM jsonb_array_elements($5::jsonb) AS n
     ON CONFLICT DO NOTHING
     RETURNING 1
 ), r AS (
     INSERT INTO redemptions (campaign_id, id, merchant_id, pos_txn_id, request_sha256, voucher_id, wallet_id,
                              order_amount_fen, subsidy_fen, payable_fen, ledger_tx_id, settled_at, spend_day, items)
-    SELECT c, i, m, p, h, vid, w, o, s, o - s, l, $1, d, it::jsonb
-    FROM unnest($6::text[], $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[],
-                $13::bigint[], $14::bigint[], $15::text[], $16::date[], $17::text[])
-        AS t(c, i, m, p, h, vid, w, o, s, l, d, it)
+    SELECT t->>0, t->>1, t->>2, t->>3, t->>4, t->>5, t->>6, (t->>7)::bigint, (t->>8)::bigint,
+           (t->>7)::bigint - (t->>8)::bigint, t->>9, $1, (t->>10)::date, (t->>11)::jsonb
+    FROM jsonb_array_elements($3::jsonb) AS t
     RETURNING 1
 ), d AS (
     INSERT INTO daily_spend (campaign_id, day, spent_fen, cap_fen)
-    SELECT * FROM unnest($18::text[], $19::date[], $20::bigint[], $21::bigint[])
+    SELECT d->>0, (d->>1)::date, (d->>2)::bigint, (d->>3)::bigint FROM jsonb_array_elements($4::jsonb) AS d
     ON CONFLICT (campaign_id, day) DO UPDATE SET spent_fen = daily_spend.spent_fen + EXCLUDED.spent_fen
     RETURNING 1
 )"""
@@ -191,9 +197,9 @@ WRITE_BATCH_RESULT = (
     "(SELECT count(*) FROM d) AS days, (SELECT count(*) FROM n) AS nonces"
 )
 # Every row named landed: each voucher at the version it was decided on, each nonce unspent until now.
-WRITE_BATCH_WHOLE = """(SELECT count(*) FROM v) = cardinality($2::text[])
-       AND (SELECT count(*) FROM r) = cardinality($6::text[]) AND (SELECT count(*) FROM d) = cardinality($18::text[])
-       AND (SELECT count(*) FROM n) = cardinality($23::text[])"""
+WRITE_BATCH_WHOLE = """(SELECT count(*) FROM v) = jsonb_array_length($2::jsonb)
+       AND (SELECT count(*) FROM r) = jsonb_array_length($3::jsonb) AND (SELECT count(*) FROM d) = jsonb_array_length($4::jsonb)
+       AND (SELECT count(*) FROM n) = jsonb_array_length($5::jsonb)"""
 # The last argument of the ledger's function in WRITE_AND_POST (evaluated before the call): the batch's own rows are
 # written before its campaign's escrow is locked. Nonces, then vouchers, then accounts: the order a locked batch
 # takes them in (LOAD_BATCH, then the write), so that the two ways cannot wait on each other in a cycle.
@@ -207,17 +213,17 @@ WRITE_BATCH = (
 
 # The batch's rows and its ledger transactions in one statement (one round trip, all or nothing): the ledger's own
 # posting function (`ledger_post_batch`, migration 0020) after WRITE_BATCH's items, its arguments the ledger's
-# `PreparedPosting.args` ($26..$40). The `_WHOLE` form is for a statement that is its own transaction: unless every
+# `PreparedPosting.args` ($7..$21). The `_WHOLE` form is for a statement that is its own transaction: unless every
 # row of both landed, batch_written_whole raises and nothing is written.
 _WRITE_AND_POST = f"""WITH {WRITE_BATCH_CTES}{{items}}
 SELECT {WRITE_BATCH_RESULT}, l.moved, l.inserted, l.batch, l.totals{{whole}}
-FROM ledger_post_batch($26, $27, $28, $29, $30, $31, $32, $33, $34, $35, $36, $37, $38, $39, $40,
+FROM ledger_post_batch($7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21,
                        {WRITE_BATCH_FIRST}{{items_first}}) AS l"""
 _WHOLE = ",\n       batch_written_whole(l.whole AND {checks}, 'ledger or redemption rows') AS whole"
 WRITE_AND_POST = _WRITE_AND_POST.format(items="", items_first="", whole="")
 WRITE_AND_POST_WHOLE = _WRITE_AND_POST.format(items="", items_first="", whole=_WHOLE.format(checks=WRITE_BATCH_WHOLE))
 # Where the arguments of another room's items in WRITE_AND_POST_WHOLE start (StatementItems).
-ITEMS_FIRST = 41
+ITEMS_FIRST = 22
 
 
 class StatementItems(NamedTuple):
@@ -276,10 +282,6 @@ async def daily_spend(conn: asyncpg.Connection, keys: list[tuple[str, date, int]
     return {(row["campaign_id"], row["day"]): row["spent_fen"] for row in rows}
 
 
-def _columns(rows: Sequence[tuple], width: int) -> list[list]:
-    return [list(column) for column in zip(*rows)] if rows else [[] for _ in range(width)]
-
-
 class NewRedemption(NamedTuple):
     """One redemption row as WRITE_BATCH inserts it (its fields in the order of the statement's arrays)."""
 
@@ -309,16 +311,12 @@ def write_args(
     id, merchant_id, pos_txn_id, request_sha256, voucher_id, wallet_id, order_fen, subsidy_fen, ledger_tx_id,
     spend_day, items_json); daily spend (campaign_id, day, amount_fen, cap_fen), at most one row per (campaign_id,
     day); nonces to spend (key_id, nonce), distinct, seen at `seen_at`."""
-    voucher_columns = _columns(vouchers, 5)
-    return (
-        at,
-        *voucher_columns[:4],
-        *_columns(redemptions, 12),
-        *_columns(spend, 4),
-        voucher_columns[4],
-        *_columns(nonces, 2),
-        seen_at,
-    )
+    return (at, json_rows(vouchers), json_rows(redemptions), json_rows(spend), json_rows(nonces), seen_at)
+
+
+def json_rows(rows: Sequence[tuple]) -> str:
+    """Rows as one JSON array of arrays (dates as ISO 8601 text), read in SQL by `json_array_elements` and `->>`."""
+    return orjson.dumps(rows, default=tuple).decode()
 
 
 class Written(NamedTuple):
