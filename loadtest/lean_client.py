@@ -101,6 +101,12 @@ class Seeds:
     codes: list[str]
     wallets: list[str]
     baseline_ids: range
+    # Parts of the mix sent as fresh redemptions instead (where_time_goes.py --mix-without): what each part costs.
+    mix_without: frozenset[str] = frozenset()
+
+
+# The mix's parts by the upper bound of their share of a uniform roll (Source's docstring gives the shares).
+MIX_PARTS = ((0.80, "redeem"), (0.86, "q"), (0.91, "retry"), (0.96, "spent"), (1.0, "refund"))
 
 
 class Source:
@@ -160,7 +166,8 @@ class Source:
 
     def _mixed_ahead(self) -> tuple[bytes, tuple[int, ...], str]:
         roll = self.rng.random()
-        if roll < 0.80:
+        part = next(name for bound, name in MIX_PARTS if roll < bound)
+        if part == "redeem" or part in self.s.mix_without:
             return self._fresh()
         if roll < 0.86:
             i = min(len(self.s.codes) - 1, self.next_voucher + self.rng.randrange(1, 1000))
@@ -484,7 +491,15 @@ class Generators:
     """P generator processes, each with its own slice of the seeded vouchers and baseline ids."""
 
     def __init__(
-        self, processes: int, key_id: str, secret: str, codes: list[str], wallets: list[str], baseline_count: int
+        self,
+        processes: int,
+        key_id: str,
+        secret: str,
+        codes: list[str],
+        wallets: list[str],
+        baseline_count: int,
+        *,
+        mix_without: frozenset[str] = frozenset(),
     ):
         context = multiprocessing.get_context("spawn")
         self.count = processes
@@ -498,6 +513,7 @@ class Generators:
                 codes[j * per : (j + 1) * per],
                 wallets[j * per : (j + 1) * per],
                 range(j, baseline_count, processes),
+                mix_without,
             )
             mine, theirs = context.Pipe()
             proc = context.Process(target=_process_main, args=(theirs, seeds, j), daemon=True)

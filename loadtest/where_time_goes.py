@@ -2,6 +2,7 @@
 where the server has pg_stat_statements loaded, per statement.
 
     python loadtest/where_time_goes.py [--rate 500 | --clients 32] [--seconds 10] [--workers 1] [--pool 10]
+                                       [--kind redeem | --kind mix [--mix-without refund,q,retry,spent]]
 
 loadtest/capacity.py gives the CPU per request of the service's tree, PostgreSQL's tree and the generator at each
 rung; this takes one load (offered open loop at --rate, or closed loop with --clients) and splits those figures:
@@ -110,6 +111,18 @@ def database(tmp: Path) -> tuple[str, object | None]:
     return make_url(external).set(database=name).render_as_string(hide_password=False), name
 
 
+def without(text: str) -> frozenset[str]:
+    """--mix-without's parts, refused by name when one is not a part of the mix that may be left out."""
+    from loadtest.lean_client import MIX_PARTS
+
+    parts = frozenset(part.strip() for part in text.split(",") if part.strip())
+    may = {name for _, name in MIX_PARTS if name != "redeem"}
+    unknown = sorted(parts - may)
+    if unknown:
+        raise SystemExit(f"--mix-without: {', '.join(unknown)} is not one of {', '.join(sorted(may))}")
+    return parts
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rate", type=float, default=500.0, help="offered redemptions per second (open loop)")
@@ -119,11 +132,18 @@ def main() -> None:
     parser.add_argument("--pool", type=int, default=10)
     parser.add_argument("--kind", default="redeem", choices=("redeem", "mix"))
     parser.add_argument(
+        "--mix-without",
+        default="",
+        help="parts of the mix (q, retry, spent, refund; comma-separated) sent as fresh redemptions instead, to see"
+        " what each part costs everyone",
+    )
+    parser.add_argument(
         "--flag-every-redemption",
         action="store_true",
         help="the campaign's odd hours cover the whole day, so that every redemption opens a risk flag",
     )
     args = parser.parse_args()
+    mix_without = without(args.mix_without)
 
     from loadtest import baseline
     from loadtest.redemption_load import seed
@@ -142,7 +162,7 @@ def main() -> None:
     asyncio.run(baseline.seed(plain_url(url), 1))
     warm_wal(url)
     statements = has_statements(url)
-    generators = Generators(2, seeded.key_id, seeded.secret, seeded.codes, seeded.wallets, 1)
+    generators = Generators(2, seeded.key_id, seeded.secret, seeded.codes, seeded.wallets, 1, mix_without=mix_without)
     servers = Servers(url, tmp / "data", tmp)
     try:
         port, root = servers.ensure("full", Config(args.workers, args.pool))
@@ -166,12 +186,13 @@ def main() -> None:
         answered = max(1, result.answered())
         backends = {row["pid"]: row["name"] for row in fetch(url, _BACKENDS)}
         per = 1e6 / answered
+        label = args.kind + (f" without {','.join(sorted(mix_without))}" if mix_without else "")
 
         def used(pid: int) -> float:
             return (after[pid][1] - before[pid][1]) if pid in before and pid in after else 0.0
 
         print(
-            f"\n{shape}, {args.kind}: {answered:,} answered in {wall:.1f} s ({answered / wall:,.0f}/s), "
+            f"\n{shape}, {label}: {answered:,} answered in {wall:.1f} s ({answered / wall:,.0f}/s), "
             f"p50 {result.percentile_ms(0.5):.1f} ms, p99 {result.percentile_ms(0.99):.1f} ms, "
             f"failed {result.failed}; load {os.getloadavg()[0]:.2f}"
         )
