@@ -238,6 +238,18 @@ class StatementItems(NamedTuple):
     args: tuple
 
 
+def together(first: StatementItems | None, second: StatementItems | None) -> StatementItems | None:
+    """Two rooms' items in one statement (the second's arguments numbered after the first's)."""
+    if first is None or second is None:
+        return first or second
+    return StatementItems(
+        ctes=first.ctes + second.ctes,
+        written=f"{first.written} + {second.written}",
+        whole=f"{first.whole} AND {second.whole}",
+        args=(*first.args, *second.args),
+    )
+
+
 @functools.lru_cache(maxsize=8)
 def write_and_post_whole_with(ctes: str, written: str, whole: str) -> str:
     """WRITE_AND_POST_WHOLE with another room's items (one text per kind of item, so the cache stays small)."""
@@ -711,6 +723,120 @@ def refund_alone(event_sql: Callable[[int], str], *, post: bool) -> str:
     return f"""WITH {REFUND_WRITE_CTES}{items}
 SELECT {REFUND_WRITE_RESULT}, l.moved, l.inserted, l.batch, l.totals, {_ALONE_WHOLE.format(ledger=" AND l.whole")} AS whole
 FROM ledger_post_batch({_POSTING_ARGS}, {_ALONE_FIRST}) AS l"""
+
+
+# The refunds a redemption batch takes (service.BatchRunner; each decided on the unlocked way by its own request,
+# refunds.py), as WITH items of the batch's one statement, their rows one jsonb argument (`refund_rows`). What each
+# refund's own statement (refund_alone) checks, they check for all: each campaign held in share mode at the status
+# it was decided on, each redemption at the amounts, each voucher given back at the version; the day's spend is
+# given back as a refund's own statement gives it (a day without a row has nothing to give back: no cap). They come
+# after the batch's own rows and before the ledger's accounts: campaign, redemption, refund, voucher, day, then the
+# escrow, the order of a refund on its own. An unlocked batch writes no day's spend of its own (a cap sends it the
+# locked way), so rf_d is the only item that updates daily_spend. The batch leaves out what these items cannot say:
+# a refund without a ledger posting, two refunds of one redemption, a voucher given back that the batch also moves
+# or gives back twice (two items of one statement must not update one row).
+_REFUND_BATCH_CTES = """, rf AS MATERIALIZED (
+    SELECT x->>0 AS campaign_id, x->>1 AS redemption_id, (x->>2)::bigint AS amount_fen,
+           (x->>3)::bigint AS clawback_fen, x->>4 AS refund_id, x->>5 AS request_sha256, x->>6 AS reason,
+           x->>7 AS ledger_tx_id, (x->>8)::boolean AS voucher_restored, (x->>9)::timestamptz AS created_at,
+           (x->>10)::boolean AS voucher_changes, x->>11 AS voucher_status, (x->>12)::bigint AS voucher_balance_fen,
+           x->>13 AS voucher_id, (x->>14)::bigint AS refunded_fen, (x->>15)::bigint AS subsidy_refunded_fen,
+           (x->>16)::bigint AS voucher_version, x->>17 AS campaign_status, (x->>18)::boolean AS daily_changes,
+           (x->>19)::date AS spend_day, x->>20 AS key_id
+    FROM jsonb_array_elements({rows}::jsonb) AS x
+), rf_k AS (
+    SELECT 1 FROM merchant_keys WHERE key_id IN (SELECT key_id FROM rf) AND revoked_at IS NULL
+), rf_c AS (
+    SELECT 1 FROM campaigns c
+    WHERE (c.id, c.status) IN (SELECT DISTINCT campaign_id, campaign_status FROM rf)
+    FOR SHARE
+), rf_r AS (
+    UPDATE redemptions x SET refunded_fen = x.refunded_fen + rf.amount_fen,
+                             subsidy_refunded_fen = x.subsidy_refunded_fen + rf.clawback_fen
+    FROM rf
+    WHERE x.campaign_id = rf.campaign_id AND x.id = rf.redemption_id AND x.refunded_fen = rf.refunded_fen
+      AND x.subsidy_refunded_fen = rf.subsidy_refunded_fen AND x.clawed_back_fen = 0
+    RETURNING 1
+), rf_f AS (
+    INSERT INTO refunds (campaign_id, redemption_id, refund_id, request_sha256, amount_fen, subsidy_clawback_fen,
+                         reason, ledger_tx_id, voucher_restored, created_at)
+    SELECT campaign_id, redemption_id, refund_id, request_sha256, amount_fen, clawback_fen, reason, ledger_tx_id,
+           voucher_restored, created_at
+    FROM rf
+    RETURNING 1
+), rf_v AS (
+    UPDATE vouchers x SET status = rf.voucher_status, balance_fen = rf.voucher_balance_fen, version = x.version + 1,
+                          updated_at = rf.created_at
+    FROM rf
+    WHERE rf.voucher_changes AND x.campaign_id = rf.campaign_id AND x.id = rf.voucher_id
+      AND x.version = rf.voucher_version
+    RETURNING 1
+), rf_d AS (
+    UPDATE daily_spend x SET spent_fen = x.spent_fen - g.clawback_fen
+    FROM (SELECT campaign_id, spend_day, sum(clawback_fen) AS clawback_fen FROM rf WHERE daily_changes
+          GROUP BY campaign_id, spend_day) AS g
+    WHERE x.campaign_id = g.campaign_id AND x.day = g.spend_day
+    RETURNING 1
+), rf_e AS (
+{events}
+RETURNING 1
+)"""
+_REFUND_BATCH_WRITTEN = (
+    "(SELECT count(*) FROM rf_k) + (SELECT count(*) FROM rf_c) + (SELECT count(*) FROM rf_r) + (SELECT count(*) FROM rf_f)"
+    " + (SELECT count(*) FROM rf_v) + (SELECT count(*) FROM rf_d) + (SELECT count(*) FROM rf_e)"
+)
+# Every refund's key still live (as a refund's own statement spends its nonce only for a live key), every campaign
+# at its status (and one status per campaign), every redemption at its amounts, every refund and event written,
+# every voucher given back at its version.
+_REFUND_BATCH_WHOLE = """(SELECT count(*) FROM rf_k) = (SELECT count(DISTINCT key_id) FROM rf)
+       AND (SELECT count(*) FROM rf_c) = (SELECT count(DISTINCT campaign_id) FROM rf)
+       AND (SELECT count(DISTINCT campaign_id) FROM rf) = (SELECT count(*) FROM (SELECT DISTINCT campaign_id, campaign_status FROM rf) s)
+       AND (SELECT count(*) FROM rf_r) = jsonb_array_length({rows}::jsonb)
+       AND (SELECT count(*) FROM rf_f) = jsonb_array_length({rows}::jsonb)
+       AND (SELECT count(*) FROM rf_e) = jsonb_array_length({rows}::jsonb)
+       AND (SELECT count(*) FROM rf_v) = (SELECT count(*) FROM rf WHERE voucher_changes)"""
+
+
+def refund_batch_items(
+    first: int, refunds: Sequence[tuple[RefundWrite, str, str]], events_sql: Callable[[int], str], event_args: tuple
+) -> StatementItems:
+    """A batch's refunds (each its write, the campaign status it was decided on and its key) as items of its
+    statement, their arguments numbered from `first`: the rows, then the events' (`events_sql(n)`, one event per
+    refund)."""
+    rows = f"${first}"
+    return StatementItems(
+        ctes=_REFUND_BATCH_CTES.format(rows=rows, events=events_sql(first + 1)),
+        written=_REFUND_BATCH_WRITTEN,
+        whole=_REFUND_BATCH_WHOLE.format(rows=rows),
+        args=(json_rows([refund_row(write, status, key_id) for write, status, key_id in refunds]), *event_args),
+    )
+
+
+def refund_row(write: RefundWrite, campaign_status: str, key_id: str) -> tuple:
+    """One refund as _REFUND_BATCH_CTES reads it."""
+    return (
+        write.campaign_id,
+        write.redemption_id,
+        write.amount_fen,
+        write.clawback_fen,
+        write.refund_id,
+        write.request_sha256,
+        write.reason,
+        write.ledger_tx_id,
+        write.voucher_restored,
+        write.at.isoformat(),
+        write.voucher_changes,
+        write.voucher_status,
+        write.voucher_balance_fen,
+        write.voucher_id,
+        write.refunded_fen,
+        write.subsidy_refunded_fen,
+        write.voucher_version,
+        campaign_status,
+        write.daily_changes,
+        write.spend_day.isoformat() if write.spend_day is not None else None,
+        key_id,
+    )
 
 
 class RefundWrite(NamedTuple):
