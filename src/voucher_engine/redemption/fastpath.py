@@ -23,7 +23,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from voucher_engine.errors import EngineError
 from voucher_engine.merchants import signing
 from voucher_engine.redemption import refunds
-from voucher_engine.redemption.dispatch import EXTRA_KEY, make_job, through_batcher
+from voucher_engine.redemption.dispatch import make_job, through_batcher
 from voucher_engine.redemption.schemas import QuoteRequest, RedeemRequest, RefundRequest
 from voucher_engine.redemption.service import fingerprint
 from voucher_engine.web.lean import read_body, respond, respond_problem, validation_error
@@ -118,8 +118,5 @@ async def _refund(state, path: str, signature, body: bytes) -> tuple[int, dict[s
         # The route's signed-caller dependency checked the key and spent the nonce before the body was looked at.
         await refunds.check_key_and_spend_nonce(state.engine, signature)
         raise validation_error(exc) from None
-    batcher = state.extras.get(EXTRA_KEY)
-    answer, created = await refunds.refund_signed(
-        state.engine, signature, redemption_id, request, batcher.submit if batcher is not None else None
-    )
+    answer, created = await refunds.refund_signed(state.engine, signature, redemption_id, request)
     return (201 if created else 200), answer.model_dump(mode="json")

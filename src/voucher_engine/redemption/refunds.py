@@ -11,7 +11,6 @@ campaign's escrow must stay empty.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -33,13 +32,7 @@ from voucher_engine.observability.metrics import Metrics
 from voucher_engine.redemption import repository
 from voucher_engine.redemption.decide import clawback_for
 from voucher_engine.redemption.schemas import Refund, RefundRequest
-from voucher_engine.redemption.service import (
-    RefundJob,
-    campaign_of_redemption,
-    compiled_contract,
-    fingerprint,
-    redemption_body,
-)
+from voucher_engine.redemption.service import campaign_of_redemption, compiled_contract, fingerprint, redemption_body
 from voucher_engine.webhooks import service as webhooks
 
 log = logging.getLogger("voucher_engine.redemption")
@@ -86,20 +79,15 @@ _ALONE_AND_POST = repository.refund_alone(webhooks.EventItem.sql, post=True)
 
 
 async def refund_signed(
-    engine: AsyncEngine,
-    signature: SignatureHeaders,
-    redemption_id: str,
-    body: RefundRequest,
-    batch: Callable[[RefundJob], None] | None = None,
+    engine: AsyncEngine, signature: SignatureHeaders, redemption_id: str, body: RefundRequest
 ) -> tuple[Refund, bool]:
     """A till's refund on the lean path (fastpath.py), its signature checked in memory. The unlocked way first, as
-    a redemption batch goes: read without locks, decide, and have the next redemption batch write it in its one
-    statement (`batch`: the redemption batcher's submit), or write it in one statement of its own. The locked way
-    answers whatever that one does not: a refusal, a retry, a write refused because something it was decided on
-    changed meanwhile."""
+    a redemption batch goes: read without locks, decide, write everything in one statement that is its own
+    transaction. The locked way answers whatever that one does not: a refusal, a retry, a write refused because
+    something it was decided on changed meanwhile."""
     campaign_id = campaign_of_redemption(redemption_id)
     if campaign_id is not None:
-        answer = await _refund_unlocked(engine, signature, campaign_id, redemption_id, body, batch)
+        answer = await _refund_unlocked(engine, signature, campaign_id, redemption_id, body)
         if answer is not None:
             Metrics.get().write_way("refund", "unlocked")
             return answer, True
@@ -108,12 +96,7 @@ async def refund_signed(
 
 
 async def _refund_unlocked(
-    engine: AsyncEngine,
-    signature: SignatureHeaders,
-    campaign_id: str,
-    redemption_id: str,
-    body: RefundRequest,
-    batch: Callable[[RefundJob], None] | None,
+    engine: AsyncEngine, signature: SignatureHeaders, campaign_id: str, redemption_id: str, body: RefundRequest
 ) -> Refund | None:
     """A new refund of an open campaign's redemption in two round trips, holding no lock between them: the campaign's
     escrow row, which every redemption batch of the campaign needs, is then locked only while the one statement
@@ -141,19 +124,6 @@ async def _refund_unlocked(
         except EngineError:
             return None
         write = decided.write
-        if batch is not None and write.ledger_tx_id is not None:
-            job = RefundJob(
-                write,
-                peeked["voucher_campaign_status"],
-                signature.key_id,
-                signature.nonce,
-                _take_back_transaction(peeked, write.clawback_fen, "refund", write.at),
-                decided.answer.model_dump(mode="json"),
-            )
-            if job.takeable():
-                batch(job)
-                if await job.future:
-                    return decided.answer
         alone = repository.RefundAlone(signature.key_id, signature.nonce, seen_at, peeked["voucher_campaign_status"])
         event = webhooks.EventItem(
             "refund.created", decided.answer.model_dump(mode="json"), campaign_id=campaign_id, at=write.at

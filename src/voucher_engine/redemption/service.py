@@ -56,7 +56,6 @@ from voucher_engine.ledger.model import NewTransaction, Posting
 from voucher_engine.observability.metrics import Metrics
 from voucher_engine.redemption import repository
 from voucher_engine.redemption.decide import MerchantView, Settlement, VoucherView, evaluate, zone
-from voucher_engine.webhooks import service as webhooks
 
 log = logging.getLogger("voucher_engine.redemption")
 
@@ -85,28 +84,6 @@ class Outcome:
 
     status: int
     body: dict[str, Any]
-
-
-@dataclass(slots=True)
-class RefundJob:
-    """A refund decided on the unlocked way by its own request (refunds.py), written by the next redemption batch in
-    its one statement: the refund's rows, its nonce, its event and its ledger transaction land exactly when the
-    batch's do, under the batch's one commit, and the campaign's escrow row has one writer per batch instead of two
-    racing for it. Its future answers True once written, False when the batch did not take it or did not land:
-    nothing of the refund is written then, and the request writes it in a statement of its own (refunds.py)."""
-
-    write: repository.RefundWrite
-    campaign_status: str  # as the refund was decided on; the batch holds the campaign at it
-    key_id: str
-    nonce: str
-    transaction: NewTransaction
-    event: dict[str, Any]  # refund.created's data
-    future: asyncio.Future = field(default_factory=lambda: asyncio.get_running_loop().create_future())
-
-    def takeable(self) -> bool:
-        """Whether a batch's items can say everything this refund writes (repository._REFUND_BATCH_CTES): it
-        moves money (the batch's ledger posting is where its transaction goes)."""
-        return self.write.ledger_tx_id is not None
 
 
 def fingerprint(body: dict[str, Any]) -> str:
@@ -264,36 +241,27 @@ class BatchRunner:
             await self._pool.close()
             self._pool = None
 
-    async def run_batch(self, batch: list[Job | RefundJob]) -> None:
+    async def run_batch(self, jobs: list[Job]) -> None:
         """Settle every job, or raise: the micro-batcher (db/batcher.py) then runs each job alone, so that one bad
-        job never fails its neighbours, and answers a lone job's error through `as_engine_error`. Refunds go only
-        the unlocked way: if it fails, each is told so and goes its own locked way."""
-        jobs = [job for job in batch if isinstance(job, Job)]
-        refunds = [job for job in batch if isinstance(job, RefundJob)]
+        job never fails its neighbours, and answers a lone job's error through `as_engine_error`."""
         try:
-            outcomes = await self._attempt(jobs, refunds, locked=False)
+            outcomes = await self._attempt(jobs, locked=False)
             way = "unlocked"
         except Exception as exc:  # noqa: BLE001 - the unlocked attempt wrote nothing; run it again under locks
-            log.debug("unlocked batch of %d not written (%s); running it under locks", len(batch), type(exc).__name__)
-            _answer_refunds(refunds, taken=False)
-            if not jobs:
-                return
+            log.debug("unlocked batch of %d not written (%s); running it under locks", len(jobs), type(exc).__name__)
             if is_database_unavailable(exc):
                 raise
             try:
-                outcomes = await self._attempt(jobs, [], locked=True)
+                outcomes = await self._attempt(jobs, locked=True)
             except Exception as locked_exc:
                 _log_if_bug(locked_exc, jobs)
                 raise
             way = "locked"
-        else:
-            _answer_refunds(refunds, taken=True)  # those the batch left out were told so when it did
-        if jobs:
-            Metrics.get().write_way("redemption_batch", way)
+        Metrics.get().write_way("redemption_batch", way)
         for job, outcome in zip(jobs, outcomes):
             _settle(job, outcome)
 
-    async def _attempt(self, jobs: list[Job], refunds: list[RefundJob], *, locked: bool) -> list[Outcome | EngineError]:
+    async def _attempt(self, jobs: list[Job], *, locked: bool) -> list[Outcome | EngineError]:
         """One batch: `locked`, in a transaction that locks what it reads; else read without locks and written in
         one statement that is its own transaction, all or nothing (raises if anything read has changed since)."""
         now = clock.now()
@@ -301,31 +269,20 @@ class BatchRunner:
         pool = await self._connections()
         async with pool.acquire() as conn:
             if not locked:
-                return await self._decide_and_write(conn, jobs, refunds, now, real_now, locked=False)
+                return await self._decide_and_write(conn, jobs, now, real_now, locked=False)
             async with conn.transaction():
-                return await self._decide_and_write(conn, jobs, [], now, real_now, locked=True)
+                return await self._decide_and_write(conn, jobs, now, real_now, locked=True)
 
     async def _decide_and_write(
-        self,
-        conn: asyncpg.Connection,
-        jobs: list[Job],
-        refunds: list[RefundJob],
-        now: datetime,
-        real_now: datetime,
-        *,
-        locked: bool,
+        self, conn: asyncpg.Connection, jobs: list[Job], now: datetime, real_now: datetime, *, locked: bool
     ) -> list[Outcome | EngineError]:
         outcomes: list[Outcome | EngineError | None] = [None] * len(jobs)
-        loaded = (
-            await repository.load_batch(
-                conn,
-                [(j.key_id, j.nonce, j.campaign_id, j.voucher_id, j.pos_txn_id) for j in jobs],
-                real_now,
-                locked=locked,
-                risk=self.risk,
-            )
-            if jobs
-            else []
+        loaded = await repository.load_batch(
+            conn,
+            [(j.key_id, j.nonce, j.campaign_id, j.voucher_id, j.pos_txn_id) for j in jobs],
+            real_now,
+            locked=locked,
+            risk=self.risk,
         )
         writes = _Writes(real_now, by_itself=not locked)
         live: list[int] = []
@@ -346,7 +303,6 @@ class BatchRunner:
                 writes.nonces.append(pair)  # LOAD_BATCH spent them already; PEEK_BATCH leaves them to the write
             seen_nonces.add(pair)
         if not live:
-            writes.take_refunds(refunds, seen_nonces)
             await writes.flush(conn, now)
             return outcomes  # type: ignore[return-value]
 
@@ -428,7 +384,6 @@ class BatchRunner:
             if items is None:
                 raise _NeedsLocks()
             writes.items = items
-        writes.take_refunds(refunds, seen_nonces)
         await writes.flush(conn, now)
         if flagged and locked:
             await self._open_flags(conn, flagged, now)
@@ -482,34 +437,6 @@ class _Writes:
         self.transactions: list[NewTransaction] = []
         self.bodies: list[dict[str, Any]] = []
         self.items: repository.StatementItems | None = None  # another room's rows (unlocked batches only)
-        self.refunds: list[RefundJob] = []  # refunds decided by their own requests (unlocked batches only)
-
-    def take_refunds(self, refunds: list[RefundJob], seen_nonces: set[tuple[str, str]]) -> None:
-        """Take the refunds this statement can write; tell the others at once to go their own way. Left out: what
-        the batch's items cannot say (RefundJob.takeable), a nonce the batch spends already, a second refund of one
-        redemption, and a voucher given back that the batch also moves or gives back twice: two items of one
-        statement must not update one row."""
-        redemptions: set[tuple[str, str]] = set()
-        vouchers = set(self.vouchers)
-        for refund in refunds:
-            write, pair = refund.write, (refund.key_id, refund.nonce)
-            voucher = (write.campaign_id, write.voucher_id)
-            if (
-                not self.by_itself
-                or not refund.takeable()
-                or pair in seen_nonces
-                or (write.campaign_id, write.redemption_id) in redemptions
-                or (write.voucher_changes and voucher in vouchers)
-            ):
-                if not refund.future.done():
-                    refund.future.set_result(False)
-                continue
-            seen_nonces.add(pair)
-            redemptions.add((write.campaign_id, write.redemption_id))
-            if write.voucher_changes:
-                vouchers.add(voucher)
-            self.nonces.append(pair)
-            self.refunds.append(refund)
 
     def add_spend(self, day_key: tuple[str, date], amount_fen: int, cap_fen: int) -> None:
         entry = self.spend.setdefault(day_key, [0, cap_fen])
@@ -578,17 +505,13 @@ class _Writes:
         redemptions = [row._replace(ledger_tx_id=tx_id) for row, tx_id in zip(self.redemptions, ids)]
         vouchers = [(c, v, s, b, self.versions[(c, v)]) for (c, v), (s, b) in sorted(self.vouchers.items())]
         spend = [(c, d, amount, cap) for (c, d), (amount, cap) in sorted(self.spend.items())]
-        if not self.transactions and not self.refunds:
+        if not self.transactions:
             invariant(self.items is None, "flags come with redemptions")
             if vouchers or spend or self.nonces:
                 await repository.write_batch(conn, now, vouchers, redemptions, spend, self.nonces, self.seen_at)
             return
-        # Every refund taken moves money (RefundJob.takeable): its transaction goes under the id it was decided with.
-        transactions = self.transactions + [refund.transaction for refund in self.refunds]
-        ids += [present(refund.write.ledger_tx_id, "a refund taken has its posting") for refund in self.refunds]
-        items = repository.together(self.items, self._refund_items(now))
         # One round trip for the batch's own rows and its ledger transactions, all or nothing.
-        posting = ledger.prepare(transactions, ids)
+        posting = ledger.prepare(self.transactions, ids)
         with ledger.refusals(posting):
             written, result = await repository.write_batch_and_post(
                 conn,
@@ -600,31 +523,11 @@ class _Writes:
                 self.seen_at,
                 posting,
                 whole=self.by_itself,
-                items=items,
+                items=self.items,
             )
         posted = await ledger.landed(conn, posting, result)
         repository.check_written(written, vouchers, redemptions, spend, self.nonces)
         invariant([tx.id for tx in posted] == ids, "the ledger posted the transactions under the ids made for them")
-
-    def _refund_items(self, now: datetime) -> repository.StatementItems | None:
-        if not self.refunds:
-            return None
-        first = repository.ITEMS_FIRST + (len(self.items.args) if self.items is not None else 0)
-        events = webhooks.EventsItem(
-            "refund.created", [(refund.write.campaign_id, refund.event) for refund in self.refunds], at=now
-        )
-        return repository.refund_batch_items(
-            first,
-            [(refund.write, refund.campaign_status, refund.key_id) for refund in self.refunds],
-            events.sql,
-            events.args,
-        )
-
-
-def _answer_refunds(refunds: list[RefundJob], *, taken: bool) -> None:
-    for refund in refunds:
-        if not refund.future.done():
-            refund.future.set_result(taken)
 
 
 class _NeedsLocks(Exception):

@@ -164,8 +164,8 @@ class EventItem:
         return repository.outbox_item(first)
 
 
-def _flag_events(events: list[tuple[str | None, dict[str, Any]]]) -> list[tuple[str, str | None, Any]]:
-    return [(new_event_id(), campaign_id, repository.plain_json(data)) for campaign_id, data in events]
+def _flag_events(flags: list[tuple[str | None, dict[str, Any]]]) -> list[tuple[str, str | None, Any]]:
+    return [(new_event_id(), campaign_id, repository.plain_json(flag)) for campaign_id, flag in flags]
 
 
 async def risk_flags_opened(
@@ -177,28 +177,18 @@ async def risk_flags_opened(
         await repository.insert_outbox_many_raw(raw, "risk.flag_opened", _flag_events(flags), at)
 
 
-class EventsItem:
-    """Events of one type, (campaign_id, data as API.md shows it) each, as an item of their cause's own statement (an
-    unlocked redemption batch's: its risk flags, its refunds): the item's SQL, its arguments numbered from `first`."""
+class FlagEventsItem:
+    """risk_flags_opened as an item of its cause's own statement (an unlocked redemption batch's): the item's SQL,
+    its arguments numbered from `first`."""
 
     __slots__ = ("args",)
 
-    def __init__(self, type_: str, events: list[tuple[str | None, dict[str, Any]]], *, at: datetime) -> None:
-        assert type_ not in LEDGER_EVENTS.values(), f"{type_} is derived from the ledger, not recorded"
-        self.args = repository.outbox_many_args(type_, _flag_events(events), at)
+    def __init__(self, flags: list[tuple[str | None, dict[str, Any]]], *, at: datetime) -> None:
+        self.args = repository.outbox_many_args("risk.flag_opened", _flag_events(flags), at)
 
     @staticmethod
     def sql(first: int) -> str:
         return repository.outbox_many_insert(first)
-
-
-class FlagEventsItem(EventsItem):
-    """risk_flags_opened as an item of an unlocked redemption batch's statement."""
-
-    __slots__ = ()
-
-    def __init__(self, flags: list[tuple[str | None, dict[str, Any]]], *, at: datetime) -> None:
-        super().__init__("risk.flag_opened", flags, at=at)
 
 
 async def risk_flag_opened(
