@@ -34,7 +34,6 @@ import math
 import os
 import resource
 import sys
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,7 +42,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "src"))
 
-from loadtest.harness import free_port, tree_cpu_s, wait_ready, warm_wal  # noqa: E402
+from loadtest.harness import free_port, scratch_dir, tree_cpu_s, wait_ready, warm_wal  # noqa: E402
 from loadtest.lean_client import Generators, StepResult  # noqa: E402
 
 SIDES = (("baseline", "baseline"), ("full: redemptions only", "redeem"), ("full: realistic mix", "mix"))
@@ -434,7 +433,7 @@ def main() -> None:
     parser.add_argument("--lock", help="a file to flock around the measurements only (the seeding runs before)")
     args = parser.parse_args()
     kinds = set(args.sides.split(","))
-    tmp = Path(tempfile.mkdtemp(prefix="ve-capacity-"))
+    tmp = scratch_dir("ve-capacity-")
     database_url, seeded, vouchers = seed_all(args, tmp)
     if args.lock:
         # Seeded outside the lock (set-up, not measurement); every figure is taken holding it.

@@ -42,7 +42,6 @@ import signal
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
@@ -54,7 +53,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "src"))
 
-from loadtest.harness import free_port, wait_ready, warm_wal  # noqa: E402
+from loadtest.harness import free_port, scratch_dir, wait_ready, warm_wal  # noqa: E402
 from loadtest.http_client import Connection, request_bytes  # noqa: E402
 from voucher_engine.merchants.client import signed_headers  # noqa: E402
 
@@ -450,7 +449,7 @@ def main() -> None:
     count = args.vouchers or int(
         15_000 * args.duration * (2.3 if args.webhook else 1.3) + args.rate * args.duration + 10_000
     )
-    tmp = Path(tempfile.mkdtemp(prefix="ve-load-"))
+    tmp = scratch_dir("ve-load-")
     database_url = os.environ.get("DATABASE_URL")
     if database_url is None:
         from voucher_engine.db import embedded

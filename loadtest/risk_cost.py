@@ -32,7 +32,6 @@ import asyncio
 import os
 import statistics
 import sys
-import tempfile
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -43,7 +42,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "src"))
 
 from loadtest.capacity import Config, Servers, bursts  # noqa: E402
-from loadtest.harness import fetch, warm_wal  # noqa: E402
+from loadtest.harness import fetch, scratch_dir, warm_wal  # noqa: E402
 from loadtest.lean_client import Generators, StepResult  # noqa: E402
 
 WARM_S = 2.0
@@ -120,7 +119,7 @@ def seed(args, tmp: Path) -> list[tuple[str, Path, object]]:
 
 
 def run(args) -> None:
-    tmp = Path(tempfile.mkdtemp(prefix="ve-risk-cost-"))
+    tmp = scratch_dir("ve-risk-cost-")
     made = seed(args, tmp)
     names = ("rules on", "rules on (B)" if args.control else "rules off")
     risks = ("on", "on" if args.control else "off")

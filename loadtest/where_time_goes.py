@@ -29,7 +29,6 @@ import argparse
 import asyncio
 import os
 import sys
-import tempfile
 import time
 import urllib.request
 import uuid
@@ -40,7 +39,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "src"))
 
 from loadtest.capacity import Config, Servers, bursts, postgres_pid  # noqa: E402
-from loadtest.harness import descendants, fetch, proc_stat, warm_wal  # noqa: E402
+from loadtest.harness import descendants, fetch, proc_stat, scratch_dir, warm_wal  # noqa: E402
 from loadtest.lean_client import Generators  # noqa: E402
 
 TOP_STATEMENTS = 20
@@ -150,7 +149,7 @@ def main() -> None:
     from voucher_engine.db import migrate
     from voucher_engine.db.engine import plain_url
 
-    tmp = Path(tempfile.mkdtemp(prefix="ve-where-"))
+    tmp = scratch_dir("ve-where-")
     url, made = database(tmp)
     external = os.environ.get("DATABASE_URL")
     os.environ["DATABASE_URL"] = url  # the service started below uses it
