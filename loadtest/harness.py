@@ -90,6 +90,19 @@ def scratch_dir(prefix: str) -> Path:
     return path
 
 
+def machine_speed_s(additions: int = 10_000_000) -> float:
+    """Seconds this machine takes for a Python loop of `additions` additions, a yardstick these benchmarks print at
+    their start and end: the same shared machine has measured twice as slow from one hour to the next, and figures
+    taken at different speeds do not compare. It measures one core's arithmetic only, not the disk, the caches or
+    what the neighbours do to them: a steady yardstick does not prove a steady machine (on 2026-12-03 it read 0.31 s
+    while the service's CPU per request was half again what it had been at 0.56 s)."""
+    began = time.perf_counter()
+    total = 0
+    for i in range(additions):
+        total += i
+    return time.perf_counter() - began
+
+
 def fetch(url: str, query: str, *args):
     """Run one statement on a connection of its own and answer its rows (CREATE DATABASE included)."""
     return asyncio.run(_fetch(url, query, *args))
