@@ -169,13 +169,13 @@ class Source:
         part = next(name for bound, name in MIX_PARTS if roll < bound)
         if part == "redeem" or part in self.s.mix_without:
             return self._fresh()
-        if roll < 0.86:
+        if part == "q":
             i = min(len(self.s.codes) - 1, self.next_voucher + self.rng.randrange(1, 1000))
             raw = orjson.dumps(
                 {"voucher_code": self.s.codes[i], "wallet_id": self.s.wallets[i], "order_amount_fen": 12000}
             )
             return self._signed("/v1/redemptions/quote", raw), (200,), "q"
-        return b"", (), "retry" if roll < 0.91 else ("spent" if roll < 0.96 else "refund")
+        return b"", (), part  # retry, spent or refund: signed when sent, from earlier answers (next)
 
     def next(self, kind: str) -> tuple[bytes, tuple[int, ...], str]:
         ready = self.ready.get(kind)
