@@ -42,7 +42,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "src"))
 
-from loadtest.harness import free_port, machine_speed_s, scratch_dir, tree_cpu_s, wait_ready, warm_wal  # noqa: E402
+from loadtest.harness import free_port, machine_state, scratch_dir, tree_cpu_s, wait_ready, warm_wal  # noqa: E402
 from loadtest.lean_client import Generators, StepResult  # noqa: E402
 
 SIDES = (("baseline", "baseline"), ("full: redemptions only", "redeem"), ("full: realistic mix", "mix"))
@@ -233,7 +233,7 @@ class Run:
         self.servers = servers
         self.meter = meter
         self.steps: list[Step] = []
-        self.speed_before_s = machine_speed_s()  # after seeding, before the first rung
+        self.machine_before = machine_state()  # after seeding, before the first rung
 
     def _side_server(self, kind: str, config: Config) -> tuple[int, int]:
         return self.servers.ensure("baseline" if kind == "baseline" else "full", config)
@@ -356,10 +356,8 @@ def report(run: Run, best: dict[str, Step | None], closed: list[Step], fixed: li
     print(
         f"machine: {os.cpu_count()} cores; target p99 ≤ {args.target_ms:g} ms, nothing failing; rungs of {args.step_s:g} s"
     )
-    print(
-        f"a Python loop of 10 million additions took {run.speed_before_s:.2f} s before the run and"
-        f" {machine_speed_s():.2f} s after it"
-    )
+    print(f"the machine's yardsticks before the run: {run.machine_before}")
+    print(f"                         and after it: {machine_state()}")
     print("capacity (each side at its best configuration):")
     print(f"  {'side':<24} {'config':<6} {'capacity':>9}  {'p50':>6}  {'p99':>6}  CPU per request at the knee  load")
     for side, _ in SIDES:

@@ -104,6 +104,53 @@ def machine_speed_s(additions: int = 10_000_000) -> float:
     return time.perf_counter() - began
 
 
+# The yardstick's closed loop: enough clients to keep one uvicorn worker busy, for long enough to average a tick.
+FLOOR_CLIENTS = 16
+FLOOR_SECONDS = 3.0
+_FLOOR_BODY = b'{"voucher_code":"' + b"x" * 40 + b'","wallet_id":"7000000000000001","order_amount_fen":12000}'
+_FLOOR_REQUEST = (
+    b"POST /v1/redemptions HTTP/1.1\r\nhost: yardstick\r\ncontent-type: application/json\r\n"
+    b"x-ve-key-id: k\r\nx-ve-timestamp: 0\r\nx-ve-nonce: n\r\nx-ve-signature: s\r\n"
+    b"content-length: %d\r\n\r\n%s" % (len(_FLOOR_BODY), _FLOOR_BODY)
+)
+
+
+def _floor_request(slot: int, n: int) -> bytes:
+    return _FLOOR_REQUEST
+
+
+def http_floor_us(seconds: float = FLOOR_SECONDS) -> tuple[float, float]:
+    """(µs of server CPU per request, requests/s) of `loadtest/yardstick_app.py` under uvicorn, one worker, as the
+    service is run (uvloop, httptools), driven closed loop by FLOOR_CLIENTS clients: what a request costs the server
+    before the service does anything with it. A second yardstick beside `machine_speed_s`, which the machine's slow
+    hours did not show: on 2026-12-03 the additions loop read 0.31-0.34 s while the service spent 577-633 µs of CPU
+    per request at 1,000/s, against 0.56 s and 421 µs the day before; this one moved from 45 to 67 µs between two
+    rounds a minute apart. The service's CPU per request divided by it compares across hours better than either."""
+    import sys
+
+    port = free_port()
+    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parent))
+    command = uvicorn_command("yardstick_app:app", port, 1)
+    with server(command, env, port, cwd=str(Path(__file__).resolve().parent), ready_path="/") as process:
+        closed_loop(port, _floor_request, FLOOR_CLIENTS, 0.5)  # connections open, caches warm
+        before = tree_cpu_s(process.pid)
+        result = closed_loop(port, _floor_request, FLOOR_CLIENTS, seconds)
+        used = tree_cpu_s(process.pid) - before
+    answered = result.count(201)
+    if answered == 0:
+        sys.exit(f"the yardstick's server answered nothing: {result.statuses}")
+    return used * 1e6 / answered, answered / result.seconds
+
+
+def machine_state() -> str:
+    """Both yardsticks, as one line for a run's report."""
+    floor_us, floor_rate = http_floor_us()
+    return (
+        f"a Python loop of 10 million additions {machine_speed_s():.2f} s; a bare uvicorn answer {floor_us:.0f} µs of"
+        f" server CPU ({floor_rate:,.0f}/s at {FLOOR_CLIENTS} clients)"
+    )
+
+
 def fetch(url: str, query: str, *args):
     """Run one statement on a connection of its own and answer its rows (CREATE DATABASE included)."""
     return asyncio.run(_fetch(url, query, *args))

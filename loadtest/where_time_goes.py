@@ -39,7 +39,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "src"))
 
 from loadtest.capacity import Config, Servers, bursts, postgres_pid  # noqa: E402
-from loadtest.harness import descendants, fetch, machine_speed_s, proc_stat, scratch_dir, warm_wal  # noqa: E402
+from loadtest.harness import descendants, fetch, machine_state, proc_stat, scratch_dir, warm_wal  # noqa: E402
 from loadtest.lean_client import Generators  # noqa: E402
 
 TOP_STATEMENTS = 20
@@ -149,7 +149,7 @@ def main() -> None:
     from voucher_engine.db import migrate
     from voucher_engine.db.engine import plain_url
 
-    speed_before = machine_speed_s()
+    machine_before = machine_state()
     tmp = scratch_dir("ve-where-")
     url, made = database(tmp)
     external = os.environ.get("DATABASE_URL")
@@ -234,10 +234,8 @@ def main() -> None:
                 print(f"  {row['ms'] * 1000 / answered:8.1f} ms  {row['calls'] * 1000 / answered:7.1f}  {text}")
         else:
             print("\n(no statement table: pg_stat_statements is not in the server's shared_preload_libraries)")
-        print(
-            f"\nmachine: {os.cpu_count()} cores; a Python loop of 10 million additions took {speed_before:.2f} s before"
-            f" the run and {machine_speed_s():.2f} s after"
-        )
+        print(f"\nmachine: {os.cpu_count()} cores; its yardsticks before the run: {machine_before}")
+        print(f"                          and after it: {machine_state()}")
     finally:
         servers.stop_all()
         generators.close()
