@@ -193,16 +193,22 @@ BURST_GAP_S = 0.05
 BURSTS_SHOWN = 8
 
 
-def bursts(slow: list[tuple[float, float]], wall_s: float, began: float | None = None) -> str:
-    """How the slow answers of a failing rung fall in time: a few bursts mean the service (or the machine) stalled
-    now and then, slow answers spread over the whole rung mean it is beyond its capacity. With `began` (the load's
-    start, time.monotonic), the first bursts' moments too: whether they come at the start (warming up) or later."""
+def burst_groups(slow: list[tuple[float, float]]) -> list[list[tuple[float, float]]]:
+    """Slow answers (due moment, latency) grouped into bursts: those due less than BURST_GAP_S apart."""
     groups: list[list[tuple[float, float]]] = []
     for due, latency in sorted(slow):
         if groups and due - groups[-1][-1][0] < BURST_GAP_S:
             groups[-1].append((due, latency))
         else:
             groups.append([(due, latency)])
+    return groups
+
+
+def bursts(slow: list[tuple[float, float]], wall_s: float, began: float | None = None) -> str:
+    """How the slow answers of a failing rung fall in time: a few bursts mean the service (or the machine) stalled
+    now and then, slow answers spread over the whole rung mean it is beyond its capacity. With `began` (the load's
+    start, time.monotonic), the first bursts' moments too: whether they come at the start (warming up) or later."""
+    groups = burst_groups(slow)
     spread = sum(group[-1][0] - group[0][0] for group in groups)
     worst = max(groups, key=lambda group: max(latency for _, latency in group))
     moments = ""

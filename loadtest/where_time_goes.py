@@ -3,6 +3,7 @@ where the server has pg_stat_statements loaded, per statement.
 
     python loadtest/where_time_goes.py [--rate 500 | --clients 32] [--seconds 10] [--workers 1] [--pool 10]
                                        [--kind redeem | --kind mix [--mix-without refund,q,retry,spent]]
+                                       [--watch-disk]
 
 loadtest/capacity.py gives the CPU per request of the service's tree, PostgreSQL's tree and the generator at each
 rung; this takes one load (offered open loop at --rate, or closed loop with --clients) and splits those figures:
@@ -13,7 +14,9 @@ rung; this takes one load (offered open loop at --rate, or closed loop with --cl
   server's own helper processes;
 - with pg_stat_statements: the statements by execution plus planning time per 1,000 answered requests, and how
   often each runs per 1,000 (the redemption batch's write and its peek run once per batch: their calls per 1,000
-  say the mean batch size).
+  say the mean batch size);
+- with --watch-disk: the disk's flushes timed beside the load, and which bursts of slow answers a stall of the disk
+  explains.
 
 PostgreSQL: an embedded server in a temporary directory unless DATABASE_URL names one (then a fresh database is
 made on it and dropped after). pg_stat_statements must be in the server's `shared_preload_libraries` for the
@@ -27,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import sys
 import time
@@ -38,8 +42,16 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "src"))
 
-from loadtest.capacity import Config, Servers, bursts, postgres_pid  # noqa: E402
-from loadtest.harness import descendants, fetch, machine_state, proc_stat, scratch_dir, warm_wal  # noqa: E402
+from loadtest.capacity import Config, Servers, burst_groups, bursts, postgres_pid  # noqa: E402
+from loadtest.harness import (  # noqa: E402
+    DiskWatch,
+    descendants,
+    fetch,
+    machine_state,
+    proc_stat,
+    scratch_dir,
+    warm_wal,
+)
 from loadtest.lean_client import Generators  # noqa: E402
 
 TOP_STATEMENTS = 20
@@ -137,6 +149,12 @@ def main() -> None:
         " what each part costs everyone",
     )
     parser.add_argument(
+        "--watch-disk",
+        action="store_true",
+        help="time an 8 kB write and fdatasync every 5 ms beside the load (harness.DiskWatch), and say how many of"
+        " the bursts of slow answers overlap a stall of the disk",
+    )
+    parser.add_argument(
         "--flag-every-redemption",
         action="store_true",
         help="the campaign's odd hours cover the whole day, so that every redemption opens a risk flag",
@@ -174,12 +192,13 @@ def main() -> None:
         figures_before = service_figures(port)
         before = proc_stat()
         began = time.monotonic()
-        if args.clients:
-            result = generators.closed_loop(port, args.kind, args.clients, args.seconds, expected_rate=expected)
-            shape = f"closed loop, {args.clients} clients"
-        else:
-            result = generators.open_loop(port, args.kind, args.rate, args.seconds, 256)
-            shape = f"open loop, {args.rate:.0f}/s offered"
+        with DiskWatch(tmp) if args.watch_disk else contextlib.nullcontext() as watch:
+            if args.clients:
+                result = generators.closed_loop(port, args.kind, args.clients, args.seconds, expected_rate=expected)
+                shape = f"closed loop, {args.clients} clients"
+            else:
+                result = generators.open_loop(port, args.kind, args.rate, args.seconds, 256)
+                shape = f"open loop, {args.rate:.0f}/s offered"
         after = proc_stat()
         wall = time.monotonic() - began
         figures_after = service_figures(port)
@@ -198,6 +217,8 @@ def main() -> None:
         )
         if result.slow:
             print(f"  {bursts(result.slow, result.wall_s, began)}")
+        if watch is not None:
+            print(f"  {watch.report(began, burst_groups(result.slow))}")
         for part, values in sorted(result.mix_latencies_s.items()):
             print(
                 f"  {part:<7} {len(values):6,} answered, p50 {result.percentile_ms(0.5, values):5.1f} ms, "
