@@ -209,17 +209,120 @@ class DiskWatch:
         def ms(p: float) -> float:
             return ordered[min(len(ordered) - 1, int(p * len(ordered)))] * 1000
 
-        def overlaps(group: list[tuple[float, float]]) -> bool:
-            first, last = group[0][0], max(due + latency for due, latency in group)
-            return any(start < last and start + took > first for start, took in self.stalls)
-
+        stalls = [(start, start + took) for start, took in self.stalls]
         shown = ", ".join(f"{start - began:.1f} s ({took * 1000:.0f} ms)" for start, took in self.stalls[:8])
         return (
             f"disk: {len(ordered):,} flushes of 8 kB, fdatasync p50 {ms(0.5):.2f} ms, p99 {ms(0.99):.2f} ms, worst"
             f" {ordered[-1] * 1000:.1f} ms; {len(self.stalls)} over {DISK_STALL_S * 1000:.0f} ms"
-            f"{f' at {shown}' if shown else ''}; {sum(map(overlaps, bursts))} of the {len(bursts)} bursts of slow"
-            " answers overlap one"
+            f"{f' at {shown}' if shown else ''}; {overlapping(bursts, stalls)} of the {len(bursts)} bursts of slow"
+            f" answers overlap one ({by_chance(bursts, stalls):.1f} would by chance)"
         )
+
+
+def overlapping(bursts: list[list[tuple[float, float]]], intervals: list[tuple[float, float]]) -> int:
+    """How many bursts of slow answers (each a list of (due, latency)) overlap one of the (start, end) intervals."""
+
+    def overlaps(group: list[tuple[float, float]]) -> bool:
+        first, last = group[0][0], max(due + latency for due, latency in group)
+        return any(start < last and end > first for start, end in intervals)
+
+    return sum(map(overlaps, bursts))
+
+
+CHANCE_SHIFTS = 20  # shifted copies of the bursts that `by_chance` averages over
+
+
+def by_chance(bursts: list[list[tuple[float, float]]], intervals: list[tuple[float, float]]) -> float:
+    """How many of the bursts would overlap an interval by chance: the mean of `overlapping` over the bursts moved
+    in time together by CHANCE_SHIFTS offsets, wrapped around the span the intervals cover. Frequent short
+    intervals overlap many bursts by chance alone; the count that matters is the measured one above this."""
+    if not bursts or not intervals:
+        return 0.0
+    low, high = min(start for start, _ in intervals), max(end for _, end in intervals)
+    span = max(high - low, 1e-9)
+    total = 0
+    for k in range(1, CHANCE_SHIFTS + 1):
+        shift = span * k / (CHANCE_SHIFTS + 1)
+        moved = [[(low + (due + shift - low) % span, latency) for due, latency in group] for group in bursts]
+        total += overlapping(moved, intervals)
+    return total / CHANCE_SHIFTS
+
+
+# The run-queue watch: each process's time waiting for a CPU (Linux's /proc/PID/schedstat) read every
+# RUNQUEUE_EVERY_S; an interval in which a process waited more than RUNQUEUE_STARVED_S counts as starved.
+RUNQUEUE_EVERY_S = 0.005
+RUNQUEUE_STARVED_S = 0.002
+
+
+def _run_delay_s(pid: int) -> float | None:
+    try:
+        with open(f"/proc/{pid}/schedstat") as handle:
+            return int(handle.read().split()[1]) / 1e9
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+class RunQueueWatch:
+    """A thread that reads how long each watched process (the service's worker, the batches' PostgreSQL backends)
+    waited for a CPU, beside a load (`with RunQueueWatch({pid: role}) as watch: ...`): a till's answer waits
+    whenever the worker or its backend is runnable but not running, and on two shared cores that is the suspect
+    for the bursts that neither the SQL nor the disk explains."""
+
+    def __init__(self, roles: dict[int, str]) -> None:
+        import threading
+
+        self.roles = roles
+        self.waited_s = dict.fromkeys(roles, 0.0)
+        self.starved: list[tuple[float, float, int]] = []  # (start, end, pid), time.monotonic
+        self.watched_s = 0.0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="run-queue-watch", daemon=True)
+
+    def __enter__(self) -> "RunQueueWatch":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        last = {pid: _run_delay_s(pid) for pid in self.roles}
+        last_at = began = time.monotonic()
+        while not self._stop.wait(RUNQUEUE_EVERY_S):
+            now = time.monotonic()
+            for pid in self.roles:
+                delay = _run_delay_s(pid)
+                if delay is None or last[pid] is None:
+                    last[pid] = delay
+                    continue
+                waited = delay - last[pid]
+                self.waited_s[pid] += waited
+                if waited > RUNQUEUE_STARVED_S:
+                    self.starved.append((last_at, now, pid))
+                last[pid] = delay
+            last_at = now
+        self.watched_s = time.monotonic() - began
+
+    def report(self, bursts: list[list[tuple[float, float]]]) -> str:
+        """Lines: each role's wait for a CPU (ms per second watched, starved intervals), and how many of the tills'
+        `bursts` overlap an interval in which one of the watched processes was starved."""
+        seconds = max(self.watched_s, 1e-9)
+        by_role: dict[str, tuple[float, int]] = {}
+        for pid, role in self.roles.items():
+            waited, count = by_role.get(role, (0.0, 0))
+            by_role[role] = (waited + self.waited_s[pid], count + sum(1 for *_, p in self.starved if p == pid))
+        lines = [
+            f"run queue: {role} waited for a CPU {waited * 1000 / seconds:.0f} ms a second; starved (over"
+            f" {RUNQUEUE_STARVED_S * 1000:.0f} ms of a {RUNQUEUE_EVERY_S * 1000:.0f} ms look) {count} times"
+            for role, (waited, count) in by_role.items()
+        ]
+        starved = [(start, end) for start, end, _ in self.starved]
+        lines.append(
+            f"run queue: {overlapping(bursts, starved)} of the {len(bursts)} bursts of slow answers overlap a starved"
+            f" look ({by_chance(bursts, starved):.1f} would by chance)"
+        )
+        return "\n  ".join(lines)
 
 
 def fetch(url: str, query: str, *args):

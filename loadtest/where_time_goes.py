@@ -3,7 +3,7 @@ where the server has pg_stat_statements loaded, per statement.
 
     python loadtest/where_time_goes.py [--rate 500 | --clients 32] [--seconds 10] [--workers 1] [--pool 10]
                                        [--kind redeem | --kind mix [--mix-without refund,q,retry,spent]]
-                                       [--watch-disk]
+                                       [--watch-disk] [--watch-run-queue]
 
 loadtest/capacity.py gives the CPU per request of the service's tree, PostgreSQL's tree and the generator at each
 rung; this takes one load (offered open loop at --rate, or closed loop with --clients) and splits those figures:
@@ -16,7 +16,7 @@ rung; this takes one load (offered open loop at --rate, or closed loop with --cl
   often each runs per 1,000 (the redemption batch's write and its peek run once per batch: their calls per 1,000
   say the mean batch size);
 - with --watch-disk: the disk's flushes timed beside the load, and which bursts of slow answers a stall of the disk
-  explains.
+  explains; with --watch-run-queue, the same for the moments the worker or a batch's backend waited for a CPU.
 
 PostgreSQL: an embedded server in a temporary directory unless DATABASE_URL names one (then a fresh database is
 made on it and dropped after). pg_stat_statements must be in the server's `shared_preload_libraries` for the
@@ -45,6 +45,7 @@ sys.path.insert(0, str(ROOT / "src"))
 from loadtest.capacity import Config, Servers, burst_groups, bursts, postgres_pid  # noqa: E402
 from loadtest.harness import (  # noqa: E402
     DiskWatch,
+    RunQueueWatch,
     descendants,
     fetch,
     machine_state,
@@ -155,6 +156,12 @@ def main() -> None:
         " the bursts of slow answers overlap a stall of the disk",
     )
     parser.add_argument(
+        "--watch-run-queue",
+        action="store_true",
+        help="read how long the worker and the batches' PostgreSQL backends wait for a CPU (harness.RunQueueWatch),"
+        " and say how many bursts of slow answers overlap a moment one of them was starved",
+    )
+    parser.add_argument(
         "--flag-every-redemption",
         action="store_true",
         help="the campaign's odd hours cover the whole day, so that every redemption opens a risk flag",
@@ -192,7 +199,14 @@ def main() -> None:
         figures_before = service_figures(port)
         before = proc_stat()
         began = time.monotonic()
-        with DiskWatch(tmp) if args.watch_disk else contextlib.nullcontext() as watch:
+        # The worker is the service's root process with --workers 1 (with more, workers and background processes
+        # are alike multiprocessing children, so only the backends are watched).
+        roles = {root: "the worker"} if args.workers == 1 else {}
+        roles.update({row["pid"]: "a batch's backend" for row in fetch(url, _BATCH_BACKENDS)})
+        with (
+            DiskWatch(tmp) if args.watch_disk else contextlib.nullcontext() as watch,
+            RunQueueWatch(roles) if args.watch_run_queue else contextlib.nullcontext() as queue,
+        ):
             if args.clients:
                 result = generators.closed_loop(port, args.kind, args.clients, args.seconds, expected_rate=expected)
                 shape = f"closed loop, {args.clients} clients"
@@ -219,6 +233,8 @@ def main() -> None:
             print(f"  {bursts(result.slow, result.wall_s, began)}")
         if watch is not None:
             print(f"  {watch.report(began, burst_groups(result.slow))}")
+        if queue is not None:
+            print(f"  {queue.report(burst_groups(result.slow))}")
         for part, values in sorted(result.mix_latencies_s.items()):
             print(
                 f"  {part:<7} {len(values):6,} answered, p50 {result.percentile_ms(0.5, values):5.1f} ms, "
@@ -265,6 +281,7 @@ def main() -> None:
 
 
 _BACKENDS = """SELECT pid, coalesce(nullif(application_name, ''), backend_type) AS name FROM pg_stat_activity"""
+_BATCH_BACKENDS = "SELECT pid FROM pg_stat_activity WHERE application_name = 'voucher-engine batcher'"
 _STATEMENTS = """SELECT calls, total_exec_time + total_plan_time AS ms, query FROM pg_stat_statements
 WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database())
 ORDER BY total_exec_time + total_plan_time DESC LIMIT $1"""
