@@ -18,6 +18,7 @@ import shutil
 import socket
 import subprocess
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -158,28 +159,41 @@ DISK_STALL_S = 0.010
 DISK_WATCH_BLOCKS = 512  # the file's size in 8 kB blocks, written round
 
 
-class DiskWatch:
-    """A thread that times the disk's flushes beside a load (`with DiskWatch(folder) as watch: ...`), so that a till's
-    burst of slow answers can be told from a stall of the disk that every commit waits for: on 2026-12-03, at
-    1,000/s, the disk stalled once (36 ms) in a run whose tills saw 64 bursts. The file lives in `folder` (the
-    run's scratch folder, on the embedded PostgreSQL's disk) and is removed after."""
+class _Watch:
+    """A thread beside a load, for as long as a `with` block: `_run` loops until `_stop` is set, and whatever it
+    gathered is read after the block (the thread has been joined by then)."""
 
-    def __init__(self, folder: Path) -> None:
-        import threading
+    thread_name = "watch"
 
-        self.path = folder / "disk-watch.dat"
-        self.latencies_s: list[float] = []
-        self.stalls: list[tuple[float, float]] = []  # (time.monotonic at the sync's start, its seconds)
+    def __init__(self) -> None:
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="disk-watch", daemon=True)
+        self._thread = threading.Thread(target=self._run, name=self.thread_name, daemon=True)
 
-    def __enter__(self) -> "DiskWatch":
+    def __enter__(self):
         self._thread.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
         self._thread.join()
+
+    def _run(self) -> None:
+        raise NotImplementedError
+
+
+class DiskWatch(_Watch):
+    """A thread that times the disk's flushes beside a load (`with DiskWatch(folder) as watch: ...`), so that a till's
+    burst of slow answers can be told from a stall of the disk that every commit waits for: on 2026-12-03, at
+    1,000/s, the disk stalled once (36 ms) in a run whose tills saw 64 bursts. The file lives in `folder` (the
+    run's scratch folder, on the embedded PostgreSQL's disk) and is removed after."""
+
+    thread_name = "disk-watch"
+
+    def __init__(self, folder: Path) -> None:
+        super().__init__()
+        self.path = folder / "disk-watch.dat"
+        self.latencies_s: list[float] = []
+        self.stalls: list[tuple[float, float]] = []  # (time.monotonic at the sync's start, its seconds)
 
     def _run(self) -> None:
         block = os.urandom(8192)
@@ -262,29 +276,20 @@ def _run_delay_s(pid: int) -> float | None:
         return None
 
 
-class RunQueueWatch:
+class RunQueueWatch(_Watch):
     """A thread that reads how long each watched process (the service's worker, the batches' PostgreSQL backends)
     waited for a CPU, beside a load (`with RunQueueWatch({pid: role}) as watch: ...`): a till's answer waits
     whenever the worker or its backend is runnable but not running, and on two shared cores that is the suspect
     for the bursts that neither the SQL nor the disk explains."""
 
-    def __init__(self, roles: dict[int, str]) -> None:
-        import threading
+    thread_name = "run-queue-watch"
 
+    def __init__(self, roles: dict[int, str]) -> None:
+        super().__init__()
         self.roles = roles
         self.waited_s = dict.fromkeys(roles, 0.0)
         self.starved: list[tuple[float, float, int]] = []  # (start, end, pid), time.monotonic
         self.watched_s = 0.0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="run-queue-watch", daemon=True)
-
-    def __enter__(self) -> "RunQueueWatch":
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
 
     def _run(self) -> None:
         last = {pid: _run_delay_s(pid) for pid in self.roles}

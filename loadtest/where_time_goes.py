@@ -231,10 +231,11 @@ def main() -> None:
         )
         if result.slow:
             print(f"  {bursts(result.slow, result.wall_s, began)}")
+        groups = burst_groups(result.slow)
         if watch is not None:
-            print(f"  {watch.report(began, burst_groups(result.slow))}")
+            print(f"  {watch.report(began, groups)}")
         if queue is not None:
-            print(f"  {queue.report(burst_groups(result.slow))}")
+            print(f"  {queue.report(groups)}")
         for part, values in sorted(result.mix_latencies_s.items()):
             print(
                 f"  {part:<7} {len(values):6,} answered, p50 {result.percentile_ms(0.5, values):5.1f} ms, "

@@ -1,4 +1,5 @@
-"""The smallest ASGI app that answers like a till's redemption: the yardstick `harness.http_floor` serves with uvicorn.
+"""The smallest ASGI app that answers like a till's redemption: the yardstick `harness.http_floor_us` serves with
+uvicorn.
 
 It reads the request's body and answers a JSON body of a redemption's size, and nothing else, so the server's CPU per
 request is uvicorn's own (HTTP parsing, the event loop, the socket) on this machine at this hour: the floor under
