@@ -12,9 +12,11 @@ rung; this takes one load (offered open loop at --rate, or closed loop with --cl
   window detector) in µs of CPU per answered request;
 - PostgreSQL: each backend, summed by `application_name` (the tills' batches are "voucher-engine batcher"), and the
   server's own helper processes;
+- per redemption batch: the worker's CPU and its batch backend's (run at two rates, a batch's fixed cost and a
+  job's separate: docs/redemption.md, "The targets as CPU");
 - with pg_stat_statements: the statements by execution plus planning time per 1,000 answered requests, and how
   often each runs per 1,000 (the redemption batch's write and its peek run once per batch: their calls per 1,000
-  say the mean batch size);
+  say the mean batch size), with each call's time, WAL records and buffers touched;
 - with --watch-disk: the disk's flushes timed beside the load, and which bursts of slow answers a stall of the disk
   explains; with --watch-run-queue, the same for the moments the worker or a batch's backend waited for a CPU.
 
@@ -56,7 +58,7 @@ from loadtest.harness import (  # noqa: E402
 from loadtest.lean_client import Generators  # noqa: E402
 
 TOP_STATEMENTS = 20
-STATEMENT_CHARS = 140
+STATEMENT_CHARS = 110
 
 
 # /metrics lines read around a load: the batcher's jobs and batches, and which way batches and refunds were written.
@@ -265,11 +267,27 @@ def main() -> None:
             if cpu * per >= 1:
                 print(f"  {cpu * per:7,.0f} µs  {name}")
         print(f"\ngenerator: {result.cpu_s * per:,.0f} µs of CPU per request")
+        if counted["batches"]:
+            # A batch's fixed cost against its jobs': run at two rates, these two lines give both (docs/redemption.md).
+            per_batch = 1e6 / counted["batches"]
+            worker = f"the worker {used(root) * per_batch:,.0f} µs, " if args.workers == 1 else ""
+            print(
+                f"per redemption batch ({counted['jobs'] / counted['batches']:.2f} jobs): {worker}"
+                f"its backend {by_name.get(BATCHER, 0.0) * per_batch:,.0f} µs of CPU"
+            )
         if statements:
-            print("\nstatements, per 1,000 answered requests: execution + planning ms, calls")
+            print(
+                "\nstatements, per 1,000 answered requests: execution + planning ms, calls;"
+                " per call: ms, WAL records, buffers touched"
+            )
             for row in fetch(url, _STATEMENTS, TOP_STATEMENTS):
                 text = " ".join(row["query"].split())[:STATEMENT_CHARS]
-                print(f"  {row['ms'] * 1000 / answered:8.1f} ms  {row['calls'] * 1000 / answered:7.1f}  {text}")
+                calls = max(1, row["calls"])
+                print(
+                    f"  {row['ms'] * 1000 / answered:8.1f} ms  {row['calls'] * 1000 / answered:7.1f}"
+                    f"  {row['ms'] / calls:7.3f} ms {row['wal_records'] / calls:6.1f} {row['buffers'] / calls:7.1f}"
+                    f"  {text}"
+                )
         else:
             print("\n(no statement table: pg_stat_statements is not in the server's shared_preload_libraries)")
         print(f"\nmachine: {os.cpu_count()} cores; its yardsticks before the run: {machine_before}")
@@ -282,8 +300,10 @@ def main() -> None:
 
 
 _BACKENDS = """SELECT pid, coalesce(nullif(application_name, ''), backend_type) AS name FROM pg_stat_activity"""
-_BATCH_BACKENDS = "SELECT pid FROM pg_stat_activity WHERE application_name = 'voucher-engine batcher'"
-_STATEMENTS = """SELECT calls, total_exec_time + total_plan_time AS ms, query FROM pg_stat_statements
+BATCHER = "voucher-engine batcher"  # the application_name of the redemption batches' connections
+_BATCH_BACKENDS = f"SELECT pid FROM pg_stat_activity WHERE application_name = '{BATCHER}'"
+_STATEMENTS = """SELECT calls, total_exec_time + total_plan_time AS ms, wal_records,
+       shared_blks_hit + shared_blks_read AS buffers, query FROM pg_stat_statements
 WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database())
 ORDER BY total_exec_time + total_plan_time DESC LIMIT $1"""
 
