@@ -2,6 +2,7 @@
 
     python loadtest/capacity.py [--step-s 4] [--start-rate 400] [--factor 1.15] [--max-rate 6000]
                                 [--baseline 2x16,1x16] [--full 2x10,1x10] [--closed 16,32,64,128] [--at 1000]
+                                [--repeat 3]
 
 A till does not care how much a server does for 128 clients that wait their turn; it cares how long its own payment
 takes while the city is busy. So the headline figure is measured open loop: requests leave on a schedule at an
@@ -20,6 +21,11 @@ Its capacity is the highest rate that passed. Each side's best configuration is 
 - the closed loop at --closed clients, the sides alternating at each count (throughput, p50, p99);
 - the full path's redemptions offered at --at per second (and the baseline's, alternating), for the 15 ms target.
 
+With --repeat N, all of that runs N times on the same servers and seed, and each figure the issue's targets are
+stated in (the capacity ratios, the closed loop's ratio at each count, the full path's p99 at --at) is printed with
+its median, lowest and highest over the runs: on a machine whose speed drifts, one run's ratio can be far from the
+next one's (docs/redemption.md, "2026-12-04").
+
 For every rung it prints the CPU per request of the service's process tree, of PostgreSQL's (the postmaster's
 tree: a backend that exits is counted in its parent) and of the generator's processes, read from /proc, and the
 load average; at each side's capacity, those are its CPU per redemption at the knee.
@@ -33,6 +39,7 @@ import itertools
 import math
 import os
 import resource
+import statistics
 import sys
 import time
 from dataclasses import dataclass, field
@@ -47,6 +54,7 @@ from loadtest.lean_client import Generators, StepResult  # noqa: E402
 
 SIDES = (("baseline", "baseline"), ("full: redemptions only", "redeem"), ("full: realistic mix", "mix"))
 WARM_UP_S = 2.0
+MAX_REPEAT = 10  # a run takes minutes, and the vouchers for all of them are seeded first
 
 
 @dataclass(frozen=True)
@@ -329,7 +337,8 @@ def seed_all(args, tmp: Path) -> tuple[str, object, int]:
     groups = len(args.full)  # the full path spends vouchers; the baseline its own rows, as many
     per_side = sum(rung for rung in rungs if rung <= args.expect_knee * 1.25) * args.step_s
     closed = len(args.closed) * args.closed_s * 5000
-    vouchers = args.vouchers or int(groups * per_side * 2 + closed * 2 + args.at * args.at_s * 2 + 20_000)
+    per_run = groups * per_side * 2 + closed * 2 + args.at * args.at_s * 2
+    vouchers = args.vouchers or int(per_run * args.repeat + 20_000)
     print(f"seeding {vouchers:,} vouchers and as many baseline rows ...", flush=True)
     began = time.monotonic()
     seeded = asyncio.run(seed(database_url, tmp / "data", vouchers))
@@ -357,7 +366,8 @@ def postgres_pid(database_url: str) -> int:
     return asyncio.run(postmaster())
 
 
-def report(run: Run, best: dict[str, Step | None], closed: list[Step], fixed: list[Step], args) -> None:
+def report(figures: Figures, args) -> None:
+    run, best, closed, fixed = figures.run, figures.best, figures.closed, figures.fixed
     print()
     print(
         f"machine: {os.cpu_count()} cores; target p99 ≤ {args.target_ms:g} ms, nothing failing; rungs of {args.step_s:g} s"
@@ -418,6 +428,81 @@ def _best_config(steps: list[Step], side: str, best: Step | None) -> Config | No
     return min((s for s in tried if s.rate == lowest), key=lambda s: s.p99_ms).config
 
 
+@dataclass
+class Figures:
+    """One run's measurements: each side's capacity step, the closed loop's steps and the fixed rate's."""
+
+    run: Run
+    best: dict[str, Step | None]
+    closed: list[Step]
+    fixed: list[Step]
+
+    def ratios(self) -> dict[str, float]:
+        """The figures the issue's targets are stated in, as this run measured them (absent: not measured)."""
+        out: dict[str, float] = {}
+        base = self.best.get("baseline")
+        for side, kind in SIDES[1:]:
+            step = self.best.get(side)
+            if base is not None and step is not None:
+                out[f"capacity, {kind}: x the baseline"] = step.rate / base.rate
+        by_count: dict[int, dict[str, Step]] = {}
+        for step in self.closed:
+            by_count.setdefault(int(step.rate), {})[step.side] = step
+        for count, row in sorted(by_count.items()):
+            if "baseline" in row and "full: redemptions only" in row:
+                out[f"closed loop, {count} clients: x the baseline"] = (
+                    row["full: redemptions only"].throughput() / row["baseline"].throughput()
+                )
+        for step in self.fixed:
+            if step.side == "full: redemptions only":
+                out[f"p99 at {step.rate:,.0f}/s offered, full path: ms"] = step.p99_ms
+        return out
+
+
+def one_run(run: Run, args, kinds: set[str]) -> Figures:
+    """The ladder for each group of configurations, then the closed loop and the fixed rate at each side's best."""
+    best: dict[str, Step | None] = {}
+    closed: list[Step] = []
+    fixed: list[Step] = []
+    groups = list(itertools.zip_longest(args.baseline, args.full))
+    for base_config, full_config in groups:
+        # A side whose list of configurations is shorter sits the later groups out.
+        group = [
+            (side, kind, base_config if kind == "baseline" else full_config)
+            for side, kind in SIDES
+            if kind in kinds and (base_config if kind == "baseline" else full_config) is not None
+        ]
+        for _, kind, config in group:
+            run.warm(kind, config)
+        for side, step in run.capacity(group).items():
+            if step is not None and (best.get(side) is None or step.rate > best[side].rate):  # type: ignore[union-attr]
+                best[side] = step
+    chosen = {kind: _best_config(run.steps, side, best.get(side)) for side, kind in SIDES}
+    base_config = chosen["baseline"] or args.baseline[0]
+    full_config = chosen["redeem"] or args.full[0]
+    for count in args.closed:
+        for side, kind in SIDES:
+            if kind in kinds:
+                config = base_config if kind == "baseline" else (chosen[kind] or full_config)
+                closed.append(run.measure(side, kind, config, 0, clients=count))
+    if args.at:
+        saved, args.step_s = args.step_s, args.at_s
+        fixed.append(run.measure("baseline", "baseline", base_config, args.at))
+        fixed.append(run.measure("full: redemptions only", "redeem", full_config, args.at))
+        args.step_s = saved
+    return Figures(run, best, closed, fixed)
+
+
+def spread(runs: list[Figures]) -> None:
+    """Each target's figure over the repeated runs: whether one run can be trusted on this machine."""
+    print(f"\nover {len(runs)} runs of the same code (median, lowest, highest; each run's in order):")
+    measured = [figures.ratios() for figures in runs]
+    for name in dict.fromkeys(name for ratios in measured for name in ratios):
+        values = [ratios[name] for ratios in measured if name in ratios]
+        each = ", ".join(f"{value:.2f}" for value in values)
+        print(f"  {name:<46} {statistics.median(values):7.2f} {min(values):7.2f} {max(values):7.2f}   ({each})")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--step-s", type=float, default=4.0, help="seconds per rung of the ladder")
@@ -440,7 +525,12 @@ def main() -> None:
         "--expect-knee", type=float, default=4000.0, help="seed for ladders that end about here (seeding takes time)"
     )
     parser.add_argument("--lock", help="a file to flock around the measurements only (the seeding runs before)")
+    parser.add_argument(
+        "--repeat", type=int, default=1, help="run everything this many times, then print each figure's spread"
+    )
     args = parser.parse_args()
+    if not 1 <= args.repeat <= MAX_REPEAT:
+        parser.error(f"--repeat: 1 to {MAX_REPEAT}")
     kinds = set(args.sides.split(","))
     tmp = scratch_dir("ve-capacity-")
     database_url, seeded, vouchers = seed_all(args, tmp)
@@ -462,41 +552,19 @@ def main() -> None:
         vouchers,  # type: ignore[attr-defined]
     )
     servers = Servers(database_url, tmp / "data", tmp)
-    run = Run(args, generators, servers, meter)
-    best: dict[str, Step | None] = {}
-    closed: list[Step] = []
-    fixed: list[Step] = []
+    runs: list[Figures] = []
     try:
-        groups = list(itertools.zip_longest(args.baseline, args.full))
-        for base_config, full_config in groups:
-            # A side whose list of configurations is shorter sits the later groups out.
-            group = [
-                (side, kind, base_config if kind == "baseline" else full_config)
-                for side, kind in SIDES
-                if kind in kinds and (base_config if kind == "baseline" else full_config) is not None
-            ]
-            for _, kind, config in group:
-                run.warm(kind, config)
-            for side, step in run.capacity(group).items():
-                if step is not None and (best.get(side) is None or step.rate > best[side].rate):  # type: ignore[union-attr]
-                    best[side] = step
-        chosen = {kind: _best_config(run.steps, side, best.get(side)) for side, kind in SIDES}
-        base_config = chosen["baseline"] or args.baseline[0]
-        full_config = chosen["redeem"] or args.full[0]
-        for count in args.closed:
-            for side, kind in SIDES:
-                if kind in kinds:
-                    config = base_config if kind == "baseline" else (chosen[kind] or full_config)
-                    closed.append(run.measure(side, kind, config, 0, clients=count))
-        if args.at:
-            saved, args.step_s = args.step_s, args.at_s
-            fixed.append(run.measure("baseline", "baseline", base_config, args.at))
-            fixed.append(run.measure("full: redemptions only", "redeem", full_config, args.at))
-            args.step_s = saved
+        for repeat in range(1, args.repeat + 1):
+            if args.repeat > 1:
+                print(f"\n=== run {repeat} of {args.repeat} ===", flush=True)
+            figures = one_run(Run(args, generators, servers, meter), args, kinds)
+            report(figures, args)
+            runs.append(figures)
     finally:
         generators.close()
         servers.stop_all()
-    report(run, best, closed, fixed, args)
+    if len(runs) > 1:
+        spread(runs)
 
 
 if __name__ == "__main__":
