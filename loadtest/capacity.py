@@ -385,11 +385,10 @@ def report(figures: Figures, args) -> None:
             f"  {side:<24} {str(step.config):<6} {step.rate:7,.0f}/s  {step.p50_ms:6.2f}  {step.p99_ms:6.2f}  "
             f"{step.cpu_text()}  {step.load:4.2f}"
         )
-    base = best.get("baseline")
     for side, _ in SIDES[1:]:
-        step = best.get(side)
-        if base is not None and step is not None:
-            print(f"  ratio {side}: {step.rate / base.rate:.2f}x the baseline's capacity")
+        ratio = capacity_ratio(best, side)
+        if ratio is not None:
+            print(f"  ratio {side}: {ratio:.2f}x the baseline's capacity")
     if closed:
         print("closed loop (requests/s, p50/p99 ms):")
         counts = sorted({int(s.rate) for s in closed})
@@ -403,12 +402,12 @@ def report(figures: Figures, args) -> None:
                 else ""
                 for n in names
             ]
-            ratio = (
-                f"{row['full: redemptions only'].throughput() / row['baseline'].throughput():.2f}x"
-                if "baseline" in row and "full: redemptions only" in row
-                else ""
+            ratio = closed_ratio(row)
+            print(
+                f"  {count:7d}  "
+                + "  ".join(f"{c:>36}" for c in cells)
+                + (f"  {ratio:.2f}x" if ratio is not None else "")
             )
-            print(f"  {count:7d}  " + "  ".join(f"{c:>36}" for c in cells) + f"  {ratio}")
     for step in fixed:
         print(
             f"offered {step.rate:,.0f}/s, {step.side} ({step.config}): p50 {step.p50_ms:.2f} ms, p99 {step.p99_ms:.2f} ms, "
@@ -428,6 +427,19 @@ def _best_config(steps: list[Step], side: str, best: Step | None) -> Config | No
     return min((s for s in tried if s.rate == lowest), key=lambda s: s.p99_ms).config
 
 
+def capacity_ratio(best: dict[str, Step | None], side: str) -> float | None:
+    """`side`'s capacity over the baseline's (None: either had no rung pass)."""
+    base, step = best.get("baseline"), best.get(side)
+    return step.rate / base.rate if base is not None and step is not None else None
+
+
+def closed_ratio(row: dict[str, Step]) -> float | None:
+    """The redemptions' closed-loop throughput over the baseline's at one client count (None: one side not run)."""
+    if "baseline" not in row or "full: redemptions only" not in row:
+        return None
+    return row["full: redemptions only"].throughput() / row["baseline"].throughput()
+
+
 @dataclass
 class Figures:
     """One run's measurements: each side's capacity step, the closed loop's steps and the fixed rate's."""
@@ -440,19 +452,17 @@ class Figures:
     def ratios(self) -> dict[str, float]:
         """The figures the issue's targets are stated in, as this run measured them (absent: not measured)."""
         out: dict[str, float] = {}
-        base = self.best.get("baseline")
         for side, kind in SIDES[1:]:
-            step = self.best.get(side)
-            if base is not None and step is not None:
-                out[f"capacity, {kind}: x the baseline"] = step.rate / base.rate
+            ratio = capacity_ratio(self.best, side)
+            if ratio is not None:
+                out[f"capacity, {kind}: x the baseline"] = ratio
         by_count: dict[int, dict[str, Step]] = {}
         for step in self.closed:
             by_count.setdefault(int(step.rate), {})[step.side] = step
         for count, row in sorted(by_count.items()):
-            if "baseline" in row and "full: redemptions only" in row:
-                out[f"closed loop, {count} clients: x the baseline"] = (
-                    row["full: redemptions only"].throughput() / row["baseline"].throughput()
-                )
+            ratio = closed_ratio(row)
+            if ratio is not None:
+                out[f"closed loop, {count} clients: x the baseline"] = ratio
         for step in self.fixed:
             if step.side == "full: redemptions only":
                 out[f"p99 at {step.rate:,.0f}/s offered, full path: ms"] = step.p99_ms
@@ -558,6 +568,8 @@ def main() -> None:
             if args.repeat > 1:
                 print(f"\n=== run {repeat} of {args.repeat} ===", flush=True)
             figures = one_run(Run(args, generators, servers, meter), args, kinds)
+            # The report's yardstick is taken with the servers stopped; the next run starts them again.
+            servers.stop_all()
             report(figures, args)
             runs.append(figures)
     finally:

@@ -56,6 +56,7 @@ from loadtest.harness import (  # noqa: E402
     warm_wal,
 )
 from loadtest.lean_client import Generators  # noqa: E402
+from voucher_engine.redemption.service import BATCH_APPLICATION_NAME  # noqa: E402
 
 TOP_STATEMENTS = 20
 STATEMENT_CHARS = 110
@@ -273,7 +274,7 @@ def main() -> None:
             worker = f"the worker {used(root) * per_batch:,.0f} µs, " if args.workers == 1 else ""
             print(
                 f"per redemption batch ({counted['jobs'] / counted['batches']:.2f} jobs): {worker}"
-                f"its backend {by_name.get(BATCHER, 0.0) * per_batch:,.0f} µs of CPU"
+                f"its backend {by_name.get(BATCH_APPLICATION_NAME, 0.0) * per_batch:,.0f} µs of CPU"
             )
         if statements:
             print(
@@ -300,8 +301,7 @@ def main() -> None:
 
 
 _BACKENDS = """SELECT pid, coalesce(nullif(application_name, ''), backend_type) AS name FROM pg_stat_activity"""
-BATCHER = "voucher-engine batcher"  # the application_name of the redemption batches' connections
-_BATCH_BACKENDS = f"SELECT pid FROM pg_stat_activity WHERE application_name = '{BATCHER}'"
+_BATCH_BACKENDS = f"SELECT pid FROM pg_stat_activity WHERE application_name = '{BATCH_APPLICATION_NAME}'"
 _STATEMENTS = """SELECT calls, total_exec_time + total_plan_time AS ms, wal_records,
        shared_blks_hit + shared_blks_read AS buffers, query FROM pg_stat_statements
 WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database())

@@ -13,7 +13,7 @@ from redemption_world import WALLET, holder
 from voucher_engine.db.engine import plain_url
 from voucher_engine.ledger import service as ledger
 from voucher_engine.redemption import repository
-from voucher_engine.redemption.service import new_redemption_id, redeem_transaction
+from voucher_engine.redemption.service import BATCH_APPLICATION_NAME, new_redemption_id, redeem_transaction
 
 NOODLES = "xuhui-noodles"
 
@@ -43,8 +43,8 @@ async def _wait_for_blocked_batch(conn) -> None:
     """Until the redemption's write waits for the row lock another connection holds."""
     for _ in range(500):
         if await conn.fetchval(
-            "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
-            "AND application_name = 'voucher-engine batcher'"
+            "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND application_name = $1",
+            BATCH_APPLICATION_NAME,
         ):
             return
         await asyncio.sleep(0.01)

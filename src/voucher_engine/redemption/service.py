@@ -58,6 +58,8 @@ from voucher_engine.redemption import repository
 from voucher_engine.redemption.decide import MerchantView, Settlement, VoucherView, evaluate, zone
 
 log = logging.getLogger("voucher_engine.redemption")
+# The batches' connections name themselves so, for pg_stat_activity (loadtest/where_time_goes.py, the tests).
+BATCH_APPLICATION_NAME = "voucher-engine batcher"
 
 
 @dataclass(slots=True)
@@ -230,7 +232,7 @@ class BatchRunner:
                     reset=no_reset,
                     statement_cache_size=512,
                     server_settings={
-                        "application_name": "voucher-engine batcher",
+                        "application_name": BATCH_APPLICATION_NAME,
                         "plan_cache_mode": "force_generic_plan",
                     },
                 )
